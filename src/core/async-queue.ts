@@ -1,0 +1,92 @@
+
+/**
+ * An unbounded push queue exposed as an async iterator: backends push
+ * watch events from callbacks; the consumer pulls. `fail` ends it with an
+ * error, `end` ends it cleanly, and the iterator's `return` runs `onClose`.
+ */
+export class AsyncQueue<T> implements AsyncIterableIterator<T> {
+  private items: T[] = [];
+  private waiting: { resolve: (r: IteratorResult<T>) => void; reject: (e: unknown) => void } | undefined;
+  private done = false;
+  private error: unknown;
+  private closers: Array<() => void> = [];
+
+  constructor(signal?: AbortSignal) {
+    if (signal) {
+      if (signal.aborted) this.done = true;
+      const onAbort = () => this.end();
+      signal.addEventListener('abort', onAbort, { once: true });
+      this.closers.push(() => signal.removeEventListener('abort', onAbort));
+    }
+  }
+
+  onClose(fn: () => void): void {
+    if (this.done) fn();
+    else this.closers.push(fn);
+  }
+
+  get closed(): boolean {
+    return this.done;
+  }
+
+  push(item: T): void {
+    if (this.done) return;
+    if (this.waiting) {
+      const w = this.waiting;
+      this.waiting = undefined;
+      w.resolve({ value: item, done: false });
+    } else {
+      this.items.push(item);
+    }
+  }
+
+  fail(error: unknown): void {
+    if (this.done) return;
+    this.error = error;
+    this.finish();
+  }
+
+  end(): void {
+    if (!this.done) this.finish();
+  }
+
+  private finish(): void {
+    this.done = true;
+    const closers = this.closers;
+    this.closers = [];
+    for (const c of closers) c();
+    if (this.waiting) {
+      const w = this.waiting;
+      this.waiting = undefined;
+      if (this.error !== undefined && this.items.length === 0) w.reject(this.error);
+      else w.resolve({ value: undefined, done: true });
+    }
+  }
+
+  next(): Promise<IteratorResult<T>> {
+    if (this.items.length > 0) return Promise.resolve({ value: this.items.shift() as T, done: false });
+    if (this.done) {
+      if (this.error !== undefined) {
+        const e = this.error;
+        this.error = undefined;
+        return Promise.reject(e);
+      }
+      return Promise.resolve({ value: undefined, done: true });
+    }
+    return new Promise((resolve, reject) => {
+      this.waiting = { resolve, reject };
+    });
+  }
+
+  return(): Promise<IteratorResult<T>> {
+    this.items = [];
+    this.error = undefined;
+    this.end();
+    return Promise.resolve({ value: undefined, done: true });
+  }
+
+  [Symbol.asyncIterator](): this {
+    return this;
+  }
+}
+

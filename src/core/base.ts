@@ -1,0 +1,123 @@
+import { ClosedError, InvalidArgumentError, UnsupportedError } from './errors.js';
+import { assertKey, assertRevision, assertTtl } from './keys.js';
+import { runUpdate } from './update.js';
+import { WriteCombiner } from './combine.js';
+import type {
+  AtomicBatch, AtomicOp, Capabilities, DeleteOptions, Entry, HistoryOptions, ListOptions, ListPage,
+  Mutation, PutOptions, Store, StoredRecord, UpdateOptions, WatchEvent, WatchOptions,
+} from './types.js';
+
+/**
+ * Shared front of every backend: argument checks, the update loop, write
+ * combining and the atomic() builder. Backends implement the primitives.
+ */
+export abstract class BaseStore implements Store {
+  abstract readonly backend: string;
+  abstract readonly capabilities: Capabilities;
+  private closed = false;
+  private readonly combiner = new WriteCombiner(this);
+
+  abstract getRecord<T = unknown>(key: string): Promise<StoredRecord<T> | null>;
+  abstract list<T = unknown>(options?: ListOptions): Promise<ListPage<T>>;
+  abstract watch<T = unknown>(options: WatchOptions): AsyncIterable<WatchEvent<T>>;
+  abstract history<T = unknown>(key: string, options?: HistoryOptions): Promise<StoredRecord<T>[]>;
+  protected abstract doPut<T>(key: string, value: T, options: PutOptions): Promise<Entry<T>>;
+  protected abstract doDelete(key: string, options: DeleteOptions): Promise<number | null>;
+  protected abstract doClose(): Promise<void>;
+
+  protected commitAtomic(_ops: AtomicOp[]): Promise<{ revision: number }> {
+    return Promise.reject(new UnsupportedError('atomic', this.backend));
+  }
+
+  async get<T = unknown>(key: string): Promise<Entry<T> | null> {
+    const record = await this.getRecord<T>(key);
+    return record === null || 'deleted' in record ? null : record;
+  }
+
+  async put<T = unknown>(key: string, value: T, options: PutOptions = {}): Promise<Entry<T>> {
+    this.assertOpen();
+    assertKey(key);
+    checkCondition(options);
+    assertTtl(options.ttlMs);
+    if (options.ttlMs !== undefined && !this.capabilities.ttl) throw new UnsupportedError('ttl', this.backend);
+    return this.doPut(key, value, options);
+  }
+
+  async delete(key: string, options: DeleteOptions = {}): Promise<number | null> {
+    this.assertOpen();
+    assertKey(key);
+    checkCondition(options);
+    return this.doDelete(key, options);
+  }
+
+  async update<T = unknown>(key: string, fn: Mutation<T>, options: UpdateOptions<T> = {}): Promise<Entry<T> | null> {
+    this.assertOpen();
+    assertKey(key);
+    if (typeof fn !== 'function') throw new InvalidArgumentError('update() needs a mutation function');
+    if (options.ttlMs !== undefined && !this.capabilities.ttl) throw new UnsupportedError('ttl', this.backend);
+    if (options.combine === false || !WriteCombiner.canCombine(options as UpdateOptions<unknown>)) return runUpdate(this, key, fn, options);
+    return this.combiner.update(key, fn, options);
+  }
+
+  atomic(): AtomicBatch {
+    const ops: AtomicOp[] = [];
+    const batch: AtomicBatch = {
+      check: (key, revision) => {
+        assertKey(key);
+        if (revision !== null) assertRevision(revision);
+        ops.push({ type: 'check', key, revision });
+        return batch;
+      },
+      set: (key, value, options) => {
+        assertKey(key);
+        assertTtl(options?.ttlMs);
+        ops.push(options?.ttlMs === undefined ? { type: 'set', key, value } : { type: 'set', key, value, ttlMs: options.ttlMs });
+        return batch;
+      },
+      delete: (key) => {
+        assertKey(key);
+        ops.push({ type: 'delete', key });
+        return batch;
+      },
+      commit: async () => {
+        this.assertOpen();
+        if (!this.capabilities.atomic) throw new UnsupportedError('atomic', this.backend);
+        const writes = ops.filter((op) => op.type !== 'check').map((op) => op.key);
+        if (new Set(writes).size !== writes.length) throw new InvalidArgumentError('an atomic batch writes each key at most once');
+        if (ops.some((op) => op.type === 'set' && op.ttlMs !== undefined) && !this.capabilities.ttl) {
+          throw new UnsupportedError('ttl', this.backend);
+        }
+        return this.commitAtomic(ops);
+      },
+    };
+    return batch;
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.doClose();
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  protected assertOpen(): void {
+    if (this.closed) throw new ClosedError(this.backend);
+  }
+}
+
+function checkCondition(options: PutOptions): void {
+  let count = 0;
+  if (options.ifAbsent !== undefined) {
+    if (options.ifAbsent !== true) throw new InvalidArgumentError('ifAbsent must be true when given');
+    count++;
+  }
+  if (options.ifRevision !== undefined) {
+    assertRevision(options.ifRevision, 'ifRevision');
+    count++;
+  }
+  if ('ifValue' in options && options.ifValue !== undefined) count++;
+  if (count > 1) throw new InvalidArgumentError('give at most one of ifAbsent, ifRevision, ifValue');
+}

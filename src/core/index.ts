@@ -1,0 +1,12 @@
+export * from './errors.js';
+export * from './types.js';
+export { jsonCodec, rawCodec } from './codec.js';
+export { deepEqual } from './equal.js';
+export { linearBackoff, exponentialJitter, decorrelatedJitter } from './retry.js';
+export { runUpdate, UPDATE_DEFAULTS, newWriterToken, sleep } from './update.js';
+export { validateCandidate } from './validate.js';
+export { BaseStore } from './base.js';
+export { WriteCombiner } from './combine.js';
+export { AsyncQueue } from './async-queue.js';
+export { assertKey, assertPrefix, assertValueSize, assertTtl, assertRevision, assertLimit, compareKeys, keyFilter, MAX_KEY_BYTES, DEFAULT_MAX_VALUE_BYTES } from './keys.js';
+export { conditionFailure } from './conditions.js';

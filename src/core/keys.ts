@@ -1,0 +1,70 @@
+import type { WatchOptions } from './types.js';
+import { InvalidArgumentError, InvalidKeyError, TooLargeError } from './errors.js';
+
+export const MAX_KEY_BYTES = 1024;
+export const DEFAULT_MAX_VALUE_BYTES = 1024 * 1024;
+
+// C0, DEL and C1 controls: they break logs, terminals, NATS subjects and HTTP headers.
+const CONTROL_CHARS = /[\u0000-\u001f\u007f-\u009f]/;
+
+export function assertKey(key: unknown): asserts key is string {
+  if (typeof key !== 'string') throw new InvalidKeyError(`a key must be a string, got ${typeof key}`, MAX_KEY_BYTES);
+  if (key.length === 0) throw new InvalidKeyError('a key must not be empty', MAX_KEY_BYTES);
+  checkText(key, 'key');
+}
+
+/** A prefix follows the key rules but may be empty. */
+export function assertPrefix(prefix: unknown): asserts prefix is string {
+  if (typeof prefix !== 'string') throw new InvalidKeyError(`a prefix must be a string, got ${typeof prefix}`, MAX_KEY_BYTES);
+  if (prefix.length > 0) checkText(prefix, 'prefix');
+}
+
+function checkText(text: string, what: string): void {
+  if (CONTROL_CHARS.test(text)) throw new InvalidKeyError(`a ${what} must not contain control characters`, MAX_KEY_BYTES);
+  if (!text.isWellFormed()) throw new InvalidKeyError(`a ${what} must be well-formed unicode (no lone surrogates)`, MAX_KEY_BYTES);
+  const bytes = Buffer.byteLength(text, 'utf8');
+  if (bytes > MAX_KEY_BYTES) throw new InvalidKeyError(`a ${what} is ${bytes} UTF-8 bytes, over the limit of ${MAX_KEY_BYTES}`, MAX_KEY_BYTES);
+}
+
+export function assertValueSize(bytes: Uint8Array, limit: number): void {
+  if (bytes.byteLength > limit) throw new TooLargeError('the encoded value', bytes.byteLength, limit);
+}
+
+export function assertTtl(ttlMs: unknown): void {
+  if (ttlMs === undefined) return;
+  if (typeof ttlMs !== 'number' || !Number.isSafeInteger(ttlMs) || ttlMs <= 0) {
+    throw new InvalidArgumentError(`ttlMs must be a positive integer number of milliseconds, got ${String(ttlMs)}`);
+  }
+}
+
+export function assertRevision(revision: unknown, what = 'revision'): asserts revision is number {
+  if (typeof revision !== 'number' || !Number.isSafeInteger(revision) || revision < 0) {
+    throw new InvalidArgumentError(`${what} must be a non-negative safe integer, got ${String(revision)}`);
+  }
+}
+
+export function assertLimit(limit: unknown, max: number): number | undefined {
+  if (limit === undefined) return undefined;
+  if (typeof limit !== 'number' || !Number.isSafeInteger(limit) || limit <= 0) {
+    throw new InvalidArgumentError(`limit must be a positive integer, got ${String(limit)}`);
+  }
+  return Math.min(limit, max);
+}
+
+
+/** Keys sort by UTF-8 bytes on every backend, so pages are stable across stores. */
+export function compareKeys(a: string, b: string): number {
+  return Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
+}
+
+export function keyFilter(options: WatchOptions): (key: string) => boolean {
+  if (options.key !== undefined) {
+    assertKey(options.key);
+    const key = options.key;
+    return (k) => k === key;
+  }
+  const prefix = options.prefix ?? '';
+  assertPrefix(prefix);
+  return (k) => k.startsWith(prefix);
+}
+

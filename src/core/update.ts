@@ -1,0 +1,117 @@
+import { randomBytes } from 'node:crypto';
+import { AbortedError, BackendError, ConflictError, RetryExhaustedError, RevkitError } from './errors.js';
+import { exponentialJitter } from './retry.js';
+import { isTombstone, SKIP, type Entry, type Mutation, type PutOptions, type Store, type StoredRecord, type UpdateOptions } from './types.js';
+import { validateCandidate } from './validate.js';
+
+/** Chosen from the hot-key benchmark (BENCHMARKS.md). */
+export const UPDATE_DEFAULTS = {
+  maxAttempts: 64,
+  deadlineMs: 30_000,
+  retry: exponentialJitter({ baseMs: 1, capMs: 64 }),
+};
+
+export function newWriterToken(): string {
+  return randomBytes(9).toString('base64url');
+}
+
+/** What the update loop needs from a store. */
+export type UpdatableStore = Pick<Store, 'getRecord' | 'put' | 'history' | 'capabilities'>;
+
+/**
+ * DESIGN §4: read (tombstones included), apply the mutation to a private
+ * copy, validate, write guarded by what was read; on conflict or transient
+ * fault back off and start over from the read.
+ */
+export async function runUpdate<T>(store: UpdatableStore, key: string, fn: Mutation<T>, opts: UpdateOptions<T> = {}): Promise<Entry<T> | null> {
+  const maxAttempts = opts.maxAttempts ?? UPDATE_DEFAULTS.maxAttempts;
+  const deadline = Date.now() + (opts.deadlineMs ?? UPDATE_DEFAULTS.deadlineMs);
+  const policy = opts.retry ?? UPDATE_DEFAULTS.retry;
+  const writer = newWriterToken();
+  let lastError: unknown;
+  let previousDelay = 0;
+  // Revision read before a write whose acknowledgement was lost; a later
+  // record carrying our token above it means that write did commit.
+  let ambiguousBase: number | undefined;
+
+  for (let attempt = 1; ; attempt++) {
+    if (opts.signal?.aborted) throw new RetryExhaustedError(key, attempt - 1, lastError ?? new AbortedError(opts.signal.reason), 'aborted');
+    let read: StoredRecord<T> | null = null;
+    try {
+      read = await store.getRecord<T>(key);
+      if (ambiguousBase !== undefined) {
+        const own = await findOwnWrite(store, key, read, writer, ambiguousBase);
+        if (own) return own;
+      }
+      const live = read !== null && !isTombstone(read);
+      const current = live ? structuredClone((read as Entry<T>).value) : defaultValue(opts);
+      const next = await fn(current);
+      if (next === SKIP) return live ? (read as Entry<T>) : null;
+      const candidate = await validateCandidate(key, next as T, opts);
+      const guard: PutOptions = read === null ? { ifAbsent: true } : { ifRevision: read.revision };
+      guard.writer = writer;
+      if (opts.ttlMs !== undefined) guard.ttlMs = opts.ttlMs;
+      return await store.put<T>(key, candidate, guard);
+    } catch (err) {
+      if (ConflictError.is(err)) {
+        lastError = err;
+      } else if (BackendError.is(err) && err.transient) {
+        lastError = err;
+        if (err.ambiguous && ambiguousBase === undefined) ambiguousBase = read?.revision ?? 0;
+      } else {
+        throw err;
+      }
+    }
+    if (attempt >= maxAttempts) throw new RetryExhaustedError(key, attempt, lastError, 'attempts');
+    const remaining = deadline - Date.now();
+    if (remaining <= 0) throw new RetryExhaustedError(key, attempt, lastError, 'deadline');
+    const delay = Math.max(0, policy.delay(attempt, previousDelay));
+    previousDelay = delay;
+    opts.onRetry?.({ key, attempt, error: lastError, delayMs: delay });
+    if (delay >= remaining) {
+      await sleep(remaining, opts.signal).catch(() => undefined);
+      throw new RetryExhaustedError(key, attempt, lastError, opts.signal?.aborted ? 'aborted' : 'deadline');
+    }
+    try {
+      await sleep(delay, opts.signal);
+    } catch {
+      throw new RetryExhaustedError(key, attempt, lastError, 'aborted');
+    }
+  }
+}
+
+function defaultValue<T>(opts: UpdateOptions<T>): T | undefined {
+  const d = opts.default;
+  return typeof d === 'function' ? (d as () => T)() : structuredClone(d);
+}
+
+export async function findOwnWrite<T>(store: UpdatableStore, key: string, read: StoredRecord<T> | null, writer: string, base: number): Promise<Entry<T> | null> {
+  if (read && read.writer === writer && read.revision > base) return isTombstone(read) ? null : read;
+  if (!store.capabilities.history || read === null || read.revision <= base) return null;
+  // Someone may have written on top of our committed write: look back.
+  try {
+    const past = await store.history<T>(key, { limit: 64 });
+    const own = past.find((r) => r.writer === writer && r.revision > base);
+    return own && !isTombstone(own) ? own : null;
+  } catch (err) {
+    if (RevkitError.is(err)) return null;
+    throw err;
+  }
+}
+
+export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(new AbortedError(signal.reason));
+    if (ms <= 0 && !signal) return resolve();
+    const timer = setTimeout(done, ms);
+    function done() {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }
+    function onAbort() {
+      clearTimeout(timer);
+      reject(new AbortedError(signal?.reason));
+    }
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}

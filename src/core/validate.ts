@@ -1,0 +1,32 @@
+import type { StandardSchemaV1 } from '@standard-schema/spec';
+import { RevkitError, ValidationError } from './errors.js';
+import type { UpdateOptions } from './types.js';
+
+/**
+ * Runs `opts.schema` (any Standard Schema validator) and then `opts.validate`
+ * on a candidate value. Returns the schema's output (schemas may normalise).
+ */
+export async function validateCandidate<T>(key: string, candidate: T, opts: Pick<UpdateOptions<T>, 'schema' | 'validate'>): Promise<T> {
+  let value = candidate;
+  if (opts.schema) {
+    const result = await (opts.schema as StandardSchemaV1<unknown, T>)['~standard'].validate(value);
+    if (result.issues) {
+      throw new ValidationError(result.issues.map((i) => ({ message: i.message, ...(i.path ? { path: i.path } : {}) })), key);
+    }
+    value = result.value;
+  }
+  if (opts.validate) {
+    let verdict: void | string | boolean;
+    try {
+      verdict = await opts.validate(value);
+    } catch (err) {
+      if (RevkitError.is(err)) throw err;
+      const error = new ValidationError([{ message: err instanceof Error ? err.message : String(err) }], key);
+      (error as { cause?: unknown }).cause = err;
+      throw error;
+    }
+    if (verdict === false) throw new ValidationError([{ message: 'rejected by validate()' }], key);
+    if (typeof verdict === 'string') throw new ValidationError([{ message: verdict }], key);
+  }
+  return value;
+}

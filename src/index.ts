@@ -1,0 +1,3 @@
+export * from './core/index.js';
+export { open, supportedSchemes, type OpenOptions } from './open.js';
+export { MemoryStore, memoryStore } from './memory/index.js';

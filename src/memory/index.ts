@@ -1,0 +1,211 @@
+import {
+  AsyncQueue, BaseStore, ConflictError, DEFAULT_MAX_VALUE_BYTES, HistoryGoneError, assertKey, assertLimit, assertPrefix,
+  assertValueSize, compareKeys, conditionFailure, keyFilter, isTombstone, jsonCodec,
+  type AtomicOp, type Capabilities, type Codec, type DeleteOptions, type Entry, type FailedCheck, type HistoryOptions,
+  type ListOptions, type ListPage, type PutOptions, type StoreOptions, type StoredRecord, type Tombstone, type WatchEvent, type WatchOptions,
+} from '../core/index.js';
+
+export interface MemoryStoreOptions extends StoreOptions {
+  /** Past revisions kept per key for history(); default 64. */
+  historyDepth?: number;
+  /** Changes kept for watch({ fromRevision }); default 100,000. */
+  changeLogSize?: number;
+  /** How often expired keys are turned into tombstones; default 1000 ms. */
+  sweepIntervalMs?: number;
+}
+
+interface Stored {
+  record: StoredRecord<Uint8Array>;
+}
+
+/** The reference semantics: everything in one process's memory. */
+export class MemoryStore extends BaseStore {
+  readonly backend = 'memory';
+  readonly capabilities: Capabilities = { atomic: true, ttl: true, history: true, watch: true, crossProcess: false, durability: 'memory' };
+  private readonly records = new Map<string, StoredRecord<Uint8Array>>();
+  private readonly past = new Map<string, StoredRecord<Uint8Array>[]>();
+  private readonly changes: WatchEvent<Uint8Array>[] = [];
+  private readonly watchers = new Set<{ matches: (key: string) => boolean; queue: AsyncQueue<WatchEvent> }>();
+  private revision = 0;
+  private readonly codec: Codec;
+  private readonly maxValueBytes: number;
+  private readonly historyDepth: number;
+  private readonly changeLogSize: number;
+  private readonly sweeper: NodeJS.Timeout;
+
+  constructor(options: MemoryStoreOptions = {}) {
+    super();
+    this.codec = options.codec ?? jsonCodec;
+    this.maxValueBytes = options.maxValueBytes ?? DEFAULT_MAX_VALUE_BYTES;
+    this.historyDepth = options.historyDepth ?? 64;
+    this.changeLogSize = options.changeLogSize ?? 100_000;
+    this.sweeper = setInterval(() => this.sweepExpired(), options.sweepIntervalMs ?? 1000);
+    this.sweeper.unref();
+  }
+
+  async getRecord<T = unknown>(key: string): Promise<StoredRecord<T> | null> {
+    this.assertOpen();
+    assertKey(key);
+    return this.decode<T>(this.current(key));
+  }
+
+  protected async doPut<T>(key: string, value: T, options: PutOptions): Promise<Entry<T>> {
+    const bytes = this.encode(value);
+    const failure = conditionFailure(key, this.comparable(key, options), options);
+    if (failure) throw new ConflictError([failure]);
+    const revision = ++this.revision;
+    const entry = this.write(key, bytes, revision, options.ttlMs, options.writer);
+    return this.decode<T>(entry) as Entry<T>;
+  }
+
+  protected async doDelete(key: string, options: DeleteOptions): Promise<number | null> {
+    const current = this.current(key);
+    const failure = conditionFailure(key, this.comparable(key, options), options);
+    if (failure) throw new ConflictError([failure]);
+    if (!this.isLive(current)) return null;
+    const revision = ++this.revision;
+    this.remove(key, revision, options.writer);
+    return revision;
+  }
+
+  protected override async commitAtomic(ops: AtomicOp[]): Promise<{ revision: number }> {
+    const failed: FailedCheck[] = [];
+    const encoded = new Map<string, Uint8Array>();
+    for (const op of ops) {
+      if (op.type === 'set') encoded.set(op.key, this.encode(op.value));
+      if (op.type !== 'check') continue;
+      const failure = conditionFailure(op.key, this.current(op.key), op.revision === null ? { ifAbsent: true } : { ifRevision: op.revision });
+      if (failure) failed.push(failure);
+    }
+    if (failed.length > 0) throw new ConflictError(failed);
+    const revision = ++this.revision;
+    for (const op of ops) {
+      if (op.type === 'set') this.write(op.key, encoded.get(op.key) as Uint8Array, revision, op.ttlMs, undefined);
+      else if (op.type === 'delete' && this.isLive(this.current(op.key))) this.remove(op.key, revision, undefined);
+    }
+    return { revision };
+  }
+
+  async list<T = unknown>(options: ListOptions = {}): Promise<ListPage<T>> {
+    this.assertOpen();
+    const prefix = options.prefix ?? '';
+    assertPrefix(prefix);
+    const limit = assertLimit(options.limit, 10_000) ?? 1000;
+    const keys = [...this.records.keys()]
+      .filter((k) => k.startsWith(prefix) && (options.after === undefined || compareKeys(k, options.after) > 0) && this.isLive(this.current(k)))
+      .sort(compareKeys);
+    const page = keys.slice(0, limit);
+    const entries = page.map((k) => this.decode<T>(this.current(k)) as Entry<T>);
+    return keys.length > limit ? { entries, cursor: page[page.length - 1] as string } : { entries };
+  }
+
+  async history<T = unknown>(key: string, options: HistoryOptions = {}): Promise<StoredRecord<T>[]> {
+    this.assertOpen();
+    assertKey(key);
+    const limit = assertLimit(options.limit, this.historyDepth) ?? this.historyDepth;
+    return (this.past.get(key) ?? []).slice(0, limit).map((r) => this.decode<T>(r) as StoredRecord<T>);
+  }
+
+  watch<T = unknown>(options: WatchOptions): AsyncIterable<WatchEvent<T>> {
+    this.assertOpen();
+    const matches = keyFilter(options);
+    const queue = new AsyncQueue<WatchEvent>(options.signal);
+    if (options.fromRevision !== undefined) {
+      const oldest = this.changes[0]?.revision ?? this.revision + 1;
+      if (options.fromRevision + 1 < oldest && this.revision > options.fromRevision) {
+        queue.fail(new HistoryGoneError(options.fromRevision, oldest));
+        return queue as AsyncIterable<WatchEvent<T>>;
+      }
+      for (const change of this.changes) {
+        if (change.revision > options.fromRevision && matches(change.key)) queue.push(this.decodeEvent(change));
+      }
+    }
+    const watcher = { matches, queue };
+    this.watchers.add(watcher);
+    queue.onClose(() => this.watchers.delete(watcher));
+    return queue as AsyncIterable<WatchEvent<T>>;
+  }
+
+  protected async doClose(): Promise<void> {
+    clearInterval(this.sweeper);
+    for (const w of this.watchers) w.queue.end();
+    this.watchers.clear();
+  }
+
+  /** ifValue compares decoded values; the other conditions only need revisions. */
+  private comparable(key: string, cond: { ifValue?: unknown }): StoredRecord | null {
+    return cond.ifValue === undefined ? this.current(key) : this.decode(this.current(key));
+  }
+
+  private current(key: string): StoredRecord<Uint8Array> | null {
+    return this.records.get(key) ?? null;
+  }
+
+  private isLive(record: StoredRecord<Uint8Array> | null, now = Date.now()): boolean {
+    return record !== null && !isTombstone(record) && !(record.expiresAt !== undefined && record.expiresAt <= now);
+  }
+
+  private encode(value: unknown): Uint8Array {
+    const bytes = this.codec.encode(value);
+    assertValueSize(bytes, this.maxValueBytes);
+    return bytes;
+  }
+
+  private write(key: string, bytes: Uint8Array, revision: number, ttlMs: number | undefined, writer: string | undefined): Entry<Uint8Array> {
+    const previous = this.current(key);
+    const now = Date.now();
+    const entry: Entry<Uint8Array> = {
+      key,
+      value: bytes,
+      revision,
+      createdRevision: this.isLive(previous, now) ? (previous as Entry<Uint8Array>).createdRevision : revision,
+      updatedAt: now,
+    };
+    if (ttlMs !== undefined) entry.expiresAt = now + ttlMs;
+    if (writer !== undefined) entry.writer = writer;
+    this.commit(entry, { type: 'put', key, revision, entry });
+    return entry;
+  }
+
+  private remove(key: string, revision: number, writer: string | undefined): void {
+    const tombstone: Tombstone = { key, revision, deleted: true };
+    if (writer !== undefined) tombstone.writer = writer;
+    this.commit(tombstone, { type: 'delete', key, revision });
+  }
+
+  private commit(record: StoredRecord<Uint8Array>, event: WatchEvent<Uint8Array>): void {
+    this.records.set(record.key, record);
+    const past = this.past.get(record.key) ?? [];
+    past.unshift(record);
+    if (past.length > this.historyDepth) past.length = this.historyDepth;
+    this.past.set(record.key, past);
+    this.changes.push(event);
+    if (this.changes.length > this.changeLogSize) this.changes.splice(0, this.changes.length - this.changeLogSize);
+    for (const w of this.watchers) if (w.matches(event.key)) w.queue.push(this.decodeEvent(event));
+  }
+
+  private sweepExpired(): void {
+    const now = Date.now();
+    for (const [key, record] of this.records) {
+      if (!isTombstone(record) && record.expiresAt !== undefined && record.expiresAt <= now) this.remove(key, ++this.revision, undefined);
+    }
+  }
+
+  private decode<T>(record: StoredRecord<Uint8Array> | null): StoredRecord<T> | null {
+    if (record === null) return null;
+    if (isTombstone(record)) return { ...record };
+    if (record.expiresAt !== undefined && record.expiresAt <= Date.now()) {
+      const t: Tombstone = { key: record.key, revision: record.revision, deleted: true };
+      return t;
+    }
+    return { ...record, value: this.codec.decode(record.value) as T };
+  }
+
+  private decodeEvent(event: WatchEvent<Uint8Array>): WatchEvent {
+    return event.type === 'put' ? { ...event, entry: { ...event.entry, value: this.codec.decode(event.entry.value) } } : { ...event };
+  }
+}
+
+export function memoryStore(options?: MemoryStoreOptions): MemoryStore {
+  return new MemoryStore(options);
+}

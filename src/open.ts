@@ -1,0 +1,60 @@
+import { InvalidArgumentError, UnsupportedError, type Store } from './core/index.js';
+
+export interface OpenOptions {
+  maxValueBytes?: number;
+  [option: string]: unknown;
+}
+
+type Opener = (url: URL, raw: string, options: OpenOptions) => Promise<Store>;
+
+/**
+ * Backends load lazily so that an application pays only for the driver it
+ * uses, and a missing optional driver is a clear error, not a crash at import.
+ */
+const openers: Record<string, Opener> = {
+  'memory:': async (_url, _raw, options) => new (await import('./memory/index.js')).MemoryStore(options),
+  'sqlite:': async (url, raw, options) => {
+    const { SqliteStore } = await loadBackend('sqlite', 'better-sqlite3', () => import('./sqlite/index.js'));
+    return SqliteStore.fromUrl(raw, options);
+  },
+  'postgres:': async (_url, raw, options) => {
+    const { PostgresStore } = await loadBackend('postgres', 'pg', () => import('./postgres/index.js'));
+    return PostgresStore.fromUrl(raw, options);
+  },
+  'nats:': async (_url, raw, options) => {
+    const { NatsStore } = await loadBackend('nats', '@nats-io/kv', () => import('./nats/index.js'));
+    return NatsStore.fromUrl(raw, options);
+  },
+};
+openers['postgresql:'] = openers['postgres:'] as Opener;
+
+async function loadBackend<M>(backend: string, driver: string, load: () => Promise<M>): Promise<M> {
+  try {
+    return await load();
+  } catch (err) {
+    const code = (err as { code?: string }).code;
+    if (code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND') {
+      throw new UnsupportedError('open', backend, `its driver is not installed; run: npm install ${driver}`);
+    }
+    throw err;
+  }
+}
+
+/** Opens any backend by URL: memory:, sqlite:./path.db, postgres://…, nats://… */
+export async function open(url: string, options: OpenOptions = {}): Promise<Store> {
+  if (typeof url !== 'string' || url.length === 0) throw new InvalidArgumentError('open() needs a store URL such as sqlite:./data/revkit.db');
+  const scheme = /^[a-z][a-z0-9+.-]*:/i.exec(url)?.[0].toLowerCase();
+  const opener = scheme === undefined ? undefined : openers[scheme];
+  if (!opener) {
+    throw new InvalidArgumentError(`unknown store URL ${JSON.stringify(url)}: use one of ${Object.keys(openers).map((s) => `${s}…`).join(', ')}`);
+  }
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch (cause) {
+    throw new InvalidArgumentError(`malformed store URL ${JSON.stringify(url)}`, { cause });
+  }
+  return opener(parsed, url, options);
+}
+
+export const supportedSchemes = (): string[] => Object.keys(openers);

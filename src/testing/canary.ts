@@ -1,0 +1,78 @@
+import { setImmediate as yieldTurn } from 'node:timers/promises';
+import {
+  BaseStore, ConflictError, conditionFailure,
+  type AtomicOp, type Capabilities, type DeleteOptions, type Entry, type HistoryOptions, type ListOptions, type ListPage,
+  type PutOptions, type Store, type StoredRecord, type WatchEvent, type WatchOptions,
+} from '../core/index.js';
+
+/**
+ * The deliberately broken store every lost-update test must catch: it checks
+ * the condition with a read, yields, then writes unconditionally — the
+ * check-then-act race that a real compare-and-swap closes.
+ */
+export class CanaryStore extends BaseStore {
+  readonly backend: string;
+  readonly capabilities: Capabilities;
+
+  constructor(private readonly inner: Store) {
+    super();
+    this.backend = `canary(${inner.backend})`;
+    this.capabilities = inner.capabilities;
+  }
+
+  getRecord<T = unknown>(key: string): Promise<StoredRecord<T> | null> {
+    return this.inner.getRecord<T>(key);
+  }
+
+  protected async doPut<T>(key: string, value: T, options: PutOptions): Promise<Entry<T>> {
+    const failure = conditionFailure(key, await this.inner.getRecord(key), options);
+    if (failure) throw new ConflictError([failure]);
+    await yieldTurn();
+    const blind: PutOptions = {};
+    if (options.ttlMs !== undefined) blind.ttlMs = options.ttlMs;
+    if (options.writer !== undefined) blind.writer = options.writer;
+    return this.inner.put<T>(key, value, blind);
+  }
+
+  protected async doDelete(key: string, options: DeleteOptions): Promise<number | null> {
+    const failure = conditionFailure(key, await this.inner.getRecord(key), options);
+    if (failure) throw new ConflictError([failure]);
+    await yieldTurn();
+    return this.inner.delete(key);
+  }
+
+  protected override async commitAtomic(ops: AtomicOp[]): Promise<{ revision: number }> {
+    const batch = this.inner.atomic();
+    for (const op of ops) {
+      if (op.type === 'set') batch.set(op.key, op.value, op.ttlMs === undefined ? undefined : { ttlMs: op.ttlMs });
+      else if (op.type === 'delete') batch.delete(op.key);
+    }
+    for (const op of ops) {
+      if (op.type !== 'check') continue;
+      const failure = conditionFailure(op.key, await this.inner.getRecord(op.key), op.revision === null ? { ifAbsent: true } : { ifRevision: op.revision });
+      if (failure) throw new ConflictError([failure]);
+    }
+    await yieldTurn();
+    return batch.commit();
+  }
+
+  list<T = unknown>(options?: ListOptions): Promise<ListPage<T>> {
+    return this.inner.list<T>(options);
+  }
+
+  watch<T = unknown>(options: WatchOptions): AsyncIterable<WatchEvent<T>> {
+    return this.inner.watch<T>(options);
+  }
+
+  history<T = unknown>(key: string, options?: HistoryOptions): Promise<StoredRecord<T>[]> {
+    return this.inner.history<T>(key, options);
+  }
+
+  protected doClose(): Promise<void> {
+    return this.inner.close();
+  }
+}
+
+export function canary(inner: Store): CanaryStore {
+  return new CanaryStore(inner);
+}

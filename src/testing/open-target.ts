@@ -1,0 +1,9 @@
+import { open } from '../open.js';
+import type { Store } from '../core/index.js';
+import { CanaryStore } from './canary.js';
+
+/** `open()` that also understands `canary:<url>`, for test workers. */
+export async function openTarget(url: string): Promise<Store> {
+  if (url.startsWith('canary:')) return new CanaryStore(await open(url.slice('canary:'.length)));
+  return open(url);
+}
