@@ -1,0 +1,4 @@
+export * from './history.js';
+export * from './linearizability.js';
+export * from './chain.js';
+export * from './parsers.js';
