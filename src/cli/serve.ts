@@ -1,4 +1,159 @@
-import type { Command } from 'commander';
+import { randomBytes } from 'node:crypto';
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { Option, type Command } from 'commander';
+import { RevkitError, type Store } from '../core/index.js';
+import { open } from '../open.js';
+import { createServer, DEFAULT_LIMITS } from '../server/app.js';
+import { loadTokensFile, MIN_TOKEN_LENGTH, type TokenSpec } from '../server/auth.js';
 
-// Placeholder: the `serve` command arrives with the server (issue 5).
-export function registerServe(_program: Command): void {}
+export const DEFAULT_STORE_URL = 'sqlite:./data/revkit.db';
+export const DEFAULT_PORT = 8787;
+
+interface ServeOptions {
+  store: string;
+  host: string;
+  port: string;
+  adminToken?: string;
+  tokens?: string;
+  requirePreconditions?: boolean;
+  auth: boolean;
+  maxValueBytes?: string;
+  maxBodyBytes?: string;
+}
+
+/** `revkit serve`: the HTTP server of DESIGN §9. */
+export function registerServe(program: Command): void {
+  program
+    .command('serve')
+    .description('run the revkit HTTP server (DESIGN §9) over a store')
+    .addOption(new Option('--store <url>', 'store URL').env('REVKIT_STORE').default(DEFAULT_STORE_URL))
+    .addOption(new Option('--host <host>', 'address to bind').env('REVKIT_HOST').default('127.0.0.1'))
+    .addOption(new Option('--port <n>', 'port to listen on (0: any free port)').env('REVKIT_PORT').default(String(DEFAULT_PORT)))
+    .addOption(new Option('--admin-token <token>', `bearer token with admin access to every key (≥ ${MIN_TOKEN_LENGTH} characters)`).env('REVKIT_ADMIN_TOKEN'))
+    .addOption(new Option('--tokens <file>', 'JSON tokens file: [{ "name", "token", "scopes": [{ "prefix", "access": "read|write|admin" }] }]').env('REVKIT_TOKENS_FILE'))
+    .addOption(new Option('--require-preconditions', 'refuse unconditional writes with 428').env('REVKIT_REQUIRE_PRECONDITIONS'))
+    .addOption(new Option('--no-auth', 'run without authentication (only allowed on a loopback address)').env('REVKIT_NO_AUTH'))
+    .addOption(new Option('--max-value-bytes <n>', 'largest value').env('REVKIT_MAX_VALUE_BYTES'))
+    .addOption(new Option('--max-body-bytes <n>', 'largest request body').env('REVKIT_MAX_BODY_BYTES'))
+    .action(async (opts: ServeOptions) => {
+      await serve(opts);
+    });
+}
+
+function fail(message: string): never {
+  process.stderr.write(`revkit serve: ${message}\n`);
+  process.exit(1);
+}
+
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || host === '[::1]' || /^127\.\d+\.\d+\.\d+$/.test(host);
+}
+
+function positiveInt(name: string, value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!Number.isSafeInteger(n) || n <= 0) fail(`${name} must be a positive integer, got ${JSON.stringify(value)}`);
+  return n;
+}
+
+async function serve(opts: ServeOptions): Promise<void> {
+  const port = Number(opts.port);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) fail(`--port must be 0..65535, got ${JSON.stringify(opts.port)}`);
+  const maxValueBytes = positiveInt('--max-value-bytes', opts.maxValueBytes) ?? DEFAULT_LIMITS.maxValueBytes;
+  const maxBodyBytes = positiveInt('--max-body-bytes', opts.maxBodyBytes) ?? Math.max(DEFAULT_LIMITS.maxBodyBytes, maxValueBytes + 64 * 1024);
+
+  // --- who may call
+  let tokens: TokenSpec[] | null = null;
+  let generated: string | undefined;
+  if (opts.tokens) {
+    try {
+      tokens = await loadTokensFile(opts.tokens);
+    } catch (err) {
+      fail((err as Error).message);
+    }
+  }
+  if (opts.adminToken !== undefined && opts.adminToken.length < MIN_TOKEN_LENGTH) fail(`--admin-token must be at least ${MIN_TOKEN_LENGTH} characters`);
+  const authOff = opts.auth === false;
+  if (authOff) {
+    if (!isLoopback(opts.host)) fail(`--no-auth is only allowed on a loopback address, not ${opts.host}`);
+    if (tokens || opts.adminToken) fail('--no-auth conflicts with --tokens and --admin-token');
+  } else if (!tokens && opts.adminToken === undefined) {
+    generated = randomBytes(24).toString('base64url');
+  }
+  const adminToken = opts.adminToken ?? generated;
+
+  // --- the store: one clear line and exit 1 when it cannot be opened or reached
+  const sqlitePath = /^sqlite:(?!:memory:)(?:\/\/)?(.+?)(?:\?.*)?$/.exec(opts.store)?.[1];
+  if (sqlitePath) {
+    try {
+      mkdirSync(dirname(sqlitePath), { recursive: true });
+    } catch (err) {
+      fail(`cannot create the folder for ${opts.store}: ${(err as Error).message}`);
+    }
+  }
+  let store: Store;
+  try {
+    store = await open(opts.store, { maxValueBytes });
+    await store.get('__revkit/readyz');
+  } catch (err) {
+    fail(`cannot open store ${redact(opts.store)}: ${describe(err)}`);
+  }
+
+  const server = await createServer({
+    store,
+    closeStore: true,
+    tokens: authOff ? null : (tokens ?? []),
+    ...(adminToken !== undefined && !authOff ? { adminToken } : {}),
+    requirePreconditions: opts.requirePreconditions === true || String(opts.requirePreconditions) === 'true',
+    limits: { maxValueBytes, maxBodyBytes },
+  });
+  let url: string;
+  try {
+    url = await server.listen({ host: opts.host, port });
+  } catch (err) {
+    await store.close().catch(() => undefined);
+    fail(`cannot listen on ${opts.host}:${port}: ${describe(err)}`);
+  }
+
+  const out = (line: string) => process.stdout.write(`${line}\n`);
+  out(`revkit serving ${redact(opts.store)} at ${url}`);
+  if (authOff) out('authentication: OFF (--no-auth); anyone who can reach this loopback address can read and write every key');
+  else if (generated) out(`admin token (generated for this run; choose your own with --admin-token or --tokens): ${generated}`);
+  else out(`authentication: bearer tokens (${tokens ? `${tokens.length} from ${opts.tokens}` : ''}${tokens && opts.adminToken ? ' + ' : ''}${opts.adminToken ? 'the admin token' : ''})`);
+  const auth = authOff ? '' : ` -H 'Authorization: Bearer ${generated ?? '<token>'}'`;
+  out(`try: curl -i -X PUT${auth} -H 'Content-Type: application/json' -H 'If-None-Match: *' --data '{"hello":"world"}' ${url}/v1/kv/greeting`);
+
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) {
+      process.stderr.write(`revkit serve: ${signal} again, exiting now\n`);
+      process.exit(1);
+    }
+    stopping = true;
+    process.stderr.write(`revkit serve: ${signal}: finishing in-flight requests\n`);
+    server.close().then(
+      () => process.exit(0),
+      (err) => {
+        process.stderr.write(`revkit serve: error while closing: ${describe(err)}\n`);
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+}
+
+function describe(err: unknown): string {
+  if (RevkitError.is(err)) {
+    const cause = (err as { cause?: unknown }).cause;
+    const extra = cause instanceof Error && !err.message.includes(cause.message) ? ` (${cause.message})` : '';
+    return `${err.message}${extra}`.replace(/\s+/g, ' ');
+  }
+  return (err instanceof Error ? err.message : String(err)).replace(/\s+/g, ' ');
+}
+
+/** Hides a password in a store URL. */
+function redact(url: string): string {
+  return url.replace(/(\/\/[^:/@]+:)[^@/]*@/, '$1***@');
+}

@@ -1,0 +1,703 @@
+import type { Socket } from 'node:net';
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import {
+  ConflictError, DEFAULT_MAX_VALUE_BYTES, InvalidKeyError, MAX_KEY_BYTES, SKIP, assertKey, deepEqual, isTombstone, validateCandidate,
+  type Condition, type Entry, type Store, type StoredRecord, type UpdateOptions, type WatchEvent,
+} from '../core/index.js';
+import { open } from '../open.js';
+import { Authenticator, hasAnyAdmin, requireAccess, type Principal, type TokenSpec } from './auth.js';
+import { etagOf, parseTagList, revisionOfTag, strongMatch, weakMatch, type TagList } from './etag.js';
+import { applyMergePatch } from './merge-patch.js';
+import { ServerMetrics } from './metrics.js';
+import { openApiDocument } from './openapi.js';
+import { HttpProblem, problem, toProblem, type Problem } from './problem.js';
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** No token needed (health, readiness, the OpenAPI document). */
+    public?: boolean;
+    /** Status of ERR_CONFLICT on this route (default 412). */
+    conflictStatus?: 409 | 412;
+  }
+  interface FastifyRequest {
+    principal: Principal | null;
+  }
+}
+
+export interface ServerLimits {
+  /** Largest request body in bytes (default 2 MiB). Over it: 413 ERR_PAYLOAD_TOO_LARGE. */
+  maxBodyBytes: number;
+  /** Largest encoded value (default 1 MiB); enforced by the store, reported in /v1/info. Over it: 413 ERR_TOO_LARGE. */
+  maxValueBytes: number;
+  /** Largest page of GET /v1/kv (default 1000); larger `limit`s are clamped. */
+  maxPageSize: number;
+  /** Most operations in one POST /v1/txn (default 1000). */
+  maxTxnOps: number;
+  /** Deepest nesting of arrays and objects in a JSON body (default 512). */
+  maxJsonDepth: number;
+}
+
+export interface ServerTimeouts {
+  /** Time allowed to receive the request headers (default 10 s). */
+  headersMs: number;
+  /** Time allowed to receive the whole request, body included (default 30 s). */
+  requestMs: number;
+  /** A connection with no traffic for this long is closed (default 120 s). */
+  idleMs: number;
+  /** Keep-alive between requests (default 5 s). */
+  keepAliveMs: number;
+  /** Comment lines on watch streams so proxies and the idle timeout keep them open (default 15 s). */
+  heartbeatMs: number;
+  /** How often the header and request timeouts are checked (default 1 s). */
+  checkIntervalMs: number;
+}
+
+export interface CreateServerOptions {
+  /** An open store, or a store URL for `open()` (then the server owns and closes it). */
+  store: Store | string;
+  /** Close the store when the server closes; default true when `store` is a URL. */
+  closeStore?: boolean;
+  /** Bearer tokens with scopes; `null` or omitted (and no adminToken): no authentication. */
+  tokens?: TokenSpec[] | null;
+  /** Shorthand for a token with admin access to every key. */
+  adminToken?: string;
+  /** Unconditional PUT, DELETE and txn writes get 428 (PATCH is a server-side CAS loop and stays allowed). */
+  requirePreconditions?: boolean;
+  limits?: Partial<ServerLimits>;
+  timeouts?: Partial<ServerTimeouts>;
+  /** Runs on every value before it is written (PUT, PATCH, txn sets); invalid → 422 ERR_VALIDATION, nothing written. */
+  validate?: (key: string, value: unknown) => void | string | boolean | Promise<void | string | boolean>;
+  /** Where 500s are reported (default: one line on stderr). */
+  onInternalError?: (err: unknown, request: { method: string; url: string }) => void;
+  /** Passed to fastify (default false). */
+  logger?: boolean;
+}
+
+export interface RevkitServer {
+  readonly app: FastifyInstance;
+  readonly store: Store;
+  readonly metrics: ServerMetrics;
+  /** Base URL once listening. */
+  readonly url: string | undefined;
+  /** Starts listening (default 127.0.0.1, port 0 = any free port); returns the base URL. */
+  listen(options?: { host?: string; port?: number }): Promise<string>;
+  /** Graceful: stop accepting, end watch streams, finish in-flight requests, close the store (when owned). */
+  close(): Promise<void>;
+}
+
+export const DEFAULT_LIMITS: ServerLimits = {
+  maxBodyBytes: 2 * 1024 * 1024,
+  maxValueBytes: DEFAULT_MAX_VALUE_BYTES,
+  maxPageSize: 1000,
+  maxTxnOps: 1000,
+  maxJsonDepth: 512,
+};
+
+export const DEFAULT_TIMEOUTS: ServerTimeouts = {
+  headersMs: 10_000,
+  requestMs: 30_000,
+  idleMs: 120_000,
+  keepAliveMs: 5_000,
+  heartbeatMs: 15_000,
+  checkIntervalMs: 1_000,
+};
+
+const KV = '/v1/kv/';
+const WRITER = /^[A-Za-z0-9_-]{1,64}$/;
+const JSON_TYPE = 'application/json; charset=utf-8';
+const PROBLEM_TYPE = 'application/problem+json; charset=utf-8';
+const MERGE_PATCH = 'application/merge-patch+json';
+
+/** Creates the HTTP server of DESIGN §9 over a store (not yet listening). */
+export async function createServer(options: CreateServerOptions): Promise<RevkitServer> {
+  const limits: ServerLimits = { ...DEFAULT_LIMITS, ...options.limits };
+  const timeouts: ServerTimeouts = { ...DEFAULT_TIMEOUTS, ...options.timeouts };
+  const ownsStore = options.closeStore ?? typeof options.store === 'string';
+  const store = typeof options.store === 'string' ? await open(options.store, { maxValueBytes: limits.maxValueBytes }) : options.store;
+  const tokens = options.tokens ?? null;
+  const allTokens = options.adminToken !== undefined
+    ? [...(tokens ?? []), { token: options.adminToken, name: 'admin', scopes: [{ prefix: '', access: 'admin' as const }] }]
+    : tokens;
+  const auth = new Authenticator(allTokens);
+  const metrics = new ServerMetrics();
+  const requirePreconditions = options.requirePreconditions ?? false;
+  const onInternalError = options.onInternalError ?? ((err, req) => {
+    process.stderr.write(`revkit serve: internal error on ${req.method} ${req.url}: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  });
+  const watches = new Set<AbortController>();
+  let closing = false;
+  let url: string | undefined;
+
+  const app = Fastify({
+    logger: options.logger ?? false,
+    bodyLimit: limits.maxBodyBytes,
+    connectionTimeout: timeouts.idleMs,
+    keepAliveTimeout: timeouts.keepAliveMs,
+    requestTimeout: Math.max(timeouts.requestMs, timeouts.headersMs),
+    http: { headersTimeout: timeouts.headersMs, connectionsCheckingInterval: timeouts.checkIntervalMs },
+    return503OnClosing: false,
+    forceCloseConnections: 'idle',
+    exposeHeadRoutes: true,
+    routerOptions: { maxParamLength: 4 * MAX_KEY_BYTES },
+    frameworkErrors: (err, _req, reply) => sendProblem(reply, toProblem(err).problem, {}),
+    clientErrorHandler: (err: NodeJS.ErrnoException, socket: Socket) => writeRawProblem(err, socket),
+  });
+  app.decorateRequest('principal', null);
+
+  // ---- body parsing: JSON and JSON Merge Patch only, parsed as plain JSON (a
+  // `__proto__` member stays an ordinary own property), with a depth limit.
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser(['application/json', MERGE_PATCH], { parseAs: 'string' }, (_req, body, done) => {
+    const text = body as string;
+    if (text.length === 0) return done(null, undefined);
+    const depth = nestingDepth(text);
+    if (depth > limits.maxJsonDepth) return done(new HttpProblem(400, `the JSON body nests deeper than ${limits.maxJsonDepth} levels`, { limit: limits.maxJsonDepth }));
+    try {
+      done(null, JSON.parse(text));
+    } catch (err) {
+      done(new HttpProblem(400, `the body is not valid JSON: ${err instanceof Error ? err.message.slice(0, 200) : 'parse error'}`));
+    }
+  });
+
+  // ---- auth, shutdown and metrics hooks
+  app.addHook('onRequest', async (req, reply) => {
+    if (closing) {
+      reply.header('connection', 'close');
+      throw new HttpProblem(503, 'the server is shutting down', {}, { 'retry-after': '1' });
+    }
+    if (req.routeOptions.config.public) return;
+    req.principal = auth.authenticate(req.headers.authorization);
+  });
+  app.addHook('onResponse', async (req, reply) => {
+    const route = req.routeOptions.url ?? 'unmatched';
+    metrics.requests.inc({ route, method: req.method, status: String(reply.statusCode) });
+    metrics.latency.observe({ route }, reply.elapsedTime / 1000);
+  });
+
+  app.setErrorHandler((err, req, reply) => {
+    const { problem: p, headers, internal } = toProblem(err, { conflictStatus: req.routeOptions.config?.conflictStatus ?? 412 });
+    if (internal) onInternalError(err, { method: req.method, url: req.url });
+    if (p.code === 'ERR_CONFLICT') metrics.conflicts.inc();
+    return sendProblem(reply, p, headers);
+  });
+
+  app.setNotFoundHandler((req, reply) => {
+    const path = pathOf(req.raw.url ?? '/');
+    const allow = allowedMethods(path);
+    if (allow) return sendProblem(reply, problem(405, 'ERR_METHOD_NOT_ALLOWED', `${req.method} is not allowed on ${path.slice(0, 200)}; allowed: ${allow}`), { allow });
+    return sendProblem(reply, problem(404, 'ERR_NOT_FOUND', 'no such route; see /openapi.json'), {});
+  });
+
+  // ---- operations
+  app.get('/healthz', { config: { public: true } }, async (_req, reply) => sendJson(reply, 200, { status: 'ok' }));
+
+  app.get('/readyz', { config: { public: true } }, async (_req, reply) => {
+    try {
+      await store.get('__revkit/readyz');
+      return sendJson(reply, 200, { status: 'ready', backend: store.backend });
+    } catch {
+      return sendProblem(reply, problem(503, 'ERR_UNAVAILABLE', `the ${store.backend} store is not reachable`), { 'retry-after': '1' });
+    }
+  });
+
+  app.get('/metrics', async (req, reply) => {
+    if (auth.enabled && !hasAnyAdmin(req.principal as Principal)) throw new HttpProblem(403, '/metrics needs a token with admin access', { access: 'admin' });
+    return reply.code(200).type('text/plain; version=0.0.4; charset=utf-8').send(metrics.render());
+  });
+
+  app.get('/openapi.json', { config: { public: true } }, async (_req, reply) => sendJson(reply, 200, openApiDocument));
+
+  app.get('/v1/info', async (req, reply) => sendJson(reply, 200, {
+    backend: store.backend,
+    capabilities: store.capabilities,
+    requirePreconditions,
+    limits: { ...limits, maxKeyBytes: MAX_KEY_BYTES },
+    principal: { name: (req.principal as Principal).name, scopes: (req.principal as Principal).scopes },
+  }));
+
+  // ---- keys
+  app.get('/v1/kv', async (req, reply) => {
+    const q = req.query as Record<string, unknown>;
+    const prefix = queryString(q, 'prefix') ?? '';
+    const after = queryString(q, 'after');
+    const limit = queryInt(q, 'limit');
+    requireAccess(req.principal as Principal, 'read', prefix, 'prefix');
+    const page = await store.list({ prefix, ...(after !== undefined ? { after } : {}), limit: Math.min(limit ?? limits.maxPageSize, limits.maxPageSize) });
+    return sendJson(reply, 200, { entries: page.entries.map(entryJson), ...(page.cursor !== undefined ? { cursor: page.cursor } : {}) });
+  });
+
+  app.get('/v1/kv/*', async (req, reply) => {
+    const { key, history } = keyOf(req);
+    requireAccess(req.principal as Principal, 'read', key);
+    if (history) {
+      const limit = queryInt(req.query as Record<string, unknown>, 'limit');
+      const records = await store.history(key, limit !== undefined ? { limit } : {});
+      return sendJson(reply, 200, { key, records: records.map(recordJson) });
+    }
+    const record = await store.getRecord(key);
+    const pre = readPreconditions(req);
+    const live = record !== null && !isTombstone(record);
+    if (pre.ifMatch !== undefined && !(pre.ifMatch === '*' ? live : live && strongMatch(pre.ifMatch, (record as Entry).revision))) {
+      throw new ConflictError([{ key, expected: 'value', actual: record?.revision ?? null }]);
+    }
+    if (!live) throw notFound(key, record);
+    const entry = record as Entry;
+    setEntryHeaders(reply, entry);
+    if (pre.ifNoneMatch !== undefined && (pre.ifNoneMatch === '*' || weakMatch(pre.ifNoneMatch, entry.revision))) return reply.code(304).send();
+    return reply.code(200).type(JSON_TYPE).send(JSON.stringify(entry.value));
+  });
+
+  app.put('/v1/kv/*', async (req, reply) => {
+    const { key } = keyOf(req);
+    requireAccess(req.principal as Principal, 'write', key);
+    const value = req.body;
+    if (value === undefined) throw new HttpProblem(400, 'PUT needs a JSON body: the value to store');
+    const writer = writerOf(req);
+    const ttlMs = queryInt(req.query as Record<string, unknown>, 'ttlMs');
+    await validateValue(key, value);
+    const entry = await guardedWrite(key, readPreconditions(req), (guard) =>
+      store.put(key, value, { ...guard, ...(writer ? { writer } : {}), ...(ttlMs !== undefined ? { ttlMs } : {}) }));
+    setEntryHeaders(reply, entry);
+    return sendJson(reply, entry.createdRevision === entry.revision ? 201 : 200, metaJson(entry));
+  });
+
+  app.delete('/v1/kv/*', async (req, reply) => {
+    const { key } = keyOf(req);
+    requireAccess(req.principal as Principal, 'write', key);
+    const writer = writerOf(req);
+    const revision = await guardedWrite(key, readPreconditions(req), (guard) => store.delete(key, { ...guard, ...(writer ? { writer } : {}) }));
+    if (revision === null) throw notFound(key, null);
+    reply.header('etag', etagOf(revision));
+    return sendJson(reply, 200, { key, revision, deleted: true });
+  });
+
+  app.patch('/v1/kv/*', async (req, reply) => {
+    const { key } = keyOf(req);
+    requireAccess(req.principal as Principal, 'write', key);
+    if (mediaType(req) !== MERGE_PATCH) {
+      throw new HttpProblem(415, `PATCH takes a JSON Merge Patch (RFC 7396): Content-Type: ${MERGE_PATCH}`, {}, { 'accept-patch': MERGE_PATCH });
+    }
+    const patch = req.body;
+    if (patch === undefined) throw new HttpProblem(400, 'PATCH needs a JSON Merge Patch body');
+    const pre = readPreconditions(req);
+    let entry: Entry | null;
+    if (pre.ifMatch === undefined && pre.ifNoneMatch === undefined) {
+      // Without preconditions: the server-side update loop (no lost update).
+      const opts: UpdateOptions<unknown> = { onRetry: () => metrics.retries.inc() };
+      if (options.validate) opts.validate = (v) => (options.validate as NonNullable<CreateServerOptions['validate']>)(key, v);
+      entry = await store.update<unknown>(key, (current) => {
+        const next = applyMergePatch(current, patch);
+        return current !== undefined && deepEqual(next, current) ? SKIP : next;
+      }, opts);
+    } else {
+      entry = await guardedWrite(key, pre, async (guard, read) => {
+        const current = read !== undefined ? read : await store.getRecord(key);
+        const failed = guardFailure(key, current, guard);
+        if (failed) throw failed;
+        const live = current !== null && !isTombstone(current);
+        const base = live ? (current as Entry).value : undefined;
+        const next = applyMergePatch(base, patch);
+        if (live && deepEqual(next, base)) return current as Entry; // a no-op writes nothing
+        await validateValue(key, next);
+        const writer = writerOf(req);
+        return store.put(key, next, { ...guard, ...(writer ? { writer } : {}) });
+      });
+    }
+    if (entry === null) throw notFound(key, null);
+    setEntryHeaders(reply, entry);
+    return reply.code(200).type(JSON_TYPE).send(JSON.stringify(entry.value));
+  });
+
+  // ---- atomic batches
+  app.post('/v1/txn', { config: { conflictStatus: 409 } }, async (req, reply) => {
+    const ops = parseTxn(req.body, limits.maxTxnOps);
+    const principal = req.principal as Principal;
+    const checked = new Set<string>();
+    for (const op of ops) {
+      assertKey(op.key);
+      requireAccess(principal, op.type === 'check' ? 'read' : 'write', op.key);
+      if (op.type === 'check') checked.add(op.key);
+    }
+    if (requirePreconditions) {
+      const unguarded = ops.filter((op) => op.type !== 'check' && !checked.has(op.key)).map((op) => op.key);
+      if (unguarded.length > 0) {
+        throw new HttpProblem(428, `this server requires conditional writes: add a check for ${unguarded.map((k) => JSON.stringify(k)).join(', ')}`, { keys: unguarded });
+      }
+    }
+    for (const op of ops) if (op.type === 'set') await validateValue(op.key, op.value);
+    const batch = store.atomic();
+    for (const op of ops) {
+      if (op.type === 'check') batch.check(op.key, op.revision);
+      else if (op.type === 'set') batch.set(op.key, op.value, op.ttlMs !== undefined ? { ttlMs: op.ttlMs } : undefined);
+      else batch.delete(op.key);
+    }
+    const { revision } = await batch.commit();
+    reply.header('etag', etagOf(revision));
+    return sendJson(reply, 200, { revision });
+  });
+
+  // ---- watch as Server-Sent Events
+  app.get('/v1/watch', { exposeHeadRoute: false }, async (req, reply) => {
+    const q = req.query as Record<string, unknown>;
+    const key = queryString(q, 'key');
+    const prefix = queryString(q, 'prefix');
+    if (key !== undefined && prefix !== undefined) throw new HttpProblem(400, 'give key or prefix, not both');
+    let fromRevision = queryInt(q, 'fromRevision', 0);
+    const lastEventId = req.headers['last-event-id'];
+    if (typeof lastEventId === 'string' && lastEventId.trim() !== '') {
+      if (!/^(0|[1-9][0-9]{0,15})$/.test(lastEventId.trim())) throw new HttpProblem(400, 'Last-Event-ID must be a revision');
+      fromRevision = Number(lastEventId.trim());
+    }
+    if (key !== undefined) requireAccess(req.principal as Principal, 'read', key);
+    else requireAccess(req.principal as Principal, 'read', prefix ?? '', 'prefix');
+    const controller = new AbortController();
+    const iterable = store.watch({
+      ...(key !== undefined ? { key } : { prefix: prefix ?? '' }),
+      ...(fromRevision !== undefined ? { fromRevision } : {}),
+      signal: controller.signal,
+    });
+    reply.hijack();
+    const res = reply.raw;
+    res.writeHead(200, {
+      'content-type': 'text/event-stream; charset=utf-8',
+      'cache-control': 'no-cache, no-transform',
+      'x-accel-buffering': 'no',
+      connection: 'close',
+    });
+    metrics.requests.inc({ route: '/v1/watch', method: 'GET', status: '200' });
+    metrics.watchOpened();
+    watches.add(controller);
+    res.on('close', () => controller.abort());
+    const heartbeat = setInterval(() => res.write(': keep-alive\n\n'), timeouts.heartbeatMs);
+    heartbeat.unref();
+    res.write('retry: 1000\n: watching\n\n');
+    const it = iterable[Symbol.asyncIterator]();
+    try {
+      let pending = it.next();
+      for (;;) {
+        const r = await pending;
+        if (r.done || controller.signal.aborted) break;
+        const ev = r.value as WatchEvent;
+        pending = it.next();
+        // Events of one atomic commit share a revision: only the last carries
+        // the id, so a client resuming with Last-Event-ID never skips half a commit.
+        const next = await Promise.race([
+          pending.then((x) => x, () => null),
+          new Promise<null>((resolve) => setImmediate(() => resolve(null))),
+        ]);
+        const moreOfThisRevision = next !== null && !next.done && (next.value as WatchEvent).revision === ev.revision;
+        const ok = res.write(sseEvent(ev, !moreOfThisRevision));
+        if (!ok && !res.destroyed) await new Promise((resolve) => { res.once('drain', resolve); res.once('close', resolve); });
+      }
+    } catch (err) {
+      if (!res.destroyed) {
+        const { problem: p, internal } = toProblem(err);
+        if (internal) onInternalError(err, { method: req.method, url: req.url });
+        res.write(`event: error\ndata: ${JSON.stringify(p)}\n\n`);
+      }
+    } finally {
+      clearInterval(heartbeat);
+      watches.delete(controller);
+      controller.abort();
+      void it.return?.()?.catch(() => undefined);
+      metrics.watchClosed();
+      if (!res.destroyed) res.end();
+    }
+  });
+
+  app.addHook('preClose', async () => {
+    closing = true;
+    for (const w of watches) w.abort();
+  });
+  app.addHook('onClose', async () => {
+    if (ownsStore) await store.close();
+  });
+
+  // ---- helpers that need the store and options
+
+  async function validateValue(key: string, value: unknown): Promise<void> {
+    if (options.validate) await validateCandidate(key, value, { validate: (v) => (options.validate as NonNullable<CreateServerOptions['validate']>)(key, v) });
+  }
+
+  /**
+   * Evaluates If-Match / If-None-Match and runs `write` guarded by a store
+   * condition, so the check and the write are one compare-and-swap.
+   * `write` gets the record it is guarded by when this function read it.
+   */
+  async function guardedWrite<R>(key: string, pre: Preconditions, write: (guard: Condition, read?: StoredRecord | null) => Promise<R>): Promise<R> {
+    const { ifMatch, ifNoneMatch } = pre;
+    if (ifMatch === undefined && ifNoneMatch === undefined) {
+      if (requirePreconditions) {
+        throw new HttpProblem(428, 'this server requires conditional writes: send If-Match: "<revision>" to change a key or If-None-Match: * to create one');
+      }
+      return write({});
+    }
+    if (ifNoneMatch === undefined && ifMatch !== undefined && ifMatch !== '*' && ifMatch.length === 1) {
+      const tag = ifMatch[0] as { weak: boolean; opaque: string };
+      const revision = tag.weak ? null : revisionOfTag(tag);
+      if (revision !== null) return write({ ifRevision: revision });
+    }
+    if (ifMatch === undefined && ifNoneMatch === '*') return write({ ifAbsent: true });
+    // Lists, `If-Match: *`, weak tags: read, evaluate, write guarded by the revision read.
+    for (let attempt = 1; ; attempt++) {
+      const read = await store.getRecord(key);
+      const live = read !== null && !isTombstone(read);
+      const actual = read?.revision ?? null;
+      const matchOk = ifMatch === undefined || (ifMatch === '*' ? live : actual !== null && strongMatch(ifMatch, actual));
+      const noneOk = ifNoneMatch === undefined || (ifNoneMatch === '*' ? !live : !(live && weakMatch(ifNoneMatch, actual as number)));
+      if (!matchOk || !noneOk) throw new ConflictError([{ key, expected: matchOk ? 'absent' : expectedOf(ifMatch as TagList), actual }]);
+      try {
+        return await write(read === null ? { ifAbsent: true } : { ifRevision: read.revision }, read);
+      } catch (err) {
+        if (!ConflictError.is(err) || attempt >= 16) throw err;
+        metrics.retries.inc();
+      }
+    }
+  }
+
+  const server: RevkitServer = {
+    app,
+    store,
+    metrics,
+    get url() {
+      return url;
+    },
+    async listen(listenOptions = {}) {
+      const host = listenOptions.host ?? '127.0.0.1';
+      await app.listen({ host, port: listenOptions.port ?? 0 });
+      const address = app.server.address();
+      const port = typeof address === 'object' && address ? address.port : listenOptions.port;
+      url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+      return url;
+    },
+    async close() {
+      await app.close();
+    },
+  };
+  return server;
+}
+
+// ---------------------------------------------------------------------------
+
+interface Preconditions {
+  ifMatch: TagList | undefined;
+  ifNoneMatch: TagList | undefined;
+}
+
+function readPreconditions(req: FastifyRequest): Preconditions {
+  return {
+    ifMatch: parseTagList('If-Match', req.headers['if-match']),
+    ifNoneMatch: parseTagList('If-None-Match', req.headers['if-none-match']),
+  };
+}
+
+function expectedOf(list: TagList): number | null | 'absent' | 'value' {
+  if (list === '*') return 'value';
+  for (const t of list) {
+    const r = t.weak ? null : revisionOfTag(t);
+    if (r !== null) return r;
+  }
+  return null;
+}
+
+/** The failed check when `current` does not satisfy a store condition (checked again, atomically, by the write). */
+function guardFailure(key: string, current: StoredRecord | null, guard: Condition): ConflictError | null {
+  const live = current !== null && !isTombstone(current);
+  const actual = current?.revision ?? null;
+  if (guard.ifRevision !== undefined && actual !== guard.ifRevision) return new ConflictError([{ key, expected: guard.ifRevision, actual }]);
+  if (guard.ifAbsent && live) return new ConflictError([{ key, expected: 'absent', actual }]);
+  return null;
+}
+
+function pathOf(rawUrl: string): string {
+  const q = rawUrl.indexOf('?');
+  return q < 0 ? rawUrl : rawUrl.slice(0, q);
+}
+
+/**
+ * The key is taken from the raw request target so that `%2F` (a slash inside
+ * a level) and `/` (a level separator) both decode to `/` exactly once, and
+ * `GET …/history` is recognised before decoding: a key whose last level is
+ * literally `history` is read with that slash encoded (`a%2Fhistory`).
+ */
+function keyOf(req: FastifyRequest): { key: string; history: boolean } {
+  const path = pathOf(req.raw.url ?? '');
+  if (!path.startsWith(KV)) throw new HttpProblem(400, `keys are addressed as ${KV}{percent-encoded key}`);
+  let encoded = path.slice(KV.length);
+  let history = false;
+  if ((req.method === 'GET' || req.method === 'HEAD') && encoded.endsWith('/history') && encoded.length > '/history'.length) {
+    history = true;
+    encoded = encoded.slice(0, -'/history'.length);
+  }
+  let key: string;
+  try {
+    key = decodeURIComponent(encoded);
+  } catch {
+    throw new InvalidKeyError('the key is not validly percent-encoded UTF-8', MAX_KEY_BYTES);
+  }
+  assertKey(key);
+  return { key, history };
+}
+
+function allowedMethods(path: string): string | undefined {
+  if (path.startsWith(KV) && path.length > KV.length) return 'GET, HEAD, PUT, DELETE, PATCH';
+  switch (path) {
+    case '/v1/kv':
+    case '/healthz':
+    case '/readyz':
+    case '/metrics':
+    case '/openapi.json':
+    case '/v1/info':
+      return 'GET, HEAD';
+    case '/v1/watch':
+      return 'GET';
+    case '/v1/txn':
+      return 'POST';
+    default:
+      return undefined;
+  }
+}
+
+function mediaType(req: FastifyRequest): string {
+  return String(req.headers['content-type'] ?? '').split(';')[0]?.trim().toLowerCase() ?? '';
+}
+
+function writerOf(req: FastifyRequest): string | undefined {
+  const w = req.headers['revkit-writer'];
+  if (w === undefined) return undefined;
+  if (typeof w !== 'string' || !WRITER.test(w)) throw new HttpProblem(400, 'Revkit-Writer must be 1 to 64 characters of [A-Za-z0-9_-]');
+  return w;
+}
+
+function queryString(q: Record<string, unknown>, name: string): string | undefined {
+  const v = q?.[name];
+  if (v === undefined) return undefined;
+  if (typeof v !== 'string') throw new HttpProblem(400, `query parameter ${name} must be given once`);
+  return v;
+}
+
+function queryInt(q: Record<string, unknown>, name: string, min = 1): number | undefined {
+  const v = queryString(q, name);
+  if (v === undefined) return undefined;
+  if (!/^[0-9]{1,16}$/.test(v) || !Number.isSafeInteger(Number(v)) || Number(v) < min) {
+    throw new HttpProblem(400, `query parameter ${name} must be an integer ≥ ${min}`);
+  }
+  return Number(v);
+}
+
+type TxnOp =
+  | { type: 'check'; key: string; revision: number | null }
+  | { type: 'set'; key: string; value: unknown; ttlMs?: number }
+  | { type: 'delete'; key: string };
+
+function parseTxn(body: unknown, maxOps: number): TxnOp[] {
+  const shape = 'the body must be { "ops": [ { "op": "check", "key", "revision": n | null } | { "op": "set", "key", "value", "ttlMs"? } | { "op": "delete", "key" } ] }';
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new HttpProblem(400, shape);
+  const ops = (body as { ops?: unknown }).ops;
+  if (!Array.isArray(ops) || ops.length === 0) throw new HttpProblem(400, shape);
+  if (ops.length > maxOps) throw new HttpProblem(413, `a transaction has at most ${maxOps} operations`, { limit: maxOps });
+  return ops.map((raw, i): TxnOp => {
+    if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new HttpProblem(400, `ops[${i}]: ${shape}`);
+    const op = raw as Record<string, unknown>;
+    const kind = Object.hasOwn(op, 'op') ? op.op : op.type;
+    if (typeof op.key !== 'string') throw new HttpProblem(400, `ops[${i}].key must be a string`);
+    const key = op.key;
+    if (kind === 'check') {
+      const r = op.revision;
+      if (r !== null && !(typeof r === 'number' && Number.isSafeInteger(r) && r >= 0)) throw new HttpProblem(400, `ops[${i}].revision must be a revision or null (must not exist)`);
+      return { type: 'check', key, revision: r as number | null };
+    }
+    if (kind === 'set') {
+      if (!Object.hasOwn(op, 'value')) throw new HttpProblem(400, `ops[${i}].value is missing`);
+      const ttl = op.ttlMs;
+      if (ttl !== undefined && !(typeof ttl === 'number' && Number.isSafeInteger(ttl) && ttl > 0)) throw new HttpProblem(400, `ops[${i}].ttlMs must be a positive integer`);
+      return ttl === undefined ? { type: 'set', key, value: op.value } : { type: 'set', key, value: op.value, ttlMs: ttl as number };
+    }
+    if (kind === 'delete') return { type: 'delete', key };
+    throw new HttpProblem(400, `ops[${i}].op must be "check", "set" or "delete"`);
+  });
+}
+
+function notFound(key: string, record: StoredRecord | null): HttpProblem {
+  if (record !== null && isTombstone(record)) {
+    return new HttpProblem(404, `no value at ${JSON.stringify(key)}: it was deleted`, {
+      key, deleted: true, revision: record.revision, currentEtag: etagOf(record.revision), ...(record.writer ? { writer: record.writer } : {}),
+    });
+  }
+  return new HttpProblem(404, `no value at ${JSON.stringify(key)}`, { key, currentEtag: null });
+}
+
+function setEntryHeaders(reply: FastifyReply, e: Entry): void {
+  reply.header('etag', etagOf(e.revision));
+  reply.header('revkit-created-revision', String(e.createdRevision));
+  reply.header('revkit-updated-at', String(e.updatedAt));
+  reply.header('last-modified', new Date(e.updatedAt).toUTCString());
+  reply.header('cache-control', 'no-cache');
+  if (e.expiresAt !== undefined) reply.header('revkit-expires-at', String(e.expiresAt));
+  if (e.writer !== undefined && WRITER.test(e.writer)) reply.header('revkit-writer', e.writer);
+}
+
+function metaJson(e: Entry): Record<string, unknown> {
+  return {
+    key: e.key, revision: e.revision, createdRevision: e.createdRevision, updatedAt: e.updatedAt,
+    ...(e.expiresAt !== undefined ? { expiresAt: e.expiresAt } : {}),
+    ...(e.writer !== undefined ? { writer: e.writer } : {}),
+  };
+}
+
+function entryJson(e: Entry): Record<string, unknown> {
+  return { ...metaJson(e), value: e.value };
+}
+
+function recordJson(r: StoredRecord): Record<string, unknown> {
+  return isTombstone(r) ? { key: r.key, revision: r.revision, deleted: true, ...(r.writer !== undefined ? { writer: r.writer } : {}) } : entryJson(r);
+}
+
+function sseEvent(ev: WatchEvent, withId: boolean): string {
+  const data = ev.type === 'put' ? { type: 'put', ...entryJson(ev.entry) } : { type: 'delete', key: ev.key, revision: ev.revision };
+  return `${withId ? `id: ${ev.revision}\n` : ''}event: ${ev.type}\ndata: ${JSON.stringify(data)}\n\n`;
+}
+
+function sendJson(reply: FastifyReply, status: number, body: unknown): FastifyReply {
+  return reply.code(status).type(JSON_TYPE).send(JSON.stringify(body));
+}
+
+function sendProblem(reply: FastifyReply, p: Problem, headers: Record<string, string>): FastifyReply {
+  for (const [k, v] of Object.entries(headers)) reply.header(k, v);
+  return reply.code(p.status).type(PROBLEM_TYPE).send(JSON.stringify(p));
+}
+
+/** Errors node's HTTP parser raises before fastify sees a request (malformed request line, huge headers, timeouts). */
+function writeRawProblem(err: NodeJS.ErrnoException, socket: Socket): void {
+  if (err.code === 'ECONNRESET' || socket.destroyed) return;
+  const [status, code, detail] =
+    err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? [408, 'ERR_REQUEST_TIMEOUT', 'the request took too long to arrive']
+      : err.code === 'HPE_HEADER_OVERFLOW' ? [431, 'ERR_HEADERS_TOO_LARGE', 'the request headers are too large']
+        : err.code === 'HPE_URI_TOO_LONG' ? [414, 'ERR_URI_TOO_LONG', 'the request URI is too long']
+          : [400, 'ERR_BAD_REQUEST', 'the request is not valid HTTP/1.1'];
+  const body = JSON.stringify(problem(status, code, detail));
+  if (socket.writable) {
+    socket.write(`HTTP/1.1 ${status} ${status === 408 ? 'Request Timeout' : status === 431 ? 'Request Header Fields Too Large' : status === 414 ? 'URI Too Long' : 'Bad Request'}\r\n`
+      + `Content-Type: ${PROBLEM_TYPE}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+  }
+  socket.destroy();
+}
+
+/** Deepest nesting of arrays and objects in JSON text (strings skipped). */
+function nestingDepth(text: string): number {
+  let depth = 0;
+  let max = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 92) i++; // backslash
+      else if (c === 34) inString = false;
+    } else if (c === 34) inString = true;
+    else if (c === 91 || c === 123) {
+      if (++depth > max) max = depth;
+    } else if (c === 93 || c === 125) depth--;
+  }
+  return max;
+}
+

@@ -1,0 +1,56 @@
+import { HttpProblem } from './problem.js';
+
+/** The strong validator of a revision: `"12"`. */
+export function etagOf(revision: number): string {
+  return `"${revision}"`;
+}
+
+export interface EntityTag {
+  weak: boolean;
+  opaque: string;
+}
+
+/** `*` or a list of entity tags (RFC 9110 §8.8.3, §13.1.1). */
+export type TagList = '*' | EntityTag[];
+
+// entity-tag = [ "W/" ] DQUOTE *etagc DQUOTE ; etagc = %x21 / %x23-7E / obs-text
+const TAG = /[\t ]*(W\/)?"([\x21\x23-\x7e\x80-\xff]*)"[\t ]*/y;
+
+/** Parses If-Match / If-None-Match; a malformed field is a 400, not a silent mismatch. */
+export function parseTagList(name: string, raw: string | string[] | undefined): TagList | undefined {
+  if (raw === undefined) return undefined;
+  const value = Array.isArray(raw) ? raw.join(', ') : raw;
+  if (value.trim() === '*') return '*';
+  const tags: EntityTag[] = [];
+  let i = 0;
+  while (i < value.length) {
+    // empty list elements are allowed (RFC 9110 §5.6.1)
+    while (i < value.length && (value[i] === ',' || value[i] === ' ' || value[i] === '\t')) i++;
+    if (i >= value.length) break;
+    TAG.lastIndex = i;
+    const m = TAG.exec(value);
+    if (!m) throw new HttpProblem(400, `malformed ${name} header: expected "*" or a list of entity tags such as "12"`);
+    tags.push({ weak: m[1] !== undefined, opaque: m[2] as string });
+    i = TAG.lastIndex;
+    if (i < value.length && value[i] !== ',') throw new HttpProblem(400, `malformed ${name} header: entity tags must be separated by commas`);
+  }
+  if (tags.length === 0) throw new HttpProblem(400, `malformed ${name} header: it is empty`);
+  return tags;
+}
+
+/** The revision a revkit ETag stands for, or null when the tag is not one of ours. */
+export function revisionOfTag(tag: EntityTag): number | null {
+  if (!/^[1-9][0-9]{0,15}$/.test(tag.opaque)) return null;
+  const n = Number(tag.opaque);
+  return Number.isSafeInteger(n) ? n : null;
+}
+
+/** If-Match uses the strong comparison: a weak validator never matches. */
+export function strongMatch(list: EntityTag[], revision: number): boolean {
+  return list.some((t) => !t.weak && revisionOfTag(t) === revision);
+}
+
+/** If-None-Match uses the weak comparison. */
+export function weakMatch(list: EntityTag[], revision: number): boolean {
+  return list.some((t) => revisionOfTag(t) === revision);
+}

@@ -1,0 +1,414 @@
+import {
+  AbortedError, AsyncQueue, BackendError, BaseStore, ConflictError, HistoryGoneError, InvalidArgumentError, InvalidKeyError,
+  MAX_KEY_BYTES, RetryExhaustedError, RevkitError, TooLargeError, UnsupportedError, ValidationError, deepEqual, isTombstone, jsonCodec,
+  type AtomicOp, type Capabilities, type DeleteOptions, type Entry, type FailedCheck, type HistoryOptions, type ListOptions, type ListPage,
+  type PutOptions, type StoredRecord, type Tombstone, type WatchEvent, type WatchOptions,
+} from '../core/index.js';
+
+export interface HttpStoreOptions {
+  /** Base URL of a revkit server, e.g. http://127.0.0.1:8787 (a path prefix is kept). */
+  url: string;
+  /** Bearer token. */
+  token?: string;
+  /** What the remote store does; `fromUrl` asks the server (GET /v1/info). */
+  capabilities?: Capabilities;
+  /** Remote backend name, for messages. */
+  remoteBackend?: string;
+  /** Per-request timeout in milliseconds (default 30 s; watch streams have none). */
+  timeoutMs?: number;
+}
+
+const DEFAULT_CAPABILITIES: Capabilities = { atomic: true, ttl: true, history: true, watch: true, crossProcess: true, durability: 'server-default' };
+const IF_VALUE_ATTEMPTS = 64;
+
+interface ProblemBody {
+  code?: string;
+  detail?: string;
+  [k: string]: unknown;
+}
+
+/**
+ * A Store that talks to a revkit server over HTTP (DESIGN §9). Conditions
+ * become If-Match / If-None-Match, `atomic()` is POST /v1/txn, watch is the
+ * SSE stream (resumed with Last-Event-ID after a dropped connection), and
+ * `update()` is BaseStore's loop of GET + PUT If-Match. Errors come back as
+ * the revkit errors the server's problem bodies name.
+ */
+export class HttpStore extends BaseStore {
+  readonly backend = 'http';
+  readonly capabilities: Capabilities;
+  readonly remoteBackend: string;
+  private readonly base: string;
+  private readonly authorization: string | undefined;
+  private readonly timeoutMs: number;
+  private readonly watches = new Set<AbortController>();
+
+  constructor(options: HttpStoreOptions) {
+    super();
+    let parsed: URL;
+    try {
+      parsed = new URL(options.url);
+    } catch (cause) {
+      throw new InvalidArgumentError(`malformed server URL ${JSON.stringify(options.url)}`, { cause });
+    }
+    if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') throw new InvalidArgumentError(`a server URL must be http: or https:, got ${parsed.protocol}`);
+    this.base = `${parsed.origin}${parsed.pathname.replace(/\/+$/, '')}`;
+    this.authorization = options.token ? `Bearer ${options.token}` : undefined;
+    this.capabilities = { ...(options.capabilities ?? DEFAULT_CAPABILITIES), crossProcess: true };
+    this.remoteBackend = options.remoteBackend ?? 'unknown';
+    this.timeoutMs = options.timeoutMs ?? 30_000;
+  }
+
+  /**
+   * `http://host:port[/base]?token=T` → a store connected to that server. Asks
+   * GET /v1/info once, which checks the URL and the token and learns the
+   * remote store's capabilities.
+   */
+  static async fromUrl(url: string, options: Omit<HttpStoreOptions, 'url'> = {}): Promise<HttpStore> {
+    let parsed: URL;
+    try {
+      parsed = new URL(url);
+    } catch (cause) {
+      throw new InvalidArgumentError(`malformed server URL ${JSON.stringify(url)}`, { cause });
+    }
+    const token = parsed.searchParams.get('token') ?? options.token;
+    parsed.searchParams.delete('token');
+    parsed.search = '';
+    const probe = new HttpStore({ ...options, url: parsed.href, ...(token ? { token } : {}) });
+    const info = (await probe.requestJson('GET', '/v1/info')) as { backend: string; capabilities: Capabilities };
+    await probe.close();
+    return new HttpStore({ ...options, url: parsed.href, ...(token ? { token } : {}), capabilities: info.capabilities, remoteBackend: info.backend });
+  }
+
+  async getRecord<T = unknown>(key: string): Promise<StoredRecord<T> | null> {
+    this.assertOpen();
+    const res = await this.request('GET', keyPath(key), { okStatuses: [200, 404] });
+    if (res.status === 404) {
+      const body = (await res.json()) as ProblemBody;
+      if (body.deleted === true && typeof body.revision === 'number') {
+        const t: Tombstone = { key, revision: body.revision, deleted: true };
+        if (typeof body.writer === 'string') t.writer = body.writer;
+        return t;
+      }
+      return null;
+    }
+    const value = (await res.json()) as T;
+    const entry: Entry<T> = {
+      key,
+      value,
+      revision: revisionOf(res.headers.get('etag')),
+      createdRevision: Number(res.headers.get('revkit-created-revision')),
+      updatedAt: Number(res.headers.get('revkit-updated-at')),
+    };
+    const expires = res.headers.get('revkit-expires-at');
+    if (expires !== null) entry.expiresAt = Number(expires);
+    const writer = res.headers.get('revkit-writer');
+    if (writer !== null) entry.writer = writer;
+    return entry;
+  }
+
+  protected async doPut<T>(key: string, value: T, options: PutOptions): Promise<Entry<T>> {
+    const body = new TextDecoder().decode(jsonCodec.encode(value)); // ValidationError for undefined, functions…
+    if (options.ifValue !== undefined) {
+      return this.withValueCondition(key, options.ifValue, (revision) => this.doPut(key, value, { ...options, ifValue: undefined, ifRevision: revision }));
+    }
+    const headers: Record<string, string> = { 'content-type': 'application/json' };
+    addCondition(headers, options);
+    if (options.writer !== undefined) headers['revkit-writer'] = options.writer;
+    const query = options.ttlMs !== undefined ? `?ttlMs=${options.ttlMs}` : '';
+    const meta = (await this.requestJson('PUT', keyPath(key) + query, { headers, body, write: true, key })) as Omit<Entry<T>, 'value'>;
+    const entry: Entry<T> = { ...meta, key, value: JSON.parse(body) as T };
+    return entry;
+  }
+
+  protected async doDelete(key: string, options: DeleteOptions): Promise<number | null> {
+    if (options.ifValue !== undefined) {
+      return this.withValueCondition(key, options.ifValue, (revision) => this.doDelete(key, { ...options, ifValue: undefined, ifRevision: revision }));
+    }
+    const headers: Record<string, string> = {};
+    addCondition(headers, options);
+    if (options.writer !== undefined) headers['revkit-writer'] = options.writer;
+    const res = await this.request('DELETE', keyPath(key), { headers, write: true, key, okStatuses: [200, 404] });
+    if (res.status === 404) {
+      await res.body?.cancel();
+      return null;
+    }
+    return ((await res.json()) as { revision: number }).revision;
+  }
+
+  /**
+   * `ifValue` over HTTP: read, compare, write guarded by the revision read;
+   * a conflict on that revision means the value may have changed, so re-read.
+   * Equivalent to the store's own check: the write lands only on a revision
+   * whose value deep-equals `expected`.
+   */
+  private async withValueCondition<R>(key: string, expected: unknown, write: (revision: number) => Promise<R>): Promise<R> {
+    let last: unknown;
+    for (let attempt = 0; attempt < IF_VALUE_ATTEMPTS; attempt++) {
+      const current = await this.getRecord(key);
+      if (current === null || isTombstone(current) || !deepEqual(current.value, expected)) {
+        throw new ConflictError([{ key, expected: 'value', actual: current?.revision ?? null }]);
+      }
+      try {
+        return await write(current.revision);
+      } catch (err) {
+        if (!ConflictError.is(err)) throw err;
+        last = err;
+      }
+    }
+    throw last;
+  }
+
+  protected override async commitAtomic(ops: AtomicOp[]): Promise<{ revision: number }> {
+    const body = JSON.stringify({
+      ops: ops.map((op) => (op.type === 'set' ? { op: 'set', key: op.key, value: op.value, ...(op.ttlMs !== undefined ? { ttlMs: op.ttlMs } : {}) } : { op: op.type, key: op.key, ...(op.type === 'check' ? { revision: op.revision } : {}) })),
+    });
+    return (await this.requestJson('POST', '/v1/txn', { headers: { 'content-type': 'application/json' }, body, write: true })) as { revision: number };
+  }
+
+  async list<T = unknown>(options: ListOptions = {}): Promise<ListPage<T>> {
+    this.assertOpen();
+    const q = new URLSearchParams();
+    if (options.prefix !== undefined) q.set('prefix', options.prefix);
+    if (options.after !== undefined) q.set('after', options.after);
+    if (options.limit !== undefined) {
+      if (typeof options.limit !== 'number' || !Number.isSafeInteger(options.limit) || options.limit <= 0) {
+        throw new InvalidArgumentError(`limit must be a positive integer, got ${String(options.limit)}`);
+      }
+      q.set('limit', String(options.limit));
+    }
+    const qs = q.toString();
+    const page = (await this.requestJson('GET', `/v1/kv${qs ? `?${qs}` : ''}`)) as ListPage<T>;
+    return page.cursor === undefined ? { entries: page.entries } : page;
+  }
+
+  async history<T = unknown>(key: string, options: HistoryOptions = {}): Promise<StoredRecord<T>[]> {
+    this.assertOpen();
+    if (options.limit !== undefined && (!Number.isSafeInteger(options.limit) || options.limit <= 0)) {
+      throw new InvalidArgumentError(`limit must be a positive integer, got ${String(options.limit)}`);
+    }
+    const qs = options.limit !== undefined ? `?limit=${options.limit}` : '';
+    // The last slash of the key is encoded, so `…/history` is always the history route.
+    const body = (await this.requestJson('GET', `${keyPath(key)}/history${qs}`)) as { records: StoredRecord<T>[] };
+    return body.records;
+  }
+
+  watch<T = unknown>(options: WatchOptions): AsyncIterable<WatchEvent<T>> {
+    this.assertOpen();
+    const queue = new AsyncQueue<WatchEvent<T>>(options.signal);
+    const controller = new AbortController();
+    queue.onClose(() => controller.abort());
+    this.watches.add(controller);
+    queue.onClose(() => this.watches.delete(controller));
+    void this.runWatch(options, queue, controller.signal);
+    return queue;
+  }
+
+  private async runWatch<T>(options: WatchOptions, queue: AsyncQueue<WatchEvent<T>>, signal: AbortSignal): Promise<void> {
+    const q = new URLSearchParams();
+    if (options.key !== undefined) q.set('key', options.key);
+    else q.set('prefix', options.prefix ?? '');
+    if (options.fromRevision !== undefined) q.set('fromRevision', String(options.fromRevision));
+    // Resume point: the last revision whose events all arrived (the SSE id).
+    let lastId: number | undefined = options.fromRevision;
+    // Events after lastId already delivered (a commit cut by a dropped connection is sent again).
+    const delivered = new Set<string>();
+    let failures = 0;
+    while (!signal.aborted && !queue.closed) {
+      try {
+        const headers: Record<string, string> = { accept: 'text/event-stream' };
+        if (lastId !== undefined) headers['last-event-id'] = String(lastId);
+        const res = await this.request('GET', `/v1/watch?${q.toString()}`, { headers, signal, noTimeout: true });
+        failures = 0;
+        if (!res.body) throw new BackendError('watch stream without a body', { transient: true });
+        for await (const msg of parseSse(res.body)) {
+          if (msg.event === 'error') {
+            queue.fail(errorFromProblem(503, safeJson(msg.data) as ProblemBody));
+            return;
+          }
+          if (msg.event !== 'put' && msg.event !== 'delete') continue;
+          const data = JSON.parse(msg.data) as { type: 'put' | 'delete'; key: string; revision: number; value?: unknown } & Record<string, unknown>;
+          const id = `${data.revision}\u0000${data.key}`;
+          if (!delivered.has(id)) {
+            delivered.add(id);
+            if (data.type === 'put') {
+              const { type: _type, ...entry } = data;
+              queue.push({ type: 'put', key: data.key, revision: data.revision, entry: entry as unknown as Entry<T> });
+            } else {
+              queue.push({ type: 'delete', key: data.key, revision: data.revision });
+            }
+          }
+          if (msg.id !== undefined && /^\d+$/.test(msg.id)) {
+            lastId = Number(msg.id);
+            delivered.clear();
+          }
+        }
+        // The server ended the stream (shutdown): reconnect.
+      } catch (err) {
+        if (signal.aborted || queue.closed) return;
+        if (RevkitError.is(err) && !(BackendError.is(err) && err.transient)) {
+          queue.fail(err);
+          return;
+        }
+        if (++failures > 20) {
+          queue.fail(err);
+          return;
+        }
+      }
+      if (signal.aborted || queue.closed) return;
+      await new Promise((r) => setTimeout(r, Math.min(2000, 50 * 2 ** failures)));
+    }
+  }
+
+  protected async doClose(): Promise<void> {
+    for (const w of this.watches) w.abort();
+    this.watches.clear();
+  }
+
+  // ---- HTTP plumbing
+
+  private async requestJson(method: string, path: string, init: RequestInit2 = {}): Promise<unknown> {
+    const res = await this.request(method, path, init);
+    return res.json();
+  }
+
+  private async request(method: string, path: string, init: RequestInit2 = {}): Promise<Response> {
+    const headers: Record<string, string> = { ...init.headers };
+    if (this.authorization) headers.authorization = this.authorization;
+    const signals: AbortSignal[] = [];
+    if (init.signal) signals.push(init.signal);
+    if (!init.noTimeout) signals.push(AbortSignal.timeout(this.timeoutMs));
+    let res: Response;
+    try {
+      res = await fetch(this.base + path, {
+        method,
+        headers,
+        ...(init.body !== undefined ? { body: init.body } : {}),
+        signal: signals.length === 1 ? signals[0] : AbortSignal.any(signals),
+      });
+    } catch (err) {
+      if (init.signal?.aborted) throw new AbortedError(init.signal.reason);
+      const code = (err as { cause?: { code?: string } }).cause?.code;
+      const refused = code === 'ECONNREFUSED' || code === 'ENOTFOUND' || code === 'EAI_AGAIN';
+      // A write that may have reached the server before the connection failed is ambiguous.
+      throw new BackendError(`cannot reach the revkit server at ${this.base}: ${code ?? (err as Error).message}`, {
+        transient: true, ambiguous: init.write === true && !refused, cause: err,
+      });
+    }
+    if (res.ok || init.okStatuses?.includes(res.status)) return res;
+    const text = await res.text().catch(() => '');
+    throw errorFromProblem(res.status, safeJson(text) as ProblemBody | undefined, init.key);
+  }
+}
+
+interface RequestInit2 {
+  headers?: Record<string, string>;
+  body?: string;
+  signal?: AbortSignal;
+  /** A write: a connection failure after sending may have committed it. */
+  write?: boolean;
+  key?: string;
+  okStatuses?: number[];
+  noTimeout?: boolean;
+}
+
+/** Every character outside the unreserved set is encoded, `/` included. */
+function keyPath(key: string): string {
+  return `/v1/kv/${encodeURIComponent(key)}`;
+}
+
+function addCondition(headers: Record<string, string>, cond: { ifAbsent?: true; ifRevision?: number }): void {
+  if (cond.ifAbsent) headers['if-none-match'] = '*';
+  else if (cond.ifRevision !== undefined) headers['if-match'] = `"${cond.ifRevision}"`;
+}
+
+function revisionOf(etag: string | null): number {
+  const m = /^"(\d+)"$/.exec(etag ?? '');
+  if (!m) throw new BackendError(`the server sent no revision ETag (${String(etag)})`, { transient: false });
+  return Number(m[1]);
+}
+
+function safeJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
+
+/** The revkit error a problem body stands for. */
+export function errorFromProblem(status: number, body: ProblemBody | undefined, key?: string): Error {
+  const detail = typeof body?.detail === 'string' ? body.detail : `HTTP ${status}`;
+  const num = (v: unknown, d = 0) => (typeof v === 'number' ? v : d);
+  switch (body?.code) {
+    case 'ERR_CONFLICT': {
+      const checks = Array.isArray(body.checks)
+        ? (body.checks as FailedCheck[]).map((c) => ({ key: c.key, expected: c.expected, actual: c.actual }))
+        : [{ key: typeof body.key === 'string' ? body.key : (key ?? ''), expected: (body.expected ?? null) as FailedCheck['expected'], actual: (body.actual ?? null) as number | null }];
+      return new ConflictError(checks);
+    }
+    case 'ERR_VALIDATION':
+      return new ValidationError(Array.isArray(body.issues) ? (body.issues as ValidationError['issues']) : [{ message: detail }], typeof body.key === 'string' ? body.key : key);
+    case 'ERR_TOO_LARGE':
+      return new TooLargeError('the encoded value', num(body.size), num(body.limit));
+    case 'ERR_PAYLOAD_TOO_LARGE':
+      return new TooLargeError('the request body', num(body.size), num(body.limit));
+    case 'ERR_INVALID_KEY':
+      return new InvalidKeyError(detail, num(body.limit, MAX_KEY_BYTES));
+    case 'ERR_INVALID_ARGUMENT':
+    case 'ERR_BAD_REQUEST':
+      return new InvalidArgumentError(detail);
+    case 'ERR_PRECONDITION_REQUIRED':
+      return new InvalidArgumentError(`the server requires a condition on every write: ${detail}`);
+    case 'ERR_UNSUPPORTED':
+      return new UnsupportedError(String(body.operation ?? 'operation'), String(body.backend ?? 'remote'));
+    case 'ERR_HISTORY_GONE':
+      return new HistoryGoneError(num(body.fromRevision), num(body.oldestRevision));
+    case 'ERR_RETRY_EXHAUSTED':
+      return new RetryExhaustedError(String(body.key ?? key ?? ''), num(body.attempts), new RevkitError('ERR_CONFLICT', detail), (body.reason as 'attempts') ?? 'attempts');
+    default: {
+      const transient = status === 503 || status === 502 || status === 504 || status === 408 || status === 429;
+      const err = new BackendError(`revkit server: ${status} ${body?.code ?? ''} ${detail}`.replace(/\s+/g, ' ').trim(), { transient });
+      Object.assign(err, { status, problem: body });
+      return err;
+    }
+  }
+}
+
+interface SseMessage {
+  event: string;
+  data: string;
+  id: string | undefined;
+}
+
+/** Minimal text/event-stream parser (WHATWG HTML §9.2.6). */
+async function* parseSse(body: ReadableStream<Uint8Array>): AsyncGenerator<SseMessage> {
+  const decoder = new TextDecoder();
+  let buffer = '';
+  let event = '';
+  let data: string[] = [];
+  let id: string | undefined;
+  for await (const chunk of body as unknown as AsyncIterable<Uint8Array>) {
+    buffer += decoder.decode(chunk, { stream: true });
+    let nl: number;
+    while ((nl = buffer.search(/\r\n|\r|\n/)) >= 0) {
+      const line = buffer.slice(0, nl);
+      buffer = buffer.slice(nl + (buffer[nl] === '\r' && buffer[nl + 1] === '\n' ? 2 : 1));
+      if (line === '') {
+        if (data.length > 0) yield { event: event || 'message', data: data.join('\n'), id };
+        event = '';
+        data = [];
+        id = undefined;
+        continue;
+      }
+      if (line.startsWith(':')) continue;
+      const colon = line.indexOf(':');
+      const field = colon < 0 ? line : line.slice(0, colon);
+      let value = colon < 0 ? '' : line.slice(colon + 1);
+      if (value.startsWith(' ')) value = value.slice(1);
+      if (field === 'event') event = value;
+      else if (field === 'data') data.push(value);
+      else if (field === 'id') id = value;
+    }
+  }
+}

@@ -1,0 +1,100 @@
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { open } from '../src/open.js';
+import { createServer, HttpStore, type CreateServerOptions, type RevkitServer } from '../src/server/index.js';
+
+export const ADMIN = 'admin-token-0123456789abcdef';
+
+export interface StoreTarget {
+  name: string;
+  /** A fresh, isolated store URL. */
+  url(): string;
+}
+
+const tmp = mkdtempSync(join(tmpdir(), 'revkit-server-'));
+const id = () => randomBytes(5).toString('hex');
+
+/** memory always; sqlite and postgres once their backends exist (they throw "not built yet" until then). */
+export async function storeTargets(): Promise<StoreTarget[]> {
+  const targets: StoreTarget[] = [{ name: 'memory', url: () => 'memory:' }];
+  const candidates: StoreTarget[] = [
+    { name: 'sqlite', url: () => `sqlite:${join(tmp, `${id()}.db`)}` },
+    { name: 'postgres', url: () => `${process.env.REVKIT_TEST_POSTGRES_URL ?? 'postgres://127.0.0.1:5432/test'}?prefix=srv_${id()}` },
+  ];
+  for (const c of candidates) {
+    try {
+      const s = await open(c.url());
+      await s.get('probe');
+      await s.close();
+      targets.push(c);
+    } catch (err) {
+      const msg = String((err as Error).message);
+      if (!/not built yet|not installed/.test(msg)) console.warn(`[server tests] ${c.name} unavailable: ${msg}`);
+    }
+  }
+  return targets;
+}
+
+export async function startServer(options: Partial<CreateServerOptions> & { store: CreateServerOptions['store'] }): Promise<{ server: RevkitServer; url: string }> {
+  const server = await createServer({ adminToken: ADMIN, ...options });
+  const url = await server.listen({ host: '127.0.0.1', port: 0 });
+  return { server, url };
+}
+
+/** An HttpStore on its own server; closing the store closes the server. */
+export async function servedStore(storeUrl: string, options: Partial<CreateServerOptions> = {}): Promise<HttpStore> {
+  const { server, url } = await startServer({ store: storeUrl, ...options });
+  const store = await HttpStore.fromUrl(`${url}?token=${ADMIN}`);
+  const close = store.close.bind(store);
+  store.close = async () => {
+    await close();
+    await server.close();
+  };
+  return store;
+}
+
+export interface Res {
+  status: number;
+  headers: Headers;
+  text: string;
+  json: any;
+}
+
+export async function req(base: string, method: string, path: string, init: { headers?: Record<string, string>; body?: unknown; token?: string | null; raw?: string } = {}): Promise<Res> {
+  const headers: Record<string, string> = { ...init.headers };
+  const token = init.token === undefined ? ADMIN : init.token;
+  if (token !== null) headers.authorization = `Bearer ${token}`;
+  let body: string | undefined = init.raw;
+  if (init.body !== undefined) {
+    body = JSON.stringify(init.body);
+    headers['content-type'] ??= 'application/json';
+  }
+  const res = await fetch(base + path, { method, headers, ...(body !== undefined ? { body } : {}) });
+  const text = await res.text();
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    json = undefined;
+  }
+  return { status: res.status, headers: res.headers, text, json };
+}
+
+/** Checks an RFC 9457 body; returns a reason when it is not one. */
+export function problemIssue(status: number, contentType: string | null, text: string): string | null {
+  if (!contentType?.startsWith('application/problem+json')) return `content-type ${contentType}`;
+  let p: any;
+  try {
+    p = JSON.parse(text);
+  } catch {
+    return 'body is not JSON';
+  }
+  if (typeof p !== 'object' || p === null) return 'body is not an object';
+  for (const f of ['type', 'title', 'detail', 'code']) if (typeof p[f] !== 'string' || p[f] === '') return `missing ${f}`;
+  if (p.status !== status) return `status ${p.status} ≠ ${status}`;
+  if (!/^ERR_[A-Z_]+$/.test(p.code)) return `code ${p.code}`;
+  if (/\n\s+at /.test(text)) return 'stack trace in body';
+  return null;
+}
