@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { open } from '../src/open.js';
 import { createServer, HttpStore, type CreateServerOptions, type RevkitServer } from '../src/server/index.js';
@@ -14,6 +14,8 @@ export interface StoreTarget {
 }
 
 const tmp = mkdtempSync(join(tmpdir(), 'revkit-server-'));
+/** Like libpq, default to the OS user when the URL names none. */
+const PG_URL = process.env.REVKIT_PG_URL ?? `postgres://${encodeURIComponent(process.env.PGUSER || process.env.USER || userInfo().username)}@127.0.0.1:5432/test`;
 const id = () => randomBytes(5).toString('hex');
 
 /** memory always; sqlite and postgres once their backends exist (they throw "not built yet" until then). */
@@ -21,7 +23,7 @@ export async function storeTargets(): Promise<StoreTarget[]> {
   const targets: StoreTarget[] = [{ name: 'memory', url: () => 'memory:' }];
   const candidates: StoreTarget[] = [
     { name: 'sqlite', url: () => `sqlite:${join(tmp, `${id()}.db`)}` },
-    { name: 'postgres', url: () => `${process.env.REVKIT_TEST_POSTGRES_URL ?? 'postgres://127.0.0.1:5432/test'}?prefix=srv_${id()}` },
+    { name: 'postgres', url: () => `${PG_URL}?prefix=srv_${id()}_` },
   ];
   for (const c of candidates) {
     try {

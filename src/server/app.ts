@@ -77,6 +77,8 @@ export interface RevkitServer {
   readonly app: FastifyInstance;
   readonly store: Store;
   readonly metrics: ServerMetrics;
+  /** Every route as "METHOD /path" (the OpenAPI test checks each is documented). */
+  readonly routes: string[];
   /** Base URL once listening. */
   readonly url: string | undefined;
   /** Starts listening (default 127.0.0.1, port 0 = any free port); returns the base URL. */
@@ -143,6 +145,10 @@ export async function createServer(options: CreateServerOptions): Promise<Revkit
     clientErrorHandler: (err: NodeJS.ErrnoException, socket: Socket) => writeRawProblem(err, socket),
   });
   app.decorateRequest('principal', null);
+  const routes: string[] = [];
+  app.addHook('onRoute', (r) => {
+    for (const m of [r.method].flat()) routes.push(`${m} ${r.url}`);
+  });
 
   // ---- body parsing: JSON and JSON Merge Patch only, parsed as plain JSON (a
   // `__proto__` member stays an ordinary own property), with a depth limit.
@@ -459,6 +465,7 @@ export async function createServer(options: CreateServerOptions): Promise<Revkit
     app,
     store,
     metrics,
+    routes,
     get url() {
       return url;
     },
