@@ -1,8 +1,797 @@
-import { UnsupportedError, type Store } from '../core/index.js';
+/**
+ * revkit/postgres — the multi-machine backend (DESIGN §6).
+ *
+ * URL form (what `open()` accepts):
+ *
+ *   postgres://user:pass@host:5432/db?prefix=revkit_&schema=public
+ *
+ * revkit-specific query parameters (removed before the URL reaches pg):
+ *   prefix              table name prefix, default `revkit_` ([a-z_][a-z0-9_]*, ≤ 40 chars)
+ *   schema              schema to hold the tables, default `public` (created if missing)
+ *   historyDepth        past revisions kept per key for history(), default 64
+ *   changeRetentionMs   changes beyond historyDepth are still kept this long for watch(), default 60000
+ *   tombstoneRetentionMs  tombstones are purged after this long, default 86400000 (1 day)
+ *   sweepIntervalMs     background TTL removal / pruning period, default 1000
+ *   watchPollMs         watch() fallback poll period, default 500 (NOTIFY wakes it earlier)
+ *   poolSize            size of the pg.Pool the store creates, default 10
+ *   notify              `false` to not send NOTIFY wake-ups after writes
+ * Everything else (sslmode, application_name, …) goes to pg as usual.
+ *
+ * Or reuse an application's pool: `await postgresStore(pool, { prefix: 'orders_' })`.
+ * Such a pool stays the application's: close() does not end it, and the
+ * application must handle the pool's 'error' event (idle connections die
+ * when the server restarts; an unhandled 'error' event kills the process).
+ *
+ * How it works (details next to each statement in sql.ts):
+ * - Every conditional put/delete is ONE statement: lock the key's row, check
+ *   the condition on the locked (latest committed) version, write, append the
+ *   change, and report the current revision on conflict — all inside one
+ *   INSERT/UPDATE … RETURNING with CTEs.
+ * - Revisions come from one sequence, drawn after the row lock is granted:
+ *   per key strictly increasing, never reused (not after delete, not after
+ *   purge); store-wide they are unique but commit order may differ from
+ *   revision order under concurrency — watch() handles that (see watch.ts).
+ * - Watch reads the change-log table (the truth) up to a revision below
+ *   which no transaction can still commit, proven with pg snapshots;
+ *   LISTEN/NOTIFY is only a wake-up.
+ */
+import pg from 'pg';
+import type { Pool, PoolClient, QueryConfig, QueryResult, QueryResultRow } from 'pg';
+import {
+  AsyncQueue, BackendError, BaseStore, RevkitError, ConflictError, DEFAULT_MAX_VALUE_BYTES, HistoryGoneError, InvalidArgumentError,
+  assertKey, assertLimit, assertPrefix, assertRevision, assertValueSize, conditionFailure, jsonCodec, keyFilter,
+  type AtomicOp, type Capabilities, type Codec, type DeleteOptions, type Durability, type Entry, type FailedCheck,
+  type HistoryOptions, type ListOptions, type ListPage, type PutOptions, type StoreOptions, type StoredRecord,
+  type Tombstone, type WatchEvent, type WatchOptions,
+} from '../core/index.js';
+import { isServerUnavailable, mapPgError } from './errors.js';
+import { dropStore, migrate, names, type Names } from './schema.js';
+import {
+  atomicLockSql, atomicPlaceholderSql, atomicWriteSql, deleteSql, expireSql, getSql, historySql, likePrefix, listSql,
+  markSql, purgeSql, pruneSql, putSql, seqSql, watchSql, type CondKind,
+} from './sql.js';
 
-// Placeholder until the postgres backend lands (its own issue).
-export class PostgresStore {
-  static async fromUrl(_url: string, _options: unknown): Promise<Store> {
-    throw new UnsupportedError('open', 'postgres', 'this backend is not built yet');
+export { mapPgError } from './errors.js';
+export { MIGRATIONS, LATEST_VERSION } from './schema.js';
+
+export interface PostgresStoreOptions extends StoreOptions {
+  /** Schema holding the tables; default `public`. */
+  schema?: string;
+  /** Prefix of every table name, so several stores share a database; default `revkit_`. */
+  prefix?: string;
+  /** Past revisions per key kept for history(); default 64. */
+  historyDepth?: number;
+  /** Changes beyond historyDepth are still kept this long for watch({ fromRevision }); default 60 s. */
+  changeRetentionMs?: number;
+  /** Tombstones are purged after this long; default one day. Revisions are never reused either way. */
+  tombstoneRetentionMs?: number;
+  /** Period of the background TTL removal and pruning; default 1000 ms. 0 disables the sweeper. */
+  sweepIntervalMs?: number;
+  /** watch() polls at least this often (NOTIFY wakes it earlier); default 500 ms. */
+  watchPollMs?: number;
+  /** Send a (coalesced) NOTIFY after writes so watchers in other processes wake at once; default true. */
+  notify?: boolean;
+  /** Pool size when the store creates the pool (fromUrl); default 10. */
+  poolSize?: number;
+  /**
+   * While the server is unreachable (restart, failover), wait up to this long
+   * for a connection before failing an operation with a transient
+   * BackendError; default 2000 ms. Keeps update() from burning its attempts
+   * in a tight loop during an outage.
+   */
+  connectWaitMs?: number;
+  /** Run migrations on open; default true. */
+  migrate?: boolean;
+}
+
+interface Row extends QueryResultRow {
+  [column: string]: unknown;
+}
+
+const URL_OPTIONS = ['prefix', 'schema', 'historyDepth', 'changeRetentionMs', 'tombstoneRetentionMs', 'sweepIntervalMs', 'watchPollMs', 'poolSize', 'notify', 'connectWaitMs'] as const;
+
+function num(v: unknown): number {
+  return typeof v === 'number' ? v : Number(v as string);
+}
+
+function optNum(v: unknown): number | undefined {
+  return v === null || v === undefined ? undefined : num(v);
+}
+
+/** Error classes of pg that leave the connection usable (the statement just failed). */
+function connectionStillGood(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  if (typeof code !== 'string' || !/^[0-9A-Z]{5}$/.test(code)) return false;
+  return !(code.startsWith('08') || code.startsWith('57P') || code.startsWith('53') || code.startsWith('58'));
+}
+
+export class PostgresStore extends BaseStore {
+  readonly backend = 'postgres';
+  capabilities: Capabilities = { atomic: true, ttl: true, history: true, watch: true, crossProcess: true, durability: 'server-default' };
+  readonly names: Names;
+  private readonly codec: Codec;
+  private readonly json: boolean;
+  private readonly maxValueBytes: number;
+  readonly historyDepth: number;
+  private readonly changeRetentionMs: number;
+  private readonly tombstoneRetentionMs: number;
+  private readonly watchPollMs: number;
+  private readonly notify: boolean;
+  private readonly connectWaitMs: number;
+  private readonly sweepIntervalMs: number;
+  private sweeper: NodeJS.Timeout | undefined;
+  private sweeping: Promise<void> | undefined;
+  private sweeps = 0;
+  private pruneMark = 0;
+  private readonly watchers = new Set<Watcher>();
+  private listener: { stop: () => void; done: Promise<void> } | undefined;
+  private notifyState: 'idle' | 'busy' | 'again' = 'idle';
+  private notifying: Promise<void> | undefined;
+  private readonly sql: Record<string, string> = {};
+
+  private constructor(readonly pool: Pool, private readonly ownsPool: boolean, private readonly options: PostgresStoreOptions) {
+    super();
+    this.names = names(options.schema ?? 'public', options.prefix ?? 'revkit_');
+    this.codec = options.codec ?? jsonCodec;
+    this.json = this.codec === jsonCodec || this.codec.name === 'json';
+    this.maxValueBytes = options.maxValueBytes ?? DEFAULT_MAX_VALUE_BYTES;
+    this.historyDepth = positive(options.historyDepth, 64, 'historyDepth');
+    this.changeRetentionMs = nonNegative(options.changeRetentionMs, 60_000, 'changeRetentionMs');
+    this.tombstoneRetentionMs = nonNegative(options.tombstoneRetentionMs, 86_400_000, 'tombstoneRetentionMs');
+    this.watchPollMs = positive(options.watchPollMs, 500, 'watchPollMs');
+    this.sweepIntervalMs = nonNegative(options.sweepIntervalMs, 1000, 'sweepIntervalMs');
+    this.connectWaitMs = nonNegative(options.connectWaitMs, 2000, 'connectWaitMs');
+    this.notify = options.notify ?? true;
   }
+
+  /** Opens a store on its own pool; `close()` ends that pool. See the top of this file for the URL form. */
+  static async fromUrl(url: string, options: PostgresStoreOptions = {}): Promise<PostgresStore> {
+    const { connectionString, fromUrl } = parseUrl(url);
+    const merged: PostgresStoreOptions = { ...fromUrl, ...stripUndefined(options) };
+    const pool = new pg.Pool({
+      connectionString,
+      max: positive(merged.poolSize, 10, 'poolSize'),
+      connectionTimeoutMillis: 10_000,
+      idleTimeoutMillis: 30_000,
+      keepAlive: true,
+    });
+    // Idle connections die when the server restarts; without a listener the
+    // pool's 'error' event would crash the process. The pool drops them.
+    pool.on('error', () => undefined);
+    const store = new PostgresStore(pool, true, merged);
+    try {
+      await store.init();
+    } catch (err) {
+      await pool.end().catch(() => undefined);
+      throw err;
+    }
+    return store;
+  }
+
+  /** A store on an application's existing pool (which it does not end on close). */
+  static async fromPool(pool: Pool, options: PostgresStoreOptions = {}): Promise<PostgresStore> {
+    const store = new PostgresStore(pool, false, options);
+    await store.init();
+    return store;
+  }
+
+  private async init(): Promise<void> {
+    await this.withClient('open', false, async (client) => {
+      if (this.options.migrate !== false) await migrate(client, this.names);
+      const r = await client.query<Row>(`SELECT current_setting('fsync') AS fsync, current_setting('synchronous_commit') AS sc, current_setting('synchronous_standby_names') AS standbys`);
+      const row = r.rows[0] ?? {};
+      this.capabilities = { ...this.capabilities, durability: durabilityOf(String(row.fsync), String(row.sc), String(row.standbys)) };
+    });
+    if (this.sweepIntervalMs > 0) {
+      this.sweeper = setInterval(() => void this.sweep(), this.sweepIntervalMs);
+      this.sweeper.unref();
+    }
+  }
+
+  // ------------------------------------------------------------------ plumbing
+
+  /**
+   * Checks a client out of the pool. While the server is unreachable
+   * (refused, restarting: 57P03) it keeps trying for `connectWaitMs`; nothing
+   * was sent yet, so the failure is transient and never ambiguous.
+   */
+  private async acquire(what: string): Promise<PoolClient> {
+    const deadline = Date.now() + this.connectWaitMs;
+    let delay = 50;
+    for (;;) {
+      this.assertOpen();
+      try {
+        return await this.pool.connect();
+      } catch (err) {
+        if (!isServerUnavailable(err) || Date.now() + delay > deadline || this.isClosed) throw mapPgError(err, { writeSent: false, what });
+        await new Promise((r) => setTimeout(r, delay));
+        delay = Math.min(delay * 2, 500);
+      }
+    }
+  }
+
+  private async withClient<R>(what: string, write: boolean, fn: (client: PoolClient) => Promise<R>): Promise<R> {
+    const client = await this.acquire(what);
+    const onError = () => undefined; // a checked-out client may emit 'error' when its connection dies
+    client.on('error', onError);
+    try {
+      const result = await fn(client);
+      client.off('error', onError);
+      client.release();
+      return result;
+    } catch (err) {
+      client.off('error', onError);
+      client.release(RevkitErrorLike(err) || connectionStillGood(err) ? undefined : (err as Error) ?? true);
+      throw mapPgError(err, { writeSent: write, what });
+    }
+  }
+
+  private statement(name: string, build: () => string): string {
+    return (this.sql[name] ??= build());
+  }
+
+  private q<R extends QueryResultRow = Row>(client: PoolClient, name: string, build: () => string, values: unknown[]): Promise<QueryResult<R>> {
+    const config: QueryConfig = { name: `revkit_${this.names.tag}_${name}`, text: this.statement(name, build), values };
+    return client.query<R>(config);
+  }
+
+  private encode(value: unknown): Buffer {
+    const bytes = this.codec.encode(value);
+    assertValueSize(bytes, this.maxValueBytes);
+    return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  }
+
+  private decodeValue(bytes: unknown): unknown {
+    try {
+      return this.codec.decode(bytes as Buffer);
+    } catch (cause) {
+      throw new BackendError(`a stored value could not be decoded with the ${this.codec.name} codec`, { transient: false, cause });
+    }
+  }
+
+  private toRecord<T>(key: string, r: Row, now: number, withoutValue = false): StoredRecord<T> {
+    const revision = num(r.revision);
+    if (r.deleted) {
+      const t: Tombstone = { key, revision, deleted: true };
+      if (r.writer !== null && r.writer !== undefined) t.writer = r.writer as string;
+      return t;
+    }
+    const expiresAt = optNum(r.expires_at);
+    if (expiresAt !== undefined && expiresAt <= now) return { key, revision, deleted: true };
+    return this.toEntry<T>(key, r, withoutValue ? null : undefined);
+  }
+
+  private toEntry<T>(key: string, r: Row, value?: unknown): Entry<T> {
+    const entry: Entry<T> = {
+      key,
+      value: (value !== undefined ? value : this.decodeValue(r.value)) as T,
+      revision: num(r.revision),
+      createdRevision: num(r.created_revision),
+      updatedAt: num(r.updated_at),
+    };
+    const expiresAt = optNum(r.expires_at);
+    if (expiresAt !== undefined) entry.expiresAt = expiresAt;
+    if (r.writer !== null && r.writer !== undefined) entry.writer = r.writer as string;
+    return entry;
+  }
+
+  // ------------------------------------------------------------------ reads
+
+  async getRecord<T = unknown>(key: string): Promise<StoredRecord<T> | null> {
+    this.assertOpen();
+    assertKey(key);
+    const r = await this.withClient('get', false, (c) => this.q(c, 'get', () => getSql(this.names), [key]));
+    const row = r.rows[0];
+    return row ? this.toRecord<T>(key, row, num(row.now)) : null;
+  }
+
+  async list<T = unknown>(options: ListOptions = {}): Promise<ListPage<T>> {
+    this.assertOpen();
+    const prefix = options.prefix ?? '';
+    assertPrefix(prefix);
+    if (options.after !== undefined && typeof options.after !== 'string') throw new InvalidArgumentError('after must be a key string');
+    const limit = assertLimit(options.limit, 10_000) ?? 1000;
+    const r = await this.withClient('list', false, (c) => this.q(c, 'list', () => listSql(this.names), [likePrefix(prefix), options.after ?? null, limit + 1]));
+    const rows = r.rows.slice(0, limit);
+    const entries = rows.map((row) => this.toEntry<T>(row.key as string, row));
+    return r.rows.length > limit ? { entries, cursor: rows[rows.length - 1]?.key as string } : { entries };
+  }
+
+  async history<T = unknown>(key: string, options: HistoryOptions = {}): Promise<StoredRecord<T>[]> {
+    this.assertOpen();
+    assertKey(key);
+    const limit = assertLimit(options.limit, this.historyDepth) ?? this.historyDepth;
+    const r = await this.withClient('history', false, (c) => this.q(c, 'history', () => historySql(this.names), [key, limit]));
+    return r.rows.map((row) => (row.deleted ? this.toRecord<T>(key, row, 0) : this.toEntry<T>(key, row)));
+  }
+
+  // ------------------------------------------------------------------ writes
+
+  protected async doPut<T>(key: string, value: T, options: PutOptions): Promise<Entry<T>> {
+    const bytes = this.encode(value);
+    const [kind, arg, expected] = this.condition(options);
+    const name = `put_${kind}${this.json ? 'j' : 'b'}`;
+    const params = [key, bytes, options.ttlMs ?? null, options.writer ?? null, ...(kind === 'rev' || kind === 'value' ? [arg] : [])];
+    for (let round = 1; ; round++) {
+      const r = await this.withClient('put', true, (c) => this.q(c, name, () => putSql(this.names, kind, this.json), params));
+      const row = r.rows[0] as Row;
+      if (row.revision !== null && row.revision !== undefined) {
+        this.signalChange();
+        return this.toEntry<T>(key, { ...row, writer: options.writer ?? null }, this.codec.decode(new Uint8Array(bytes)));
+      }
+      if (row.found || kind === 'rev' || kind === 'value') {
+        throw new ConflictError([{ key, expected, actual: row.found ? num(row.actual) : null }]);
+      }
+      // The key was created after this statement's snapshot and the
+      // condition failed on it: run again so the new snapshot classifies it.
+      if (round >= 5) throw new BackendError(`put of ${JSON.stringify(key)} kept racing concurrent creators; nothing was written`, { transient: true, ambiguous: false });
+    }
+  }
+
+  protected async doDelete(key: string, options: DeleteOptions): Promise<number | null> {
+    const [kind, arg, expected] = this.condition(options);
+    const name = `del_${kind}${this.json ? 'j' : 'b'}`;
+    const r = await this.withClient('delete', true, (c) =>
+      this.q(c, name, () => deleteSql(this.names, kind, this.json), [key, options.writer ?? null, ...(kind === 'rev' || kind === 'value' ? [arg] : [])]));
+    const row = r.rows[0] as Row;
+    if (row.revision !== null && row.revision !== undefined) {
+      this.signalChange();
+      return num(row.revision);
+    }
+    if (row.found ? row.ok === false : kind === 'rev' || kind === 'value') {
+      throw new ConflictError([{ key, expected, actual: row.found ? num(row.actual) : null }]);
+    }
+    return null;
+  }
+
+  private condition(options: PutOptions): [CondKind, unknown, FailedCheck['expected']] {
+    if (options.ifAbsent) return ['absent', null, 'absent'];
+    if (options.ifRevision !== undefined) return ['rev', options.ifRevision, options.ifRevision];
+    if (options.ifValue !== undefined) return ['value', this.codec.encode(options.ifValue), 'value'];
+    return ['none', null, null];
+  }
+
+  /**
+   * One transaction: lock every row the batch touches (existing rows in key
+   * order, placeholders for missing keys), evaluate every check on the locked
+   * rows with conditionFailure() (so the ConflictError lists every failed
+   * check), then write everything with one revision drawn after all locks.
+   * A placeholder that cannot be inserted (the key was created after our
+   * snapshot) or a deadlock restarts the transaction; nothing was written.
+   */
+  protected override async commitAtomic(ops: AtomicOp[]): Promise<{ revision: number }> {
+    const values = new Map<string, Buffer>();
+    for (const op of ops) if (op.type === 'set') values.set(op.key, this.encode(op.value));
+    const keys = [...new Set(ops.map((op) => op.key))].sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
+    for (let attempt = 1; ; attempt++) {
+      let committing = false;
+      let retry = false;
+      try {
+        const result = await this.withClient('atomic', true, async (client) => {
+          await client.query('BEGIN');
+          let open = true;
+          const rollback = async () => {
+            open = false;
+            await client.query('ROLLBACK');
+          };
+          try {
+            const locked = new Map<string, Row>();
+            let now = Date.now();
+            for (const row of (await this.q(client, 'alock', () => atomicLockSql(this.names), [keys])).rows) {
+              locked.set(row.key as string, row);
+              now = num(row.now);
+            }
+            const missing = keys.filter((k) => !locked.has(k));
+            if (missing.length > 0) {
+              const placed = await this.q(client, 'aplace', () => atomicPlaceholderSql(this.names), [missing]);
+              if (placed.rows.length < missing.length) {
+                retry = true;
+                await rollback();
+                return undefined;
+              }
+            }
+            const record = (key: string): StoredRecord | null => {
+              const row = locked.get(key);
+              if (!row) return null;
+              // Checks need only the revision and liveness, not the value.
+              return this.toRecord(key, row, now, true);
+            };
+            const isLive = (key: string) => {
+              const rec = record(key);
+              return rec !== null && !('deleted' in rec);
+            };
+            const failures: FailedCheck[] = [];
+            for (const op of ops) {
+              if (op.type !== 'check') continue;
+              const failure = conditionFailure(op.key, record(op.key), op.revision === null ? { ifAbsent: true } : { ifRevision: op.revision }, now);
+              if (failure) failures.push(failure);
+            }
+            if (failures.length > 0) {
+              await rollback();
+              throw new ConflictError(failures);
+            }
+            const wk: string[] = [], wv: (Buffer | null)[] = [], wd: boolean[] = [], wt: (number | null)[] = [], wc: boolean[] = [];
+            const written = new Set<string>();
+            for (const op of ops) {
+              if (op.type === 'set') {
+                wk.push(op.key); wv.push(values.get(op.key) as Buffer); wd.push(false); wt.push(op.ttlMs ?? null); wc.push(isLive(op.key));
+                written.add(op.key);
+              } else if (op.type === 'delete' && isLive(op.key)) {
+                wk.push(op.key); wv.push(null); wd.push(true); wt.push(null); wc.push(true);
+                written.add(op.key);
+              }
+            }
+            const unused = missing.filter((k) => !written.has(k));
+            const w = await this.q(client, 'awrite', () => atomicWriteSql(this.names), [wk, wv, wd, wt, wc, unused]);
+            committing = true;
+            await client.query('COMMIT');
+            return { revision: num(w.rows[0]?.revision), written: wk.length };
+          } catch (err) {
+            if (open && !committing) await client.query('ROLLBACK').catch(() => undefined);
+            throw err;
+          }
+        });
+        if (retry || result === undefined) {
+          if (attempt >= 8) throw new BackendError('atomic commit kept racing concurrent creators; nothing was written', { transient: true, ambiguous: false });
+          continue;
+        }
+        if (result.written > 0) this.signalChange();
+        return { revision: result.revision };
+      } catch (err) {
+        // A deadlock or serialization failure before COMMIT rolled everything back: try again.
+        if (BackendError.is(err) && err.transient && !err.ambiguous && !committing && attempt < 8 && /40001|40P01/.test(err.message)) continue;
+        throw err;
+      }
+    }
+  }
+
+  // ------------------------------------------------------------------ watch
+
+  watch<T = unknown>(options: WatchOptions): AsyncIterable<WatchEvent<T>> {
+    this.assertOpen();
+    keyFilter(options); // validates key / prefix
+    if (options.fromRevision !== undefined) assertRevision(options.fromRevision, 'fromRevision');
+    const queue = new AsyncQueue<WatchEvent>(options.signal);
+    if (queue.closed) return queue as AsyncIterable<WatchEvent<T>>;
+    const watcher = new Watcher(this, options, queue);
+    this.watchers.add(watcher);
+    this.ensureListener();
+    queue.onClose(() => {
+      this.watchers.delete(watcher);
+      watcher.stop();
+      if (this.watchers.size === 0) this.stopListener();
+    });
+    void watcher.run();
+    return queue as AsyncIterable<WatchEvent<T>>;
+  }
+
+  /** @internal used by Watcher: watch_mark() then the snapshot query (two statements, two snapshots). */
+  async watchQuery(args: (pending: { s: number; x: string } | undefined, mark: { s: number; x: string }) => unknown[]): Promise<{ mark: { s: number; x: string }; rows: Row[] }> {
+    return this.withClient('watch', false, async (c) => {
+      const m = (await this.q(c, 'mark', () => markSql(this.names), [])).rows[0] as Row;
+      const mark = { s: num(m.s), x: String(m.x) };
+      const r = await this.q(c, 'watch', () => watchSql(this.names), args(undefined, mark));
+      return { mark, rows: r.rows };
+    });
+  }
+
+  /** @internal */
+  async currentRevision(): Promise<number> {
+    const r = await this.withClient('watch', false, (c) => this.q(c, 'seq', () => seqSql(this.names), []));
+    return num(r.rows[0]?.s ?? 0);
+  }
+
+  /** @internal */
+  decodeChange(row: Row): WatchEvent {
+    const key = row.key as string;
+    const revision = num(row.revision);
+    if (row.deleted) return { type: 'delete', key, revision };
+    return { type: 'put', key, revision, entry: this.toEntry(key, row) };
+  }
+
+  /** @internal */
+  get pollMs(): number {
+    return this.watchPollMs;
+  }
+
+  private wakeAll(): void {
+    for (const w of this.watchers) w.wake();
+  }
+
+  /** After a committed write: wake local watchers, and (coalesced) NOTIFY other processes. */
+  private signalChange(): void {
+    if (this.watchers.size > 0) this.wakeAll();
+    if (!this.notify || this.isClosed) return;
+    if (this.notifyState !== 'idle') {
+      this.notifyState = 'again';
+      return;
+    }
+    this.notifyState = 'busy';
+    const send = (): Promise<void> =>
+      this.pool.query('SELECT pg_notify($1, \'\')', [this.names.channel]).then(() => undefined, () => undefined).then(() => {
+        if (this.notifyState === 'again' && !this.isClosed) {
+          this.notifyState = 'busy';
+          return send();
+        }
+        this.notifyState = 'idle';
+        return undefined;
+      });
+    this.notifying = send();
+  }
+
+  private ensureListener(): void {
+    if (this.listener || this.isClosed) return;
+    let stopped = false;
+    let wakeStop: () => void = () => undefined;
+    const loop = async () => {
+      while (!stopped && !this.isClosed) {
+        let client: PoolClient | undefined;
+        let broken: unknown;
+        try {
+          client = await this.pool.connect();
+          const c = client;
+          await new Promise<void>((resolve) => {
+            wakeStop = resolve;
+            c.on('error', (err) => {
+              broken = err;
+              resolve();
+            });
+            c.on('end', () => resolve());
+            c.on('notification', () => this.wakeAll());
+            c.query(`LISTEN "${this.names.channel}"`).then(() => this.wakeAll(), (err) => {
+              broken = err;
+              resolve();
+            });
+          });
+        } catch (err) {
+          broken = err;
+        } finally {
+          // A LISTENing connection never goes back to the pool.
+          client?.release(true);
+        }
+        if (!stopped) await new Promise<void>((r) => {
+          const t = setTimeout(r, broken ? 500 : 50);
+          wakeStop = () => { clearTimeout(t); r(); };
+        });
+      }
+    };
+    const done = loop();
+    this.listener = { stop: () => { stopped = true; wakeStop(); }, done };
+  }
+
+  private stopListener(): void {
+    const l = this.listener;
+    this.listener = undefined;
+    l?.stop();
+  }
+
+  // ------------------------------------------------------------------ background
+
+  /** TTL removal, change-log pruning and tombstone purge; safe to run in many processes at once. */
+  async sweep(): Promise<void> {
+    if (this.sweeping || this.isClosed) return this.sweeping;
+    this.sweeping = (async () => {
+      try {
+        await this.withClient('sweep', true, async (c) => {
+          let expired = 0;
+          for (let i = 0; i < 10; i++) {
+            const r = await this.q(c, 'expire', () => expireSql(this.names), [500]);
+            const n = num(r.rows[0]?.expired ?? 0);
+            expired += n;
+            if (n < 500) break;
+          }
+          if (expired > 0) this.signalChange();
+          const p = await this.q(c, 'prune', () => pruneSql(this.names), [this.pruneMark, this.historyDepth, this.changeRetentionMs]);
+          const mark = optNum(p.rows[0]?.mark);
+          if (mark !== undefined) this.pruneMark = Math.max(0, mark);
+          if (this.sweeps++ % 10 === 0) await this.q(c, 'purge', () => purgeSql(this.names), [this.tombstoneRetentionMs]);
+        });
+      } catch {
+        // Background work: a failure (outage, lock) is retried next period.
+      } finally {
+        this.sweeping = undefined;
+      }
+    })();
+    return this.sweeping;
+  }
+
+  protected async doClose(): Promise<void> {
+    if (this.sweeper) clearInterval(this.sweeper);
+    for (const w of [...this.watchers]) w.end();
+    this.watchers.clear();
+    const l = this.listener;
+    this.stopListener();
+    await Promise.allSettled([this.sweeping, this.notifying, l?.done]);
+    if (this.ownsPool) await this.pool.end().catch(() => undefined);
+  }
+
+  /** Drops this store's tables, sequence and function (tests, benchmarks). The store must not be used afterwards. */
+  async drop(): Promise<void> {
+    const client = await this.pool.connect();
+    try {
+      await dropStore(client, this.names);
+    } finally {
+      client.release();
+    }
+  }
+}
+
+function RevkitErrorLike(err: unknown): boolean {
+  return ConflictError.is(err) || InvalidArgumentError.is(err) || BackendError.is(err);
+}
+
+/** A store on an existing `pg.Pool` (schema migrated on open). */
+export function postgresStore(pool: Pool, options: PostgresStoreOptions = {}): Promise<PostgresStore> {
+  return PostgresStore.fromPool(pool, options);
+}
+
+/** Drops the tables of a store given by schema/prefix, using any pg client or pool. */
+export async function dropPostgresStore(client: Pick<Pool, 'query'>, options: { schema?: string; prefix?: string } = {}): Promise<void> {
+  await dropStore(client as unknown as PoolClient, names(options.schema ?? 'public', options.prefix ?? 'revkit_'));
+}
+
+// ---------------------------------------------------------------------- watch
+
+/**
+ * One watch(): polls the change log and delivers, in revision order, the
+ * changes up to W — the highest revision below which no transaction can
+ * still commit (see watchSql for the proof). That makes it exactly-once and
+ * gap-free even when transactions commit out of revision order (revision 7
+ * committing after revision 8 is held back until 7 is settled), including
+ * changes committed while the watch starts. Ordering by revision implies
+ * per-key order. Transient errors (restart) are ridden out: the cursor is
+ * kept and polling resumes.
+ */
+class Watcher {
+  private dirty = true;
+  private waiter: (() => void) | undefined;
+  private stopped = false;
+  private readonly like: string;
+  private readonly exactKey: string | null;
+  private static readonly BATCH = 500;
+
+  constructor(private readonly store: PostgresStore, private readonly options: WatchOptions, private readonly queue: AsyncQueue<WatchEvent>) {
+    this.like = options.key !== undefined ? likePrefix(options.key) : likePrefix(options.prefix ?? '');
+    this.exactKey = options.key ?? null;
+  }
+
+  wake(): void {
+    this.dirty = true;
+    const w = this.waiter;
+    this.waiter = undefined;
+    w?.();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    this.wake();
+  }
+
+  end(): void {
+    this.stop();
+    this.queue.end();
+  }
+
+  private sleep(ms: number): Promise<void> {
+    if (this.dirty || this.stopped) return Promise.resolve();
+    return new Promise((resolve) => {
+      const t = setTimeout(() => {
+        this.waiter = undefined;
+        resolve();
+      }, ms);
+      this.waiter = () => {
+        clearTimeout(t);
+        resolve();
+      };
+    });
+  }
+
+  async run(): Promise<void> {
+    let cursorRev: number | undefined = this.options.fromRevision;
+    let cursorKey: string | null = null;
+    let settled = cursorRev ?? 0;
+    // An observation of watch_mark() not yet known to be settled.
+    let pending: { s: number; x: string } | undefined;
+    let backoff = 100;
+    while (!this.stopped && !this.queue.closed) {
+      try {
+        if (cursorRev === undefined) {
+          // "From now on": everything after the revision handed out last.
+          cursorRev = await this.store.currentRevision();
+          settled = cursorRev;
+        }
+        this.dirty = false;
+        const cr = cursorRev;
+        const p = pending;
+        const { mark, rows } = await this.store.watchQuery((_, m) => [
+          m.s, m.x, p?.s ?? null, p?.x ?? null, settled, cr, cursorKey, this.like, this.exactKey, Watcher.BATCH,
+        ]);
+        backoff = 100;
+        const head = rows[0];
+        if (!head) throw new BackendError('watch query returned no row', { transient: true });
+        const pruned = num(head.pruned);
+        if (pruned > cr || (pruned === cr && cursorKey !== null)) {
+          this.queue.fail(new HistoryGoneError(cr, pruned + 1));
+          return;
+        }
+        const w = num(head.w);
+        const xmin = BigInt(head.xmin as string);
+        const changes = rows.filter((r) => r.key !== null && r.key !== undefined);
+        if (this.stopped || this.queue.closed) return;
+        for (const row of changes) this.queue.push(this.store.decodeChange(row));
+        const last = changes[changes.length - 1];
+        if (changes.length === Watcher.BATCH && last) {
+          cursorRev = num(last.revision);
+          cursorKey = last.key as string;
+        } else {
+          cursorRev = w;
+          cursorKey = null;
+        }
+        // Mirror the SQL's decision to keep the oldest unsettled observation.
+        settled = w;
+        if (xmin >= BigInt(mark.x)) pending = undefined;
+        else if (!p || xmin >= BigInt(p.x)) pending = mark.s > settled ? mark : undefined;
+        if (changes.length === Watcher.BATCH) continue;
+        // Revisions handed out but not yet settled: look again soon.
+        await this.sleep(pending ? 10 : this.store.pollMs);
+      } catch (err) {
+        if (this.stopped || this.queue.closed) return;
+        if (BackendError.is(err) && err.transient) {
+          await new Promise((r) => setTimeout(r, backoff));
+          backoff = Math.min(backoff * 2, 2000);
+          continue;
+        }
+        if (RevkitError.is(err)) this.queue.fail(err);
+        else this.queue.fail(new BackendError('watch failed', { transient: false, cause: err }));
+        return;
+      }
+    }
+  }
+}
+
+// ---------------------------------------------------------------------- helpers
+
+function parseUrl(url: string): { connectionString: string; fromUrl: PostgresStoreOptions } {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch (cause) {
+    throw new InvalidArgumentError(`malformed postgres URL ${JSON.stringify(url)}`, { cause });
+  }
+  const fromUrl: PostgresStoreOptions = {};
+  for (const name of URL_OPTIONS) {
+    const v = parsed.searchParams.get(name);
+    if (v === null) continue;
+    parsed.searchParams.delete(name);
+    if (name === 'prefix' || name === 'schema') fromUrl[name] = v;
+    else if (name === 'notify') fromUrl.notify = !(v === 'false' || v === '0' || v === 'off');
+    else {
+      const n = Number(v);
+      if (!Number.isSafeInteger(n) || n < 0) throw new InvalidArgumentError(`postgres URL option ${name} must be a non-negative integer, got ${JSON.stringify(v)}`);
+      fromUrl[name] = n;
+    }
+  }
+  return { connectionString: parsed.toString(), fromUrl };
+}
+
+function stripUndefined<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
+function positive(v: unknown, fallback: number, name: string): number {
+  if (v === undefined) return fallback;
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v <= 0) throw new InvalidArgumentError(`${name} must be a positive integer, got ${String(v)}`);
+  return v;
+}
+
+function nonNegative(v: unknown, fallback: number, name: string): number {
+  if (v === undefined) return fallback;
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) throw new InvalidArgumentError(`${name} must be a non-negative integer, got ${String(v)}`);
+  return v;
+}
+
+function durabilityOf(fsync: string, syncCommit: string, standbys: string): Durability {
+  if (fsync !== 'on' || syncCommit === 'off') return 'os-buffered';
+  if (standbys.trim() !== '' && (syncCommit === 'on' || syncCommit === 'remote_apply' || syncCommit === 'remote_write')) return 'replicated';
+  return 'fsync';
 }

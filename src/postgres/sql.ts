@@ -1,0 +1,307 @@
+import type { Names } from './schema.js';
+
+export type CondKind = 'none' | 'absent' | 'rev' | 'value';
+
+/** Server clock in ms: TTLs and updatedAt use one clock for every machine. */
+const NOW_MS = `(extract(epoch FROM statement_timestamp()) * 1000)::bigint`;
+
+const live = (x: string, now: string) => `(NOT ${x}.deleted AND (${x}.expires_at IS NULL OR ${x}.expires_at > ${now}))`;
+
+/**
+ * The condition of a write, evaluated on the row we hold locked (`x`), with
+ * the semantics of core's conditionFailure(): an expired entry counts as
+ * absent, at its revision. `p` is the condition argument's placeholder.
+ * ifValue: with the JSON codec, values are compared as jsonb (deep equality
+ * of JSON: object key order ignored, like deepEqual); equal bytes short-cut.
+ * With any other codec it compares the encoded bytes.
+ */
+function cond(kind: CondKind, x: string, now: string, json: boolean, p: string): string {
+  switch (kind) {
+    case 'none':
+      return 'true';
+    case 'absent':
+      return `NOT ${live(x, now)}`;
+    case 'rev':
+      return `(${x}.revision = ${p}::bigint)`;
+    case 'value':
+      return json
+        ? `(CASE WHEN NOT ${live(x, now)} THEN false WHEN ${x}.value = ${p}::bytea THEN true ELSE convert_from(${x}.value, 'UTF8')::jsonb = convert_from(${p}::bytea, 'UTF8')::jsonb END)`
+        : `(${live(x, now)} AND ${x}.value = ${p}::bytea)`;
+  }
+}
+
+/**
+ * A conditional put in ONE statement. Parameters: $1 key, $2 value (bytea),
+ * $3 ttl ms (or null), $4 writer token (or null), $5 the condition argument.
+ *
+ * - `cur` locks the key's current row (FOR NO KEY UPDATE). Under READ
+ *   COMMITTED a row lock waits for a concurrent writer and then yields the
+ *   *latest committed* version, so the condition is checked on exactly the
+ *   version we are about to replace, and the revision reported on conflict
+ *   is that version's: no read-then-write window, no second read.
+ * - `upd` replaces the locked row when the condition holds. The revision is
+ *   drawn (next_revision()) after the lock was granted, i.e. after the
+ *   previous writer of this key committed, so per-key revisions strictly
+ *   increase even for concurrent unconditional writes, and because every
+ *   revision comes from one sequence a revision is never reused, not after a
+ *   delete and not after the tombstone was purged.
+ * - `ins` (unconditional and ifAbsent only) runs when no row was visible: a
+ *   plain INSERT — a true must-not-exist for ifAbsent. If another writer
+ *   created the key after our snapshot, ON CONFLICT locks that row and
+ *   re-checks the condition on it (with a fresh revision drawn after the
+ *   lock). If that re-check fails, the statement returns found=false and no
+ *   write: the caller re-runs the statement, whose new snapshot now sees the
+ *   row and classifies the conflict exactly (this happens only when a key is
+ *   created concurrently).
+ * - `log` appends the change (history + watch) in the same statement.
+ */
+export function putSql(n: Names, kind: CondKind, json: boolean): string {
+  const withInsert = kind === 'none' || kind === 'absent';
+  return `/*revkit:put*/ WITH n AS MATERIALIZED (SELECT ${NOW_MS} AS ms),
+cur AS MATERIALIZED (
+  SELECT k.key, k.revision, k.created_revision, k.deleted, k.expires_at, k.value
+  FROM ${n.kv} k WHERE k.key = $1::text FOR NO KEY UPDATE
+),
+chk AS MATERIALIZED (
+  SELECT c.key, c.revision, c.created_revision, ${live('c', 'n.ms')} AS live, ${cond(kind, 'c', 'n.ms', json, '$5')} AS ok FROM cur c, n
+),
+upd AS (
+  UPDATE ${n.kv} t SET (revision, created_revision, value, deleted, updated_at, expires_at, writer) =
+    (SELECT r.rev, CASE WHEN chk.live THEN chk.created_revision ELSE r.rev END, $2::bytea, false, n.ms, n.ms + $3::bigint, $4::text
+       FROM (SELECT ${n.next}() AS rev) r)
+  FROM chk, n WHERE t.key = chk.key AND chk.ok
+  RETURNING t.revision, t.created_revision, t.updated_at, t.expires_at
+)${withInsert ? `,
+ins AS (
+  INSERT INTO ${n.kv} AS t (key, revision, created_revision, value, deleted, updated_at, expires_at, writer)
+  SELECT $1::text, r.rev, r.rev, $2::bytea, false, n.ms, n.ms + $3::bigint, $4::text
+  FROM n CROSS JOIN LATERAL (SELECT ${n.next}() AS rev) r
+  WHERE NOT EXISTS (SELECT 1 FROM cur)
+  ON CONFLICT (key) DO UPDATE SET (revision, created_revision, value, deleted, updated_at, expires_at, writer) =
+    (SELECT r2.rev, CASE WHEN ${live('t', 'excluded.updated_at')} THEN t.created_revision ELSE r2.rev END,
+            excluded.value, false, excluded.updated_at, excluded.expires_at, excluded.writer
+       FROM (SELECT ${n.next}() AS rev) r2)
+  ${kind === 'absent' ? `WHERE NOT ${live('t', 'excluded.updated_at')}` : ''}
+  RETURNING t.revision, t.created_revision, t.updated_at, t.expires_at
+)` : ''},
+w AS (SELECT * FROM upd${withInsert ? ' UNION ALL SELECT * FROM ins' : ''}),
+log AS (
+  INSERT INTO ${n.changes} (key, revision, deleted, value, created_revision, updated_at, expires_at, writer)
+  SELECT $1::text, w.revision, false, $2::bytea, w.created_revision, w.updated_at, w.expires_at, $4::text FROM w
+)
+SELECT w.revision, w.created_revision, w.updated_at, w.expires_at, chk.revision AS actual, (chk.key IS NOT NULL) AS found
+FROM (SELECT 1) AS one LEFT JOIN w ON true LEFT JOIN chk ON true`;
+}
+
+/**
+ * A conditional delete in ONE statement: same locking as putSql. A tombstone
+ * is written only when the condition holds and the key is live; a missing,
+ * deleted or expired key returns no revision (nothing to delete — an expired
+ * key is turned into a tombstone by the sweeper).
+ * Parameters: $1 key, $2 writer token, $3 condition argument (ifRevision / ifValue only).
+ */
+export function deleteSql(n: Names, kind: CondKind, json: boolean): string {
+  return `/*revkit:delete*/ WITH n AS MATERIALIZED (SELECT ${NOW_MS} AS ms),
+cur AS MATERIALIZED (
+  SELECT k.key, k.revision, k.created_revision, k.deleted, k.expires_at, k.value
+  FROM ${n.kv} k WHERE k.key = $1::text FOR NO KEY UPDATE
+),
+chk AS MATERIALIZED (
+  SELECT c.key, c.revision, ${live('c', 'n.ms')} AS live, ${cond(kind, 'c', 'n.ms', json, '$3')} AS ok FROM cur c, n
+),
+upd AS (
+  UPDATE ${n.kv} t SET (revision, value, deleted, updated_at, expires_at, writer) =
+    (SELECT ${n.next}(), NULL::bytea, true, n.ms, NULL::bigint, $2::text)
+  FROM chk, n WHERE t.key = chk.key AND chk.ok AND chk.live
+  RETURNING t.revision, t.created_revision, t.updated_at
+),
+log AS (
+  INSERT INTO ${n.changes} (key, revision, deleted, value, created_revision, updated_at, expires_at, writer)
+  SELECT $1::text, upd.revision, true, NULL, upd.created_revision, upd.updated_at, NULL, $2::text FROM upd
+)
+SELECT upd.revision, chk.revision AS actual, chk.ok, (chk.key IS NOT NULL) AS found
+FROM (SELECT 1) AS one LEFT JOIN upd ON true LEFT JOIN chk ON true`;
+}
+
+export function getSql(n: Names): string {
+  return `SELECT revision, created_revision, value, deleted, updated_at, expires_at, writer, ${NOW_MS} AS now FROM ${n.kv} WHERE key = $1::text`;
+}
+
+export function listSql(n: Names): string {
+  return `SELECT key, revision, created_revision, value, updated_at, expires_at, writer FROM ${n.kv}
+WHERE key LIKE $1::text ESCAPE '\\' AND ($2::text IS NULL OR key > $2::text)
+  AND NOT deleted AND (expires_at IS NULL OR expires_at > ${NOW_MS})
+ORDER BY key LIMIT $3::integer`;
+}
+
+export function historySql(n: Names): string {
+  return `SELECT key, revision, deleted, value, created_revision, updated_at, expires_at, writer FROM ${n.changes}
+WHERE key = $1::text ORDER BY revision DESC LIMIT $2::integer`;
+}
+
+/** atomic(), step 1: lock every existing row the batch touches, in key order (no deadlock between batches). */
+export function atomicLockSql(n: Names): string {
+  return `SELECT key, revision, created_revision, deleted, expires_at, ${NOW_MS} AS now FROM ${n.kv}
+WHERE key = ANY($1::text[]) AND revision > 0 ORDER BY key FOR NO KEY UPDATE`;
+}
+
+/**
+ * atomic(), step 2: placeholders (revision 0, a tombstone nobody ever sees)
+ * lock the keys that do not exist yet, so a concurrent create waits for us.
+ * They are overwritten by the batch's writes or deleted before COMMIT.
+ */
+export function atomicPlaceholderSql(n: Names): string {
+  return `INSERT INTO ${n.kv} (key, revision, created_revision, value, deleted, updated_at)
+SELECT k, 0, 0, NULL, true, 0 FROM unnest($1::text[]) AS k ORDER BY k
+ON CONFLICT (key) DO NOTHING RETURNING key`;
+}
+
+/** atomic(), step 3: all writes with one revision, drawn after every lock was granted. */
+export function atomicWriteSql(n: Names): string {
+  return `WITH n AS MATERIALIZED (SELECT ${NOW_MS} AS ms),
+r AS MATERIALIZED (SELECT ${n.next}() AS rev),
+v AS (SELECT * FROM unnest($1::text[], $2::bytea[], $3::boolean[], $4::bigint[], $5::boolean[]) AS v(key, value, del, ttl, keep_created)),
+w AS (
+  UPDATE ${n.kv} t SET revision = r.rev,
+    created_revision = CASE WHEN v.keep_created AND NOT v.del THEN t.created_revision ELSE r.rev END,
+    value = v.value, deleted = v.del, updated_at = n.ms,
+    expires_at = CASE WHEN v.del THEN NULL ELSE n.ms + v.ttl END, writer = NULL
+  FROM v, r, n WHERE t.key = v.key
+  RETURNING t.key, t.revision, t.deleted, t.value, t.created_revision, t.updated_at, t.expires_at
+),
+log AS (
+  INSERT INTO ${n.changes} (key, revision, deleted, value, created_revision, updated_at, expires_at, writer)
+  SELECT key, revision, deleted, value, created_revision, updated_at, expires_at, NULL FROM w
+),
+gone AS (DELETE FROM ${n.kv} p WHERE p.key = ANY($6::text[]) AND p.revision = 0)
+SELECT r.rev AS revision, (SELECT count(*) FROM w) AS written FROM r`;
+}
+
+/**
+ * Background TTL removal: expired entries become tombstones with a new
+ * revision and a delete change (what watchers see). SKIP LOCKED: rows being
+ * written are left for the next round; the row lock re-checks expiry on the
+ * latest version, so a key rewritten meanwhile is left alone.
+ */
+export function expireSql(n: Names): string {
+  return `WITH n AS MATERIALIZED (SELECT ${NOW_MS} AS ms),
+due AS MATERIALIZED (
+  SELECT k.key FROM ${n.kv} k, n WHERE k.expires_at <= n.ms AND NOT k.deleted
+  ORDER BY k.expires_at LIMIT $1::integer FOR NO KEY UPDATE OF k SKIP LOCKED
+),
+w AS (
+  UPDATE ${n.kv} t SET (revision, value, deleted, updated_at, expires_at, writer) = (SELECT ${n.next}(), NULL::bytea, true, n.ms, NULL::bigint, NULL::text)
+  FROM due, n WHERE t.key = due.key AND NOT t.deleted AND t.expires_at <= n.ms
+  RETURNING t.key, t.revision, t.created_revision, t.updated_at
+),
+log AS (
+  INSERT INTO ${n.changes} (key, revision, deleted, value, created_revision, updated_at, expires_at, writer)
+  SELECT key, revision, true, NULL, created_revision, updated_at, NULL, NULL FROM w
+)
+SELECT count(*)::integer AS expired FROM w`;
+}
+
+/**
+ * Background pruning of the change log: per key, rows beyond the newest
+ * `$2` (history depth) that are also older than the retention `$3` ms.
+ * Only keys written since revision `$1` are examined (incremental; the
+ * next mark stays below any row kept only for its retention). The
+ * highest pruned revision is recorded in meta.pruned_through in the same
+ * statement, so a watcher never silently skips a pruned change.
+ */
+export function pruneSql(n: Names): string {
+  return `WITH n AS MATERIALIZED (SELECT ${NOW_MS} AS ms),
+k AS MATERIALIZED (SELECT DISTINCT key FROM ${n.changes} WHERE revision > $1::bigint),
+cut AS MATERIALIZED (
+  SELECT k.key, (SELECT c.revision FROM ${n.changes} c WHERE c.key = k.key ORDER BY c.revision DESC OFFSET $2::integer LIMIT 1) AS rev FROM k
+),
+d AS (
+  DELETE FROM ${n.changes} c USING cut, n
+  WHERE cut.rev IS NOT NULL AND c.key = cut.key AND c.revision <= cut.rev AND c.updated_at < n.ms - $3::bigint
+  RETURNING c.revision
+),
+m AS (
+  UPDATE ${n.meta} SET pruned_through = GREATEST(pruned_through, (SELECT max(revision) FROM d))
+  WHERE id = 1 AND EXISTS (SELECT 1 FROM d)
+)
+SELECT (SELECT count(*) FROM d)::integer AS pruned,
+       LEAST(
+         (SELECT min(c.revision) - 1 FROM ${n.changes} c JOIN cut ON c.key = cut.key AND c.revision <= cut.rev, n WHERE c.updated_at >= n.ms - $3::bigint),
+         (SELECT CASE WHEN is_called THEN last_value ELSE last_value - 1 END FROM ${n.seq})
+       ) AS mark`;
+}
+
+/**
+ * Tombstone purge: tombstones older than `$1` ms disappear from kv together
+ * with their key's change rows (up to the tombstone), recorded in
+ * meta.pruned_through. A re-created key draws a fresh revision from the
+ * sequence, so no revision is ever reused.
+ */
+export function purgeSql(n: Names): string {
+  return `WITH n AS MATERIALIZED (SELECT ${NOW_MS} AS ms),
+p AS (
+  DELETE FROM ${n.kv} k USING n WHERE k.key IN (
+    SELECT key FROM ${n.kv}, n WHERE deleted AND revision > 0 AND updated_at < n.ms - $1::bigint LIMIT 1000 FOR UPDATE SKIP LOCKED
+  ) AND k.deleted AND k.revision > 0
+  RETURNING k.key, k.revision
+),
+d AS (
+  DELETE FROM ${n.changes} c USING p WHERE c.key = p.key AND c.revision <= p.revision RETURNING c.revision
+),
+m AS (
+  UPDATE ${n.meta} SET pruned_through = GREATEST(pruned_through, (SELECT max(revision) FROM d))
+  WHERE id = 1 AND EXISTS (SELECT 1 FROM d)
+)
+SELECT (SELECT count(*) FROM p)::integer AS purged`;
+}
+
+/** Watch, part 1: the highest revision handed out so far, then a fresh xid (see schema.ts). */
+export function markSql(n: Names): string {
+  return `SELECT s, x FROM ${n.watchMark}()`;
+}
+
+export function seqSql(n: Names): string {
+  return `SELECT CASE WHEN is_called THEN last_value ELSE last_value - 1 END AS s FROM ${n.seq}`;
+}
+
+/**
+ * Watch, part 2, in one snapshot S (taken after part 1 committed):
+ * - W, the highest revision known to be settled in S. An observation (s, X)
+ *   from watch_mark() is settled once xmin(S) ≥ X: every transaction that
+ *   holds a revision ≤ s got its xid before X (next_revision() takes the xid
+ *   first), and no xid below X is still in progress, so each of them has
+ *   committed (and is visible in S) or aborted. Note that the xip list alone
+ *   would not do: a running transaction whose xid is ≥ xmax(S) is not listed.
+ *   $1/$2: the fresh observation; $3/$4: an older pending one (or nulls);
+ *   $5: what was settled before.
+ * - pruned_through, to detect a gap (HistoryGoneError);
+ * - the changes in ((cursorRev, cursorKey), W], in revision order.
+ * $6 cursor revision, $7 cursor key (or null: that revision is complete),
+ * $8 LIKE pattern, $9 exact key (or null), $10 limit.
+ * A transaction that stays open with an xid (anywhere in the cluster) holds
+ * xmin back and so delays delivery, never correctness.
+ */
+export function watchSql(n: Names): string {
+  return `WITH s AS MATERIALIZED (
+  SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin, (SELECT pruned_through FROM ${n.meta} WHERE id = 1) AS pruned
+),
+w AS MATERIALIZED (
+  SELECT s.xmin, s.pruned,
+    CASE WHEN s.xmin >= $2::text::xid8 THEN GREATEST($5::bigint, $1::bigint)
+         WHEN $4::text IS NOT NULL AND s.xmin >= $4::text::xid8 THEN GREATEST($5::bigint, $3::bigint)
+         ELSE $5::bigint END AS w
+  FROM s
+)
+SELECT w.w, w.xmin::text AS xmin, w.pruned, c.key, c.revision, c.deleted, c.value, c.created_revision, c.updated_at, c.expires_at, c.writer
+FROM w LEFT JOIN LATERAL (
+  SELECT * FROM ${n.changes} c
+  WHERE (c.revision > $6::bigint OR (c.revision = $6::bigint AND $7::text IS NOT NULL AND c.key > $7::text))
+    AND c.revision <= w.w
+    AND ($9::text IS NULL OR c.key = $9::text) AND c.key LIKE $8::text ESCAPE '\\'
+  ORDER BY c.revision, c.key LIMIT $10::integer
+) c ON true`;
+}
+
+export function likePrefix(prefix: string): string {
+  return `${prefix.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+}

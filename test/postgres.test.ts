@@ -1,0 +1,60 @@
+import { afterAll } from 'vitest';
+// The suite comes from dist/: its multi-process part spawns
+// dist/testing/counter-worker.js next to itself (from src/ under vitest it
+// would look for src/testing/counter-worker.js, which does not exist).
+// `npm run build` first (npm test does).
+import { describeConformance } from '../dist/testing/index.js';
+import pg from 'pg';
+import { PostgresStore, dropPostgresStore, type PostgresStoreOptions } from '../src/postgres/index.js';
+
+// ---- helpers: every store gets its own table prefix (files run in parallel); all are dropped afterwards.
+
+const PG_URL = process.env.REVKIT_PG_URL ?? `postgres://${process.env.PGUSER ?? 'root'}@127.0.0.1:5432/test`;
+
+let counter = 0;
+const made = new Set<string>();
+
+/** A fresh table prefix, unique across parallel vitest workers and processes. */
+function freshPrefix(tag = 't'): string {
+  const p = `rk_${tag}_${process.pid.toString(36)}_${Date.now().toString(36)}_${(counter++).toString(36)}_`;
+  made.add(p);
+  return p;
+}
+
+function freshUrl(tag = 'u', extra = ''): string {
+  return `${PG_URL}?prefix=${freshPrefix(tag)}${extra}`;
+}
+
+async function freshStore(options: PostgresStoreOptions = {}, tag = 's'): Promise<PostgresStore> {
+  return PostgresStore.fromUrl(PG_URL, { prefix: freshPrefix(tag), ...options });
+}
+
+function adminPool(): pg.Pool {
+  const pool = new pg.Pool({ connectionString: PG_URL, max: 4 });
+  pool.on('error', () => undefined);
+  return pool;
+}
+
+/** Drops every store this test file created. */
+async function dropAll(): Promise<void> {
+  const pool = adminPool();
+  try {
+    for (const prefix of made) await dropPostgresStore(pool, { prefix }).catch(() => undefined);
+    made.clear();
+  } finally {
+    await pool.end();
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+afterAll(dropAll, 60_000);
+
+describeConformance({
+  name: 'postgres',
+  create: () => freshStore({ sweepIntervalMs: 50 }),
+  url: async () => freshUrl('mp'),
+  timeoutMs: 30_000,
+});
