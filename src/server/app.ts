@@ -145,6 +145,10 @@ export async function createServer(options: CreateServerOptions): Promise<Revkit
     clientErrorHandler: (err: NodeJS.ErrnoException, socket: Socket) => writeRawProblem(err, socket),
   });
   app.decorateRequest('principal', null);
+  // CONNECT never reaches a route: node hands it to 'connect' listeners or drops the socket.
+  app.server.on('connect', (_req, socket: Socket) => {
+    writeRawResponse(socket, 405, 'Method Not Allowed', problem(405, 'ERR_METHOD_NOT_ALLOWED', 'CONNECT is not supported'), 'Allow: GET, HEAD, PUT, DELETE, PATCH, POST\r\n');
+  });
   const routes: string[] = [];
   app.addHook('onRoute', (r) => {
     for (const m of [r.method].flat()) routes.push(`${m} ${r.url}`);
@@ -682,12 +686,17 @@ function writeRawProblem(err: NodeJS.ErrnoException, socket: Socket): void {
       : err.code === 'HPE_HEADER_OVERFLOW' ? [431, 'ERR_HEADERS_TOO_LARGE', 'the request headers are too large']
         : err.code === 'HPE_URI_TOO_LONG' ? [414, 'ERR_URI_TOO_LONG', 'the request URI is too long']
           : [400, 'ERR_BAD_REQUEST', 'the request is not valid HTTP/1.1'];
-  const body = JSON.stringify(problem(status, code, detail));
+  const reason = status === 408 ? 'Request Timeout' : status === 431 ? 'Request Header Fields Too Large' : status === 414 ? 'URI Too Long' : 'Bad Request';
+  writeRawResponse(socket, status, reason, problem(status, code, detail));
+}
+
+function writeRawResponse(socket: Socket, status: number, reason: string, p: Problem, extraHeaders = ''): void {
+  const body = JSON.stringify(p);
   if (socket.writable) {
-    socket.write(`HTTP/1.1 ${status} ${status === 408 ? 'Request Timeout' : status === 431 ? 'Request Header Fields Too Large' : status === 414 ? 'URI Too Long' : 'Bad Request'}\r\n`
-      + `Content-Type: ${PROBLEM_TYPE}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+    socket.end(`HTTP/1.1 ${status} ${reason}\r\nContent-Type: ${PROBLEM_TYPE}\r\nContent-Length: ${Buffer.byteLength(body)}\r\n${extraHeaders}Connection: close\r\n\r\n${body}`);
   }
-  socket.destroy();
+  socket.destroySoon?.();
+  setTimeout(() => socket.destroy(), 1000).unref();
 }
 
 /** Deepest nesting of arrays and objects in JSON text (strings skipped). */
