@@ -22,7 +22,7 @@ const openers: Record<string, Opener> = {
     return PostgresStore.fromUrl(raw, options);
   },
   'nats:': async (_url, raw, options) => {
-    const { NatsStore } = await loadBackend('nats', '@nats-io/kv', () => import('./nats/index.js'));
+    const { NatsStore } = await loadBackend('nats', '@nats-io/transport-node @nats-io/jetstream @nats-io/kv', () => import('./nats/index.js'));
     return NatsStore.fromUrl(raw, options);
   },
 };

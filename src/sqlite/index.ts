@@ -1,7 +1,421 @@
-import { UnsupportedError, type Store } from '../core/index.js';
+/**
+ * SQLite backend (better-sqlite3), the embedded default.
+ *
+ * URL: `sqlite:./path.db`, `sqlite:/abs/path.db`, options as a query string:
+ * `?synchronous=normal` (default full), `?historyRetention=100000`.
+ *
+ * Every write runs in BEGIN IMMEDIATE, so the condition check and the write
+ * are one step across every process that opens the file. Revisions come
+ * from one counter row inside that transaction: store-wide, strictly
+ * increasing, committed in revision order — which makes the `changes` table
+ * a gap-free log for watch() even across processes.
+ */
+import { mkdirSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { EventEmitter } from 'node:events';
+import Database from 'better-sqlite3';
+import {
+  AsyncQueue, BackendError, BaseStore, ConflictError, DEFAULT_MAX_VALUE_BYTES, HistoryGoneError, InvalidArgumentError,
+  assertKey, assertLimit, assertPrefix, assertValueSize, conditionFailure, jsonCodec, keyFilter, sleep,
+  type AtomicOp, type Capabilities, type Codec, type Condition, type DeleteOptions, type Entry, type FailedCheck,
+  type HistoryOptions, type ListOptions, type ListPage, type PutOptions, type StoreOptions, type StoredRecord,
+  type WatchEvent, type WatchOptions,
+} from '../core/index.js';
+import { migrate } from './schema.js';
 
-export class SqliteStore {
-  static async fromUrl(_url: string, _options: unknown): Promise<Store> {
-    throw new UnsupportedError('open', 'sqlite', 'this backend is not built yet');
+export interface SqliteStoreOptions extends StoreOptions {
+  /** `full` (default) fsyncs every commit; `normal` may lose the last commits on power loss, never corrupts. */
+  synchronous?: 'full' | 'normal';
+  /** Changes kept for watch({ fromRevision }) and history(); default 100,000 revisions. */
+  historyRetention?: number;
+  /** How long a write waits for another process's write lock before a transient BackendError; default 10 s. */
+  lockTimeoutMs?: number;
+  /** How often watchers look for changes written by other processes; default 20 ms. */
+  pollIntervalMs?: number;
+  /** How often expired keys are turned into tombstones; default 1000 ms. */
+  sweepIntervalMs?: number;
+}
+
+interface Row {
+  key: string;
+  value: Buffer | null;
+  revision: number;
+  created_revision: number | null;
+  updated_at: number;
+  expires_at: number | null;
+  deleted: number;
+  writer: string | null;
+}
+
+// A short busy wait inside SQLite, then async waits in JS: a writer blocked
+// by another process never freezes the event loop for more than this.
+const BUSY_SLICE_MS = 5;
+const OPEN_TIMEOUT_MS = 10_000;
+
+export class SqliteStore extends BaseStore {
+  readonly backend = 'sqlite';
+  readonly capabilities: Capabilities;
+  readonly path: string;
+  private readonly db: Database.Database;
+  private readonly codec: Codec;
+  private readonly maxValueBytes: number;
+  private readonly retention: number;
+  private readonly lockTimeoutMs: number;
+  private readonly pollIntervalMs: number;
+  private readonly localWrites = new EventEmitter();
+  private readonly sweeper: NodeJS.Timeout;
+  private readonly stmt: Statements;
+
+  static async fromUrl(url: string, options: SqliteStoreOptions = {}): Promise<SqliteStore> {
+    const rest = url.replace(/^sqlite:(\/\/)?/i, '');
+    const [path = '', query = ''] = rest.split('?', 2);
+    if (path === '') throw new InvalidArgumentError('a sqlite URL needs a file path, e.g. sqlite:./data/revkit.db');
+    const params = new URLSearchParams(query);
+    const merged: SqliteStoreOptions = { ...options };
+    const sync = params.get('synchronous');
+    if (sync !== null) {
+      if (sync !== 'full' && sync !== 'normal') throw new InvalidArgumentError(`synchronous must be full or normal, got ${sync}`);
+      merged.synchronous = sync;
+    }
+    const retention = params.get('historyRetention');
+    if (retention !== null) merged.historyRetention = Number(retention);
+    return new SqliteStore(path, merged);
   }
+
+  constructor(path: string, options: SqliteStoreOptions = {}) {
+    super();
+    this.path = path === ':memory:' ? path : resolve(path);
+    const synchronous = options.synchronous ?? 'full';
+    try {
+      if (this.path !== ':memory:') mkdirSync(dirname(this.path), { recursive: true });
+      // Opening may wait for another process's migration: a blocking wait is fine once, at start.
+      this.db = new Database(this.path, { timeout: OPEN_TIMEOUT_MS });
+      this.db.pragma('journal_mode = WAL');
+      this.db.pragma(`synchronous = ${synchronous === 'full' ? 'FULL' : 'NORMAL'}`);
+      migrate(this.db);
+      this.db.pragma(`busy_timeout = ${BUSY_SLICE_MS}`);
+    } catch (cause) {
+      throw new BackendError(`cannot open SQLite database ${this.path}: ${(cause as Error).message}`, { transient: isBusy(cause), cause });
+    }
+    this.capabilities = {
+      atomic: true, ttl: true, history: true, watch: true, crossProcess: this.path !== ':memory:',
+      durability: synchronous === 'full' ? 'fsync' : 'os-buffered',
+    };
+    this.codec = options.codec ?? jsonCodec;
+    this.maxValueBytes = options.maxValueBytes ?? DEFAULT_MAX_VALUE_BYTES;
+    this.retention = options.historyRetention ?? 100_000;
+    this.lockTimeoutMs = options.lockTimeoutMs ?? 10_000;
+    this.pollIntervalMs = options.pollIntervalMs ?? 20;
+    this.localWrites.setMaxListeners(0);
+    this.stmt = prepareStatements(this.db);
+    this.sweeper = setInterval(() => void this.sweepExpired().catch(() => undefined), options.sweepIntervalMs ?? 1000);
+    this.sweeper.unref();
+  }
+
+  async getRecord<T = unknown>(key: string): Promise<StoredRecord<T> | null> {
+    this.assertOpen();
+    assertKey(key);
+    const row = this.read(() => this.stmt.get.get(key));
+    return row === undefined ? null : this.toRecord<T>(row, Date.now());
+  }
+
+  protected async doPut<T>(key: string, value: T, options: PutOptions): Promise<Entry<T>> {
+    const bytes = this.encode(value);
+    const entry = await this.write(() => {
+      this.assertCondition(key, options);
+      return this.apply(key, bytes, this.nextRevision(), options.ttlMs, options.writer);
+    });
+    return { ...entry, value: this.codec.decode(bytes) as T };
+  }
+
+  protected async doDelete(key: string, options: DeleteOptions): Promise<number | null> {
+    return this.write(() => {
+      const current = this.assertCondition(key, options);
+      if (current === null || isDeadRecord(current)) return null;
+      const revision = this.nextRevision();
+      this.remove(key, revision, options.writer);
+      return revision;
+    });
+  }
+
+  protected override async commitAtomic(ops: AtomicOp[]): Promise<{ revision: number }> {
+    const encoded = new Map<string, Buffer>();
+    for (const op of ops) if (op.type === 'set') encoded.set(op.key, this.encode(op.value));
+    return this.write(() => {
+      const failed: FailedCheck[] = [];
+      for (const op of ops) {
+        if (op.type !== 'check') continue;
+        const failure = conditionFailure(op.key, this.current(op.key), op.revision === null ? { ifAbsent: true } : { ifRevision: op.revision });
+        if (failure) failed.push(failure);
+      }
+      if (failed.length > 0) throw new ConflictError(failed);
+      const revision = this.nextRevision();
+      for (const op of ops) {
+        if (op.type === 'set') this.apply(op.key, encoded.get(op.key) as Buffer, revision, op.ttlMs, undefined);
+        else if (op.type === 'delete') {
+          const current = this.current(op.key);
+          if (current !== null && !isDeadRecord(current)) this.remove(op.key, revision, undefined);
+        }
+      }
+      return { revision };
+    });
+  }
+
+  async list<T = unknown>(options: ListOptions = {}): Promise<ListPage<T>> {
+    this.assertOpen();
+    const prefix = options.prefix ?? '';
+    assertPrefix(prefix);
+    const limit = assertLimit(options.limit, 10_000) ?? 1000;
+    const now = Date.now();
+    const entries: Entry<T>[] = [];
+    let more = false;
+    this.read(() => {
+      const rows = options.after === undefined ? this.stmt.listFrom.iterate(prefix) : this.stmt.listAfter.iterate(prefix, options.after);
+      for (const row of rows) {
+        // Keys are in byte order, so the first key without the prefix ends the range.
+        if (!row.key.startsWith(prefix)) break;
+        if (row.expires_at !== null && row.expires_at <= now) continue;
+        if (entries.length === limit) {
+          more = true;
+          break;
+        }
+        entries.push(this.toRecord<T>(row, now) as Entry<T>);
+      }
+    });
+    return more ? { entries, cursor: entries[entries.length - 1]?.key as string } : { entries };
+  }
+
+  async history<T = unknown>(key: string, options: HistoryOptions = {}): Promise<StoredRecord<T>[]> {
+    this.assertOpen();
+    assertKey(key);
+    const limit = assertLimit(options.limit, 10_000) ?? 100;
+    return this.read(() => this.stmt.history.all(key, limit)).map((row) => this.toRecord<T>(row, Number.NEGATIVE_INFINITY));
+  }
+
+  watch<T = unknown>(options: WatchOptions): AsyncIterable<WatchEvent<T>> {
+    this.assertOpen();
+    const matches = keyFilter(options);
+    const queue = new AsyncQueue<WatchEvent<T>>(options.signal);
+    let position = options.fromRevision ?? this.read(() => this.stmt.lastRevision.get()?.value ?? 0);
+    let wake: (() => void) | undefined;
+    const onWrite = () => wake?.();
+    this.localWrites.on('write', onWrite);
+    queue.onClose(() => {
+      this.localWrites.off('write', onWrite);
+      wake?.();
+    });
+    const poll = async () => {
+      while (!queue.closed && !this.isClosed) {
+        const prunedBelow = this.read(() => this.stmt.prunedBelow.get()?.value ?? 0);
+        if (position < prunedBelow) throw new HistoryGoneError(position, prunedBelow + 1);
+        const rows = this.read(() => this.stmt.changesAfter.all(position, 1000));
+        for (const row of rows) {
+          position = row.revision;
+          if (matches(row.key)) queue.push(this.toEvent<T>(row));
+        }
+        if (rows.length === 1000) continue;
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(done, this.pollIntervalMs);
+          wake = done;
+          function done() {
+            clearTimeout(timer);
+            resolve();
+          }
+        });
+        wake = undefined;
+      }
+      queue.end();
+    };
+    poll().catch((err) => queue.fail(err));
+    return queue;
+  }
+
+  protected async doClose(): Promise<void> {
+    clearInterval(this.sweeper);
+    this.localWrites.emit('write');
+    this.db.close();
+  }
+
+  /** Turns expired keys into tombstones with a new revision, so watchers see a delete. */
+  async sweepExpired(): Promise<number> {
+    if (this.isClosed) return 0;
+    return this.write(() => {
+      const now = Date.now();
+      const rows = this.stmt.expired.all(now);
+      for (const row of rows) this.remove(row.key, this.nextRevision(), undefined);
+      return rows.length;
+    });
+  }
+
+  private assertCondition(key: string, cond: Condition): StoredRecord | null {
+    const current = this.current(key, cond.ifValue !== undefined);
+    const failure = conditionFailure(key, current, cond);
+    if (failure) throw new ConflictError([failure]);
+    return current;
+  }
+
+  private current(key: string, decode = false): StoredRecord | null {
+    const row = this.stmt.get.get(key);
+    if (row === undefined) return null;
+    if (row.deleted) return { key, revision: row.revision, deleted: true };
+    const entry: Entry = { key, value: decode ? this.codec.decode(row.value as Buffer) : undefined, revision: row.revision, createdRevision: row.created_revision ?? row.revision, updatedAt: row.updated_at };
+    if (row.expires_at !== null) entry.expiresAt = row.expires_at;
+    return entry;
+  }
+
+  private nextRevision(): number {
+    return (this.stmt.nextRevision.get() as { value: number }).value;
+  }
+
+  private apply(key: string, bytes: Buffer, revision: number, ttlMs: number | undefined, writer: string | undefined): Entry<unknown> {
+    const previous = this.current(key);
+    const now = Date.now();
+    const live = previous !== null && !isDeadRecord(previous, now);
+    const row = {
+      key, value: bytes, revision,
+      created_revision: live ? (previous as Entry).createdRevision : revision,
+      updated_at: now,
+      expires_at: ttlMs === undefined ? null : now + ttlMs,
+      deleted: 0,
+      writer: writer ?? null,
+    };
+    this.stmt.upsert.run(row);
+    this.stmt.logChange.run(row);
+    const entry: Entry<unknown> = { key, value: undefined, revision, createdRevision: row.created_revision, updatedAt: now };
+    if (row.expires_at !== null) entry.expiresAt = row.expires_at;
+    if (writer !== undefined) entry.writer = writer;
+    return entry;
+  }
+
+  private remove(key: string, revision: number, writer: string | undefined): void {
+    const row = { key, value: null, revision, created_revision: null, updated_at: Date.now(), expires_at: null, deleted: 1, writer: writer ?? null };
+    this.stmt.upsert.run(row);
+    this.stmt.logChange.run(row);
+  }
+
+  /**
+   * Runs `fn` inside BEGIN IMMEDIATE. Waiting for another process's lock
+   * happens here, in async sleeps between short busy slices.
+   */
+  private async write<R>(fn: () => R): Promise<R> {
+    this.assertOpen();
+    const txn = this.db.transaction(fn);
+    const deadline = Date.now() + this.lockTimeoutMs;
+    for (let wait = 1; ; wait = Math.min(wait * 2, 25)) {
+      try {
+        const result = txn.immediate();
+        this.afterCommit();
+        return result;
+      } catch (err) {
+        if (!isBusy(err)) throw this.translate(err);
+        if (Date.now() >= deadline) {
+          throw new BackendError(`the SQLite write lock on ${this.path} was not free within ${this.lockTimeoutMs} ms`, { transient: true, cause: err });
+        }
+      }
+      await sleep(Math.random() * wait);
+      this.assertOpen();
+    }
+  }
+
+  private read<R>(fn: () => R): R {
+    this.assertOpen();
+    // WAL readers are blocked only briefly (recovery, checkpoint restart): retry a few slices.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return fn();
+      } catch (err) {
+        if (!isBusy(err) || attempt >= 20) throw this.translate(err);
+      }
+    }
+  }
+
+  private afterCommit(): void {
+    this.localWrites.emit('write');
+    const last = this.stmt.lastRevision.get()?.value ?? 0;
+    if (last % 1000 !== 0 || last <= this.retention) return;
+    const below = last - this.retention;
+    try {
+      this.db.transaction(() => {
+        this.stmt.setPruned.run(below);
+        this.stmt.prune.run(below);
+      }).immediate();
+    } catch {
+      // Pruning is housekeeping: a busy lock now means another process or a later commit does it.
+    }
+  }
+
+  private translate(err: unknown): unknown {
+    if (err instanceof Error && 'code' in err && typeof err.code === 'string' && err.code.startsWith('SQLITE_')) {
+      return new BackendError(`SQLite: ${err.message}`, { transient: isBusy(err), cause: err });
+    }
+    return err;
+  }
+
+  private encode(value: unknown): Buffer {
+    const bytes = this.codec.encode(value);
+    assertValueSize(bytes, this.maxValueBytes);
+    return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  }
+
+  private toRecord<T>(row: Row, now: number): StoredRecord<T> {
+    const writer = row.writer === null ? {} : { writer: row.writer };
+    if (row.deleted || (row.expires_at !== null && row.expires_at <= now)) return { key: row.key, revision: row.revision, deleted: true, ...writer };
+    const entry: Entry<T> = {
+      key: row.key,
+      value: this.codec.decode(row.value as Buffer) as T,
+      revision: row.revision,
+      createdRevision: row.created_revision ?? row.revision,
+      updatedAt: row.updated_at,
+      ...writer,
+    };
+    if (row.expires_at !== null) entry.expiresAt = row.expires_at;
+    return entry;
+  }
+
+  private toEvent<T>(row: Row): WatchEvent<T> {
+    if (row.deleted) return { type: 'delete', key: row.key, revision: row.revision };
+    return { type: 'put', key: row.key, revision: row.revision, entry: this.toRecord<T>(row, Number.NEGATIVE_INFINITY) as Entry<T> };
+  }
+}
+
+function prepareStatements(db: Database.Database) {
+  return {
+    get: db.prepare<[string], Row>('SELECT * FROM kv WHERE key = ?'),
+    upsert: db.prepare(
+      `INSERT INTO kv (key, value, revision, created_revision, updated_at, expires_at, deleted, writer)
+       VALUES (@key, @value, @revision, @created_revision, @updated_at, @expires_at, @deleted, @writer)
+       ON CONFLICT (key) DO UPDATE SET value = excluded.value, revision = excluded.revision,
+         created_revision = excluded.created_revision, updated_at = excluded.updated_at,
+         expires_at = excluded.expires_at, deleted = excluded.deleted, writer = excluded.writer`,
+    ),
+    logChange: db.prepare(
+      `INSERT INTO changes (key, value, revision, created_revision, updated_at, expires_at, deleted, writer)
+       VALUES (@key, @value, @revision, @created_revision, @updated_at, @expires_at, @deleted, @writer)`,
+    ),
+    nextRevision: db.prepare<[], { value: number }>("UPDATE meta SET value = value + 1 WHERE name = 'revision' RETURNING value"),
+    lastRevision: db.prepare<[], { value: number }>("SELECT value FROM meta WHERE name = 'revision'"),
+    prunedBelow: db.prepare<[], { value: number }>("SELECT value FROM meta WHERE name = 'pruned_below'"),
+    prune: db.prepare('DELETE FROM changes WHERE revision <= ?'),
+    setPruned: db.prepare("UPDATE meta SET value = max(value, ?) WHERE name = 'pruned_below'"),
+    changesAfter: db.prepare<[number, number], Row>('SELECT * FROM changes WHERE revision > ? ORDER BY revision, key LIMIT ?'),
+    history: db.prepare<[string, number], Row>('SELECT * FROM changes WHERE key = ? ORDER BY revision DESC LIMIT ?'),
+    listFrom: db.prepare<[string], Row>('SELECT * FROM kv WHERE key >= ? AND deleted = 0 ORDER BY key'),
+    listAfter: db.prepare<[string, string], Row>('SELECT * FROM kv WHERE key >= ? AND key > ? AND deleted = 0 ORDER BY key'),
+    expired: db.prepare<[number], Row>('SELECT * FROM kv WHERE expires_at IS NOT NULL AND expires_at <= ? AND deleted = 0 LIMIT 500'),
+  };
+}
+
+type Statements = ReturnType<typeof prepareStatements>;
+
+function isDeadRecord(record: StoredRecord, now = Date.now()): boolean {
+  return 'deleted' in record || (record.expiresAt !== undefined && record.expiresAt <= now);
+}
+
+function isBusy(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return code === 'SQLITE_BUSY' || code === 'SQLITE_BUSY_SNAPSHOT' || code === 'SQLITE_LOCKED';
+}
+
+export function sqliteStore(path: string, options?: SqliteStoreOptions): SqliteStore {
+  return new SqliteStore(path, options);
 }

@@ -1,4 +1,5 @@
-export { describeConformance, type ConformanceTarget } from './conformance.js';
+export { describeConformance, raceChecks, type ConformanceTarget } from './conformance.js';
+export * from './checker/index.js';
 export { CanaryStore, canary } from './canary.js';
 export { openTarget } from './open-target.js';
 export { runMultiProcessCounters, type CounterRunOptions, type CounterRunReport } from './multiprocess.js';

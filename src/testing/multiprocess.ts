@@ -29,7 +29,8 @@ export interface CounterRunReport {
   perKey: Record<string, { succeeded: number; stored: number }>;
 }
 
-const workerPath = fileURLToPath(new URL('./counter-worker.js', import.meta.url));
+// Resolves to dist/ both from dist/testing and from src/testing (tests run the TypeScript sources).
+const workerPath = fileURLToPath(new URL('../../dist/testing/counter-worker.js', import.meta.url));
 
 /**
  * Runs the counter workload in several OS processes against `url` and

@@ -1,0 +1,224 @@
+#!/usr/bin/env node
+import { Command, CommanderError, InvalidArgumentError as CommanderArgumentError, Option } from 'commander';
+import { readFileSync, realpathSync } from 'node:fs';
+import { pathToFileURL } from 'node:url';
+import { RevkitError, SKIP, mergePatch, type PutOptions, type Store } from '../core/index.js';
+import { open } from '../open.js';
+import { registerServe } from './serve.js';
+
+export const DEFAULT_STORE = 'sqlite:./data/revkit.db';
+
+/** DESIGN §10: 0 ok, 1 error, 2 usage, 3 precondition failed. */
+export const EXIT = { ok: 0, error: 1, usage: 2, precondition: 3 } as const;
+
+class UsageError extends Error {}
+
+interface Connection {
+  store?: string;
+  server?: string;
+  token?: string;
+}
+
+async function connect(opts: Connection): Promise<Store> {
+  if (opts.server) {
+    const { HttpStore } = await import('../server/index.js');
+    const url = new URL(opts.server);
+    if (opts.token) url.searchParams.set('token', opts.token);
+    return HttpStore.fromUrl(url.toString());
+  }
+  return open(opts.store ?? DEFAULT_STORE);
+}
+
+async function withStore<R>(cmd: Command, fn: (store: Store) => Promise<R>): Promise<R> {
+  const store = await connect(cmd.optsWithGlobals<Connection>());
+  try {
+    return await fn(store);
+  } finally {
+    await store.close();
+  }
+}
+
+function parseJson(text: string, what: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new UsageError(`${what} is not valid JSON: ${text.length > 60 ? `${text.slice(0, 60)}…` : text}`);
+  }
+}
+
+function parseRevision(text: string): number {
+  const n = Number(text);
+  if (!/^\d+$/.test(text) || !Number.isSafeInteger(n)) throw new CommanderArgumentError('must be a non-negative integer revision');
+  return n;
+}
+
+function parsePositive(text: string): number {
+  const n = Number(text);
+  if (!/^\d+$/.test(text) || !Number.isSafeInteger(n) || n <= 0) throw new CommanderArgumentError('must be a positive integer');
+  return n;
+}
+
+function readValueArg(value: string | undefined): unknown {
+  const text = value === undefined || value === '-' ? readFileSync(0, 'utf8') : value;
+  return parseJson(text.trim(), 'the value');
+}
+
+function conditionFrom(opts: { ifRevision?: number; ifAbsent?: boolean; ifValue?: string }): PutOptions {
+  const given = [opts.ifRevision !== undefined, opts.ifAbsent === true, opts.ifValue !== undefined].filter(Boolean).length;
+  if (given > 1) throw new UsageError('give at most one of --if-revision, --if-absent, --if-value');
+  if (opts.ifRevision !== undefined) return { ifRevision: opts.ifRevision };
+  if (opts.ifAbsent) return { ifAbsent: true };
+  if (opts.ifValue !== undefined) return { ifValue: parseJson(opts.ifValue, '--if-value') };
+  return {};
+}
+
+const print = (value: unknown) => process.stdout.write(`${JSON.stringify(value)}\n`);
+
+export function buildProgram(): Command {
+  const program = new Command('revkit')
+    .description('Shared state that never loses an update.')
+    .addOption(new Option('--store <url>', 'store URL (memory:, sqlite:./path.db, postgres://…, nats://…)').env('REVKIT_STORE'))
+    .addOption(new Option('--server <url>', 'talk to a revkit server over HTTP instead of a store').env('REVKIT_SERVER'))
+    .addOption(new Option('--token <token>', 'bearer token for --server').env('REVKIT_TOKEN'))
+    .showHelpAfterError()
+    .exitOverride();
+
+  program.command('get <key>').description('print the value of a key (--entry: with its revision)')
+    .option('--entry', 'print the whole entry: key, value, revision, createdRevision, updatedAt')
+    .action(async (key: string, opts: { entry?: boolean }, cmd: Command) => withStore(cmd, async (s) => {
+      const entry = await s.get(key);
+      if (entry === null) throw new NotFound(key);
+      print(opts.entry ? entry : entry.value);
+    }));
+
+  program.command('put <key> [json]').description('write a JSON value (from the argument or standard input)')
+    .option('--if-revision <n>', 'only if the key is at this revision', parseRevision)
+    .option('--if-absent', 'only if the key has no live value')
+    .option('--if-value <json>', 'only if the current value equals this JSON')
+    .option('--ttl <ms>', 'expire after this many milliseconds', parsePositive)
+    .action(async (key: string, json: string | undefined, opts: { ifRevision?: number; ifAbsent?: boolean; ifValue?: string; ttl?: number }, cmd: Command) => {
+      const value = readValueArg(json);
+      const options = conditionFrom(opts);
+      if (opts.ttl !== undefined) options.ttlMs = opts.ttl;
+      await withStore(cmd, async (s) => print(await s.put(key, value, options)));
+    });
+
+  program.command('rm <key>').description('delete a key (writes a tombstone)')
+    .option('--if-revision <n>', 'only if the key is at this revision', parseRevision)
+    .option('--if-value <json>', 'only if the current value equals this JSON')
+    .action(async (key: string, opts: { ifRevision?: number; ifValue?: string }, cmd: Command) => {
+      const options = conditionFrom(opts);
+      await withStore(cmd, async (s) => print({ key, revision: await s.delete(key, options) }));
+    });
+
+  program.command('update <key>').description('read-modify-write with retries: --set, --merge or --incr')
+    .option('--set <json>', 'replace the value')
+    .option('--merge <json>', 'apply a JSON Merge Patch (RFC 7396) to the current value')
+    .option('--incr <n>', 'add n to a numeric value (missing counts as 0)', Number)
+    .option('--max-attempts <n>', 'give up after n attempts', parsePositive)
+    .option('--deadline <ms>', 'give up after this long', parsePositive)
+    .action(async (key: string, opts: { set?: string; merge?: string; incr?: number; maxAttempts?: number; deadline?: number }, cmd: Command) => {
+      const given = [opts.set, opts.merge, opts.incr].filter((o) => o !== undefined).length;
+      if (given !== 1) throw new UsageError('give exactly one of --set, --merge, --incr');
+      let mutate: (current: unknown) => unknown;
+      if (opts.set !== undefined) {
+        const next = parseJson(opts.set, '--set');
+        mutate = () => next;
+      } else if (opts.merge !== undefined) {
+        const patch = parseJson(opts.merge, '--merge');
+        mutate = (current) => mergePatch(current, patch);
+      } else {
+        const by = opts.incr as number;
+        if (!Number.isFinite(by)) throw new UsageError('--incr needs a number');
+        mutate = (current) => {
+          if (current !== undefined && typeof current !== 'number') throw new UsageError(`the value of ${key} is not a number`);
+          return ((current as number | undefined) ?? 0) + by;
+        };
+      }
+      await withStore(cmd, async (s) => {
+        const entry = await s.update(key, (current) => {
+          const next = mutate(current);
+          return JSON.stringify(next) === JSON.stringify(current) ? SKIP : next;
+        }, { ...(opts.maxAttempts ? { maxAttempts: opts.maxAttempts } : {}), ...(opts.deadline ? { deadlineMs: opts.deadline } : {}) });
+        print(entry);
+      });
+    });
+
+  program.command('list').description('list live entries in key order (one JSON line each)')
+    .option('--prefix <prefix>', 'only keys starting with this', '')
+    .option('--limit <n>', 'at most n entries', parsePositive)
+    .option('--after <key>', 'start after this key (the cursor of the previous page)')
+    .action(async (opts: { prefix: string; limit?: number; after?: string }, cmd: Command) => withStore(cmd, async (s) => {
+      const page = await s.list({ prefix: opts.prefix, ...(opts.limit ? { limit: opts.limit } : {}), ...(opts.after !== undefined ? { after: opts.after } : {}) });
+      for (const entry of page.entries) print(entry);
+      if (page.cursor !== undefined) process.stderr.write(`more: --after ${JSON.stringify(page.cursor)}\n`);
+    }));
+
+  program.command('history <key>').description('past revisions of a key, newest first (one JSON line each)')
+    .option('--limit <n>', 'at most n revisions', parsePositive)
+    .action(async (key: string, opts: { limit?: number }, cmd: Command) => withStore(cmd, async (s) => {
+      for (const record of await s.history(key, opts.limit ? { limit: opts.limit } : {})) print(record);
+    }));
+
+  program.command('watch').description('print changes as JSON lines until interrupted')
+    .option('--prefix <prefix>', 'keys starting with this', '')
+    .option('--key <key>', 'one key only')
+    .option('--from-revision <n>', 'replay every change after this revision first', parseRevision)
+    .action(async (opts: { prefix: string; key?: string; fromRevision?: number }, cmd: Command) => withStore(cmd, async (s) => {
+      const controller = new AbortController();
+      process.once('SIGINT', () => controller.abort());
+      process.once('SIGTERM', () => controller.abort());
+      const options = { signal: controller.signal, ...(opts.key !== undefined ? { key: opts.key } : { prefix: opts.prefix }), ...(opts.fromRevision !== undefined ? { fromRevision: opts.fromRevision } : {}) };
+      for await (const event of s.watch(options)) print(event);
+    }));
+
+  registerServe(program);
+  return program;
+}
+
+class NotFound extends Error {
+  constructor(key: string) {
+    super(`not found: ${JSON.stringify(key)}`);
+  }
+}
+
+/** One line on stderr, never a stack trace; the exit code says what kind of failure. */
+export function exitCodeFor(err: unknown): { code: number; message: string } {
+  if (err instanceof CommanderError) return { code: err.exitCode === 0 ? EXIT.ok : EXIT.usage, message: '' };
+  if (err instanceof UsageError) return { code: EXIT.usage, message: err.message };
+  if (err instanceof NotFound) return { code: EXIT.error, message: err.message };
+  if (RevkitError.is(err)) {
+    const code = err.code === 'ERR_CONFLICT' ? EXIT.precondition
+      : ['ERR_INVALID_ARGUMENT', 'ERR_INVALID_KEY', 'ERR_VALIDATION', 'ERR_TOO_LARGE'].includes(err.code) ? EXIT.usage
+      : EXIT.error;
+    return { code, message: `${err.code}: ${err.message}` };
+  }
+  return { code: EXIT.error, message: err instanceof Error ? err.message : String(err) };
+}
+
+export async function main(argv = process.argv): Promise<number> {
+  try {
+    await buildProgram().parseAsync(argv);
+    return EXIT.ok;
+  } catch (err) {
+    const { code, message } = exitCodeFor(err);
+    if (message) process.stderr.write(`revkit: ${message}\n`);
+    return code;
+  }
+}
+
+const invokedDirectly = process.argv[1] !== undefined && import.meta.url === pathToFileURL(resolveLink(process.argv[1])).href;
+if (invokedDirectly) {
+  main().then((code) => {
+    process.exitCode = code;
+  });
+}
+
+// npm installs the bin as a symlink; compare the real file.
+function resolveLink(path: string): string {
+  try {
+    return realpathSync(path);
+  } catch {
+    return path;
+  }
+}

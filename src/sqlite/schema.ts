@@ -1,0 +1,49 @@
+import type Database from 'better-sqlite3';
+
+/**
+ * Versioned migrations, applied in order under BEGIN IMMEDIATE so that
+ * several processes opening a new file at once serialise; the applied version
+ * lives in SQLite's own `user_version`.
+ */
+const migrations: string[] = [
+  `CREATE TABLE IF NOT EXISTS kv (
+     key TEXT PRIMARY KEY NOT NULL,
+     value BLOB,
+     revision INTEGER NOT NULL,
+     created_revision INTEGER,
+     updated_at INTEGER NOT NULL,
+     expires_at INTEGER,
+     deleted INTEGER NOT NULL DEFAULT 0,
+     writer TEXT
+   ) WITHOUT ROWID;
+   CREATE INDEX IF NOT EXISTS kv_expiry ON kv (expires_at) WHERE expires_at IS NOT NULL AND deleted = 0;
+   -- Every committed change, in revision order: the source of watch() and history().
+   CREATE TABLE IF NOT EXISTS changes (
+     revision INTEGER NOT NULL,
+     key TEXT NOT NULL,
+     value BLOB,
+     created_revision INTEGER,
+     updated_at INTEGER NOT NULL,
+     expires_at INTEGER,
+     deleted INTEGER NOT NULL DEFAULT 0,
+     writer TEXT,
+     PRIMARY KEY (revision, key)
+   ) WITHOUT ROWID;
+   CREATE INDEX IF NOT EXISTS changes_by_key ON changes (key, revision);
+   CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY NOT NULL, value INTEGER NOT NULL) WITHOUT ROWID;
+   INSERT OR IGNORE INTO meta (name, value) VALUES ('revision', 0), ('pruned_below', 0);`,
+];
+
+export const SCHEMA_VERSION = migrations.length;
+
+export function migrate(db: Database.Database): void {
+  const current = db.pragma('user_version', { simple: true }) as number;
+  if (current >= SCHEMA_VERSION) return;
+  db.transaction(() => {
+    const version = db.pragma('user_version', { simple: true }) as number;
+    for (let v = version; v < migrations.length; v++) {
+      db.exec(migrations[v] as string);
+      db.pragma(`user_version = ${v + 1}`);
+    }
+  }).immediate();
+}
