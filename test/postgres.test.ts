@@ -1,9 +1,5 @@
 import { afterAll } from 'vitest';
-// The suite comes from dist/: its multi-process part spawns
-// dist/testing/counter-worker.js next to itself (from src/ under vitest it
-// would look for src/testing/counter-worker.js, which does not exist).
-// `npm run build` first (npm test does).
-import { describeConformance } from '../dist/testing/index.js';
+import { describeConformance } from '../src/testing/index.js';
 import pg from 'pg';
 import { PostgresStore, dropPostgresStore, type PostgresStoreOptions } from '../src/postgres/index.js';
 

@@ -106,7 +106,9 @@ export const MIGRATIONS: Migration[] = [
          writer text
        ) WITH (fillfactor = 80)`,
       `CREATE INDEX IF NOT EXISTS "${n.prefix}kv_expiry" ON ${n.kv} (expires_at) WHERE expires_at IS NOT NULL AND NOT deleted`,
-      `CREATE INDEX IF NOT EXISTS "${n.prefix}kv_tombstones" ON ${n.kv} (updated_at) WHERE deleted`,
+      // Indexed columns and predicates must not change on an ordinary put, so that
+      // it stays a HOT update (no index writes): key, expires_at and deleted do not.
+      `CREATE INDEX IF NOT EXISTS "${n.prefix}kv_tombstones" ON ${n.kv} (key) WHERE deleted`,
       `CREATE TABLE IF NOT EXISTS ${n.changes} (
          key text COLLATE "C" NOT NULL,
          revision bigint NOT NULL,
