@@ -1,5 +1,5 @@
 import { AbortedError, BackendError, ConflictError, RetryExhaustedError } from './errors.js';
-import { findOwnWrite, newWriterToken, sleep, UPDATE_DEFAULTS, type UpdatableStore } from './update.js';
+import { backoffDelay, findOwnWrite, newWriterToken, sleep, UPDATE_DEFAULTS, type UpdatableStore } from './update.js';
 import { isTombstone, SKIP, type Entry, type Mutation, type PutOptions, type StoredRecord, type UpdateOptions } from './types.js';
 import { validateCandidate } from './validate.js';
 
@@ -131,7 +131,7 @@ export class WriteCombiner {
       // Callers whose mutation failed were rejected above; retry the rest.
       pending = pending.filter((c) => !failed.has(c));
       if (pending.length === 0) return;
-      const delay = Math.max(0, UPDATE_DEFAULTS.retry.delay(pending[0]?.attempts ?? 1, previousDelay));
+      const delay = backoffDelay(lastError, pending[0]?.attempts ?? 1, previousDelay);
       previousDelay = delay;
       for (const c of pending) c.opts.onRetry?.({ key, attempt: c.attempts, error: lastError, delayMs: delay });
       const soonest = Math.min(...pending.map((c) => c.deadline)) - Date.now();

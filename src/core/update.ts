@@ -9,7 +9,19 @@ export const UPDATE_DEFAULTS = {
   maxAttempts: 64,
   deadlineMs: 30_000,
   retry: exponentialJitter({ baseMs: 1, capMs: 64 }),
+  /**
+   * An unreachable store is not a contended key: waiting longer between
+   * attempts lets update() ride out a restart within its deadline instead of
+   * burning every attempt in the first second.
+   */
+  outageRetry: exponentialJitter({ baseMs: 50, capMs: 2_000 }),
 };
+
+/** The delay before the next attempt: conflicts use the caller's policy, outages the outage policy. */
+export function backoffDelay(error: unknown, attempt: number, previousDelayMs: number, policy = UPDATE_DEFAULTS.retry): number {
+  const chosen = BackendError.is(error) ? UPDATE_DEFAULTS.outageRetry : policy;
+  return Math.max(0, chosen.delay(attempt, previousDelayMs));
+}
 
 export function newWriterToken(): string {
   return randomBytes(9).toString('base64url');
@@ -65,7 +77,7 @@ export async function runUpdate<T>(store: UpdatableStore, key: string, fn: Mutat
     if (attempt >= maxAttempts) throw new RetryExhaustedError(key, attempt, lastError, 'attempts');
     const remaining = deadline - Date.now();
     if (remaining <= 0) throw new RetryExhaustedError(key, attempt, lastError, 'deadline');
-    const delay = Math.max(0, policy.delay(attempt, previousDelay));
+    const delay = backoffDelay(lastError, attempt, previousDelay, policy);
     previousDelay = delay;
     opts.onRetry?.({ key, attempt, error: lastError, delayMs: delay });
     if (delay >= remaining) {

@@ -1,0 +1,75 @@
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { tempDir, uniqueName } from './helpers.js';
+
+const cli = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url));
+const dir = tempDir('cli');
+
+function revkit(store: string, args: string[], input?: string) {
+  const run = spawnSync(process.execPath, [cli, '--store', store, ...args], { input: input ?? '', encoding: 'utf8' });
+  return { code: run.status, out: run.stdout.trim(), err: run.stderr.trim() };
+}
+
+describe('revkit CLI against a store URL', () => {
+  const store = `sqlite:${join(dir, `${uniqueName('cli')}.db`)}`;
+
+  it('put, get, update, list, history, rm: JSON in and out', () => {
+    const put = revkit(store, ['put', 'cfg/a', '{"n":1}']);
+    expect(put.code).toBe(0);
+    const entry = JSON.parse(put.out);
+    expect(entry).toMatchObject({ key: 'cfg/a', value: { n: 1 } });
+    expect(JSON.parse(revkit(store, ['get', 'cfg/a']).out)).toEqual({ n: 1 });
+    expect(JSON.parse(revkit(store, ['get', 'cfg/a', '--entry']).out)).toMatchObject({ revision: entry.revision });
+    expect(JSON.parse(revkit(store, ['put', 'cfg/b'], '[1,2]').out).value).toEqual([1, 2]);
+    expect(JSON.parse(revkit(store, ['update', 'cfg/a', '--merge', '{"m":2}']).out).value).toEqual({ n: 1, m: 2 });
+    expect(JSON.parse(revkit(store, ['update', 'count', '--incr', '5']).out).value).toBe(5);
+    const listed = revkit(store, ['list', '--prefix', 'cfg/']).out.split('\n').map((l) => JSON.parse(l).key);
+    expect(listed).toEqual(['cfg/a', 'cfg/b']);
+    const hist = revkit(store, ['history', 'cfg/a']).out.split('\n').map((l) => JSON.parse(l));
+    expect(hist.length).toBe(2);
+    const rm = revkit(store, ['rm', 'cfg/b']);
+    expect(rm.code).toBe(0);
+    expect(revkit(store, ['get', 'cfg/b'])).toMatchObject({ code: 1, err: 'revkit: not found: "cfg/b"' });
+  });
+
+  it('a failed precondition exits 3 with one line naming the current revision', () => {
+    const first = JSON.parse(revkit(store, ['put', 'cond', '1']).out);
+    revkit(store, ['put', 'cond', '2']);
+    const stale = revkit(store, ['put', 'cond', '3', '--if-revision', String(first.revision)]);
+    expect(stale.code).toBe(3);
+    expect(stale.err.split('\n')).toHaveLength(1);
+    expect(stale.err).toMatch(/^revkit: ERR_CONFLICT: conflict on "cond": expected revision \d+, found revision \d+$/);
+    expect(revkit(store, ['put', 'cond', '4', '--if-absent']).code).toBe(3);
+    expect(revkit(store, ['rm', 'cond', '--if-revision', String(first.revision)]).code).toBe(3);
+    expect(JSON.parse(revkit(store, ['get', 'cond']).out)).toBe(2);
+  });
+
+  it('bad usage exits 2 with one clear line and no stack trace', () => {
+    const cases = [
+      ['put', 'k', '{not json'],
+      ['put', 'k', '1', '--if-revision', 'abc'],
+      ['put', 'k', '1', '--if-revision', '1', '--if-absent'],
+      ['put', '', '1'],
+      ['update', 'k'],
+      ['frobnicate'],
+    ];
+    for (const args of cases) {
+      const r = revkit(store, args);
+      expect(r.code, args.join(' ')).toBe(2);
+      expect(r.err).not.toMatch(/\n\s+at /);
+    }
+    expect(revkit(store, ['put', 'k', '{not json']).err).toBe('revkit: the value is not valid JSON: {not json');
+    expect(revkit(store, ['get', 'k']).code).toBe(1);
+  });
+
+  it('an unknown store URL is one line and exit 2; an unreachable one exit 1', () => {
+    const unknown = revkit('mongodb://x', ['get', 'k']);
+    expect(unknown.code).toBe(2);
+    expect(unknown.err).toMatch(/^revkit: ERR_INVALID_ARGUMENT: unknown store URL/);
+    const broken = revkit('sqlite:/dev/null/x/y.db', ['get', 'k']);
+    expect(broken.code).toBe(1);
+    expect(broken.err).toMatch(/^revkit: ERR_BACKEND: cannot open SQLite database/);
+  });
+});
