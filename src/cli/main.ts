@@ -5,6 +5,7 @@ import { pathToFileURL } from 'node:url';
 import { RevkitError, SKIP, mergePatch, type PutOptions, type Store } from '../core/index.js';
 import { open } from '../open.js';
 import { registerServe } from './serve.js';
+import { registerCheck } from './check.js';
 
 export const DEFAULT_STORE = 'sqlite:./data/revkit.db';
 
@@ -173,6 +174,7 @@ export function buildProgram(): Command {
     }));
 
   registerServe(program);
+  registerCheck(program, DEFAULT_STORE);
   return program;
 }
 
@@ -210,7 +212,8 @@ export async function main(argv = process.argv): Promise<number> {
 const invokedDirectly = process.argv[1] !== undefined && import.meta.url === pathToFileURL(resolveLink(process.argv[1])).href;
 if (invokedDirectly) {
   main().then((code) => {
-    process.exitCode = code;
+    // A command may have set its own exit code (check: 1 when not linearizable).
+    if (code !== EXIT.ok || process.exitCode === undefined) process.exitCode = code;
   });
 }
 

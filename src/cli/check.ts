@@ -1,0 +1,72 @@
+import { InvalidArgumentError as CommanderArgumentError, type Command } from 'commander';
+import { runCheck, type CheckSummary } from '../testing/check/run.js';
+
+function count(text: string): number {
+  const n = Number(text);
+  if (!/^\d+$/.test(text) || n <= 0 || !Number.isSafeInteger(n)) throw new CommanderArgumentError('must be a positive integer');
+  return n;
+}
+
+function rate(text: string): number {
+  const n = Number(text);
+  if (!Number.isFinite(n) || n < 0) throw new CommanderArgumentError('must be a number ≥ 0 (kills per second)');
+  return n;
+}
+
+/** `revkit check`: DESIGN §11 — record a multi-process history against a store and check it. */
+export function registerCheck(program: Command, defaultStore: string): void {
+  program.command('check')
+    .description('run a multi-process read / CAS / update() workload against a store, kill workers, and check the history for linearizability')
+    .option('--processes <n>', 'worker processes', count, 4)
+    .option('--clients <n>', 'concurrent clients per process', count, 4)
+    .option('--ops <n>', 'operations per client', count, 100)
+    .option('--keys <n>', 'keys the clients share', count, 4)
+    .option('--kill-rate <r>', 'SIGKILLs of worker processes per second (0: none)', rate, 0)
+    .option('--seed <s>', 'seed of the operation mix and the kills', count)
+    .option('--timeout <ms>', 'time bound of the linearizability search', count, 60_000)
+    .option('--json', 'print the summary as JSON')
+    .action(async (opts: { processes: number; clients: number; ops: number; keys: number; killRate: number; seed?: number; timeout: number; json?: boolean }, cmd: Command) => {
+      const url = cmd.optsWithGlobals<{ store?: string }>().store ?? defaultStore;
+      const tty = process.stderr.isTTY === true;
+      const summary = await runCheck({
+        url, processes: opts.processes, clients: opts.clients, ops: opts.ops, keys: opts.keys, killRate: opts.killRate, timeoutMs: opts.timeout,
+        ...(opts.seed !== undefined ? { seed: opts.seed } : {}),
+        ...(tty ? { onProgress: (done: number, total: number) => progress(done, total) } : {}),
+      });
+      if (tty) process.stderr.write('\r\x1b[K');
+      if (opts.json) process.stdout.write(`${JSON.stringify(summaryJson(url, summary))}\n`);
+      else process.stdout.write(describe(url, summary));
+      if (summary.verdict !== 'linearizable') process.exitCode = 1;
+    });
+}
+
+function progress(done: number, total: number): void {
+  const width = 30;
+  const filled = Math.round((done / total) * width);
+  process.stderr.write(`\r[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${done}/${total} operations`);
+}
+
+function summaryJson(url: string, s: CheckSummary) {
+  return {
+    store: url, verdict: s.verdict, mode: s.mode, operations: s.operations, ok: s.ok, fail: s.fail, unknown: s.unknown, killed: s.killed,
+    phases: s.phases, chainViolations: s.chain.violations.slice(0, 20),
+    linearizability: { result: s.linearizability.result, timedOut: s.linearizability.timedOut, counterExample: s.linearizability.counterExample?.text },
+  };
+}
+
+function describe(url: string, s: CheckSummary): string {
+  const lines = [
+    `store        ${url} (${s.mode === 'processes' ? 'worker processes' : 'in-process clients: this store is not shared across processes'})`,
+    `operations   ${s.operations}: ${s.ok} ok, ${s.fail} failed, ${s.unknown} unknown outcome; ${s.killed} worker(s) killed`,
+    `time         run ${ms(s.phases.runMs)}, revision-chain check ${ms(s.phases.chainMs)}, linearizability ${ms(s.phases.linearizabilityMs)}`,
+    `chain check  ${s.chain.ok ? 'ok' : `${s.chain.violations.length} violation(s)`}`,
+    ...s.chain.violations.slice(0, 5).map((v) => `  - ${v.kind} on ${v.key}: ${v.detail}`),
+    `linearizable ${s.linearizability.result}${s.linearizability.timedOut.length ? ` (search cut off on ${s.linearizability.timedOut.join(', ')})` : ''}`,
+  ];
+  if (s.linearizability.counterExample) lines.push(indent(s.linearizability.counterExample.text));
+  lines.push(`verdict      ${s.verdict.toUpperCase()}`);
+  return `${lines.join('\n')}\n`;
+}
+
+const ms = (n: number) => (n >= 1000 ? `${(n / 1000).toFixed(2)} s` : `${n.toFixed(0)} ms`);
+const indent = (text: string) => text.split('\n').map((l) => `  ${l}`).join('\n');
