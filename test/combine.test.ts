@@ -1,0 +1,177 @@
+// In-process write combining (DESIGN §4, src/core/combine.ts): concurrent
+// update()s of one key are read once, applied in arrival order, written once,
+// and every caller still gets its own result or its own error. The shared
+// conformance suite checks the basic mixed batch on every backend; these
+// tests pin the finer semantics on the memory store.
+import { describe, expect, it } from 'vitest';
+import { MemoryStore } from '../src/memory/index.js';
+import { RetryExhaustedError, SKIP, exponentialJitter, sleep, type Entry, type PutOptions, type StoredRecord } from '../src/core/index.js';
+
+/** A memory store that counts reads and writes, and can lose the next `conflicts` writes to an outside writer. */
+class ProbeStore extends MemoryStore {
+  reads = 0;
+  writes = 0;
+  conflicts = 0;
+  /** Runs when an injected conflict is about to be reported (after the outside write). */
+  onConflict?: () => void;
+
+  override async getRecord<T = unknown>(key: string): Promise<StoredRecord<T> | null> {
+    this.reads++;
+    return super.getRecord<T>(key);
+  }
+
+  override async put<T = unknown>(key: string, value: T, options: PutOptions = {}): Promise<Entry<T>> {
+    if (options.writer !== undefined && this.conflicts > 0) {
+      this.conflicts--;
+      // Someone else writes first (+100), then our guarded write fails on the revision.
+      await sleep(20);
+      const current = ((await super.get<number>(key))?.value ?? 0) as number;
+      await super.put(key, current + 100);
+      this.onConflict?.();
+    }
+    if (options.writer !== undefined) this.writes++;
+    return super.put<T>(key, value, options);
+  }
+}
+
+const inc = (by: number) => (n: number | undefined) => (n ?? 0) + by;
+
+describe('write combining', () => {
+  it('callers arriving together share one read and one write, applied in arrival order', async () => {
+    const s = new ProbeStore();
+    await s.put('list', [] as number[]);
+    const seen: number[][] = [];
+    const results = await Promise.all(
+      Array.from({ length: 10 }, (_, i) =>
+        s.update<number[]>('list', (xs) => {
+          seen.push([...(xs as number[])]);
+          return [...(xs as number[]), i];
+        }),
+      ),
+    );
+    expect(s.reads).toBe(1);
+    expect(s.writes).toBe(1);
+    expect((await s.get('list'))?.value).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    // Each mutation saw the value left by the ones that arrived before it.
+    expect(seen).toEqual(Array.from({ length: 10 }, (_, i) => Array.from({ length: i }, (_, j) => j)));
+    // Every caller gets the committed entry of the combined write.
+    expect(new Set(results.map((r) => r?.revision)).size).toBe(1);
+    expect(results[0]?.value).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    await s.close();
+  });
+
+  it('each mutation gets a private copy: one caller mutating its argument in place does not leak into a failed one', async () => {
+    const s = new MemoryStore();
+    await s.put('obj', { a: 1 });
+    const results = await Promise.allSettled([
+      s.update<{ a: number; b?: number }>('obj', (o) => {
+        o!.b = 2;
+        throw new Error('changed my copy, then failed');
+      }),
+      s.update<{ a: number; b?: number }>('obj', (o) => ({ ...o!, a: o!.a + 1 })),
+    ]);
+    expect(results.map((r) => r.status)).toEqual(['rejected', 'fulfilled']);
+    expect((await s.get('obj'))?.value).toEqual({ a: 2 });
+    await s.close();
+  });
+
+  it("a missing key gives each caller its own default until someone writes", async () => {
+    const s = new MemoryStore();
+    const results = await Promise.all([
+      s.update<number>('d', () => SKIP, { default: 5 }),
+      s.update<number>('d', inc(1), { default: 7 }),
+      s.update<number>('d', inc(1), { default: 100 }),
+    ]);
+    // 7 + 1 by the second caller, + 1 by the third (its default unused); like every
+    // caller of a batch, the one that skipped gets the batch's committed entry.
+    expect(results.map((r) => r?.value)).toEqual([9, 9, 9]);
+    expect((await s.get('d'))?.value).toBe(9);
+    await s.close();
+  });
+
+  it("a caller whose value fails validation is left out: the next caller sees the value without it", async () => {
+    const s = new MemoryStore();
+    await s.put('v', 1);
+    const seenByLast: Array<number | undefined> = [];
+    const results = await Promise.allSettled([
+      s.update<number>('v', inc(1)),
+      s.update<number>('v', () => -100, { validate: (n) => n >= 0 || 'must not be negative' }),
+      s.update<number>('v', (n) => {
+        seenByLast.push(n);
+        return (n as number) + 10;
+      }),
+    ]);
+    expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
+    expect(seenByLast).toEqual([2]);
+    expect((await s.get('v'))?.value).toBe(12);
+    await s.close();
+  });
+
+  it('a caller arriving while a batch is being written goes into the next batch and sees its result', async () => {
+    const s = new ProbeStore();
+    await s.put('n', 0);
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    let firstStarted!: () => void;
+    const started = new Promise<void>((r) => (firstStarted = r));
+    const first = s.update<number>('n', async (n) => {
+      firstStarted();
+      await gate;
+      return (n as number) + 1;
+    });
+    await started;
+    const seen: number[] = [];
+    const second = s.update<number>('n', (n) => {
+      seen.push(n as number);
+      return (n as number) + 1;
+    });
+    release();
+    const [a, b] = await Promise.all([first, second]);
+    expect(seen).toEqual([1]);
+    expect(b!.revision).toBeGreaterThan(a!.revision);
+    expect((await s.get('n'))?.value).toBe(2);
+    expect(s.writes).toBe(2);
+    await s.close();
+  });
+
+  it("one caller's deadline, attempt limit or abort fails only that caller; the batch retries for the others", async () => {
+    const s = new ProbeStore();
+    await s.put('r', 0);
+    s.conflicts = 2;
+    const abort = new AbortController();
+    s.onConflict = () => abort.abort();
+    const retries = { patient: 0, short: 0 };
+    const results = await Promise.allSettled([
+      s.update<number>('r', inc(1), { onRetry: () => void retries.patient++ }),
+      s.update<number>('r', inc(2), { deadlineMs: 1, onRetry: () => void retries.short++ }),
+      s.update<number>('r', inc(4), { maxAttempts: 1 }),
+      s.update<number>('r', inc(8), { signal: abort.signal }),
+      s.update<number>('r', inc(16)),
+    ]);
+    expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'rejected', 'rejected', 'fulfilled']);
+    const reasons = results.slice(1, 4).map((r) => (r as PromiseRejectedResult).reason as RetryExhaustedError);
+    expect(reasons.every((e) => RetryExhaustedError.is(e))).toBe(true);
+    expect(reasons.map((e) => e.reason)).toEqual(['deadline', 'attempts', 'aborted']);
+    // Two outside writes of +100 each, then one combined write of the two remaining callers.
+    expect((await s.get('r'))?.value).toBe(200 + 1 + 16);
+    expect(retries.patient).toBe(2);
+    expect(retries.short).toBe(1);
+    await s.close();
+  });
+
+  it('combining can be turned off per call, and a per-call retry policy or TTL is never combined', async () => {
+    const s = new ProbeStore();
+    await s.put('off', 0);
+    await Promise.all(Array.from({ length: 4 }, () => s.update<number>('off', inc(1), { combine: false })));
+    expect((await s.get('off'))?.value).toBe(4);
+    expect(s.writes).toBeGreaterThanOrEqual(4);
+    const before = s.writes;
+    await Promise.all(Array.from({ length: 4 }, () => s.update<number>('off', inc(1), { retry: exponentialJitter({ baseMs: 1, capMs: 4 }) })));
+    expect((await s.get('off'))?.value).toBe(8);
+    expect(s.writes - before).toBeGreaterThanOrEqual(4);
+    await Promise.all(Array.from({ length: 4 }, () => s.update<number>('off', inc(1), { ttlMs: 60_000 })));
+    expect((await s.get('off'))?.value).toBe(12);
+    expect(s.writes - before).toBeGreaterThanOrEqual(8);
+    await s.close();
+  });
+});
