@@ -12,6 +12,13 @@ function revkit(store: string, args: string[], input?: string) {
   return { code: run.status, out: run.stdout.trim(), err: run.stderr.trim() };
 }
 
+/** Runs a command that must succeed and returns its JSON output. */
+function json(store: string, args: string[], input?: string) {
+  const r = revkit(store, args, input);
+  expect(r.code, `${args.join(' ')}: ${r.err}`).toBe(0);
+  return JSON.parse(r.out);
+}
+
 describe('revkit CLI against a store URL', () => {
   const store = `sqlite:${join(dir, `${uniqueName('cli')}.db`)}`;
 
@@ -20,11 +27,11 @@ describe('revkit CLI against a store URL', () => {
     expect(put.code).toBe(0);
     const entry = JSON.parse(put.out);
     expect(entry).toMatchObject({ key: 'cfg/a', value: { n: 1 } });
-    expect(JSON.parse(revkit(store, ['get', 'cfg/a']).out)).toEqual({ n: 1 });
-    expect(JSON.parse(revkit(store, ['get', 'cfg/a', '--entry']).out)).toMatchObject({ revision: entry.revision });
-    expect(JSON.parse(revkit(store, ['put', 'cfg/b'], '[1,2]').out).value).toEqual([1, 2]);
-    expect(JSON.parse(revkit(store, ['update', 'cfg/a', '--merge', '{"m":2}']).out).value).toEqual({ n: 1, m: 2 });
-    expect(JSON.parse(revkit(store, ['update', 'count', '--incr', '5']).out).value).toBe(5);
+    expect(json(store, ['get', 'cfg/a'])).toEqual({ n: 1 });
+    expect(json(store, ['get', 'cfg/a', '--entry'])).toMatchObject({ revision: entry.revision });
+    expect(json(store, ['put', 'cfg/b'], '[1,2]').value).toEqual([1, 2]);
+    expect(json(store, ['update', 'cfg/a', '--merge', '{"m":2}']).value).toEqual({ n: 1, m: 2 });
+    expect(json(store, ['update', 'count', '--incr', '5']).value).toBe(5);
     const listed = revkit(store, ['list', '--prefix', 'cfg/']).out.split('\n').map((l) => JSON.parse(l).key);
     expect(listed).toEqual(['cfg/a', 'cfg/b']);
     const hist = revkit(store, ['history', 'cfg/a']).out.split('\n').map((l) => JSON.parse(l));
@@ -35,7 +42,7 @@ describe('revkit CLI against a store URL', () => {
   });
 
   it('a failed precondition exits 3 with one line naming the current revision', () => {
-    const first = JSON.parse(revkit(store, ['put', 'cond', '1']).out);
+    const first = json(store, ['put', 'cond', '1']);
     revkit(store, ['put', 'cond', '2']);
     const stale = revkit(store, ['put', 'cond', '3', '--if-revision', String(first.revision)]);
     expect(stale.code).toBe(3);
@@ -43,7 +50,7 @@ describe('revkit CLI against a store URL', () => {
     expect(stale.err).toMatch(/^revkit: ERR_CONFLICT: conflict on "cond": expected revision \d+, found revision \d+$/);
     expect(revkit(store, ['put', 'cond', '4', '--if-absent']).code).toBe(3);
     expect(revkit(store, ['rm', 'cond', '--if-revision', String(first.revision)]).code).toBe(3);
-    expect(JSON.parse(revkit(store, ['get', 'cond']).out)).toBe(2);
+    expect(json(store, ['get', 'cond'])).toBe(2);
   });
 
   it('bad usage exits 2 with one clear line and no stack trace', () => {
