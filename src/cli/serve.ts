@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { Option, type Command } from 'commander';
 import { RevkitError, type Store } from '../core/index.js';
@@ -11,7 +11,7 @@ export const DEFAULT_STORE_URL = 'sqlite:./data/revkit.db';
 export const DEFAULT_PORT = 8787;
 
 interface ServeOptions {
-  store: string;
+  store?: string;
   host: string;
   port: string;
   adminToken?: string;
@@ -27,7 +27,7 @@ export function registerServe(program: Command): void {
   program
     .command('serve')
     .description('run the revkit HTTP server (DESIGN §9) over a store')
-    .addOption(new Option('--store <url>', 'store URL').env('REVKIT_STORE').default(DEFAULT_STORE_URL))
+    .addOption(new Option('--store <url>', `store URL (default ${DEFAULT_STORE_URL})`).env('REVKIT_STORE'))
     .addOption(new Option('--host <host>', 'address to bind').env('REVKIT_HOST').default('127.0.0.1'))
     .addOption(new Option('--port <n>', 'port to listen on (0: any free port)').env('REVKIT_PORT').default(String(DEFAULT_PORT)))
     .addOption(new Option('--admin-token <token>', `bearer token with admin access to every key (≥ ${MIN_TOKEN_LENGTH} characters)`).env('REVKIT_ADMIN_TOKEN'))
@@ -36,8 +36,10 @@ export function registerServe(program: Command): void {
     .addOption(new Option('--no-auth', 'run without authentication (only allowed on a loopback address)').env('REVKIT_NO_AUTH'))
     .addOption(new Option('--max-value-bytes <n>', 'largest value').env('REVKIT_MAX_VALUE_BYTES'))
     .addOption(new Option('--max-body-bytes <n>', 'largest request body').env('REVKIT_MAX_BODY_BYTES'))
-    .action(async (opts: ServeOptions) => {
-      await serve(opts);
+    .action(async (opts: ServeOptions, cmd: Command) => {
+      // The main program may declare --store globally and take it first.
+      const store = opts.store || (cmd.optsWithGlobals() as { store?: string }).store || DEFAULT_STORE_URL;
+      await serve({ ...opts, store });
     });
 }
 
@@ -57,7 +59,7 @@ function positiveInt(name: string, value: string | undefined): number | undefine
   return n;
 }
 
-async function serve(opts: ServeOptions): Promise<void> {
+async function serve(opts: ServeOptions & { store: string }): Promise<void> {
   const port = Number(opts.port);
   if (!Number.isInteger(port) || port < 0 || port > 65535) fail(`--port must be 0..65535, got ${JSON.stringify(opts.port)}`);
   const maxValueBytes = positiveInt('--max-value-bytes', opts.maxValueBytes) ?? DEFAULT_LIMITS.maxValueBytes;
@@ -87,7 +89,7 @@ async function serve(opts: ServeOptions): Promise<void> {
   const sqlitePath = /^sqlite:(?!:memory:)(?:\/\/)?(.+?)(?:\?.*)?$/.exec(opts.store)?.[1];
   if (sqlitePath) {
     try {
-      mkdirSync(dirname(sqlitePath), { recursive: true });
+      ensureDir(dirname(sqlitePath));
     } catch (err) {
       fail(`cannot create the folder for ${opts.store}: ${(err as Error).message}`);
     }
@@ -151,6 +153,14 @@ function describe(err: unknown): string {
     return `${err.message}${extra}`.replace(/\s+/g, ' ');
   }
   return (err instanceof Error ? err.message : String(err)).replace(/\s+/g, ' ');
+}
+
+/** mkdir -p, one level at a time (node's recursive mkdir can spin forever on /proc-like paths). */
+function ensureDir(dir: string): void {
+  if (existsSync(dir)) return;
+  const parent = dirname(dir);
+  if (parent !== dir) ensureDir(parent);
+  mkdirSync(dir);
 }
 
 /** Hides a password in a store URL. */

@@ -1,0 +1,239 @@
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { open } from '../src/open.js';
+
+// Spawns the built CLI: run `npm run build` first.
+const MAIN = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url));
+const TOKEN = 'cli-admin-token-0123456789';
+const children = new Set<ChildProcess>();
+
+interface Served {
+  child: ChildProcess;
+  url: string;
+  token: string | undefined;
+  lines: string[];
+  stderr: () => string;
+  exited: Promise<number | null>;
+}
+
+/** Starts `revkit serve …` and waits for its start-up lines. */
+function serve(args: string[], env: Record<string, string> = {}, cwd?: string): Promise<Served> {
+  return new Promise((resolve, reject) => {
+    const childEnv: NodeJS.ProcessEnv = { ...process.env, ...env };
+    for (const [k, v] of Object.entries(env)) if (v === '') delete childEnv[k];
+    const child = spawn(process.execPath, [MAIN, 'serve', ...args], { cwd: cwd ?? process.cwd(), env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+    children.add(child);
+    let out = '';
+    let err = '';
+    const exited = new Promise<number | null>((r) => child.on('exit', (code) => (children.delete(child), r(code))));
+    child.stdout.on('data', (d) => {
+      out += d;
+      if (!out.includes('try: curl')) return;
+      const lines = out.trim().split('\n');
+      const url = /at (http:\/\/\S+)/.exec(lines[0] ?? '')?.[1];
+      if (!url) return reject(new Error(`no URL in ${out}`));
+      resolve({ child, url, token: /admin token[^:]*: (\S+)$/m.exec(out)?.[1], lines, stderr: () => err, exited });
+    });
+    child.stderr.on('data', (d) => (err += d));
+    child.on('exit', (code) => reject(new Error(`serve exited with ${code} before starting: ${err}`)));
+  });
+}
+
+/** Runs `revkit …` to completion. */
+function cli(args: string[], env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [MAIN, ...args], { env: { ...process.env, ...env }, timeout: 30_000 }, (error, stdout, stderr) => {
+      resolve({ code: error ? ((error as { code?: number }).code ?? 1) : 0, stdout, stderr });
+    });
+  });
+}
+
+afterAll(() => {
+  for (const c of children) c.kill('SIGKILL');
+});
+
+describe('revkit serve: start-up', () => {
+  it('with no configuration: binds 127.0.0.1, prints the URL, a generated admin token and a curl that works; default store sqlite:./data/revkit.db', async () => {
+    const cwd = mkdtempSync(join(tmpdir(), 'revkit-cli-'));
+    const s = await serve(['--port', '0'], { REVKIT_STORE: '', REVKIT_PORT: '' }, cwd);
+    try {
+      expect(s.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+      expect(s.lines[0]).toContain('sqlite:./data/revkit.db');
+      expect(s.token).toMatch(/^[A-Za-z0-9_-]{24,}$/);
+      expect(existsSync(join(cwd, 'data', 'revkit.db'))).toBe(true);
+      expect((await fetch(`${s.url}/v1/kv/x`)).status).toBe(401);
+      // the printed example, run as printed (when curl exists)
+      const example = (s.lines.find((l) => l.startsWith('try: ')) as string).slice(5);
+      const curl = await new Promise<{ ok: boolean; out: string }>((resolve) => execFile('sh', ['-c', example], (e, out) => resolve({ ok: !e, out })));
+      if (curl.ok) expect(curl.out).toMatch(/^HTTP\/1\.1 201/);
+      else {
+        const r = await fetch(`${s.url}/v1/kv/greeting`, { method: 'PUT', headers: { authorization: `Bearer ${s.token}`, 'content-type': 'application/json', 'if-none-match': '*' }, body: '{"hello":"world"}' });
+        expect(r.status).toBe(201);
+      }
+      const g = await fetch(`${s.url}/v1/kv/greeting`, { headers: { authorization: `Bearer ${s.token}` } });
+      expect(await g.json()).toEqual({ hello: 'world' });
+    } finally {
+      s.child.kill('SIGTERM');
+      expect(await s.exited).toBe(0);
+    }
+  });
+
+  it('a store that cannot be opened or reached: one clear line on stderr and exit 1', async () => {
+    for (const store of ['postgres://127.0.0.1:1/nothing', 'nope:', 'sqlite:/etc/hostname/cannot/x.db', 'sqlite:/proc/revkit/cannot.db']) {
+      const r = await cli(['serve', '--store', store, '--port', '0']);
+      expect(r.code, `${store}: ${r.stderr}`).toBe(1);
+      const lines = r.stderr.trim().split('\n');
+      expect(lines, r.stderr).toHaveLength(1);
+      expect(lines[0]).toMatch(/^revkit serve: cannot (open store|create the folder)/);
+      expect(r.stderr).not.toMatch(/\n\s+at /);
+    }
+  });
+
+  it('bad configuration fails the same way', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'revkit-cli-'));
+    writeFileSync(join(dir, 'bad.json'), '{ "not": "an array" }');
+    for (const args of [['--tokens', join(dir, 'bad.json')], ['--tokens', join(dir, 'missing.json')], ['--host', '0.0.0.0', '--no-auth'], ['--admin-token', 'short'], ['--port', 'x']]) {
+      const r = await cli(['serve', '--store', 'memory:', '--port', '0', ...args]);
+      expect(r.code, `${args.join(' ')}: ${r.stderr}`).toBe(1);
+      expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    }
+  });
+
+  it('environment variables: REVKIT_STORE, REVKIT_PORT, REVKIT_ADMIN_TOKEN, REVKIT_TOKENS_FILE, REVKIT_REQUIRE_PRECONDITIONS', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'revkit-cli-'));
+    const file = join(dir, 'tokens.json');
+    writeFileSync(file, JSON.stringify([{ name: 'reader', token: 'reader-token-0123456789', scopes: [{ prefix: 'pub/', access: 'read' }] }]));
+    const s = await serve([], { REVKIT_STORE: 'memory:', REVKIT_PORT: '0', REVKIT_ADMIN_TOKEN: TOKEN, REVKIT_TOKENS_FILE: file, REVKIT_REQUIRE_PRECONDITIONS: '1' });
+    try {
+      expect(s.token).toBeUndefined();
+      expect(s.lines[0]).toContain('memory:');
+      const put = (headers: Record<string, string>) => fetch(`${s.url}/v1/kv/pub/a`, { method: 'PUT', headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json', ...headers }, body: '1' });
+      expect((await put({})).status).toBe(428);
+      expect((await put({ 'if-none-match': '*' })).status).toBe(201);
+      expect((await fetch(`${s.url}/v1/kv/pub/a`, { headers: { authorization: 'Bearer reader-token-0123456789' } })).status).toBe(200);
+      expect((await fetch(`${s.url}/v1/kv/pub/a`, { method: 'DELETE', headers: { authorization: 'Bearer reader-token-0123456789' } })).status).toBe(403);
+    } finally {
+      s.child.kill('SIGTERM');
+      await s.exited;
+    }
+  });
+
+  it('--no-auth on loopback says so plainly', async () => {
+    const s = await serve(['--store', 'memory:', '--port', '0', '--no-auth']);
+    try {
+      expect(s.lines.join('\n')).toMatch(/authentication: OFF/);
+      expect((await fetch(`${s.url}/v1/kv/x`)).status).toBe(404);
+    } finally {
+      s.child.kill('SIGTERM');
+      await s.exited;
+    }
+  });
+});
+
+describe('revkit serve: graceful shutdown on SIGTERM', () => {
+  it('stops accepting, finishes the in-flight write, closes the store, exits 0', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'revkit-cli-'));
+    const storeUrl = `sqlite:${join(dir, 'graceful.db')}`;
+    const s = await serve(['--store', storeUrl, '--port', '0', '--admin-token', TOKEN]);
+    const { port } = new URL(s.url);
+    const body = JSON.stringify({ written: 'during shutdown', pad: 'x'.repeat(1000) });
+    const socket = connect(Number(port), '127.0.0.1');
+    let response = '';
+    socket.setEncoding('utf8');
+    socket.on('data', (d) => (response += d));
+    const closed = new Promise<void>((r) => socket.on('close', () => r()));
+    await new Promise<void>((r) => socket.on('connect', () => r()));
+    socket.write(`PUT /v1/kv/inflight HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${TOKEN}\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body.slice(0, 100)}`);
+    await new Promise((r) => setTimeout(r, 200));
+    s.child.kill('SIGTERM');
+    await new Promise((r) => setTimeout(r, 300));
+    // no new connections
+    const refused = await new Promise<boolean>((resolve) => {
+      const c = connect(Number(port), '127.0.0.1');
+      c.on('connect', () => (c.destroy(), resolve(false)));
+      c.on('error', () => resolve(true));
+    });
+    expect(refused).toBe(true);
+    // the in-flight write completes
+    socket.end(body.slice(100));
+    await closed;
+    expect(response).toMatch(/^HTTP\/1\.1 201/);
+    expect(await s.exited).toBe(0);
+    expect(s.stderr()).toMatch(/SIGTERM/);
+    const store = await open(storeUrl);
+    try {
+      expect((await store.get('inflight'))?.value).toMatchObject({ written: 'during shutdown' });
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('ends watch streams so shutdown is not held up by them', async () => {
+    const s = await serve(['--store', 'memory:', '--port', '0', '--admin-token', TOKEN]);
+    const res = await fetch(`${s.url}/v1/watch?prefix=`, { headers: { authorization: `Bearer ${TOKEN}` } });
+    expect(res.status).toBe(200);
+    const reading = (async () => {
+      for await (const _ of res.body as unknown as AsyncIterable<Uint8Array>) void _;
+    })();
+    const started = Date.now();
+    s.child.kill('SIGTERM');
+    expect(await s.exited).toBe(0);
+    await reading.catch(() => undefined);
+    expect(Date.now() - started).toBeLessThan(5000);
+  });
+});
+
+describe('revkit get|put|rm|update|list|history|watch --server URL --token T', () => {
+  let s: Served;
+  beforeAll(async () => {
+    s = await serve(['--store', 'memory:', '--port', '0', '--admin-token', TOKEN]);
+  });
+  afterAll(async () => {
+    s.child.kill('SIGTERM');
+    await s.exited;
+  });
+  const remote = () => ['--server', s.url, '--token', TOKEN];
+
+  it('put, get, update, list, history, rm over HTTP; exit 3 on a failed precondition (412)', async () => {
+    const put = await cli(['put', 'cli/a', '{"n":1}', ...remote()]);
+    expect(put.code, put.stderr).toBe(0);
+    const entry = JSON.parse(put.stdout);
+    expect(entry).toMatchObject({ key: 'cli/a', value: { n: 1 } });
+    expect(JSON.parse((await cli(['get', 'cli/a', ...remote()])).stdout)).toEqual({ n: 1 });
+    const stale = await cli(['put', 'cli/a', '2', '--if-revision', String(entry.revision + 100), ...remote()]);
+    expect(stale.code, stale.stderr).toBe(3);
+    expect(stale.stderr).toMatch(/ERR_CONFLICT/);
+    expect((await cli(['put', 'cli/a', '2', '--if-absent', ...remote()])).code).toBe(3);
+    expect((await cli(['put', 'cli/a', '{"n":5}', '--if-revision', String(entry.revision), ...remote()])).code).toBe(0);
+    expect((await cli(['update', 'cli/c', '--incr', '2', ...remote()])).code).toBe(0);
+    expect(JSON.parse((await cli(['update', 'cli/c', '--incr', '3', ...remote()])).stdout)).toMatchObject({ value: 5 });
+    const list = await cli(['list', '--prefix', 'cli/', ...remote()]);
+    expect(list.stdout.trim().split('\n').map((l) => JSON.parse(l).key)).toEqual(['cli/a', 'cli/c']);
+    const hist = await cli(['history', 'cli/a', ...remote()]);
+    expect(hist.stdout.trim().split('\n')).toHaveLength(2);
+    expect((await cli(['rm', 'cli/a', '--if-revision', '1', ...remote()])).code).toBe(3);
+    expect((await cli(['rm', 'cli/a', ...remote()])).code).toBe(0);
+    expect((await cli(['get', 'cli/a', ...remote()])).code).toBe(1);
+    const noToken = await cli(['get', 'cli/c', '--server', s.url]);
+    expect(noToken.code).toBe(1);
+    expect(noToken.stderr).toMatch(/401/);
+  });
+
+  it('watch prints changes as JSON lines', async () => {
+    const child = spawn(process.execPath, [MAIN, 'watch', '--prefix', 'cw/', ...remote()], { stdio: ['ignore', 'pipe', 'pipe'] });
+    children.add(child);
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    await new Promise((r) => setTimeout(r, 500));
+    await cli(['put', 'cw/x', '"hello"', ...remote()]);
+    const deadline = Date.now() + 5000;
+    while (!out.includes('\n') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    child.kill('SIGTERM');
+    expect(JSON.parse(out.split('\n')[0] as string)).toMatchObject({ type: 'put', key: 'cw/x', entry: { value: 'hello' } });
+  });
+});
