@@ -88,6 +88,9 @@ interface Row extends QueryResultRow {
   [column: string]: unknown;
 }
 
+/** Cross-process watch wake-ups are batched into windows of this length. */
+const NOTIFY_WINDOW_MS = 10;
+
 const URL_OPTIONS = ['prefix', 'schema', 'historyDepth', 'changeRetentionMs', 'tombstoneRetentionMs', 'sweepIntervalMs', 'watchPollMs', 'poolSize', 'notify', 'connectWaitMs'] as const;
 
 function num(v: unknown): number {
@@ -498,7 +501,12 @@ export class PostgresStore extends BaseStore {
     for (const w of this.watchers) w.wake();
   }
 
-  /** After a committed write: wake local watchers, and (coalesced) NOTIFY other processes. */
+  /**
+   * After a committed write: wake local watchers, and NOTIFY other processes —
+   * at most once per NOTIFY_WINDOW_MS (trailing). A NOTIFY per write is an
+   * extra round trip per write; measured on one writer it cost a third of the
+   * throughput. Watchers elsewhere wake at most a window later.
+   */
   private signalChange(): void {
     if (this.watchers.size > 0) this.wakeAll();
     if (!this.notify || this.isClosed) return;
@@ -508,14 +516,16 @@ export class PostgresStore extends BaseStore {
     }
     this.notifyState = 'busy';
     const send = (): Promise<void> =>
-      this.pool.query('SELECT pg_notify($1, \'\')', [this.names.channel]).then(() => undefined, () => undefined).then(() => {
-        if (this.notifyState === 'again' && !this.isClosed) {
-          this.notifyState = 'busy';
-          return send();
-        }
-        this.notifyState = 'idle';
-        return undefined;
-      });
+      this.pool.query('SELECT pg_notify($1, \'\')', [this.names.channel]).then(() => undefined, () => undefined)
+        .then(() => new Promise<void>((resolve) => setTimeout(resolve, NOTIFY_WINDOW_MS).unref()))
+        .then(() => {
+          if (this.notifyState === 'again' && !this.isClosed) {
+            this.notifyState = 'busy';
+            return send();
+          }
+          this.notifyState = 'idle';
+          return undefined;
+        });
     this.notifying = send();
   }
 
