@@ -8,7 +8,7 @@ import { validateCandidate } from './validate.js';
 export const UPDATE_DEFAULTS = {
   maxAttempts: 64,
   deadlineMs: 30_000,
-  retry: exponentialJitter({ baseMs: 1, capMs: 64 }),
+  retry: exponentialJitter({ baseMs: 1, capMs: 256 }),
   /**
    * An unreachable store is not a contended key: waiting longer between
    * attempts lets update() ride out a restart within its deadline instead of
