@@ -483,3 +483,27 @@ async function readSse(url: string, headers: Record<string, string>, count: numb
   }
   return events;
 }
+
+describe('watch from a revision whose history is gone', () => {
+  it('the stream sends event: error with ERR_HISTORY_GONE, and HttpStore.watch throws HistoryGoneError', async () => {
+    const { MemoryStore } = await import('../src/memory/index.js');
+    const { HttpStore } = await import('../src/server/index.js');
+    const { HistoryGoneError } = await import('../src/core/index.js');
+    const store = new MemoryStore({ changeLogSize: 5 });
+    const { server, url } = await startServer({ store, closeStore: true });
+    try {
+      const first = await store.put('g', 0);
+      for (let i = 1; i <= 10; i++) await store.put('g', i);
+      const res = await fetch(`${url}/v1/watch?key=g&fromRevision=${first.revision}`, { headers: { authorization: `Bearer ${ADMIN}` } });
+      const text = await res.text();
+      expect(text).toMatch(/event: error\ndata: \{.*"code":"ERR_HISTORY_GONE"/);
+      const client = await HttpStore.fromUrl(`${url}?token=${ADMIN}`);
+      const err = await client.watch({ key: 'g', fromRevision: first.revision })[Symbol.asyncIterator]().next().catch((e) => e);
+      expect(HistoryGoneError.is(err)).toBe(true);
+      expect(err.oldestRevision).toBeGreaterThan(first.revision + 1);
+      await client.close();
+    } finally {
+      await server.close();
+    }
+  });
+});
