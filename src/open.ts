@@ -27,6 +27,9 @@ const openers: Record<string, Opener> = {
   },
 };
 openers['postgresql:'] = openers['postgres:'] as Opener;
+// A revkit server is a store too: http://host:port?token=T (update() runs as GET + PUT If-Match loops).
+openers['http:'] = async (_url, raw) => (await import('./server/index.js')).HttpStore.fromUrl(raw);
+openers['https:'] = openers['http:'] as Opener;
 
 async function loadBackend<M>(backend: string, driver: string, load: () => Promise<M>): Promise<M> {
   try {
@@ -40,7 +43,7 @@ async function loadBackend<M>(backend: string, driver: string, load: () => Promi
   }
 }
 
-/** Opens any backend by URL: memory:, sqlite:./path.db, postgres://…, nats://… */
+/** Opens any backend by URL: memory:, sqlite:./path.db, postgres://…, nats://…, http://revkit-server */
 export async function open(url: string, options: OpenOptions = {}): Promise<Store> {
   if (typeof url !== 'string' || url.length === 0) throw new InvalidArgumentError('open() needs a store URL such as sqlite:./data/revkit.db');
   const scheme = /^[a-z][a-z0-9+.-]*:/i.exec(url)?.[0].toLowerCase();
