@@ -9,7 +9,7 @@ describe('memory specifics', () => {
   it('watch from a revision whose changes were dropped throws HistoryGoneError, never skips', async () => {
     const s = new MemoryStore({ changeLogSize: 5 });
     const first = await s.put('k', 0);
-    for (let i = 1; i <= 10; i++) await s.put('k', i);
+    for (let i = 1; i <= 20; i++) await s.put('k', i);
     const it = s.watch({ key: 'k', fromRevision: first.revision })[Symbol.asyncIterator]();
     const err = await it.next().catch((e) => e);
     expect(HistoryGoneError.is(err)).toBe(true);

@@ -14,9 +14,6 @@ export interface MemoryStoreOptions extends StoreOptions {
   sweepIntervalMs?: number;
 }
 
-interface Stored {
-  record: StoredRecord<Uint8Array>;
-}
 
 /** The reference semantics: everything in one process's memory. */
 export class MemoryStore extends BaseStore {
@@ -180,7 +177,8 @@ export class MemoryStore extends BaseStore {
     if (past.length > this.historyDepth) past.length = this.historyDepth;
     this.past.set(record.key, past);
     this.changes.push(event);
-    if (this.changes.length > this.changeLogSize) this.changes.splice(0, this.changes.length - this.changeLogSize);
+    // Trim in chunks of an eighth: a splice per write would copy the whole log every time.
+    if (this.changes.length > this.changeLogSize + Math.ceil(this.changeLogSize / 8)) this.changes.splice(0, this.changes.length - this.changeLogSize);
     for (const w of this.watchers) if (w.matches(event.key)) w.queue.push(this.decodeEvent(event));
   }
 

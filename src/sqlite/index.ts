@@ -65,6 +65,9 @@ export class SqliteStore extends BaseStore {
   private readonly localWrites = new EventEmitter();
   private readonly sweeper: NodeJS.Timeout;
   private readonly stmt: Statements;
+  /** The revision drawn by this process's latest write transaction. */
+  private lastRevision = 0;
+  private commitsSincePrune = 0;
 
   static async fromUrl(url: string, options: SqliteStoreOptions = {}): Promise<SqliteStore> {
     const rest = url.replace(/^sqlite:(\/\/)?/i, '');
@@ -264,7 +267,8 @@ export class SqliteStore extends BaseStore {
   }
 
   private nextRevision(): number {
-    return (this.stmt.nextRevision.get() as { value: number }).value;
+    this.lastRevision = (this.stmt.nextRevision.get() as { value: number }).value;
+    return this.lastRevision;
   }
 
   private apply(key: string, bytes: Buffer, revision: number, ttlMs: number | undefined, writer: string | undefined): Entry<unknown> {
@@ -331,9 +335,9 @@ export class SqliteStore extends BaseStore {
 
   private afterCommit(): void {
     this.localWrites.emit('write');
-    const last = this.stmt.lastRevision.get()?.value ?? 0;
-    if (last % 1000 !== 0 || last <= this.retention) return;
-    const below = last - this.retention;
+    if (++this.commitsSincePrune < 1000 || this.lastRevision <= this.retention) return;
+    this.commitsSincePrune = 0;
+    const below = this.lastRevision - this.retention;
     try {
       this.db.transaction(() => {
         this.stmt.setPruned.run(below);
