@@ -65,6 +65,15 @@ describe('sqlite specifics', () => {
     const it = s.watch({ key: 'k', fromRevision: 999 })[Symbol.asyncIterator]();
     expect((await it.next()).value).toMatchObject({ revision: 1000 });
     await it.return?.();
+    // Pruning never lets a revision be drawn again, also after the whole log was dropped.
+    const tiny = new SqliteStore(freshPath(), { historyRetention: 1 });
+    let last = 0;
+    for (let i = 0; i < 1005; i++) {
+      const e = i % 2 === 0 ? (await tiny.put('x', i)).revision : ((await tiny.delete('x')) as number);
+      expect(e).toBe(last + 1);
+      last = e;
+    }
+    await tiny.close();
     await s.close();
   });
 

@@ -67,6 +67,8 @@ export class SqliteStore extends BaseStore {
   private readonly stmt: Statements;
   /** The revision drawn by this process's latest write transaction. */
   private lastRevision = 0;
+  /** better-sqlite3 builds a transaction wrapper per call to transaction(): build one, pass the work in. */
+  private readonly inTransaction: Database.Transaction<(fn: () => unknown) => unknown>;
   private commitsSincePrune = 0;
 
   static async fromUrl(url: string, options: SqliteStoreOptions = {}): Promise<SqliteStore> {
@@ -111,6 +113,7 @@ export class SqliteStore extends BaseStore {
     this.pollIntervalMs = options.pollIntervalMs ?? 20;
     this.localWrites.setMaxListeners(0);
     this.stmt = prepareStatements(this.db);
+    this.inTransaction = this.db.transaction((fn: () => unknown) => fn());
     this.sweeper = setInterval(() => void this.sweepExpired().catch(() => undefined), options.sweepIntervalMs ?? 1000);
     this.sweeper.unref();
   }
@@ -125,8 +128,8 @@ export class SqliteStore extends BaseStore {
   protected async doPut<T>(key: string, value: T, options: PutOptions): Promise<Entry<T>> {
     const bytes = this.encode(value);
     const entry = await this.write(() => {
-      this.assertCondition(key, options);
-      return this.apply(key, bytes, this.nextRevision(), options.ttlMs, options.writer);
+      const previous = this.assertCondition(key, options);
+      return this.apply(key, previous, bytes, this.nextRevision(), options.ttlMs, options.writer);
     });
     return { ...entry, value: this.codec.decode(bytes) as T };
   }
@@ -154,7 +157,7 @@ export class SqliteStore extends BaseStore {
       if (failed.length > 0) throw new ConflictError(failed);
       const revision = this.nextRevision();
       for (const op of ops) {
-        if (op.type === 'set') this.apply(op.key, encoded.get(op.key) as Buffer, revision, op.ttlMs, undefined);
+        if (op.type === 'set') this.apply(op.key, this.current(op.key), encoded.get(op.key) as Buffer, revision, op.ttlMs, undefined);
         else if (op.type === 'delete') {
           const current = this.current(op.key);
           if (current !== null && !isDeadRecord(current)) this.remove(op.key, revision, undefined);
@@ -266,13 +269,13 @@ export class SqliteStore extends BaseStore {
     return entry;
   }
 
+  /** Only inside a write transaction: BEGIN IMMEDIATE makes read-max-then-insert one step. */
   private nextRevision(): number {
-    this.lastRevision = (this.stmt.nextRevision.get() as { value: number }).value;
+    this.lastRevision = (this.stmt.lastRevision.get() as { value: number }).value + 1;
     return this.lastRevision;
   }
 
-  private apply(key: string, bytes: Buffer, revision: number, ttlMs: number | undefined, writer: string | undefined): Entry<unknown> {
-    const previous = this.current(key);
+  private apply(key: string, previous: StoredRecord | null, bytes: Buffer, revision: number, ttlMs: number | undefined, writer: string | undefined): Entry<unknown> {
     const now = Date.now();
     const live = previous !== null && !isDeadRecord(previous, now);
     const row = {
@@ -303,11 +306,10 @@ export class SqliteStore extends BaseStore {
    */
   private async write<R>(fn: () => R): Promise<R> {
     this.assertOpen();
-    const txn = this.db.transaction(fn);
     const deadline = Date.now() + this.lockTimeoutMs;
     for (let wait = 1; ; wait = Math.min(wait * 2, 25)) {
       try {
-        const result = txn.immediate();
+        const result = this.inTransaction.immediate(fn) as R;
         this.afterCommit();
         return result;
       } catch (err) {
@@ -396,8 +398,12 @@ function prepareStatements(db: Database.Database) {
       `INSERT INTO changes (key, value, revision, created_revision, updated_at, expires_at, deleted, writer)
        VALUES (@key, @value, @revision, @created_revision, @updated_at, @expires_at, @deleted, @writer)`,
     ),
-    nextRevision: db.prepare<[], { value: number }>("UPDATE meta SET value = value + 1 WHERE name = 'revision' RETURNING value"),
-    lastRevision: db.prepare<[], { value: number }>("SELECT value FROM meta WHERE name = 'revision'"),
+    // The last revision drawn is the newest one in the change log (pruning drops only old ones);
+    // reading it costs no page write, unlike bumping a counter row. `pruned_below` is the floor
+    // should pruning ever empty the log, `revision` the floor left by databases that kept a counter.
+    lastRevision: db.prepare<[], { value: number }>(
+      "SELECT max(coalesce((SELECT max(revision) FROM changes), 0), (SELECT max(value) FROM meta WHERE name IN ('revision', 'pruned_below'))) AS value",
+    ),
     prunedBelow: db.prepare<[], { value: number }>("SELECT value FROM meta WHERE name = 'pruned_below'"),
     prune: db.prepare('DELETE FROM changes WHERE revision <= ?'),
     setPruned: db.prepare("UPDATE meta SET value = max(value, ?) WHERE name = 'pruned_below'"),
