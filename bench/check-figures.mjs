@@ -34,7 +34,7 @@ console.log(`\ncanary (SQLite underneath, 3 processes × 4 clients × 40 ops): f
 const targets = [
   ['memory:', 'memory:'],
   ['sqlite', `sqlite:${join(dir, 'real.db')}`],
-  ['postgres', `postgres://127.0.0.1:5432/test?prefix=chk_${process.pid}_`],
+  ['postgres', `postgres://${process.env.PGUSER ?? 'root'}@127.0.0.1:5432/test?prefix=chk_${process.pid}_`],
   ['nats', `nats://127.0.0.1:4222?bucket=chk_${process.pid}`],
 ];
 for (const [name, url] of targets) {

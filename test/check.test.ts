@@ -14,9 +14,12 @@ describe('revkit check', () => {
     const memory = await runCheck({ url: 'memory:', processes: 4, clients: 4, ops: 60, seed: 1 });
     expect(memory).toMatchObject({ verdict: 'linearizable', mode: 'in-process' });
     expect(memory.operations).toBeGreaterThan(900);
-    const sqlite = await runCheck({ url: sqliteUrl(), processes: 3, clients: 4, ops: 60, seed: 2 });
+    const url = sqliteUrl();
+    const sqlite = await runCheck({ url, processes: 3, clients: 4, ops: 60, seed: 2 });
     expect(sqlite).toMatchObject({ verdict: 'linearizable', mode: 'processes' });
     expect(sqlite.chain.violations).toEqual([]);
+    // A second run on the same store works on keys of its own.
+    expect((await runCheck({ url, processes: 2, clients: 4, ops: 40, seed: 3 })).verdict).toBe('linearizable');
   }, 120_000);
 
   it('flags the canary store every time (memory and SQLite, 5 seeds each)', async () => {

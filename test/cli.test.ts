@@ -80,3 +80,14 @@ describe('revkit CLI against a store URL', () => {
     expect(broken.err).toMatch(/^revkit: ERR_BACKEND: cannot open SQLite database/);
   });
 });
+
+describe('revkit bench', () => {
+  it('reports goodput and 0 lost on a real store; exits 1 when the canary loses updates', () => {
+    const good = revkit(`sqlite:${join(dir, `${uniqueName('bench')}.db`)}`, ['bench', '--increments', '400', '--writers', '16', '--json']);
+    expect(good.code, good.err).toBe(0);
+    expect(JSON.parse(good.out)).toMatchObject({ succeeded: 400, lost: 0, duplicated: 0, failed: 0 });
+    const bad = revkit('canary:memory:', ['bench', '--increments', '400', '--writers', '16', '--no-combine', '--json']);
+    expect(bad.code).toBe(1);
+    expect(JSON.parse(bad.out).lost).toBeGreaterThan(0);
+  });
+});

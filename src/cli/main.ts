@@ -6,6 +6,7 @@ import { RevkitError, SKIP, mergePatch, type PutOptions, type Store } from '../c
 import { open } from '../open.js';
 import { registerServe } from './serve.js';
 import { registerCheck } from './check.js';
+import { registerBench } from './bench.js';
 
 export const DEFAULT_STORE = 'sqlite:./data/revkit.db';
 
@@ -175,6 +176,7 @@ export function buildProgram(): Command {
 
   registerServe(program);
   registerCheck(program, DEFAULT_STORE);
+  registerBench(program, DEFAULT_STORE);
   return program;
 }
 

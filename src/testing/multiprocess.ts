@@ -44,7 +44,6 @@ export async function runMultiProcessCounters(url: string, verify: Store, option
   const prefix = options.keyPrefix ?? `mp-${Date.now().toString(36)}/`;
   const keys = Array.from({ length: options.keys ?? 8 }, (_, i) => `${prefix}counter-${i}`);
   const startAt = Date.now() + 1500;
-  const started = performance.now();
   const results = await Promise.all(
     Array.from({ length: processes }, (_, i) => {
       const share = Math.floor(increments / processes) + (i < increments % processes ? 1 : 0);
@@ -57,10 +56,20 @@ export async function runMultiProcessCounters(url: string, verify: Store, option
       return runWorker(config);
     }),
   );
-  const elapsedMs = performance.now() - started;
-  const report: CounterRunReport = {
-    processes, writersPerProcess: writers, increments, succeeded: 0, failed: 0, lost: 0, duplicated: 0, attempts: 0, elapsedMs, errors: [], perKey: {},
-  };
+  // Workers start together at startAt; the slowest one's time is the run's.
+  const elapsedMs = Math.max(...results.map((r) => r.elapsedMs));
+  return tallyCounters(verify, keys, results, { processes, writersPerProcess: writers, increments, elapsedMs });
+}
+
+/**
+ * Compares, per key, the increments that reported success with the value
+ * stored: fewer is a lost update, more is a duplicated one.
+ */
+export async function tallyCounters(
+  verify: Store, keys: string[], results: CounterWorkerResult[],
+  run: Pick<CounterRunReport, 'processes' | 'writersPerProcess' | 'increments' | 'elapsedMs'>,
+): Promise<CounterRunReport> {
+  const report: CounterRunReport = { ...run, succeeded: 0, failed: 0, lost: 0, duplicated: 0, attempts: 0, errors: [], perKey: {} };
   for (const key of keys) {
     const succeeded = results.reduce((sum, r) => sum + (r.succeeded[key] ?? 0), 0);
     const stored = ((await verify.get<number>(key))?.value ?? 0) as number;

@@ -48,6 +48,7 @@ const workerPath = fileURLToPath(new URL('../../../dist/testing/check/worker.js'
  */
 export async function runCheck(options: CheckOptions): Promise<CheckSummary> {
   const seed = options.seed ?? Date.now() % 1_000_000;
+  const run = `${Date.now().toString(36)}-${process.pid}`;
   const started = performance.now();
   const probe = await openTarget(options.url);
   const crossProcess = probe.capabilities.crossProcess;
@@ -55,10 +56,10 @@ export async function runCheck(options: CheckOptions): Promise<CheckSummary> {
   let killed = 0;
   if (crossProcess) {
     await probe.close();
-    ({ history, killed } = await runProcesses(options, seed));
+    ({ history, killed } = await runProcesses(options, seed, run));
   } else {
     // An in-process store (memory:) cannot be shared by processes: its clients run here.
-    history = await runInProcess(probe, options, seed);
+    history = await runInProcess(probe, options, seed, run);
     await probe.close();
   }
   const runMs = performance.now() - started;
@@ -83,18 +84,18 @@ export async function runCheck(options: CheckOptions): Promise<CheckSummary> {
   };
 }
 
-async function runInProcess(store: Store, options: CheckOptions, seed: number): Promise<KvOp[]> {
+async function runInProcess(store: Store, options: CheckOptions, seed: number, run: string): Promise<KvOp[]> {
   const recorder = new HistoryRecorder<VersionedKvInput, VersionedKvOutput>();
   const clients = (options.processes ?? 4) * (options.clients ?? 4);
   const ops = options.ops ?? 100;
   await runWorkload(store, recorder, {
-    clients, ops, keys: options.keys ?? 4, worker: 0, seed,
+    clients, ops, keys: options.keys ?? 4, worker: 0, seed, run,
     onProgress: (done) => options.onProgress?.(done, clients * ops),
   });
   return recorder.operations();
 }
 
-async function runProcesses(options: CheckOptions, seed: number): Promise<{ history: KvOp[]; killed: number }> {
+async function runProcesses(options: CheckOptions, seed: number, run: string): Promise<{ history: KvOp[]; killed: number }> {
   const dir = mkdtempSync(join(tmpdir(), 'revkit-check-'));
   const processes = options.processes ?? 4;
   const clients = options.clients ?? 4;
@@ -110,7 +111,7 @@ async function runProcesses(options: CheckOptions, seed: number): Promise<{ hist
     for (;;) {
       const worker = `${slot}.${generation++}`;
       const config: CheckWorkerConfig = {
-        url: options.url, historyFile: join(dir, `worker-${worker}.ndjson`), worker, clients, ops, keys: options.keys ?? 4, seed: Math.floor(random() * 1e9),
+        url: options.url, historyFile: join(dir, `worker-${worker}.ndjson`), worker, clients, ops, keys: options.keys ?? 4, seed: Math.floor(random() * 1e9), run,
       };
       const child = fork(workerPath, [JSON.stringify(config)], { stdio: ['ignore', 'ignore', 'pipe', 'ipc'] });
       live.add(child);

@@ -17,6 +17,7 @@ export interface CheckWorkerConfig {
   ops: number;
   keys: number;
   seed: number;
+  run: string;
 }
 
 async function main(): Promise<void> {
@@ -27,7 +28,7 @@ async function main(): Promise<void> {
   });
   let last = 0;
   await runWorkload(store, recorder, {
-    clients: config.clients, ops: config.ops, keys: config.keys, worker: config.worker, seed: config.seed,
+    clients: config.clients, ops: config.ops, keys: config.keys, worker: config.worker, seed: config.seed, run: config.run,
     onProgress: (done) => {
       if (done - last >= 25) {
         last = done;

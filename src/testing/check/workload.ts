@@ -10,6 +10,8 @@ export interface WorkloadOptions {
   /** Names clients apart across processes: `w<worker>/c<client>`. */
   worker: number | string;
   seed: number;
+  /** Names this run's keys apart, so a store that already holds data (an earlier run) checks cleanly. */
+  run: string;
   onProgress?: (done: number) => void;
 }
 
@@ -31,7 +33,7 @@ export function prng(seed: number): () => number {
  */
 export async function runWorkload(store: Store, recorder: HistoryRecorder<VersionedKvInput, VersionedKvOutput>, options: WorkloadOptions): Promise<void> {
   let done = 0;
-  const keys = Array.from({ length: options.keys }, (_, i) => `check/k${i}`);
+  const keys = Array.from({ length: options.keys }, (_, i) => `check/${options.run}/k${i}`);
   const client = async (c: number) => {
     const clientId = `w${options.worker}/c${c}`;
     const recording = new RecordingStore(store, recorder, clientId);

@@ -1,0 +1,62 @@
+import { InvalidArgumentError as CommanderArgumentError, type Command } from 'commander';
+import { openTarget } from '../testing/open-target.js';
+import { runCounterWorker } from '../testing/counter-worker.js';
+import { runMultiProcessCounters, tallyCounters, type CounterRunReport } from '../testing/multiprocess.js';
+import type { Store } from '../core/index.js';
+
+function count(text: string): number {
+  const n = Number(text);
+  if (!/^\d+$/.test(text) || n <= 0 || !Number.isSafeInteger(n)) throw new CommanderArgumentError('must be a positive integer');
+  return n;
+}
+
+/**
+ * `revkit bench`: the hot-key counter workload against any store URL — the
+ * quick answer to "how does update() do on my store". The full comparison
+ * with raw drivers and retry policies is `npm run bench` in the repository.
+ */
+export function registerBench(program: Command, defaultStore: string): void {
+  program.command('bench')
+    .description('hot-key update() workload against a store: goodput, attempts per commit, failed, lost')
+    .option('--processes <n>', 'OS processes (1: in this process)', count, 1)
+    .option('--writers <n>', 'concurrent update() writers per process', count, 64)
+    .option('--increments <n>', 'total increments', count, 5000)
+    .option('--keys <n>', 'keys the writers share', count, 1)
+    .option('--no-combine', 'turn off in-process write combining')
+    .option('--json', 'print the report as JSON')
+    .action(async (opts: { processes: number; writers: number; increments: number; keys: number; combine: boolean; json?: boolean }, cmd: Command) => {
+      const url = cmd.optsWithGlobals<{ store?: string }>().store ?? defaultStore;
+      const store = await openTarget(url);
+      let report: CounterRunReport;
+      try {
+        const keyPrefix = `bench-${Date.now().toString(36)}/`;
+        if (opts.processes > 1 && store.capabilities.crossProcess) {
+          report = await runMultiProcessCounters(url, store, { processes: opts.processes, writers: opts.writers, increments: opts.increments, keys: opts.keys, combine: opts.combine, keyPrefix });
+        } else {
+          report = await inProcess(url, store, opts, keyPrefix);
+        }
+      } finally {
+        await store.close();
+      }
+      const perSecond = report.succeeded / (report.elapsedMs / 1000);
+      if (opts.json) {
+        process.stdout.write(`${JSON.stringify({ store: url, opsPerSecond: perSecond, ...report })}\n`);
+      } else {
+        process.stdout.write([
+          `store       ${url}`,
+          `workload    ${report.processes} process(es) × ${report.writersPerProcess} writers on ${opts.keys} key(s), combining ${opts.combine ? 'on' : 'off'}`,
+          `goodput     ${perSecond.toFixed(0)} committed updates/s (${report.succeeded} in ${(report.elapsedMs / 1000).toFixed(2)} s)`,
+          `attempts    ${(report.attempts / Math.max(1, report.succeeded)).toFixed(2)} per commit`,
+          `failed      ${report.failed}${report.errors.length ? ` (${report.errors[0]})` : ''}`,
+          `lost        ${report.lost}, duplicated ${report.duplicated}`,
+        ].join('\n') + '\n');
+      }
+      if (report.lost > 0 || report.duplicated > 0 || report.failed > 0) process.exitCode = 1;
+    });
+}
+
+async function inProcess(url: string, store: Store, opts: { writers: number; increments: number; keys: number; combine: boolean }, keyPrefix: string): Promise<CounterRunReport> {
+  const keys = Array.from({ length: opts.keys }, (_, i) => `${keyPrefix}counter-${i}`);
+  const result = await runCounterWorker({ url, keys, writers: opts.writers, increments: opts.increments, startAt: Date.now(), combine: opts.combine, maxAttempts: 64, deadlineMs: 30_000 }, store);
+  return tallyCounters(store, keys, [result], { processes: 1, writersPerProcess: opts.writers, increments: opts.increments, elapsedMs: result.elapsedMs });
+}
