@@ -47,7 +47,9 @@ export async function freshUrl() {
 export async function rawLoop({ url, key, ops }) {
   const { connect, Kvm } = await drivers();
   const bucket = new URL(url).searchParams.get('bucket');
-  const nc = await connect({ servers: hostPort(url) });
+  // The same connection options revkit's own connections use (noAsyncTraces saves an Error per
+  // request), so the ratio compares the CAS loops, not connection settings.
+  const nc = await connect({ servers: hostPort(url), noAsyncTraces: true });
   try {
     const kv = await new Kvm(nc).create(bucket, { history: 64 });
     const enc = new TextEncoder();

@@ -23,8 +23,13 @@ export function backoffDelay(error: unknown, attempt: number, previousDelayMs: n
   return Math.max(0, chosen.delay(attempt, previousDelayMs));
 }
 
+// 72 random bits per process, then a counter: unique across processes and restarts without a
+// crypto call per update().
+const PROCESS_TAG = randomBytes(9).toString('base64url');
+let writerCounter = 0;
+
 export function newWriterToken(): string {
-  return randomBytes(9).toString('base64url');
+  return `${PROCESS_TAG}.${(writerCounter++).toString(36)}`;
 }
 
 /** What the update loop needs from a store. */
