@@ -29,7 +29,7 @@ const PROCESS_TAG = randomBytes(9).toString('base64url');
 let writerCounter = 0;
 
 export function newWriterToken(): string {
-  return `${PROCESS_TAG}.${(writerCounter++).toString(36)}`;
+  return `${PROCESS_TAG}_${(writerCounter++).toString(36)}`;
 }
 
 /** What the update loop needs from a store. */
