@@ -175,3 +175,70 @@ describe('write combining', () => {
     await s.close();
   });
 });
+
+describe('write combining: errors are per caller and never from an uncommitted state', () => {
+  it('a validation failure seen on a state that then lost a conflict is re-judged on the committed state', async () => {
+    const s = new ProbeStore();
+    await s.put('v', 9);
+    s.conflicts = 1; // the first combined write loses to an outside +100 ... then the outside writer resets below
+    s.onConflict = () => void s.put('v', 0);
+    const validate = (v: number) => v <= 10;
+    const [a, b] = await Promise.allSettled([
+      s.update<number>('v', inc(1), { validate }),
+      s.update<number>('v', inc(1), { validate }),
+    ]);
+    // On 9: A → 10 passes, B → 11 fails. After the conflict the committed state is 0 (or 100 then 0):
+    // both increments are legal there, so neither caller may see the phantom 11.
+    expect(a.status).toBe('fulfilled');
+    expect(b.status).toBe('fulfilled');
+    expect((await s.get('v'))?.value).toBe(2);
+    await s.close();
+  });
+
+  it("a write refused for good (too large) fails only the caller whose value is at fault", async () => {
+    const s = new MemoryStore({ maxValueBytes: 1000 });
+    await s.put('doc', { n: 0 });
+    const [small, huge] = await Promise.allSettled([
+      s.update<{ n: number; blob?: string }>('doc', (d) => ({ ...d!, n: d!.n + 1 })),
+      s.update<{ n: number; blob?: string }>('doc', (d) => ({ ...d!, blob: 'x'.repeat(2000) })),
+    ]);
+    expect(small.status).toBe('fulfilled');
+    expect(huge.status).toBe('rejected');
+    expect((huge as PromiseRejectedResult).reason.code).toBe('ERR_TOO_LARGE');
+    expect((await s.get('doc'))?.value).toEqual({ n: 1 });
+    await s.close();
+  });
+
+  it('a throwing onRetry hook neither fails the update nor wedges the key', async () => {
+    const s = new ProbeStore();
+    await s.put('k', 0);
+    s.conflicts = 1;
+    const onRetry = () => {
+      throw new Error('metrics are down');
+    };
+    await Promise.all([s.update<number>('k', inc(1), { onRetry }), s.update<number>('k', inc(1), { onRetry })]);
+    expect((await s.update<number>('k', inc(1)))?.value).toBe(103);
+    await s.close();
+  });
+
+  it('a caller aborted while queued behind a running batch leaves at once', async () => {
+    const s = new ProbeStore();
+    await s.put('q', 0);
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const first = s.update<number>('q', async (n) => {
+      await gate;
+      return (n as number) + 1;
+    });
+    await sleep(5);
+    const controller = new AbortController();
+    const queued = s.update<number>('q', inc(1), { signal: controller.signal });
+    controller.abort();
+    const err = await queued.catch((e) => e);
+    expect(RetryExhaustedError.is(err)).toBe(true);
+    expect(err.reason).toBe('aborted');
+    release();
+    expect((await first)?.value).toBe(1);
+    await s.close();
+  });
+});

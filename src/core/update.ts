@@ -84,7 +84,11 @@ export async function runUpdate<T>(store: UpdatableStore, key: string, fn: Mutat
     if (remaining <= 0) throw new RetryExhaustedError(key, attempt, lastError, 'deadline');
     const delay = backoffDelay(lastError, attempt, previousDelay, policy);
     previousDelay = delay;
-    opts.onRetry?.({ key, attempt, error: lastError, delayMs: delay });
+    try {
+      opts.onRetry?.({ key, attempt, error: lastError, delayMs: delay });
+    } catch {
+      // A metrics hook must not break the update.
+    }
     if (delay >= remaining) {
       await sleep(remaining, opts.signal).catch(() => undefined);
       throw new RetryExhaustedError(key, attempt, lastError, opts.signal?.aborted ? 'aborted' : 'deadline');
