@@ -51,6 +51,8 @@ interface Row {
 // by another process never freezes the event loop for more than this.
 const BUSY_SLICE_MS = 5;
 const OPEN_TIMEOUT_MS = 10_000;
+/** Changes read per watch poll. */
+const PAGE = 1000;
 
 export class SqliteStore extends BaseStore {
   readonly backend = 'sqlite';
@@ -210,16 +212,23 @@ export class SqliteStore extends BaseStore {
       this.localWrites.off('write', onWrite);
       wake?.();
     });
+    // The position is (revision, key): an atomic commit's rows share one revision and may
+    // straddle a page boundary, so paging by revision alone would skip the rest of it.
+    let positionKey: string | null = null;
     const poll = async () => {
       while (!queue.closed && !this.isClosed) {
-        const prunedBelow = this.read(() => this.stmt.prunedBelow.get()?.value ?? 0);
+        // One snapshot for both reads, so a prune by another process cannot fall between them.
+        const { prunedBelow, rows } = this.read(() => this.inTransaction.deferred(() => ({
+          prunedBelow: this.stmt.prunedBelow.get()?.value ?? 0,
+          rows: positionKey === null ? this.stmt.changesAfter.all(position, PAGE) : this.stmt.changesAfterKey.all(position, positionKey, PAGE),
+        })) as { prunedBelow: number; rows: Row[] });
         if (position < prunedBelow) throw new HistoryGoneError(position, prunedBelow + 1);
-        const rows = this.read(() => this.stmt.changesAfter.all(position, 1000));
         for (const row of rows) {
           position = row.revision;
+          positionKey = row.key;
           if (matches(row.key)) queue.push(this.toEvent<T>(row));
         }
-        if (rows.length === 1000) continue;
+        if (rows.length === PAGE) continue;
         await new Promise<void>((resolve) => {
           const timer = setTimeout(done, this.pollIntervalMs);
           wake = done;
@@ -264,7 +273,7 @@ export class SqliteStore extends BaseStore {
     const row = this.stmt.get.get(key);
     if (row === undefined) return null;
     if (row.deleted) return { key, revision: row.revision, deleted: true };
-    const entry: Entry = { key, value: decode ? this.codec.decode(row.value as Buffer) : undefined, revision: row.revision, createdRevision: row.created_revision ?? row.revision, updatedAt: row.updated_at };
+    const entry: Entry = { key, value: decode ? this.decode(row) : undefined, revision: row.revision, createdRevision: row.created_revision ?? row.revision, updatedAt: row.updated_at };
     if (row.expires_at !== null) entry.expiresAt = row.expires_at;
     return entry;
   }
@@ -368,7 +377,7 @@ export class SqliteStore extends BaseStore {
     if (row.deleted || (row.expires_at !== null && row.expires_at <= now)) return { key: row.key, revision: row.revision, deleted: true, ...writer };
     const entry: Entry<T> = {
       key: row.key,
-      value: this.codec.decode(row.value as Buffer) as T,
+      value: this.decode(row) as T,
       revision: row.revision,
       createdRevision: row.created_revision ?? row.revision,
       updatedAt: row.updated_at,
@@ -376,6 +385,15 @@ export class SqliteStore extends BaseStore {
     };
     if (row.expires_at !== null) entry.expiresAt = row.expires_at;
     return entry;
+  }
+
+  /** A value this codec cannot read (another codec wrote it, or the bytes are damaged) is a typed error. */
+  private decode(row: Row): unknown {
+    try {
+      return this.codec.decode(row.value as Buffer);
+    } catch (cause) {
+      throw new BackendError(`the value of ${JSON.stringify(row.key)} at revision ${row.revision} cannot be decoded with the ${this.codec.name} codec`, { transient: false, cause });
+    }
   }
 
   private toEvent<T>(row: Row): WatchEvent<T> {
@@ -408,6 +426,7 @@ function prepareStatements(db: Database.Database) {
     prune: db.prepare('DELETE FROM changes WHERE revision <= ?'),
     setPruned: db.prepare("UPDATE meta SET value = max(value, ?) WHERE name = 'pruned_below'"),
     changesAfter: db.prepare<[number, number], Row>('SELECT * FROM changes WHERE revision > ? ORDER BY revision, key LIMIT ?'),
+    changesAfterKey: db.prepare<[number, string, number], Row>('SELECT * FROM changes WHERE (revision, key) > (?, ?) ORDER BY revision, key LIMIT ?'),
     history: db.prepare<[string, number], Row>('SELECT * FROM changes WHERE key = ? ORDER BY revision DESC LIMIT ?'),
     listFrom: db.prepare<[string], Row>('SELECT * FROM kv WHERE key >= ? AND deleted = 0 ORDER BY key'),
     listAfter: db.prepare<[string, string], Row>('SELECT * FROM kv WHERE key >= ? AND key > ? AND deleted = 0 ORDER BY key'),

@@ -380,6 +380,32 @@ export function describeConformance(target: ConformanceTarget): void {
         expect(seen).toEqual(revs);
       });
 
+      test('a backlog of over a thousand changes, two-key atomic commits included, arrives complete and in order', async (s) => {
+        if (!s.capabilities.watch) return;
+        const start = await s.put('bl/start', 0);
+        // One lone change first, so that pages of a thousand end in the middle of a two-key commit.
+        const written: Array<[string, number]> = [['bl/lone', (await s.put('bl/lone', 0)).revision]];
+        for (let i = 0; i < 620; i++) {
+          if (s.capabilities.atomic) {
+            const { revision } = await s.atomic().set(`bl/a${i % 7}`, i).set(`bl/b${i % 7}`, i).commit();
+            written.push([`bl/a${i % 7}`, revision], [`bl/b${i % 7}`, revision]);
+          } else {
+            written.push([`bl/a${i % 7}`, (await s.put(`bl/a${i % 7}`, i)).revision], [`bl/b${i % 7}`, (await s.put(`bl/b${i % 7}`, i)).revision]);
+          }
+        }
+        const controller = new AbortController();
+        const seen: Array<[string, number]> = [];
+        await withTimeout((async () => {
+          for await (const ev of s.watch({ prefix: 'bl/', fromRevision: start.revision, signal: controller.signal })) {
+            seen.push([ev.key, ev.revision]);
+            if (seen.length === written.length) break;
+          }
+        })(), 20_000, () => `saw ${seen.length} of ${written.length} changes`).finally(() => controller.abort());
+        const byRevisionThenKey = (a: [string, number], b: [string, number]) => a[1] - b[1] || (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0);
+        expect([...seen].sort(byRevisionThenKey)).toEqual([...written].sort(byRevisionThenKey));
+        expect(seen.map((e) => e[1])).toEqual([...seen.map((e) => e[1])].sort((a, b) => a - b));
+      }, Math.max(timeout, 60_000));
+
       test('watch of one key ignores others; aborting ends the iteration', async (s) => {
         if (!s.capabilities.watch) return;
         const controller = new AbortController();
