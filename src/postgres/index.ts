@@ -542,6 +542,8 @@ export class PostgresStore extends BaseStore {
           const c = client;
           await new Promise<void>((resolve) => {
             wakeStop = resolve;
+            // stop() may have run while connect() was waiting: its wake-up went to the old no-op.
+            if (stopped || this.isClosed) return resolve();
             c.on('error', (err) => {
               broken = err;
               resolve();
