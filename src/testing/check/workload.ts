@@ -1,4 +1,4 @@
-import { RevkitError, type Store } from '../../core/index.js';
+import { BackendError, ConflictError, RetryExhaustedError, type Store } from '../../core/index.js';
 import { HistoryRecorder } from '../checker/history.js';
 import type { VersionedKvInput, VersionedKvOutput } from '../checker/linearizability.js';
 import { RecordingStore } from './recording-store.js';
@@ -34,6 +34,9 @@ export function prng(seed: number): () => number {
 export async function runWorkload(store: Store, recorder: HistoryRecorder<VersionedKvInput, VersionedKvOutput>, options: WorkloadOptions): Promise<void> {
   let done = 0;
   const keys = Array.from({ length: options.keys }, (_, i) => `check/${options.run}/k${i}`);
+  // Half of the update()s go through one store shared by all clients of this worker, so that
+  // concurrent ones are combined and the combiner's reads and writes are checked too.
+  const shared = new RecordingStore(store, recorder, `w${options.worker}/combined`);
   const client = async (c: number) => {
     const clientId = `w${options.worker}/c${c}`;
     const recording = new RecordingStore(store, recorder, clientId);
@@ -49,15 +52,17 @@ export async function runWorkload(store: Store, recorder: HistoryRecorder<Versio
           const read = await recording.getRecord(key);
           await recording.put(key, value, read === null ? { ifAbsent: true } : { ifRevision: read.revision });
         } else if (roll < 0.85) {
-          await recording.update<string>(key, (current) => `${value}<${String(current ?? '')}`.slice(0, 64), { combine: false, maxAttempts: 20, deadlineMs: 10_000 });
+          const combine = random() < 0.5;
+          await (combine ? shared : recording).update<string>(key, (current) => `${value}<${String(current ?? '')}`.slice(0, 64), { combine, maxAttempts: 20, deadlineMs: 10_000 });
         } else if (roll < 0.95) {
           await recording.put(key, value);
         } else {
           await recording.delete(key);
         }
       } catch (err) {
-        // Conflicts and exhausted retries are expected outcomes; they are in the history.
-        if (!RevkitError.is(err)) throw err;
+        // Conflicts, exhausted retries and outages are expected outcomes, and are in the history;
+        // anything else is a broken store or client, and fails the run.
+        if (!ConflictError.is(err) && !RetryExhaustedError.is(err) && !(BackendError.is(err) && err.transient)) throw err;
       }
       options.onProgress?.(++done);
     }
