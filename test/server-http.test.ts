@@ -340,24 +340,30 @@ for (const target of await storeTargets()) {
     });
 
     describe('watch (Server-Sent Events)', () => {
-      it('streams puts and deletes with id = revision; Last-Event-ID resumes after it', async () => {
+      it('streams puts and deletes with id = <revision>.<index>; Last-Event-ID resumes after it', async () => {
         const start = await req(base, 'PUT', '/v1/kv/w/0', { body: 0 });
         const revs: number[] = [];
         for (let i = 1; i <= 3; i++) revs.push((await req(base, 'PUT', `/v1/kv/w/${i}`, { body: i })).json.revision);
         revs.push((await req(base, 'DELETE', '/v1/kv/w/1')).json.revision);
         const events = await readSse(`${base}/v1/watch?prefix=w%2F&fromRevision=${start.json.revision}`, {}, 4);
-        expect(events.map((e) => e.id)).toEqual(revs.map(String));
+        expect(events.map((e) => e.id)).toEqual(revs.map((r) => `${r}.0`));
         expect(events.map((e) => e.event)).toEqual(['put', 'put', 'put', 'delete']);
         expect(JSON.parse(events[0]!.data)).toMatchObject({ type: 'put', key: 'w/1', value: 1, revision: revs[0] });
-        const resumed = await readSse(`${base}/v1/watch?prefix=w%2F&fromRevision=${start.json.revision}`, { 'last-event-id': String(revs[1]) }, 2);
-        expect(resumed.map((e) => Number(e.id))).toEqual(revs.slice(2));
+        const resumed = await readSse(`${base}/v1/watch?prefix=w%2F&fromRevision=${start.json.revision}`, { 'last-event-id': `${revs[1]}.0` }, 2);
+        expect(resumed.map((e) => e.id)).toEqual(revs.slice(2).map((r) => `${r}.0`));
+        // A plain revision still means "after this whole revision".
+        const byRevision = await readSse(`${base}/v1/watch?prefix=w%2F`, { 'last-event-id': String(revs[2]) }, 1);
+        expect(byRevision.map((e) => e.id)).toEqual([`${revs[3]}.0`]);
       });
 
-      it('events of one atomic commit: only the last carries the id', async () => {
+      it('events of one atomic commit are numbered; resuming in the middle of the commit delivers exactly the rest', async () => {
         const start = await req(base, 'PUT', '/v1/kv/wa/0', { body: 0 });
         const t = await req(base, 'POST', '/v1/txn', { body: { ops: [{ op: 'set', key: 'wa/1', value: 1 }, { op: 'set', key: 'wa/2', value: 2 }, { op: 'set', key: 'wa/3', value: 3 }] } });
+        const r = t.json.revision;
         const events = await readSse(`${base}/v1/watch?prefix=wa%2F&fromRevision=${start.json.revision}`, {}, 3);
-        expect(events.map((e) => e.id)).toEqual([undefined, undefined, String(t.json.revision)]);
+        expect(events.map((e) => e.id)).toEqual([`${r}.0`, `${r}.1`, `${r}.2`]);
+        const rest = await readSse(`${base}/v1/watch?prefix=wa%2F`, { 'last-event-id': `${r}.0` }, 2);
+        expect(rest.map((e) => [e.id, JSON.parse(e.data).key])).toEqual([[`${r}.1`, 'wa/2'], [`${r}.2`, 'wa/3']]);
       });
 
       it('live changes arrive; bad parameters are 400 problems before the stream starts', async () => {

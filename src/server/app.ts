@@ -353,10 +353,20 @@ export async function createServer(options: CreateServerOptions): Promise<Revkit
     const prefix = queryString(q, 'prefix');
     if (key !== undefined && prefix !== undefined) throw new HttpProblem(400, 'give key or prefix, not both');
     let fromRevision = queryInt(q, 'fromRevision', 0);
+    // Event ids are `<revision>.<index of the event within that revision>`: a commit's events
+    // share a revision, so resuming after the middle of one needs the index too. A plain
+    // revision means "everything up to and including this revision".
+    let skip: { revision: number; count: number } | undefined;
     const lastEventId = req.headers['last-event-id'];
     if (typeof lastEventId === 'string' && lastEventId.trim() !== '') {
-      if (!/^(0|[1-9][0-9]{0,15})$/.test(lastEventId.trim())) throw new HttpProblem(400, 'Last-Event-ID must be a revision');
-      fromRevision = Number(lastEventId.trim());
+      const m = /^(0|[1-9][0-9]{0,15})(?:\.(0|[1-9][0-9]{0,8}))?$/.exec(lastEventId.trim());
+      if (!m) throw new HttpProblem(400, 'Last-Event-ID must be an event id (<revision>.<index>) or a revision');
+      const revision = Number(m[1]);
+      if (m[2] === undefined) fromRevision = revision;
+      else {
+        fromRevision = Math.max(0, revision - 1);
+        skip = { revision, count: Number(m[2]) + 1 };
+      }
     }
     if (key !== undefined) requireAccess(req.principal as Principal, 'read', key);
     else requireAccess(req.principal as Principal, 'read', prefix ?? '', 'prefix');
@@ -383,20 +393,17 @@ export async function createServer(options: CreateServerOptions): Promise<Revkit
     res.write('retry: 1000\n: watching\n\n');
     const it = iterable[Symbol.asyncIterator]();
     try {
-      let pending = it.next();
+      // Stores deliver the events of one revision together, in the same order on every watch.
+      let revision = -1;
+      let index = 0;
       for (;;) {
-        const r = await pending;
+        const r = await it.next();
         if (r.done || controller.signal.aborted) break;
         const ev = r.value as WatchEvent;
-        pending = it.next();
-        // Events of one atomic commit share a revision: only the last carries
-        // the id, so a client resuming with Last-Event-ID never skips half a commit.
-        const next = await Promise.race([
-          pending.then((x) => x, () => null),
-          new Promise<null>((resolve) => setImmediate(() => resolve(null))),
-        ]);
-        const moreOfThisRevision = next !== null && !next.done && (next.value as WatchEvent).revision === ev.revision;
-        const ok = res.write(sseEvent(ev, !moreOfThisRevision));
+        index = ev.revision === revision ? index + 1 : 0;
+        revision = ev.revision;
+        if (skip && ev.revision === skip.revision && index < skip.count) continue;
+        const ok = res.write(sseEvent(ev, `${ev.revision}.${index}`));
         if (!ok && !res.destroyed) await new Promise((resolve) => { res.once('drain', resolve); res.once('close', resolve); });
       }
     } catch (err) {
@@ -664,9 +671,9 @@ function recordJson(r: StoredRecord): Record<string, unknown> {
   return isTombstone(r) ? { key: r.key, revision: r.revision, deleted: true, ...(r.writer !== undefined ? { writer: r.writer } : {}) } : entryJson(r);
 }
 
-function sseEvent(ev: WatchEvent, withId: boolean): string {
+function sseEvent(ev: WatchEvent, id: string): string {
   const data = ev.type === 'put' ? { type: 'put', ...entryJson(ev.entry) } : { type: 'delete', key: ev.key, revision: ev.revision };
-  return `${withId ? `id: ${ev.revision}\n` : ''}event: ${ev.type}\ndata: ${JSON.stringify(data)}\n\n`;
+  return `id: ${id}\nevent: ${ev.type}\ndata: ${JSON.stringify(data)}\n\n`;
 }
 
 function sendJson(reply: FastifyReply, status: number, body: unknown): FastifyReply {

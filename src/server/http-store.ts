@@ -209,15 +209,13 @@ export class HttpStore extends BaseStore {
     if (options.key !== undefined) q.set('key', options.key);
     else q.set('prefix', options.prefix ?? '');
     if (options.fromRevision !== undefined) q.set('fromRevision', String(options.fromRevision));
-    // Resume point: the last revision whose events all arrived (the SSE id).
-    let lastId: number | undefined = options.fromRevision;
-    // Events after lastId already delivered (a commit cut by a dropped connection is sent again).
-    const delivered = new Set<string>();
+    // Resume point: the id of the last event that arrived (`<revision>.<index>`), or the starting revision.
+    let lastId: string | undefined = options.fromRevision === undefined ? undefined : String(options.fromRevision);
     let failures = 0;
     while (!signal.aborted && !queue.closed) {
       try {
         const headers: Record<string, string> = { accept: 'text/event-stream' };
-        if (lastId !== undefined) headers['last-event-id'] = String(lastId);
+        if (lastId !== undefined) headers['last-event-id'] = lastId;
         const res = await this.request('GET', `/v1/watch?${q.toString()}`, { headers, signal, noTimeout: true });
         failures = 0;
         if (!res.body) throw new BackendError('watch stream without a body', { transient: true });
@@ -228,20 +226,13 @@ export class HttpStore extends BaseStore {
           }
           if (msg.event !== 'put' && msg.event !== 'delete') continue;
           const data = JSON.parse(msg.data) as { type: 'put' | 'delete'; key: string; revision: number; value?: unknown } & Record<string, unknown>;
-          const id = `${data.revision}\u0000${data.key}`;
-          if (!delivered.has(id)) {
-            delivered.add(id);
-            if (data.type === 'put') {
-              const { type: _type, ...entry } = data;
-              queue.push({ type: 'put', key: data.key, revision: data.revision, entry: entry as unknown as Entry<T> });
-            } else {
-              queue.push({ type: 'delete', key: data.key, revision: data.revision });
-            }
+          if (data.type === 'put') {
+            const { type: _type, ...entry } = data;
+            queue.push({ type: 'put', key: data.key, revision: data.revision, entry: entry as unknown as Entry<T> });
+          } else {
+            queue.push({ type: 'delete', key: data.key, revision: data.revision });
           }
-          if (msg.id !== undefined && /^\d+$/.test(msg.id)) {
-            lastId = Number(msg.id);
-            delivered.clear();
-          }
+          if (msg.id !== undefined && /^\d+(\.\d+)?$/.test(msg.id)) lastId = msg.id;
         }
         // The server ended the stream (shutdown): reconnect.
       } catch (err) {

@@ -235,15 +235,15 @@ export const openApiDocument = {
         operationId: 'watch',
         summary: 'Changes as Server-Sent Events',
         description:
-          'Each change is an event `put` or `delete` whose data is JSON (`WatchEvent`) and whose `id` is the revision. Events of one atomic commit share a revision and only the last ' +
-          'of them carries the id, so reconnecting with `Last-Event-ID` (which EventSource does by itself) resumes exactly after the last complete revision. ' +
+          'Each change is an event `put` or `delete` whose data is JSON (`WatchEvent`) and whose `id` is `<revision>.<index>`: the events of one atomic commit share a revision ' +
+          'and are numbered within it, so reconnecting with `Last-Event-ID` (which EventSource does by itself) resumes exactly after the last event received, also in the middle of a commit. ' +
           'If the changes after `fromRevision` are no longer kept, the stream sends `event: error` with a problem body (`ERR_HISTORY_GONE`, `oldestRevision`) and ends. ' +
           'Comment lines keep idle streams open.',
         parameters: [
           { name: 'prefix', in: 'query', required: false, schema: { type: 'string' } },
           { name: 'key', in: 'query', required: false, description: 'Watch one key (instead of a prefix).', schema: { type: 'string' } },
           { name: 'fromRevision', in: 'query', required: false, description: 'Deliver every change after this revision; omitted: changes from now on.', schema: { type: 'integer', minimum: 0 } },
-          { name: 'Last-Event-ID', in: 'header', required: false, description: 'Resume after this revision (overrides fromRevision).', schema: { type: 'string' } },
+          { name: 'Last-Event-ID', in: 'header', required: false, description: 'Resume after this event id (`<revision>.<index>`), or after this whole revision (overrides fromRevision).', schema: { type: 'string' } },
         ],
         responses: {
           '200': { description: 'An event stream', content: { 'text/event-stream': { schema: { type: 'string' } } } },
