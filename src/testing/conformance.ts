@@ -384,13 +384,14 @@ export function describeConformance(target: ConformanceTarget): void {
         if (!s.capabilities.watch) return;
         const start = await s.put('bl/start', 0);
         // One lone change first, so that pages of a thousand end in the middle of a two-key commit.
+        // 31 keys of each kind: about 20 revisions per key, within what any backend keeps per key.
         const written: Array<[string, number]> = [['bl/lone', (await s.put('bl/lone', 0)).revision]];
         for (let i = 0; i < 620; i++) {
           if (s.capabilities.atomic) {
-            const { revision } = await s.atomic().set(`bl/a${i % 7}`, i).set(`bl/b${i % 7}`, i).commit();
-            written.push([`bl/a${i % 7}`, revision], [`bl/b${i % 7}`, revision]);
+            const { revision } = await s.atomic().set(`bl/a${i % 31}`, i).set(`bl/b${i % 31}`, i).commit();
+            written.push([`bl/a${i % 31}`, revision], [`bl/b${i % 31}`, revision]);
           } else {
-            written.push([`bl/a${i % 7}`, (await s.put(`bl/a${i % 7}`, i)).revision], [`bl/b${i % 7}`, (await s.put(`bl/b${i % 7}`, i)).revision]);
+            written.push([`bl/a${i % 31}`, (await s.put(`bl/a${i % 31}`, i)).revision], [`bl/b${i % 31}`, (await s.put(`bl/b${i % 31}`, i)).revision]);
           }
         }
         const controller = new AbortController();
