@@ -242,3 +242,31 @@ describe('write combining: errors are per caller and never from an uncommitted s
     await s.close();
   });
 });
+
+describe('update() is bounded even when the store never answers', () => {
+  class StuckStore extends MemoryStore {
+    stuck = false;
+    override async getRecord<T = unknown>(key: string): Promise<StoredRecord<T> | null> {
+      if (this.stuck) return new Promise<never>(() => undefined);
+      return super.getRecord<T>(key);
+    }
+  }
+
+  it('by its deadline and by its signal, combined or not', async () => {
+    const s = new StuckStore();
+    await s.put('k', 0);
+    s.stuck = true;
+    for (const combine of [false, true]) {
+      const late = await s.update<number>('k', inc(1), { deadlineMs: 100, combine }).catch((e) => e);
+      expect(RetryExhaustedError.is(late), `combine ${combine}`).toBe(true);
+      expect(late.reason).toBe('deadline');
+    }
+    const controller = new AbortController();
+    setTimeout(() => controller.abort(), 50);
+    const aborted = await s.update<number>('k', inc(1), { signal: controller.signal, combine: false }).catch((e) => e);
+    expect(aborted).toMatchObject({ code: 'ERR_RETRY_EXHAUSTED', reason: 'aborted' });
+    s.stuck = false;
+    expect((await s.get('k'))?.value).toBe(0);
+    await s.close();
+  });
+});

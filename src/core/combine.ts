@@ -1,5 +1,5 @@
 import { AbortedError, BackendError, ConflictError, RetryExhaustedError } from './errors.js';
-import { backoffDelay, findOwnWrite, newWriterToken, runUpdate, sleep, UPDATE_DEFAULTS, type UpdatableStore } from './update.js';
+import { answerBy, backoffDelay, findOwnWrite, newWriterToken, runUpdate, sleep, UPDATE_DEFAULTS, type UpdatableStore } from './update.js';
 import { isTombstone, SKIP, type Entry, type Mutation, type PutOptions, type StoredRecord, type UpdateOptions } from './types.js';
 import { validateCandidate } from './validate.js';
 
@@ -121,7 +121,8 @@ export class WriteCombiner {
       let read: StoredRecord<unknown> | null = null;
       let attempt: Attempt | undefined;
       try {
-        read = await this.store.getRecord(key);
+        const soonest = Math.min(...pending.map((c) => c.deadline));
+        read = await answerBy(this.store.getRecord(key), soonest, undefined, false);
         if (ambiguous) {
           const own = await findOwnWrite(this.store, key, read, writer, ambiguous.base);
           if (own) {
@@ -153,7 +154,7 @@ export class WriteCombiner {
         }
         const guard: PutOptions = read === null ? { ifAbsent: true } : { ifRevision: read.revision };
         guard.writer = writer;
-        settle(attempt, await this.store.put(key, value, guard));
+        settle(attempt, await answerBy(this.store.put(key, value, guard), soonest, undefined, true));
         return [];
       } catch (err) {
         if (ConflictError.is(err)) {

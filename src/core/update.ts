@@ -55,7 +55,7 @@ export async function runUpdate<T>(store: UpdatableStore, key: string, fn: Mutat
     if (opts.signal?.aborted) throw new RetryExhaustedError(key, attempt - 1, lastError ?? new AbortedError(opts.signal.reason), 'aborted');
     let read: StoredRecord<T> | null = null;
     try {
-      read = await store.getRecord<T>(key);
+      read = await answerBy(store.getRecord<T>(key), deadline, opts.signal, false);
       if (ambiguousBase !== undefined) {
         const own = await findOwnWrite(store, key, read, writer, ambiguousBase);
         if (own) return own;
@@ -68,7 +68,7 @@ export async function runUpdate<T>(store: UpdatableStore, key: string, fn: Mutat
       const guard: PutOptions = read === null ? { ifAbsent: true } : { ifRevision: read.revision };
       guard.writer = writer;
       if (opts.ttlMs !== undefined) guard.ttlMs = opts.ttlMs;
-      return await store.put<T>(key, candidate, guard);
+      return await answerBy(store.put<T>(key, candidate, guard), deadline, opts.signal, true);
     } catch (err) {
       if (ConflictError.is(err)) {
         lastError = err;
@@ -118,6 +118,31 @@ export async function findOwnWrite<T>(store: UpdatableStore, key: string, read: 
     if (RevkitError.is(err)) return null;
     throw err;
   }
+}
+
+/**
+ * A store call that never answers (a connection stuck mid-reconnect) must not
+ * hold update() past its deadline or its signal: past either, the call counts
+ * as a transient fault — ambiguous for a write, which may still commit, and
+ * is then recognised by its writer token — and the loop's own bounds end it.
+ */
+export function answerBy<R>(call: Promise<R>, deadline: number, signal: AbortSignal | undefined, write: boolean): Promise<R> {
+  return new Promise<R>((resolve, reject) => {
+    const giveUp = () => {
+      cleanup();
+      reject(new BackendError('the store gave no answer before the deadline', { transient: true, ambiguous: write }));
+    };
+    const timer = setTimeout(giveUp, Math.max(0, deadline - Date.now()));
+    signal?.addEventListener('abort', giveUp, { once: true });
+    function cleanup() {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', giveUp);
+    }
+    call.then(
+      (value) => (cleanup(), resolve(value)),
+      (err) => (cleanup(), reject(err)),
+    );
+  });
 }
 
 export function sleep(ms: number, signal?: AbortSignal): Promise<void> {

@@ -113,7 +113,9 @@ export async function readOnce(ctx: ReaderContext, filter: string, from: Deliver
       sub = nc.subscribe(inbox, {
         callback: (err, msg) => {
           if (err) return finish(err);
-          arm();
+          // Only data counts as progress: heartbeats keep coming from a consumer whose
+          // messages were lost in a server restart, and re-arming on them hung update()
+          // forever in the ambiguous-write path (seen in the restart fault test).
           const control = handleControl(nc, msg);
           if (control) {
             if (control.heartbeat && (control.lastConsumerSeq ?? 0) >= expected) finish(new ReaderError('a message of the snapshot was not delivered'));
@@ -122,6 +124,7 @@ export async function readOnce(ctx: ReaderContext, filter: string, from: Deliver
           const info = parseAckSubject(msg.reply);
           if (!info) return;
           if (info.deliverySeq !== expected) return finish(new ReaderError('a message of the snapshot was not delivered'));
+          arm();
           expected++;
           out.push(msg);
           if (info.pending === 0) finish();
