@@ -404,7 +404,7 @@ export async function createServer(options: CreateServerOptions): Promise<Revkit
         revision = ev.revision;
         if (skip && ev.revision === skip.revision && index < skip.count) continue;
         const ok = res.write(sseEvent(ev, `${ev.revision}.${index}`));
-        if (!ok && !res.destroyed) await new Promise((resolve) => { res.once('drain', resolve); res.once('close', resolve); });
+        if (!ok && !res.destroyed) await drainedOrClosed(res);
       }
     } catch (err) {
       if (!res.destroyed) {
@@ -669,6 +669,19 @@ function entryJson(e: Entry): Record<string, unknown> {
 
 function recordJson(r: StoredRecord): Record<string, unknown> {
   return isTombstone(r) ? { key: r.key, revision: r.revision, deleted: true, ...(r.writer !== undefined ? { writer: r.writer } : {}) } : entryJson(r);
+}
+
+/** Waits for backpressure to clear; removes both listeners, so a long stream does not pile them up. */
+function drainedOrClosed(res: NodeJS.WritableStream): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      res.off('drain', done);
+      res.off('close', done);
+      resolve();
+    };
+    res.on('drain', done);
+    res.on('close', done);
+  });
 }
 
 function sseEvent(ev: WatchEvent, id: string): string {
