@@ -1,14 +1,9 @@
-import { InvalidArgumentError as CommanderArgumentError, type Command } from 'commander';
+import type { Command } from 'commander';
+import { parsePositive } from './args.js';
 import { openTarget } from '../testing/open-target.js';
 import { runCounterWorker } from '../testing/counter-worker.js';
 import { runMultiProcessCounters, tallyCounters, type CounterRunReport } from '../testing/multiprocess.js';
 import type { Store } from '../core/index.js';
-
-function count(text: string): number {
-  const n = Number(text);
-  if (!/^\d+$/.test(text) || n <= 0 || !Number.isSafeInteger(n)) throw new CommanderArgumentError('must be a positive integer');
-  return n;
-}
 
 /**
  * `revkit bench`: the hot-key counter workload against any store URL — the
@@ -18,10 +13,10 @@ function count(text: string): number {
 export function registerBench(program: Command, defaultStore: string): void {
   program.command('bench')
     .description('hot-key update() workload against a store: goodput, attempts per commit, failed, lost')
-    .option('--processes <n>', 'OS processes (1: in this process)', count, 1)
-    .option('--writers <n>', 'concurrent update() writers per process', count, 64)
-    .option('--increments <n>', 'total increments', count, 5000)
-    .option('--keys <n>', 'keys the writers share', count, 1)
+    .option('--processes <n>', 'OS processes (1: in this process)', parsePositive, 1)
+    .option('--writers <n>', 'concurrent update() writers per process', parsePositive, 64)
+    .option('--increments <n>', 'total increments', parsePositive, 5000)
+    .option('--keys <n>', 'keys the writers share', parsePositive, 1)
     .option('--no-combine', 'turn off in-process write combining')
     .option('--json', 'print the report as JSON')
     .action(async (opts: { processes: number; writers: number; increments: number; keys: number; combine: boolean; json?: boolean }, cmd: Command) => {

@@ -1,11 +1,7 @@
 import { InvalidArgumentError as CommanderArgumentError, type Command } from 'commander';
+import { parsePositive } from './args.js';
 import { runCheck, type CheckSummary } from '../testing/check/run.js';
 
-function count(text: string): number {
-  const n = Number(text);
-  if (!/^\d+$/.test(text) || n <= 0 || !Number.isSafeInteger(n)) throw new CommanderArgumentError('must be a positive integer');
-  return n;
-}
 
 function rate(text: string): number {
   const n = Number(text);
@@ -17,13 +13,13 @@ function rate(text: string): number {
 export function registerCheck(program: Command, defaultStore: string): void {
   program.command('check')
     .description('run a multi-process read / CAS / update() workload against a store, kill workers, and check the history for linearizability')
-    .option('--processes <n>', 'worker processes', count, 4)
-    .option('--clients <n>', 'concurrent clients per process', count, 4)
-    .option('--ops <n>', 'operations per client', count, 100)
-    .option('--keys <n>', 'keys the clients share', count, 4)
+    .option('--processes <n>', 'worker processes', parsePositive, 4)
+    .option('--clients <n>', 'concurrent clients per process', parsePositive, 4)
+    .option('--ops <n>', 'operations per client', parsePositive, 100)
+    .option('--keys <n>', 'keys the clients share', parsePositive, 4)
     .option('--kill-rate <r>', 'SIGKILLs of worker processes per second (0: none)', rate, 0)
-    .option('--seed <s>', 'seed of the operation mix and the kills', count)
-    .option('--timeout <ms>', 'time bound of the linearizability search', count, 60_000)
+    .option('--seed <s>', 'seed of the operation mix and the kills', parsePositive)
+    .option('--timeout <ms>', 'time bound of the linearizability search', parsePositive, 60_000)
     .option('--json', 'print the summary as JSON')
     .action(async (opts: { processes: number; clients: number; ops: number; keys: number; killRate: number; seed?: number; timeout: number; json?: boolean }, cmd: Command) => {
       const url = cmd.optsWithGlobals<{ store?: string }>().store ?? defaultStore;

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import { Command, CommanderError, InvalidArgumentError as CommanderArgumentError, Option } from 'commander';
+import { Command, CommanderError, Option } from 'commander';
 import { readFileSync, realpathSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { RevkitError, SKIP, mergePatch, type PutOptions, type Store } from '../core/index.js';
@@ -7,6 +7,7 @@ import { open } from '../open.js';
 import { registerServe } from './serve.js';
 import { registerCheck } from './check.js';
 import { registerBench } from './bench.js';
+import { parsePositive, parseRevision } from './args.js';
 
 export const DEFAULT_STORE = 'sqlite:./data/revkit.db';
 
@@ -46,18 +47,6 @@ function parseJson(text: string, what: string): unknown {
   } catch {
     throw new UsageError(`${what} is not valid JSON: ${text.length > 60 ? `${text.slice(0, 60)}…` : text}`);
   }
-}
-
-function parseRevision(text: string): number {
-  const n = Number(text);
-  if (!/^\d+$/.test(text) || !Number.isSafeInteger(n)) throw new CommanderArgumentError('must be a non-negative integer revision');
-  return n;
-}
-
-function parsePositive(text: string): number {
-  const n = Number(text);
-  if (!/^\d+$/.test(text) || !Number.isSafeInteger(n) || n <= 0) throw new CommanderArgumentError('must be a positive integer');
-  return n;
 }
 
 function readValueArg(value: string | undefined): unknown {
