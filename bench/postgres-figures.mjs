@@ -8,9 +8,10 @@
 import { writeFileSync } from 'node:fs';
 import { open } from '../dist/index.js';
 import { runMultiProcessCounters } from '../dist/testing/index.js';
+import { flagArgs, median, revkitLoop } from './lib/figures.mjs';
 import * as target from './targets/postgres.mjs';
 
-const args = Object.fromEntries(process.argv.slice(2).reduce((acc, a, i, all) => (a.startsWith('--') ? [...acc, [a.slice(2), all[i + 1]]] : acc), []));
+const args = flagArgs();
 const OPS = Number(args.ops ?? 1000);
 const ROUNDS = Number(args.rounds ?? 5);
 const HOT = Number(args.hot ?? 3200);
@@ -18,17 +19,6 @@ const HOT = Number(args.hot ?? 3200);
 if (!(await target.available())) {
   console.error('PostgreSQL is not reachable (set REVKIT_PG_URL, default postgres://root@127.0.0.1:5432/test)');
   process.exit(1);
-}
-
-const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-
-async function revkitLoop(url, key, ops) {
-  const store = await open(url);
-  try {
-    for (let i = 0; i < ops; i++) await store.update(key, (n) => (n ?? 0) + 1);
-  } finally {
-    await store.close();
-  }
 }
 
 try {
