@@ -1,23 +1,15 @@
 import { setImmediate as yieldTurn } from 'node:timers/promises';
-import {
-  BaseStore, ConflictError, conditionFailure,
-  type AtomicOp, type Capabilities, type DeleteOptions, type Entry, type HistoryOptions, type ListOptions, type ListPage,
-  type PutOptions, type Store, type StoredRecord, type WatchEvent, type WatchOptions,
-} from '../core/index.js';
+import { ConflictError, conditionFailure, type AtomicOp, type DeleteOptions, type Entry, type PutOptions, type Store, type StoredRecord } from '../core/index.js';
+import { WrappingStore } from './wrapping-store.js';
 
 /**
  * The deliberately broken store every lost-update test must catch: it checks
  * the condition with a read, yields, then writes unconditionally — the
  * check-then-act race that a real compare-and-swap closes.
  */
-export class CanaryStore extends BaseStore {
-  readonly backend: string;
-  readonly capabilities: Capabilities;
-
-  constructor(private readonly inner: Store) {
-    super();
-    this.backend = `canary(${inner.backend})`;
-    this.capabilities = inner.capabilities;
+export class CanaryStore extends WrappingStore {
+  constructor(inner: Store) {
+    super(inner, `canary(${inner.backend})`);
   }
 
   getRecord<T = unknown>(key: string): Promise<StoredRecord<T> | null> {
@@ -54,18 +46,6 @@ export class CanaryStore extends BaseStore {
     }
     await yieldTurn();
     return batch.commit();
-  }
-
-  list<T = unknown>(options?: ListOptions): Promise<ListPage<T>> {
-    return this.inner.list<T>(options);
-  }
-
-  watch<T = unknown>(options: WatchOptions): AsyncIterable<WatchEvent<T>> {
-    return this.inner.watch<T>(options);
-  }
-
-  history<T = unknown>(key: string, options?: HistoryOptions): Promise<StoredRecord<T>[]> {
-    return this.inner.history<T>(key, options);
   }
 
   protected doClose(): Promise<void> {

@@ -1,8 +1,5 @@
-import {
-  BackendError, BaseStore, ConflictError, isTombstone,
-  type Capabilities, type DeleteOptions, type Entry, type HistoryOptions, type ListOptions, type ListPage, type PutOptions,
-  type Store, type StoredRecord, type WatchEvent, type WatchOptions,
-} from '../../core/index.js';
+import { BackendError, ConflictError, isTombstone, type DeleteOptions, type Entry, type PutOptions, type Store, type StoredRecord } from '../../core/index.js';
+import { WrappingStore } from '../wrapping-store.js';
 import type { HistoryRecorder } from '../checker/history.js';
 import type { KvCondition, VersionedKvInput, VersionedKvOutput } from '../checker/linearizability.js';
 
@@ -14,14 +11,9 @@ type Recorder = HistoryRecorder<VersionedKvInput, VersionedKvOutput>;
  * reads and guarded puts is recorded with the exact inputs it used — which is
  * what the checker needs; a whole update() has no single input to record.
  */
-export class RecordingStore extends BaseStore {
-  readonly backend: string;
-  readonly capabilities: Capabilities;
-
-  constructor(private readonly inner: Store, private readonly recorder: Recorder, private readonly clientId: string) {
-    super();
-    this.backend = inner.backend;
-    this.capabilities = inner.capabilities;
+export class RecordingStore extends WrappingStore {
+  constructor(inner: Store, private readonly recorder: Recorder, private readonly clientId: string) {
+    super(inner, inner.backend);
   }
 
   async getRecord<T = unknown>(key: string): Promise<StoredRecord<T> | null> {
@@ -67,18 +59,6 @@ export class RecordingStore extends BaseStore {
     if (ConflictError.is(err)) this.recorder.fail(id, { ok: false, actual: err.actual });
     else if (BackendError.is(err) && (err.ambiguous || err.transient)) this.recorder.unknown(id);
     else this.recorder.fail(id);
-  }
-
-  list<T = unknown>(options?: ListOptions): Promise<ListPage<T>> {
-    return this.inner.list<T>(options);
-  }
-
-  watch<T = unknown>(options: WatchOptions): AsyncIterable<WatchEvent<T>> {
-    return this.inner.watch<T>(options);
-  }
-
-  history<T = unknown>(key: string, options?: HistoryOptions): Promise<StoredRecord<T>[]> {
-    return this.inner.history<T>(key, options);
   }
 
   protected async doClose(): Promise<void> {
