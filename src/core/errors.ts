@@ -17,7 +17,10 @@ export type RevkitErrorCode =
   | 'ERR_OUT_OF_ORDER'
   | 'ERR_SEQUENCE_REUSED'
   | 'ERR_ABORTED'
-  | 'ERR_CLOSED';
+  | 'ERR_CLOSED'
+  | 'ERR_OUTCOME_UNKNOWN'
+  | 'ERR_UNAUTHORIZED'
+  | 'ERR_FORBIDDEN';
 
 export class RevkitError extends Error {
   static readonly code: RevkitErrorCode | undefined = undefined;
@@ -160,6 +163,39 @@ export class BackendError extends RevkitError {
   }
 }
 
+/**
+ * A write whose acknowledgement was lost, and whose commit can no longer be
+ * confirmed or ruled out (history does not reach back to it). Never retried:
+ * applying the mutation again could apply it twice.
+ */
+export class OutcomeUnknownError extends RevkitError {
+  static override readonly code = 'ERR_OUTCOME_UNKNOWN' as const;
+  readonly key: string;
+  constructor(key: string, message?: string, options?: { cause?: unknown }) {
+    super('ERR_OUTCOME_UNKNOWN', message ?? `the write to ${JSON.stringify(key)} may or may not have committed; its outcome cannot be established`, options);
+    this.key = key;
+  }
+}
+
+/** No credentials, or credentials the server does not know. */
+export class UnauthorizedError extends RevkitError {
+  static override readonly code = 'ERR_UNAUTHORIZED' as const;
+  constructor(message = 'not authenticated: give a valid bearer token', options?: { cause?: unknown }) {
+    super('ERR_UNAUTHORIZED', message, options);
+  }
+}
+
+/** Known credentials without the scope the operation needs. */
+export class ForbiddenError extends RevkitError {
+  static override readonly code = 'ERR_FORBIDDEN' as const;
+  /** The scope needed, e.g. `write` on `cfg/`. */
+  readonly scope?: string;
+  constructor(message = 'forbidden: the token lacks the scope this operation needs', scope?: string, options?: { cause?: unknown }) {
+    super('ERR_FORBIDDEN', message, options);
+    if (scope !== undefined) this.scope = scope;
+  }
+}
+
 export class HistoryGoneError extends RevkitError {
   static override readonly code = 'ERR_HISTORY_GONE' as const;
   readonly oldestRevision: number;
@@ -221,6 +257,9 @@ const httpStatusByCode: Record<RevkitErrorCode, number> = {
   ERR_SEQUENCE_REUSED: 409,
   ERR_ABORTED: 499,
   ERR_CLOSED: 503,
+  ERR_OUTCOME_UNKNOWN: 503,
+  ERR_UNAUTHORIZED: 401,
+  ERR_FORBIDDEN: 403,
 };
 
 export type GrpcStatus =
@@ -243,6 +282,9 @@ const grpcStatusByCode: Record<RevkitErrorCode, GrpcStatus> = {
   ERR_SEQUENCE_REUSED: 'FAILED_PRECONDITION',
   ERR_ABORTED: 'CANCELLED',
   ERR_CLOSED: 'UNAVAILABLE',
+  ERR_OUTCOME_UNKNOWN: 'UNKNOWN',
+  ERR_UNAUTHORIZED: 'UNAUTHENTICATED',
+  ERR_FORBIDDEN: 'PERMISSION_DENIED',
 };
 
 /**
