@@ -11,7 +11,7 @@ import { checkOperations, parseKvEdn, stringKvModel, parseJepsenEtcdLog, casRegi
 
 const runs = Number(process.argv[process.argv.indexOf('--runs') + 1] || 100);
 const dir = mkdtempSync(join(tmpdir(), 'revkit-check-figures-'));
-const histories = new URL('../../shared/histories/', import.meta.url);
+const histories = new URL('../test/fixtures/histories/', import.meta.url);
 
 const results = {};
 for (const [name, parse, model] of [['porcupine-kv/c50-bad.txt', parseKvEdn, stringKvModel], ['porcupine-kv/c50-ok.txt', parseKvEdn, stringKvModel], ['jepsen-etcd/etcd_002.log', parseJepsenEtcdLog, casRegisterModel]]) {

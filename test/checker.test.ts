@@ -11,7 +11,7 @@ import { memoryStore } from '../src/memory/index.js';
 import { canary } from '../src/testing/canary.js';
 import type { Store } from '../src/core/index.js';
 
-const histories = new URL('../../shared/histories/', import.meta.url);
+const histories = new URL('./fixtures/histories/', import.meta.url);
 const read = (rel: string): string => readFileSync(new URL(rel, histories), 'utf8');
 const TIMEOUT_MS = 10_000;
 

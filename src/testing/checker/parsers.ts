@@ -1,5 +1,5 @@
 /**
- * Parsers for the reference histories in ../shared/histories, following the
+ * Parsers for the reference histories in test/fixtures/histories, following the
  * parsers in porcupine's own tests (porcupine_test.go: parseJepsenLog and
  * parseKvLog) so that our verdicts can be compared with its known answers.
  *
