@@ -81,6 +81,17 @@ describe('revkit CLI against a store URL', () => {
   });
 });
 
+describe('revkit --help', () => {
+  it('points at nothing a user does not have (no design-document references)', () => {
+    for (const args of [['--help'], ['serve', '--help'], ['check', '--help'], ['bench', '--help']]) {
+      const r = revkit('memory:', args);
+      expect(r.code, args.join(' ')).toBe(0);
+      expect(r.out).toMatch(/Usage: revkit/);
+      expect(r.out).not.toMatch(/DESIGN|shared\/|§/);
+    }
+  });
+});
+
 describe('revkit bench', () => {
   it('reports goodput and 0 lost on a real store; exits 1 when the canary loses updates', () => {
     const good = revkit(`sqlite:${join(dir, `${uniqueName('bench')}.db`)}`, ['bench', '--increments', '400', '--writers', '16', '--json']);

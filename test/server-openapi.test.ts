@@ -42,6 +42,11 @@ describe('/openapi.json', () => {
   it('documents every HTTP-level error code and the revkit codes', async () => {
     const text = await (await fetch(`${base}/openapi.json`)).text();
     for (const code of Object.values(HTTP_ERROR_CODES)) expect(text, code).toContain(code);
-    for (const code of ['ERR_CONFLICT', 'ERR_VALIDATION', 'ERR_TOO_LARGE', 'ERR_INVALID_KEY', 'ERR_HISTORY_GONE', 'ERR_UNSUPPORTED', 'ERR_BACKEND']) expect(text).toContain(code);
+    for (const code of ['ERR_CONFLICT', 'ERR_VALIDATION', 'ERR_TOO_LARGE', 'ERR_INVALID_KEY', 'ERR_HISTORY_GONE', 'ERR_UNSUPPORTED', 'ERR_BACKEND', 'ERR_OUTCOME_UNKNOWN']) expect(text).toContain(code);
+  });
+
+  it('points at nothing a user does not have (no design-document references)', async () => {
+    const text = await (await fetch(`${base}/openapi.json`)).text();
+    expect(text).not.toMatch(/DESIGN|shared\/|§/);
   });
 });

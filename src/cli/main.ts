@@ -11,7 +11,7 @@ import { parsePositive, parseRevision } from './args.js';
 
 export const DEFAULT_STORE = 'sqlite:./data/revkit.db';
 
-/** DESIGN §10: 0 ok, 1 error, 2 usage, 3 precondition failed. */
+/** Exit codes (docs/semantics.md): 0 ok, 1 error, 2 usage, 3 precondition failed, 4 not found. */
 export const EXIT = { ok: 0, error: 1, usage: 2, precondition: 3 } as const;
 
 class UsageError extends Error {}

@@ -22,11 +22,11 @@ interface ServeOptions {
   maxBodyBytes?: string;
 }
 
-/** `revkit serve`: the HTTP server of DESIGN §9. */
+/** `revkit serve`: the HTTP server (docs/semantics.md, "HTTP server"). */
 export function registerServe(program: Command): void {
   program
     .command('serve')
-    .description('run the revkit HTTP server (DESIGN §9) over a store')
+    .description('run the revkit HTTP server over a store: JSON API with ETag / If-Match, SSE watch, bearer tokens')
     .addOption(new Option('--store <url>', `store URL (default ${DEFAULT_STORE_URL})`).env('REVKIT_STORE'))
     .addOption(new Option('--host <host>', 'address to bind').env('REVKIT_HOST').default('127.0.0.1'))
     .addOption(new Option('--port <n>', 'port to listen on (0: any free port)').env('REVKIT_PORT').default(String(DEFAULT_PORT)))

@@ -66,13 +66,13 @@ export const openApiDocument = {
     version: '0.1.0',
     summary: 'Shared state that never loses an update: every write is a compare-and-swap on a revision.',
     description: [
-      'HTTP/1.1 JSON API over any revkit store (DESIGN §9).',
+      'HTTP/1.1 JSON API over any revkit store (memory, SQLite, PostgreSQL, NATS JetStream KV): every write is a compare-and-swap on a revision, exposed as ETag / If-Match.',
       '',
       '**Revisions and ETags.** Every read and write of a key returns `ETag: "<revision>"`. Send it back in `If-Match` to update, or `If-None-Match: *` to create. ' +
         'A failed precondition is `412` whose problem body names the current ETag (`currentEtag`). When the server runs with `--require-preconditions`, unconditional PUT, DELETE and txn writes get `428`.',
       '',
-      '**Errors** are `application/problem+json` (RFC 9457) with a stable `code`: the revkit codes (`ERR_CONFLICT` 412/409, `ERR_VALIDATION` 422, `ERR_RETRY_EXHAUSTED` 409/503, `ERR_UNSUPPORTED` 501, ' +
-        '`ERR_TOO_LARGE` 413, `ERR_INVALID_KEY` 400, `ERR_INVALID_ARGUMENT` 400, `ERR_BACKEND` 503, `ERR_HISTORY_GONE` 410, `ERR_CLOSED` 503) and the HTTP-level codes ' +
+      '**Errors** are `application/problem+json` (RFC 9457) with a stable `code`: the revkit codes (`ERR_CONFLICT` 412 for a failed If-Match / If-None-Match, 409 for a failed `/v1/txn` check, `ERR_VALIDATION` 422, `ERR_RETRY_EXHAUSTED` 409/503, `ERR_UNSUPPORTED` 501, ' +
+        '`ERR_TOO_LARGE` 413, `ERR_INVALID_KEY` 400, `ERR_INVALID_ARGUMENT` 400, `ERR_BACKEND` 503, `ERR_OUTCOME_UNKNOWN` 503 (a write whose acknowledgement was lost and whose outcome cannot be established: it may or may not have committed), `ERR_HISTORY_GONE` 410, `ERR_CLOSED` 503) and the HTTP-level codes ' +
         '`ERR_BAD_REQUEST` 400 (malformed JSON, header or parameter), `ERR_UNAUTHORIZED` 401, `ERR_FORBIDDEN` 403, `ERR_NOT_FOUND` 404, `ERR_METHOD_NOT_ALLOWED` 405, ' +
         '`ERR_REQUEST_TIMEOUT` 408, `ERR_PAYLOAD_TOO_LARGE` 413 (request body over the limit), `ERR_URI_TOO_LONG` 414, `ERR_UNSUPPORTED_MEDIA_TYPE` 415, ' +
         '`ERR_PRECONDITION_REQUIRED` 428, `ERR_HEADERS_TOO_LARGE` 431, `ERR_UNAVAILABLE` 503, `ERR_INTERNAL` 500.',
@@ -313,7 +313,7 @@ export const openApiDocument = {
       UnsupportedMediaType: problemResponse('Content-Type not accepted (ERR_UNSUPPORTED_MEDIA_TYPE)'),
       Invalid: problemResponse('The value failed validation (ERR_VALIDATION); nothing was written'),
       Unsupported: problemResponse('The backend cannot do this (ERR_UNSUPPORTED)'),
-      Unavailable: problemResponse('The store is unavailable or the server is shutting down (ERR_BACKEND, ERR_UNAVAILABLE, ERR_CLOSED)'),
+      Unavailable: problemResponse('The store is unavailable or the server is shutting down (ERR_BACKEND, ERR_UNAVAILABLE, ERR_CLOSED), or a write\'s outcome cannot be established (ERR_OUTCOME_UNKNOWN)'),
     },
     schemas: {
       Problem: {
