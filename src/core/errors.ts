@@ -221,24 +221,41 @@ export class ClosedError extends RevkitError {
   }
 }
 
+/** Where an exactly-once refusal happened: the stamp's producer, partition, epoch and sequence. */
+export interface StampDetails {
+  producerId?: string;
+  partition?: string;
+  epoch?: number;
+  sequence?: number;
+}
+
+/** A stamp from an epoch older than the producer's current one: its instance was replaced (a zombie). */
 export class FencedError extends RevkitError {
   static override readonly code = 'ERR_FENCED' as const;
-  constructor(message: string) {
+  readonly details: StampDetails & { currentEpoch?: number };
+  constructor(message: string, details: StampDetails & { currentEpoch?: number } = {}) {
     super('ERR_FENCED', message);
+    this.details = details;
   }
 }
 
+/** A stamp past the next expected sequence (a gap): nothing was written; retry once the gap is filled. */
 export class OutOfOrderError extends RevkitError {
   static override readonly code = 'ERR_OUT_OF_ORDER' as const;
-  constructor(message: string) {
+  readonly details: StampDetails & { expectedSequence?: number };
+  constructor(message: string, details: StampDetails & { expectedSequence?: number } = {}) {
     super('ERR_OUT_OF_ORDER', message);
+    this.details = details;
   }
 }
 
+/** A sequence already applied with a different payload. */
 export class SequenceReusedError extends RevkitError {
   static override readonly code = 'ERR_SEQUENCE_REUSED' as const;
-  constructor(message: string) {
+  readonly details: StampDetails;
+  constructor(message: string, details: StampDetails = {}) {
     super('ERR_SEQUENCE_REUSED', message);
+    this.details = details;
   }
 }
 
