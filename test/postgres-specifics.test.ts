@@ -179,6 +179,39 @@ describe('postgres specifics', () => {
     }
   });
 
+  it('a watch without fromRevision delivers a write whose transaction drew its revision before the watch started and commits after', async () => {
+    const prefix = freshPrefix('now');
+    const s = await store(prefix);
+    await s.put('n/before', 0);
+    const pool = adminPool();
+    const slow = await pool.connect();
+    const controller = new AbortController();
+    const seen: string[] = [];
+    let watching: Promise<void> | undefined;
+    try {
+      await slow.query('BEGIN');
+      const n = s.names;
+      const r = await slow.query(`WITH r AS (SELECT ${n.next}() AS rev), k AS (
+          INSERT INTO ${n.kv} (key, revision, created_revision, value, deleted, updated_at) SELECT 'n/slow', rev, rev, convert_to('1', 'UTF8'), false, 0 FROM r RETURNING revision)
+        INSERT INTO ${n.changes} (key, revision, deleted, value, created_revision, updated_at) SELECT 'n/slow', revision, false, convert_to('1', 'UTF8'), revision, 0 FROM k RETURNING revision`);
+      const slowRev = Number(r.rows[0].revision);
+      watching = (async () => {
+        for await (const ev of s.watch({ prefix: 'n/', signal: controller.signal })) seen.push(`${ev.key}@${ev.revision}`);
+      })();
+      await sleep(600); // the watch has taken its start (this is ordering, not a timing assertion)
+      await slow.query('COMMIT');
+      const after = await s.put('n/after', 2);
+      await until(() => seen.length >= 2, () => `saw ${JSON.stringify(seen)}`);
+      expect(seen).toEqual([`n/slow@${slowRev}`, `n/after@${after.revision}`]);
+    } finally {
+      await slow.query('ROLLBACK').catch(() => undefined);
+      slow.release();
+      await pool.end();
+      controller.abort();
+      await watching;
+    }
+  });
+
   it('watch from a revision whose changes were pruned throws HistoryGoneError, never skips', async () => {
     const prefix = freshPrefix('gone');
     const s = await store(prefix, { historyDepth: 2, changeRetentionMs: 0, sweepIntervalMs: 0 });

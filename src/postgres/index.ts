@@ -48,7 +48,7 @@ import { isServerUnavailable, mapPgError } from './errors.js';
 import { dropStore, migrate, names, type Names } from './schema.js';
 import {
   atomicLockSql, atomicPlaceholderSql, atomicWriteSql, deleteSql, expireSql, getSql, historySql, likePrefix, listSql,
-  markSql, purgeSql, pruneSql, putSql, seqSql, watchSql, type CondKind,
+  markSql, purgeSql, pruneSql, putSql, startRowsSql, startSql, watchSql, type CondKind,
 } from './sql.js';
 
 export { mapPgError } from './errors.js';
@@ -86,6 +86,14 @@ export interface PostgresStoreOptions extends StoreOptions {
 
 interface Row extends QueryResultRow {
   [column: string]: unknown;
+}
+
+/** A watch "from now": mark (s, x) taken in snapshot `snap`; `low` was settled before it. */
+interface WatchStart {
+  s: number;
+  x: string;
+  snap: string;
+  low: number;
 }
 
 /** Cross-process watch wake-ups are batched into windows of this length. */
@@ -478,10 +486,25 @@ export class PostgresStore extends BaseStore {
     });
   }
 
-  /** @internal */
-  async currentRevision(): Promise<number> {
-    const r = await this.withClient('watch', false, (c) => this.q(c, 'seq', () => seqSql(this.names), []));
-    return num(r.rows[0]?.s ?? 0);
+  /**
+   * @internal A revision below which every transaction is known to have
+   * finished (observed by watchers; only grows). 0 until one was observed.
+   */
+  settledHorizon = 0;
+
+  /** @internal The start of a watch "from now": a mark, the snapshot S0, and a horizon settled before S0. */
+  async watchStart(): Promise<WatchStart> {
+    const low = this.settledHorizon;
+    const r = await this.withClient('watch', false, (c) => this.q(c, 'start', () => startSql(this.names), []));
+    const row = r.rows[0] as Row;
+    return { s: num(row.s), x: String(row.x), snap: String(row.snap), low };
+  }
+
+  /** @internal Changes at or below the start mark committed after S0 (call once the mark is settled). */
+  async watchStartRows(start: WatchStart, like: string, exactKey: string | null): Promise<Row[]> {
+    const r = await this.withClient('watch', false, (c) =>
+      this.q(c, 'startrows', () => startRowsSql(this.names), [start.low, start.s, like, exactKey, start.snap]));
+    return r.rows;
   }
 
   /** @internal */
@@ -704,13 +727,16 @@ class Watcher {
     let settled = cursorRev ?? 0;
     // An observation of watch_mark() not yet known to be settled.
     let pending: { s: number; x: string } | undefined;
+    // "From now on": until its mark is settled, the changes at or below it
+    // that the start snapshot did not see are still owed.
+    let start: WatchStart | undefined;
     let backoff = 100;
     while (!this.stopped && !this.queue.closed) {
       try {
         if (cursorRev === undefined) {
-          // "From now on": everything after the revision handed out last.
-          cursorRev = await this.store.currentRevision();
-          settled = cursorRev;
+          start = await this.store.watchStart();
+          cursorRev = start.s;
+          settled = start.s;
         }
         this.dirty = false;
         const cr = cursorRev;
@@ -729,6 +755,14 @@ class Watcher {
         const w = num(head.w);
         const xmin = BigInt(head.xmin as string);
         const changes = rows.filter((r) => r.key !== null && r.key !== undefined);
+        if (start && xmin >= BigInt(start.x)) {
+          // Every holder of a revision ≤ start.s has finished; nothing above start.s was delivered yet.
+          const late = await this.store.watchStartRows(start, this.like, this.exactKey);
+          this.store.settledHorizon = Math.max(this.store.settledHorizon, start.s);
+          start = undefined;
+          if (this.stopped || this.queue.closed) return;
+          for (const row of late) this.queue.push(this.store.decodeChange(row));
+        }
         if (this.stopped || this.queue.closed) return;
         for (const row of changes) this.queue.push(this.store.decodeChange(row));
         const last = changes[changes.length - 1];
@@ -741,11 +775,13 @@ class Watcher {
         }
         // Mirror the SQL's decision to keep the oldest unsettled observation.
         settled = w;
+        if (xmin >= BigInt(mark.x)) this.store.settledHorizon = Math.max(this.store.settledHorizon, mark.s);
+        else if (p && xmin >= BigInt(p.x)) this.store.settledHorizon = Math.max(this.store.settledHorizon, p.s);
         if (xmin >= BigInt(mark.x)) pending = undefined;
         else if (!p || xmin >= BigInt(p.x)) pending = mark.s > settled ? mark : undefined;
         if (changes.length === Watcher.BATCH) continue;
         // Revisions handed out but not yet settled: look again soon.
-        await this.sleep(pending ? 10 : this.store.pollMs);
+        await this.sleep(pending || start ? 10 : this.store.pollMs);
       } catch (err) {
         if (this.stopped || this.queue.closed) return;
         if (BackendError.is(err) && err.transient) {

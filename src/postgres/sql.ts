@@ -287,8 +287,30 @@ export function markSql(n: Names): string {
   return `SELECT s, x FROM ${n.watchMark}()`;
 }
 
-export function seqSql(n: Names): string {
-  return `SELECT CASE WHEN is_called THEN last_value ELSE last_value - 1 END AS s FROM ${n.seq}`;
+/**
+ * A watch "from now" starts with a mark and the snapshot S0 it was taken in:
+ * a change visible in S0 happened before the watch, any other one after it.
+ */
+export function startSql(n: Names): string {
+  return `SELECT s, x, pg_current_snapshot()::text AS snap FROM ${n.watchMark}()`;
+}
+
+/**
+ * A watch "from now", once its start mark is settled: the changes in
+ * ($1, $2] (above a horizon known settled before S0, up to the start mark)
+ * that S0 did not see — written by transactions that were still open when
+ * the watch started and committed after. A row's xmin is a 32-bit xid; it is
+ * widened against the current xmax (such rows are recent). $3 LIKE pattern,
+ * $4 exact key (or null), $5 S0.
+ */
+export function startRowsSql(n: Names): string {
+  return `WITH x AS MATERIALIZED (SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint AS ref)
+SELECT c.key, c.revision, c.deleted, c.value, c.created_revision, c.updated_at, c.expires_at, c.writer
+FROM ${n.changes} c, x
+WHERE c.revision > $1::bigint AND c.revision <= $2::bigint
+  AND ($4::text IS NULL OR c.key = $4::text) AND c.key LIKE $3::text ESCAPE '\\'
+  AND NOT pg_visible_in_snapshot((x.ref - ((x.ref - c.xmin::text::bigint) & 4294967295))::text::xid8, $5::text::pg_snapshot)
+ORDER BY c.revision, c.key`;
 }
 
 /**
