@@ -1,43 +1,32 @@
-import { AbortedError, BackendError, ConflictError, RetryExhaustedError } from './errors.js';
-import { answerBy, backoffDelay, findOwnWrite, newWriterToken, runUpdate, sleep, UPDATE_DEFAULTS, type UpdatableStore } from './update.js';
+import { AbortedError, BackendError, ConflictError, OutcomeUnknownError, RetryExhaustedError } from './errors.js';
+import {
+  answerBy, backoffDelay, lookForOwnWrite, newWriterToken, runUpdate, sleep, trackCall, UPDATE_DEFAULTS,
+  type CallState, type UpdatableStore,
+} from './update.js';
 import { isTombstone, SKIP, type Entry, type Mutation, type PutOptions, type StoredRecord, type UpdateOptions } from './types.js';
 import { validateCandidate } from './validate.js';
 
-interface Caller {
-  fn: Mutation<unknown>;
-  opts: UpdateOptions<unknown>;
-  deadline: number;
-  attempts: number;
-  resolve: (entry: Entry<unknown> | null) => void;
-  reject: (err: unknown) => void;
-}
-
-interface Batch {
-  callers: Caller[];
-  started: boolean;
-}
-
-/** What one attempt of a batch computed: who is settled how if its write commits. */
-interface Attempt {
-  applied: Caller[];
-  failed: Map<Caller, unknown>;
-}
-
 /**
  * DESIGN §4: concurrent update()s of one key in one process are combined —
- * read once, apply each queued mutation in arrival order, write once. Each
- * caller still gets its own result or its own error:
+ * read once, apply each queued mutation in arrival order, write once — and
+ * combining is invisible except in speed:
+ * - each caller gets the value *its own* mutation produced (a SKIP caller:
+ *   the value it saw), with the revision of the commit that made it durable;
  * - a mutation that throws or fails validation is left out of the combined
- *   value, and its error is delivered only once the state it saw is known to
- *   be the committed one (the write succeeded, or nothing needed writing);
- *   when the write conflicts, it runs again on the fresh state like the others;
- * - when the combined write itself is refused for good (too large, say), the
- *   callers run one by one, so each gets the verdict on its own value.
+ *   value; its error is delivered once the state it saw is the committed one;
+ * - every attempt writes with a token of its own, so after lost
+ *   acknowledgements the attempt that committed settles the callers it
+ *   carried, with that attempt's values and errors;
+ * - a caller whose mutation may have committed is never run again: if the
+ *   outcome cannot be established it gets OutcomeUnknownError;
+ * - every caller settles by its own deadline and signal, even while another
+ *   caller's mutation hangs or a store call is in flight; the batch goes on
+ *   without it, and never writes a mutation whose caller has been answered.
  * A batch runs while the next one collects arrivals, so a process never
  * competes with itself for the key.
  */
 export class WriteCombiner {
-  private readonly forming = new Map<string, Batch>();
+  private readonly forming = new Map<string, Caller[]>();
   private readonly running = new Map<string, Promise<void>>();
 
   constructor(private readonly store: UpdatableStore) {}
@@ -49,146 +38,312 @@ export class WriteCombiner {
 
   update<T>(key: string, fn: Mutation<T>, opts: UpdateOptions<T>): Promise<Entry<T> | null> {
     return new Promise((resolve, reject) => {
+      const caller = new Caller(key, fn as Mutation<unknown>, opts as UpdateOptions<unknown>, resolve as (e: Entry<unknown> | null) => void, reject);
+      if (caller.settled) return;
       let batch = this.forming.get(key);
       if (!batch) {
-        const thisBatch: Batch = { callers: [], started: false };
+        const thisBatch: Caller[] = [];
         batch = thisBatch;
         this.forming.set(key, thisBatch);
         const previous = this.running.get(key) ?? Promise.resolve();
         const run = previous.then(() => {
           this.forming.delete(key);
-          thisBatch.started = true;
-          return this.runBatch(key, thisBatch.callers);
+          return this.runBatch(key, thisBatch);
         });
         this.running.set(key, run);
         void run.then(() => {
           if (this.running.get(key) === run) this.running.delete(key);
         });
       }
-      const queued = batch;
-      const signal = opts.signal;
-      // A caller aborted while still queued leaves at once instead of waiting for its batch.
-      const onAbort = () => {
-        if (queued.started) return;
-        queued.callers = queued.callers.filter((c) => c !== caller);
-        reject(new RetryExhaustedError(key, 0, new AbortedError(signal?.reason), 'aborted'));
-      };
-      const done = () => signal?.removeEventListener('abort', onAbort);
-      const caller: Caller = {
-        fn: fn as Mutation<unknown>,
-        opts: opts as UpdateOptions<unknown>,
-        deadline: Date.now() + (opts.deadlineMs ?? UPDATE_DEFAULTS.deadlineMs),
-        attempts: 0,
-        resolve: (entry) => (done(), resolve(entry as Entry<T> | null)),
-        reject: (err) => (done(), reject(err)),
-      };
-      batch.callers.push(caller);
-      signal?.addEventListener('abort', onAbort, { once: true });
+      batch.push(caller);
     });
   }
 
   /** Never rejects: whatever goes wrong is delivered to the callers, so the next batch always runs. */
   private async runBatch(key: string, callers: Caller[]): Promise<void> {
-    let pending = callers;
     try {
-      pending = await this.attemptLoop(key, pending);
-      // A write refused for good: each caller runs alone and gets its own verdict.
-      for (const c of pending) await runUpdate(this.store, key, c.fn, c.opts).then(c.resolve, c.reject);
+      await new Batch(this.store, key, callers).run();
     } catch (err) {
-      for (const c of pending) c.reject(err);
+      for (const c of callers) c.fail(err);
     }
-  }
-
-  /** Returns the callers that must run alone; settles everyone else. */
-  private async attemptLoop(key: string, callers: Caller[]): Promise<Caller[]> {
-    const writer = newWriterToken();
-    let ambiguous: { base: number; attempt: Attempt } | undefined;
-    let lastError: unknown;
-    let previousDelay = 0;
-    let pending = callers;
-
-    while (pending.length > 0) {
-      pending = pending.filter((c) => {
-        if (c.opts.signal?.aborted) c.reject(new RetryExhaustedError(key, c.attempts, lastError ?? new AbortedError(c.opts.signal.reason), 'aborted'));
-        else if (c.attempts >= (c.opts.maxAttempts ?? UPDATE_DEFAULTS.maxAttempts)) c.reject(new RetryExhaustedError(key, c.attempts, lastError, 'attempts'));
-        else if (Date.now() >= c.deadline) c.reject(new RetryExhaustedError(key, c.attempts, lastError, 'deadline'));
-        else return true;
-        return false;
-      });
-      if (pending.length === 0) return [];
-      for (const c of pending) c.attempts++;
-
-      let read: StoredRecord<unknown> | null = null;
-      let attempt: Attempt | undefined;
-      try {
-        const soonest = Math.min(...pending.map((c) => c.deadline));
-        read = await answerBy(this.store.getRecord(key), soonest, undefined, false);
-        if (ambiguous) {
-          const own = await findOwnWrite(this.store, key, read, writer, ambiguous.base);
-          if (own) {
-            settle(ambiguous.attempt, own);
-            return [];
-          }
-        }
-        const live = read !== null && !isTombstone(read);
-        let value: unknown = live ? (read as Entry<unknown>).value : undefined;
-        let exists = live;
-        let changed = false;
-        attempt = { applied: [], failed: new Map() };
-        for (const c of pending) {
-          try {
-            const next = await c.fn(exists ? structuredClone(value) : defaultOf(c.opts));
-            if (next !== SKIP) {
-              value = await validateCandidate(key, next, c.opts);
-              exists = true;
-              changed = true;
-            }
-            attempt.applied.push(c);
-          } catch (err) {
-            attempt.failed.set(c, err);
-          }
-        }
-        if (!changed) {
-          settle(attempt, live ? (read as Entry<unknown>) : null);
-          return [];
-        }
-        const guard: PutOptions = read === null ? { ifAbsent: true } : { ifRevision: read.revision };
-        guard.writer = writer;
-        settle(attempt, await answerBy(this.store.put(key, value, guard), soonest, undefined, true));
-        return [];
-      } catch (err) {
-        if (ConflictError.is(err)) {
-          lastError = err;
-        } else if (BackendError.is(err) && err.transient) {
-          lastError = err;
-          if (err.ambiguous && !ambiguous && attempt) ambiguous = { base: read?.revision ?? 0, attempt };
-        } else if (pending.length > 1) {
-          return pending;
-        } else {
-          for (const c of pending) c.reject(err);
-          return [];
-        }
-      }
-      // Conflict or outage: every pending caller, failed ones included, runs again on the fresh state.
-      const delay = backoffDelay(lastError, pending[0]?.attempts ?? 1, previousDelay);
-      previousDelay = delay;
-      for (const c of pending) {
-        try {
-          c.opts.onRetry?.({ key, attempt: c.attempts, error: lastError, delayMs: delay });
-        } catch {
-          // A metrics hook must not break the update.
-        }
-      }
-      const soonest = Math.min(...pending.map((c) => c.deadline)) - Date.now();
-      await sleep(Math.max(0, Math.min(delay, soonest)));
-    }
-    return [];
   }
 }
 
-function settle(attempt: Attempt, entry: Entry<unknown> | null): void {
-  for (const c of attempt.applied) c.resolve(entry);
-  for (const [c, err] of attempt.failed) c.reject(err);
+/** One update() call waiting in the combiner. */
+class Caller {
+  settled = false;
+  attempts = 0;
+  lastError: unknown;
+  readonly deadline: number;
+  /** Attempts carrying this caller's mutation whose write may have committed. */
+  readonly exposedIn = new Set<Attempt>();
+  /** Resolves when the caller has its answer, so nothing waits for it any longer. */
+  readonly gone: Promise<typeof GONE>;
+  private markGone!: () => void;
+  private readonly timer: ReturnType<typeof setTimeout>;
+  private readonly onAbort = () => this.giveUp('aborted');
+
+  constructor(
+    readonly key: string,
+    readonly fn: Mutation<unknown>,
+    readonly opts: UpdateOptions<unknown>,
+    private readonly onResolve: (entry: Entry<unknown> | null) => void,
+    private readonly onReject: (err: unknown) => void,
+  ) {
+    this.deadline = Date.now() + (opts.deadlineMs ?? UPDATE_DEFAULTS.deadlineMs);
+    this.gone = new Promise((resolve) => (this.markGone = () => resolve(GONE)));
+    this.timer = setTimeout(() => this.giveUp('deadline'), Math.max(0, this.deadline - Date.now()));
+    if (opts.signal?.aborted) this.giveUp('aborted');
+    else opts.signal?.addEventListener('abort', this.onAbort, { once: true });
+  }
+
+  get maxAttempts(): number {
+    return this.opts.maxAttempts ?? UPDATE_DEFAULTS.maxAttempts;
+  }
+
+  resolve(entry: Entry<unknown> | null): void {
+    if (this.finish()) this.onResolve(entry);
+  }
+
+  reject(err: unknown): void {
+    if (this.finish()) this.onReject(err);
+  }
+
+  /** A final error; if a write carrying this mutation may have committed, the honest answer is "unknown". */
+  fail(err: unknown): void {
+    if (this.exposedIn.size > 0 && !OutcomeUnknownError.is(err)) this.reject(new OutcomeUnknownError(this.key, undefined, { cause: err }));
+    else this.reject(err);
+  }
+
+  giveUp(reason: 'attempts' | 'deadline' | 'aborted'): void {
+    const cause = this.lastError ?? (reason === 'aborted' ? new AbortedError(this.opts.signal?.reason) : undefined);
+    this.fail(new RetryExhaustedError(this.key, this.attempts, cause, reason));
+  }
+
+  /** Hands the caller to a loop of its own, which answers it from here on. */
+  runAlone(loop: (remainingMs: number) => Promise<Entry<unknown> | null>): void {
+    const remainingMs = Math.max(0, this.deadline - Date.now());
+    if (this.finish()) loop(remainingMs).then(this.onResolve, this.onReject);
+  }
+
+  private finish(): boolean {
+    if (this.settled) return false;
+    this.settled = true;
+    clearTimeout(this.timer);
+    this.opts.signal?.removeEventListener('abort', this.onAbort);
+    this.markGone();
+    return true;
+  }
+}
+
+const GONE = Symbol('caller gone');
+
+type Outcome =
+  | { kind: 'value'; value: unknown }
+  | { kind: 'skip'; seen: unknown; exists: boolean; unchanged: boolean };
+
+/** What one attempt of a batch computed: who is answered how if its write commits. */
+interface Attempt {
+  token: string;
+  read: StoredRecord<unknown> | null;
+  /** The revision its write is guarded by (0: must not exist). */
+  base: number;
+  outcomes: Map<Caller, Outcome>;
+  failed: Map<Caller, unknown>;
+  /** The value written: that of the last caller that changed it. */
+  written?: unknown;
+  call?: CallState;
+}
+
+class Batch {
+  /** Attempts whose acknowledgement was lost and whose fate is not settled yet. */
+  private suspects: Attempt[] = [];
+  private lastError: unknown;
+  private previousDelay = 0;
+
+  constructor(private readonly store: UpdatableStore, private readonly key: string, private readonly callers: Caller[]) {}
+
+  private get pending(): Caller[] {
+    return this.callers.filter((c) => !c.settled);
+  }
+
+  async run(): Promise<void> {
+    for (;;) {
+      for (const c of this.pending) if (c.attempts >= c.maxAttempts) c.giveUp('attempts');
+      const pending = this.pending;
+      if (pending.length === 0) return;
+      for (const c of pending) c.attempts++;
+      const everyoneGone = abortWhenAllGone(pending);
+      try {
+        const done = await this.attempt(pending, everyoneGone.signal);
+        if (done) return;
+        continue;
+      } catch (err) {
+        if (ConflictError.is(err) || (BackendError.is(err) && err.transient)) {
+          this.lastError = err;
+        } else {
+          this.failForGood(err);
+          return;
+        }
+      } finally {
+        everyoneGone.release();
+      }
+      await this.backOff();
+    }
+  }
+
+  /** True when every caller that was pending has its answer; false to start over at once. */
+  private async attempt(pending: Caller[], stop: AbortSignal): Promise<boolean> {
+    // Store calls are cut only when every caller has its answer (`stop`) or the last deadline
+    // passes: each caller's own deadline answers that caller alone, as it would be answered alone.
+    const latest = Math.max(...pending.map((c) => c.deadline));
+    const read = await answerBy(this.store.getRecord(this.key), latest, stop, false);
+    if (this.suspects.length > 0 && (await this.resolveSuspects(read))) return true;
+    if (this.pending.length === 0) return true;
+
+    const attempt = await this.apply(read);
+    // A caller answered while the mutations ran (deadline, abort) must not be written: start over without it.
+    if ([...attempt.outcomes.keys()].some((c) => c.settled)) return false;
+    if (attempt.written === undefined) {
+      // Nothing to write — unless an earlier write of ours may still land, the state read is final.
+      const unsure = new Set(this.suspects.flatMap((a) => [...a.outcomes.keys()]));
+      for (const c of unsure) c.fail(new OutcomeUnknownError(this.key, undefined, { cause: this.lastError }));
+      this.settle(attempt, null);
+      return true;
+    }
+    const guard: PutOptions = { writer: attempt.token, ...(read === null ? { ifAbsent: true } : { ifRevision: read.revision }) };
+    const call = trackCall(this.store.put(this.key, attempt.written, guard));
+    attempt.call = call;
+    for (const c of attempt.outcomes.keys()) c.exposedIn.add(attempt);
+    let entry: Entry<unknown>;
+    try {
+      entry = await answerBy(call.promise, latest, stop, true);
+    } catch (err) {
+      if (BackendError.is(err) && err.ambiguous) this.suspects.push(attempt);
+      else for (const c of attempt.outcomes.keys()) c.exposedIn.delete(attempt);
+      throw err;
+    }
+    this.settle(attempt, entry);
+    return true;
+  }
+
+  /** Applies each pending caller's mutation in arrival order to the state read. */
+  private async apply(read: StoredRecord<unknown> | null): Promise<Attempt> {
+    const live = read !== null && !isTombstone(read);
+    const attempt: Attempt = { token: newWriterToken(), read, base: read?.revision ?? 0, outcomes: new Map(), failed: new Map() };
+    let value: unknown = live ? (read as Entry<unknown>).value : undefined;
+    let exists = live;
+    let changed = false;
+    for (const c of this.pending) {
+      try {
+        const next = await Promise.race([c.gone, this.mutate(c, exists ? structuredClone(value) : defaultOf(c.opts))]);
+        if (next === GONE) continue;
+        if (next === SKIP) {
+          attempt.outcomes.set(c, { kind: 'skip', seen: value, exists, unchanged: !changed });
+          continue;
+        }
+        value = next;
+        exists = true;
+        changed = true;
+        attempt.outcomes.set(c, { kind: 'value', value });
+      } catch (err) {
+        attempt.failed.set(c, err);
+      }
+    }
+    if (changed) attempt.written = value;
+    return attempt;
+  }
+
+  private async mutate(c: Caller, current: unknown): Promise<unknown> {
+    const next = await c.fn(current);
+    return next === SKIP ? SKIP : validateCandidate(this.key, next, c.opts);
+  }
+
+  /**
+   * After lost acknowledgements: did one of our writes commit? If so its
+   * attempt answers its callers. Returns true when everyone is answered.
+   */
+  private async resolveSuspects(read: StoredRecord<unknown> | null): Promise<boolean> {
+    for (const suspect of [...this.suspects]) {
+      const verdict = await lookForOwnWrite(this.store, this.key, read, suspect.token, suspect.base, suspect.call?.settled ?? true);
+      if (verdict.state === 'committed') {
+        this.settle(suspect, isTombstone(verdict.record) ? null : verdict.record);
+        return this.pending.length === 0;
+      }
+      if (verdict.state === 'pending') continue;
+      this.suspects = this.suspects.filter((a) => a !== suspect);
+      for (const c of suspect.outcomes.keys()) {
+        c.exposedIn.delete(suspect);
+        if (verdict.state === 'unknown') c.reject(new OutcomeUnknownError(this.key, undefined, { cause: this.lastError }));
+      }
+    }
+    return false;
+  }
+
+  /** `entry` is the committed write (or, when nothing was written, the record read, or null). */
+  private settle(attempt: Attempt, entry: Entry<unknown> | null): void {
+    // Whatever committed now, no other attempt of this batch ever can: their guards are behind it.
+    for (const c of this.callers) c.exposedIn.clear();
+    this.suspects = [];
+    const read = attempt.read !== null && !isTombstone(attempt.read) ? (attempt.read as Entry<unknown>) : null;
+    for (const [c, outcome] of attempt.outcomes) {
+      if (outcome.kind === 'value') {
+        c.resolve(entry && outcome.value !== attempt.written ? { ...entry, value: outcome.value } : entry);
+      } else if (outcome.unchanged) {
+        c.resolve(read && { ...read, value: structuredClone(read.value) });
+      } else {
+        c.resolve(entry && outcome.exists ? { ...entry, value: structuredClone(outcome.seen) } : null);
+      }
+    }
+    for (const [c, err] of attempt.failed) c.reject(err);
+  }
+
+  /**
+   * The write was refused for good (too large, say): each caller runs alone
+   * and gets its own verdict — except one whose mutation may already have
+   * committed, which must not be applied again.
+   */
+  private failForGood(err: unknown): void {
+    const pending = this.pending;
+    if (pending.length === 1) return pending[0]?.fail(err);
+    for (const c of pending) {
+      if (c.exposedIn.size > 0) {
+        c.fail(err);
+        continue;
+      }
+      const maxAttempts = Math.max(1, c.maxAttempts - c.attempts + 1);
+      c.runAlone((deadlineMs) => runUpdate(this.store, this.key, c.fn, { ...c.opts, deadlineMs, maxAttempts }));
+    }
+  }
+
+  private async backOff(): Promise<void> {
+    const pending = this.pending;
+    if (pending.length === 0) return;
+    for (const c of pending) c.lastError = this.lastError;
+    const delay = backoffDelay(this.lastError, pending[0]?.attempts ?? 1, this.previousDelay);
+    this.previousDelay = delay;
+    for (const c of pending) {
+      try {
+        c.opts.onRetry?.({ key: this.key, attempt: c.attempts, error: this.lastError, delayMs: delay });
+      } catch {
+        // A metrics hook must not break the update.
+      }
+    }
+    const untilSoonest = Math.min(...pending.map((c) => c.deadline)) - Date.now();
+    const everyoneGone = abortWhenAllGone(pending);
+    await sleep(Math.max(0, Math.min(delay, untilSoonest)), everyoneGone.signal).catch(() => undefined);
+    everyoneGone.release();
+  }
+}
+
+/** A signal that fires once every one of `callers` has its answer, so nothing waits on their behalf. */
+function abortWhenAllGone(callers: Caller[]): { signal: AbortSignal; release: () => void } {
+  const controller = new AbortController();
+  let released = false;
+  void Promise.all(callers.map((c) => c.gone)).then(() => {
+    if (!released) controller.abort();
+  });
+  return { signal: controller.signal, release: () => (released = true) };
 }
 
 function defaultOf(opts: UpdateOptions<unknown>): unknown {

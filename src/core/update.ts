@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { AbortedError, BackendError, ConflictError, RetryExhaustedError, RevkitError } from './errors.js';
+import { AbortedError, BackendError, ConflictError, OutcomeUnknownError, RetryExhaustedError } from './errors.js';
 import { exponentialJitter } from './retry.js';
 import { isTombstone, SKIP, type Entry, type Mutation, type PutOptions, type Store, type StoredRecord, type UpdateOptions } from './types.js';
 import { validateCandidate } from './validate.js';
@@ -38,7 +38,10 @@ export type UpdatableStore = Pick<Store, 'getRecord' | 'put' | 'history' | 'capa
 /**
  * DESIGN §4: read (tombstones included), apply the mutation to a private
  * copy, validate, write guarded by what was read; on conflict or transient
- * fault back off and start over from the read.
+ * fault back off and start over from the read. A write whose acknowledgement
+ * was lost is looked for by its writer token before anything is applied
+ * again; when its fate cannot be established the caller is told so
+ * (OutcomeUnknownError) instead of risking a second application.
  */
 export async function runUpdate<T>(store: UpdatableStore, key: string, fn: Mutation<T>, opts: UpdateOptions<T> = {}): Promise<Entry<T> | null> {
   const maxAttempts = opts.maxAttempts ?? UPDATE_DEFAULTS.maxAttempts;
@@ -47,41 +50,58 @@ export async function runUpdate<T>(store: UpdatableStore, key: string, fn: Mutat
   const writer = newWriterToken();
   let lastError: unknown;
   let previousDelay = 0;
-  // Revision read before a write whose acknowledgement was lost; a later
-  // record carrying our token above it means that write did commit.
-  let ambiguousBase: number | undefined;
+  // The revision read before our first write whose acknowledgement was lost:
+  // a record carrying our token above it means one of our writes committed.
+  let suspect: { base: number; call: CallState } | undefined;
+  const giveUp = (attempts: number, reason: 'attempts' | 'deadline' | 'aborted', cause: unknown): never => {
+    const exhausted = new RetryExhaustedError(key, attempts, cause, reason);
+    if (suspect) throw new OutcomeUnknownError(key, undefined, { cause: exhausted });
+    throw exhausted;
+  };
 
   for (let attempt = 1; ; attempt++) {
-    if (opts.signal?.aborted) throw new RetryExhaustedError(key, attempt - 1, lastError ?? new AbortedError(opts.signal.reason), 'aborted');
+    if (opts.signal?.aborted) giveUp(attempt - 1, 'aborted', lastError ?? new AbortedError(opts.signal.reason));
     let read: StoredRecord<T> | null = null;
     try {
       read = await answerBy(store.getRecord<T>(key), deadline, opts.signal, false);
-      if (ambiguousBase !== undefined) {
-        const own = await findOwnWrite(store, key, read, writer, ambiguousBase);
-        if (own) return own;
+      if (suspect) {
+        const verdict = await lookForOwnWrite(store, key, read, writer, suspect.base, suspect.call.settled);
+        if (verdict.state === 'committed') return isTombstone(verdict.record) ? null : verdict.record;
+        if (verdict.state === 'unknown') throw new OutcomeUnknownError(key, undefined, { cause: lastError });
+        if (verdict.state === 'absent') suspect = undefined;
+        // 'pending': the write may still land, but it is guarded by the revision we read again now,
+        // so at most one of it and the next write can commit; the next re-read tells which.
       }
       const live = read !== null && !isTombstone(read);
       const current = live ? structuredClone((read as Entry<T>).value) : defaultValue(opts);
-      const next = await fn(current);
+      const next = await answerBy(Promise.resolve().then(() => fn(current)), deadline, opts.signal, false, MUTATION_GAVE_NO_ANSWER);
       if (next === SKIP) return live ? (read as Entry<T>) : null;
       const candidate = await validateCandidate(key, next as T, opts);
+      // An abort that came while the mutation ran is honoured before anything is written.
+      if (opts.signal?.aborted) giveUp(attempt, 'aborted', lastError ?? new AbortedError(opts.signal.reason));
       const guard: PutOptions = read === null ? { ifAbsent: true } : { ifRevision: read.revision };
       guard.writer = writer;
       if (opts.ttlMs !== undefined) guard.ttlMs = opts.ttlMs;
-      return await answerBy(store.put<T>(key, candidate, guard), deadline, opts.signal, true);
+      const call = trackCall(store.put<T>(key, candidate, guard));
+      try {
+        return await answerBy(call.promise, deadline, opts.signal, true);
+      } catch (err) {
+        if (BackendError.is(err) && err.ambiguous) suspect = { base: suspect?.base ?? read?.revision ?? 0, call };
+        throw err;
+      }
     } catch (err) {
-      if (ConflictError.is(err)) {
+      if (err === MUTATION_GAVE_NO_ANSWER) giveUp(attempt, opts.signal?.aborted ? 'aborted' : 'deadline', lastError);
+      if (ConflictError.is(err) || (BackendError.is(err) && err.transient)) {
         lastError = err;
-      } else if (BackendError.is(err) && err.transient) {
-        lastError = err;
-        if (err.ambiguous && ambiguousBase === undefined) ambiguousBase = read?.revision ?? 0;
+      } else if (suspect && !OutcomeUnknownError.is(err)) {
+        throw new OutcomeUnknownError(key, undefined, { cause: err });
       } else {
         throw err;
       }
     }
-    if (attempt >= maxAttempts) throw new RetryExhaustedError(key, attempt, lastError, 'attempts');
+    if (attempt >= maxAttempts) giveUp(attempt, 'attempts', lastError);
     const remaining = deadline - Date.now();
-    if (remaining <= 0) throw new RetryExhaustedError(key, attempt, lastError, 'deadline');
+    if (remaining <= 0) giveUp(attempt, 'deadline', lastError);
     const delay = backoffDelay(lastError, attempt, previousDelay, policy);
     previousDelay = delay;
     try {
@@ -91,34 +111,67 @@ export async function runUpdate<T>(store: UpdatableStore, key: string, fn: Mutat
     }
     if (delay >= remaining) {
       await sleep(remaining, opts.signal).catch(() => undefined);
-      throw new RetryExhaustedError(key, attempt, lastError, opts.signal?.aborted ? 'aborted' : 'deadline');
+      giveUp(attempt, opts.signal?.aborted ? 'aborted' : 'deadline', lastError);
     }
     try {
       await sleep(delay, opts.signal);
     } catch {
-      throw new RetryExhaustedError(key, attempt, lastError, 'aborted');
+      giveUp(attempt, 'aborted', lastError);
     }
   }
 }
+
+/** Rejection marker of a mutation that had not returned by the caller's deadline or abort. */
+export const MUTATION_GAVE_NO_ANSWER: unique symbol = Symbol('mutation gave no answer');
 
 function defaultValue<T>(opts: UpdateOptions<T>): T | undefined {
   const d = opts.default;
   return typeof d === 'function' ? (d as () => T)() : structuredClone(d);
 }
 
-export async function findOwnWrite<T>(store: UpdatableStore, key: string, read: StoredRecord<T> | null, writer: string, base: number): Promise<Entry<T> | null> {
-  if (read && read.writer === writer && read.revision > base) return isTombstone(read) ? null : read;
-  if (!store.capabilities.history || read === null || read.revision <= base) return null;
-  // Someone may have written on top of our committed write: look back.
-  try {
-    const past = await store.history<T>(key, { limit: 64 });
-    const own = past.find((r) => r.writer === writer && r.revision > base);
-    return own && !isTombstone(own) ? own : null;
-  } catch (err) {
-    if (RevkitError.is(err)) return null;
-    throw err;
-  }
+/** Whether a store call has answered at all (with a result or an error), even after we stopped waiting. */
+export interface CallState {
+  readonly settled: boolean;
 }
+
+export function trackCall<R>(promise: Promise<R>): { promise: Promise<R> } & CallState {
+  const state = { promise, settled: false };
+  promise.then(() => (state.settled = true), () => (state.settled = true));
+  return state;
+}
+
+export type OwnWriteVerdict<T> =
+  | { state: 'committed'; record: StoredRecord<T> }
+  /** It did not commit and no longer can: the key moved past its guard without it. */
+  | { state: 'absent' }
+  /** Not committed yet, but the call never answered and its guard still holds: it may yet land. */
+  | { state: 'pending' }
+  /** It may have committed under later writes that history no longer reaches. */
+  | { state: 'unknown' };
+
+/**
+ * Was the write carrying `writer`, guarded by revision `base`, committed?
+ * Looks at the record just read, then back through history until below
+ * `base` (one call with a large limit; backends cap it at what they keep).
+ */
+export async function lookForOwnWrite<T>(store: UpdatableStore, key: string, read: StoredRecord<T> | null, writer: string, base: number, callSettled: boolean): Promise<OwnWriteVerdict<T>> {
+  if (read && read.writer === writer && read.revision > base) return { state: 'committed', record: read };
+  if ((read?.revision ?? 0) <= base) return callSettled ? { state: 'absent' } : { state: 'pending' };
+  if (!store.capabilities.history) return { state: 'unknown' };
+  let past: StoredRecord<T>[];
+  try {
+    past = await store.history<T>(key, { limit: HISTORY_LOOKBACK });
+  } catch (err) {
+    if (BackendError.is(err) && err.transient) throw err;
+    return { state: 'unknown' };
+  }
+  const own = past.find((r) => r.writer === writer && r.revision > base);
+  if (own) return { state: 'committed', record: own };
+  return past.some((r) => r.revision <= base) ? { state: 'absent' } : { state: 'unknown' };
+}
+
+/** As far back as update() looks for its own write; every backend caps history below this. */
+const HISTORY_LOOKBACK = 10_000;
 
 /**
  * A store call that never answers (a connection stuck mid-reconnect) must not
@@ -126,11 +179,16 @@ export async function findOwnWrite<T>(store: UpdatableStore, key: string, read: 
  * as a transient fault — ambiguous for a write, which may still commit, and
  * is then recognised by its writer token — and the loop's own bounds end it.
  */
-export function answerBy<R>(call: Promise<R>, deadline: number, signal: AbortSignal | undefined, write: boolean): Promise<R> {
+export function answerBy<R>(call: Promise<R>, deadline: number, signal: AbortSignal | undefined, write: boolean, gaveNoAnswer?: unknown): Promise<R> {
+  const noAnswer = () => gaveNoAnswer ?? new BackendError('the store gave no answer before the deadline', { transient: true, ambiguous: write });
+  if (signal?.aborted) {
+    call.catch(() => undefined);
+    return Promise.reject(noAnswer());
+  }
   return new Promise<R>((resolve, reject) => {
     const giveUp = () => {
       cleanup();
-      reject(new BackendError('the store gave no answer before the deadline', { transient: true, ambiguous: write }));
+      reject(noAnswer());
     };
     const timer = setTimeout(giveUp, Math.max(0, deadline - Date.now()));
     signal?.addEventListener('abort', giveUp, { once: true });

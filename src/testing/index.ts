@@ -3,3 +3,4 @@ export * from './checker/index.js';
 export { CanaryStore, canary } from './canary.js';
 export { openTarget } from './open-target.js';
 export { runMultiProcessCounters, type CounterRunOptions, type CounterRunReport } from './multiprocess.js';
+export { FaultStore, type FaultKind, type FaultOperation, type FaultRule, type InjectedFault } from './fault-store.js';
