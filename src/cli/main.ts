@@ -7,6 +7,7 @@ import { open } from '../open.js';
 import { registerServe } from './serve.js';
 import { registerCheck } from './check.js';
 import { registerBench } from './bench.js';
+import { registerCheckpoints } from './checkpoints.js';
 import { parsePositive, parseRevision } from './args.js';
 
 export const DEFAULT_STORE = 'sqlite:./data/revkit.db';
@@ -166,6 +167,7 @@ export function buildProgram(): Command {
   registerServe(program);
   registerCheck(program, DEFAULT_STORE);
   registerBench(program, DEFAULT_STORE);
+  registerCheckpoints(program, DEFAULT_STORE);
   return program;
 }
 
