@@ -17,6 +17,7 @@ const openers: Record<string, Opener> = {
     const { SqliteStore } = await loadBackend('sqlite', 'better-sqlite3', () => import('./sqlite/index.js'));
     return SqliteStore.fromUrl(raw, options);
   },
+  'file:': async (_url, raw, options) => (await import('./file/index.js')).FileStore.fromUrl(raw, options),
   'postgres:': async (_url, raw, options) => {
     const { PostgresStore } = await loadBackend('postgres', 'pg', () => import('./postgres/index.js'));
     return PostgresStore.fromUrl(raw, options);

@@ -1,0 +1,166 @@
+/**
+ * The on-disk format: versioned, human-readable JSON with one record per line,
+ * so a diff of two versions shows the keys that changed.
+ *
+ *   {"revkit":"file","version":1,"revision":42,"prunedBelow":0,
+ *   "records":{
+ *   "cfg/a":{"revision":41,"createdRevision":3,"updatedAt":1764250000000,"value":{"n":1}},
+ *   "cfg/b":{"revision":42,"deleted":true}
+ *   },
+ *   "changes":[
+ *   {"key":"cfg/a","revision":41,...},
+ *   ...
+ *   ]}
+ *
+ * `revision` is the store-wide counter (the last revision drawn); `changes`
+ * is the bounded change log behind watch() and history(); `prunedBelow` is the
+ * newest revision dropped from it. Values written with the JSON codec are
+ * stored as JSON; other codecs' bytes are stored as `"base64"`.
+ */
+import { BackendError, InvalidArgumentError, UnsupportedError } from '../core/index.js';
+
+export const FORMAT_VERSION = 1;
+
+/** One key's current state; also one entry of the change log. */
+export interface FileRecord {
+  key: string;
+  revision: number;
+  deleted?: true;
+  createdRevision?: number;
+  updatedAt?: number;
+  expiresAt?: number;
+  writer?: string;
+  /** The encoded value: JSON text (`"value"`) or base64 (`"base64"`), as `encoding` says. */
+  data?: string;
+  encoding?: 'json' | 'base64';
+  /** This record serialised without its key, built once. */
+  body?: string;
+}
+
+export interface FileState {
+  revision: number;
+  prunedBelow: number;
+  records: Map<string, FileRecord>;
+  /** In revision order. */
+  changes: FileRecord[];
+  /** Keys in UTF-8 byte order, built by list() and dropped when keys come or go. */
+  sortedKeys?: string[];
+}
+
+export const emptyState = (): FileState => ({ revision: 0, prunedBelow: 0, records: new Map(), changes: [] });
+
+const HEADER = /^\{"revkit":"file","version":1,"revision":(\d+),/;
+
+/** The revision in a file's first bytes, when it was written by revkit; else null (parse it all). */
+export function headerRevision(head: string): number | null {
+  const m = HEADER.exec(head);
+  return m ? Number(m[1]) : null;
+}
+
+export function bodyOf(r: FileRecord): string {
+  if (r.body !== undefined) return r.body;
+  let s = `"revision":${r.revision}`;
+  if (r.deleted) s += ',"deleted":true';
+  else {
+    s += `,"createdRevision":${r.createdRevision},"updatedAt":${r.updatedAt}`;
+    if (r.expiresAt !== undefined) s += `,"expiresAt":${r.expiresAt}`;
+  }
+  if (r.writer !== undefined) s += `,"writer":${JSON.stringify(r.writer)}`;
+  if (!r.deleted) s += r.encoding === 'json' ? `,"value":${r.data}` : `,"base64":${JSON.stringify(r.data)}`;
+  r.body = s;
+  return s;
+}
+
+/** Serialises a state given as pieces, so a commit need not copy the whole map first. */
+export function serialize(revision: number, prunedBelow: number, records: Iterable<FileRecord>, changes: Iterable<FileRecord>): string {
+  const parts: string[] = [`{"revkit":"file","version":${FORMAT_VERSION},"revision":${revision},"prunedBelow":${prunedBelow},\n"records":{`];
+  let first = true;
+  for (const r of records) {
+    parts.push(`${first ? '\n' : ',\n'}${JSON.stringify(r.key)}:{${bodyOf(r)}}`);
+    first = false;
+  }
+  parts.push('\n},\n"changes":[');
+  first = true;
+  for (const c of changes) {
+    parts.push(`${first ? '\n' : ',\n'}{"key":${JSON.stringify(c.key)},${bodyOf(c)}}`);
+    first = false;
+  }
+  parts.push('\n]}\n');
+  return parts.join('');
+}
+
+/**
+ * Parses a whole file. A file that is not revkit's, is damaged or comes from
+ * a newer version is an error — and since every commit parses before it
+ * writes, such a file is never overwritten.
+ */
+export function parse(text: string, path: string): FileState {
+  if (text.trim() === '') return emptyState();
+  let doc: unknown;
+  try {
+    doc = JSON.parse(text);
+  } catch (cause) {
+    throw corrupt(path, 'it is not valid JSON (damaged, or not a revkit file)', cause);
+  }
+  if (!isObject(doc) || doc.revkit !== 'file') {
+    throw new InvalidArgumentError(`${path} is not a revkit file store (no "revkit":"file" marker); revkit will neither use nor overwrite it`);
+  }
+  if (typeof doc.version === 'number' && doc.version > FORMAT_VERSION) {
+    throw new UnsupportedError('open', 'file', `${path} was written in format version ${doc.version}, newer than this revkit's ${FORMAT_VERSION}; upgrade revkit`);
+  }
+  if (doc.version !== FORMAT_VERSION) throw corrupt(path, `unknown format version ${JSON.stringify(doc.version)}`);
+  const revision = doc.revision;
+  const prunedBelow = doc.prunedBelow ?? 0;
+  if (!isCount(revision) || !isCount(prunedBelow) || !isObject(doc.records) || !Array.isArray(doc.changes)) {
+    throw corrupt(path, 'the revision, prunedBelow, records or changes field is missing or malformed');
+  }
+  const records = new Map<string, FileRecord>();
+  for (const [key, raw] of Object.entries(doc.records)) records.set(key, toRecord(key, raw, path));
+  const changes: FileRecord[] = [];
+  let last = 0;
+  for (const raw of doc.changes as unknown[]) {
+    if (!isObject(raw) || typeof raw.key !== 'string') throw corrupt(path, 'a change log entry has no key');
+    const change = toRecord(raw.key, raw, path);
+    if (change.revision < last || change.revision > revision) throw corrupt(path, `the change log is out of order at revision ${change.revision}`);
+    last = change.revision;
+    changes.push(change);
+  }
+  for (const r of records.values()) if (r.revision > revision) throw corrupt(path, `key ${JSON.stringify(r.key)} is at revision ${r.revision}, above the store's ${revision}`);
+  return { revision, prunedBelow, records, changes };
+}
+
+function toRecord(key: string, raw: unknown, path: string): FileRecord {
+  if (!isObject(raw) || !isCount(raw.revision) || raw.revision === 0) throw corrupt(path, `the record of ${JSON.stringify(key)} has no valid revision`);
+  const r: FileRecord = { key, revision: raw.revision };
+  if (typeof raw.writer === 'string') r.writer = raw.writer;
+  if (raw.deleted === true) {
+    r.deleted = true;
+    return r;
+  }
+  if (!isCount(raw.createdRevision) || typeof raw.updatedAt !== 'number') throw corrupt(path, `the record of ${JSON.stringify(key)} lacks createdRevision or updatedAt`);
+  r.createdRevision = raw.createdRevision;
+  r.updatedAt = raw.updatedAt;
+  if (typeof raw.expiresAt === 'number') r.expiresAt = raw.expiresAt;
+  if ('value' in raw) {
+    r.encoding = 'json';
+    r.data = JSON.stringify(raw.value);
+  } else if (typeof raw.base64 === 'string') {
+    r.encoding = 'base64';
+    r.data = raw.base64;
+  } else {
+    throw corrupt(path, `the record of ${JSON.stringify(key)} has neither "value" nor "base64"`);
+  }
+  return r;
+}
+
+function corrupt(path: string, why: string, cause?: unknown): BackendError {
+  return new BackendError(`${path} cannot be read as a revkit file store: ${why}; it is left untouched`, { transient: false, cause });
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function isCount(v: unknown): v is number {
+  return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+}

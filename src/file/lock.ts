@@ -1,0 +1,65 @@
+/**
+ * The cross-process write lock: `BEGIN IMMEDIATE` on a sidecar SQLite
+ * database. SQLite takes it with an fcntl() lock, which the kernel drops
+ * when the holder dies — and only then: a holder that is stopped or slow
+ * keeps it, so there is no stale-lock timeout that could let a second writer
+ * in (see README.md for the alternatives and why this one).
+ */
+import Database from 'better-sqlite3';
+import { BackendError, sleep } from '../core/index.js';
+
+// A short busy wait inside SQLite, then an async sleep: a waiting writer
+// never freezes its event loop for longer than this.
+const BUSY_SLICE_MS = 5;
+const MAX_SLEEP_MS = 25;
+
+export class ProcessLock {
+  private readonly db: Database.Database;
+  private held = false;
+
+  constructor(readonly path: string) {
+    try {
+      this.db = new Database(path, { timeout: 10_000 });
+      // The lock database stores nothing worth an fsync.
+      this.db.pragma('synchronous = OFF');
+      this.db.pragma(`busy_timeout = ${BUSY_SLICE_MS}`);
+    } catch (cause) {
+      throw new BackendError(`cannot open the lock file ${path}: ${(cause as Error).message}`, { transient: false, cause });
+    }
+  }
+
+  /**
+   * Waits for the lock. `giveUp()` is asked after every failed try; when it
+   * returns true the wait ends and acquire() resolves false.
+   */
+  async acquire(giveUp: () => boolean): Promise<boolean> {
+    for (let wait = 1; ; wait = Math.min(wait * 2, MAX_SLEEP_MS)) {
+      if (this.tryAcquire()) return true;
+      if (giveUp()) return false;
+      await sleep(Math.random() * wait);
+    }
+  }
+
+  release(): void {
+    if (!this.held) return;
+    this.held = false;
+    this.db.exec('COMMIT');
+  }
+
+  close(): void {
+    this.release();
+    this.db.close();
+  }
+
+  private tryAcquire(): boolean {
+    try {
+      this.db.exec('BEGIN IMMEDIATE');
+      this.held = true;
+      return true;
+    } catch (err) {
+      const code = (err as { code?: unknown }).code;
+      if (code === 'SQLITE_BUSY' || code === 'SQLITE_LOCKED') return false;
+      throw new BackendError(`cannot take the lock ${this.path}: ${(err as Error).message}`, { transient: false, cause: err });
+    }
+  }
+}
