@@ -2,6 +2,8 @@ import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import { BackendError, ConflictError, ForbiddenError, UnauthorizedError } from '../src/core/index.js';
+import { EXIT, exitCodeFor } from '../src/cli/main.js';
 import { tempDir, uniqueName } from './helpers.js';
 
 const cli = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url));
@@ -38,7 +40,7 @@ describe('revkit CLI against a store URL', () => {
     expect(hist.length).toBe(2);
     const rm = revkit(store, ['rm', 'cfg/b']);
     expect(rm.code).toBe(0);
-    expect(revkit(store, ['get', 'cfg/b'])).toMatchObject({ code: 1, err: 'revkit: not found: "cfg/b"' });
+    expect(revkit(store, ['get', 'cfg/b'])).toMatchObject({ code: 4, err: 'revkit: not found: "cfg/b" (no live value)' });
   });
 
   it('a failed precondition exits 3 with one line naming the current revision', () => {
@@ -60,15 +62,39 @@ describe('revkit CLI against a store URL', () => {
       ['put', 'k', '1', '--if-revision', '1', '--if-absent'],
       ['put', '', '1'],
       ['update', 'k'],
+      ['update', 'k', '--incr', 'x'],
+      ['put', 'k', '1', '--bogus'],
+      ['get'],
       ['frobnicate'],
+      [],
     ];
     for (const args of cases) {
       const r = revkit(store, args);
       expect(r.code, args.join(' ')).toBe(2);
-      expect(r.err).not.toMatch(/\n\s+at /);
+      expect(r.err.split('\n'), args.join(' ')).toHaveLength(1);
+      expect(r.err, args.join(' ')).toMatch(/^revkit: /);
+      expect(r.err).not.toMatch(/Usage:|\n\s+at /);
+      expect(r.out, args.join(' ')).toBe('');
     }
     expect(revkit(store, ['put', 'k', '{not json']).err).toBe('revkit: the value is not valid JSON: {not json');
-    expect(revkit(store, ['get', 'k']).code).toBe(1);
+    expect(revkit(store, ['update', 'k', '--incr', 'x']).err).toMatch(/--incr.*'x'.*must be a number/);
+  });
+
+  it('not found is exit 4, distinct from an outage (exit 1): get of a missing key, rm with nothing to delete', () => {
+    expect(revkit(store, ['get', 'never/written'])).toMatchObject({ code: 4, out: '', err: 'revkit: not found: "never/written" (no live value)' });
+    expect(revkit(store, ['rm', 'never/written'])).toMatchObject({ code: 4, out: '', err: 'revkit: not found: "never/written" (nothing to delete)' });
+    json(store, ['put', 'gone', '1']);
+    expect(revkit(store, ['rm', 'gone']).code).toBe(0);
+    expect(revkit(store, ['rm', 'gone'])).toMatchObject({ code: 4, err: 'revkit: not found: "gone" (nothing to delete)' });
+    expect(revkit(store, ['get', 'gone']).code).toBe(4);
+    expect(revkit('sqlite:/dev/null/x/y.db', ['get', 'k']).code).toBe(1);
+  });
+
+  it('update --incr adds 1 when no amount is given, n when one is', () => {
+    expect(json(store, ['update', 'incr/a', '--incr']).value).toBe(1);
+    expect(json(store, ['update', 'incr/a', '--incr']).value).toBe(2);
+    expect(json(store, ['update', 'incr/a', '--incr', '5']).value).toBe(7);
+    expect(json(store, ['update', 'incr/a', '--incr', '-2.5']).value).toBe(4.5);
   });
 
   it('an unknown store URL is one line and exit 2; an unreachable one exit 1', () => {
@@ -78,6 +104,24 @@ describe('revkit CLI against a store URL', () => {
     const broken = revkit('sqlite:/dev/null/x/y.db', ['get', 'k']);
     expect(broken.code).toBe(1);
     expect(broken.err).toMatch(/^revkit: ERR_BACKEND: cannot open SQLite database/);
+  });
+});
+
+describe('exit codes and messages', () => {
+  it('an authentication failure is one line that says what to do', () => {
+    const unauthorized = exitCodeFor(new UnauthorizedError());
+    expect(unauthorized.code).toBe(EXIT.error);
+    expect(unauthorized.message).toMatch(/^ERR_UNAUTHORIZED: .*--token or REVKIT_TOKEN/);
+    const forbidden = exitCodeFor(new ForbiddenError('forbidden: write on "cfg/" needed', 'write on cfg/'));
+    expect(forbidden.code).toBe(EXIT.error);
+    expect(forbidden.message).toMatch(/^ERR_FORBIDDEN: forbidden: write on "cfg\/" needed \(the token lacks the scope/);
+    for (const m of [unauthorized.message, forbidden.message]) expect(m).not.toContain('\n');
+  });
+
+  it('EXIT is the documented table: 0 ok, 1 error, 2 usage, 3 precondition failed, 4 not found', () => {
+    expect(EXIT).toEqual({ ok: 0, error: 1, usage: 2, precondition: 3, notFound: 4 });
+    expect(exitCodeFor(new ConflictError([{ key: 'k', expected: 1, actual: 2 }])).code).toBe(3);
+    expect(exitCodeFor(new BackendError('down', { transient: true })).code).toBe(1);
   });
 });
 

@@ -94,14 +94,28 @@ describe('revkit serve: start-up', () => {
     }
   });
 
-  it('bad configuration fails the same way', async () => {
+  it('a tokens file that cannot be read or used: one line and exit 1', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'revkit-cli-'));
     writeFileSync(join(dir, 'bad.json'), '{ "not": "an array" }');
-    for (const args of [['--tokens', join(dir, 'bad.json')], ['--tokens', join(dir, 'missing.json')], ['--host', '0.0.0.0', '--no-auth'], ['--admin-token', 'short'], ['--port', 'x']]) {
+    for (const args of [['--tokens', join(dir, 'bad.json')], ['--tokens', join(dir, 'missing.json')]]) {
       const r = await cli(['serve', '--store', 'memory:', '--port', '0', ...args]);
       expect(r.code, `${args.join(' ')}: ${r.stderr}`).toBe(1);
       expect(r.stderr.trim().split('\n')).toHaveLength(1);
     }
+  });
+
+  it('usage errors: exit 2 with one line on stderr, never the full help', async () => {
+    const cases = [['--port', 'abc'], ['--port', '70000'], ['--admin-token', 'short'], ['--host', '0.0.0.0', '--no-auth'], ['--no-auth', '--admin-token', TOKEN], ['--max-value-bytes', '0'], ['--bogus']];
+    for (const args of cases) {
+      const r = await cli(['serve', '--store', 'memory:', ...args]);
+      expect(r.code, `${args.join(' ')}: ${r.stderr}`).toBe(2);
+      expect(r.stderr.trim().split('\n'), args.join(' ')).toHaveLength(1);
+      expect(r.stderr).toMatch(/^revkit( serve)?: /);
+      expect(r.stderr).not.toMatch(/Usage:|Options:/);
+      expect(r.stdout).toBe('');
+    }
+    const env = await cli(['serve', '--store', 'memory:'], { REVKIT_PORT: 'abc' });
+    expect(env.code, env.stderr).toBe(2);
   });
 
   it('environment variables: REVKIT_STORE, REVKIT_PORT, REVKIT_ADMIN_TOKEN, REVKIT_TOKENS_FILE, REVKIT_REQUIRE_PRECONDITIONS', async () => {
@@ -218,11 +232,29 @@ describe('revkit get|put|rm|update|list|history|watch --server URL --token T', (
     expect(hist.stdout.trim().split('\n')).toHaveLength(2);
     expect((await cli(['rm', 'cli/a', '--if-revision', '1', ...remote()])).code).toBe(3);
     expect((await cli(['rm', 'cli/a', ...remote()])).code).toBe(0);
-    expect((await cli(['get', 'cli/a', ...remote()])).code).toBe(1);
+    expect((await cli(['get', 'cli/a', ...remote()])).code).toBe(4);
     const noToken = await cli(['get', 'cli/c', '--server', s.url]);
     expect(noToken.code).toBe(1);
-    expect(noToken.stderr).toMatch(/401/);
-  });
+    expect(noToken.stderr.trim().split('\n')).toHaveLength(1);
+    expect(noToken.stderr).toMatch(/401|ERR_UNAUTHORIZED/);
+  }, 120_000);
+
+  it('not found and rm of a missing key: exit 4 over HTTP exactly as directly', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'revkit-cli-'));
+    const direct = ['--store', `sqlite:${join(dir, 'direct.db')}`];
+    for (const via of [remote(), direct]) {
+      const missingGet = await cli(['get', 'nf/never', ...via]);
+      expect({ code: missingGet.code, stderr: missingGet.stderr }).toEqual({ code: 4, stderr: 'revkit: not found: "nf/never" (no live value)\n' });
+      const missingRm = await cli(['rm', 'nf/never', ...via]);
+      expect({ code: missingRm.code, stderr: missingRm.stderr, stdout: missingRm.stdout }).toEqual({ code: 4, stderr: 'revkit: not found: "nf/never" (nothing to delete)\n', stdout: '' });
+      for (const args of [['put', 'nf/once', '1'], ['rm', 'nf/once']]) {
+        const r = await cli([...args, ...via]);
+        expect(r.code, `${args.join(' ')}: ${r.stderr}`).toBe(0);
+      }
+      const again = await cli(['rm', 'nf/once', ...via]);
+      expect({ code: again.code, stderr: again.stderr }).toEqual({ code: 4, stderr: 'revkit: not found: "nf/once" (nothing to delete)\n' });
+    }
+  }, 120_000);
 
   it('watch prints changes as JSON lines', async () => {
     const child = spawn(process.execPath, [MAIN, 'watch', '--prefix', 'cw/', ...remote()], { stdio: ['ignore', 'pipe', 'pipe'] });

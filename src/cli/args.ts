@@ -12,3 +12,15 @@ export function parsePositive(text: string): number {
   if (!/^\d+$/.test(text) || !Number.isSafeInteger(n) || n <= 0) throw new CommanderArgumentError('must be a positive integer');
   return n;
 }
+
+export function parseNumber(text: string): number {
+  const n = Number(text);
+  if (text.trim() === '' || !Number.isFinite(n)) throw new CommanderArgumentError('must be a number');
+  return n;
+}
+
+export function parsePort(text: string): number {
+  const n = Number(text);
+  if (!/^\d+$/.test(text) || n > 65535) throw new CommanderArgumentError('must be a port number 0..65535 (0: any free port)');
+  return n;
+}

@@ -8,12 +8,12 @@ import { registerServe } from './serve.js';
 import { registerCheck } from './check.js';
 import { registerBench } from './bench.js';
 import { registerCheckpoints } from './checkpoints.js';
-import { parsePositive, parseRevision } from './args.js';
+import { parseNumber, parsePositive, parseRevision } from './args.js';
 
 export const DEFAULT_STORE = 'sqlite:./data/revkit.db';
 
 /** Exit codes (docs/semantics.md): 0 ok, 1 error, 2 usage, 3 precondition failed, 4 not found. */
-export const EXIT = { ok: 0, error: 1, usage: 2, precondition: 3 } as const;
+export const EXIT = { ok: 0, error: 1, usage: 2, precondition: 3, notFound: 4 } as const;
 
 class UsageError extends Error {}
 
@@ -72,7 +72,8 @@ export function buildProgram(): Command {
     .addOption(new Option('--store <url>', 'store URL (memory:, sqlite:./path.db, postgres://…, nats://…)').env('REVKIT_STORE'))
     .addOption(new Option('--server <url>', 'talk to a revkit server over HTTP instead of a store').env('REVKIT_SERVER'))
     .addOption(new Option('--token <token>', 'bearer token for --server').env('REVKIT_TOKEN'))
-    .showHelpAfterError()
+    // Usage errors are one line (printed by main()), never the full help; subcommands inherit this.
+    .configureOutput({ outputError: () => undefined, writeErr: () => undefined })
     .exitOverride();
 
   program.command('get <key>').description('print the value of a key (--entry: with its revision)')
@@ -100,13 +101,18 @@ export function buildProgram(): Command {
     .option('--if-value <json>', 'only if the current value equals this JSON')
     .action(async (key: string, opts: { ifRevision?: number; ifValue?: string }, cmd: Command) => {
       const options = conditionFrom(opts);
-      await withStore(cmd, async (s) => print({ key, revision: await s.delete(key, options) }));
+      // Nothing to delete is "not found" (exit 4), the same directly and over HTTP (where it is a 404).
+      await withStore(cmd, async (s) => {
+        const revision = await s.delete(key, options);
+        if (revision === null) throw new NotFound(key, 'nothing to delete');
+        print({ key, revision });
+      });
     });
 
   program.command('update <key>').description('read-modify-write with retries: --set, --merge or --incr')
     .option('--set <json>', 'replace the value')
     .option('--merge <json>', 'apply a JSON Merge Patch (RFC 7396) to the current value')
-    .option('--incr <n>', 'add n to a numeric value (missing counts as 0)', Number)
+    .addOption(new Option('--incr [n]', 'add n (default 1) to a numeric value; missing counts as 0').preset('1').argParser(parseNumber))
     .option('--max-attempts <n>', 'give up after n attempts', parsePositive)
     .option('--deadline <ms>', 'give up after this long', parsePositive)
     .action(async (key: string, opts: { set?: string; merge?: string; incr?: number; maxAttempts?: number; deadline?: number }, cmd: Command) => {
@@ -121,7 +127,6 @@ export function buildProgram(): Command {
         mutate = (current) => mergePatch(current, patch);
       } else {
         const by = opts.incr as number;
-        if (!Number.isFinite(by)) throw new UsageError('--incr needs a number');
         mutate = (current) => {
           if (current !== undefined && typeof current !== 'number') throw new UsageError(`the value of ${key} is not a number`);
           return ((current as number | undefined) ?? 0) + by;
@@ -172,23 +177,37 @@ export function buildProgram(): Command {
 }
 
 class NotFound extends Error {
-  constructor(key: string) {
-    super(`not found: ${JSON.stringify(key)}`);
+  constructor(key: string, what = 'no live value') {
+    super(`not found: ${JSON.stringify(key)} (${what})`);
   }
 }
 
+/** What to do about an authentication failure, on the same line. */
+const HINTS: Partial<Record<string, string>> = {
+  ERR_UNAUTHORIZED: 'give a valid token with --token or REVKIT_TOKEN',
+  ERR_FORBIDDEN: 'the token lacks the scope this needs; use a token with access to this key or prefix',
+};
+
+const oneLine = (text: string) => text.replace(/^error: /, '').replace(/\s*\n\s*/g, ' ').trim();
+
 /** One line on stderr, never a stack trace; the exit code says what kind of failure. */
 export function exitCodeFor(err: unknown): { code: number; message: string } {
-  if (err instanceof CommanderError) return { code: err.exitCode === 0 ? EXIT.ok : EXIT.usage, message: '' };
+  if (err instanceof CommanderError) {
+    if (err.exitCode === 0) return { code: EXIT.ok, message: '' };
+    // `revkit` alone (commander would print the whole help on stderr).
+    if (err.code === 'commander.help') return { code: EXIT.usage, message: 'give a command; `revkit --help` lists them' };
+    return { code: EXIT.usage, message: `${oneLine(err.message)} (see --help)` };
+  }
   if (err instanceof UsageError) return { code: EXIT.usage, message: err.message };
-  if (err instanceof NotFound) return { code: EXIT.error, message: err.message };
+  if (err instanceof NotFound) return { code: EXIT.notFound, message: err.message };
   if (RevkitError.is(err)) {
     const code = err.code === 'ERR_CONFLICT' ? EXIT.precondition
       : ['ERR_INVALID_ARGUMENT', 'ERR_INVALID_KEY', 'ERR_VALIDATION', 'ERR_TOO_LARGE'].includes(err.code) ? EXIT.usage
       : EXIT.error;
-    return { code, message: `${err.code}: ${err.message}` };
+    const hint = HINTS[err.code];
+    return { code, message: oneLine(`${err.code}: ${err.message}${hint ? ` (${hint})` : ''}`) };
   }
-  return { code: EXIT.error, message: err instanceof Error ? err.message : String(err) };
+  return { code: EXIT.error, message: oneLine(err instanceof Error ? err.message : String(err)) };
 }
 
 export async function main(argv = process.argv): Promise<number> {

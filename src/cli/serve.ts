@@ -1,11 +1,12 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { Option, type Command } from 'commander';
+import { InvalidArgumentError as CommanderArgumentError, Option, type Command } from 'commander';
 import { RevkitError, type Store } from '../core/index.js';
 import { open } from '../open.js';
 import { createServer, DEFAULT_LIMITS } from '../server/app.js';
 import { loadTokensFile, MIN_TOKEN_LENGTH, type TokenSpec } from '../server/auth.js';
+import { parsePort, parsePositive } from './args.js';
 
 export const DEFAULT_STORE_URL = 'sqlite:./data/revkit.db';
 export const DEFAULT_PORT = 8787;
@@ -13,13 +14,13 @@ export const DEFAULT_PORT = 8787;
 interface ServeOptions {
   store?: string;
   host: string;
-  port: string;
+  port: number;
   adminToken?: string;
   tokens?: string;
   requirePreconditions?: boolean;
   auth: boolean;
-  maxValueBytes?: string;
-  maxBodyBytes?: string;
+  maxValueBytes?: number;
+  maxBodyBytes?: number;
 }
 
 /** `revkit serve`: the HTTP server (docs/semantics.md, "HTTP server"). */
@@ -29,13 +30,13 @@ export function registerServe(program: Command): void {
     .description('run the revkit HTTP server over a store: JSON API with ETag / If-Match, SSE watch, bearer tokens')
     .addOption(new Option('--store <url>', `store URL (default ${DEFAULT_STORE_URL})`).env('REVKIT_STORE'))
     .addOption(new Option('--host <host>', 'address to bind').env('REVKIT_HOST').default('127.0.0.1'))
-    .addOption(new Option('--port <n>', 'port to listen on (0: any free port)').env('REVKIT_PORT').default(String(DEFAULT_PORT)))
-    .addOption(new Option('--admin-token <token>', `bearer token with admin access to every key (≥ ${MIN_TOKEN_LENGTH} characters)`).env('REVKIT_ADMIN_TOKEN'))
+    .addOption(new Option('--port <n>', 'port to listen on (0: any free port)').env('REVKIT_PORT').default(DEFAULT_PORT).argParser(parsePort))
+    .addOption(new Option('--admin-token <token>', `bearer token with admin access to every key (≥ ${MIN_TOKEN_LENGTH} characters)`).env('REVKIT_ADMIN_TOKEN').argParser(parseAdminToken))
     .addOption(new Option('--tokens <file>', 'JSON tokens file: [{ "name", "token", "scopes": [{ "prefix", "access": "read|write|admin" }] }]').env('REVKIT_TOKENS_FILE'))
     .addOption(new Option('--require-preconditions', 'refuse unconditional writes with 428').env('REVKIT_REQUIRE_PRECONDITIONS'))
     .addOption(new Option('--no-auth', 'run without authentication (only allowed on a loopback address)').env('REVKIT_NO_AUTH'))
-    .addOption(new Option('--max-value-bytes <n>', 'largest value').env('REVKIT_MAX_VALUE_BYTES'))
-    .addOption(new Option('--max-body-bytes <n>', 'largest request body').env('REVKIT_MAX_BODY_BYTES'))
+    .addOption(new Option('--max-value-bytes <n>', 'largest value').env('REVKIT_MAX_VALUE_BYTES').argParser(parsePositive))
+    .addOption(new Option('--max-body-bytes <n>', 'largest request body').env('REVKIT_MAX_BODY_BYTES').argParser(parsePositive))
     .action(async (opts: ServeOptions, cmd: Command) => {
       // The main program may declare --store globally and take it first.
       const store = opts.store || (cmd.optsWithGlobals() as { store?: string }).store || DEFAULT_STORE_URL;
@@ -43,29 +44,32 @@ export function registerServe(program: Command): void {
     });
 }
 
-function fail(message: string): never {
+function parseAdminToken(text: string): string {
+  if (text.length < MIN_TOKEN_LENGTH) throw new CommanderArgumentError(`must be at least ${MIN_TOKEN_LENGTH} characters`);
+  return text;
+}
+
+/** One line on stderr; exit 1 (something could not be opened or read) or 2 (a usage error). */
+function fail(message: string, exitCode: 1 | 2 = 1): never {
   process.stderr.write(`revkit serve: ${message}\n`);
-  process.exit(1);
+  process.exit(exitCode);
 }
 
 function isLoopback(host: string): boolean {
   return host === 'localhost' || host === '::1' || host === '[::1]' || /^127\.\d+\.\d+\.\d+$/.test(host);
 }
 
-function positiveInt(name: string, value: string | undefined): number | undefined {
-  if (value === undefined) return undefined;
-  const n = Number(value);
-  if (!Number.isSafeInteger(n) || n <= 0) fail(`${name} must be a positive integer, got ${JSON.stringify(value)}`);
-  return n;
-}
-
 async function serve(opts: ServeOptions & { store: string }): Promise<void> {
-  const port = Number(opts.port);
-  if (!Number.isInteger(port) || port < 0 || port > 65535) fail(`--port must be 0..65535, got ${JSON.stringify(opts.port)}`);
-  const maxValueBytes = positiveInt('--max-value-bytes', opts.maxValueBytes) ?? DEFAULT_LIMITS.maxValueBytes;
-  const maxBodyBytes = positiveInt('--max-body-bytes', opts.maxBodyBytes) ?? Math.max(DEFAULT_LIMITS.maxBodyBytes, maxValueBytes + 64 * 1024);
+  const port = opts.port;
+  const maxValueBytes = opts.maxValueBytes ?? DEFAULT_LIMITS.maxValueBytes;
+  const maxBodyBytes = opts.maxBodyBytes ?? Math.max(DEFAULT_LIMITS.maxBodyBytes, maxValueBytes + 64 * 1024);
 
   // --- who may call
+  const authOff = opts.auth === false;
+  if (authOff) {
+    if (!isLoopback(opts.host)) fail(`--no-auth is only allowed on a loopback address, not ${opts.host}`, 2);
+    if (opts.tokens || opts.adminToken) fail('--no-auth conflicts with --tokens and --admin-token', 2);
+  }
   let tokens: TokenSpec[] | null = null;
   let generated: string | undefined;
   if (opts.tokens) {
@@ -75,14 +79,7 @@ async function serve(opts: ServeOptions & { store: string }): Promise<void> {
       fail((err as Error).message);
     }
   }
-  if (opts.adminToken !== undefined && opts.adminToken.length < MIN_TOKEN_LENGTH) fail(`--admin-token must be at least ${MIN_TOKEN_LENGTH} characters`);
-  const authOff = opts.auth === false;
-  if (authOff) {
-    if (!isLoopback(opts.host)) fail(`--no-auth is only allowed on a loopback address, not ${opts.host}`);
-    if (tokens || opts.adminToken) fail('--no-auth conflicts with --tokens and --admin-token');
-  } else if (!tokens && opts.adminToken === undefined) {
-    generated = randomBytes(24).toString('base64url');
-  }
+  if (!authOff && !tokens && opts.adminToken === undefined) generated = randomBytes(24).toString('base64url');
   const adminToken = opts.adminToken ?? generated;
 
   // --- the store: one clear line and exit 1 when it cannot be opened or reached
