@@ -1,12 +1,17 @@
 import { InvalidArgumentError as CommanderArgumentError, type Command } from 'commander';
 import { parsePositive } from './args.js';
 import { runCheck, type CheckSummary } from '../testing/check/run.js';
-
+import { canaryKinds, type CanaryKind } from '../testing/api-canaries.js';
 
 function rate(text: string): number {
   const n = Number(text);
   if (!Number.isFinite(n) || n < 0) throw new CommanderArgumentError('must be a number ≥ 0 (kills per second)');
   return n;
+}
+
+function canaryKind(text: string): CanaryKind {
+  if (!(canaryKinds as readonly string[]).includes(text)) throw new CommanderArgumentError(`must be one of ${canaryKinds.join(', ')}`);
+  return text as CanaryKind;
 }
 
 /** `revkit check`: DESIGN §11 — record a multi-process history against a store and check it. */
@@ -20,13 +25,15 @@ export function registerCheck(program: Command, defaultStore: string): void {
     .option('--kill-rate <r>', 'SIGKILLs of worker processes per second (0: none)', rate, 0)
     .option('--seed <s>', 'seed of the operation mix and the kills', parsePositive)
     .option('--timeout <ms>', 'time bound of the linearizability search', parsePositive, 60_000)
+    .option('--canary <kind>', `check a deliberately broken layer instead, to see it caught: ${canaryKinds.join(' | ')}`, canaryKind)
     .option('--json', 'print the summary as JSON')
-    .action(async (opts: { processes: number; clients: number; ops: number; keys: number; killRate: number; seed?: number; timeout: number; json?: boolean }, cmd: Command) => {
+    .action(async (opts: { processes: number; clients: number; ops: number; keys: number; killRate: number; seed?: number; timeout: number; json?: boolean; canary?: CanaryKind }, cmd: Command) => {
       const url = cmd.optsWithGlobals<{ store?: string }>().store ?? defaultStore;
       const tty = process.stderr.isTTY === true;
       const summary = await runCheck({
         url, processes: opts.processes, clients: opts.clients, ops: opts.ops, keys: opts.keys, killRate: opts.killRate, timeoutMs: opts.timeout,
         ...(opts.seed !== undefined ? { seed: opts.seed } : {}),
+        ...(opts.canary !== undefined ? { canary: opts.canary } : {}),
         ...(tty ? { onProgress: (done: number, total: number) => progress(done, total) } : {}),
       });
       if (tty) process.stderr.write('\r\x1b[K');
@@ -44,25 +51,36 @@ function progress(done: number, total: number): void {
 
 function summaryJson(url: string, s: CheckSummary) {
   return {
-    store: url, verdict: s.verdict, mode: s.mode, operations: s.operations, ok: s.ok, fail: s.fail, unknown: s.unknown, killed: s.killed,
+    store: url, verdict: s.verdict, mode: s.mode, operations: s.operations, apiOperations: s.apiOperations, ok: s.ok, fail: s.fail, unknown: s.unknown, killed: s.killed,
     phases: s.phases, chainViolations: s.chain.violations.slice(0, 20),
     linearizability: { result: s.linearizability.result, timedOut: s.linearizability.timedOut, counterExample: s.linearizability.counterExample?.text },
+    incrementViolations: s.increments.violations.slice(0, 20),
+    api: { result: s.api.result, timedOut: s.api.timedOut, counterExample: s.api.counterExample?.text },
   };
 }
 
 function describe(url: string, s: CheckSummary): string {
   const lines = [
     `store        ${url} (${s.mode === 'processes' ? 'worker processes' : 'in-process clients: this store is not shared across processes'})`,
-    `operations   ${s.operations}: ${s.ok} ok, ${s.fail} failed, ${s.unknown} unknown outcome; ${s.killed} worker(s) killed`,
-    `time         run ${ms(s.phases.runMs)}, revision-chain check ${ms(s.phases.chainMs)}, linearizability ${ms(s.phases.linearizabilityMs)}`,
-    `chain check  ${s.chain.ok ? 'ok' : `${s.chain.violations.length} violation(s)`}`,
-    ...s.chain.violations.slice(0, 5).map((v) => `  - ${v.kind} on ${v.key}: ${v.detail}`),
-    `linearizable ${s.linearizability.result}${s.linearizability.timedOut.length ? ` (search cut off on ${s.linearizability.timedOut.join(', ')})` : ''}`,
+    `operations   ${s.operations} (${s.apiOperations} of them API-level): ${s.ok} ok, ${s.fail} failed, ${s.unknown} unknown outcome; ${s.killed} worker(s) killed`,
+    `time         run ${ms(s.phases.runMs)}, revision-chain check ${ms(s.phases.chainMs)}, linearizability ${ms(s.phases.linearizabilityMs)}, API level ${ms(s.phases.apiMs)}`,
+    'store level  (what reached the store)',
+    `  chain check  ${s.chain.ok ? 'ok' : `${s.chain.violations.length} violation(s)`}`,
+    ...s.chain.violations.slice(0, 5).map((v) => `    - ${v.kind} on ${v.key}: ${v.detail}`),
+    `  linearizable ${s.linearizability.result}${cutOff(s.linearizability.timedOut)}`,
   ];
-  if (s.linearizability.counterExample) lines.push(indent(s.linearizability.counterExample.text));
+  if (s.linearizability.counterExample) lines.push(indent(s.linearizability.counterExample.text, 4));
+  lines.push(
+    'API level    (what each caller was told)',
+    `  counters     ${s.increments.ok ? 'ok' : `${s.increments.violations.length} violation(s)`} (${s.increments.increments} increments on ${s.increments.keys} keys)`,
+    ...s.increments.violations.slice(0, 5).map((v) => `    - ${v.kind} on ${v.key}: ${v.detail}`),
+    `  linearizable ${s.api.result}${cutOff(s.api.timedOut)}`,
+  );
+  if (s.api.counterExample) lines.push(indent(s.api.counterExample.text, 4));
   lines.push(`verdict      ${s.verdict.toUpperCase()}`);
   return `${lines.join('\n')}\n`;
 }
 
 const ms = (n: number) => (n >= 1000 ? `${(n / 1000).toFixed(2)} s` : `${n.toFixed(0)} ms`);
-const indent = (text: string) => text.split('\n').map((l) => `  ${l}`).join('\n');
+const indent = (text: string, by: number) => text.split('\n').map((l) => `${' '.repeat(by)}${l}`).join('\n');
+const cutOff = (keys: string[]) => (keys.length ? ` (search cut off on ${keys.join(', ')})` : '');

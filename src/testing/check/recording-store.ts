@@ -1,9 +1,14 @@
-import { BackendError, ConflictError, isTombstone, type DeleteOptions, type Entry, type PutOptions, type Store, type StoredRecord } from '../../core/index.js';
+import {
+  BackendError, ConflictError, OutcomeUnknownError, RetryExhaustedError, isTombstone,
+  type DeleteOptions, type Entry, type PutOptions, type Store, type StoredRecord, type UpdateOptions,
+} from '../../core/index.js';
 import { WrappingStore } from '../wrapping-store.js';
 import type { HistoryRecorder } from '../checker/history.js';
-import type { KvCondition, VersionedKvInput, VersionedKvOutput } from '../checker/linearizability.js';
+import type { KvCondition, VersionedKvOutput } from '../checker/linearizability.js';
+import { applyMutation, type ApiKvInput, type RecordedMutation } from '../checker/api-model.js';
 
-type Recorder = HistoryRecorder<VersionedKvInput, VersionedKvOutput>;
+/** One history holds both levels: store-level operations, and API-level ones (`update`, and put/delete marked `api`). */
+type Recorder = HistoryRecorder<ApiKvInput, VersionedKvOutput>;
 
 /**
  * Wraps a store and records every primitive read and write as a history
@@ -54,11 +59,8 @@ export class RecordingStore extends WrappingStore {
     }
   }
 
-  /** A conflict is an observation; a fault that may have applied is unknown; anything else did not apply. */
   private complete(id: number, err: unknown): void {
-    if (ConflictError.is(err)) this.recorder.fail(id, { ok: false, actual: err.actual });
-    else if (BackendError.is(err) && (err.ambiguous || err.transient)) this.recorder.unknown(id);
-    else this.recorder.fail(id);
+    completeWithError(this.recorder, id, err);
   }
 
   protected async doClose(): Promise<void> {
@@ -71,4 +73,64 @@ function conditionOf(options: PutOptions): KvCondition | undefined {
   if (options.ifRevision !== undefined) return { ifRevision: options.ifRevision };
   if (options.ifValue !== undefined) return { ifValue: options.ifValue };
   return undefined;
+}
+
+/** A conflict is an observation; a fault that may have applied is unknown; anything else did not apply. */
+function completeWithError(recorder: Recorder, id: number, err: unknown): void {
+  if (ConflictError.is(err)) recorder.fail(id, { ok: false, actual: err.actual });
+  else if (BackendError.is(err) && (err.ambiguous || err.transient)) recorder.unknown(id);
+  else recorder.fail(id);
+}
+
+/**
+ * Records what one client is *told* (DESIGN §11): each update() as one
+ * operation with the entry it returned, and each put / delete with its
+ * result. Mutations are given as data (`RecordedMutation`) so the checker can
+ * re-run them against the model.
+ */
+export class ApiRecorder {
+  constructor(private readonly store: Store, private readonly recorder: Recorder, readonly clientId: string) {}
+
+  async update(key: string, mutation: RecordedMutation, options: UpdateOptions<unknown> = {}): Promise<Entry<unknown> | null> {
+    const id = this.recorder.invoke(this.clientId, { op: 'update', key, mutation });
+    try {
+      const entry = await this.store.update<unknown>(key, (current) => applyMutation(mutation, current), options);
+      this.recorder.ok(id, entry === null ? null : { value: entry.value, revision: entry.revision });
+      return entry;
+    } catch (err) {
+      // The caller was told the update failed: the checker holds the store to that (it must not have applied),
+      // unless the error itself says the outcome is open.
+      const open = OutcomeUnknownError.is(err) || (BackendError.is(err) && (err.ambiguous || err.transient))
+        || (RetryExhaustedError.is(err) && BackendError.is(err.lastError) && err.lastError.ambiguous);
+      if (open) this.recorder.unknown(id);
+      else this.recorder.fail(id);
+      throw err;
+    }
+  }
+
+  async put(key: string, value: unknown, options: PutOptions = {}): Promise<Entry<unknown>> {
+    const cond = conditionOf(options);
+    const id = this.recorder.invoke(this.clientId, cond ? { api: true, op: 'put', key, value, cond } : { api: true, op: 'put', key, value });
+    try {
+      const entry = await this.store.put(key, value, options);
+      this.recorder.ok(id, { ok: true, revision: entry.revision });
+      return entry;
+    } catch (err) {
+      completeWithError(this.recorder, id, err);
+      throw err;
+    }
+  }
+
+  async delete(key: string, options: DeleteOptions = {}): Promise<number | null> {
+    const cond = conditionOf(options);
+    const id = this.recorder.invoke(this.clientId, cond ? { api: true, op: 'delete', key, cond } : { api: true, op: 'delete', key });
+    try {
+      const revision = await this.store.delete(key, options);
+      this.recorder.ok(id, { ok: true, revision });
+      return revision;
+    } catch (err) {
+      completeWithError(this.recorder, id, err);
+      throw err;
+    }
+  }
 }

@@ -5,9 +5,9 @@
  */
 import { appendFileSync } from 'node:fs';
 import { HistoryRecorder } from '../checker/history.js';
-import type { VersionedKvInput, VersionedKvOutput } from '../checker/linearizability.js';
+import type { CanaryKind } from '../api-canaries.js';
 import { openTarget } from '../open-target.js';
-import { runWorkload } from './workload.js';
+import { runWorkload, type CheckRecorder } from './workload.js';
 
 export interface CheckWorkerConfig {
   url: string;
@@ -18,17 +18,19 @@ export interface CheckWorkerConfig {
   keys: number;
   seed: number;
   run: string;
+  canary?: CanaryKind;
 }
 
 async function main(): Promise<void> {
   const config = JSON.parse(process.argv[2] as string) as CheckWorkerConfig;
   const store = await openTarget(config.url);
-  const recorder = new HistoryRecorder<VersionedKvInput, VersionedKvOutput>({
+  const recorder: CheckRecorder = new HistoryRecorder({
     onEvent: (_event, line) => appendFileSync(config.historyFile, line),
   });
   let last = 0;
   await runWorkload(store, recorder, {
     clients: config.clients, ops: config.ops, keys: config.keys, worker: config.worker, seed: config.seed, run: config.run,
+    ...(config.canary ? { canary: config.canary } : {}),
     onProgress: (done) => {
       if (done - last >= 25) {
         last = done;
