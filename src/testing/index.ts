@@ -4,3 +4,5 @@ export { CanaryStore, canary } from './canary.js';
 export { openTarget } from './open-target.js';
 export { runMultiProcessCounters, type CounterRunOptions, type CounterRunReport } from './multiprocess.js';
 export { FaultStore, type FaultKind, type FaultOperation, type FaultRule, type InjectedFault } from './fault-store.js';
+export { SharedResultStore, DoubleApplyStore, canaryKinds, type CanaryKind } from './api-canaries.js';
+export { ApiRecorder, RecordingStore } from './check/recording-store.js';
