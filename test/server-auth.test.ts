@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseTokens, type Access, type RevkitServer } from '../src/server/index.js';
+import { ForbiddenError, UnauthorizedError } from '../src/core/index.js';
+import { HttpStore, parseTokens, type Access, type RevkitServer } from '../src/server/index.js';
 import { problemIssue, startServer } from './server-helpers.js';
 
 const tokens = parseTokens([
@@ -104,6 +105,24 @@ describe('auth matrix: every route × every scope', () => {
       expect(res.status, h).toBe(401);
     }
     expect((await fetch(`${base}/v1/kv/app/x`, { headers: { authorization: `bearer ${ROOT}` } })).status).not.toBe(401);
+  });
+
+  it('HttpStore: 401 is UnauthorizedError and 403 is ForbiddenError naming the scope needed, each a one-line message', async () => {
+    const stranger = new HttpStore({ url: base, token: 'not-a-valid-token-0000000' });
+    const unauthorized = await stranger.get('app/x').catch((e: unknown) => e);
+    expect(UnauthorizedError.is(unauthorized), String(unauthorized)).toBe(true);
+    expect((unauthorized as Error).message).toMatch(/^not authenticated by the revkit server .*: the bearer token is not valid$/);
+    const anonymous = new HttpStore({ url: base });
+    expect(UnauthorizedError.is(await anonymous.list().catch((e: unknown) => e))).toBe(true);
+
+    const reader = new HttpStore({ url: base, token: 'reader-token-aaaaaaaaaaaa' });
+    const forbidden = await reader.put('app/x', 1).catch((e: unknown) => e);
+    expect(ForbiddenError.is(forbidden), String(forbidden)).toBe(true);
+    expect((forbidden as ForbiddenError).scope).toBe('write on key "app/x"');
+    expect((forbidden as Error).message).toMatch(/^forbidden by the revkit server .*: the token "reader" has no write access to key "app\/x"$/);
+    expect(ForbiddenError.is(await reader.update('app/y', () => 1).catch((e: unknown) => e))).toBe(true);
+    for (const e of [unauthorized, forbidden]) expect((e as Error).message).not.toContain('\n');
+    await Promise.all([stranger.close(), anonymous.close(), reader.close()]);
   });
 
   it('a tokens file is validated', () => {

@@ -211,7 +211,7 @@ export async function createServer(options: CreateServerOptions): Promise<Revkit
   });
 
   app.get('/metrics', async (req, reply) => {
-    if (auth.enabled && !hasAnyAdmin(req.principal as Principal)) throw new HttpProblem(403, '/metrics needs a token with admin access', { access: 'admin' });
+    if (auth.enabled && !hasAnyAdmin(req.principal as Principal)) throw new HttpProblem(403, '/metrics needs a token with admin access', { access: 'admin', scope: 'admin on any prefix' });
     return reply.code(200).type('text/plain; version=0.0.4; charset=utf-8').send(metrics.render());
   });
 

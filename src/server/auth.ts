@@ -127,6 +127,7 @@ export function hasAnyAdmin(principal: Principal): boolean {
 
 export function requireAccess(principal: Principal, need: Access, keyOrPrefix: string, what = 'key'): void {
   if (!allows(principal, need, keyOrPrefix)) {
-    throw new HttpProblem(403, `the token "${principal.name}" has no ${need} access to ${what} ${JSON.stringify(keyOrPrefix)}`, { access: need });
+    const scope = `${need} on ${what} ${JSON.stringify(keyOrPrefix)}`;
+    throw new HttpProblem(403, `the token "${principal.name}" has no ${need} access to ${what} ${JSON.stringify(keyOrPrefix)}`, { access: need, scope });
   }
 }

@@ -1,6 +1,6 @@
 import {
-  AbortedError, AsyncQueue, BackendError, BaseStore, ConflictError, HistoryGoneError, InvalidArgumentError, InvalidKeyError,
-  MAX_KEY_BYTES, RetryExhaustedError, RevkitError, TooLargeError, UnsupportedError, ValidationError, deepEqual, isTombstone, jsonCodec,
+  AbortedError, AsyncQueue, BackendError, BaseStore, ConflictError, ForbiddenError, HistoryGoneError, InvalidArgumentError, InvalidKeyError,
+  MAX_KEY_BYTES, OutcomeUnknownError, RetryExhaustedError, UnauthorizedError, RevkitError, TooLargeError, UnsupportedError, ValidationError, deepEqual, isTombstone, jsonCodec,
   type AtomicOp, type Capabilities, type DeleteOptions, type Entry, type FailedCheck, type HistoryOptions, type ListOptions, type ListPage,
   type PutOptions, type StoredRecord, type Tombstone, type WatchEvent, type WatchOptions,
 } from '../core/index.js';
@@ -288,7 +288,7 @@ export class HttpStore extends BaseStore {
     }
     if (res.ok || init.okStatuses?.includes(res.status)) return res;
     const text = await res.text().catch(() => '');
-    throw errorFromProblem(res.status, safeJson(text) as ProblemBody | undefined, init.key);
+    throw errorFromProblem(res.status, safeJson(text) as ProblemBody | undefined, init.key, { write: init.write === true, server: this.base });
   }
 }
 
@@ -328,8 +328,9 @@ function safeJson(text: string): unknown {
 }
 
 /** The revkit error a problem body stands for. */
-export function errorFromProblem(status: number, body: ProblemBody | undefined, key?: string): Error {
+export function errorFromProblem(status: number, body: ProblemBody | undefined, key?: string, request: { write?: boolean; server?: string } = {}): Error {
   const detail = typeof body?.detail === 'string' ? body.detail : `HTTP ${status}`;
+  const at = request.server ? ` (${request.server})` : '';
   const num = (v: unknown, d = 0) => (typeof v === 'number' ? v : d);
   switch (body?.code) {
     case 'ERR_CONFLICT': {
@@ -355,15 +356,34 @@ export function errorFromProblem(status: number, body: ProblemBody | undefined, 
       return new UnsupportedError(String(body.operation ?? 'operation'), String(body.backend ?? 'remote'));
     case 'ERR_HISTORY_GONE':
       return new HistoryGoneError(num(body.fromRevision), num(body.oldestRevision));
+    case 'ERR_OUTCOME_UNKNOWN':
+      return new OutcomeUnknownError(typeof body.key === 'string' ? body.key : (key ?? ''), detail);
     case 'ERR_RETRY_EXHAUSTED':
       return new RetryExhaustedError(String(body.key ?? key ?? ''), num(body.attempts), new RevkitError('ERR_CONFLICT', detail), (body.reason as 'attempts') ?? 'attempts');
     default: {
-      const transient = status === 503 || status === 502 || status === 504 || status === 408 || status === 429;
-      const err = new BackendError(`revkit server: ${status} ${body?.code ?? ''} ${detail}`.replace(/\s+/g, ' ').trim(), { transient });
+      // Whatever the body's code, 401 and 403 are the server's refusal, not a store failure.
+      if (status === 401) return new UnauthorizedError(`not authenticated by the revkit server${at}: ${detail}`);
+      if (status === 403) {
+        const scope = typeof body?.scope === 'string' ? body.scope : typeof body?.access === 'string' ? body.access : undefined;
+        return new ForbiddenError(`forbidden by the revkit server${at}: ${detail}`, scope);
+      }
+      const transient = typeof body?.transient === 'boolean' ? body.transient
+        : status === 503 || status === 502 || status === 504 || status === 408 || status === 429;
+      const ambiguous = typeof body?.ambiguous === 'boolean' ? body.ambiguous : request.write === true && isUnconfirmedWrite(status, body);
+      const err = new BackendError(`revkit server: ${status} ${body?.code ?? ''} ${detail}`.replace(/\s+/g, ' ').trim(), { transient, ambiguous });
       Object.assign(err, { status, problem: body });
       return err;
     }
   }
+}
+
+/**
+ * A write answered by a gateway error or an internal error may have reached
+ * the store: unless the server says otherwise, treat it as unconfirmed.
+ * ERR_UNAVAILABLE is the server refusing before doing anything (shutdown).
+ */
+function isUnconfirmedWrite(status: number, body: ProblemBody | undefined): boolean {
+  return status >= 500 && body?.code !== 'ERR_UNAVAILABLE' && body?.code !== 'ERR_UNSUPPORTED';
 }
 
 interface SseMessage {

@@ -1,5 +1,5 @@
 import {
-  BackendError, ConflictError, HistoryGoneError, InvalidKeyError, RetryExhaustedError, RevkitError, TooLargeError,
+  BackendError, ConflictError, HistoryGoneError, InvalidKeyError, OutcomeUnknownError, RetryExhaustedError, RevkitError, TooLargeError,
   UnsupportedError, ValidationError, toHttpStatus,
 } from '../core/index.js';
 import { etagOf } from './etag.js';
@@ -135,10 +135,15 @@ function fromRevkitError(err: RevkitError, ctx: ProblemContext): { problem: Prob
   } else if (UnsupportedError.is(err)) {
     ext.operation = err.operation;
     ext.backend = err.backend;
+  } else if (OutcomeUnknownError.is(err)) {
+    ext.key = err.key;
   } else if (BackendError.is(err)) {
+    // `ambiguous`: the write may have committed; a client must not simply apply it again.
     ext.transient = err.transient;
+    ext.ambiguous = err.ambiguous;
     // The driver's message may name hosts or SQL; keep it out of the response.
-    detail = err.transient ? 'the store is unavailable; try again' : 'the store failed';
+    detail = err.ambiguous ? 'the store did not confirm the write; it may have committed'
+      : err.transient ? 'the store is unavailable; try again' : 'the store failed';
     if (err.transient) headers['retry-after'] = '1';
   }
   return { problem: problem(status, err.code, detail, ext), headers };
