@@ -49,4 +49,10 @@ describe('/openapi.json', () => {
     const text = await (await fetch(`${base}/openapi.json`)).text();
     expect(text).not.toMatch(/DESIGN|shared\/|§/);
   });
+
+  it('documents SSE event ids as <revision>.<index>, and a failed /v1/txn as 409', async () => {
+    const doc = await (await fetch(`${base}/openapi.json`)).json();
+    expect(doc.paths['/v1/watch'].get.description).toContain('`<revision>.<index>`');
+    expect(Object.keys(doc.paths['/v1/txn'].post.responses)).toContain('409');
+  });
 });

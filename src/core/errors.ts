@@ -57,8 +57,14 @@ export class ConflictError extends RevkitError {
   /** Every failed check of an atomic commit; one record for a single-key write. */
   readonly checks: FailedCheck[];
   readonly current?: unknown;
+  /**
+   * A multi-key atomic commit failed (HTTP 409, as `POST /v1/txn` answers),
+   * rather than a single-key precondition (HTTP 412). Set by whoever runs the
+   * commit, since the checks alone cannot tell the two apart.
+   */
+  readonly atomic: boolean;
 
-  constructor(checks: FailedCheck[], current?: unknown) {
+  constructor(checks: FailedCheck[], current?: unknown, options?: { atomic?: boolean }) {
     const first = checks[0] ?? { key: '', expected: null, actual: null };
     const what =
       checks.length === 1
@@ -69,7 +75,16 @@ export class ConflictError extends RevkitError {
     this.expected = first.expected;
     this.actual = first.actual;
     this.checks = checks;
+    this.atomic = options?.atomic === true;
     if (current !== undefined) this.current = current;
+  }
+
+  /** The same conflict, marked as the failure of an atomic commit. */
+  static ofAtomicCommit(err: ConflictError): ConflictError {
+    if (err.atomic) return err;
+    const marked = new ConflictError(err.checks, err.current, { atomic: true });
+    marked.stack = err.stack;
+    return marked;
   }
 }
 
@@ -305,11 +320,14 @@ const grpcStatusByCode: Record<RevkitErrorCode, GrpcStatus> = {
 };
 
 /**
- * HTTP status for an error. A retry loop that ran out because the store was
- * unavailable is a 503; one that ran out on conflicts is a 409.
+ * HTTP status for an error. A failed single-key precondition is a 412, a
+ * failed atomic commit (`atomic: true`) a 409. A retry loop that ran out
+ * because the store was unavailable is a 503; one that ran out on conflicts
+ * is a 409.
  */
 export function toHttpStatus(err: unknown): number {
   if (!RevkitError.is(err)) return 500;
+  if (ConflictError.is(err) && (err as { atomic?: unknown }).atomic === true) return 409;
   if (RetryExhaustedError.is(err) && BackendError.is(err.lastError)) return 503;
   return httpStatusByCode[err.code] ?? 500;
 }
