@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { MemoryStore } from '../src/memory/index.js';
 import { HistoryGoneError } from '../src/core/index.js';
-import { describeConformance } from '../src/testing/index.js';
+import { describeConformance } from '../src/testing/vitest.js';
 
 describeConformance({ name: 'memory', create: async () => new MemoryStore({ sweepIntervalMs: 50 }) });
 

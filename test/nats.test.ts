@@ -7,7 +7,7 @@ import { NatsStore, decodeKey, encodeKey, filterForPrefix, MAX_ENCODED_KEY_CHARS
 import { ConflictError, HistoryGoneError, UnsupportedError, isTombstone, type Store, type WatchEvent } from '../src/core/index.js';
 // The conformance suite comes from dist/: its multi-process part spawns the
 // compiled counter worker next to it (run `npm run build` first).
-import { describeConformance } from '../dist/testing/index.js';
+import { describeConformance } from '../dist/testing/vitest.js';
 import { open } from '../src/open.js';
 
 const NATS_URL = process.env.REVKIT_NATS_URL ?? 'nats://127.0.0.1:4222';

@@ -1,5 +1,5 @@
 import { afterAll } from 'vitest';
-import { describeConformance } from '../src/testing/index.js';
+import { describeConformance } from '../src/testing/vitest.js';
 import pg from 'pg';
 import { PostgresStore, dropPostgresStore, type PostgresStoreOptions } from '../src/postgres/index.js';
 

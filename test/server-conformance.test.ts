@@ -1,4 +1,4 @@
-import { describeConformance } from '../src/testing/index.js';
+import { describeConformance } from '../src/testing/vitest.js';
 import { servedStore, storeTargets } from './server-helpers.js';
 
 // The whole store contract, through HttpStore → HTTP → server → each backend.

@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { SqliteStore } from '../src/sqlite/index.js';
 import { HistoryGoneError, RevkitError } from '../src/core/index.js';
 import { open } from '../src/open.js';
-import { describeConformance } from '../src/testing/index.js';
+import { describeConformance } from '../src/testing/vitest.js';
 import { tempDir, uniqueName } from './helpers.js';
 
 const dir = tempDir('sqlite');

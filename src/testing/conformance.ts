@@ -5,6 +5,8 @@ import {
   type Entry, type Store, type WatchEvent,
 } from '../core/index.js';
 import { runMultiProcessCounters, type CounterRunOptions } from './multiprocess.js';
+import { raceChecks } from './race-checks.js';
+import { callerChecks } from './caller-checks.js';
 
 export interface ConformanceTarget {
   /** Shown in test names. */
@@ -22,38 +24,6 @@ export interface ConformanceTarget {
 }
 
 type StoreTest = (store: Store) => Promise<void>;
-
-/**
- * The in-process lost-update tests. Each throws when the store loses or
- * resurrects a write; canary.test.ts runs every one of them against the
- * canary store and requires each to throw there.
- */
-export const raceChecks: Record<string, StoreTest> = {
-  '64 concurrent updates of one key, combined and uncombined at once, lose nothing': async (s) => {
-    await Promise.all(Array.from({ length: 64 }, (_, i) => s.update<number>('hot', (n) => (n ?? 0) + 1, { combine: i % 2 === 0, maxAttempts: 10_000 })));
-    expect((await s.get('hot'))?.value).toBe(64);
-  },
-  'concurrent ifAbsent creates: exactly one wins': async (s) => {
-    for (let round = 0; round < 20; round++) {
-      const results = await Promise.allSettled(Array.from({ length: 8 }, (_, i) => s.put(`once/${round}`, i, { ifAbsent: true })));
-      expect(results.filter((r) => r.status === 'fulfilled').length).toBe(1);
-      for (const r of results) if (r.status === 'rejected') expect(ConflictError.is(r.reason)).toBe(true);
-    }
-  },
-  'a writer racing a delete never resurrects the key': async (s) => {
-    for (let round = 0; round < 20; round++) {
-      const key = `del-race/${round}`;
-      const read = await s.put(key, 'v1');
-      // Issue order alternates, so a check-then-write store gets both interleavings.
-      const racing = round % 2 === 0
-        ? [s.put(key, 'v2', { ifRevision: read.revision }), s.delete(key)]
-        : [s.delete(key), s.put(key, 'v2', { ifRevision: read.revision })];
-      await Promise.allSettled(racing);
-      // Every serial order leaves the key deleted: put-then-delete, or delete-then-failed-put.
-      expect(await s.get(key)).toBeNull();
-    }
-  },
-};
 
 /**
  * The one suite every backend runs (Keyv-style): call it inside a vitest file
@@ -270,6 +240,10 @@ export function describeConformance(target: ConformanceTarget): void {
       });
 
       for (const [name, check] of Object.entries(raceChecks)) test(name, check);
+    });
+
+    describe('update(): what each caller is told, under injected faults', () => {
+      for (const [name, check] of Object.entries(callerChecks)) test(name, check);
 
       test('combined updates: each caller gets its own result or its own error', async (s) => {
         await s.put('comb', 0);

@@ -7,10 +7,13 @@ import { WrappingStore } from './wrapping-store.js';
  * - `lost-ack`: the call reaches the store and commits, then its answer is
  *   lost (an ambiguous, transient `BackendError`);
  * - `fail-before`: the call fails before reaching the store (transient, not ambiguous);
+ * - `lost-request`: the call fails without reaching the store, but with an
+ *   ambiguous error (a connection dropped while sending: the caller cannot tell);
+ * - `fail-permanent`: the call fails for good (a non-transient `BackendError`);
  * - `stall`: the call waits `stallMs`, then reaches the store and answers;
  *   without `stallMs` it never reaches the store and never answers.
  */
-export type FaultKind = 'lost-ack' | 'fail-before' | 'stall';
+export type FaultKind = 'lost-ack' | 'fail-before' | 'lost-request' | 'fail-permanent' | 'stall';
 export type FaultOperation = 'getRecord' | 'put' | 'delete' | 'atomic' | 'history';
 
 export interface FaultRule {
@@ -22,6 +25,8 @@ export interface FaultRule {
   /** How many matching calls it hits before it is used up; 1 when omitted. */
   times?: number;
   stallMs?: number;
+  /** Runs once the fault has happened, before the caller hears of it (e.g. another writer moves the key). */
+  then?: (inner: Store) => unknown;
 }
 
 export interface InjectedFault {
@@ -98,10 +103,18 @@ export class FaultStore extends WrappingStore {
     this.injected.push({ kind: rule.kind, op, key: keys[0] ?? '' });
     switch (rule.kind) {
       case 'fail-before':
+        await rule.then?.(this.inner);
         throw new BackendError(`injected fault: ${op} failed before reaching the store`, { transient: true });
+      case 'lost-request':
+        await rule.then?.(this.inner);
+        throw new BackendError(`injected fault: the connection dropped while sending ${op}`, { transient: true, ambiguous: true });
+      case 'fail-permanent':
+        await rule.then?.(this.inner);
+        throw new BackendError(`injected fault: ${op} failed for good`, { transient: false });
       case 'lost-ack':
         this.calls[op]++;
         await call();
+        await rule.then?.(this.inner);
         throw new BackendError(`injected fault: the acknowledgement of ${op} was lost`, { transient: true, ambiguous: true });
       case 'stall':
         if (rule.stallMs === undefined) return new Promise<R>(() => undefined);

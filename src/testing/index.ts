@@ -1,4 +1,6 @@
-export { describeConformance, raceChecks, type ConformanceTarget } from './conformance.js';
+// No test runner here: the vitest-bound conformance suite is `revkit/testing/vitest`.
+export { raceChecks } from './race-checks.js';
+export { callerChecks } from './caller-checks.js';
 export * from './checker/index.js';
 export { CanaryStore, canary } from './canary.js';
 export { openTarget } from './open-target.js';
