@@ -212,6 +212,40 @@ describe('postgres specifics', () => {
     }
   });
 
+  it('idle watchers on other prefixes share one poller: writes do not make each of them query', async () => {
+    const pool = adminPool();
+    let checkouts = 0;
+    const connect = pool.connect.bind(pool) as () => Promise<pg.PoolClient>;
+    (pool as unknown as { connect: () => Promise<pg.PoolClient> }).connect = () => {
+      checkouts++;
+      return connect();
+    };
+    const s = await postgresStore(pool, { prefix: freshPrefix('fan'), sweepIntervalMs: 0, notify: false });
+    const controller = new AbortController();
+    const idle = Array.from({ length: 20 }, (_, i) => (async () => {
+      for await (const ev of s.watch({ prefix: `idle${i}/`, signal: controller.signal })) throw new Error(`idle watcher got ${ev.key}`);
+    })());
+    const busy: string[] = [];
+    const watching = (async () => {
+      for await (const ev of s.watch({ prefix: 'busy/', fromRevision: 0, signal: controller.signal })) busy.push(ev.key);
+    })();
+    try {
+      await sleep(300);
+      checkouts = 0;
+      const puts = 100;
+      for (let i = 0; i < puts; i++) await s.put(`other/${i}`, i);
+      // One checkout per put, plus the poller's own rounds; with a poller per watch each put cost 20 more.
+      expect(checkouts).toBeLessThan(puts * 2);
+      await s.put('busy/1', 1);
+      await until(() => busy.length === 1, () => `busy watcher saw ${JSON.stringify(busy)}`);
+    } finally {
+      controller.abort();
+      await Promise.all([...idle, watching]);
+      await s.close();
+      await pool.end();
+    }
+  });
+
   it('watch from a revision whose changes were pruned throws HistoryGoneError, never skips', async () => {
     const prefix = freshPrefix('gone');
     const s = await store(prefix, { historyDepth: 2, changeRetentionMs: 0, sweepIntervalMs: 0 });

@@ -38,13 +38,14 @@
 import pg from 'pg';
 import type { Pool, PoolClient, QueryConfig, QueryResult, QueryResultRow } from 'pg';
 import {
-  AsyncQueue, BackendError, BaseStore, RevkitError, ConflictError, DEFAULT_MAX_VALUE_BYTES, HistoryGoneError, InvalidArgumentError,
+  AsyncQueue, BackendError, BaseStore, ConflictError, DEFAULT_MAX_VALUE_BYTES, InvalidArgumentError,
   assertKey, assertLimit, assertPrefix, assertRevision, assertValueSize, conditionFailure, jsonCodec, keyFilter,
   type AtomicOp, type Capabilities, type Codec, type DeleteOptions, type Durability, type Entry, type FailedCheck,
   type HistoryOptions, type ListOptions, type ListPage, type PutOptions, type StoreOptions, type StoredRecord,
   type Tombstone, type WatchEvent, type WatchOptions,
 } from '../core/index.js';
 import { isServerUnavailable, mapPgError } from './errors.js';
+import { WatchHub, type Mark, type WatchQueryParams, type WatchSource, type WatchStart } from './watch.js';
 import { dropStore, migrate, names, type Names } from './schema.js';
 import {
   atomicLockSql, atomicPlaceholderSql, atomicWriteSql, deleteSql, expireSql, getSql, historySql, likePrefix, listSql,
@@ -88,13 +89,6 @@ interface Row extends QueryResultRow {
   [column: string]: unknown;
 }
 
-/** A watch "from now": mark (s, x) taken in snapshot `snap`; `low` was settled before it. */
-interface WatchStart {
-  s: number;
-  x: string;
-  snap: string;
-  low: number;
-}
 
 /** Cross-process watch wake-ups are batched into windows of this length. */
 const NOTIFY_WINDOW_MS = 10;
@@ -116,7 +110,7 @@ function connectionStillGood(err: unknown): boolean {
   return !(code.startsWith('08') || code.startsWith('57P') || code.startsWith('53') || code.startsWith('58'));
 }
 
-export class PostgresStore extends BaseStore {
+export class PostgresStore extends BaseStore implements WatchSource {
   readonly backend = 'postgres';
   capabilities: Capabilities = { atomic: true, ttl: true, history: true, watch: true, crossProcess: true, durability: 'server-default' };
   readonly names: Names;
@@ -134,7 +128,9 @@ export class PostgresStore extends BaseStore {
   private sweeping: Promise<void> | undefined;
   private sweeps = 0;
   private pruneMark = 0;
-  private readonly watchers = new Set<Watcher>();
+  private readonly hub = new WatchHub(this, () => this.stopListener());
+  /** Tells this store's own NOTIFYs from other processes' (its listener hears both). */
+  private readonly instanceTag = Math.random().toString(36).slice(2);
   private listener: { stop: () => void; done: Promise<void> } | undefined;
   private notifyState: 'idle' | 'busy' | 'again' = 'idle';
   private notifying: Promise<void> | undefined;
@@ -327,7 +323,7 @@ export class PostgresStore extends BaseStore {
       const r = await this.withClient('put', true, (c) => this.q(c, name, () => putSql(this.names, kind, this.json), params));
       const row = r.rows[0] as Row;
       if (row.revision !== null && row.revision !== undefined) {
-        this.signalChange();
+        this.signalChange([key]);
         return this.toEntry<T>(key, { ...row, writer: options.writer ?? null }, this.codec.decode(new Uint8Array(bytes)));
       }
       if (row.found || kind === 'rev' || kind === 'value') {
@@ -346,7 +342,7 @@ export class PostgresStore extends BaseStore {
       this.q(c, name, () => deleteSql(this.names, kind, this.json), [key, options.writer ?? null, ...(kind === 'rev' || kind === 'value' ? [arg] : [])]));
     const row = r.rows[0] as Row;
     if (row.revision !== null && row.revision !== undefined) {
-      this.signalChange();
+      this.signalChange([key]);
       return num(row.revision);
     }
     if (row.found ? row.ok === false : kind === 'rev' || kind === 'value') {
@@ -446,7 +442,7 @@ export class PostgresStore extends BaseStore {
           if (attempt >= 8) throw new BackendError('atomic commit kept racing concurrent creators; nothing was written', { transient: true, ambiguous: false });
           continue;
         }
-        if (result.written > 0) this.signalChange();
+        if (result.written > 0) this.signalChange(keys);
         return { revision: result.revision };
       } catch (err) {
         // A deadlock or serialization failure before COMMIT rolled everything back: try again.
@@ -464,24 +460,19 @@ export class PostgresStore extends BaseStore {
     if (options.fromRevision !== undefined) assertRevision(options.fromRevision, 'fromRevision');
     const queue = new AsyncQueue<WatchEvent>(options.signal);
     if (queue.closed) return queue as AsyncIterable<WatchEvent<T>>;
-    const watcher = new Watcher(this, options, queue);
-    this.watchers.add(watcher);
     this.ensureListener();
-    queue.onClose(() => {
-      this.watchers.delete(watcher);
-      watcher.stop();
-      if (this.watchers.size === 0) this.stopListener();
-    });
-    void watcher.run();
+    this.hub.add(options, queue);
     return queue as AsyncIterable<WatchEvent<T>>;
   }
 
-  /** @internal used by Watcher: watch_mark() then the snapshot query (two statements, two snapshots). */
-  async watchQuery(args: (pending: { s: number; x: string } | undefined, mark: { s: number; x: string }) => unknown[]): Promise<{ mark: { s: number; x: string }; rows: Row[] }> {
+  /** @internal used by WatchHub: watch_mark() then the snapshot query (two statements, two snapshots). */
+  async watchQuery(p: WatchQueryParams): Promise<{ mark: Mark; rows: Row[] }> {
     return this.withClient('watch', false, async (c) => {
       const m = (await this.q(c, 'mark', () => markSql(this.names), [])).rows[0] as Row;
       const mark = { s: num(m.s), x: String(m.x) };
-      const r = await this.q(c, 'watch', () => watchSql(this.names), args(undefined, mark));
+      const r = await this.q(c, 'watch', () => watchSql(this.names), [
+        mark.s, mark.x, p.pending?.s ?? null, p.pending?.x ?? null, p.settled, p.from.rev, p.from.key, p.patterns, p.limit,
+      ]);
       return { mark, rows: r.rows };
     });
   }
@@ -501,9 +492,9 @@ export class PostgresStore extends BaseStore {
   }
 
   /** @internal Changes at or below the start mark committed after S0 (call once the mark is settled). */
-  async watchStartRows(start: WatchStart, like: string, exactKey: string | null): Promise<Row[]> {
+  async watchStartRows(start: WatchStart, patterns: string[]): Promise<Row[]> {
     const r = await this.withClient('watch', false, (c) =>
-      this.q(c, 'startrows', () => startRowsSql(this.names), [start.low, start.s, like, exactKey, start.snap]));
+      this.q(c, 'startrows', () => startRowsSql(this.names), [start.low, start.s, patterns, start.snap]));
     return r.rows;
   }
 
@@ -521,17 +512,18 @@ export class PostgresStore extends BaseStore {
   }
 
   private wakeAll(): void {
-    for (const w of this.watchers) w.wake();
+    this.hub.wake();
   }
 
   /**
    * After a committed write: wake local watchers, and NOTIFY other processes —
    * at most once per NOTIFY_WINDOW_MS (trailing). A NOTIFY per write is an
    * extra round trip per write; measured on one writer it cost a third of the
-   * throughput. Watchers elsewhere wake at most a window later.
+   * throughput. Watchers elsewhere wake at most a window later. Local
+   * watchers wake only for the keys they watch (`keys` undefined: any).
    */
-  private signalChange(): void {
-    if (this.watchers.size > 0) this.wakeAll();
+  private signalChange(keys?: readonly string[]): void {
+    if (this.hub.wants(keys)) this.wakeAll();
     if (!this.notify || this.isClosed) return;
     if (this.notifyState !== 'idle') {
       this.notifyState = 'again';
@@ -539,7 +531,7 @@ export class PostgresStore extends BaseStore {
     }
     this.notifyState = 'busy';
     const send = (): Promise<void> =>
-      this.pool.query('SELECT pg_notify($1, \'\')', [this.names.channel]).then(() => undefined, () => undefined)
+      this.pool.query('SELECT pg_notify($1, $2)', [this.names.channel, this.instanceTag]).then(() => undefined, () => undefined)
         .then(() => new Promise<void>((resolve) => setTimeout(resolve, NOTIFY_WINDOW_MS).unref()))
         .then(() => {
           if (this.notifyState === 'again' && !this.isClosed) {
@@ -572,7 +564,9 @@ export class PostgresStore extends BaseStore {
               resolve();
             });
             c.on('end', () => resolve());
-            c.on('notification', () => this.wakeAll());
+            c.on('notification', (n) => {
+              if (n.payload !== this.instanceTag) this.wakeAll();
+            });
             c.query(`LISTEN "${this.names.channel}"`).then(() => this.wakeAll(), (err) => {
               broken = err;
               resolve();
@@ -632,8 +626,7 @@ export class PostgresStore extends BaseStore {
 
   protected async doClose(): Promise<void> {
     if (this.sweeper) clearInterval(this.sweeper);
-    for (const w of [...this.watchers]) w.end();
-    this.watchers.clear();
+    this.hub.endAll();
     const l = this.listener;
     this.stopListener();
     await Promise.allSettled([this.sweeping, this.notifying, l?.done]);
@@ -663,138 +656,6 @@ export function postgresStore(pool: Pool, options: PostgresStoreOptions = {}): P
 /** Drops the tables of a store given by schema/prefix, using any pg client or pool. */
 export async function dropPostgresStore(client: Pick<Pool, 'query'>, options: { schema?: string; prefix?: string } = {}): Promise<void> {
   await dropStore(client as unknown as PoolClient, names(options.schema ?? 'public', options.prefix ?? 'revkit_'));
-}
-
-// ---------------------------------------------------------------------- watch
-
-/**
- * One watch(): polls the change log and delivers, in revision order, the
- * changes up to W — the highest revision below which no transaction can
- * still commit (see watchSql for the proof). That makes it exactly-once and
- * gap-free even when transactions commit out of revision order (revision 7
- * committing after revision 8 is held back until 7 is settled), including
- * changes committed while the watch starts. Ordering by revision implies
- * per-key order. Transient errors (restart) are ridden out: the cursor is
- * kept and polling resumes.
- */
-class Watcher {
-  private dirty = true;
-  private waiter: (() => void) | undefined;
-  private stopped = false;
-  private readonly like: string;
-  private readonly exactKey: string | null;
-  private static readonly BATCH = 500;
-
-  constructor(private readonly store: PostgresStore, private readonly options: WatchOptions, private readonly queue: AsyncQueue<WatchEvent>) {
-    this.like = options.key !== undefined ? likePrefix(options.key) : likePrefix(options.prefix ?? '');
-    this.exactKey = options.key ?? null;
-  }
-
-  wake(): void {
-    this.dirty = true;
-    const w = this.waiter;
-    this.waiter = undefined;
-    w?.();
-  }
-
-  stop(): void {
-    this.stopped = true;
-    this.wake();
-  }
-
-  end(): void {
-    this.stop();
-    this.queue.end();
-  }
-
-  private sleep(ms: number): Promise<void> {
-    if (this.dirty || this.stopped) return Promise.resolve();
-    return new Promise((resolve) => {
-      const t = setTimeout(() => {
-        this.waiter = undefined;
-        resolve();
-      }, ms);
-      this.waiter = () => {
-        clearTimeout(t);
-        resolve();
-      };
-    });
-  }
-
-  async run(): Promise<void> {
-    let cursorRev: number | undefined = this.options.fromRevision;
-    let cursorKey: string | null = null;
-    let settled = cursorRev ?? 0;
-    // An observation of watch_mark() not yet known to be settled.
-    let pending: { s: number; x: string } | undefined;
-    // "From now on": until its mark is settled, the changes at or below it
-    // that the start snapshot did not see are still owed.
-    let start: WatchStart | undefined;
-    let backoff = 100;
-    while (!this.stopped && !this.queue.closed) {
-      try {
-        if (cursorRev === undefined) {
-          start = await this.store.watchStart();
-          cursorRev = start.s;
-          settled = start.s;
-        }
-        this.dirty = false;
-        const cr = cursorRev;
-        const p = pending;
-        const { mark, rows } = await this.store.watchQuery((_, m) => [
-          m.s, m.x, p?.s ?? null, p?.x ?? null, settled, cr, cursorKey, this.like, this.exactKey, Watcher.BATCH,
-        ]);
-        backoff = 100;
-        const head = rows[0];
-        if (!head) throw new BackendError('watch query returned no row', { transient: true });
-        const pruned = num(head.pruned);
-        if (pruned > cr || (pruned === cr && cursorKey !== null)) {
-          this.queue.fail(new HistoryGoneError(cr, pruned + 1));
-          return;
-        }
-        const w = num(head.w);
-        const xmin = BigInt(head.xmin as string);
-        const changes = rows.filter((r) => r.key !== null && r.key !== undefined);
-        if (start && xmin >= BigInt(start.x)) {
-          // Every holder of a revision ≤ start.s has finished; nothing above start.s was delivered yet.
-          const late = await this.store.watchStartRows(start, this.like, this.exactKey);
-          this.store.settledHorizon = Math.max(this.store.settledHorizon, start.s);
-          start = undefined;
-          if (this.stopped || this.queue.closed) return;
-          for (const row of late) this.queue.push(this.store.decodeChange(row));
-        }
-        if (this.stopped || this.queue.closed) return;
-        for (const row of changes) this.queue.push(this.store.decodeChange(row));
-        const last = changes[changes.length - 1];
-        if (changes.length === Watcher.BATCH && last) {
-          cursorRev = num(last.revision);
-          cursorKey = last.key as string;
-        } else {
-          cursorRev = w;
-          cursorKey = null;
-        }
-        // Mirror the SQL's decision to keep the oldest unsettled observation.
-        settled = w;
-        if (xmin >= BigInt(mark.x)) this.store.settledHorizon = Math.max(this.store.settledHorizon, mark.s);
-        else if (p && xmin >= BigInt(p.x)) this.store.settledHorizon = Math.max(this.store.settledHorizon, p.s);
-        if (xmin >= BigInt(mark.x)) pending = undefined;
-        else if (!p || xmin >= BigInt(p.x)) pending = mark.s > settled ? mark : undefined;
-        if (changes.length === Watcher.BATCH) continue;
-        // Revisions handed out but not yet settled: look again soon.
-        await this.sleep(pending || start ? 10 : this.store.pollMs);
-      } catch (err) {
-        if (this.stopped || this.queue.closed) return;
-        if (BackendError.is(err) && err.transient) {
-          await new Promise((r) => setTimeout(r, backoff));
-          backoff = Math.min(backoff * 2, 2000);
-          continue;
-        }
-        if (RevkitError.is(err)) this.queue.fail(err);
-        else this.queue.fail(new BackendError('watch failed', { transient: false, cause: err }));
-        return;
-      }
-    }
-  }
 }
 
 // ---------------------------------------------------------------------- helpers

@@ -300,16 +300,17 @@ export function startSql(n: Names): string {
  * ($1, $2] (above a horizon known settled before S0, up to the start mark)
  * that S0 did not see — written by transactions that were still open when
  * the watch started and committed after. A row's xmin is a 32-bit xid; it is
- * widened against the current xmax (such rows are recent). $3 LIKE pattern,
- * $4 exact key (or null), $5 S0.
+ * widened against the current xmax (such rows are recent). $3 LIKE
+ * patterns, $4 S0. (A row written in a subtransaction carries the subxid,
+ * which S0 does not list: revkit's own writes use none.)
  */
 export function startRowsSql(n: Names): string {
   return `WITH x AS MATERIALIZED (SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint AS ref)
 SELECT c.key, c.revision, c.deleted, c.value, c.created_revision, c.updated_at, c.expires_at, c.writer
 FROM ${n.changes} c, x
 WHERE c.revision > $1::bigint AND c.revision <= $2::bigint
-  AND ($4::text IS NULL OR c.key = $4::text) AND c.key LIKE $3::text ESCAPE '\\'
-  AND NOT pg_visible_in_snapshot((x.ref - ((x.ref - c.xmin::text::bigint) & 4294967295))::text::xid8, $5::text::pg_snapshot)
+  AND c.key LIKE ANY ($3::text[])
+  AND NOT pg_visible_in_snapshot((x.ref - ((x.ref - c.xmin::text::bigint) & 4294967295))::text::xid8, $4::text::pg_snapshot)
 ORDER BY c.revision, c.key`;
 }
 
@@ -326,7 +327,7 @@ ORDER BY c.revision, c.key`;
  * - pruned_through, to detect a gap (HistoryGoneError);
  * - the changes in ((cursorRev, cursorKey), W], in revision order.
  * $6 cursor revision, $7 cursor key (or null: that revision is complete),
- * $8 LIKE pattern, $9 exact key (or null), $10 limit.
+ * $8 LIKE patterns (any of them; backslash is LIKE's default escape), $9 limit.
  * A transaction that stays open with an xid (anywhere in the cluster) holds
  * xmin back and so delays delivery, never correctness.
  */
@@ -346,11 +347,16 @@ FROM w LEFT JOIN LATERAL (
   SELECT * FROM ${n.changes} c
   WHERE (c.revision > $6::bigint OR (c.revision = $6::bigint AND $7::text IS NOT NULL AND c.key > $7::text))
     AND c.revision <= w.w
-    AND ($9::text IS NULL OR c.key = $9::text) AND c.key LIKE $8::text ESCAPE '\\'
-  ORDER BY c.revision, c.key LIMIT $10::integer
+    AND c.key LIKE ANY ($8::text[])
+  ORDER BY c.revision, c.key LIMIT $9::integer
 ) c ON true`;
 }
 
 export function likePrefix(prefix: string): string {
-  return `${prefix.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+  return likePattern(prefix, true);
+}
+
+/** A LIKE pattern (backslash escapes) matching `text` exactly, or as a prefix. */
+export function likePattern(text: string, prefix: boolean): string {
+  return `${text.replace(/[\\%_]/g, (c) => `\\${c}`)}${prefix ? '%' : ''}`;
 }
