@@ -1,7 +1,11 @@
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { describe } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { FileStore } from '../src/file/index.js';
-import { describeConformance } from '../src/testing/index.js';
+import { BackendError, ConflictError, HistoryGoneError, InvalidArgumentError, UnsupportedError, rawCodec, type WatchEvent } from '../src/core/index.js';
+import { open } from '../src/open.js';
+import { describeConformance } from '../src/testing/vitest.js';
 import { tempDir, uniqueName } from './helpers.js';
 
 const dir = tempDir('file');
@@ -15,4 +19,203 @@ describeConformance({
   timeoutMs: 60_000,
 });
 
-describe.skip('file specifics', () => undefined);
+/** Another process holding the store's write lock until told to let go. */
+async function holdLock(path: string): Promise<{ release: () => Promise<void> }> {
+  const child: ChildProcessWithoutNullStreams = spawn(process.execPath, ['--input-type=module', '-e', `
+    const { default: Database } = await import('better-sqlite3');
+    const db = new Database(${JSON.stringify(`${path}.lock`)});
+    db.exec('BEGIN IMMEDIATE');
+    console.log('locked');
+    process.stdin.once('data', () => { db.exec('COMMIT'); db.close(); process.exit(0); });
+  `]);
+  await new Promise<void>((resolve, reject) => {
+    child.stdout.once('data', () => resolve());
+    child.once('exit', (code) => reject(new Error(`lock holder exited with ${code}`)));
+  });
+  return {
+    release: () => new Promise<void>((resolve) => {
+      child.removeAllListeners('exit');
+      child.once('exit', () => resolve());
+      child.stdin.write('go\n');
+    }),
+  };
+}
+
+const tempFiles = (path: string) => readdirSync(dir).filter((n) => n.startsWith(`.${path.split('/').pop()}.`));
+
+describe('file specifics', () => {
+  it('the file is versioned, human-readable JSON with one record per line', async () => {
+    const path = freshPath();
+    const s = new FileStore(path);
+    await s.put('cfg/a', { n: 1 });
+    await s.put('cfg/b', 'two', { writer: 'w_1' });
+    await s.delete('cfg/b');
+    const text = readFileSync(path, 'utf8');
+    const doc = JSON.parse(text);
+    expect(doc).toMatchObject({ revkit: 'file', version: 1, revision: 3, prunedBelow: 0 });
+    expect(doc.records['cfg/a']).toMatchObject({ revision: 1, createdRevision: 1, value: { n: 1 } });
+    expect(doc.records['cfg/b']).toEqual({ revision: 3, deleted: true });
+    expect(doc.changes.map((c: { key: string; revision: number }) => [c.key, c.revision])).toEqual([['cfg/a', 1], ['cfg/b', 2], ['cfg/b', 3]]);
+    expect(doc.changes[1].writer).toBe('w_1');
+    expect(text.split('\n').filter((l) => l.startsWith('"cfg/'))).toHaveLength(2);
+    expect(s.capabilities).toMatchObject({ durability: 'fsync', crossProcess: true, atomic: true, watch: true });
+    await s.close();
+  });
+
+  it('an empty or missing file starts an empty store; a foreign, damaged or newer file is refused and never overwritten', async () => {
+    const empty = freshPath();
+    writeFileSync(empty, '');
+    const s = new FileStore(empty);
+    expect(await s.get('x')).toBeNull();
+    expect((await s.put('x', 1)).revision).toBe(1);
+    await s.close();
+    const cases: Array<[string, (e: unknown) => boolean]> = [
+      ['{"settings": {"theme": "dark"}}', (e) => InvalidArgumentError.is(e)],
+      ['{"revkit":"file","version":1,"revision":3,"records":{"a":{"revision":', (e) => BackendError.is(e) && !e.transient],
+      ['{"revkit":"file","version":2,"revision":3,"records":{},"changes":[]}', (e) => UnsupportedError.is(e)],
+      ['{"revkit":"file","version":1,"revision":1,"records":{"a":{"revision":5,"deleted":true}},"changes":[]}', (e) => BackendError.is(e) && !e.transient],
+    ];
+    for (const [text, isExpected] of cases) {
+      const path = freshPath();
+      writeFileSync(path, text);
+      const err = await open(`file:${path}`).catch((e) => e);
+      expect(isExpected(err), `${text} → ${String(err)}`).toBe(true);
+      expect(err.message).toContain(path);
+      expect(readFileSync(path, 'utf8')).toBe(text);
+    }
+    // A store already open when the file goes bad refuses to write over it.
+    const path = freshPath();
+    const open1 = new FileStore(path);
+    await open1.put('k', 1);
+    writeFileSync(path, 'garbage');
+    const err = await open1.put('k', 2).catch((e) => e);
+    expect(BackendError.is(err) && !err.transient).toBe(true);
+    expect(readFileSync(path, 'utf8')).toBe('garbage');
+    await open1.close();
+  });
+
+  it('writes queued while another process holds the lock commit in one rewrite, each with its own result or ConflictError', async () => {
+    for (const groupCommit of [true, false]) {
+      const path = freshPath();
+      const s = new FileStore(path, { groupCommit });
+      const seed = await s.put('seed', 0);
+      const before = s.rewrites;
+      const holder = await holdLock(path);
+      const writes = [
+        ...Array.from({ length: 16 }, (_, i) => s.put(`k/${i}`, i)),
+        s.put('seed', 'stale', { ifRevision: seed.revision + 100 }),
+        s.put('k/0', 'again', { ifAbsent: true }),
+        s.put('seed', 'fresh', { ifRevision: seed.revision }),
+        s.delete('never-written'),
+      ];
+      const settled = Promise.allSettled(writes);
+      await new Promise((r) => setTimeout(r, 100));
+      expect(s.rewrites).toBe(before);
+      await holder.release();
+      const results = await settled;
+      expect(results.map((r) => r.status)).toEqual([...Array(16).fill('fulfilled'), 'rejected', 'rejected', 'fulfilled', 'fulfilled']);
+      expect(ConflictError.is((results[16] as PromiseRejectedResult).reason)).toBe(true);
+      expect((results[17] as PromiseRejectedResult).reason).toMatchObject({ code: 'ERR_CONFLICT', key: 'k/0', expected: 'absent' });
+      expect((results[19] as PromiseFulfilledResult<unknown>).value).toBeNull();
+      const revisions = results.slice(0, 16).map((r) => (r as PromiseFulfilledResult<{ revision: number }>).value.revision);
+      expect(new Set(revisions).size).toBe(16);
+      expect((await s.get('seed'))?.value).toBe('fresh');
+      // Grouped: the 17 writes that changed something went into one rewrite; ungrouped: one each.
+      expect(s.rewrites - before).toBe(groupCommit ? 1 : 17);
+      const reopened = new FileStore(path);
+      expect((await reopened.list({ prefix: 'k/' })).entries.map((e) => e.value)).toEqual([0, 1, 10, 11, 12, 13, 14, 15, 2, 3, 4, 5, 6, 7, 8, 9]);
+      await reopened.close();
+      await s.close();
+    }
+  });
+
+  it('a writer waiting past lockTimeoutMs gets a transient BackendError and writes nothing', async () => {
+    const path = freshPath();
+    const s = new FileStore(path, { lockTimeoutMs: 300 });
+    await s.put('k', 1);
+    const holder = await holdLock(path);
+    let ticks = 0;
+    const ticker = setInterval(() => ticks++, 10);
+    const err = await s.put('k', 2).catch((e) => e);
+    clearInterval(ticker);
+    await holder.release();
+    expect(BackendError.is(err)).toBe(true);
+    expect(err).toMatchObject({ transient: true, ambiguous: false });
+    expect(err.message).toMatch(/lock .* was not free within 300 ms/);
+    // The wait happened in async sleeps: the event loop kept running.
+    expect(ticks).toBeGreaterThan(5);
+    expect((await s.get('k'))?.value).toBe(1);
+    expect(tempFiles(path)).toEqual([]);
+    await s.close();
+  });
+
+  it('another process\'s writes are seen by get, list and watch', async () => {
+    const path = freshPath();
+    // Polling every 10 minutes: only the folder watch can wake the watcher within the test's timeout.
+    const s = new FileStore(path, { pollIntervalMs: 600_000 });
+    const start = await s.put('shared/x', 0);
+    const seen: WatchEvent[] = [];
+    const controller = new AbortController();
+    const watching = (async () => {
+      for await (const ev of s.watch({ prefix: 'shared/', fromRevision: start.revision, signal: controller.signal })) {
+        seen.push(ev);
+        if (seen.length === 3) break;
+      }
+    })();
+    const code = await new Promise<number | null>((resolve) => {
+      spawn(process.execPath, ['--input-type=module', '-e', `
+        const { FileStore } = await import(${JSON.stringify(new URL('../dist/file/index.js', import.meta.url).href)});
+        const s = new FileStore(${JSON.stringify(path)});
+        await s.put('shared/x', 1);
+        await s.put('shared/y', 2);
+        await s.delete('shared/x');
+        await s.close();
+      `], { stdio: 'inherit' }).on('close', resolve);
+    });
+    expect(code).toBe(0);
+    await watching;
+    expect(seen.map((e) => [e.type, e.key, e.revision])).toEqual([['put', 'shared/x', 2], ['put', 'shared/y', 3], ['delete', 'shared/x', 4]]);
+    expect((await s.get('shared/y'))?.value).toBe(2);
+    expect((await s.list({ prefix: 'shared/' })).entries.map((e) => e.key)).toEqual(['shared/y']);
+    await s.close();
+  });
+
+  it('the change log is bounded: watch from before it throws HistoryGoneError; purged tombstones never bring a revision back', async () => {
+    const path = freshPath();
+    // Log semantics, not durability: skip the fsyncs so 500 commits stay quick.
+    const s = new FileStore(path, { changeLogSize: 100, fsync: false });
+    const first = await s.put('k', 0);
+    let last = first.revision;
+    for (let i = 1; i <= 300; i++) {
+      const rev = i % 2 === 0 ? (await s.put('k', i)).revision : ((await s.delete('k')) as number);
+      expect(rev).toBe(last + 1);
+      last = rev;
+      if (i % 3 === 0) await s.delete(`gone/${i}`).then(() => s.put(`gone/${i}`, i)).then(() => s.delete(`gone/${i}`)).then((r) => (last = r as number));
+    }
+    const err = await s.watch({ key: 'k', fromRevision: first.revision })[Symbol.asyncIterator]().next().catch((e) => e);
+    expect(HistoryGoneError.is(err)).toBe(true);
+    const doc = JSON.parse(readFileSync(path, 'utf8'));
+    expect(doc.changes.length).toBeLessThanOrEqual(100 + Math.ceil(100 / 8));
+    expect(err.oldestRevision).toBe(doc.prunedBelow + 1);
+    // Old tombstones left the file with their changes; the counter kept going.
+    expect(Object.keys(doc.records).length).toBeLessThan(50);
+    expect((await s.put('gone/3', 'back')).revision).toBe(last + 1);
+    expect((await s.history('k', { limit: 5 })).map((r) => r.revision)).toHaveLength(5);
+    await s.close();
+  });
+
+  it('open() by URL with options; values of other codecs are stored as base64', async () => {
+    const path = freshPath();
+    const s = await open(`file:${path}?changeLog=50&groupCommit=false&fsync=false&lockTimeoutMs=2000`);
+    expect(s.capabilities.durability).toBe('os-buffered');
+    await s.close();
+    for (const bad of ['file:', `file:${path}?changeLog=0`, `file:${path}?fsync=maybe`]) {
+      expect(await open(bad).catch((e) => e.code), bad).toBe('ERR_INVALID_ARGUMENT');
+    }
+    const raw = new FileStore(freshPath(), { codec: rawCodec });
+    await raw.put('bytes', new Uint8Array([0, 255, 7]));
+    expect([...((await raw.get<Uint8Array>('bytes'))?.value ?? [])]).toEqual([0, 255, 7]);
+    expect(JSON.parse(readFileSync(raw.path, 'utf8')).records.bytes.base64).toBe('AP8H');
+    await raw.close();
+  });
+});

@@ -70,6 +70,7 @@ export class FileStore extends BaseStore {
   private tempsChecked = false;
   private fsWatcher: FSWatcher | null = null;
   private watchers = 0;
+  private rewriteCount = 0;
 
   static async fromUrl(url: string, options: FileStoreOptions = {}): Promise<FileStore> {
     const rest = url.replace(/^file:(\/\/)?/i, '');
@@ -129,6 +130,11 @@ export class FileStore extends BaseStore {
     this.changed.setMaxListeners(0);
     this.sweeper = setInterval(() => this.sweepExpired(), options.sweepIntervalMs ?? 1000);
     this.sweeper.unref();
+  }
+
+  /** How many times this store has rewritten the file (each rewrite commits a whole group of writes). */
+  get rewrites(): number {
+    return this.rewriteCount;
   }
 
   async getRecord<T = unknown>(key: string): Promise<StoredRecord<T> | null> {
@@ -356,6 +362,7 @@ export class FileStore extends BaseStore {
       if (tx.changes.length > 0) {
         const next = nextState(tx, this.changeLogSize);
         const text = serialize(next.revision, next.prunedBelow, next.records(), next.changes);
+        this.rewriteCount++;
         await replaceFile(this.path, text, this.sync, (stamp) => {
           if (this.cache?.state === base) {
             next.apply();
@@ -430,7 +437,7 @@ export class FileStore extends BaseStore {
   }
 
   private readError(err: unknown): unknown {
-    if (err instanceof Error && 'code' in err && typeof err.code === 'string' && err.code.startsWith('E')) {
+    if (err instanceof Error && 'syscall' in err) {
       return new BackendError(`cannot read ${this.path}: ${err.message}`, { transient: false, cause: err });
     }
     return err;

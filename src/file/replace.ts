@@ -1,6 +1,6 @@
 /**
  * Atomic, durable replacement of a file: a unique temp file in the same
- * folder, fsync, rename over, fsync the folder. Readers see the old file or
+ * folder, fdatasync, rename over, fsync the folder. Readers see the old file or
  * the new one, never a torn one; a failure before the rename leaves the old
  * file and no temp file behind.
  */
@@ -33,7 +33,8 @@ export async function replaceFile(path: string, text: string, sync: boolean, onR
     const handle = await open(temp, 'wx', 0o644);
     try {
       await handle.writeFile(text, 'utf8');
-      if (sync) await handle.sync();
+      // fdatasync covers the data and the size; the name is made durable by the folder's fsync below.
+      if (sync) await handle.datasync();
       const st = await handle.stat();
       stamp = { ino: st.ino, size: st.size, mtimeMs: st.mtimeMs };
     } finally {
