@@ -537,21 +537,29 @@ function pathOf(rawUrl: string): string {
  * a level) and `/` (a level separator) both decode to `/` exactly once, and
  * `GET …/history` is recognised before decoding: a key whose last level is
  * literally `history` is read with that slash encoded (`a%2Fhistory`).
+ * An empty path key (`/v1/kv/?key=…`, `/v1/kv//history?key=…`) takes the key
+ * from the `key` query parameter: `.` and `..` cannot be path segments, as
+ * fetch and proxies remove them even percent-encoded.
  */
 function keyOf(req: FastifyRequest): { key: string; history: boolean } {
   const path = pathOf(req.raw.url ?? '');
   if (!path.startsWith(KV)) throw new HttpProblem(400, `keys are addressed as ${KV}{percent-encoded key}`);
   let encoded = path.slice(KV.length);
+  const queryKey = queryString(req.query as Record<string, unknown>, 'key');
   let history = false;
-  if ((req.method === 'GET' || req.method === 'HEAD') && encoded.endsWith('/history') && encoded.length > '/history'.length) {
+  const read = req.method === 'GET' || req.method === 'HEAD';
+  if (read && encoded.endsWith('/history') && (encoded.length > '/history'.length || (encoded === '/history' && queryKey !== undefined))) {
     history = true;
     encoded = encoded.slice(0, -'/history'.length);
   }
   let key: string;
-  try {
-    key = decodeURIComponent(encoded);
-  } catch {
-    throw new InvalidKeyError('the key is not validly percent-encoded UTF-8', MAX_KEY_BYTES);
+  if (encoded === '' && queryKey !== undefined) key = queryKey;
+  else {
+    try {
+      key = decodeURIComponent(encoded);
+    } catch {
+      throw new InvalidKeyError('the key is not validly percent-encoded UTF-8', MAX_KEY_BYTES);
+    }
   }
   assertKey(key);
   return { key, history };

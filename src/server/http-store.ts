@@ -115,8 +115,8 @@ export class HttpStore extends BaseStore {
     const headers: Record<string, string> = { 'content-type': 'application/json' };
     addCondition(headers, options);
     if (options.writer !== undefined) headers['revkit-writer'] = options.writer;
-    const query = options.ttlMs !== undefined ? `?ttlMs=${options.ttlMs}` : '';
-    const meta = (await this.requestJson('PUT', keyPath(key) + query, { headers, body, write: true, key })) as Omit<Entry<T>, 'value'>;
+    const query: Record<string, string> = options.ttlMs !== undefined ? { ttlMs: String(options.ttlMs) } : {};
+    const meta = (await this.requestJson('PUT', keyPath(key, '', query), { headers, body, write: true, key })) as Omit<Entry<T>, 'value'>;
     const entry: Entry<T> = { ...meta, key, value: JSON.parse(body) as T };
     return entry;
   }
@@ -187,9 +187,9 @@ export class HttpStore extends BaseStore {
     if (options.limit !== undefined && (!Number.isSafeInteger(options.limit) || options.limit <= 0)) {
       throw new InvalidArgumentError(`limit must be a positive integer, got ${String(options.limit)}`);
     }
-    const qs = options.limit !== undefined ? `?limit=${options.limit}` : '';
+    const query: Record<string, string> = options.limit !== undefined ? { limit: String(options.limit) } : {};
     // The last slash of the key is encoded, so `…/history` is always the history route.
-    const body = (await this.requestJson('GET', `${keyPath(key)}/history${qs}`)) as { records: StoredRecord<T>[] };
+    const body = (await this.requestJson('GET', keyPath(key, '/history', query), { key })) as { records: StoredRecord<T>[] };
     return body.records;
   }
 
@@ -303,9 +303,16 @@ interface RequestInit2 {
   noTimeout?: boolean;
 }
 
-/** Every character outside the unreserved set is encoded, `/` included. */
-function keyPath(key: string): string {
-  return `/v1/kv/${encodeURIComponent(key)}`;
+/**
+ * Every character outside the unreserved set is encoded, `/` included. The
+ * keys `.` and `..` would be path segments that fetch (and proxies) remove,
+ * percent-encoded or not, so they go in the `key` query parameter of an
+ * empty path key.
+ */
+function keyPath(key: string, suffix: '' | '/history' = '', query: Record<string, string> = {}): string {
+  const dotSegment = key === '.' || key === '..';
+  const params = new URLSearchParams(dotSegment ? { key, ...query } : query).toString();
+  return `/v1/kv/${dotSegment ? '' : encodeURIComponent(key)}${suffix}${params ? `?${params}` : ''}`;
 }
 
 function addCondition(headers: Record<string, string>, cond: { ifAbsent?: true; ifRevision?: number }): void {
