@@ -1,5 +1,5 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -57,8 +57,15 @@ afterAll(() => {
   for (const c of children) c.kill('SIGKILL');
 });
 
+/** Runs the `try: curl …` line exactly as printed; returns curl's output (status line first). */
+function runPrintedCurl(s: Served): Promise<string> {
+  const example = (s.lines.find((l) => l.startsWith('try: ')) as string).slice(5);
+  expect(example).toMatch(/^curl /);
+  return new Promise((resolve, reject) => execFile('sh', ['-c', `${example} -s`], { timeout: 30_000 }, (e, out, err) => (e ? reject(new Error(`${e.message}: ${err}`)) : resolve(out))));
+}
+
 describe('revkit serve: start-up', () => {
-  it('with no configuration: binds 127.0.0.1, prints the URL, a generated admin token and a curl that works; default store sqlite:./data/revkit.db', async () => {
+  it('with no configuration: binds 127.0.0.1, default store sqlite:./data/revkit.db, prints the URL, an admin token and a curl that works', async () => {
     const cwd = mkdtempSync(join(tmpdir(), 'revkit-cli-'));
     const s = await serve(['--port', '0'], { REVKIT_STORE: '', REVKIT_PORT: '' }, cwd);
     try {
@@ -67,19 +74,57 @@ describe('revkit serve: start-up', () => {
       expect(s.token).toMatch(/^[A-Za-z0-9_-]{24,}$/);
       expect(existsSync(join(cwd, 'data', 'revkit.db'))).toBe(true);
       expect((await fetch(`${s.url}/v1/kv/x`)).status).toBe(401);
-      // the printed example, run as printed (when curl exists)
-      const example = (s.lines.find((l) => l.startsWith('try: ')) as string).slice(5);
-      const curl = await new Promise<{ ok: boolean; out: string }>((resolve) => execFile('sh', ['-c', example], (e, out) => resolve({ ok: !e, out })));
-      if (curl.ok) expect(curl.out).toMatch(/^HTTP\/1\.1 201/);
-      else {
-        const r = await fetch(`${s.url}/v1/kv/greeting`, { method: 'PUT', headers: { authorization: `Bearer ${s.token}`, 'content-type': 'application/json', 'if-none-match': '*' }, body: '{"hello":"world"}' });
-        expect(r.status).toBe(201);
-      }
+      expect(await runPrintedCurl(s)).toMatch(/^HTTP\/1\.1 201/);
       const g = await fetch(`${s.url}/v1/kv/greeting`, { headers: { authorization: `Bearer ${s.token}` } });
       expect(await g.json()).toEqual({ hello: 'world' });
     } finally {
       s.child.kill('SIGTERM');
       expect(await s.exited).toBe(0);
+    }
+  });
+
+  it('npm start twice in a row works the same: the generated admin token is kept in the data folder (0600) and the printed curl works again', async () => {
+    const cwd = mkdtempSync(join(tmpdir(), 'revkit-cli-'));
+    const starts: Array<{ token: string | undefined; lines: string[]; curl: string }> = [];
+    for (let i = 0; i < 2; i++) {
+      const s = await serve(['--port', '0'], { REVKIT_STORE: '', REVKIT_PORT: '' }, cwd);
+      try {
+        starts.push({ token: s.token, lines: s.lines, curl: await runPrintedCurl(s) });
+      } finally {
+        s.child.kill('SIGTERM');
+        expect(await s.exited).toBe(0);
+      }
+    }
+    const [first, second] = starts as [(typeof starts)[0], (typeof starts)[0]];
+    expect(first.token).toMatch(/^[A-Za-z0-9_-]{24,}$/);
+    expect(second.token).toBe(first.token);
+    const file = join(cwd, 'data', 'admin-token');
+    expect(readFileSync(file, 'utf8').trim()).toBe(first.token);
+    expect(statSync(file).mode & 0o777).toBe(0o600);
+    for (const start of starts) expect(start.lines.join('\n')).toContain('admin token (kept in data/admin-token');
+    expect(first.curl).toMatch(/^HTTP\/1\.1 201/);
+    expect(second.curl).toMatch(/^HTTP\/1\.1 200/);
+  });
+
+  it('a store with no local data folder (memory:) gets a token for this run, and says so', async () => {
+    const s = await serve(['--store', 'memory:', '--port', '0']);
+    try {
+      expect(s.lines.join('\n')).toMatch(/admin token \(generated for this run, as this store has no local data folder/);
+      expect(await runPrintedCurl(s)).toMatch(/^HTTP\/1\.1 201/);
+    } finally {
+      s.child.kill('SIGTERM');
+      await s.exited;
+    }
+  });
+
+  it('under --require-preconditions the printed example still works on every start', async () => {
+    const s = await serve(['--store', 'memory:', '--port', '0', '--require-preconditions']);
+    try {
+      expect(await runPrintedCurl(s)).toMatch(/^HTTP\/1\.1 200/);
+      expect(await runPrintedCurl(s)).toMatch(/^HTTP\/1\.1 200/);
+    } finally {
+      s.child.kill('SIGTERM');
+      await s.exited;
     }
   });
 

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { InvalidArgumentError as CommanderArgumentError, Option, type Command } from 'commander';
 import { RevkitError, type Store } from '../core/index.js';
 import { open } from '../open.js';
@@ -71,7 +71,6 @@ async function serve(opts: ServeOptions & { store: string }): Promise<void> {
     if (opts.tokens || opts.adminToken) fail('--no-auth conflicts with --tokens and --admin-token', 2);
   }
   let tokens: TokenSpec[] | null = null;
-  let generated: string | undefined;
   if (opts.tokens) {
     try {
       tokens = await loadTokensFile(opts.tokens);
@@ -79,14 +78,13 @@ async function serve(opts: ServeOptions & { store: string }): Promise<void> {
       fail((err as Error).message);
     }
   }
-  if (!authOff && !tokens && opts.adminToken === undefined) generated = randomBytes(24).toString('base64url');
-  const adminToken = opts.adminToken ?? generated;
+  const needsGenerated = !authOff && !tokens && opts.adminToken === undefined;
 
   // --- the store: one clear line and exit 1 when it cannot be opened or reached
-  const sqlitePath = /^sqlite:(?!:memory:)(?:\/\/)?(.+?)(?:\?.*)?$/.exec(opts.store)?.[1];
-  if (sqlitePath) {
+  const dataDir = dataFolderOf(opts.store);
+  if (dataDir !== undefined) {
     try {
-      ensureDir(dirname(sqlitePath));
+      ensureDir(dataDir);
     } catch (err) {
       fail(`cannot create the folder for ${opts.store}: ${(err as Error).message}`);
     }
@@ -99,12 +97,25 @@ async function serve(opts: ServeOptions & { store: string }): Promise<void> {
     fail(`cannot open store ${redact(opts.store)}: ${describe(err)}`);
   }
 
+  // A generated admin token is kept beside the data, so a restart keeps the same one.
+  let generated: { token: string; keptIn?: string } | undefined;
+  if (needsGenerated) {
+    try {
+      generated = dataDir === undefined ? { token: newToken() } : keptToken(join(dataDir, ADMIN_TOKEN_FILE));
+    } catch (err) {
+      await store.close().catch(() => undefined);
+      fail(`cannot keep the admin token in ${join(dataDir as string, ADMIN_TOKEN_FILE)}: ${(err as Error).message}`);
+    }
+  }
+  const adminToken = opts.adminToken ?? generated?.token;
+  const requirePreconditions = opts.requirePreconditions === true || String(opts.requirePreconditions) === 'true';
+
   const server = await createServer({
     store,
     closeStore: true,
     tokens: authOff ? null : (tokens ?? []),
     ...(adminToken !== undefined && !authOff ? { adminToken } : {}),
-    requirePreconditions: opts.requirePreconditions === true || String(opts.requirePreconditions) === 'true',
+    requirePreconditions,
     limits: { maxValueBytes, maxBodyBytes },
   });
   let url: string;
@@ -118,10 +129,15 @@ async function serve(opts: ServeOptions & { store: string }): Promise<void> {
   const out = (line: string) => process.stdout.write(`${line}\n`);
   out(`revkit serving ${redact(opts.store)} at ${url}`);
   if (authOff) out('authentication: OFF (--no-auth); anyone who can reach this loopback address can read and write every key');
-  else if (generated) out(`admin token (generated for this run; choose your own with --admin-token or --tokens): ${generated}`);
+  else if (generated?.keptIn) out(`admin token (kept in ${generated.keptIn}, readable only by you; choose your own with --admin-token or --tokens): ${generated.token}`);
+  else if (generated) out(`admin token (generated for this run, as this store has no local data folder; choose your own with --admin-token or --tokens): ${generated.token}`);
   else out(`authentication: bearer tokens (${tokens ? `${tokens.length} from ${opts.tokens}` : ''}${tokens && opts.adminToken ? ' + ' : ''}${opts.adminToken ? 'the admin token' : ''})`);
-  const auth = authOff ? '' : ` -H 'Authorization: Bearer ${generated ?? '<token>'}'`;
-  out(`try: curl -i -X PUT${auth} -H 'Content-Type: application/json' -H 'If-None-Match: *' --data '{"hello":"world"}' ${url}/v1/kv/greeting`);
+  const auth = authOff ? '' : ` -H 'Authorization: Bearer ${generated?.token ?? '<token>'}'`;
+  // Works on every start: PUT creates then overwrites; PATCH (a server-side update loop) also passes --require-preconditions.
+  const example = requirePreconditions
+    ? `curl -i -X PATCH${auth} -H 'Content-Type: application/merge-patch+json' --data '{"hello":"world"}' ${url}/v1/kv/greeting`
+    : `curl -i -X PUT${auth} -H 'Content-Type: application/json' --data '{"hello":"world"}' ${url}/v1/kv/greeting`;
+  out(`try: ${example}`);
 
   let stopping = false;
   const stop = (signal: string) => {
@@ -141,6 +157,29 @@ async function serve(opts: ServeOptions & { store: string }): Promise<void> {
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
+}
+
+export const ADMIN_TOKEN_FILE = 'admin-token';
+
+const newToken = () => randomBytes(24).toString('base64url');
+
+/** The folder of a store kept in local files (sqlite:, file:), where the admin token is kept too. */
+function dataFolderOf(storeUrl: string): string | undefined {
+  const path = /^(?:sqlite|file):(?!:memory:)(?:\/\/)?(.+?)(?:\?.*)?$/.exec(storeUrl)?.[1];
+  return path === undefined ? undefined : dirname(path);
+}
+
+/** Reads the kept token, or creates it readable by its owner only (0600). */
+function keptToken(path: string): { token: string; keptIn: string } {
+  if (existsSync(path)) {
+    const token = readFileSync(path, 'utf8').trim();
+    if (!/^[A-Za-z0-9_-]{24,}$/.test(token)) throw new Error('the file does not hold a token; delete it to have a new one generated');
+    if ((statSync(path).mode & 0o077) !== 0) chmodSync(path, 0o600);
+    return { token, keptIn: path };
+  }
+  const token = newToken();
+  writeFileSync(path, `${token}\n`, { mode: 0o600, flag: 'wx' });
+  return { token, keptIn: path };
 }
 
 function describe(err: unknown): string {
