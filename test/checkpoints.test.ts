@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
-import { BackendError, ConflictError, InvalidArgumentError, InvalidKeyError, type Store, type WatchEvent } from '../src/core/index.js';
+import { BackendError, ConflictError, InvalidArgumentError, InvalidKeyError, OutcomeUnknownError, type Store, type WatchEvent } from '../src/core/index.js';
+import { MemoryStore } from '../src/memory/index.js';
 import { canonicalJson, checkpoints, follow, resumeKey, resumeKeyOfJson, type Checkpoints } from '../src/checkpoints/index.js';
 import { backends, openFresh } from './checkpoints-backends.js';
 
@@ -41,6 +42,44 @@ describe('resume keys', () => {
       expect(() => resumeKey(bad), `case ${i}`).toThrow(InvalidArgumentError);
     }
     expect(() => resumeKeyOfJson('{not json')).toThrow(InvalidArgumentError);
+  });
+});
+
+/** A store whose update() commits, then reports an unknown outcome, `times` times. */
+function losingAcknowledgements(inner: Store, times: number, commit = true): Store {
+  return new Proxy(inner, {
+    get(target, prop) {
+      if (prop === 'update') {
+        return async (...args: Parameters<Store['update']>) => {
+          if (times-- <= 0) return target.update(...args);
+          if (commit) await target.update(...args);
+          throw new OutcomeUnknownError(args[0]);
+        };
+      }
+      const value = Reflect.get(target, prop);
+      return typeof value === 'function' ? value.bind(target) : value;
+    },
+  });
+}
+
+describe('advance after a write whose outcome was unknown', () => {
+  const key = resumeKey({ consumer: 'x' });
+
+  it('does it again (moving to a maximum twice changes nothing) and reports the cursor as its own', async () => {
+    for (const commit of [true, false]) {
+      const inner = new MemoryStore();
+      const cps = checkpoints(losingAcknowledgements(inner, 1, commit), { prefix: 'cp/' });
+      expect(await cps.advance(key, { sequence: 4, eventId: 'e4' })).toEqual({ advanced: true, current: { sequence: 4, eventId: 'e4' } });
+      expect(await checkpoints(inner, { prefix: 'cp/' }).get(key)).toEqual({ sequence: 4, eventId: 'e4' });
+      await inner.close();
+    }
+  });
+
+  it('gives up with OutcomeUnknownError when it stays unknown', async () => {
+    const inner = new MemoryStore();
+    const cps = checkpoints(losingAcknowledgements(inner, 100), { prefix: 'cp/' });
+    await expect(cps.advance(key, { sequence: 4 })).rejects.toThrow(OutcomeUnknownError);
+    await inner.close();
   });
 });
 

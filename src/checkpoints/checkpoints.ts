@@ -1,8 +1,10 @@
 import {
-  BackendError, ConflictError, InvalidArgumentError, RetryExhaustedError, SKIP, assertKey, assertPrefix, exponentialJitter, isTombstone, sleep,
+  BackendError, ConflictError, InvalidArgumentError, OutcomeUnknownError, RetryExhaustedError, SKIP, assertKey, assertPrefix, exponentialJitter, isTombstone, sleep,
   type Store, type StoredRecord, type UpdateOptions,
 } from '../core/index.js';
 import { isResumeKey } from './canonical.js';
+
+const OUTCOME_UNKNOWN_RETRIES = 3;
 
 /** Where a subscription has got to: every event up to `sequence` is handled. */
 export interface Cursor {
@@ -88,6 +90,24 @@ export class Checkpoints {
   async advance(key: string, to: Cursor, options: CallOptions = {}): Promise<AdvanceResult> {
     const full = this.storeKey(key);
     const next = checkCursor(to);
+    let uncertain = false;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const result = await this.advanceOnce(full, next, options);
+        if (!uncertain) return result;
+        // The attempt whose outcome was unknown may be the one that moved it.
+        const ours = result.current.sequence === next.sequence && result.current.eventId === next.eventId;
+        return { advanced: result.advanced || ours, current: result.current };
+      } catch (err) {
+        // update() never re-applies a write whose outcome it cannot establish, since a mutation
+        // could count twice. Moving to a maximum can be done again: if it took, nothing changes.
+        if (!OutcomeUnknownError.is(err) || attempt >= OUTCOME_UNKNOWN_RETRIES) throw err;
+        uncertain = true;
+      }
+    }
+  }
+
+  private async advanceOnce(full: string, next: Cursor, options: CallOptions): Promise<AdvanceResult> {
     let advanced = false;
     const entry = await this.store.update<Cursor>(full, (stored) => {
       advanced = false;
