@@ -319,4 +319,29 @@ describe('nats specifics', () => {
       await nc.close();
     }
   });
+
+  it('list() under concurrent writers returns every key exactly once', async () => {
+    const s = await NatsStore.fromUrl(urlFor(freshBucket('lst')));
+    try {
+      const KEYS = 600;
+      for (let i = 0; i < KEYS; i += 50) await Promise.all(Array.from({ length: 50 }, (_, j) => s.put(`l/${i + j}`, 0)));
+      let writing = true;
+      const writers = Array.from({ length: 8 }, async (_, w) => {
+        for (let n = 0; writing; n++) await s.put(`l/${(n * 8 + w) % KEYS}`, n);
+      });
+      try {
+        for (let round = 0; round < 5; round++) {
+          const { entries } = await s.list({ prefix: 'l/', limit: 10_000 });
+          const keys = entries.map((e) => e.key);
+          expect(new Set(keys).size).toBe(keys.length);
+          expect(keys.length).toBe(KEYS);
+        }
+      } finally {
+        writing = false;
+        await Promise.all(writers);
+      }
+    } finally {
+      await s.close();
+    }
+  });
 });

@@ -360,8 +360,15 @@ export class NatsStore extends BaseStore {
     const limit = assertLimit(options.limit, 10_000) ?? 1000;
     const { filter } = filterForPrefix(prefix);
     const msgs = await this.readSnapshot(`${this.prefix}.${filter}`, { policy: 'last_per_subject' });
+    // The consumer also delivers writes made while it reads (pending counts
+    // them), so a key written meanwhile arrives twice: keep its latest.
+    const latest = new Map<string, { msg: Msg; seq: number }>();
+    for (const m of msgs) {
+      const seen = latest.get(m.msg.subject);
+      if (!seen || m.seq > seen.seq) latest.set(m.msg.subject, m);
+    }
     const live: Array<{ key: string; msg: Msg; seq: number }> = [];
-    for (const { msg, seq } of msgs) {
+    for (const { msg, seq } of latest.values()) {
       if (isDeleteOp(msg.headers)) continue;
       const key = this.keyOfSubject(msg.subject);
       if (key === null || !key.startsWith(prefix)) continue;
