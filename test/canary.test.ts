@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { SqliteStore } from '../src/sqlite/index.js';
 import { MemoryStore } from '../src/memory/index.js';
-import { CanaryStore, raceChecks, runMultiProcessCounters } from '../src/testing/index.js';
+import { CanaryStore, DoubleApplyStore, SharedResultStore, raceChecks, runMultiProcessCounters } from '../src/testing/index.js';
 import { tempDir, uniqueName } from './helpers.js';
 
 const dir = tempDir('canary');
@@ -28,4 +28,31 @@ describe('the canary store is caught', () => {
       }
     });
   }
+});
+
+// The API-level canaries only make sense if they really break what callers are told while every
+// write stays a correct compare-and-swap; revkit check catching them is in test/check.test.ts.
+describe('the API-level canaries misbehave as intended', () => {
+  const increment = (n: number | undefined) => (n ?? 0) + 1;
+
+  it('SharedResultStore: 8 concurrent increments are applied once each but all return 8 (defect #1)', async () => {
+    for (const inner of [new MemoryStore(), new SqliteStore(join(dir, `${uniqueName('shared')}.db`))]) {
+      const store = new SharedResultStore(inner);
+      const results = await Promise.all(Array.from({ length: 8 }, () => store.update<number>('seq', increment)));
+      expect(results.map((e) => e?.value)).toEqual(Array(8).fill(8));
+      expect((await inner.get<number>('seq'))?.value).toBe(8);
+      await store.close();
+    }
+  });
+
+  it('DoubleApplyStore: every 3rd update() runs its mutation a second time and returns the second result', async () => {
+    for (const inner of [new MemoryStore(), new SqliteStore(join(dir, `${uniqueName('double')}.db`))]) {
+      const store = new DoubleApplyStore(inner, 3);
+      const told: (number | undefined)[] = [];
+      for (let i = 0; i < 6; i++) told.push((await store.update<number>('seq', increment))?.value);
+      expect(told).toEqual([1, 2, 4, 5, 6, 8]);
+      expect((await inner.history('seq')).length).toBe(8);
+      await store.close();
+    }
+  });
 });

@@ -3,8 +3,8 @@ import { describe, expect, it } from 'vitest';
 import {
   HistoryRecorder, casRegisterModel, chainOpsFromHistory, checkOperations, checkRevisionChain, eventToLine,
   operationsFromEvents, operationsFromNDJSON, operationsToNDJSON, parseHistory, parseJepsenEtcdLog, parseKvEdn,
-  stringKvModel, versionedKvModel,
-  type CasInput, type CasOutput, type ChainOp, type KvCondition, type Operation, type StringKvInput, type StringKvOutput,
+  stringKvModel, versionedKvModel, apiKvModel, checkIncrements,
+  type ApiKvInput, type ApiKvOutput, type CasInput, type CasOutput, type ChainOp, type KvCondition, type Operation, type StringKvInput, type StringKvOutput,
   type VersionedKvInput, type VersionedKvOutput,
 } from '../src/testing/checker/index.js';
 import { memoryStore } from '../src/memory/index.js';
@@ -280,6 +280,69 @@ describe('history recorder', () => {
     for (let i = 0; i < 100; i++) rec.ok(rec.invoke(0, i), i);
     const times = rec.events().map((e) => e.time);
     expect(times.every((x, i) => i === 0 || x > times[i - 1]!)).toBe(true);
+  });
+});
+
+describe('API-level model (what update() callers are told)', () => {
+  type I = ApiKvInput;
+  type O = ApiKvOutput;
+  const inc = (key = 'n'): I => ({ op: 'update', key, mutation: { kind: 'increment' } });
+  const prepend = (tag: string, key = 'k'): I => ({ op: 'update', key, mutation: { kind: 'prepend', tag } });
+  const get: I = { op: 'get', key: 'n' };
+  const at = (value: unknown, revision: number): O => ({ value, revision });
+  const both = (h: Operation<I, O>[]) => ({ search: check(apiKvModel, h), increments: checkIncrements(h) });
+
+  it('accepts sequential increments, and a combined commit where each caller has its own value at the shared revision', () => {
+    const h = ops<I, O>([
+      [0, inc(), at(1, 4), 0, 1],
+      // Three callers combined into one commit at revision 9: values 2, 3, 4, in any arrival order.
+      [1, inc(), at(3, 9), 2, 6],
+      [2, inc(), at(4, 9), 2, 6],
+      [3, inc(), at(2, 9), 2, 6],
+      [0, get, at(4, 9), 7, 8],
+      [0, inc(), at(5, 12), 9, 10],
+    ]);
+    expect(both(h)).toEqual({ search: 'ok', increments: expect.objectContaining({ ok: true, keys: 1, increments: 5 }) });
+  });
+
+  it('rejects two callers handed the same value (defect #1: everyone gets the last result)', () => {
+    const h = ops<I, O>([[1, inc(), at(3, 9), 2, 6], [2, inc(), at(3, 9), 2, 6], [3, inc(), at(3, 9), 2, 6]]);
+    const r = both(h);
+    expect(r.search).toBe('illegal');
+    expect(r.increments.violations.map((v) => v.kind)).toContain('shared-value');
+  });
+
+  it('rejects a mutation applied twice: a value no caller was told, under one that was', () => {
+    // Caller 0's write of 1 lost its acknowledgement; its retry ran the mutation again and returned 2.
+    const h = ops<I, O>([[0, inc(), at(2, 5), 0, 3], [1, get, at(2, 5), 4, 5]]);
+    const r = both(h);
+    expect(r.search).toBe('illegal');
+    expect(r.increments.violations.map((v) => v.kind)).toEqual(['applied-twice']);
+    // The same history with an unknown-outcome increment beside it is fine: that one may have made 1.
+    const withUnknown = ops<I, O>([[0, inc(), at(2, 5), 0, 3], [1, get, at(2, 5), 4, 5], [2, inc(), undefined, 0, Infinity]]);
+    expect(both(withUnknown)).toEqual({ search: 'ok', increments: expect.objectContaining({ ok: true }) });
+  });
+
+  it('holds a caller told "failed" to it: the increment must not have applied', () => {
+    const h = ops<I, O>([[0, inc(), undefined, 0, 3, 'fail'], [1, inc(), at(2, 5), 4, 5]]);
+    expect(both(h).search).toBe('illegal');
+    expect(both(h).increments.ok).toBe(false);
+  });
+
+  it('needs each update()\'s value to be its own mutation of the state it linearizes at', () => {
+    const ok = ops<I, O>([[0, prepend('a'), at('a<', 1), 0, 1], [1, prepend('b'), at('b<a<', 2), 2, 3]]);
+    expect(check(apiKvModel, ok)).toBe('ok');
+    // b was handed a's result.
+    expect(check(apiKvModel, ops<I, O>([[0, prepend('a'), at('b<a<', 2), 0, 3], [1, prepend('b'), at('b<a<', 2), 0, 3]]))).toBe('illegal');
+    // a's mutation ran twice.
+    expect(check(apiKvModel, ops<I, O>([[0, prepend('a'), at('a<a<', 2), 0, 3]]))).toBe('illegal');
+  });
+
+  it('rejects a reused revision outside a combined batch, and a read of a batch\'s intermediate value', () => {
+    const put = (value: unknown): I => ({ api: true, op: 'put', key: 'n', value });
+    expect(check(apiKvModel, ops<I, O>([[0, put(7), { ok: true, revision: 3 }, 0, 1], [1, inc(), at(8, 3), 2, 3]]))).toBe('illegal');
+    const intermediate = ops<I, O>([[1, inc(), at(1, 9), 0, 6], [2, inc(), at(2, 9), 0, 6], [3, get, at(1, 9), 7, 8]]);
+    expect(check(apiKvModel, intermediate)).toBe('illegal');
   });
 });
 

@@ -84,6 +84,6 @@ function checkKey(key: string, ops: ApiOp[], out: IncrementViolation[]): void {
   const holes: number[] = [];
   for (let v = 1; v <= seen; v++) if (!told.has(v)) holes.push(v);
   if (holes.length > unknown) {
-    out.push({ kind: 'applied-twice', key, detail: `no caller was told ${holes.slice(0, 8).join(', ')}${holes.length > 8 ? ', …' : ''} (${holes.length} values) though the counter reached ${seen}, and only ${unknown} increments have an unknown outcome: an increment was applied without being returned` });
+    out.push({ kind: 'applied-twice', key, detail: `no caller was told ${holes.slice(0, 8).join(', ')}${holes.length > 8 ? ', …' : ''} (${holes.length} values) though the counter reached ${seen}, and only ${unknown} increments have an unknown outcome: increments were applied more often than callers were told (twice, or one reported as failed)` });
   }
 }
