@@ -4,7 +4,7 @@ import { runUpdate } from './update.js';
 import { WriteCombiner } from './combine.js';
 import type {
   AtomicBatch, AtomicOp, Capabilities, DeleteOptions, Entry, HistoryOptions, ListOptions, ListPage,
-  Mutation, PutOptions, Store, StoredRecord, UpdateOptions, WatchEvent, WatchOptions,
+  Mutation, MutationOfDefaulted, PutOptions, Store, StoredRecord, UpdateOptions, UpdateOptionsWithDefault, WatchEvent, WatchOptions,
 } from './types.js';
 
 /**
@@ -50,6 +50,8 @@ export abstract class BaseStore implements Store {
     return this.doDelete(key, options);
   }
 
+  update<T = unknown>(key: string, fn: MutationOfDefaulted<T>, options: UpdateOptionsWithDefault<T>): Promise<Entry<T> | null>;
+  update<T = unknown>(key: string, fn: Mutation<T>, options?: UpdateOptions<T>): Promise<Entry<T> | null>;
   async update<T = unknown>(key: string, fn: Mutation<T>, options: UpdateOptions<T> = {}): Promise<Entry<T> | null> {
     this.assertOpen();
     assertKey(key);

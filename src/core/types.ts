@@ -115,6 +115,11 @@ export interface UpdateOptions<T> {
 
 export type Mutation<T> = (current: T | undefined) => T | Skip | Promise<T | Skip>;
 
+/** With a `default`, a missing or deleted key reads as that default: the mutation always gets a `T`. */
+export type MutationOfDefaulted<T> = (current: T) => T | Skip | Promise<T | Skip>;
+
+export type UpdateOptionsWithDefault<T> = UpdateOptions<T> & { default: T | (() => T) };
+
 export interface RetryPolicy {
   readonly name: string;
   /** Delay before attempt `attempt + 1`, given the previous delay; attempt counts from 1. */
@@ -143,6 +148,7 @@ export interface Store {
   getRecord<T = unknown>(key: string): Promise<StoredRecord<T> | null>;
   put<T = unknown>(key: string, value: T, options?: PutOptions): Promise<Entry<T>>;
   delete(key: string, options?: DeleteOptions): Promise<number | null>;
+  update<T = unknown>(key: string, fn: MutationOfDefaulted<T>, options: UpdateOptionsWithDefault<T>): Promise<Entry<T> | null>;
   update<T = unknown>(key: string, fn: Mutation<T>, options?: UpdateOptions<T>): Promise<Entry<T> | null>;
   atomic(): AtomicBatch;
   list<T = unknown>(options?: ListOptions): Promise<ListPage<T>>;
