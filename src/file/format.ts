@@ -8,7 +8,8 @@
  *   "cfg/b":{"revision":42,"deleted":true}
  *   },
  *   "changes":[
- *   {"key":"cfg/a","revision":41,...},
+ *   {"key":"cfg/a","revision":40,"createdRevision":3,...,"value":{"n":0}},
+ *   {"key":"cfg/a","revision":41,"current":true},
  *   ...
  *   ]}
  *
@@ -71,8 +72,15 @@ export function bodyOf(r: FileRecord): string {
   return s;
 }
 
-/** Serialises a state given as pieces, so a commit need not copy the whole map first. */
-export function serialize(revision: number, prunedBelow: number, records: Iterable<FileRecord>, changes: Iterable<FileRecord>): string {
+/**
+ * Serialises a state given as pieces, so a commit need not copy the whole map
+ * first. A change that is still its key's current record is written as a
+ * reference (`"current":true`) rather than a second copy of the value.
+ */
+export function serialize(
+  revision: number, prunedBelow: number, records: Iterable<FileRecord>, changes: Iterable<FileRecord>,
+  current: (key: string) => FileRecord | null,
+): string {
   const parts: string[] = [`{"revkit":"file","version":${FORMAT_VERSION},"revision":${revision},"prunedBelow":${prunedBelow},\n"records":{`];
   let first = true;
   for (const r of records) {
@@ -82,7 +90,8 @@ export function serialize(revision: number, prunedBelow: number, records: Iterab
   parts.push('\n},\n"changes":[');
   first = true;
   for (const c of changes) {
-    parts.push(`${first ? '\n' : ',\n'}{"key":${JSON.stringify(c.key)},${bodyOf(c)}}`);
+    const ref = current(c.key)?.revision === c.revision;
+    parts.push(`${first ? '\n' : ',\n'}{"key":${JSON.stringify(c.key)},${ref ? `"revision":${c.revision},"current":true` : bodyOf(c)}}`);
     first = false;
   }
   parts.push('\n]}\n');
@@ -120,7 +129,8 @@ export function parse(text: string, path: string): FileState {
   let last = 0;
   for (const raw of doc.changes as unknown[]) {
     if (!isObject(raw) || typeof raw.key !== 'string') throw corrupt(path, 'a change log entry has no key');
-    const change = toRecord(raw.key, raw, path);
+    const change = raw.current === true ? records.get(raw.key) : toRecord(raw.key, raw, path);
+    if (change === undefined || change.revision !== raw.revision) throw corrupt(path, `the change of ${JSON.stringify(raw.key)} at revision ${String(raw.revision)} refers to a record that is not there`);
     if (change.revision < last || change.revision > revision) throw corrupt(path, `the change log is out of order at revision ${change.revision}`);
     last = change.revision;
     changes.push(change);

@@ -361,7 +361,7 @@ export class FileStore extends BaseStore {
       }
       if (tx.changes.length > 0) {
         const next = nextState(tx, this.changeLogSize);
-        const text = serialize(next.revision, next.prunedBelow, next.records(), next.changes);
+        const text = serialize(next.revision, next.prunedBelow, next.records(), next.changes, next.current);
         this.rewriteCount++;
         await replaceFile(this.path, text, this.sync, (stamp) => {
           if (this.cache?.state === base) {

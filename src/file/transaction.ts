@@ -71,6 +71,7 @@ export interface NextState {
   changes: FileRecord[];
   purged: Set<string>;
   records(): Iterable<FileRecord>;
+  current(key: string): FileRecord | null;
   /** Applies the commit to the base state in place. */
   apply(): void;
 }
@@ -101,6 +102,7 @@ export function nextState(tx: Transaction, logSize: number): NextState {
       for (const [key, r] of base.records) if (!purged.has(key)) yield tx.writes.get(key) ?? r;
       for (const [key, r] of tx.writes) if (!base.records.has(key) && !purged.has(key)) yield r;
     },
+    current: (key) => (purged.has(key) ? null : tx.get(key)),
     apply() {
       let keysChanged = purged.size > 0;
       for (const [key, r] of tx.writes) {
