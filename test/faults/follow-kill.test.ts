@@ -26,3 +26,16 @@ describe(`follow(): a consumer SIGKILLed at random ${KILLS} times while ${CHANGE
     }, 240_000);
   }
 });
+
+describe('the crash test catches a consumer that records its cursor before handling (at-most-once)', () => {
+  const sqlite = backends('follow-kill-broken').find((b) => b.name === 'sqlite');
+
+  it('on sqlite: changes are missed', async () => {
+    const report = await runFollowKills({
+      url: `${sqlite?.freshUrl()}?synchronous=normal`, kills: KILLS, changes: CHANGES, consumerArgs: ['--broken-advance-first'], catchUpMs: 10_000,
+    });
+    expect(report.failures).toEqual([]);
+    expect(report.kills).toBe(KILLS);
+    expect(report.missed).toBeGreaterThan(0);
+  }, 240_000);
+});
