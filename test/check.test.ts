@@ -3,6 +3,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { runCheck, type CheckSummary } from '../src/testing/check/run.js';
+import { ApiRecorder, HistoryRecorder, RecordingStore, apiKvModel, checkOperations, type ApiKvInput, type ApiKvOutput } from '../src/testing/index.js';
+import { MemoryStore } from '../src/memory/index.js';
 import { tempDir, uniqueName } from './helpers.js';
 
 const dir = tempDir('check');
@@ -11,6 +13,30 @@ const sqliteUrl = () => `sqlite:${join(dir, `${uniqueName('check')}.db`)}`;
 
 /** Both levels judged: what reached the store, and what each caller was told. */
 const levels = (s: CheckSummary) => ({ store: s.linearizability.result, chain: s.chain.ok, api: s.api.result, counters: s.increments.ok });
+
+describe('the API-level recorder', () => {
+  it('records update(), put, delete and atomic calls with what they returned, and an atomic commit as one write per key', async () => {
+    const recorder = new HistoryRecorder<ApiKvInput, ApiKvOutput>();
+    const store = new MemoryStore();
+    const client = new ApiRecorder(new RecordingStore(store, recorder, 'c'), recorder, 'c');
+    await client.update('n', { kind: 'increment' });
+    const { revision } = await client.atomic([{ type: 'check', key: 'n', revision: 1 }, { type: 'set', key: 'n', value: 5 }, { type: 'set', key: 'm', value: 'x' }]);
+    await expect(client.atomic([{ type: 'check', key: 'n', revision: 1 }, { type: 'set', key: 'n', value: 6 }, { type: 'set', key: 'm', value: 'y' }])).rejects.toThrow(/conflict/);
+    await client.put('m', 'z', { ifRevision: revision });
+    await client.delete('m');
+    const api = recorder.operations().filter((o) => o.input.op === 'update' || 'api' in o.input);
+    expect(api.map((o) => [o.input.op, o.input.key, o.status, o.output])).toEqual([
+      ['update', 'n', 'ok', { value: 1, revision: 1 }],
+      ['put', 'n', 'ok', { ok: true, revision }],
+      ['put', 'm', 'ok', { ok: true, revision }],
+      ['put', 'n', 'fail', { ok: false, actual: revision }], // its own check failed: an observation
+      ['put', 'm', 'fail', undefined], // refused for n's sake: says nothing about m
+      ['put', 'm', 'ok', { ok: true, revision: revision + 1 }],
+      ['delete', 'm', 'ok', { ok: true, revision: revision + 2 }],
+    ]);
+    expect(checkOperations(apiKvModel, [...api, ...recorder.operations().filter((o) => o.input.op === 'get')]).result).toBe('ok');
+  });
+});
 
 describe('revkit check', () => {
   it('finds nothing on memory (in-process clients) and on SQLite (worker processes), API-level operations included', async () => {

@@ -1,6 +1,7 @@
 import { setImmediate as yieldTurn } from 'node:timers/promises';
-import { SKIP, type DeleteOptions, type Entry, type Mutation, type PutOptions, type Store, type StoredRecord, type UpdateOptions } from '../core/index.js';
+import { SKIP, type AtomicOp, type DeleteOptions, type Entry, type Mutation, type PutOptions, type Store, type StoredRecord, type UpdateOptions } from '../core/index.js';
 import { WrappingStore } from './wrapping-store.js';
+import { batchOf } from './check/recording-store.js';
 
 /**
  * Canaries of the API-level kind (DESIGN §11): every write that reaches the
@@ -19,6 +20,10 @@ abstract class UpdateCanary extends WrappingStore {
 
   protected doDelete(key: string, options: DeleteOptions): Promise<number | null> {
     return this.inner.delete(key, options);
+  }
+
+  protected override commitAtomic(ops: AtomicOp[]): Promise<{ revision: number }> {
+    return batchOf(this.inner, ops).commit();
   }
 
   protected doClose(): Promise<void> {

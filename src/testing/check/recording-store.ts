@@ -1,6 +1,6 @@
 import {
   BackendError, ConflictError, OutcomeUnknownError, RetryExhaustedError, isTombstone,
-  type DeleteOptions, type Entry, type PutOptions, type Store, type StoredRecord, type UpdateOptions,
+  type AtomicBatch, type AtomicOp, type DeleteOptions, type Entry, type PutOptions, type Store, type StoredRecord, type UpdateOptions,
 } from '../../core/index.js';
 import { WrappingStore } from '../wrapping-store.js';
 import type { HistoryRecorder } from '../checker/history.js';
@@ -63,6 +63,10 @@ export class RecordingStore extends WrappingStore {
     completeWithError(this.recorder, id, err);
   }
 
+  protected override commitAtomic(ops: AtomicOp[]): Promise<{ revision: number }> {
+    return recordAtomic(this.recorder, this.clientId, ops, false, () => batchOf(this.inner, ops).commit());
+  }
+
   protected async doClose(): Promise<void> {
     // The inner store belongs to the caller.
   }
@@ -75,6 +79,54 @@ function conditionOf(options: PutOptions): KvCondition | undefined {
   return undefined;
 }
 
+/** The same batch, built on another store. */
+export function batchOf(store: Store, ops: readonly AtomicOp[]): AtomicBatch {
+  const batch = store.atomic();
+  for (const op of ops) {
+    if (op.type === 'check') batch.check(op.key, op.revision);
+    else if (op.type === 'set') batch.set(op.key, op.value, op.ttlMs === undefined ? undefined : { ttlMs: op.ttlMs });
+    else batch.delete(op.key);
+  }
+  return batch;
+}
+
+/**
+ * An atomic commit is recorded as one write per key it writes, all over the
+ * commit's interval: per-key checking sees each key's part (the keys'
+ * parts being one commit is not checked). A `check` of a written key becomes
+ * that write's condition; a check-only key records nothing.
+ */
+async function recordAtomic(recorder: Recorder, clientId: string, ops: readonly AtomicOp[], api: boolean, commit: () => Promise<{ revision: number }>): Promise<{ revision: number }> {
+  const checks = new Map<string, number | null>();
+  for (const op of ops) if (op.type === 'check') checks.set(op.key, op.revision);
+  const writes = ops.flatMap((op) => {
+    if (op.type === 'check') return [];
+    const expected = checks.get(op.key);
+    const cond: KvCondition | undefined = expected === undefined ? undefined : expected === null ? { ifAbsent: true } : { ifRevision: expected };
+    const write = op.type === 'set' ? { op: 'put' as const, key: op.key, value: op.value } : { op: 'delete' as const, key: op.key };
+    const input = { ...write, ...(cond ? { cond } : {}) };
+    return [{ op, cond, id: recorder.invoke(clientId, api ? { api: true, ...input } : input) }];
+  });
+  try {
+    const result = await commit();
+    for (const w of writes) {
+      // Whether deleting nothing in a batch leaves a tombstone is the backend's choice: the delete's result says nothing.
+      if (w.op.type === 'delete') recorder.unknown(w.id);
+      else recorder.ok(w.id, { ok: true, revision: result.revision });
+    }
+    return result;
+  } catch (err) {
+    const failed = ConflictError.is(err) ? new Map(err.checks.map((c) => [c.key, c.actual])) : undefined;
+    for (const w of writes) {
+      // Only a write whose own condition failed observed anything; the others were refused for another key's sake.
+      if (failed && w.cond && failed.has(w.op.key)) recorder.fail(w.id, { ok: false, actual: failed.get(w.op.key) ?? null });
+      else if (failed) recorder.fail(w.id);
+      else completeWithError(recorder, w.id, err);
+    }
+    throw err;
+  }
+}
+
 /** A conflict is an observation; a fault that may have applied is unknown; anything else did not apply. */
 function completeWithError(recorder: Recorder, id: number, err: unknown): void {
   if (ConflictError.is(err)) recorder.fail(id, { ok: false, actual: err.actual });
@@ -84,8 +136,8 @@ function completeWithError(recorder: Recorder, id: number, err: unknown): void {
 
 /**
  * Records what one client is *told* (DESIGN §11): each update() as one
- * operation with the entry it returned, and each put / delete with its
- * result. Mutations are given as data (`RecordedMutation`) so the checker can
+ * operation with the entry it returned, and each put / delete / atomic
+ * commit with its result. Mutations are given as data (`RecordedMutation`) so the checker can
  * re-run them against the model.
  */
 export class ApiRecorder {
@@ -119,6 +171,10 @@ export class ApiRecorder {
       completeWithError(this.recorder, id, err);
       throw err;
     }
+  }
+
+  atomic(ops: readonly AtomicOp[]): Promise<{ revision: number }> {
+    return recordAtomic(this.recorder, this.clientId, ops, true, () => batchOf(this.store, ops).commit());
   }
 
   async delete(key: string, options: DeleteOptions = {}): Promise<number | null> {

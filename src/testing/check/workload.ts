@@ -1,4 +1,4 @@
-import { BackendError, ConflictError, OutcomeUnknownError, RetryExhaustedError, type Store } from '../../core/index.js';
+import { BackendError, ConflictError, OutcomeUnknownError, RetryExhaustedError, type AtomicOp, type Store } from '../../core/index.js';
 import { HistoryRecorder } from '../checker/history.js';
 import type { VersionedKvOutput } from '../checker/linearizability.js';
 import type { ApiKvInput } from '../checker/api-model.js';
@@ -49,7 +49,7 @@ export function prng(seed: number): () => number {
 }
 
 /**
- * Mixed read / CAS / update() / blind put / delete workload on shared keys,
+ * Mixed read / CAS / update() / atomic / blind put / delete workload on shared keys,
  * plus counters that only see reads and `update(n => n + 1)`. Every written
  * value is unique (`w1/c2#17`, and each update() prepends its own tag), so a
  * read pins down exactly which write it saw and an update()'s result names
@@ -87,9 +87,16 @@ export async function runWorkload(store: Store, recorder: CheckRecorder, options
           const key = pick(keys);
           const read = await recording.getRecord(key);
           await own.put(key, value, read === null ? { ifAbsent: true } : { ifRevision: read.revision });
-        } else if (roll < 0.88) {
+        } else if (roll < 0.84) {
           const combine = random() < 0.5;
           await (combine ? viaShared : own).update(pick(keys), { kind: 'prepend', tag: value }, { ...updates, combine });
+        } else if (roll < 0.9 && base.capabilities.atomic) {
+          // A CAS on one key that also writes a second one, in one commit.
+          const [first, second] = [pick(keys), pick(keys)];
+          const read = await recording.getRecord(first);
+          const ops: AtomicOp[] = [{ type: 'check', key: first, revision: read?.revision ?? null }, { type: 'set', key: first, value }];
+          if (second !== first) ops.push({ type: 'set', key: second, value: `${value}+` });
+          await own.atomic(ops);
         } else if (roll < 0.96) {
           await own.put(pick(keys), value);
         } else {
