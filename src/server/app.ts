@@ -2,7 +2,7 @@ import type { Socket } from 'node:net';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import {
   ConflictError, DEFAULT_MAX_VALUE_BYTES, InvalidKeyError, MAX_KEY_BYTES, SKIP, assertKey, deepEqual, isTombstone, validateCandidate,
-  type Condition, type Entry, type Store, type StoredRecord, type UpdateOptions, type WatchEvent,
+  type Condition, type Entry, type Store, type StoredRecord, type UpdateOptions,
 } from '../core/index.js';
 import { open } from '../open.js';
 import { Authenticator, hasAnyAdmin, requireAccess, type Principal, type TokenSpec } from './auth.js';
@@ -11,6 +11,7 @@ import { applyMergePatch } from './merge-patch.js';
 import { ServerMetrics } from './metrics.js';
 import { openApiDocument } from './openapi.js';
 import { HttpProblem, problem, toProblem, type Problem } from './problem.js';
+import { streamWatch } from './sse.js';
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -35,6 +36,12 @@ export interface ServerLimits {
   maxTxnOps: number;
   /** Deepest nesting of arrays and objects in a JSON body (default 512). */
   maxJsonDepth: number;
+  /**
+   * Bytes one watch stream may have queued for a reader that does not keep up
+   * (default 8 MiB; one event more may be queued). Past it the stream ends with
+   * `event: overflow` and the reader resumes with Last-Event-ID.
+   */
+  maxWatchBufferBytes: number;
 }
 
 export interface ServerTimeouts {
@@ -93,6 +100,7 @@ export const DEFAULT_LIMITS: ServerLimits = {
   maxPageSize: 1000,
   maxTxnOps: 1000,
   maxJsonDepth: 512,
+  maxWatchBufferBytes: 8 * 1024 * 1024,
 };
 
 export const DEFAULT_TIMEOUTS: ServerTimeouts = {
@@ -370,6 +378,13 @@ export async function createServer(options: CreateServerOptions): Promise<Revkit
     }
     if (key !== undefined) requireAccess(req.principal as Principal, 'read', key);
     else requireAccess(req.principal as Principal, 'read', prefix ?? '', 'prefix');
+    let startId = typeof lastEventId === 'string' && lastEventId.trim() !== '' ? lastEventId.trim() : fromRevision?.toString();
+    if (fromRevision === undefined) {
+      // "From now" is pinned to a revision when the store can name its head, so that the
+      // stream can announce it and a reader cut before its first event resumes with no gap.
+      const head = await headRevision(store);
+      if (head !== undefined) startId = String((fromRevision = head));
+    }
     const controller = new AbortController();
     const iterable = store.watch({
       ...(key !== undefined ? { key } : { prefix: prefix ?? '' }),
@@ -388,37 +403,25 @@ export async function createServer(options: CreateServerOptions): Promise<Revkit
     metrics.watchOpened();
     watches.add(controller);
     res.on('close', () => controller.abort());
-    const heartbeat = setInterval(() => res.write(': keep-alive\n\n'), timeouts.heartbeatMs);
-    heartbeat.unref();
-    res.write('retry: 1000\n: watching\n\n');
-    const it = iterable[Symbol.asyncIterator]();
     try {
-      // Stores deliver the events of one revision together, in the same order on every watch.
-      let revision = -1;
-      let index = 0;
-      for (;;) {
-        const r = await it.next();
-        if (r.done || controller.signal.aborted) break;
-        const ev = r.value as WatchEvent;
-        index = ev.revision === revision ? index + 1 : 0;
-        revision = ev.revision;
-        if (skip && ev.revision === skip.revision && index < skip.count) continue;
-        const ok = res.write(sseEvent(ev, `${ev.revision}.${index}`));
-        if (!ok && !res.destroyed) await drainedOrClosed(res);
-      }
-    } catch (err) {
-      if (!res.destroyed) {
-        const { problem: p, internal } = toProblem(err);
-        if (internal) onInternalError(err, { method: req.method, url: req.url });
-        res.write(`event: error\ndata: ${JSON.stringify(p)}\n\n`);
-      }
+      const end = await streamWatch(res, iterable[Symbol.asyncIterator](), {
+        maxBufferBytes: limits.maxWatchBufferBytes,
+        heartbeatMs: timeouts.heartbeatMs,
+        startId,
+        skip,
+        signal: controller.signal,
+        onBuffered: (bytes) => metrics.watchBuffered(bytes),
+        describeError: (err) => {
+          const { problem: p, internal } = toProblem(err);
+          if (internal) onInternalError(err, { method: req.method, url: req.url });
+          return p;
+        },
+      });
+      if (end === 'overflow') metrics.watchOverflows.inc();
     } finally {
-      clearInterval(heartbeat);
       watches.delete(controller);
       controller.abort();
-      void it.return?.()?.catch(() => undefined);
       metrics.watchClosed();
-      if (!res.destroyed) res.end();
     }
   });
 
@@ -679,22 +682,10 @@ function recordJson(r: StoredRecord): Record<string, unknown> {
   return isTombstone(r) ? { key: r.key, revision: r.revision, deleted: true, ...(r.writer !== undefined ? { writer: r.writer } : {}) } : entryJson(r);
 }
 
-/** Waits for backpressure to clear; removes both listeners, so a long stream does not pile them up. */
-function drainedOrClosed(res: NodeJS.WritableStream): Promise<void> {
-  return new Promise((resolve) => {
-    const done = () => {
-      res.off('drain', done);
-      res.off('close', done);
-      resolve();
-    };
-    res.on('drain', done);
-    res.on('close', done);
-  });
-}
-
-function sseEvent(ev: WatchEvent, id: string): string {
-  const data = ev.type === 'put' ? { type: 'put', ...entryJson(ev.entry) } : { type: 'delete', key: ev.key, revision: ev.revision };
-  return `id: ${id}\nevent: ${ev.type}\ndata: ${JSON.stringify(data)}\n\n`;
+/** Stores may name the revision a watch "from now" would start after; none of the interface requires it. */
+async function headRevision(store: Store): Promise<number | undefined> {
+  const source = store as Store & { headRevision?: () => Promise<number> };
+  return typeof source.headRevision === 'function' ? source.headRevision() : undefined;
 }
 
 function sendJson(reply: FastifyReply, status: number, body: unknown): FastifyReply {

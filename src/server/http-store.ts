@@ -20,6 +20,8 @@ export interface HttpStoreOptions {
 
 const DEFAULT_CAPABILITIES: Capabilities = { atomic: true, ttl: true, history: true, watch: true, crossProcess: true, durability: 'server-default' };
 const IF_VALUE_ATTEMPTS = 64;
+/** `<revision>.<index>` of an event, or a bare revision (the start of a stream). */
+const EVENT_ID = /^\d+(\.\d+)?$/;
 
 interface ProblemBody {
   code?: string;
@@ -224,7 +226,11 @@ export class HttpStore extends BaseStore {
             queue.fail(errorFromProblem(503, safeJson(msg.data) as ProblemBody));
             return;
           }
-          if (msg.event !== 'put' && msg.event !== 'delete') continue;
+          if (msg.event !== 'put' && msg.event !== 'delete') {
+            // The start of the stream (an id with no data) and `overflow` (we fell behind; the stream ends) move the resume point.
+            if (msg.id !== undefined && EVENT_ID.test(msg.id)) lastId = msg.id;
+            continue;
+          }
           const data = JSON.parse(msg.data) as { type: 'put' | 'delete'; key: string; revision: number; value?: unknown } & Record<string, unknown>;
           if (data.type === 'put') {
             const { type: _type, ...entry } = data;
@@ -232,7 +238,7 @@ export class HttpStore extends BaseStore {
           } else {
             queue.push({ type: 'delete', key: data.key, revision: data.revision });
           }
-          if (msg.id !== undefined && /^\d+(\.\d+)?$/.test(msg.id)) lastId = msg.id;
+          if (msg.id !== undefined && EVENT_ID.test(msg.id)) lastId = msg.id;
         }
         // The server ended the stream (shutdown): reconnect.
       } catch (err) {
@@ -414,6 +420,7 @@ async function* parseSse(body: ReadableStream<Uint8Array>): AsyncGenerator<SseMe
       buffer = buffer.slice(nl + (buffer[nl] === '\r' && buffer[nl + 1] === '\n' ? 2 : 1));
       if (line === '') {
         if (data.length > 0) yield { event: event || 'message', data: data.join('\n'), id };
+        else if (id !== undefined) yield { event: '', data: '', id }; // moves the resume point only
         event = '';
         data = [];
         id = undefined;

@@ -71,7 +71,15 @@ export class ServerMetrics {
   readonly conflicts = new Counter('revkit_conflicts_total', 'Writes refused because a precondition or check failed (412 and 409 ERR_CONFLICT).');
   readonly retries = new Counter('revkit_update_retries_total', 'Conflict retries spent by server-side read-modify-write loops (PATCH, If-Match lists).');
   readonly watchers = new Counter('revkit_watch_streams', 'Open Server-Sent Events watch streams.', 'gauge');
+  readonly watchOverflows = new Counter('revkit_watch_overflows_total', 'Watch streams closed because their reader fell too far behind (it resumes with Last-Event-ID).');
+  private readonly watchBufferPeak = new Counter('revkit_watch_buffer_peak_bytes', 'Most bytes any watch stream has had queued for its reader.', 'gauge');
   private openWatchers = 0;
+  /** Most bytes any watch stream has had queued for its reader since the server started. */
+  watchBufferPeakBytes = 0;
+
+  watchBuffered(bytes: number): void {
+    if (bytes > this.watchBufferPeakBytes) this.watchBufferPeakBytes = bytes;
+  }
 
   watchOpened(): void {
     this.watchers.set({}, ++this.openWatchers);
@@ -91,6 +99,10 @@ export class ServerMetrics {
       `nodejs_heap_used_bytes ${mem.heapUsed}`,
     ].join('\n');
     if (this.openWatchers === 0) this.watchers.set({}, 0);
-    return [this.requests.render(), this.latency.render(), this.conflicts.render(), this.retries.render(), this.watchers.render(), extra].join('\n') + '\n';
+    this.watchBufferPeak.set({}, this.watchBufferPeakBytes);
+    return [
+      this.requests.render(), this.latency.render(), this.conflicts.render(), this.retries.render(), this.watchers.render(),
+      this.watchOverflows.render(), this.watchBufferPeak.render(), extra,
+    ].join('\n') + '\n';
   }
 }
