@@ -7,9 +7,7 @@ const KILLS = 10;
 const CHANGES = 1000;
 
 describe(`follow(): a consumer SIGKILLed at random ${KILLS} times while ${CHANGES} changes are written misses none`, () => {
-  // The file backend is left out for now: its lock failed under this run ("cannot start a transaction
-  // within a transaction" from src/file/lock.ts, 2026-11-27); add it back once that is fixed.
-  for (const backend of backends('follow-kill').filter((b) => b.crossProcess && b.name !== 'file')) {
+  for (const backend of backends('follow-kill').filter((b) => b.crossProcess)) {
     it(`on ${backend.name}`, async () => {
       // SIGKILL of a process loses nothing SQLite has written with synchronous=normal; fsyncs would only slow the run.
       const url = backend.name === 'sqlite' ? `${backend.freshUrl()}?synchronous=normal` : backend.freshUrl();
