@@ -16,7 +16,7 @@ import { basename, dirname, resolve } from 'node:path';
 import { EventEmitter } from 'node:events';
 import {
   AsyncQueue, BackendError, BaseStore, ClosedError, ConflictError, DEFAULT_MAX_VALUE_BYTES, HistoryGoneError, InvalidArgumentError,
-  assertKey, assertLimit, assertPrefix, assertValueSize, conditionFailure, jsonCodec, keyFilter,
+  assertKey, assertLimit, assertPrefix, assertValueSize, conditionFailure, jsonCodec, keyFilter, sleep,
   type AtomicOp, type Capabilities, type Codec, type Condition, type DeleteOptions, type Entry, type FailedCheck,
   type HistoryOptions, type ListOptions, type ListPage, type PutOptions, type StoreOptions, type StoredRecord,
   type WatchEvent, type WatchOptions,
@@ -322,6 +322,8 @@ export class FileStore extends BaseStore {
         } finally {
           this.lock.release();
         }
+        // Other processes wait by polling: a holder that took the lock straight back would starve them.
+        if (this.lock.contended && this.queue.length > 0) await sleep(Math.random() * 5);
       }
     } catch (err) {
       for (const op of this.queue.splice(0)) op.reject(err);

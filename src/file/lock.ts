@@ -11,7 +11,8 @@ import { BackendError, sleep } from '../core/index.js';
 // A short busy wait inside SQLite, then an async sleep: a waiting writer
 // never freezes its event loop for longer than this.
 const BUSY_SLICE_MS = 5;
-const MAX_SLEEP_MS = 25;
+// Waiters try again at least this often, so a holder's pause between two commits is a real opening.
+const MAX_SLEEP_MS = 5;
 
 export class ProcessLock {
   private readonly db: Database.Database;
@@ -28,13 +29,18 @@ export class ProcessLock {
     }
   }
 
+  /** Whether the latest acquire() had to wait for another holder. */
+  contended = false;
+
   /**
    * Waits for the lock. `giveUp()` is asked after every failed try; when it
    * returns true the wait ends and acquire() resolves false.
    */
   async acquire(giveUp: () => boolean): Promise<boolean> {
+    this.contended = false;
     for (let wait = 1; ; wait = Math.min(wait * 2, MAX_SLEEP_MS)) {
       if (this.tryAcquire()) return true;
+      this.contended = true;
       if (giveUp()) return false;
       await sleep(Math.random() * wait);
     }
