@@ -9,6 +9,9 @@
 import { CI_SIZE, runHa, violations } from '../../test/fixtures/ha/run.mjs';
 import { flagArgs } from '../lib/figures.mjs';
 
+// Interrupted: exit normally, so the harness's exit hook kills our servers and clients.
+for (const signal of ['SIGINT', 'SIGTERM']) process.on(signal, () => process.exit(130));
+
 const flags = flagArgs();
 const seconds = Number(flags.seconds ?? 60);
 const killCount = Number(flags.kills ?? 5);
@@ -31,6 +34,7 @@ const rows = [
   ['update(): revisions sharing a writer token', f.duplicateWriterTokens.length],
   ['update(): lost', u.lost],
   ['update(): outcome unknown / failed', `${u.unknownOutcome} / ${u.failed}`],
+  ['update(): gave up within their deadline (nothing committed)', u.exhausted],
   ['update(): handed a value not their own', u.wrongValues.length],
   ['update(): replica switches', u.replicaSwitches],
   ['plain: acknowledged', p.acked],
@@ -48,5 +52,6 @@ console.log(`\nHA soak: ${seconds} s of load, ${killCount} kills of ${downMs} ms
 for (const [k, v] of rows) console.log(`${k.padEnd(width)}  ${v}`);
 const broken = violations(f);
 for (const line of broken) console.log(`VIOLATION: ${line}`);
+if (f.watchedReplicaLog) console.log(`watched replica's stderr:\n${f.watchedReplicaLog}`);
 console.log(broken.length === 0 ? 'verdict: every verdict holds' : `verdict: ${broken.length} violations`);
 process.exit(broken.length === 0 ? 0 : 1);
