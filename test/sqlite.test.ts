@@ -54,6 +54,30 @@ describe('sqlite specifics', () => {
     await b.close();
   });
 
+  it('a watch wakes on another store\'s commit to the file, long before its safety poll', async () => {
+    const path = freshPath();
+    const a = new SqliteStore(path);
+    const b = new SqliteStore(path, { pollIntervalMs: 120_000, sweepIntervalMs: 120_000 });
+    const start = await a.put('f/x', 0);
+    const seen: number[] = [];
+    const controller = new AbortController();
+    const watching = (async () => {
+      for await (const ev of b.watch({ prefix: 'f/', fromRevision: start.revision, signal: controller.signal })) seen.push(ev.revision);
+    })();
+    try {
+      await new Promise((r) => setTimeout(r, 100)); // b's watcher has made its first read and sleeps
+      const revs = [(await a.put('f/x', 1)).revision, (await a.put('f/y', 2)).revision];
+      const end = Date.now() + 20_000;
+      while (seen.length < 2 && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
+      expect(seen).toEqual(revs);
+    } finally {
+      controller.abort();
+      await watching;
+      await a.close();
+      await b.close();
+    }
+  });
+
   it('watch from a revision older than the kept history throws HistoryGoneError', async () => {
     const s = new SqliteStore(freshPath(), { historyRetention: 500 });
     const first = await s.put('k', 0);

@@ -10,8 +10,8 @@
  * increasing, committed in revision order — which makes the `changes` table
  * a gap-free log for watch() even across processes.
  */
-import { mkdirSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
+import { mkdirSync, watch as watchFiles, type FSWatcher } from 'node:fs';
+import { basename, dirname, resolve } from 'node:path';
 import { EventEmitter } from 'node:events';
 import Database from 'better-sqlite3';
 import {
@@ -30,7 +30,11 @@ export interface SqliteStoreOptions extends StoreOptions {
   historyRetention?: number;
   /** How long a write waits for another process's write lock before a transient BackendError; default 10 s. */
   lockTimeoutMs?: number;
-  /** How often watchers look for changes written by other processes; default 20 ms. */
+  /**
+   * Watchers wake when the database file or its WAL changes (fs.watch) and on
+   * this process's own writes; they also look every pollIntervalMs in case a
+   * file event is missed; default 1000 ms (20 ms where fs.watch is unavailable).
+   */
   pollIntervalMs?: number;
   /** How often expired keys are turned into tombstones; default 1000 ms. */
   sweepIntervalMs?: number;
@@ -63,8 +67,11 @@ export class SqliteStore extends BaseStore {
   private readonly maxValueBytes: number;
   private readonly retention: number;
   private readonly lockTimeoutMs: number;
-  private readonly pollIntervalMs: number;
+  private pollIntervalMs: number;
+  private readonly pollOption: number | undefined;
+  /** 'write': this process wrote, or the database files changed (another process wrote). */
   private readonly localWrites = new EventEmitter();
+  private fileWatcher: FSWatcher | undefined;
   private readonly sweeper: NodeJS.Timeout;
   private readonly stmt: Statements;
   /** The revision drawn by this process's latest write transaction. */
@@ -112,7 +119,8 @@ export class SqliteStore extends BaseStore {
     this.maxValueBytes = options.maxValueBytes ?? DEFAULT_MAX_VALUE_BYTES;
     this.retention = options.historyRetention ?? 100_000;
     this.lockTimeoutMs = options.lockTimeoutMs ?? 10_000;
-    this.pollIntervalMs = options.pollIntervalMs ?? 20;
+    this.pollOption = options.pollIntervalMs;
+    this.pollIntervalMs = options.pollIntervalMs ?? 1000;
     this.localWrites.setMaxListeners(0);
     this.stmt = prepareStatements(this.db);
     this.inTransaction = this.db.transaction((fn: () => unknown) => fn());
@@ -206,10 +214,17 @@ export class SqliteStore extends BaseStore {
     const queue = new AsyncQueue<WatchEvent<T>>(options.signal);
     let position = options.fromRevision ?? this.read(() => this.stmt.lastRevision.get()?.value ?? 0);
     let wake: (() => void) | undefined;
-    const onWrite = () => wake?.();
+    // A change signalled while reading must not wait for the next safety poll.
+    let dirty = false;
+    const onWrite = () => {
+      dirty = true;
+      wake?.();
+    };
     this.localWrites.on('write', onWrite);
+    this.watchFiles();
     queue.onClose(() => {
       this.localWrites.off('write', onWrite);
+      if (this.localWrites.listenerCount('write') === 0) this.unwatchFiles();
       wake?.();
     });
     // The position is (revision, key): an atomic commit's rows share one revision and may
@@ -217,6 +232,7 @@ export class SqliteStore extends BaseStore {
     let positionKey: string | null = null;
     const poll = async () => {
       while (!queue.closed && !this.isClosed) {
+        dirty = false;
         // One snapshot for both reads, so a prune by another process cannot fall between them.
         const { prunedBelow, rows } = this.read(() => this.inTransaction.deferred(() => ({
           prunedBelow: this.stmt.prunedBelow.get()?.value ?? 0,
@@ -228,7 +244,7 @@ export class SqliteStore extends BaseStore {
           positionKey = row.key;
           if (matches(row.key)) queue.push(this.toEvent<T>(row));
         }
-        if (rows.length === PAGE) continue;
+        if (rows.length === PAGE || dirty) continue;
         await new Promise<void>((resolve) => {
           const timer = setTimeout(done, this.pollIntervalMs);
           wake = done;
@@ -245,8 +261,36 @@ export class SqliteStore extends BaseStore {
     return queue;
   }
 
+  /**
+   * Another process's commit appends to the WAL (a checkpoint writes the
+   * main file): a directory watch sees both, even when the WAL is recreated.
+   */
+  private watchFiles(): void {
+    if (this.fileWatcher || this.path === ':memory:') return;
+    const names = new Set([basename(this.path), `${basename(this.path)}-wal`]);
+    try {
+      this.fileWatcher = watchFiles(dirname(this.path), { persistent: false }, (_event, file) => {
+        if (file === null || names.has(String(file))) this.localWrites.emit('write');
+      });
+      this.fileWatcher.on('error', () => this.fileWatchFailed());
+    } catch {
+      this.fileWatchFailed();
+    }
+  }
+
+  private fileWatchFailed(): void {
+    this.unwatchFiles();
+    this.pollIntervalMs = this.pollOption ?? 20;
+  }
+
+  private unwatchFiles(): void {
+    this.fileWatcher?.close();
+    this.fileWatcher = undefined;
+  }
+
   protected async doClose(): Promise<void> {
     clearInterval(this.sweeper);
+    this.unwatchFiles();
     this.localWrites.emit('write');
     this.db.close();
   }
@@ -254,12 +298,14 @@ export class SqliteStore extends BaseStore {
   /** Turns expired keys into tombstones with a new revision, so watchers see a delete. */
   async sweepExpired(): Promise<number> {
     if (this.isClosed) return 0;
+    // Most sweeps find nothing: no write transaction, and no wake-up for every watcher.
+    if (this.read(() => this.stmt.expired.all(Date.now())).length === 0) return 0;
     return this.write(() => {
       const now = Date.now();
       const rows = this.stmt.expired.all(now);
       for (const row of rows) this.remove(row.key, this.nextRevision(), undefined);
       return rows.length;
-    });
+    }, (n) => n > 0);
   }
 
   private assertCondition(key: string, cond: Condition): StoredRecord | null {
@@ -313,13 +359,13 @@ export class SqliteStore extends BaseStore {
    * Runs `fn` inside BEGIN IMMEDIATE. Waiting for another process's lock
    * happens here, in async sleeps between short busy slices.
    */
-  private async write<R>(fn: () => R): Promise<R> {
+  private async write<R>(fn: () => R, changed: (result: R) => boolean = () => true): Promise<R> {
     this.assertOpen();
     const deadline = Date.now() + this.lockTimeoutMs;
     for (let wait = 1; ; wait = Math.min(wait * 2, 25)) {
       try {
         const result = this.inTransaction.immediate(fn) as R;
-        this.afterCommit();
+        if (changed(result)) this.afterCommit();
         return result;
       } catch (err) {
         if (!isBusy(err)) throw this.translate(err);
