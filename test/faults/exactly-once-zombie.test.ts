@@ -89,9 +89,9 @@ describe('exactly-once zombie producer', () => {
         zombie.kill('SIGSTOP');
         await sleep(200);
         const sentBeforePause = said.filter((l) => l.event === 'sent').length;
-        // What it sent before the pause applies normally.
+        // What it sent before the pause applies normally (a publish may be in the stream before its 'sent' line is out).
         const early = await drain(store, source);
-        expect(early.length).toBe(sentBeforePause);
+        expect(early.length).toBeGreaterThanOrEqual(sentBeforePause);
         expect(early.every((o) => o.outcome === 'applied')).toBe(true);
 
         const replacement = await registerProducer(store, 'orders');
@@ -99,7 +99,7 @@ describe('exactly-once zombie producer', () => {
         zombie.kill('SIGCONT');
         await exited;
 
-        const resumedSends = said.filter((l) => l.event === 'sent').slice(sentBeforePause);
+        const resumedSends = said.filter((l) => l.event === 'sent' && (l.sequence as number) >= early.length);
         expect(resumedSends.length).toBeGreaterThan(0);
         // The replacement has sent nothing yet: the registration alone fences the zombie.
         const late = await drain(store, source);
