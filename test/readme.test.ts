@@ -1,0 +1,118 @@
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import ts from 'typescript';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { BackendError, toHttpStatus, type RevkitErrorCode } from '../src/core/errors.js';
+
+// Every ```ts block of the README is a program a user may paste into an empty
+// ESM app with `strict` on: it must type-check against the built package
+// (dist/, through `import … from 'revkit'`) and run to completion, on an empty
+// store, against memory and SQLite. Run `npm run build` first.
+const repo = fileURLToPath(new URL('..', import.meta.url));
+const readme = readFileSync(join(repo, 'README.md'), 'utf8');
+const blocks = [...readme.matchAll(/^```ts\n([\s\S]*?)^```$/gm)].map((m) => m[1] as string);
+
+const STORES = {
+  sqlite: (source: string) => source, // as written: a sqlite: URL relative to the app folder
+  memory: (source: string) => source.replace(/\bopen\((['"`])[^'"`]*\1/g, "open('memory:'"),
+};
+
+/** An empty app that has revkit (this repository, built) and the snippets' example dependencies installed. */
+function emptyApp(): string {
+  const app = mkdtempSync(join(tmpdir(), 'revkit-readme-'));
+  writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'readme-app', private: true, type: 'module' }));
+  mkdirSync(join(app, 'node_modules'));
+  symlinkSync(repo, join(app, 'node_modules', 'revkit'), 'dir');
+  symlinkSync(join(repo, 'node_modules', 'valibot'), join(app, 'node_modules', 'valibot'), 'dir');
+  return app;
+}
+
+const compilerOptions: ts.CompilerOptions = {
+  strict: true,
+  target: ts.ScriptTarget.ES2022,
+  module: ts.ModuleKind.NodeNext,
+  moduleResolution: ts.ModuleResolutionKind.NodeNext,
+  types: ['node'],
+  typeRoots: [join(repo, 'node_modules', '@types')],
+  skipLibCheck: true,
+};
+
+function compile(app: string, files: string[]): string[] {
+  const program = ts.createProgram(files, { ...compilerOptions, outDir: join(app, 'out'), rootDir: app });
+  const emitted = program.emit();
+  return [...ts.getPreEmitDiagnostics(program), ...emitted.diagnostics].map((d) => {
+    const where = d.file && d.start !== undefined ? `${d.file.fileName.slice(app.length + 1)}:${d.file.getLineAndCharacterOfPosition(d.start).line + 1}: ` : '';
+    return `${where}${ts.flattenDiagnosticMessageText(d.messageText, '\n')}`;
+  });
+}
+
+describe('README code runs as written', () => {
+  let app: string;
+  let diagnostics: string[];
+  beforeAll(() => {
+    app = emptyApp();
+    const files: string[] = [];
+    blocks.forEach((source, i) => {
+      for (const [store, adapt] of Object.entries(STORES)) {
+        const file = join(app, `snippet-${i + 1}-${store}.mts`);
+        writeFileSync(file, adapt(source));
+        files.push(file);
+      }
+    });
+    diagnostics = compile(app, files);
+  }, 60_000);
+
+  it('the README has TypeScript blocks, and none points at files a user does not have', () => {
+    expect(blocks.length).toBeGreaterThan(0);
+    expect(blocks.join('\n')).toMatch(/from 'revkit'/);
+    expect(readme).not.toMatch(/DESIGN|\.\.\/shared|§/);
+  });
+
+  it('every block type-checks under strict against the built package', () => {
+    expect(diagnostics).toEqual([]);
+  });
+
+  for (const [i] of blocks.entries()) {
+    for (const store of Object.keys(STORES)) {
+      it(`block ${i + 1} runs to completion on an empty ${store} store, with nothing on stderr`, () => {
+        const cwd = mkdtempSync(join(app, `run-${i + 1}-${store}-`));
+        const run = spawnSync(process.execPath, [join(app, 'out', `snippet-${i + 1}-${store}.mjs`)], { cwd, encoding: 'utf8', timeout: 30_000 });
+        expect(run.stderr).toBe('');
+        expect(run.status).toBe(0);
+        if (store === 'sqlite' && /open\('sqlite:\.\/data\/app\.db'\)/.test(blocks[i] as string)) expect(existsSync(join(cwd, 'data', 'app.db'))).toBe(true);
+      });
+    }
+  }
+});
+
+describe('README and the library agree', () => {
+  /** The rows of the error table: `Class` | `CODE` | statuses in the order they are described. */
+  const rows = [...readme.matchAll(/^\| `(\w+Error)`[^|]*\| `(ERR_\w+)` \| ([^|]+)\|$/gm)].map((m) => ({
+    code: m[2] as RevkitErrorCode,
+    statuses: [...(m[3] as string).matchAll(/\b[1-5]\d\d\b/g)].map((n) => Number(n[0])),
+  }));
+  const fake = (code: RevkitErrorCode, extra: object = {}) => ({ code, message: code, ...extra });
+
+  it('the error table lists every error a caller of the store, the server or the CLI meets', () => {
+    expect(rows.map((r) => r.code).sort()).toEqual([
+      'ERR_BACKEND', 'ERR_CONFLICT', 'ERR_FORBIDDEN', 'ERR_HISTORY_GONE', 'ERR_INVALID_ARGUMENT', 'ERR_INVALID_KEY', 'ERR_OUTCOME_UNKNOWN',
+      'ERR_RETRY_EXHAUSTED', 'ERR_TOO_LARGE', 'ERR_UNAUTHORIZED', 'ERR_UNSUPPORTED', 'ERR_VALIDATION',
+    ]);
+  });
+
+  it('each status in the table is what toHttpStatus() gives', () => {
+    for (const { code, statuses } of rows) expect(toHttpStatus(fake(code)), code).toBe(statuses[0]);
+    const status = (code: string) => rows.find((r) => r.code === code)?.statuses;
+    expect(status('ERR_CONFLICT')).toEqual([412, 409]);
+    expect(toHttpStatus(fake('ERR_CONFLICT', { atomic: true }))).toBe(409);
+    expect(status('ERR_RETRY_EXHAUSTED')).toEqual([409, 503]);
+    expect(toHttpStatus(fake('ERR_RETRY_EXHAUSTED', { lastError: new BackendError('down', { transient: true }) }))).toBe(503);
+  });
+
+  it('the server section documents SSE event ids as <revision>.<index>', () => {
+    expect(readme).toMatch(/id: <revision>\.<index>/);
+  });
+});
