@@ -11,12 +11,12 @@ export function canonicalJson(value: unknown): string {
   return encode(value, '$', new Set());
 }
 
-/** SHA-256 (hex) of a payload: of its bytes when it is a Uint8Array, else of its canonical JSON. */
+/** SHA-256 (base64url) of a payload: of its bytes when it is a Uint8Array, else of its canonical JSON. */
 export function payloadHash(payload: unknown): string {
   const hash = createHash('sha256');
   if (payload instanceof Uint8Array) hash.update('bytes:').update(payload);
   else hash.update('json:').update(canonicalJson(payload), 'utf8');
-  return hash.digest('hex');
+  return hash.digest('base64url');
 }
 
 function encode(value: unknown, path: string, open: Set<object>): string {

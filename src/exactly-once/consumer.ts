@@ -12,7 +12,7 @@ import type { DedupRecord, EpochRecord, ExactlyOnceOptions, Outcome, Stamp } fro
 export type Handler<P, R> = (tx: Transaction, payload: P, stamp: Stamp) => R | Promise<R>;
 
 export interface ProcessOptions extends ExactlyOnceOptions {
-  /** Applied results kept per (producer, partition) for duplicates to return (default 32). */
+  /** Applied results kept per (producer, partition) for duplicates to return (default 8). */
   window?: number;
   /** Attempts on conflict or transient store fault before RetryExhaustedError (default 64). */
   maxAttempts?: number;
@@ -21,7 +21,7 @@ export interface ProcessOptions extends ExactlyOnceOptions {
   retry?: RetryPolicy;
 }
 
-export const DEFAULT_WINDOW = 32;
+export const DEFAULT_WINDOW = 8;
 
 /**
  * Processes one stamped message exactly once: runs `handler` against a

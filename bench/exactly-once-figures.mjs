@@ -1,0 +1,109 @@
+#!/usr/bin/env node
+// Issue 13 figures: exactly-once processing vs plain at-least-once processing
+// of the same messages, with the same handler, on the same store, side by
+// side in one run (rounds alternate the order); and the dedup state kept per
+// producer as the message count grows (bounded by the recent window).
+//
+//   npm run build && node bench/exactly-once-figures.mjs [--rounds 5] [--sqlite 300] [--postgres 150] [--dedup 100000] [--json path]
+import { writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pg from 'pg';
+import { ConflictError, open } from '../dist/index.js';
+import { MemoryStore } from '../dist/memory/index.js';
+import { dropPostgresStore } from '../dist/postgres/index.js';
+import { DEFAULT_WINDOW, process as processOnce, registerProducer } from '../dist/exactly-once/index.js';
+import { StagedTransaction } from '../dist/exactly-once/transaction.js';
+import { flagArgs, median } from './lib/figures.mjs';
+import { handler } from '../test/fixtures/exactly-once/kill-worker.mjs';
+
+const flags = flagArgs();
+const rounds = Number(flags.rounds ?? 5);
+const pgUrl = process.env.REVKIT_PG_URL ?? `postgres://${process.env.PGUSER ?? 'root'}@127.0.0.1:5432/test`;
+const run = `${process.pid.toString(36)}_${Date.now().toString(36)}`;
+
+/** At-least-once: the same handler, its writes committed atomically with checks on its reads, but no dedup record. */
+async function plainProcess(store, stamp, payload) {
+  for (;;) {
+    const tx = new StagedTransaction(store, '_eo/');
+    await handler(tx, payload, stamp);
+    const batch = store.atomic();
+    await tx.addTo(batch);
+    try {
+      return await batch.commit();
+    } catch (err) {
+      if (!ConflictError.is(err)) throw err;
+    }
+  }
+}
+
+async function timeMode(store, mode, round, messages) {
+  const producer = await registerProducer(store, `${mode}-${round}`);
+  const stamps = Array.from({ length: messages }, () => producer.stamp('0'));
+  const started = performance.now();
+  for (const stamp of stamps) {
+    const payload = { index: stamp.sequence };
+    if (mode === 'exactly-once') await processOnce(store, stamp, payload, handler);
+    else await plainProcess(store, stamp, payload);
+  }
+  return messages / ((performance.now() - started) / 1000);
+}
+
+async function compare(name, url, messages) {
+  const store = await open(url);
+  const rates = { 'at-least-once': [], 'exactly-once': [] };
+  try {
+    for (let round = 0; round < rounds; round++) {
+      const order = round % 2 === 0 ? ['at-least-once', 'exactly-once'] : ['exactly-once', 'at-least-once'];
+      for (const mode of order) rates[mode].push(await timeMode(store, mode, round, messages));
+    }
+  } finally {
+    await store.close();
+  }
+  const plain = median(rates['at-least-once']);
+  const once = median(rates['exactly-once']);
+  return { store: name, messagesPerRound: messages, rounds, atLeastOncePerSec: plain, exactlyOncePerSec: once, ratio: once / plain };
+}
+
+/** Bytes of the dedup record and the epoch record of one producer after n messages on one partition. */
+async function dedupSize(checkpoints) {
+  const store = new MemoryStore();
+  const producer = await registerProducer(store, 'orders');
+  const sizes = [];
+  let done = 0;
+  for (const n of checkpoints) {
+    for (; done < n; done++) {
+      const stamp = producer.stamp('0');
+      await processOnce(store, stamp, { index: stamp.sequence }, async (tx) => {
+        tx.put('last', stamp.sequence);
+        return stamp.sequence;
+      });
+    }
+    const dedup = await store.get('_eo/dedup/orders/0');
+    const epoch = await store.get('_eo/epoch/orders');
+    sizes.push({ messages: n, dedupRecordBytes: JSON.stringify(dedup.value).length, epochRecordBytes: JSON.stringify(epoch.value).length, recent: dedup.value.recent.length });
+  }
+  await store.close();
+  return sizes;
+}
+
+const results = { window: DEFAULT_WINDOW, throughput: [], dedup: [] };
+results.throughput.push(await compare('sqlite (synchronous=FULL)', `sqlite:${join(tmpdir(), `revkit-eo-bench-${run}.db`)}`, Number(flags.sqlite ?? 300)));
+const prefix = `rk_eo_bench_${run}_`;
+try {
+  results.throughput.push(await compare('postgres', `${pgUrl}?prefix=${prefix}`, Number(flags.postgres ?? 150)));
+} finally {
+  const pool = new pg.Pool({ connectionString: pgUrl, max: 1 });
+  await dropPostgresStore(pool, { prefix }).catch(() => undefined);
+  await pool.end();
+}
+const top = Number(flags.dedup ?? 100_000);
+results.dedup = await dedupSize([1_000, 10_000, top].filter((n, i, all) => n <= top && all.indexOf(n) === i));
+
+console.log(`exactly-once vs at-least-once, same handler (counter increment + list append), one consumer, median of ${rounds} alternating rounds`);
+console.log('store                        at-least-once/s  exactly-once/s  ratio (goal >= 0.70)');
+for (const r of results.throughput) console.log(`${r.store.padEnd(28)} ${r.atLeastOncePerSec.toFixed(1).padStart(15)} ${r.exactlyOncePerSec.toFixed(1).padStart(15)}  ${r.ratio.toFixed(2)}x`);
+console.log(`\ndedup state of one producer, one partition (window ${DEFAULT_WINDOW} results of a small integer each)`);
+console.log('messages     dedup record bytes  epoch record bytes  recent entries');
+for (const d of results.dedup) console.log(`${String(d.messages).padStart(9)} ${String(d.dedupRecordBytes).padStart(20)} ${String(d.epochRecordBytes).padStart(19)} ${String(d.recent).padStart(15)}`);
+if (flags.json) writeFileSync(flags.json, `${JSON.stringify(results, null, 2)}\n`);
