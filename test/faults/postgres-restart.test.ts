@@ -1,76 +1,35 @@
 /**
- * Restarts the real PostgreSQL (immediate stop, then start) in the middle of
- * a multi-process counter workload, with a watcher and a default-options
- * update() loop running across the outage. PostgreSQL is started again in
- * `finally` and in `afterAll`, whatever happens.
+ * Restarts a private PostgreSQL (immediate stop: SIGQUIT to the postmaster,
+ * then start on the same port and data) in the middle of a multi-process
+ * counter workload, with a watcher and a default-options update() loop
+ * running across the outage. The machine's own PostgreSQL is never touched.
  * Run after `npm run build` (the workers run dist/).
  */
-import { execFileSync } from 'node:child_process';
-import { afterAll, describe, expect, it } from 'vitest';
-import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BackendError, ConflictError, type WatchEvent } from '../../dist/core/index.js';
-import { PostgresStore, dropPostgresStore } from '../../dist/postgres/index.js';
+import { PostgresStore } from '../../dist/postgres/index.js';
 import { runMultiProcessCounters } from '../../dist/testing/index.js';
+import { startPrivatePostgres, type PrivateServer } from '../support/servers.js';
 
-const PG_URL = process.env.REVKIT_PG_URL ?? `postgres://${process.env.PGUSER ?? 'root'}@127.0.0.1:5432/test`;
-const CLUSTER = ['15', 'main'];
 const prefix = `rk_restart_${process.pid.toString(36)}_${Date.now().toString(36)}_`;
+let server: PrivateServer;
 
-function ctl(action: 'start' | 'stop'): void {
-  const args = ['--skip-systemctl-redirect', ...CLUSTER, action, ...(action === 'stop' ? ['-m', 'immediate'] : [])];
-  execFileSync('pg_ctlcluster', args, { stdio: 'ignore' });
-}
-
-function online(): boolean {
-  try {
-    return /online/.test(execFileSync('pg_lsclusters', ['--no-header', ...CLUSTER], { encoding: 'utf8' }));
-  } catch {
-    return false;
-  }
-}
-
-async function ensureRunning(): Promise<void> {
-  if (!online()) {
-    try {
-      ctl('start');
-    } catch {
-      // raced with another start; checked below
-    }
-  }
-  const until = Date.now() + 60_000;
-  for (;;) {
-    const c = new pg.Client({ connectionString: PG_URL, connectionTimeoutMillis: 1000 });
-    try {
-      await c.connect();
-      await c.query('SELECT 1');
-      await c.end();
-      return;
-    } catch (err) {
-      await c.end().catch(() => undefined);
-      if (Date.now() > until) throw err;
-      await new Promise((r) => setTimeout(r, 200));
-    }
-  }
-}
+beforeAll(async () => {
+  server = await startPrivatePostgres();
+}, 120_000);
 
 afterAll(async () => {
-  await ensureRunning();
-  const pool = new pg.Pool({ connectionString: PG_URL, max: 1 });
-  pool.on('error', () => undefined);
-  await dropPostgresStore(pool, { prefix }).catch(() => undefined);
-  await pool.end();
+  await server?.stop();
 }, 120_000);
 
 describe('postgres restart', () => {
   it('immediate stop + start during a multi-process workload: no acknowledged write lost, none doubled, update() rides it out', async () => {
-    await ensureRunning();
-    const url = `${PG_URL}?prefix=${prefix}`;
+    const url = `${server.url}?prefix=${prefix}`;
     const verify = await PostgresStore.fromUrl(url);
     const watcher = await PostgresStore.fromUrl(url);
     const solo = await PostgresStore.fromUrl(url);
     const controller = new AbortController();
     const events: WatchEvent[] = [];
-    let restarted = false;
     try {
       const from = (await verify.put('start', 0)).revision;
       const watching = (async () => {
@@ -87,15 +46,13 @@ describe('postgres restart', () => {
         }
       })();
       const workload = runMultiProcessCounters(url, verify, { processes: 4, writers: 8, increments: 6000, keys: 8, keyPrefix: 'rs/', maxAttempts: 10_000, deadlineMs: 120_000 });
-      // Restart once the workload is well under way.
-      await new Promise((r) => setTimeout(r, 4000));
-      try {
-        ctl('stop');
-        restarted = true;
-        await new Promise((r) => setTimeout(r, 1500));
-      } finally {
-        await ensureRunning();
-      }
+      // Restart once every worker process is surely connected and writing: a quarter of
+      // the increments committed (open() itself fails fast when no server is up).
+      const restartAt = Date.now() + 90_000;
+      while (events.length < 1500 && Date.now() < restartAt) await new Promise((r) => setTimeout(r, 50));
+      await server.kill('SIGQUIT');
+      await new Promise((r) => setTimeout(r, 1500));
+      await server.restart();
       const report = await workload;
       stopSolo = true;
       await soloLoop;
@@ -119,7 +76,6 @@ describe('postgres restart', () => {
       console.log(`[postgres restart] ${report.succeeded} increments in ${(report.elapsedMs / 1000).toFixed(1)} s across the restart, ${(report.attempts / report.succeeded).toFixed(2)} attempts per commit; solo update() ${soloDone} ok with ${soloErrors.length} retries; watcher saw ${events.length} changes`);
     } finally {
       controller.abort();
-      if (restarted || !online()) await ensureRunning();
       await Promise.all([verify.close(), watcher.close(), solo.close()].map((p) => p.catch(() => undefined)));
     }
   }, 240_000);
