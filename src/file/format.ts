@@ -34,8 +34,10 @@ export interface FileRecord {
   /** The encoded value: JSON text (`"value"`) or base64 (`"base64"`), as `encoding` says. */
   data?: string;
   encoding?: 'json' | 'base64';
-  /** This record serialised without its key, built once. */
-  body?: string;
+  /** This record's line in "records", in the change log, and as a reference to it there: built once, on first write. */
+  recordLine?: Buffer;
+  changeLine?: Buffer;
+  referenceLine?: Buffer;
 }
 
 export interface FileState {
@@ -58,8 +60,7 @@ export function headerRevision(head: string): number | null {
   return m ? Number(m[1]) : null;
 }
 
-export function bodyOf(r: FileRecord): string {
-  if (r.body !== undefined) return r.body;
+function bodyOf(r: FileRecord): string {
   let s = `"revision":${r.revision}`;
   if (r.deleted) s += ',"deleted":true';
   else {
@@ -68,9 +69,15 @@ export function bodyOf(r: FileRecord): string {
   }
   if (r.writer !== undefined) s += `,"writer":${JSON.stringify(r.writer)}`;
   if (!r.deleted) s += r.encoding === 'json' ? `,"value":${r.data}` : `,"base64":${JSON.stringify(r.data)}`;
-  r.body = s;
   return s;
 }
+
+// Each record's lines are encoded once and kept: a rewrite copies bytes instead of serialising every key again.
+const recordLine = (r: FileRecord) => (r.recordLine ??= Buffer.from(`${JSON.stringify(r.key)}:{${bodyOf(r)}}`));
+const changeLine = (r: FileRecord) => (r.changeLine ??= Buffer.from(`{"key":${JSON.stringify(r.key)},${bodyOf(r)}}`));
+const referenceLine = (r: FileRecord) => (r.referenceLine ??= Buffer.from(`{"key":${JSON.stringify(r.key)},"revision":${r.revision},"current":true}`));
+const FIRST = Buffer.from('\n');
+const NEXT = Buffer.from(',\n');
 
 /**
  * Serialises a state given as pieces, so a commit need not copy the whole map
@@ -80,22 +87,21 @@ export function bodyOf(r: FileRecord): string {
 export function serialize(
   revision: number, prunedBelow: number, records: Iterable<FileRecord>, changes: Iterable<FileRecord>,
   current: (key: string) => FileRecord | null,
-): string {
-  const parts: string[] = [`{"revkit":"file","version":${FORMAT_VERSION},"revision":${revision},"prunedBelow":${prunedBelow},\n"records":{`];
+): Buffer {
+  const parts: Buffer[] = [Buffer.from(`{"revkit":"file","version":${FORMAT_VERSION},"revision":${revision},"prunedBelow":${prunedBelow},\n"records":{`)];
   let first = true;
   for (const r of records) {
-    parts.push(`${first ? '\n' : ',\n'}${JSON.stringify(r.key)}:{${bodyOf(r)}}`);
+    parts.push(first ? FIRST : NEXT, recordLine(r));
     first = false;
   }
-  parts.push('\n},\n"changes":[');
+  parts.push(Buffer.from('\n},\n"changes":['));
   first = true;
   for (const c of changes) {
-    const ref = current(c.key)?.revision === c.revision;
-    parts.push(`${first ? '\n' : ',\n'}{"key":${JSON.stringify(c.key)},${ref ? `"revision":${c.revision},"current":true` : bodyOf(c)}}`);
+    parts.push(first ? FIRST : NEXT, current(c.key)?.revision === c.revision ? referenceLine(c) : changeLine(c));
     first = false;
   }
-  parts.push('\n]}\n');
-  return parts.join('');
+  parts.push(Buffer.from('\n]}\n'));
+  return Buffer.concat(parts);
 }
 
 /**

@@ -71,6 +71,9 @@ export class FileStore extends BaseStore {
   private fsWatcher: FSWatcher | null = null;
   private watchers = 0;
   private rewriteCount = 0;
+  /** The commit being renamed into place, and what its file looks like. */
+  private pending: (() => void) | null = null;
+  private pendingStamp: FileStamp | null = null;
 
   static async fromUrl(url: string, options: FileStoreOptions = {}): Promise<FileStore> {
     const rest = url.replace(/^file:(\/\/)?/i, '');
@@ -363,17 +366,27 @@ export class FileStore extends BaseStore {
       }
       if (tx.changes.length > 0) {
         const next = nextState(tx, this.changeLogSize);
-        const text = serialize(next.revision, next.prunedBelow, next.records(), next.changes, next.current);
+        const bytes = serialize(next.revision, next.prunedBelow, next.records(), next.changes, next.current);
         this.rewriteCount++;
-        await replaceFile(this.path, text, this.sync, (stamp) => {
-          if (this.cache?.state === base) {
-            next.apply();
-            this.cache.stamp = stamp;
-          }
-          this.changed.emit('change');
+        await replaceFile(this.path, bytes, this.sync, {
+          // From here a read that finds the new file in place applies the commit itself, instead of parsing it.
+          written: (stamp) => {
+            this.pending = () => {
+              this.pending = null;
+              if (this.cache?.state !== base) return;
+              next.apply();
+              this.cache.stamp = stamp;
+            };
+            this.pendingStamp = stamp;
+          },
+          replaced: () => {
+            this.pending?.();
+            this.changed.emit('change');
+          },
         });
       }
     } catch (error) {
+      this.pending = null;
       // Nothing of this batch is known to be durable: every caller gets the error (ambiguous when the new file is in place).
       if (!(BackendError.is(error) && error.ambiguous)) this.tempsChecked = false;
       for (const op of batch) op.reject(error);
@@ -421,8 +434,9 @@ export class FileStore extends BaseStore {
     }
     try {
       const st = fstatSync(fd);
+      if (this.pending !== null && sameStamp(this.pendingStamp, st)) this.pending();
       const cached = this.cache;
-      if (cached?.stamp && cached.stamp.ino === st.ino && cached.stamp.size === st.size && cached.stamp.mtimeMs === st.mtimeMs) {
+      if (cached && sameStamp(cached.stamp, st)) {
         const head = Buffer.alloc(HEAD_BYTES);
         const n = readSync(fd, head, 0, HEAD_BYTES, 0);
         if (headerRevision(head.toString('utf8', 0, n)) === cached.state.revision) return cached.state;
@@ -505,6 +519,10 @@ export class FileStore extends BaseStore {
     if (c.deleted) return { type: 'delete', key: c.key, revision: c.revision };
     return { type: 'put', key: c.key, revision: c.revision, entry: this.toStored<T>(c, Number.NEGATIVE_INFINITY) as Entry<T> };
   }
+}
+
+function sameStamp(stamp: FileStamp | null, st: FileStamp): boolean {
+  return stamp !== null && stamp.ino === st.ino && stamp.size === st.size && stamp.mtimeMs === st.mtimeMs;
 }
 
 /** Index of the first change after `revision` (the log is in revision order). */

@@ -23,6 +23,10 @@ export class ProcessLock {
       this.db = new Database(path, { timeout: 10_000 });
       // The lock database stores nothing worth an fsync.
       this.db.pragma('synchronous = OFF');
+      // Give the database its header and a table now, once (waiting up to the open timeout): a
+      // lock transaction on an empty file would write them at COMMIT, which needs every other
+      // process's probe out of the way and can fail busy.
+      this.db.exec('CREATE TABLE IF NOT EXISTS revkit_lock (id INTEGER PRIMARY KEY)');
       this.db.pragma(`busy_timeout = ${BUSY_SLICE_MS}`);
     } catch (cause) {
       throw new BackendError(`cannot open the lock file ${path}: ${(cause as Error).message}`, { transient: false, cause });
@@ -46,10 +50,15 @@ export class ProcessLock {
     }
   }
 
+  /** The transaction changed nothing: ROLLBACK ends it without asking for any further lock. */
   release(): void {
     if (!this.held) return;
     this.held = false;
-    this.db.exec('COMMIT');
+    try {
+      this.db.exec('ROLLBACK');
+    } catch (cause) {
+      throw new BackendError(`cannot release the lock ${this.path}: ${(cause as Error).message}`, { transient: false, cause });
+    }
   }
 
   close(): void {

@@ -21,22 +21,29 @@ export function tempName(path: string): string {
   return join(dirname(path), `.${basename(path)}.${process.pid}.${randomBytes(6).toString('hex')}${tempSuffix}`);
 }
 
+export interface ReplaceHooks {
+  /** The temp file is complete; `stamp` is what the file at `path` will look like once renamed. */
+  written(stamp: FileStamp): void;
+  /** The new file is in place (before the folder's fsync). */
+  replaced(): void;
+}
+
 /**
- * Writes `text` to `path` atomically. `onReplaced` runs as soon as the new
- * file is in place, before the folder's fsync; `sync: false` skips both
- * fsyncs (for comparisons only).
+ * Writes `data` to `path` atomically; `sync: false` skips both fsyncs (for
+ * comparisons only).
  */
-export async function replaceFile(path: string, text: string, sync: boolean, onReplaced: (stamp: FileStamp) => void): Promise<void> {
+export async function replaceFile(path: string, data: Buffer, sync: boolean, hooks: ReplaceHooks): Promise<void> {
   const temp = tempName(path);
-  let stamp: FileStamp;
   try {
     const handle = await open(temp, 'wx', 0o644);
+    let stamp: FileStamp;
     try {
-      await handle.writeFile(text, 'utf8');
+      await handle.writeFile(data);
       // fdatasync covers the data and the size; the name is made durable by the folder's fsync below.
       if (sync) await handle.datasync();
       const st = await handle.stat();
       stamp = { ino: st.ino, size: st.size, mtimeMs: st.mtimeMs };
+      hooks.written(stamp);
     } finally {
       await handle.close();
     }
@@ -50,7 +57,7 @@ export async function replaceFile(path: string, text: string, sync: boolean, onR
     await unlink(temp).catch(() => undefined);
     throw new BackendError(`cannot replace ${path}: ${describe(cause)}; the previous file is intact`, { transient: false, cause });
   }
-  onReplaced(stamp);
+  hooks.replaced();
   if (sync) {
     try {
       const dir = await open(dirname(path), 'r');
