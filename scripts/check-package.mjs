@@ -6,7 +6,7 @@
 // strict with `pg` + `@types/pg`. Prints what the install costs.
 // Needs the npm registry. Usage: node scripts/check-package.mjs
 import { execFileSync, spawnSync } from 'node:child_process';
-import { cpSync, mkdtempSync, readdirSync, renameSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, readdirSync, renameSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -44,6 +44,9 @@ const files = packed.files.map((f) => f.path);
 for (const f of ['LICENSE', 'README.md', 'docs/semantics.md', 'dist/index.js', 'dist/index.d.ts']) check(files.includes(f), `tarball has ${f}`);
 check(!files.some((f) => f.startsWith('test/') || f.startsWith('src/') && !f.endsWith('README.md')), 'tarball has no tests or TypeScript sources');
 const tarball = join(work, packed.filename);
+// Doc comments ship in .d.ts files and show in editors: they should not cite a document users do not have.
+const citing = files.filter((f) => f.endsWith('.d.ts') && /DESIGN §|\.\.\/shared\//.test(readFileSync(join(src, f), 'utf8')));
+console.log(`note ${citing.length} shipped .d.ts file(s) cite the design document in doc comments${citing.length ? `: ${citing.join(', ')}` : ''}`);
 
 // An empty app. Install scripts off: the SQLite binding's build is not what is measured here.
 const app = join(work, 'app');

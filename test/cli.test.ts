@@ -1,12 +1,14 @@
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { BackendError, ConflictError, ForbiddenError, UnauthorizedError } from '../src/core/index.js';
 import { EXIT, exitCodeFor } from '../src/cli/main.js';
 import { tempDir, uniqueName } from './helpers.js';
 
 const cli = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url));
+// Each test spawns the CLI several times; on a loaded 2-core machine one spawn can take seconds.
+vi.setConfig({ testTimeout: 120_000 });
 const dir = tempDir('cli');
 
 function revkit(store: string, args: string[], input?: string) {

@@ -63,7 +63,7 @@ describe('README code runs as written', () => {
       }
     });
     diagnostics = compile(app, files);
-  }, 60_000);
+  }, 180_000);
 
   it('the README has TypeScript blocks, and none points at files a user does not have', () => {
     expect(blocks.length).toBeGreaterThan(0);
@@ -79,11 +79,11 @@ describe('README code runs as written', () => {
     for (const store of Object.keys(STORES)) {
       it(`block ${i + 1} runs to completion on an empty ${store} store, with nothing on stderr`, () => {
         const cwd = mkdtempSync(join(app, `run-${i + 1}-${store}-`));
-        const run = spawnSync(process.execPath, [join(app, 'out', `snippet-${i + 1}-${store}.mjs`)], { cwd, encoding: 'utf8', timeout: 30_000 });
+        const run = spawnSync(process.execPath, [join(app, 'out', `snippet-${i + 1}-${store}.mjs`)], { cwd, encoding: 'utf8', timeout: 50_000 });
         expect(run.stderr).toBe('');
         expect(run.status).toBe(0);
         if (store === 'sqlite' && /open\('sqlite:\.\/data\/app\.db'\)/.test(blocks[i] as string)) expect(existsSync(join(cwd, 'data', 'app.db'))).toBe(true);
-      });
+      }, 60_000);
     }
   }
 });

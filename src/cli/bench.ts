@@ -1,8 +1,6 @@
 import type { Command } from 'commander';
 import { parsePositive } from './args.js';
-import { openTarget } from '../testing/open-target.js';
-import { runCounterWorker } from '../testing/counter-worker.js';
-import { runMultiProcessCounters, tallyCounters, type CounterRunReport } from '../testing/multiprocess.js';
+import type { CounterRunReport } from '../testing/multiprocess.js';
 import type { Store } from '../core/index.js';
 
 /**
@@ -21,6 +19,9 @@ export function registerBench(program: Command, defaultStore: string): void {
     .option('--json', 'print the report as JSON')
     .action(async (opts: { processes: number; writers: number; increments: number; keys: number; combine: boolean; json?: boolean }, cmd: Command) => {
       const url = cmd.optsWithGlobals<{ store?: string }>().store ?? defaultStore;
+      // Loaded on use: the other commands start without the workload code.
+      const { openTarget } = await import('../testing/open-target.js');
+      const { runMultiProcessCounters } = await import('../testing/multiprocess.js');
       const store = await openTarget(url);
       let report: CounterRunReport;
       try {
@@ -51,6 +52,8 @@ export function registerBench(program: Command, defaultStore: string): void {
 }
 
 async function inProcess(url: string, store: Store, opts: { writers: number; increments: number; keys: number; combine: boolean }, keyPrefix: string): Promise<CounterRunReport> {
+  const { runCounterWorker } = await import('../testing/counter-worker.js');
+  const { tallyCounters } = await import('../testing/multiprocess.js');
   const keys = Array.from({ length: opts.keys }, (_, i) => `${keyPrefix}counter-${i}`);
   const result = await runCounterWorker({ url, keys, writers: opts.writers, increments: opts.increments, startAt: Date.now(), combine: opts.combine, maxAttempts: 64, deadlineMs: 30_000 }, store);
   return tallyCounters(store, keys, [result], { processes: 1, writersPerProcess: opts.writers, increments: opts.increments, elapsedMs: result.elapsedMs });

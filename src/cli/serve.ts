@@ -4,7 +4,6 @@ import { dirname, join } from 'node:path';
 import { InvalidArgumentError as CommanderArgumentError, Option, type Command } from 'commander';
 import { RevkitError, type Store } from '../core/index.js';
 import { open } from '../open.js';
-import { createServer, DEFAULT_LIMITS } from '../server/app.js';
 import { loadTokensFile, MIN_TOKEN_LENGTH, type TokenSpec } from '../server/auth.js';
 import { parsePort, parsePositive } from './args.js';
 
@@ -60,6 +59,8 @@ function isLoopback(host: string): boolean {
 }
 
 async function serve(opts: ServeOptions & { store: string }): Promise<void> {
+  // Loaded here, not at the top: every other CLI command starts without fastify.
+  const { createServer, DEFAULT_LIMITS } = await import('../server/app.js');
   const port = opts.port;
   const maxValueBytes = opts.maxValueBytes ?? DEFAULT_LIMITS.maxValueBytes;
   const maxBodyBytes = opts.maxBodyBytes ?? Math.max(DEFAULT_LIMITS.maxBodyBytes, maxValueBytes + 64 * 1024);
