@@ -18,7 +18,9 @@ const tag = `rk_cpsoak_${process.pid}_${randomBytes(3).toString('hex')}`;
 
 const namespaces = {
   sqlite: () => ({ url: `sqlite:${join(dir, 'follow.db')}?synchronous=normal`, drop: async () => undefined }),
-  file: () => ({ url: `file:${join(dir, 'follow.json')}`, drop: async () => undefined }),
+  // The file keeps a bounded change log (4,096 by default) that also holds every cursor advance: a
+  // consumer 10,000 changes behind needs a longer one, or it rightly gets HistoryGoneError.
+  file: () => ({ url: `file:${join(dir, 'follow.json')}?changeLog=50000&lockTimeoutMs=60000`, drop: async () => undefined }),
   postgres: () => ({
     url: `${PG_URL}?prefix=${tag}_`,
     drop: async () => {
