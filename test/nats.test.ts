@@ -344,4 +344,53 @@ describe('nats specifics', () => {
       await s.close();
     }
   });
+
+  it('a tombstone in history carries the time of its delete', async () => {
+    const s = await NatsStore.fromUrl(urlFor(freshBucket('tomb')));
+    try {
+      const put = await s.put('gone', 1);
+      const revision = await s.delete('gone');
+      const [tomb] = await s.history('gone');
+      expect(tomb).toMatchObject({ key: 'gone', deleted: true, revision });
+      expect(typeof tomb?.updatedAt).toBe('number');
+      expect(tomb!.updatedAt!).toBeGreaterThanOrEqual(put.updatedAt);
+      expect(tomb!.updatedAt!).toBeLessThan(put.updatedAt + 60_000);
+    } finally {
+      await s.close();
+    }
+  });
+
+  it('ttl and atomic() are refused with the reason: the server version they need and the one connected', async () => {
+    const s = await NatsStore.fromUrl(urlFor(freshBucket('why')));
+    try {
+      const version = s.features.version;
+      const ttl = await s.put('t', 1, { ttlMs: 1000 }).catch((x) => x);
+      const viaUpdate = await s.update('t', () => 1, { ttlMs: 1000 }).catch((x) => x);
+      const atomic = await s.atomic().set('t', 1).commit().catch((x) => x);
+      for (const err of [ttl, viaUpdate, atomic]) expect(UnsupportedError.is(err)).toBe(true);
+      if (!s.features.perKeyTtl) expect(ttl.message).toContain(`needs nats-server 2.11 or newer, this server is ${version}`);
+      if (!s.features.atomicBatch) expect(atomic.message).toContain(`needs nats-server 2.12 or newer, this server is ${version}`);
+      expect(viaUpdate.message).toBe(ttl.message);
+      expect(await s.getRecord('t')).toBeNull();
+    } finally {
+      await s.close();
+    }
+  });
+
+  it('a delete by another KV client shows in history with the time the server stored it', async () => {
+    const bucket = freshBucket('ftomb');
+    const s = await NatsStore.fromUrl(urlFor(bucket));
+    const nc = await adminConnection();
+    try {
+      const put = await s.put('k', 1);
+      await (await new Kvm(nc).open(bucket)).delete(encodeKey('k'));
+      const [tomb] = await s.history('k');
+      expect(tomb).toMatchObject({ key: 'k', deleted: true });
+      expect(tomb!.updatedAt!).toBeGreaterThanOrEqual(put.updatedAt - 5_000);
+      expect(tomb!.updatedAt!).toBeLessThan(put.updatedAt + 60_000);
+    } finally {
+      await s.close();
+      await nc.close();
+    }
+  });
 });

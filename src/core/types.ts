@@ -17,6 +17,8 @@ export interface Tombstone {
   revision: number;
   deleted: true;
   writer?: string;
+  /** When the key was deleted (ms since epoch), where the backend recorded it; history() always has it. */
+  updatedAt?: number;
 }
 
 export type StoredRecord<T = unknown> = Entry<T> | Tombstone;

@@ -165,7 +165,7 @@ export class MemoryStore extends BaseStore {
   }
 
   private remove(key: string, revision: number, writer: string | undefined): void {
-    const tombstone: Tombstone = { key, revision, deleted: true };
+    const tombstone: Tombstone = { key, revision, deleted: true, updatedAt: Date.now() };
     if (writer !== undefined) tombstone.writer = writer;
     this.commit(tombstone, { type: 'delete', key, revision });
   }

@@ -24,10 +24,11 @@
 import { connect, headers as natsHeaders, type Msg, type MsgHdrs, type NatsConnection } from '@nats-io/transport-node';
 import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager, type StoredMsg, type StreamConfig, type StreamInfo } from '@nats-io/jetstream';
 import {
-  AsyncQueue, BackendError, BaseStore, ClosedError, ConflictError, DEFAULT_MAX_VALUE_BYTES, HistoryGoneError, InvalidArgumentError,
+  AsyncQueue, BackendError, BaseStore, ClosedError, ConflictError, DEFAULT_MAX_VALUE_BYTES, HistoryGoneError, InvalidArgumentError, UnsupportedError,
   RevkitError, TooLargeError, assertKey, assertLimit, assertPrefix, assertValueSize, compareKeys, conditionFailure, isTombstone, jsonCodec, keyFilter,
   type Capabilities, type Codec, type DeleteOptions, type Durability, type Entry, type FailedCheck, type HistoryOptions, type ListOptions,
   type ListPage, type PutOptions, type StoreOptions, type StoredRecord, type Tombstone, type WatchEvent, type WatchOptions,
+  type AtomicBatch, type Mutation, type MutationOfDefaulted, type UpdateOptions, type UpdateOptionsWithDefault,
 } from '../core/index.js';
 import { decodeKey, encodeKey, filterForPrefix } from './keys.js';
 import { parseAckSubject, readOnce, ResumableReader, type ReaderContext } from './reader.js';
@@ -264,6 +265,34 @@ export class NatsStore extends BaseStore {
     return `${this.prefix}.${encodeKey(key)}`;
   }
 
+  // ttl and atomic() are refused with the reason; BaseStore validates first and only says "not supported".
+
+  override async put<T = unknown>(key: string, value: T, options: PutOptions = {}): Promise<Entry<T>> {
+    return super.put(key, value, options).catch((err) => Promise.reject(this.explain(err)));
+  }
+
+  override update<T = unknown>(key: string, fn: MutationOfDefaulted<T>, options: UpdateOptionsWithDefault<T>): Promise<Entry<T> | null>;
+  override update<T = unknown>(key: string, fn: Mutation<T>, options?: UpdateOptions<T>): Promise<Entry<T> | null>;
+  override update<T = unknown>(key: string, fn: Mutation<T>, options: UpdateOptions<T> = {}): Promise<Entry<T> | null> {
+    return super.update(key, fn, options).catch((err) => Promise.reject(this.explain(err)));
+  }
+
+  override atomic(): AtomicBatch {
+    const batch = super.atomic();
+    const commit = batch.commit;
+    batch.commit = () => commit().catch((err) => Promise.reject(this.explain(err)));
+    return batch;
+  }
+
+  private explain(err: unknown): unknown {
+    if (!UnsupportedError.is(err) || (err.operation !== 'ttl' && err.operation !== 'atomic')) return err;
+    const [offered, needs] = err.operation === 'ttl' ? [this.features.perKeyTtl, '2.11'] : [this.features.atomicBatch, '2.12'];
+    const version = this.features.version;
+    return new UnsupportedError(err.operation, this.backend, offered
+      ? `this server (${version}) offers it, but revkit's NATS backend does not use it yet`
+      : `needs nats-server ${needs} or newer, this server is ${version}`);
+  }
+
   async getRecord<T = unknown>(key: string): Promise<StoredRecord<T> | null> {
     this.assertOpen();
     assertKey(key);
@@ -338,6 +367,7 @@ export class NatsStore extends BaseStore {
       const h = natsHeaders();
       h.set(OP, 'DEL');
       h.set(H_EXPECTED, String(rec.revision));
+      h.set(H_TIME, String(Date.now()));
       if (options.writer !== undefined) h.set(H_WRITER, options.writer);
       try {
         const seq = await this.publish(key, new Uint8Array(0), h);
@@ -389,7 +419,9 @@ export class NatsStore extends BaseStore {
     const out: StoredRecord<T>[] = [];
     for (let i = msgs.length - 1; i >= 0 && out.length < limit; i--) {
       const { msg, seq } = msgs[i] as { msg: Msg; seq: number };
-      out.push(this.toRecord<T>(key, seq, msg.headers, msg.data, undefined));
+      // A write by another client carries no Revkit-Time: the server's store time stands in.
+      const stored = parseAckSubject(msg.reply)?.storedAtMs;
+      out.push(this.toRecord<T>(key, seq, msg.headers, msg.data, stored ? new Date(stored).toISOString() : undefined));
     }
     return out;
   }
@@ -571,9 +603,13 @@ export class NatsStore extends BaseStore {
 
   private toRecord<T>(key: string, seq: number, h: MsgHdrs | undefined, data: Uint8Array, timestamp: string | undefined, latest = false): StoredRecord<T> {
     const writer = h?.get(H_WRITER) || undefined;
+    const time = Number(h?.get(H_TIME) || NaN);
+    const stamp = timestamp ?? h?.get('Nats-Time-Stamp') ?? '';
+    const updatedAt = Number.isFinite(time) ? time : Date.parse(stamp) || 0;
     if (isDeleteOp(h)) {
       const t: Tombstone = { key, revision: seq, deleted: true };
       if (writer) t.writer = writer;
+      if (updatedAt > 0) t.updatedAt = updatedAt;
       if (latest) this.remember(key, { revision: seq, created: null });
       return t as StoredRecord<T>;
     }
@@ -584,12 +620,10 @@ export class NatsStore extends BaseStore {
       throw new BackendError(`the stored value of ${JSON.stringify(key)} at revision ${seq} cannot be decoded by the ${this.codec.name} codec`, { transient: false, cause });
     }
     const created = Number(h?.get(H_CREATED) || seq);
-    const time = Number(h?.get(H_TIME) || NaN);
-    const stamp = timestamp ?? h?.get('Nats-Time-Stamp') ?? '';
     const entry: Entry<T> = {
       key, value, revision: seq,
       createdRevision: Number.isSafeInteger(created) && created > 0 ? created : seq,
-      updatedAt: Number.isFinite(time) ? time : Date.parse(stamp) || 0,
+      updatedAt,
     };
     if (writer) entry.writer = writer;
     if (latest) this.remember(key, { revision: seq, created: entry.createdRevision });

@@ -31,6 +31,8 @@ export interface DeliveryInfo {
   streamSeq: number;
   deliverySeq: number;
   pending: number;
+  /** When the server stored the message (ms since epoch). */
+  storedAtMs: number;
 }
 
 const NS_PER_MS = 1_000_000;
@@ -45,7 +47,7 @@ export function parseAckSubject(reply: string | undefined): DeliveryInfo | null 
   const deliverySeq = Number(t[off + 2]);
   const pending = Number(t[off + 4]);
   if (!Number.isSafeInteger(streamSeq) || !Number.isSafeInteger(deliverySeq) || !Number.isSafeInteger(pending)) return null;
-  return { streamSeq, deliverySeq, pending };
+  return { streamSeq, deliverySeq, pending, storedAtMs: Math.floor(Number(t[off + 3]) / NS_PER_MS) };
 }
 
 function consumerConfig(filter: string, from: DeliverFrom, deliverSubject: string, heartbeatMs: number): Partial<ConsumerConfig> {

@@ -261,6 +261,8 @@ export class PostgresStore extends BaseStore implements WatchSource {
     if (r.deleted) {
       const t: Tombstone = { key, revision, deleted: true };
       if (r.writer !== null && r.writer !== undefined) t.writer = r.writer as string;
+      const at = optNum(r.updated_at);
+      if (at !== undefined) t.updatedAt = at;
       return t;
     }
     const expiresAt = optNum(r.expires_at);

@@ -420,7 +420,8 @@ export class SqliteStore extends BaseStore {
 
   private toRecord<T>(row: Row, now: number): StoredRecord<T> {
     const writer = row.writer === null ? {} : { writer: row.writer };
-    if (row.deleted || (row.expires_at !== null && row.expires_at <= now)) return { key: row.key, revision: row.revision, deleted: true, ...writer };
+    if (row.deleted) return { key: row.key, revision: row.revision, deleted: true, ...writer, updatedAt: row.updated_at };
+    if (row.expires_at !== null && row.expires_at <= now) return { key: row.key, revision: row.revision, deleted: true, ...writer };
     const entry: Entry<T> = {
       key: row.key,
       value: this.decode(row) as T,
