@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { SqliteStore } from '../src/sqlite/index.js';
 import { MemoryStore } from '../src/memory/index.js';
-import { CanaryStore, DoubleApplyStore, SharedResultStore, raceChecks, runMultiProcessCounters } from '../src/testing/index.js';
+import { CanaryStore, DoubleApplyStore, SharedResultStore, callerChecks, raceChecks, runMultiProcessCounters } from '../src/testing/index.js';
 import { tempDir, uniqueName } from './helpers.js';
 
 const dir = tempDir('canary');
@@ -54,5 +54,16 @@ describe('the API-level canaries misbehave as intended', () => {
       expect((await inner.history('seq')).length).toBe(8);
       await store.close();
     }
+  });
+});
+
+// The conformance suite's caller checks (src/testing/caller-checks.ts) must catch both API-level canaries.
+describe('the API-level canaries are caught by the conformance caller checks', () => {
+  const check = callerChecks['N concurrent increments return exactly the values 1..N, combined or not'];
+  it('SharedResultStore and DoubleApplyStore on memory and on SQLite', async () => {
+    expect(check).toBeTypeOf('function');
+    const stores = () => [new MemoryStore(), new SqliteStore(join(dir, `${uniqueName('callers')}.db`))];
+    for (const inner of stores()) await expect(check!(new SharedResultStore(inner))).rejects.toThrow(/its own value/);
+    for (const inner of stores()) await expect(check!(new DoubleApplyStore(inner))).rejects.toThrow();
   });
 });
