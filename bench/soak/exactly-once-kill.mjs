@@ -5,7 +5,7 @@
 // Afterwards every message's effect is in the store exactly once: counter
 // sums equal the message count, each output list is exactly 0..n-1 in order.
 //
-//   npm run build && node bench/soak/exactly-once-kill.mjs [--messages 100000] [--kills 100] [--stores sqlite,postgres,file]
+//   npm run build && node bench/soak/exactly-once-kill.mjs [--messages 100000] [--kills 100] [--stores sqlite,postgres,file] [--inflight 100] [--kill-every 3000,8000]
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -48,7 +48,8 @@ try {
     }
     const run = await runKillTest({
       storeUrl: url, store, producers, consumers, partitions, perPartition, kills,
-      killEveryMs: [3_000, 8_000], ackWaitMs: 3_000, maxInflight: 100, timeoutMs: 6 * 3600_000,
+      // A restarted producer fences what it had in flight and resends it: keep that bounded, or frequent kills outpace the consumers.
+      killEveryMs: (flags['kill-every'] ?? '3000,8000').split(',').map(Number), ackWaitMs: 3_000, maxInflight: Number(flags.inflight ?? 100), timeoutMs: 6 * 3600_000,
       log: console.log, progressEveryMs: 60_000,
     }).catch((err) => ({ error: err }));
     await store.close();
