@@ -54,7 +54,9 @@ describe('file specifics', () => {
     const doc = JSON.parse(text);
     expect(doc).toMatchObject({ revkit: 'file', version: 1, revision: 3, prunedBelow: 0 });
     expect(doc.records['cfg/a']).toMatchObject({ revision: 1, createdRevision: 1, value: { n: 1 } });
-    expect(doc.records['cfg/b']).toEqual({ revision: 3, deleted: true });
+    expect(doc.records['cfg/b']).toEqual({ revision: 3, deleted: true, updatedAt: expect.any(Number) });
+    // A tombstone keeps the time of the delete, like the other backends.
+    expect((await s.getRecord('cfg/b'))?.updatedAt).toBe(doc.records['cfg/b'].updatedAt);
     expect(doc.changes.map((c: { key: string; revision: number }) => [c.key, c.revision])).toEqual([['cfg/a', 1], ['cfg/b', 2], ['cfg/b', 3]]);
     expect(doc.changes[1].writer).toBe('w_1');
     expect(text.split('\n').filter((l) => l.startsWith('"cfg/'))).toHaveLength(2);

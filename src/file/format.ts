@@ -5,7 +5,7 @@
  *   {"revkit":"file","version":1,"revision":42,"prunedBelow":0,
  *   "records":{
  *   "cfg/a":{"revision":41,"createdRevision":3,"updatedAt":1764250000000,"value":{"n":1}},
- *   "cfg/b":{"revision":42,"deleted":true}
+ *   "cfg/b":{"revision":42,"deleted":true,"updatedAt":1764250001000}
  *   },
  *   "changes":[
  *   {"key":"cfg/a","revision":40,"createdRevision":3,...,"value":{"n":0}},
@@ -62,7 +62,7 @@ export function headerRevision(head: string): number | null {
 
 function bodyOf(r: FileRecord): string {
   let s = `"revision":${r.revision}`;
-  if (r.deleted) s += ',"deleted":true';
+  if (r.deleted) s += r.updatedAt === undefined ? ',"deleted":true' : `,"deleted":true,"updatedAt":${r.updatedAt}`;
   else {
     s += `,"createdRevision":${r.createdRevision},"updatedAt":${r.updatedAt}`;
     if (r.expiresAt !== undefined) s += `,"expiresAt":${r.expiresAt}`;
@@ -151,6 +151,7 @@ function toRecord(key: string, raw: unknown, path: string): FileRecord {
   if (typeof raw.writer === 'string') r.writer = raw.writer;
   if (raw.deleted === true) {
     r.deleted = true;
+    if (typeof raw.updatedAt === 'number') r.updatedAt = raw.updatedAt;
     return r;
   }
   if (!isCount(raw.createdRevision) || typeof raw.updatedAt !== 'number') throw corrupt(path, `the record of ${JSON.stringify(key)} lacks createdRevision or updatedAt`);

@@ -502,6 +502,7 @@ export class FileStore extends BaseStore {
 
   private toStored<T>(rec: FileRecord, now: number): StoredRecord<T> {
     const writer = rec.writer === undefined ? {} : { writer: rec.writer };
+    if (rec.deleted) return { key: rec.key, revision: rec.revision, deleted: true, ...writer, ...(rec.updatedAt === undefined ? {} : { updatedAt: rec.updatedAt }) };
     if (!isLive(rec, now)) return { key: rec.key, revision: rec.revision, deleted: true, ...writer };
     const entry: Entry<T> = {
       key: rec.key,

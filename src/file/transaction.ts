@@ -47,7 +47,7 @@ export class Transaction {
   }
 
   remove(key: string, revision: number, writer: string | undefined): FileRecord {
-    const rec: FileRecord = { key, revision, deleted: true };
+    const rec: FileRecord = { key, revision, deleted: true, updatedAt: this.now };
     if (writer !== undefined) rec.writer = writer;
     return this.record(rec);
   }
