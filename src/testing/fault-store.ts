@@ -113,7 +113,15 @@ export class FaultStore extends WrappingStore {
         throw new BackendError(`injected fault: ${op} failed for good`, { transient: false });
       case 'lost-ack':
         this.calls[op]++;
-        await call();
+        try {
+          await call();
+        } catch (err) {
+          // The call failed on its own (a busy server, say): nothing was acknowledged to lose, so the fault waits for the next call.
+          this.injected.pop();
+          if (this.rules.includes(rule)) rule.left++;
+          else this.rules.unshift({ ...rule, left: 1 });
+          throw err;
+        }
         await rule.then?.(this.inner);
         throw new BackendError(`injected fault: the acknowledgement of ${op} was lost`, { transient: true, ambiguous: true });
       case 'stall':
@@ -124,7 +132,7 @@ export class FaultStore extends WrappingStore {
     }
   }
 
-  private take(op: FaultOperation, keys: string[]): FaultRule | undefined {
+  private take(op: FaultOperation, keys: string[]): (FaultRule & { left: number }) | undefined {
     const isWrite = op === 'put' || op === 'delete' || op === 'atomic';
     const rule = this.rules.find((r) => (r.op === undefined ? isWrite : r.op === op) && (r.key === undefined || keys.includes(r.key)));
     if (!rule) return undefined;
