@@ -1,4 +1,4 @@
-import { ClosedError, InvalidArgumentError, UnsupportedError } from './errors.js';
+import { ClosedError, ConflictError, InvalidArgumentError, UnsupportedError } from './errors.js';
 import { assertKey, assertRevision, assertTtl } from './keys.js';
 import { runUpdate } from './update.js';
 import { WriteCombiner } from './combine.js';
@@ -89,7 +89,9 @@ export abstract class BaseStore implements Store {
         if (ops.some((op) => op.type === 'set' && op.ttlMs !== undefined) && !this.capabilities.ttl) {
           throw new UnsupportedError('ttl', this.backend);
         }
-        return this.commitAtomic(ops);
+        return this.commitAtomic(ops).catch((err: unknown) => {
+          throw ConflictError.is(err) ? ConflictError.ofAtomicCommit(err) : err;
+        });
       },
     };
     return batch;

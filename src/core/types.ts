@@ -156,6 +156,12 @@ export interface Store {
   list<T = unknown>(options?: ListOptions): Promise<ListPage<T>>;
   watch<T = unknown>(options: WatchOptions): AsyncIterable<WatchEvent<T>>;
   history<T = unknown>(key: string, options?: HistoryOptions): Promise<StoredRecord<T>[]>;
+  /**
+   * The store's head: every change with a revision at or below it has
+   * committed, so a watch from here misses nothing committed after this call.
+   * Optional: a store that cannot name it leaves it out.
+   */
+  headRevision?(): Promise<number>;
   close(): Promise<void>;
 }
 

@@ -203,6 +203,12 @@ export class FileStore extends BaseStore {
     return { entries };
   }
 
+  /** The file is replaced whole after its commit: the revision in it has committed. */
+  async headRevision(): Promise<number> {
+    this.assertOpen();
+    return this.refresh().revision;
+  }
+
   async history<T = unknown>(key: string, options: HistoryOptions = {}): Promise<StoredRecord<T>[]> {
     this.assertOpen();
     assertKey(key);

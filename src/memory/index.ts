@@ -96,6 +96,11 @@ export class MemoryStore extends BaseStore {
     return keys.length > limit ? { entries, cursor: page[page.length - 1] as string } : { entries };
   }
 
+  async headRevision(): Promise<number> {
+    this.assertOpen();
+    return this.revision;
+  }
+
   async history<T = unknown>(key: string, options: HistoryOptions = {}): Promise<StoredRecord<T>[]> {
     this.assertOpen();
     assertKey(key);

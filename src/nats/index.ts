@@ -411,6 +411,13 @@ export class NatsStore extends BaseStore {
     return live.length > limit ? { entries, cursor: (page[page.length - 1] as { key: string }).key } : { entries };
   }
 
+  /** JetStream numbers a message as it stores it: the stream's last sequence has committed. */
+  async headRevision(): Promise<number> {
+    this.assertOpen();
+    const info = await this.call(() => this.jsm.streams.info(this.stream), false);
+    return info.state.last_seq;
+  }
+
   async history<T = unknown>(key: string, options: HistoryOptions = {}): Promise<StoredRecord<T>[]> {
     this.assertOpen();
     assertKey(key);

@@ -38,7 +38,7 @@
 import pg from 'pg';
 import type { Pool, PoolClient, QueryConfig, QueryResult, QueryResultRow } from 'pg';
 import {
-  AsyncQueue, BackendError, BaseStore, ConflictError, DEFAULT_MAX_VALUE_BYTES, InvalidArgumentError,
+  AsyncQueue, BackendError, BaseStore, ConflictError, DEFAULT_MAX_VALUE_BYTES, InvalidArgumentError, sleep,
   assertKey, assertLimit, assertPrefix, assertRevision, assertValueSize, conditionFailure, jsonCodec, keyFilter,
   type AtomicOp, type Capabilities, type Codec, type DeleteOptions, type Durability, type Entry, type FailedCheck,
   type HistoryOptions, type ListOptions, type ListPage, type PutOptions, type StoreOptions, type StoredRecord,
@@ -92,6 +92,8 @@ interface Row extends QueryResultRow {
 
 /** Cross-process watch wake-ups are batched into windows of this length. */
 const NOTIFY_WINDOW_MS = 10;
+/** How long headRevision() waits for older transactions to finish before calling it an outage. */
+const HEAD_SETTLE_MS = 5_000;
 
 const URL_OPTIONS = ['prefix', 'schema', 'historyDepth', 'changeRetentionMs', 'tombstoneRetentionMs', 'sweepIntervalMs', 'watchPollMs', 'poolSize', 'notify', 'connectWaitMs'] as const;
 
@@ -304,6 +306,29 @@ export class PostgresStore extends BaseStore implements WatchSource {
     const rows = r.rows.slice(0, limit);
     const entries = rows.map((row) => this.toEntry<T>(row.key as string, row));
     return r.rows.length > limit ? { entries, cursor: rows[rows.length - 1]?.key as string } : { entries };
+  }
+
+  /**
+   * Revisions are drawn before commit, so the last one handed out may belong
+   * to a transaction still open: take a mark, then wait until every
+   * transaction older than it has finished (the watch's own settling rule).
+   */
+  async headRevision(): Promise<number> {
+    this.assertOpen();
+    const deadline = Date.now() + HEAD_SETTLE_MS;
+    return this.withClient('head', false, async (c) => {
+      const m = (await this.q(c, 'mark', () => markSql(this.names), [])).rows[0] as Row;
+      const mark = { s: num(m.s), x: BigInt(String(m.x)) };
+      for (;;) {
+        const r = await c.query('SELECT pg_snapshot_xmin(pg_current_snapshot())::text AS xmin');
+        if (BigInt(String(r.rows[0].xmin)) >= mark.x) {
+          this.settledHorizon = Math.max(this.settledHorizon, mark.s);
+          return mark.s;
+        }
+        if (Date.now() >= deadline) throw new BackendError(`revisions up to ${mark.s} did not settle within ${HEAD_SETTLE_MS} ms (a transaction is held open)`, { transient: true });
+        await sleep(5);
+      }
+    });
   }
 
   async history<T = unknown>(key: string, options: HistoryOptions = {}): Promise<StoredRecord<T>[]> {

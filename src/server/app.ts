@@ -650,7 +650,7 @@ function parseTxn(body: unknown, maxOps: number): TxnOp[] {
 function notFound(key: string, record: StoredRecord | null): HttpProblem {
   if (record !== null && isTombstone(record)) {
     return new HttpProblem(404, `no value at ${JSON.stringify(key)}: it was deleted`, {
-      key, deleted: true, revision: record.revision, currentEtag: etagOf(record.revision), ...(record.writer ? { writer: record.writer } : {}),
+      key, deleted: true, revision: record.revision, currentEtag: etagOf(record.revision), ...(record.writer ? { writer: record.writer } : {}), ...(record.updatedAt !== undefined ? { updatedAt: record.updatedAt } : {}),
     });
   }
   return new HttpProblem(404, `no value at ${JSON.stringify(key)}`, { key, currentEtag: null });
@@ -679,7 +679,8 @@ function entryJson(e: Entry): Record<string, unknown> {
 }
 
 function recordJson(r: StoredRecord): Record<string, unknown> {
-  return isTombstone(r) ? { key: r.key, revision: r.revision, deleted: true, ...(r.writer !== undefined ? { writer: r.writer } : {}) } : entryJson(r);
+  if (!isTombstone(r)) return entryJson(r);
+  return { key: r.key, revision: r.revision, deleted: true, ...(r.writer !== undefined ? { writer: r.writer } : {}), ...(r.updatedAt !== undefined ? { updatedAt: r.updatedAt } : {}) };
 }
 
 /** Stores may name the revision a watch "from now" would start after; none of the interface requires it. */

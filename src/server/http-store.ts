@@ -90,6 +90,7 @@ export class HttpStore extends BaseStore {
       if (body.deleted === true && typeof body.revision === 'number') {
         const t: Tombstone = { key, revision: body.revision, deleted: true };
         if (typeof body.writer === 'string') t.writer = body.writer;
+        if (typeof body.updatedAt === 'number') t.updatedAt = body.updatedAt;
         return t;
       }
       return null;
@@ -350,7 +351,8 @@ export function errorFromProblem(status: number, body: ProblemBody | undefined, 
       const checks = Array.isArray(body.checks)
         ? (body.checks as FailedCheck[]).map((c) => ({ key: c.key, expected: c.expected, actual: c.actual }))
         : [{ key: typeof body.key === 'string' ? body.key : (key ?? ''), expected: (body.expected ?? null) as FailedCheck['expected'], actual: (body.actual ?? null) as number | null }];
-      return new ConflictError(checks);
+      // 409 is the answer of a failed atomic commit (POST /v1/txn), 412 of a single-key precondition.
+      return new ConflictError(checks, undefined, { atomic: status === 409 });
     }
     case 'ERR_VALIDATION':
       return new ValidationError(Array.isArray(body.issues) ? (body.issues as ValidationError['issues']) : [{ message: detail }], typeof body.key === 'string' ? body.key : key);

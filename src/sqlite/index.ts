@@ -201,6 +201,12 @@ export class SqliteStore extends BaseStore {
     return more ? { entries, cursor: entries[entries.length - 1]?.key as string } : { entries };
   }
 
+  /** Revisions are drawn inside the write transaction: the newest one visible has committed. */
+  async headRevision(): Promise<number> {
+    this.assertOpen();
+    return this.read(() => this.stmt.lastRevision.get()?.value ?? 0);
+  }
+
   async history<T = unknown>(key: string, options: HistoryOptions = {}): Promise<StoredRecord<T>[]> {
     this.assertOpen();
     assertKey(key);

@@ -286,6 +286,9 @@ export function describeConformance(target: ConformanceTarget): void {
         const b = await s.put('x/b', 1);
         const err = await s.atomic().check('x/a', a.revision).check('x/b', b.revision).check('x/c', 12345).set('x/b', 'no').set('x/d', 'no').commit().catch((e) => e);
         expect(ConflictError.is(err)).toBe(true);
+        // A failed atomic commit is marked as such: HTTP 409 (POST /v1/txn), where a single-key precondition is 412.
+        expect(err.atomic).toBe(true);
+        expect(toHttpStatus(err)).toBe(409);
         const checks = [...err.checks].sort((p: { key: string }, q: { key: string }) => p.key.localeCompare(q.key));
         expect(checks).toEqual([
           { key: 'x/a', expected: a.revision, actual: a2.revision },
@@ -383,6 +386,25 @@ export function describeConformance(target: ConformanceTarget): void {
         expect([...seen].sort(byRevisionThenKey)).toEqual([...written].sort(byRevisionThenKey));
         expect(seen.map((e) => e[1])).toEqual([...seen.map((e) => e[1])].sort((a, b) => a - b));
       }, Math.max(timeout, 60_000));
+
+      test('headRevision(), where a store has it, is at or past every acknowledged write, and a watch from it misses nothing later', async (s) => {
+        if (!s.headRevision) return;
+        const before = await s.put('head/a', 1);
+        const head = await s.headRevision();
+        expect(head).toBeGreaterThanOrEqual(before.revision);
+        const controller = new AbortController();
+        const seen: WatchEvent[] = [];
+        const watching = (async () => {
+          for await (const ev of s.watch({ prefix: 'head/', fromRevision: head, signal: controller.signal })) {
+            seen.push(ev);
+            if (seen.length === 2) break;
+          }
+        })();
+        const after = [await s.put('head/b', 2), await s.put('head/a', 3)];
+        await watching;
+        expect(seen.map((e) => e.revision)).toEqual(after.map((e) => e.revision));
+        expect(await s.headRevision()).toBeGreaterThanOrEqual(after[1]!.revision);
+      });
 
       test('watch of one key ignores others; aborting ends the iteration', async (s) => {
         if (!s.capabilities.watch) return;

@@ -1,5 +1,5 @@
 import {
-  BaseStore,
+  BaseStore, UnsupportedError,
   type Capabilities, type HistoryOptions, type ListOptions, type ListPage, type Store, type StoredRecord, type WatchEvent, type WatchOptions,
 } from '../core/index.js';
 
@@ -28,5 +28,9 @@ export abstract class WrappingStore extends BaseStore {
 
   history<T = unknown>(key: string, options?: HistoryOptions): Promise<StoredRecord<T>[]> {
     return this.inner.history<T>(key, options);
+  }
+
+  headRevision(): Promise<number> {
+    return this.inner.headRevision ? this.inner.headRevision() : Promise.reject(new UnsupportedError('headRevision', this.inner.backend));
   }
 }
