@@ -1,0 +1,28 @@
+#!/usr/bin/env node
+// npm run bench — the core workloads (bench/run.mjs, arguments passed through),
+// then each feature's side-by-side figures, one after another in one run:
+//   file-figures          file: group commit vs one write per rewrite vs write-file-atomic + proper-lockfile
+//   exactly-once-figures  exactly-once vs at-least-once processing, dedup state size
+//   watchers-figures      PostgreSQL puts/s with 50 idle watchers vs none
+//   idle-watch-figures    CPU of an idle SQLite watch
+// `npm run bench -- --core-only` runs bench/run.mjs alone.
+import { spawnSync } from 'node:child_process';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const args = process.argv.slice(2).filter((a) => a !== '--core-only');
+const scripts = [['run.mjs', args]];
+if (!process.argv.includes('--core-only')) {
+  for (const name of ['file-figures.mjs', 'exactly-once-figures.mjs', 'watchers-figures.mjs', 'idle-watch-figures.mjs']) scripts.push([name, []]);
+}
+let failed = 0;
+for (const [script, scriptArgs] of scripts) {
+  console.log(`\n== bench: ${script}`);
+  const run = spawnSync(process.execPath, [join(here, script), ...scriptArgs], { stdio: 'inherit' });
+  if (run.status !== 0) {
+    failed++;
+    console.error(`bench: ${script} exited with ${run.status ?? run.signal}`);
+  }
+}
+process.exit(failed === 0 ? 0 : 1);
