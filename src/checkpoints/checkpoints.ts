@@ -52,7 +52,7 @@ export class CheckpointMovedError extends ConflictError {
 }
 
 /**
- * DESIGN §7: per-subscription resume cursors that only move forward. Every
+ * src/checkpoints/README.md: per-subscription resume cursors that only move forward. Every
  * rule is a compare-and-swap on the store, so it holds across processes on
  * any backend.
  */

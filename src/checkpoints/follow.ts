@@ -15,7 +15,7 @@ export interface FollowContext {
 export type FollowHandler<T> = (event: WatchEvent<T>, context: FollowContext) => unknown;
 
 /**
- * The resuming consumer (DESIGN §7): watches `prefix` from the stored
+ * The resuming consumer (src/checkpoints/README.md): watches `prefix` from the stored
  * cursor, calls `handler` for each change and advances the cursor after the
  * handler returned. A crash at any point resumes with no gap; events handled
  * but not yet recorded are handled again (at-least-once).

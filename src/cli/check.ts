@@ -14,7 +14,7 @@ function canaryKind(text: string): CanaryKind {
   return text as CanaryKind;
 }
 
-/** `revkit check`: DESIGN §11 — record a multi-process history against a store and check it. */
+/** `revkit check`: the proof of what callers are told — record a multi-process history against a store and check it. */
 export function registerCheck(program: Command, defaultStore: string): void {
   program.command('check')
     .description('run a multi-process read / CAS / update() workload against a store, kill workers, and check the history for linearizability')

@@ -4,7 +4,7 @@ import { open } from '../open.js';
 import { checkpoints, isResumeKey, resumeKeyOfJson, type Checkpoints, type Cursor } from '../checkpoints/index.js';
 import { parseRevision } from './args.js';
 
-/** DESIGN §10's "not found". */
+/** docs/semantics.md, "CLI exit codes": not found. */
 const EXIT_NOT_FOUND = 4;
 
 interface Common {

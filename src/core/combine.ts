@@ -7,7 +7,7 @@ import { isTombstone, SKIP, type Entry, type Mutation, type PutOptions, type Sto
 import { validateCandidate } from './validate.js';
 
 /**
- * DESIGN §4: concurrent update()s of one key in one process are combined —
+ * docs/semantics.md, "update()": concurrent update()s of one key in one process are combined —
  * read once, apply each queued mutation in arrival order, write once — and
  * combining is invisible except in speed:
  * - each caller gets the value *its own* mutation produced (a SKIP caller:

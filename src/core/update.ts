@@ -36,7 +36,7 @@ export function newWriterToken(): string {
 export type UpdatableStore = Pick<Store, 'getRecord' | 'put' | 'history' | 'capabilities'>;
 
 /**
- * DESIGN §4: read (tombstones included), apply the mutation to a private
+ * docs/semantics.md, "update()": read (tombstones included), apply the mutation to a private
  * copy, validate, write guarded by what was read; on conflict or transient
  * fault back off and start over from the read. A write whose acknowledgement
  * was lost is looked for by its writer token before anything is applied

@@ -1,5 +1,5 @@
 /**
- * `revkit/nats`: the store over a NATS JetStream KV bucket (DESIGN §6).
+ * `revkit/nats`: the store over a NATS JetStream KV bucket.
  *
  * Layout: one bucket (stream `KV_<bucket>`, subjects `$KV.<bucket>.>`) per
  * store; a key is the subject `$KV.<bucket>.<encodeKey(key)>` (see keys.ts);

@@ -1,5 +1,5 @@
 /**
- * revkit/postgres — the multi-machine backend (DESIGN §6).
+ * revkit/postgres — the multi-machine backend.
  *
  * URL form (what `open()` accepts):
  *

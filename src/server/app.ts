@@ -118,7 +118,7 @@ const JSON_TYPE = 'application/json; charset=utf-8';
 const PROBLEM_TYPE = 'application/problem+json; charset=utf-8';
 const MERGE_PATCH = 'application/merge-patch+json';
 
-/** Creates the HTTP server of DESIGN §9 over a store (not yet listening). */
+/** Creates the HTTP server (docs/semantics.md, "HTTP server") over a store (not yet listening). */
 export async function createServer(options: CreateServerOptions): Promise<RevkitServer> {
   const limits: ServerLimits = { ...DEFAULT_LIMITS, ...options.limits };
   const timeouts: ServerTimeouts = { ...DEFAULT_TIMEOUTS, ...options.timeouts };

@@ -30,7 +30,7 @@ interface ProblemBody {
 }
 
 /**
- * A Store that talks to a revkit server over HTTP (DESIGN §9). Conditions
+ * A Store that talks to a revkit server over HTTP (docs/semantics.md, "HTTP server"). Conditions
  * become If-Match / If-None-Match, `atomic()` is POST /v1/txn, watch is the
  * SSE stream (resumed with Last-Event-ID after a dropped connection), and
  * `update()` is BaseStore's loop of GET + PUT If-Match. Errors come back as

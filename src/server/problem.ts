@@ -6,7 +6,7 @@ import { etagOf } from './etag.js';
 
 /**
  * RFC 9457 problem details. Every error response of the server is one of
- * these, with `code` from DESIGN §5 for revkit errors and one of the codes
+ * these, with `code` from docs/semantics.md, "Errors", for revkit errors and one of the codes
  * below for errors of the HTTP layer.
  */
 export interface Problem {

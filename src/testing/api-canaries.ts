@@ -4,7 +4,7 @@ import { WrappingStore } from './wrapping-store.js';
 import { batchOf } from './check/recording-store.js';
 
 /**
- * Canaries of the API-level kind (DESIGN §11): every write that reaches the
+ * Canaries of the API-level kind: every write that reaches the
  * store is a correct compare-and-swap, so a store-level history stays
  * linearizable — only what update() callers are told is wrong. The checker
  * must catch them from the API-level operations.

@@ -7,7 +7,7 @@ type StoreTest = (store: Store) => Promise<void>;
 const increment = (n: number | undefined) => (n ?? 0) + 1;
 
 /**
- * What each update() caller is *told* (DESIGN §4, rule 8 and the combining
+ * What each update() caller is *told* (docs/semantics.md, "update()": what the caller gets and the combining
  * rules): its own value at the revision of its commit, never another
  * caller's; never a mutation applied twice, whatever acknowledgements are
  * lost; an answer by its own deadline and signal. Each check throws when the

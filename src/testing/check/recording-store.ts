@@ -135,7 +135,7 @@ function completeWithError(recorder: Recorder, id: number, err: unknown): void {
 }
 
 /**
- * Records what one client is *told* (DESIGN §11): each update() as one
+ * Records what one client is *told*: each update() as one
  * operation with the entry it returned, and each put / delete / atomic
  * commit with its result. Mutations are given as data (`RecordedMutation`) so the checker can
  * re-run them against the model.

@@ -55,7 +55,7 @@ export interface CheckSummary {
 const workerPath = fileURLToPath(new URL('../../../dist/testing/check/worker.js', import.meta.url));
 
 /**
- * DESIGN §11: runs a mixed workload against a store, records the history,
+ * the proof: runs a mixed workload against a store, records the history,
  * kills workers when asked, and checks the history two ways.
  */
 export async function runCheck(options: CheckOptions): Promise<CheckSummary> {

@@ -1,6 +1,6 @@
 /**
  * The API-level model: what callers of a revkit store are *told*, checked
- * against one sequential key-value store (DESIGN §4 rule 8, §11).
+ * against one sequential key-value store (docs/semantics.md, "update()"; the proof of what callers are told).
  *
  * A store-level history (versionedKvModel) sees the reads and guarded writes
  * that reach the store; it cannot see a combiner handing one caller another

@@ -374,7 +374,7 @@ export const casRegisterModel: Model<unknown, CasInput, CasOutput> = {
 };
 
 /**
- * 2. The revkit versioned key-value store (DESIGN §2–3), one key per
+ * 2. The revkit versioned key-value store (docs/semantics.md, "Keys, values, revisions" and "Operations"), one key per
  * partition. Produced by `revkit check` workers calling a Store; an `update`
  * is recorded as its final guarded `put`.
  */
