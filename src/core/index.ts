@@ -11,3 +11,4 @@ export { AsyncQueue } from './async-queue.js';
 export { assertKey, assertPrefix, assertValueSize, assertTtl, assertRevision, assertLimit, compareKeys, keyFilter, MAX_KEY_BYTES, DEFAULT_MAX_VALUE_BYTES } from './keys.js';
 export { conditionFailure } from './conditions.js';
 export { mergePatch } from './merge-patch.js';
+export { canonicalJson } from './canonical.js';
