@@ -345,21 +345,6 @@ describe('nats specifics', () => {
     }
   });
 
-  it('a tombstone in history carries the time of its delete', async () => {
-    const s = await NatsStore.fromUrl(urlFor(freshBucket('tomb')));
-    try {
-      const put = await s.put('gone', 1);
-      const revision = await s.delete('gone');
-      const [tomb] = await s.history('gone');
-      expect(tomb).toMatchObject({ key: 'gone', deleted: true, revision });
-      expect(typeof tomb?.updatedAt).toBe('number');
-      expect(tomb!.updatedAt!).toBeGreaterThanOrEqual(put.updatedAt);
-      expect(tomb!.updatedAt!).toBeLessThan(put.updatedAt + 60_000);
-    } finally {
-      await s.close();
-    }
-  });
-
   it('ttl and atomic() are refused with the reason: the server version they need and the one connected', async () => {
     const s = await NatsStore.fromUrl(urlFor(freshBucket('why')));
     try {

@@ -145,19 +145,4 @@ describe('sqlite specifics', () => {
     expect(RevkitError.is(err)).toBe(true);
     expect(err.code).toBe('ERR_BACKEND');
   });
-
-  it('a tombstone in history carries the time of its delete', async () => {
-    const s = new SqliteStore(freshPath());
-    try {
-      const put = await s.put('gone', 1);
-      const revision = await s.delete('gone');
-      const [tomb] = await s.history('gone');
-      expect(tomb).toMatchObject({ key: 'gone', deleted: true, revision });
-      expect(typeof tomb?.updatedAt).toBe('number');
-      expect(tomb!.updatedAt!).toBeGreaterThanOrEqual(put.updatedAt);
-      expect(tomb!.updatedAt!).toBeLessThan(put.updatedAt + 60_000);
-    } finally {
-      await s.close();
-    }
-  });
 });

@@ -427,6 +427,16 @@ export function describeConformance(target: ConformanceTarget): void {
     });
 
     describe('history()', () => {
+      test('a tombstone in history carries the time of its delete', async (s) => {
+        const put = await s.put('gone', 1);
+        const revision = await s.delete('gone');
+        const [tomb] = await s.history('gone');
+        expect(tomb).toMatchObject({ key: 'gone', deleted: true, revision });
+        expect(typeof tomb?.updatedAt).toBe('number');
+        expect(tomb!.updatedAt!).toBeGreaterThanOrEqual(put.updatedAt);
+        expect(tomb!.updatedAt!).toBeLessThan(put.updatedAt + 60_000);
+      });
+
       test('past revisions newest first, tombstones included', async (s) => {
         if (!s.capabilities.history) return;
         const a = await s.put('h', 'a');
