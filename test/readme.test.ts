@@ -27,6 +27,7 @@ function emptyApp(): string {
   mkdirSync(join(app, 'node_modules'));
   symlinkSync(repo, join(app, 'node_modules', 'revkit'), 'dir');
   symlinkSync(join(repo, 'node_modules', 'valibot'), join(app, 'node_modules', 'valibot'), 'dir');
+  symlinkSync(join(repo, 'node_modules', '@nats-io'), join(app, 'node_modules', '@nats-io'), 'dir');
   return app;
 }
 
@@ -82,6 +83,8 @@ describe('README code runs as written', () => {
         const run = spawnSync(process.execPath, [join(app, 'out', `snippet-${i + 1}-${store}.mjs`)], { cwd, encoding: 'utf8', timeout: 50_000 });
         expect(run.stderr).toBe('');
         expect(run.status).toBe(0);
+        // The exactly-once example publishes each order twice: it must charge once.
+        if (/registerProducer/.test(blocks[i] as string)) expect(run.stdout).toMatch(/^balance 12$/m);
         if (store === 'sqlite' && /open\('sqlite:\.\/data\/app\.db'\)/.test(blocks[i] as string)) expect(existsSync(join(cwd, 'data', 'app.db'))).toBe(true);
       }, 60_000);
     }
