@@ -9,19 +9,24 @@
  * from one counter row inside that transaction: store-wide, strictly
  * increasing, committed in revision order — which makes the `changes` table
  * a gap-free log for watch() even across processes.
+ *
+ * Writes from one process that arrive together share one transaction and one
+ * fsync (group commit, ./group-commit.ts), each with its own condition check
+ * and its own outcome.
  */
 import { mkdirSync, watch as watchFiles, type FSWatcher } from 'node:fs';
 import { basename, dirname, resolve } from 'node:path';
 import { EventEmitter } from 'node:events';
 import Database from 'better-sqlite3';
 import {
-  AsyncQueue, BackendError, BaseStore, ConflictError, DEFAULT_MAX_VALUE_BYTES, HistoryGoneError, InvalidArgumentError,
-  assertKey, assertLimit, assertPrefix, assertValueSize, conditionFailure, jsonCodec, keyFilter, sleep,
+  AsyncQueue, BackendError, BaseStore, ClosedError, ConflictError, DEFAULT_MAX_VALUE_BYTES, HistoryGoneError, InvalidArgumentError,
+  assertKey, assertLimit, assertPrefix, assertValueSize, conditionFailure, jsonCodec, keyFilter,
   type AtomicOp, type Capabilities, type Codec, type Condition, type DeleteOptions, type Entry, type FailedCheck,
   type HistoryOptions, type ListOptions, type ListPage, type PutOptions, type StoreOptions, type StoredRecord,
   type WatchEvent, type WatchOptions,
 } from '../core/index.js';
 import { migrate } from './schema.js';
+import { GroupCommit } from './group-commit.js';
 
 export interface SqliteStoreOptions extends StoreOptions {
   /** `full` (default) fsyncs every commit; `normal` may lose the last commits on power loss, never corrupts. */
@@ -79,6 +84,7 @@ export class SqliteStore extends BaseStore {
   /** better-sqlite3 builds a transaction wrapper per call to transaction(): build one, pass the work in. */
   private readonly inTransaction: Database.Transaction<(fn: () => unknown) => unknown>;
   private commitsSincePrune = 0;
+  private readonly group: GroupCommit;
 
   static async fromUrl(url: string, options: SqliteStoreOptions = {}): Promise<SqliteStore> {
     const rest = url.replace(/^sqlite:(\/\/)?/i, '');
@@ -124,6 +130,17 @@ export class SqliteStore extends BaseStore {
     this.localWrites.setMaxListeners(0);
     this.stmt = prepareStatements(this.db);
     this.inTransaction = this.db.transaction((fn: () => unknown) => fn());
+    this.group = new GroupCommit({
+      transaction: (body) => this.inTransaction.immediate(body),
+      // Called inside the open transaction, better-sqlite3 runs it in a SAVEPOINT.
+      savepoint: (run) => this.inTransaction(run),
+      inTransaction: () => this.db.inTransaction,
+      isBusy,
+      translate: (err) => this.translate(err),
+      committed: (writes) => this.afterCommit(writes),
+      isOpen: () => this.db.open,
+      lockTimeout: () => `the SQLite write lock on ${this.path} was not free within ${this.lockTimeoutMs} ms`,
+    }, this.lockTimeoutMs);
     this.sweeper = setInterval(() => void this.sweepExpired().catch(() => undefined), options.sweepIntervalMs ?? 1000);
     this.sweeper.unref();
   }
@@ -295,6 +312,7 @@ export class SqliteStore extends BaseStore {
   }
 
   protected async doClose(): Promise<void> {
+    this.group.flushBeforeClose(new ClosedError(this.backend));
     clearInterval(this.sweeper);
     this.unwatchFiles();
     this.localWrites.emit('write');
@@ -362,26 +380,13 @@ export class SqliteStore extends BaseStore {
   }
 
   /**
-   * Runs `fn` inside BEGIN IMMEDIATE. Waiting for another process's lock
-   * happens here, in async sleeps between short busy slices.
+   * Runs `fn` inside BEGIN IMMEDIATE, together with the other writes of this
+   * turn (group commit, ./group-commit.ts). Waiting for another process's
+   * lock happens there, in async sleeps between short busy slices.
    */
-  private async write<R>(fn: () => R, changed: (result: R) => boolean = () => true): Promise<R> {
+  private write<R>(fn: () => R, changed: (result: R) => boolean = always): Promise<R> {
     this.assertOpen();
-    const deadline = Date.now() + this.lockTimeoutMs;
-    for (let wait = 1; ; wait = Math.min(wait * 2, 25)) {
-      try {
-        const result = this.inTransaction.immediate(fn) as R;
-        if (changed(result)) this.afterCommit();
-        return result;
-      } catch (err) {
-        if (!isBusy(err)) throw this.translate(err);
-        if (Date.now() >= deadline) {
-          throw new BackendError(`the SQLite write lock on ${this.path} was not free within ${this.lockTimeoutMs} ms`, { transient: true, cause: err });
-        }
-      }
-      await sleep(Math.random() * wait);
-      this.assertOpen();
-    }
+    return this.group.write(fn, changed);
   }
 
   private read<R>(fn: () => R): R {
@@ -396,9 +401,10 @@ export class SqliteStore extends BaseStore {
     }
   }
 
-  private afterCommit(): void {
+  private afterCommit(writes: number): void {
     this.localWrites.emit('write');
-    if (++this.commitsSincePrune < 1000 || this.lastRevision <= this.retention) return;
+    this.commitsSincePrune += writes;
+    if (this.commitsSincePrune < 1000 || this.lastRevision <= this.retention) return;
     this.commitsSincePrune = 0;
     const below = this.lastRevision - this.retention;
     try {
@@ -488,6 +494,8 @@ function prepareStatements(db: Database.Database) {
 }
 
 type Statements = ReturnType<typeof prepareStatements>;
+
+const always = () => true;
 
 function isDeadRecord(record: StoredRecord, now = Date.now()): boolean {
   return 'deleted' in record || (record.expiresAt !== undefined && record.expiresAt <= now);

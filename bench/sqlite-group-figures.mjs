@@ -1,0 +1,77 @@
+// The SQLite figures of issue #15, side by side in one run, as ratios:
+//   1. one writer: update() versus better-sqlite3's own CAS loop (bench/targets/sqlite-*.mjs),
+//      alternating rounds (bench/workloads/single-writer.mjs); goals FULL <= 1.10, NORMAL <= 1.5;
+//   2. 64 writers in one process, each on its own key (update() with its defaults), against the
+//      one-writer raw rate of the same run; goal FULL >= 8x. Lost or duplicated increments: 0.
+//
+// Usage: npm run build && node bench/sqlite-group-figures.mjs [--sync full,normal] [--rounds 5]
+//          [--round-ms 700] [--duration 3000] [--writers 64] [--json out.json] [--dist path/to/dist]
+// --dist runs another build of revkit (e.g. the previous commit's) through the same workloads.
+import { writeFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { flagArgs } from './lib/figures.mjs';
+import { sqliteTarget } from './lib/sqlite-target.mjs';
+import { singleWriter } from './workloads/single-writer.mjs';
+import { inProcess } from './workloads/in-process.mjs';
+import { DEFAULT_ON } from './lib/policies.mjs';
+
+const args = flagArgs();
+const dist = args.dist ? pathToFileURL(resolve(args.dist, 'index.js')).href : new URL('../dist/index.js', import.meta.url).href;
+const lib = await import(dist);
+const modes = String(args.sync ?? 'full,normal').split(',');
+const rounds = Number(args.rounds ?? 5);
+const roundMs = Number(args['round-ms'] ?? 700);
+const durationMs = Number(args.duration ?? 3000);
+const writers = Number(args.writers ?? 64);
+const GOALS = { full: { single: 1.1, distinct: 8 }, normal: { single: 1.5 } };
+
+const out = { generatedAt: new Date().toISOString(), dist, rounds, roundMs, durationMs, writers, modes: {} };
+for (const sync of modes) {
+  const target = sqliteTarget(sync);
+  try {
+    const url = await target.freshUrl();
+    await (await lib.open(url)).close(); // the schema outside the timed part
+    const single = await singleWriter({ target, lib, url, rounds, roundMs });
+    const store = await lib.open(await target.freshUrl());
+    let distinct;
+    try {
+      distinct = await inProcess({ lib, store, writers, distinct: true, spec: DEFAULT_ON, durationMs, keyBase: 'd' });
+    } finally {
+      await store.close();
+    }
+    const goal = GOALS[sync] ?? {};
+    const m = {
+      rawOpsPerSec: single.raw.opsPerSec,
+      updateOpsPerSec: single.update.opsPerSec,
+      singleRatio: single.ratio,
+      singleRatioNoCombine: single.ratioNoCombine,
+      primitivesRatio: single.ratioPrimitives,
+      singleRatiosPerRound: single.ratiosPerRound,
+      singleGoal: goal.single ?? null,
+      singleMet: goal.single === undefined ? null : single.ratio <= goal.single,
+      distinctOpsPerSec: distinct.opsPerSec,
+      distinctP50Ms: distinct.p50Ms,
+      distinctP99Ms: distinct.p99Ms,
+      distinctRatio: distinct.opsPerSec / single.raw.opsPerSec,
+      distinctGoal: goal.distinct ?? null,
+      distinctMet: goal.distinct === undefined ? null : distinct.opsPerSec / single.raw.opsPerSec >= goal.distinct,
+      failed: distinct.failed, lost: distinct.lost, duplicated: distinct.duplicated,
+    };
+    out.modes[sync] = m;
+    const f = (x) => x.toFixed(2);
+    console.log(
+      `sqlite ${sync.toUpperCase()}: raw ${Math.round(m.rawOpsPerSec)} ops/s; one writer update() ${Math.round(m.updateOpsPerSec)} ops/s = ${f(m.singleRatio)}x raw time/op` +
+        ` (no combining ${f(m.singleRatioNoCombine)}x, getRecord+put ${f(m.primitivesRatio)}x)${m.singleGoal ? `, goal <= ${m.singleGoal}: ${m.singleMet ? 'met' : 'NOT met'}` : ''}`,
+    );
+    console.log(
+      `  ${writers} writers, distinct keys: ${Math.round(m.distinctOpsPerSec)} ops/s = ${f(m.distinctRatio)}x the one-writer raw rate` +
+        `${m.distinctGoal ? `, goal >= ${m.distinctGoal}x: ${m.distinctMet ? 'met' : 'NOT met'}` : ''}; p50 ${f(m.distinctP50Ms)} ms, p99 ${f(m.distinctP99Ms)} ms; failed ${m.failed}, lost ${m.lost}, duplicated ${m.duplicated}`,
+    );
+  } finally {
+    await target.cleanup();
+  }
+}
+if (args.json) writeFileSync(args.json, `${JSON.stringify(out, null, 1)}\n`);
+const bad = Object.values(out.modes).some((m) => m.lost > 0 || m.duplicated > 0);
+process.exitCode = bad ? 1 : 0;

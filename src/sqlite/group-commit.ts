@@ -1,0 +1,150 @@
+import { setImmediate as onNextTurn } from 'node:timers';
+import { BackendError, ClosedError, sleep } from '../core/index.js';
+
+/** One write waiting for the next commit. */
+interface Pending {
+  run: () => unknown;
+  changed: (result: unknown) => boolean;
+  resolve: (value: unknown) => void;
+  reject: (err: unknown) => void;
+  deadline: number;
+}
+
+export interface CommitHooks {
+  /** Runs `body` in BEGIN IMMEDIATE … COMMIT; throws what SQLite threw (the transaction is rolled back). */
+  transaction(body: () => void): void;
+  /** Runs one write inside the open transaction, in a savepoint so that its failure undoes only its own rows. */
+  savepoint(run: () => unknown): unknown;
+  /** False once SQLite has rolled the whole transaction back by itself (I/O error, disk full): the batch fails. */
+  inTransaction(): boolean;
+  isBusy(err: unknown): boolean;
+  translate(err: unknown): unknown;
+  /** Called once per committed batch that changed something, with the number of writes in it. */
+  committed(writes: number): void;
+  isOpen(): boolean;
+  /** Text for the error of a write whose lock wait ran out. */
+  lockTimeout(): string;
+}
+
+type Outcome = { ok: true; value: unknown } | { ok: false; error: unknown };
+
+/**
+ * Group commit: writes that arrive in one turn of the event loop, or while
+ * this process waits for another process's write lock, are committed
+ * together in the next BEGIN IMMEDIATE … COMMIT — one fsync for all of them.
+ * Each runs its own condition check against the state inside that
+ * transaction, in arrival order, and gets its own result or error; a write
+ * that throws is rolled back to its savepoint and fails alone.
+ *
+ * Why the flush runs on setImmediate (measured: bench/sqlite-group-figures.mjs,
+ * see bench/lib/decisions.md): better-sqlite3 is synchronous, so nothing
+ * arrives *during* an fsync in this thread. Writes accumulate in two places:
+ * the microtask continuations of callers answered by the previous commit (all
+ * run before the check phase) and the sockets the server reads in one poll
+ * phase — their requests sat in kernel buffers during the fsync. setImmediate
+ * runs after both; a microtask flush would commit each HTTP request alone.
+ * A worker thread would let JS run during the fsync, but every write would
+ * pay two thread hops, which costs a single writer more than it saves.
+ */
+export class GroupCommit {
+  private readonly queue: Pending[] = [];
+  private scheduled: ReturnType<typeof onNextTurn> | undefined;
+  /** True while the batch waits (async) for another process's write lock. */
+  private waiting = false;
+  private busyWaitMs = 1;
+
+  constructor(private readonly hooks: CommitHooks, private readonly lockTimeoutMs: number) {}
+
+  /** Queues `run` for the next commit; it is called inside that transaction. */
+  write<R>(run: () => R, changed: (result: R) => boolean): Promise<R> {
+    return new Promise<R>((resolve, reject) => {
+      this.queue.push({
+        run, changed: changed as (result: unknown) => boolean, resolve: resolve as (value: unknown) => void, reject,
+        deadline: Date.now() + this.lockTimeoutMs,
+      });
+      if (this.scheduled === undefined && !this.waiting) this.scheduled = onNextTurn(this.flush);
+    });
+  }
+
+  /** Before close: commits what is queued now, once; what cannot be committed gets ClosedError. */
+  flushBeforeClose(closed: ClosedError): void {
+    if (this.scheduled !== undefined) clearImmediate(this.scheduled);
+    this.scheduled = undefined;
+    if (!this.waiting && this.queue.length > 0) this.commit(this.queue.splice(0), true);
+    for (const op of this.queue.splice(0)) op.reject(closed);
+  }
+
+  private readonly flush = (): void => {
+    this.scheduled = undefined;
+    if (this.queue.length === 0) return;
+    if (!this.hooks.isOpen()) {
+      for (const op of this.queue.splice(0)) op.reject(new ClosedError('sqlite'));
+      return;
+    }
+    if (this.commit(this.queue.splice(0), false)) return;
+    // Another process holds the write lock: wait without blocking the loop; writes arriving meanwhile join in.
+    this.waiting = true;
+    const delay = Math.random() * this.busyWaitMs;
+    this.busyWaitMs = Math.min(this.busyWaitMs * 2, 25);
+    void sleep(delay).then(() => {
+      this.waiting = false;
+      this.dropTimedOut();
+      this.flush();
+    });
+  };
+
+  /** False when the lock was busy: the batch is back at the head of the queue. */
+  private commit(batch: Pending[], final: boolean): boolean {
+    const outcomes: Outcome[] = [];
+    let writes = 0;
+    try {
+      this.hooks.transaction(() => {
+        outcomes.length = 0;
+        writes = 0;
+        // One write alone needs no savepoint: if it throws, the whole transaction is its own.
+        if (batch.length === 1) {
+          outcomes.push({ ok: true, value: (batch[0] as Pending).run() });
+          return;
+        }
+        for (const op of batch) {
+          try {
+            outcomes.push({ ok: true, value: this.hooks.savepoint(op.run) });
+          } catch (error) {
+            if (this.hooks.isBusy(error) || !this.hooks.inTransaction()) throw error;
+            outcomes.push({ ok: false, error });
+          }
+        }
+      });
+    } catch (err) {
+      if (this.hooks.isBusy(err) && !final) {
+        this.queue.unshift(...batch);
+        return false;
+      }
+      const error = this.hooks.isBusy(err) ? new ClosedError('sqlite') : this.hooks.translate(err);
+      for (const op of batch) op.reject(error);
+      return true;
+    }
+    this.busyWaitMs = 1;
+    batch.forEach((op, i) => {
+      const outcome = outcomes[i] as Outcome;
+      if (outcome.ok && op.changed(outcome.value)) writes++;
+    });
+    if (writes > 0) this.hooks.committed(writes);
+    batch.forEach((op, i) => {
+      const outcome = outcomes[i] as Outcome;
+      if (outcome.ok) op.resolve(outcome.value);
+      else op.reject(this.hooks.translate(outcome.error));
+    });
+    return true;
+  }
+
+  private dropTimedOut(): void {
+    const now = Date.now();
+    for (let i = this.queue.length - 1; i >= 0; i--) {
+      const op = this.queue[i] as Pending;
+      if (op.deadline > now) continue;
+      op.reject(new BackendError(this.hooks.lockTimeout(), { transient: true }));
+      this.queue.splice(i, 1);
+    }
+  }
+}
