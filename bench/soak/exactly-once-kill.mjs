@@ -1,11 +1,11 @@
 #!/usr/bin/env node
 // Issue 13 kill test at soak size: 4 producer and 4 consumer processes,
 // 100,000 stamped messages over a real JetStream stream, at least 100
-// SIGKILLs of producers and consumers, on SQLite, PostgreSQL and file.
+// SIGKILLs of producers and consumers, on SQLite, PostgreSQL, file and memory.
 // Afterwards every message's effect is in the store exactly once: counter
 // sums equal the message count, each output list is exactly 0..n-1 in order.
 //
-//   npm run build && node bench/soak/exactly-once-kill.mjs [--messages 100000] [--kills 100] [--stores sqlite,postgres,file] [--inflight 100] [--kill-every 3000,8000]
+//   npm run build && node bench/soak/exactly-once-kill.mjs [--messages 100000] [--kills 100] [--stores sqlite,postgres,file,memory] [--inflight 100] [--kill-every 800,2000]
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -27,8 +27,10 @@ const targets = {
   sqlite: () => `sqlite:${join(dir, 'soak.db')}`,
   postgres: () => `${pgUrl}?prefix=${prefix}`,
   file: () => `file:${join(dir, 'soak.json')}`,
+  // One process: the workers are tasks sharing the store, and a kill is a crash thrown at the task's next crash point.
+  memory: () => 'memory:',
 };
-const wanted = (flags.stores ?? 'sqlite,postgres,file').split(',');
+const wanted = (flags.stores ?? 'sqlite,postgres,file,memory').split(',');
 let failed = 0;
 try {
   for (const name of wanted) {
@@ -47,9 +49,9 @@ try {
       continue;
     }
     const run = await runKillTest({
-      storeUrl: url, store, producers, consumers, partitions, perPartition, kills,
+      storeUrl: url, store, inProcess: name === 'memory', producers, consumers, partitions, perPartition, kills,
       // A restarted producer fences what it had in flight and resends it: keep that bounded, or frequent kills outpace the consumers.
-      killEveryMs: (flags['kill-every'] ?? '3000,8000').split(',').map(Number), ackWaitMs: 3_000, maxInflight: Number(flags.inflight ?? 100), timeoutMs: 6 * 3600_000,
+      killEveryMs: (flags['kill-every'] ?? '800,2000').split(',').map(Number), ackWaitMs: 3_000, maxInflight: Number(flags.inflight ?? 100), timeoutMs: 6 * 3600_000,
       log: console.log, progressEveryMs: 60_000,
     }).catch((err) => ({ error: err }));
     await store.close();

@@ -1,12 +1,13 @@
 // Kafka's transactions test, ported: stamped messages over a real JetStream
 // stream, producers and consumers SIGKILLed at random and restarted; then
 // every message's effect is in the store exactly once, in order per partition.
-// CI size; the soak size is bench/soak/exactly-once-kill.mjs.
+// CI size (file and PostgreSQL smaller: each process() is an fsync'd rewrite or several round trips); the soak size is bench/soak/exactly-once-kill.mjs.
 // Workers run the compiled library: `npm run build` first.
 import { afterAll, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
 import { open } from '../../src/open.js';
 import { MemoryStore } from '../../dist/memory/index.js';
+import { canary } from '../../dist/testing/index.js';
 import { runKillTest } from '../fixtures/exactly-once/kill-run.mjs';
 import { dropPgStores, pgPrefix, PG_URL, NATS_URL } from '../fixtures/exactly-once/stores.js';
 import { tempDir } from '../helpers.js';
@@ -46,9 +47,27 @@ describe('exactly-once under kills', () => {
     }
   });
 
+  it('file: 1,000 messages, 10 SIGKILLs of producers and consumers: no loss, no duplicate, order kept', async () => {
+    const url = `file:${join(dir, 'kill.json')}`;
+    const store = await open(url);
+    try {
+      expectExactlyOnce(await runKillTest({ ...size, perPartition: 250, ackWaitMs: 3_000, timeoutMs: 220_000, storeUrl: url, store }), 10, 1_000);
+    } finally {
+      await store.close();
+    }
+  });
+
   it('memory (one process): 2,000 messages, 10 simulated crashes inside process(), before acks and after publishes', async () => {
     const store = new MemoryStore();
     expectExactlyOnce(await runKillTest({ ...size, inProcess: true, store, killEveryMs: [50, 200] }), 10, 2_000);
     await store.close();
+  });
+
+  it('the same kill test catches the broken canary store (check, then write without a condition): counters lose increments', async () => {
+    const store = canary(new MemoryStore());
+    const run = await runKillTest({ ...size, inProcess: true, store, killEveryMs: [50, 200] });
+    await store.close();
+    expect(run.failures).toEqual([]);
+    expect(run.counterSum).toBeLessThan(run.expected);
   });
 });
