@@ -52,6 +52,8 @@ export class GroupCommit {
   /** True while the batch waits (async) for another process's write lock. */
   private waiting = false;
   private busyWaitMs = 1;
+  /** Write transactions committed so far, each carrying a whole batch. */
+  commits = 0;
 
   constructor(private readonly hooks: CommitHooks, private readonly lockTimeoutMs: number) {}
 
@@ -125,6 +127,7 @@ export class GroupCommit {
       return true;
     }
     this.busyWaitMs = 1;
+    this.commits++;
     batch.forEach((op, i) => {
       const outcome = outcomes[i] as Outcome;
       if (outcome.ok && op.changed(outcome.value)) writes++;

@@ -145,6 +145,11 @@ export class SqliteStore extends BaseStore {
     this.sweeper.unref();
   }
 
+  /** How many write transactions this store has committed; concurrent writes share one (group commit). */
+  get commitCount(): number {
+    return this.group.commits;
+  }
+
   async getRecord<T = unknown>(key: string): Promise<StoredRecord<T> | null> {
     this.assertOpen();
     assertKey(key);
