@@ -4,7 +4,7 @@
 // side in one run (rounds alternate the order); and the dedup state kept per
 // producer as the message count grows (bounded by the recent window).
 //
-//   npm run build && node bench/exactly-once-figures.mjs [--rounds 5] [--sqlite 300] [--postgres 150] [--dedup 100000] [--json path]
+//   npm run build && node bench/exactly-once-figures.mjs [--rounds 5] [--sqlite 300] [--postgres 150] [--dedup 1000000] [--json path]
 import { writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -111,8 +111,8 @@ try {
   await dropPostgresStore(pool, { prefix }).catch(() => undefined);
   await pool.end();
 }
-const top = Number(flags.dedup ?? 100_000);
-results.dedup = await dedupSize([1_000, 10_000, top].filter((n, i, all) => n <= top && all.indexOf(n) === i));
+const top = Number(flags.dedup ?? 1_000_000);
+results.dedup = await dedupSize([1_000, 10_000, 100_000, top].filter((n, i, all) => n <= top && all.indexOf(n) === i));
 
 console.log(`exactly-once vs at-least-once, same handler (counter increment + list append), one consumer, ${rounds} rounds, modes interleaved in chunks of ${CHUNK}; ratio = median of per-round ratios`);
 console.log('store                        at-least-once/s  exactly-once/s  ratio (goal >= 0.70)');

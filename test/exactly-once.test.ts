@@ -10,6 +10,7 @@ import type { Store } from '../src/core/index.js';
 import { MemoryStore } from '../src/memory/index.js';
 import { NatsStore } from '../src/nats/index.js';
 import { canary } from '../src/testing/canary.js';
+import { FaultStore } from '../src/testing/fault-store.js';
 import { backends, dropPgStores, NATS_URL } from './fixtures/exactly-once/stores.js';
 import { tempDir } from './helpers.js';
 
@@ -43,7 +44,7 @@ for (const backend of await backends(dir)) {
       expect((await store.get('count'))?.revision).toBe(before);
       expect((await store.get('list'))?.value).toEqual([5]);
       const dedup = (await store.get<{ epoch: number; lastSequence: number; recent: unknown[] }>('_eo/dedup/orders/p0'))?.value;
-      expect(dedup).toEqual({ epoch: 1, lastSequence: 0, recent: [{ epoch: 1, sequence: 0, payloadHash: payloadHash({ n: 5 }), result: { total: 5 } }] });
+      expect(dedup).toEqual({ epoch: 1, lastSequence: 0, recent: [{ epoch: 1, sequence: 0, payloadHash: payloadHash({ n: 5 }), result: { total: 5 }, commit: expect.any(String) }] });
     });
 
     it('a gap is OutOfOrderError and writes nothing; once the gap is filled the later stamp applies', async () => {
@@ -137,6 +138,51 @@ for (const backend of await backends(dir)) {
       expect(outcome).toMatchObject({ status: 'applied', result: [{ v: 1 }, null] });
       expect((await store.get('staged'))?.value).toEqual({ v: 1 });
       expect(await store.get('gone')).toBeNull();
+    });
+
+    it('a lost acknowledgement of the commit: the caller is told applied (at the commit\'s revision), not duplicate, and the effect is there once', async () => {
+      await fresh();
+      const faults = new FaultStore(store);
+      const p = await registerProducer(store, 'orders');
+      const s0 = p.stamp('a');
+      faults.inject({ kind: 'lost-ack', op: 'atomic' });
+      const outcome = await process(faults, s0, { n: 4 }, count);
+      expect(faults.injected.map((f) => f.kind)).toEqual(['lost-ack']);
+      const dedup = await store.get('_eo/dedup/orders/a');
+      expect(outcome).toEqual({ status: 'applied', result: { total: 4 }, revision: dedup?.revision });
+      expect((await store.get('list'))?.value).toEqual([4]);
+      // Another consumer's redelivery of the same message is the duplicate.
+      expect(await process(store, s0, { n: 4 }, count)).toMatchObject({ status: 'duplicate', result: { total: 4 } });
+    });
+
+    it('a lost acknowledgement, then the next message applied by another consumer before the retry: still applied, at its own revision from history', async () => {
+      await fresh();
+      const faults = new FaultStore(store);
+      const p = await registerProducer(store, 'orders');
+      const [s0, s1] = [p.stamp('a'), p.stamp('a')];
+      let committedAt: number | undefined;
+      faults.inject({
+        kind: 'lost-ack', op: 'atomic',
+        then: async (inner) => {
+          committedAt = (await inner.get('_eo/dedup/orders/a'))?.revision;
+          await process(inner, s1, { n: 2 }, count);
+        },
+      });
+      const outcome = await process(faults, s0, { n: 1 }, count);
+      expect(committedAt).toBeGreaterThan(0);
+      expect(outcome).toEqual({ status: 'applied', result: { total: 1 }, revision: committedAt });
+      expect((await store.get('list'))?.value).toEqual([1, 2]);
+    });
+
+    it('a request lost before it reached the store (ambiguous): the retry applies it, once', async () => {
+      await fresh();
+      const faults = new FaultStore(store);
+      const p = await registerProducer(store, 'orders');
+      faults.inject({ kind: 'lost-request', op: 'atomic' });
+      const outcome = await process(faults, p.stamp('a'), { n: 3 }, count);
+      expect(faults.injected.map((f) => f.kind)).toEqual(['lost-request']);
+      expect(outcome).toMatchObject({ status: 'applied', result: { total: 3 } });
+      expect((await store.get('list'))?.value).toEqual([3]);
     });
 
     it('a handler that throws leaves nothing: no effect, no dedup record; the same stamp applies later', async () => {

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import {
   BackendError, ConflictError, InvalidArgumentError, RetryExhaustedError, UPDATE_DEFAULTS, sleep,
   type Store, type StoredRecord, type RetryPolicy,
@@ -45,12 +46,18 @@ export async function process<P, R>(store: Store, stamp: Stamp, payload: P, hand
   const maxAttempts = options.maxAttempts ?? UPDATE_DEFAULTS.maxAttempts;
   const deadline = Date.now() + (options.deadlineMs ?? UPDATE_DEFAULTS.deadlineMs);
   let delay = 0;
+  // Tokens of this call's attempts whose commit may have landed although it was not acknowledged.
+  const maybeCommitted = new Set<string>();
   for (let attempt = 1; ; attempt++) {
     let lastError: unknown;
     try {
       const [epochRead, dedupRead] = await Promise.all([store.getRecord<EpochRecord>(epochKey), store.getRecord<DedupRecord>(dedupKey)]);
       const epochRecord = live(epochRead);
       const dedup = live(dedupRead);
+      if (maybeCommitted.size > 0) {
+        const own = await ownCommit<R>(store, dedupKey, dedupRead, s.sequence, maybeCommitted);
+        if (own) return own;
+      }
       const decision = decide<R>(s, hash, epochRecord, dedup);
       if (!decision.apply) return decision.outcome;
 
@@ -60,9 +67,15 @@ export async function process<P, R>(store: Store, stamp: Stamp, payload: P, hand
       canonicalJson(stored); // the result is cached in the dedup record: refuse what JSON cannot carry before committing
       const batch = store.atomic().check(epochKey, revisionOf(epochRead)).check(dedupKey, revisionOf(dedupRead));
       await tx.addTo(batch);
-      batch.set(dedupKey, nextDedup(dedup, s, hash, stored, window));
-      const { revision } = await batch.commit();
-      return { status: 'applied', result, revision };
+      const token = randomBytes(9).toString('base64url');
+      batch.set(dedupKey, nextDedup(dedup, s, hash, stored, window, token));
+      try {
+        const { revision } = await batch.commit();
+        return { status: 'applied', result, revision };
+      } catch (err) {
+        if (BackendError.is(err) && err.ambiguous) maybeCommitted.add(token);
+        throw err;
+      }
     } catch (err) {
       if (!ConflictError.is(err) && !(BackendError.is(err) && (err.transient || err.ambiguous))) throw err;
       lastError = err;
@@ -80,6 +93,23 @@ export function consumer(store: Store, options: ProcessOptions = {}) {
   return {
     process: <P, R>(stamp: Stamp, payload: P, handler: Handler<P, R>, more: ProcessOptions = {}) => process(store, stamp, payload, handler, { ...options, ...more }),
   };
+}
+
+/**
+ * After a lost acknowledgement: did one of this call's own attempts commit?
+ * Its token in the dedup record says so (another consumer applying the same
+ * redelivered message would have written its own token: that is a duplicate).
+ * The revision is the dedup record's whose lastSequence is this stamp's —
+ * the current one, or, if later messages moved it on, one in its history.
+ * Past the history kept, the call answers what any redelivery would: duplicate.
+ */
+async function ownCommit<R>(store: Store, dedupKey: string, dedupRead: StoredRecord<DedupRecord> | null, sequence: number, tokens: Set<string>): Promise<Outcome<R> | undefined> {
+  const dedup = live(dedupRead);
+  const mine = dedup?.recent.find((r) => r.sequence === sequence && r.commit !== undefined && tokens.has(r.commit));
+  if (!dedup || !mine || !dedupRead) return undefined;
+  if (dedup.lastSequence === sequence) return { status: 'applied', result: mine.result as R, revision: dedupRead.revision };
+  const committed = (await store.history<DedupRecord>(dedupKey)).find((r) => !('deleted' in r) && r.value.lastSequence === sequence);
+  return committed ? { status: 'applied', result: mine.result as R, revision: committed.revision } : undefined;
 }
 
 function live<T>(record: StoredRecord<T> | null): T | null {

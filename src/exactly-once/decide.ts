@@ -49,7 +49,7 @@ function duplicate<R>(result: R): Decision<R> {
   return { apply: false, outcome: { status: 'duplicate', result, resultAvailable: true } };
 }
 
-export function nextDedup(dedup: DedupRecord | null, stamp: Stamp, hash: string, result: unknown, window: number): DedupRecord {
-  const recent = [...(dedup?.recent ?? []), { epoch: stamp.epoch, sequence: stamp.sequence, payloadHash: hash, result }];
+export function nextDedup(dedup: DedupRecord | null, stamp: Stamp, hash: string, result: unknown, window: number, commit: string): DedupRecord {
+  const recent = [...(dedup?.recent ?? []), { epoch: stamp.epoch, sequence: stamp.sequence, payloadHash: hash, result, commit }];
   return { epoch: stamp.epoch, lastSequence: stamp.sequence, recent: recent.slice(Math.max(0, recent.length - window)) };
 }

@@ -17,6 +17,8 @@ export interface RecentResult {
   sequence: number;
   payloadHash: string;
   result: unknown;
+  /** Token of the process() attempt that committed it: after a lost acknowledgement, that caller recognises its own commit. */
+  commit?: string;
 }
 
 /** Dedup record of one (producerId, partition), written in the same atomic commit as the handler's effects. */
