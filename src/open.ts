@@ -26,7 +26,12 @@ const openers: Record<string, Opener> = {
     const { NatsStore } = await loadBackend('nats', '@nats-io/transport-node @nats-io/jetstream @nats-io/kv', () => import('./nats/index.js'));
     return NatsStore.fromUrl(raw, options);
   },
+  'redis:': async (_url, raw, options) => {
+    const { RedisStore } = await loadBackend('redis', 'ioredis', () => import('./redis/index.js'));
+    return RedisStore.fromUrl(raw, options);
+  },
 };
+openers['rediss:'] = openers['redis:'] as Opener;
 openers['postgresql:'] = openers['postgres:'] as Opener;
 // A revkit server is a store too: http://host:port?token=T (update() runs as GET + PUT If-Match loops).
 openers['http:'] = async (_url, raw) => (await import('./server/index.js')).HttpStore.fromUrl(raw);
@@ -44,7 +49,7 @@ async function loadBackend<M>(backend: string, driver: string, load: () => Promi
   }
 }
 
-/** Opens any backend by URL: memory:, sqlite:./path.db, postgres://…, nats://…, http://revkit-server */
+/** Opens any backend by URL: memory:, sqlite:./path.db, postgres://…, nats://…, redis://…, http://revkit-server */
 export async function open(url: string, options: OpenOptions = {}): Promise<Store> {
   if (typeof url !== 'string' || url.length === 0) throw new InvalidArgumentError('open() needs a store URL such as sqlite:./data/revkit.db');
   const scheme = /^[a-z][a-z0-9+.-]*:/i.exec(url)?.[0].toLowerCase();
