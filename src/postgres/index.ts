@@ -15,6 +15,8 @@
  *   watchPollMs         watch() fallback poll period, default 500 (NOTIFY wakes it earlier)
  *   poolSize            size of the pg.Pool the store creates, default 10
  *   notify              `false` to not send NOTIFY wake-ups after writes
+ *   groupCommit         `false` to send every write in its own statement (see batch.ts)
+ *   batchesInFlight     group commit: batches out at once, default 2
  * Everything else (sslmode, application_name, …) goes to pg as usual.
  *
  * Or reuse an application's pool: `await postgresStore(pool, { prefix: 'orders_' })`.
@@ -47,8 +49,9 @@ import {
 import { isServerUnavailable, mapPgError } from './errors.js';
 import { WatchHub, type Mark, type WatchQueryParams, type WatchSource, type WatchStart } from './watch.js';
 import { dropStore, migrate, names, type Names } from './schema.js';
+import { GroupSender, type Write, type WriteRow } from './batch.js';
 import {
-  atomicLockSql, atomicPlaceholderSql, atomicWriteSql, deleteSql, expireSql, getSql, historySql, likePrefix, listSql,
+  atomicLockSql, atomicPlaceholderSql, atomicWriteSql, batchWriteSql, deleteSql, expireSql, getManySql, getSql, historySql, likePrefix, listSql,
   markSql, purgeSql, pruneSql, putSql, startRowsSql, startSql, watchSql, type CondKind,
 } from './sql.js';
 
@@ -81,6 +84,15 @@ export interface PostgresStoreOptions extends StoreOptions {
    * in a tight loop during an outage.
    */
   connectWaitMs?: number;
+  /**
+   * Group commit: conditional puts and deletes that arrive while earlier
+   * writes are in flight go out together in one statement and one
+   * transaction, each with its own condition and outcome (reads likewise,
+   * in one statement); default true.
+   */
+  groupCommit?: boolean;
+  /** Group commit: how many batches may be in flight at once; default 2. */
+  batchesInFlight?: number;
   /** Run migrations on open; default true. */
   migrate?: boolean;
 }
@@ -95,7 +107,12 @@ const NOTIFY_WINDOW_MS = 10;
 /** How long headRevision() waits for older transactions to finish before calling it an outage. */
 const HEAD_SETTLE_MS = 5_000;
 
-const URL_OPTIONS = ['prefix', 'schema', 'historyDepth', 'changeRetentionMs', 'tombstoneRetentionMs', 'sweepIntervalMs', 'watchPollMs', 'poolSize', 'notify', 'connectWaitMs'] as const;
+const URL_OPTIONS = [
+  'prefix', 'schema', 'historyDepth', 'changeRetentionMs', 'tombstoneRetentionMs', 'sweepIntervalMs', 'watchPollMs', 'poolSize', 'notify', 'connectWaitMs',
+  'groupCommit', 'batchesInFlight',
+] as const;
+/** Group commit: most writes in one batch statement. */
+const MAX_BATCH = 256;
 
 function num(v: unknown): number {
   return typeof v === 'number' ? v : Number(v as string);
@@ -137,6 +154,8 @@ export class PostgresStore extends BaseStore implements WatchSource {
   private notifyState: 'idle' | 'busy' | 'again' = 'idle';
   private notifying: Promise<void> | undefined;
   private readonly sql: Record<string, string> = {};
+  private readonly writes: GroupSender<Write, WriteRow>;
+  private readonly reads: GroupSender<string, Row | undefined>;
 
   private constructor(readonly pool: Pool, private readonly ownsPool: boolean, private readonly options: PostgresStoreOptions) {
     super();
@@ -151,6 +170,9 @@ export class PostgresStore extends BaseStore implements WatchSource {
     this.sweepIntervalMs = nonNegative(options.sweepIntervalMs, 1000, 'sweepIntervalMs');
     this.connectWaitMs = nonNegative(options.connectWaitMs, 2000, 'connectWaitMs');
     this.notify = options.notify ?? true;
+    const inFlight = options.groupCommit === false ? 0 : positive(options.batchesInFlight, 2, 'batchesInFlight');
+    this.writes = new GroupSender({ one: (w) => this.writeOne(w), many: (ws) => this.writeMany(ws) }, inFlight, MAX_BATCH, (w) => w.key);
+    this.reads = new GroupSender({ one: (k) => this.readOne(k), many: (ks) => this.readMany(ks) }, inFlight, MAX_BATCH);
   }
 
   /** Opens a store on its own pool; `close()` ends that pool. See the top of this file for the URL form. */
@@ -291,9 +313,19 @@ export class PostgresStore extends BaseStore implements WatchSource {
   async getRecord<T = unknown>(key: string): Promise<StoredRecord<T> | null> {
     this.assertOpen();
     assertKey(key);
-    const r = await this.withClient('get', false, (c) => this.q(c, 'get', () => getSql(this.names), [key]));
-    const row = r.rows[0];
+    const row = await this.reads.submit(key);
     return row ? this.toRecord<T>(key, row, num(row.now)) : null;
+  }
+
+  private async readOne(key: string): Promise<Row | undefined> {
+    return (await this.withClient('get', false, (c) => this.q(c, 'get', () => getSql(this.names), [key]))).rows[0];
+  }
+
+  /** Reads that arrived while others were out, in one statement (see batch.ts). */
+  private async readMany(keys: string[]): Promise<(Row | undefined)[]> {
+    const r = await this.withClient('get', false, (c) => this.q(c, 'getmany', () => getManySql(this.names), [[...new Set(keys)]]));
+    const byKey = new Map(r.rows.map((row) => [row.key as string, row]));
+    return keys.map((k) => byKey.get(k));
   }
 
   async list<T = unknown>(options: ListOptions = {}): Promise<ListPage<T>> {
@@ -344,11 +376,9 @@ export class PostgresStore extends BaseStore implements WatchSource {
   protected async doPut<T>(key: string, value: T, options: PutOptions): Promise<Entry<T>> {
     const bytes = this.encode(value);
     const [kind, arg, expected] = this.condition(options);
-    const name = `put_${kind}${this.json ? 'j' : 'b'}`;
-    const params = [key, bytes, options.ttlMs ?? null, options.writer ?? null, ...(kind === 'rev' || kind === 'value' ? [arg] : [])];
+    const write: Write = { key, del: false, value: bytes, ttlMs: options.ttlMs ?? null, writer: options.writer ?? null, kind, arg };
     for (let round = 1; ; round++) {
-      const r = await this.withClient('put', true, (c) => this.q(c, name, () => putSql(this.names, kind, this.json), params));
-      const row = r.rows[0] as Row;
+      const row = await this.writes.submit(write);
       if (row.revision !== null && row.revision !== undefined) {
         this.signalChange([key]);
         return this.toEntry<T>(key, { ...row, writer: options.writer ?? null }, this.codec.decode(new Uint8Array(bytes)));
@@ -364,18 +394,41 @@ export class PostgresStore extends BaseStore implements WatchSource {
 
   protected async doDelete(key: string, options: DeleteOptions): Promise<number | null> {
     const [kind, arg, expected] = this.condition(options);
-    const name = `del_${kind}${this.json ? 'j' : 'b'}`;
-    const r = await this.withClient('delete', true, (c) =>
-      this.q(c, name, () => deleteSql(this.names, kind, this.json), [key, options.writer ?? null, ...(kind === 'rev' || kind === 'value' ? [arg] : [])]));
-    const row = r.rows[0] as Row;
+    const row = await this.writes.submit({ key, del: true, value: null, ttlMs: null, writer: options.writer ?? null, kind, arg });
     if (row.revision !== null && row.revision !== undefined) {
       this.signalChange([key]);
       return num(row.revision);
     }
-    if (row.found ? row.ok === false : kind === 'rev' || kind === 'value') {
+    if (row.found ? row.ok !== true : kind === 'rev' || kind === 'value') {
       throw new ConflictError([{ key, expected, actual: row.found ? num(row.actual) : null }]);
     }
     return null;
+  }
+
+  /** A write in its own statement: what a lone writer sends. */
+  private async writeOne(w: Write): Promise<WriteRow> {
+    const tail = w.kind === 'rev' || w.kind === 'value' ? [w.arg] : [];
+    const what = w.del ? 'delete' : 'put';
+    const name = `${w.del ? 'del' : 'put'}_${w.kind}${this.json ? 'j' : 'b'}`;
+    const r = w.del
+      ? await this.withClient(what, true, (c) => this.q(c, name, () => deleteSql(this.names, w.kind, this.json), [w.key, w.writer, ...tail]))
+      : await this.withClient(what, true, (c) => this.q(c, name, () => putSql(this.names, w.kind, this.json), [w.key, w.value, w.ttlMs, w.writer, ...tail]));
+    return r.rows[0] as WriteRow;
+  }
+
+  /** Writes of distinct keys in one statement (group commit); a row per write. */
+  private async writeMany(ws: Write[]): Promise<WriteRow[]> {
+    const col = <V>(f: (w: Write) => V): V[] => ws.map(f);
+    const r = await this.withClient('batched write', true, (c) => this.q(c, `batch${this.json ? 'j' : 'b'}`, () => batchWriteSql(this.names, this.json), [
+      col((w) => w.key), col((w) => w.value), col((w) => w.ttlMs), col((w) => w.writer), col((w) => w.kind),
+      col((w) => (w.kind === 'rev' ? w.arg : null)), col((w) => (w.kind === 'value' ? w.arg : null)), col((w) => w.del),
+    ]));
+    const byKey = new Map(r.rows.map((row) => [row.key as string, row]));
+    return ws.map((w) => {
+      const row = byKey.get(w.key);
+      if (!row) throw new BackendError(`postgres batched write returned no row for ${JSON.stringify(w.key)}`, { transient: false });
+      return row;
+    });
   }
 
   private condition(options: PutOptions): [CondKind, unknown, FailedCheck['expected']] {
@@ -700,7 +753,7 @@ function parseUrl(url: string): { connectionString: string; fromUrl: PostgresSto
     if (v === null) continue;
     parsed.searchParams.delete(name);
     if (name === 'prefix' || name === 'schema') fromUrl[name] = v;
-    else if (name === 'notify') fromUrl.notify = !(v === 'false' || v === '0' || v === 'off');
+    else if (name === 'notify' || name === 'groupCommit') fromUrl[name] = !(v === 'false' || v === '0' || v === 'off');
     else {
       const n = Number(v);
       if (!Number.isSafeInteger(n) || n < 0) throw new InvalidArgumentError(`postgres URL option ${name} must be a non-negative integer, got ${JSON.stringify(v)}`);
