@@ -224,6 +224,7 @@ export async function createServer(options: CreateServerOptions): Promise<Revkit
   });
 
   app.get('/openapi.json', { config: { public: true } }, async (_req, reply) => sendJson(reply, 200, openApiDocument));
+  await app.register((await import('./console.js')).consolePlugin); // the web console at /ui
 
   app.get('/v1/info', async (req, reply) => sendJson(reply, 200, {
     backend: store.backend,

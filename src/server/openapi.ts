@@ -3,6 +3,8 @@
  * Kept by hand next to the routes in app.ts; test/server-openapi.test.ts
  * validates it against the OpenAPI schema and checks that every route is in it.
  */
+import { consoleOpenApiPaths } from './console.js';
+
 const problemResponse = (description: string) => ({
   description,
   content: { 'application/problem+json': { schema: { $ref: '#/components/schemas/Problem' } } },
@@ -292,6 +294,7 @@ export const openApiDocument = {
         },
       },
     },
+    ...consoleOpenApiPaths,
     '/openapi.json': {
       get: {
         tags: ['operations'], operationId: 'openapi', summary: 'This document', security: [],

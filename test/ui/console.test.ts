@@ -1,0 +1,324 @@
+// End-to-end tests of the web console in headless Chromium against a real
+// `revkit serve` on SQLite (a child process). Every wait is on a condition in
+// the page or the store, never on time. Screenshots go to docs/console/.
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Browser, Page } from 'playwright-core';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { open } from '../../src/open.js';
+import { freePort, launchBrowser, SCREENSHOTS, serve, signIn, type Served } from './support.js';
+
+const ADMIN = 'console-admin-token-0123456789';
+const VIEWER = 'console-viewer-token-0123456789';
+const WAIT = { timeout: 30_000 };
+
+const dir = mkdtempSync(join(tmpdir(), 'revkit-console-'));
+const storeUrl = `sqlite:${join(dir, 'console.db')}`;
+const tokensFile = join(dir, 'tokens.json');
+writeFileSync(tokensFile, JSON.stringify([
+  { name: 'admin', token: ADMIN, scopes: [{ prefix: '', access: 'admin' }] },
+  { name: 'viewer', token: VIEWER, scopes: [{ prefix: '', access: 'read' }] },
+]));
+
+let browser: Browser;
+let server: Served;
+let port: number;
+let base: string;
+const pages: Page[] = [];
+
+const start = async () => {
+  server = await serve(['--store', storeUrl, '--port', String(port), '--tokens', tokensFile]);
+  base = server.url;
+};
+
+async function api(method: string, key: string, body?: unknown, headers: Record<string, string> = {}): Promise<Response> {
+  return fetch(`${base}/v1/kv/?key=${encodeURIComponent(key)}`, {
+    method,
+    headers: { authorization: `Bearer ${ADMIN}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}), ...headers },
+    ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+  });
+}
+const valueOf = async (key: string) => (await api('GET', key)).json();
+const revisionOf = async (key: string) => Number(((await api('GET', key)).headers.get('etag') ?? '').replace(/"/g, ''));
+
+async function newPage(width = 1280, height = 860): Promise<Page> {
+  const page = await browser.newPage({ viewport: { width, height } });
+  page.setDefaultTimeout(WAIT.timeout);
+  pages.push(page);
+  return page;
+}
+
+async function openKey(page: Page, key: string): Promise<void> {
+  const parts = key.split('/');
+  for (const folder of parts.slice(0, -1)) await page.getByRole('button', { name: `Folder ${folder}/`, exact: true }).click();
+  await page.locator(`button.row.key[data-key="${key}"]`).click();
+  await page.getByRole('heading', { name: `Key ${key}` }).waitFor();
+}
+
+const editor = (page: Page) => page.getByLabel('Value (JSON)');
+
+beforeAll(async () => {
+  port = await freePort();
+  // Enough keys for three pages of one folder, written through the library into the SQLite file.
+  const store = await open(storeUrl);
+  for (let i = 0; i < 120; i++) await store.put(`many/item-${String(i).padStart(3, '0')}`, { i });
+  await store.close();
+  await start();
+  browser = await launchBrowser();
+}, 120_000);
+
+afterEach(async () => {
+  for (const p of pages.splice(0)) await p.close();
+});
+
+afterAll(async () => {
+  await browser?.close();
+  await server?.stop();
+});
+
+describe('web console (headless Chromium, revkit serve on SQLite)', { timeout: 180_000 }, () => {
+  it('creates a key with If-None-Match: *, shows JSON syntax errors before saving, and saves an edit with If-Match', async () => {
+    const page = await newPage();
+    await signIn(page, base, ADMIN);
+    await page.getByRole('button', { name: 'New key' }).click();
+    await page.getByLabel('Key', { exact: true }).fill('app/config');
+    await page.getByLabel('Value (JSON)').fill('{"color": "red", "size": 1}');
+    await page.getByRole('button', { name: /^Create/ }).click();
+    await page.getByRole('heading', { name: 'Key app/config' }).waitFor();
+    expect(await valueOf('app/config')).toEqual({ color: 'red', size: 1 });
+    await expect.poll(() => page.getByTestId('writer').textContent(), WAIT).toBe('console-admin');
+
+    // Creating it again is refused by the server (412), nothing is overwritten.
+    await page.getByRole('button', { name: 'New key' }).click();
+    await page.getByLabel('Key', { exact: true }).fill('app/config');
+    await page.getByLabel('Value (JSON)').fill('{"color": "green"}');
+    await page.getByRole('button', { name: /^Create/ }).click();
+    await page.getByText('Not created: app/config already exists').waitFor();
+    expect(await valueOf('app/config')).toEqual({ color: 'red', size: 1 });
+    await page.getByRole('button', { name: 'Open app/config' }).click();
+
+    // A syntax error is shown with its place, and Save stays disabled.
+    await editor(page).fill('{"color": "red", "size": 2,}');
+    await page.getByTestId('json-error').filter({ hasText: /JSON syntax error at line 1, column \d+/ }).waitFor();
+    expect(await page.getByRole('button', { name: /^Save/ }).isDisabled()).toBe(true);
+    await page.screenshot({ path: join(SCREENSHOTS, 'json-error.png') });
+
+    const before = await revisionOf('app/config');
+    await editor(page).fill('{"color": "red", "size": 2}');
+    await page.getByRole('button', { name: `Save (If-Match "${before}")` }).click();
+    await page.getByText(/^Saved as revision \d+\.$/).waitFor();
+    expect(await valueOf('app/config')).toEqual({ color: 'red', size: 2 });
+    expect(await revisionOf('app/config')).toBeGreaterThan(before);
+    await expect.poll(() => page.getByTestId('revision').textContent(), WAIT).toBe(String(await revisionOf('app/config')));
+    await page.screenshot({ path: join(SCREENSHOTS, 'key.png') });
+  });
+
+  it('a conflicting edit made through the API meanwhile: the save gets 412, the console shows the diff and re-applies the edit on top', async () => {
+    await api('PUT', 'app/flags', { beta: false, limit: 10, owner: 'ops' });
+    const page = await newPage();
+    await signIn(page, base, ADMIN);
+    await openKey(page, 'app/flags');
+    const seen = await revisionOf('app/flags');
+    await editor(page).fill(JSON.stringify({ beta: true, limit: 10, owner: 'ops' }, null, 2));
+
+    // Someone else changes another field meanwhile.
+    const other = await api('PUT', 'app/flags', { beta: false, limit: 20, owner: 'ops' }, { 'if-match': `"${seen}"`, 'revkit-writer': 'deployer' });
+    expect(other.status).toBe(200);
+    const theirs = await revisionOf('app/flags');
+
+    await page.getByRole('button', { name: `Save (If-Match "${seen}")` }).click();
+    const conflict = page.getByTestId('conflict');
+    await conflict.waitFor();
+    await page.getByText(`now revision ${theirs}`).first().waitFor();
+    const diff = await conflict.locator('pre').innerText();
+    expect(diff).toMatch(/removed:\s*−\s*"beta": false/);
+    expect(diff).toMatch(/added:\s*\+\s*"beta": true/);
+    expect(diff).toMatch(/removed:\s*−\s*"limit": 20/);
+    expect(await valueOf('app/flags')).toEqual({ beta: false, limit: 20, owner: 'ops' });
+    await page.screenshot({ path: join(SCREENSHOTS, 'conflict.png') });
+
+    await page.getByRole('button', { name: `Re-apply my edit on top of revision ${theirs}` }).click();
+    await page.getByText(/^Re-applied your edit on top; saved as revision \d+\.$/).waitFor();
+    // Both changes survive: theirs (limit 20) and the user's (beta true).
+    expect(await valueOf('app/flags')).toEqual({ beta: true, limit: 20, owner: 'ops' });
+    expect(await revisionOf('app/flags')).toBeGreaterThan(theirs);
+
+    // Discarding instead leaves the other writer's value alone.
+    const now = await revisionOf('app/flags');
+    await editor(page).fill('{"beta": false}');
+    await api('PUT', 'app/flags', { beta: true, limit: 30, owner: 'ops' }, { 'if-match': `"${now}"` });
+    await page.getByRole('button', { name: `Save (If-Match "${now}")` }).click();
+    await conflict.waitFor();
+    await page.getByRole('button', { name: 'Discard my edit' }).click();
+    await page.getByText('Your edit was discarded').waitFor();
+    expect(await valueOf('app/flags')).toEqual({ beta: true, limit: 30, owner: 'ops' });
+    expect(JSON.parse(await editor(page).inputValue())).toEqual({ beta: true, limit: 30, owner: 'ops' });
+  });
+
+  it('history: newest first with tombstones, a diff between two revisions, revert as a guarded write; delete is guarded', async () => {
+    await api('PUT', 'app/plan', { tier: 'free' });
+    await api('PUT', 'app/plan', { tier: 'pro' });
+    await api('DELETE', 'app/plan');
+    await api('PUT', 'app/plan', { tier: 'team' });
+    const page = await newPage();
+    await signIn(page, base, ADMIN);
+    await openKey(page, 'app/plan');
+    await page.getByRole('tab', { name: 'History' }).click();
+    const rows = page.locator('[data-testid="history"] tbody tr');
+    await expect.poll(() => rows.count(), WAIT).toBe(4);
+    const revisions = (await rows.evaluateAll((trs) => trs.map((tr) => Number(tr.getAttribute('data-revision')))));
+    expect(revisions).toEqual([...revisions].sort((a, b) => b - a));
+    expect(await rows.nth(1).innerText()).toMatch(/deleted/);
+    const [team, deleted, pro, free] = revisions as [number, number, number, number];
+    expect(deleted).toBeLessThan(team);
+
+    await page.getByLabel(`Compare from revision ${free}`).check();
+    await page.getByLabel(`Compare to revision ${pro}`).check();
+    const diff = page.locator('#history-diff pre');
+    await expect.poll(() => diff.innerText(), WAIT).toMatch(/removed:\s*−\s*"tier": "free"[\s\S]*added:\s*\+\s*"tier": "pro"/);
+    await page.screenshot({ path: join(SCREENSHOTS, 'history.png') });
+
+    await page.getByRole('button', { name: `Revert to revision ${pro}` }).click();
+    await page.getByText(/^Reverted: saved as revision \d+\.$/).waitFor();
+    expect(await valueOf('app/plan')).toEqual({ tier: 'pro' });
+    expect(await revisionOf('app/plan')).toBe(team + 1);
+
+    // A revert over a change made meanwhile is refused and nothing is written.
+    await page.getByRole('tab', { name: 'History' }).click();
+    await expect.poll(() => rows.count(), WAIT).toBe(5);
+    await api('PUT', 'app/plan', { tier: 'enterprise' });
+    await page.getByRole('button', { name: `Revert to revision ${free}` }).click();
+    await page.getByText(/^Not reverted: the key changed meanwhile/).waitFor();
+    expect(await valueOf('app/plan')).toEqual({ tier: 'enterprise' });
+
+    // Delete asks first, then sends If-Match; a stale delete is refused.
+    await page.getByRole('tab', { name: 'Value' }).click();
+    const at = await revisionOf('app/plan');
+    await expect.poll(() => page.getByTestId('revision').textContent(), WAIT).toBe(String(at));
+    await api('PUT', 'app/plan', { tier: 'changed' });
+    await page.getByRole('button', { name: 'Delete…' }).click();
+    await page.getByRole('dialog').getByRole('button', { name: 'Delete', exact: true }).click();
+    await page.getByText(/^Not deleted: the key changed/).waitFor();
+    expect(await valueOf('app/plan')).toEqual({ tier: 'changed' });
+    await page.getByRole('button', { name: 'Delete…' }).click();
+    await page.getByRole('dialog').getByRole('button', { name: 'Delete', exact: true }).click();
+    await page.getByText(/^Deleted at revision \d+\.$/).waitFor();
+    expect((await api('GET', 'app/plan')).status).toBe(404);
+  });
+
+  it('the live tail pauses and counts, filters, and resumes across a server restart without a gap', async () => {
+    const page = await newPage();
+    await signIn(page, base, ADMIN);
+    await page.getByRole('tab', { name: 'Live tail' }).click();
+    await page.getByLabel('Prefix').fill('live/');
+    await page.getByRole('button', { name: 'Start' }).click();
+    const status = page.getByTestId('live-status');
+    await status.filter({ hasText: /^Live under "live\/"/ }).waitFor();
+    const shownKeys = () => page.locator('[data-testid="events"] li').evaluateAll((lis) => lis.map((li) => li.getAttribute('data-key')).reverse());
+
+    for (const i of [1, 2, 3]) await api('PUT', `live/${i}`, { i });
+    await expect.poll(shownKeys, WAIT).toEqual(['live/1', 'live/2', 'live/3']);
+
+    await page.getByRole('button', { name: 'Pause' }).click();
+    await api('PUT', 'live/4', { i: 4 });
+    await api('PUT', 'other/not-watched', { i: 0 });
+    await page.getByTestId('held-count').filter({ hasText: 'Paused: 1 new change waiting.' }).waitFor();
+    expect(await shownKeys()).toEqual(['live/1', 'live/2', 'live/3']);
+    await page.getByRole('button', { name: 'Resume' }).click();
+    await expect.poll(shownKeys, WAIT).toEqual(['live/1', 'live/2', 'live/3', 'live/4']);
+
+    // The server goes away; changes made while it is down (straight into the SQLite file) must still arrive.
+    await server.stop();
+    await status.filter({ hasText: /^Connection lost/ }).waitFor();
+    const store = await open(storeUrl);
+    await store.put('live/5', { i: 5 });
+    await store.delete('live/1');
+    await store.put('live/6', { i: 6 });
+    await store.close();
+    await start();
+    await status.filter({ hasText: /Resumed after \d+ reconnects?\./ }).waitFor();
+    await api('PUT', 'live/7', { i: 7 });
+    const expected = ['live/1', 'live/2', 'live/3', 'live/4', 'live/5', 'live/1', 'live/6', 'live/7'];
+    await expect.poll(shownKeys, WAIT).toEqual(expected);
+    const ids = await page.locator('[data-testid="events"] li').evaluateAll((lis) => lis.map((li) => li.getAttribute('data-id')).reverse());
+    expect(new Set(ids).size).toBe(expected.length);
+    expect(await page.locator('[data-testid="events"] li.delete').count()).toBe(1);
+    await page.screenshot({ path: join(SCREENSHOTS, 'live.png') });
+
+    await page.getByLabel(/^Filter shown changes/).fill('live/6');
+    await expect.poll(shownKeys, WAIT).toEqual(['live/6']);
+  });
+
+  it('pages through a folder, searches by prefix, and is operable with the keyboard', async () => {
+    const page = await newPage();
+    await signIn(page, base, ADMIN);
+    await page.getByRole('button', { name: 'Folder many/' }).click();
+    const keys = () => page.locator('button.row.key').evaluateAll((bs) => bs.map((b) => b.getAttribute('data-key')));
+    await expect.poll(async () => (await keys())[0], WAIT).toBe('many/item-000');
+    expect(await keys()).toHaveLength(50);
+    await page.getByRole('button', { name: 'Next →' }).click();
+    await expect.poll(async () => (await keys())[0], WAIT).toBe('many/item-050');
+    await page.getByRole('button', { name: 'Next →' }).click();
+    await expect.poll(async () => (await keys()).length, WAIT).toBe(20);
+    expect(await page.getByRole('button', { name: 'Next →' }).isDisabled()).toBe(true);
+    await page.getByRole('button', { name: '← Previous' }).click();
+    await expect.poll(async () => (await keys())[0], WAIT).toBe('many/item-050');
+
+    await page.getByLabel('Keys in this folder starting with').fill('item-11');
+    await expect.poll(keys, WAIT).toEqual(Array.from({ length: 10 }, (_, i) => `many/item-11${i}`));
+
+    // Keyboard only: arrows move through the rows, Enter opens a key.
+    await page.getByLabel('Keys in this folder starting with').press('Tab');
+    await page.keyboard.press('ArrowDown');
+    await page.keyboard.press('ArrowDown');
+    expect(await page.evaluate(() => document.activeElement?.getAttribute('data-key'))).toBe('many/item-112');
+    await page.keyboard.press('Enter');
+    await page.getByRole('heading', { name: 'Key many/item-112' }).waitFor();
+
+    // Every control has an accessible name.
+    const unnamed = await page.evaluate(() => [...document.querySelectorAll('button, input, textarea, select')]
+      .filter((el) => !(el as HTMLElement).hidden && (el as HTMLElement).offsetParent !== null)
+      .filter((el) => {
+        const labelled = el.getAttribute('aria-label') || el.getAttribute('aria-labelledby') || (el as HTMLInputElement).labels?.length;
+        return !labelled && !(el.textContent ?? '').trim();
+      }).map((el) => el.outerHTML.slice(0, 80)));
+    expect(unnamed).toEqual([]);
+  });
+
+  it('a read-only token gets a read-only console, usable at 390 px', async () => {
+    await api('PUT', 'app/readme', { hello: 'world' });
+    const page = await newPage(390, 844);
+    await signIn(page, base, VIEWER);
+    await expect.poll(() => page.getByTestId('access').textContent(), WAIT).toBe('read-only');
+    expect(await page.getByRole('button', { name: 'New key' }).count()).toBe(0);
+    await openKey(page, 'app/readme');
+    expect(await editor(page).getAttribute('readonly')).not.toBeNull();
+    expect(JSON.parse(await editor(page).inputValue())).toEqual({ hello: 'world' });
+    expect(await page.getByRole('button', { name: /^Save/ }).count()).toBe(0);
+    expect(await page.getByRole('button', { name: 'Delete…' }).count()).toBe(0);
+    await page.getByRole('tab', { name: 'History' }).click();
+    await page.getByTestId('history').waitFor();
+    expect(await page.getByRole('button', { name: /^Revert/ }).count()).toBe(0);
+    // Nothing is wider than the screen.
+    expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(390);
+    await page.screenshot({ path: join(SCREENSHOTS, 'read-only-390.png'), fullPage: true });
+    // The server agrees: this token cannot write.
+    const denied = await fetch(`${base}/v1/kv/?key=app%2Freadme`, { method: 'PUT', headers: { authorization: `Bearer ${VIEWER}`, 'content-type': 'application/json' }, body: '1' });
+    expect(denied.status).toBe(403);
+  });
+
+  it('keeps the token in session storage only, and asks again for a bad one', async () => {
+    const page = await newPage();
+    await signIn(page, base, ADMIN);
+    expect(await page.evaluate(() => sessionStorage.getItem('revkit.console.token'))).toBe(ADMIN);
+    expect(await page.evaluate(() => localStorage.length)).toBe(0);
+    await page.reload();
+    await page.locator('[data-testid="key-list"][aria-busy="false"]').waitFor();
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await page.getByLabel('Bearer token').fill('not-a-valid-token-at-all');
+    await page.getByRole('button', { name: 'Open' }).click();
+    await page.getByText(/The server refused the token/).waitFor();
+    expect(await page.evaluate(() => sessionStorage.getItem('revkit.console.token'))).toBeNull();
+  });
+});
