@@ -56,6 +56,9 @@ interface Row {
   writer: string | null;
 }
 
+/** Row columns in the order of the INSERTs below. */
+type RowValues = [key: string, value: Buffer | null, revision: number, createdRevision: number | null, updatedAt: number, expiresAt: number | null, deleted: 0 | 1, writer: string | null];
+
 // A short busy wait inside SQLite, then async waits in JS: a writer blocked
 // by another process never freezes the event loop for more than this.
 const BUSY_SLICE_MS = 5;
@@ -81,6 +84,8 @@ export class SqliteStore extends BaseStore {
   private readonly stmt: Statements;
   /** The revision drawn by this process's latest write transaction. */
   private lastRevision = 0;
+  /** The newest revision inside the open write transaction; undefined until a write of it draws one. */
+  private txHead: number | undefined;
   /** better-sqlite3 builds a transaction wrapper per call to transaction(): build one, pass the work in. */
   private readonly inTransaction: Database.Transaction<(fn: () => unknown) => unknown>;
   private commitsSincePrune = 0;
@@ -131,9 +136,20 @@ export class SqliteStore extends BaseStore {
     this.stmt = prepareStatements(this.db);
     this.inTransaction = this.db.transaction((fn: () => unknown) => fn());
     this.group = new GroupCommit({
-      transaction: (body) => this.inTransaction.immediate(body),
+      transaction: (body) => this.inTransaction.immediate(() => {
+        this.txHead = undefined;
+        body();
+      }),
       // Called inside the open transaction, better-sqlite3 runs it in a SAVEPOINT.
-      savepoint: (run) => this.inTransaction(run),
+      savepoint: (run) => {
+        const head = this.txHead;
+        try {
+          return this.inTransaction(run);
+        } catch (err) {
+          this.txHead = head; // its rows are rolled back: so is the revision it drew
+          throw err;
+        }
+      },
       inTransaction: () => this.db.inTransaction,
       isBusy,
       translate: (err) => this.translate(err),
@@ -353,35 +369,37 @@ export class SqliteStore extends BaseStore {
     return entry;
   }
 
-  /** Only inside a write transaction: BEGIN IMMEDIATE makes read-max-then-insert one step. */
+  /**
+   * Only inside a write transaction: BEGIN IMMEDIATE makes read-max-then-insert
+   * one step. The newest revision is read once per transaction; the writes of a
+   * group draw from it in turn.
+   */
   private nextRevision(): number {
-    this.lastRevision = (this.stmt.lastRevision.get() as { value: number }).value + 1;
+    this.txHead ??= (this.stmt.lastRevision.get() as { value: number }).value;
+    this.lastRevision = ++this.txHead;
     return this.lastRevision;
   }
 
   private apply(key: string, previous: StoredRecord | null, bytes: Buffer, revision: number, ttlMs: number | undefined, writer: string | undefined): Entry<unknown> {
     const now = Date.now();
     const live = previous !== null && !isDeadRecord(previous, now);
-    const row = {
-      key, value: bytes, revision,
-      created_revision: live ? (previous as Entry).createdRevision : revision,
-      updated_at: now,
-      expires_at: ttlMs === undefined ? null : now + ttlMs,
-      deleted: 0,
-      writer: writer ?? null,
-    };
-    this.stmt.upsert.run(row);
-    this.stmt.logChange.run(row);
-    const entry: Entry<unknown> = { key, value: undefined, revision, createdRevision: row.created_revision, updatedAt: now };
-    if (row.expires_at !== null) entry.expiresAt = row.expires_at;
+    const createdRevision = live ? (previous as Entry).createdRevision : revision;
+    const expiresAt = ttlMs === undefined ? null : now + ttlMs;
+    this.record(key, bytes, revision, createdRevision, now, expiresAt, 0, writer ?? null);
+    const entry: Entry<unknown> = { key, value: undefined, revision, createdRevision, updatedAt: now };
+    if (expiresAt !== null) entry.expiresAt = expiresAt;
     if (writer !== undefined) entry.writer = writer;
     return entry;
   }
 
   private remove(key: string, revision: number, writer: string | undefined): void {
-    const row = { key, value: null, revision, created_revision: null, updated_at: Date.now(), expires_at: null, deleted: 1, writer: writer ?? null };
-    this.stmt.upsert.run(row);
-    this.stmt.logChange.run(row);
+    this.record(key, null, revision, null, Date.now(), null, 1, writer ?? null);
+  }
+
+  /** The key's current row and its entry in the change log (positional binding: no object per write). */
+  private record(...row: RowValues): void {
+    this.stmt.upsert.run(...row);
+    this.stmt.logChange.run(...row);
   }
 
   /**
@@ -469,16 +487,16 @@ export class SqliteStore extends BaseStore {
 function prepareStatements(db: Database.Database) {
   return {
     get: db.prepare<[string], Row>('SELECT * FROM kv WHERE key = ?'),
-    upsert: db.prepare(
+    upsert: db.prepare<RowValues>(
       `INSERT INTO kv (key, value, revision, created_revision, updated_at, expires_at, deleted, writer)
-       VALUES (@key, @value, @revision, @created_revision, @updated_at, @expires_at, @deleted, @writer)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?)
        ON CONFLICT (key) DO UPDATE SET value = excluded.value, revision = excluded.revision,
          created_revision = excluded.created_revision, updated_at = excluded.updated_at,
          expires_at = excluded.expires_at, deleted = excluded.deleted, writer = excluded.writer`,
     ),
-    logChange: db.prepare(
+    logChange: db.prepare<RowValues>(
       `INSERT INTO changes (key, value, revision, created_revision, updated_at, expires_at, deleted, writer)
-       VALUES (@key, @value, @revision, @created_revision, @updated_at, @expires_at, @deleted, @writer)`,
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
     ),
     // The last revision drawn is the newest one in the change log (pruning drops only old ones);
     // reading it costs no page write, unlike bumping a counter row. `pruned_below` is the floor
