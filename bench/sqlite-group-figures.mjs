@@ -3,9 +3,11 @@
 //      alternating rounds (bench/workloads/single-writer.mjs); goals FULL <= 1.10, NORMAL <= 1.5;
 //   2. 64 writers in one process, each on its own key (update() with its defaults), against the
 //      one-writer raw rate of the same run; goal FULL >= 8x. Lost or duplicated increments: 0.
+//   3. point 4's study (bench/lib/sqlite-shapes.mjs): hand-written driver loops over revkit's
+//      schema and over kine's one-table revision log, each as a ratio to the raw loop.
 //
 // Usage: npm run build && node bench/sqlite-group-figures.mjs [--sync full,normal] [--rounds 5]
-//          [--round-ms 700] [--duration 3000] [--writers 64] [--json out.json] [--dist path/to/dist]
+//          [--round-ms 700] [--duration 3000] [--writers 64] [--json out.json] [--dist path/to/dist] [--shapes no]
 // --dist runs another build of revkit (e.g. the previous commit's) through the same workloads.
 import { writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
@@ -15,6 +17,7 @@ import { sqliteTarget } from './lib/sqlite-target.mjs';
 import { singleWriter } from './workloads/single-writer.mjs';
 import { inProcess } from './workloads/in-process.mjs';
 import { DEFAULT_ON } from './lib/policies.mjs';
+import { shapeStudy } from './lib/sqlite-shapes.mjs';
 
 const args = flagArgs();
 const dist = args.dist ? pathToFileURL(resolve(args.dist, 'index.js')).href : new URL('../dist/index.js', import.meta.url).href;
@@ -68,6 +71,10 @@ for (const sync of modes) {
       `  ${writers} writers, distinct keys: ${Math.round(m.distinctOpsPerSec)} ops/s = ${f(m.distinctRatio)}x the one-writer raw rate` +
         `${m.distinctGoal ? `, goal >= ${m.distinctGoal}x: ${m.distinctMet ? 'met' : 'NOT met'}` : ''}; p50 ${f(m.distinctP50Ms)} ms, p99 ${f(m.distinctP99Ms)} ms; failed ${m.failed}, lost ${m.lost}, duplicated ${m.duplicated}`,
     );
+    if (args.shapes !== 'no') {
+      m.shapes = shapeStudy(sync, { rounds });
+      console.log(`  driver loops, ratio to raw: ${Object.entries(m.shapes).map(([k, v]) => `${k} ${v.ratioToRaw.toFixed(2)}x (${(v.msPerOp * 1000).toFixed(0)} us/op)`).join(', ')}`);
+    }
   } finally {
     await target.cleanup();
   }

@@ -5,23 +5,13 @@ import { describe, expect, it } from 'vitest';
 import { SqliteStore } from '../src/sqlite/index.js';
 import { ConflictError, type Store, type WatchEvent } from '../src/core/index.js';
 import { canary } from '../src/testing/canary.js';
+import { groupCommitChecks } from '../src/testing/group-commit-checks.js';
 import { tempDir, uniqueName } from './helpers.js';
 
 const dir = tempDir('sqlite-group');
 const freshPath = () => join(dir, `${uniqueName('db')}.db`);
 const settle = <T>(p: Promise<T>) => p.then((value) => ({ ok: true as const, value }), (error: unknown) => ({ ok: false as const, error }));
 const codeOf = (r: { ok: boolean; error?: unknown }) => (r.ok ? 'ok' : (r.error as { code?: string }).code);
-
-/** `writers` puts on one key, all guarded by the same revision: exactly one may win. */
-async function sameGuardRace(store: Store, writers: number): Promise<{ won: number; conflicts: number; stored: unknown }> {
-  const base = await store.put('race', 'start');
-  const results = await Promise.all(Array.from({ length: writers }, (_, i) => settle(store.put('race', `w${i}`, { ifRevision: base.revision }))));
-  return {
-    won: results.filter((r) => r.ok).length,
-    conflicts: results.filter((r) => !r.ok && ConflictError.is(r.error)).length,
-    stored: (await store.get('race'))?.value,
-  };
-}
 
 describe('sqlite group commit', () => {
   it('one batch mixing successes, conflicts, a too-large value and an atomic commit: one commit, each caller its own outcome, failures leave no trace', async () => {
@@ -165,17 +155,25 @@ describe('sqlite group commit', () => {
     expect((await again.get('k'))?.value).toBe('before close');
     await again.close();
   });
+});
 
-  it('64 puts guarded by one revision in one batch: exactly one wins — and the canary store, which checks then writes blindly, lets several win', async () => {
-    const store = new SqliteStore(freshPath());
-    const real = await sameGuardRace(store, 64);
-    expect(real).toMatchObject({ won: 1, conflicts: 63 });
-    expect(String(real.stored)).toMatch(/^w\d+$/);
-    await store.close();
-
+describe('group-commit checks (src/testing/group-commit-checks.ts)', () => {
+  for (const [name, check] of Object.entries(groupCommitChecks)) {
+    for (const synchronous of ['full', 'normal'] as const) {
+      it(`sqlite ${synchronous}: ${name}`, async () => {
+        const store = new SqliteStore(freshPath(), { synchronous });
+        try {
+          await check(store);
+        } finally {
+          await store.close();
+        }
+      });
+    }
+  }
+  it('the lost-update check fails on the canary store', async () => {
     const broken = canary(new SqliteStore(freshPath()));
-    const caught = await sameGuardRace(broken, 64);
-    expect(caught.won).toBeGreaterThan(1);
+    const check = groupCommitChecks['64 puts issued together, all guarded by one revision: exactly one wins'] as (s: Store) => Promise<void>;
+    await expect(check(broken)).rejects.toThrow(/more than one write guarded by the same revision won/);
     await broken.close();
   });
 });
