@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // npm run bench — the core workloads (bench/run.mjs, arguments passed through),
 // then each feature's side-by-side figures, one after another in one run:
+//   sqlite-group-figures  SQLite: one writer vs the raw loop, 64 writers with group commit, kine-shape study
 //   file-figures          file: group commit vs one write per rewrite vs write-file-atomic + proper-lockfile
 //   exactly-once-figures  exactly-once vs at-least-once processing, dedup state size
 //   watchers-figures      PostgreSQL puts/s with 50 idle watchers vs none
@@ -14,7 +15,7 @@ const here = dirname(fileURLToPath(import.meta.url));
 const args = process.argv.slice(2).filter((a) => a !== '--core-only');
 const scripts = [['run.mjs', args]];
 if (!process.argv.includes('--core-only')) {
-  for (const name of ['file-figures.mjs', 'exactly-once-figures.mjs', 'watchers-figures.mjs', 'idle-watch-figures.mjs']) scripts.push([name, []]);
+  for (const name of ['sqlite-group-figures.mjs', 'file-figures.mjs', 'exactly-once-figures.mjs', 'watchers-figures.mjs', 'idle-watch-figures.mjs']) scripts.push([name, []]);
 }
 let failed = 0;
 for (const [script, scriptArgs] of scripts) {
