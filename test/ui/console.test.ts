@@ -11,6 +11,7 @@ import { freePort, launchBrowser, SCREENSHOTS, serve, signIn, type Served } from
 
 const ADMIN = 'console-admin-token-0123456789';
 const VIEWER = 'console-viewer-token-0123456789';
+const APP_WRITER = 'console-app-writer-token-012345';
 const WAIT = { timeout: 30_000 };
 
 const dir = mkdtempSync(join(tmpdir(), 'revkit-console-'));
@@ -19,6 +20,7 @@ const tokensFile = join(dir, 'tokens.json');
 writeFileSync(tokensFile, JSON.stringify([
   { name: 'admin', token: ADMIN, scopes: [{ prefix: '', access: 'admin' }] },
   { name: 'viewer', token: VIEWER, scopes: [{ prefix: '', access: 'read' }] },
+  { name: 'app-writer', token: APP_WRITER, scopes: [{ prefix: 'app/', access: 'write' }] },
 ]));
 
 let browser: Browser;
@@ -32,8 +34,8 @@ const start = async () => {
   base = server.url;
 };
 
-async function api(method: string, key: string, body?: unknown, headers: Record<string, string> = {}): Promise<Response> {
-  return fetch(`${base}/v1/kv/?key=${encodeURIComponent(key)}`, {
+async function api(method: string, key: string, body?: unknown, headers: Record<string, string> = {}, ttlMs?: number): Promise<Response> {
+  return fetch(`${base}/v1/kv/?key=${encodeURIComponent(key)}${ttlMs ? `&ttlMs=${ttlMs}` : ''}`, {
     method,
     headers: { authorization: `Bearer ${ADMIN}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}), ...headers },
     ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
@@ -136,7 +138,7 @@ describe('web console (headless Chromium, revkit serve on SQLite)', { timeout: 1
     expect(diff).toMatch(/added:\s*\+\s*"beta": true/);
     expect(diff).toMatch(/removed:\s*−\s*"limit": 20/);
     expect(await valueOf('app/flags')).toEqual({ beta: false, limit: 20, owner: 'ops' });
-    await page.screenshot({ path: join(SCREENSHOTS, 'conflict.png') });
+    await page.screenshot({ path: join(SCREENSHOTS, 'conflict.png'), fullPage: true });
 
     await page.getByRole('button', { name: `Re-apply my edit on top of revision ${theirs}` }).click();
     await page.getByText(/^Re-applied your edit on top; saved as revision \d+\.$/).waitFor();
@@ -177,7 +179,7 @@ describe('web console (headless Chromium, revkit serve on SQLite)', { timeout: 1
     await page.getByLabel(`Compare to revision ${pro}`).check();
     const diff = page.locator('#history-diff pre');
     await expect.poll(() => diff.innerText(), WAIT).toMatch(/removed:\s*−\s*"tier": "free"[\s\S]*added:\s*\+\s*"tier": "pro"/);
-    await page.screenshot({ path: join(SCREENSHOTS, 'history.png') });
+    await page.screenshot({ path: join(SCREENSHOTS, 'history.png'), fullPage: true });
 
     await page.getByRole('button', { name: `Revert to revision ${pro}` }).click();
     await page.getByText(/^Reverted: saved as revision \d+\.$/).waitFor();
@@ -306,6 +308,29 @@ describe('web console (headless Chromium, revkit serve on SQLite)', { timeout: 1
     // The server agrees: this token cannot write.
     const denied = await fetch(`${base}/v1/kv/?key=app%2Freadme`, { method: 'PUT', headers: { authorization: `Bearer ${VIEWER}`, 'content-type': 'application/json' }, body: '1' });
     expect(denied.status).toBe(403);
+  });
+
+  it('a token scoped to a prefix sees that prefix as its root and can write there', async () => {
+    await api('PUT', 'app/scoped', { v: 1 });
+    await api('PUT', 'app/session', { user: 'u1' }, {}, 600_000);
+    const page = await newPage();
+    await page.goto(`${base}/ui`);
+    await page.getByLabel('Bearer token').fill(APP_WRITER);
+    await page.getByRole('button', { name: 'Open' }).click();
+    await expect.poll(() => page.getByTestId('access').textContent(), WAIT).toBe('write app/');
+    const rows = page.locator('[data-testid="key-list"] button.row');
+    await expect.poll(() => rows.evaluateAll((bs) => bs.map((b) => b.getAttribute('aria-label'))), WAIT).toEqual(['Folder app/']);
+    await openKey(page, 'app/session');
+    await expect.poll(() => page.getByTestId('expires').textContent(), WAIT).toMatch(/^in (\d+ s|\d+ min) \(\d{4}-/);
+    await page.getByText('Saving without a TTL makes the key permanent.').waitFor();
+    await page.locator('button.row.key[data-key="app/scoped"]').click(); // already inside app/
+    await page.getByRole('heading', { name: 'Key app/scoped' }).waitFor();
+    const at = await revisionOf('app/scoped');
+    await editor(page).fill('{"v": 2}');
+    await page.getByRole('button', { name: `Save (If-Match "${at}")` }).click();
+    await page.getByText(/^Saved as revision \d+\.$/).waitFor();
+    expect(await valueOf('app/scoped')).toEqual({ v: 2 });
+    expect((await api('GET', 'app/scoped')).headers.get('revkit-writer')).toBe('console-app-writer');
   });
 
   it('keeps the token in session storage only, and asks again for a bad one', async () => {

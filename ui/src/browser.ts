@@ -51,7 +51,8 @@ export function KeyBrowser(p: Props) {
       return;
     }
     setLoading(true);
-    loadPage((pre, after, limit) => p.api.list(pre, after, limit), { folder: p.folder, search: query, after: cursors[index], rows: ROWS_PER_PAGE })
+    loadPage((pre, after, limit) => p.api.list(pre, after, limit), { folder: p.folder, search: query, after: cursors[index], rows: ROWS_PER_PAGE },
+      (partial) => { if (current) setPage({ rows: partial, next: undefined, requests: 0 }); })
       .then((pg) => { if (current) { setPage(pg); setNote(null); } })
       .catch((err: Error) => { if (current) setNote({ kind: 'error', text: `Listing failed: ${err.message}` }); })
       .finally(() => { if (current) setLoading(false); });

@@ -35,14 +35,21 @@ type Lister = (prefix: string, after: string | undefined, limit: number) => Prom
 /** At most this many list calls for one page (a page of folders each holding many keys). */
 const MAX_REQUESTS = 64;
 
-export async function loadPage(list: Lister, req: PageRequest): Promise<Page> {
+/** List calls after a page that held one folder only: that folder is skipped and the next is likely big too. */
+const PROBE = 4;
+
+/** Loads one page of rows; `onRows` sees the rows so far after each list call, so the page can show them at once. */
+export async function loadPage(list: Lister, req: PageRequest, onRows?: (rows: Row[]) => void): Promise<Page> {
   const rows: Row[] = [];
   let after = req.after;
   let requests = 0;
+  let oneFolder = false;
   const prefix = req.folder + req.search;
   while (rows.length < req.rows && requests < MAX_REQUESTS) {
-    const page = await list(prefix, after, Math.max(req.rows - rows.length, 20));
+    if (requests > 0) onRows?.([...rows]);
+    const page = await list(prefix, after, oneFolder ? PROBE : Math.max(req.rows - rows.length, 20));
     requests++;
+    const before = rows.length;
     for (const entry of page.entries) {
       const rest = entry.key.slice(req.folder.length);
       const slash = rest.indexOf('/');
@@ -59,6 +66,7 @@ export async function loadPage(list: Lister, req: PageRequest): Promise<Page> {
     }
     if (page.cursor === undefined) return { rows, next: undefined, requests };
     const last = rows[rows.length - 1];
+    oneFolder = last?.kind === 'folder' && rows.length - before <= 1 && page.entries.every((e) => e.key.startsWith(last.prefix));
     after = last?.kind === 'folder' ? pastFolder(last.prefix) : page.cursor;
   }
   return { rows, next: after, requests };

@@ -144,7 +144,7 @@ export function KeyView(p: Props) {
     ${tab === 'value' ? html`<div role="tabpanel" id="panel-value" aria-labelledby="tab-value">
       ${entry ? html`<form onSubmit=${save}>
         <label for="value-editor" class="field">Value (JSON)</label>
-        <textarea id="value-editor" class="editor" spellcheck=${false} rows="16" readOnly=${!p.canWrite || conflict !== null}
+        <textarea id="value-editor" class="editor" spellcheck=${false} rows=${Math.min(24, Math.max(6, draft.split('\n').length + 1))} readOnly=${!p.canWrite || conflict !== null}
           aria-invalid=${parsed.ok ? 'false' : 'true'} aria-describedby="value-error"
           value=${draft} onInput=${(e: Event) => setDraft((e.target as HTMLTextAreaElement).value)}></textarea>
         <p id="value-error" class=${parsed.ok ? 'sr-only' : 'error'} role=${parsed.ok ? undefined : 'alert'} data-testid="json-error">${parsed.ok ? 'Valid JSON.' : `JSON syntax error${parsed.line !== undefined ? ` at line ${parsed.line}, column ${parsed.column}` : ''}: ${parsed.message}`}</p>
