@@ -207,6 +207,14 @@ describe('web console (headless Chromium, revkit serve on SQLite)', { timeout: 1
     await page.getByRole('dialog').getByRole('button', { name: 'Delete', exact: true }).click();
     await page.getByText(/^Deleted at revision \d+\.$/).waitFor();
     expect((await api('GET', 'app/plan')).status).toBe(404);
+
+    // A deleted key comes back from its history, guarded by the deletion's revision.
+    await page.getByRole('tab', { name: 'History' }).click();
+    await expect.poll(() => rows.first().innerText(), WAIT).toMatch(/deleted/);
+    const changed = Number(await rows.nth(1).getAttribute('data-revision'));
+    await page.getByRole('button', { name: `Revert to revision ${changed}` }).click();
+    await page.getByText(/^Reverted: saved as revision \d+\.$/).waitFor();
+    expect(await valueOf('app/plan')).toEqual({ tier: 'changed' });
   });
 
   it('the live tail pauses and counts, filters, and resumes across a server restart without a gap', async () => {
