@@ -3,6 +3,8 @@
 //      alternating rounds (bench/workloads/single-writer.mjs); goals FULL <= 1.10, NORMAL <= 1.5;
 //   2. 64 writers in one process, each on its own key (update() with its defaults), against the
 //      one-writer raw rate of the same run; goal FULL >= 8x. Lost or duplicated increments: 0.
+//      Also 64 writers each guarding its put by the revision its previous put returned (the
+//      server's and etcd bench's workload: no read, no update() loop), to show group commit alone;
 //   3. point 4's study (bench/lib/sqlite-shapes.mjs): hand-written driver loops over revkit's
 //      schema and over kine's one-table revision log, each as a ratio to the raw loop.
 //
@@ -43,6 +45,7 @@ for (const sync of modes) {
     } finally {
       await store.close();
     }
+    const guarded = await guardedPuts(await lib.open(await target.freshUrl()), writers, durationMs);
     const goal = GOALS[sync] ?? {};
     const m = {
       rawOpsPerSec: single.raw.opsPerSec,
@@ -60,6 +63,10 @@ for (const sync of modes) {
       distinctGoal: goal.distinct ?? null,
       distinctMet: goal.distinct === undefined ? null : distinct.opsPerSec / single.raw.opsPerSec >= goal.distinct,
       failed: distinct.failed, lost: distinct.lost, duplicated: distinct.duplicated,
+      guardedPutsOpsPerSec: guarded.opsPerSec,
+      guardedPutsRatio: guarded.opsPerSec / single.raw.opsPerSec,
+      guardedPutsLost: guarded.lost,
+      writesPerCommit: guarded.writesPerCommit,
     };
     out.modes[sync] = m;
     const f = (x) => x.toFixed(2);
@@ -71,14 +78,43 @@ for (const sync of modes) {
       `  ${writers} writers, distinct keys: ${Math.round(m.distinctOpsPerSec)} ops/s = ${f(m.distinctRatio)}x the one-writer raw rate` +
         `${m.distinctGoal ? `, goal >= ${m.distinctGoal}x: ${m.distinctMet ? 'met' : 'NOT met'}` : ''}; p50 ${f(m.distinctP50Ms)} ms, p99 ${f(m.distinctP99Ms)} ms; failed ${m.failed}, lost ${m.lost}, duplicated ${m.duplicated}`,
     );
+    console.log(
+      `  ${writers} writers, distinct keys, put(ifRevision) chained on the last revision: ${Math.round(m.guardedPutsOpsPerSec)} ops/s = ${f(m.guardedPutsRatio)}x raw` +
+        `${m.writesPerCommit === null ? '' : `, ${m.writesPerCommit.toFixed(1)} writes per commit`}; lost ${m.guardedPutsLost}`,
+    );
     if (args.shapes !== 'no') {
       m.shapes = shapeStudy(sync, { rounds });
-      console.log(`  driver loops, ratio to raw: ${Object.entries(m.shapes).map(([k, v]) => `${k} ${v.ratioToRaw.toFixed(2)}x (${(v.msPerOp * 1000).toFixed(0)} us/op)`).join(', ')}`);
+      console.log(`  driver loops, ratio to raw (wall; cpu): ${Object.entries(m.shapes).map(([k, v]) => `${k} ${v.ratioToRaw.toFixed(2)}x; ${v.cpuRatioToRaw.toFixed(2)}x (${(v.msPerOp * 1000).toFixed(0)} us/op)`).join(', ')}`);
     }
   } finally {
     await target.cleanup();
   }
 }
+/** Each writer puts n+1 guarded by the revision its previous put returned; a conflict would be a bug (one writer per key). */
+async function guardedPuts(store, writers, ms) {
+  let ops = 0;
+  let lost = 0;
+  const commitsBefore = store.commitCount;
+  const end = performance.now() + ms;
+  const t = performance.now();
+  try {
+    await Promise.all(Array.from({ length: writers }, async (_, w) => {
+      const key = `g/${w}`;
+      let entry = await store.put(key, 0, { ifAbsent: true });
+      while (performance.now() < end) {
+        entry = await store.put(key, entry.value + 1, { ifRevision: entry.revision });
+        ops++;
+      }
+      if ((await store.get(key))?.value !== entry.value) lost++;
+    }));
+    const elapsed = performance.now() - t;
+    const commits = store.commitCount === undefined ? null : store.commitCount - commitsBefore;
+    return { opsPerSec: ops / (elapsed / 1000), lost, writesPerCommit: commits ? (ops + writers) / commits : null };
+  } finally {
+    await store.close();
+  }
+}
+
 if (args.json) writeFileSync(args.json, `${JSON.stringify(out, null, 1)}\n`);
-const bad = Object.values(out.modes).some((m) => m.lost > 0 || m.duplicated > 0);
+const bad = Object.values(out.modes).some((m) => m.lost > 0 || m.duplicated > 0 || m.guardedPutsLost > 0);
 process.exitCode = bad ? 1 : 0;

@@ -78,15 +78,21 @@ function timeShape(shape, synchronous, ops, n) {
     db.pragma('busy_timeout = 5');
     const step = SHAPES[shape](db);
     const t = performance.now();
+    const cpu = process.cpuUsage();
     for (let i = 0; i < ops; i++) while (!step('counter'));
-    return (performance.now() - t) / ops;
+    const used = process.cpuUsage(cpu);
+    return { ms: (performance.now() - t) / ops, cpuMs: (used.user + used.system) / 1000 / ops };
   } finally {
     db.close();
     for (const s of ['', '-wal', '-shm']) rmSync(path + s, { force: true });
   }
 }
 
-/** Median ms per op of each shape over alternating rounds, and each one's ratio to `raw`. */
+/**
+ * Median wall and CPU ms per op of each shape over alternating rounds, and each one's ratio to
+ * `raw` (the median of the per-round ratios). On a loaded machine the CPU figure is the steadier
+ * one where no fsync is waited for (NORMAL).
+ */
 export function shapeStudy(synchronous, { rounds = 5, ops = synchronous === 'full' ? 400 : 4000 } = {}) {
   const perOp = Object.fromEntries(Object.keys(SHAPES).map((s) => [s, []]));
   let n = 0;
@@ -94,6 +100,13 @@ export function shapeStudy(synchronous, { rounds = 5, ops = synchronous === 'ful
   for (let r = 0; r < rounds; r++) for (const s of Object.keys(SHAPES)) perOp[s].push(timeShape(s, synchronous, ops, n++));
   const median = (xs) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
   const out = {};
-  for (const s of Object.keys(SHAPES)) out[s] = { msPerOp: median(perOp[s]), ratioToRaw: median(perOp[s].map((x, i) => x / perOp.raw[i])) };
+  for (const s of Object.keys(SHAPES)) {
+    out[s] = {
+      msPerOp: median(perOp[s].map((x) => x.ms)),
+      cpuMsPerOp: median(perOp[s].map((x) => x.cpuMs)),
+      ratioToRaw: median(perOp[s].map((x, i) => x.ms / perOp.raw[i].ms)),
+      cpuRatioToRaw: median(perOp[s].map((x, i) => x.cpuMs / perOp.raw[i].cpuMs)),
+    };
+  }
   return out;
 }
