@@ -313,6 +313,10 @@ describe('web console (headless Chromium, revkit serve on SQLite)', { timeout: 1
     // Nothing is wider than the screen.
     expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(390);
     await page.screenshot({ path: join(SCREENSHOTS, 'read-only-390.png'), fullPage: true });
+    await page.getByRole('tab', { name: 'Live tail' }).click();
+    await page.getByRole('button', { name: 'Start' }).click();
+    await page.getByTestId('live-status').filter({ hasText: /^Live under/ }).waitFor();
+    expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(390);
     // The server agrees: this token cannot write.
     const denied = await fetch(`${base}/v1/kv/?key=app%2Freadme`, { method: 'PUT', headers: { authorization: `Bearer ${VIEWER}`, 'content-type': 'application/json' }, body: '1' });
     expect(denied.status).toBe(403);

@@ -51,13 +51,8 @@ export function KeyView(p: Props) {
     setHistoryReload((n) => n + 1);
   };
 
-  useEffect(() => {
-    setConflict(null);
-    setTab('value');
-    setEntry(null);
-    setMissing(null);
-    void load();
-  }, [p.keyName, p.api]);
+  // Mounted once per key (the parent keys it by name), so no state of another key is ever shown.
+  useEffect(() => { void load(); }, [p.keyName, p.api]);
 
   // The expiry countdown.
   useEffect(() => {

@@ -82,7 +82,7 @@ function App() {
       <div class="detail">
         ${creating ? html`<${CreateKey} api=${api} scopes=${scopes} folder=${folder} writer=${writer}
             onCreated=${(k: string) => { setCreating(false); setSelected(k); setReload((n) => n + 1); }} onCancel=${() => setCreating(false)} onOpen=${(k: string) => { setCreating(false); setSelected(k); }} />`
-          : selected ? html`<${KeyView} api=${api} keyName=${selected} canWrite=${allows(scopes, 'write', selected)} writer=${writer} onChanged=${() => setReload((n) => n + 1)} />`
+          : selected ? html`<${KeyView} key=${selected} api=${api} keyName=${selected} canWrite=${allows(scopes, 'write', selected)} writer=${writer} onChanged=${() => setReload((n) => n + 1)} />`
             : html`<p class="muted placeholder">Pick a key to see its value, revisions and history.</p>`}
       </div>
     </main>
