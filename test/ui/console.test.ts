@@ -37,7 +37,7 @@ const start = async () => {
 async function api(method: string, key: string, body?: unknown, headers: Record<string, string> = {}, ttlMs?: number): Promise<Response> {
   return fetch(`${base}/v1/kv/?key=${encodeURIComponent(key)}${ttlMs ? `&ttlMs=${ttlMs}` : ''}`, {
     method,
-    headers: { authorization: `Bearer ${ADMIN}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}), ...headers },
+    headers: { authorization: `Bearer ${ADMIN}`, 'revkit-writer': 'script', ...(body !== undefined ? { 'content-type': 'application/json' } : {}), ...headers },
     ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
   });
 }
@@ -247,7 +247,7 @@ describe('web console (headless Chromium, revkit serve on SQLite)', { timeout: 1
     await store.put('live/6', { i: 6 });
     await store.close();
     await start();
-    await status.filter({ hasText: /Resumed after \d+ reconnects?\./ }).waitFor();
+    await status.filter({ hasText: /resumed after \d+ reconnects? from event id \d+\.\d+\.$/ }).waitFor();
     await api('PUT', 'live/7', { i: 7 });
     const expected = ['live/1', 'live/2', 'live/3', 'live/4', 'live/5', 'live/1', 'live/6', 'live/7'];
     await expect.poll(shownKeys, WAIT).toEqual(expected);

@@ -92,12 +92,12 @@ export function LiveTail(p: Props) {
 
 function statusText(s: TailStatus | null, watching: string | null): string {
   if (watching === null || s === null) return 'Not watching.';
-  const at = s.lastId !== undefined ? ` Last event id ${s.lastId}.` : '';
   const where = `under ${JSON.stringify(watching)}`;
+  const from = s.lastId !== undefined ? ` from event id ${s.lastId}` : '';
   switch (s.state) {
     case 'connecting': return `Connecting ${where}…`;
-    case 'live': return `Live ${where}.${at}${s.reconnects > 0 ? ` Resumed after ${s.reconnects} reconnect${s.reconnects === 1 ? '' : 's'}.` : ''}`;
-    case 'reconnecting': return `Connection lost (${s.reason}); reconnecting ${where}, resuming after the last event.${at}`;
+    case 'live': return `Live ${where}${s.reconnects > 0 ? `; resumed after ${s.reconnects} reconnect${s.reconnects === 1 ? '' : 's'}${from}` : ''}.`;
+    case 'reconnecting': return `Connection lost (${s.reason}); reconnecting ${where} to resume${from}.`;
     case 'failed': return `Stopped: ${s.reason}`;
   }
 }
