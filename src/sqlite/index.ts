@@ -179,7 +179,8 @@ export class SqliteStore extends BaseStore {
       const previous = this.assertCondition(key, options);
       return this.apply(key, previous, bytes, this.nextRevision(), options.ttlMs, options.writer);
     });
-    return { ...entry, value: this.codec.decode(bytes) as T };
+    entry.value = this.codec.decode(bytes); // the caller's own copy; `entry` is fresh from apply()
+    return entry as Entry<T>;
   }
 
   protected async doDelete(key: string, options: DeleteOptions): Promise<number | null> {
