@@ -2,7 +2,7 @@ import type { Socket } from 'node:net';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import {
   ConflictError, DEFAULT_MAX_VALUE_BYTES, InvalidKeyError, MAX_KEY_BYTES, SKIP, assertKey, deepEqual, isTombstone, validateCandidate,
-  type Condition, type Entry, type Store, type StoredRecord, type UpdateOptions,
+  type Condition, type Entry, type PutOptions, type Store, type StoredRecord, type UpdateOptions,
 } from '../core/index.js';
 import { open } from '../open.js';
 import { Authenticator, hasAnyAdmin, requireAccess, type Principal, type TokenSpec } from './auth.js';
@@ -117,6 +117,8 @@ const WRITER = /^[A-Za-z0-9_-]{1,64}$/;
 const JSON_TYPE = 'application/json; charset=utf-8';
 const PROBLEM_TYPE = 'application/problem+json; charset=utf-8';
 const MERGE_PATCH = 'application/merge-patch+json';
+// One strong entity tag with optional surrounding whitespace (RFC 9110 OWS).
+const PLAIN_ETAG = /^[\t ]*"([^"]*)"[\t ]*$/;
 
 /** Creates the HTTP server (docs/semantics.md, "HTTP server") over a store (not yet listening). */
 export async function createServer(options: CreateServerOptions): Promise<RevkitServer> {
@@ -158,8 +160,43 @@ export async function createServer(options: CreateServerOptions): Promise<Revkit
     writeRawResponse(socket, 405, 'Method Not Allowed', problem(405, 'ERR_METHOD_NOT_ALLOWED', 'CONNECT is not supported'), 'Allow: GET, HEAD, PUT, DELETE, PATCH, POST\r\n');
   });
   const routes: string[] = [];
+
+  // ---- auth, shutdown and metrics hooks. Each route gets its own, built once here with
+  // what they need from the route (its URL, whether it is public) in their closure:
+  // req.routeOptions builds a fresh object on every read. Callback hooks, not async
+  // ones: no promise per hook per request.
+  const admit = (req: FastifyRequest, reply: FastifyReply, isPublic: boolean): void => {
+    if (closing) {
+      reply.header('connection', 'close');
+      throw new HttpProblem(503, 'the server is shutting down', {}, { 'retry-after': '1' });
+    }
+    if (!isPublic) req.principal = auth.authenticate(req.headers.authorization);
+  };
+  const admitHook = (isPublic: boolean) => (req: FastifyRequest, reply: FastifyReply, done: (err?: Error) => void): void => {
+    try {
+      admit(req, reply, isPublic);
+    } catch (err) {
+      return done(err as Error);
+    }
+    done();
+  };
   app.addHook('onRoute', (r) => {
     for (const m of [r.method].flat()) routes.push(`${m} ${r.url}`);
+    const route = r.url;
+    const onResponse = (req: FastifyRequest, reply: FastifyReply, done: () => void): void => {
+      metrics.request(route, req.method, reply.statusCode, reply.elapsedTime / 1000);
+      done();
+    };
+    // New arrays: the HEAD route fastify derives from a GET route gets hooks of its own.
+    r.onRequest = [admitHook(r.config?.public === true), ...[r.onRequest ?? []].flat()];
+    r.onResponse = [onResponse, ...[r.onResponse ?? []].flat()];
+  });
+  // Requests no route matched (the not-found handler) pass the same checks.
+  const admitUnmatched = admitHook(false);
+  app.addHook('onRequest', (req, reply, done) => (req.is404 ? admitUnmatched(req, reply, done) : done()));
+  app.addHook('onResponse', (req, reply, done) => {
+    if (req.is404) metrics.request('unmatched', req.method, reply.statusCode, reply.elapsedTime / 1000);
+    done();
   });
 
   // ---- body parsing: JSON and JSON Merge Patch only, parsed as plain JSON (a
@@ -168,28 +205,13 @@ export async function createServer(options: CreateServerOptions): Promise<Revkit
   app.addContentTypeParser(['application/json', MERGE_PATCH], { parseAs: 'string' }, (_req, body, done) => {
     const text = body as string;
     if (text.length === 0) return done(null, undefined);
-    const depth = nestingDepth(text);
-    if (depth > limits.maxJsonDepth) return done(new HttpProblem(400, `the JSON body nests deeper than ${limits.maxJsonDepth} levels`, { limit: limits.maxJsonDepth }));
+    // Nesting n levels takes n brackets: a body this short cannot be too deep.
+    if (text.length > limits.maxJsonDepth && nestingDepth(text) > limits.maxJsonDepth) return done(new HttpProblem(400, `the JSON body nests deeper than ${limits.maxJsonDepth} levels`, { limit: limits.maxJsonDepth }));
     try {
       done(null, JSON.parse(text));
     } catch (err) {
       done(new HttpProblem(400, `the body is not valid JSON: ${err instanceof Error ? err.message.slice(0, 200) : 'parse error'}`));
     }
-  });
-
-  // ---- auth, shutdown and metrics hooks
-  app.addHook('onRequest', async (req, reply) => {
-    if (closing) {
-      reply.header('connection', 'close');
-      throw new HttpProblem(503, 'the server is shutting down', {}, { 'retry-after': '1' });
-    }
-    if (req.routeOptions.config.public) return;
-    req.principal = auth.authenticate(req.headers.authorization);
-  });
-  app.addHook('onResponse', async (req, reply) => {
-    const route = req.routeOptions.url ?? 'unmatched';
-    metrics.requests.inc({ route, method: req.method, status: String(reply.statusCode) });
-    metrics.latency.observe({ route }, reply.elapsedTime / 1000);
   });
 
   app.setErrorHandler((err, req, reply) => {
@@ -273,9 +295,11 @@ export async function createServer(options: CreateServerOptions): Promise<Revkit
     if (value === undefined) throw new HttpProblem(400, 'PUT needs a JSON body: the value to store');
     const writer = writerOf(req);
     const ttlMs = queryInt(req.query as Record<string, unknown>, 'ttlMs');
-    await validateValue(key, value);
-    const entry = await guardedWrite(key, readPreconditions(req), (guard) =>
-      store.put(key, value, { ...guard, ...(writer ? { writer } : {}), ...(ttlMs !== undefined ? { ttlMs } : {}) }));
+    if (options.validate) await validateValue(key, value);
+    const guard = plainGuard(req);
+    const entry = guard !== undefined
+      ? await store.put(key, value, withWriteOptions(guard, writer, ttlMs))
+      : await guardedWrite(key, readPreconditions(req), (g) => store.put(key, value, withWriteOptions({ ...g }, writer, ttlMs)));
     setEntryHeaders(reply, entry);
     return sendJson(reply, entry.createdRevision === entry.revision ? 201 : 200, metaJson(entry));
   });
@@ -284,7 +308,10 @@ export async function createServer(options: CreateServerOptions): Promise<Revkit
     const { key } = keyOf(req);
     requireAccess(req.principal as Principal, 'write', key);
     const writer = writerOf(req);
-    const revision = await guardedWrite(key, readPreconditions(req), (guard) => store.delete(key, { ...guard, ...(writer ? { writer } : {}) }));
+    const guard = plainGuard(req);
+    const revision = guard !== undefined
+      ? await store.delete(key, withWriteOptions(guard, writer, undefined))
+      : await guardedWrite(key, readPreconditions(req), (g) => store.delete(key, withWriteOptions({ ...g }, writer, undefined)));
     if (revision === null) throw notFound(key, null);
     reply.header('etag', etagOf(revision));
     return sendJson(reply, 200, { key, revision, deleted: true });
@@ -400,7 +427,7 @@ export async function createServer(options: CreateServerOptions): Promise<Revkit
       'x-accel-buffering': 'no',
       connection: 'close',
     });
-    metrics.requests.inc({ route: '/v1/watch', method: 'GET', status: '200' });
+    metrics.request('/v1/watch', 'GET', 200);
     metrics.watchOpened();
     watches.add(controller);
     res.on('close', () => controller.abort());
@@ -504,6 +531,30 @@ export async function createServer(options: CreateServerOptions): Promise<Revkit
 interface Preconditions {
   ifMatch: TagList | undefined;
   ifNoneMatch: TagList | undefined;
+}
+
+/**
+ * The store condition of the two common forms, read straight from the headers:
+ * If-Match with one strong revkit ETag (`"12"`) and no If-None-Match, or
+ * If-None-Match: * and no If-Match. Anything else (no precondition, lists,
+ * weak or foreign tags, malformed fields): undefined, for guardedWrite().
+ */
+function plainGuard(req: FastifyRequest): PutOptions | undefined {
+  const { 'if-match': ifMatch, 'if-none-match': ifNoneMatch } = req.headers;
+  if (ifNoneMatch === undefined) {
+    if (typeof ifMatch !== 'string') return undefined;
+    const m = PLAIN_ETAG.exec(ifMatch);
+    const revision = m === null ? null : revisionOfTag({ weak: false, opaque: m[1] as string });
+    return revision === null ? undefined : { ifRevision: revision };
+  }
+  return ifMatch === undefined && ifNoneMatch === '*' ? { ifAbsent: true } : undefined;
+}
+
+/** `guard` (a fresh object) with the writer and TTL of the request added. */
+function withWriteOptions(guard: PutOptions, writer: string | undefined, ttlMs: number | undefined): PutOptions {
+  if (writer !== undefined) guard.writer = writer;
+  if (ttlMs !== undefined) guard.ttlMs = ttlMs;
+  return guard;
 }
 
 function readPreconditions(req: FastifyRequest): Preconditions {
@@ -661,10 +712,19 @@ function setEntryHeaders(reply: FastifyReply, e: Entry): void {
   reply.header('etag', etagOf(e.revision));
   reply.header('revkit-created-revision', String(e.createdRevision));
   reply.header('revkit-updated-at', String(e.updatedAt));
-  reply.header('last-modified', new Date(e.updatedAt).toUTCString());
+  reply.header('last-modified', httpDate(e.updatedAt));
   reply.header('cache-control', 'no-cache');
   if (e.expiresAt !== undefined) reply.header('revkit-expires-at', String(e.expiresAt));
   if (e.writer !== undefined && WRITER.test(e.writer)) reply.header('revkit-writer', e.writer);
+}
+
+// Last-Modified has a resolution of one second, and most writes share their second with the previous one.
+let lastDate = { second: Number.NaN, text: '' };
+
+function httpDate(ms: number): string {
+  const second = Math.floor(ms / 1000);
+  if (second !== lastDate.second) lastDate = { second, text: new Date(ms).toUTCString() };
+  return lastDate.text;
 }
 
 function metaJson(e: Entry): Record<string, unknown> {

@@ -15,9 +15,17 @@ class Counter {
   constructor(readonly name: string, readonly help: string, readonly type: 'counter' | 'gauge' = 'counter') {}
   inc(labels: Labels = {}, by = 1): void {
     const id = labelText(labels);
+    if (!this.incAt(id, by)) this.values.set(id, { labels, value: by });
+  }
+  /** Adds to the series known as `id` (any string unique per label set); false, counting nothing, when there is none yet. */
+  incAt(id: string, by = 1): boolean {
     const v = this.values.get(id);
     if (v) v.value += by;
-    else this.values.set(id, { labels, value: by });
+    return v !== undefined;
+  }
+  /** Starts the series `id` with `labels`. */
+  addAt(id: string, labels: Labels, value: number): void {
+    this.values.set(id, { labels, value });
   }
   set(labels: Labels, value: number): void {
     this.values.set(labelText(labels), { labels, value });
@@ -34,10 +42,13 @@ class Histogram {
   private readonly series = new Map<string, { labels: Labels; counts: number[]; sum: number; count: number }>();
   constructor(readonly name: string, readonly help: string, readonly buckets: number[]) {}
   observe(labels: Labels, value: number): void {
-    const id = labelText(labels);
+    this.observeAt(labelText(labels), value, labels);
+  }
+  /** `observe` on the series known as `id` (any string unique per label set); `labels` are needed when it is new. */
+  observeAt(id: string, value: number, labels?: Labels): void {
     let s = this.series.get(id);
     if (!s) {
-      s = { labels, counts: this.buckets.map(() => 0), sum: 0, count: 0 };
+      s = { labels: labels ?? {}, counts: this.buckets.map(() => 0), sum: 0, count: 0 };
       this.series.set(id, s);
     }
     for (let i = 0; i < this.buckets.length; i++) {
@@ -76,6 +87,18 @@ export class ServerMetrics {
   private openWatchers = 0;
   /** Most bytes any watch stream has had queued for its reader since the server started. */
   watchBufferPeakBytes = 0;
+
+  /**
+   * One answered request: counted by route, method and status, timed by route
+   * (a watch stream is counted when it starts and not timed).
+   * Series are keyed by the route as given (routes are the server's own, never
+   * user input); labels are built once, when a series first appears.
+   */
+  request(route: string, method: string, status: number, seconds?: number): void {
+    const id = `${route} ${method} ${status}`;
+    if (!this.requests.incAt(id)) this.requests.addAt(id, { route, method, status: String(status) }, 1);
+    if (seconds !== undefined) this.latency.observeAt(route, seconds, { route });
+  }
 
   watchBuffered(bytes: number): void {
     if (bytes > this.watchBufferPeakBytes) this.watchBufferPeakBytes = bytes;

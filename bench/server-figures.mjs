@@ -1,0 +1,110 @@
+// The request path of `revkit serve` against a bare fastify route (issue #15, point 3):
+// 64 undici keep-alive connections, each on its own key, each PUT guarded by
+// If-Match: <the ETag its previous PUT returned>, against
+//   - `revkit serve --store memory:` (its own process, auth on, every documented check), and
+//   - a bare fastify route of the same fastify version in its own process, answering the
+//     same requests (JSON body, If-Match / If-None-Match against a Map, ETag, JSON reply)
+// in alternating rounds of one run, from this one client process. Goal: revkit ≥ 0.8× bare.
+// Every key's final value is checked against the writes acknowledged on it.
+// Usage: npm run build && node bench/server-figures.mjs [--seconds 3] [--rounds 5] [--connections 64]
+//          [--store memory:] [--cpu-prof DIR (profile both servers)] [--json out.json]
+import { writeFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { flagArgs, median } from './lib/figures.mjs';
+import { conditionalPut, runLoad, spawnServer, table } from './lib/http-client.mjs';
+
+const TOKEN = 'bench-admin-token-0123456789';
+const GOAL = 0.8;
+
+if (process.argv.includes('--bare-server')) await bareServer();
+else await main();
+
+/** The bare route: what a conditional PUT costs in fastify with nothing of revkit around it. */
+async function bareServer() {
+  const { default: Fastify } = await import('fastify');
+  const app = Fastify({ logger: false });
+  const values = new Map();
+  let revision = 0;
+  const tagOf = (e) => `"${e.revision}"`;
+  app.put('/v1/kv/*', async (req, reply) => {
+    const key = req.params['*'];
+    const current = values.get(key);
+    const ifMatch = req.headers['if-match'];
+    const ifNoneMatch = req.headers['if-none-match'];
+    if ((ifMatch !== undefined && (current === undefined || ifMatch !== tagOf(current))) || (ifNoneMatch === '*' && current !== undefined)) {
+      return reply.code(412).send({ code: 'ERR_CONFLICT' });
+    }
+    const entry = { key, value: req.body, revision: ++revision, createdRevision: current?.createdRevision ?? revision, updatedAt: Date.now() };
+    values.set(key, entry);
+    reply.header('etag', tagOf(entry));
+    return reply.code(current ? 200 : 201).send({ key, revision: entry.revision, createdRevision: entry.createdRevision, updatedAt: entry.updatedAt });
+  });
+  app.get('/v1/kv/*', async (req, reply) => {
+    const entry = values.get(req.params['*']);
+    if (!entry) return reply.code(404).send({ code: 'ERR_NOT_FOUND' });
+    reply.header('etag', tagOf(entry));
+    return entry.value;
+  });
+  const url = await app.listen({ host: '127.0.0.1', port: 0 });
+  process.stdout.write(`bare fastify listening at ${url}\n`);
+  process.on('SIGTERM', () => app.close().then(() => process.exit(0)));
+}
+
+async function main() {
+  const args = flagArgs();
+  const seconds = Number(args.seconds ?? 3);
+  const rounds = Number(args.rounds ?? 5);
+  const connections = Number(args.connections ?? 64);
+  const store = args.store ?? 'memory:';
+  const cli = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url));
+  const self = fileURLToPath(import.meta.url);
+  const profile = args['cpu-prof'] ? ['--cpu-prof', '--cpu-prof-dir', args['cpu-prof']] : [];
+
+  const revkit = await spawnServer(process.execPath, [...profile, cli, 'serve', '--store', store, '--port', '0', '--admin-token', TOKEN], /at (http:\/\/\S+)/);
+  const bare = await spawnServer(process.execPath, [...profile, self, '--bare-server'], /at (http:\/\/\S+)/);
+  if (profile.length) console.log(`CPU profiles in ${args['cpu-prof']}: revkit pid ${revkit.child.pid}, bare fastify pid ${bare.child.pid}`);
+  const targets = [
+    { name: 'bare fastify route', origin: bare.match, serverPid: bare.child.pid, load: conditionalPut({ prefix: 'bench', token: TOKEN, connections }), runs: [] },
+    { name: `revkit serve (${store})`, origin: revkit.match, serverPid: revkit.child.pid, load: conditionalPut({ prefix: 'bench', token: TOKEN, connections }), runs: [] },
+  ];
+  const ratios = [];
+  try {
+    for (const t of targets) await runLoad({ origin: t.origin, seconds: 2, ...t.load }); // warm-up
+    for (let round = 0; round < rounds; round++) {
+      // alternate the order so drift on a shared machine hits both alike
+      const order = round % 2 === 0 ? targets : [...targets].reverse();
+      for (const t of order) t.runs.push(await runLoad({ origin: t.origin, serverPid: t.serverPid, seconds, ...t.load }));
+      ratios.push(targets[1].runs[round].perSec / targets[0].runs[round].perSec);
+    }
+    for (const t of targets) t.verify = await t.load.verify(t.origin);
+  } finally {
+    await Promise.all([revkit.stop(), bare.stop()]);
+  }
+
+  const summary = targets.map((t) => ({
+    name: t.name,
+    perSec: median(t.runs.map((r) => r.perSec)),
+    p50Ms: median(t.runs.map((r) => r.p50Ms)),
+    p99Ms: median(t.runs.map((r) => r.p99Ms)),
+    serverCpuUs: median(t.runs.map((r) => r.serverCpuUs ?? Number.NaN)),
+    refused: t.runs.reduce((s, r) => s + r.refused, 0),
+    errors: t.runs.reduce((s, r) => s + Object.values(r.errors).reduce((a, b) => a + b, 0), 0),
+    statuses: t.load.statuses(),
+    verify: { keys: t.verify.keys, acked: t.verify.acked, mismatches: t.verify.mismatches.length },
+    rounds: t.runs.map((r) => Math.round(r.perSec)),
+  }));
+  const ratio = median(ratios);
+  console.log(`conditional PUT, ${connections} keep-alive connections (undici), each on its own key; ${rounds} alternating rounds of ${seconds} s; node ${process.version}`);
+  console.log(table([
+    ['target', 'PUT/s (median)', 'rounds', 'p50 ms', 'p99 ms', 'server CPU µs/PUT', 'refused', 'errors', 'lost/duplicated'],
+    ...summary.map((s) => [s.name, s.perSec.toFixed(0), s.rounds.join(' / '), s.p50Ms.toFixed(2), s.p99Ms.toFixed(2), s.serverCpuUs.toFixed(0), s.refused, s.errors, `${s.verify.mismatches} of ${s.verify.keys} keys`]),
+  ]));
+  console.log(`revkit / bare fastify: ${ratio.toFixed(2)} (rounds ${ratios.map((r) => r.toFixed(2)).join(', ')}); goal ≥ ${GOAL}: ${ratio >= GOAL ? 'met' : 'NOT met'}`);
+  console.log(`server CPU per PUT, bare / revkit: ${(summary[0].serverCpuUs / summary[1].serverCpuUs).toFixed(2)}`);
+  if (args.json) writeFileSync(args.json, `${JSON.stringify({ at: new Date().toISOString(), node: process.version, connections, seconds, rounds, store, summary, ratios, ratio, goal: GOAL }, null, 2)}\n`);
+  const bad = summary.filter((s) => s.refused > 0 || s.errors > 0 || s.verify.mismatches > 0);
+  if (bad.length > 0) {
+    console.error(`unexpected refusals, errors or lost writes: ${JSON.stringify(bad.map((s) => ({ name: s.name, statuses: s.statuses, errors: s.errors, mismatches: s.verify.mismatches })))}`);
+    process.exitCode = 1;
+  }
+}
