@@ -47,12 +47,15 @@ end
 
 // Writers also get KEYS[2] rec hash, [3] live-key sorted set, [4] expiry sorted set, [5] change-log stream.
 const WRITE_PRELUDE = `${PRELUDE}
-local function commit(key, hist, packed, rev, seq, alive, exp, depth)
+-- cur: the record replaced (nil: none); the key and expiry sets are touched only when they change.
+local function commit(key, cur, hist, packed, rev, seq, alive, exp, depth)
   redis.call('HSET', KEYS[2], key, packed)
   redis.call('LPUSH', hist, packed)
   redis.call('LTRIM', hist, 0, depth - 1)
-  if alive then redis.call('ZADD', KEYS[3], 0, key) else redis.call('ZREM', KEYS[3], key) end
-  if exp > 0 then redis.call('ZADD', KEYS[4], exp, key) else redis.call('ZREM', KEYS[4], key) end
+  local was = cur ~= nil and not cur.del
+  if alive and not was then redis.call('ZADD', KEYS[3], 0, key) end
+  if was and not alive then redis.call('ZREM', KEYS[3], key) end
+  if exp > 0 then redis.call('ZADD', KEYS[4], exp, key) elseif was and cur.exp > 0 then redis.call('ZREM', KEYS[4], key) end
   redis.call('XADD', KEYS[5], string.format('%d-%d', rev, seq), 'k', key, 'r', packed)
 end
 -- Trim whole revisions off the change log now and then, and remember the floor for watch().
@@ -87,7 +90,7 @@ if live(cur, now) then crev = cur.crev end
 local ttl = tonumber(ARGV[7])
 local exp = 0
 if ttl > 0 then exp = now + ttl end
-commit(key, KEYS[6], pack(rev, crev, now, exp, 0, ARGV[8], ARGV[6]), rev, 0, true, exp, tonumber(ARGV[9]))
+commit(key, cur, KEYS[6], pack(rev, crev, now, exp, 0, ARGV[8], ARGV[6]), rev, 0, true, exp, tonumber(ARGV[9]))
 trim(rev, tonumber(ARGV[10]))
 return {'OK', rev, crev, now, exp}
 `;
@@ -100,7 +103,7 @@ local cur = parse(redis.call('HGET', KEYS[2], key))
 if fails(cur, ARGV[4], tonumber(ARGV[5]), now) then return {'CONFLICT', cur and cur.rev or -1} end
 if not live(cur, now) then return {'NOOP'} end
 local rev = draw()
-commit(key, KEYS[6], pack(rev, 0, now, 0, 1, ARGV[6], ''), rev, 0, false, 0, tonumber(ARGV[7]))
+commit(key, cur, KEYS[6], pack(rev, 0, now, 0, 1, ARGV[6], ''), rev, 0, false, 0, tonumber(ARGV[7]))
 trim(rev, tonumber(ARGV[8]))
 return {'OK', rev}
 `;
@@ -141,10 +144,10 @@ for i = 1, n do
       local ttl = tonumber(ARGV[b + 4])
       local exp = 0
       if ttl > 0 then exp = now + ttl end
-      commit(key, KEYS[5 + i], pack(rev, crev, now, exp, 0, '', ARGV[b + 3]), rev, seq, true, exp, depth)
+      commit(key, cur, KEYS[5 + i], pack(rev, crev, now, exp, 0, '', ARGV[b + 3]), rev, seq, true, exp, depth)
       seq = seq + 1
     elseif live(cur, now) then
-      commit(key, KEYS[5 + i], pack(rev, 0, now, 0, 1, '', ''), rev, seq, false, 0, depth)
+      commit(key, cur, KEYS[5 + i], pack(rev, 0, now, 0, 1, '', ''), rev, seq, false, 0, depth)
       seq = seq + 1
     end
   end
@@ -164,7 +167,7 @@ if cur == nil or cur.del or cur.exp == 0 then
 end
 if cur.exp > now then return {'NOOP'} end
 local rev = draw()
-commit(key, KEYS[6], pack(rev, 0, now, 0, 1, '', ''), rev, 0, false, 0, tonumber(ARGV[4]))
+commit(key, cur, KEYS[6], pack(rev, 0, now, 0, 1, '', ''), rev, 0, false, 0, tonumber(ARGV[4]))
 trim(rev, tonumber(ARGV[5]))
 return {'OK', rev}
 `;
