@@ -6,6 +6,8 @@
 //   exactly-once-figures  exactly-once vs at-least-once processing, dedup state size
 //   watchers-figures      PostgreSQL puts/s with 50 idle watchers vs none
 //   idle-watch-figures    CPU of an idle SQLite watch
+//   server-figures        revkit serve on memory: vs a bare fastify route, conditional PUTs
+//   etcd-figures          revkit serve on SQLite FULL vs a private etcd (skipped without etcd)
 //   console-figures       web console: bundle size, first render of a 100,000-key store vs 10 keys
 // `npm run bench -- --core-only` runs bench/run.mjs alone.
 import { spawnSync } from 'node:child_process';
@@ -16,7 +18,7 @@ const here = dirname(fileURLToPath(import.meta.url));
 const args = process.argv.slice(2).filter((a) => a !== '--core-only');
 const scripts = [['run.mjs', args]];
 if (!process.argv.includes('--core-only')) {
-  for (const name of ['sqlite-group-figures.mjs', 'file-figures.mjs', 'exactly-once-figures.mjs', 'watchers-figures.mjs', 'idle-watch-figures.mjs', 'console-figures.mjs']) scripts.push([name, []]);
+  for (const name of ['sqlite-group-figures.mjs', 'file-figures.mjs', 'exactly-once-figures.mjs', 'watchers-figures.mjs', 'idle-watch-figures.mjs', 'console-figures.mjs', 'server-figures.mjs', 'etcd-figures.mjs']) scripts.push([name, []]);
 }
 let failed = 0;
 for (const [script, scriptArgs] of scripts) {
