@@ -52,7 +52,8 @@ const keyUrl = (key: string, history = false) => new URL(`v1/kv/${history ? '/hi
 export interface WriteOptions { ifMatch?: number; ifNoneMatch?: '*'; ttlMs?: number; writer?: string }
 
 export class Api {
-  constructor(readonly token: string | null) {}
+  /** `onUnauthorized`: a 401 after sign-in (the token was revoked, or the server restarted with other tokens). */
+  constructor(readonly token: string | null, private readonly onUnauthorized: (err: ApiError) => void = () => undefined) {}
 
   headers(extra: Record<string, string> = {}): Headers {
     const h = new Headers(extra);
@@ -67,7 +68,9 @@ export class Api {
     if (!res.ok) {
       let problem: Record<string, unknown>;
       try { problem = await res.json(); } catch { problem = { detail: `HTTP ${res.status}` }; }
-      throw new ApiError(res.status, problem);
+      const err = new ApiError(res.status, problem);
+      if (res.status === 401) this.onUnauthorized(err);
+      throw err;
     }
     return res;
   }

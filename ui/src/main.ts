@@ -31,7 +31,14 @@ function App() {
   const [info, setInfo] = useState<Info | null>(null);
   const [note, setNote] = useState<Note>(null);
   const [needsToken, setNeedsToken] = useState(false);
-  const api = useMemo(() => new Api(token), [token]);
+  // Bumped on every sign-in, so the same token typed again is tried again.
+  const [attempt, setAttempt] = useState(0);
+  const api = useMemo(() => new Api(token, (err) => {
+    if (!token) return;
+    sessionStorage.removeItem(TOKEN);
+    setNote({ kind: 'error', text: `The server refused the token: ${err.message}` });
+    setNeedsToken(true);
+  }), [token, attempt]);
   const [tab, setTab] = useState<'keys' | 'live'>('keys');
   const [folder, setFolder] = useState('');
   const [selected, setSelected] = useState<string | null>(null);
@@ -57,7 +64,7 @@ function App() {
     return () => { current = false; };
   }, [api]);
 
-  if (needsToken) return html`<${Login} onToken=${setToken} note=${note} />`;
+  if (needsToken) return html`<${Login} onToken=${(t: string) => { setToken(t); setAttempt((n) => n + 1); }} note=${note} />`;
   if (!info) return html`<main><${Notice} note=${note ?? { kind: 'info', text: 'Connecting…' }} /></main>`;
 
   const scopes = info.principal.scopes;
