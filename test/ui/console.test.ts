@@ -263,7 +263,10 @@ describe('web console (headless Chromium, revkit serve on SQLite)', { timeout: 1
   it('pages through a folder, searches by prefix, and is operable with the keyboard', async () => {
     const page = await newPage();
     await signIn(page, base, ADMIN);
-    await page.getByRole('button', { name: 'Folder many/' }).click();
+    // Enter on a folder opens it and puts the focus in its search box.
+    await page.getByRole('button', { name: 'Folder many/' }).focus();
+    await page.keyboard.press('Enter');
+    await expect.poll(() => page.evaluate(() => document.activeElement?.id), WAIT).toBe('key-search');
     const keys = () => page.locator('button.row.key').evaluateAll((bs) => bs.map((b) => b.getAttribute('data-key')));
     await expect.poll(async () => (await keys())[0], WAIT).toBe('many/item-000');
     expect(await keys()).toHaveLength(50);

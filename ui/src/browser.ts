@@ -32,6 +32,20 @@ export function KeyBrowser(p: Props) {
   const [note, setNote] = useState<Note>(null);
   const [loading, setLoading] = useState(false);
   const list = useRef<HTMLUListElement>(null);
+  const searchBox = useRef<HTMLInputElement>(null);
+  const moved = useRef(false);
+  // Entering a folder starts a new search there, with the focus in the search box.
+  const go = (prefix: string) => {
+    setSearch('');
+    setQuery('');
+    moved.current = true;
+    p.setFolder(prefix);
+  };
+  useEffect(() => {
+    if (!moved.current) return;
+    moved.current = false;
+    searchBox.current?.focus();
+  }, [p.folder]);
   const index = cursors.length - 1;
 
   useEffect(() => {
@@ -78,15 +92,15 @@ export function KeyBrowser(p: Props) {
     <nav aria-label="Folder path" class="crumbs">
       <ol>${crumbs(p.folder).map((c, i, all) => html`<li>${i === all.length - 1
         ? html`<span aria-current="location">${c.label}</span>`
-        : html`<button type="button" class="link" onClick=${() => p.setFolder(c.prefix)}>${c.label}</button>`}</li>`)}</ol>
+        : html`<button type="button" class="link" onClick=${() => go(c.prefix)}>${c.label}</button>`}</li>`)}</ol>
     </nav>
     <label class="field" for="key-search">Keys in this folder starting with</label>
-    <input id="key-search" type="search" autocomplete="off" spellcheck=${false} placeholder="prefix…" value=${search}
+    <input id="key-search" ref=${searchBox} type="search" autocomplete="off" spellcheck=${false} placeholder="prefix…" value=${search}
       onInput=${(e: Event) => setSearch((e.target as HTMLInputElement).value)} />
     <${Notice} note=${note} />
     <ul class="rows" ref=${list} onKeyDown=${onKeyDown} aria-label=${`Folders and keys in ${p.folder || 'the root'}`} aria-busy=${loading ? 'true' : 'false'} data-testid="key-list">
       ${rows.map((r) => html`<li key=${r.kind === 'key' ? `k:${r.key}` : `f:${r.prefix}`}>${r.kind === 'folder'
-        ? html`<button type="button" class="row folder" onClick=${() => p.setFolder(r.prefix)} aria-label=${`Folder ${r.label}`}><span aria-hidden="true">▸ </span>${r.label}</button>`
+        ? html`<button type="button" class="row folder" onClick=${() => go(r.prefix)} aria-label=${`Folder ${r.label}`}><span aria-hidden="true">▸ </span>${r.label}</button>`
         : html`<button type="button" class="row key" data-key=${r.key} aria-current=${p.selected === r.key ? 'true' : undefined} onClick=${() => p.onSelect(r.key)}>
             <span class="label">${r.label}</span><span class="rev" aria-label=${`revision ${r.entry.revision}`}>r${r.entry.revision}</span>${r.entry.expiresAt !== undefined ? html`<span class="ttl" title="has a TTL">⏱<span class="sr-only">expires</span></span>` : null}
           </button>`}</li>`)}

@@ -19,6 +19,8 @@ export function LiveTail(p: Props) {
   const [events, setEvents] = useState<LiveEvent[]>([]);
   const [paused, setPaused] = useState(false);
   const [held, setHeld] = useState<LiveEvent[]>([]);
+  // Counted apart from `held`, which keeps only the newest KEEP.
+  const [heldCount, setHeldCount] = useState(0);
   const [filter, setFilter] = useState('');
   const [received, setReceived] = useState(0);
   const pausedRef = useRef(false);
@@ -38,7 +40,10 @@ export function LiveTail(p: Props) {
         if (m.event !== 'put' && m.event !== 'delete') return;
         const ev = { ...JSON.parse(m.data), id: m.id ?? '' } as LiveEvent;
         setReceived((n) => n + 1);
-        if (pausedRef.current) setHeld((h) => [ev, ...h]);
+        if (pausedRef.current) {
+          setHeld((h) => [ev, ...h].slice(0, KEEP));
+          setHeldCount((n) => n + 1);
+        }
         else setEvents((es) => [ev, ...es].slice(0, KEEP));
       },
     });
@@ -49,12 +54,14 @@ export function LiveTail(p: Props) {
     e.preventDefault();
     setEvents([]);
     setHeld([]);
+    setHeldCount(0);
     setReceived(0);
     setWatching(prefix);
   };
   const resume = () => {
     setEvents((es) => [...held, ...es].slice(0, KEEP));
     setHeld([]);
+    setHeldCount(0);
     setPaused(false);
   };
   const needle = filter.trim().toLowerCase();
@@ -75,7 +82,7 @@ export function LiveTail(p: Props) {
     ${!readable ? html`<${Notice} note=${{ kind: 'info', text: 'This token cannot read that prefix.' }} />` : null}
     <div class="live-status">
       <p role="status" aria-live="polite" data-testid="live-status">${statusText(status, watching)}</p>
-      ${paused ? html`<p id="held-count" class="held" role="status" aria-live="polite" data-testid="held-count">Paused: ${held.length} new change${held.length === 1 ? '' : 's'} waiting.</p>` : null}
+      ${paused ? html`<p id="held-count" class="held" role="status" aria-live="polite" data-testid="held-count">Paused: ${heldCount} new change${heldCount === 1 ? '' : 's'} waiting.</p>` : null}
     </div>
     <label for="live-filter">Filter shown changes (key contains, or put / delete)</label>
     <input id="live-filter" type="search" value=${filter} onInput=${(e: Event) => setFilter((e.target as HTMLInputElement).value)} />
