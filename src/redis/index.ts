@@ -133,8 +133,15 @@ export class RedisStore extends BaseStore {
     try {
       const [, aof] = (await this.client.config('GET', 'appendonly')) as string[];
       const [, fsync] = (await this.client.config('GET', 'appendfsync')) as string[];
+      const [, maxmemory] = (await this.client.config('GET', 'maxmemory')) as string[];
+      const [, policy] = (await this.client.config('GET', 'maxmemory-policy')) as string[];
       durability = aof !== 'yes' ? 'memory' : fsync === 'always' ? 'fsync' : 'os-buffered';
       this.durabilityNote = `appendonly ${aof ?? '?'}, appendfsync ${fsync ?? '?'}`;
+      // An evicting server may drop a record or its history at any time: no better than memory.
+      if (maxmemory !== '0' && policy !== 'noeviction') {
+        durability = 'memory';
+        this.durabilityNote += `; maxmemory ${maxmemory} with maxmemory-policy ${policy ?? '?'} may evict this store's keys (use noeviction)`;
+      }
     } catch (err) {
       durability = 'memory';
       this.durabilityNote = `CONFIG GET was refused (${(err as Error).message}): assumed memory, as an acknowledged write may live in memory only`;

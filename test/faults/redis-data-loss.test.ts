@@ -31,7 +31,7 @@ function isDataLoss(err: unknown): boolean {
 }
 
 describe('redis: durability and data-loss detection on a private server', () => {
-  it('capabilities.durability follows appendonly / appendfsync', async () => {
+  it('capabilities.durability follows appendonly / appendfsync, and an evicting maxmemory-policy counts as memory', async () => {
     const open = async () => {
       const s = await RedisStore.fromUrl(`${server.url}?prefix=dur`);
       await s.close();
@@ -40,6 +40,12 @@ describe('redis: durability and data-loss detection on a private server', () => 
     expect(await open()).toEqual(['os-buffered', 'appendonly yes, appendfsync everysec']);
     await admin.config('SET', 'appendfsync', 'always');
     expect(await open()).toEqual(['fsync', 'appendonly yes, appendfsync always']);
+    await admin.config('SET', 'maxmemory', '1gb');
+    await admin.config('SET', 'maxmemory-policy', 'allkeys-lru');
+    expect(await open()).toEqual(['memory', expect.stringMatching(/maxmemory-policy allkeys-lru may evict/)]);
+    await admin.config('SET', 'maxmemory-policy', 'noeviction');
+    expect((await open())[0]).toBe('fsync');
+    await admin.config('SET', 'maxmemory', '0');
     await admin.config('SET', 'appendonly', 'no');
     expect((await open())[0]).toBe('memory');
     await admin.config('SET', 'appendonly', 'yes');
