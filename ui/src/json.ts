@@ -16,6 +16,7 @@ export function parseJson(text: string): Parsed {
     const before = text.slice(0, Number(pos[1]));
     const line = before.split('\n').length;
     const column = before.length - before.lastIndexOf('\n');
-    return { ok: false, message: message.replace(/\s*\(line \d+ column \d+\)/, ''), line, column };
+    // The place is given as line and column instead.
+    return { ok: false, message: message.replace(/\s*\(line \d+ column \d+\)/, '').replace(/\s*(in JSON )?at position \d+/, ''), line, column };
   }
 }

@@ -72,6 +72,8 @@ function App() {
   const canWriteAnything = scopes.some((s) => s.access !== 'read');
   const signOut = () => { sessionStorage.removeItem(TOKEN); setToken(null); setNeedsToken(true); setNote(null); };
   const tabs = [['keys', 'Keys'], ['live', 'Live tail']] as const;
+  // A key opened from the new-key form: show it in its folder.
+  const openInFolder = (k: string) => { setCreating(false); setFolder(k.slice(0, k.lastIndexOf('/') + 1)); setSelected(k); };
 
   return html`<div class="shell">
     <header class="top">
@@ -88,7 +90,7 @@ function App() {
         canCreate=${canWriteAnything} onCreate=${() => { setCreating(true); setSelected(null); }} onSelect=${(k: string) => { setCreating(false); setSelected(k); }} />
       <div class="detail">
         ${creating ? html`<${CreateKey} api=${api} scopes=${scopes} folder=${folder} writer=${writer}
-            onCreated=${(k: string) => { setCreating(false); setSelected(k); setReload((n) => n + 1); }} onCancel=${() => setCreating(false)} onOpen=${(k: string) => { setCreating(false); setSelected(k); }} />`
+            onCreated=${(k: string) => { openInFolder(k); setReload((n) => n + 1); }} onCancel=${() => setCreating(false)} onOpen=${openInFolder} />`
           : selected ? html`<${KeyView} key=${selected} api=${api} keyName=${selected} canWrite=${allows(scopes, 'write', selected)} writer=${writer} onChanged=${() => setReload((n) => n + 1)} />`
             : html`<p class="muted placeholder">Pick a key to see its value, revisions and history.</p>`}
       </div>
