@@ -51,7 +51,7 @@ import { WatchHub, type Mark, type WatchQueryParams, type WatchSource, type Watc
 import { dropStore, migrate, names, type Names } from './schema.js';
 import { GroupSender, type Write, type WriteRow } from './batch.js';
 import {
-  atomicLockSql, atomicPlaceholderSql, atomicWriteSql, batchWriteSql, deleteSql, expireSql, getManySql, getSql, historySql, likePrefix, listSql,
+  atomicLockSql, atomicPlaceholderSql, atomicWriteSql, batchWriteSql, deleteSql, expireSql, getManySql, getSql, historySql, likePrefix, listSql, putRevisionSql,
   markSql, purgeSql, pruneSql, putSql, startRowsSql, startSql, watchSql, type CondKind,
 } from './sql.js';
 
@@ -410,10 +410,16 @@ export class PostgresStore extends BaseStore implements WatchSource {
     const tail = w.kind === 'rev' || w.kind === 'value' ? [w.arg] : [];
     const what = w.del ? 'delete' : 'put';
     const name = `${w.del ? 'del' : 'put'}_${w.kind}${this.json ? 'j' : 'b'}`;
-    const r = w.del
-      ? await this.withClient(what, true, (c) => this.q(c, name, () => deleteSql(this.names, w.kind, this.json), [w.key, w.writer, ...tail]))
-      : await this.withClient(what, true, (c) => this.q(c, name, () => putSql(this.names, w.kind, this.json), [w.key, w.value, w.ttlMs, w.writer, ...tail]));
-    return r.rows[0] as WriteRow;
+    if (w.del) {
+      return (await this.withClient(what, true, (c) => this.q(c, name, () => deleteSql(this.names, w.kind, this.json), [w.key, w.writer, ...tail]))).rows[0] as WriteRow;
+    }
+    const params = [w.key, w.value, w.ttlMs, w.writer, ...tail];
+    if (w.kind === 'rev') {
+      const lean = (await this.withClient(what, true, (c) => this.q(c, 'put_lean', () => putRevisionSql(this.names), params))).rows[0] as WriteRow;
+      // Not written although the snapshot held the expected revision: a concurrent writer came first; see putRevisionSql.
+      if (lean.revision !== null || !lean.found || num(lean.actual) !== w.arg) return lean;
+    }
+    return (await this.withClient(what, true, (c) => this.q(c, name, () => putSql(this.names, w.kind, this.json), params))).rows[0] as WriteRow;
   }
 
   /** Writes of distinct keys in one statement (group commit); a row per write. */
