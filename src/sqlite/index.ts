@@ -140,16 +140,17 @@ export class SqliteStore extends BaseStore {
         this.txHead = undefined;
         body();
       }),
-      // Called inside the open transaction, better-sqlite3 runs it in a SAVEPOINT.
-      savepoint: (run) => {
+      runWrite: (run, guarded) => {
         const head = this.txHead;
         try {
-          return this.inTransaction(run);
+          // Called inside the open transaction, better-sqlite3's wrapper runs `run` in a SAVEPOINT.
+          return guarded ? this.inTransaction(run) : run();
         } catch (err) {
           this.txHead = head; // its rows are rolled back: so is the revision it drew
           throw err;
         }
       },
+      isStoreError: (err) => isSqliteError(err),
       inTransaction: () => this.db.inTransaction,
       isBusy,
       translate: (err) => this.translate(err),
@@ -407,6 +408,9 @@ export class SqliteStore extends BaseStore {
    * Runs `fn` inside BEGIN IMMEDIATE, together with the other writes of this
    * turn (group commit, ./group-commit.ts). Waiting for another process's
    * lock happens there, in async sleeps between short busy slices.
+   * `fn` checks first and writes after: once it has written a row it throws
+   * nothing but SQLite's own errors (group commit relies on that to skip a
+   * savepoint per write).
    */
   private write<R>(fn: () => R, changed: (result: R) => boolean = always): Promise<R> {
     this.assertOpen();
@@ -442,7 +446,7 @@ export class SqliteStore extends BaseStore {
   }
 
   private translate(err: unknown): unknown {
-    if (err instanceof Error && 'code' in err && typeof err.code === 'string' && err.code.startsWith('SQLITE_')) {
+    if (isSqliteError(err)) {
       return new BackendError(`SQLite: ${err.message}`, { transient: isBusy(err), cause: err });
     }
     return err;
@@ -523,6 +527,10 @@ const always = () => true;
 
 function isDeadRecord(record: StoredRecord, now = Date.now()): boolean {
   return 'deleted' in record || (record.expiresAt !== undefined && record.expiresAt <= now);
+}
+
+function isSqliteError(err: unknown): err is Error & { code: string } {
+  return err instanceof Error && 'code' in err && typeof err.code === 'string' && err.code.startsWith('SQLITE_');
 }
 
 function isBusy(err: unknown): boolean {
