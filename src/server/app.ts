@@ -182,9 +182,9 @@ export async function createServer(options: CreateServerOptions): Promise<Revkit
   };
   app.addHook('onRoute', (r) => {
     for (const m of [r.method].flat()) routes.push(`${m} ${r.url}`);
-    const route = r.url;
+    const count = metrics.forRoute(r.url);
     const onResponse = (req: FastifyRequest, reply: FastifyReply, done: () => void): void => {
-      metrics.request(route, req.method, reply.statusCode, reply.elapsedTime / 1000);
+      count(req.method, reply.statusCode, reply.elapsedTime / 1000);
       done();
     };
     // New arrays: the HEAD route fastify derives from a GET route gets hooks of its own.
@@ -193,9 +193,10 @@ export async function createServer(options: CreateServerOptions): Promise<Revkit
   });
   // Requests no route matched (the not-found handler) pass the same checks.
   const admitUnmatched = admitHook(false);
+  const countUnmatched = metrics.forRoute('unmatched');
   app.addHook('onRequest', (req, reply, done) => (req.is404 ? admitUnmatched(req, reply, done) : done()));
   app.addHook('onResponse', (req, reply, done) => {
-    if (req.is404) metrics.request('unmatched', req.method, reply.statusCode, reply.elapsedTime / 1000);
+    if (req.is404) countUnmatched(req.method, reply.statusCode, reply.elapsedTime / 1000);
     done();
   });
 
@@ -383,6 +384,7 @@ export async function createServer(options: CreateServerOptions): Promise<Revkit
   });
 
   // ---- watch as Server-Sent Events
+  const countWatch = metrics.forRoute('/v1/watch'); // counted as it starts: a stream its reader closes never finishes
   app.get('/v1/watch', { exposeHeadRoute: false }, async (req, reply) => {
     const q = req.query as Record<string, unknown>;
     const key = queryString(q, 'key');
@@ -427,7 +429,7 @@ export async function createServer(options: CreateServerOptions): Promise<Revkit
       'x-accel-buffering': 'no',
       connection: 'close',
     });
-    metrics.request('/v1/watch', 'GET', 200);
+    countWatch('GET', 200);
     metrics.watchOpened();
     watches.add(controller);
     res.on('close', () => controller.abort());
@@ -609,6 +611,7 @@ function keyOf(req: FastifyRequest): { key: string; history: boolean } {
   }
   let key: string;
   if (encoded === '' && queryKey !== undefined) key = queryKey;
+  else if (!encoded.includes('%')) key = encoded; // nothing to decode
   else {
     try {
       key = decodeURIComponent(encoded);

@@ -119,7 +119,8 @@ export class Authenticator {
 
 /** True when one scope of `principal` grants `need` on every key starting with `keyOrPrefix`. */
 export function allows(principal: Principal, need: Access, keyOrPrefix: string): boolean {
-  return principal.scopes.some((s) => RANK[s.access] >= RANK[need] && keyOrPrefix.startsWith(s.prefix));
+  for (const s of principal.scopes) if (RANK[s.access] >= RANK[need] && keyOrPrefix.startsWith(s.prefix)) return true;
+  return false;
 }
 
 export function hasAnyAdmin(principal: Principal): boolean {

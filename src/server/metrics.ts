@@ -14,18 +14,14 @@ class Counter {
   private readonly values = new Map<string, { labels: Labels; value: number }>();
   constructor(readonly name: string, readonly help: string, readonly type: 'counter' | 'gauge' = 'counter') {}
   inc(labels: Labels = {}, by = 1): void {
+    this.cell(labels).value += by;
+  }
+  /** The series of `labels` (created at 0), for a caller that counts on it often: `cell.value += n`. */
+  cell(labels: Labels): { labels: Labels; value: number } {
     const id = labelText(labels);
-    if (!this.incAt(id, by)) this.values.set(id, { labels, value: by });
-  }
-  /** Adds to the series known as `id` (any string unique per label set); false, counting nothing, when there is none yet. */
-  incAt(id: string, by = 1): boolean {
-    const v = this.values.get(id);
-    if (v) v.value += by;
-    return v !== undefined;
-  }
-  /** Starts the series `id` with `labels`. */
-  addAt(id: string, labels: Labels, value: number): void {
-    this.values.set(id, { labels, value });
+    let v = this.values.get(id);
+    if (!v) this.values.set(id, (v = { labels, value: 0 }));
+    return v;
   }
   set(labels: Labels, value: number): void {
     this.values.set(labelText(labels), { labels, value });
@@ -38,19 +34,27 @@ class Counter {
   }
 }
 
+interface Series {
+  labels: Labels;
+  counts: number[];
+  sum: number;
+  count: number;
+}
+
 class Histogram {
-  private readonly series = new Map<string, { labels: Labels; counts: number[]; sum: number; count: number }>();
+  private readonly series = new Map<string, Series>();
   constructor(readonly name: string, readonly help: string, readonly buckets: number[]) {}
   observe(labels: Labels, value: number): void {
-    this.observeAt(labelText(labels), value, labels);
+    this.observeIn(this.seriesOf(labels), value);
   }
-  /** `observe` on the series known as `id` (any string unique per label set); `labels` are needed when it is new. */
-  observeAt(id: string, value: number, labels?: Labels): void {
+  /** The series of `labels` (created empty), for a caller that observes on it often with observeIn(). */
+  seriesOf(labels: Labels): Series {
+    const id = labelText(labels);
     let s = this.series.get(id);
-    if (!s) {
-      s = { labels: labels ?? {}, counts: this.buckets.map(() => 0), sum: 0, count: 0 };
-      this.series.set(id, s);
-    }
+    if (!s) this.series.set(id, (s = { labels, counts: this.buckets.map(() => 0), sum: 0, count: 0 }));
+    return s;
+  }
+  observeIn(s: Series, value: number): void {
     for (let i = 0; i < this.buckets.length; i++) {
       if (value <= (this.buckets[i] as number)) {
         s.counts[i] = (s.counts[i] as number) + 1;
@@ -89,15 +93,22 @@ export class ServerMetrics {
   watchBufferPeakBytes = 0;
 
   /**
-   * One answered request: counted by route, method and status, timed by route
-   * (a watch stream is counted when it starts and not timed).
-   * Series are keyed by the route as given (routes are the server's own, never
-   * user input); labels are built once, when a series first appears.
+   * What counts one answered request on `route` (a route of the server, never user
+   * input), by method and status, and times it (a watch stream is counted when it
+   * starts and not timed). The series it touches are looked up once and kept here,
+   * so a request costs two map lookups and no label text.
    */
-  request(route: string, method: string, status: number, seconds?: number): void {
-    const id = `${route} ${method} ${status}`;
-    if (!this.requests.incAt(id)) this.requests.addAt(id, { route, method, status: String(status) }, 1);
-    if (seconds !== undefined) this.latency.observeAt(route, seconds, { route });
+  forRoute(route: string): (method: string, status: number, seconds?: number) => void {
+    const cells = new Map<string, Map<number, { value: number }>>();
+    let timing: Series | undefined;
+    return (method, status, seconds) => {
+      let byStatus = cells.get(method);
+      if (!byStatus) cells.set(method, (byStatus = new Map()));
+      let cell = byStatus.get(status);
+      if (!cell) byStatus.set(status, (cell = this.requests.cell({ route, method, status: String(status) })));
+      cell.value++;
+      if (seconds !== undefined) this.latency.observeIn((timing ??= this.latency.seriesOf({ route })), seconds);
+    };
   }
 
   watchBuffered(bytes: number): void {
