@@ -11,6 +11,7 @@
 //   console-figures       web console: bundle size, first render of a 100,000-key store vs 10 keys
 // `npm run bench -- --core-only` runs bench/run.mjs alone.
 import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -21,12 +22,27 @@ if (!process.argv.includes('--core-only')) {
   for (const name of ['sqlite-group-figures.mjs', 'file-figures.mjs', 'exactly-once-figures.mjs', 'watchers-figures.mjs', 'idle-watch-figures.mjs', 'console-figures.mjs', 'server-figures.mjs', 'etcd-figures.mjs']) scripts.push([name, []]);
 }
 let failed = 0;
+const outputs = [];
 for (const [script, scriptArgs] of scripts) {
   console.log(`\n== bench: ${script}`);
-  const run = spawnSync(process.execPath, [join(here, script), ...scriptArgs], { stdio: 'inherit' });
+  const run = spawnSync(process.execPath, [join(here, script), ...scriptArgs], { stdio: ['ignore', 'pipe', 'inherit'], encoding: 'utf8', maxBuffer: 64 << 20 });
+  process.stdout.write(run.stdout ?? '');
   if (run.status !== 0) {
     failed++;
     console.error(`bench: ${script} exited with ${run.status ?? run.signal}`);
   }
+  if (script !== 'run.mjs') outputs.push({ script, status: run.status, text: (run.stdout ?? '').trimEnd() });
+}
+
+// A full run (not --quick, not a subset) also puts every feature script's figures in BENCHMARKS.md, below the core tables.
+const partial = args.some((a) => /^--(quick|only|workloads)\b/.test(a));
+const report = join(here, '..', 'BENCHMARKS.md');
+if (!partial && outputs.length > 0 && existsSync(report)) {
+  const MARK = '<!-- feature figures: written by bench/all.mjs -->';
+  const core = readFileSync(report, 'utf8').split(MARK)[0].trimEnd();
+  const sections = outputs.map(({ script, status, text }) =>
+    `### ${script}${status === 0 ? '' : ` (exited ${status})`}\n\nReproduce: \`npm run build && node bench/${script}\`\n\n\`\`\`text\n${text}\n\`\`\``);
+  writeFileSync(report, `${core}\n\n${MARK}\n## Feature figures (same run, ${new Date().toISOString()})\n\nEach script compares its cells side by side within itself; its output as printed.\n\n${sections.join('\n\n')}\n`);
+  console.log('\nbench: wrote the feature figures into BENCHMARKS.md');
 }
 process.exit(failed === 0 ? 0 : 1);
