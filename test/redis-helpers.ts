@@ -1,6 +1,6 @@
 import { afterAll } from 'vitest';
 import { Redis } from 'ioredis';
-import { RedisStore, type RedisStoreOptions } from '../src/redis/index.js';
+import { RedisStore, dropRedisStore, type RedisStoreOptions } from '../src/redis/index.js';
 
 // The machine's shared redis-server; every store gets its own prefix (files run in parallel) and is removed afterwards.
 export const REDIS_URL = process.env.REVKIT_REDIS_URL ?? 'redis://127.0.0.1:6379/0';
@@ -35,10 +35,7 @@ export function dropStoresAfterAll(): void {
   afterAll(async () => {
     const client = new Redis(REDIS_URL);
     try {
-      for (const prefix of made) {
-        const keys = await storeKeys(client, prefix);
-        if (keys.length > 0) await client.unlink(...keys);
-      }
+      for (const prefix of made) await dropRedisStore(client, { prefix });
       made.clear();
     } finally {
       client.disconnect();

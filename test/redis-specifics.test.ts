@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
-import { ConflictError, HistoryGoneError, InvalidArgumentError, isTombstone, type WatchEvent } from '../src/core/index.js';
+import { BackendError, ConflictError, HistoryGoneError, InvalidArgumentError, isTombstone, type WatchEvent } from '../src/core/index.js';
 import { open } from '../src/open.js';
-import { RedisStore } from '../src/redis/index.js';
+import { RedisStore, dropRedisStore } from '../src/redis/index.js';
 import { CanaryStore, raceChecks, runMultiProcessCounters } from '../src/testing/index.js';
 import { REDIS_URL, dropStoresAfterAll, freshPrefix, freshStore, storeKeys } from './redis-helpers.js';
 
@@ -44,6 +44,23 @@ describe('redis specifics', () => {
     await onClient.close();
     expect(await client.ping()).toBe('PONG');
     client.disconnect();
+  });
+
+  it('dropRedisStore deletes every key of a store, and a store open on it then fails as having lost its data', async () => {
+    const prefix = freshPrefix('drop');
+    const store = await RedisStore.fromUrl(`${REDIS_URL}?prefix=${prefix}`);
+    const admin = new Redis(REDIS_URL);
+    try {
+      await store.put('a', 1);
+      await store.atomic().set('b', 2).delete('a').commit();
+      expect(await dropRedisStore(admin, { prefix })).toBeGreaterThanOrEqual(5);
+      expect(await storeKeys(admin, prefix)).toEqual([]);
+      const err = await store.get('b').catch((e) => e);
+      expect(BackendError.is(err) && !err.transient && /lost data/.test(err.message)).toBe(true);
+    } finally {
+      await store.close();
+      admin.disconnect();
+    }
   });
 
   it('TTL without ABA: an expired key reads as absent at its revision, the sweeper writes a tombstone with a new revision; Redis expiry is never used', async () => {

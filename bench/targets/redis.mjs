@@ -69,14 +69,15 @@ return 1`;
 /**
  * The raw ioredis Lua CAS loop with one writer: HMGET value, rev; then the
  * CAS script (defineCommand: EVALSHA, the source on NOSCRIPT); retry when it
- * answers 0. Same value encoding as revkit (JSON), its own key (`raw:{prefix}:<key>`),
+ * answers 0. Same value encoding as revkit (JSON), its own key (`rk:{prefix}:raw:<key>`),
  * one connection like revkit's.
+ * The key sits among the store's own keys, so that dropRedisStore removes it too.
  */
 export async function rawLoop({ url, key, ops }) {
   const Redis = await driver();
   const client = new Redis(connectionOf(url));
   client.defineCommand('cas', { numberOfKeys: 1, lua: CAS });
-  const k = `raw:{${prefixOf(url)}}:${key}`;
+  const k = `rk:{${prefixOf(url)}}:raw:${key}`;
   try {
     for (let i = 0; i < ops; i++) {
       for (;;) {
@@ -93,18 +94,10 @@ export async function rawLoop({ url, key, ops }) {
 export async function cleanup() {
   if (made.size === 0) return;
   const Redis = await driver();
+  const { dropRedisStore } = await import('../../dist/redis/index.js');
   const client = new Redis(BASE);
   try {
-    for (const prefix of made) {
-      for (const pattern of [`rk:{${prefix}}:*`, `raw:{${prefix}}:*`]) {
-        let cursor = '0';
-        do {
-          const [next, keys] = await client.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
-          if (keys.length > 0) await client.unlink(...keys);
-          cursor = next;
-        } while (cursor !== '0');
-      }
-    }
+    for (const prefix of made) await dropRedisStore(client, { prefix });
     made.clear();
   } finally {
     client.disconnect();

@@ -422,6 +422,22 @@ function positive(v: unknown, fallback: number, name: string): number {
   return v;
 }
 
+/**
+ * Deletes every key of the store `prefix` (`rk:{prefix}:*`): its data, history,
+ * change log and incarnation marker. Stores open on it then fail as having
+ * lost their data. Returns how many Redis keys were deleted.
+ */
+export async function dropRedisStore(client: Redis, options: { prefix: string }): Promise<number> {
+  let deleted = 0;
+  let cursor = '0';
+  do {
+    const [next, keys] = await client.scan(cursor, 'MATCH', `rk:{${options.prefix}}:*`, 'COUNT', 1000);
+    if (keys.length > 0) deleted += await client.unlink(...keys);
+    cursor = next;
+  } while (cursor !== '0');
+  return deleted;
+}
+
 export async function redisStore(client: Redis, options?: RedisStoreOptions): Promise<RedisStore> {
   return RedisStore.fromClient(client, options);
 }
