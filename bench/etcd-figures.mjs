@@ -138,6 +138,7 @@ const summary = targets.map((t) => ({
   p50Ms: median(t.runs.map((r) => r.p50Ms)),
   p99Ms: median(t.runs.map((r) => r.p99Ms)),
   serverCpuUs: median(t.runs.map((r) => r.serverCpuUs ?? Number.NaN)),
+  clientCoreShare: median(t.runs.map((r) => r.clientCoreShare)),
   rounds: t.runs.map((r) => Math.round(r.perSec)),
   refused: t.runs.reduce((s, r) => s + r.refused, 0),
   errors: t.runs.reduce((s, r) => s + Object.values(r.errors).reduce((a, b) => a + b, 0), 0),
@@ -149,8 +150,8 @@ const ratio = median(ratios);
 const p99Met = revkit.p99Ms <= etcd.p99Ms;
 console.log(`conditional writes, ${CONNECTIONS} keep-alive connections (undici), each on its own key, each guarded by the revision its previous write returned; ${ROUNDS} alternating rounds of ${SECONDS} s; node ${process.version}`);
 console.log(table([
-  ['target', 'writes/s (median)', 'rounds', 'p50 ms', 'p99 ms', 'server CPU µs/write', 'refused', 'errors', 'lost/duplicated'],
-  ...summary.map((s) => [s.name, s.writesPerSec.toFixed(0), s.rounds.join(' / '), s.p50Ms.toFixed(2), s.p99Ms.toFixed(2), s.serverCpuUs.toFixed(0), s.refused, s.errors, `${s.verify.mismatches} of ${s.verify.keys} keys`]),
+  ['target', 'writes/s (median)', 'rounds', 'p50 ms', 'p99 ms', 'server CPU µs/write', 'client core', 'refused', 'errors', 'lost/duplicated'],
+  ...summary.map((s) => [s.name, s.writesPerSec.toFixed(0), s.rounds.join(' / '), s.p50Ms.toFixed(2), s.p99Ms.toFixed(2), s.serverCpuUs.toFixed(0), s.clientCoreShare.toFixed(2), s.refused, s.errors, `${s.verify.mismatches} of ${s.verify.keys} keys`]),
 ]));
 console.log(`revkit / etcd writes/s: ${ratio.toFixed(2)} (rounds ${ratios.map((r) => r.toFixed(2)).join(', ')}); goal ≥ ${GOAL}: ${ratio >= GOAL ? 'met' : 'NOT met'}`);
 console.log(`p99: revkit ${revkit.p99Ms.toFixed(2)} ms, etcd ${etcd.p99Ms.toFixed(2)} ms; goal revkit ≤ etcd: ${p99Met ? 'met' : 'NOT met'}`);

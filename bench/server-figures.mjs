@@ -87,6 +87,7 @@ async function main() {
     p50Ms: median(t.runs.map((r) => r.p50Ms)),
     p99Ms: median(t.runs.map((r) => r.p99Ms)),
     serverCpuUs: median(t.runs.map((r) => r.serverCpuUs ?? Number.NaN)),
+    clientCoreShare: median(t.runs.map((r) => r.clientCoreShare)),
     refused: t.runs.reduce((s, r) => s + r.refused, 0),
     errors: t.runs.reduce((s, r) => s + Object.values(r.errors).reduce((a, b) => a + b, 0), 0),
     statuses: t.load.statuses(),
@@ -96,8 +97,8 @@ async function main() {
   const ratio = median(ratios);
   console.log(`conditional PUT, ${connections} keep-alive connections (undici), each on its own key; ${rounds} alternating rounds of ${seconds} s; node ${process.version}`);
   console.log(table([
-    ['target', 'PUT/s (median)', 'rounds', 'p50 ms', 'p99 ms', 'server CPU µs/PUT', 'refused', 'errors', 'lost/duplicated'],
-    ...summary.map((s) => [s.name, s.perSec.toFixed(0), s.rounds.join(' / '), s.p50Ms.toFixed(2), s.p99Ms.toFixed(2), s.serverCpuUs.toFixed(0), s.refused, s.errors, `${s.verify.mismatches} of ${s.verify.keys} keys`]),
+    ['target', 'PUT/s (median)', 'rounds', 'p50 ms', 'p99 ms', 'server CPU µs/PUT', 'client core', 'refused', 'errors', 'lost/duplicated'],
+    ...summary.map((s) => [s.name, s.perSec.toFixed(0), s.rounds.join(' / '), s.p50Ms.toFixed(2), s.p99Ms.toFixed(2), s.serverCpuUs.toFixed(0), s.clientCoreShare.toFixed(2), s.refused, s.errors, `${s.verify.mismatches} of ${s.verify.keys} keys`]),
   ]));
   console.log(`revkit / bare fastify: ${ratio.toFixed(2)} (rounds ${ratios.map((r) => r.toFixed(2)).join(', ')}); goal ≥ ${GOAL}: ${ratio >= GOAL ? 'met' : 'NOT met'}`);
   console.log(`server CPU per PUT, bare / revkit: ${(summary[0].serverCpuUs / summary[1].serverCpuUs).toFixed(2)}`);

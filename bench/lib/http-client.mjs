@@ -25,6 +25,7 @@ export async function runLoad({ origin, contexts, seconds, request, response, se
   let refused = 0;
   const errors = {};
   const cpuBefore = serverPid !== undefined ? cpuSeconds(serverPid) : undefined;
+  const clientBefore = process.cpuUsage();
   const deadline = performance.now() + seconds * 1000;
   const started = performance.now();
   await Promise.all(contexts.map(async (ctx, i) => {
@@ -46,6 +47,7 @@ export async function runLoad({ origin, contexts, seconds, request, response, se
   }));
   const elapsedMs = performance.now() - started;
   const cpuAfter = serverPid !== undefined ? cpuSeconds(serverPid) : undefined;
+  const client = process.cpuUsage(clientBefore);
   await Promise.all(clients.map((c) => c.close()));
   const sorted = Float64Array.from(latencies).sort();
   return {
@@ -55,6 +57,8 @@ export async function runLoad({ origin, contexts, seconds, request, response, se
     p99Ms: percentile(sorted, 99),
     // server CPU per acknowledged request: less sensitive than the rate to what else the machine runs
     serverCpuUs: cpuBefore !== undefined && cpuAfter !== undefined && acked > 0 ? ((cpuAfter - cpuBefore) * 1e6) / acked : undefined,
+    // share of one core this client process used: near 1, the client, not the server, sets the pace
+    clientCoreShare: (client.user + client.system) / 1000 / elapsedMs,
   };
 }
 
