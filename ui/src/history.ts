@@ -17,6 +17,8 @@ interface Props {
   onStale(): void;
 }
 
+const change = (r: HistoryRecord) => (isTombstone(r) ? 'deleted' : r.createdRevision === r.revision ? 'created' : 'updated');
+
 const text = (r: HistoryRecord | undefined) => (r === undefined ? '' : isTombstone(r) ? '(deleted)' : pretty(r.value));
 
 /** Revisions newest first, tombstones included; a diff between any two; revert as a guarded write. */
@@ -68,7 +70,7 @@ export function History(p: Props) {
       <thead><tr><th scope="col">Revision</th><th scope="col">Change</th><th scope="col">Writer</th><th scope="col">Time</th><th scope="col">Compare</th>${p.canWrite ? html`<th scope="col"><span class="sr-only">Revert</span></th>` : null}</tr></thead>
       <tbody>${records.map((r) => html`<tr key=${r.revision} class=${isTombstone(r) ? 'tombstone' : ''} data-revision=${r.revision}>
         <th scope="row">${r.revision}</th>
-        <td>${isTombstone(r) ? 'deleted' : r === records[records.length - 1] || (records[records.indexOf(r) + 1] && isTombstone(records[records.indexOf(r) + 1] as HistoryRecord)) ? 'created' : 'updated'}</td>
+        <td>${change(r)}</td>
         <td>${r.writer ?? '—'}</td>
         <td>${time(r.updatedAt)}</td>
         <td class="pick">
