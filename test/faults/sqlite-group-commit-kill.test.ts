@@ -131,7 +131,7 @@ describe('sqlite group commit: SIGKILL mid-batch', () => {
       expect(report).toMatchObject({ lostAcked: 0, unattempted: 0, lostUpdates: 0, overcounted: 0, revisionReused: 0 });
     }
     const report = await check(path, log);
-    expect(report.acked).toBeGreaterThan(12 * 20);
+    expect(report.acked).toBeGreaterThanOrEqual(12 * 20);
     expect(report).toMatchObject({ lostAcked: 0, unattempted: 0, lostUpdates: 0, overcounted: 0, revisionReused: 0 });
     // The writes were grouped: far fewer commits than writes (a fresh run, counted in-process).
     const store = new SqliteStore(join(dir, 'count.db'));
