@@ -156,6 +156,18 @@ describe('web console (headless Chromium, revkit serve on SQLite)', { timeout: 1
     await page.getByText('Your edit was discarded').waitFor();
     expect(await valueOf('app/flags')).toEqual({ beta: true, limit: 30, owner: 'ops' });
     expect(JSON.parse(await editor(page).inputValue())).toEqual({ beta: true, limit: 30, owner: 'ops' });
+
+    // Deleted meanwhile: the diff is against nothing, and the user's whole value can be written back (If-Match: the deletion).
+    const last = await revisionOf('app/flags');
+    await expect.poll(() => page.getByTestId('revision').textContent(), WAIT).toBe(String(last));
+    await editor(page).fill('{"beta": true, "limit": 1}');
+    await api('DELETE', 'app/flags');
+    await page.getByRole('button', { name: `Save (If-Match "${last}")` }).click();
+    await conflict.waitFor();
+    expect(await conflict.locator('pre').innerText()).toMatch(/removed:\s*−\s*\(deleted\)/);
+    await page.getByRole('button', { name: /^Write my value again \(deleted at revision \d+\)$/ }).click();
+    await page.getByText(/saved as revision \d+\.$/).waitFor();
+    expect(await valueOf('app/flags')).toEqual({ beta: true, limit: 1 });
   });
 
   it('history: newest first with tombstones, a diff between two revisions, revert as a guarded write; delete is guarded', async () => {

@@ -95,8 +95,9 @@ export function KeyView(p: Props) {
 
   const reapplyOnTop = () => {
     if (!conflict || conflict.currentRevision === null) return;
-    const merged = reapply(conflict.base, conflict.mine, conflict.current?.value);
-    void write(merged, conflict.currentRevision, conflict.current?.value, 'Re-applied your edit on top; saved as');
+    // Over a deletion there is nothing to merge into: the user's whole value is written back.
+    const merged = conflict.current ? reapply(conflict.base, conflict.mine, conflict.current.value) : conflict.mine;
+    void write(merged, conflict.currentRevision, conflict.current?.value, conflict.current ? 'Re-applied your edit on top; saved as' : 'Wrote your value again; saved as');
   };
 
   const discard = () => {
@@ -158,7 +159,7 @@ export function KeyView(p: Props) {
         <${Diff} a=${conflict.current ? pretty(conflict.current.value) : '(deleted)'} b=${pretty(conflict.mine)}
           labels=${[`current (revision ${conflict.currentRevision ?? '—'}${conflict.current?.writer ? `, by ${conflict.current.writer}` : ''})`, 'your edit']} />
         <div class="actions">
-          <button type="button" class="primary" onClick=${reapplyOnTop} disabled=${busy || conflict.currentRevision === null}>Re-apply my edit on top of revision ${conflict.currentRevision ?? '—'}</button>
+          <button type="button" class="primary" onClick=${reapplyOnTop} disabled=${busy || conflict.currentRevision === null}>${conflict.current ? `Re-apply my edit on top of revision ${conflict.currentRevision}` : `Write my value again (deleted at revision ${conflict.currentRevision ?? '—'})`}</button>
           <button type="button" onClick=${discard} disabled=${busy}>Discard my edit</button>
         </div>
         <p class="hint">Re-applying takes what you changed (as a JSON Merge Patch from the value you started from) and applies it to the current value, again guarded by If-Match.</p>
