@@ -79,6 +79,8 @@ describe('diff, re-apply and JSON check', () => {
     const current = { a: 1, b: { c: 5, d: 1 }, gone: true, added: 'x' };
     expect(reapply(base, mine, current)).toEqual({ a: 2, b: { c: 5, d: 1 }, added: 'x' });
     expect(reapply([1], [2], [3])).toEqual([2]);
+    expect(reapply({ a: 1 }, { a: null }, { a: 1, b: 2 })).toEqual({ a: null, b: 2 });
+    expect(reapply({ a: 1 }, { a: 1 }, { a: 3 })).toEqual({ a: 3 });
     const proto = reapply({}, JSON.parse('{"__proto__": {"x": 1}}'), {}) as Record<string, unknown>;
     expect(Object.getPrototypeOf(proto)).toBe(Object.prototype);
     expect(Object.hasOwn(proto, '__proto__')).toBe(true);

@@ -162,7 +162,7 @@ export function KeyView(p: Props) {
           <button type="button" class="primary" onClick=${reapplyOnTop} disabled=${busy || conflict.currentRevision === null}>${conflict.current ? `Re-apply my edit on top of revision ${conflict.currentRevision}` : `Write my value again (deleted at revision ${conflict.currentRevision ?? '—'})`}</button>
           <button type="button" onClick=${discard} disabled=${busy}>Discard my edit</button>
         </div>
-        <p class="hint">Re-applying takes what you changed (as a JSON Merge Patch from the value you started from) and applies it to the current value, again guarded by If-Match.</p>
+        <p class="hint">Re-applying takes the members you changed, added or removed (against the value you started from) onto the current value, and saves that with If-Match again.</p>
       </section>` : null}
       <dialog ref=${dialog} aria-labelledby="delete-title" class="confirm">
         <form method="dialog">
