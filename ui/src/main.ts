@@ -1,5 +1,5 @@
 // The revkit web console (served by `revkit serve` at /ui/). Preact + htm:
-// components without a compile step of their own, about 5 kB gzipped for the runtime.
+// components and templates without a JSX step, 6 kB gzipped together.
 import { html } from 'htm/preact';
 import { render } from 'preact';
 import { useEffect, useMemo, useState } from 'preact/hooks';
