@@ -1,5 +1,5 @@
 import { html } from 'htm/preact';
-import { useEffect, useRef, useState } from 'preact/hooks';
+import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import { ApiError, revisionOfEtag, type Api, type Entry } from './api';
 import { History } from './history';
 import { parseJson, pretty } from './json';
@@ -61,8 +61,10 @@ export function KeyView(p: Props) {
     return () => clearInterval(t);
   }, [entry?.expiresAt]);
 
-  const parsed = parseJson(draft);
-  const dirty = entry !== null && draft !== pretty(entry.value);
+  // Values may be up to a MiB: parse and print once per change, not on every tick of the expiry countdown.
+  const parsed = useMemo(() => parseJson(draft), [draft]);
+  const original = useMemo(() => (entry ? pretty(entry.value) : ''), [entry]);
+  const dirty = entry !== null && draft !== original;
   const ttlMs = ttl.trim() === '' ? undefined : Math.round(Number(ttl) * 1000);
   const ttlOk = ttlMs === undefined || (Number.isSafeInteger(ttlMs) && ttlMs > 0);
 
@@ -148,7 +150,7 @@ export function KeyView(p: Props) {
           <label for="ttl" class="inline">TTL (seconds, optional)</label>
           <input id="ttl" class="ttl-input" inputmode="numeric" value=${ttl} aria-invalid=${ttlOk ? 'false' : 'true'} onInput=${(e: Event) => setTtl((e.target as HTMLInputElement).value)} />
           ${entry.expiresAt !== undefined && ttlMs === undefined ? html`<span class="hint">Saving without a TTL makes the key permanent.</span>` : null}
-          <button type="button" onClick=${() => setDraft(pretty(entry.value))} disabled=${!dirty}>Reset</button>
+          <button type="button" onClick=${() => setDraft(original)} disabled=${!dirty}>Reset</button>
           <button type="button" onClick=${() => parsed.ok && setDraft(pretty(parsed.value))} disabled=${!parsed.ok}>Format</button>
           <button type="submit" class="primary" disabled=${busy || !parsed.ok || !ttlOk || (!dirty && ttlMs === undefined)}>Save (If-Match "${entry.revision}")</button>
           <button type="button" class="danger" onClick=${() => dialog.current?.showModal()} disabled=${busy}>Delete…</button>
