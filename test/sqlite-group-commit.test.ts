@@ -144,6 +144,26 @@ describe('sqlite group commit', () => {
     await store.close();
   });
 
+  it('a lone writer\'s writes are not held back: each awaited write is its own commit, in the next turn of the event loop', async () => {
+    const store = new SqliteStore(freshPath());
+    const before = store.commitCount;
+    for (let i = 0; i < 5; i++) {
+      let turns = 0;
+      let ticking = true;
+      const tick = () => {
+        turns++;
+        if (ticking) setImmediate(tick);
+      };
+      setImmediate(tick);
+      await store.put('solo', i);
+      ticking = false;
+      expect(store.commitCount).toBe(before + i + 1);
+      // The flush is the first thing the next check phase runs after this turn's writes are queued.
+      expect(turns).toBeLessThanOrEqual(1);
+    }
+    await store.close();
+  });
+
   it('a write queued in the turn the store is closed still commits; one issued after close() is refused', async () => {
     const path = freshPath();
     const store = new SqliteStore(path);
