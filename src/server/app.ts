@@ -731,11 +731,10 @@ function httpDate(ms: number): string {
 }
 
 function metaJson(e: Entry): Record<string, unknown> {
-  return {
-    key: e.key, revision: e.revision, createdRevision: e.createdRevision, updatedAt: e.updatedAt,
-    ...(e.expiresAt !== undefined ? { expiresAt: e.expiresAt } : {}),
-    ...(e.writer !== undefined ? { writer: e.writer } : {}),
-  };
+  const meta: Record<string, unknown> = { key: e.key, revision: e.revision, createdRevision: e.createdRevision, updatedAt: e.updatedAt };
+  if (e.expiresAt !== undefined) meta.expiresAt = e.expiresAt;
+  if (e.writer !== undefined) meta.writer = e.writer;
+  return meta;
 }
 
 function entryJson(e: Entry): Record<string, unknown> {
