@@ -107,6 +107,12 @@ async function startRevkit(dir) {
 
 const dir = mkdtempSync(join(tmpdir(), 'revkit-etcd-bench-'));
 const started = [];
+// Interrupted: take the private servers down too (the finally below does it otherwise).
+process.once('SIGINT', () => {
+  for (const s of started) s.child.kill('SIGKILL');
+  rmSync(dir, { recursive: true, force: true });
+  process.exit(130);
+});
 let targets;
 const ratios = [];
 try {

@@ -68,6 +68,10 @@ async function main() {
     { name: `revkit serve (${store})`, origin: revkit.match, serverPid: revkit.child.pid, load: conditionalPut({ prefix: 'bench', token: TOKEN, connections }), runs: [] },
   ];
   const ratios = [];
+  process.once('SIGINT', () => {
+    for (const s of [revkit, bare]) s.child.kill('SIGKILL');
+    process.exit(130);
+  });
   try {
     for (const t of targets) await runLoad({ origin: t.origin, seconds: 2, ...t.load }); // warm-up
     for (let round = 0; round < rounds; round++) {
