@@ -210,6 +210,12 @@ describe('web console (headless Chromium, revkit serve on SQLite)', { timeout: 1
     await page.getByRole('tab', { name: 'Value' }).click();
     const at = await revisionOf('app/plan');
     await expect.poll(() => page.getByTestId('revision').textContent(), WAIT).toBe(String(at));
+    // Escape closes the confirmation and deletes nothing.
+    await page.getByRole('button', { name: 'Delete…' }).click();
+    await page.getByRole('dialog').waitFor();
+    await page.keyboard.press('Escape');
+    await page.getByRole('dialog').waitFor({ state: 'hidden' });
+    expect(await revisionOf('app/plan')).toBe(at);
     await api('PUT', 'app/plan', { tier: 'changed' });
     await page.getByRole('button', { name: 'Delete…' }).click();
     await page.getByRole('dialog').getByRole('button', { name: 'Delete', exact: true }).click();
