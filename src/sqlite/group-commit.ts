@@ -57,6 +57,8 @@ export class GroupCommit {
   /** True while the batch waits (async) for another process's write lock. */
   private waiting = false;
   private busyWaitMs = 1;
+  /** SQLite's SQLITE_BUSY of the last try, the cause of a lock-timeout error. */
+  private lastBusy: unknown;
   /** Write transactions committed so far, each carrying a whole batch. */
   commits = 0;
 
@@ -113,6 +115,7 @@ export class GroupCommit {
       }
     } catch (err) {
       if (this.hooks.isBusy(err) && !final) {
+        this.lastBusy = err;
         this.queue.unshift(...batch);
         return false;
       }
@@ -170,7 +173,7 @@ export class GroupCommit {
     for (let i = this.queue.length - 1; i >= 0; i--) {
       const op = this.queue[i] as Pending;
       if (op.deadline > now) continue;
-      op.reject(new BackendError(this.hooks.lockTimeout(), { transient: true }));
+      op.reject(new BackendError(this.hooks.lockTimeout(), { transient: true, cause: this.lastBusy }));
       this.queue.splice(i, 1);
     }
   }
