@@ -2,53 +2,77 @@ import type { Redis } from 'ioredis';
 import type { Script } from './scripts.js';
 
 interface Pending {
+  state: 'queued' | 'sent' | 'orphaned';
   fail(err: Error): void;
 }
 
 /**
- * Which commands may have reached the server. ioredis keeps the commands of a
- * connection that closed: with `autoResendUnfulfilledCommands` off it drops
- * them on reconnect and their promises never settle; with it on it sends them
- * again. Either way the caller would wait or learn the wrong thing, so a
- * command that was sent on a connection that closed is failed here, at the
- * close, as "may have run". A command issued while disconnected waits in the
- * offline queue: it joins the connection that becomes ready next.
+ * Which commands may still run on the server, and when they no longer can.
+ *
+ * ioredis keeps the commands of a connection that closed: with
+ * `autoResendUnfulfilledCommands` off it drops them on reconnect and their
+ * promises never settle; with it on (its default) it sends them again, and a
+ * conditional write that had already run then answers "conflict". Neither
+ * may reach the caller. And a command that was sent may still sit in the
+ * server's input buffer of the old connection and run after the caller has
+ * re-read on a new one.
+ *
+ * So a command sent on a connection that closed is "orphaned": once a new
+ * connection is ready, the old one is fenced with `CLIENT KILL ID` on it (an
+ * orphaned command then either ran before the kill or never will), and only
+ * then is it failed as "may have run". Should no connection come back, it is
+ * failed when ioredis gives up on it. A command issued while disconnected
+ * waits in the offline queue and joins the next connection.
  */
 export class InFlight {
-  private sent = new Set<Pending>();
-  private queued = new Set<Pending>();
+  private readonly pending = new Set<Pending>();
+  /** The server's id of the current connection, learnt when it became ready. */
+  private clientId: string | undefined;
+  private orphanedOf: string | undefined;
   private readonly onReady = () => {
-    for (const p of this.queued) this.sent.add(p);
-    this.queued.clear();
+    for (const p of this.pending) if (p.state === 'queued') p.state = 'sent';
+    const fenced = this.orphanedOf;
+    this.orphanedOf = undefined;
+    this.learnId();
+    if (fenced === undefined) return this.failOrphans();
+    // Refused (ACL) or already gone: either way nothing more can be done for them.
+    void this.client.call('CLIENT', 'KILL', 'ID', fenced).then(() => this.failOrphans(), () => this.failOrphans());
   };
   private readonly onClose = () => {
-    const lost = [...this.sent];
-    this.sent.clear();
-    for (const p of lost) p.fail(new Error('the connection to redis closed before the answer came'));
+    let any = false;
+    for (const p of this.pending) {
+      if (p.state !== 'sent') continue;
+      p.state = 'orphaned';
+      any = true;
+    }
+    if (any && this.orphanedOf === undefined) this.orphanedOf = this.clientId;
   };
 
   constructor(private readonly client: Redis) {
     client.on('ready', this.onReady);
     client.on('close', this.onClose);
+    if (client.status === 'ready') this.learnId();
   }
 
   track<R>(call: () => Promise<R>): Promise<R> {
     return new Promise<R>((resolve, reject) => {
       const pending: Pending = {
+        state: this.client.status === 'ready' ? 'sent' : 'queued',
         fail: (err) => {
-          this.sent.delete(pending);
-          this.queued.delete(pending);
+          this.pending.delete(pending);
           reject(err);
         },
       };
-      (this.client.status === 'ready' ? this.sent : this.queued).add(pending);
+      this.pending.add(pending);
       call().then(
         (value) => {
-          this.sent.delete(pending);
-          this.queued.delete(pending);
+          // A resent command's answer is not trusted: "conflict" may mean its first sending ran.
+          if (pending.state === 'orphaned') return pending.fail(closedError());
+          this.pending.delete(pending);
           resolve(value);
         },
-        (err: Error) => pending.fail(err),
+        // Whatever ioredis says about an orphaned command (it was sent), it may have run.
+        (err: Error) => pending.fail(pending.state === 'orphaned' ? closedError() : err),
       );
     });
   }
@@ -66,8 +90,23 @@ export class InFlight {
     });
   }
 
+  /** Fails what is still waiting (the store is closing). */
   detach(): void {
     this.client.off('ready', this.onReady);
     this.client.off('close', this.onClose);
+    for (const p of [...this.pending]) p.fail(closedError());
   }
+
+  private learnId(): void {
+    this.clientId = undefined;
+    void this.client.call('CLIENT', 'ID').then((id) => (this.clientId = String(id)), () => undefined);
+  }
+
+  private failOrphans(): void {
+    for (const p of [...this.pending]) if (p.state === 'orphaned') p.fail(closedError());
+  }
+}
+
+function closedError(): Error {
+  return new Error('the connection to redis closed before the answer came');
 }

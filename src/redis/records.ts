@@ -56,8 +56,8 @@ export function toRecord<T>(key: string, r: PackedRecord, now: number, decode: (
  *   error) is permanent.
  * - `MaxRetriesPerRequestError`: the command waited in the offline queue
  *   through several reconnect attempts and was never sent → transient, not
- *   ambiguous. (A command that had been sent is rejected earlier, when its
- *   connection closed: see `InFlight` in index.ts.)
+ *   ambiguous. (A command that had been sent is failed as ambiguous by
+ *   `InFlight` in connection.ts, whatever ioredis says about it.)
  * - Anything else (connection closed, socket errors, a command timeout) →
  *   transient, and ambiguous for a write: the script may have run.
  */
