@@ -28,7 +28,11 @@
  * - Every conditional put/delete is ONE statement: lock the key's row, check
  *   the condition on the locked (latest committed) version, write, append the
  *   change, and report the current revision on conflict — all inside one
- *   INSERT/UPDATE … RETURNING with CTEs.
+ *   INSERT/UPDATE … RETURNING with CTEs (an ifRevision put: a plain UPDATE …
+ *   WHERE revision = $n, see putRevisionSql).
+ * - Group commit (batch.ts): puts and deletes that arrive while earlier ones
+ *   are in flight share one statement over arrays and one transaction, each
+ *   row with its own condition and outcome; reads likewise share a SELECT.
  * - Revisions come from one sequence, drawn after the row lock is granted:
  *   per key strictly increasing, never reused (not after delete, not after
  *   purge); store-wide they are unique but commit order may differ from
@@ -104,6 +108,12 @@ interface Row extends QueryResultRow {
 
 /** Cross-process watch wake-ups are batched into windows of this length. */
 const NOTIFY_WINDOW_MS = 10;
+/**
+ * A NOTIFY gives its transaction an xid, so its commit would wait for a WAL
+ * flush — an fsync per wake-up, competing with the writes it announces. It
+ * is only a hint (watchers read the change log), so it commits without one.
+ */
+const NOTIFY_SQL = `SELECT set_config('synchronous_commit', 'off', true), pg_notify($1, $2)`;
 /** How long headRevision() waits for older transactions to finish before calling it an outage. */
 const HEAD_SETTLE_MS = 5_000;
 
@@ -617,7 +627,7 @@ export class PostgresStore extends BaseStore implements WatchSource {
     }
     this.notifyState = 'busy';
     const send = (): Promise<void> =>
-      this.pool.query('SELECT pg_notify($1, $2)', [this.names.channel, this.instanceTag]).then(() => undefined, () => undefined)
+      this.pool.query(NOTIFY_SQL, [this.names.channel, this.instanceTag]).then(() => undefined, () => undefined)
         .then(() => new Promise<void>((resolve) => setTimeout(resolve, NOTIFY_WINDOW_MS).unref()))
         .then(() => {
           if (this.notifyState === 'again' && !this.isClosed) {
