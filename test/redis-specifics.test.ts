@@ -117,6 +117,37 @@ describe('redis specifics', () => {
     }
   });
 
+  it('caught-up watches share one blocking connection (named revkit-watch:<prefix>) and each gets every change', async () => {
+    const prefix = freshPrefix('many');
+    const store = await RedisStore.fromUrl(`${REDIS_URL}?prefix=${prefix}`);
+    const admin = new Redis(REDIS_URL);
+    const controller = new AbortController();
+    try {
+      const from = (await store.put('m/0', 0)).revision;
+      const seen = Array.from({ length: 20 }, () => [] as number[]);
+      const watching = seen.map(async (revs) => {
+        for await (const ev of store.watch({ prefix: 'm/', fromRevision: from, signal: controller.signal })) revs.push(ev.revision);
+      });
+      await sleep(300);
+      const written: number[] = [];
+      for (let i = 1; i <= 5; i++) {
+        written.push((await store.put(`m/${i}`, i)).revision);
+        await sleep(50);
+      }
+      const until = Date.now() + 10_000;
+      while (seen.some((revs) => revs.length < 5) && Date.now() < until) await sleep(20);
+      expect(seen).toEqual(seen.map(() => written));
+      const clients = (await admin.client('LIST')) as string;
+      expect(clients.split('\n').filter((line) => line.includes(` name=revkit-watch:${prefix} `)).length).toBe(1);
+      controller.abort();
+      await Promise.all(watching);
+    } finally {
+      controller.abort();
+      await store.close();
+      admin.disconnect();
+    }
+  });
+
   it('list() pages by UTF-8 byte order across many keys and skips expired ones', async () => {
     const store = await freshStore();
     try {

@@ -8,8 +8,8 @@
  *
  * All of one store's keys are `rk:{<prefix>}:…`: one hash tag, one cluster
  * slot. Writes are Lua scripts (scripts.ts); watch() reads the store's
- * change-log stream and blocks on a connection of its own. The store writes
- * an incarnation marker when it opens and every script checks it: a server
+ * change-log stream, and caught-up watches share one blocking reader
+ * (waker.ts). The store writes an incarnation marker when it opens and every script checks it: a server
  * that lost the data (restarted without persistence, flushed) makes every
  * operation fail until the application opens the store again.
  */
@@ -24,6 +24,7 @@ import {
 import { InFlight } from './connection.js';
 import { mapRedisError, toRecord, unpack, type PackedRecord } from './records.js';
 import { SCRIPTS, type Script } from './scripts.js';
+import { StreamWaker } from './waker.js';
 
 export interface RedisStoreOptions extends StoreOptions {
   /** Names the store inside the Redis database and is its hash tag; default `revkit`. No `{` or `}`. */
@@ -34,7 +35,7 @@ export interface RedisStoreOptions extends StoreOptions {
   changeLogRevisions?: number;
   /** How often expired keys are turned into tombstones (0: never, reads still see them expire); default 1000 ms. */
   sweepIntervalMs?: number;
-  /** How long a watch blocks on XREAD before it looks again; default 10,000 ms. */
+  /** How long a caught-up watch waits on the change log (XREAD BLOCK) before it looks again; default 10,000 ms. */
   watchBlockMs?: number;
 }
 
@@ -66,7 +67,8 @@ export class RedisStore extends BaseStore {
   private seen = 0;
   private lost: BackendError | undefined;
   private sweeper: NodeJS.Timeout | undefined;
-  private readonly watchers = new Set<{ queue: AsyncQueue<unknown>; conn: Redis }>();
+  private readonly watchers = new Set<AsyncQueue<unknown>>();
+  private readonly waker: StreamWaker;
 
   private constructor(readonly client: Redis, private readonly ownsClient: boolean, options: RedisStoreOptions) {
     super();
@@ -80,6 +82,7 @@ export class RedisStore extends BaseStore {
     this.changeLogRevisions = positive(options.changeLogRevisions, 100_000, 'changeLogRevisions');
     this.watchBlockMs = positive(options.watchBlockMs, 10_000, 'watchBlockMs');
     this.inFlight = new InFlight(client);
+    this.waker = new StreamWaker(client, this.k.log, this.watchBlockMs, { ...OWN_CONNECTION, connectionName: `revkit-watch:${this.prefix}` });
     const sweepMs = options.sweepIntervalMs ?? 1000;
     if (!Number.isSafeInteger(sweepMs) || sweepMs < 0) throw new InvalidArgumentError(`sweepIntervalMs must be a non-negative integer, got ${String(sweepMs)}`);
     if (sweepMs > 0) {
@@ -283,16 +286,11 @@ export class RedisStore extends BaseStore {
     this.assertOpen();
     const matches = keyFilter(options);
     const queue = new AsyncQueue<WatchEvent<T>>(options.signal);
-    // XREAD BLOCK holds its connection: each watch gets one of its own.
-    const conn = this.client.duplicate({ ...OWN_CONNECTION, lazyConnect: true });
-    conn.on('error', () => undefined);
-    const blocking = new InFlight(conn);
-    const watcher = { queue: queue as AsyncQueue<unknown>, conn };
-    this.watchers.add(watcher);
+    const closing = new AbortController();
+    this.watchers.add(queue as AsyncQueue<unknown>);
     queue.onClose(() => {
-      this.watchers.delete(watcher);
-      blocking.detach();
-      conn.disconnect();
+      this.watchers.delete(queue as AsyncQueue<unknown>);
+      closing.abort();
     });
     const follow = async () => {
       let after = `${options.fromRevision ?? (await this.headRevision())}-${MAX_SEQ}`;
@@ -312,8 +310,7 @@ export class RedisStore extends BaseStore {
           }
           backoff = 0;
           if (page.length === WATCH_PAGE) continue;
-          // Only a wake-up: the next page is read by the script above, with the trim floor.
-          await blocking.track(() => conn.xreadBuffer('COUNT', 1, 'BLOCK', this.watchBlockMs, 'STREAMS', this.k.log, after));
+          await this.waker.wait(after, closing.signal);
         } catch (err) {
           if (queue.closed || this.isClosed) break;
           const mapped = mapRedisError(err, 'watch', false);
@@ -330,7 +327,8 @@ export class RedisStore extends BaseStore {
 
   protected async doClose(): Promise<void> {
     if (this.sweeper) clearInterval(this.sweeper);
-    for (const w of [...this.watchers]) w.queue.end();
+    for (const queue of [...this.watchers]) queue.end();
+    this.waker.close();
     this.inFlight.detach();
     if (this.ownsClient) await this.client.quit().catch(() => this.client.disconnect());
   }
