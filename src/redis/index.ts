@@ -134,10 +134,9 @@ export class RedisStore extends BaseStore {
   private async detectDurability(): Promise<void> {
     let durability: Durability;
     try {
-      const [, aof] = (await this.client.config('GET', 'appendonly')) as string[];
-      const [, fsync] = (await this.client.config('GET', 'appendfsync')) as string[];
-      const [, maxmemory] = (await this.client.config('GET', 'maxmemory')) as string[];
-      const [, policy] = (await this.client.config('GET', 'maxmemory-policy')) as string[];
+      // Sent together: one round trip.
+      const [aof, fsync, maxmemory, policy] = (await Promise.all(['appendonly', 'appendfsync', 'maxmemory', 'maxmemory-policy']
+        .map((name) => this.client.config('GET', name)))).map((pair) => (pair as string[])[1]);
       durability = aof !== 'yes' ? 'memory' : fsync === 'always' ? 'fsync' : 'os-buffered';
       this.durabilityNote = `appendonly ${aof ?? '?'}, appendfsync ${fsync ?? '?'}`;
       // An evicting server may drop a record or its history at any time: no better than memory.
