@@ -5,6 +5,7 @@
 //      one-writer raw rate of the same run; goal FULL >= 8x. Lost or duplicated increments: 0.
 //      Also 64 writers each guarding its put by the revision its previous put returned (the
 //      server's and etcd bench's workload: no read, no update() loop), to show group commit alone;
+//      and both again with ?groupCommit=false (one transaction per write), in the same run;
 //   3. point 4's study (bench/lib/sqlite-shapes.mjs): hand-written driver loops over revkit's
 //      schema and over kine's one-table revision log, each as a ratio to the raw loop.
 //
@@ -46,6 +47,15 @@ for (const sync of modes) {
       await store.close();
     }
     const guarded = await guardedPuts(await lib.open(await target.freshUrl()), writers, durationMs);
+    // The same workloads with one transaction per write (?groupCommit=false), in this run: what group commit buys.
+    const ungroupedStore = await lib.open(`${await target.freshUrl()}&groupCommit=false`);
+    let ungrouped;
+    try {
+      ungrouped = await inProcess({ lib, store: ungroupedStore, writers, distinct: true, spec: DEFAULT_ON, durationMs, keyBase: 'u' });
+    } finally {
+      await ungroupedStore.close();
+    }
+    const ungroupedPuts = await guardedPuts(await lib.open(`${await target.freshUrl()}&groupCommit=false`), writers, durationMs);
     const goal = GOALS[sync] ?? {};
     const m = {
       rawOpsPerSec: single.raw.opsPerSec,
@@ -67,6 +77,11 @@ for (const sync of modes) {
       guardedPutsRatio: guarded.opsPerSec / single.raw.opsPerSec,
       guardedPutsLost: guarded.lost,
       writesPerCommit: guarded.writesPerCommit,
+      ungroupedOpsPerSec: ungrouped.opsPerSec,
+      ungroupedRatio: ungrouped.opsPerSec / single.raw.opsPerSec,
+      ungroupedPutsOpsPerSec: ungroupedPuts.opsPerSec,
+      ungroupedPutsRatio: ungroupedPuts.opsPerSec / single.raw.opsPerSec,
+      ungroupedLost: ungrouped.lost + ungrouped.duplicated + ungroupedPuts.lost,
     };
     out.modes[sync] = m;
     const f = (x) => x.toFixed(2);
@@ -81,6 +96,10 @@ for (const sync of modes) {
     console.log(
       `  ${writers} writers, distinct keys, put(ifRevision) chained on the last revision: ${Math.round(m.guardedPutsOpsPerSec)} ops/s = ${f(m.guardedPutsRatio)}x raw` +
         `${m.writesPerCommit === null ? '' : `, ${m.writesPerCommit.toFixed(1)} writes per commit`}; lost ${m.guardedPutsLost}`,
+    );
+    console.log(
+      `  the same two with ?groupCommit=false (one transaction per write): update() ${Math.round(m.ungroupedOpsPerSec)} ops/s = ${f(m.ungroupedRatio)}x raw,` +
+        ` chained puts ${Math.round(m.ungroupedPutsOpsPerSec)} ops/s = ${f(m.ungroupedPutsRatio)}x raw; lost or duplicated ${m.ungroupedLost}`,
     );
     if (args.shapes !== 'no') {
       m.shapes = shapeStudy(sync, { rounds });
@@ -116,5 +135,5 @@ async function guardedPuts(store, writers, ms) {
 }
 
 if (args.json) writeFileSync(args.json, `${JSON.stringify(out, null, 1)}\n`);
-const bad = Object.values(out.modes).some((m) => m.lost > 0 || m.duplicated > 0 || m.guardedPutsLost > 0);
+const bad = Object.values(out.modes).some((m) => m.lost > 0 || m.duplicated > 0 || m.guardedPutsLost > 0 || m.ungroupedLost > 0);
 process.exitCode = bad ? 1 : 0;

@@ -164,6 +164,17 @@ describe('sqlite group commit', () => {
     await store.close();
   });
 
+  it('?groupCommit=false: one transaction per write, same outcomes', async () => {
+    const store = (await SqliteStore.fromUrl(`sqlite:${freshPath()}?groupCommit=false`)) as SqliteStore;
+    const a = await store.put('a', 1);
+    const before = store.commitCount;
+    const outcomes = await Promise.all([settle(store.put('a', 2, { ifRevision: a.revision })), settle(store.put('a', 3, { ifRevision: a.revision })), settle(store.put('b', 1))]);
+    expect(outcomes.map(codeOf)).toEqual(['ok', 'ERR_CONFLICT', 'ok']);
+    expect(store.commitCount).toBe(before + 2); // the conflicting write's transaction rolled back
+    await store.close();
+    expect(await SqliteStore.fromUrl(`sqlite:${freshPath()}?groupCommit=maybe`).catch((e) => e.code)).toBe('ERR_INVALID_ARGUMENT');
+  });
+
   it('a write queued in the turn the store is closed still commits; one issued after close() is refused', async () => {
     const path = freshPath();
     const store = new SqliteStore(path);

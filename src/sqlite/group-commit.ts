@@ -62,7 +62,8 @@ export class GroupCommit {
   /** Write transactions committed so far, each carrying a whole batch. */
   commits = 0;
 
-  constructor(private readonly hooks: CommitHooks, private readonly lockTimeoutMs: number) {}
+  /** `grouped: false` commits one write per transaction (for comparisons), in the same turn. */
+  constructor(private readonly hooks: CommitHooks, private readonly lockTimeoutMs: number, private readonly grouped = true) {}
 
   /** Queues `run` for the next commit; it is called inside that transaction. */
   write<R>(run: () => R, changed: (result: R) => boolean): Promise<R> {
@@ -79,7 +80,7 @@ export class GroupCommit {
   flushBeforeClose(closed: ClosedError): void {
     if (this.scheduled !== undefined) clearImmediate(this.scheduled);
     this.scheduled = undefined;
-    if (!this.waiting && this.queue.length > 0) this.commit(this.queue.splice(0), true);
+    while (!this.waiting && this.queue.length > 0) this.commit(this.grouped ? this.queue.splice(0) : this.queue.splice(0, 1), true);
     for (const op of this.queue.splice(0)) op.reject(closed);
   }
 
@@ -90,7 +91,10 @@ export class GroupCommit {
       for (const op of this.queue.splice(0)) op.reject(new ClosedError('sqlite'));
       return;
     }
-    if (this.commit(this.queue.splice(0), false)) return;
+    for (;;) {
+      if (this.queue.length === 0) return;
+      if (!this.commit(this.grouped ? this.queue.splice(0) : this.queue.splice(0, 1), false)) break;
+    }
     // Another process holds the write lock: wait without blocking the loop; writes arriving meanwhile join in.
     this.waiting = true;
     const delay = Math.random() * this.busyWaitMs;

@@ -2,7 +2,8 @@
  * SQLite backend (better-sqlite3), the embedded default.
  *
  * URL: `sqlite:./path.db`, `sqlite:/abs/path.db`, options as a query string:
- * `?synchronous=normal` (default full), `?historyRetention=100000`.
+ * `?synchronous=normal` (default full), `?historyRetention=100000`,
+ * `?groupCommit=false` (one transaction per write; for comparisons).
  *
  * Every write runs in BEGIN IMMEDIATE, so the condition check and the write
  * are one step across every process that opens the file. Revisions come
@@ -43,6 +44,8 @@ export interface SqliteStoreOptions extends StoreOptions {
   pollIntervalMs?: number;
   /** How often expired keys are turned into tombstones; default 1000 ms. */
   sweepIntervalMs?: number;
+  /** `false`: one transaction (one fsync) per write, as before group commit; for comparisons. Default true. */
+  groupCommit?: boolean;
 }
 
 interface Row {
@@ -104,6 +107,11 @@ export class SqliteStore extends BaseStore {
     }
     const retention = params.get('historyRetention');
     if (retention !== null) merged.historyRetention = Number(retention);
+    const group = params.get('groupCommit');
+    if (group !== null) {
+      if (group !== 'true' && group !== 'false') throw new InvalidArgumentError(`groupCommit must be true or false, got ${group}`);
+      merged.groupCommit = group === 'true';
+    }
     return new SqliteStore(path, merged);
   }
 
@@ -157,7 +165,7 @@ export class SqliteStore extends BaseStore {
       committed: (writes) => this.afterCommit(writes),
       isOpen: () => this.db.open,
       lockTimeout: () => `the SQLite write lock on ${this.path} was not free within ${this.lockTimeoutMs} ms`,
-    }, this.lockTimeoutMs);
+    }, this.lockTimeoutMs, options.groupCommit ?? true);
     this.sweeper = setInterval(() => void this.sweepExpired().catch(() => undefined), options.sweepIntervalMs ?? 1000);
     this.sweeper.unref();
   }
