@@ -8,6 +8,7 @@
 // Every key's final value is checked against the writes acknowledged on it.
 // Usage: npm run build && node bench/server-figures.mjs [--seconds 3] [--rounds 5] [--connections 64]
 //          [--store memory:] [--cpu-prof DIR (profile both servers)] [--json out.json]
+//          [--decompose (adds a reference row: the bare route over revkit's MemoryStore with revkit's entry headers)]
 import { writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { flagArgs, median } from './lib/figures.mjs';
@@ -19,28 +20,48 @@ const GOAL = 0.8;
 if (process.argv.includes('--bare-server')) await bareServer();
 else await main();
 
-/** The bare route: what a conditional PUT costs in fastify with nothing of revkit around it. */
+/**
+ * The bare route: what a conditional PUT costs in fastify with nothing of revkit around it.
+ * With --with-store (the --decompose reference row) it keeps its values in revkit's
+ * MemoryStore (put guarded by ifRevision / ifAbsent) and sends revkit's entry headers, so
+ * the rest of the gap to revkit serve is revkit's request path itself.
+ */
 async function bareServer() {
   const { default: Fastify } = await import('fastify');
+  const withStore = process.argv.includes('--with-store');
+  const store = withStore ? await (await import('../dist/index.js')).open('memory:') : undefined;
   const app = Fastify({ logger: false });
   const values = new Map();
   let revision = 0;
   const tagOf = (e) => `"${e.revision}"`;
+  const conflict = (reply) => reply.code(412).send({ code: 'ERR_CONFLICT' });
   app.put('/v1/kv/*', async (req, reply) => {
     const key = req.params['*'];
-    const current = values.get(key);
     const ifMatch = req.headers['if-match'];
     const ifNoneMatch = req.headers['if-none-match'];
-    if ((ifMatch !== undefined && (current === undefined || ifMatch !== tagOf(current))) || (ifNoneMatch === '*' && current !== undefined)) {
-      return reply.code(412).send({ code: 'ERR_CONFLICT' });
+    let entry;
+    if (store) {
+      const m = ifMatch === undefined ? null : /^"([0-9]+)"$/.exec(ifMatch);
+      try {
+        entry = await store.put(key, req.body, m ? { ifRevision: Number(m[1]) } : { ifAbsent: true });
+      } catch {
+        return conflict(reply);
+      }
+      reply.header('revkit-created-revision', String(entry.createdRevision));
+      reply.header('revkit-updated-at', String(entry.updatedAt));
+      reply.header('last-modified', new Date(entry.updatedAt).toUTCString());
+      reply.header('cache-control', 'no-cache');
+    } else {
+      const current = values.get(key);
+      if ((ifMatch !== undefined && (current === undefined || ifMatch !== tagOf(current))) || (ifNoneMatch === '*' && current !== undefined)) return conflict(reply);
+      entry = { key, value: req.body, revision: ++revision, createdRevision: current?.createdRevision ?? revision, updatedAt: Date.now() };
+      values.set(key, entry);
     }
-    const entry = { key, value: req.body, revision: ++revision, createdRevision: current?.createdRevision ?? revision, updatedAt: Date.now() };
-    values.set(key, entry);
     reply.header('etag', tagOf(entry));
-    return reply.code(current ? 200 : 201).send({ key, revision: entry.revision, createdRevision: entry.createdRevision, updatedAt: entry.updatedAt });
+    return reply.code(entry.createdRevision === entry.revision ? 201 : 200).send({ key, revision: entry.revision, createdRevision: entry.createdRevision, updatedAt: entry.updatedAt });
   });
   app.get('/v1/kv/*', async (req, reply) => {
-    const entry = values.get(req.params['*']);
+    const entry = store ? await store.get(req.params['*']) : values.get(req.params['*']);
     if (!entry) return reply.code(404).send({ code: 'ERR_NOT_FOUND' });
     reply.header('etag', tagOf(entry));
     return entry.value;
@@ -62,14 +83,19 @@ async function main() {
 
   const revkit = await spawnServer(process.execPath, [...profile, cli, 'serve', '--store', store, '--port', '0', '--admin-token', TOKEN], /at (http:\/\/\S+)/);
   const bare = await spawnServer(process.execPath, [...profile, self, '--bare-server'], /at (http:\/\/\S+)/);
+  const decompose = process.argv.includes('--decompose');
+  const withStore = decompose ? await spawnServer(process.execPath, [self, '--bare-server', '--with-store'], /at (http:\/\/\S+)/) : undefined;
   if (profile.length) console.log(`CPU profiles in ${args['cpu-prof']}: revkit pid ${revkit.child.pid}, bare fastify pid ${bare.child.pid}`);
   const targets = [
     { name: 'bare fastify route', origin: bare.match, serverPid: bare.child.pid, load: conditionalPut({ prefix: 'bench', token: TOKEN, connections }), runs: [] },
     { name: `revkit serve (${store})`, origin: revkit.match, serverPid: revkit.child.pid, load: conditionalPut({ prefix: 'bench', token: TOKEN, connections }), runs: [] },
   ];
+  // reference row, not part of the ratio: the bare route plus revkit's store and entry headers
+  if (withStore) targets.push({ name: 'bare route + MemoryStore.put + entry headers', origin: withStore.match, serverPid: withStore.child.pid, load: conditionalPut({ prefix: 'bench', token: TOKEN, connections }), runs: [] });
+  const servers = [revkit, bare, ...(withStore ? [withStore] : [])];
   const ratios = [];
   process.once('SIGINT', () => {
-    for (const s of [revkit, bare]) s.child.kill('SIGKILL');
+    for (const s of servers) s.child.kill('SIGKILL');
     process.exit(130);
   });
   try {
@@ -82,7 +108,7 @@ async function main() {
     }
     for (const t of targets) t.verify = await t.load.verify(t.origin);
   } finally {
-    await Promise.all([revkit.stop(), bare.stop()]);
+    await Promise.all(servers.map((s) => s.stop()));
   }
 
   const summary = targets.map((t) => ({
@@ -106,6 +132,11 @@ async function main() {
   ]));
   console.log(`revkit / bare fastify: ${ratio.toFixed(2)} (rounds ${ratios.map((r) => r.toFixed(2)).join(', ')}); goal ≥ ${GOAL}: ${ratio >= GOAL ? 'met' : 'NOT met'}`);
   console.log(`server CPU per PUT, bare / revkit: ${(summary[0].serverCpuUs / summary[1].serverCpuUs).toFixed(2)}`);
+  if (withStore) {
+    const storeRatio = median(targets[1].runs.map((r, i) => r.perSec / targets[2].runs[i].perSec));
+    console.log(`revkit / (bare route + MemoryStore.put + entry headers): ${storeRatio.toFixed(2)}; server CPU per PUT, that route / revkit: ${(summary[2].serverCpuUs / summary[1].serverCpuUs).toFixed(2)}`
+      + ' (the part of the gap that is revkit\'s request path rather than its store and documented headers)');
+  }
   if (args.json) writeFileSync(args.json, `${JSON.stringify({ at: new Date().toISOString(), node: process.version, connections, seconds, rounds, store, summary, ratios, ratio, goal: GOAL }, null, 2)}\n`);
   const bad = summary.filter((s) => s.refused > 0 || s.errors > 0 || s.verify.mismatches > 0);
   if (bad.length > 0) {
