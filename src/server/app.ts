@@ -170,7 +170,7 @@ export async function createServer(options: CreateServerOptions): Promise<Revkit
       reply.header('connection', 'close');
       throw new HttpProblem(503, 'the server is shutting down', {}, { 'retry-after': '1' });
     }
-    if (!isPublic) req.principal = auth.authenticate(req.headers.authorization);
+    if (!isPublic) req.principal = auth.authenticateOn(req.raw.socket, req.headers.authorization);
   };
   const admitHook = (isPublic: boolean) => (req: FastifyRequest, reply: FastifyReply, done: (err?: Error) => void): void => {
     try {
