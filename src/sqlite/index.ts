@@ -234,7 +234,12 @@ export class SqliteStore extends BaseStore {
     const entries: Entry<T>[] = [];
     let more = false;
     this.read(() => {
-      const rows = options.after === undefined ? this.stmt.listFrom.iterate(prefix) : this.stmt.listAfter.iterate(prefix, options.after);
+      // One lower bound, so the index seek starts at the page (with two, SQLite seeks on the first and scans the rest of the prefix).
+      // Keys compare as UTF-8 bytes in SQLite: when `after` sorts before the prefix, the prefix is the bound.
+      const after = options.after;
+      const rows = after === undefined || Buffer.compare(Buffer.from(after), Buffer.from(prefix)) < 0
+        ? this.stmt.listFrom.iterate(prefix)
+        : this.stmt.listAfter.iterate(after);
       for (const row of rows) {
         // Keys are in byte order, so the first key without the prefix ends the range.
         if (!row.key.startsWith(prefix)) break;
@@ -524,7 +529,7 @@ function prepareStatements(db: Database.Database) {
     changesAfterKey: db.prepare<[number, string, number], Row>('SELECT * FROM changes WHERE (revision, key) > (?, ?) ORDER BY revision, key LIMIT ?'),
     history: db.prepare<[string, number], Row>('SELECT * FROM changes WHERE key = ? ORDER BY revision DESC LIMIT ?'),
     listFrom: db.prepare<[string], Row>('SELECT * FROM kv WHERE key >= ? AND deleted = 0 ORDER BY key'),
-    listAfter: db.prepare<[string, string], Row>('SELECT * FROM kv WHERE key >= ? AND key > ? AND deleted = 0 ORDER BY key'),
+    listAfter: db.prepare<[string], Row>('SELECT * FROM kv WHERE key > ? AND deleted = 0 ORDER BY key'),
     expired: db.prepare<[number], Row>('SELECT * FROM kv WHERE expires_at IS NOT NULL AND expires_at <= ? AND deleted = 0 LIMIT 500'),
   };
 }

@@ -311,6 +311,10 @@ export function describeConformance(target: ConformanceTarget): void {
         const second = await s.list({ prefix: 'p/', limit: 2, after: first.cursor as string });
         expect(second.entries.map((e) => e.key)).toEqual(['p/c/1', 'p/e']);
         expect((await s.list({ prefix: 'p/', after: 'p/e' })).entries).toEqual([]);
+        // A cursor before the prefix starts at the prefix; one after it ends the listing.
+        expect((await s.list({ prefix: 'p/', after: 'a' })).entries.map((e) => e.key)).toEqual(['p/a', 'p/b', 'p/c/1', 'p/e']);
+        expect((await s.list({ prefix: 'p/', after: 'p/c' })).entries.map((e) => e.key)).toEqual(['p/c/1', 'p/e']);
+        expect((await s.list({ prefix: 'p/', after: 'q' })).entries).toEqual([]);
         expect((await s.list()).entries.length).toBe(5);
       });
     });
