@@ -6,7 +6,8 @@
 //      revkit update() with group commit and without (goal: update() <= 1.10x raw);
 //   2. 64 writers, a key each, update() defaults, for --ms per cell: group commit with 1, 2 and 4
 //      batches in flight, and without (goal >= 5x the one-writer raw rate). Nothing lost or
-//      duplicated per cell (successes per key versus the stored counter);
+//      duplicated per cell (successes per key versus the stored counter); each cell is also paired
+//      with one-writer raw runs right before and after it (the ratio that drift does not skew);
 //   3. the write statements alone, one connection each, interleaved op by op (--stmts ops): the raw
 //      UPDATE, kine's INSERT, a kine-shaped INSERT carrying what revkit records, revkit's lean
 //      ifRevision UPDATE (putRevisionSql) and its CTE form (putSql): median wall time per write and
@@ -125,11 +126,7 @@ async function statements(url) {
     await c.connect();
     return { c, pid: (await c.query('SELECT pg_backend_pid() AS p')).rows[0].p };
   };
-  // utime + stime of a backend, in seconds (Linux /proc; the server runs on this machine).
-  const cpu = (pid) => {
-    const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-    return (Number(f[11]) + Number(f[12])) / 100;
-  };
+  const cpu = procCpu;
   const buf = (x) => Buffer.from(JSON.stringify(x));
   const setup = await connect();
   try {
@@ -190,14 +187,43 @@ async function statements(url) {
 }
 
 const single = { raw: [], kine: [], update: [], updateNoGroup: [] };
+const clientCpu = {};
+const serverCpu = {};
+const singleOps = {};
+const pairedTimesRaw = {};
+
+// utime + stime of a backend, in seconds (Linux /proc; the server runs on this machine).
+function procCpu(pid) {
+  try {
+    const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+    return (Number(f[11]) + Number(f[12])) / 100;
+  } catch {
+    return 0;
+  }
+}
+
+/** The backends of section 1's sides (by application_name) and their CPU seconds so far. */
+async function backendCpu() {
+  const { connectionString } = pgUrl(await target.freshUrl());
+  const c = new pg.Client({ connectionString });
+  await c.connect();
+  try {
+    const r = await c.query(`SELECT pid, application_name FROM pg_stat_activity WHERE application_name LIKE $1`, [`rkb_${process.pid}_%`]);
+    return new Map(r.rows.map((row) => [row.pid, { side: row.application_name.split('_').pop(), s: procCpu(row.pid) }]));
+  } finally {
+    await c.end();
+  }
+}
 const many = { inFlight1: [], inFlight2: [], inFlight4: [], noGroup: [] };
 const cells = {};
 try {
+  // application_name tells each side's backends apart, for their server CPU (section 1).
+  const tagged = (url, side) => withParams(url, { application_name: `rkb_${process.pid}_${side}` });
   const singleSides = {
-    raw: (url) => rawSide(url, 'single-raw'),
-    kine: (url) => kineSide(url, 'single-kine'),
-    update: (url) => updateSide(url, 'single-update'),
-    updateNoGroup: (url) => updateSide(withParams(url, { groupCommit: 'false' }), 'single-update-nogroup'),
+    raw: (url) => rawSide(tagged(url, 'raw'), 'single-raw'),
+    kine: (url) => kineSide(tagged(url, 'kine'), 'single-kine'),
+    update: (url) => updateSide(tagged(url, 'update'), 'single-update'),
+    updateNoGroup: (url) => updateSide(withParams(tagged(url, 'updateNoGroup'), { groupCommit: 'false' }), 'single-update-nogroup'),
   };
   const manySides = {
     inFlight1: (url, k) => writersCell(withParams(url, { batchesInFlight: '1' }), k),
@@ -214,18 +240,36 @@ try {
     open[side] = await make(url);
     for (let i = 0; i < 50; i++) await open[side].step();
   }
+  const cpuBefore = await backendCpu();
   for (let b = 0; b < Math.ceil((OPS * ROUNDS) / BLOCK); b++) {
     for (const side of Object.keys(singleSides)) {
+      const c = process.cpuUsage();
       const t = performance.now();
       for (let i = 0; i < BLOCK; i++) await open[side].step();
       single[side].push(BLOCK / ((performance.now() - t) / 1000));
+      const used = process.cpuUsage(c);
+      clientCpu[side] = (clientCpu[side] ?? 0) + used.user + used.system;
+      singleOps[side] = (singleOps[side] ?? 0) + BLOCK;
     }
   }
+  const cpuAfter = await backendCpu();
+  for (const [pid, { side, s }] of cpuAfter) serverCpu[side] = (serverCpu[side] ?? 0) + s - (cpuBefore.get(pid)?.s ?? 0);
   for (const o of Object.values(open)) await o.close();
+  // 64 writers: each cell is paired with one-writer raw runs right before and after it (the
+  // machine's fsync latency drifts a lot), and its ratio is against their mean.
+  const oneWriterRaw = await rawSide(url, 'paired-raw');
+  const rawRate = async () => {
+    const t = performance.now();
+    for (let i = 0; i < 4 * BLOCK; i++) await oneWriterRaw.step();
+    return (4 * BLOCK) / ((performance.now() - t) / 1000);
+  };
   for (let r = 0; r < ROUNDS; r++) {
     for (const [side, run] of Object.entries(manySides)) {
+      const before = await rawRate();
       const cell = await run(url, `many-${side}-${r}`);
+      const after = await rawRate();
       many[side].push(cell.opsPerSec);
+      (pairedTimesRaw[side] ??= []).push(cell.opsPerSec / ((before + after) / 2));
       const sum = (cells[side] ??= { ops: 0, failed: 0, lost: 0, duplicated: 0, p99Ms: [], attemptsPerCommit: [] });
       sum.ops += cell.ops;
       sum.failed += cell.failed;
@@ -236,6 +280,7 @@ try {
     }
     process.stderr.write(`round ${r + 1}/${ROUNDS} done\n`);
   }
+  await oneWriterRaw.close();
   var stmts = STMTS > 0 ? await statements(await target.freshUrl()) : undefined;
 } finally {
   await target.cleanup();
@@ -244,22 +289,30 @@ try {
 const raw = median(single.raw);
 const out = {
   backend: 'postgres', ops: OPS, rounds: ROUNDS, cellMs: MS, writers: WRITERS,
-  single: Object.fromEntries(Object.entries(single).map(([k, v]) => [k, { opsPerSec: median(v), perBlock: v, overheadVsRaw: raw / median(v) }])),
+  single: Object.fromEntries(Object.entries(single).map(([k, v]) => [k, {
+    opsPerSec: median(v), perBlock: v, overheadVsRaw: raw / median(v),
+    // Time per op against raw's, block by block (each pair ran back to back), then the median.
+    pairedOverheadVsRaw: median(v.map((x, i) => single.raw[i] / x)),
+    clientCpuUsPerOp: clientCpu[k] / singleOps[k], serverCpuUsPerOp: ((serverCpu[k] ?? 0) / singleOps[k]) * 1e6,
+  }])),
   statements: stmts,
-  many: Object.fromEntries(Object.entries(many).map(([k, v]) => [k, { opsPerSec: median(v), perRound: v, timesRaw: median(v) / raw, ...cells[k], p99Ms: median(cells[k].p99Ms) }])),
+  many: Object.fromEntries(Object.entries(many).map(([k, v]) => [k, { opsPerSec: median(v), perRound: v, timesRaw: median(v) / raw, pairedTimesRaw: median(pairedTimesRaw[k]), pairedPerRound: pairedTimesRaw[k], ...cells[k], p99Ms: median(cells[k].p99Ms) }])),
 };
 
 const f = (x, d = 0) => x.toFixed(d);
 console.log(`\nrevkit/postgres group commit and single-writer figures (${new Date().toISOString()})\n`);
 console.log(`1. one writer, one key, ${OPS * ROUNDS} increments per side in blocks of ${BLOCK}, sides alternating (median block; time per op against raw's)`);
-for (const [k, v] of Object.entries(out.single)) console.log(`   ${k.padEnd(14)} ${f(v.opsPerSec).padStart(7)} ops/s   ${f(v.overheadVsRaw, 3)}x raw's time per op`);
-console.log(`   goal: update() <= 1.10x  -> ${out.single.update.overheadVsRaw <= 1.1 ? 'met' : 'not met'}\n`);
-console.log(`2. ${WRITERS} writers, a key each, update() defaults, ${MS} ms per cell (median ops/s over rounds)`);
-console.log('   side          ops/s   x one-writer raw   p99 ms  attempts/commit  failed  lost  duplicated');
-for (const [k, v] of Object.entries(out.many)) {
-  console.log(`   ${k.padEnd(11)} ${f(v.opsPerSec).padStart(7)} ${f(v.timesRaw, 2).padStart(18)} ${f(v.p99Ms, 1).padStart(8)} ${f(median(v.attemptsPerCommit), 2).padStart(16)} ${String(v.failed).padStart(7)} ${String(v.lost).padStart(5)} ${String(v.duplicated).padStart(11)}`);
+console.log('   side             ops/s   x raw time/op   paired   client cpu us/op   server cpu us/op');
+for (const [k, v] of Object.entries(out.single)) {
+  console.log(`   ${k.padEnd(14)} ${f(v.opsPerSec).padStart(7)} ${f(v.overheadVsRaw, 3).padStart(15)} ${f(v.pairedOverheadVsRaw, 3).padStart(8)} ${f(v.clientCpuUsPerOp).padStart(18)} ${f(v.serverCpuUsPerOp).padStart(18)}`);
 }
-console.log(`   goal: >= 5x one-writer raw -> ${Math.max(...Object.entries(out.many).filter(([k]) => k !== 'noGroup').map(([, v]) => v.timesRaw)) >= 5 ? 'met' : 'not met'}`);
+console.log(`   goal: update() <= 1.10x (paired) -> ${out.single.update.pairedOverheadVsRaw <= 1.1 ? 'met' : 'not met'}\n`);
+console.log(`2. ${WRITERS} writers, a key each, update() defaults, ${MS} ms per cell (median ops/s over rounds)`);
+console.log('   side          ops/s   x one-writer raw (section 1)   x paired raw   p99 ms  attempts/commit  failed  lost  duplicated');
+for (const [k, v] of Object.entries(out.many)) {
+  console.log(`   ${k.padEnd(11)} ${f(v.opsPerSec).padStart(7)} ${f(v.timesRaw, 2).padStart(30)} ${f(v.pairedTimesRaw, 2).padStart(14)} ${f(v.p99Ms, 1).padStart(8)} ${f(median(v.attemptsPerCommit), 2).padStart(16)} ${String(v.failed).padStart(7)} ${String(v.lost).padStart(5)} ${String(v.duplicated).padStart(11)}`);
+}
+console.log(`   goal: >= 5x one-writer raw (paired, default batchesInFlight 2) -> ${out.many.inFlight2.pairedTimesRaw >= 5 ? 'met' : 'not met'}`);
 if (stmts) {
   console.log(`\n3. the write statements alone, ${STMTS} each, interleaved op by op (median wall per write; server CPU per write)`);
   for (const [k, v] of Object.entries(stmts)) console.log(`   ${k.padEnd(17)} ${f(v.wallMedianUs).padStart(6)} us  ${f(v.wallVsRaw, 3)}x   cpu ${f(v.serverCpuUs).padStart(5)} us  ${f(v.cpuVsRaw, 2)}x`);

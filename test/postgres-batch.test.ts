@@ -50,8 +50,9 @@ describe('postgres group commit', () => {
     const v = await s.put('v', { a: 1, b: [1, 2] });
     const d = await s.put('d', 'gone soon');
     const taken = await s.put('taken', 'first');
-    // Issued in one turn: they queue while the first is dispatched and go out together.
-    const [newKey, cas, stale, big, byValue, wrongValue, del, absentTaken, delMissing, ttl] = await Promise.all([
+    // Issued in one turn: the first goes out at once, alone; the others queue behind it and go out together.
+    const [, newKey, cas, stale, big, byValue, wrongValue, del, absentTaken, delMissing, ttl] = await Promise.all([
+      settle(s.put('lead', 'goes first, alone')),
       settle(s.put('new', 'n', { ifAbsent: true, writer: 'w-new' })),
       settle(s.put('c1', 11, { ifRevision: c1.revision, writer: 'w-c1' })),
       settle(s.put('c2', 22, { ifRevision: c2.revision + 1000 })),
@@ -110,7 +111,8 @@ describe('postgres group commit', () => {
     const s = await store(prefix);
     // ifValue under the JSON codec compares as jsonb: the stored bytes are not UTF-8, so that row's
     // statement fails with a data exception; the batch is re-sent write by write.
-    const [bad, a, b] = await Promise.all([
+    const [, bad, a, b] = await Promise.all([
+      settle(s.put('lead', 0)),
       settle(s.put('bin', 'x', { ifValue: { a: 1 } })),
       settle(s.put('a', 1, { ifAbsent: true })),
       settle(s.put('b', 2)),
@@ -119,6 +121,10 @@ describe('postgres group commit', () => {
     expect('ok' in a && a.ok.value).toBe(1);
     expect('ok' in b && b.ok.value).toBe(2);
     expect([...((await bytes.get<Uint8Array>('bin'))?.value ?? [])]).toEqual([0xff, 0xfe, 0x00]);
+    // The failed batch wrote nothing; its writes were then sent one by one, each its own transaction.
+    const txs = await writingTransactions(prefix, ['a', 'b']);
+    expect(txs.size).toBe(2);
+    expect(txs.get('a')).not.toBe(txs.get('b'));
   });
 
   /**

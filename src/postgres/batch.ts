@@ -72,7 +72,10 @@ export class GroupSender<I, O> {
     return new Promise((resolve, reject) => {
       this.queue.push({ item, resolve, reject });
       if (key !== undefined) this.busy.add(key);
-      this.kick();
+      // Nothing out: go now, not a microtask later (a lone caller pays nothing); later
+      // arrivals of this turn gather behind it.
+      if (this.inFlight === 0 && this.queue.length === 1 && !this.scheduled) this.dispatch();
+      else this.kick();
     });
   }
 
@@ -82,16 +85,20 @@ export class GroupSender<I, O> {
     this.scheduled = true;
     queueMicrotask(() => {
       this.scheduled = false;
-      while (this.inFlight < this.maxInFlight && this.queue.length > 0) {
-        const batch = this.queue.splice(0, this.maxBatch);
-        this.inFlight++;
-        void this.send(batch).finally(() => {
-          this.inFlight--;
-          if (this.exclusiveKey) for (const p of batch) this.busy.delete(this.exclusiveKey(p.item));
-          this.kick();
-        });
-      }
+      this.dispatch();
     });
+  }
+
+  private dispatch(): void {
+    while (this.inFlight < this.maxInFlight && this.queue.length > 0) {
+      const batch = this.queue.splice(0, this.maxBatch);
+      this.inFlight++;
+      void this.send(batch).finally(() => {
+        this.inFlight--;
+        if (this.exclusiveKey) for (const p of batch) this.busy.delete(this.exclusiveKey(p.item));
+        this.kick();
+      });
+    }
   }
 
   private async send(batch: Pending<I, O>[]): Promise<void> {
