@@ -5,10 +5,13 @@
 //   - a bare fastify route of the same fastify version in its own process, answering the
 //     same requests (JSON body, If-Match / If-None-Match against a Map, ETag, JSON reply)
 // in alternating rounds of one run, from this one client process. Goal: revkit ≥ 0.8× bare.
+// A third, reference row — the bare route keeping its values in revkit's MemoryStore and
+// sending revkit's entry headers — splits the gap into the store and documented headers
+// on one side and revkit's request path (auth, metrics, keys, preconditions) on the other.
 // Every key's final value is checked against the writes acknowledged on it.
 // Usage: npm run build && node bench/server-figures.mjs [--seconds 3] [--rounds 5] [--connections 64]
 //          [--store memory:] [--cpu-prof DIR (profile both servers)] [--json out.json]
-//          [--decompose (adds a reference row: the bare route over revkit's MemoryStore with revkit's entry headers)]
+//          [--no-decompose (leave out the reference row: the bare route over revkit's MemoryStore with revkit's entry headers)]
 import { writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { flagArgs, median } from './lib/figures.mjs';
@@ -22,7 +25,7 @@ else await main();
 
 /**
  * The bare route: what a conditional PUT costs in fastify with nothing of revkit around it.
- * With --with-store (the --decompose reference row) it keeps its values in revkit's
+ * With --with-store (the reference row) it keeps its values in revkit's
  * MemoryStore (put guarded by ifRevision / ifAbsent) and sends revkit's entry headers, so
  * the rest of the gap to revkit serve is revkit's request path itself.
  */
@@ -83,7 +86,7 @@ async function main() {
 
   const revkit = await spawnServer(process.execPath, [...profile, cli, 'serve', '--store', store, '--port', '0', '--admin-token', TOKEN], /at (http:\/\/\S+)/);
   const bare = await spawnServer(process.execPath, [...profile, self, '--bare-server'], /at (http:\/\/\S+)/);
-  const decompose = process.argv.includes('--decompose');
+  const decompose = !process.argv.includes('--no-decompose');
   const withStore = decompose ? await spawnServer(process.execPath, [self, '--bare-server', '--with-store'], /at (http:\/\/\S+)/) : undefined;
   if (profile.length) console.log(`CPU profiles in ${args['cpu-prof']}: revkit pid ${revkit.child.pid}, bare fastify pid ${bare.child.pid}`);
   const targets = [
