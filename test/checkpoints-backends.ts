@@ -8,6 +8,7 @@ import { tempDir, uniqueName } from './helpers.js';
 
 export const PG_URL = process.env.REVKIT_PG_URL ?? `postgres://${process.env.PGUSER ?? 'root'}@127.0.0.1:5432/test`;
 export const NATS_URL = process.env.REVKIT_NATS_URL ?? 'nats://127.0.0.1:4222';
+export const REDIS_URL = process.env.REVKIT_REDIS_URL ?? 'redis://127.0.0.1:6379/0';
 
 export interface Backend {
   name: string;
@@ -18,6 +19,7 @@ export interface Backend {
 
 const pgPrefixes = new Set<string>();
 const natsBuckets = new Set<string>();
+const redisPrefixes = new Set<string>();
 
 export function backends(label: string): Backend[] {
   const dir = tempDir(`cp-${label}`);
@@ -43,6 +45,15 @@ export function backends(label: string): Backend[] {
       crossProcess: true,
     },
   ];
+  list.push({
+    name: 'redis',
+    freshUrl: () => {
+      const prefix = `rk_cp_${process.pid.toString(36)}_${randomBytes(4).toString('hex')}`;
+      redisPrefixes.add(prefix);
+      return `${REDIS_URL}?prefix=${prefix}`;
+    },
+    crossProcess: true,
+  });
   // The file backend is being built alongside; it joins the list as soon as it exists.
   if (supportedSchemes().includes('file:')) {
     list.push({ name: 'file', freshUrl: () => `file:${join(dir, `${uniqueName('cp')}.json`)}`, crossProcess: true });
@@ -64,6 +75,15 @@ async function dropAll(): Promise<void> {
     for (const prefix of pgPrefixes) await dropPostgresStore(pool, { prefix }).catch(() => undefined);
     pgPrefixes.clear();
     await pool.end();
+  }
+  if (redisPrefixes.size > 0) {
+    const { Redis } = await import('ioredis');
+    const { dropRedisStore } = await import('../src/redis/index.js');
+    const client = new Redis(REDIS_URL, { maxRetriesPerRequest: 2 });
+    client.on('error', () => undefined);
+    for (const prefix of redisPrefixes) await dropRedisStore(client, { prefix }).catch(() => undefined);
+    redisPrefixes.clear();
+    client.disconnect();
   }
   if (natsBuckets.size > 0) {
     const { connect } = await import('@nats-io/transport-node');

@@ -69,7 +69,7 @@ const print = (value: unknown) => process.stdout.write(`${JSON.stringify(value)}
 export function buildProgram(): Command {
   const program = new Command('revkit')
     .description('Shared state that never loses an update.')
-    .addOption(new Option('--store <url>', 'store URL (memory:, sqlite:./path.db, postgres://…, nats://…)').env('REVKIT_STORE'))
+    .addOption(new Option('--store <url>', 'store URL (memory:, sqlite:./path.db, file:./state.json, postgres://…, nats://…, redis://…, http://revkit-server)').env('REVKIT_STORE'))
     .addOption(new Option('--server <url>', 'talk to a revkit server over HTTP instead of a store').env('REVKIT_SERVER'))
     .addOption(new Option('--token <token>', 'bearer token for --server').env('REVKIT_TOKEN'))
     // Usage errors are one line (printed by main()), never the full help; subcommands inherit this.

@@ -11,7 +11,7 @@ import { jetstream, jetstreamManager, type Consumer } from '@nats-io/jetstream';
 import { FencedError, process as processOnce, registerProducer, type Stamp, type Transaction } from '../../src/exactly-once/index.js';
 import type { Store } from '../../src/core/index.js';
 import { open } from '../../src/open.js';
-import { dropPgStores, pgPrefix, PG_URL, NATS_URL } from '../fixtures/exactly-once/stores.js';
+import { dropPgStores, pgPrefix, redisPrefix, PG_URL, NATS_URL, REDIS_URL } from '../fixtures/exactly-once/stores.js';
 import { tempDir } from '../helpers.js';
 
 afterAll(dropPgStores, 60_000);
@@ -67,6 +67,8 @@ async function until(what: () => boolean, label: string, ms = 60_000) {
 const stores = [
   { name: 'sqlite', url: () => `sqlite:${join(dir, `${randomBytes(4).toString('hex')}.db`)}` },
   { name: 'postgres', url: () => `${PG_URL}?prefix=${pgPrefix()}` },
+  { name: 'file', url: () => `file:${join(dir, `${randomBytes(4).toString('hex')}.json`)}` },
+  { name: 'redis', url: () => `${REDIS_URL}?prefix=${redisPrefix()}` },
 ];
 
 describe('exactly-once zombie producer', () => {
