@@ -9,6 +9,8 @@
 //   server-figures        revkit serve on memory: vs a bare fastify route, conditional PUTs
 //   etcd-figures          revkit serve on SQLite FULL vs a private etcd (skipped without etcd)
 //   console-figures       web console: bundle size, first render of a 100,000-key store vs 10 keys
+//   postgres-batch-figures  PostgreSQL: group commit, one writer vs the raw loop, kine-shaped statements
+//   nats-figures (3)      NATS: 64 writers pipelined on one connection vs one round trip at a time
 // `npm run bench -- --core-only` runs bench/run.mjs alone.
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
@@ -20,6 +22,8 @@ const args = process.argv.slice(2).filter((a) => a !== '--core-only');
 const scripts = [['run.mjs', args]];
 if (!process.argv.includes('--core-only')) {
   for (const name of ['sqlite-group-figures.mjs', 'file-figures.mjs', 'exactly-once-figures.mjs', 'watchers-figures.mjs', 'idle-watch-figures.mjs', 'console-figures.mjs', 'server-figures.mjs', 'etcd-figures.mjs']) scripts.push([name, []]);
+  scripts.push(['postgres-batch-figures.mjs', ['--ops', '500', '--rounds', '3', '--ms', '3000', '--stmts', '2000']]);
+  scripts.push(['nats-figures.mjs', ['--sections', '3', '--rounds', '3', '--ms', '3000']]);
 }
 let failed = 0;
 const outputs = [];
@@ -31,7 +35,7 @@ for (const [script, scriptArgs] of scripts) {
     failed++;
     console.error(`bench: ${script} exited with ${run.status ?? run.signal}`);
   }
-  if (script !== 'run.mjs') outputs.push({ script, status: run.status, text: (run.stdout ?? '').trimEnd() });
+  if (script !== 'run.mjs') outputs.push({ script: [script, ...scriptArgs].join(' '), status: run.status, text: (run.stdout ?? '').trimEnd() });
 }
 
 // A full run (not --quick, not a subset) also puts every feature script's figures in BENCHMARKS.md, below the core tables.
