@@ -11,8 +11,10 @@
 //     on it: nothing lost, nothing applied twice.
 // Goals: revkit ≥ 2× etcd's writes/s, and revkit's p99 ≤ etcd's. Without an etcd binary on
 // PATH (Debian: etcd-server) the comparison is skipped and says so.
+// A reference row, outside the ratio, runs the same server with ?groupCommit=false (one
+// transaction and fsync per write, as before group commit); --no-reference leaves it out.
 // Usage: npm run build && node bench/etcd-figures.mjs [--seconds 5] [--rounds 3] [--connections 64]
-//          [--etcd /usr/bin/etcd] [--cpu-prof DIR (profile the revkit server)] [--json out.json]
+//          [--etcd /usr/bin/etcd] [--cpu-prof DIR (profile the revkit server)] [--json out.json] [--no-reference]
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -97,10 +99,10 @@ async function startEtcd(dir) {
   return { ...server, origin: `http://127.0.0.1:${client}`, version };
 }
 
-async function startRevkit(dir) {
+async function startRevkit(dir, { groupCommit = true } = {}) {
   const cli = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url));
-  const profile = args['cpu-prof'] ? ['--cpu-prof', '--cpu-prof-dir', args['cpu-prof']] : [];
-  const store = `sqlite:${join(dir, 'revkit.db')}`;
+  const profile = args['cpu-prof'] && groupCommit ? ['--cpu-prof', '--cpu-prof-dir', args['cpu-prof']] : [];
+  const store = groupCommit ? `sqlite:${join(dir, 'revkit.db')}` : `sqlite:${join(dir, 'revkit-single.db')}?groupCommit=false`;
   const server = await spawnServer(process.execPath, [...profile, cli, 'serve', '--store', store, '--port', '0', '--admin-token', TOKEN], /at (http:\/\/\S+)/);
   return { ...server, origin: server.match };
 }
@@ -124,6 +126,12 @@ try {
     { name: `etcd ${etcd.version.replace(/^etcd Version: /, '')} (JSON gateway, txn)`, server: etcd, load: etcdConditionalPut({ prefix: 'bench', connections: CONNECTIONS }), runs: [] },
     { name: 'revkit serve (SQLite FULL)', server: revkit, load: conditionalPut({ prefix: 'bench', token: TOKEN, connections: CONNECTIONS }), runs: [] },
   ];
+  if (!process.argv.includes('--no-reference')) {
+    // reference row, not part of the ratio: one transaction (one fsync) per write, as before group commit
+    const single = await startRevkit(dir, { groupCommit: false });
+    started.push(single);
+    targets.push({ name: 'revkit serve (SQLite FULL, groupCommit=false)', server: single, load: conditionalPut({ prefix: 'bench', token: TOKEN, connections: CONNECTIONS }), runs: [] });
+  }
   for (const t of targets) await runLoad({ origin: t.server.origin, seconds: 2, ...t.load }); // warm-up
   for (let round = 0; round < ROUNDS; round++) {
     // alternate the order so drift on a shared machine hits both alike
@@ -161,6 +169,10 @@ console.log(table([
 ]));
 console.log(`revkit / etcd writes/s: ${ratio.toFixed(2)} (rounds ${ratios.map((r) => r.toFixed(2)).join(', ')}); goal ≥ ${GOAL}: ${ratio >= GOAL ? 'met' : 'NOT met'}`);
 console.log(`p99: revkit ${revkit.p99Ms.toFixed(2)} ms, etcd ${etcd.p99Ms.toFixed(2)} ms; goal revkit ≤ etcd: ${p99Met ? 'met' : 'NOT met'}`);
+if (summary[2]) {
+  const single = median(targets[2].runs.map((r, i) => r.perSec / targets[0].runs[i].perSec));
+  console.log(`without group commit (reference): ${single.toFixed(2)}× etcd; group commit / one transaction per write: ${(revkit.writesPerSec / summary[2].writesPerSec).toFixed(2)}`);
+}
 if (args.json) {
   writeFileSync(args.json, `${JSON.stringify({ at: new Date().toISOString(), node: process.version, connections: CONNECTIONS, seconds: SECONDS, rounds: ROUNDS, summary, ratios, ratio, goal: GOAL, p99Met }, null, 2)}\n`);
 }
