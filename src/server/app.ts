@@ -117,8 +117,6 @@ const WRITER = /^[A-Za-z0-9_-]{1,64}$/;
 const JSON_TYPE = 'application/json; charset=utf-8';
 const PROBLEM_TYPE = 'application/problem+json; charset=utf-8';
 const MERGE_PATCH = 'application/merge-patch+json';
-// One strong entity tag with optional surrounding whitespace (RFC 9110 OWS).
-const PLAIN_ETAG = /^[\t ]*"([^"]*)"[\t ]*$/;
 
 /** Creates the HTTP server (docs/semantics.md, "HTTP server") over a store (not yet listening). */
 export async function createServer(options: CreateServerOptions): Promise<RevkitServer> {
@@ -544,12 +542,27 @@ interface Preconditions {
 function plainGuard(req: FastifyRequest): PutOptions | undefined {
   const { 'if-match': ifMatch, 'if-none-match': ifNoneMatch } = req.headers;
   if (ifNoneMatch === undefined) {
-    if (typeof ifMatch !== 'string') return undefined;
-    const m = PLAIN_ETAG.exec(ifMatch);
-    const revision = m === null ? null : revisionOfTag({ weak: false, opaque: m[1] as string });
+    const revision = typeof ifMatch === 'string' ? plainRevision(ifMatch) : null;
     return revision === null ? undefined : { ifRevision: revision };
   }
   return ifMatch === undefined && ifNoneMatch === '*' ? { ifAbsent: true } : undefined;
+}
+
+/**
+ * The revision of `"N"` with N as revkit writes it (no leading zero, a safe integer),
+ * read without a regular expression or a match array; null for anything else
+ * (then the general path reads the field).
+ */
+function plainRevision(tag: string): number | null {
+  const end = tag.length - 1;
+  if (end < 2 || end > 17 || tag.charCodeAt(0) !== 34 || tag.charCodeAt(end) !== 34 || tag.charCodeAt(1) === 48) return null;
+  let revision = 0;
+  for (let i = 1; i < end; i++) {
+    const digit = tag.charCodeAt(i) - 48;
+    if (digit < 0 || digit > 9) return null;
+    revision = revision * 10 + digit;
+  }
+  return Number.isSafeInteger(revision) ? revision : null;
 }
 
 /** `guard` (a fresh object) with the writer and TTL of the request added. */
