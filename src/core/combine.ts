@@ -1,7 +1,7 @@
 import { AbortedError, BackendError, ConflictError, OutcomeUnknownError, RetryExhaustedError } from './errors.js';
 import {
   answerBy, backoffDelay, lookForOwnWrite, newWriterToken, runUpdate, sleep, trackCall, UPDATE_DEFAULTS,
-  type CallState, type UpdatableStore,
+  type CallState, type StopSignal, type UpdatableStore,
 } from './update.js';
 import { isTombstone, SKIP, type Entry, type Mutation, type PutOptions, type StoredRecord, type UpdateOptions } from './types.js';
 import { validateCandidate } from './validate.js';
@@ -193,7 +193,7 @@ class Batch {
   }
 
   /** True when every caller that was pending has its answer; false to start over at once. */
-  private async attempt(pending: Caller[], stop: AbortSignal): Promise<boolean> {
+  private async attempt(pending: Caller[], stop: StopSignal): Promise<boolean> {
     // Store calls are cut only when every caller has its answer (`stop`) or the last deadline
     // passes: each caller's own deadline answers that caller alone, as it would be answered alone.
     const latest = Math.max(...pending.map((c) => c.deadline));
@@ -337,13 +337,37 @@ class Batch {
 }
 
 /** A signal that fires once every one of `callers` has its answer, so nothing waits on their behalf. */
-function abortWhenAllGone(callers: Caller[]): { signal: AbortSignal; release: () => void } {
-  const controller = new AbortController();
+function abortWhenAllGone(callers: Caller[]): { signal: StopSignal; release: () => void } {
+  const stop = new StopWhen();
   let released = false;
-  void Promise.all(callers.map((c) => c.gone)).then(() => {
-    if (!released) controller.abort();
+  const gone = callers.length === 1 ? (callers[0] as Caller).gone : Promise.all(callers.map((c) => c.gone));
+  void gone.then(() => {
+    if (!released) stop.fire();
   });
-  return { signal: controller.signal, release: () => (released = true) };
+  return { signal: stop, release: () => (released = true) };
+}
+
+/** The part of AbortSignal answerBy() and sleep() use, without EventTarget's cost. */
+class StopWhen implements StopSignal {
+  aborted = false;
+  private listeners: Array<() => void> = [];
+
+  addEventListener(_type: 'abort', listener: () => void): void {
+    this.listeners.push(listener);
+  }
+
+  removeEventListener(_type: 'abort', listener: () => void): void {
+    const i = this.listeners.indexOf(listener);
+    if (i >= 0) this.listeners.splice(i, 1);
+  }
+
+  fire(): void {
+    if (this.aborted) return;
+    this.aborted = true;
+    const listeners = this.listeners;
+    this.listeners = [];
+    for (const listener of listeners) listener();
+  }
 }
 
 function defaultOf(opts: UpdateOptions<unknown>): unknown {
