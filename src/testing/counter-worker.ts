@@ -47,7 +47,7 @@ export async function runCounterWorker(config: CounterWorkerConfig, store: Store
         (succeeded[key] as number)++;
       } catch (err) {
         result.failed++;
-        if (result.errors.length < 5) result.errors.push(RevkitError.is(err) ? `${err.code}: ${err.message}` : String(err));
+        if (result.errors.length < 5) result.errors.push(describeError(err));
       }
     }
   };
@@ -72,4 +72,14 @@ if (process.argv[1] && import.meta.url === new URL(`file://${process.argv[1]}`).
     process.stderr.write(`${err instanceof Error ? err.stack : String(err)}\n`);
     process.exit(1);
   });
+}
+
+/** The error and its chain of causes, one line: what a failed run needs to be diagnosed. */
+function describeError(err: unknown): string {
+  const parts: string[] = [];
+  for (let e: unknown = err, depth = 0; e !== undefined && e !== null && depth < 4; depth++) {
+    parts.push(RevkitError.is(e) ? `${e.code}: ${e.message}` : e instanceof Error ? e.message : String(e));
+    e = (e as { cause?: unknown }).cause;
+  }
+  return parts.join(' <- ');
 }
