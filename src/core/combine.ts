@@ -1,7 +1,7 @@
 import { AbortedError, BackendError, ConflictError, OutcomeUnknownError, RetryExhaustedError } from './errors.js';
 import {
-  answerBy, backoffDelay, lookForOwnWrite, newWriterToken, runUpdate, sleep, trackCall, UPDATE_DEFAULTS,
-  type CallState, type StopSignal, type UpdatableStore,
+  answerBy, backoffDelay, lookForOwnWrite, newWriterToken, runUpdate, sleep, UPDATE_DEFAULTS,
+  type StopSignal, type UpdatableStore,
 } from './update.js';
 import { isTombstone, SKIP, type Entry, type Mutation, type PutOptions, type StoredRecord, type UpdateOptions } from './types.js';
 import { validateCandidate } from './validate.js';
@@ -152,7 +152,6 @@ interface Attempt {
   failed: Map<Caller, unknown>;
   /** The value written: that of the last caller that changed it. */
   written?: unknown;
-  call?: CallState;
 }
 
 class Batch {
@@ -212,12 +211,10 @@ class Batch {
       return true;
     }
     const guard: PutOptions = { writer: attempt.token, ...(read === null ? { ifAbsent: true } : { ifRevision: read.revision }) };
-    const call = trackCall(this.store.put(this.key, attempt.written, guard));
-    attempt.call = call;
     for (const c of attempt.outcomes.keys()) c.exposedIn.add(attempt);
     let entry: Entry<unknown>;
     try {
-      entry = await answerBy(call.promise, latest, stop, true);
+      entry = await answerBy(this.store.put(this.key, attempt.written, guard), latest, stop, true);
     } catch (err) {
       if (BackendError.is(err) && err.ambiguous) this.suspects.push(attempt);
       else for (const c of attempt.outcomes.keys()) c.exposedIn.delete(attempt);
@@ -265,7 +262,7 @@ class Batch {
    */
   private async resolveSuspects(read: StoredRecord<unknown> | null): Promise<boolean> {
     for (const suspect of [...this.suspects]) {
-      const verdict = await lookForOwnWrite(this.store, this.key, read, suspect.token, suspect.base, suspect.call?.settled ?? true);
+      const verdict = await lookForOwnWrite(this.store, this.key, read, suspect.token, suspect.base);
       if (verdict.state === 'committed') {
         this.settle(suspect, isTombstone(verdict.record) ? null : verdict.record);
         return this.pending.length === 0;

@@ -52,7 +52,8 @@ export async function runUpdate<T>(store: UpdatableStore, key: string, fn: Mutat
   let previousDelay = 0;
   // The revision read before our first write whose acknowledgement was lost:
   // a record carrying our token above it means one of our writes committed.
-  let suspect: { base: number; call: CallState } | undefined;
+  // Every attempt carries the same token, so one look covers all ambiguous attempts.
+  let suspect: { base: number } | undefined;
   const giveUp = (attempts: number, reason: 'attempts' | 'deadline' | 'aborted', cause: unknown): never => {
     const exhausted = new RetryExhaustedError(key, attempts, cause, reason);
     if (suspect) throw new OutcomeUnknownError(key, undefined, { cause: exhausted });
@@ -65,12 +66,14 @@ export async function runUpdate<T>(store: UpdatableStore, key: string, fn: Mutat
     try {
       read = await answerBy(store.getRecord<T>(key), deadline, opts.signal, false);
       if (suspect) {
-        const verdict = await lookForOwnWrite(store, key, read, writer, suspect.base, suspect.call.settled);
+        const verdict = await lookForOwnWrite(store, key, read, writer, suspect.base);
         if (verdict.state === 'committed') return isTombstone(verdict.record) ? null : verdict.record;
         if (verdict.state === 'unknown') throw new OutcomeUnknownError(key, undefined, { cause: lastError });
         if (verdict.state === 'absent') suspect = undefined;
         // 'pending': the write may still land, but it is guarded by the revision we read again now,
         // so at most one of it and the next write can commit; the next re-read tells which.
+        // A call that has answered, even with an error, proves nothing: the statement may still be
+        // running on a server whose client went away, and land after we read.
       }
       const live = read !== null && !isTombstone(read);
       const current = live ? structuredClone((read as Entry<T>).value) : defaultValue(opts);
@@ -82,11 +85,10 @@ export async function runUpdate<T>(store: UpdatableStore, key: string, fn: Mutat
       const guard: PutOptions = read === null ? { ifAbsent: true } : { ifRevision: read.revision };
       guard.writer = writer;
       if (opts.ttlMs !== undefined) guard.ttlMs = opts.ttlMs;
-      const call = trackCall(store.put<T>(key, candidate, guard));
       try {
-        return await answerBy(call.promise, deadline, opts.signal, true);
+        return await answerBy(store.put<T>(key, candidate, guard), deadline, opts.signal, true);
       } catch (err) {
-        if (BackendError.is(err) && err.ambiguous) suspect = { base: suspect?.base ?? read?.revision ?? 0, call };
+        if (BackendError.is(err) && err.ambiguous) suspect = { base: suspect?.base ?? read?.revision ?? 0 };
         throw err;
       }
     } catch (err) {
@@ -129,22 +131,11 @@ function defaultValue<T>(opts: UpdateOptions<T>): T | undefined {
   return typeof d === 'function' ? (d as () => T)() : structuredClone(d);
 }
 
-/** Whether a store call has answered at all (with a result or an error), even after we stopped waiting. */
-export interface CallState {
-  readonly settled: boolean;
-}
-
-export function trackCall<R>(promise: Promise<R>): { promise: Promise<R> } & CallState {
-  const state = { promise, settled: false };
-  promise.then(() => (state.settled = true), () => (state.settled = true));
-  return state;
-}
-
 export type OwnWriteVerdict<T> =
   | { state: 'committed'; record: StoredRecord<T> }
   /** It did not commit and no longer can: the key moved past its guard without it. */
   | { state: 'absent' }
-  /** Not committed yet, but the call never answered and its guard still holds: it may yet land. */
+  /** Not committed yet, and its guard still holds: it may yet land, whatever its call answered. */
   | { state: 'pending' }
   /** It may have committed under later writes that history no longer reaches. */
   | { state: 'unknown' };
@@ -154,9 +145,9 @@ export type OwnWriteVerdict<T> =
  * Looks at the record just read, then back through history until below
  * `base` (one call with a large limit; backends cap it at what they keep).
  */
-export async function lookForOwnWrite<T>(store: UpdatableStore, key: string, read: StoredRecord<T> | null, writer: string, base: number, callSettled: boolean): Promise<OwnWriteVerdict<T>> {
+export async function lookForOwnWrite<T>(store: UpdatableStore, key: string, read: StoredRecord<T> | null, writer: string, base: number): Promise<OwnWriteVerdict<T>> {
   if (read && read.writer === writer && read.revision > base) return { state: 'committed', record: read };
-  if ((read?.revision ?? 0) <= base) return callSettled ? { state: 'absent' } : { state: 'pending' };
+  if ((read?.revision ?? 0) <= base) return { state: 'pending' };
   if (!store.capabilities.history) return { state: 'unknown' };
   let past: StoredRecord<T>[];
   try {

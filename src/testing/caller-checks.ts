@@ -62,6 +62,23 @@ export const callerChecks: Record<string, StoreTest> = {
     for (const r of results) assert.ok(r.status === 'rejected' && OutcomeUnknownError.is(r.reason), describe(results));
   },
 
+  'a write cut from its caller that lands while the caller retries is recognised, not applied again': async (inner) => {
+    for (const callers of [1, 4]) {
+      for (const combine of [true, false]) {
+        if (callers > 1 && !combine) continue;
+        const key = `late/${callers}/${combine}`;
+        await inner.put(key, 0);
+        // The re-read still sees the old revision; the cut write commits just before the retry's write.
+        const s = new FaultStore(inner).inject({ kind: 'late-landing', op: 'put', key });
+        const results = await Promise.all(Array.from({ length: callers }, () => s.update<number>(key, increment, { combine })));
+        const what = `callers: ${callers}, combine: ${combine}`;
+        assert.equal(s.injected.length, 1, what);
+        assert.equal((await inner.get<number>(key))?.value, callers, `a mutation was applied twice (${what})`);
+        assertOwnIncrements(results, callers, what);
+      }
+    }
+  },
+
   'an ambiguous write buried under more writes (70) than history keeps (64) is never applied again': async (inner) => {
     for (const combine of [true, false]) {
       const key = `buried/${combine}`;

@@ -12,8 +12,12 @@ import { WrappingStore } from './wrapping-store.js';
  * - `fail-permanent`: the call fails for good (a non-transient `BackendError`);
  * - `stall`: the call waits `stallMs`, then reaches the store and answers;
  *   without `stallMs` it never reaches the store and never answers.
+ * - `late-landing`: the call fails at once with an ambiguous error, but the
+ *   write itself is held and reaches the store just before the next write
+ *   that passes through (or at `landHeld()`): a statement still running on a
+ *   server whose client went away, committing while the caller retries.
  */
-export type FaultKind = 'lost-ack' | 'fail-before' | 'lost-request' | 'fail-permanent' | 'stall';
+export type FaultKind = 'lost-ack' | 'fail-before' | 'lost-request' | 'fail-permanent' | 'stall' | 'late-landing';
 export type FaultOperation = 'getRecord' | 'put' | 'delete' | 'atomic' | 'history';
 
 export interface FaultRule {
@@ -45,6 +49,8 @@ export class FaultStore extends WrappingStore {
   private rules: Array<FaultRule & { left: number }> = [];
   /** Every fault that fired, in order. */
   readonly injected: InjectedFault[] = [];
+  /** Writes cut from their callers by `late-landing`, not yet landed. */
+  private held: Array<() => Promise<unknown>> = [];
   /** Counts of calls that reached the inner store, by operation. */
   readonly calls: Record<FaultOperation, number> = { getRecord: 0, put: 0, delete: 0, atomic: 0, history: 0 };
 
@@ -55,6 +61,13 @@ export class FaultStore extends WrappingStore {
   inject(rule: FaultRule): this {
     this.rules.push({ ...rule, left: rule.times ?? 1 });
     return this;
+  }
+
+  /** Lets every held `late-landing` write reach the store now, in order; a refused one (its guard moved) is dropped. */
+  async landHeld(): Promise<void> {
+    const held = this.held;
+    this.held = [];
+    for (const land of held) await land().catch(() => undefined);
   }
 
   /** Removes every rule not yet used up. */
@@ -96,6 +109,8 @@ export class FaultStore extends WrappingStore {
 
   private async run<R>(op: FaultOperation, keys: string[], call: () => Promise<R>): Promise<R> {
     const rule = this.take(op, keys);
+    const isWrite = op === 'put' || op === 'delete' || op === 'atomic';
+    if (isWrite && this.held.length > 0) await this.landHeld();
     if (!rule) {
       this.calls[op]++;
       return call();
@@ -124,6 +139,13 @@ export class FaultStore extends WrappingStore {
         }
         await rule.then?.(this.inner);
         throw new BackendError(`injected fault: the acknowledgement of ${op} was lost`, { transient: true, ambiguous: true });
+      case 'late-landing':
+        this.held.push(() => {
+          this.calls[op]++;
+          return call();
+        });
+        await rule.then?.(this.inner);
+        throw new BackendError(`injected fault: the connection was cut while ${op} still ran on the server`, { transient: true, ambiguous: true });
       case 'stall':
         if (rule.stallMs === undefined) return new Promise<R>(() => undefined);
         await new Promise((resolve) => setTimeout(resolve, rule.stallMs));
