@@ -1,0 +1,71 @@
+/**
+ * A TCP proxy whose `cut()` drops the client side of every open connection
+ * while keeping the server side open: to the client its connection is gone;
+ * to the server the session is alive, so a statement it was running goes on
+ * and may still commit — what a client process's death or a network cut does
+ * to a request already inside the server.
+ *
+ *   const proxy = await startCutProxy(5432);
+ *   // connect through 127.0.0.1:proxy.port …
+ *   proxy.cut();          // every client connection is reset, its server session keeps running
+ *   await proxy.close();  // ends the kept server sessions too
+ */
+import net from 'node:net';
+
+export interface CutProxy {
+  readonly port: number;
+  /** Connections opened so far (client sides still forwarding). */
+  readonly open: number;
+  cut(): void;
+  close(): Promise<void>;
+}
+
+export async function startCutProxy(targetPort: number, targetHost = '127.0.0.1'): Promise<CutProxy> {
+  const live = new Set<{ client: net.Socket; upstream: net.Socket; cut: boolean }>();
+  const orphans = new Set<net.Socket>();
+  const server = net.createServer((client) => {
+    const upstream = net.connect(targetPort, targetHost);
+    const pair = { client, upstream, cut: false };
+    live.add(pair);
+    client.on('data', (chunk) => {
+      if (!pair.cut) upstream.write(chunk);
+    });
+    upstream.on('data', (chunk) => {
+      if (!pair.cut) client.write(chunk);
+    });
+    const end = () => {
+      if (pair.cut) return;
+      live.delete(pair);
+      client.destroy();
+      upstream.destroy();
+    };
+    client.on('error', end);
+    client.on('close', end);
+    upstream.on('error', end);
+    upstream.on('close', end);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as net.AddressInfo).port;
+  return {
+    port,
+    get open() {
+      return live.size;
+    },
+    cut() {
+      for (const pair of live) {
+        pair.cut = true;
+        pair.client.resetAndDestroy();
+        orphans.add(pair.upstream);
+      }
+      live.clear();
+    },
+    async close() {
+      for (const pair of live) {
+        pair.client.destroy();
+        pair.upstream.destroy();
+      }
+      for (const upstream of orphans) upstream.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
