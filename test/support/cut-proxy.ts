@@ -8,6 +8,7 @@
  *   const proxy = await startCutProxy(5432);
  *   // connect through 127.0.0.1:proxy.port …
  *   proxy.cut();          // every client connection is reset, its server session keeps running
+ *   proxy.retarget(5433); // new connections go elsewhere (a load balancer failing over)
  *   await proxy.close();  // ends the kept server sessions too
  */
 import net from 'node:net';
@@ -17,14 +18,16 @@ export interface CutProxy {
   /** Connections opened so far (client sides still forwarding). */
   readonly open: number;
   cut(): void;
+  retarget(port: number): void;
   close(): Promise<void>;
 }
 
 export async function startCutProxy(targetPort: number, targetHost = '127.0.0.1'): Promise<CutProxy> {
   const live = new Set<{ client: net.Socket; upstream: net.Socket; cut: boolean }>();
   const orphans = new Set<net.Socket>();
+  let target = targetPort;
   const server = net.createServer((client) => {
-    const upstream = net.connect(targetPort, targetHost);
+    const upstream = net.connect(target, targetHost);
     const pair = { client, upstream, cut: false };
     live.add(pair);
     client.on('data', (chunk) => {
@@ -58,6 +61,9 @@ export async function startCutProxy(targetPort: number, targetHost = '127.0.0.1'
         orphans.add(pair.upstream);
       }
       live.clear();
+    },
+    retarget(port: number) {
+      target = port;
     },
     async close() {
       for (const pair of live) {
