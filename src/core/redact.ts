@@ -1,0 +1,108 @@
+/**
+ * Secrets in store and server URLs, shown as `****` wherever a URL is printed
+ * (DESIGN §6: never in a banner, log line, error message, metric or response).
+ *
+ * Works on the text, not on `new URL()`: the URLs worth hiding are also the
+ * ones it refuses (several hosts, `redis+sentinel://`, an unencoded `/` or `#`
+ * in a password), and a URL that cannot be parsed still has to be printed.
+ */
+export const REDACTED = '****';
+
+/** Query options whose value is a secret: token, pass, password, sslpassword, sentinelPassword, auth_token, … */
+const SECRET_OPTION = /pass|pwd|token|secret|auth|cred|seed|jwt|nkey|apikey|api_key|sslkey|private/i;
+/** Stores in local files: no userinfo, an `@` there is part of a path. */
+const LOCAL_SCHEMES = new Set(['memory', 'sqlite', 'file']);
+/** Where a userinfo without a colon is a user name; elsewhere (nats://TOKEN@host, https://TOKEN@host) it is the secret. */
+const USER_ONLY_SCHEMES = new Set(['postgres', 'postgresql', 'redis', 'rediss', 'redis+sentinel']);
+
+interface Part {
+  text: string;
+  secret?: true;
+}
+
+function split(url: string): Part[] {
+  const parts: Part[] = [];
+  const plain = (text: string) => text !== '' && parts.push({ text });
+  const secret = (text: string) => (text === '' ? undefined : parts.push({ text, secret: true }));
+  let rest = url;
+  const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(url)?.[1]?.toLowerCase();
+  if (scheme !== undefined && !LOCAL_SCHEMES.has(scheme)) {
+    plain(url.slice(0, scheme.length + 3));
+    rest = url.slice(scheme.length + 3);
+    // The userinfo ends at the last '@' before the query: a password may hold an unencoded '@', '/' or '#'.
+    const query = rest.indexOf('?');
+    const at = rest.slice(0, query === -1 ? rest.length : query).lastIndexOf('@');
+    if (at !== -1) {
+      const userinfo = rest.slice(0, at);
+      const colon = userinfo.indexOf(':');
+      if (colon !== -1) {
+        plain(userinfo.slice(0, colon + 1));
+        secret(userinfo.slice(colon + 1));
+      } else if (USER_ONLY_SCHEMES.has(scheme)) plain(userinfo);
+      else secret(userinfo);
+      plain('@');
+      rest = rest.slice(at + 1);
+    }
+  }
+  const query = rest.indexOf('?');
+  if (query === -1) {
+    plain(rest);
+    return parts;
+  }
+  plain(rest.slice(0, query + 1));
+  // Split on '&' only: a value with an unencoded '#' is hidden to its end, not cut at a "fragment".
+  rest.slice(query + 1).split('&').forEach((pair, i) => {
+    if (i > 0) plain('&');
+    const eq = pair.indexOf('=');
+    if (eq > 0 && SECRET_OPTION.test(decode(pair.slice(0, eq)))) {
+      plain(pair.slice(0, eq + 1));
+      secret(pair.slice(eq + 1));
+    } else plain(pair);
+  });
+  return parts;
+}
+
+function decode(text: string): string {
+  try {
+    return decodeURIComponent(text.replace(/\+/g, ' '));
+  } catch {
+    return text;
+  }
+}
+
+/** The URL with every password, token and other secret replaced by `****`; the rest (scheme, user, hosts, options) stays readable. */
+export function redactUrl(url: string): string {
+  return split(url).map((p) => (p.secret ? REDACTED : p.text)).join('');
+}
+
+/** The secrets in a URL, as written and as a driver decodes them, for scrubbing them from text that quotes them some other way. */
+export function urlSecrets(url: string): string[] {
+  const found = new Set<string>();
+  for (const p of split(url)) {
+    if (!p.secret) continue;
+    found.add(p.text);
+    found.add(decode(p.text));
+    try {
+      found.add(decodeURIComponent(p.text));
+    } catch {
+      // kept as written
+    }
+  }
+  return [...found];
+}
+
+// A URL inside a message: scheme://… or a local store URL, up to a space or a quote.
+const URL_IN_TEXT = /\b(?:[a-z][a-z0-9+.-]*:\/\/|(?:memory|sqlite|file):)[^\s"'<>`]*/gi;
+// Shorter secrets would turn ordinary words into ****; a short secret is still hidden inside any URL.
+const MIN_SCRUBBED = 4;
+
+/**
+ * A message with every URL in it redacted and every given secret (a token,
+ * a URL's password as the driver decoded it) replaced by `****`.
+ */
+export function redactText(text: string, secrets: Iterable<string> = []): string {
+  let out = text;
+  const longestFirst = [...new Set(secrets)].filter((s) => s.length >= MIN_SCRUBBED).sort((a, b) => b.length - a.length);
+  for (const s of longestFirst) out = out.split(s).join(REDACTED);
+  return out.replace(URL_IN_TEXT, (url) => redactUrl(url));
+}

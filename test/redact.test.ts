@@ -1,0 +1,63 @@
+import { describe, expect, it } from 'vitest';
+import { REDACTED, redactText, redactUrl, urlSecrets } from '../src/core/redact.js';
+
+// Every secret form of every backend URL: [URL, what it must print, the secrets it holds].
+const FORMS: Array<[string, string, string[]]> = [
+  ['memory:', 'memory:', []],
+  ['sqlite:./data/revkit.db?synchronous=normal', 'sqlite:./data/revkit.db?synchronous=normal', []],
+  ['sqlite:./data/x.db?password=s3cret-sqlite', 'sqlite:./data/x.db?password=****', ['s3cret-sqlite']],
+  ['file:./state.json', 'file:./state.json', []],
+  ['file://./dir@home/state.json', 'file://./dir@home/state.json', []],
+  ['postgres://app:pg-pass-1@db.example:5432/test', 'postgres://app:****@db.example:5432/test', ['pg-pass-1']],
+  ['postgresql://app:pg-pass-2@h1:5432,h2:5432/test?target_session_attrs=read-write', 'postgresql://app:****@h1:5432,h2:5432/test?target_session_attrs=read-write', ['pg-pass-2']],
+  ['postgres://app@db/test?password=pg-pass-3&schema=rk', 'postgres://app@db/test?password=****&schema=rk', ['pg-pass-3']],
+  ['postgres://app@db/test?sslpassword=pg-key-pass&sslkey=/k.pem', 'postgres://app@db/test?sslpassword=****&sslkey=****', ['pg-key-pass', '/k.pem']],
+  ['postgres://u:p%40ss%2Fw0rd@db/test', 'postgres://u:****@db/test', ['p%40ss%2Fw0rd', 'p@ss/w0rd']],
+  ['redis://:redis-pass-1@127.0.0.1:6379/0', 'redis://:****@127.0.0.1:6379/0', ['redis-pass-1']],
+  ['redis://default:redis-pass-2@127.0.0.1:6379', 'redis://default:****@127.0.0.1:6379', ['redis-pass-2']],
+  ['rediss://:redis-pass-3@cache.example:6380?prefix=app', 'rediss://:****@cache.example:6380?prefix=app', ['redis-pass-3']],
+  ['redis://:pa/ss#w@rd@127.0.0.1:6379/0', 'redis://:****@127.0.0.1:6379/0', ['pa/ss#w@rd']],
+  ['redis+sentinel://:redis-pass-4@h1:26379,h2:26379/mymaster?sentinelPassword=sentinel-pass&wait=1', 'redis+sentinel://:****@h1:26379,h2:26379/mymaster?sentinelPassword=****&wait=1', ['redis-pass-4', 'sentinel-pass']],
+  ['redis+sentinel://h1:26379/mymaster', 'redis+sentinel://h1:26379/mymaster', []],
+  ['nats://127.0.0.1:4222?token=nats-token-1&bucket=b', 'nats://127.0.0.1:4222?token=****&bucket=b', ['nats-token-1']],
+  ['nats://127.0.0.1:4222?user=ops&pass=nats-pass-1', 'nats://127.0.0.1:4222?user=ops&pass=****', ['nats-pass-1']],
+  ['nats://ops:nats-pass-2@h1:4222,h2:4222?bucket=b', 'nats://ops:****@h1:4222,h2:4222?bucket=b', ['nats-pass-2']],
+  ['nats://nats-token-2@127.0.0.1:4222', 'nats://****@127.0.0.1:4222', ['nats-token-2']],
+  ['nats://127.0.0.1:4222?token=a#b&bucket=c', 'nats://127.0.0.1:4222?token=****&bucket=c', ['a#b']],
+  ['http://127.0.0.1:8787?token=http-token-1', 'http://127.0.0.1:8787?token=****', ['http-token-1']],
+  ['https://user:http-pass@revkit.example/base?token=http-token-2', 'https://user:****@revkit.example/base?token=****', ['http-pass', 'http-token-2']],
+  ['https://http-token-3@revkit.example/', 'https://****@revkit.example/', ['http-token-3']],
+  ['HTTP://127.0.0.1:8787/?Token=http-token-4', 'HTTP://127.0.0.1:8787/?Token=****', ['http-token-4']],
+  ['http://127.0.0.1:8787?access_token=t1&auth=t2&secret=t3&apikey=t4', 'http://127.0.0.1:8787?access_token=****&auth=****&secret=****&apikey=****', ['t1', 't2', 't3', 't4']],
+  ['http://127.0.0.1:8787?token=', 'http://127.0.0.1:8787?token=', []],
+];
+
+describe('redactUrl: every secret form of every backend URL shows as ****', () => {
+  for (const [url, shown, secrets] of FORMS) {
+    it(url, () => {
+      expect(redactUrl(url)).toBe(shown);
+      for (const s of secrets) expect(redactUrl(url)).not.toContain(s);
+      for (const s of secrets) expect(urlSecrets(url)).toContain(s);
+      if (secrets.length === 0) expect(urlSecrets(url)).toEqual([]);
+    });
+  }
+});
+
+describe('redactText: messages that quote a URL or a secret', () => {
+  it('hides URLs inside a message, quoted or not, and leaves the rest alone', () => {
+    const text = 'malformed postgres URL "postgres://u:hunter2@h1:5432,h2/x" (Invalid URL); also redis://:pw@h and nats://h?token=t ok';
+    expect(redactText(text)).toBe('malformed postgres URL "postgres://u:****@h1:5432,h2/x" (Invalid URL); also redis://:****@h and nats://h?token=**** ok');
+  });
+
+  it('hides given secrets wherever they appear, however a driver quoted them', () => {
+    const url = 'postgres://u:p%40ss%2Fw0rd@db/test';
+    const text = 'cannot open store postgres://u:p%40ss%2Fw0rd@db/test: the driver said password "p@ss/w0rd" was wrong';
+    const out = redactText(text, urlSecrets(url));
+    expect(out).not.toMatch(/p%40ss|p@ss/);
+    expect(out).toBe(`cannot open store postgres://u:${REDACTED}@db/test: the driver said password "${REDACTED}" was wrong`);
+  });
+
+  it('does not blank ordinary words for a very short secret (the URL itself is still redacted)', () => {
+    expect(redactText('no store at redis://:ab@h: cannot reach', ['ab'])).toBe('no store at redis://:****@h: cannot reach');
+  });
+});
