@@ -43,6 +43,57 @@ describe('resume keys', () => {
     }
     expect(() => resumeKeyOfJson('{not json')).toThrow(InvalidArgumentError);
   });
+
+  it('from JSON text: an integer beyond 2^53 is refused with its path, never merged with its rounded neighbour', () => {
+    const exact = resumeKeyOfJson('{"partition":9007199254740992}');
+    expect(exact).toBe(resumeKey({ partition: 2 ** 53 }));
+    const refused = (() => {
+      try {
+        return resumeKeyOfJson('{"stream":"orders","partition":9007199254740993}');
+      } catch (err) {
+        return err;
+      }
+    })();
+    expect(InvalidArgumentError.is(refused), String(refused)).toBe(true);
+    expect((refused as Error).message).toContain('$.partition is the number 9007199254740993');
+    // Nested, and in an array: the path says where.
+    expect(() => resumeKeyOfJson('{"a":{"b":[0,18446744073709551615]}}')).toThrow(/\$\.a\.b\[1\] is the number 18446744073709551615/);
+    expect(() => resumeKeyOfJson('[-9007199254740993]')).toThrow(/\$\[0\] is the number -9007199254740993/);
+    // The same number spelled differently is still one identity.
+    expect(resumeKeyOfJson('{"partition":9.007199254740992e15}')).toBe(exact);
+    expect(resumeKeyOfJson('{"partition":9007199254740992.000}')).toBe(exact);
+  });
+
+  it('from JSON text: 1e400, 1e-400 and digits a double drops are refused; what a double holds exactly is not', () => {
+    for (const [text, path] of [
+      ['{"n":1e400}', '$.n'], ['[-1e400]', '$[0]'], ['{"n":1e-400}', '$.n'],
+      ['{"n":0.10000000000000001}', '$.n'], ['{"n":123456789012345678901}', '$.n'], ['{"n":2.5e-324}', '$.n'],
+    ] as const) {
+      expect(() => resumeKeyOfJson(text), text).toThrow(InvalidArgumentError);
+      expect(() => resumeKeyOfJson(text), text).toThrow(`${path} is the number`);
+    }
+    expect(resumeKeyOfJson('{"n":0.1}')).toBe(resumeKey({ n: 0.1 }));
+    expect(resumeKeyOfJson('{"n":1e21}')).toBe(resumeKey({ n: 1e21 }));
+    expect(resumeKeyOfJson('{"n":123456789012345680000}')).toBe(resumeKey({ n: 123456789012345680000 }));
+    expect(resumeKeyOfJson('{"n":5e-324}')).toBe(resumeKey({ n: 5e-324 }));
+    expect(resumeKeyOfJson('{"n":1.7976931348623157e308}')).toBe(resumeKey({ n: Number.MAX_VALUE }));
+    expect(resumeKeyOfJson('{"n":-0}')).toBe(resumeKey({ n: 0 }));
+    expect(resumeKeyOfJson('{"n":0e999999999999}')).toBe(resumeKey({ n: 0 }));
+  });
+
+  it('from JSON text: strings, escapes, whitespace and a "__proto__" member read as JSON.parse reads them; a member given twice is refused', () => {
+    for (const text of ['  {"x" : [ 1 , "a\\"b\\\\" , true, false, null, {} , [ ] ] , "\\u00e9\\ud83d\\ude00": "" }\n', '{"__proto__":{"a":1}}', '"just a string"', '[]']) {
+      expect(resumeKeyOfJson(text), text).toBe(resumeKey(JSON.parse(text)));
+    }
+    expect(() => resumeKeyOfJson('{"a":1,"b":{"c":1,"c":2}}')).toThrow(/\$\.b\.c twice/);
+    expect(() => resumeKeyOfJson('"\\ud800"')).toThrow(InvalidArgumentError);
+  });
+
+  it('nesting too deep for the stack is an InvalidArgumentError, not a RangeError', () => {
+    const deep = `${'['.repeat(100_000)}${']'.repeat(100_000)}`;
+    expect(() => resumeKeyOfJson(deep)).toThrow(InvalidArgumentError);
+    expect(() => resumeKey(JSON.parse(deep))).toThrow(InvalidArgumentError);
+  });
 });
 
 /** A store whose update() commits, then reports an unknown outcome, `times` times. */
