@@ -23,8 +23,10 @@ export async function storeKeys(client: Redis, prefix: string): Promise<string[]
   const found: string[] = [];
   let cursor = '0';
   do {
-    const [next, keys] = await client.scan(cursor, 'MATCH', `rk:{${prefix}}:*`, 'COUNT', 1000);
-    found.push(...keys);
+    // Matched literally: a prefix may hold glob characters (*, ?, [, ], backslash).
+    const base = `rk:{${prefix}}:`;
+    const [next, keys] = await client.scan(cursor, 'MATCH', `${base.replace(/[*?[\]\\]/g, (c) => `\\${c}`)}*`, 'COUNT', 1000);
+    found.push(...keys.filter((k) => k.startsWith(base)));
     cursor = next;
   } while (cursor !== '0');
   return found;

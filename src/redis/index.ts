@@ -72,8 +72,9 @@ export class RedisStore extends BaseStore {
 
   private constructor(readonly client: Redis, private readonly ownsClient: boolean, options: RedisStoreOptions) {
     super();
-    this.prefix = options.prefix ?? 'revkit';
-    if (this.prefix === '' || /[{}]/.test(this.prefix)) throw new InvalidArgumentError(`a redis store prefix must be non-empty, without { or }: got ${JSON.stringify(this.prefix)}`);
+    const prefix = options.prefix ?? 'revkit';
+    assertStorePrefix(prefix);
+    this.prefix = prefix;
     const base = `rk:{${this.prefix}}:`;
     this.k = { meta: `${base}meta`, rec: `${base}rec`, keys: `${base}keys`, ttl: `${base}ttl`, log: `${base}log` };
     this.codec = options.codec ?? jsonCodec;
@@ -423,16 +424,37 @@ function positive(v: unknown, fallback: number, name: string): number {
  * Deletes every key of the store `prefix` (`rk:{prefix}:*`): its data, history,
  * change log and incarnation marker. Stores open on it then fail as having
  * lost their data. Returns how many Redis keys were deleted.
+ *
+ * Only that store's keys: the prefix is matched literally — the glob
+ * characters a prefix may hold (`*`, `?`, `[`, `]`, `\`) are escaped in the
+ * SCAN pattern, and every key found is checked to start with `rk:{prefix}:`
+ * — so dropping `a*` leaves the store `ab` alone. A prefix that no store can
+ * have (empty, or with `{` or `}`) is an `InvalidArgumentError`.
  */
 export async function dropRedisStore(client: Redis, options: { prefix: string }): Promise<number> {
+  const prefix = options?.prefix;
+  assertStorePrefix(prefix);
+  const base = `rk:{${prefix}}:`;
   let deleted = 0;
   let cursor = '0';
   do {
-    const [next, keys] = await client.scan(cursor, 'MATCH', `rk:{${options.prefix}}:*`, 'COUNT', 1000);
+    const [next, found] = await client.scan(cursor, 'MATCH', `${escapeGlob(base)}*`, 'COUNT', 1000);
+    const keys = found.filter((k) => k.startsWith(base));
     if (keys.length > 0) deleted += await client.unlink(...keys);
     cursor = next;
   } while (cursor !== '0');
   return deleted;
+}
+
+/** A SCAN / KEYS pattern that matches `text` literally: Redis glob-matching escapes with a backslash. */
+function escapeGlob(text: string): string {
+  return text.replace(/[*?[\]\\]/g, (c) => `\\${c}`);
+}
+
+function assertStorePrefix(prefix: unknown): asserts prefix is string {
+  if (typeof prefix !== 'string' || prefix === '' || /[{}]/.test(prefix)) {
+    throw new InvalidArgumentError(`a redis store prefix must be a non-empty string, without { or }: got ${JSON.stringify(prefix)}`);
+  }
 }
 
 export async function redisStore(client: Redis, options?: RedisStoreOptions): Promise<RedisStore> {
