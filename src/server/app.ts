@@ -5,6 +5,7 @@ import {
   type Condition, type Entry, type PutOptions, type Store, type StoredRecord, type UpdateOptions,
 } from '../core/index.js';
 import { open } from '../open.js';
+import { hostGuard } from './host-check.js';
 import { Authenticator, hasAnyAdmin, requireAccess, type Principal, type TokenSpec } from './auth.js';
 import { etagOf, parseTagList, revisionOfTag, strongMatch, weakMatch, type TagList } from './etag.js';
 import { applyMergePatch } from './merge-patch.js';
@@ -78,6 +79,12 @@ export interface CreateServerOptions {
   onInternalError?: (err: unknown, request: { method: string; url: string }) => void;
   /** Passed to fastify (default false). */
   logger?: boolean;
+  /**
+   * Host names (no port) the server answers to besides loopback names; any other
+   * Host gets 421 (host-check.ts). Bound to loopback, only loopback names pass
+   * without it; bound elsewhere, every Host passes unless this is given.
+   */
+  allowedHosts?: string[];
 }
 
 export interface RevkitServer {
@@ -188,6 +195,12 @@ export async function createServer(options: CreateServerOptions): Promise<Revkit
     // New arrays: the HEAD route fastify derives from a GET route gets hooks of its own.
     r.onRequest = [admitHook(r.config?.public === true), ...[r.onRequest ?? []].flat()];
     r.onResponse = [onResponse, ...[r.onResponse ?? []].flat()];
+  });
+  // Before anything else: a page that rebound its own name to this address is refused (DNS rebinding).
+  let hostAllowed: ((host: string | undefined) => boolean) | undefined;
+  app.addHook('onRequest', (req, _reply, done) => {
+    if (hostAllowed === undefined || hostAllowed(req.headers.host)) return done();
+    done(new HttpProblem(421, 'this server does not answer for that Host; start it with --allowed-host to add a name'));
   });
   // Requests no route matched (the not-found handler) pass the same checks.
   const admitUnmatched = admitHook(false);
@@ -513,6 +526,7 @@ export async function createServer(options: CreateServerOptions): Promise<Revkit
     },
     async listen(listenOptions = {}) {
       const host = listenOptions.host ?? '127.0.0.1';
+      hostAllowed = hostGuard(host, options.allowedHosts);
       await app.listen({ host, port: listenOptions.port ?? 0 });
       const address = app.server.address();
       const port = typeof address === 'object' && address ? address.port : listenOptions.port;

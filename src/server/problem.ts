@@ -29,6 +29,7 @@ export const HTTP_ERROR_CODES = {
   413: 'ERR_PAYLOAD_TOO_LARGE',
   414: 'ERR_URI_TOO_LONG',
   415: 'ERR_UNSUPPORTED_MEDIA_TYPE',
+  421: 'ERR_MISDIRECTED_REQUEST',
   428: 'ERR_PRECONDITION_REQUIRED',
   431: 'ERR_HEADERS_TOO_LARGE',
   500: 'ERR_INTERNAL',
@@ -41,7 +42,7 @@ const TITLES: Record<number, string> = {
   400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 405: 'Method Not Allowed',
   406: 'Not Acceptable', 408: 'Request Timeout', 409: 'Conflict', 410: 'Gone', 411: 'Length Required',
   412: 'Precondition Failed', 413: 'Content Too Large', 414: 'URI Too Long', 415: 'Unsupported Media Type',
-  422: 'Unprocessable Content', 428: 'Precondition Required', 431: 'Request Header Fields Too Large',
+  421: 'Misdirected Request',  422: 'Unprocessable Content', 428: 'Precondition Required', 431: 'Request Header Fields Too Large',
   499: 'Client Closed Request', 500: 'Internal Server Error', 501: 'Not Implemented', 503: 'Service Unavailable',
 };
 
