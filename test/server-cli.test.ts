@@ -207,7 +207,7 @@ describe('revkit serve: graceful shutdown on SIGTERM', () => {
     socket.on('data', (d) => (response += d));
     const closed = new Promise<void>((r) => socket.on('close', () => r()));
     await new Promise<void>((r) => socket.on('connect', () => r()));
-    socket.write(`PUT /v1/kv/inflight HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${TOKEN}\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body.slice(0, 100)}`);
+    socket.write(`PUT /v1/kv/inflight HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer ${TOKEN}\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body.slice(0, 100)}`);
     await new Promise((r) => setTimeout(r, 200));
     s.child.kill('SIGTERM');
     await new Promise((r) => setTimeout(r, 300));

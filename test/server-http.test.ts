@@ -332,7 +332,7 @@ for (const target of await storeTargets()) {
       });
 
       it('a header-parse error from node is a problem too (raw socket)', async () => {
-        const text = await rawRequest(base, 'GET /v1/kv/a HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n');
+        const text = await rawRequest(base, 'GET /v1/kv/a HTTP/1.1\r\nHost: localhost\r\nBad Header\r\n\r\n');
         expect(text).toMatch(/^HTTP\/1\.1 400/);
         expect(text).toMatch(/content-type: application\/problem\+json/i);
         expect(text).toContain('"code":"ERR_BAD_REQUEST"');
@@ -414,7 +414,7 @@ describe('slow clients', () => {
 
   it('headers that never finish: 408 problem and the connection is closed', async () => {
     const started = Date.now();
-    const text = await rawRequest(base, 'GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ', { keepOpen: true });
+    const text = await rawRequest(base, 'GET /healthz HTTP/1.1\r\nHost: localhost\r\nX-Slow: ', { keepOpen: true });
     expect(Date.now() - started).toBeLessThan(5000);
     expect(text).toMatch(/^HTTP\/1\.1 408/);
     expect(text).toContain('"code":"ERR_REQUEST_TIMEOUT"');
@@ -422,7 +422,7 @@ describe('slow clients', () => {
 
   it('a body that never finishes: 408 and nothing written', async () => {
     const started = Date.now();
-    const text = await rawRequest(base, `PUT /v1/kv/slow HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${ADMIN}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"a":`, { keepOpen: true });
+    const text = await rawRequest(base, `PUT /v1/kv/slow HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer ${ADMIN}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"a":`, { keepOpen: true });
     expect(Date.now() - started).toBeLessThan(5000);
     expect(text).toMatch(/^HTTP\/1\.1 408/);
     expect((await req(base, 'GET', '/v1/kv/slow')).status).toBe(404);
