@@ -297,7 +297,7 @@ for (const target of await storeTargets()) {
       });
 
       it('malformed batches are 400', async () => {
-        for (const body of [{}, { ops: [] }, { ops: [{ op: 'nope', key: 'a' }] }, { ops: [{ op: 'set', key: 'a' }] }, { ops: [{ op: 'check', key: 'a', revision: 'x' }] }, [1], 'x', { ops: [{ op: 'set', key: '', value: 1 }] }]) {
+        for (const body of [{}, { ops: 'x' }, { ops: [{ op: 'nope', key: 'a' }] }, { ops: [{ op: 'set', key: 'a' }] }, { ops: [{ op: 'check', key: 'a', revision: 'x' }] }, [1], 'x', { ops: [{ op: 'set', key: '', value: 1 }] }]) {
           const r = await req(base, 'POST', '/v1/txn', { body });
           expect(r.status, JSON.stringify(body)).toBe(400);
           expect(problemIssue(400, r.headers.get('content-type'), r.text)).toBeNull();

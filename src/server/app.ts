@@ -705,7 +705,8 @@ function parseTxn(body: unknown, maxOps: number): TxnOp[] {
   const shape = 'the body must be { "ops": [ { "op": "check", "key", "revision": n | null } | { "op": "set", "key", "value", "ttlMs"? } | { "op": "delete", "key" } ] }';
   if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new HttpProblem(400, shape);
   const ops = (body as { ops?: unknown }).ops;
-  if (!Array.isArray(ops) || ops.length === 0) throw new HttpProblem(400, shape);
+  // No ops is a commit that writes nothing, as atomic().commit() is on every store: it answers a committed revision.
+  if (!Array.isArray(ops)) throw new HttpProblem(400, shape);
   if (ops.length > maxOps) throw new HttpProblem(413, `a transaction has at most ${maxOps} operations`, { limit: maxOps });
   return ops.map((raw, i): TxnOp => {
     if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new HttpProblem(400, `ops[${i}]: ${shape}`);

@@ -381,7 +381,6 @@ export const openApiDocument = {
         properties: {
           ops: {
             type: 'array',
-            minItems: 1,
             maxItems: 1000,
             items: {
               oneOf: [
