@@ -1,5 +1,5 @@
 import {
-  BackendError, ConflictError, InvalidArgumentError, OutcomeUnknownError, RetryExhaustedError, SKIP, assertKey, assertPrefix, exponentialJitter, isTombstone, sleep,
+  BackendError, ConflictError, InvalidArgumentError, OutcomeUnknownError, RetryExhaustedError, SKIP, UPDATE_DEFAULTS, assertKey, assertPrefix, exponentialJitter, isTombstone, sleep,
   type Store, type StoredRecord, type UpdateOptions,
 } from '../core/index.js';
 import { isResumeKey } from './canonical.js';
@@ -32,6 +32,13 @@ export interface AdvanceResult {
   advanced: boolean;
   /** The cursor as this call left it (its own when advanced, else the one that was ahead). */
   current: Cursor;
+}
+
+/** A cursor with the revision of the record it was read from. */
+export interface CursorRecord {
+  cursor: Cursor | null;
+  /** The revision of the cursor's record: its entry's, or its tombstone's; null when it was never written. */
+  revision: number | null;
 }
 
 export interface ListedCursor {
@@ -120,8 +127,59 @@ export class Checkpoints {
   }
 
   /**
+   * The cursor and the revision of its record (a removed cursor reads as null
+   * with the revision of its removal). What `advanceIfUnmoved()` is guarded by.
+   */
+  async read(key: string): Promise<CursorRecord> {
+    const full = this.storeKey(key);
+    const record = await this.store.getRecord(full);
+    if (record === null) return { cursor: null, revision: null };
+    if (isTombstone(record)) return { cursor: null, revision: record.revision };
+    return { cursor: parseCursor(full, record.value), revision: record.revision };
+  }
+
+  /**
+   * The advance of a consumer that must yield to a `reset()` or `delete()`
+   * (what follow() uses): writes `to` only if the cursor's record is still at
+   * `basis`, the revision the caller last read (`read()`) or wrote (null: it
+   * was never written). Returns the revision of the write, or null when anyone
+   * else wrote the cursor meanwhile — a reset, a delete, another consumer, a
+   * plain advance(): the caller then reads the cursor again and resumes from
+   * what it finds. Unlike advance() it does not compare sequences: the caller
+   * knows where it is. A write whose answer was lost is sent again under the
+   * same guard; if the first one landed, the second finds it and returns null.
+   */
+  async advanceIfUnmoved(key: string, to: Cursor, basis: number | null, options: CallOptions = {}): Promise<number | null> {
+    const full = this.storeKey(key);
+    const next = checkCursor(to);
+    if (basis !== null && (!Number.isSafeInteger(basis) || basis < 1)) throw new InvalidArgumentError(`advanceIfUnmoved() needs the revision of the cursor's record (a positive integer) or null, got ${basis}`);
+    const maxAttempts = this.updateOptions.maxAttempts ?? UPDATE_DEFAULTS.maxAttempts;
+    const deadline = Date.now() + (this.updateOptions.deadlineMs ?? UPDATE_DEFAULTS.deadlineMs);
+    let ambiguous = false;
+    let delay = 0;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return (await this.store.put(full, next, basis === null ? { ifAbsent: true } : { ifRevision: basis })).revision;
+      } catch (err) {
+        if (ConflictError.is(err)) return null;
+        if (!BackendError.is(err) || !err.transient) throw err;
+        ambiguous ||= err.ambiguous === true;
+        const reason = attempt >= maxAttempts ? 'attempts' : Date.now() >= deadline ? 'deadline' : undefined;
+        if (reason !== undefined) {
+          const exhausted = new RetryExhaustedError(full, attempt, err, reason);
+          throw ambiguous ? new OutcomeUnknownError(full, undefined, { cause: exhausted }) : exhausted;
+        }
+        delay = UPDATE_DEFAULTS.outageRetry.delay(attempt, delay);
+        await sleep(Math.min(delay, Math.max(0, deadline - Date.now())), options.signal);
+      }
+    }
+  }
+
+  /**
    * The explicit way back: puts the cursor at `to` whatever it is now, or
-   * removes it when `to` is omitted (a follower then starts from the beginning).
+   * removes it when `to` is omitted. A follow() running on the cursor yields:
+   * it records nothing more from where it was and resumes from `to` (from the
+   * beginning when removed), handling every event after it again.
    */
   async reset(key: string, to?: Cursor): Promise<Cursor | null> {
     const full = this.storeKey(key);
@@ -136,7 +194,8 @@ export class Checkpoints {
   /**
    * Removes the cursor unless another writer advanced it past `ifAt` (the
    * sequence, or cursor, the caller saw): then `CheckpointMovedError`
-   * (ERR_CONFLICT). Returns false when there was no cursor.
+   * (ERR_CONFLICT). Returns false when there was no cursor. A follow()
+   * running on the cursor yields to a delete that went through, as to reset().
    */
   async delete(key: string, options: { ifAt: number | Cursor } & CallOptions): Promise<boolean> {
     const full = this.storeKey(key);

@@ -1,4 +1,4 @@
-import { AbortedError, BackendError, InvalidArgumentError, RevkitError, assertPrefix, type Store, type WatchEvent } from '../core/index.js';
+import { AbortedError, BackendError, InvalidArgumentError, RevkitError, UnsupportedError, assertPrefix, type Store, type WatchEvent } from '../core/index.js';
 import type { Checkpoints, Cursor } from './checkpoints.js';
 
 export interface FollowOptions {
@@ -28,6 +28,13 @@ export type FollowHandler<T> = (event: WatchEvent<T>, context: FollowContext) =>
  * in revision order, which every backend does; an event with an older
  * revision than one already seen stops the consumer rather than risk a gap.
  *
+ * A `reset()` or `delete()` of the cursor wins over a running follow(): each
+ * advance is guarded by the revision of the cursor record follow() last read
+ * or wrote, and follow() also watches that record. When anyone else writes it,
+ * follow() records nothing more from where it was: it lets a running handler
+ * finish, reads the cursor again and resumes from it (from the beginning
+ * when it was removed), so every event after the new cursor is handled again.
+ *
  * Resolves when `signal` aborts; rejects with the handler's error (its event
  * is not recorded, so it comes again on the next follow()), or with the
  * watch's (a `HistoryGoneError` when the store no longer keeps changes back
@@ -39,7 +46,7 @@ export async function follow<T = unknown>(
   const { prefix, checkpoint } = options ?? ({} as FollowOptions);
   assertPrefix(prefix);
   if (typeof handler !== 'function') throw new InvalidArgumentError('follow() needs a handler function');
-  if (!checkpoint || typeof checkpoint.checkpoints?.advance !== 'function') throw new InvalidArgumentError('follow() needs { checkpoint: { checkpoints, key } }');
+  if (!checkpoint || typeof checkpoint.checkpoints?.advanceIfUnmoved !== 'function') throw new InvalidArgumentError('follow() needs { checkpoint: { checkpoints, key } }');
   const { checkpoints, key } = checkpoint;
   const cursorKey = checkpoints.storeKey(key);
   // Advancing the cursor would be a change under the prefix: the consumer would feed itself.
@@ -52,28 +59,120 @@ export async function follow<T = unknown>(
   if (signal?.aborted) return;
   signal?.addEventListener('abort', onAbort, { once: true });
   try {
-    const start = await checkpoints.get(key);
-    const resume = resumePoint(start);
-    let last = resume.fromRevision;
-    for await (const event of store.watch<T>({ prefix, fromRevision: resume.fromRevision, signal: stop.signal })) {
-      if (stop.signal.aborted) break;
-      if (event.revision < last) {
-        throw new BackendError(`the watch delivered revision ${event.revision} after ${last}; follow() needs changes in revision order`, { transient: false });
-      }
-      last = event.revision;
-      if (resume.skip && event.revision === resume.skip.revision && event.key === resume.skip.key) continue;
-      await handler(event, { signal: stop.signal });
-      // A later event of the same revision finds the cursor already at it: advance() skips the write.
-      // Work the handler finished is recorded even when the signal came meanwhile.
-      await checkpoints.advance(key, { sequence: event.revision, eventId: event.key }, stop.signal.aborted ? {} : { signal: stop.signal });
-      if (stop.signal.aborted) break;
-    }
+    // Each round follows from the cursor as it reads it; a round ends when someone else moved the cursor.
+    while (!stop.signal.aborted && (await followRound(store, prefix, checkpoints, key, cursorKey, handler, stop.signal)) === 'moved');
   } catch (err) {
     if (stop.signal.aborted && isAbort(err)) return;
     throw err;
   } finally {
     signal?.removeEventListener('abort', onAbort);
     stop.abort();
+  }
+}
+
+/**
+ * Follows from the stored cursor until `stop` aborts ('stopped') or someone
+ * other than this round writes the cursor ('moved'). Throws what the handler,
+ * either watch or the store throws.
+ */
+async function followRound<T>(
+  store: Store, prefix: string, checkpoints: Checkpoints, key: string, cursorKey: string, handler: FollowHandler<T>, stop: AbortSignal,
+): Promise<'moved' | 'stopped'> {
+  const cursorStore = checkpoints.store;
+  // A watch of the cursor from the store's head read before the cursor: no write after that read is missed.
+  const head = await headRevision(cursorStore);
+  const start = await checkpoints.read(key);
+  /** The revision of the cursor's record as this round last read or wrote it: the guard of its advances. */
+  let basis = start.revision;
+  /** What this round last read or wrote. */
+  let recorded = start.cursor;
+  /** The highest revision of the cursor record the cursor watch delivered. */
+  let seen = 0;
+  let writing = false;
+  let moved = false;
+  let cursorWatchFailure: { error: unknown } | undefined;
+
+  const round = new AbortController();
+  const endRound = () => round.abort();
+  stop.addEventListener('abort', endRound, { once: true });
+  const foreign = () => seen > (basis ?? 0);
+  const noticeMove = () => {
+    moved = true;
+    round.abort();
+  };
+
+  // Sees a reset while this round waits for events (an idle prefix), not only at its next advance.
+  const watchFrom = head ?? start.revision ?? undefined;
+  const cursorWatch = (async () => {
+    for await (const event of cursorStore.watch({ key: cursorKey, ...(watchFrom !== undefined ? { fromRevision: watchFrom } : {}), signal: round.signal })) {
+      seen = Math.max(seen, event.revision);
+      // During this round's own write the event may be that write: judged when the write returns.
+      if (!writing && foreign()) return noticeMove();
+    }
+  })().catch((error) => {
+    if (round.signal.aborted && isAbort(error)) return;
+    cursorWatchFailure = { error };
+    round.abort();
+  });
+
+  try {
+    const resume = resumePoint(start.cursor);
+    let last = resume.fromRevision;
+    try {
+      for await (const event of store.watch<T>({ prefix, fromRevision: resume.fromRevision, signal: round.signal })) {
+        if (moved) return 'moved';
+        if (stop.aborted || round.signal.aborted) break;
+        if (event.revision < last) {
+          throw new BackendError(`the watch delivered revision ${event.revision} after ${last}; follow() needs changes in revision order`, { transient: false });
+        }
+        last = event.revision;
+        if (resume.skip && event.revision === resume.skip.revision && event.key === resume.skip.key) continue;
+        await handler(event, { signal: stop });
+        // Reset (or deleted) while the handler ran: this event and the rest come again from the new cursor.
+        if (moved || foreign()) return 'moved';
+        // A later event of the same revision finds the cursor already at it: nothing to write.
+        if (recorded !== null && recorded.sequence >= event.revision) continue;
+        const next: Cursor = { sequence: event.revision, eventId: event.key };
+        writing = true;
+        let revision: number | null;
+        try {
+          // Work the handler finished is recorded even when the signal came meanwhile.
+          revision = await checkpoints.advanceIfUnmoved(key, next, basis, stop.aborted ? {} : { signal: stop });
+        } finally {
+          writing = false;
+        }
+        if (revision === null) return 'moved';
+        basis = revision;
+        recorded = next;
+        if (foreign()) return 'moved';
+        if (stop.aborted) break;
+      }
+    } catch (err) {
+      // The round's own end (a move seen by the cursor watch, or its failure) ends the data watch too.
+      if (!(round.signal.aborted && !stop.aborted && isAbort(err))) throw err;
+    }
+    if (cursorWatchFailure) throw cursorWatchFailure.error;
+    if (moved) return 'moved';
+    return 'stopped';
+  } finally {
+    stop.removeEventListener('abort', endRound);
+    round.abort();
+    await cursorWatch;
+  }
+}
+
+/**
+ * The store's head, where it can name one; undefined otherwise (the cursor
+ * watch then starts from the cursor record's revision, where one exists).
+ */
+async function headRevision(store: Store): Promise<number | undefined> {
+  if (typeof store.headRevision !== 'function') return undefined;
+  try {
+    return await store.headRevision();
+  } catch (err) {
+    // A store that cannot say, or not now (PostgreSQL waits for older transactions): not worth failing the consumer for.
+    if (UnsupportedError.is(err) || (BackendError.is(err) && err.transient)) return undefined;
+    throw err;
   }
 }
 
