@@ -1,4 +1,4 @@
-import { AbortedError, BackendError, ConflictError, OutcomeUnknownError, RetryExhaustedError } from './errors.js';
+import { AbortedError, BackendError, ConflictError, isAmbiguous, OutcomeUnknownError, RetryExhaustedError } from './errors.js';
 import {
   answerBy, backoffDelay, lookForOwnWrite, newWriterToken, runUpdate, sleep, UPDATE_DEFAULTS,
   type StopSignal, type UpdatableStore,
@@ -216,7 +216,7 @@ class Batch {
     try {
       entry = await answerBy(this.store.put(this.key, attempt.written, guard), latest, stop, true);
     } catch (err) {
-      if (BackendError.is(err) && err.ambiguous) this.suspects.push(attempt);
+      if (isAmbiguous(err)) this.suspects.push(attempt);
       else for (const c of attempt.outcomes.keys()) c.exposedIn.delete(attempt);
       throw err;
     }

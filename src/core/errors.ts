@@ -231,9 +231,17 @@ export class AbortedError extends RevkitError {
 
 export class ClosedError extends RevkitError {
   static override readonly code = 'ERR_CLOSED' as const;
-  constructor(backend: string) {
-    super('ERR_CLOSED', `the ${backend} store is closed`);
+  /** A write that close() cut while it was on its way: it may have committed. */
+  readonly ambiguous: boolean;
+  constructor(backend: string, options: { ambiguous?: boolean; cause?: unknown } = {}) {
+    super('ERR_CLOSED', options.ambiguous === true ? `the ${backend} store was closed while a write was on its way; it may have committed` : `the ${backend} store is closed`, options.cause === undefined ? undefined : { cause: options.cause });
+    this.ambiguous = options.ambiguous === true;
   }
+}
+
+/** May the failed write have committed? (A lost acknowledgement, or a write cut by close().) */
+export function isAmbiguous(err: unknown): boolean {
+  return (BackendError.is(err) || ClosedError.is(err)) && (err as { ambiguous: boolean }).ambiguous === true;
 }
 
 /** Where an exactly-once refusal happened: the stamp's producer, partition, epoch and sequence. */

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { AbortedError, BackendError, ConflictError, OutcomeUnknownError, RetryExhaustedError } from './errors.js';
+import { AbortedError, BackendError, ConflictError, isAmbiguous, OutcomeUnknownError, RetryExhaustedError } from './errors.js';
 import { exponentialJitter } from './retry.js';
 import { isTombstone, SKIP, type Entry, type Mutation, type PutOptions, type Store, type StoredRecord, type UpdateOptions } from './types.js';
 import { validateCandidate } from './validate.js';
@@ -88,7 +88,7 @@ export async function runUpdate<T>(store: UpdatableStore, key: string, fn: Mutat
       try {
         return await answerBy(store.put<T>(key, candidate, guard), deadline, opts.signal, true);
       } catch (err) {
-        if (BackendError.is(err) && err.ambiguous) suspect = { base: suspect?.base ?? read?.revision ?? 0 };
+        if (isAmbiguous(err)) suspect = { base: suspect?.base ?? read?.revision ?? 0 };
         throw err;
       }
     } catch (err) {

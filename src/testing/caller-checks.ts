@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { OutcomeUnknownError, RetryExhaustedError, type Entry, type Store } from '../core/index.js';
+import { ClosedError, OutcomeUnknownError, RetryExhaustedError, type Entry, type Store } from '../core/index.js';
 import { FaultStore } from './fault-store.js';
 
 type StoreTest = (store: Store) => Promise<void>;
@@ -76,6 +76,17 @@ export const callerChecks: Record<string, StoreTest> = {
         assert.equal((await inner.get<number>(key))?.value, callers, `a mutation was applied twice (${what})`);
         assertOwnIncrements(results, callers, what);
       }
+    }
+  },
+
+  'a write cut by close() that committed is reported as an unknown outcome, never re-applied or called failed': async (inner) => {
+    for (const combine of [true, false]) {
+      const key = `closed/${combine}`;
+      await inner.put(key, 0);
+      const s = new FaultStore(inner).inject({ kind: 'lost-ack', op: 'put', key, error: () => new ClosedError(inner.backend, { ambiguous: true }) });
+      const outcome = await s.update<number>(key, increment, { combine }).then((e) => e, (err: unknown) => err);
+      assert.ok(OutcomeUnknownError.is(outcome), `combine ${combine}: ${String(outcome)}`);
+      assert.equal((await inner.get<number>(key))?.value, 1, `combine: ${combine}`);
     }
   },
 

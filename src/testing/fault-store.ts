@@ -29,6 +29,8 @@ export interface FaultRule {
   /** How many matching calls it hits before it is used up; 1 when omitted. */
   times?: number;
   stallMs?: number;
+  /** For `lost-ack`: the error the caller gets instead of the default ambiguous BackendError (a ClosedError of a write cut by close(), say). */
+  error?: () => Error;
   /** Runs once the fault has happened, before the caller hears of it (e.g. another writer moves the key). */
   then?: (inner: Store) => unknown;
 }
@@ -138,7 +140,7 @@ export class FaultStore extends WrappingStore {
           throw err;
         }
         await rule.then?.(this.inner);
-        throw new BackendError(`injected fault: the acknowledgement of ${op} was lost`, { transient: true, ambiguous: true });
+        throw rule.error?.() ?? new BackendError(`injected fault: the acknowledgement of ${op} was lost`, { transient: true, ambiguous: true });
       case 'late-landing':
         this.held.push(() => {
           this.calls[op]++;
