@@ -586,7 +586,8 @@ export class NatsStore extends BaseStore {
       try {
         return await fn();
       } catch (err) {
-        if (this.isClosed) throw new ClosedError(this.backend);
+        // A publish may have reached the server before close() cut the connection.
+        if (this.isClosed) throw new ClosedError(this.backend, { ambiguous: write, cause: err });
         // "No responders": nobody took the request (JetStream starting after a restart), so nothing was stored: wait and resend.
         if (isNoResponders(err) && Date.now() - started < this.timeoutMs) {
           await new Promise((r) => setTimeout(r, Math.min(250, 25 * 2 ** attempt)));
