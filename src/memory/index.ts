@@ -8,7 +8,7 @@ import {
 export interface MemoryStoreOptions extends StoreOptions {
   /** Past revisions kept per key for history(); default 64. */
   historyDepth?: number;
-  /** Changes kept for watch({ fromRevision }); default 100,000. */
+  /** Changes kept for watch({ fromRevision }); default 100,000. Trimmed by whole commits (an atomic commit is kept or dropped whole). */
   changeLogSize?: number;
   /** How often expired keys are turned into tombstones; default 1000 ms. */
   sweepIntervalMs?: number;
@@ -22,6 +22,8 @@ export class MemoryStore extends BaseStore {
   private readonly records = new Map<string, StoredRecord<Uint8Array>>();
   private readonly past = new Map<string, StoredRecord<Uint8Array>[]>();
   private readonly changes: WatchEvent<Uint8Array>[] = [];
+  /** Every change at or below this revision has been trimmed off `changes`; nothing above it has. */
+  private trimmedThrough = 0;
   private readonly watchers = new Set<{ matches: (key: string) => boolean; queue: AsyncQueue<WatchEvent> }>();
   private revision = 0;
   private readonly codec: Codec;
@@ -52,6 +54,7 @@ export class MemoryStore extends BaseStore {
     if (failure) throw new ConflictError([failure]);
     const revision = ++this.revision;
     const entry = this.write(key, bytes, revision, options.ttlMs, options.writer);
+    this.trimChanges();
     return this.decode<T>(entry) as Entry<T>;
   }
 
@@ -62,6 +65,7 @@ export class MemoryStore extends BaseStore {
     if (!this.isLive(current)) return null;
     const revision = ++this.revision;
     this.remove(key, revision, options.writer);
+    this.trimChanges();
     return revision;
   }
 
@@ -75,11 +79,16 @@ export class MemoryStore extends BaseStore {
       if (failure) failed.push(failure);
     }
     if (failed.length > 0) throw new ConflictError(failed);
+    // Each key is written at most once, so what a delete finds now is what it finds when it runs.
+    const now = Date.now();
+    const writes = ops.filter((op) => op.type === 'set' || (op.type === 'delete' && this.isLive(this.current(op.key), now)));
+    if (writes.length === 0) return { revision: this.nothingWritten(ops) };
     const revision = ++this.revision;
-    for (const op of ops) {
+    for (const op of writes) {
       if (op.type === 'set') this.write(op.key, encoded.get(op.key) as Uint8Array, revision, op.ttlMs, undefined);
-      else if (op.type === 'delete' && this.isLive(this.current(op.key))) this.remove(op.key, revision, undefined);
+      else this.remove(op.key, revision, undefined);
     }
+    this.trimChanges();
     return { revision };
   }
 
@@ -113,9 +122,9 @@ export class MemoryStore extends BaseStore {
     const matches = keyFilter(options);
     const queue = new AsyncQueue<WatchEvent>(options.signal);
     if (options.fromRevision !== undefined) {
-      const oldest = this.changes[0]?.revision ?? this.revision + 1;
-      if (options.fromRevision + 1 < oldest && this.revision > options.fromRevision) {
-        queue.fail(new HistoryGoneError(options.fromRevision, oldest));
+      // The log is trimmed by whole commits: every change above `trimmedThrough` is there, none at or below it.
+      if (options.fromRevision < this.trimmedThrough) {
+        queue.fail(new HistoryGoneError(options.fromRevision, this.trimmedThrough + 1));
         return queue as AsyncIterable<WatchEvent<T>>;
       }
       for (const change of this.changes) {
@@ -182,15 +191,44 @@ export class MemoryStore extends BaseStore {
     if (past.length > this.historyDepth) past.length = this.historyDepth;
     this.past.set(record.key, past);
     this.changes.push(event);
-    // Trim in chunks of an eighth: a splice per write would copy the whole log every time.
-    if (this.changes.length > this.changeLogSize + Math.ceil(this.changeLogSize / 8)) this.changes.splice(0, this.changes.length - this.changeLogSize);
     for (const w of this.watchers) if (w.matches(event.key)) w.queue.push(this.decodeEvent(event));
+  }
+
+  /**
+   * Called after a whole commit: drops the oldest changes, in chunks of an
+   * eighth (a splice per write would copy the whole log every time), and only
+   * whole commits — the cut moves back to the first change of the commit it
+   * falls in, so an atomic commit's writes are kept or dropped together.
+   */
+  private trimChanges(): void {
+    if (this.changes.length <= this.changeLogSize + Math.ceil(this.changeLogSize / 8)) return;
+    let cut = this.changes.length - this.changeLogSize;
+    while (cut > 0 && (this.changes[cut] as WatchEvent).revision === (this.changes[cut - 1] as WatchEvent).revision) cut--;
+    if (cut === 0) return; // one commit larger than the log: kept whole until later changes push the cut past its end
+    this.trimmedThrough = (this.changes[cut - 1] as WatchEvent).revision;
+    this.changes.splice(0, cut);
+  }
+
+  /**
+   * The answer of a commit that writes nothing (checks only, deletes of absent
+   * keys): no revision is drawn. It is the highest revision its keys were
+   * found at — already committed, so the next write gets a higher one — or,
+   * when none of them was ever written, the head (every revision up to it has
+   * committed; 0 on an empty store).
+   */
+  private nothingWritten(ops: AtomicOp[]): number {
+    let seen = 0;
+    for (const op of ops) seen = Math.max(seen, this.current(op.key)?.revision ?? 0);
+    return seen > 0 ? seen : this.revision;
   }
 
   private sweepExpired(): void {
     const now = Date.now();
     for (const [key, record] of this.records) {
-      if (!isTombstone(record) && record.expiresAt !== undefined && record.expiresAt <= now) this.remove(key, ++this.revision, undefined);
+      if (!isTombstone(record) && record.expiresAt !== undefined && record.expiresAt <= now) {
+        this.remove(key, ++this.revision, undefined);
+        this.trimChanges();
+      }
     }
   }
 

@@ -292,6 +292,14 @@ export class RedisStore extends BaseStore {
       this.watchers.delete(queue as AsyncQueue<unknown>);
       closing.abort();
     });
+    // The events of the newest revision of a full page wait for the rest of their commit: a commit's
+    // writes are pushed together, and none of them if its rest was trimmed before it was read.
+    let held: WatchEvent<T>[] = [];
+    let heldRevision = -1;
+    const release = () => {
+      for (const event of held) queue.push(event);
+      held = [];
+    };
     const follow = async () => {
       let after = `${options.fromRevision ?? (await this.headRevision())}-${MAX_SEQ}`;
       let backoff = 0;
@@ -306,10 +314,17 @@ export class RedisStore extends BaseStore {
           for (const [id, fields] of page) {
             after = id.toString();
             const event = this.toEvent<T>(fields);
-            if (matches(event.key)) queue.push(event);
+            if (event.revision !== heldRevision) {
+              release();
+              heldRevision = event.revision;
+            }
+            if (matches(event.key)) held.push(event);
           }
           backoff = 0;
           if (page.length === WATCH_PAGE) continue;
+          // A short page holds every change up to the head, and a script commits whole: its last commit is complete.
+          release();
+          if (page.length > 0) after = `${heldRevision}-${MAX_SEQ}`;
           await this.waker.wait(after, closing.signal);
         } catch (err) {
           if (queue.closed || this.isClosed) break;

@@ -132,6 +132,19 @@ for i = 1, n do
   end
 end
 if #failed > 0 then return {'CONFLICT', failed} end
+-- A commit that writes nothing (checks only, deletes of absent keys) draws no revision: it answers with
+-- the highest revision its keys were found at, or the head when none was ever written; both have committed.
+local writes, seen = false, 0
+for i = 1, n do
+  local b = 5 + (i - 1) * 4
+  local cur = parse(redis.call('HGET', KEYS[2], ARGV[b + 2]))
+  if cur ~= nil and cur.rev > seen then seen = cur.rev end
+  if ARGV[b + 1] == 's' or (ARGV[b + 1] == 'd' and live(cur, now)) then writes = true end
+end
+if not writes then
+  if seen == 0 then seen = tonumber(redis.call('HGET', meta, 'rev') or '0') end
+  return {'OK', seen}
+end
 local rev, seq = draw(), 0
 for i = 1, n do
   local b = 5 + (i - 1) * 4

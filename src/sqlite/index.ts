@@ -195,34 +195,40 @@ export class SqliteStore extends BaseStore {
   protected async doDelete(key: string, options: DeleteOptions): Promise<number | null> {
     return this.write(() => {
       const current = this.assertCondition(key, options);
-      if (current === null || isDeadRecord(current)) return null;
+      if (current === null || isDeadRecord(current)) return null; // nothing deleted: no revision drawn
       const revision = this.nextRevision();
       this.remove(key, revision, options.writer);
       return revision;
-    });
+    }, (revision) => revision !== null);
   }
 
   protected override async commitAtomic(ops: AtomicOp[]): Promise<{ revision: number }> {
     const encoded = new Map<string, Buffer>();
     for (const op of ops) if (op.type === 'set') encoded.set(op.key, this.encode(op.value));
+    let wrote = false;
     return this.write(() => {
+      wrote = false;
       const failed: FailedCheck[] = [];
+      const found = new Map<string, StoredRecord | null>();
+      for (const op of ops) if (!found.has(op.key)) found.set(op.key, this.current(op.key));
       for (const op of ops) {
         if (op.type !== 'check') continue;
-        const failure = conditionFailure(op.key, this.current(op.key), op.revision === null ? { ifAbsent: true } : { ifRevision: op.revision });
+        const failure = conditionFailure(op.key, found.get(op.key) ?? null, op.revision === null ? { ifAbsent: true } : { ifRevision: op.revision });
         if (failure) failed.push(failure);
       }
       if (failed.length > 0) throw new ConflictError(failed);
+      // Each key is written at most once, so what is found before the writes is what each write replaces.
+      const now = Date.now();
+      const writes = ops.filter((op) => op.type === 'set' || (op.type === 'delete' && isLive(found.get(op.key) ?? null, now)));
+      if (writes.length === 0) return { revision: this.nothingWritten(found) };
       const revision = this.nextRevision();
-      for (const op of ops) {
-        if (op.type === 'set') this.apply(op.key, this.current(op.key), encoded.get(op.key) as Buffer, revision, op.ttlMs, undefined);
-        else if (op.type === 'delete') {
-          const current = this.current(op.key);
-          if (current !== null && !isDeadRecord(current)) this.remove(op.key, revision, undefined);
-        }
+      for (const op of writes) {
+        if (op.type === 'set') this.apply(op.key, found.get(op.key) ?? null, encoded.get(op.key) as Buffer, revision, op.ttlMs, undefined);
+        else this.remove(op.key, revision, undefined);
       }
+      wrote = true;
       return { revision };
-    });
+    }, () => wrote);
   }
 
   async list<T = unknown>(options: ListOptions = {}): Promise<ListPage<T>> {
@@ -288,7 +294,16 @@ export class SqliteStore extends BaseStore {
     });
     // The position is (revision, key): an atomic commit's rows share one revision and may
     // straddle a page boundary, so paging by revision alone would skip the rest of it.
+    // positionKey null: every change up to `position` has been read (between commits).
     let positionKey: string | null = null;
+    // The events of the newest revision of a full page wait for the rest of their commit: a commit's
+    // writes are pushed together, and none of them if its rest was pruned before it was read.
+    let held: WatchEvent<T>[] = [];
+    let heldRevision = -1;
+    const release = () => {
+      for (const event of held) queue.push(event);
+      held = [];
+    };
     const poll = async () => {
       while (!queue.closed && !this.isClosed) {
         dirty = false;
@@ -297,13 +312,25 @@ export class SqliteStore extends BaseStore {
           prunedBelow: this.stmt.prunedBelow.get()?.value ?? 0,
           rows: positionKey === null ? this.stmt.changesAfter.all(position, PAGE) : this.stmt.changesAfterKey.all(position, positionKey, PAGE),
         })) as { prunedBelow: number; rows: Row[] });
-        if (position < prunedBelow) throw new HistoryGoneError(position, prunedBelow + 1);
+        // Pruning drops whole revisions (every row at or below prunedBelow). Between commits (positionKey null) the
+        // watch needs the revisions after `position`; inside one (a page ended in the middle of an atomic commit)
+        // it needs the rest of `position` itself: gone if that revision was pruned, never delivered in part.
+        const needed = positionKey === null ? position + 1 : position;
+        if (prunedBelow >= needed) throw new HistoryGoneError(needed - 1, prunedBelow + 1);
         for (const row of rows) {
+          if (row.revision !== heldRevision) {
+            release();
+            heldRevision = row.revision;
+          }
           position = row.revision;
           positionKey = row.key;
-          if (matches(row.key)) queue.push(this.toEvent<T>(row));
+          if (matches(row.key)) held.push(this.toEvent<T>(row));
         }
-        if (rows.length === PAGE || dirty) continue;
+        if (rows.length === PAGE) continue;
+        // A short page read every change of the snapshot, and commits are whole: the last one is complete.
+        release();
+        positionKey = null;
+        if (dirty) continue;
         await new Promise<void>((resolve) => {
           const timer = setTimeout(done, this.pollIntervalMs);
           wake = done;
@@ -382,6 +409,21 @@ export class SqliteStore extends BaseStore {
     const entry: Entry = { key, value: decode ? this.decode(row) : undefined, revision: row.revision, createdRevision: row.created_revision ?? row.revision, updatedAt: row.updated_at };
     if (row.expires_at !== null) entry.expiresAt = row.expires_at;
     return entry;
+  }
+
+  /**
+   * The answer of an atomic commit that writes nothing (checks only, deletes
+   * of absent keys), inside its write transaction: no revision is drawn — one
+   * drawn and left without a row would be drawn again by the next write. It is
+   * the highest revision its keys were found at, already committed, or, when
+   * none of them was ever written, the head (the newest revision drawn in this
+   * transaction, which commits with it, or the newest committed one; 0 on an
+   * empty store).
+   */
+  private nothingWritten(found: Map<string, StoredRecord | null>): number {
+    let seen = 0;
+    for (const record of found.values()) seen = Math.max(seen, record?.revision ?? 0);
+    return seen > 0 ? seen : this.txHead ?? (this.stmt.lastRevision.get()?.value ?? 0);
   }
 
   /**
@@ -537,6 +579,10 @@ function prepareStatements(db: Database.Database) {
 type Statements = ReturnType<typeof prepareStatements>;
 
 const always = () => true;
+
+function isLive(record: StoredRecord | null, now: number): boolean {
+  return record !== null && !isDeadRecord(record, now);
+}
 
 function isDeadRecord(record: StoredRecord, now = Date.now()): boolean {
   return 'deleted' in record || (record.expiresAt !== undefined && record.expiresAt <= now);
