@@ -1,4 +1,5 @@
 import { InvalidArgumentError, UnsupportedError, type Store } from './core/index.js';
+import { redactUrl, withoutUrlInput } from './core/redact.js';
 
 export interface OpenOptions {
   maxValueBytes?: number;
@@ -55,13 +56,13 @@ export async function open(url: string, options: OpenOptions = {}): Promise<Stor
   const scheme = /^[a-z][a-z0-9+.-]*:/i.exec(url)?.[0].toLowerCase();
   const opener = scheme === undefined ? undefined : openers[scheme];
   if (!opener) {
-    throw new InvalidArgumentError(`unknown store URL ${JSON.stringify(url)}: use one of ${Object.keys(openers).map((s) => `${s}…`).join(', ')}`);
+    throw new InvalidArgumentError(`unknown store URL ${JSON.stringify(redactUrl(url))}: use one of ${Object.keys(openers).map((s) => `${s}…`).join(', ')}`);
   }
   let parsed: URL;
   try {
     parsed = new URL(url);
   } catch (cause) {
-    throw new InvalidArgumentError(`malformed store URL ${JSON.stringify(url)}`, { cause });
+    throw new InvalidArgumentError(`malformed store URL ${JSON.stringify(redactUrl(url))}`, { cause: withoutUrlInput(cause) });
   }
   return opener(parsed, url, options);
 }

@@ -1,4 +1,6 @@
+import { inspect } from 'node:util';
 import { describe, expect, it } from 'vitest';
+import { open } from '../src/open.js';
 import { REDACTED, redactText, redactUrl, urlSecrets } from '../src/core/redact.js';
 
 // Every secret form of every backend URL: [URL, what it must print, the secrets it holds].
@@ -49,6 +51,11 @@ describe('redactText: messages that quote a URL or a secret', () => {
     expect(redactText(text)).toBe('malformed postgres URL "postgres://u:****@h1:5432,h2/x" (Invalid URL); also redis://:****@h and nats://h?token=**** ok');
   });
 
+  it('keeps the punctuation after a URL', () => {
+    expect(redactText('cannot open store postgres://u@h/db?password=pw-6: refused')).toBe('cannot open store postgres://u@h/db?password=****: refused');
+    expect(redactText('(at nats://h:4222?token=t1), then redis://:pw@h:6379/0.')).toBe('(at nats://h:4222?token=****), then redis://:****@h:6379/0.');
+  });
+
   it('hides given secrets wherever they appear, however a driver quoted them', () => {
     const url = 'postgres://u:p%40ss%2Fw0rd@db/test';
     const text = 'cannot open store postgres://u:p%40ss%2Fw0rd@db/test: the driver said password "p@ss/w0rd" was wrong';
@@ -57,7 +64,35 @@ describe('redactText: messages that quote a URL or a secret', () => {
     expect(out).toBe(`cannot open store postgres://u:${REDACTED}@db/test: the driver said password "${REDACTED}" was wrong`);
   });
 
+  it('hides a secret with a newline in it after the message was made one line', () => {
+    expect(redactText('invalid header value "Bearer first-half second-half"', ['first-half\nsecond-half'])).toBe('invalid header value "Bearer ****"');
+  });
+
   it('does not blank ordinary words for a very short secret (the URL itself is still redacted)', () => {
     expect(redactText('no store at redis://:ab@h: cannot reach', ['ab'])).toBe('no store at redis://:****@h: cannot reach');
+  });
+});
+
+describe('library errors about a URL never quote its secrets, in the message or in a log of the error', () => {
+  const refused = async (attempt: Promise<unknown>, secret: string) => {
+    const err = await attempt.then(() => undefined, (e: unknown) => e);
+    expect(err, 'the URL should be refused').toBeInstanceOf(Error);
+    expect((err as Error).message).not.toContain(secret);
+    expect((err as Error).message).toContain(REDACTED);
+    expect(inspect(err, { depth: 5 })).not.toContain(secret);
+  };
+
+  it('open(): an unknown scheme (redis+sentinel:) and a URL it cannot parse (several hosts)', async () => {
+    await refused(open('redis+sentinel://:sentinel-pw-1@h1:26379,h2:26379/mymaster?sentinelPassword=sentinel-pw-2'), 'sentinel-pw-');
+    await refused(open('postgresql://app:pg-pw-1@h1:5432,h2:5432/test'), 'pg-pw-1');
+    await refused(open('redis://:redis-pw-1@h1:6379,h2:6379/0'), 'redis-pw-1');
+    await refused(open('nats://ops:nats-pw-1@h1:4222,h2:4222'), 'nats-pw-1');
+  });
+
+  it('PostgresStore.fromUrl and NatsStore.fromUrl on a URL they cannot parse', async () => {
+    const { PostgresStore } = await import('../src/postgres/index.js');
+    const { NatsStore } = await import('../src/nats/index.js');
+    await refused(PostgresStore.fromUrl('postgres://app:pg-pw-2@h1:5432,h2:5432/test'), 'pg-pw-2');
+    await refused(NatsStore.fromUrl('nats://ops:nats-pw-2@h1:4222,h2:4222?token=nats-token-9'), 'nats-');
   });
 });

@@ -139,12 +139,12 @@ describe('revkit serve: start-up', () => {
     }
   });
 
-  it('a tokens file that cannot be read or used: one line and exit 1', async () => {
+  it('a tokens file that cannot be read (exit 1) or is read but wrong (a usage error, exit 2): one line', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'revkit-cli-'));
     writeFileSync(join(dir, 'bad.json'), '{ "not": "an array" }');
-    for (const args of [['--tokens', join(dir, 'bad.json')], ['--tokens', join(dir, 'missing.json')]]) {
+    for (const [args, code] of [[['--tokens', join(dir, 'bad.json')], 2], [['--tokens', join(dir, 'missing.json')], 1]] as const) {
       const r = await cli(['serve', '--store', 'memory:', '--port', '0', ...args]);
-      expect(r.code, `${args.join(' ')}: ${r.stderr}`).toBe(1);
+      expect(r.code, `${args.join(' ')}: ${r.stderr}`).toBe(code);
       expect(r.stderr.trim().split('\n')).toHaveLength(1);
     }
   });

@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { parsePositive } from './args.js';
+import { redactUrl } from '../core/redact.js';
 import type { CounterRunReport } from '../testing/multiprocess.js';
 import type { Store } from '../core/index.js';
 
@@ -36,10 +37,10 @@ export function registerBench(program: Command, defaultStore: string): void {
       }
       const perSecond = report.succeeded / (report.elapsedMs / 1000);
       if (opts.json) {
-        process.stdout.write(`${JSON.stringify({ store: url, opsPerSecond: perSecond, ...report })}\n`);
+        process.stdout.write(`${JSON.stringify({ store: redactUrl(url), opsPerSecond: perSecond, ...report })}\n`);
       } else {
         process.stdout.write([
-          `store       ${url}`,
+          `store       ${redactUrl(url)}`,
           `workload    ${report.processes} process(es) × ${report.writersPerProcess} writers on ${opts.keys} key(s), combining ${opts.combine ? 'on' : 'off'}`,
           `goodput     ${perSecond.toFixed(0)} committed updates/s (${report.succeeded} in ${(report.elapsedMs / 1000).toFixed(2)} s)`,
           `attempts    ${(report.attempts / Math.max(1, report.succeeded)).toFixed(2)} per commit`,

@@ -1,5 +1,6 @@
 import { InvalidArgumentError as CommanderArgumentError, type Command } from 'commander';
 import { parsePositive } from './args.js';
+import { redactUrl } from '../core/redact.js';
 import { runCheck, type CheckSummary } from '../testing/check/run.js';
 import { canaryKinds, type CanaryKind } from '../testing/api-canaries.js';
 
@@ -37,8 +38,8 @@ export function registerCheck(program: Command, defaultStore: string): void {
         ...(tty ? { onProgress: (done: number, total: number) => progress(done, total) } : {}),
       });
       if (tty) process.stderr.write('\r\x1b[K');
-      if (opts.json) process.stdout.write(`${JSON.stringify(summaryJson(url, summary))}\n`);
-      else process.stdout.write(describe(url, summary));
+      if (opts.json) process.stdout.write(`${JSON.stringify(summaryJson(redactUrl(url), summary))}\n`);
+      else process.stdout.write(describe(redactUrl(url), summary));
       if (summary.verdict !== 'linearizable') process.exitCode = 1;
     });
 }

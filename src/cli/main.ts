@@ -4,6 +4,7 @@ import { readFileSync, realpathSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { RevkitError, SKIP, mergePatch, type PutOptions, type Store } from '../core/index.js';
 import { open } from '../open.js';
+import { redactText, urlSecrets } from '../core/redact.js';
 import { registerServe } from './serve.js';
 import { registerCheck } from './check.js';
 import { registerBench } from './bench.js';
@@ -25,7 +26,10 @@ interface Connection {
 
 async function connect(opts: Connection): Promise<Store> {
   if (opts.server) {
-    const { HttpStore } = await import('../server/index.js');
+    const { HttpStore, unusableToken } = await import('../server/index.js');
+    // Caught here, not by fetch: its error quotes the header, token and all.
+    const problem = opts.token === undefined ? undefined : unusableToken(opts.token);
+    if (problem !== undefined) throw new UsageError(`--token (or REVKIT_TOKEN): the token ${problem}; a bearer token is visible ASCII (! to ~)`);
     const url = new URL(opts.server);
     if (opts.token) url.searchParams.set('token', opts.token);
     return HttpStore.fromUrl(url.toString());
@@ -211,12 +215,16 @@ export function exitCodeFor(err: unknown): { code: number; message: string } {
 }
 
 export async function main(argv = process.argv): Promise<number> {
+  const program = buildProgram();
   try {
-    await buildProgram().parseAsync(argv);
+    await program.parseAsync(argv);
     return EXIT.ok;
   } catch (err) {
     const { code, message } = exitCodeFor(err);
-    if (message) process.stderr.write(`revkit: ${message}\n`);
+    // A driver or a URL check may quote the store URL, its password or the token (DESIGN §6).
+    const { store, server, token } = program.opts<Connection>();
+    const secrets = [...urlSecrets(store ?? ''), ...urlSecrets(server ?? ''), ...(token ? [token] : [])];
+    if (message) process.stderr.write(`revkit: ${redactText(message, secrets)}\n`);
     return code;
   }
 }

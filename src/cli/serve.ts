@@ -1,14 +1,16 @@
 import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { InvalidArgumentError as CommanderArgumentError, Option, type Command } from 'commander';
-import { RevkitError, type Store } from '../core/index.js';
+import { Option, type Command } from 'commander';
+import { InvalidArgumentError, RevkitError, type Store } from '../core/index.js';
+import { redactText, redactUrl, urlSecrets } from '../core/redact.js';
 import { open } from '../open.js';
-import { loadTokensFile, MIN_TOKEN_LENGTH, type TokenSpec } from '../server/auth.js';
+import { loadTokensFile, MIN_TOKEN_LENGTH, TOKEN_RULE, tokenProblem, type TokenSpec } from '../server/auth.js';
 import { parsePort, parsePositive } from './args.js';
 
 export const DEFAULT_STORE_URL = 'sqlite:./data/revkit.db';
 export const DEFAULT_PORT = 8787;
+const BOOLEAN_HELP = '; its variable: true/false, 1/0 or yes/no';
 
 interface ServeOptions {
   store?: string;
@@ -30,22 +32,41 @@ export function registerServe(program: Command): void {
     .addOption(new Option('--store <url>', `store URL (default ${DEFAULT_STORE_URL})`).env('REVKIT_STORE'))
     .addOption(new Option('--host <host>', 'address to bind').env('REVKIT_HOST').default('127.0.0.1'))
     .addOption(new Option('--port <n>', 'port to listen on (0: any free port)').env('REVKIT_PORT').default(DEFAULT_PORT).argParser(parsePort))
-    .addOption(new Option('--admin-token <token>', `bearer token with admin access to every key (≥ ${MIN_TOKEN_LENGTH} characters)`).env('REVKIT_ADMIN_TOKEN').argParser(parseAdminToken))
+    // Checked in the action, not by an argParser: commander quotes a refused value, and this one is a secret.
+    .addOption(new Option('--admin-token <token>', `bearer token with admin access to every key (≥ ${MIN_TOKEN_LENGTH} visible ASCII characters)`).env('REVKIT_ADMIN_TOKEN'))
     .addOption(new Option('--tokens <file>', 'JSON tokens file: [{ "name", "token", "scopes": [{ "prefix", "access": "read|write|admin" }] }]').env('REVKIT_TOKENS_FILE'))
-    .addOption(new Option('--require-preconditions', 'refuse unconditional writes with 428').env('REVKIT_REQUIRE_PRECONDITIONS'))
-    .addOption(new Option('--no-auth', 'run without authentication (only allowed on a loopback address)').env('REVKIT_NO_AUTH'))
+    .addOption(new Option('--require-preconditions', `refuse unconditional writes with 428${BOOLEAN_HELP}`).env('REVKIT_REQUIRE_PRECONDITIONS'))
+    .addOption(new Option('--no-auth', `run without authentication (only allowed on a loopback address)${BOOLEAN_HELP}`).env('REVKIT_NO_AUTH'))
     .addOption(new Option('--max-value-bytes <n>', 'largest value').env('REVKIT_MAX_VALUE_BYTES').argParser(parsePositive))
     .addOption(new Option('--max-body-bytes <n>', 'largest request body').env('REVKIT_MAX_BODY_BYTES').argParser(parsePositive))
     .action(async (opts: ServeOptions, cmd: Command) => {
       // The main program may declare --store globally and take it first.
       const store = opts.store || (cmd.optsWithGlobals() as { store?: string }).store || DEFAULT_STORE_URL;
-      await serve({ ...opts, store });
+      // commander's .env() on a flag takes any value, "false" included, as set; it still decides that the command line wins.
+      const fromEnv = (attribute: string, variable: string) => (cmd.getOptionValueSource(attribute) === 'env' ? parseBoolean(variable, process.env[variable]) : undefined);
+      const requirePreconditions = fromEnv('requirePreconditions', 'REVKIT_REQUIRE_PRECONDITIONS') ?? opts.requirePreconditions === true;
+      const auth = !(fromEnv('auth', 'REVKIT_NO_AUTH') ?? opts.auth === false);
+      if (opts.adminToken !== undefined) {
+        const problem = tokenProblem(opts.adminToken);
+        const from = cmd.getOptionValueSource('adminToken') === 'env' ? 'REVKIT_ADMIN_TOKEN' : '--admin-token';
+        if (problem !== undefined) fail(`${from}: the token ${problem}; an admin token is ${TOKEN_RULE}`, 2);
+      }
+      await serve({ ...opts, store, requirePreconditions, auth });
     });
 }
 
-function parseAdminToken(text: string): string {
-  if (text.length < MIN_TOKEN_LENGTH) throw new CommanderArgumentError(`must be at least ${MIN_TOKEN_LENGTH} characters`);
-  return text;
+const BOOLEANS = new Map([['true', true], ['1', true], ['yes', true], ['false', false], ['0', false], ['no', false]]);
+
+/**
+ * A boolean environment variable, strictly: true/false, 1/0, yes/no in any
+ * case. Anything else, the empty string included (it says neither), stops
+ * the start with exit 2 rather than guessing which way a security switch goes.
+ */
+function parseBoolean(variable: string, value = ''): boolean {
+  const b = BOOLEANS.get(value.toLowerCase());
+  if (b !== undefined) return b;
+  const got = value === '' ? 'it is empty' : `got ${JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}…` : value)}`;
+  return fail(`${variable} must be true or false (accepted: true, false, 1, 0, yes, no, in any case; unset it for the default); ${got}`, 2);
 }
 
 /** One line on stderr; exit 1 (something could not be opened or read) or 2 (a usage error). */
@@ -66,7 +87,9 @@ async function serve(opts: ServeOptions & { store: string }): Promise<void> {
   const maxBodyBytes = opts.maxBodyBytes ?? Math.max(DEFAULT_LIMITS.maxBodyBytes, maxValueBytes + 64 * 1024);
 
   // --- who may call
-  const authOff = opts.auth === false;
+  const authOff = !opts.auth;
+  const secrets = urlSecrets(opts.store);
+  const shownStore = redactUrl(opts.store);
   if (authOff) {
     if (!isLoopback(opts.host)) fail(`--no-auth is only allowed on a loopback address, not ${opts.host}`, 2);
     if (opts.tokens || opts.adminToken) fail('--no-auth conflicts with --tokens and --admin-token', 2);
@@ -76,7 +99,8 @@ async function serve(opts: ServeOptions & { store: string }): Promise<void> {
     try {
       tokens = await loadTokensFile(opts.tokens);
     } catch (err) {
-      fail((err as Error).message);
+      // The file read but wrong is a usage error, like a bad flag; a file that cannot be read is not.
+      fail((err as Error).message, InvalidArgumentError.is(err) ? 2 : 1);
     }
   }
   const needsGenerated = !authOff && !tokens && opts.adminToken === undefined;
@@ -87,7 +111,7 @@ async function serve(opts: ServeOptions & { store: string }): Promise<void> {
     try {
       ensureDir(dataDir);
     } catch (err) {
-      fail(`cannot create the folder for ${opts.store}: ${(err as Error).message}`);
+      fail(redactText(`cannot create the folder for ${shownStore}: ${(err as Error).message}`, secrets));
     }
   }
   let store: Store;
@@ -95,7 +119,7 @@ async function serve(opts: ServeOptions & { store: string }): Promise<void> {
     store = await open(opts.store, { maxValueBytes });
     await store.get('__revkit/readyz');
   } catch (err) {
-    fail(`cannot open store ${redact(opts.store)}: ${describe(err)}`);
+    fail(redactText(`cannot open store ${shownStore}: ${describe(err)}`, secrets));
   }
 
   // A generated admin token is kept beside the data, so a restart keeps the same one.
@@ -109,7 +133,7 @@ async function serve(opts: ServeOptions & { store: string }): Promise<void> {
     }
   }
   const adminToken = opts.adminToken ?? generated?.token;
-  const requirePreconditions = opts.requirePreconditions === true || String(opts.requirePreconditions) === 'true';
+  const requirePreconditions = opts.requirePreconditions === true;
 
   const server = await createServer({
     store,
@@ -124,11 +148,11 @@ async function serve(opts: ServeOptions & { store: string }): Promise<void> {
     url = await server.listen({ host: opts.host, port });
   } catch (err) {
     await store.close().catch(() => undefined);
-    fail(`cannot listen on ${opts.host}:${port}: ${describe(err)}`);
+    fail(redactText(`cannot listen on ${opts.host}:${port}: ${describe(err)}`, secrets));
   }
 
   const out = (line: string) => process.stdout.write(`${line}\n`);
-  out(`revkit serving ${redact(opts.store)} at ${url}`);
+  out(`revkit serving ${shownStore} at ${url}`);
   if (authOff) out('authentication: OFF (--no-auth); anyone who can reach this loopback address can read and write every key');
   else if (generated?.keptIn) out(`admin token (kept in ${generated.keptIn}, readable only by you; choose your own with --admin-token or --tokens): ${generated.token}`);
   else if (generated) out(`admin token (generated for this run, as this store has no local data folder; choose your own with --admin-token or --tokens): ${generated.token}`);
@@ -151,7 +175,7 @@ async function serve(opts: ServeOptions & { store: string }): Promise<void> {
     server.close().then(
       () => process.exit(0),
       (err) => {
-        process.stderr.write(`revkit serve: error while closing: ${describe(err)}\n`);
+        process.stderr.write(`revkit serve: error while closing: ${redactText(describe(err), secrets)}\n`);
         process.exit(1);
       },
     );
@@ -198,9 +222,4 @@ function ensureDir(dir: string): void {
   const parent = dirname(dir);
   if (parent !== dir) ensureDir(parent);
   mkdirSync(dir);
-}
-
-/** Hides a password in a store URL. */
-function redact(url: string): string {
-  return url.replace(/(\/\/[^:/@]+:)[^@/]*@/, '$1***@');
 }

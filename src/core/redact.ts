@@ -91,8 +91,9 @@ export function urlSecrets(url: string): string[] {
   return [...found];
 }
 
-// A URL inside a message: scheme://… or a local store URL, up to a space or a quote.
-const URL_IN_TEXT = /\b(?:[a-z][a-z0-9+.-]*:\/\/|(?:memory|sqlite|file):)[^\s"'<>`]*/gi;
+// A URL inside a message: scheme://… or a local store URL, up to a space or a quote, and
+// not the punctuation after it ("cannot open store <url>: …").
+const URL_IN_TEXT = /\b(?:[a-z][a-z0-9+.-]*:\/\/|(?:memory|sqlite|file):)(?:[^\s"'<>`]*[^\s"'<>`.,:;)\]])?/gi;
 // Shorter secrets would turn ordinary words into ****; a short secret is still hidden inside any URL.
 const MIN_SCRUBBED = 4;
 
@@ -102,7 +103,19 @@ const MIN_SCRUBBED = 4;
  */
 export function redactText(text: string, secrets: Iterable<string> = []): string {
   let out = text;
-  const longestFirst = [...new Set(secrets)].filter((s) => s.length >= MIN_SCRUBBED).sort((a, b) => b.length - a.length);
+  // Messages are made one line before they are printed: a secret with a newline in it appears with a space instead.
+  const variants = [...secrets].flatMap((s) => [s, s.replace(/\s*\n\s*/g, ' '), s.replace(/\s+/g, ' ')]);
+  const longestFirst = [...new Set(variants)].filter((s) => s.length >= MIN_SCRUBBED).sort((a, b) => b.length - a.length);
   for (const s of longestFirst) out = out.split(s).join(REDACTED);
   return out.replace(URL_IN_TEXT, (url) => redactUrl(url));
+}
+
+/**
+ * A URL parse error as the cause of a revkit error: node's TypeError carries
+ * the whole URL as `input`, which any log of the error (console.error, util.inspect)
+ * prints, secrets included. Returns the same error without it.
+ */
+export function withoutUrlInput(err: unknown): unknown {
+  if (typeof err === 'object' && err !== null && 'input' in err) delete (err as { input?: unknown }).input;
+  return err;
 }

@@ -30,6 +30,7 @@ import {
   type ListPage, type PutOptions, type StoreOptions, type StoredRecord, type Tombstone, type WatchEvent, type WatchOptions,
   type AtomicBatch, type Mutation, type MutationOfDefaulted, type UpdateOptions, type UpdateOptionsWithDefault,
 } from '../core/index.js';
+import { redactUrl, withoutUrlInput } from '../core/redact.js';
 import { decodeKey, encodeKey, filterForPrefix } from './keys.js';
 import { parseAckSubject, readOnce, ResumableReader, type ReaderContext } from './reader.js';
 
@@ -159,7 +160,7 @@ export class NatsStore extends BaseStore {
     try {
       parsed = new URL(url);
     } catch (cause) {
-      throw new InvalidArgumentError(`malformed NATS URL ${JSON.stringify(url)}`, { cause });
+      throw new InvalidArgumentError(`malformed NATS URL ${JSON.stringify(redactUrl(url))}`, { cause: withoutUrlInput(cause) });
     }
     const q = parsed.searchParams;
     const opts: NatsStoreOptions = { ...options };

@@ -1,5 +1,6 @@
 import * as crypto from 'node:crypto';
 import { readFile } from 'node:fs/promises';
+import { InvalidArgumentError } from '../core/errors.js';
 import { HttpProblem } from './problem.js';
 
 /**
@@ -17,7 +18,7 @@ import { HttpProblem } from './problem.js';
  * A scope covers every key that starts with its `prefix` ("" covers all).
  * Listing and watching need the requested prefix to lie inside one scope.
  * `admin` (on any prefix) also opens `/metrics`. Tokens must be at least 16
- * characters. Presented tokens are compared in constant time (SHA-256 of
+ * visible ASCII characters (what a `Bearer` header can carry). Presented tokens are compared in constant time (SHA-256 of
  * both sides, `timingSafeEqual` against every configured token).
  */
 export type Access = 'read' | 'write' | 'admin';
@@ -41,24 +42,48 @@ export interface Principal {
 const RANK: Record<Access, number> = { read: 1, write: 2, admin: 3 };
 export const MIN_TOKEN_LENGTH = 16;
 
+/** What a token must be, for messages. */
+export const TOKEN_RULE = `at least ${MIN_TOKEN_LENGTH} visible ASCII characters (! to ~: no spaces, control or non-ASCII characters)`;
+
+/**
+ * Why `token` could never be presented as `Authorization: Bearer <token>`
+ * (authenticate() takes visible ASCII only), or undefined. Never quotes the
+ * token: the message goes to logs.
+ */
+export function unusableToken(token: string): string | undefined {
+  if (token === '') return 'is empty';
+  if (token.trim() !== token) return 'has whitespace around it (a trailing newline?)';
+  if (/[\x00-\x1f\x7f]/.test(token)) return 'contains a control character (a tab, a newline…)';
+  if (/\s/.test(token)) return 'contains whitespace';
+  if (/[^\x21-\x7e]/.test(token)) return 'contains a character outside visible ASCII';
+  return undefined;
+}
+
+/** unusableToken(), and the minimum length that `revkit serve` and tokens files require. */
+export function tokenProblem(token: string): string | undefined {
+  return unusableToken(token) ?? (token.length < MIN_TOKEN_LENGTH ? `has ${token.length} characters` : undefined);
+}
+
+/** Throws InvalidArgumentError (ERR_INVALID_ARGUMENT) naming the entry and what is wrong, never the token. */
 export function parseTokens(json: unknown, source = 'tokens'): TokenSpec[] {
-  if (!Array.isArray(json)) throw new Error(`${source}: expected a JSON array of { token, name?, scopes: [{ prefix, access }] }`);
+  const invalid = (message: string) => new InvalidArgumentError(message);
+  if (!Array.isArray(json)) throw invalid(`${source}: expected a JSON array of { token, name?, scopes: [{ prefix, access }] }`);
   const seen = new Set<string>();
   return json.map((t, i) => {
     const where = `${source}[${i}]`;
-    if (typeof t !== 'object' || t === null) throw new Error(`${where}: expected an object`);
+    if (typeof t !== 'object' || t === null) throw invalid(`${where}: expected an object`);
     const { token, name, scopes } = t as Record<string, unknown>;
-    if (typeof token !== 'string' || token.length < MIN_TOKEN_LENGTH || /[\s\x00-\x1f\x7f]/.test(token)) {
-      throw new Error(`${where}.token: a string of at least ${MIN_TOKEN_LENGTH} printable characters without spaces`);
-    }
-    if (seen.has(token)) throw new Error(`${where}.token: the same token appears twice`);
+    if (typeof token !== 'string') throw invalid(`${where}.token: a string of ${TOKEN_RULE}`);
+    const problem = tokenProblem(token);
+    if (problem !== undefined) throw invalid(`${where}.token ${problem}: a token is ${TOKEN_RULE}`);
+    if (seen.has(token)) throw invalid(`${where}.token: the same token appears twice`);
     seen.add(token);
-    if (name !== undefined && typeof name !== 'string') throw new Error(`${where}.name: a string`);
-    if (!Array.isArray(scopes) || scopes.length === 0) throw new Error(`${where}.scopes: a non-empty array of { prefix, access }`);
+    if (name !== undefined && typeof name !== 'string') throw invalid(`${where}.name: a string`);
+    if (!Array.isArray(scopes) || scopes.length === 0) throw invalid(`${where}.scopes: a non-empty array of { prefix, access }`);
     const parsed = scopes.map((s, j): Scope => {
       const { prefix, access } = (s ?? {}) as Record<string, unknown>;
-      if (typeof prefix !== 'string') throw new Error(`${where}.scopes[${j}].prefix: a string ("" for every key)`);
-      if (access !== 'read' && access !== 'write' && access !== 'admin') throw new Error(`${where}.scopes[${j}].access: "read", "write" or "admin"`);
+      if (typeof prefix !== 'string') throw invalid(`${where}.scopes[${j}].prefix: a string ("" for every key)`);
+      if (access !== 'read' && access !== 'write' && access !== 'admin') throw invalid(`${where}.scopes[${j}].access: "read", "write" or "admin"`);
       return { prefix, access };
     });
     return { token, name: name ?? `token-${i}`, scopes: parsed };
@@ -76,7 +101,7 @@ export async function loadTokensFile(path: string): Promise<TokenSpec[]> {
   try {
     json = JSON.parse(text);
   } catch (err) {
-    throw new Error(`tokens file ${path} is not valid JSON: ${(err as Error).message}`);
+    throw new InvalidArgumentError(`tokens file ${path} is not valid JSON: ${(err as Error).message}`);
   }
   return parseTokens(json, path);
 }
@@ -91,6 +116,11 @@ export class Authenticator {
 
   /** `null`: no authentication at all (every request is an admin). */
   constructor(tokens: TokenSpec[] | null) {
+    // A token no request can present would be accepted here and then never match: refuse it.
+    for (const t of tokens ?? []) {
+      const problem = typeof t.token === 'string' ? unusableToken(t.token) : 'is not a string';
+      if (problem !== undefined) throw new InvalidArgumentError(`the token ${JSON.stringify(t.name ?? 'token')} ${problem}: a bearer token is visible ASCII (! to ~)`);
+    }
     this.entries = (tokens ?? []).map((t) => ({ hash: digest(t.token), principal: { name: t.name ?? 'token', scopes: t.scopes } }));
     this.enabled = tokens !== null;
   }
