@@ -50,7 +50,6 @@ import {
   type HistoryOptions, type ListOptions, type ListPage, type PutOptions, type StoreOptions, type StoredRecord,
   type Tombstone, type WatchEvent, type WatchOptions,
 } from '../core/index.js';
-import { redactUrl, withoutUrlInput } from '../core/redact.js';
 import { isServerUnavailable, mapPgError } from './errors.js';
 import { WatchHub, type Mark, type WatchQueryParams, type WatchSource, type WatchStart } from './watch.js';
 import { dropStore, migrate, names, type Names } from './schema.js';
@@ -526,6 +525,14 @@ export class PostgresStore extends BaseStore implements WatchSource {
               }
             }
             const unused = missing.filter((k) => !written.has(k));
+            if (wk.length === 0) {
+              // Writes nothing: draw no revision (the next write would get one above it, unseen by a watch from
+              // what we answer); answer the highest committed revision the commit saw (DESIGN §3).
+              if (unused.length > 0) await this.q(client, 'aunplace', () => `DELETE FROM ${this.names.kv} WHERE key = ANY($1::text[]) AND revision = 0`, [unused]);
+              committing = true;
+              await client.query('COMMIT');
+              return { revision: Math.max(0, ...[...locked.values()].map((row) => num(row.revision))), written: 0 };
+            }
             const w = await this.q(client, 'awrite', () => atomicWriteSql(this.names), [wk, wv, wd, wt, wc, unused]);
             committing = true;
             await client.query('COMMIT');
@@ -762,7 +769,7 @@ function parseUrl(url: string): { connectionString: string; fromUrl: PostgresSto
   try {
     parsed = new URL(url);
   } catch (cause) {
-    throw new InvalidArgumentError(`malformed postgres URL ${JSON.stringify(redactUrl(url))}`, { cause: withoutUrlInput(cause) });
+    throw new InvalidArgumentError(`malformed postgres URL ${JSON.stringify(url)}`, { cause });
   }
   const fromUrl: PostgresStoreOptions = {};
   for (const name of URL_OPTIONS) {
