@@ -1,4 +1,5 @@
 import { InvalidArgumentError as CommanderArgumentError } from 'commander';
+import { findUnfaithfulNumber } from '../core/json-numbers.js';
 
 /** Option parsers shared by the commands; a bad value is a usage error (exit 2). */
 export function parseRevision(text: string): number {
@@ -16,6 +17,11 @@ export function parsePositive(text: string): number {
 export function parseNumber(text: string): number {
   const n = Number(text);
   if (text.trim() === '' || !Number.isFinite(n)) throw new CommanderArgumentError('must be a number');
+  // A decimal a double cannot hold as written (12345678901234567891) would be used rounded.
+  const literal = text.trim();
+  if (/^-?\d+(\.\d+)?([eE][+-]?\d+)?$/.test(literal) && findUnfaithfulNumber(literal) !== null) {
+    throw new CommanderArgumentError(`must be a number a double holds exactly: ${literal.length > 40 ? `${literal.slice(0, 40)}…` : literal} would be used as ${JSON.stringify(n)}`);
+  }
   return n;
 }
 

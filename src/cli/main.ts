@@ -4,6 +4,7 @@ import { readFileSync, realpathSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { RevkitError, SKIP, mergePatch, type PutOptions, type Store } from '../core/index.js';
 import { open } from '../open.js';
+import { assertFaithfulText } from '../core/faithful.js';
 import { redactText, urlSecrets } from '../core/redact.js';
 import { registerServe } from './serve.js';
 import { registerCheck } from './check.js';
@@ -46,12 +47,16 @@ async function withStore<R>(cmd: Command, fn: (store: Store) => Promise<R>): Pro
   }
 }
 
+/** JSON from the command line; a number it cannot carry as written (12345678901234567891, 1e400) is a ValidationError (exit 2) naming its path. */
 function parseJson(text: string, what: string): unknown {
+  let value: unknown;
   try {
-    return JSON.parse(text);
+    value = JSON.parse(text);
   } catch {
     throw new UsageError(`${what} is not valid JSON: ${text.length > 60 ? `${text.slice(0, 60)}…` : text}`);
   }
+  assertFaithfulText(text);
+  return value;
 }
 
 function readValueArg(value: string | undefined): unknown {

@@ -1,9 +1,18 @@
 import { ValidationError } from './errors.js';
+import { findUnfaithfulValue, issueOf, unfaithfulValue } from './faithful.js';
 import type { Codec } from './types.js';
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder('utf-8', { fatal: true });
 
+/**
+ * Values as JSON text. A value JSON cannot carry as it was given (NaN,
+ * ±Infinity, bigint, functions, symbols, undefined at the top or in an
+ * array, cycles, class instances such as Date) is refused with a
+ * ValidationError naming its path, rather than stored changed: see
+ * faithful.ts. The check walks the value after JSON.stringify succeeded,
+ * which already ruled out cycles.
+ */
 export const jsonCodec: Codec = {
   name: 'json',
   encode(value) {
@@ -11,9 +20,32 @@ export const jsonCodec: Codec = {
     try {
       text = JSON.stringify(value);
     } catch (err) {
-      throw new ValidationError([{ message: `value cannot be encoded as JSON: ${(err as Error).message}` }]);
+      // A bigint, a cycle, a throwing toJSON: say where, when the walk can tell.
+      let found;
+      try {
+        found = findUnfaithfulValue(value);
+      } catch {
+        found = undefined;
+      }
+      const error = new ValidationError([found !== undefined ? issueOf(found) : { message: `value cannot be encoded as JSON: ${(err as Error).message}` }]);
+      (error as { cause?: unknown }).cause = err;
+      throw error;
     }
-    if (text === undefined) throw new ValidationError([{ message: `value of type ${typeof value} cannot be encoded as JSON` }]);
+    if (text === undefined) throw new ValidationError([{ message: `the value is ${typeof value === 'undefined' ? 'undefined' : `a ${typeof value}`}, which JSON cannot carry`, path: [] }]);
+    if (typeof value === 'number') {
+      if (!Number.isFinite(value)) throw new ValidationError([issueOf({ path: [], what: String(value) })]);
+    } else if (typeof value === 'object' && value !== null) {
+      let found;
+      try {
+        found = unfaithfulValue(value);
+      } catch (err) {
+        // Deeper than the stack lets the walk go (JSON.stringify gives up sooner): unchecked is refused.
+        const error = new ValidationError([{ message: 'the value nests too deeply to be checked', path: [] }]);
+        (error as { cause?: unknown }).cause = err;
+        throw error;
+      }
+      if (found !== undefined) throw new ValidationError([issueOf(found)]);
+    }
     return encoder.encode(text);
   },
   decode(bytes) {

@@ -1,6 +1,8 @@
 export * from './errors.js';
 export * from './types.js';
 export { jsonCodec, rawCodec } from './codec.js';
+export { parseJsonValue, assertFaithfulText, unfaithfulValue, type UnfaithfulValue } from './faithful.js';
+export { findUnfaithfulNumber, jsonPointer, type UnfaithfulNumber } from './json-numbers.js';
 export { deepEqual } from './equal.js';
 export { linearBackoff, exponentialJitter, decorrelatedJitter } from './retry.js';
 export { runUpdate, UPDATE_DEFAULTS, newWriterToken, sleep } from './update.js';

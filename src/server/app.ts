@@ -8,6 +8,7 @@ import { open } from '../open.js';
 import { hostGuard } from './host-check.js';
 import { Authenticator, hasAnyAdmin, requireAccess, type Principal, type TokenSpec } from './auth.js';
 import { etagOf, parseTagList, revisionOfTag, strongMatch, weakMatch, type TagList } from './etag.js';
+import { assertFaithfulText } from '../core/faithful.js';
 import { applyMergePatch } from './merge-patch.js';
 import { ServerMetrics } from './metrics.js';
 import { openApiDocument } from './openapi.js';
@@ -213,17 +214,28 @@ export async function createServer(options: CreateServerOptions): Promise<Revkit
 
   // ---- body parsing: JSON and JSON Merge Patch only, parsed as plain JSON (a
   // `__proto__` member stays an ordinary own property), with a depth limit.
+  // A number literal JSON.parse cannot carry faithfully (12345678901234567891
+  // would be stored as 12345678901234567000, 1e400 as null) is refused with a
+  // 422 ERR_VALIDATION naming its path in the body, before any route runs:
+  // PUT values, PATCH merge patches and POST /v1/txn alike.
   app.removeAllContentTypeParsers();
   app.addContentTypeParser(['application/json', MERGE_PATCH], { parseAs: 'string' }, (_req, body, done) => {
     const text = body as string;
     if (text.length === 0) return done(null, undefined);
     // Nesting n levels takes n brackets: a body this short cannot be too deep.
     if (text.length > limits.maxJsonDepth && nestingDepth(text) > limits.maxJsonDepth) return done(new HttpProblem(400, `the JSON body nests deeper than ${limits.maxJsonDepth} levels`, { limit: limits.maxJsonDepth }));
+    let value: unknown;
     try {
-      done(null, JSON.parse(text));
+      value = JSON.parse(text);
     } catch (err) {
-      done(new HttpProblem(400, `the body is not valid JSON: ${err instanceof Error ? err.message.slice(0, 200) : 'parse error'}`));
+      return done(new HttpProblem(400, `the body is not valid JSON: ${err instanceof Error ? err.message.slice(0, 200) : 'parse error'}`));
     }
+    try {
+      assertFaithfulText(text);
+    } catch (err) {
+      return done(err as Error);
+    }
+    done(null, value);
   });
 
   app.setErrorHandler((err, req, reply) => {

@@ -43,7 +43,7 @@ export function CreateKey(p: Props) {
       <label for="new-value" class="field">Value (JSON)</label>
       <textarea id="new-value" class="editor" rows="10" spellcheck=${false} aria-invalid=${parsed.ok ? 'false' : 'true'} aria-describedby="new-value-error"
         value=${draft} onInput=${(e: Event) => setDraft((e.target as HTMLTextAreaElement).value)}></textarea>
-      <p id="new-value-error" class=${parsed.ok ? 'sr-only' : 'error'} role=${parsed.ok ? undefined : 'alert'}>${parsed.ok ? 'Valid JSON.' : `JSON syntax error${parsed.line !== undefined ? ` at line ${parsed.line}, column ${parsed.column}` : ''}: ${parsed.message}`}</p>
+      <p id="new-value-error" class=${parsed.ok ? 'sr-only' : 'error'} role=${parsed.ok ? undefined : 'alert'}>${parsed.ok ? 'Valid JSON.' : `${parsed.title}${parsed.line !== undefined ? ` at line ${parsed.line}, column ${parsed.column}` : ''}: ${parsed.message}`}</p>
       <div class="actions">
         <label for="new-ttl" class="inline">TTL (seconds, optional)</label>
         <input id="new-ttl" class="ttl-input" inputmode="numeric" value=${ttl} aria-invalid=${ttlOk ? 'false' : 'true'} onInput=${(e: Event) => setTtl((e.target as HTMLInputElement).value)} />

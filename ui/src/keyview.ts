@@ -145,7 +145,7 @@ export function KeyView(p: Props) {
         <textarea id="value-editor" class="editor" spellcheck=${false} rows=${Math.min(24, Math.max(6, draft.split('\n').length + 1))} readOnly=${!p.canWrite || conflict !== null}
           aria-invalid=${parsed.ok ? 'false' : 'true'} aria-describedby="value-error"
           value=${draft} onInput=${(e: Event) => setDraft((e.target as HTMLTextAreaElement).value)}></textarea>
-        <p id="value-error" class=${parsed.ok ? 'sr-only' : 'error'} role=${parsed.ok ? undefined : 'alert'} data-testid="json-error">${parsed.ok ? 'Valid JSON.' : `JSON syntax error${parsed.line !== undefined ? ` at line ${parsed.line}, column ${parsed.column}` : ''}: ${parsed.message}`}</p>
+        <p id="value-error" class=${parsed.ok ? 'sr-only' : 'error'} role=${parsed.ok ? undefined : 'alert'} data-testid="json-error">${parsed.ok ? 'Valid JSON.' : `${parsed.title}${parsed.line !== undefined ? ` at line ${parsed.line}, column ${parsed.column}` : ''}: ${parsed.message}`}</p>
         ${p.canWrite && conflict === null ? html`<div class="actions">
           <label for="ttl" class="inline">TTL (seconds, optional)</label>
           <input id="ttl" class="ttl-input" inputmode="numeric" value=${ttl} aria-invalid=${ttlOk ? 'false' : 'true'} onInput=${(e: Event) => setTtl((e.target as HTMLInputElement).value)} />
