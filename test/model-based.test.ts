@@ -98,6 +98,6 @@ describe('model-based: random operation sequences agree with the in-memory model
   for (const [name, make] of Object.entries(subjects)) {
     it(`${name}: ${RUNS} sequences of up to ${OPS} operations`, async () => {
       await compareWithModel(make, { runs: RUNS, maxOps: OPS, seed: SEED, log: (line) => console.log(`[model ${name}] ${line}`) });
-    }, 600_000);
+    }, Math.max(600_000, RUNS * OPS * 500));
   }
 });
