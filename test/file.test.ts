@@ -1,12 +1,13 @@
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { FileStore } from '../src/file/index.js';
-import { BackendError, ConflictError, HistoryGoneError, InvalidArgumentError, UnsupportedError, rawCodec, type WatchEvent } from '../src/core/index.js';
+import { BackendError, ConflictError, HistoryGoneError, InvalidArgumentError, TooLargeError, UnsupportedError, rawCodec, type WatchEvent } from '../src/core/index.js';
 import { open } from '../src/open.js';
 import { describeConformance } from '../src/testing/vitest.js';
 import { tempDir, uniqueName } from './helpers.js';
+import { pausedWriter } from './support/paused-file-writer.js';
 
 const dir = tempDir('file');
 const freshPath = () => join(dir, `${uniqueName('state')}.json`);
@@ -219,5 +220,145 @@ describe('file specifics', () => {
     expect([...((await raw.get<Uint8Array>('bytes'))?.value ?? [])]).toEqual([0, 255, 7]);
     expect(JSON.parse(readFileSync(raw.path, 'utf8')).records.bytes.base64).toBe('AP8H');
     await raw.close();
+  });
+
+  it('a store removes only its own temp files: a sibling whose name starts with its own (state.json.bak) keeps its temp files', async () => {
+    const sub = mkdtempSync(join(dir, 'temps-'));
+    const hex = 'abcdef012345';
+    const own = `.state.json.4242.${hex}.revkit-tmp`;
+    const notOwn = [
+      `.state.json.bak.4242.${hex}.revkit-tmp`, // state.json.bak's
+      `.state.json.1.4242.${hex}.revkit-tmp`, // state.json.1's
+      `.state.json.4242.${hex}.revkit-tmp.keep`, // not a temp file name
+      `.state.json.4242.abc.revkit-tmp`, // random part malformed
+      `.state.json.x.${hex}.revkit-tmp`, // pid malformed
+      `.other.json.4242.${hex}.revkit-tmp`,
+      'state.json.bak',
+    ];
+    for (const name of [own, ...notOwn]) writeFileSync(join(sub, name), 'x');
+    const s = new FileStore(join(sub, 'state.json'));
+    await s.put('k', 1);
+    expect(notOwn.filter((name) => !existsSync(join(sub, name)))).toEqual([]);
+    expect(existsSync(join(sub, own))).toBe(false);
+    await s.close();
+  });
+
+  it('a live write of a sibling store (state.json.bak, in another process) survives a commit of state.json', async () => {
+    const sub = mkdtempSync(join(dir, 'sibling-'));
+    const sibling = await pausedWriter(join(sub, 'state.json.bak'), 'k', 'backup');
+    // The sibling holds its own lock with its temp file written, not yet renamed into place.
+    expect(existsSync(sibling.temp)).toBe(true);
+    const s = new FileStore(join(sub, 'state.json'));
+    await s.put('k', 'live');
+    expect(existsSync(sibling.temp)).toBe(true);
+    // Before the fix its rename found the temp file gone: a permanent BackendError, the write lost.
+    expect(await sibling.resume()).toEqual({ ok: true });
+    const backup = new FileStore(join(sub, 'state.json.bak'));
+    expect((await backup.get('k'))?.value).toBe('backup');
+    await backup.close();
+    expect((await s.get('k'))?.value).toBe('live');
+    await s.close();
+  });
+
+  it('a long-running store removes a temp file left by a writer that died at its next commit, not only at its first', async () => {
+    const sub = mkdtempSync(join(dir, 'stale-'));
+    const path = join(sub, 'state.json');
+    const s = new FileStore(path);
+    await s.put('k', 1);
+    // What a writer killed between writing its temp file and renaming it leaves behind.
+    const stale = join(sub, '.state.json.999999.0123456789ab.revkit-tmp');
+    writeFileSync(stale, '{"revkit":"file","version":1,"revision":2,');
+    await s.put('k', 2);
+    expect(existsSync(stale)).toBe(false);
+    expect(readdirSync(sub).filter((n) => n.endsWith('.revkit-tmp'))).toEqual([]);
+    expect((await s.get('k'))?.value).toBe(2);
+    await s.close();
+  });
+
+  /** A store with one small key, closed; and the length of its file. */
+  async function seededFile(): Promise<{ path: string; size: number }> {
+    const path = freshPath();
+    const s = new FileStore(path);
+    await s.put('a', 'x'.repeat(100));
+    await s.close();
+    return { path, size: statSync(path).size };
+  }
+
+  it('a write that would make the file longer than maxFileLength is refused with TooLargeError: nothing written, the store still usable', async () => {
+    const { path, size } = await seededFile();
+    const limit = size + 1000;
+    const s = new FileStore(path, { maxFileLength: limit });
+    expect(s.maxFileLength).toBe(limit);
+    const before = readFileSync(path);
+    const err = await s.put('big', 'y'.repeat(2000)).catch((e) => e);
+    expect(TooLargeError.is(err)).toBe(true);
+    expect(err).toMatchObject({ code: 'ERR_TOO_LARGE', limit });
+    expect(err.size).toBeGreaterThan(limit);
+    expect(err.message).toContain(path);
+    expect(err.message).toMatch(/nothing was written/);
+    expect(readFileSync(path)).toEqual(before);
+    expect(readdirSync(dir).filter((n) => n.endsWith('.revkit-tmp'))).toEqual([]);
+    expect(await s.getRecord('big')).toBeNull();
+    // The refused write drew no revision; smaller writes still commit, up to exactly the limit.
+    expect((await s.put('small', 1)).revision).toBe(2);
+    const probe = await s.put('fill', 'z'.repeat(2000)).catch((e) => e);
+    expect(TooLargeError.is(probe)).toBe(true);
+    const fill = await s.put('fill', 'z'.repeat(2000 - (probe.size - limit)));
+    expect(fill.revision).toBe(3);
+    expect(statSync(path).size).toBe(limit);
+    // Deleting a value does not shrink the file while the change log keeps it: refused too.
+    expect(TooLargeError.is(await s.delete('a').catch((e) => e))).toBe(true);
+    await s.close();
+    const reopened = new FileStore(path);
+    expect((await reopened.list()).entries.map((e) => [e.key, e.revision])).toEqual([['a', 1], ['fill', 3], ['small', 2]]);
+    await reopened.close();
+  });
+
+  it('the length limit counts what the reader holds in one string: a multi-byte character once, one outside the BMP twice', async () => {
+    const { path, size } = await seededFile();
+    const limit = size + 1000;
+    const s = new FileStore(path, { maxFileLength: limit });
+    // 600 × 'é' is 1,200 bytes but 600 characters: the file's bytes pass the limit, its text does not.
+    const accented = await s.put('é', 'é'.repeat(600));
+    expect(statSync(path).size).toBeGreaterThan(limit);
+    // 300 × U+1F600 is 1,200 bytes and 600 UTF-16 code units.
+    const err = await s.put('emoji', '\u{1F600}'.repeat(300)).catch((e) => e);
+    expect(TooLargeError.is(err)).toBe(true);
+    // It counts as much as 600 ASCII characters would (not as its 1,200 bytes).
+    const ascii = await s.put('emoji', 'x'.repeat(600)).catch((e) => e);
+    expect(TooLargeError.is(ascii)).toBe(true);
+    expect(err.size).toBe(ascii.size);
+    await s.close();
+    const reopened = new FileStore(path);
+    expect((await reopened.get('é'))?.revision).toBe(accented.revision);
+    await reopened.close();
+  });
+
+  it('writes queued together whose one rewrite would be too long commit one by one: only the write that does not fit is refused', async () => {
+    const { path, size } = await seededFile();
+    const s = new FileStore(path, { maxFileLength: size + 1000 });
+    const holder = await holdLock(path);
+    const writes = [
+      s.put('b', 1),
+      s.put('big', 'y'.repeat(2000)),
+      s.put('c', 2),
+      s.put('a', 'again', { ifAbsent: true }),
+      s.delete('never-written'),
+    ];
+    const settled = Promise.allSettled(writes);
+    await holder.release();
+    const results = await settled;
+    expect(results.map((r) => (r.status === 'fulfilled' ? 'ok' : r.reason.code))).toEqual(['ok', 'ERR_TOO_LARGE', 'ok', 'ERR_CONFLICT', 'ok']);
+    expect(results.slice(0, 3).flatMap((r) => (r.status === 'fulfilled' ? [(r.value as { revision: number }).revision] : []))).toEqual([2, 3]);
+    await s.close();
+    const reopened = new FileStore(path);
+    expect((await reopened.list()).entries.map((e) => e.key)).toEqual(['a', 'b', 'c']);
+    await reopened.close();
+  });
+
+  it('maxFileLength is a positive integer no larger than what the reader can hold', () => {
+    for (const bad of [0, -1, 1.5, 2 ** 29]) {
+      expect(() => new FileStore(freshPath(), { maxFileLength: bad }), String(bad)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT' }));
+    }
   });
 });

@@ -18,9 +18,56 @@
  * newest revision dropped from it. Values written with the JSON codec are
  * stored as JSON; other codecs' bytes are stored as `"base64"`.
  */
-import { BackendError, InvalidArgumentError, UnsupportedError } from '../core/index.js';
+import { constants } from 'node:buffer';
+import { BackendError, InvalidArgumentError, TooLargeError, UnsupportedError } from '../core/index.js';
 
 export const FORMAT_VERSION = 1;
+
+/**
+ * The largest file a store can read back, as the length of its text: the
+ * file is read into a Buffer and decoded as UTF-8 into one string for
+ * JSON.parse, and a string holds at most this many UTF-16 code units
+ * (2^29 - 24 = 536,870,888 on 64-bit V8). Past it, decoding throws
+ * ERR_STRING_TOO_LONG. Bytes and characters are the same count for ASCII;
+ * a multi-byte character is one code unit (two for one outside the BMP).
+ */
+export const MAX_FILE_LENGTH: number = constants.MAX_STRING_LENGTH;
+
+/**
+ * The length, in UTF-16 code units, of `bytes` decoded as UTF-8 — what
+ * `bytes.toString('utf8').length` would be, without building the string.
+ * Exact for well-formed UTF-8 (which is all a store writes). Never more than
+ * `bytes.length`, so it only needs counting when the byte count is over a limit.
+ */
+export function textLength(bytes: Uint8Array): number {
+  let units = 0;
+  for (let i = 0; i < bytes.length; i++) {
+    const b = bytes[i] as number;
+    // A continuation byte adds nothing; a 4-byte sequence's lead byte stands for a surrogate pair.
+    if ((b & 0xc0) !== 0x80) units += b >= 0xf0 ? 2 : 1;
+  }
+  return units;
+}
+
+/** Whether a file of these bytes is longer, as text, than `limit`. */
+export function textOver(bytes: Uint8Array, limit: number): { over: boolean; length: number } {
+  if (bytes.length <= limit) return { over: false, length: bytes.length };
+  const length = textLength(bytes);
+  return { over: length > limit, length };
+}
+
+/** The file's text, as the reader needs it; a file past the engine's string limit is a TooLargeError. */
+export function readText(bytes: Buffer, path: string): string {
+  try {
+    return bytes.toString('utf8');
+  } catch (cause) {
+    if ((cause as { code?: unknown }).code !== 'ERR_STRING_TOO_LONG') throw cause;
+    const err = new TooLargeError(path, bytes.length, MAX_FILE_LENGTH);
+    err.message = `${path} cannot be read: its text (${bytes.length} bytes) is longer than the ${MAX_FILE_LENGTH} characters one JavaScript string can hold; it is left untouched`;
+    Object.defineProperty(err, 'cause', { value: cause, writable: true, configurable: true });
+    throw err;
+  }
+}
 
 /** One key's current state; also one entry of the change log. */
 export interface FileRecord {

@@ -15,15 +15,15 @@ import { closeSync, fstatSync, mkdirSync, openSync, readFileSync, readSync, watc
 import { basename, dirname, resolve } from 'node:path';
 import { EventEmitter } from 'node:events';
 import {
-  AsyncQueue, BackendError, BaseStore, ClosedError, ConflictError, DEFAULT_MAX_VALUE_BYTES, HistoryGoneError, InvalidArgumentError,
+  AsyncQueue, BackendError, BaseStore, ClosedError, ConflictError, DEFAULT_MAX_VALUE_BYTES, HistoryGoneError, InvalidArgumentError, TooLargeError,
   assertKey, assertLimit, assertPrefix, assertValueSize, conditionFailure, jsonCodec, keyFilter, sleep,
   type AtomicOp, type Capabilities, type Codec, type Condition, type DeleteOptions, type Entry, type FailedCheck,
   type HistoryOptions, type ListOptions, type ListPage, type PutOptions, type StoreOptions, type StoredRecord,
   type WatchEvent, type WatchOptions,
 } from '../core/index.js';
-import { emptyState, headerRevision, parse, serialize, type FileRecord, type FileState } from './format.js';
+import { MAX_FILE_LENGTH, emptyState, headerRevision, parse, readText, serialize, textOver, type FileRecord, type FileState } from './format.js';
 import { ProcessLock } from './lock.js';
-import { removeStaleTemps, replaceFile, type FileStamp } from './replace.js';
+import { removeStaleTemps, replaceFile, tempName, type FileStamp } from './replace.js';
 import { Transaction, isLive, nextState, type EncodedValue } from './transaction.js';
 
 export interface FileStoreOptions extends StoreOptions {
@@ -39,6 +39,14 @@ export interface FileStoreOptions extends StoreOptions {
   pollIntervalMs?: number;
   /** How often expired keys are turned into tombstones; default 1000 ms. */
   sweepIntervalMs?: number;
+  /**
+   * The longest file a commit may leave, as the length of its text (UTF-16
+   * code units: bytes, for ASCII). A write that would make the file longer
+   * is refused with TooLargeError and nothing is written. Default and maximum:
+   * the longest string the JavaScript engine can hold (MAX_FILE_LENGTH,
+   * 536,870,888 on 64-bit Node), since the file is read back as one string.
+   */
+  maxFileLength?: number;
 }
 
 interface Pending {
@@ -62,12 +70,13 @@ export class FileStore extends BaseStore {
   private readonly groupCommit: boolean;
   private readonly sync: boolean;
   private readonly pollIntervalMs: number;
+  /** The longest file (as text) a commit may leave; see FileStoreOptions.maxFileLength. */
+  readonly maxFileLength: number;
   private readonly sweeper: NodeJS.Timeout;
   private readonly changed = new EventEmitter();
   private cache: { state: FileState; stamp: FileStamp | null } | null = null;
   private readonly queue: Pending[] = [];
   private draining: Promise<void> | null = null;
-  private tempsChecked = false;
   private fsWatcher: FSWatcher | null = null;
   private watchers = 0;
   private rewriteCount = 0;
@@ -115,7 +124,11 @@ export class FileStore extends BaseStore {
     this.groupCommit = options.groupCommit ?? true;
     this.sync = options.fsync ?? true;
     this.pollIntervalMs = options.pollIntervalMs ?? 100;
+    this.maxFileLength = options.maxFileLength ?? MAX_FILE_LENGTH;
     if (!Number.isSafeInteger(this.changeLogSize) || this.changeLogSize < 1) throw new InvalidArgumentError('changeLogSize must be a positive integer');
+    if (!Number.isSafeInteger(this.maxFileLength) || this.maxFileLength < 1 || this.maxFileLength > MAX_FILE_LENGTH) {
+      throw new InvalidArgumentError(`maxFileLength must be a positive integer of at most ${MAX_FILE_LENGTH} (the longest string this engine can read the file into), got ${options.maxFileLength}`);
+    }
     this.capabilities = { atomic: true, ttl: true, history: true, watch: true, crossProcess: true, durability: this.sync ? 'fsync' : 'os-buffered' };
     try {
       mkdirSync(dirname(this.path), { recursive: true });
@@ -321,13 +334,23 @@ export class FileStore extends BaseStore {
   }
 
   private async drain(): Promise<void> {
+    // Writes of a group whose file came out too long, still to commit one per rewrite.
+    let ungrouped = 0;
     try {
       while (this.queue.length > 0) {
         const locked = await this.lock.acquire(() => this.dropTimedOut());
         if (!locked) continue;
         try {
-          const batch = this.groupCommit ? this.queue.splice(0) : this.queue.splice(0, 1);
-          await this.commit(batch);
+          const one = !this.groupCommit || ungrouped > 0;
+          if (ungrouped > 0) ungrouped--;
+          const batch = one ? this.queue.splice(0, 1) : this.queue.splice(0);
+          if ((await this.commit(batch)) === 'split') {
+            // Each write then gets the answer it gets alone: only those that do not fit are refused.
+            const deadline = Date.now() + this.lockTimeoutMs;
+            for (const op of batch) op.deadline = deadline;
+            this.queue.unshift(...batch);
+            ungrouped = batch.length;
+          }
         } finally {
           this.lock.release();
         }
@@ -353,14 +376,18 @@ export class FileStore extends BaseStore {
     return this.queue.length === 0;
   }
 
-  /** Runs under the lock: one rewrite for the whole batch, each write with its own result or error. */
-  private async commit(batch: Pending[]): Promise<void> {
+  /**
+   * Runs under the lock: one rewrite for the whole batch, each write with its
+   * own result or error. 'split': the group's file would be too long, nothing
+   * was written and nobody answered; commit its writes one by one.
+   */
+  private async commit(batch: Pending[]): Promise<void | 'split'> {
     const outcomes: Array<{ ok: true; value: unknown } | { ok: false; error: unknown }> = [];
+    // Every time the lock is taken: temp files of this store left by a writer that died
+    // (see README.md for the cost); listed alongside this commit's own work, done before the lock goes.
+    const temp = tempName(this.path);
+    const cleaning = removeStaleTemps(this.path, temp);
     try {
-      if (!this.tempsChecked) {
-        await removeStaleTemps(this.path);
-        this.tempsChecked = true;
-      }
       const base = this.refresh();
       const tx = new Transaction(base);
       for (const op of batch) {
@@ -373,6 +400,11 @@ export class FileStore extends BaseStore {
       if (tx.changes.length > 0) {
         const next = nextState(tx, this.changeLogSize);
         const bytes = serialize(next.revision, next.prunedBelow, next.records(), next.changes, next.current);
+        const length = textOver(bytes, this.maxFileLength);
+        if (length.over) {
+          if (batch.length > 1) return 'split';
+          throw this.tooLarge(bytes.length, length.length);
+        }
         this.rewriteCount++;
         await replaceFile(this.path, bytes, this.sync, {
           // From here a read that finds the new file in place applies the commit itself, instead of parsing it.
@@ -389,20 +421,28 @@ export class FileStore extends BaseStore {
             this.pending?.();
             this.changed.emit('change');
           },
-        });
+        }, temp);
       }
     } catch (error) {
       this.pending = null;
       // Nothing of this batch is known to be durable: every caller gets the error (ambiguous when the new file is in place).
-      if (!(BackendError.is(error) && error.ambiguous)) this.tempsChecked = false;
       for (const op of batch) op.reject(error);
       return;
+    } finally {
+      await cleaning;
     }
     batch.forEach((op, i) => {
       const outcome = outcomes[i] as (typeof outcomes)[number];
       if (outcome.ok) op.resolve(outcome.value);
       else op.reject(outcome.error);
     });
+  }
+
+  private tooLarge(bytes: number, length: number): TooLargeError {
+    const err = new TooLargeError(this.path, length, this.maxFileLength);
+    err.message = `this write would make ${this.path} ${bytes} bytes long, ${length} characters as text, over the limit of ${this.maxFileLength}`
+      + `${this.maxFileLength === MAX_FILE_LENGTH ? ' (the longest string this engine can read the file back into)' : ' (maxFileLength)'}; nothing was written`;
+    return err;
   }
 
   private assertCondition(tx: Transaction, key: string, cond: Condition): FileRecord | null {
@@ -447,8 +487,7 @@ export class FileStore extends BaseStore {
         const n = readSync(fd, head, 0, HEAD_BYTES, 0);
         if (headerRevision(head.toString('utf8', 0, n)) === cached.state.revision) return cached.state;
       }
-      const text = readFileSync(fd, 'utf8');
-      const state = parse(text, this.path);
+      const state = parse(readText(readFileSync(fd), this.path), this.path);
       this.cache = { state, stamp: { ino: st.ino, size: st.size, mtimeMs: st.mtimeMs } };
       return state;
     } catch (err) {

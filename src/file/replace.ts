@@ -3,6 +3,10 @@
  * folder, fdatasync, rename over, fsync the folder. Readers see the old file or
  * the new one, never a torn one; a failure before the rename leaves the old
  * file and no temp file behind.
+ *
+ * Temp files are named `.<file name>.<pid>.<12 hex digits>.revkit-tmp`. The
+ * pid and the random part hold no dot, so a name splits one way only: the temp
+ * files of `state.json.bak` never pass for those of `state.json`.
  */
 import { open, rename, unlink, readdir } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
@@ -16,9 +20,15 @@ export interface FileStamp {
 }
 
 const tempSuffix = '.revkit-tmp';
+const TEMP_NAME = /^\.([^]+)\.(\d+)\.([0-9a-f]{12})\.revkit-tmp$/;
 
 export function tempName(path: string): string {
   return join(dirname(path), `.${basename(path)}.${process.pid}.${randomBytes(6).toString('hex')}${tempSuffix}`);
+}
+
+/** The name of the store file a temp file belongs to, or null when `name` is not a revkit temp file's. */
+export function tempOwner(name: string): string | null {
+  return TEMP_NAME.exec(name)?.[1] ?? null;
 }
 
 export interface ReplaceHooks {
@@ -32,8 +42,7 @@ export interface ReplaceHooks {
  * Writes `data` to `path` atomically; `sync: false` skips both fsyncs (for
  * comparisons only).
  */
-export async function replaceFile(path: string, data: Buffer, sync: boolean, hooks: ReplaceHooks): Promise<void> {
-  const temp = tempName(path);
+export async function replaceFile(path: string, data: Buffer, sync: boolean, hooks: ReplaceHooks, temp = tempName(path)): Promise<void> {
   try {
     const handle = await open(temp, 'wx', 0o644);
     let stamp: FileStamp;
@@ -73,11 +82,21 @@ export async function replaceFile(path: string, data: Buffer, sync: boolean, hoo
   }
 }
 
-/** Temp files left by a writer that died mid-commit; call only while holding the lock. */
-export async function removeStaleTemps(path: string): Promise<void> {
-  const prefix = `.${basename(path)}.`;
-  const names = await readdir(dirname(path)).catch(() => [] as string[]);
-  await Promise.all(names.filter((n) => n.startsWith(prefix) && n.endsWith(tempSuffix)).map((n) => unlink(join(dirname(path), n)).catch(() => undefined)));
+/**
+ * Removes the temp files of the store at `path` — exactly its name, never a
+ * sibling's — other than `own` (the temp file of the commit under way).
+ * Call only while holding the store's lock: only the holder writes temp files,
+ * so while it holds the lock every other one was left by a writer that died.
+ * Housekeeping: never fails; resolves to how many it removed.
+ */
+export async function removeStaleTemps(path: string, own?: string): Promise<number> {
+  const dir = dirname(path);
+  const name = basename(path);
+  const keep = own === undefined ? undefined : basename(own);
+  const names = await readdir(dir).catch(() => [] as string[]);
+  const stale = names.filter((n) => n !== keep && tempOwner(n) === name);
+  const removed = await Promise.all(stale.map((n) => unlink(join(dir, n)).then(() => 1, () => 0)));
+  return removed.reduce<number>((a, b) => a + b, 0);
 }
 
 function describe(err: unknown): string {
