@@ -1,10 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import {
-  BackendError, ConflictError, InvalidArgumentError, RetryExhaustedError, UPDATE_DEFAULTS, sleep,
+  AbortedError, BackendError, ConflictError, InvalidArgumentError, OutcomeUnknownError, RetryExhaustedError, TooLargeError, UPDATE_DEFAULTS, sleep,
   type Store, type StoredRecord, type RetryPolicy,
 } from '../core/index.js';
+import { answerBy } from '../core/update.js';
 import { canonicalJson, payloadHash } from './canonical.js';
-import { decide, nextDedup } from './decide.js';
+import { decide, fitRecord, nextDedup } from './decide.js';
 import { assertProducerId, layout, partitionName, DEFAULT_PREFIX } from './keys.js';
 import { StagedTransaction, type Transaction } from './transaction.js';
 import { assertAtomic } from './support.js';
@@ -15,14 +16,34 @@ export type Handler<P, R> = (tx: Transaction, payload: P, stamp: Stamp) => R | P
 export interface ProcessOptions extends ExactlyOnceOptions {
   /** Applied results kept per (producer, partition) for duplicates to return (default 8). */
   window?: number;
+  /**
+   * Largest dedup record, in UTF-8 bytes of its JSON (default 256 KiB, a
+   * quarter of the default value limit). Cached results are dropped oldest
+   * first to stay within it (their duplicates are still recognised, without
+   * the result); a message whose result does not fit even alone is refused
+   * with TooLargeError, nothing written. Keep it well under the store's
+   * `maxValueBytes`; on a store with a smaller limit, the first record the
+   * store refuses for its size tells process() the limit, and it keeps just
+   * under it on that store from then on (the message is not lost: its record
+   * is built again to fit).
+   */
+  dedupBytes?: number;
   /** Attempts on conflict or transient store fault before RetryExhaustedError (default 64). */
   maxAttempts?: number;
+  /** process() settles by then, also while a handler or the store hangs (default 30 s). */
   deadlineMs?: number;
   signal?: AbortSignal;
   retry?: RetryPolicy;
 }
 
 export const DEFAULT_WINDOW = 8;
+export const DEFAULT_DEDUP_BYTES = 256 * 1024;
+
+/** A store's value limit as a refused dedup record told it: the budget process() keeps to on that store from then on. */
+const learnedBudget = new WeakMap<Store, number>();
+
+/** Rejection marker of a handler that had not returned by the deadline or abort. */
+const HANDLER_GAVE_NO_ANSWER: unique symbol = Symbol('handler gave no answer');
 
 /**
  * Processes one stamped message exactly once: runs `handler` against a
@@ -31,6 +52,13 @@ export const DEFAULT_WINDOW = 8;
  * handler on fresh reads; a commit whose acknowledgement was lost is resolved
  * by the re-read (it shows up as a duplicate). Throws FencedError,
  * OutOfOrderError or SequenceReusedError without writing anything.
+ *
+ * Bounded by `maxAttempts`, `deadlineMs` and `signal`, also while the handler
+ * or the store does not answer: then RetryExhaustedError (reason 'deadline'
+ * or 'aborted'), and the run that did not answer commits nothing, ever (its
+ * transaction is closed and its `tx.signal` aborted). When an earlier attempt's
+ * commit may have landed unacknowledged, OutcomeUnknownError instead (a
+ * redelivery of the message is answered duplicate if it did).
  */
 export async function process<P, R>(store: Store, stamp: Stamp, payload: P, handler: Handler<P, R>, options: ProcessOptions = {}): Promise<Outcome<R>> {
   assertAtomic(store, 'process');
@@ -38,6 +66,8 @@ export async function process<P, R>(store: Store, stamp: Stamp, payload: P, hand
   if (typeof handler !== 'function') throw new InvalidArgumentError('process() needs a handler function');
   const window = options.window ?? DEFAULT_WINDOW;
   if (!Number.isSafeInteger(window) || window < 1) throw new InvalidArgumentError('window must be a positive integer');
+  const dedupBytes = options.dedupBytes ?? DEFAULT_DEDUP_BYTES;
+  if (!Number.isSafeInteger(dedupBytes) || dedupBytes < 1) throw new InvalidArgumentError('dedupBytes must be a positive integer');
   const prefix = options.prefix ?? DEFAULT_PREFIX;
   const keys = layout(prefix);
   const epochKey = keys.epochKey(s.producerId);
@@ -45,45 +75,93 @@ export async function process<P, R>(store: Store, stamp: Stamp, payload: P, hand
   const hash = payloadHash(payload);
   const maxAttempts = options.maxAttempts ?? UPDATE_DEFAULTS.maxAttempts;
   const deadline = Date.now() + (options.deadlineMs ?? UPDATE_DEFAULTS.deadlineMs);
+  const signal = options.signal;
   let delay = 0;
-  // Tokens of this call's attempts whose commit may have landed although it was not acknowledged.
-  const maybeCommitted = new Set<string>();
+  let lastError: unknown;
+  // This call's attempts whose commit may have landed although it was not acknowledged: token → the result it carried.
+  const maybeCommitted = new Map<string, unknown>();
+  const giveUp = (attempts: number, reason: 'attempts' | 'deadline' | 'aborted', cause: unknown): never => {
+    const exhausted = new RetryExhaustedError(dedupKey, attempts, cause, reason);
+    if (maybeCommitted.size > 0) {
+      throw new OutcomeUnknownError(dedupKey, `processing sequence ${s.sequence} of ${JSON.stringify(s.producerId)}/${JSON.stringify(s.partition)} gave up (${reason}) after a commit whose acknowledgement was lost: it may or may not have been applied (a redelivery tells: duplicate if it was)`, { cause: exhausted });
+    }
+    throw exhausted;
+  };
+
   for (let attempt = 1; ; attempt++) {
-    let lastError: unknown;
+    if (signal?.aborted) giveUp(attempt - 1, 'aborted', lastError ?? new AbortedError(signal.reason));
+    let tx: StagedTransaction | undefined;
     try {
-      const [epochRead, dedupRead] = await Promise.all([store.getRecord<EpochRecord>(epochKey), store.getRecord<DedupRecord>(dedupKey)]);
+      const [epochRead, dedupRead] = await answerBy(Promise.all([store.getRecord<EpochRecord>(epochKey), store.getRecord<DedupRecord>(dedupKey)]), deadline, signal, false);
       const epochRecord = live(epochRead);
       const dedup = live(dedupRead);
       if (maybeCommitted.size > 0) {
-        const own = await ownCommit<R>(store, dedupKey, dedupRead, s.sequence, maybeCommitted);
+        const own = await ownCommit<R>(store, dedupKey, dedupRead, s.sequence, maybeCommitted, (call) => answerBy(call, deadline, signal, false));
         if (own) return own;
       }
       const decision = decide<R>(s, hash, epochRecord, dedup);
       if (!decision.apply) return decision.outcome;
 
-      const tx = new StagedTransaction(store, prefix);
-      const result = await handler(tx, payload, s);
+      const run = new StagedTransaction(store, prefix);
+      tx = run;
+      const result = await answerBy(Promise.resolve().then(() => handler(run, payload, s)), deadline, signal, false, HANDLER_GAVE_NO_ANSWER);
+      run.close(); // what the handler did not stage by its return is not part of this commit
+      // An abort that came while the handler ran is honoured before anything is written.
+      if (signal?.aborted) giveUp(attempt, 'aborted', lastError ?? new AbortedError(signal.reason));
       const stored = result === undefined ? null : result;
       canonicalJson(stored); // the result is cached in the dedup record: refuse what JSON cannot carry before committing
-      const batch = store.atomic().check(epochKey, revisionOf(epochRead)).check(dedupKey, revisionOf(dedupRead));
-      await tx.addTo(batch);
       const token = randomBytes(9).toString('base64url');
-      batch.set(dedupKey, nextDedup(dedup, s, hash, stored, window, token));
-      try {
-        const { revision } = await batch.commit();
-        return { status: 'applied', result, revision };
-      } catch (err) {
-        if (BackendError.is(err) && err.ambiguous) maybeCommitted.add(token);
-        throw err;
+      const firstEpoch = (epochRecord?.retiredEpoch ?? 0) + 1;
+      const unfitted = nextDedup(dedup, s, hash, stored, window, token, firstEpoch);
+      let budget = Math.min(dedupBytes, learnedBudget.get(store) ?? dedupBytes);
+      for (;;) {
+        const fitted = fitRecord(unfitted, budget);
+        if (!fitted) {
+          throw new TooLargeError(`the dedup record of ${JSON.stringify(s.producerId)}/${JSON.stringify(s.partition)} with the result of sequence ${s.sequence} alone (nothing was written; see the dedupBytes option)`, recordBytes(unfitted, s.sequence), budget);
+        }
+        const batch = store.atomic().check(epochKey, revisionOf(epochRead)).check(dedupKey, revisionOf(dedupRead));
+        await run.addTo(batch);
+        batch.set(dedupKey, fitted.record);
+        try {
+          const { revision } = await answerBy(batch.commit(), deadline, signal, true);
+          return { status: 'applied', result, revision };
+        } catch (err) {
+          if (BackendError.is(err) && err.ambiguous) maybeCommitted.set(token, result);
+          // The store's value limit is below the budget: keep just under it on this store from now on, and build the record again.
+          if (TooLargeError.is(err) && err.limit > 0 && err.limit < fitted.bytes) {
+            budget = budgetUnder(err.limit);
+            learnedBudget.set(store, Math.min(budget, learnedBudget.get(store) ?? budget));
+            continue;
+          }
+          throw err;
+        }
       }
     } catch (err) {
+      if (err === HANDLER_GAVE_NO_ANSWER) {
+        const reason = signal?.aborted ? 'aborted' : 'deadline';
+        // The run goes on without us: it can stage nothing more, and its signal tells it to stop.
+        tx?.close(new AbortedError(`process() gave up on this handler run (${reason}): nothing it stages will be committed`));
+        giveUp(attempt, reason, lastError);
+      }
       if (!ConflictError.is(err) && !(BackendError.is(err) && (err.transient || err.ambiguous))) throw err;
       lastError = err;
+    } finally {
+      tx?.close();
     }
-    const reason = options.signal?.aborted ? 'aborted' : Date.now() >= deadline ? 'deadline' : attempt >= maxAttempts ? 'attempts' : undefined;
-    if (reason) throw new RetryExhaustedError(dedupKey, attempt, lastError, reason);
+    if (signal?.aborted) giveUp(attempt, 'aborted', lastError);
+    if (attempt >= maxAttempts) giveUp(attempt, 'attempts', lastError);
+    const remaining = deadline - Date.now();
+    if (remaining <= 0) giveUp(attempt, 'deadline', lastError);
     delay = BackendError.is(lastError) ? UPDATE_DEFAULTS.outageRetry.delay(attempt, delay) : (options.retry ?? UPDATE_DEFAULTS.retry).delay(attempt, delay);
-    await sleep(Math.min(delay, Math.max(0, deadline - Date.now())), options.signal).catch(() => undefined);
+    if (delay >= remaining) {
+      await sleep(remaining, signal).catch(() => undefined);
+      giveUp(attempt, signal?.aborted ? 'aborted' : 'deadline', lastError);
+    }
+    try {
+      await sleep(delay, signal);
+    } catch {
+      giveUp(attempt, 'aborted', lastError);
+    }
   }
 }
 
@@ -99,17 +177,33 @@ export function consumer(store: Store, options: ProcessOptions = {}) {
  * After a lost acknowledgement: did one of this call's own attempts commit?
  * Its token in the dedup record says so (another consumer applying the same
  * redelivered message would have written its own token: that is a duplicate).
- * The revision is the dedup record's whose lastSequence is this stamp's —
- * the current one, or, if later messages moved it on, one in its history.
- * Past the history kept, the call answers what any redelivery would: duplicate.
+ * The result is the one that attempt's handler returned (kept here: the
+ * record may have dropped it to stay within its byte budget). The revision
+ * is the dedup record's whose lastSequence is this stamp's — the current
+ * one, or, if later messages moved it on, one in its history. Past the
+ * history kept, the call answers what any redelivery would: duplicate.
  */
-async function ownCommit<R>(store: Store, dedupKey: string, dedupRead: StoredRecord<DedupRecord> | null, sequence: number, tokens: Set<string>): Promise<Outcome<R> | undefined> {
+async function ownCommit<R>(
+  store: Store, dedupKey: string, dedupRead: StoredRecord<DedupRecord> | null, sequence: number, tokens: Map<string, unknown>,
+  bounded: <T>(call: Promise<T>) => Promise<T>,
+): Promise<Outcome<R> | undefined> {
   const dedup = live(dedupRead);
   const mine = dedup?.recent.find((r) => r.sequence === sequence && r.commit !== undefined && tokens.has(r.commit));
   if (!dedup || !mine || !dedupRead) return undefined;
-  if (dedup.lastSequence === sequence) return { status: 'applied', result: mine.result as R, revision: dedupRead.revision };
-  const committed = (await store.history<DedupRecord>(dedupKey)).find((r) => !('deleted' in r) && r.value.lastSequence === sequence);
-  return committed ? { status: 'applied', result: mine.result as R, revision: committed.revision } : undefined;
+  const result = tokens.get(mine.commit as string) as R;
+  if (dedup.lastSequence === sequence) return { status: 'applied', result, revision: dedupRead.revision };
+  const committed = (await bounded(store.history<DedupRecord>(dedupKey))).find((r) => !('deleted' in r) && r.value.lastSequence === sequence);
+  return committed ? { status: 'applied', result, revision: committed.revision } : undefined;
+}
+
+/** A budget just under a store's value limit: 1 KiB (a sixteenth of a small limit) left for what a backend adds around a value. */
+function budgetUnder(limit: number): number {
+  return Math.max(1, limit - Math.min(1024, Math.floor(limit / 16)));
+}
+
+/** Bytes of the smallest record that holds this sequence's result: its own entry only. */
+function recordBytes(record: DedupRecord, sequence: number): number {
+  return Buffer.byteLength(JSON.stringify({ ...record, recent: record.recent.filter((r) => r.sequence === sequence) }), 'utf8');
 }
 
 function live<T>(record: StoredRecord<T> | null): T | null {

@@ -30,7 +30,7 @@ export async function registerProducer(store: Store, producerId: string, options
   assertAtomic(store, 'registerProducer');
   assertProducerId(producerId);
   const keys = layout(options.prefix);
-  const bumped = await store.update<EpochRecord>(keys.epochKey(producerId), (current) => ({ epoch: (current?.epoch ?? 0) + 1 }), { combine: false });
+  const bumped = await store.update<EpochRecord>(keys.epochKey(producerId), nextEpoch, { combine: false });
   const epoch = (bumped as { value: EpochRecord }).value.epoch;
   const next = new Map<string, number>();
   for (const [partition, dedup] of await dedupRecords(store, keys, producerId)) next.set(partition, dedup.lastSequence + 1);
@@ -66,6 +66,18 @@ export async function retireProducer(store: Store, producerId: string, options: 
   const records = await dedupRecords(store, keys, producerId);
   for (const [partition] of records) await store.delete(keys.dedupKey(producerId, partition));
   return { partitions: records.size };
+}
+
+/**
+ * The epoch record of a new registration: the next epoch, remembering up to
+ * which epoch a retirement deleted the dedup records (so that consumers answer
+ * "unknown", not "never applied", for stamps of those epochs).
+ */
+function nextEpoch(current: EpochRecord | undefined): EpochRecord {
+  const next: EpochRecord = { epoch: (current?.epoch ?? 0) + 1 };
+  const retiredEpoch = current?.retired ? current.epoch : current?.retiredEpoch;
+  if (retiredEpoch !== undefined) next.retiredEpoch = retiredEpoch;
+  return next;
 }
 
 async function dedupRecords(store: Store, keys: Layout, producerId: string): Promise<Map<string, DedupRecord>> {
