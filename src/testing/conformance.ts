@@ -509,6 +509,29 @@ export function describeConformance(target: ConformanceTarget): void {
         expect(await s.getRecord('undef')).toBeNull();
       });
 
+      test('values JSON cannot carry as given (NaN, Infinity, bigint, functions, undefined in arrays, cycles, Date) → ValidationError naming the path; nothing written', async (s) => {
+        const cyclic: Record<string, unknown> = {};
+        cyclic.self = cyclic;
+        const bad: [unknown, string[]][] = [
+          [NaN, []], [{ n: Infinity }, ['n']], [{ a: [1, { b: -Infinity }] }, ['a', '1', 'b']], [{ big: 1n }, ['big']],
+          [{ f: () => 1 }, ['f']], [[undefined], ['0']], [{ c: cyclic }, ['c', 'self']], [{ at: new Date(0) }, ['at']],
+        ];
+        const before = await s.put('faithful/kept', { n: 1 });
+        for (const [i, [value, path]] of bad.entries()) {
+          for (const attempt of [() => s.put(`faithful/${i}`, value), () => s.update(`faithful/${i}`, () => value), () => s.update('faithful/kept', () => value)]) {
+            const err = await attempt().catch((x) => x);
+            expect(ValidationError.is(err), String(err)).toBe(true);
+            expect(toHttpStatus(err)).toBe(422);
+            expect((err as ValidationError).issues[0]?.path?.map(String)).toEqual(path);
+          }
+          expect(await s.getRecord(`faithful/${i}`)).toBeNull();
+        }
+        expect(await s.get('faithful/kept')).toMatchObject({ value: { n: 1 }, revision: before.revision });
+        // What reads back as given is stored: a JS number need not be a safe integer; -0 is stored as 0.
+        await s.put('faithful/ok', { n: 2 ** 60, z: -0, gone: undefined });
+        expect((await s.get('faithful/ok'))?.value).toEqual({ n: 2 ** 60, z: 0 });
+      });
+
       test('every error is a RevkitError with a stable code', async (s) => {
         const errors = await Promise.all([
           s.put('', 1).catch((x) => x),
