@@ -1,9 +1,10 @@
 import {
-  AbortedError, AsyncQueue, BackendError, BaseStore, ConflictError, ForbiddenError, HistoryGoneError, InvalidArgumentError, InvalidKeyError,
+  AbortedError, AsyncQueue, BackendError, BaseStore, ClosedError, ConflictError, ForbiddenError, HistoryGoneError, InvalidArgumentError, InvalidKeyError,
   MAX_KEY_BYTES, OutcomeUnknownError, RetryExhaustedError, UnauthorizedError, RevkitError, TooLargeError, UnsupportedError, ValidationError, deepEqual, isTombstone, jsonCodec,
   type AtomicOp, type Capabilities, type DeleteOptions, type Entry, type FailedCheck, type HistoryOptions, type ListOptions, type ListPage,
   type PutOptions, type StoredRecord, type Tombstone, type WatchEvent, type WatchOptions,
 } from '../core/index.js';
+import { redactUrl } from '../core/redact.js';
 
 export interface HttpStoreOptions {
   /** Base URL of a revkit server, e.g. http://127.0.0.1:8787 (a path prefix is kept). */
@@ -16,6 +17,12 @@ export interface HttpStoreOptions {
   remoteBackend?: string;
   /** Per-request timeout in milliseconds (default 30 s; watch streams have none). */
   timeoutMs?: number;
+  /**
+   * The server's largest request body in bytes (its `limits.maxBodyBytes`), when known;
+   * `fromUrl` asks the server. A write whose body is larger fails with `TooLargeError`
+   * before it is sent, as the server would answer it.
+   */
+  maxBodyBytes?: number;
 }
 
 const DEFAULT_CAPABILITIES: Capabilities = { atomic: true, ttl: true, history: true, watch: true, crossProcess: true, durability: 'server-default' };
@@ -43,7 +50,12 @@ export class HttpStore extends BaseStore {
   private readonly base: string;
   private readonly authorization: string | undefined;
   private readonly timeoutMs: number;
-  private readonly watches = new Set<AbortController>();
+  /** The server's body limit, once known (given, or learned from GET /v1/info). */
+  private maxBodyBytes: number | undefined;
+  /** Running watches: close() ends each, so a pending next() settles. */
+  private readonly watches = new Set<{ end(): void }>();
+  /** Requests in flight: close() aborts each, so every call settles (ClosedError). */
+  private readonly inflight = new Set<AbortController>();
 
   constructor(options: HttpStoreOptions) {
     super();
@@ -59,6 +71,7 @@ export class HttpStore extends BaseStore {
     this.capabilities = { ...(options.capabilities ?? DEFAULT_CAPABILITIES), crossProcess: true };
     this.remoteBackend = options.remoteBackend ?? 'unknown';
     this.timeoutMs = options.timeoutMs ?? 30_000;
+    if (options.maxBodyBytes !== undefined) this.maxBodyBytes = options.maxBodyBytes;
   }
 
   /**
@@ -77,16 +90,24 @@ export class HttpStore extends BaseStore {
     parsed.searchParams.delete('token');
     parsed.search = '';
     const probe = new HttpStore({ ...options, url: parsed.href, ...(token ? { token } : {}) });
-    const info = (await probe.requestJson('GET', '/v1/info')) as { backend: string; capabilities: Capabilities };
-    await probe.close();
-    return new HttpStore({ ...options, url: parsed.href, ...(token ? { token } : {}), capabilities: info.capabilities, remoteBackend: info.backend });
+    let info: ServerInfo;
+    try {
+      info = (await probe.requestJson('GET', '/v1/info')) as ServerInfo;
+    } finally {
+      await probe.close();
+    }
+    const maxBodyBytes = options.maxBodyBytes ?? bodyLimitOf(info);
+    return new HttpStore({
+      ...options, url: parsed.href, ...(token ? { token } : {}), capabilities: info.capabilities, remoteBackend: info.backend,
+      ...(maxBodyBytes !== undefined ? { maxBodyBytes } : {}),
+    });
   }
 
   async getRecord<T = unknown>(key: string): Promise<StoredRecord<T> | null> {
     this.assertOpen();
     const res = await this.request('GET', keyPath(key), { okStatuses: [200, 404] });
     if (res.status === 404) {
-      const body = (await res.json()) as ProblemBody;
+      const body = (this.parseReply(res, 'GET') ?? {}) as ProblemBody;
       if (body.deleted === true && typeof body.revision === 'number') {
         const t: Tombstone = { key, revision: body.revision, deleted: true };
         if (typeof body.writer === 'string') t.writer = body.writer;
@@ -95,7 +116,7 @@ export class HttpStore extends BaseStore {
       }
       return null;
     }
-    const value = (await res.json()) as T;
+    const value = this.parseReply(res, 'GET') as T;
     const entry: Entry<T> = {
       key,
       value,
@@ -111,7 +132,9 @@ export class HttpStore extends BaseStore {
   }
 
   protected async doPut<T>(key: string, value: T, options: PutOptions): Promise<Entry<T>> {
-    const body = new TextDecoder().decode(jsonCodec.encode(value)); // ValidationError for undefined, functions…
+    const bytes = jsonCodec.encode(value); // ValidationError for undefined, functions…
+    const body = new TextDecoder().decode(bytes);
+    this.checkBodySize(bytes.byteLength);
     if (options.ifValue !== undefined) {
       return this.withValueCondition(key, options.ifValue, (revision) => this.doPut(key, value, { ...options, ifValue: undefined, ifRevision: revision }));
     }
@@ -132,11 +155,8 @@ export class HttpStore extends BaseStore {
     addCondition(headers, options);
     if (options.writer !== undefined) headers['revkit-writer'] = options.writer;
     const res = await this.request('DELETE', keyPath(key), { headers, write: true, key, okStatuses: [200, 404] });
-    if (res.status === 404) {
-      await res.body?.cancel();
-      return null;
-    }
-    return ((await res.json()) as { revision: number }).revision;
+    if (res.status === 404) return null;
+    return (this.parseReply(res, 'DELETE', true) as { revision: number }).revision;
   }
 
   /**
@@ -166,6 +186,7 @@ export class HttpStore extends BaseStore {
     const body = JSON.stringify({
       ops: ops.map((op) => (op.type === 'set' ? { op: 'set', key: op.key, value: op.value, ...(op.ttlMs !== undefined ? { ttlMs: op.ttlMs } : {}) } : { op: op.type, key: op.key, ...(op.type === 'check' ? { revision: op.revision } : {}) })),
     });
+    this.checkBodySize(Buffer.byteLength(body));
     return (await this.requestJson('POST', '/v1/txn', { headers: { 'content-type': 'application/json' }, body, write: true })) as { revision: number };
   }
 
@@ -201,8 +222,8 @@ export class HttpStore extends BaseStore {
     const queue = new AsyncQueue<WatchEvent<T>>(options.signal);
     const controller = new AbortController();
     queue.onClose(() => controller.abort());
-    this.watches.add(controller);
-    queue.onClose(() => this.watches.delete(controller));
+    this.watches.add(queue);
+    queue.onClose(() => this.watches.delete(queue));
     void this.runWatch(options, queue, controller.signal);
     return queue;
   }
@@ -219,27 +240,36 @@ export class HttpStore extends BaseStore {
       try {
         const headers: Record<string, string> = { accept: 'text/event-stream' };
         if (lastId !== undefined) headers['last-event-id'] = lastId;
-        const res = await this.request('GET', `/v1/watch?${q.toString()}`, { headers, signal, noTimeout: true });
+        const res = await this.openStream(`/v1/watch?${q.toString()}`, { headers, signal, noTimeout: true });
         failures = 0;
-        if (!res.body) throw new BackendError('watch stream without a body', { transient: true });
-        for await (const msg of parseSse(res.body)) {
-          if (msg.event === 'error') {
-            queue.fail(errorFromProblem(503, safeJson(msg.data) as ProblemBody));
-            return;
-          }
-          if (msg.event !== 'put' && msg.event !== 'delete') {
-            // The start of the stream (an id with no data) and `overflow` (we fell behind; the stream ends) move the resume point.
+        if (!res.body) throw new BackendError(`the revkit server at ${redactUrl(this.base)} sent a watch stream without a body`, { transient: true });
+        try {
+          // An event cut in the middle (a dropped connection) is never yielded: the parser yields complete events only,
+          // and the stream resumes after the last one that arrived.
+          for await (const msg of parseSse(res.body)) {
+            if (msg.event === 'error') {
+              queue.fail(errorFromProblem(503, safeJson(msg.data) as ProblemBody));
+              return;
+            }
+            if (msg.event !== 'put' && msg.event !== 'delete') {
+              // The start of the stream (an id with no data) and `overflow` (we fell behind; the stream ends) move the resume point.
+              if (msg.id !== undefined && EVENT_ID.test(msg.id)) lastId = msg.id;
+              continue;
+            }
+            const data = JSON.parse(msg.data) as { type: 'put' | 'delete'; key: string; revision: number; value?: unknown } & Record<string, unknown>;
+            if (data.type === 'put') {
+              const { type: _type, ...entry } = data;
+              queue.push({ type: 'put', key: data.key, revision: data.revision, entry: entry as unknown as Entry<T> });
+            } else {
+              queue.push({ type: 'delete', key: data.key, revision: data.revision });
+            }
             if (msg.id !== undefined && EVENT_ID.test(msg.id)) lastId = msg.id;
-            continue;
           }
-          const data = JSON.parse(msg.data) as { type: 'put' | 'delete'; key: string; revision: number; value?: unknown } & Record<string, unknown>;
-          if (data.type === 'put') {
-            const { type: _type, ...entry } = data;
-            queue.push({ type: 'put', key: data.key, revision: data.revision, entry: entry as unknown as Entry<T> });
-          } else {
-            queue.push({ type: 'delete', key: data.key, revision: data.revision });
-          }
-          if (msg.id !== undefined && EVENT_ID.test(msg.id)) lastId = msg.id;
+        } catch (err) {
+          if (signal.aborted || queue.closed) return;
+          throw err instanceof SyntaxError
+            ? new BackendError(`the revkit server at ${redactUrl(this.base)} sent a watch event that is not JSON`, { transient: false, cause: err })
+            : this.transportError(err, 'GET', {}, res.status);
         }
         // The server ended the stream (shutdown): reconnect.
       } catch (err) {
@@ -249,53 +279,157 @@ export class HttpStore extends BaseStore {
           return;
         }
         if (++failures > 20) {
-          queue.fail(err);
+          queue.fail(RevkitError.is(err) ? err : this.transportError(err, 'GET', {}, undefined));
           return;
         }
       }
       if (signal.aborted || queue.closed) return;
-      await new Promise((r) => setTimeout(r, Math.min(2000, 50 * 2 ** failures)));
+      await abortableDelay(Math.min(2000, 50 * 2 ** failures), signal);
     }
   }
 
+  /**
+   * Ends every watch (a pending `next()` resolves done, as on every other
+   * backend) and settles every call in flight with `ClosedError` (a write
+   * among them carries `ambiguous: true`: it may have reached the server).
+   */
   protected async doClose(): Promise<void> {
-    for (const w of this.watches) w.abort();
+    for (const queue of this.watches) queue.end();
     this.watches.clear();
+    for (const request of this.inflight) request.abort(new ClosedError(this.backend));
+    this.inflight.clear();
   }
 
   // ---- HTTP plumbing
 
   private async requestJson(method: string, path: string, init: RequestInit2 = {}): Promise<unknown> {
     const res = await this.request(method, path, init);
-    return res.json();
+    return this.parseReply(res, method, init.write === true);
   }
 
-  private async request(method: string, path: string, init: RequestInit2 = {}): Promise<Response> {
+  /** The JSON of a reply; a body that is not JSON (a proxy's page) is a transient fault, ambiguous for a write. */
+  private parseReply(res: Reply, method: string, write = false): unknown {
+    try {
+      return JSON.parse(res.text);
+    } catch (cause) {
+      throw new BackendError(`the revkit server at ${redactUrl(this.base)} answered ${method} with ${res.status} and a body that is not JSON`, { transient: true, ambiguous: write, cause });
+    }
+  }
+
+  /**
+   * One request and its whole reply. Every failure is a RevkitError: the
+   * server's problem document as the error it names; a transport failure as a
+   * transient BackendError — ambiguous for a write whose request may have
+   * reached the server, whether the connection failed before the response or
+   * in the middle of it —; a close() meanwhile as ClosedError.
+   */
+  private async request(method: string, path: string, init: RequestInit2 = {}): Promise<Reply> {
+    this.assertOpen();
+    const closer = new AbortController();
+    this.inflight.add(closer);
+    let reply: Reply;
+    try {
+      const res = await this.send(method, path, init, closer.signal);
+      try {
+        reply = { status: res.status, headers: res.headers, text: await res.text() };
+      } catch (err) {
+        throw await this.failure(err, method, init, res.status, closer.signal);
+      }
+    } finally {
+      this.inflight.delete(closer);
+    }
+    if ((reply.status >= 200 && reply.status < 300) || init.okStatuses?.includes(reply.status)) return reply;
+    throw errorFromProblem(reply.status, safeJson(reply.text) as ProblemBody | undefined, init.key, {
+      write: init.write === true, server: redactUrl(this.base), bodyBytes: bodyBytesOf(init), bodyLimit: this.maxBodyBytes,
+    });
+  }
+
+  /** A streaming response (the watch), its body left to the caller; `init.signal` (aborted by close()) ends it. */
+  private async openStream(path: string, init: RequestInit2): Promise<Response> {
+    this.assertOpen();
+    const res = await this.send('GET', path, init, undefined);
+    if (res.ok) return res;
+    let text = '';
+    try {
+      text = await res.text();
+    } catch (err) {
+      throw await this.failure(err, 'GET', init, res.status, undefined);
+    }
+    throw errorFromProblem(res.status, safeJson(text) as ProblemBody | undefined, init.key, { server: redactUrl(this.base) });
+  }
+
+  /** fetch(), its failures translated; resolves once the status line and headers arrived. */
+  private async send(method: string, path: string, init: RequestInit2, closer: AbortSignal | undefined): Promise<Response> {
     const headers: Record<string, string> = { ...init.headers };
     if (this.authorization) headers.authorization = this.authorization;
     const signals: AbortSignal[] = [];
+    if (closer) signals.push(closer);
     if (init.signal) signals.push(init.signal);
-    if (!init.noTimeout) signals.push(AbortSignal.timeout(this.timeoutMs));
-    let res: Response;
+    if (!init.noTimeout) signals.push(AbortSignal.timeout(init.timeoutMs ?? this.timeoutMs));
     try {
-      res = await fetch(this.base + path, {
+      return await fetch(this.base + path, {
         method,
         headers,
         ...(init.body !== undefined ? { body: init.body } : {}),
-        signal: signals.length === 1 ? signals[0] : AbortSignal.any(signals),
+        ...(signals.length > 0 ? { signal: signals.length === 1 ? signals[0] : AbortSignal.any(signals) } : {}),
       });
     } catch (err) {
-      if (init.signal?.aborted) throw new AbortedError(init.signal.reason);
-      const code = (err as { cause?: { code?: string } }).cause?.code;
-      const refused = code === 'ECONNREFUSED' || code === 'ENOTFOUND' || code === 'EAI_AGAIN';
-      // A write that may have reached the server before the connection failed is ambiguous.
-      throw new BackendError(`cannot reach the revkit server at ${this.base}: ${code ?? (err as Error).message}`, {
-        transient: true, ambiguous: init.write === true && !refused, cause: err,
-      });
+      throw await this.failure(err, method, init, undefined, closer);
     }
-    if (res.ok || init.okStatuses?.includes(res.status)) return res;
-    const text = await res.text().catch(() => '');
-    throw errorFromProblem(res.status, safeJson(text) as ProblemBody | undefined, init.key, { write: init.write === true, server: this.base });
+  }
+
+  /**
+   * What a failed exchange means. `status` is that of a response whose body
+   * was cut (undefined: no response arrived). A connection that failed while a
+   * body over the server's limit was being sent is the server refusing it (it
+   * may answer 413 early and close): TooLargeError, as its answer would say.
+   */
+  private async failure(err: unknown, method: string, init: RequestInit2, status: number | undefined, closer: AbortSignal | undefined): Promise<RevkitError> {
+    // fetch rejects with the abort's reason: close() and the caller's signal are told apart by their signals.
+    if (closer?.aborted) return new ClosedError(this.backend, { ambiguous: init.write === true, cause: err });
+    if (init.signal?.aborted) return new AbortedError(init.signal.reason);
+    if (RevkitError.is(err)) return err;
+    if (status === undefined && init.body !== undefined && isConnectionLoss(err)) {
+      const refusal = await this.bodyRefusal(bodyBytesOf(init) ?? 0).catch(() => undefined);
+      if (refusal) return refusal;
+    }
+    return this.transportError(err, method, init, status);
+  }
+
+  /**
+   * A transport failure as a transient BackendError naming the server (secrets
+   * redacted) with the driver's error as `cause`. Ambiguous for a write that
+   * may have reached the server: one whose connection failed once sent, or
+   * whose response was cut — unless the status line already said the server
+   * refused it (4xx).
+   */
+  private transportError(err: unknown, method: string, init: RequestInit2, status: number | undefined): BackendError {
+    const write = init.write === true;
+    const what = describeTransportError(err);
+    if (status === undefined) {
+      const code = causeCode(err);
+      const refused = code === 'ECONNREFUSED' || code === 'ENOTFOUND' || code === 'EAI_AGAIN';
+      return new BackendError(`cannot reach the revkit server at ${redactUrl(this.base)} (${method}): ${what}`, { transient: true, ambiguous: write && !refused, cause: err });
+    }
+    const refusedByServer = status >= 400 && status < 500;
+    return new BackendError(`the response of the revkit server at ${redactUrl(this.base)} to ${method} (${status}) was cut: ${what}`, {
+      transient: true, ambiguous: write && !refusedByServer, cause: err,
+    });
+  }
+
+  /** A write whose body is larger than the server's known limit fails here, as the server would answer it. */
+  private checkBodySize(bytes: number): void {
+    if (this.maxBodyBytes !== undefined && bytes > this.maxBodyBytes) throw new TooLargeError('the request body', bytes, this.maxBodyBytes);
+  }
+
+  /** TooLargeError when `bytes` is over the server's body limit (asked of the server when not yet known). */
+  private async bodyRefusal(bytes: number): Promise<TooLargeError | undefined> {
+    if (this.maxBodyBytes === undefined) {
+      const info = (await this.requestJson('GET', '/v1/info', { timeoutMs: Math.min(this.timeoutMs, 5_000) })) as ServerInfo;
+      const limit = bodyLimitOf(info);
+      if (limit !== undefined) this.maxBodyBytes = limit;
+    }
+    return this.maxBodyBytes !== undefined && bytes > this.maxBodyBytes ? new TooLargeError('the request body', bytes, this.maxBodyBytes) : undefined;
   }
 }
 
@@ -308,6 +442,68 @@ interface RequestInit2 {
   key?: string;
   okStatuses?: number[];
   noTimeout?: boolean;
+  timeoutMs?: number;
+}
+
+/** A response read to its end. */
+interface Reply {
+  status: number;
+  headers: Headers;
+  text: string;
+}
+
+interface ServerInfo {
+  backend: string;
+  capabilities: Capabilities;
+  limits?: { maxBodyBytes?: unknown };
+}
+
+function bodyLimitOf(info: ServerInfo): number | undefined {
+  const limit = info.limits?.maxBodyBytes;
+  return typeof limit === 'number' && Number.isSafeInteger(limit) && limit > 0 ? limit : undefined;
+}
+
+function bodyBytesOf(init: RequestInit2): number | undefined {
+  return init.body === undefined ? undefined : Buffer.byteLength(init.body);
+}
+
+
+/** The code of the socket error under fetch's TypeError (ECONNRESET, EPIPE, UND_ERR_SOCKET…). */
+function causeCode(err: unknown): string | undefined {
+  for (let e = err as { code?: unknown; cause?: unknown } | undefined, depth = 0; e && depth < 4; e = e.cause as typeof e, depth++) {
+    if (typeof e.code === 'string') return e.code;
+  }
+  return undefined;
+}
+
+/** The connection failed under a request (reset, broken pipe, closed by the other side), rather than a timeout or a refusal. */
+function isConnectionLoss(err: unknown): boolean {
+  const code = causeCode(err);
+  return code === 'ECONNRESET' || code === 'EPIPE' || code === 'UND_ERR_SOCKET' || code === 'ECONNABORTED';
+}
+
+/** One line: fetch's message and those of its causes, with their codes. */
+function describeTransportError(err: unknown): string {
+  const parts: string[] = [];
+  for (let e = err as { code?: unknown; cause?: unknown; message?: unknown } | undefined, depth = 0; e && depth < 4; e = e.cause as typeof e, depth++) {
+    const message = typeof e.message === 'string' ? e.message : String(e);
+    parts.push(typeof e.code === 'string' && !message.includes(e.code) ? `${message} (${e.code})` : message);
+    if (typeof e !== 'object') break;
+  }
+  return parts.filter((p, i) => p && parts.indexOf(p) === i).join(': ').replace(/\s+/g, ' ');
+}
+
+function abortableDelay(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const done = () => {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener('abort', done, { once: true });
+  });
 }
 
 /**
@@ -342,7 +538,9 @@ function safeJson(text: string): unknown {
 }
 
 /** The revkit error a problem body stands for. */
-export function errorFromProblem(status: number, body: ProblemBody | undefined, key?: string, request: { write?: boolean; server?: string } = {}): Error {
+export function errorFromProblem(
+  status: number, body: ProblemBody | undefined, key?: string, request: { write?: boolean; server?: string; bodyBytes?: number | undefined; bodyLimit?: number | undefined } = {},
+): RevkitError {
   const detail = typeof body?.detail === 'string' ? body.detail : `HTTP ${status}`;
   const at = request.server ? ` (${request.server})` : '';
   const num = (v: unknown, d = 0) => (typeof v === 'number' ? v : d);
@@ -359,7 +557,7 @@ export function errorFromProblem(status: number, body: ProblemBody | undefined, 
     case 'ERR_TOO_LARGE':
       return new TooLargeError('the encoded value', num(body.size), num(body.limit));
     case 'ERR_PAYLOAD_TOO_LARGE':
-      return new TooLargeError('the request body', num(body.size), num(body.limit));
+      return new TooLargeError('the request body', num(body.size, request.bodyBytes ?? 0), num(body.limit, request.bodyLimit ?? 0));
     case 'ERR_INVALID_KEY':
       return new InvalidKeyError(detail, num(body.limit, MAX_KEY_BYTES));
     case 'ERR_INVALID_ARGUMENT':
@@ -378,6 +576,8 @@ export function errorFromProblem(status: number, body: ProblemBody | undefined, 
     default: {
       // Whatever the body's code, 401 and 403 are the server's refusal, not a store failure.
       if (status === 401) return new UnauthorizedError(`not authenticated by the revkit server${at}: ${detail}`);
+      // A 413 without a revkit problem (a proxy in front refused the body).
+      if (status === 413 && body?.code === undefined) return new TooLargeError('the request body', request.bodyBytes ?? 0, request.bodyLimit ?? 0);
       if (status === 403) {
         const scope = typeof body?.scope === 'string' ? body.scope : typeof body?.access === 'string' ? body.access : undefined;
         return new ForbiddenError(`forbidden by the revkit server${at}: ${detail}`, scope);
