@@ -50,6 +50,7 @@ import {
   type HistoryOptions, type ListOptions, type ListPage, type PutOptions, type StoreOptions, type StoredRecord,
   type Tombstone, type WatchEvent, type WatchOptions,
 } from '../core/index.js';
+import { redactUrl, withoutUrlInput } from '../core/redact.js';
 import { isServerUnavailable, mapPgError } from './errors.js';
 import { WatchHub, type Mark, type WatchQueryParams, type WatchSource, type WatchStart } from './watch.js';
 import { dropStore, migrate, names, type Names } from './schema.js';
@@ -769,7 +770,7 @@ function parseUrl(url: string): { connectionString: string; fromUrl: PostgresSto
   try {
     parsed = new URL(url);
   } catch (cause) {
-    throw new InvalidArgumentError(`malformed postgres URL ${JSON.stringify(url)}`, { cause });
+    throw new InvalidArgumentError(`malformed postgres URL ${JSON.stringify(redactUrl(url))}`, { cause: withoutUrlInput(cause) });
   }
   const fromUrl: PostgresStoreOptions = {};
   for (const name of URL_OPTIONS) {
