@@ -2,7 +2,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { serve, type ServeOutcome } from './support/revkit-process.js';
+import { serve, SPAWNS, type ServeOutcome } from './support/revkit-process.js';
 
 const TOKEN = 'serve-env-admin-token-0123456789';
 const BASE = ['--store', 'memory:', '--port', '0'];
@@ -30,7 +30,7 @@ function expectRefused(s: ServeOutcome, ...what: RegExp[]): string {
 const put = (url: string, headers: Record<string, string> = {}) =>
   fetch(`${url}/v1/kv/env/a`, { method: 'PUT', headers: { 'content-type': 'application/json', ...headers }, body: '1' });
 
-describe('boolean REVKIT_* variables are read strictly (true/false, 1/0, yes/no, any case)', () => {
+describe('boolean REVKIT_* variables are read strictly (true/false, 1/0, yes/no, any case)', { timeout: SPAWNS }, () => {
   const TRUE = ['true', 'TRUE', '1', 'yes', 'Yes'];
   const FALSE = ['false', 'False', '0', 'no', 'NO'];
   const GARBAGE = ['', ' true', 'true\n', 'on', 'off', 'y', '2', 'enabled', 'nope'];
@@ -105,7 +105,7 @@ describe('boolean REVKIT_* variables are read strictly (true/false, 1/0, yes/no,
   });
 });
 
-describe('numeric REVKIT_* variables are validated strictly', () => {
+describe('numeric REVKIT_* variables are validated strictly', { timeout: SPAWNS }, () => {
   it('REVKIT_PORT, REVKIT_MAX_VALUE_BYTES, REVKIT_MAX_BODY_BYTES: garbage stops the start with exit 2 naming the variable', async () => {
     const cases: Array<[string, string[]]> = [
       ['REVKIT_PORT', ['', 'abc', '80x', '-1', '1.5', '70000', ' 80', '0x50']],
@@ -138,7 +138,7 @@ describe('numeric REVKIT_* variables are validated strictly', () => {
   });
 });
 
-describe('tokens that no Authorization: Bearer header can carry are refused at start (exit 2), never printed', () => {
+describe('tokens that no Authorization: Bearer header can carry are refused at start (exit 2), never printed', { timeout: SPAWNS }, () => {
   // Each one would be accepted and then never match: authenticate() reads visible ASCII only.
   const BAD: Array<[string, RegExp]> = [
     [' leading-space-admin-token-1234', /whitespace around it/],

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cli, serve, type ServeOutcome } from './support/revkit-process.js';
+import { cli, serve, SPAWNS, type ServeOutcome } from './support/revkit-process.js';
 
 // DESIGN §6: secrets in a URL never appear in a banner, log line or error message; they show as ****.
 const PG_USER = process.env.PGUSER || 'root';
@@ -19,7 +19,7 @@ beforeAll(async () => {
 });
 afterAll(() => upstream?.stop());
 
-describe('revkit serve: the start banner shows store URLs with their secrets as ****', () => {
+describe('revkit serve: the start banner shows store URLs with their secrets as ****', { timeout: SPAWNS }, () => {
   // Stores that open with these URLs on the loopback servers (no auth there: the secret is only carried).
   const forms = (): Array<[string, string]> => [
     [`redis://:redis-banner-pw-1@127.0.0.1:6379/0`, 'redis-banner-pw-1'],
@@ -65,10 +65,10 @@ const FAILING: Array<[string, string]> = [
   ['https://user:http-err-pw-1@127.0.0.1:1/', 'http-err-pw-1'],
 ];
 
-describe('revkit serve: a store that cannot be opened is named with its secrets as ****', () => {
+describe('revkit serve: a store that cannot be opened is named with its secrets as ****', { timeout: SPAWNS }, () => {
   it('every form: exit 1, one line, no secret', async () => {
-    for (const [url, secret] of FAILING) {
-      const s = await serve(['--store', url, '--port', '0']);
+    const runs = await Promise.all(FAILING.map(async ([url, secret]) => [url, secret, await serve(['--store', url, '--port', '0'])] as const));
+    for (const [url, secret, s] of runs) {
       if (s.started) {
         await s.stop();
         throw new Error(`serve started on ${url.replace(secret, '****')}`);
@@ -81,20 +81,22 @@ describe('revkit serve: a store that cannot be opened is named with its secrets 
   });
 });
 
-describe('revkit CLI: errors never print a store URL secret or the --token', () => {
+describe('revkit CLI: errors never print a store URL secret or the --token', { timeout: SPAWNS }, () => {
   it('get --store URL, every form', async () => {
-    for (const [url, secret] of FAILING) {
-      const r = await cli(['get', 'k', '--store', url]);
+    const runs = await Promise.all(FAILING.map(async ([url, secret]) => [url, secret, await cli(['get', 'k', '--store', url])] as const));
+    for (const [url, secret, r] of runs) {
       expect(r.code, r.stderr.split(secret).join('****')).not.toBe(0);
+      expect(r.stderr).toMatch(/^revkit: \S/);
       expect(r.stderr.trim().split('\n')).toHaveLength(1);
       expect(r.stderr, `${url.replace(secret, '****')}: ${r.stderr.split(secret).join('****')}`).not.toContain(secret);
     }
   });
 
   it('the same through REVKIT_STORE', async () => {
-    for (const [url, secret] of FAILING.slice(0, 4)) {
-      const r = await cli(['get', 'k'], { REVKIT_STORE: url });
+    const runs = await Promise.all(FAILING.map(async ([url, secret]) => [url, secret, await cli(['get', 'k'], { REVKIT_STORE: url })] as const));
+    for (const [url, secret, r] of runs) {
       expect(r.code).not.toBe(0);
+      expect(r.stderr).toMatch(/^revkit: \S/);
       expect(r.stderr, url.replace(secret, '****')).not.toContain(secret);
     }
   });
@@ -115,7 +117,7 @@ describe('revkit CLI: errors never print a store URL secret or the --token', () 
   });
 });
 
-describe('revkit check and revkit bench: the store line shows secrets as ****', () => {
+describe('revkit check and revkit bench: the store line shows secrets as ****', { timeout: SPAWNS }, () => {
   const url = () => `${upstream.url}?token=${UPSTREAM_TOKEN}`;
 
   it('check, as text and as JSON', async () => {

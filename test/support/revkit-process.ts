@@ -5,6 +5,9 @@ import { afterAll } from 'vitest';
 // Spawns the built CLI: run `npx tsc -p tsconfig.build.json` first.
 export const MAIN = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
 
+/** Time budget of a test that starts many processes one after another (a loaded machine is slow, never wrong). */
+export const SPAWNS = 180_000;
+
 const children = new Set<ChildProcess>();
 afterAll(() => {
   for (const c of children) c.kill('SIGKILL');
@@ -60,7 +63,7 @@ export function serve(args: string[], env: Record<string, string> = {}): Promise
 /** Runs `revkit …` to completion. */
 export function cli(args: string[], env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [MAIN, ...args], { env: environment(env), timeout: 30_000 }, (error, stdout, stderr) => {
+    execFile(process.execPath, [MAIN, ...args], { env: environment(env), timeout: SPAWNS }, (error, stdout, stderr) => {
       resolve({ code: error ? ((error as { code?: number }).code ?? 1) : 0, stdout, stderr });
     });
   });
