@@ -4,6 +4,7 @@
 // read back as another number. JS values (put, update, atomic().set): NaN, ±Infinity,
 // bigint, functions, symbols, undefined, cycles, class instances.
 import { spawnSync } from 'node:child_process';
+import fc from 'fast-check';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
@@ -44,6 +45,19 @@ describe('number literals of JSON text', () => {
     }
   });
 
+  it('agrees with an exact decimal comparison (BigInt) on random literals, and never refuses what JavaScript itself prints', () => {
+    const literal = fc.tuple(
+      fc.boolean(), fc.stringMatching(/^(0|[1-9][0-9]{0,24})$/), fc.option(fc.stringMatching(/^[0-9]{1,24}$/)), fc.option(fc.integer({ min: -340, max: 340 })),
+    ).map(([neg, int, frac, exp]) => `${neg ? '-' : ''}${int}${frac === null ? '' : `.${frac}`}${exp === null ? '' : `e${exp}`}`);
+    fc.assert(fc.property(literal, (text) => {
+      const value = Number(text);
+      const faithful = Number.isFinite(value) && sameNumber(text, String(value));
+      expect(findUnfaithfulNumber(text) === null, text).toBe(faithful);
+      expect(findUnfaithfulNumber(`{"a":[${text}]}`)?.path ?? null).toEqual(faithful ? null : ['a', 0]);
+    }), { numRuns: 5000 });
+    fc.assert(fc.property(fc.double({ noNaN: true, noDefaultInfinity: true }), (x) => findUnfaithfulNumber(JSON.stringify([x])) === null), { numRuns: 5000 });
+  });
+
   it('names the path of the literal, through nesting, escaped member names and strings that look like numbers', () => {
     const text = '{"skip":"12345678901234567891 \\" 1e400","a\\"b":[1,{"c":[0,2e0, 12345678901234567891]}],"later":1e400}';
     expect(findUnfaithfulNumber(text)).toMatchObject({ literal: '12345678901234567891', path: ['a"b', 1, 'c', 2] });
@@ -64,6 +78,19 @@ describe('number literals of JSON text', () => {
     expect(parseEditorJson('{"a": 1,}')).toMatchObject({ ok: false, title: 'JSON syntax error' });
   });
 });
+
+/** Two decimal texts denote the same number: compared exactly as BigInt mantissas at a common exponent. */
+function sameNumber(a: string, b: string): boolean {
+  const exact = (t: string): [bigint, number] => {
+    const [mantissa, exp = '0'] = t.toLowerCase().split('e') as [string, string?];
+    const [int, frac = ''] = mantissa.split('.') as [string, string?];
+    return [BigInt(int.replace('-', '') + frac) * (mantissa.startsWith('-') ? -1n : 1n), Number(exp) - frac.length];
+  };
+  const [ma, ea] = exact(a);
+  const [mb, eb] = exact(b);
+  const e = Math.min(ea, eb);
+  return ma * 10n ** BigInt(ea - e) === mb * 10n ** BigInt(eb - e);
+}
 
 function catchOf(fn: () => unknown): any {
   try {
