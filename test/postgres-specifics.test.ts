@@ -2,7 +2,8 @@ import { spawn } from 'node:child_process';
 import net from 'node:net';
 import { afterAll, describe, expect, it } from 'vitest';
 import pg from 'pg';
-import { BackendError, ConflictError, HistoryGoneError, isTombstone, type WatchEvent } from '../src/core/index.js';
+import { BackendError, ClosedError, ConflictError, HistoryGoneError, isTombstone, type Store, type WatchEvent } from '../src/core/index.js';
+import { MemoryStore } from '../src/memory/index.js';
 import { PostgresStore, dropPostgresStore, postgresStore, type PostgresStoreOptions } from '../src/postgres/index.js';
 
 const PG_URL = process.env.REVKIT_PG_URL ?? `postgres://${process.env.PGUSER ?? 'root'}@127.0.0.1:5432/test`;
@@ -406,4 +407,139 @@ describe('postgres specifics', () => {
       proxy.close();
     }
   });
+  it('a watch "from now" delivers writes made right after watch() returned, before next() was called — by this store and by another pool (20 rounds)', async () => {
+    const prefix = freshPrefix('fnow');
+    const s = await store(prefix);
+    const other = await store(prefix); // another process's view: its own pool, its own connections
+    const within = <T>(p: Promise<T>, what: string): Promise<T> => {
+      let t: NodeJS.Timeout | undefined;
+      return Promise.race([p, new Promise<T>((_, reject) => (t = setTimeout(() => reject(new Error(`timed out: ${what}`)), 15_000)))]).finally(() => clearTimeout(t));
+    };
+    for (let round = 0; round < 20; round++) {
+      const controller = new AbortController();
+      const it = s.watch({ prefix: `r${round}/`, signal: controller.signal })[Symbol.asyncIterator]();
+      try {
+        // Immediately after watch() returned, in both orders; next() only afterwards.
+        const [first, second] = round % 2 === 0 ? [s, other] : [other, s];
+        const a = await first.put(`r${round}/a`, round);
+        const b = await second.put(`r${round}/b`, round);
+        const seen: string[] = [];
+        while (seen.length < 2) {
+          const r = await within(it.next(), `round ${round}: saw ${JSON.stringify(seen)} of r${round}/a@${a.revision}, r${round}/b@${b.revision}`);
+          if (r.done) throw new Error('watch ended');
+          seen.push(`${r.value.key}@${r.value.revision}`);
+        }
+        expect(seen).toEqual([`r${round}/a@${a.revision}`, `r${round}/b@${b.revision}`]);
+      } finally {
+        controller.abort();
+        await it.return?.();
+      }
+    }
+  }, 120_000);
+
+  it('close() with writes in flight (held by a row lock of another session): every call settles — ClosedError, ambiguous where a write was sent', async () => {
+    const prefix = freshPrefix('close');
+    const s = await PostgresStore.fromUrl(PG_URL, { prefix, poolSize: 2, closeTimeoutMs: 200, sweepIntervalMs: 0 });
+    open.push(s);
+    await s.put('held', 0);
+    await s.put('free', 0);
+    const pool = adminPool();
+    const locker = await pool.connect();
+    try {
+      await locker.query('BEGIN');
+      await locker.query(`SELECT 1 FROM ${s.names.kv} WHERE key = 'held' FOR UPDATE`);
+      const settled: Array<{ what: string; outcome?: { ok: unknown } | { err: unknown } }> = [];
+      const track = (what: string, p: Promise<unknown>) => {
+        const entry: (typeof settled)[number] = { what };
+        settled.push(entry);
+        p.then((ok) => (entry.outcome = { ok }), (err: unknown) => (entry.outcome = { err }));
+      };
+      track('put', s.put('held', 1));
+      track('atomic', s.atomic().set('held', 2).set('other', 2).commit());
+      const blocked = async (n: number) => {
+        const r = await pool.query(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE $1`, [`%${s.names.kv}%`]);
+        return r.rows[0].n >= n;
+      };
+      await until(() => blocked(2), () => 'the put and the atomic commit never blocked on the row lock');
+      // The pool (2 connections) is taken: these wait for a connection, nothing of them was sent.
+      track('put waiting for a connection', s.put('free', 1));
+      track('delete waiting for a connection', s.delete('free'));
+      track('update', s.update<number>('free', (n) => (n ?? 0) + 1, { combine: false }));
+      track('get', s.get('free'));
+      const closing = s.close();
+      await until(() => settled.every((e) => e.outcome !== undefined), () => `unsettled: ${settled.filter((e) => !e.outcome).map((e) => e.what).join(', ')}`);
+      await closing;
+      const errorOf = (what: string) => {
+        const o = settled.find((e) => e.what === what)?.outcome;
+        expect(o && 'err' in o, `${what} should fail`).toBe(true);
+        return (o as { err: ClosedError & { ambiguous?: boolean } }).err;
+      };
+      // The put's statement was running: it may still commit.
+      expect(ClosedError.is(errorOf('put'))).toBe(true);
+      expect(errorOf('put').ambiguous).toBe(true);
+      // The atomic commit never sent COMMIT: it cannot commit.
+      expect(ClosedError.is(errorOf('atomic'))).toBe(true);
+      expect(errorOf('atomic').ambiguous).toBe(false);
+      for (const what of ['put waiting for a connection', 'delete waiting for a connection', 'update', 'get']) {
+        expect(ClosedError.is(errorOf(what)), what).toBe(true);
+        expect(errorOf(what).ambiguous ?? false, what).toBe(false);
+      }
+    } finally {
+      await locker.query('ROLLBACK').catch(() => undefined);
+      locker.release();
+      await pool.end();
+    }
+  }, 60_000);
+
+  it('ifValue on values holding \\u0000 or a lone surrogate answers as on memory: success when equal, ConflictError when not (put, delete, and batched)', async () => {
+    const pgStore = await store(freshPrefix('nul'));
+    const memory = new MemoryStore();
+    const values: unknown[] = [
+      { s: 'a\u0000b', n: [1, { z: '\u0000' }] },
+      'plain\u0000',
+      { lone: 'x\ud800y' },
+      { s: 'no escape here' },
+    ];
+    const others: unknown[] = [
+      { n: [1, { z: '\u0000' }], s: 'a\u0000b' }, // equal, keys in another order
+      { s: 'a\u0000c', n: [1, { z: '\u0000' }] },
+      { s: 'a b', n: [1, { z: '\u0000' }] },
+      'plain\u0000',
+      'plain',
+      { lone: 'x\ud800y' },
+      { lone: 'x\udc00y' },
+      { s: 'no escape here' },
+      { s: 'no escape here\u0000' },
+    ];
+    const outcome = async (p: Promise<unknown>): Promise<string> =>
+      p.then(() => 'ok', (err: { code?: string; actual?: unknown }) => (ConflictError.is(err) ? 'conflict' : `error ${String(err.code)}: ${String((err as Error).message)}`));
+    for (const [i, stored] of values.entries()) {
+      for (const [j, cond] of others.entries()) {
+        const key = `k${i}_${j}`;
+        const answers: string[][] = [];
+        for (const s of [memory, pgStore] as Store[]) {
+          const written = await s.put(key, stored);
+          const put = await outcome(s.put(key, { next: j }, { ifValue: cond }));
+          await s.put(key, stored);
+          const del = await outcome(s.delete(key, { ifValue: cond }));
+          // Batched: several ifValue writes in one turn share a statement (group commit).
+          await s.put(key, stored);
+          await s.put(`${key}_b`, stored);
+          const batched = await Promise.all([
+            outcome(s.put(`${key}_b`, 'lead')), // goes first, alone
+            outcome(s.put(key, 'batched', { ifValue: cond })),
+            outcome(s.put(`${key}_c`, 'c')),
+          ]);
+          answers.push([put, del, batched[1] as string]);
+          expect(written.revision).toBeGreaterThan(0);
+        }
+        expect(answers[1], `stored ${JSON.stringify(stored)}, ifValue ${JSON.stringify(cond)}`).toEqual(answers[0]);
+      }
+    }
+    // A conflict names the current revision, as on every condition.
+    const e = await pgStore.put('conf', { s: '\u0000' });
+    expect(await pgStore.put('conf', 1, { ifValue: { s: '\u0001' } }).catch((x) => x)).toMatchObject({ code: 'ERR_CONFLICT', actual: e.revision, expected: 'value' });
+    expect(await pgStore.delete('nothing', { ifValue: { s: '\u0000' } }).catch((x) => x)).toMatchObject({ code: 'ERR_CONFLICT', actual: null });
+    await memory.close();
+  }, 60_000);
 });

@@ -17,6 +17,7 @@
  *   notify              `false` to not send NOTIFY wake-ups after writes
  *   groupCommit         `false` to send every write in its own statement (see batch.ts)
  *   batchesInFlight     group commit: batches out at once, default 2
+ *   closeTimeoutMs      close(): how long calls in flight may still finish, default 1000
  * Everything else (sslmode, application_name, …) goes to pg as usual.
  *
  * Or reuse an application's pool: `await postgresStore(pool, { prefix: 'orders_' })`.
@@ -38,26 +39,38 @@
  *   purge); store-wide they are unique but commit order may differ from
  *   revision order under concurrency — watch() handles that (see watch.ts).
  * - Watch reads the change-log table (the truth) up to a revision below
- *   which no transaction can still commit, proven with pg snapshots;
- *   LISTEN/NOTIFY is only a wake-up.
+ *   which no transaction can still commit: every transaction that drew a
+ *   revision holds a lock on the store's revision sequence until it ends,
+ *   so the watch waits for those transactions only (watch.ts, sql.ts
+ *   holdersOf) — an idle transaction elsewhere on the cluster does not hold
+ *   it back. One that drew a revision of this store and stays open does (it
+ *   may still commit a lower revision than one already committed): revkit's
+ *   own transactions that span round trips (atomic()) are ended by the
+ *   server after ATOMIC_IDLE_TIMEOUT_MS idle; another application's
+ *   transaction that writes this store's tables is bounded by nothing revkit
+ *   sets. LISTEN/NOTIFY is only a wake-up.
+ * - close() lets calls in flight finish for closeTimeoutMs, then answers the
+ *   rest with ClosedError (`ambiguous: true` where a write was sent: it may
+ *   still commit), asks the server to cancel their statements and discards
+ *   their connections: every call settles.
  */
 import pg from 'pg';
 import type { Pool, PoolClient, QueryConfig, QueryResult, QueryResultRow } from 'pg';
 import {
-  AsyncQueue, BackendError, BaseStore, ConflictError, DEFAULT_MAX_VALUE_BYTES, InvalidArgumentError, sleep,
-  assertKey, assertLimit, assertPrefix, assertRevision, assertValueSize, conditionFailure, jsonCodec, keyFilter,
+  AsyncQueue, BackendError, BaseStore, ClosedError, ConflictError, DEFAULT_MAX_VALUE_BYTES, InvalidArgumentError, sleep,
+  deepEqual, isTombstone, assertKey, assertLimit, assertPrefix, assertRevision, assertValueSize, conditionFailure, jsonCodec, keyFilter,
   type AtomicOp, type Capabilities, type Codec, type DeleteOptions, type Durability, type Entry, type FailedCheck,
   type HistoryOptions, type ListOptions, type ListPage, type PutOptions, type StoreOptions, type StoredRecord,
   type Tombstone, type WatchEvent, type WatchOptions,
 } from '../core/index.js';
 import { redactUrl, withoutUrlInput } from '../core/redact.js';
 import { isServerUnavailable, mapPgError } from './errors.js';
-import { WatchHub, type Mark, type WatchQueryParams, type WatchSource, type WatchStart } from './watch.js';
+import { WatchHub, type Mark, type StartMark, type WatchQueryParams, type WatchSource, type WatchStart } from './watch.js';
 import { dropStore, migrate, names, type Names } from './schema.js';
 import { GroupSender, type Write, type WriteRow } from './batch.js';
 import {
-  atomicLockSql, atomicPlaceholderSql, atomicWriteSql, batchWriteSql, deleteSql, expireSql, getManySql, getSql, historySql, likePrefix, listSql, putRevisionSql,
-  markSql, purgeSql, pruneSql, putSql, startRowsSql, startSql, watchSql, type CondKind,
+  atomicLockSql, atomicPlaceholderSql, atomicWriteSql, batchWriteSql, deleteSql, expireSql, getManySql, getSql, historySql, holdersSql, likePrefix, listSql,
+  putRevisionSql, markSql, purgeSql, pruneSql, putSql, startRowsSql, startSql, watchSql, type CondKind,
 } from './sql.js';
 
 export { mapPgError } from './errors.js';
@@ -100,10 +113,28 @@ export interface PostgresStoreOptions extends StoreOptions {
   batchesInFlight?: number;
   /** Run migrations on open; default true. */
   migrate?: boolean;
+  /**
+   * close(): how long calls already in flight may still finish (default
+   * 1000 ms); then each is answered with ClosedError — `ambiguous: true`
+   * where a write had been sent, as it may still commit — and its statement
+   * is cancelled on the server (best effort) and its connection discarded.
+   */
+  closeTimeoutMs?: number;
 }
 
 interface Row extends QueryResultRow {
   [column: string]: unknown;
+}
+
+/** A call using a connection: close() answers it with ClosedError if it does not finish in time. */
+interface Call {
+  what: string;
+  client: PoolClient | undefined;
+  /** Its outcome may be a commit: a write statement (or an atomic COMMIT) was sent. */
+  mayCommit: boolean;
+  /** close() gave up on it: its caller has its answer, its connection is discarded. */
+  abandoned: boolean;
+  abandon: (err: unknown) => void;
 }
 
 
@@ -115,12 +146,24 @@ const NOTIFY_WINDOW_MS = 10;
  * is only a hint (watchers read the change log), so it commits without one.
  */
 const NOTIFY_SQL = `SELECT set_config('synchronous_commit', 'off', true), pg_notify($1, $2)`;
-/** How long headRevision() waits for older transactions to finish before calling it an outage. */
+/** How long headRevision() waits for transactions that drew a revision to end before calling it an outage. */
 const HEAD_SETTLE_MS = 5_000;
+/**
+ * atomic() spans round trips while it holds a revision: a client that stops
+ * in between (paused, partitioned, killed without its socket closing) would
+ * hold every watch of the store back. The server ends such a transaction
+ * after this long idle (idle_in_transaction_session_timeout, set for the
+ * transaction only); its caller then gets a transient, ambiguous BackendError.
+ */
+const ATOMIC_IDLE_TIMEOUT_MS = 10_000;
+/** ifValue compared in process is guarded by the live revision; a concurrent write of an equal value sends it round again, this often at most. */
+const IF_VALUE_ROUNDS = 64;
+/** close(): the most it waits for background work, a cancel request and the pool's end after answering every call. */
+const CLOSE_CLEANUP_MS = 5_000;
 
 const URL_OPTIONS = [
   'prefix', 'schema', 'historyDepth', 'changeRetentionMs', 'tombstoneRetentionMs', 'sweepIntervalMs', 'watchPollMs', 'poolSize', 'notify', 'connectWaitMs',
-  'groupCommit', 'batchesInFlight',
+  'groupCommit', 'batchesInFlight', 'closeTimeoutMs',
 ] as const;
 /** Group commit: most writes in one batch statement. */
 const MAX_BATCH = 256;
@@ -167,6 +210,16 @@ export class PostgresStore extends BaseStore implements WatchSource {
   private readonly sql: Record<string, string> = {};
   private readonly writes: GroupSender<Write, WriteRow>;
   private readonly reads: GroupSender<string, Row | undefined>;
+  private readonly closeTimeoutMs: number;
+  /** Calls holding (or waiting for) a connection; close() settles them. */
+  private readonly calls = new Set<Call>();
+  private onDrained: (() => void) | undefined;
+  /**
+   * @internal The highest revision this store has seen handed out (its
+   * writes, reads, marks, watch events): a lower bound of the sequence, known
+   * without a round trip — where a watch "from now" reaches back to.
+   */
+  knownRevision = 0;
 
   private constructor(readonly pool: Pool, private readonly ownsPool: boolean, private readonly options: PostgresStoreOptions) {
     super();
@@ -180,6 +233,7 @@ export class PostgresStore extends BaseStore implements WatchSource {
     this.watchPollMs = positive(options.watchPollMs, 500, 'watchPollMs');
     this.sweepIntervalMs = nonNegative(options.sweepIntervalMs, 1000, 'sweepIntervalMs');
     this.connectWaitMs = nonNegative(options.connectWaitMs, 2000, 'connectWaitMs');
+    this.closeTimeoutMs = nonNegative(options.closeTimeoutMs, 1000, 'closeTimeoutMs');
     this.notify = options.notify ?? true;
     const inFlight = options.groupCommit === false ? 0 : positive(options.batchesInFlight, 2, 'batchesInFlight');
     this.writes = new GroupSender({ one: (w) => this.writeOne(w), many: (ws) => this.writeMany(ws) }, inFlight, MAX_BATCH, (w) => w.key);
@@ -223,6 +277,10 @@ export class PostgresStore extends BaseStore implements WatchSource {
       const r = await client.query<Row>(`SELECT current_setting('fsync') AS fsync, current_setting('synchronous_commit') AS sc, current_setting('synchronous_standby_names') AS standbys`);
       const row = r.rows[0] ?? {};
       this.capabilities = { ...this.capabilities, durability: durabilityOf(String(row.fsync), String(row.sc), String(row.standbys)) };
+      // Where watches start from: the revision handed out so far and, when nobody holds one, settled.
+      const m = (await this.q(client, 'wmark', () => markSql(this.names), [-1])).rows[0] as Row;
+      this.seen(num(m.s));
+      if (Array.isArray(m.holders) && m.holders.length === 0) this.settledHorizon = Math.max(this.settledHorizon, num(m.s));
     });
     if (this.sweepIntervalMs > 0) {
       this.sweeper = setInterval(() => void this.sweep(), this.sweepIntervalMs);
@@ -252,20 +310,80 @@ export class PostgresStore extends BaseStore implements WatchSource {
     }
   }
 
-  private async withClient<R>(what: string, write: boolean, fn: (client: PoolClient) => Promise<R>): Promise<R> {
-    const client = await this.acquire(what);
+  /**
+   * Runs `fn` on a pooled connection. `write`: true — a write statement is
+   * sent as soon as `fn` runs; 'commit' — `fn` marks the moment it sends its
+   * COMMIT (call.mayCommit); false — a read. Every call is tracked until it
+   * settles, so close() can answer it (see settleCalls).
+   */
+  private withClient<R>(what: string, write: boolean | 'commit', fn: (client: PoolClient, call: Call) => Promise<R>): Promise<R> {
+    const call: Call = { what, client: undefined, mayCommit: false, abandoned: false, abandon: () => undefined };
+    return new Promise<R>((resolve, reject) => {
+      call.abandon = (err) => {
+        call.abandoned = true;
+        reject(err);
+      };
+      this.calls.add(call);
+      this.runCall(call, write, fn).then(resolve, reject).finally(() => {
+        this.calls.delete(call);
+        if (this.calls.size === 0) this.onDrained?.();
+      });
+    });
+  }
+
+  private async runCall<R>(call: Call, write: boolean | 'commit', fn: (client: PoolClient, call: Call) => Promise<R>): Promise<R> {
+    const client = await this.acquire(call.what);
+    if (call.abandoned) {
+      client.release();
+      throw new ClosedError(this.backend);
+    }
+    call.client = client;
     const onError = () => undefined; // a checked-out client may emit 'error' when its connection dies
     client.on('error', onError);
     try {
-      const result = await fn(client);
+      if (write === true) call.mayCommit = true;
+      const result = await fn(client, call);
       client.off('error', onError);
-      client.release();
+      if (!call.abandoned) client.release();
       return result;
     } catch (err) {
       client.off('error', onError);
-      client.release(RevkitErrorLike(err) || connectionStillGood(err) ? undefined : (err as Error) ?? true);
-      throw mapPgError(err, { writeSent: write, what });
+      if (!call.abandoned) client.release(RevkitErrorLike(err) || connectionStillGood(err) ? undefined : (err as Error) ?? true);
+      throw mapPgError(err, { writeSent: write !== false, what: call.what });
     }
+  }
+
+  /**
+   * close(): calls in flight may finish for closeTimeoutMs; each one left is
+   * then answered with ClosedError — ambiguous where a write was sent (a
+   * statement the server is still running may commit) —, its statement is
+   * cancelled on the server (best effort: it may have committed already) and
+   * its connection is discarded, so the pool can end.
+   */
+  private async settleCalls(): Promise<void> {
+    if (this.calls.size > 0 && this.closeTimeoutMs > 0) {
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, this.closeTimeoutMs);
+        this.onDrained = () => {
+          clearTimeout(t);
+          resolve();
+        };
+      });
+      this.onDrained = undefined;
+    }
+    const left = [...this.calls];
+    this.calls.clear();
+    const pids: number[] = [];
+    for (const call of left) {
+      call.abandon(closedInFlight(this.backend, call));
+      const client = call.client;
+      if (!client) continue;
+      const pid = (client as { processID?: unknown }).processID;
+      if (typeof pid === 'number') pids.push(pid);
+      // Discarded, not returned: the pool ends it (its socket is closed even mid-statement).
+      client.release(new Error('revkit: the store was closed while this connection was in use'));
+    }
+    if (pids.length > 0) await cancelBackends(this.pool, pids);
   }
 
   private statement(name: string, build: () => string): string {
@@ -325,7 +443,9 @@ export class PostgresStore extends BaseStore implements WatchSource {
     this.assertOpen();
     assertKey(key);
     const row = await this.reads.submit(key);
-    return row ? this.toRecord<T>(key, row, num(row.now)) : null;
+    if (!row) return null;
+    this.seen(num(row.revision));
+    return this.toRecord<T>(key, row, num(row.now));
   }
 
   private async readOne(key: string): Promise<Row | undefined> {
@@ -354,23 +474,29 @@ export class PostgresStore extends BaseStore implements WatchSource {
   /**
    * Revisions are drawn before commit, so the last one handed out may belong
    * to a transaction still open: take a mark, then wait until every
-   * transaction older than it has finished (the watch's own settling rule).
+   * transaction that held a revision then has ended (the watch's own
+   * settling rule: only transactions that drew a revision of this store
+   * count, see holdersOf in sql.ts). Such a transaction open for longer than
+   * HEAD_SETTLE_MS is reported as a transient BackendError.
    */
   async headRevision(): Promise<number> {
     this.assertOpen();
     const deadline = Date.now() + HEAD_SETTLE_MS;
     return this.withClient('head', false, async (c) => {
-      const m = (await this.q(c, 'mark', () => markSql(this.names), [])).rows[0] as Row;
-      const mark = { s: num(m.s), x: BigInt(String(m.x)) };
-      for (;;) {
-        const r = await c.query('SELECT pg_snapshot_xmin(pg_current_snapshot())::text AS xmin');
-        if (BigInt(String(r.rows[0].xmin)) >= mark.x) {
-          this.settledHorizon = Math.max(this.settledHorizon, mark.s);
-          return mark.s;
+      const m = (await this.q(c, 'wmark', () => markSql(this.names), [this.settledHorizon])).rows[0] as Row;
+      const s = num(m.s);
+      this.seen(s);
+      let holders = Array.isArray(m.holders) ? (m.holders as string[]) : [];
+      for (let delay = 5; holders.length > 0; delay = Math.min(delay * 2, 100)) {
+        if (Date.now() >= deadline) {
+          throw new BackendError(`revisions up to ${s} did not settle within ${HEAD_SETTLE_MS} ms: ${holders.length} transaction(s) that drew a revision of this store are still open`, { transient: true });
         }
-        if (Date.now() >= deadline) throw new BackendError(`revisions up to ${mark.s} did not settle within ${HEAD_SETTLE_MS} ms (a transaction is held open)`, { transient: true });
-        await sleep(5);
+        await sleep(delay);
+        const now = new Set((await this.q(c, 'holders', () => holdersSql(this.names), [])).rows[0]?.holders as string[]);
+        holders = holders.filter((h) => now.has(h));
       }
+      this.settledHorizon = Math.max(this.settledHorizon, s);
+      return s;
     });
   }
 
@@ -388,37 +514,72 @@ export class PostgresStore extends BaseStore implements WatchSource {
     const bytes = this.encode(value);
     const [kind, arg, expected] = this.condition(options);
     const write: Write = { key, del: false, value: bytes, ttlMs: options.ttlMs ?? null, writer: options.writer ?? null, kind, arg };
+    const row = kind === 'value' ? await this.byValue(write, options.ifValue) : await this.putRow(write, expected);
+    this.signalChange([key]);
+    this.seen(num(row.revision));
+    return this.toEntry<T>(key, { ...row, writer: options.writer ?? null }, this.codec.decode(new Uint8Array(bytes)));
+  }
+
+  /** A put until it is written or fails. */
+  private async putRow(write: Write, expected: FailedCheck['expected']): Promise<WriteRow> {
     for (let round = 1; ; round++) {
       const row = await this.writes.submit(write);
-      if (row.revision !== null && row.revision !== undefined) {
-        this.signalChange([key]);
-        return this.toEntry<T>(key, { ...row, writer: options.writer ?? null }, this.codec.decode(new Uint8Array(bytes)));
-      }
-      if (row.found || kind === 'rev' || kind === 'value') {
-        throw new ConflictError([{ key, expected, actual: row.found ? num(row.actual) : null }]);
+      if (row.revision !== null && row.revision !== undefined) return row;
+      if (row.found || (write.kind !== 'none' && write.kind !== 'absent')) {
+        throw new ConflictError([{ key: write.key, expected, actual: row.found ? num(row.actual) : null }]);
       }
       // The key was created after this statement's snapshot and the
       // condition failed on it: run again so the new snapshot classifies it.
-      if (round >= 5) throw new BackendError(`put of ${JSON.stringify(key)} kept racing concurrent creators; nothing was written`, { transient: true, ambiguous: false });
+      if (round >= 5) throw new BackendError(`put of ${JSON.stringify(write.key)} kept racing concurrent creators; nothing was written`, { transient: true, ambiguous: false });
     }
   }
 
   protected async doDelete(key: string, options: DeleteOptions): Promise<number | null> {
     const [kind, arg, expected] = this.condition(options);
-    const row = await this.writes.submit({ key, del: true, value: null, ttlMs: null, writer: options.writer ?? null, kind, arg });
+    const write: Write = { key, del: true, value: null, ttlMs: null, writer: options.writer ?? null, kind, arg };
+    const row = kind === 'value' ? await this.byValue(write, options.ifValue) : await this.writes.submit(write);
     if (row.revision !== null && row.revision !== undefined) {
       this.signalChange([key]);
+      this.seen(num(row.revision));
       return num(row.revision);
     }
-    if (row.found ? row.ok !== true : kind === 'rev' || kind === 'value') {
+    if (row.found ? row.ok !== true : kind === 'rev') {
       throw new ConflictError([{ key, expected, actual: row.found ? num(row.actual) : null }]);
     }
     return null;
   }
 
+  /**
+   * A put or delete under ifValue. The statement compares the values as
+   * jsonb where it can (one round trip, group commit as usual). Where it
+   * cannot — a `\u` escape on either side: jsonb refuses `\u0000` and lone
+   * surrogates, which JSON.stringify writes —, or with the escape in the
+   * condition already, the decoded values are compared here with deepEqual,
+   * as the memory store does, and the write is guarded by the live revision
+   * that was read; a conflict there means the key moved: compare again.
+   * Answers the written row, or throws ConflictError.
+   */
+  private async byValue(write: Write, ifValue: unknown): Promise<WriteRow> {
+    const conflict = (actual: number | null) => new ConflictError([{ key: write.key, expected: 'value', actual }]);
+    if (!(this.json && hasUnicodeEscape(write.arg))) {
+      const row = await this.writes.submit(write);
+      if (row.revision !== null && row.revision !== undefined) return row;
+      if (!row.found) throw conflict(null);
+      if (row.ok !== null && row.ok !== undefined) throw conflict(num(row.actual));
+      // NULL: undecided by the statement (nothing was written); compare here.
+    }
+    for (let round = 1; ; round++) {
+      const current = await this.getRecord(write.key);
+      if (current === null || isTombstone(current) || !deepEqual(current.value, ifValue)) throw conflict(current?.revision ?? null);
+      const row = await this.writes.submit({ ...write, kind: 'liverev', arg: current.revision });
+      if (row.revision !== null && row.revision !== undefined) return row;
+      if (round >= IF_VALUE_ROUNDS) throw conflict(row.found ? num(row.actual) : null);
+    }
+  }
+
   /** A write in its own statement: what a lone writer sends. */
   private async writeOne(w: Write): Promise<WriteRow> {
-    const tail = w.kind === 'rev' || w.kind === 'value' ? [w.arg] : [];
+    const tail = w.kind === 'none' || w.kind === 'absent' ? [] : [w.arg];
     const what = w.del ? 'delete' : 'put';
     const name = `${w.del ? 'del' : 'put'}_${w.kind}${this.json ? 'j' : 'b'}`;
     if (w.del) {
@@ -438,7 +599,7 @@ export class PostgresStore extends BaseStore implements WatchSource {
     const col = <V>(f: (w: Write) => V): V[] => ws.map(f);
     const r = await this.withClient('batched write', true, (c) => this.q(c, `batch${this.json ? 'j' : 'b'}`, () => batchWriteSql(this.names, this.json), [
       col((w) => w.key), col((w) => w.value), col((w) => w.ttlMs), col((w) => w.writer), col((w) => w.kind),
-      col((w) => (w.kind === 'rev' ? w.arg : null)), col((w) => (w.kind === 'value' ? w.arg : null)), col((w) => w.del),
+      col((w) => (w.kind === 'rev' || w.kind === 'liverev' ? w.arg : null)), col((w) => (w.kind === 'value' ? w.arg : null)), col((w) => w.del),
     ]));
     const byKey = new Map(r.rows.map((row) => [row.key as string, row]));
     return ws.map((w) => {
@@ -471,8 +632,9 @@ export class PostgresStore extends BaseStore implements WatchSource {
       let committing = false;
       let retry = false;
       try {
-        const result = await this.withClient('atomic', true, async (client) => {
-          await client.query('BEGIN');
+        const result = await this.withClient('atomic', 'commit', async (client, call) => {
+          // One round trip; the timeout bounds how long a stalled client can hold a revision (ATOMIC_IDLE_TIMEOUT_MS).
+          await client.query(`BEGIN; SET LOCAL idle_in_transaction_session_timeout = ${ATOMIC_IDLE_TIMEOUT_MS}`);
           let open = true;
           const rollback = async () => {
             open = false;
@@ -536,6 +698,7 @@ export class PostgresStore extends BaseStore implements WatchSource {
             }
             const w = await this.q(client, 'awrite', () => atomicWriteSql(this.names), [wk, wv, wd, wt, wc, unused]);
             committing = true;
+            call.mayCommit = true;
             await client.query('COMMIT');
             return { revision: num(w.rows[0]?.revision), written: wk.length };
           } catch (err) {
@@ -548,6 +711,7 @@ export class PostgresStore extends BaseStore implements WatchSource {
           continue;
         }
         if (result.written > 0) this.signalChange(keys);
+        this.seen(result.revision);
         return { revision: result.revision };
       } catch (err) {
         // A deadlock or serialization failure before COMMIT rolled everything back: try again.
@@ -559,54 +723,81 @@ export class PostgresStore extends BaseStore implements WatchSource {
 
   // ------------------------------------------------------------------ watch
 
+  /**
+   * A watch "from now" is fixed when watch() is called, without a round
+   * trip: it delivers every change with a revision above the highest one
+   * this store had seen (knownRevision) that was written by a statement the
+   * server began at or after that moment (by the server's clock, measured
+   * against this process's monotonic clock over the start statement's round
+   * trip, START_CLOCK_MARGIN_MS earlier), plus everything committed after its
+   * start statement — whichever process wrote it. Its first next() resolves
+   * with a change, so never before the start is fixed.
+   */
   watch<T = unknown>(options: WatchOptions): AsyncIterable<WatchEvent<T>> {
+    const startedAt = performance.now();
+    const known = this.knownRevision;
     this.assertOpen();
     keyFilter(options); // validates key / prefix
     if (options.fromRevision !== undefined) assertRevision(options.fromRevision, 'fromRevision');
     const queue = new AsyncQueue<WatchEvent>(options.signal);
     if (queue.closed) return queue as AsyncIterable<WatchEvent<T>>;
     this.ensureListener();
-    this.hub.add(options, queue);
+    this.hub.add(options, queue, startedAt, known);
     return queue as AsyncIterable<WatchEvent<T>>;
   }
 
-  /** @internal used by WatchHub: watch_mark() then the snapshot query (two statements, two snapshots). */
-  async watchQuery(p: WatchQueryParams): Promise<{ mark: Mark; rows: Row[] }> {
-    return this.withClient('watch', false, async (c) => {
-      const m = (await this.q(c, 'mark', () => markSql(this.names), [])).rows[0] as Row;
-      const mark = { s: num(m.s), x: String(m.x) };
-      const r = await this.q(c, 'watch', () => watchSql(this.names), [
-        mark.s, mark.x, p.pending?.s ?? null, p.pending?.x ?? null, p.settled, p.from.rev, p.from.key, p.patterns, p.limit,
-      ]);
-      return { mark, rows: r.rows };
-    });
+  /** @internal used by WatchHub: a mark (see markSql); holders null when `settled` covers it. */
+  async watchMark(settled: number): Promise<Mark> {
+    const r = await this.withClient('watch', false, (c) => this.q(c, 'wmark', () => markSql(this.names), [settled]));
+    const row = r.rows[0] as Row;
+    const s = num(row.s);
+    this.seen(s);
+    return { s, holders: Array.isArray(row.holders) ? (row.holders as string[]) : null };
+  }
+
+  /** @internal used by WatchHub: changes up to the settled revision (after the mark that settled it). */
+  async watchQuery(p: WatchQueryParams): Promise<Row[]> {
+    const r = await this.withClient('watch', false, (c) => this.q(c, 'wquery', () => watchSql(this.names), [
+      p.settled, p.from.rev, p.from.key, p.patterns, p.limit,
+    ]));
+    return r.rows;
   }
 
   /**
-   * @internal A revision below which every transaction is known to have
-   * finished (observed by watchers; only grows). 0 until one was observed.
+   * @internal A revision up to which every transaction that drew one has
+   * ended (observed by watchers and headRevision; only grows). 0 until one
+   * was observed.
    */
   settledHorizon = 0;
 
-  /** @internal The start of a watch "from now": a mark, the snapshot S0, and a horizon settled before S0. */
-  async watchStart(): Promise<WatchStart> {
+  /** @internal The start of watches "from now": snapshot S0, a mark after it, the server clock, a horizon settled before S0. */
+  async watchStart(): Promise<StartMark> {
     const low = this.settledHorizon;
-    const r = await this.withClient('watch', false, (c) => this.q(c, 'start', () => startSql(this.names), []));
+    const r = await this.withClient('watch', false, (c) => this.q(c, 'wstart', () => startSql(this.names), []));
+    const receivedAt = performance.now();
     const row = r.rows[0] as Row;
-    return { s: num(row.s), x: String(row.x), snap: String(row.snap), low };
+    const s = num(row.s);
+    this.seen(s);
+    return { snap: String(row.snap), s, holders: (row.holders as string[] | null) ?? [], serverMs: num(row.ms), receivedAt, low };
   }
 
-  /** @internal Changes at or below the start mark committed after S0 (call once the mark is settled). */
+  /** @internal What a start owes at or below its mark (call once the mark is settled; see startRowsSql). */
   async watchStartRows(start: WatchStart, patterns: string[]): Promise<Row[]> {
     const r = await this.withClient('watch', false, (c) =>
-      this.q(c, 'startrows', () => startRowsSql(this.names), [start.low, start.s, patterns, start.snap]));
+      this.q(c, 'wstartrows', () => startRowsSql(this.names), [start.low, start.s, patterns, start.snap, start.known, start.since]));
     return r.rows;
+  }
+
+  /** Remembers a revision seen handed out (see knownRevision). */
+  private seen(revision: number): void {
+    if (revision > this.knownRevision) this.knownRevision = revision;
   }
 
   /** @internal */
   decodeChange(row: Row): WatchEvent {
     const key = row.key as string;
     const revision = num(row.revision);
+    this.seen(revision);
     if (row.deleted) return { type: 'delete', key, revision };
     return { type: 'put', key, revision, entry: this.toEntry(key, row) };
   }
@@ -729,13 +920,15 @@ export class PostgresStore extends BaseStore implements WatchSource {
     return this.sweeping;
   }
 
+  /** Ends every watch, settles every call in flight (settleCalls), then ends the pool if it is the store's. */
   protected async doClose(): Promise<void> {
     if (this.sweeper) clearInterval(this.sweeper);
     this.hub.endAll();
     const l = this.listener;
     this.stopListener();
-    await Promise.allSettled([this.sweeping, this.notifying, l?.done]);
-    if (this.ownsPool) await this.pool.end().catch(() => undefined);
+    await this.settleCalls();
+    await bounded(Promise.allSettled([this.sweeping, this.notifying, l?.done]), CLOSE_CLEANUP_MS);
+    if (this.ownsPool) await bounded(this.pool.end(), CLOSE_CLEANUP_MS);
   }
 
   /** Drops this store's tables, sequence and function (tests, benchmarks). The store must not be used afterwards. */
@@ -747,6 +940,49 @@ export class PostgresStore extends BaseStore implements WatchSource {
       client.release();
     }
   }
+}
+
+/** ClosedError for a call close() gave up on: ambiguous when a write was sent (it may still commit). */
+function closedInFlight(backend: string, call: Call): ClosedError {
+  const err = new ClosedError(backend);
+  if (call.mayCommit) err.message = `the ${backend} store was closed while its ${call.what} was in flight: the write may still commit`;
+  return Object.assign(err, { ambiguous: call.mayCommit });
+}
+
+/**
+ * Asks the server to cancel what these backends are running, on a
+ * connection of its own (the pool's may all be in use); best effort and
+ * bounded: a failure leaves the statements to finish (or be cut when they
+ * next talk to their closed socket).
+ */
+async function cancelBackends(pool: Pool, pids: number[]): Promise<void> {
+  const client = new pg.Client({ ...(pool.options as pg.ClientConfig), connectionTimeoutMillis: 2000 });
+  client.on('error', () => undefined);
+  const cancel = (async () => {
+    try {
+      await client.connect();
+      await client.query('SELECT pg_cancel_backend(p) FROM unnest($1::int[]) AS p', [pids]);
+    } catch {
+      // best effort
+    } finally {
+      await client.end().catch(() => undefined);
+    }
+  })();
+  await bounded(cancel, CLOSE_CLEANUP_MS);
+}
+
+/** Waits for `p`, at most `ms`. */
+async function bounded(p: Promise<unknown>, ms: number): Promise<void> {
+  let t: NodeJS.Timeout | undefined;
+  await Promise.race([p.then(() => undefined, () => undefined), new Promise<void>((r) => (t = setTimeout(r, ms)))]);
+  clearTimeout(t);
+}
+
+/** Whether encoded JSON holds the bytes `\u` (a unicode escape, or a backslash before a u). */
+function hasUnicodeEscape(bytes: unknown): boolean {
+  const b = bytes as Uint8Array;
+  for (let i = 0; i + 1 < b.byteLength; i++) if (b[i] === 0x5c && b[i + 1] === 0x75) return true;
+  return false;
 }
 
 function RevkitErrorLike(err: unknown): boolean {

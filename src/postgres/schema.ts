@@ -15,10 +15,14 @@ import { InvalidArgumentError } from '../core/index.js';
  *                 change retention); `<p>meta.pruned_through` records the
  *                 highest revision ever pruned so a watcher behind it gets
  *                 HistoryGoneError instead of a silent gap.
- * - `<p>revision_seq`  the revision source (one sequence per store).
- * - `<p>next_revision()`  assigns the transaction an xid *before* taking the
- *                 next sequence value — the invariant watch() relies on.
- * - `<p>watch_mark()`  watch()'s observation: last revision handed out, then a fresh xid.
+ * - `<p>revision_seq`  the revision source (one sequence per store). A
+ *                 transaction that draws a revision holds a lock on it until
+ *                 it ends — what watch() settles on (sql.ts, holdersOf).
+ * - `<p>next_revision()`  assigns the transaction an xid, then takes the
+ *                 next sequence value.
+ * - `<p>watch_mark()`  the observation watch() made in earlier versions (last
+ *                 revision handed out, then a fresh xid); kept for processes
+ *                 of earlier versions sharing the store.
  * - `<p>schema_migrations`  applied migration versions.
  */
 export interface Names {

@@ -1,6 +1,11 @@
 import type { Names } from './schema.js';
 
-export type CondKind = 'none' | 'absent' | 'rev' | 'value';
+/**
+ * 'liverev': the key is live at exactly this revision — what an ifValue
+ * write is guarded by once its value was compared in process (see
+ * PostgresStore.byValue).
+ */
+export type CondKind = 'none' | 'absent' | 'rev' | 'liverev' | 'value';
 
 /** Server clock in ms: TTLs and updatedAt use one clock for every machine. */
 const NOW_MS = `(extract(epoch FROM statement_timestamp()) * 1000)::bigint`;
@@ -14,6 +19,9 @@ const NOW_MS = `(extract(epoch FROM statement_timestamp()) * 1000)::bigint`;
  */
 const NO_FLUSH_IF = (cond: string) => `CASE WHEN ${cond} THEN set_config('synchronous_commit', 'off', true) END AS no_flush`;
 
+/** The bytes `\u` (a JSON unicode escape, or a backslash before a u: either way, jsonb is not asked). */
+const UNICODE_ESCAPE = `'\\x5c75'::bytea`;
+
 const live = (x: string, now: string) => `(NOT ${x}.deleted AND (${x}.expires_at IS NULL OR ${x}.expires_at > ${now}))`;
 
 /**
@@ -22,7 +30,11 @@ const live = (x: string, now: string) => `(NOT ${x}.deleted AND (${x}.expires_at
  * absent, at its revision. `p` is the condition argument's placeholder.
  * ifValue: with the JSON codec, values are compared as jsonb (deep equality
  * of JSON: object key order ignored, like deepEqual); equal bytes short-cut.
- * With any other codec it compares the encoded bytes.
+ * jsonb refuses some JSON that JSON.stringify writes (`\u0000`, a lone
+ * surrogate `\ud800`): when either side holds a `\u` escape the condition
+ * is NULL — undecided, nothing is written — and the caller compares the
+ * decoded values in process instead (PostgresStore.byValue); casting would
+ * fail the statement. With any other codec it compares the encoded bytes.
  */
 function cond(kind: CondKind, x: string, now: string, json: boolean, p: string): string {
   switch (kind) {
@@ -32,9 +44,13 @@ function cond(kind: CondKind, x: string, now: string, json: boolean, p: string):
       return `NOT ${live(x, now)}`;
     case 'rev':
       return `(${x}.revision = ${p}::bigint)`;
+    case 'liverev':
+      return `(${live(x, now)} AND ${x}.revision = ${p}::bigint)`;
     case 'value':
       return json
-        ? `(CASE WHEN NOT ${live(x, now)} THEN false WHEN ${x}.value = ${p}::bytea THEN true ELSE convert_from(${x}.value, 'UTF8')::jsonb = convert_from(${p}::bytea, 'UTF8')::jsonb END)`
+        ? `(CASE WHEN NOT ${live(x, now)} THEN false WHEN ${x}.value = ${p}::bytea THEN true
+            WHEN position(${UNICODE_ESCAPE} IN ${x}.value) > 0 OR position(${UNICODE_ESCAPE} IN ${p}::bytea) > 0 THEN NULL
+            ELSE convert_from(${x}.value, 'UTF8')::jsonb = convert_from(${p}::bytea, 'UTF8')::jsonb END)`
         : `(${live(x, now)} AND ${x}.value = ${p}::bytea)`;
   }
 }
@@ -116,7 +132,7 @@ log AS (
   INSERT INTO ${n.changes} (key, revision, deleted, value, created_revision, updated_at, expires_at, writer)
   SELECT $1::text, w.revision, false, $2::bytea, w.created_revision, w.updated_at, w.expires_at, $4::text FROM w
 )
-SELECT w.revision, w.created_revision, w.updated_at, w.expires_at, chk.revision AS actual, (chk.key IS NOT NULL) AS found,
+SELECT w.revision, w.created_revision, w.updated_at, w.expires_at, chk.revision AS actual, (chk.key IS NOT NULL) AS found, chk.ok,
   ${NO_FLUSH_IF('w.revision IS NULL')}
 FROM (SELECT 1) AS one LEFT JOIN w ON true LEFT JOIN chk ON true`;
 }
@@ -319,73 +335,109 @@ m AS (
 SELECT (SELECT count(*) FROM p)::integer AS purged`;
 }
 
-/** Watch, part 1: the highest revision handed out so far, then a fresh xid (see schema.ts). */
+/**
+ * The transactions that may still commit a revision of this store: every
+ * one that drew a revision holds a lock on the store's revision sequence
+ * until it ends (nextval() takes RowExclusiveLock and keeps it to the end of
+ * the transaction; any mode but the AccessShareLock of a plain read counts).
+ * They are named by virtual transaction id (unique per transaction, also when
+ * a backend slot is reused). Transactions of other databases, of other
+ * stores and readers never appear here, so they never hold a watch back.
+ * A transaction that drew a revision took the lock first, so a revision s
+ * read from the sequence *before* this list is taken either belongs to a
+ * transaction in the list or to one that had ended — and a transaction drops
+ * its locks only after its commit is visible to new snapshots. `dep` makes
+ * the subquery correlated to the sequence read of the enclosing query, so it
+ * runs after that read (pg_locks reads the lock table, not a snapshot;
+ * fast-path locks included).
+ */
+function holdersOf(n: Names, dep: string): string {
+  return `(SELECT coalesce(array_agg(l.virtualtransaction), '{}'::text[]) FROM pg_catalog.pg_locks l
+   WHERE l.locktype = 'relation' AND l.relation = ${n.seqLiteral}::regclass
+     AND l.database = (SELECT d.oid FROM pg_catalog.pg_database d WHERE d.datname = current_database())
+     AND l.granted AND l.mode <> 'AccessShareLock' AND l.pid IS DISTINCT FROM pg_backend_pid() AND ${dep} IS NOT NULL)`;
+}
+
+const LAST_REVISION = (n: Names) => `(SELECT CASE WHEN is_called THEN last_value ELSE last_value - 1 END AS s FROM ${n.seq})`;
+
+/**
+ * Watch, part 1 — a mark (s, holders): the highest revision handed out so
+ * far, THEN the transactions that may still commit one (see holdersOf).
+ * Once none of those holders is left, every revision up to s is settled:
+ * committed and visible to any later snapshot, or never to be. When s is
+ * not above $1 (already settled) the lock table is not read: holders NULL.
+ */
 export function markSql(n: Names): string {
-  return `SELECT s, x FROM ${n.watchMark}()`;
+  return `SELECT q.s, CASE WHEN q.s > $1::bigint THEN ${holdersOf(n, 'q.s')} END AS holders FROM ${LAST_REVISION(n)} q`;
+}
+
+/** Who still holds a revision of this store (headRevision's wait). */
+export function holdersSql(n: Names): string {
+  return `SELECT ${holdersOf(n, '1')} AS holders`;
 }
 
 /**
- * A watch "from now" starts with a mark and the snapshot S0 it was taken in:
- * a change visible in S0 happened before the watch, any other one after it.
+ * A watch "from now" starts with the statement's snapshot S0, then a mark
+ * (s, holders) taken after it, and the server's clock (ms) for the start's
+ * time bound: a change visible in S0 happened before the watch's start
+ * statement, any other one after it.
  */
 export function startSql(n: Names): string {
-  return `SELECT s, x, pg_current_snapshot()::text AS snap FROM ${n.watchMark}()`;
+  return `SELECT pg_current_snapshot()::text AS snap, q.s, ${holdersOf(n, 'q.s')} AS holders,
+  (extract(epoch FROM clock_timestamp()) * 1000)::float8 AS ms
+FROM ${LAST_REVISION(n)} q`;
 }
 
 /**
- * A watch "from now", once its start mark is settled: the changes in
- * ($1, $2] (above a horizon known settled before S0, up to the start mark)
- * that S0 did not see — written by transactions that were still open when
- * the watch started and committed after. A row's xmin is a 32-bit xid; it is
- * widened against the current xmax (such rows are recent). $3 LIKE
- * patterns, $4 S0. (A row written in a subtransaction carries the subxid,
- * which S0 does not list: revkit's own writes use none.)
+ * A watch "from now", once its start mark is settled: what it delivers at
+ * or below the start mark $2 — per key, from the first change that is
+ *  - not visible in S0 ($4): written by a transaction still open when the
+ *    start statement began, committed after (above $1, a horizon settled
+ *    before S0, nothing is), or
+ *  - above $5 (a revision the store had seen before watch() was called) and
+ *    written by a statement that began at or after $6 (a bound, in server
+ *    ms, at or before the moment watch() was called): a write that started
+ *    after watch() returned and committed before the start statement,
+ * to the start mark, in revision order (a key's later changes come with it,
+ * whatever their age, so a key's changes are delivered as a suffix).
+ * A row's xmin is a 32-bit xid, widened against the current xmax (such rows
+ * are recent). $3 LIKE patterns. (A row written in a subtransaction carries
+ * the subxid, which S0 does not list: revkit's own writes use none.)
  */
 export function startRowsSql(n: Names): string {
-  return `WITH x AS MATERIALIZED (SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint AS ref)
+  return `WITH x AS MATERIALIZED (SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint AS ref),
+c AS MATERIALIZED (
+  SELECT c.key, c.revision, c.deleted, c.value, c.created_revision, c.updated_at, c.expires_at, c.writer,
+    (c.revision > $5::bigint AND c.updated_at >= $6::bigint)
+      OR NOT pg_visible_in_snapshot((x.ref - ((x.ref - c.xmin::text::bigint) & 4294967295))::text::xid8, $4::text::pg_snapshot) AS fresh
+  FROM ${n.changes} c, x
+  WHERE c.revision > LEAST($1::bigint, $5::bigint) AND c.revision <= $2::bigint
+    AND c.key LIKE ANY ($3::text[])
+),
+f AS (SELECT key, min(revision) AS first FROM c WHERE fresh GROUP BY key)
 SELECT c.key, c.revision, c.deleted, c.value, c.created_revision, c.updated_at, c.expires_at, c.writer
-FROM ${n.changes} c, x
-WHERE c.revision > $1::bigint AND c.revision <= $2::bigint
-  AND c.key LIKE ANY ($3::text[])
-  AND NOT pg_visible_in_snapshot((x.ref - ((x.ref - c.xmin::text::bigint) & 4294967295))::text::xid8, $4::text::pg_snapshot)
+FROM c JOIN f ON f.key = c.key AND c.revision >= f.first
 ORDER BY c.revision, c.key`;
 }
 
 /**
- * Watch, part 2, in one snapshot S (taken after part 1 committed):
- * - W, the highest revision known to be settled in S. An observation (s, X)
- *   from watch_mark() is settled once xmin(S) ≥ X: every transaction that
- *   holds a revision ≤ s got its xid before X (next_revision() takes the xid
- *   first), and no xid below X is still in progress, so each of them has
- *   committed (and is visible in S) or aborted. Note that the xip list alone
- *   would not do: a running transaction whose xid is ≥ xmax(S) is not listed.
- *   $1/$2: the fresh observation; $3/$4: an older pending one (or nulls);
- *   $5: what was settled before.
- * - pruned_through, to detect a gap (HistoryGoneError);
- * - the changes in ((cursorRev, cursorKey), W], in revision order.
- * $6 cursor revision, $7 cursor key (or null: that revision is complete),
- * $8 LIKE patterns (any of them; backslash is LIKE's default escape), $9 limit.
- * A transaction that stays open with an xid (anywhere in the cluster) holds
- * xmin back and so delays delivery, never correctness.
+ * Watch, part 2, in a snapshot taken after part 1 (markSql) answered:
+ * pruned_through, to detect a gap (HistoryGoneError), and the changes in
+ * ((cursorRev, cursorKey), W], in revision order, where W ($1) is settled
+ * (every holder of a revision up to W had ended when part 1 looked, so
+ * this snapshot sees all of them that committed).
+ * $2 cursor revision, $3 cursor key (or null: that revision is complete),
+ * $4 LIKE patterns (any of them; backslash is LIKE's default escape), $5 limit.
  */
 export function watchSql(n: Names): string {
-  return `WITH s AS MATERIALIZED (
-  SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin, (SELECT pruned_through FROM ${n.meta} WHERE id = 1) AS pruned
-),
-w AS MATERIALIZED (
-  SELECT s.xmin, s.pruned,
-    CASE WHEN s.xmin >= $2::text::xid8 THEN GREATEST($5::bigint, $1::bigint)
-         WHEN $4::text IS NOT NULL AND s.xmin >= $4::text::xid8 THEN GREATEST($5::bigint, $3::bigint)
-         ELSE $5::bigint END AS w
-  FROM s
-)
-SELECT w.w, w.xmin::text AS xmin, w.pruned, c.key, c.revision, c.deleted, c.value, c.created_revision, c.updated_at, c.expires_at, c.writer
-FROM w LEFT JOIN LATERAL (
+  return `WITH m AS MATERIALIZED (SELECT pruned_through AS pruned FROM ${n.meta} WHERE id = 1)
+SELECT m.pruned, c.key, c.revision, c.deleted, c.value, c.created_revision, c.updated_at, c.expires_at, c.writer
+FROM m LEFT JOIN LATERAL (
   SELECT * FROM ${n.changes} c
-  WHERE (c.revision > $6::bigint OR (c.revision = $6::bigint AND $7::text IS NOT NULL AND c.key > $7::text))
-    AND c.revision <= w.w
-    AND c.key LIKE ANY ($8::text[])
-  ORDER BY c.revision, c.key LIMIT $9::integer
+  WHERE (c.revision > $2::bigint OR (c.revision = $2::bigint AND $3::text IS NOT NULL AND c.key > $3::text))
+    AND c.revision <= $1::bigint
+    AND c.key LIKE ANY ($4::text[])
+  ORDER BY c.revision, c.key LIMIT $5::integer
 ) c ON true`;
 }
 
@@ -410,13 +462,14 @@ export function likePattern(text: string, prefix: boolean): string {
  * subquery names `t` so it runs, and draws, once per conflicting row); `log`
  * appends every write with its writer token.
  * Parameters (arrays, one element per write): $1 key, $2 value (null for a
- * delete), $3 ttl ms, $4 writer, $5 kind (CondKind), $6 ifRevision, $7 ifValue
- * bytes, $8 is-delete. One result row per write: the written revision (null:
+ * delete), $3 ttl ms, $4 writer, $5 kind (CondKind), $6 ifRevision (and the
+ * live revision of 'liverev'), $7 ifValue bytes, $8 is-delete. One result row per write: the written revision (null:
  * not written), the current revision on conflict, found (a row existed) and ok.
  */
 export function batchWriteSql(n: Names, json: boolean): string {
   const anyCond = (x: string) => `(CASE v.kind WHEN 'none' THEN true WHEN 'absent' THEN ${cond('absent', x, 'n.ms', json, '')}
-    WHEN 'rev' THEN ${cond('rev', x, 'n.ms', json, 'v.rev')} ELSE ${cond('value', x, 'n.ms', json, 'v.cmp')} END)`;
+    WHEN 'rev' THEN ${cond('rev', x, 'n.ms', json, 'v.rev')} WHEN 'liverev' THEN ${cond('liverev', x, 'n.ms', json, 'v.rev')}
+    ELSE ${cond('value', x, 'n.ms', json, 'v.cmp')} END)`;
   const insert = (kind: 'none' | 'absent') => `INSERT INTO ${n.kv} AS t (key, revision, created_revision, value, deleted, updated_at, expires_at, writer)
   SELECT q.key, q.rev, q.rev, q.value, false, q.ms, q.ms + q.ttl, q.writer FROM (
     SELECT v.key, v.value, v.ttl, v.writer, n.ms, ${n.next}() AS rev FROM v, n

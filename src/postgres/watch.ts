@@ -4,37 +4,67 @@ import { likePattern } from './sql.js';
 
 type Row = QueryResultRow & { [column: string]: unknown };
 
-/** An observation of watch_mark(): the last revision handed out, then a fresh xid. */
+/**
+ * A mark: the last revision handed out (s), then the transactions that may
+ * still commit a revision of this store (see holdersOf in sql.ts).
+ * `holders` null: not looked up (s was settled already).
+ */
 export interface Mark {
   s: number;
-  x: string;
+  holders: string[] | null;
 }
 
-/** A watch "from now": mark taken in snapshot `snap`; `low` was settled before it. */
-export interface WatchStart extends Mark {
+/** The shared part of a watch "from now"'s start: snapshot S0, then a mark, and the server clock. */
+export interface StartMark {
   snap: string;
+  s: number;
+  holders: string[];
+  /** Server clock (ms) read during the start statement. */
+  serverMs: number;
+  /** performance.now() when its answer arrived. */
+  receivedAt: number;
+  /** A revision settled before S0. */
   low: number;
+}
+
+/** One watcher's start: the shared mark plus its own bounds. */
+export interface WatchStart extends StartMark {
+  /** A revision the store had seen before watch() was called. */
+  known: number;
+  /** Server ms at or before the moment watch() was called. */
+  since: number;
+  ready: boolean;
 }
 
 /** What the hub needs from its store (PostgresStore implements it). */
 export interface WatchSource {
   readonly pollMs: number;
-  /** A revision below which every transaction is known to have finished; only grows. */
+  /** A revision up to which every revision is settled; only grows. */
   settledHorizon: number;
   readonly isClosed: boolean;
-  watchQuery(params: WatchQueryParams): Promise<{ mark: Mark; rows: Row[] }>;
-  watchStart(): Promise<WatchStart>;
+  watchMark(settled: number): Promise<Mark>;
+  watchQuery(params: WatchQueryParams): Promise<Row[]>;
+  watchStart(): Promise<StartMark>;
   watchStartRows(start: WatchStart, patterns: string[]): Promise<Row[]>;
   decodeChange(row: Row): WatchEvent;
 }
 
 export interface WatchQueryParams {
-  pending: Mark | undefined;
   settled: number;
   from: Cursor;
   patterns: string[];
   limit: number;
 }
+
+/**
+ * How far before the moment watch() was called a "from now" start reaches
+ * back, beyond the measured round trip: the server clock's rounding to ms
+ * and a step of the server's clock by up to this much between watch() and
+ * its start statement (a few ms) cannot make it miss a write. The price: a
+ * write by another process that began up to this long (plus the start's
+ * round trip) before watch() was called may be delivered too.
+ */
+export const START_CLOCK_MARGIN_MS = 250;
 
 /** Everything up to (rev, key) was delivered; key null: all of rev. */
 interface Cursor {
@@ -47,7 +77,7 @@ function after(rev: number, key: string, c: Cursor): boolean {
   return rev > c.rev || (rev === c.rev && c.key !== null && key > c.key);
 }
 
-function before(a: Cursor, b: Cursor): boolean {
+function precedes(a: Cursor, b: Cursor): boolean {
   if (a.rev !== b.rev) return a.rev < b.rev;
   if (a.key === b.key) return false;
   return a.key !== null && (b.key === null || a.key < b.key);
@@ -60,7 +90,12 @@ class Subscriber {
   readonly matches: (key: string) => boolean;
   readonly pattern: string;
 
-  constructor(options: WatchOptions, readonly queue: AsyncQueue<WatchEvent>) {
+  /**
+   * `startedAt` (performance.now()) and `known` (a revision the store had
+   * seen) are taken when watch() is called: a "from now" start reaches back
+   * to them, however late its start statement runs.
+   */
+  constructor(options: WatchOptions, readonly queue: AsyncQueue<WatchEvent>, readonly startedAt: number, readonly known: number) {
     this.matches = keyFilter(options);
     this.pattern = options.key !== undefined ? likePattern(options.key, false) : likePattern(options.prefix ?? '', true);
     if (options.fromRevision !== undefined) this.cursor = { rev: options.fromRevision, key: null };
@@ -71,24 +106,31 @@ class Subscriber {
  * Every watch() of one store, served by one poller: per poll one mark and one
  * query of the change log for all watchers' keys, fanned out in process.
  * It delivers, in revision order, the changes up to W — the highest revision
- * below which no transaction can still commit (see watchSql for the proof).
- * That makes it exactly-once and gap-free even when transactions commit out
- * of revision order (revision 7 committing after revision 8 is held back
- * until 7 is settled). Ordering by revision implies per-key order. Each
+ * up to which every transaction that drew a revision has ended (see markSql:
+ * a mark (s, holders) is settled once none of its holders holds the store's
+ * revision sequence any more). That makes it exactly-once and gap-free even
+ * when transactions commit out of revision order (revision 7 committing after
+ * revision 8 is held back until 7 is settled), and only transactions that
+ * drew a revision of this store can hold it back — not an idle transaction
+ * elsewhere on the cluster. Ordering by revision implies per-key order. Each
  * watcher keeps its own cursor: one that starts behind the others is caught
  * up by the same query (the others skip what they already have). Transient
  * errors (restart) are ridden out: cursors are kept and polling resumes.
  */
 export class WatchHub {
   private static readonly BATCH = 500;
+  /** Marks kept waiting to settle at most (the oldest and the newest are kept). */
+  private static readonly MAX_PENDING = 4;
   private readonly subs = new Set<Subscriber>();
   private running = false;
   private dirty = false;
   /** A wake-up for a watched key: worth polling again soon while revisions are unsettled. */
   private eager = false;
+  /** The quick re-poll delay while something waits to settle; grows while nothing settles. */
+  private quickMs = QUICK_MIN_MS;
   private waiter: (() => void) | undefined;
   private settled = 0;
-  private pending: Mark | undefined;
+  private pending: Array<{ s: number; holders: string[] }> = [];
 
   constructor(private readonly source: WatchSource, private readonly onIdle: () => void) {}
 
@@ -96,8 +138,8 @@ export class WatchHub {
     return this.subs.size;
   }
 
-  add(options: WatchOptions, queue: AsyncQueue<WatchEvent>): void {
-    const sub = new Subscriber(options, queue);
+  add(options: WatchOptions, queue: AsyncQueue<WatchEvent>, startedAt: number, known: number): void {
+    const sub = new Subscriber(options, queue, startedAt, known);
     this.subs.add(sub);
     queue.onClose(() => this.remove(sub));
     this.wake();
@@ -117,6 +159,7 @@ export class WatchHub {
   wake(): void {
     this.dirty = true;
     this.eager = true;
+    this.quickMs = QUICK_MIN_MS;
     const w = this.waiter;
     this.waiter = undefined;
     w?.();
@@ -163,8 +206,15 @@ export class WatchHub {
         backoff = 100;
         if (more) continue;
         const starting = [...this.subs].some((s) => s.cursor === undefined);
-        // Revisions handed out but not yet settled: look again soon if a watched key may be among them.
-        await this.sleep(starting || (this.pending && this.eager) ? 10 : this.source.pollMs);
+        // Revisions handed out but not yet settled: look again soon if a watched key may be among them
+        // (sooner at first; a transaction that stays open is looked at less and less often).
+        if (starting || (this.pending.length > 0 && this.eager)) {
+          const ms = this.quickMs;
+          this.quickMs = Math.min(this.quickMs * 2, this.source.pollMs);
+          await this.sleep(ms);
+        } else {
+          await this.sleep(this.source.pollMs);
+        }
       } catch (err) {
         if (BackendError.is(err) && err.transient) {
           await new Promise((r) => setTimeout(r, backoff));
@@ -186,65 +236,93 @@ export class WatchHub {
   private async poll(): Promise<boolean> {
     this.dirty = false;
     this.settled = Math.max(this.settled, this.source.settledHorizon);
-    for (const sub of this.subs) if (sub.cursor === undefined && sub.start === undefined) sub.start = await this.source.watchStart();
-    const ready = [...this.subs].filter((s) => s.cursor !== undefined);
-    let from: Cursor | undefined;
-    for (const sub of ready) if (!from || before(sub.cursor as Cursor, from)) from = sub.cursor;
-    const patterns = [...new Set(ready.map((s) => s.pattern))];
-    const p = this.pending;
-    const { mark, rows } = await this.source.watchQuery({
-      pending: p, settled: this.settled, from: from ?? { rev: this.settled, key: null }, patterns, limit: WatchHub.BATCH,
-    });
-    const head = rows[0];
-    if (!head) throw new BackendError('watch query returned no row', { transient: true });
-    const pruned = Number(head.pruned);
-    const w = Number(head.w);
-    const xmin = BigInt(head.xmin as string);
-    for (const sub of ready) {
-      const c = sub.cursor as Cursor;
-      if (pruned > c.rev || (pruned === c.rev && c.key !== null)) this.fail(sub, new HistoryGoneError(c.rev, pruned + 1));
-    }
-    const changes = rows.filter((r) => r.key !== null && r.key !== undefined);
-    for (const row of changes) {
-      const key = row.key as string;
-      const rev = Number(row.revision);
-      for (const sub of ready) {
-        const c = sub.cursor as Cursor;
-        if (!sub.queue.closed && this.subs.has(sub) && sub.matches(key) && after(rev, key, c)) {
-          sub.queue.push(this.source.decodeChange(row));
-          sub.cursor = { rev, key };
-        }
+    // 1. "From now" watchers without a start: one start statement for all of them.
+    const fresh = [...this.subs].filter((s) => s.cursor === undefined && s.start === undefined);
+    if (fresh.length > 0) {
+      const base = await this.source.watchStart();
+      for (const sub of fresh) {
+        // The server's clock when watch() was called, at the latest: the answer's server time
+        // minus the whole time since the call (the server read its clock before answering).
+        const since = Math.floor(base.serverMs - (base.receivedAt - sub.startedAt)) - START_CLOCK_MARGIN_MS;
+        sub.start = { ...base, known: Math.min(sub.known, base.s), since, ready: false };
       }
     }
-    const full = changes.length === WatchHub.BATCH;
-    const last = changes[changes.length - 1];
-    const reached: Cursor = full && last ? { rev: Number(last.revision), key: last.key as string } : { rev: w, key: null };
-    for (const sub of ready) if (before(sub.cursor as Cursor, reached)) sub.cursor = reached;
-    await this.startWatchers(xmin);
-    // Mirror the SQL's decision to keep the oldest unsettled observation.
+    // 2. A mark: which earlier marks (and starts) have settled.
+    const mark = await this.source.watchMark(this.settled);
+    const now = mark.holders === null ? undefined : new Set(mark.holders);
+    const gone = (holders: string[]) => now !== undefined && holders.every((h) => !now.has(h));
+    let w = this.settled;
+    for (const p of this.pending) if (gone(p.holders)) w = Math.max(w, p.s);
+    if (mark.s > w && mark.holders !== null) {
+      if (mark.holders.length === 0) w = mark.s;
+      else this.pending.push({ s: mark.s, holders: mark.holders });
+    }
+    const before = this.pending.length;
+    this.pending = this.pending.filter((p) => p.s > w && !gone(p.holders));
+    if (this.pending.length > WatchHub.MAX_PENDING) this.pending.splice(1, this.pending.length - WatchHub.MAX_PENDING);
+    if (w > this.settled || this.pending.length < before) this.quickMs = QUICK_MIN_MS;
     this.settled = w;
-    const confirmed = xmin >= BigInt(mark.x) ? mark.s : p && xmin >= BigInt(p.x) ? p.s : undefined;
-    if (confirmed !== undefined) this.source.settledHorizon = Math.max(this.source.settledHorizon, confirmed);
-    if (xmin >= BigInt(mark.x)) this.pending = undefined;
-    else if (!p || xmin >= BigInt(p.x)) this.pending = mark.s > w ? mark : undefined;
-    if (!this.pending) this.eager = false;
+    this.source.settledHorizon = Math.max(this.source.settledHorizon, w);
+    for (const sub of this.subs) {
+      const start = sub.start;
+      if (start && !start.ready && (start.s <= w || gone(start.holders))) start.ready = true;
+    }
+    // 3. The changes up to W, for every watcher that has a cursor (a new snapshot, after the mark).
+    const ready = [...this.subs].filter((s) => s.cursor !== undefined);
+    let full = false;
+    if (ready.length > 0) {
+      let from: Cursor | undefined;
+      for (const sub of ready) if (!from || precedes(sub.cursor as Cursor, from)) from = sub.cursor;
+      const patterns = [...new Set(ready.map((s) => s.pattern))];
+      const rows = await this.source.watchQuery({ settled: w, from: from as Cursor, patterns, limit: WatchHub.BATCH });
+      const head = rows[0];
+      if (!head) throw new BackendError('watch query returned no row', { transient: true });
+      const pruned = Number(head.pruned);
+      for (const sub of ready) {
+        const c = sub.cursor as Cursor;
+        if (pruned > c.rev || (pruned === c.rev && c.key !== null)) this.fail(sub, new HistoryGoneError(c.rev, pruned + 1));
+      }
+      const changes = rows.filter((r) => r.key !== null && r.key !== undefined);
+      for (const row of changes) {
+        const key = row.key as string;
+        const rev = Number(row.revision);
+        for (const sub of ready) {
+          const c = sub.cursor as Cursor;
+          if (!sub.queue.closed && this.subs.has(sub) && sub.matches(key) && after(rev, key, c)) {
+            sub.queue.push(this.source.decodeChange(row));
+            sub.cursor = { rev, key };
+          }
+        }
+      }
+      full = changes.length === WatchHub.BATCH;
+      const last = changes[changes.length - 1];
+      const reached: Cursor = full && last ? { rev: Number(last.revision), key: last.key as string } : { rev: w, key: null };
+      for (const sub of ready) if (precedes(sub.cursor as Cursor, reached)) sub.cursor = reached;
+    }
+    // 4. Starts whose mark has settled (a new snapshot, after the mark that showed it).
+    await this.startWatchers();
+    if (this.pending.length === 0) this.eager = false;
     return full;
   }
 
   /**
    * "From now" watchers whose start mark is settled (every holder of a
-   * revision at or below it has finished): deliver what the start snapshot
-   * did not see, then continue from the mark like any other watcher.
+   * revision at or below it has ended): deliver what the start owes (see
+   * startRowsSql), then continue from the mark like any other watcher.
    */
-  private async startWatchers(xmin: bigint): Promise<void> {
+  private async startWatchers(): Promise<void> {
     for (const sub of [...this.subs]) {
       const start = sub.start;
-      if (sub.cursor !== undefined || !start || xmin < BigInt(start.x)) continue;
-      const late = await this.source.watchStartRows(start, [sub.pattern]);
-      for (const row of late) if (sub.matches(row.key as string)) sub.queue.push(this.source.decodeChange(row));
+      if (sub.cursor !== undefined || !start || !start.ready) continue;
+      const rows = await this.source.watchStartRows(start, [sub.pattern]);
+      if (!this.subs.has(sub)) continue;
+      for (const row of rows) if (sub.matches(row.key as string)) sub.queue.push(this.source.decodeChange(row));
       sub.cursor = { rev: start.s, key: null };
       sub.start = undefined;
-      this.source.settledHorizon = Math.max(this.source.settledHorizon, start.s);
+      this.dirty = true; // catch it up above its mark at once
     }
   }
 }
+
+/** The first quick re-poll delay while revisions wait to settle. */
+const QUICK_MIN_MS = 10;
