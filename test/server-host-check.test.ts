@@ -9,6 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { createServer } from '../src/server/index.js';
 import { hostGuard, isLoopbackHost } from '../src/server/host-check.js';
 import { ADMIN, startServer } from './server-helpers.js';
+import { serve, SPAWNS } from './support/revkit-process.js';
 
 function send(url: string, method: string, path: string, host: string | undefined, body?: string): Promise<{ status: number; type: string | undefined; text: string }> {
   const { hostname, port } = new URL(url);
@@ -59,6 +60,24 @@ describe('Host check (DNS rebinding)', () => {
       await server.close();
     }
   });
+
+  it('revkit serve --allowed-host / REVKIT_ALLOWED_HOSTS add names; a malformed one is refused at start (exit 2)', async () => {
+    for (const [args, env] of [[['--allowed-host', 'revkit.internal,kv.example.com']], [[], { REVKIT_ALLOWED_HOSTS: 'kv.example.com, revkit.internal' }]] as Array<[string[], Record<string, string>?]>) {
+      const run = await serve(['--store', 'memory:', '--port', '0', '--admin-token', ADMIN, ...args], env);
+      expect(run.started, run.started ? '' : run.stderr).toBe(true);
+      if (!run.started) continue;
+      try {
+        expect((await send(run.url, 'GET', '/v1/kv/absent', 'revkit.internal')).status).toBe(404);
+        expect((await send(run.url, 'GET', '/v1/kv/absent', 'kv.example.com:443')).status).toBe(404);
+        expect((await send(run.url, 'GET', '/v1/kv/absent', 'evil.example')).status).toBe(421);
+      } finally {
+        await run.stop();
+      }
+    }
+    const bad = await serve(['--store', 'memory:', '--port', '0', '--allowed-host', 'http://evil.example/']);
+    expect(bad.started).toBe(false);
+    if (!bad.started) expect({ code: bad.code, said: /--allowed-host/.test(bad.stderr) }).toEqual({ code: 2, said: true });
+  }, SPAWNS);
 
   it('the rule itself: which names count as loopback, and a non-loopback bind without allowed hosts checks nothing', () => {
     for (const h of ['localhost', 'a.b.localhost', '127.0.0.1', '127.5.6.7', '::1', '[::1]', '::ffff:127.0.0.1']) expect({ h, loop: isLoopbackHost(h) }).toEqual({ h, loop: true });

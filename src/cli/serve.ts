@@ -22,6 +22,7 @@ interface ServeOptions {
   auth: boolean;
   maxValueBytes?: number;
   maxBodyBytes?: number;
+  allowedHost?: string[];
 }
 
 /** `revkit serve`: the HTTP server (docs/semantics.md, "HTTP server"). */
@@ -39,6 +40,7 @@ export function registerServe(program: Command): void {
     .addOption(new Option('--no-auth', `run without authentication (only allowed on a loopback address)${BOOLEAN_HELP}`).env('REVKIT_NO_AUTH'))
     .addOption(new Option('--max-value-bytes <n>', 'largest value').env('REVKIT_MAX_VALUE_BYTES').argParser(parsePositive))
     .addOption(new Option('--max-body-bytes <n>', 'largest request body').env('REVKIT_MAX_BODY_BYTES').argParser(parsePositive))
+    .addOption(new Option('--allowed-host <name>', 'a Host name (no port) to answer besides loopback names; repeat or separate with commas. Any other Host gets 421 (DNS rebinding guard)').env('REVKIT_ALLOWED_HOSTS').argParser(parseHosts))
     .action(async (opts: ServeOptions, cmd: Command) => {
       // The main program may declare --store globally and take it first.
       const store = opts.store || (cmd.optsWithGlobals() as { store?: string }).store || DEFAULT_STORE_URL;
@@ -53,6 +55,15 @@ export function registerServe(program: Command): void {
       }
       await serve({ ...opts, store, requirePreconditions, auth });
     });
+}
+
+/** Host names as a Host header carries them: letters, digits, dots, dashes; or an IPv6 literal. */
+function parseHosts(value: string, previous: string[] = []): string[] {
+  const hosts = value.split(',').map((h) => h.trim()).filter((h) => h !== '');
+  for (const h of hosts) {
+    if (!/^(?:[A-Za-z0-9-]+\.)*[A-Za-z0-9-]+\.?$|^\[?[0-9A-Fa-f:.]+\]?$/.test(h)) fail(`--allowed-host: ${JSON.stringify(h)} is not a host name (give the name without scheme, port or path)`, 2);
+  }
+  return [...previous, ...hosts];
 }
 
 const BOOLEANS = new Map([['true', true], ['1', true], ['yes', true], ['false', false], ['0', false], ['no', false]]);
@@ -142,6 +153,7 @@ async function serve(opts: ServeOptions & { store: string }): Promise<void> {
     ...(adminToken !== undefined && !authOff ? { adminToken } : {}),
     requirePreconditions,
     limits: { maxValueBytes, maxBodyBytes },
+    ...(opts.allowedHost !== undefined ? { allowedHosts: opts.allowedHost } : {}),
   });
   let url: string;
   try {
