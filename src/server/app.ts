@@ -242,6 +242,7 @@ export async function createServer(options: CreateServerOptions): Promise<Revkit
     const { problem: p, headers, internal } = toProblem(err, { conflictStatus: req.routeOptions.config?.conflictStatus ?? 412 });
     if (internal) onInternalError(err, { method: req.method, url: req.url });
     if (p.code === 'ERR_CONFLICT') metrics.conflicts.inc();
+    if ((err as { code?: unknown }).code === 'FST_ERR_CTP_BODY_TOO_LARGE') refuseBody(req, reply, p, limits.maxBodyBytes);
     return sendProblem(reply, p, headers);
   });
 
@@ -799,6 +800,49 @@ function sendJson(reply: FastifyReply, status: number, body: unknown): FastifyRe
 function sendProblem(reply: FastifyReply, p: Problem, headers: Record<string, string>): FastifyReply {
   for (const [k, v] of Object.entries(headers)) reply.header(k, v);
   return reply.code(p.status).type(PROBLEM_TYPE).send(JSON.stringify(p));
+}
+
+/** What a connection may still send of a body refused for its size (read and dropped) before it is closed. */
+const REFUSED_BODY_DRAIN = { bytes: 64 * 1024 * 1024, ms: 10_000 };
+
+/**
+ * A body over the limit: the 413 names the limit (and the announced size),
+ * and the rest of the body is read and dropped, up to REFUSED_BODY_DRAIN.
+ * Closing at once (fastify's way) closes a socket with unread data, which the
+ * kernel answers with a reset: a client still sending gets EPIPE and may never
+ * read the 413. The connection stays open for the next request, or — when the
+ * client asked to close it — is closed in stages (RFC 9112 §9.6): the write
+ * side once the 413 is out, the rest once the client has stopped sending.
+ */
+function refuseBody(req: FastifyRequest, reply: FastifyReply, p: Problem, limit: number): void {
+  p.limit = limit;
+  const announced = Number(req.headers['content-length']);
+  if (Number.isSafeInteger(announced) && announced > limit) p.size = announced;
+  const raw = req.raw;
+  const socket = raw.socket;
+  if (raw.complete || raw.destroyed || !socket) return;
+  if (reply.raw.shouldKeepAlive) reply.removeHeader('connection');
+  else {
+    // node ends the write side when the answer is out, then destroys the socket once that is done:
+    // not while the body is still coming, but once it has all been read or the client hung up.
+    reply.raw.once('finish', () => {
+      if (raw.complete) return;
+      socket.removeListener('finish', socket.destroy);
+      raw.once('end', () => socket.destroy());
+      socket.once('end', () => socket.destroy());
+    });
+  }
+  let dropped = 0;
+  const cut = () => socket.destroy();
+  const timer = setTimeout(cut, REFUSED_BODY_DRAIN.ms);
+  timer.unref();
+  raw.on('data', (chunk: Buffer) => {
+    dropped += chunk.length;
+    if (dropped > REFUSED_BODY_DRAIN.bytes) cut();
+  });
+  raw.once('end', () => clearTimeout(timer));
+  raw.once('close', () => clearTimeout(timer));
+  raw.resume();
 }
 
 /** Errors node's HTTP parser raises before fastify sees a request (malformed request line, huge headers, timeouts). */

@@ -70,7 +70,16 @@ export async function startHttpCutProxy(target: string): Promise<HttpCutProxy> {
     const headers: http.OutgoingHttpHeaders = {};
     for (const [k, v] of Object.entries(req.headers)) if (!HOP_BY_HOP.has(k) && v !== undefined) headers[k] = v;
     const up = http.request({ host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers, agent: false });
-    up.on('error', () => client.destroy());
+    let answered = false;
+    up.on('response', () => (answered = true));
+    up.on('error', () => {
+      // The server hung up before it answered: so does the proxy.
+      if (!answered) return void client.destroy();
+      // It answered before the body had arrived, then hung up: the answer is forwarded, and the rest
+      // of the body is read and dropped, as a well-behaved proxy does (closing now would reset the client).
+      req.unpipe(up);
+      req.resume();
+    });
     client.on('close', () => up.destroy());
     req.pipe(up);
     up.on('response', (upRes) => {
@@ -92,6 +101,12 @@ export async function startHttpCutProxy(target: string): Promise<HttpCutProxy> {
         case undefined: {
           res.writeHead(status, upRes.statusMessage, kept);
           upRes.pipe(res);
+          // Answered before the whole body arrived (a 413): the rest is read and dropped, not left to reset the client.
+          upRes.on('end', () => {
+            if (req.complete) return;
+            req.unpipe(up);
+            req.resume();
+          });
           return;
         }
         case 'before-response':
