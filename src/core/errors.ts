@@ -255,8 +255,9 @@ export interface StampDetails {
 /** A stamp from an epoch older than the producer's current one: its instance was replaced (a zombie). */
 export class FencedError extends RevkitError {
   static override readonly code = 'ERR_FENCED' as const;
-  readonly details: StampDetails & { currentEpoch?: number };
-  constructor(message: string, details: StampDetails & { currentEpoch?: number } = {}) {
+  /** `applied`: false when the stamp was never applied; 'unknown' when the dedup record no longer tells. */
+  readonly details: StampDetails & { currentEpoch?: number; applied?: false | 'unknown' };
+  constructor(message: string, details: StampDetails & { currentEpoch?: number; applied?: false | 'unknown' } = {}) {
     super('ERR_FENCED', message);
     this.details = details;
   }
