@@ -11,6 +11,7 @@ import { startPrivatePostgres, type PrivateServer } from './support/servers.js';
 
 let server: PrivateServer;
 let idle: pg.Client | undefined;
+let idleHere: pg.Client | undefined;
 const stores: PostgresStore[] = [];
 let counter = 0;
 
@@ -56,17 +57,26 @@ beforeAll(async () => {
   await idle.connect();
   await idle.query('BEGIN');
   await idle.query('SELECT txid_current()');
+  // And one in the store's own database that never touches the store.
+  idleHere = new pg.Client({ connectionString: server.url });
+  idleHere.on('error', () => undefined);
+  await idleHere.connect();
+  await idleHere.query('BEGIN');
+  await idleHere.query('CREATE TABLE unrelated (x int)');
+  await idleHere.query('INSERT INTO unrelated VALUES (1)');
 }, 120_000);
 
 afterAll(async () => {
   await Promise.all(stores.map((s) => s.close().catch(() => undefined)));
-  await idle?.query('ROLLBACK').catch(() => undefined);
-  await idle?.end().catch(() => undefined);
+  for (const c of [idle, idleHere]) {
+    await c?.query('ROLLBACK').catch(() => undefined);
+    await c?.end().catch(() => undefined);
+  }
   await server?.stop();
 }, 60_000);
 
-describe('postgres watch and an idle transaction in another database', () => {
-  it('a watch from a revision and a watch "from now" deliver, and headRevision() answers, while another database holds a transaction open', async () => {
+describe('postgres watch and idle transactions that never touch the store', () => {
+  it('a watch from a revision and a watch "from now" deliver, and headRevision() answers, while another database (and an unrelated session of this one) holds a transaction open', async () => {
     const s = await store(fresh());
     const base = await s.put('w/base', 0);
     const fromRev = collect(s, { prefix: 'w/', fromRevision: base.revision });

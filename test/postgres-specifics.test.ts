@@ -437,6 +437,47 @@ describe('postgres specifics', () => {
     }
   }, 120_000);
 
+  it('a watch "from now" whose start statement runs late (its store\'s connections are all busy) still delivers what another process wrote after watch() returned', async () => {
+    const prefix = freshPrefix('late');
+    // Two connections: the first one freed goes to the watch's LISTEN (asked for first), the second to its start.
+    const s = await store(prefix, { poolSize: 2, sweepIntervalMs: 0 });
+    const other = await store(prefix);
+    const before = await other.put('l/before', 0); // written and acknowledged before watch(): not delivered
+    await s.get('l/before'); // s has seen it
+    const pool = adminPool();
+    const locker = await pool.connect();
+    const controller = new AbortController();
+    const seen: string[] = [];
+    let watching: Promise<void> | undefined;
+    try {
+      await s.put('l/held', 0);
+      await s.put('l/held2', 0);
+      await locker.query('BEGIN');
+      await locker.query(`SELECT 1 FROM ${s.names.kv} WHERE key IN ('l/held', 'l/held2') FOR UPDATE`);
+      // Each takes one of s's connections until the lock is released.
+      const held = [s.put('l/held', 1), s.put('l/held2', 1, { ifRevision: (await s.get('l/held2'))!.revision })];
+      await until(async () => (await pool.query(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE $1`, [`%${s.names.kv}%`])).rows[0].n >= 2, () => 'the puts never blocked');
+      watching = (async () => {
+        for await (const ev of s.watch({ prefix: 'l/', signal: controller.signal })) seen.push(`${ev.key}@${ev.revision}`);
+      })();
+      // Written and committed while the watch cannot have run its start statement yet.
+      const after = await other.put('l/after', 1);
+      await locker.query('ROLLBACK');
+      const heldRevs = (await Promise.all(held)).map((e) => `${e.key}@${e.revision}`);
+      await until(() => seen.length >= 3, () => `saw ${JSON.stringify(seen)}`);
+      const rev = (x: string) => Number(x.split('@')[1]);
+      expect([...seen].sort()).toEqual([`l/after@${after.revision}`, ...heldRevs].sort());
+      expect(seen.map(rev)).toEqual(seen.map(rev).sort((a, b) => a - b)); // in revision order
+      expect(before.revision).toBeLessThan(after.revision);
+    } finally {
+      await locker.query('ROLLBACK').catch(() => undefined);
+      locker.release();
+      await pool.end();
+      controller.abort();
+      await watching;
+    }
+  });
+
   it('close() with writes in flight (held by a row lock of another session): every call settles — ClosedError, ambiguous where a write was sent', async () => {
     const prefix = freshPrefix('close');
     const s = await PostgresStore.fromUrl(PG_URL, { prefix, poolSize: 2, closeTimeoutMs: 200, sweepIntervalMs: 0 });

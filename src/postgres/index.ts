@@ -344,10 +344,13 @@ export class PostgresStore extends BaseStore implements WatchSource {
       if (write === true) call.mayCommit = true;
       const result = await fn(client, call);
       client.off('error', onError);
+      // Returned once: close() releases only a client still set here.
+      call.client = undefined;
       if (!call.abandoned) client.release();
       return result;
     } catch (err) {
       client.off('error', onError);
+      call.client = undefined;
       if (!call.abandoned) client.release(RevkitErrorLike(err) || connectionStillGood(err) ? undefined : (err as Error) ?? true);
       throw mapPgError(err, { writeSent: write !== false, what: call.what });
     }
