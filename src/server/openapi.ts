@@ -76,7 +76,7 @@ export const openApiDocument = {
       '**Errors** are `application/problem+json` (RFC 9457) with a stable `code`: the revkit codes (`ERR_CONFLICT` 412 for a failed If-Match / If-None-Match, 409 for a failed `/v1/txn` check, `ERR_VALIDATION` 422, `ERR_RETRY_EXHAUSTED` 409/503, `ERR_UNSUPPORTED` 501, ' +
         '`ERR_TOO_LARGE` 413, `ERR_INVALID_KEY` 400, `ERR_INVALID_ARGUMENT` 400, `ERR_BACKEND` 503, `ERR_OUTCOME_UNKNOWN` 503 (a write whose acknowledgement was lost and whose outcome cannot be established: it may or may not have committed), `ERR_HISTORY_GONE` 410, `ERR_CLOSED` 503) and the HTTP-level codes ' +
         '`ERR_BAD_REQUEST` 400 (malformed JSON, header or parameter), `ERR_UNAUTHORIZED` 401, `ERR_FORBIDDEN` 403, `ERR_NOT_FOUND` 404, `ERR_METHOD_NOT_ALLOWED` 405, ' +
-        '`ERR_REQUEST_TIMEOUT` 408, `ERR_PAYLOAD_TOO_LARGE` 413 (request body over the limit), `ERR_URI_TOO_LONG` 414, `ERR_UNSUPPORTED_MEDIA_TYPE` 415, ' +
+        '`ERR_REQUEST_TIMEOUT` 408, `ERR_PAYLOAD_TOO_LARGE` 413 (request body over the limit), `ERR_URI_TOO_LONG` 414, `ERR_UNSUPPORTED_MEDIA_TYPE` 415, `ERR_MISDIRECTED_REQUEST` 421 (a Host the server does not answer for: the DNS-rebinding guard), ' +
         '`ERR_PRECONDITION_REQUIRED` 428, `ERR_HEADERS_TOO_LARGE` 431, `ERR_UNAVAILABLE` 503, `ERR_INTERNAL` 500.',
       '',
       '**Authentication.** `Authorization: Bearer <token>`. Tokens come from `--admin-token` (admin on every key) and from a tokens file (`--tokens FILE`), a JSON array ' +
