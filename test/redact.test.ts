@@ -95,4 +95,10 @@ describe('library errors about a URL never quote its secrets, in the message or 
     await refused(PostgresStore.fromUrl('postgres://app:pg-pw-2@h1:5432,h2:5432/test'), 'pg-pw-2');
     await refused(NatsStore.fromUrl('nats://ops:nats-pw-2@h1:4222,h2:4222?token=nats-token-9'), 'nats-');
   });
+
+  it('HttpStore on a server URL it cannot parse', async () => {
+    const { HttpStore } = await import('../src/server/index.js');
+    await refused(HttpStore.fromUrl('http://[bad-host?token=http-token-7'), 'http-token-7');
+    await refused(Promise.resolve().then(() => new HttpStore({ url: 'http://u:http-pw-8@[bad', token: 't' })), 'http-pw-8');
+  });
 });

@@ -4,7 +4,7 @@ import {
   type AtomicOp, type Capabilities, type DeleteOptions, type Entry, type FailedCheck, type HistoryOptions, type ListOptions, type ListPage,
   type PutOptions, type StoredRecord, type Tombstone, type WatchEvent, type WatchOptions,
 } from '../core/index.js';
-import { redactUrl } from '../core/redact.js';
+import { redactUrl, withoutUrlInput } from '../core/redact.js';
 
 export interface HttpStoreOptions {
   /** Base URL of a revkit server, e.g. http://127.0.0.1:8787 (a path prefix is kept). */
@@ -63,7 +63,7 @@ export class HttpStore extends BaseStore {
     try {
       parsed = new URL(options.url);
     } catch (cause) {
-      throw new InvalidArgumentError(`malformed server URL ${JSON.stringify(options.url)}`, { cause });
+      throw new InvalidArgumentError(`malformed server URL ${JSON.stringify(redactUrl(options.url))}`, { cause: withoutUrlInput(cause) });
     }
     if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') throw new InvalidArgumentError(`a server URL must be http: or https:, got ${parsed.protocol}`);
     this.base = `${parsed.origin}${parsed.pathname.replace(/\/+$/, '')}`;
@@ -84,7 +84,7 @@ export class HttpStore extends BaseStore {
     try {
       parsed = new URL(url);
     } catch (cause) {
-      throw new InvalidArgumentError(`malformed server URL ${JSON.stringify(url)}`, { cause });
+      throw new InvalidArgumentError(`malformed server URL ${JSON.stringify(redactUrl(url))}`, { cause: withoutUrlInput(cause) });
     }
     const token = parsed.searchParams.get('token') ?? options.token;
     parsed.searchParams.delete('token');
