@@ -12,13 +12,24 @@
 //   postgres-batch-figures  PostgreSQL: group commit, one writer vs the raw loop, kine-shaped statements
 //   nats-figures (3)      NATS: 64 writers pipelined on one connection vs one round trip at a time
 // `npm run bench -- --core-only` runs bench/run.mjs alone.
+//
+// Everything goes to bench/out/ (ignored by git), or the folder `--out DIR` names:
+// results, chart and a BENCHMARKS.md-shaped report. `--publish` instead regenerates
+// the tracked BENCHMARKS.md and bench/results/ (bench/lib/out.mjs).
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { output, outputEnv, ROOT } from './lib/out.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const args = process.argv.slice(2).filter((a) => a !== '--core-only');
+const outAt = args.findIndex((a) => a === '--out' || a.startsWith('--out='));
+const out = output({
+  publish: args.includes('--publish'),
+  ...(outAt >= 0 ? { out: args[outAt].includes('=') ? args[outAt].slice('--out='.length) : args[outAt + 1] } : {}),
+});
+const env = { ...process.env, ...outputEnv(out) };
 const scripts = [['run.mjs', args]];
 if (!process.argv.includes('--core-only')) {
   for (const name of ['sqlite-group-figures.mjs', 'file-figures.mjs', 'exactly-once-figures.mjs', 'watchers-figures.mjs', 'idle-watch-figures.mjs', 'console-figures.mjs', 'server-figures.mjs', 'etcd-figures.mjs']) scripts.push([name, []]);
@@ -29,7 +40,7 @@ let failed = 0;
 const outputs = [];
 for (const [script, scriptArgs] of scripts) {
   console.log(`\n== bench: ${script}`);
-  const run = spawnSync(process.execPath, [join(here, script), ...scriptArgs], { stdio: ['ignore', 'pipe', 'inherit'], encoding: 'utf8', maxBuffer: 64 << 20 });
+  const run = spawnSync(process.execPath, [join(here, script), ...scriptArgs], { stdio: ['ignore', 'pipe', 'inherit'], encoding: 'utf8', maxBuffer: 64 << 20, env });
   process.stdout.write(run.stdout ?? '');
   if (run.status !== 0) {
     failed++;
@@ -38,15 +49,16 @@ for (const [script, scriptArgs] of scripts) {
   if (script !== 'run.mjs') outputs.push({ script: [script, ...scriptArgs].join(' '), status: run.status, text: (run.stdout ?? '').trimEnd() });
 }
 
-// A full run (not --quick, not a subset) also puts every feature script's figures in BENCHMARKS.md, below the core tables.
+// A full run (not --quick, not a subset) also puts every feature script's figures in its report
+// (bench/out/BENCHMARKS.md; the tracked BENCHMARKS.md with --publish), below the core tables.
 const partial = args.some((a) => /^--(quick|only|workloads)\b/.test(a));
-const report = join(here, '..', 'BENCHMARKS.md');
+const report = out.report;
 if (!partial && outputs.length > 0 && existsSync(report)) {
   const MARK = '<!-- feature figures: written by bench/all.mjs -->';
   const core = readFileSync(report, 'utf8').split(MARK)[0].trimEnd();
   const sections = outputs.map(({ script, status, text }) =>
     `### ${script}${status === 0 ? '' : ` (exited ${status})`}\n\nReproduce: \`npm run build && node bench/${script}\`\n\n\`\`\`text\n${text}\n\`\`\``);
   writeFileSync(report, `${core}\n\n${MARK}\n## Feature figures (same run, ${new Date().toISOString()})\n\nEach script compares its cells side by side within itself; its output as printed.\n\n${sections.join('\n\n')}\n`);
-  console.log('\nbench: wrote the feature figures into BENCHMARKS.md');
+  console.log(`\nbench: wrote the feature figures into ${relative(ROOT, report)}`);
 }
 process.exit(failed === 0 ? 0 : 1);

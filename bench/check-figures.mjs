@@ -4,7 +4,7 @@
 // application), the checker's time on the largest reference histories, and
 // `revkit check` on each backend available here.
 // Run: npm run build && node bench/check-figures.mjs [--runs 100] [--canaries lost-update,shared-result,double-apply] [--backends 1|0]
-// Writes what it prints to bench/results/check-figures.txt as well.
+// Writes what it prints to check-figures.txt in bench/out/ as well (bench/results/ with REVKIT_BENCH_PUBLISH=1; bench/lib/out.mjs).
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,6 +12,7 @@ import { runCheck } from '../dist/testing/check/run.js';
 import { canaryKinds, checkOperations, parseKvEdn, stringKvModel, parseJepsenEtcdLog, casRegisterModel } from '../dist/testing/index.js';
 import { flagArgs, median } from './lib/figures.mjs';
 import { machineInfo } from './lib/machine.mjs';
+import { output } from './lib/out.mjs';
 
 const flags = flagArgs();
 const runs = Number(flags.runs ?? 100);
@@ -78,4 +79,4 @@ for (const [name, url] of backends ? targets : []) {
   }
 }
 rmSync(dir, { recursive: true, force: true });
-writeFileSync(new URL('results/check-figures.txt', import.meta.url), `${out.join('\n')}\n`);
+writeFileSync(join(output().dir, 'check-figures.txt'), `${out.join('\n')}\n`);

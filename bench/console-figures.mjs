@@ -4,7 +4,7 @@
 // store (flat, and nested as 100 folders of 1,000 keys) beside a 10-key store
 // in the same run, in headless Chromium. Needs `npm run build` first.
 //   node bench/console-figures.mjs [--runs 7]
-// Writes bench/results/console-figures.json.
+// Writes console-figures.json in bench/out/ (bench/results/ with REVKIT_BENCH_PUBLISH=1; bench/lib/out.mjs).
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -13,6 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
 import { chromium } from 'playwright-core';
 import { open } from '../dist/index.js';
+import { output } from './lib/out.mjs';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const runs = Number(process.argv[process.argv.indexOf('--runs') + 1] || 7) || 7;
@@ -110,7 +111,7 @@ const firstRender = stores.map((s, i) => ({
   ratioToSmall: Number((median(times[i]) / base).toFixed(2)), fullPageRatioToSmall: Number((median(complete[i]) / median(complete[0])).toFixed(2)),
 }));
 const report = { when: new Date().toISOString(), bundle: { files: size, total }, firstRender, note: 'first render: navigation start to the first rows of the key list shown (medianMs), and to the whole first page of 50 rows (fullPageMedianMs), token already in session storage; medians of interleaved runs; absolute times are from a loaded 2-core machine' };
-writeFileSync(join(root, 'bench/results/console-figures.json'), `${JSON.stringify(report, null, 2)}\n`);
+writeFileSync(join(output().dir, 'console-figures.json'), `${JSON.stringify(report, null, 2)}\n`);
 console.log(`console bundle: ${total.bytes} bytes, ${total.gzipBytes} gzipped (${files.map((f) => `${f} ${size[f].bytes}/${size[f].gzipBytes}`).join(', ')})`);
 for (const f of firstRender) {
   console.log(`first render, ${f.store}: first rows ${f.medianMs} ms (median of ${f.runs}; min ${f.minMs}, max ${f.maxMs}), ${f.ratioToSmall}× the 10-key store; full page of 50 ${f.fullPageMedianMs} ms (${f.fullPageRatioToSmall}×, ${f.listRequests} list requests)`);

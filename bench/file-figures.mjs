@@ -5,7 +5,8 @@
 //   - the same workload hand-rolled with write-file-atomic + proper-lockfile (lock, read, change, write, unlock),
 //     with lost updates counted for both (acknowledged increments missing from the file).
 //
-//   npm run build && node bench/file-figures.mjs [--keys 1000,10000,100000] [--duration 3000] [--json bench/results/file-figures.json]
+//   npm run build && node bench/file-figures.mjs [--keys 1000,10000,100000] [--duration 3000] [--json PATH]
+//   (default: file-figures.json in bench/out/, or in bench/results/ with REVKIT_BENCH_PUBLISH=1 — bench/lib/out.mjs)
 //
 // write-file-atomic and proper-lockfile are not dependencies of revkit: install them where this script
 // can import them (npm install --no-save write-file-atomic proper-lockfile), or point
@@ -20,12 +21,13 @@ import { FileStore } from '../dist/file/index.js';
 import { flagArgs } from './lib/figures.mjs';
 import { fixed, int, ms, ratio, textTable } from './lib/format.mjs';
 import { machineInfo } from './lib/machine.mjs';
+import { output } from './lib/out.mjs';
 
 const args = flagArgs();
 const sizes = (args.keys ?? '1000,10000,100000').split(',').map(Number);
 const durationMs = Number(args.duration ?? 3000);
 const here = dirname(fileURLToPath(import.meta.url));
-const jsonPath = args.json ?? join(here, 'results', 'file-figures.json');
+const jsonPath = args.json ?? join(output().dir, 'file-figures.json');
 const PAD = 'x'.repeat(80);
 const valueOf = (n) => ({ n, pad: PAD }); // ~100 bytes as JSON
 

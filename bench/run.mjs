@@ -1,15 +1,18 @@
 // npm run bench — every workload of issue #7 against every backend available
-// here, in one run: prints a table per workload, writes machine-readable
-// results (bench/results/*.json), and for a complete run regenerates
-// BENCHMARKS.md and the hot-key chart (bench/results/hot-key.svg).
+// here, in one run: prints a table per workload, and writes machine-readable
+// results, the hot-key chart and a BENCHMARKS.md-shaped report to bench/out/
+// (ignored by git) or the folder --out names. Only --publish writes the
+// tracked copies: bench/results/latest.json, bench/results/hot-key.svg and
+// BENCHMARKS.md (see bench/lib/out.mjs).
 //
-//   npm run bench                              full run (≈ 5–10 min on 2 cores)
-//   npm run bench -- --quick                   short cells (≈ 1–2 min), writes bench/results/quick.json only
-//   npm run bench -- --only sqlite,memory      some backends (prefix match); partial results only
+//   npm run bench                              full run (≈ 5–10 min on 2 cores), into bench/out/
+//   npm run bench -- --publish                 full run, regenerating BENCHMARKS.md and bench/results/
+//   npm run bench -- --out DIR                 results into DIR instead of bench/out/
+//   npm run bench -- --quick                   short cells (≈ 1–2 min)
+//   npm run bench -- --only sqlite,memory      some backends (prefix match); partial results
 //   npm run bench -- --workloads a,b           some workloads: a b c d sweep
 //   npm run bench -- --duration 4000           ms per cell of (b) (c) (d); --round-ms, --rounds for (a)
-//   npm run bench -- --publish                 also regenerate BENCHMARKS.md from a partial/quick run
-//   node bench/run.mjs --from-json bench/results/latest.json   regenerate BENCHMARKS.md + chart only
+//   node bench/run.mjs --from-json bench/results/latest.json [--publish]   the report and chart again, from a run's results
 import { readdirSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { dirname, join } from 'node:path';
@@ -18,14 +21,14 @@ import { progress } from './lib/progress.mjs';
 import { POLICIES, DEFAULT_ON } from './lib/policies.mjs';
 import { machineInfo } from './lib/machine.mjs';
 import { printTables, writeReport } from './lib/report.mjs';
+import { output } from './lib/out.mjs';
 import { singleWriter } from './workloads/single-writer.mjs';
 import { inProcess } from './workloads/in-process.mjs';
 import { multiProcess } from './workloads/multi-process.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const root = join(here, '..');
 
-const USAGE = 'usage: node bench/run.mjs [--quick] [--only a,b] [--workloads a,b,c,d,sweep] [--duration ms] [--sweep-ms ms] [--rounds n] [--round-ms ms] [--json path] [--publish] [--from-json path]';
+const USAGE = 'usage: node bench/run.mjs [--quick] [--only a,b] [--workloads a,b,c,d,sweep] [--duration ms] [--sweep-ms ms] [--rounds n] [--round-ms ms] [--json path] [--out DIR | --publish] [--from-json path]';
 
 function parseArgs(argv) {
   const flags = new Set(['quick', 'publish', 'help']);
@@ -50,11 +53,13 @@ if (args.help) {
   process.exit(0);
 }
 
+const out = output(args);
+
 if (args['from-json']) {
   const results = JSON.parse(readFileSync(args['from-json'], 'utf8'));
   console.log(printTables(results));
-  writeReport(results, root);
-  console.log(`\nwrote BENCHMARKS.md and bench/results/hot-key.svg from ${args['from-json']}`);
+  const written = writeReport(results, { ...out, json: args['from-json'] });
+  console.log(`\nwrote ${written.join(' and ')} from ${args['from-json']}`);
   process.exit(0);
 }
 
@@ -189,16 +194,14 @@ for (const target of selected) {
 bar.end();
 
 console.log(printTables(results));
-mkdirSync(join(here, 'results'), { recursive: true });
-const jsonPath = args.json ?? join(here, 'results', complete ? 'latest.json' : 'partial.json');
+// A partial run never takes the published latest.json's name.
+const jsonPath = args.json ?? join(out.dir, complete || !out.publish ? 'latest.json' : 'partial.json');
+mkdirSync(dirname(jsonPath), { recursive: true });
 writeFileSync(jsonPath, `${JSON.stringify(results, null, 1)}\n`);
 console.log(`\nresults: ${jsonPath}`);
-if (complete || args.publish) {
-  writeReport(results, root);
-  console.log('regenerated BENCHMARKS.md and bench/results/hot-key.svg');
-} else {
-  console.log('partial run: BENCHMARKS.md left as it is (add --publish to regenerate it from this run)');
-}
+const written = writeReport(results, { ...out, json: jsonPath });
+console.log(`wrote ${written.join(' and ')}`);
+if (!out.publish) console.log('BENCHMARKS.md and bench/results/ left as they are (add --publish to regenerate them from this run)');
 if (fatal) process.exitCode = 1;
 
 async function describe(target) {

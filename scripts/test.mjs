@@ -3,16 +3,32 @@
 // fault pass (tests that restart shared servers, one file at a time).
 // Prints one closing line `N passed, N failed, N skipped` and writes it to
 // .test-summary so CI can repeat it as its very last line.
+//
+// Then checks that the run left the checkout as it found it: `git status`
+// before and after are compared, and a path the tests wrote (a tracked file
+// changed, an untracked file .gitignore does not cover) is one more failure.
+// Uncommitted work that was there before the run does not count.
+// REVKIT_CHECKOUT_CHECK=0 skips the check (e.g. while editing during a run).
+// Likewise for the shared servers: a store under the default names (NATS
+// KV_revkit, PostgreSQL revkit_*, Redis rk:{revkit}:*) that appeared during
+// the run is a test that opened a store without naming its own and kept it.
 import { spawnSync } from 'node:child_process';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { changedDuring, checkoutStatus } from './checkout-status.mjs';
+import { defaultStores, leftBehind } from './server-leftovers.mjs';
 
 const passes = [
   { name: 'main', args: [] },
   { name: 'faults', args: ['--config', 'vitest.faults.config.ts'] },
 ];
+// Arguments go to vitest (e.g. a file filter); a filter may match no file of a pass.
 const extra = process.argv.slice(2);
+if (extra.length > 0) extra.unshift('--passWithNoTests');
 const totals = { passed: 0, failed: 0, skipped: 0 };
 let exitCode = 0;
+const checkCheckout = process.env.REVKIT_CHECKOUT_CHECK !== '0';
+const statusBefore = checkCheckout ? checkoutStatus() : null;
+const serversBefore = await defaultStores();
 
 for (const pass of passes) {
   const out = `.vitest-${pass.name}.json`;
@@ -36,6 +52,25 @@ for (const pass of passes) {
 // A file that failed to load has no failed tests but is a failure all the same.
 function filesThatFailedToRun(report) {
   return report.testResults.filter((f) => f.status === 'failed' && !f.assertionResults.some((a) => a.status === 'failed')).length;
+}
+
+const statusAfter = statusBefore ? checkoutStatus() : null;
+if (statusBefore && statusAfter) {
+  const changed = changedDuring(statusBefore, statusAfter);
+  if (changed.length > 0) {
+    console.error(`\nthe test run changed the checkout (git status lines that were not there before it):\n${changed.map((l) => `  ${l}`).join('\n')}\n` +
+      'tests write to temporary or ignored folders only (REVKIT_CHECKOUT_CHECK=0 skips this check)');
+    totals.failed += 1;
+    exitCode = 1;
+  }
+}
+
+const left = leftBehind(serversBefore, await defaultStores());
+if (left.length > 0) {
+  console.error(`\nthe test run left stores under the default names on the shared servers: ${left.join(', ')}\n` +
+    'a test opened a store without naming its own bucket / prefix, and did not drop it');
+  totals.failed += 1;
+  exitCode = 1;
 }
 
 if (exitCode !== 0 && totals.failed === 0) totals.failed = 1;

@@ -1,4 +1,11 @@
+import { connect } from '@nats-io/transport-node';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { Redis } from 'ioredis';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { dropPostgresStore } from '../src/postgres/index.js';
+import { dropRedisStore } from '../src/redis/index.js';
+import { uniqueName } from './helpers.js';
 import { cli, serve, SPAWNS, type ServeOutcome } from './support/revkit-process.js';
 
 // DESIGN §6: secrets in a URL never appear in a banner, log line or error message; they show as ****.
@@ -21,15 +28,39 @@ afterAll(() => upstream?.stop());
 
 describe('revkit serve: the start banner shows store URLs with their secrets as ****', { timeout: SPAWNS }, () => {
   // Stores that open with these URLs on the loopback servers (no auth there: the secret is only carried).
+  // Each names a store of this run's own (bucket, prefix), deleted afterwards: the shared servers keep
+  // nothing (opening nats://… without ?bucket= would create the default bucket's stream KV_revkit).
+  const name = uniqueName('srvredact').toLowerCase();
   const forms = (): Array<[string, string]> => [
-    [`redis://:redis-banner-pw-1@127.0.0.1:6379/0`, 'redis-banner-pw-1'],
-    [`redis://default:redis-banner-pw-2@127.0.0.1:6379/0`, 'redis-banner-pw-2'],
-    [`nats://127.0.0.1:4222?token=nats-banner-token-1`, 'nats-banner-token-1'],
-    [`nats://ops:nats-banner-pw-1@127.0.0.1:4222`, 'nats-banner-pw-1'],
-    [`postgres://${PG_USER}:pg-banner-pw-1@127.0.0.1:5432/test`, 'pg-banner-pw-1'],
-    [`postgresql://${PG_USER}@127.0.0.1:5432/test?password=pg-banner-pw-2`, 'pg-banner-pw-2'],
+    [`redis://:redis-banner-pw-1@127.0.0.1:6379/0?prefix=${name}`, 'redis-banner-pw-1'],
+    [`redis://default:redis-banner-pw-2@127.0.0.1:6379/0?prefix=${name}`, 'redis-banner-pw-2'],
+    [`nats://127.0.0.1:4222?token=nats-banner-token-1&bucket=${name}`, 'nats-banner-token-1'],
+    [`nats://ops:nats-banner-pw-1@127.0.0.1:4222?bucket=${name}`, 'nats-banner-pw-1'],
+    [`postgres://${PG_USER}:pg-banner-pw-1@127.0.0.1:5432/test?prefix=${name}_`, 'pg-banner-pw-1'],
+    [`postgresql://${PG_USER}@127.0.0.1:5432/test?password=pg-banner-pw-2&prefix=${name}_`, 'pg-banner-pw-2'],
     [`${upstream.url}?token=${UPSTREAM_TOKEN}`, UPSTREAM_TOKEN],
   ];
+
+  afterAll(async () => {
+    const nc = await connect({ servers: '127.0.0.1:4222' });
+    try {
+      await (await jetstreamManager(nc)).streams.delete(`KV_${name}`).catch(() => undefined);
+    } finally {
+      await nc.close();
+    }
+    const pool = new pg.Pool({ connectionString: `postgres://${PG_USER}@127.0.0.1:5432/test`, max: 1 });
+    try {
+      await dropPostgresStore(pool, { prefix: `${name}_` });
+    } finally {
+      await pool.end();
+    }
+    const redis = new Redis('redis://127.0.0.1:6379/0', { lazyConnect: true, maxRetriesPerRequest: 2 });
+    try {
+      await dropRedisStore(redis, { prefix: name });
+    } finally {
+      redis.disconnect();
+    }
+  });
 
   it('every form, and the server then works', async () => {
     for (const [url, secret] of forms()) {

@@ -2,7 +2,10 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
+import pg from 'pg';
+import { afterAll } from 'vitest';
 import { open } from '../src/open.js';
+import { dropPostgresStore } from '../src/postgres/index.js';
 import { createServer, HttpStore, type CreateServerOptions, type RevkitServer } from '../src/server/index.js';
 
 export const ADMIN = 'admin-token-0123456789abcdef';
@@ -18,12 +21,40 @@ const tmp = mkdtempSync(join(tmpdir(), 'revkit-server-'));
 const PG_URL = process.env.REVKIT_PG_URL ?? `postgres://${encodeURIComponent(process.env.PGUSER || process.env.USER || userInfo().username)}@127.0.0.1:5432/test`;
 const id = () => randomBytes(5).toString('hex');
 
-/** memory always; sqlite and postgres once their backends exist (they throw "not built yet" until then). */
+/** The PostgreSQL stores this test file made (their table prefixes), dropped after its last test. */
+const pgPrefixes = new Set<string>();
+
+async function dropPgStores(): Promise<void> {
+  if (pgPrefixes.size === 0) return;
+  // A store still open somewhere holds no lock between statements; a stuck one fails the drop instead of hanging it.
+  const client = new pg.Client({ connectionString: PG_URL, options: '-c lock_timeout=10000' });
+  client.on('error', () => undefined);
+  await client.connect();
+  try {
+    for (const prefix of pgPrefixes) await dropPostgresStore(client, { prefix });
+    pgPrefixes.clear();
+  } finally {
+    await client.end();
+  }
+}
+
+/**
+ * memory always; sqlite and postgres once their backends exist (they throw "not built yet" until then).
+ * Call it at the top of a test file: the PostgreSQL stores its URLs name are dropped after the file's last test.
+ */
 export async function storeTargets(): Promise<StoreTarget[]> {
+  afterAll(dropPgStores, 60_000);
   const targets: StoreTarget[] = [{ name: 'memory', url: () => 'memory:' }];
   const candidates: StoreTarget[] = [
     { name: 'sqlite', url: () => `sqlite:${join(tmp, `${id()}.db`)}` },
-    { name: 'postgres', url: () => `${PG_URL}?prefix=srv_${id()}_` },
+    {
+      name: 'postgres',
+      url: () => {
+        const prefix = `srv_${id()}_`;
+        pgPrefixes.add(prefix);
+        return `${PG_URL}?prefix=${prefix}`;
+      },
+    },
   ];
   for (const c of candidates) {
     try {

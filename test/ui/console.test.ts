@@ -1,6 +1,7 @@
 // End-to-end tests of the web console in headless Chromium against a real
 // `revkit serve` on SQLite (a child process). Every wait is on a condition in
-// the page or the store, never on time. Screenshots go to docs/console/.
+// the page or the store, never on time. Screenshots go to tmp/console/ (ignored);
+// REVKIT_UPDATE_DOCS=1 npx vitest run test/ui/console.test.ts replaces the README's in docs/console/.
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';

@@ -1,13 +1,24 @@
 // For the browser tests: a real `revkit serve` child process and a headless Chromium.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { createServer as createNetServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { chromium, type Browser, type Page } from 'playwright-core';
 
 const MAIN = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
 export const CHROMIUM = process.env.REVKIT_CHROMIUM ?? '/usr/bin/chromium';
-export const SCREENSHOTS = fileURLToPath(new URL('../../docs/console/', import.meta.url));
+/**
+ * Where the console tests put their screenshots: tmp/console/ (ignored by git)
+ * unless REVKIT_UPDATE_DOCS=1 asks for the README's copies in docs/console/ to be
+ * replaced. A test run leaves the checkout as it found it.
+ */
+export const SCREENSHOTS = screenshotDir(process.env.REVKIT_UPDATE_DOCS);
+
+export function screenshotDir(updateDocs: string | undefined): string {
+  const dir = fileURLToPath(new URL(updateDocs === '1' ? '../../docs/console/' : '../../tmp/console/', import.meta.url));
+  mkdirSync(dir, { recursive: true });
+  return dir;
+}
 
 export function launchBrowser(): Promise<Browser> {
   if (!existsSync(CHROMIUM)) throw new Error(`no Chromium at ${CHROMIUM} (Debian: apt-get install chromium; .ci/run installs it)`);
