@@ -15,7 +15,7 @@ import { dropPostgresStore } from '../src/postgres/index.js';
 import { parseJson as parseEditorJson } from '../ui/src/json.js';
 import type { RevkitServer } from '../src/server/index.js';
 import { tempDir, uniqueName } from './helpers.js';
-import { req, startServer } from './server-helpers.js';
+import { req, servedStore, startServer } from './server-helpers.js';
 
 const dir = tempDir('faithful');
 const PG_URL = process.env.REVKIT_PG_URL ?? `postgres://${process.env.PGUSER ?? 'root'}@127.0.0.1:5432/test`;
@@ -145,6 +145,8 @@ interface Target { name: string; create(): Promise<Store>; drop?(): Promise<void
 const pgPrefix = `rk_faithful_${uniqueName('p').toLowerCase()}_`;
 const targets: Target[] = [
   { name: 'memory', create: () => open('memory:') },
+  // HttpStore refuses before sending: atomic().set({ n: NaN }) was sent as {"n":null} and stored.
+  { name: 'http over memory', create: () => servedStore('memory:') },
   { name: 'sqlite', create: () => open(`sqlite:${join(dir, `${uniqueName('f')}.db`)}`) },
   {
     name: 'postgres',
@@ -324,5 +326,9 @@ describe('the CLI refuses such numbers in put and update values (exit 2, the pat
     expect(revkit(['update', 'count', '--incr', '12345678901234567891'])).toMatchObject({ code: 2, err: expect.stringContaining('12345678901234567891 would be used as 12345678901234567000') });
     expect(revkit(['get', 'k']).out).toBe('{"n":1,"z":0}');
     expect(revkit(['get', 'count']).out).toBe('1');
+    // A sum past 2^53 would round (x + 1 === x): refused, not stored rounded nor skipped as "no change".
+    expect(revkit(['put', 'big', '9007199254740991']).code).toBe(0);
+    expect(revkit(['update', 'big', '--incr'])).toMatchObject({ code: 2, err: expect.stringContaining('beyond the integers a JSON number holds exactly') });
+    expect(revkit(['get', 'big']).out).toBe('9007199254740991');
   });
 });

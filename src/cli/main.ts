@@ -2,7 +2,7 @@
 import { Command, CommanderError, Option } from 'commander';
 import { readFileSync, realpathSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
-import { RevkitError, SKIP, mergePatch, type PutOptions, type Store } from '../core/index.js';
+import { RevkitError, SKIP, ValidationError, mergePatch, type PutOptions, type Store } from '../core/index.js';
 import { open } from '../open.js';
 import { assertFaithfulText } from '../core/faithful.js';
 import { redactText, urlSecrets } from '../core/redact.js';
@@ -138,7 +138,12 @@ export function buildProgram(): Command {
         const by = opts.incr as number;
         mutate = (current) => {
           if (current !== undefined && typeof current !== 'number') throw new UsageError(`the value of ${key} is not a number`);
-          return ((current as number | undefined) ?? 0) + by;
+          const sum = ((current as number | undefined) ?? 0) + by;
+          // Past 2^53 a sum rounds (x + 1 === x): refuse rather than store, or skip, a number that is not the sum.
+          if (!Number.isFinite(sum) || (Number.isInteger(sum) && !Number.isSafeInteger(sum))) {
+            throw new ValidationError([{ message: `${String(current ?? 0)} + ${String(by)} is beyond the integers a JSON number holds exactly (±2^53)` }], key);
+          }
+          return sum;
         };
       }
       await withStore(cmd, async (s) => {

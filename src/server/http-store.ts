@@ -183,6 +183,8 @@ export class HttpStore extends BaseStore {
   }
 
   protected override async commitAtomic(ops: AtomicOp[]): Promise<{ revision: number }> {
+    // What JSON cannot carry (NaN, cycles, big integers' neighbours…) is refused here as put() refuses it, not sent as null.
+    for (const op of ops) if (op.type === 'set') jsonCodec.encode(op.value);
     const body = JSON.stringify({
       ops: ops.map((op) => (op.type === 'set' ? { op: 'set', key: op.key, value: op.value, ...(op.ttlMs !== undefined ? { ttlMs: op.ttlMs } : {}) } : { op: op.type, key: op.key, ...(op.type === 'check' ? { revision: op.revision } : {}) })),
     });
