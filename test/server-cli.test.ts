@@ -83,6 +83,72 @@ describe('revkit serve: start-up', () => {
     }
   });
 
+  it('npm start\'s banner names the console (/ui/) and where the admin token is; a browser at / is sent to the console', async () => {
+    // npm start is a build, then this command: its banner is this one's.
+    const pkg = JSON.parse(readFileSync(fileURLToPath(new URL('../package.json', import.meta.url)), 'utf8'));
+    expect(pkg.scripts.start).toMatch(/&& node dist\/cli\/main\.js serve$/);
+    const cwd = mkdtempSync(join(tmpdir(), 'revkit-cli-'));
+    const s = await serve(['--port', '0'], { REVKIT_STORE: '', REVKIT_PORT: '', REVKIT_ADMIN_TOKEN: '', REVKIT_TOKENS_FILE: '' }, cwd);
+    try {
+      const text = s.lines.join('\n');
+      expect(text).toContain(`admin token (kept in data/admin-token, readable only by you`);
+      expect(s.lines).toContain(`console: ${s.url}/ui/ (sign in with the admin token)`);
+      const page = await fetch(`${s.url}/ui/`);
+      expect(page.status).toBe(200);
+      expect(page.headers.get('content-type')).toMatch(/^text\/html/);
+      // The root: a redirect to the console for a browser, and the same for anyone else — not a bare 401.
+      for (const [method, accept] of [['GET', 'text/html'], ['HEAD', 'text/html'], ['GET', 'application/json'], ['GET', '*/*']] as const) {
+        const root = await fetch(`${s.url}/`, { method, redirect: 'manual', headers: { accept } });
+        expect(root.status, `${method} / (${accept})`).toBe(302);
+        expect(new URL(root.headers.get('location') as string, `${s.url}/`).href).toBe(`${s.url}/ui/`);
+      }
+      // Only GET and HEAD of exactly /: anything else is the API's as before.
+      expect((await fetch(`${s.url}/`, { method: 'POST', redirect: 'manual' })).status).toBe(401);
+      expect((await fetch(`${s.url}/v1`, { redirect: 'manual' })).status).toBe(401);
+      const followed = await fetch(`${s.url}/`);
+      expect(followed.url).toBe(`${s.url}/ui/`);
+      expect(followed.status).toBe(200);
+    } finally {
+      s.child.kill('SIGTERM');
+      expect(await s.exited).toBe(0);
+    }
+  });
+
+  it('the banner says where a given admin token came from, and what the console signs in with', async () => {
+    const given = await serve(['--store', 'memory:', '--port', '0'], { REVKIT_ADMIN_TOKEN: TOKEN, REVKIT_TOKENS_FILE: '' });
+    try {
+      expect(given.lines.join('\n')).toContain('authentication: bearer tokens (the admin token given in REVKIT_ADMIN_TOKEN)');
+      expect(given.lines.join('\n')).not.toContain(TOKEN);
+      expect(given.lines).toContain(`console: ${given.url}/ui/ (sign in with the admin token)`);
+    } finally {
+      given.child.kill('SIGTERM');
+      await given.exited;
+    }
+    const flag = await serve(['--store', 'memory:', '--port', '0', '--admin-token', TOKEN], { REVKIT_ADMIN_TOKEN: '', REVKIT_TOKENS_FILE: '' });
+    try {
+      expect(flag.lines.join('\n')).toContain('authentication: bearer tokens (the admin token given in --admin-token)');
+    } finally {
+      flag.child.kill('SIGTERM');
+      await flag.exited;
+    }
+    const file = join(mkdtempSync(join(tmpdir(), 'revkit-cli-')), 'tokens.json');
+    writeFileSync(file, JSON.stringify([{ name: 'ops', token: TOKEN, scopes: [{ prefix: '', access: 'admin' }] }]));
+    const tokens = await serve(['--store', 'memory:', '--port', '0', '--tokens', file], { REVKIT_ADMIN_TOKEN: '', REVKIT_TOKENS_FILE: '' });
+    try {
+      expect(tokens.lines).toContain(`console: ${tokens.url}/ui/ (sign in with a token from ${file})`);
+    } finally {
+      tokens.child.kill('SIGTERM');
+      await tokens.exited;
+    }
+    const noAuth = await serve(['--store', 'memory:', '--port', '0', '--no-auth'], { REVKIT_ADMIN_TOKEN: '', REVKIT_TOKENS_FILE: '' });
+    try {
+      expect(noAuth.lines).toContain(`console: ${noAuth.url}/ui/`);
+    } finally {
+      noAuth.child.kill('SIGTERM');
+      await noAuth.exited;
+    }
+  });
+
   it('npm start twice in a row works the same: the generated admin token is kept in the data folder (0600) and the printed curl works again', async () => {
     const cwd = mkdtempSync(join(tmpdir(), 'revkit-cli-'));
     const starts: Array<{ token: string | undefined; lines: string[]; curl: string }> = [];

@@ -23,6 +23,8 @@ interface ServeOptions {
   maxValueBytes?: number;
   maxBodyBytes?: number;
   allowedHost?: string[];
+  /** Where --admin-token's value came from, for the banner. */
+  adminTokenFrom?: string;
 }
 
 /** `revkit serve`: the HTTP server (docs/semantics.md, "HTTP server"). */
@@ -48,12 +50,12 @@ export function registerServe(program: Command): void {
       const fromEnv = (attribute: string, variable: string) => (cmd.getOptionValueSource(attribute) === 'env' ? parseBoolean(variable, process.env[variable]) : undefined);
       const requirePreconditions = fromEnv('requirePreconditions', 'REVKIT_REQUIRE_PRECONDITIONS') ?? opts.requirePreconditions === true;
       const auth = !(fromEnv('auth', 'REVKIT_NO_AUTH') ?? opts.auth === false);
+      const adminTokenFrom = cmd.getOptionValueSource('adminToken') === 'env' ? 'REVKIT_ADMIN_TOKEN' : '--admin-token';
       if (opts.adminToken !== undefined) {
         const problem = tokenProblem(opts.adminToken);
-        const from = cmd.getOptionValueSource('adminToken') === 'env' ? 'REVKIT_ADMIN_TOKEN' : '--admin-token';
-        if (problem !== undefined) fail(`${from}: the token ${problem}; an admin token is ${TOKEN_RULE}`, 2);
+        if (problem !== undefined) fail(`${adminTokenFrom}: the token ${problem}; an admin token is ${TOKEN_RULE}`, 2);
       }
-      await serve({ ...opts, store, requirePreconditions, auth });
+      await serve({ ...opts, store, requirePreconditions, auth, adminTokenFrom });
     });
 }
 
@@ -168,7 +170,10 @@ async function serve(opts: ServeOptions & { store: string }): Promise<void> {
   if (authOff) out('authentication: OFF (--no-auth); anyone who can reach this loopback address can read and write every key');
   else if (generated?.keptIn) out(`admin token (kept in ${generated.keptIn}, readable only by you; choose your own with --admin-token or --tokens): ${generated.token}`);
   else if (generated) out(`admin token (generated for this run, as this store has no local data folder; choose your own with --admin-token or --tokens): ${generated.token}`);
-  else out(`authentication: bearer tokens (${tokens ? `${tokens.length} from ${opts.tokens}` : ''}${tokens && opts.adminToken ? ' + ' : ''}${opts.adminToken ? 'the admin token' : ''})`);
+  else out(`authentication: bearer tokens (${tokens ? `${tokens.length} from ${opts.tokens}` : ''}${tokens && opts.adminToken ? ' + ' : ''}${opts.adminToken ? `the admin token given in ${opts.adminTokenFrom}` : ''})`);
+  // Where a browser goes, and what it signs in with.
+  const signIn = authOff ? '' : adminToken !== undefined ? ' (sign in with the admin token)' : ` (sign in with a token from ${opts.tokens})`;
+  out(`console: ${url}/ui/${signIn}`);
   const auth = authOff ? '' : ` -H 'Authorization: Bearer ${generated?.token ?? '<token>'}'`;
   // Works on every start: PUT creates then overwrites; PATCH (a server-side update loop) also passes --require-preconditions.
   const example = requirePreconditions

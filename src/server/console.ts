@@ -45,7 +45,7 @@ function loadAssets(): Map<string, Asset> | undefined {
   return assets;
 }
 
-/** Registers GET /ui (a redirect to /ui/), /ui/ and the console's files. */
+/** Registers GET / and GET /ui (redirects to /ui/), /ui/ and the console's files. */
 export async function consolePlugin(app: FastifyInstance): Promise<void> {
   const assets = loadAssets();
   const send = (name: string) => async (req: FastifyRequest, reply: FastifyReply) => {
@@ -68,12 +68,16 @@ export async function consolePlugin(app: FastifyInstance): Promise<void> {
   const config = { public: true };
   // Relative, so the console also works behind a proxy that mounts the server under a path.
   app.get('/ui', { config }, async (_req, reply) => reply.code(308).header('location', 'ui/').send());
+  // A browser pointed at the server's root lands on the console rather than on a bare 401; the API lives under /v1.
+  // 302, not a permanent redirect: a browser should not remember it for this origin.
+  app.get('/', { config }, async (_req, reply) => reply.code(302).header('location', 'ui/').send());
   app.get('/ui/', { config }, send('index.html'));
   for (const name of Object.keys(CONSOLE_FILES)) if (name !== 'index.html') app.get(`/ui/${name}`, { config }, send(name));
 }
 
 /** The console's routes for /openapi.json. */
 export const consoleOpenApiPaths: Record<string, unknown> = Object.fromEntries([
+  ['/', { get: { tags: ['console'], operationId: 'root', summary: 'The server\'s root: redirects to the web console at /ui/', security: [], responses: { '302': { description: 'To /ui/' } } } }],
   ['/ui', { get: { tags: ['console'], operationId: 'consoleRedirect', summary: 'The web console: redirects to /ui/', security: [], responses: { '308': { description: 'To /ui/' } } } }],
   ['/ui/', { get: { tags: ['console'], operationId: 'console', summary: 'The web console (HTML); paste a bearer token to use it', security: [], responses: { '200': { description: 'The page', content: { 'text/html': { schema: { type: 'string' } } } } } } }],
   ...Object.keys(CONSOLE_FILES).filter((n) => n !== 'index.html').map((name) => [`/ui/${name}`, {
