@@ -714,6 +714,8 @@ export class PostgresStore extends BaseStore implements WatchSource {
           continue;
         }
         if (result.written > 0) this.signalChange(keys);
+        // Wrote nothing and saw no written key: the head, a revision already committed (0 would replay everything before it).
+        if (result.written === 0 && result.revision === 0) return { revision: await this.headRevision() };
         this.seen(result.revision);
         return { revision: result.revision };
       } catch (err) {
