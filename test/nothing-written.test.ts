@@ -1,5 +1,7 @@
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
+import pg from 'pg';
+import { PostgresStore, dropPostgresStore } from '../src/postgres/index.js';
 import type { Store, WatchEvent } from '../src/core/index.js';
 import { MemoryStore } from '../src/memory/index.js';
 import { SqliteStore } from '../src/sqlite/index.js';
@@ -7,6 +9,13 @@ import { tempDir, uniqueName } from './helpers.js';
 import { dropStoresAfterAll, freshStore } from './redis-helpers.js';
 
 dropStoresAfterAll();
+const PG_URL = process.env.REVKIT_PG_URL ?? `postgres://${process.env.PGUSER ?? 'root'}@127.0.0.1:5432/test`;
+const pgPrefixes: string[] = [];
+afterAll(async () => {
+  const pool = new pg.Pool({ connectionString: PG_URL, max: 1 });
+  for (const prefix of pgPrefixes) await dropPostgresStore(pool, { prefix }).catch(() => undefined);
+  await pool.end();
+}, 60_000);
 
 /**
  * DESIGN §3: "A revision handed to a caller is never handed out again. A
@@ -26,6 +35,12 @@ const backends: Array<[string, () => Promise<Store>]> = [
   ['memory', async () => new MemoryStore({ sweepIntervalMs: 60_000 })],
   ['sqlite', async () => new SqliteStore(join(dir, `${uniqueName('db')}.db`), { pollIntervalMs: 60_000, sweepIntervalMs: 60_000 })],
   ['redis', () => freshStore({ sweepIntervalMs: 0 })],
+  // A sequence, not a counter, but the same promise: nothing drawn, a committed revision answered.
+  ['postgres', async () => {
+    const prefix = `rk_nw_${uniqueName('p').toLowerCase()}_`;
+    pgPrefixes.push(prefix);
+    return PostgresStore.fromUrl(PG_URL, { prefix, sweepIntervalMs: 60_000 });
+  }],
 ];
 
 const head = (s: Store) => (s.headRevision as () => Promise<number>).call(s);
