@@ -1,4 +1,5 @@
 import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it, vi } from 'vitest';
@@ -22,6 +23,16 @@ function json(store: string, args: string[], input?: string) {
   expect(r.code, `${args.join(' ')}: ${r.err}`).toBe(0);
   return JSON.parse(r.out);
 }
+
+describe('revkit --version', () => {
+  it('prints the version from package.json, and exits 0', () => {
+    const { version } = JSON.parse(readFileSync(fileURLToPath(new URL('../package.json', import.meta.url)), 'utf8')) as { version: string };
+    for (const flag of ['--version', '-v']) {
+      const run = spawnSync(process.execPath, [cli, flag], { encoding: 'utf8' });
+      expect({ code: run.status, out: run.stdout, err: run.stderr }, flag).toEqual({ code: 0, out: `${version}\n`, err: '' });
+    }
+  });
+});
 
 describe('revkit CLI against a store URL', () => {
   const store = `sqlite:${join(dir, `${uniqueName('cli')}.db`)}`;

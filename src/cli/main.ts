@@ -14,6 +14,9 @@ import { parseNumber, parsePositive, parseRevision } from './args.js';
 
 export const DEFAULT_STORE = 'sqlite:./data/revkit.db';
 
+/** This package's version, from its package.json (two folders up from src/cli/ and from dist/cli/). */
+export const VERSION: string = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+
 /** Exit codes (docs/semantics.md): 0 ok, 1 error, 2 usage, 3 precondition failed, 4 not found. */
 export const EXIT = { ok: 0, error: 1, usage: 2, precondition: 3, notFound: 4 } as const;
 
@@ -78,6 +81,7 @@ const print = (value: unknown) => process.stdout.write(`${JSON.stringify(value)}
 export function buildProgram(): Command {
   const program = new Command('revkit')
     .description('Shared state that never loses an update.')
+    .version(VERSION, '-v, --version', 'print the version')
     .addOption(new Option('--store <url>', 'store URL (memory:, sqlite:./path.db, file:./state.json, postgres://…, nats://…, redis://…, http://revkit-server)').env('REVKIT_STORE'))
     .addOption(new Option('--server <url>', 'talk to a revkit server over HTTP instead of a store').env('REVKIT_SERVER'))
     .addOption(new Option('--token <token>', 'bearer token for --server').env('REVKIT_TOKEN'))
