@@ -262,6 +262,32 @@ for (const target of await storeTargets()) {
         expect(r.headers.get('accept-patch')).toBe('application/merge-patch+json');
       });
 
+      it('a JSON body (application/json) is not a patch: 415 naming application/merge-patch+json, whatever the body, nothing written', async () => {
+        const sent: Array<[string, string]> = [
+          ['application/json', '{"a":1}'],
+          ['application/json; charset=utf-8', '{"a":1}'],
+          ['application/json', '{not json'], // the type is refused before the body is read
+          ['application/json', ''],
+          ['text/plain', '{"a":1}'],
+          ['application/x-www-form-urlencoded', 'a=1'],
+        ];
+        for (const [type, raw] of sent) {
+          const r = await req(base, 'PATCH', '/v1/kv/p/json-body', { raw, headers: { 'content-type': type } });
+          expectProblem(r, 415, 'ERR_UNSUPPORTED_MEDIA_TYPE');
+          expect(r.headers.get('accept-patch'), type).toBe('application/merge-patch+json');
+          expect(r.json.detail, type).toContain('Content-Type: application/merge-patch+json');
+        }
+        // No Content-Type at all.
+        const bare = await fetch(`${base}/v1/kv/p/json-body`, { method: 'PATCH', headers: { authorization: `Bearer ${ADMIN}` }, body: new TextEncoder().encode('{"a":1}') });
+        expect(bare.status).toBe(415);
+        expect(bare.headers.get('accept-patch')).toBe('application/merge-patch+json');
+        expect((await req(base, 'GET', '/v1/kv/p/json-body')).status).toBe(404);
+        // The same body as a merge patch is applied.
+        const ok = await req(base, 'PATCH', '/v1/kv/p/json-body', { raw: '{"a":1}', headers: { 'content-type': 'application/merge-patch+json' } });
+        expect(ok.status).toBe(200);
+        expect(ok.json).toEqual({ a: 1 });
+      });
+
       it('64 concurrent PATCHes of one key lose nothing', async () => {
         await req(base, 'PUT', '/v1/kv/p/hot', { body: {} });
         await Promise.all(Array.from({ length: 64 }, (_, i) => patch('/v1/kv/p/hot', { [`f${i}`]: i })));

@@ -50,6 +50,14 @@ describe('/openapi.json', () => {
     expect(text).not.toMatch(/DESIGN|shared\/|§/);
   });
 
+  it('documents that PATCH takes application/merge-patch+json only: application/json is 415 with Accept-Patch', async () => {
+    const doc = await (await fetch(`${base}/openapi.json`)).json();
+    const patch = doc.paths['/v1/kv/{key}'].patch;
+    expect(Object.keys(patch.requestBody.content)).toEqual(['application/merge-patch+json']);
+    expect(patch.description).toMatch(/`application\/json` included.*415.*Accept-Patch: application\/merge-patch\+json/);
+    expect(patch.responses['415'].headers['Accept-Patch'].schema.enum).toEqual(['application/merge-patch+json']);
+  });
+
   it('documents SSE event ids as <revision>.<index>, and a failed /v1/txn as 409', async () => {
     const doc = await (await fetch(`${base}/openapi.json`)).json();
     expect(doc.paths['/v1/watch'].get.description).toContain('`<revision>.<index>`');

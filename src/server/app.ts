@@ -342,12 +342,18 @@ export async function createServer(options: CreateServerOptions): Promise<Revkit
     return sendJson(reply, 200, { key, revision, deleted: true });
   });
 
-  app.patch('/v1/kv/*', async (req, reply) => {
+  // PATCH takes only a JSON Merge Patch: a body of any other type (application/json included — a JSON
+  // document is not a patch) is 415 naming the one it takes, checked before the body is parsed, so
+  // a malformed or missing one gets the same answer.
+  app.patch('/v1/kv/*', {
+    preParsing: (req, _reply, payload, done) => {
+      const type = mediaType(req);
+      if (type === MERGE_PATCH) return done(null, payload);
+      done(new HttpProblem(415, `PATCH takes a JSON Merge Patch (RFC 7396): send it with Content-Type: ${MERGE_PATCH}${type ? `, not ${type.slice(0, 100)}` : ''}`, {}, { 'accept-patch': MERGE_PATCH }));
+    },
+  }, async (req, reply) => {
     const { key } = keyOf(req);
     requireAccess(req.principal as Principal, 'write', key);
-    if (mediaType(req) !== MERGE_PATCH) {
-      throw new HttpProblem(415, `PATCH takes a JSON Merge Patch (RFC 7396): Content-Type: ${MERGE_PATCH}`, {}, { 'accept-patch': MERGE_PATCH });
-    }
     const patch = req.body;
     if (patch === undefined) throw new HttpProblem(400, 'PATCH needs a JSON Merge Patch body');
     const pre = readPreconditions(req);

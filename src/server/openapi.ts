@@ -157,7 +157,8 @@ export const openApiDocument = {
         summary: 'Apply a JSON Merge Patch (RFC 7396) server-side',
         description:
           'Without preconditions the patch runs in the server\'s read-modify-write loop (re-read and re-apply on conflict, so no update is lost); with If-Match it applies only at that revision. ' +
-          'The merged value is validated before anything is written. A patch that changes nothing writes nothing. `--require-preconditions` does not apply: PATCH is a compare-and-swap loop.',
+          'The merged value is validated before anything is written. A patch that changes nothing writes nothing. `--require-preconditions` does not apply: PATCH is a compare-and-swap loop. ' +
+          'The body must be sent as `application/merge-patch+json`: any other Content-Type, `application/json` included (a JSON document is not a patch), is 415 with `Accept-Patch: application/merge-patch+json`, before the body is read.',
         parameters: [ifMatch, ifNoneMatch, writerHeader],
         requestBody: { required: true, content: { 'application/merge-patch+json': { schema: {} } } },
         responses: {
@@ -168,7 +169,10 @@ export const openApiDocument = {
           '409': problemResponse('The update loop gave up on conflicts (ERR_RETRY_EXHAUSTED)'),
           '412': ref('PreconditionFailed'),
           '413': ref('TooLarge'),
-          '415': ref('UnsupportedMediaType'),
+          '415': {
+            ...problemResponse('Not sent as a JSON Merge Patch: a Content-Type other than application/merge-patch+json, application/json included (ERR_UNSUPPORTED_MEDIA_TYPE)'),
+            headers: { 'Accept-Patch': { description: 'The one media type PATCH takes', schema: { type: 'string', enum: ['application/merge-patch+json'] } } },
+          },
           '422': ref('Invalid'),
           '503': ref('Unavailable'),
         },
