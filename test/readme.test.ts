@@ -5,7 +5,15 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import ts from 'typescript';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { BackendError, toHttpStatus, type RevkitErrorCode } from '../src/core/errors.js';
+import { BackendError, RevkitError, toHttpStatus, type RevkitErrorCode } from '../src/core/errors.js';
+import { HTTP_ERROR_CODES } from '../src/server/problem.js';
+
+/** One entry per RevkitErrorCode: the compiler says so when a code is added and not listed here. */
+const EVERY_CODE: Record<RevkitErrorCode, true> = {
+  ERR_CONFLICT: true, ERR_VALIDATION: true, ERR_RETRY_EXHAUSTED: true, ERR_UNSUPPORTED: true, ERR_TOO_LARGE: true, ERR_INVALID_KEY: true,
+  ERR_INVALID_ARGUMENT: true, ERR_BACKEND: true, ERR_HISTORY_GONE: true, ERR_FENCED: true, ERR_OUT_OF_ORDER: true, ERR_SEQUENCE_REUSED: true,
+  ERR_ABORTED: true, ERR_CLOSED: true, ERR_OUTCOME_UNKNOWN: true, ERR_UNAUTHORIZED: true, ERR_FORBIDDEN: true,
+};
 
 // Every ```ts block of the README is a program a user may paste into an empty
 // ESM app with `strict` on: it must type-check against the built package
@@ -94,16 +102,34 @@ describe('README code runs as written', () => {
 describe('README and the library agree', () => {
   /** The rows of the error table: `Class` | `CODE` | statuses in the order they are described. */
   const rows = [...readme.matchAll(/^\| `(\w+Error)`[^|]*\| `(ERR_\w+)` \| ([^|]+)\|$/gm)].map((m) => ({
+    name: m[1] as string,
     code: m[2] as RevkitErrorCode,
     statuses: [...(m[3] as string).matchAll(/\b[1-5]\d\d\b/g)].map((n) => Number(n[0])),
   }));
   const fake = (code: RevkitErrorCode, extra: object = {}) => ({ code, message: code, ...extra });
 
-  it('the error table lists every error a caller of the store, the server or the CLI meets', () => {
-    expect(rows.map((r) => r.code).sort()).toEqual([
-      'ERR_BACKEND', 'ERR_CONFLICT', 'ERR_FORBIDDEN', 'ERR_HISTORY_GONE', 'ERR_INVALID_ARGUMENT', 'ERR_INVALID_KEY', 'ERR_OUTCOME_UNKNOWN',
-      'ERR_RETRY_EXHAUSTED', 'ERR_TOO_LARGE', 'ERR_UNAUTHORIZED', 'ERR_UNSUPPORTED', 'ERR_VALIDATION',
-    ]);
+  it('the error table lists every error class a caller can receive, with its code, and no other', async () => {
+    // Every RevkitError subclass exported by an entry point of the package (package.json "exports", read from src/).
+    const pkg = JSON.parse(readFileSync(join(repo, 'package.json'), 'utf8')) as { exports: Record<string, string | { default: string }> };
+    const exported = new Map<string, string>();
+    for (const target of Object.values(pkg.exports)) {
+      if (typeof target === 'string') continue; // ./package.json
+      const mod = (await import(join(repo, target.default.replace(/^\.\/dist\//, 'src/').replace(/\.js$/, '.ts')))) as Record<string, unknown>;
+      for (const [name, value] of Object.entries(mod)) {
+        if (typeof value === 'function' && value.prototype instanceof RevkitError) exported.set(name, (value as unknown as { code: string }).code);
+      }
+    }
+    expect(exported.size).toBeGreaterThan(15);
+    expect(exported.get('AbortedError')).toBe('ERR_ABORTED');
+    expect(Object.fromEntries(rows.map((r) => [r.name, r.code]))).toEqual(Object.fromEntries(exported));
+    // And every code a RevkitError can have.
+    const codes: RevkitErrorCode[] = [...new Set(rows.map((r) => r.code))];
+    expect(codes.sort()).toEqual(Object.keys(EVERY_CODE).sort());
+  });
+
+  it('the HTTP table lists every problem code of the server\'s own, with its status', () => {
+    const httpRows = [...readme.matchAll(/^\| (\d{3}) \| `(ERR_\w+)` \| [^|]+\|$/gm)].map((m) => [m[2] as string, Number(m[1])] as const);
+    expect(Object.fromEntries(httpRows)).toEqual(Object.fromEntries(Object.entries(HTTP_ERROR_CODES).map(([status, code]) => [code, Number(status)])));
   });
 
   it('each status in the table is what toHttpStatus() gives', () => {
