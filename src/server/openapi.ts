@@ -3,7 +3,11 @@
  * Kept by hand next to the routes in app.ts; test/server-openapi.test.ts
  * validates it against the OpenAPI schema and checks that every route is in it.
  */
+import { readFileSync } from 'node:fs';
 import { consoleOpenApiPaths } from './console.js';
+
+/** The package's version (package.json, two folders up from src/server/ and dist/server/). */
+const VERSION: string = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
 const problemResponse = (description: string) => ({
   description,
@@ -65,10 +69,10 @@ export const openApiDocument = {
   openapi: '3.1.0',
   info: {
     title: 'revkit',
-    version: '0.1.0',
+    version: VERSION,
     summary: 'Shared state that never loses an update: every write is a compare-and-swap on a revision.',
     description: [
-      'HTTP/1.1 JSON API over any revkit store (memory, SQLite, PostgreSQL, NATS JetStream KV): every write is a compare-and-swap on a revision, exposed as ETag / If-Match.',
+      'HTTP/1.1 JSON API over any revkit store (memory, SQLite, a JSON file, PostgreSQL, Redis, NATS JetStream KV, or another revkit server): every write is a compare-and-swap on a revision, exposed as ETag / If-Match.',
       '',
       '**Revisions and ETags.** Every read and write of a key returns `ETag: "<revision>"`. Send it back in `If-Match` to update, or `If-None-Match: *` to create. ' +
         'A failed precondition is `412` whose problem body names the current ETag (`currentEtag`). When the server runs with `--require-preconditions`, unconditional PUT, DELETE and txn writes get `428`.',
