@@ -275,6 +275,20 @@ describe('file specifics', () => {
     await s.close();
   });
 
+  it('in a folder of 1,000 names, where listing costs more, a long-running store still removes a dead writer\'s temp file within ⌈names / 200⌉ commits', async () => {
+    const sub = mkdtempSync(join(dir, 'crowded-'));
+    for (let i = 0; i < 1000; i++) writeFileSync(join(sub, `other-${i}.txt`), '');
+    const path = join(sub, 'state.json');
+    const s = new FileStore(path, { fsync: false });
+    await s.put('k', 0);
+    const stale = join(sub, '.state.json.999999.0123456789ab.revkit-tmp');
+    writeFileSync(stale, '{"revkit":"file","version":1,"revision":2,');
+    const within = Math.ceil(readdirSync(sub).length / 200);
+    for (let i = 1; i <= within; i++) await s.put('k', i);
+    expect(existsSync(stale)).toBe(false);
+    await s.close();
+  });
+
   /** A store with one small key, closed; and the length of its file. */
   async function seededFile(): Promise<{ path: string; size: number }> {
     const path = freshPath();

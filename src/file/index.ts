@@ -57,6 +57,13 @@ interface Pending {
 }
 
 const HEAD_BYTES = 96;
+/**
+ * Stale temp files are looked for on every lock acquisition while the folder
+ * holds up to this many names (listing them costs ~0.1 ms); in a larger folder,
+ * on every ⌈names / LIST_NAMES⌉-th, so a commit never pays for listing more
+ * than about this many (README.md has the figures).
+ */
+const LIST_NAMES = 200;
 
 export class FileStore extends BaseStore {
   readonly backend = 'file';
@@ -77,6 +84,9 @@ export class FileStore extends BaseStore {
   private cache: { state: FileState; stamp: FileStamp | null } | null = null;
   private readonly queue: Pending[] = [];
   private draining: Promise<void> | null = null;
+  /** Lock acquisitions since this store last listed the folder for stale temp files, and how many apart it lists. */
+  private sinceListing = 0;
+  private listEvery = 1;
   private fsWatcher: FSWatcher | null = null;
   private watchers = 0;
   private rewriteCount = 0;
@@ -383,10 +393,10 @@ export class FileStore extends BaseStore {
    */
   private async commit(batch: Pending[]): Promise<void | 'split'> {
     const outcomes: Array<{ ok: true; value: unknown } | { ok: false; error: unknown }> = [];
-    // Every time the lock is taken: temp files of this store left by a writer that died
-    // (see README.md for the cost); listed alongside this commit's own work, done before the lock goes.
+    // Temp files of this store left by a writer that died: looked for when the lock is taken (every time,
+    // in a folder of up to LIST_NAMES names), alongside this commit's own work, done before the lock goes.
     const temp = tempName(this.path);
-    const cleaning = removeStaleTemps(this.path, temp);
+    const cleaning = ++this.sinceListing >= this.listEvery ? this.removeStaleTemps(temp) : undefined;
     try {
       const base = this.refresh();
       const tx = new Transaction(base);
@@ -436,6 +446,12 @@ export class FileStore extends BaseStore {
       if (outcome.ok) op.resolve(outcome.value);
       else op.reject(outcome.error);
     });
+  }
+
+  private async removeStaleTemps(own: string): Promise<void> {
+    this.sinceListing = 0;
+    const { entries } = await removeStaleTemps(this.path, own);
+    this.listEvery = Math.max(1, Math.ceil(entries / LIST_NAMES));
   }
 
   private tooLarge(bytes: number, length: number): TooLargeError {

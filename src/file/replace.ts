@@ -87,16 +87,17 @@ export async function replaceFile(path: string, data: Buffer, sync: boolean, hoo
  * sibling's — other than `own` (the temp file of the commit under way).
  * Call only while holding the store's lock: only the holder writes temp files,
  * so while it holds the lock every other one was left by a writer that died.
- * Housekeeping: never fails; resolves to how many it removed.
+ * Housekeeping: never fails; resolves to how many it removed and how many
+ * names the folder holds (what listing it costs).
  */
-export async function removeStaleTemps(path: string, own?: string): Promise<number> {
+export async function removeStaleTemps(path: string, own?: string): Promise<{ removed: number; entries: number }> {
   const dir = dirname(path);
   const name = basename(path);
   const keep = own === undefined ? undefined : basename(own);
   const names = await readdir(dir).catch(() => [] as string[]);
   const stale = names.filter((n) => n !== keep && tempOwner(n) === name);
   const removed = await Promise.all(stale.map((n) => unlink(join(dir, n)).then(() => 1, () => 0)));
-  return removed.reduce<number>((a, b) => a + b, 0);
+  return { removed: removed.reduce<number>((a, b) => a + b, 0), entries: names.length };
 }
 
 function describe(err: unknown): string {
