@@ -125,7 +125,7 @@ export async function compareWithModel(makeSubject: () => Promise<Subject>, opti
   let ran = 0;
   let ops = 0;
   await fc.assert(
-    fc.asyncProperty(fc.array(op, { minLength: 1, maxLength: options.maxOps }), async (sequence) => {
+    fc.asyncProperty(fc.array(op, { minLength: 1, maxLength: options.maxOps, size: 'max' }), async (sequence) => {
       const subject = await makeSubject();
       const model = new Side(new MemoryStore({ historyDepth: 10_000 }), 'model');
       const side = new Side(subject.store, subject.store.backend);
