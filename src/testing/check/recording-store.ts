@@ -8,7 +8,8 @@ import type { KvCondition, VersionedKvOutput } from '../checker/linearizability.
 import { applyMutation, type ApiKvInput, type RecordedMutation } from '../checker/api-model.js';
 
 /** One history holds both levels: store-level operations, and API-level ones (`update`, and put/delete marked `api`). */
-type Recorder = HistoryRecorder<ApiKvInput, VersionedKvOutput>;
+export type HistorySink = Pick<HistoryRecorder<ApiKvInput, VersionedKvOutput>, 'invoke' | 'ok' | 'fail' | 'unknown'>;
+type Recorder = HistorySink;
 
 /**
  * Wraps a store and records every primitive read and write as a history

@@ -3,16 +3,19 @@ import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { Store } from '../../core/index.js';
+import { BackendError, type Store } from '../../core/index.js';
 import { HistoryRecorder, mergeHistories, operationsFromEvents, parseHistory, type Operation } from '../checker/history.js';
 import { checkOperations, versionedKvModel, type CheckReport, type VersionedKvInput, type VersionedKvOutput } from '../checker/linearizability.js';
 import { chainOpsFromHistory, checkRevisionChain, type ChainReport } from '../checker/chain.js';
 import { apiKvModel, isApiLevel, type ApiKvInput, type ApiKvOutput } from '../checker/api-model.js';
 import { checkIncrements, type IncrementReport } from '../checker/increments.js';
-import type { CanaryKind } from '../api-canaries.js';
+import { checkWatches, committedChanges, type HistoryRecordLike, type RecordedWatchEvent, type WatchOrder, type WatchReport, type WatchSegment } from '../checker/watch.js';
 import { openTarget } from '../open-target.js';
+import type { CheckCanaryKind } from './canaries.js';
+import { startCutProxy, type CutProxy } from './cut-proxy.js';
+import type { WatchLogRecord } from './watch-workload.js';
 import { prng, runWorkload, type CheckRecorder } from './workload.js';
-import type { CheckWorkerConfig } from './worker.js';
+import { WORKER_ENV, type CheckWorkerConfig } from './worker-config.js';
 
 export interface CheckOptions {
   url: string;
@@ -23,18 +26,34 @@ export interface CheckOptions {
   /** Expected SIGKILLs of worker processes per second of the run (each killed worker is replaced). */
   killRate?: number;
   seed?: number;
-  /** Run against a deliberately broken layer (the check must say "not linearizable"). */
-  canary?: CanaryKind;
+  /** Run against a deliberately broken layer (the check must say "not linearizable", or for a watch canary "watch guarantees broken"). */
+  canary?: CheckCanaryKind;
   /** Time bound of the linearizability search. */
   timeoutMs?: number;
+  /** Watchers per worker process (in-process: per `processes`); 0 records no watches. Default 2. */
+  watchers?: number;
+  /** Over HTTP, cut the watchers' event streams (a proxy between them and the server). Default true. */
+  cutStreams?: boolean;
+  /** Liveness bound of a draining watch; a stall is reported, never a violation. Default 30 s. */
+  livenessMs?: number;
   onProgress?: (done: number, total: number) => void;
 }
 
 type KvOp = Operation<VersionedKvInput, VersionedKvOutput>;
 type ApiOp = Operation<ApiKvInput, ApiKvOutput>;
 
+export type CheckVerdict = 'linearizable' | 'not linearizable' | 'watch guarantees broken' | 'unknown';
+
+export interface WatchSummary extends WatchReport {
+  /** Event streams cut by the proxy (over HTTP only), each resumed by the client. */
+  streamCuts: number;
+  /** Segments that did not deliver a sentinel within the liveness bound (not a violation: the verdict is unknown). */
+  stalled: number;
+}
+
 export interface CheckSummary {
-  verdict: 'linearizable' | 'not linearizable' | 'unknown';
+  /** `linearizable`: the operations are linearizable and every watch kept its guarantees. */
+  verdict: CheckVerdict;
   mode: 'processes' | 'in-process';
   operations: number;
   /** Of which API-level: update() calls and the put / delete calls clients made. */
@@ -43,13 +62,15 @@ export interface CheckSummary {
   fail: number;
   unknown: number;
   killed: number;
-  phases: { runMs: number; chainMs: number; linearizabilityMs: number; apiMs: number };
+  phases: { runMs: number; chainMs: number; linearizabilityMs: number; apiMs: number; watchMs: number };
   /** Store level: what reached the store. */
   chain: ChainReport;
   linearizability: CheckReport<VersionedKvInput, VersionedKvOutput>;
   /** API level: what each caller was told. */
   increments: IncrementReport;
   api: CheckReport<ApiKvInput, ApiKvOutput>;
+  /** The watch guarantees, against the committed writes; undefined when no watch ran (no watchers, or a store without watch). */
+  watches?: WatchSummary;
 }
 
 const workerPath = fileURLToPath(new URL('../../../dist/testing/check/worker.js', import.meta.url));
@@ -65,13 +86,21 @@ export async function runCheck(options: CheckOptions): Promise<CheckSummary> {
   const probe = await openTarget(options.url);
   const crossProcess = probe.capabilities.crossProcess;
   let history: ApiOp[];
+  let watchLog: WatchLogRecord[];
   let killed = 0;
-  if (crossProcess) {
-    await probe.close();
-    ({ history, killed } = await runProcesses(options, seed, run));
-  } else {
-    // An in-process store (memory:) cannot be shared by processes: its clients run here.
-    history = await runInProcess(probe, options, seed, run);
+  let streamCuts = 0;
+  let order: WatchOrder;
+  let truth: Truth;
+  try {
+    order = watchOrder(probe);
+    if (crossProcess) {
+      ({ history, killed, watchLog, streamCuts } = await runProcesses(options, seed, run));
+    } else {
+      // An in-process store (memory:) cannot be shared by processes: its clients run here.
+      ({ history, watchLog } = await runInProcess(probe, options, seed, run));
+    }
+    truth = await readTruth(probe, history, watchLog);
+  } finally {
     await probe.close();
   }
   const runMs = performance.now() - started;
@@ -89,8 +118,20 @@ export async function runCheck(options: CheckOptions): Promise<CheckSummary> {
   const increments = checkIncrements(apiLevel);
   const api = checkOperations(apiKvModel, apiLevel, { timeoutMs });
   const apiMs = performance.now() - apiStarted;
+  const watchStarted = performance.now();
+  const segments = segmentsOf(watchLog);
+  let watches: WatchSummary | undefined;
+  if (segments.length > 0) {
+    const committed = committedChanges(history, truth.histories, segments.flatMap((s) => s.events));
+    const report = checkWatches(segments, committed.changes, { order, closedKeys: committed.closedKeys });
+    watches = { ...report, streamCuts, stalled: report.ends.stalled ?? 0 };
+  }
+  const watchMs = performance.now() - watchStarted;
   const illegal = !chain.ok || !increments.ok || linearizability.result === 'illegal' || api.result === 'illegal';
-  const verdict = illegal ? 'not linearizable' : linearizability.result === 'ok' && api.result === 'ok' ? 'linearizable' : 'unknown';
+  const verdict: CheckVerdict = illegal
+    ? 'not linearizable'
+    : watches && !watches.ok ? 'watch guarantees broken'
+      : linearizability.result === 'ok' && api.result === 'ok' && !watches?.stalled ? 'linearizable' : 'unknown';
   return {
     verdict,
     mode: crossProcess ? 'processes' : 'in-process',
@@ -100,27 +141,100 @@ export async function runCheck(options: CheckOptions): Promise<CheckSummary> {
     fail: history.filter((o) => o.status === 'fail').length,
     unknown: history.filter((o) => o.status === 'unknown').length,
     killed,
-    phases: { runMs, chainMs, linearizabilityMs, apiMs },
+    phases: { runMs, chainMs, linearizabilityMs, apiMs, watchMs },
     chain,
     linearizability,
     increments,
     api,
+    ...(watches ? { watches } : {}),
   };
 }
 
-async function runInProcess(store: Store, options: CheckOptions, seed: number, run: string): Promise<ApiOp[]> {
+/**
+ * Backends whose revisions order every commit (memory, SQLite, file, NATS, Redis), and PostgreSQL, whose
+ * watches deliver in revision order though commits may finish out of it — behind a server too. Any other: per key.
+ */
+const ORDER: Record<string, WatchOrder> = { memory: 'store', sqlite: 'store', file: 'store', nats: 'store', redis: 'store', postgres: 'delivery' };
+
+function watchOrder(store: Store): WatchOrder {
+  const remote = (store as { remoteBackend?: unknown }).remoteBackend;
+  const name = typeof remote === 'string' ? remote : store.backend;
+  // A testing wrapper names its inner backend in parentheses: canary(sqlite).
+  return ORDER[name.replace(/^(?:[\w-]+\()+|\)+$/g, '')] ?? 'key';
+}
+
+interface Truth {
+  histories: Map<string, HistoryRecordLike[]>;
+}
+
+/** Every key the run wrote or a watch delivered, with its history as the store keeps it at the end. */
+async function readTruth(store: Store, history: readonly ApiOp[], watchLog: readonly WatchLogRecord[]): Promise<Truth> {
+  const histories = new Map<string, HistoryRecordLike[]>();
+  if (!store.capabilities.history) return { histories };
+  const keys = new Set<string>();
+  for (const op of history) if (op.input.op === 'put' || op.input.op === 'delete' || op.input.op === 'update') keys.add(op.input.key);
+  for (const r of watchLog) if (r.t === 'ev') keys.add(r.key);
+  for (const key of keys) {
+    const records = await store.history(key, { limit: 10_000 });
+    histories.set(key, records.map((r) => ('deleted' in r && r.deleted ? { key, revision: r.revision, deleted: true as const } : { key, revision: r.revision, value: (r as { value?: unknown }).value })));
+  }
+  return { histories };
+}
+
+/** The watch log, as segments (records of one segment in order; a segment cut short by a kill has no end). */
+export function segmentsOf(records: readonly WatchLogRecord[]): WatchSegment[] {
+  const segments = new Map<string, WatchSegment>();
+  for (const r of records) {
+    if (r.t === 'start') {
+      segments.set(r.s, {
+        id: r.s, watcher: r.watcher, mode: r.mode, filter: r.filter, returned: r.time, events: [],
+        ...(r.from !== undefined ? { fromRevision: r.from } : {}), ...(r.told ? { told: r.told } : {}), ...(r.resumes ? { resumes: r.resumes } : {}),
+      });
+      continue;
+    }
+    const s = segments.get(r.s);
+    if (!s) continue;
+    if (r.t === 'ev') {
+      const e: RecordedWatchEvent = { key: r.key, revision: r.rev, type: r.type, ...(r.type === 'put' ? { value: r.value } : {}) };
+      s.events.push(e);
+    } else {
+      s.end = { how: r.how, ...(r.code !== undefined ? { code: r.code } : {}), ...(r.transient !== undefined ? { transient: r.transient } : {}) };
+    }
+  }
+  return [...segments.values()];
+}
+
+/** NDJSON of a watch log; a torn last line (the writer was killed mid-write) is left out. */
+function parseWatchLog(text: string): WatchLogRecord[] {
+  const out: WatchLogRecord[] = [];
+  for (const line of text.split('\n')) {
+    if (line.trim() === '') continue;
+    try {
+      out.push(JSON.parse(line) as WatchLogRecord);
+    } catch {
+      // torn by a SIGKILL
+    }
+  }
+  return out;
+}
+
+async function runInProcess(store: Store, options: CheckOptions, seed: number, run: string): Promise<{ history: ApiOp[]; watchLog: WatchLogRecord[] }> {
   const recorder: CheckRecorder = new HistoryRecorder();
-  const clients = (options.processes ?? 4) * (options.clients ?? 4);
+  const processes = options.processes ?? 4;
+  const clients = processes * (options.clients ?? 4);
   const ops = options.ops ?? 100;
+  const watchLog: WatchLogRecord[] = [];
   await runWorkload(store, recorder, {
     clients, ops, keys: options.keys ?? 4, worker: 0, seed, run,
     ...(options.canary ? { canary: options.canary } : {}),
+    watchers: processes * (options.watchers ?? 2), watchLog: (record) => watchLog.push(record),
+    ...(options.livenessMs !== undefined ? { livenessMs: options.livenessMs } : {}),
     onProgress: (done) => options.onProgress?.(done, clients * ops),
   });
-  return recorder.operations();
+  return { history: recorder.operations(), watchLog };
 }
 
-async function runProcesses(options: CheckOptions, seed: number, run: string): Promise<{ history: ApiOp[]; killed: number }> {
+async function runProcesses(options: CheckOptions, seed: number, run: string): Promise<{ history: ApiOp[]; killed: number; watchLog: WatchLogRecord[]; streamCuts: number }> {
   const dir = mkdtempSync(join(tmpdir(), 'revkit-check-'));
   const processes = options.processes ?? 4;
   const clients = options.clients ?? 4;
@@ -131,6 +245,10 @@ async function runProcesses(options: CheckOptions, seed: number, run: string): P
   let generation = 0;
   const random = prng(seed);
   const live = new Set<ReturnType<typeof fork>>();
+  // Over HTTP the watchers' streams go through a proxy that cuts them: the client must resume without a gap or a repeat.
+  const http = /^https?:/.test(options.url);
+  let proxy: CutProxy | undefined;
+  if (http && (options.watchers ?? 2) > 0 && options.cutStreams !== false && options.url.startsWith('http:')) proxy = await startCutProxy(options.url, prng(seed ^ 0x5eed));
 
   const runSlot = async (slot: number): Promise<void> => {
     for (;;) {
@@ -138,8 +256,11 @@ async function runProcesses(options: CheckOptions, seed: number, run: string): P
       const config: CheckWorkerConfig = {
         url: options.url, historyFile: join(dir, `worker-${worker}.ndjson`), worker, clients, ops, keys: options.keys ?? 4, seed: Math.floor(random() * 1e9), run,
         ...(options.canary ? { canary: options.canary } : {}),
+        watchers: options.watchers ?? 2, watchFile: join(dir, `watch-${worker}.ndjson`),
+        ...(proxy ? { watchUrl: proxy.url } : {}),
+        ...(options.livenessMs !== undefined ? { livenessMs: options.livenessMs } : {}),
       };
-      const child = fork(workerPath, [JSON.stringify(config)], { stdio: ['ignore', 'ignore', 'pipe', 'ipc'] });
+      const child = fork(workerPath, [], { stdio: ['ignore', 'ignore', 'pipe', 'ipc'], env: { ...process.env, [WORKER_ENV]: JSON.stringify(config) } });
       live.add(child);
       let stderr = '';
       child.stderr?.on('data', (d) => (stderr += d));
@@ -153,7 +274,8 @@ async function runProcesses(options: CheckOptions, seed: number, run: string): P
         done.delete(worker);
         continue; // a killed worker's slot runs again, in a new process with new client ids
       }
-      if (code !== 0) throw new Error(`check worker ${worker} failed (exit ${code}): ${stderr.trim().split('\n').slice(0, 3).join(' ')}`);
+      // The worker's own error (a store it cannot reach, a store that failed) is in its stderr.
+      if (code !== 0) throw new BackendError(`check worker ${worker} failed (exit ${code}): ${stderr.trim().split('\n').slice(0, 3).join(' ')}`, { transient: false });
       return;
     }
   };
@@ -174,10 +296,13 @@ async function runProcesses(options: CheckOptions, seed: number, run: string): P
   } finally {
     if (killer) clearInterval(killer);
     for (const child of live) child.kill('SIGKILL');
+    await proxy?.close();
   }
-  const histories = readdirSync(dir).filter((f) => f.endsWith('.ndjson')).map((f) =>
+  const files = readdirSync(dir);
+  const histories = files.filter((f) => f.startsWith('worker-') && f.endsWith('.ndjson')).map((f) =>
     operationsFromEvents(parseHistory<ApiKvInput, ApiKvOutput>(readFileSync(join(dir, f), 'utf8'))),
   );
+  const watchLog = files.filter((f) => f.startsWith('watch-') && f.endsWith('.ndjson')).flatMap((f) => parseWatchLog(readFileSync(join(dir, f), 'utf8')));
   rmSync(dir, { recursive: true, force: true });
-  return { history: mergeHistories(...histories), killed };
+  return { history: mergeHistories(...histories), killed, watchLog, streamCuts: proxy?.cuts ?? 0 };
 }

@@ -2,9 +2,15 @@ import { BackendError, ConflictError, OutcomeUnknownError, RetryExhaustedError, 
 import { HistoryRecorder } from '../checker/history.js';
 import type { VersionedKvOutput } from '../checker/linearizability.js';
 import type { ApiKvInput } from '../checker/api-model.js';
-import { DoubleApplyStore, SharedResultStore, type CanaryKind } from '../api-canaries.js';
+import { DoubleApplyStore, SharedResultStore } from '../api-canaries.js';
 import { CanaryStore } from '../canary.js';
-import { ApiRecorder, RecordingStore } from './recording-store.js';
+import { watchCanary, watchCanaryKinds, type WatchCanaryKind } from '../watch-canaries.js';
+import { ApiRecorder, RecordingStore, type HistorySink } from './recording-store.js';
+import { startWatchers, ToldRevisions, type WatchLogRecord } from './watch-workload.js';
+import type { CheckCanaryKind } from './canaries.js';
+
+export { prng } from './prng.js';
+import { prng } from './prng.js';
 
 export interface WorkloadOptions {
   clients: number;
@@ -16,8 +22,16 @@ export interface WorkloadOptions {
   /** Names this run's keys apart, so a store that already holds data (an earlier run) checks cleanly. */
   run: string;
   /** A deliberately broken layer, to show the check catches it. */
-  canary?: CanaryKind;
+  canary?: CheckCanaryKind;
   onProgress?: (done: number) => void;
+  /** Watchers beside the clients (0: none; skipped where the store has no watch). */
+  watchers?: number;
+  /** Where the watchers' segments and events go (required when there are watchers). */
+  watchLog?: (record: WatchLogRecord) => void;
+  /** The store the watchers use, when not `store` itself (over HTTP: a connection through a proxy that cuts streams). */
+  watchStore?: Store;
+  /** Liveness bound of a draining watch (see startWatchers). */
+  livenessMs?: number;
 }
 
 export type CheckRecorder = HistoryRecorder<ApiKvInput, VersionedKvOutput>;
@@ -27,25 +41,14 @@ export type CheckRecorder = HistoryRecorder<ApiKvInput, VersionedKvOutput>;
  * under the store-level recorder; the API-level ones break update() itself,
  * so they go between what clients call and the recorded store operations.
  */
-function layers(store: Store, canary: CanaryKind | undefined): { base: Store; front: (recorded: Store) => Store } {
+function layers(store: Store, canary: CheckCanaryKind | undefined): { base: Store; front: (recorded: Store) => Store } {
+  if (canary !== undefined && (watchCanaryKinds as readonly string[]).includes(canary)) return { base: watchCanary(canary as WatchCanaryKind, store), front: (s) => s };
   switch (canary) {
     case 'lost-update': return { base: new CanaryStore(store), front: (s) => s };
     case 'shared-result': return { base: store, front: (s) => new SharedResultStore(s) };
     case 'double-apply': return { base: store, front: (s) => new DoubleApplyStore(s) };
     default: return { base: store, front: (s) => s };
   }
-}
-
-/** A small deterministic PRNG (mulberry32), so a seed reproduces the operation mix. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /**
@@ -61,14 +64,26 @@ export async function runWorkload(store: Store, recorder: CheckRecorder, options
   const keys = Array.from({ length: options.keys }, (_, i) => `check/${options.run}/k${i}`);
   const counters = Array.from({ length: Math.max(1, Math.ceil(options.keys / 2)) }, (_, i) => `check/${options.run}/n${i}`);
   const { base, front } = layers(store, options.canary);
+  // Every revision a client is told (a write's result, a read) is one a watch may start from.
+  const told = new ToldRevisions();
+  const sink = tell(recorder, told);
   // Half of the update()s go through one store shared by all clients of this worker, so that
   // concurrent ones are combined and the combiner's reads and writes are checked too.
-  const shared = front(new RecordingStore(base, recorder, `w${options.worker}/combined`));
+  const shared = front(new RecordingStore(base, sink, `w${options.worker}/combined`));
+  const watchBase = options.watchStore ? layers(options.watchStore, options.canary).base : base;
+  const watchers = (options.watchers ?? 0) > 0 && watchBase.capabilities.watch && options.watchLog
+    ? startWatchers({
+      store: watchBase, writer: (clientId) => new ApiRecorder(front(new RecordingStore(base, sink, clientId)), sink, clientId), prefix: `check/${options.run}/`, keys, watchers: options.watchers ?? 0,
+      worker: options.worker, seed: options.seed, told, log: options.watchLog, total: options.clients * options.ops,
+      ...(options.livenessMs !== undefined ? { livenessMs: options.livenessMs } : {}),
+    })
+    : undefined;
   const client = async (c: number) => {
     const clientId = `w${options.worker}/c${c}`;
-    const recording = new RecordingStore(base, recorder, clientId);
-    const own = new ApiRecorder(front(recording), recorder, clientId);
-    const viaShared = new ApiRecorder(shared, recorder, clientId);
+    const recording = new RecordingStore(base, sink, clientId);
+    const own = new ApiRecorder(front(recording), sink, clientId);
+    const viaShared = new ApiRecorder(shared, sink, clientId);
+    const alongside = new ApiRecorder(shared, sink, `${clientId}/b`);
     const random = prng(options.seed * 1000 + c);
     const pick = (list: string[]) => list[Math.floor(random() * list.length)] as string;
     for (let n = 0; n < options.ops; n++) {
@@ -80,7 +95,15 @@ export async function runWorkload(store: Store, recorder: CheckRecorder, options
           await recording.getRecord(pick(counters));
         } else if (roll < 0.25) {
           const combine = random() < 0.5;
-          await (combine ? viaShared : own).update(pick(counters), { kind: 'increment' }, { ...updates, combine });
+          if (combine && random() < 0.35) {
+            // Two increments of one counter at once through the shared store: they are combined whatever the
+            // timing of the other clients, and each caller must still be told its own result.
+            const key = pick(counters);
+            const settled = await Promise.allSettled([viaShared, alongside].map((c) => c.update(key, { kind: 'increment' }, { ...updates, combine })));
+            for (const r of settled) if (r.status === 'rejected') throw r.reason;
+          } else {
+            await (combine ? viaShared : own).update(pick(counters), { kind: 'increment' }, { ...updates, combine });
+          }
         } else if (roll < 0.5) {
           await recording.getRecord(pick(keys));
         } else if (roll < 0.68) {
@@ -109,7 +132,38 @@ export async function runWorkload(store: Store, recorder: CheckRecorder, options
         if (!expected) throw err;
       }
       options.onProgress?.(++done);
+      watchers?.progress();
     }
   };
   await Promise.all(Array.from({ length: options.clients }, (_, c) => client(c)));
+  await watchers?.finish();
+}
+
+/** The recorder, also noting every revision an operation answered with. */
+function tell(recorder: CheckRecorder, told: ToldRevisions): HistorySink {
+  const reads = new Set<number>();
+  return {
+    invoke(clientId, input) {
+      const id = recorder.invoke(clientId, input);
+      if (input.op === 'get') reads.add(id);
+      return id;
+    },
+    ok(id, output) {
+      recorder.ok(id, output);
+      const isRead = reads.delete(id);
+      const revision = (output as { revision?: unknown } | null)?.revision;
+      if (typeof revision === 'number' && (output as { ok?: boolean }).ok !== false) told.add(revision, isRead ? 'read' : 'commit');
+    },
+    fail(id, output) {
+      reads.delete(id);
+      recorder.fail(id, output);
+      // A refused condition names the current revision: one more revision a caller was told.
+      const actual = (output as { actual?: unknown } | undefined)?.actual;
+      if (typeof actual === 'number') told.add(actual, 'read');
+    },
+    unknown(id) {
+      reads.delete(id);
+      recorder.unknown(id);
+    },
+  };
 }
