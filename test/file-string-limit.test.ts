@@ -6,7 +6,7 @@
  * for a few seconds.
  */
 import { constants } from 'node:buffer';
-import { appendFileSync, closeSync, openSync, readSync, statSync, writeSync } from 'node:fs';
+import { appendFileSync, closeSync, openSync, readSync, statSync, truncateSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { TooLargeError } from '../src/core/index.js';
@@ -63,4 +63,20 @@ describe('file: the longest file the reader can hold', () => {
     expect(DEFAULT_LIMIT).toBe(MAX_FILE_LENGTH);
     expect(s.maxFileLength).toBe(MAX_FILE_LENGTH);
   }, 180_000);
+
+  it('a file too long for its text to fit one string even at 3 bytes a character is refused without being read (a sparse file of 1.5 GiB)', async () => {
+    const path = join(dir, 'huge.json');
+    writeFileSync(path, '{"revkit":"file","version":1,"revision":1,"prunedBelow":0,');
+    truncateSync(path, 3 * constants.MAX_STRING_LENGTH + 1);
+    const err = (() => {
+      try {
+        return new FileStore(path);
+      } catch (e) {
+        return e;
+      }
+    })();
+    expect(TooLargeError.is(err), String(err)).toBe(true);
+    expect(err).toMatchObject({ limit: constants.MAX_STRING_LENGTH, size: constants.MAX_STRING_LENGTH + 1 });
+    expect(statSync(path).size).toBe(3 * constants.MAX_STRING_LENGTH + 1);
+  });
 });

@@ -56,17 +56,34 @@ export function textOver(bytes: Uint8Array, limit: number): { over: boolean; len
   return { over: length > limit, length };
 }
 
-/** The file's text, as the reader needs it; a file past the engine's string limit is a TooLargeError. */
+/**
+ * The file's text, as the reader needs it: one string. A file longer than
+ * that can hold is a TooLargeError (`size` = its length as text), never a
+ * bare ERR_STRING_TOO_LONG.
+ */
 export function readText(bytes: Buffer, path: string): string {
   try {
     return bytes.toString('utf8');
   } catch (cause) {
     if ((cause as { code?: unknown }).code !== 'ERR_STRING_TOO_LONG') throw cause;
-    const err = new TooLargeError(path, bytes.length, MAX_FILE_LENGTH);
-    err.message = `${path} cannot be read: its text (${bytes.length} bytes) is longer than the ${MAX_FILE_LENGTH} characters one JavaScript string can hold; it is left untouched`;
-    Object.defineProperty(err, 'cause', { value: cause, writable: true, configurable: true });
-    throw err;
+    throw tooLongToRead(path, bytes.length, textLength(bytes), false, cause);
   }
+}
+
+/**
+ * Refuses, before reading it, a file of so many bytes that its text cannot fit
+ * one string (a UTF-16 code unit takes at most 3 bytes of UTF-8) — past 2 GiB,
+ * readFileSync could not even read it into one Buffer.
+ */
+export function assertReadableSize(bytes: number, path: string): void {
+  if (bytes > 3 * MAX_FILE_LENGTH) throw tooLongToRead(path, bytes, Math.ceil(bytes / 3), true);
+}
+
+function tooLongToRead(path: string, bytes: number, length: number, atLeast: boolean, cause?: unknown): TooLargeError {
+  const err = new TooLargeError(path, length, MAX_FILE_LENGTH);
+  err.message = `${path} cannot be read: its text (${bytes} bytes, ${atLeast ? 'at least ' : ''}${length} characters) is longer than the ${MAX_FILE_LENGTH} characters one JavaScript string can hold; it is left untouched`;
+  if (cause !== undefined) Object.defineProperty(err, 'cause', { value: cause, writable: true, configurable: true });
+  return err;
 }
 
 /** One key's current state; also one entry of the change log. */

@@ -21,7 +21,7 @@ import {
   type HistoryOptions, type ListOptions, type ListPage, type PutOptions, type StoreOptions, type StoredRecord,
   type WatchEvent, type WatchOptions,
 } from '../core/index.js';
-import { MAX_FILE_LENGTH, emptyState, headerRevision, parse, readText, serialize, textOver, type FileRecord, type FileState } from './format.js';
+import { MAX_FILE_LENGTH, assertReadableSize, emptyState, headerRevision, parse, readText, serialize, textOver, type FileRecord, type FileState } from './format.js';
 import { ProcessLock } from './lock.js';
 import { removeStaleTemps, replaceFile, tempName, type FileStamp } from './replace.js';
 import { Transaction, isLive, nextState, type EncodedValue } from './transaction.js';
@@ -503,6 +503,7 @@ export class FileStore extends BaseStore {
         const n = readSync(fd, head, 0, HEAD_BYTES, 0);
         if (headerRevision(head.toString('utf8', 0, n)) === cached.state.revision) return cached.state;
       }
+      assertReadableSize(st.size, this.path);
       const state = parse(readText(readFileSync(fd), this.path), this.path);
       this.cache = { state, stamp: { ino: st.ino, size: st.size, mtimeMs: st.mtimeMs } };
       return state;
