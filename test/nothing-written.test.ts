@@ -5,6 +5,7 @@ import { PostgresStore, dropPostgresStore } from '../src/postgres/index.js';
 import type { Store, WatchEvent } from '../src/core/index.js';
 import { MemoryStore } from '../src/memory/index.js';
 import { SqliteStore } from '../src/sqlite/index.js';
+import { FileStore } from '../src/file/index.js';
 import { tempDir, uniqueName } from './helpers.js';
 import { dropStoresAfterAll, freshStore } from './redis-helpers.js';
 
@@ -35,6 +36,7 @@ const backends: Array<[string, () => Promise<Store>]> = [
   ['memory', async () => new MemoryStore({ sweepIntervalMs: 60_000 })],
   ['sqlite', async () => new SqliteStore(join(dir, `${uniqueName('db')}.db`), { pollIntervalMs: 60_000, sweepIntervalMs: 60_000 })],
   ['redis', () => freshStore({ sweepIntervalMs: 0 })],
+  ['file', async () => FileStore.fromUrl(`file:${join(dir, `${uniqueName('f')}.json`)}`)],
   // A sequence, not a counter, but the same promise: nothing drawn, a committed revision answered.
   ['postgres', async () => {
     const prefix = `rk_nw_${uniqueName('p').toLowerCase()}_`;

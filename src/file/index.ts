@@ -198,10 +198,17 @@ export class FileStore extends BaseStore {
         if (failure) failed.push(failure);
       }
       if (failed.length > 0) throw new ConflictError(failed);
+      const writes = ops.filter((op) => op.type === 'set' || (op.type === 'delete' && isLive(tx.get(op.key), tx.now)));
+      if (writes.length === 0) {
+        // Writes nothing: draws no revision (the next write would get it, unseen by a watch from our answer);
+        // answers the highest revision its keys were found at, else the head — both committed (DESIGN §3).
+        const seen = Math.max(0, ...ops.map((op) => tx.get(op.key)?.revision ?? 0));
+        return { revision: seen > 0 ? seen : tx.revision };
+      }
       const revision = tx.nextRevision();
-      for (const op of ops) {
+      for (const op of writes) {
         if (op.type === 'set') tx.put(op.key, encoded.get(op.key) as EncodedValue, revision, op.ttlMs, undefined);
-        else if (op.type === 'delete' && isLive(tx.get(op.key), tx.now)) tx.remove(op.key, revision, undefined);
+        else tx.remove(op.key, revision, undefined);
       }
       return { revision };
     });
