@@ -180,20 +180,27 @@ export function consumer(store: Store, options: ProcessOptions = {}) {
  * The result is the one that attempt's handler returned (kept here: the
  * record may have dropped it to stay within its byte budget). The revision
  * is the dedup record's whose lastSequence is this stamp's — the current
- * one, or, if later messages moved it on, one in its history. Past the
- * history kept, the call answers what any redelivery would: duplicate.
+ * one, or, if later messages moved it on, one in its history; there the token
+ * is looked up too when later messages pushed the stamp out of the record's
+ * recent window before the retry read it. Past the history kept, the call
+ * answers what any redelivery would: duplicate.
  */
 async function ownCommit<R>(
   store: Store, dedupKey: string, dedupRead: StoredRecord<DedupRecord> | null, sequence: number, tokens: Map<string, unknown>,
   bounded: <T>(call: Promise<T>) => Promise<T>,
 ): Promise<Outcome<R> | undefined> {
   const dedup = live(dedupRead);
-  const mine = dedup?.recent.find((r) => r.sequence === sequence && r.commit !== undefined && tokens.has(r.commit));
-  if (!dedup || !mine || !dedupRead) return undefined;
-  const result = tokens.get(mine.commit as string) as R;
-  if (dedup.lastSequence === sequence) return { status: 'applied', result, revision: dedupRead.revision };
+  if (!dedup || !dedupRead || dedup.lastSequence < sequence) return undefined; // not applied: no attempt of ours landed
+  const own = (record: DedupRecord) => record.recent.find((r) => r.sequence === sequence && r.commit !== undefined && tokens.has(r.commit));
+  const applied = (token: string, revision: number): Outcome<R> => ({ status: 'applied', result: tokens.get(token) as R, revision });
+  const mine = own(dedup);
+  if (mine && dedup.lastSequence === sequence) return applied(mine.commit as string, dedupRead.revision);
+  // Within the window under another token: another consumer applied it (a duplicate), no need to look further.
+  if (!mine && dedup.recent.some((r) => r.sequence === sequence)) return undefined;
   const committed = (await bounded(store.history<DedupRecord>(dedupKey))).find((r) => !('deleted' in r) && r.value.lastSequence === sequence);
-  return committed ? { status: 'applied', result, revision: committed.revision } : undefined;
+  if (!committed || 'deleted' in committed) return undefined;
+  const ours = own(committed.value);
+  return ours ? applied(ours.commit as string, committed.revision) : undefined;
 }
 
 /** A budget just under a store's value limit: 1 KiB (a sixteenth of a small limit) left for what a backend adds around a value. */
