@@ -2,6 +2,7 @@ import { Validator } from '@seriousme/openapi-schema-validator';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RevkitServer } from '../src/server/index.js';
 import { HTTP_ERROR_CODES } from '../src/server/index.js';
+import { CONSOLE_PATHS } from '../src/server/console.js';
 import { startServer } from './server-helpers.js';
 
 describe('/openapi.json', () => {
@@ -32,8 +33,11 @@ describe('/openapi.json', () => {
     const actual = new Set<string>();
     for (const r of server.routes) {
       const [method, path] = r.split(' ') as [string, string];
-      if (method !== 'HEAD') actual.add(`${method} ${path === '/v1/kv/*' ? '/v1/kv/{key}' : path}`);
+      // The web console's HTML and assets are for a browser, not operations of the API (the description names /ui/).
+      if (method !== 'HEAD' && !CONSOLE_PATHS.includes(path)) actual.add(`${method} ${path === '/v1/kv/*' ? '/v1/kv/{key}' : path}`);
     }
+    expect(CONSOLE_PATHS.every((p) => server.routes.includes(`GET ${p}`))).toBe(true);
+    expect(Object.keys(doc.paths).filter((p) => CONSOLE_PATHS.includes(p))).toEqual([]);
     expect(actual.size).toBeGreaterThan(8);
     for (const r of actual) expect(documented, r).toContain(r);
     expect(documented).toContain('GET /v1/kv/{key}/history');

@@ -75,12 +75,8 @@ export async function consolePlugin(app: FastifyInstance): Promise<void> {
   for (const name of Object.keys(CONSOLE_FILES)) if (name !== 'index.html') app.get(`/ui/${name}`, { config }, send(name));
 }
 
-/** The console's routes for /openapi.json. */
-export const consoleOpenApiPaths: Record<string, unknown> = Object.fromEntries([
-  ['/', { get: { tags: ['console'], operationId: 'root', summary: 'The server\'s root: redirects to the web console at /ui/', security: [], responses: { '302': { description: 'To /ui/' } } } }],
-  ['/ui', { get: { tags: ['console'], operationId: 'consoleRedirect', summary: 'The web console: redirects to /ui/', security: [], responses: { '308': { description: 'To /ui/' } } } }],
-  ['/ui/', { get: { tags: ['console'], operationId: 'console', summary: 'The web console (HTML); paste a bearer token to use it', security: [], responses: { '200': { description: 'The page', content: { 'text/html': { schema: { type: 'string' } } } } } } }],
-  ...Object.keys(CONSOLE_FILES).filter((n) => n !== 'index.html').map((name) => [`/ui/${name}`, {
-    get: { tags: ['console'], operationId: `consoleAsset_${name.replace(/\W/g, '_')}`, summary: `The console's ${name}`, security: [], responses: { '200': { description: name } } },
-  }]),
-]);
+/**
+ * The console's routes: HTML, a script, a stylesheet and redirects to them, for a browser. They are not
+ * operations of the JSON API, so /openapi.json leaves them out and says where the console is.
+ */
+export const CONSOLE_PATHS: readonly string[] = ['/', '/ui', '/ui/', ...Object.keys(CONSOLE_FILES).filter((n) => n !== 'index.html').map((name) => `/ui/${name}`)];

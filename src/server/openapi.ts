@@ -4,7 +4,6 @@
  * validates it against the OpenAPI schema and checks that every route is in it.
  */
 import { readFileSync } from 'node:fs';
-import { consoleOpenApiPaths } from './console.js';
 
 /** The package's version (package.json, two folders up from src/server/ and dist/server/). */
 const VERSION: string = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
@@ -88,6 +87,8 @@ export const openApiDocument = {
         'admin implies write implies read; a scope covers every key starting with its prefix (`""` covers all). Listing and watching need the requested prefix inside one scope; ' +
         '`/metrics` needs admin. No or a bad token: `401`; outside the token\'s scopes: `403`. `/healthz`, `/readyz` and `/openapi.json` are public.',
       '',
+      '**The web console** is served at `/ui/` for a browser (`GET /` and `GET /ui` redirect there); its HTML, script and stylesheet are not operations of this API and are not listed here.',
+      '',
       '**Limits.** Keys ≤ 1024 UTF-8 bytes; values ≤ 1 MiB encoded (`413 ERR_TOO_LARGE`); bodies ≤ 2 MiB (`413 ERR_PAYLOAD_TOO_LARGE`); JSON nesting ≤ 512; list pages ≤ 1000; ' +
         'txn ≤ 1000 ops; headers must arrive within 10 s and the whole request within 30 s. See `GET /v1/info` for the values of a running server.',
     ].join('\n'),
@@ -95,7 +96,12 @@ export const openApiDocument = {
   },
   servers: [{ url: '/' }],
   security: [{ bearer: [] }],
-  tags: [{ name: 'keys' }, { name: 'transactions' }, { name: 'watch' }, { name: 'operations' }],
+  tags: [
+    { name: 'keys', description: 'Read, write, patch, delete and list keys; a key\'s history. Every write is a compare-and-swap on the revision in `If-Match`.' },
+    { name: 'transactions', description: 'Atomic batches of checks and writes over many keys, committed with one revision.' },
+    { name: 'watch', description: 'Every change, in revision order, as Server-Sent Events; resumable with `Last-Event-ID`.' },
+    { name: 'operations', description: 'Liveness, readiness, metrics, server info and this document.' },
+  ],
   paths: {
     '/v1/kv/{key}': {
       parameters: [keyParam],
@@ -256,7 +262,15 @@ export const openApiDocument = {
           { name: 'Last-Event-ID', in: 'header', required: false, description: 'Resume after this event id (`<revision>.<index>`), or after this whole revision (overrides fromRevision).', schema: { type: 'string' } },
         ],
         responses: {
-          '200': { description: 'An event stream', content: { 'text/event-stream': { schema: { type: 'string' } } } },
+          '200': {
+            description: 'An event stream',
+            content: {
+              'text/event-stream': {
+                // contentSchema: what the data of each event is.
+                schema: { type: 'string', description: 'Server-Sent Events; the `data` of each `put` / `delete` event is a `WatchEvent` as JSON.', contentMediaType: 'text/event-stream', contentSchema: { $ref: '#/components/schemas/WatchEvent' } },
+              },
+            },
+          },
           '400': ref('BadRequest'),
           '401': ref('Unauthorized'),
           '403': ref('Forbidden'),
@@ -302,7 +316,6 @@ export const openApiDocument = {
         },
       },
     },
-    ...consoleOpenApiPaths,
     '/openapi.json': {
       get: {
         tags: ['operations'], operationId: 'openapi', summary: 'This document', security: [],
@@ -324,6 +337,7 @@ export const openApiDocument = {
       UnsupportedMediaType: problemResponse('Content-Type not accepted (ERR_UNSUPPORTED_MEDIA_TYPE)'),
       Invalid: problemResponse('The value failed validation (ERR_VALIDATION); nothing was written'),
       Unsupported: problemResponse('The backend cannot do this (ERR_UNSUPPORTED)'),
+      Misdirected: problemResponse('A Host header the server does not answer for (ERR_MISDIRECTED_REQUEST): the DNS-rebinding guard, before anything else, on every route'),
       Unavailable: problemResponse('The store is unavailable or the server is shutting down (ERR_BACKEND, ERR_UNAVAILABLE, ERR_CLOSED), or a write\'s outcome cannot be established (ERR_OUTCOME_UNKNOWN)'),
     },
     schemas: {
@@ -419,3 +433,10 @@ export const openApiDocument = {
     },
   },
 } as const;
+
+// The Host check (421) runs before any route, on every one: each operation says so.
+for (const item of Object.values(openApiDocument.paths) as unknown as Array<Record<string, { responses?: Record<string, unknown> }>>) {
+  for (const op of Object.values(item)) {
+    if (typeof op === 'object' && op !== null && op.responses !== undefined) op.responses['421'] = ref('Misdirected');
+  }
+}
