@@ -159,7 +159,7 @@ export class Checkpoints {
     let delay = 0;
     for (let attempt = 1; ; attempt++) {
       try {
-        return (await this.store.put(full, next, basis === null ? { ifAbsent: true } : { ifRevision: basis })).revision;
+        return (await this.store.put(full, next, { ifRevision: basis ?? 0 })).revision;
       } catch (err) {
         if (ConflictError.is(err)) return null;
         if (!BackendError.is(err) || !err.transient) throw err;

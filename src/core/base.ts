@@ -15,7 +15,13 @@ export abstract class BaseStore implements Store {
   abstract readonly backend: string;
   abstract readonly capabilities: Capabilities;
   private closed = false;
+  private readonly closer = new AbortController();
   private readonly combiner = new WriteCombiner(this);
+
+  /** Aborted by close(): update()'s backoff sleeps end at once instead of outliving the store. */
+  get closedSignal(): AbortSignal {
+    return this.closer.signal;
+  }
 
   abstract getRecord<T = unknown>(key: string): Promise<StoredRecord<T> | null>;
   abstract list<T = unknown>(options?: ListOptions): Promise<ListPage<T>>;
@@ -100,6 +106,7 @@ export abstract class BaseStore implements Store {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.closer.abort();
     await this.doClose();
   }
 

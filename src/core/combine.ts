@@ -1,4 +1,4 @@
-import { AbortedError, BackendError, ConflictError, isAmbiguous, OutcomeUnknownError, RetryExhaustedError } from './errors.js';
+import { AbortedError, BackendError, ClosedError, ConflictError, isAmbiguous, OutcomeUnknownError, RetryExhaustedError } from './errors.js';
 import {
   answerBy, backoffDelay, lookForOwnWrite, newWriterToken, runUpdate, sleep, UPDATE_DEFAULTS,
   type StopSignal, type UpdatableStore,
@@ -168,6 +168,11 @@ class Batch {
 
   async run(): Promise<void> {
     for (;;) {
+      if (this.store.closedSignal?.aborted) {
+        const closed = new ClosedError(this.store.backend, { cause: this.lastError });
+        for (const c of this.pending) c.fail(closed);
+        return;
+      }
       for (const c of this.pending) if (c.attempts >= c.maxAttempts) c.giveUp('attempts');
       const pending = this.pending;
       if (pending.length === 0) return;
@@ -197,7 +202,7 @@ class Batch {
     // passes: each caller's own deadline answers that caller alone, as it would be answered alone.
     const latest = Math.max(...pending.map((c) => c.deadline));
     const read = await answerBy(this.store.getRecord(this.key), latest, stop, false);
-    if (this.suspects.length > 0 && (await this.resolveSuspects(read))) return true;
+    if (this.suspects.length > 0 && (await this.resolveSuspects(read, latest, stop))) return true;
     if (this.pending.length === 0) return true;
 
     const attempt = await this.apply(read);
@@ -210,8 +215,10 @@ class Batch {
       this.settle(attempt, null);
       return true;
     }
-    const guard: PutOptions = { writer: attempt.token, ...(read === null ? { ifAbsent: true } : { ifRevision: read.revision }) };
-    for (const c of attempt.outcomes.keys()) c.exposedIn.add(attempt);
+    // Never written: ifRevision 0 (a tombstone fails it), so a cut create cannot land after a later delete.
+    const guard: PutOptions = { writer: attempt.token, ifRevision: read?.revision ?? 0 };
+    // A SKIP caller's answer (what it saw) holds whether or not this write lands: it is not exposed to it.
+    for (const [c, outcome] of attempt.outcomes) if (outcome.kind === 'value') c.exposedIn.add(attempt);
     let entry: Entry<unknown>;
     try {
       entry = await answerBy(this.store.put(this.key, attempt.written, guard), latest, stop, true);
@@ -260,9 +267,9 @@ class Batch {
    * After lost acknowledgements: did one of our writes commit? If so its
    * attempt answers its callers. Returns true when everyone is answered.
    */
-  private async resolveSuspects(read: StoredRecord<unknown> | null): Promise<boolean> {
+  private async resolveSuspects(read: StoredRecord<unknown> | null, deadline: number, stop: StopSignal): Promise<boolean> {
     for (const suspect of [...this.suspects]) {
-      const verdict = await lookForOwnWrite(this.store, this.key, read, suspect.token, suspect.base);
+      const verdict = await lookForOwnWrite(this.store, this.key, read, suspect.token, suspect.base, deadline, stop);
       if (verdict.state === 'committed') {
         this.settle(suspect, isTombstone(verdict.record) ? null : verdict.record);
         return this.pending.length === 0;
@@ -328,7 +335,7 @@ class Batch {
     }
     const untilSoonest = Math.min(...pending.map((c) => c.deadline)) - Date.now();
     const everyoneGone = abortWhenAllGone(pending);
-    await sleep(Math.max(0, Math.min(delay, untilSoonest)), everyoneGone.signal).catch(() => undefined);
+    await sleep(Math.max(0, Math.min(delay, untilSoonest)), everyoneGone.signal, this.store.closedSignal).catch(() => undefined);
     everyoneGone.release();
   }
 }

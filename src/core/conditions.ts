@@ -12,7 +12,9 @@ export function conditionFailure(key: string, current: StoredRecord | null, cond
   const live = current !== null && !isTombstone(current) && !(current.expiresAt !== undefined && current.expiresAt <= now);
   const actual = current === null ? null : current.revision;
   if (cond.ifAbsent) return live ? { key, expected: 'absent', actual } : null;
-  if (cond.ifRevision !== undefined) return actual === cond.ifRevision ? null : { key, expected: cond.ifRevision, actual };
+  // ifRevision 0: never written — no record at all, not even a tombstone (update()'s create guard:
+  // unlike ifAbsent it can never be satisfied again once the key was written, so a cut create cannot land late).
+  if (cond.ifRevision !== undefined) return (actual ?? 0) === cond.ifRevision ? null : { key, expected: cond.ifRevision, actual };
   if (cond.ifValue !== undefined) return live && deepEqual((current as { value: unknown }).value, cond.ifValue) ? null : { key, expected: 'value', actual };
   return null;
 }

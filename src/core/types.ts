@@ -31,7 +31,7 @@ export function isTombstone(record: StoredRecord | null | undefined): record is 
 export interface Condition {
   /** No live value: never written, deleted or expired. */
   ifAbsent?: true;
-  /** The key's current revision, live or tombstone. */
+  /** The key's current revision, live or tombstone; 0: the key was never written (no record, not even a tombstone). */
   ifRevision?: number;
   /** The current live value deep-equals this. */
   ifValue?: unknown;

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { AbortedError, BackendError, ConflictError, isAmbiguous, OutcomeUnknownError, RetryExhaustedError } from './errors.js';
+import { AbortedError, BackendError, ClosedError, ConflictError, isAmbiguous, OutcomeUnknownError, RetryExhaustedError } from './errors.js';
 import { exponentialJitter } from './retry.js';
 import { isTombstone, SKIP, type Entry, type Mutation, type PutOptions, type Store, type StoredRecord, type UpdateOptions } from './types.js';
 import { validateCandidate } from './validate.js';
@@ -33,7 +33,10 @@ export function newWriterToken(): string {
 }
 
 /** What the update loop needs from a store. */
-export type UpdatableStore = Pick<Store, 'getRecord' | 'put' | 'history' | 'capabilities'>;
+export type UpdatableStore = Pick<Store, 'getRecord' | 'put' | 'history' | 'capabilities' | 'backend'> & {
+  /** Fires when the store is closed: a backoff sleep ends at once, and the next store call says so. */
+  readonly closedSignal?: StopSignal;
+};
 
 /**
  * docs/semantics.md, "update()": read (tombstones included), apply the mutation to a private
@@ -62,11 +65,15 @@ export async function runUpdate<T>(store: UpdatableStore, key: string, fn: Mutat
 
   for (let attempt = 1; ; attempt++) {
     if (opts.signal?.aborted) giveUp(attempt - 1, 'aborted', lastError ?? new AbortedError(opts.signal.reason));
+    if (store.closedSignal?.aborted) {
+      const closed = new ClosedError(store.backend, { cause: lastError });
+      throw suspect ? new OutcomeUnknownError(key, undefined, { cause: closed }) : closed;
+    }
     let read: StoredRecord<T> | null = null;
     try {
       read = await answerBy(store.getRecord<T>(key), deadline, opts.signal, false);
       if (suspect) {
-        const verdict = await lookForOwnWrite(store, key, read, writer, suspect.base);
+        const verdict = await lookForOwnWrite(store, key, read, writer, suspect.base, deadline, opts.signal);
         if (verdict.state === 'committed') return isTombstone(verdict.record) ? null : verdict.record;
         if (verdict.state === 'unknown') throw new OutcomeUnknownError(key, undefined, { cause: lastError });
         if (verdict.state === 'absent') suspect = undefined;
@@ -78,11 +85,16 @@ export async function runUpdate<T>(store: UpdatableStore, key: string, fn: Mutat
       const live = read !== null && !isTombstone(read);
       const current = live ? structuredClone((read as Entry<T>).value) : defaultValue(opts);
       const next = await answerBy(Promise.resolve().then(() => fn(current)), deadline, opts.signal, false, MUTATION_GAVE_NO_ANSWER);
-      if (next === SKIP) return live ? (read as Entry<T>) : null;
+      // "No change" cannot be promised while an earlier write of this call may still land.
+      if (next === SKIP) {
+        if (suspect) throw new OutcomeUnknownError(key, undefined, { cause: lastError });
+        return live ? (read as Entry<T>) : null;
+      }
       const candidate = await validateCandidate(key, next as T, opts);
       // An abort that came while the mutation ran is honoured before anything is written.
       if (opts.signal?.aborted) giveUp(attempt, 'aborted', lastError ?? new AbortedError(opts.signal.reason));
-      const guard: PutOptions = read === null ? { ifAbsent: true } : { ifRevision: read.revision };
+      // Never written: ifRevision 0, not ifAbsent — a tombstone must not let this write land after a later delete.
+      const guard: PutOptions = { ifRevision: read === null ? 0 : read.revision };
       guard.writer = writer;
       if (opts.ttlMs !== undefined) guard.ttlMs = opts.ttlMs;
       try {
@@ -112,11 +124,11 @@ export async function runUpdate<T>(store: UpdatableStore, key: string, fn: Mutat
       // A metrics hook must not break the update.
     }
     if (delay >= remaining) {
-      await sleep(remaining, opts.signal).catch(() => undefined);
-      giveUp(attempt, opts.signal?.aborted ? 'aborted' : 'deadline', lastError);
+      await sleep(remaining, opts.signal, store.closedSignal).catch(() => undefined);
+      if (!store.closedSignal?.aborted) giveUp(attempt, opts.signal?.aborted ? 'aborted' : 'deadline', lastError);
     }
     try {
-      await sleep(delay, opts.signal);
+      await sleep(delay, opts.signal, store.closedSignal);
     } catch {
       giveUp(attempt, 'aborted', lastError);
     }
@@ -145,13 +157,14 @@ export type OwnWriteVerdict<T> =
  * Looks at the record just read, then back through history until below
  * `base` (one call with a large limit; backends cap it at what they keep).
  */
-export async function lookForOwnWrite<T>(store: UpdatableStore, key: string, read: StoredRecord<T> | null, writer: string, base: number): Promise<OwnWriteVerdict<T>> {
+export async function lookForOwnWrite<T>(store: UpdatableStore, key: string, read: StoredRecord<T> | null, writer: string, base: number, deadline: number, signal: StopSignal | undefined): Promise<OwnWriteVerdict<T>> {
   if (read && read.writer === writer && read.revision > base) return { state: 'committed', record: read };
   if ((read?.revision ?? 0) <= base) return { state: 'pending' };
   if (!store.capabilities.history) return { state: 'unknown' };
   let past: StoredRecord<T>[];
   try {
-    past = await store.history<T>(key, { limit: HISTORY_LOOKBACK });
+    // Bounded like every store call of the loop: a history read that never answers must not hold the caller.
+    past = await answerBy(store.history<T>(key, { limit: HISTORY_LOOKBACK }), deadline, signal, false);
   } catch (err) {
     if (BackendError.is(err) && err.transient) throw err;
     return { state: 'unknown' };
@@ -206,19 +219,26 @@ export function answerBy<R>(call: Promise<R>, deadline: number, signal: StopSign
   });
 }
 
-export function sleep(ms: number, signal?: StopSignal): Promise<void> {
+/** Waits `ms`; rejects with AbortedError when `signal` aborts; resolves early when `wake` fires. */
+export function sleep(ms: number, signal?: StopSignal, wake?: StopSignal): Promise<void> {
   return new Promise((resolve, reject) => {
     if (signal?.aborted) return reject(new AbortedError(signal.reason));
-    if (ms <= 0 && !signal) return resolve();
+    if (wake?.aborted || (ms <= 0 && !signal)) return resolve();
     const timer = setTimeout(done, ms);
-    function done() {
+    function cleanup() {
+      clearTimeout(timer);
       signal?.removeEventListener('abort', onAbort);
+      wake?.removeEventListener('abort', done);
+    }
+    function done() {
+      cleanup();
       resolve();
     }
     function onAbort() {
-      clearTimeout(timer);
+      cleanup();
       reject(new AbortedError(signal?.reason));
     }
     signal?.addEventListener('abort', onAbort, { once: true });
+    wake?.addEventListener('abort', done, { once: true });
   });
 }

@@ -7,7 +7,9 @@ import type { UpdateOptions } from './types.js';
  * on a candidate value. Returns the schema's output (schemas may normalise).
  */
 export async function validateCandidate<T>(key: string, candidate: T, opts: Pick<UpdateOptions<T>, 'schema' | 'validate'>): Promise<T> {
-  let value = candidate;
+  // A forgotten `return`: refused as a value no store can hold — combined, it was taken for "no change" and dropped its neighbours' writes.
+  if (candidate === undefined) throw new ValidationError([{ message: 'the mutation returned undefined: return the next value, or SKIP to change nothing' }], key);
+  let value: T = candidate;
   if (opts.schema) {
     const result = await (opts.schema as StandardSchemaV1<unknown, T>)['~standard'].validate(value);
     if (result.issues) {

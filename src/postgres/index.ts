@@ -526,9 +526,10 @@ export class PostgresStore extends BaseStore implements WatchSource {
   /** A put until it is written or fails. */
   private async putRow(write: Write, expected: FailedCheck['expected']): Promise<WriteRow> {
     for (let round = 1; ; round++) {
-      const row = await this.writes.submit(write);
+      // 'never' has no place in the batch statement's conditions: it goes alone.
+      const row = write.kind === 'never' ? await this.writeOne(write) : await this.writes.submit(write);
       if (row.revision !== null && row.revision !== undefined) return row;
-      if (row.found || (write.kind !== 'none' && write.kind !== 'absent')) {
+      if (row.found || (write.kind !== 'none' && write.kind !== 'absent' && write.kind !== 'never')) {
         throw new ConflictError([{ key: write.key, expected, actual: row.found ? num(row.actual) : null }]);
       }
       // The key was created after this statement's snapshot and the
@@ -540,7 +541,7 @@ export class PostgresStore extends BaseStore implements WatchSource {
   protected async doDelete(key: string, options: DeleteOptions): Promise<number | null> {
     const [kind, arg, expected] = this.condition(options);
     const write: Write = { key, del: true, value: null, ttlMs: null, writer: options.writer ?? null, kind, arg };
-    const row = kind === 'value' ? await this.byValue(write, options.ifValue) : await this.writes.submit(write);
+    const row = kind === 'value' ? await this.byValue(write, options.ifValue) : kind === 'never' ? await this.writeOne(write) : await this.writes.submit(write);
     if (row.revision !== null && row.revision !== undefined) {
       this.signalChange([key]);
       this.seen(num(row.revision));
@@ -582,7 +583,7 @@ export class PostgresStore extends BaseStore implements WatchSource {
 
   /** A write in its own statement: what a lone writer sends. */
   private async writeOne(w: Write): Promise<WriteRow> {
-    const tail = w.kind === 'none' || w.kind === 'absent' ? [] : [w.arg];
+    const tail = w.kind === 'none' || w.kind === 'absent' || w.kind === 'never' ? [] : [w.arg];
     const what = w.del ? 'delete' : 'put';
     const name = `${w.del ? 'del' : 'put'}_${w.kind}${this.json ? 'j' : 'b'}`;
     if (w.del) {
@@ -614,6 +615,7 @@ export class PostgresStore extends BaseStore implements WatchSource {
 
   private condition(options: PutOptions): [CondKind, unknown, FailedCheck['expected']] {
     if (options.ifAbsent) return ['absent', null, 'absent'];
+    if (options.ifRevision === 0) return ['never', null, 0];
     if (options.ifRevision !== undefined) return ['rev', options.ifRevision, options.ifRevision];
     if (options.ifValue !== undefined) return ['value', this.codec.encode(options.ifValue), 'value'];
     return ['none', null, null];

@@ -3,9 +3,10 @@ import type { Names } from './schema.js';
 /**
  * 'liverev': the key is live at exactly this revision — what an ifValue
  * write is guarded by once its value was compared in process (see
- * PostgresStore.byValue).
+ * PostgresStore.byValue). 'never': ifRevision 0, the key has no row at all
+ * (never written; a tombstone fails it) — an INSERT that never updates.
  */
-export type CondKind = 'none' | 'absent' | 'rev' | 'liverev' | 'value';
+export type CondKind = 'none' | 'absent' | 'rev' | 'liverev' | 'value' | 'never';
 
 /** Server clock in ms: TTLs and updatedAt use one clock for every machine. */
 const NOW_MS = `(extract(epoch FROM statement_timestamp()) * 1000)::bigint`;
@@ -42,6 +43,8 @@ function cond(kind: CondKind, x: string, now: string, json: boolean, p: string):
       return 'true';
     case 'absent':
       return `NOT ${live(x, now)}`;
+    case 'never':
+      return 'false';
     case 'rev':
       return `(${x}.revision = ${p}::bigint)`;
     case 'liverev':
@@ -101,7 +104,7 @@ cur AS MATERIALIZED (
  * - `log` appends the change (history + watch) in the same statement.
  */
 export function putSql(n: Names, kind: CondKind, json: boolean): string {
-  const withInsert = kind === 'none' || kind === 'absent';
+  const withInsert = kind === 'none' || kind === 'absent' || kind === 'never';
   return `/*revkit:put*/ WITH n AS MATERIALIZED (SELECT ${NOW_MS} AS ms),
 ${lockedRow(n, kind, json, '$5')},
 chk AS MATERIALIZED (
@@ -124,7 +127,7 @@ ins AS (
     (SELECT r2.rev, CASE WHEN ${live('t', 'excluded.updated_at')} THEN t.created_revision ELSE r2.rev END,
             excluded.value, false, excluded.updated_at, excluded.expires_at, excluded.writer
        FROM (SELECT ${n.next}() AS rev) r2)
-  ${kind === 'absent' ? `WHERE NOT ${live('t', 'excluded.updated_at')}` : ''}
+  ${kind === 'absent' ? `WHERE NOT ${live('t', 'excluded.updated_at')}` : kind === 'never' ? 'WHERE false' : ''}
   RETURNING t.revision, t.created_revision, t.updated_at, t.expires_at
 )` : ''},
 w AS (SELECT * FROM upd${withInsert ? ' UNION ALL SELECT * FROM ins' : ''}),

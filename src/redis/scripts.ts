@@ -69,10 +69,13 @@ end
 local function draw()
   return redis.call('HINCRBY', meta, 'rev', 1)
 end
--- mode: '' none, 'absent', 'rev' (live or tombstone), 'liverev' (ifValue: the live revision compared)
+-- mode: '' none, 'absent', 'rev' (live or tombstone; 0: never written), 'liverev' (ifValue: the live revision compared)
 local function fails(cur, mode, want, now)
   if mode == 'absent' then return live(cur, now) end
-  if mode == 'rev' then return cur == nil or cur.rev ~= want end
+  if mode == 'rev' then
+    if cur == nil then return want ~= 0 end
+    return cur.rev ~= want
+  end
   if mode == 'liverev' then return (not live(cur, now)) or cur.rev ~= want end
   return false
 end
@@ -123,7 +126,7 @@ for i = 1, n do
     local cur = parse(redis.call('HGET', KEYS[2], ARGV[b + 2]))
     local want = ARGV[b + 3]
     local bad
-    if want == '' then bad = live(cur, now) else bad = cur == nil or cur.rev ~= tonumber(want) end
+    if want == '' then bad = live(cur, now) else bad = fails(cur, 'rev', tonumber(want), now) end
     if bad then
       table.insert(failed, ARGV[b + 2])
       table.insert(failed, want)

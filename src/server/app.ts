@@ -527,7 +527,7 @@ export async function createServer(options: CreateServerOptions): Promise<Revkit
       const noneOk = ifNoneMatch === undefined || (ifNoneMatch === '*' ? !live : !(live && weakMatch(ifNoneMatch, actual as number)));
       if (!matchOk || !noneOk) throw new ConflictError([{ key, expected: matchOk ? 'absent' : expectedOf(ifMatch as TagList), actual }]);
       try {
-        return await write(read === null ? { ifAbsent: true } : { ifRevision: read.revision }, read);
+        return await write({ ifRevision: read?.revision ?? 0 }, read);
       } catch (err) {
         if (!ConflictError.is(err) || attempt >= 16) throw err;
         metrics.retries.inc();

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { ClosedError, OutcomeUnknownError, RetryExhaustedError, type Entry, type Store } from '../core/index.js';
+import { ClosedError, OutcomeUnknownError, RetryExhaustedError, SKIP, type Entry, type Store } from '../core/index.js';
 import { FaultStore } from './fault-store.js';
 
 type StoreTest = (store: Store) => Promise<void>;
@@ -87,6 +87,76 @@ export const callerChecks: Record<string, StoreTest> = {
       const outcome = await s.update<number>(key, increment, { combine }).then((e) => e, (err: unknown) => err);
       assert.ok(OutcomeUnknownError.is(outcome), `combine ${combine}: ${String(outcome)}`);
       assert.equal((await inner.get<number>(key))?.value, 1, `combine: ${combine}`);
+    }
+  },
+
+  'a create cut from its caller cannot land after the key was created and deleted (its guard is "never written", not "absent")': async (inner) => {
+    for (const combine of [true, false]) {
+      const key = `late-create/${combine}`;
+      const s = new FaultStore(inner).inject({ kind: 'late-landing', op: 'put', key, landsAt: 'landHeld' });
+      const first = await s.update<number>(key, increment, { combine });
+      assert.equal(first?.value, 1, `combine: ${combine}`);
+      const gone = await inner.delete(key);
+      await s.landHeld(); // the cut create arrives now, on the tombstone
+      const now = await inner.getRecord(key);
+      assert.equal(now?.revision, gone, `combine ${combine}: the cut create landed after the delete: ${JSON.stringify(now)}`);
+    }
+  },
+
+  'after a cut write, a mutation that answers SKIP is told the outcome is unknown, never "nothing written"': async (inner) => {
+    for (const combine of [true, false]) {
+      const key = `late-skip/${combine}`;
+      await inner.put(key, 0);
+      const s = new FaultStore(inner).inject({ kind: 'late-landing', op: 'put', key, landsAt: 'landHeld' });
+      let calls = 0;
+      const outcome = await s.update<number>(key, (n) => (calls++ === 0 ? (n ?? 0) + 1 : SKIP), { combine }).then((e) => e, (err: unknown) => err);
+      await s.landHeld();
+      const stored = (await inner.get<number>(key))?.value;
+      if (stored === 1) assert.ok(OutcomeUnknownError.is(outcome), `combine ${combine}: its cut write landed, yet it was told ${JSON.stringify(outcome)}`);
+    }
+  },
+
+  'a mutation that returns undefined is a ValidationError of its own; combined callers beside it are written': async (s) => {
+    await s.put('undef', 5);
+    const results = await Promise.allSettled([
+      s.update<number>('undef', increment),
+      s.update<number>('undef', ((n: number) => {
+        void (n + 1); // a forgotten return
+      }) as unknown as (n: number | undefined) => number),
+      s.update<number>('undef', increment),
+    ]);
+    assert.deepEqual(results.map((r) => r.status), ['fulfilled', 'rejected', 'fulfilled'], describe(results));
+    assert.equal((results[1] as PromiseRejectedResult).reason?.code, 'ERR_VALIDATION');
+    assert.equal((await s.get<number>('undef'))?.value, 7);
+  },
+
+  'a history read that never answers holds an update() only until its deadline, and the key stays usable': async (inner) => {
+    for (const combine of [true, false]) {
+      const key = `history-stall/${combine}`;
+      await inner.put(key, 0);
+      const s = new FaultStore(inner)
+        // The write commits, its acknowledgement is lost, and another writer moves the key: the caller must look in history…
+        .inject({ kind: 'lost-ack', op: 'put', key, then: (store) => store.put(key, 100) })
+        // …which never answers.
+        .inject({ kind: 'stall', op: 'history', key });
+      const outcome = await bounded(s.update<number>(key, increment, { combine, deadlineMs: 300 }).then((e) => e, (err: unknown) => err), 15_000, `combine ${combine}: update() still pending long after its deadline`);
+      assert.ok(OutcomeUnknownError.is(outcome), `combine ${combine}: ${String(outcome)}`);
+      const next = await bounded(s.update<number>(key, (n) => (n ?? 0) + 10, { combine }), 15_000, `combine ${combine}: the key is wedged`);
+      assert.equal(next?.value, 110, `combine: ${combine}`);
+    }
+  },
+
+  'close() ends an update() waiting out an outage at once: no store call after it': async (inner) => {
+    for (const combine of [true, false]) {
+      const key = `close-backoff/${combine}`;
+      const s = new FaultStore(inner).inject({ kind: 'fail-before', op: 'getRecord', key, times: 1_000 });
+      const outcome = s.update<number>(key, increment, { combine, deadlineMs: 60_000 }).then((e) => e, (err: unknown) => err);
+      while (s.injected.length < 2) await new Promise((r) => setTimeout(r, 5));
+      await s.close();
+      const tried = s.injected.length + s.calls.getRecord;
+      const err = await bounded(outcome, 15_000, `combine ${combine}: update() outlived close()`);
+      assert.ok(err instanceof Error && (err as { code?: string }).code !== undefined, `combine ${combine}: ${String(err)}`);
+      assert.equal(s.injected.length + s.calls.getRecord, tried, `combine ${combine}: the store was called again after close()`);
     }
   },
 

@@ -107,6 +107,24 @@ export function describeConformance(target: ConformanceTarget): void {
         expect((await s.get('r'))?.value).toBe('b');
       });
 
+      test('ifRevision 0: never written — unlike ifAbsent, a tombstone does not satisfy it (a cut create cannot land after a delete)', async (s) => {
+        const created = await s.put('nw', 1, { ifRevision: 0 });
+        expect(created.value).toBe(1);
+        expect(await s.put('nw', 2, { ifRevision: 0 }).catch((x) => x)).toMatchObject({ code: 'ERR_CONFLICT', expected: 0, actual: created.revision });
+        const gone = await s.delete('nw');
+        expect(await s.put('nw', 3, { ifRevision: 0 }).catch((x) => x)).toMatchObject({ code: 'ERR_CONFLICT', expected: 0, actual: gone });
+        expect(await s.delete('nw2', { ifRevision: 0 })).toBeNull();
+        await s.put('nw2', 1);
+        expect(await s.delete('nw2', { ifRevision: 0 }).catch((x) => x.code)).toBe('ERR_CONFLICT');
+        if (s.capabilities.atomic) {
+          expect(await s.atomic().check('nw', 0).set('nw/x', 1).commit().catch((x) => x.code)).toBe('ERR_CONFLICT');
+          await s.atomic().check('nw/fresh', 0).set('nw/fresh', 1).commit();
+          expect((await s.get('nw/fresh'))?.value).toBe(1);
+          expect(await s.atomic().check('nw/fresh', 0).set('nw/fresh', 2).commit().catch((x) => x.code)).toBe('ERR_CONFLICT');
+        }
+        expect((await s.getRecord('nw'))?.revision).toBe(gone);
+      });
+
       test('tombstone guard: a writer that read before a delete loses cleanly', async (s) => {
         const read = await s.put('t', 'v1');
         const tomb = await s.delete('t');

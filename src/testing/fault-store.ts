@@ -29,6 +29,8 @@ export interface FaultRule {
   /** How many matching calls it hits before it is used up; 1 when omitted. */
   times?: number;
   stallMs?: number;
+  /** For `late-landing`: when the held write reaches the store — before the next write (default) or only at `landHeld()`. */
+  landsAt?: 'next-write' | 'landHeld';
   /** For `lost-ack`: the error the caller gets instead of the default ambiguous BackendError (a ClosedError of a write cut by close(), say). */
   error?: () => Error;
   /** Runs once the fault has happened, before the caller hears of it (e.g. another writer moves the key). */
@@ -52,7 +54,7 @@ export class FaultStore extends WrappingStore {
   /** Every fault that fired, in order. */
   readonly injected: InjectedFault[] = [];
   /** Writes cut from their callers by `late-landing`, not yet landed. */
-  private held: Array<() => Promise<unknown>> = [];
+  private held: Array<{ land: () => Promise<unknown>; onNextWrite: boolean }> = [];
   /** Counts of calls that reached the inner store, by operation. */
   readonly calls: Record<FaultOperation, number> = { getRecord: 0, put: 0, delete: 0, atomic: 0, history: 0 };
 
@@ -66,10 +68,10 @@ export class FaultStore extends WrappingStore {
   }
 
   /** Lets every held `late-landing` write reach the store now, in order; a refused one (its guard moved) is dropped. */
-  async landHeld(): Promise<void> {
-    const held = this.held;
-    this.held = [];
-    for (const land of held) await land().catch(() => undefined);
+  async landHeld(which: 'all' | 'next-write' = 'all'): Promise<void> {
+    const landing = this.held.filter((h) => which === 'all' || h.onNextWrite);
+    this.held = this.held.filter((h) => !landing.includes(h));
+    for (const h of landing) await h.land().catch(() => undefined);
   }
 
   /** Removes every rule not yet used up. */
@@ -112,7 +114,7 @@ export class FaultStore extends WrappingStore {
   private async run<R>(op: FaultOperation, keys: string[], call: () => Promise<R>): Promise<R> {
     const rule = this.take(op, keys);
     const isWrite = op === 'put' || op === 'delete' || op === 'atomic';
-    if (isWrite && this.held.length > 0) await this.landHeld();
+    if (isWrite && this.held.length > 0) await this.landHeld('next-write');
     if (!rule) {
       this.calls[op]++;
       return call();
@@ -142,9 +144,12 @@ export class FaultStore extends WrappingStore {
         await rule.then?.(this.inner);
         throw rule.error?.() ?? new BackendError(`injected fault: the acknowledgement of ${op} was lost`, { transient: true, ambiguous: true });
       case 'late-landing':
-        this.held.push(() => {
-          this.calls[op]++;
-          return call();
+        this.held.push({
+          land: () => {
+            this.calls[op]++;
+            return call();
+          },
+          onNextWrite: rule.landsAt !== 'landHeld',
         });
         await rule.then?.(this.inner);
         throw new BackendError(`injected fault: the connection was cut while ${op} still ran on the server`, { transient: true, ambiguous: true });
