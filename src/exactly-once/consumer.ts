@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import {
-  AbortedError, BackendError, ConflictError, InvalidArgumentError, OutcomeUnknownError, RetryExhaustedError, TooLargeError, UPDATE_DEFAULTS, sleep,
+  AbortedError, BackendError, ConflictError, InvalidArgumentError, isAmbiguous, OutcomeUnknownError, RetryExhaustedError, TooLargeError, UPDATE_DEFAULTS, sleep,
   type Store, type StoredRecord, type RetryPolicy,
 } from '../core/index.js';
 import { answerBy } from '../core/update.js';
@@ -57,8 +57,11 @@ const HANDLER_GAVE_NO_ANSWER: unique symbol = Symbol('handler gave no answer');
  * or the store does not answer: then RetryExhaustedError (reason 'deadline'
  * or 'aborted'), and the run that did not answer commits nothing, ever (its
  * transaction is closed and its `tx.signal` aborted). When an earlier attempt's
- * commit may have landed unacknowledged, OutcomeUnknownError instead (a
- * redelivery of the message is answered duplicate if it did).
+ * commit may have landed unacknowledged (a lost acknowledgement, a commit cut
+ * by close()), any error the call ends with — giving up, a handler that throws
+ * on the retry, a closed store — is OutcomeUnknownError instead, with that
+ * error as its cause (a redelivery of the message is answered duplicate if it
+ * did).
  */
 export async function process<P, R>(store: Store, stamp: Stamp, payload: P, handler: Handler<P, R>, options: ProcessOptions = {}): Promise<Outcome<R>> {
   assertAtomic(store, 'process');
@@ -126,7 +129,8 @@ export async function process<P, R>(store: Store, stamp: Stamp, payload: P, hand
           const { revision } = await answerBy(batch.commit(), deadline, signal, true);
           return { status: 'applied', result, revision };
         } catch (err) {
-          if (BackendError.is(err) && err.ambiguous) maybeCommitted.set(token, result);
+          // A lost acknowledgement, or a commit cut by close(): it may land (or have landed) all the same.
+          if (isAmbiguous(err)) maybeCommitted.set(token, result);
           // The store's value limit is below the budget: keep just under it on this store from now on, and build the record again.
           if (TooLargeError.is(err) && err.limit > 0 && err.limit < fitted.bytes) {
             budget = budgetUnder(err.limit);
@@ -143,7 +147,13 @@ export async function process<P, R>(store: Store, stamp: Stamp, payload: P, hand
         tx?.close(new AbortedError(`process() gave up on this handler run (${reason}): nothing it stages will be committed`));
         giveUp(attempt, reason, lastError);
       }
-      if (!ConflictError.is(err) && !(BackendError.is(err) && (err.transient || err.ambiguous))) throw err;
+      if (!ConflictError.is(err) && !(BackendError.is(err) && (err.transient || err.ambiguous))) {
+        // An earlier attempt's commit may still land (or have landed) unseen: this call cannot say "not applied".
+        if (maybeCommitted.size > 0 && !OutcomeUnknownError.is(err)) {
+          throw new OutcomeUnknownError(dedupKey, `processing sequence ${s.sequence} of ${JSON.stringify(s.producerId)}/${JSON.stringify(s.partition)} failed after a commit whose acknowledgement was lost: it may or may not have been applied (a redelivery tells: duplicate if it was)`, { cause: err });
+        }
+        throw err;
+      }
       lastError = err;
     } finally {
       tx?.close();
