@@ -1,8 +1,11 @@
 import type { Redis } from 'ioredis';
+import { ClosedError } from '../core/index.js';
 import type { Script } from './scripts.js';
 
 interface Pending {
   state: 'queued' | 'sent' | 'orphaned';
+  /** A write: if it was sent, it may commit whatever the caller is told. */
+  write: boolean;
   fail(err: Error): void;
 }
 
@@ -29,6 +32,8 @@ export class InFlight {
   /** The server's id of the current connection, learnt when it became ready. */
   private clientId: string | undefined;
   private orphanedOf: string | undefined;
+  /** Called when the last pending command settles (drain() waits for it). */
+  private onDrained: (() => void) | undefined;
   private readonly onReady = () => {
     for (const p of this.pending) if (p.state === 'queued') p.state = 'sent';
     const fenced = this.orphanedOf;
@@ -54,12 +59,13 @@ export class InFlight {
     if (client.status === 'ready') this.learnId();
   }
 
-  track<R>(call: () => Promise<R>): Promise<R> {
+  track<R>(call: () => Promise<R>, write = false): Promise<R> {
     return new Promise<R>((resolve, reject) => {
       const pending: Pending = {
         state: this.client.status === 'ready' ? 'sent' : 'queued',
+        write,
         fail: (err) => {
-          this.pending.delete(pending);
+          this.settled(pending);
           reject(err);
         },
       };
@@ -68,7 +74,7 @@ export class InFlight {
         (value) => {
           // A resent command's answer is not trusted: "conflict" may mean its first sending ran.
           if (pending.state === 'orphaned') return pending.fail(closedError());
-          this.pending.delete(pending);
+          this.settled(pending);
           resolve(value);
         },
         // Whatever ioredis says about an orphaned command (it was sent), it may have run.
@@ -78,7 +84,7 @@ export class InFlight {
   }
 
   /** Runs a script by its SHA; a server that does not know it yet (new, restarted, flushed) gets the source. */
-  evalsha(script: Script, keys: string[], args: Array<string | Buffer | number>): Promise<unknown> {
+  evalsha(script: Script, keys: string[], args: Array<string | Buffer | number>, write = false): Promise<unknown> {
     return this.track(async () => {
       try {
         return await this.client.callBuffer('EVALSHA', script.sha, keys.length, ...keys, ...args);
@@ -87,14 +93,43 @@ export class InFlight {
         if (!/^NOSCRIPT/.test(String((err as Error)?.message))) throw err;
         return this.client.callBuffer('EVAL', script.lua, keys.length, ...keys, ...args);
       }
+    }, write);
+  }
+
+  /** Resolves once no command is in flight (their answers came), or after `timeoutMs`, whichever is first. */
+  async drain(timeoutMs: number): Promise<void> {
+    if (this.pending.size === 0 || timeoutMs <= 0) return;
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(() => this.onDrained?.(), timeoutMs);
+      this.onDrained = () => {
+        clearTimeout(timer);
+        this.onDrained = undefined;
+        resolve();
+      };
     });
   }
 
-  /** Fails what is still waiting (the store is closing). */
-  detach(): void {
+  /**
+   * The store is closing: fails what is still waiting with ClosedError —
+   * `ambiguous` for a write that was sent (it may still run on the server) —
+   * and returns how many were left.
+   */
+  detach(backend: string): number {
     this.client.off('ready', this.onReady);
     this.client.off('close', this.onClose);
-    for (const p of [...this.pending]) p.fail(closedError());
+    const left = [...this.pending];
+    for (const p of left) {
+      const ambiguous = p.write && p.state !== 'queued';
+      const err = new ClosedError(backend, { ambiguous });
+      if (ambiguous) err.message = `the ${backend} store was closed while a write was in flight (no answer within the close timeout): it may have committed`;
+      p.fail(err);
+    }
+    return left.length;
+  }
+
+  private settled(pending: Pending): void {
+    this.pending.delete(pending);
+    if (this.pending.size === 0) this.onDrained?.();
   }
 
   private learnId(): void {

@@ -37,9 +37,14 @@ export interface RedisStoreOptions extends StoreOptions {
   sweepIntervalMs?: number;
   /** How long a caught-up watch waits on the change log (XREAD BLOCK) before it looks again; default 10,000 ms. */
   watchBlockMs?: number;
+  /**
+   * close(): how long commands in flight may still get their answers; default 1000 ms.
+   * What is left then is answered with ClosedError (`ambiguous` for a write that was sent: it may still commit).
+   */
+  closeTimeoutMs?: number;
 }
 
-const URL_OPTIONS = ['prefix', 'historyDepth', 'changeLogRevisions', 'sweepIntervalMs', 'watchBlockMs'] as const;
+const URL_OPTIONS = ['prefix', 'historyDepth', 'changeLogRevisions', 'sweepIntervalMs', 'watchBlockMs', 'closeTimeoutMs'] as const;
 /** The largest stream id sequence: `<rev>-MAX_SEQ` sorts after every entry of revision `rev`. */
 const MAX_SEQ = '18446744073709551615';
 const WATCH_PAGE = 1000;
@@ -61,6 +66,7 @@ export class RedisStore extends BaseStore {
   private readonly historyDepth: number;
   private readonly changeLogRevisions: number;
   private readonly watchBlockMs: number;
+  private readonly closeTimeoutMs: number;
   private readonly inFlight: InFlight;
   private incarnation = '';
   /** The highest revision this store has seen: the server's counter below it means it lost writes. */
@@ -82,6 +88,9 @@ export class RedisStore extends BaseStore {
     this.historyDepth = positive(options.historyDepth, 64, 'historyDepth');
     this.changeLogRevisions = positive(options.changeLogRevisions, 100_000, 'changeLogRevisions');
     this.watchBlockMs = positive(options.watchBlockMs, 10_000, 'watchBlockMs');
+    const closeMs = options.closeTimeoutMs ?? 1000;
+    if (!Number.isSafeInteger(closeMs) || closeMs < 0) throw new InvalidArgumentError(`closeTimeoutMs must be a non-negative integer, got ${String(closeMs)}`);
+    this.closeTimeoutMs = closeMs;
     this.inFlight = new InFlight(client);
     this.waker = new StreamWaker(client, this.k.log, this.watchBlockMs, { ...OWN_CONNECTION, connectionName: `revkit-watch:${this.prefix}` });
     const sweepMs = options.sweepIntervalMs ?? 1000;
@@ -340,12 +349,23 @@ export class RedisStore extends BaseStore {
     return queue;
   }
 
+  /**
+   * Ends every watch, lets commands in flight get their answers for
+   * closeTimeoutMs (a write that was sent commits on the server whatever the
+   * client does: its caller is told so), then answers what is left with
+   * ClosedError — `ambiguous` for a write that was sent — and ends the
+   * connection if it is the store's.
+   */
   protected async doClose(): Promise<void> {
     if (this.sweeper) clearInterval(this.sweeper);
     for (const queue of [...this.watchers]) queue.end();
     this.waker.close();
-    this.inFlight.detach();
-    if (this.ownsClient) await this.client.quit().catch(() => this.client.disconnect());
+    await this.inFlight.drain(this.closeTimeoutMs);
+    const left = this.inFlight.detach(this.backend);
+    if (!this.ownsClient) return;
+    // Commands still unanswered are not waited for any longer: QUIT would wait behind them.
+    if (left > 0) this.client.disconnect();
+    else await this.client.quit().catch(() => this.client.disconnect());
   }
 
   // ------------------------------------------------------------------ plumbing
@@ -360,7 +380,7 @@ export class RedisStore extends BaseStore {
     if (this.lost) throw this.lost;
     let reply: Reply;
     try {
-      reply = (await this.inFlight.evalsha(script, keys, [this.incarnation, this.seen, ...args])) as Reply;
+      reply = (await this.inFlight.evalsha(script, keys, [this.incarnation, this.seen, ...args], write)) as Reply;
     } catch (err) {
       throw mapRedisError(err, what, write);
     }

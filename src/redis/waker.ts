@@ -40,7 +40,7 @@ export class StreamWaker {
   close(): void {
     this.closed = true;
     this.wakeAll();
-    this.inFlight?.detach();
+    this.inFlight?.detach('redis');
     this.conn?.disconnect();
   }
 
