@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import { ClosedError, ConflictError, InvalidArgumentError, UnsupportedError } from './errors.js';
 import { assertKey, assertRevision, assertTtl } from './keys.js';
 import { runUpdate } from './update.js';
@@ -15,7 +16,8 @@ export abstract class BaseStore implements Store {
   abstract readonly backend: string;
   abstract readonly capabilities: Capabilities;
   private closed = false;
-  private readonly closer = new AbortController();
+  // Every update() waiting out a backoff listens to it: no listener limit (Node warns past 10).
+  private readonly closer = unlimited(new AbortController());
   private readonly combiner = new WriteCombiner(this);
 
   /** Aborted by close(): update()'s backoff sleeps end at once instead of outliving the store. */
@@ -117,6 +119,11 @@ export abstract class BaseStore implements Store {
   protected assertOpen(): void {
     if (this.closed) throw new ClosedError(this.backend);
   }
+}
+
+function unlimited(controller: AbortController): AbortController {
+  setMaxListeners(0, controller.signal);
+  return controller;
 }
 
 function checkCondition(options: PutOptions): void {
