@@ -148,7 +148,10 @@ export function startWatchers(o: WatchersOptions): Watchers {
       }
       start(hrtimeMicros());
       let stallTimer: NodeJS.Timeout | undefined;
+      let pending: Promise<IteratorResult<WatchEvent>> | undefined;
       const end = (how: WatchEndKind, extra: { code?: string; transient?: boolean } = {}) => {
+        // A next() left waiting settles when the watch is aborted; whatever it brings is not delivered.
+        pending?.catch(() => undefined);
         if (stallTimer) clearTimeout(stallTimer);
         controller.abort();
         iterator.return?.().catch(() => undefined);
@@ -159,7 +162,6 @@ export function startWatchers(o: WatchersOptions): Watchers {
       const cutting = random() < 0.6;
       let count = 0;
       let last: number | undefined;
-      let pending: Promise<IteratorResult<WatchEvent>> | undefined;
       let stalled: Promise<'stall'> | undefined;
       for (;;) {
         pending ??= iterator.next();
