@@ -11,8 +11,8 @@
  * atomically and durably (replace.ts) — all writes that queued up while the
  * lock was busy go into the same rewrite, each with its own result.
  */
-import { closeSync, fstatSync, mkdirSync, openSync, readFileSync, readSync, watch as watchFs, type FSWatcher } from 'node:fs';
-import { basename, dirname, resolve } from 'node:path';
+import { closeSync, fstatSync, lstatSync, mkdirSync, openSync, readFileSync, readlinkSync, readSync, realpathSync, watch as watchFs, type FSWatcher } from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
 import { EventEmitter } from 'node:events';
 import {
   AsyncQueue, BackendError, BaseStore, ClosedError, ConflictError, DEFAULT_MAX_VALUE_BYTES, HistoryGoneError, InvalidArgumentError, TooLargeError,
@@ -140,11 +140,8 @@ export class FileStore extends BaseStore {
       throw new InvalidArgumentError(`maxFileLength must be a positive integer of at most ${MAX_FILE_LENGTH} (the longest string this engine can read the file into), got ${options.maxFileLength}`);
     }
     this.capabilities = { atomic: true, ttl: true, history: true, watch: true, crossProcess: true, durability: this.sync ? 'fsync' : 'os-buffered' };
-    try {
-      mkdirSync(dirname(this.path), { recursive: true });
-    } catch (cause) {
-      throw new BackendError(`cannot create the folder of ${this.path}: ${(cause as Error).message}`, { transient: false, cause });
-    }
+    // The file itself, through every symlink: each alias takes the same lock, and a commit replaces the file, never a link.
+    this.path = realStorePath(this.path);
     this.lock = new ProcessLock(`${this.path}.lock`);
     try {
       // A file that is not a revkit store fails here, at open, not at the first write.
@@ -613,6 +610,47 @@ function sortedKeys(state: FileState): string[] {
     .sort((a, b) => Buffer.compare(a.bytes, b.bytes))
     .map((k) => k.key);
   return state.sortedKeys;
+}
+
+/**
+ * The path of the file a store path names, with every symlink resolved (its
+ * folder created if missing): the file's real path when it exists; else, for a
+ * link to a file not yet there, where the link points; else the real path of
+ * its folder plus its name. Two paths to one file — a symlink and its target,
+ * a linked folder — so give one lock (`<path>.lock`) and one file to replace:
+ * renaming the new version over a symlink would turn the link into a file of
+ * its own, and the stores behind it would silently part.
+ */
+function realStorePath(given: string): string {
+  let path = given;
+  for (let hops = 0; ; hops++) {
+    try {
+      return realpathSync(path);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw cannotUse(given, err);
+    }
+    let link = false;
+    try {
+      link = lstatSync(path).isSymbolicLink();
+    } catch {
+      // Not there at all: a new store.
+    }
+    if (link && hops < 40) {
+      path = resolve(dirname(path), readlinkSync(path));
+      continue;
+    }
+    if (link) throw new InvalidArgumentError(`the store path ${given} goes through more than 40 symbolic links`);
+    try {
+      mkdirSync(dirname(path), { recursive: true });
+      return join(realpathSync(dirname(path)), basename(path));
+    } catch (cause) {
+      throw new BackendError(`cannot create the folder of ${path}: ${(cause as Error).message}`, { transient: false, cause });
+    }
+  }
+}
+
+function cannotUse(path: string, cause: unknown): BackendError {
+  return new BackendError(`cannot resolve the store path ${path}: ${(cause as Error).message}`, { transient: false, cause });
 }
 
 export function fileStore(path: string, options?: FileStoreOptions): FileStore {
