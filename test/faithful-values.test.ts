@@ -15,6 +15,7 @@ import { dropPostgresStore } from '../src/postgres/index.js';
 import { parseJson as parseEditorJson } from '../ui/src/json.js';
 import type { RevkitServer } from '../src/server/index.js';
 import { tempDir, uniqueName } from './helpers.js';
+import { parseNumber } from '../src/cli/args.js';
 import { req, servedStore, startServer } from './server-helpers.js';
 
 const dir = tempDir('faithful');
@@ -330,5 +331,43 @@ describe('the CLI refuses such numbers in put and update values (exit 2, the pat
     expect(revkit(['put', 'big', '9007199254740991']).code).toBe(0);
     expect(revkit(['update', 'big', '--incr'])).toMatchObject({ code: 2, err: expect.stringContaining('beyond the integers a JSON number holds exactly') });
     expect(revkit(['get', 'big']).out).toBe('9007199254740991');
+  });
+
+  it('update --incr with a leading + is checked the same way: +1e-400 and +0.12345678901234567891 exit 2; hex and binary are not numbers here', () => {
+    expect(revkit(['put', 'plus', '5']).code).toBe(0);
+    expect(revkit(['update', 'plus', '--incr=+1e-400'])).toMatchObject({ code: 2, err: expect.stringContaining('+1e-400 would be used as 0') });
+    expect(revkit(['update', 'plus', '--incr=+0.12345678901234567891'])).toMatchObject({ code: 2, err: expect.stringContaining('would be used as 0.12345678901234568') });
+    for (const bad of ['0x10', '0b101', '0o7', '+0x10', 'Infinity', '+-1', ' 5', '.5', '1.', '01']) {
+      expect(revkit(['update', 'plus', `--incr=${bad}`]), bad).toMatchObject({ code: 2, err: expect.stringContaining('must be a number') });
+    }
+    expect(revkit(['get', 'plus']).out).toBe('5');
+    expect(JSON.parse(revkit(['update', 'plus', '--incr=+2']).out).value).toBe(7);
+    expect(JSON.parse(revkit(['update', 'plus', '--incr=-0.5']).out).value).toBe(6.5);
+  });
+});
+
+describe('parseNumber (the CLI\'s --incr): a JSON number literal, a leading + allowed, read back exactly', () => {
+  const refused = (text: string) => {
+    try {
+      parseNumber(text);
+    } catch (err) {
+      return (err as Error).message;
+    }
+    return `accepted as ${String(parseNumber(text))}`;
+  };
+  it('accepts what a JSON value would write, with or without +', () => {
+    for (const [text, n] of [['1', 1], ['+1', 1], ['-2.5', -2.5], ['+2.5', 2.5], ['1e3', 1000], ['+1E+3', 1000], ['0', 0], ['-0', -0], ['0.1', 0.1], ['1.0', 1]] as const) {
+      expect(parseNumber(text), text).toBe(n);
+    }
+  });
+  it('refuses a signed literal a double cannot hold as written, as it refuses the unsigned one', () => {
+    for (const text of ['1e-400', '+1e-400', '1e400', '+1e400', '0.12345678901234567891', '+0.12345678901234567891', '12345678901234567891', '+12345678901234567891']) {
+      expect(refused(text), text).toMatch(/must be a number a double holds exactly/);
+    }
+  });
+  it('refuses what is not a JSON number: hex, binary, octal, Infinity, blanks, a bare dot, leading zeros, a double sign', () => {
+    for (const text of ['0x10', '+0x10', '0b101', '0o7', 'Infinity', '+Infinity', 'NaN', '', ' 5', '5 ', '.5', '1.', '01', '+-1', '++1', '1_000', 'x']) {
+      expect(refused(text), JSON.stringify(text)).toMatch(/must be a number, written as a JSON number/);
+    }
   });
 });

@@ -14,16 +14,27 @@ export function parsePositive(text: string): number {
   return n;
 }
 
+/**
+ * A number option (`--incr`): a JSON number literal (`2`, `-2.5`, `1e3`), a
+ * leading `+` allowed, that a double holds exactly — checked on the literal
+ * with the sign: `+1e-400` is refused like `1e-400` (it would be 0). Hex,
+ * binary, octal, `Infinity`, blanks and the like are refused: they are not
+ * how a JSON value writes a number.
+ */
 export function parseNumber(text: string): number {
-  const n = Number(text);
-  if (text.trim() === '' || !Number.isFinite(n)) throw new CommanderArgumentError('must be a number');
-  // A decimal a double cannot hold as written (12345678901234567891) would be used rounded.
-  const literal = text.trim();
-  if (/^-?\d+(\.\d+)?([eE][+-]?\d+)?$/.test(literal) && findUnfaithfulNumber(literal) !== null) {
-    throw new CommanderArgumentError(`must be a number a double holds exactly: ${literal.length > 40 ? `${literal.slice(0, 40)}…` : literal} would be used as ${JSON.stringify(n)}`);
+  const literal = text.startsWith('+') ? text.slice(1) : text;
+  if (!JSON_NUMBER.test(literal) || (literal !== text && literal.startsWith('-'))) throw new CommanderArgumentError('must be a number, written as a JSON number (e.g. 5, -2.5, 1e3; a leading + is allowed)');
+  const n = Number(literal);
+  // A decimal a double cannot hold as written (12345678901234567891, 1e-400, 1e400) would be used rounded.
+  if (findUnfaithfulNumber(literal) !== null || !Number.isFinite(n)) {
+    const shown = text.length > 40 ? `${text.slice(0, 40)}…` : text;
+    throw new CommanderArgumentError(`must be a number a double holds exactly: ${shown} would be used as ${String(n)}`);
   }
   return n;
 }
+
+/** RFC 8259's number: no leading zeros, no bare dot, no hex/binary/octal, no blanks. */
+const JSON_NUMBER = /^-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?$/;
 
 export function parsePort(text: string): number {
   const n = Number(text);
