@@ -2,8 +2,8 @@
 // The exactly-once outcomes workload at soak size (CI size:
 // test/faults/exactly-once-outcomes.test.ts): 4 producer and 4 consumer
 // processes over a real JetStream stream, SIGKILLed at random and restarted
-// (memory: tasks crashed at crash points, with injected lost acknowledgements
-// and late-landing commits), producers re-registering every few messages,
+// (memory: tasks crashed at crash points), the consumers' stores injecting
+// lost acknowledgements and late-landing commits, producers re-registering every few messages,
 // consumers taking shuffled batches and replaying old messages, then every
 // message ever published redelivered once more; every answer process() gave
 // is checked against the store (test/fixtures/exactly-once/outcomes-verify.mjs).
@@ -66,7 +66,7 @@ try {
       killEveryMs: (flags['kill-every'] ?? DEFAULTS[name].killEvery).split(',').map(Number), ackWaitMs: 3_000,
       // Producers re-register of their own accord every few sends (CI: every 1–3), besides every kill.
       reRegisterEvery: (flags['re-register'] ?? '4,12').split(',').map(Number),
-      ...(name === 'memory' ? { lostAckRate: 0.02, lateLandingRate: 0.01, lostAckDelayMs: 1_500 } : {}),
+      lostAckRate: 0.02, lateLandingRate: 0.01, lostAckDelayMs: 1_500,
       timeoutMs: 12 * 3600_000, log: console.log, progressEveryMs: 60_000,
     }).catch((err) => ({ error: err }));
     await store.close();
