@@ -1,3 +1,5 @@
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { inspect } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { open } from '../src/open.js';
@@ -32,6 +34,17 @@ const FORMS: Array<[string, string, string[]]> = [
   ['HTTP://127.0.0.1:8787/?Token=http-token-4', 'HTTP://127.0.0.1:8787/?Token=****', ['http-token-4']],
   ['http://127.0.0.1:8787?access_token=t1&auth=t2&secret=t3&apikey=t4', 'http://127.0.0.1:8787?access_token=****&auth=****&secret=****&apikey=****', ['t1', 't2', 't3', 't4']],
   ['http://127.0.0.1:8787?token=', 'http://127.0.0.1:8787?token=', []],
+  // A password with an unencoded '?' (review a39: it was printed whole, the first '?' taken for the query).
+  ['postgres://root:s3cr3tPW?x@127.0.0.1:5432/test', 'postgres://root:****@127.0.0.1:5432/test', ['s3cr3tPW?x']],
+  ['postgres://root:pw?a=b@db.example/test?sslmode=disable&password=pg-pass-4', 'postgres://root:****@db.example/test?sslmode=disable&password=****', ['pw?a=b', 'pg-pass-4']],
+  ['postgres://app:pw?sock@/test?host=/var/run/postgresql', 'postgres://app:****@/test?host=/var/run/postgresql', ['pw?sock']],
+  ['redis://:p@ss?w/rd#x@127.0.0.1:6379/0?prefix=app', 'redis://:****@127.0.0.1:6379/0?prefix=app', ['p@ss?w/rd#x']],
+  ['nats://ops:nats?pass@h1:4222,h2:4222?bucket=b', 'nats://ops:****@h1:4222,h2:4222?bucket=b', ['nats?pass']],
+  ['nats://tok?en@[::1]:4222', 'nats://****@[::1]:4222', ['tok?en']],
+  ['https://user:pw?q@revkit.example', 'https://user:****@revkit.example', ['pw?q']],
+  // An '@' in a query value is not a userinfo's end.
+  ['nats://127.0.0.1:4222?bucket=a@b&user=ops', 'nats://127.0.0.1:4222?bucket=a@b&user=ops', []],
+  ['postgres://app:pg-pass-5@db/test?application_name=me@host&schema=x', 'postgres://app:****@db/test?application_name=me@host&schema=x', ['pg-pass-5']],
 ];
 
 describe('redactUrl: every secret form of every backend URL shows as ****', () => {
@@ -43,6 +56,17 @@ describe('redactUrl: every secret form of every backend URL shows as ****', () =
       if (secrets.length === 0) expect(urlSecrets(url)).toEqual([]);
     });
   }
+});
+
+describe('a password with an unencoded ? never shows in the CLI\'s error (dist/cli/main.js: build first)', () => {
+  it('revkit get k --store postgres://root:s3cr3tPW?x@…: the error names the URL with ****', () => {
+    const cli = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url));
+    const run = spawnSync(process.execPath, [cli, 'get', 'k', '--store', 'postgres://root:s3cr3tPW?x@127.0.0.1:5432/test'], { encoding: 'utf8', timeout: 30_000 });
+    expect(run.status).not.toBe(0);
+    expect(run.stderr).not.toContain('s3cr3tPW');
+    expect(run.stdout).not.toContain('s3cr3tPW');
+    expect(run.stderr).toContain('****');
+  });
 });
 
 describe('redactText: messages that quote a URL or a secret', () => {

@@ -29,9 +29,7 @@ function split(url: string): Part[] {
   if (scheme !== undefined && !LOCAL_SCHEMES.has(scheme)) {
     plain(url.slice(0, scheme.length + 3));
     rest = url.slice(scheme.length + 3);
-    // The userinfo ends at the last '@' before the query: a password may hold an unencoded '@', '/' or '#'.
-    const query = rest.indexOf('?');
-    const at = rest.slice(0, query === -1 ? rest.length : query).lastIndexOf('@');
+    const at = userinfoEnd(rest);
     if (at !== -1) {
       const userinfo = rest.slice(0, at);
       const colon = userinfo.indexOf(':');
@@ -60,6 +58,23 @@ function split(url: string): Part[] {
     } else plain(pair);
   });
   return parts;
+}
+
+/** What may follow the userinfo's '@': a host list (`h1:5432,[::1]:6379`, empty for a socket) up to a path, a query, a fragment or the end. */
+const AUTHORITY_REST = /^[A-Za-z0-9._~%[\]:,-]*(?:[/?#]|$)/;
+
+/**
+ * Where the userinfo ends: the last '@' that a host list follows. A password
+ * may hold an unencoded '@', '/', '?' or '#' (`root:pw?x@db/test`), so neither
+ * the first '/' nor the first '?' bounds it; a query value's '@'
+ * (`?bucket=a@b&…`) is not followed by a host list up to a delimiter, and
+ * where one could be (`?x=a@b` at the end), more is hidden, never less.
+ */
+function userinfoEnd(rest: string): number {
+  for (let at = rest.lastIndexOf('@'); at !== -1; at = at === 0 ? -1 : rest.lastIndexOf('@', at - 1)) {
+    if (AUTHORITY_REST.test(rest.slice(at + 1))) return at;
+  }
+  return -1;
 }
 
 function decode(text: string): string {
