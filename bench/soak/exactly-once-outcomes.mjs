@@ -4,8 +4,8 @@
 // processes over a real JetStream stream, SIGKILLed at random and restarted
 // (memory: tasks crashed at crash points), the consumers' stores injecting
 // lost acknowledgements and late-landing commits, producers re-registering every few messages,
-// consumers taking shuffled batches and replaying old messages, then every
-// message ever published redelivered once more; every answer process() gave
+// consumers taking shuffled batches and replaying old messages, then (one
+// producer retired) every message ever published redelivered once more; every answer process() gave
 // is checked against the store (test/fixtures/exactly-once/outcomes-verify.mjs).
 //
 //   npm run build && node bench/soak/exactly-once-outcomes.mjs [--messages N (per-store defaults)] [--kills 100]
@@ -62,7 +62,7 @@ try {
     if (perPartition > 10_000) throw new Error(`${name}: ${perPartition} messages per (producer, partition): at most 10,000 (history() pages)`);
     const run = await runOutcomes({
       store, storeUrl: name === 'memory' ? undefined : url, inProcess: name === 'memory', logDir: join(logRoot, name),
-      producers, consumers, partitions, perPartition, kills, natsUrl,
+      producers, consumers, partitions, perPartition, kills, natsUrl, retire: 1,
       killEveryMs: (flags['kill-every'] ?? DEFAULTS[name].killEvery).split(',').map(Number), ackWaitMs: 3_000,
       // Producers re-register of their own accord every few sends (CI: every 1–3), besides every kill.
       reRegisterEvery: (flags['re-register'] ?? '4,12').split(',').map(Number),
@@ -78,7 +78,7 @@ try {
     const ok = run.failures.length === 0 && run.violationCount === 0 && run.missing.length === 0 && run.kills.producer + run.kills.consumer >= kills;
     if (!ok) failed++;
     console.log(`${name}: ${ok ? 'PASS' : 'FAIL'} ${run.positions} messages (${run.published} published), ${run.answers} answers checked ${JSON.stringify(run.counts)}; ` +
-      `fenced 'unknown': ${run.unknownApplied} applied + ${run.unknownNever} not; kills ${run.kills.producer} producer + ${run.kills.consumer} consumer, ` +
+      `fenced 'unknown': ${run.unknownApplied} applied + ${run.unknownNever} not (${run.afterRetirement} after ${run.retired.join(', ')} was retired); kills ${run.kills.producer} producer + ${run.kills.consumer} consumer, ` +
       `${run.registrations} registrations, epochs per partition ${run.epochsPerPartition.min}–${run.epochsPerPartition.max}, ${run.logs} logs (${run.torn} torn last lines)` +
       `${run.faults ? `, faults ${JSON.stringify(run.faults)}` : ''}; counter sum ${run.counterSum} = weights ${run.weights}; ` +
       `${run.violationCount} violations; ${run.liveSeconds.toFixed(0)} s live + ${(run.seconds - run.liveSeconds).toFixed(0)} s final redelivery` +
