@@ -310,8 +310,9 @@ export class NatsStore extends BaseStore {
       let known = this.known.get(key);
       if (known?.revision !== expected || expected === 0) {
         const rec = await this.getRecord(key);
-        if (rec === null || rec.revision !== expected) throw new ConflictError([{ key, expected, actual: rec?.revision ?? null }]);
-        known = { revision: rec.revision, created: isTombstone(rec) ? null : (rec as Entry).createdRevision };
+        // ifRevision 0: never written (no message on the subject); JetStream's expected last sequence 0 means just that.
+        if ((rec?.revision ?? 0) !== expected) throw new ConflictError([{ key, expected, actual: rec?.revision ?? null }]);
+        known = knownOf(rec);
       }
       try {
         return await this.publishPut<T>(key, bytes, known, writer);

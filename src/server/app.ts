@@ -523,7 +523,7 @@ export async function createServer(options: CreateServerOptions): Promise<Revkit
       const read = await store.getRecord(key);
       const live = read !== null && !isTombstone(read);
       const actual = read?.revision ?? null;
-      const matchOk = ifMatch === undefined || (ifMatch === '*' ? live : actual !== null && strongMatch(ifMatch, actual));
+      const matchOk = ifMatch === undefined || (ifMatch === '*' ? live : strongMatch(ifMatch, actual ?? 0));
       const noneOk = ifNoneMatch === undefined || (ifNoneMatch === '*' ? !live : !(live && weakMatch(ifNoneMatch, actual as number)));
       if (!matchOk || !noneOk) throw new ConflictError([{ key, expected: matchOk ? 'absent' : expectedOf(ifMatch as TagList), actual }]);
       try {
@@ -588,7 +588,7 @@ function plainGuard(req: FastifyRequest): PutOptions | undefined {
  */
 function plainRevision(tag: string): number | null {
   const end = tag.length - 1;
-  if (end < 2 || end > 17 || tag.charCodeAt(0) !== 34 || tag.charCodeAt(end) !== 34 || tag.charCodeAt(1) === 48) return null;
+  if (end < 2 || end > 17 || tag.charCodeAt(0) !== 34 || tag.charCodeAt(end) !== 34 || (tag.charCodeAt(1) === 48 && end > 2)) return null;
   let revision = 0;
   for (let i = 1; i < end; i++) {
     const digit = tag.charCodeAt(i) - 48;

@@ -40,7 +40,8 @@ export function parseTagList(name: string, raw: string | string[] | undefined): 
 
 /** The revision a revkit ETag stands for, or null when the tag is not one of ours. */
 export function revisionOfTag(tag: EntityTag): number | null {
-  if (!/^[1-9][0-9]{0,15}$/.test(tag.opaque)) return null;
+  // "0" is the revision of a key never written (revkit extension: If-Match: "0" creates only a key with no history).
+  if (!/^(?:0|[1-9][0-9]{0,15})$/.test(tag.opaque)) return null;
   const n = Number(tag.opaque);
   return Number.isSafeInteger(n) ? n : null;
 }
