@@ -1,7 +1,9 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
+import { MemoryStore } from '../src/memory/index.js';
+import { createServer } from '../src/server/index.js';
 import { serve, SPAWNS, type ServeOutcome } from './support/revkit-process.js';
 
 const TOKEN = 'serve-env-admin-token-0123456789';
@@ -193,5 +195,44 @@ describe('tokens that no Authorization: Bearer header can carry are refused at s
     } finally {
       await s.stop();
     }
+  });
+});
+
+describe('an admin token that is also a tokens-file entry is refused at start (it would get that entry\'s scopes only)', { timeout: SPAWNS }, () => {
+  const dir = mkdtempSync(join(tmpdir(), 'revkit-serve-env-dup-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  const SHARED = 'shared-token-between-admin-and-file-0123';
+  const file = join(dir, 'tokens.json');
+  writeFileSync(file, JSON.stringify([
+    { name: 'viewer', token: 'a-viewer-token-0123456789', scopes: [{ prefix: 'public/', access: 'read' }] },
+    { name: 'reader', token: SHARED, scopes: [{ prefix: 'app/', access: 'read' }] },
+  ]));
+
+  it('--admin-token equal to an entry: exit 2, one line naming the entry, no token printed', async () => {
+    const line = expectRefused(await serve([...BASE, '--tokens', file, '--admin-token', SHARED]), /--admin-token/, /"reader"/, /token of its own/);
+    expect(line).not.toContain(SHARED.slice(0, 12));
+  });
+
+  it('REVKIT_ADMIN_TOKEN equal to an entry: the same, naming the variable', async () => {
+    const line = expectRefused(await serve([...BASE, '--tokens', file], { REVKIT_ADMIN_TOKEN: SHARED }), /REVKIT_ADMIN_TOKEN/, /"reader"/);
+    expect(line).not.toContain(SHARED.slice(0, 12));
+  });
+
+  it('an admin token of its own next to the same file starts, and is admin on every key', async () => {
+    const s = started(await serve([...BASE, '--tokens', file, '--admin-token', TOKEN]));
+    try {
+      expect((await put(s.url, { authorization: `Bearer ${TOKEN}` })).status).toBe(201);
+      expect((await put(s.url, { authorization: `Bearer ${SHARED}` })).status).toBe(403);
+    } finally {
+      await s.stop();
+    }
+  });
+
+  it('createServer() refuses the same token twice across adminToken and tokens (InvalidArgumentError naming both, not the token)', async () => {
+    const err = await createServer({ store: new MemoryStore(), adminToken: SHARED, tokens: [{ name: 'reader', token: SHARED, scopes: [{ prefix: 'app/', access: 'read' }] }] })
+      .then(() => null, (e: unknown) => e as Error & { code: string });
+    expect(err?.code).toBe('ERR_INVALID_ARGUMENT');
+    expect(err?.message).toMatch(/"reader" and "admin" are the same token/);
+    expect(err?.message).not.toContain(SHARED);
   });
 });

@@ -116,6 +116,11 @@ async function serve(opts: ServeOptions & { store: string }): Promise<void> {
       fail((err as Error).message, InvalidArgumentError.is(err) ? 2 : 1);
     }
   }
+  if (tokens && opts.adminToken !== undefined) {
+    // The admin token would be taken for that entry and get its scopes only, not admin on every key.
+    const same = tokens.find((t) => t.token === opts.adminToken);
+    if (same) fail(`${opts.adminTokenFrom ?? '--admin-token'}: the admin token is also the token of ${JSON.stringify(same.name)} in ${opts.tokens}; give the admin token a token of its own`, 2);
+  }
   const needsGenerated = !authOff && !tokens && opts.adminToken === undefined;
 
   // --- the store: one clear line and exit 1 when it cannot be opened or reached

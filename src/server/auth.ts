@@ -117,9 +117,17 @@ export class Authenticator {
   /** `null`: no authentication at all (every request is an admin). */
   constructor(tokens: TokenSpec[] | null) {
     // A token no request can present would be accepted here and then never match: refuse it.
+    // One token twice (an admin token that is also a tokens-file entry) would get the first entry's scopes only.
+    const seen = new Map<string, string>();
     for (const t of tokens ?? []) {
       const problem = typeof t.token === 'string' ? unusableToken(t.token) : 'is not a string';
       if (problem !== undefined) throw new InvalidArgumentError(`the token ${JSON.stringify(t.name ?? 'token')} ${problem}: a bearer token is visible ASCII (! to ~)`);
+      const name = t.name ?? 'token';
+      const other = seen.get(t.token);
+      if (other !== undefined) {
+        throw new InvalidArgumentError(`the tokens ${JSON.stringify(other)} and ${JSON.stringify(name)} are the same token: every token must be different (a request presenting it would get the scopes of one of them only)`);
+      }
+      seen.set(t.token, name);
     }
     this.entries = (tokens ?? []).map((t) => ({ hash: digest(t.token), principal: { name: t.name ?? 'token', scopes: t.scopes } }));
     this.enabled = tokens !== null;
