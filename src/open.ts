@@ -13,7 +13,7 @@ type Opener = (url: URL, raw: string, options: OpenOptions) => Promise<Store>;
  * uses, and a missing optional driver is a clear error, not a crash at import.
  */
 const openers: Record<string, Opener> = {
-  'memory:': async (_url, _raw, options) => new (await import('./memory/index.js')).MemoryStore(options),
+  'memory:': async (_url, raw, options) => (await import('./memory/index.js')).MemoryStore.fromUrl(raw, options),
   'sqlite:': async (url, raw, options) => {
     const { SqliteStore } = await loadBackend('sqlite', 'better-sqlite3', () => import('./sqlite/index.js'));
     return SqliteStore.fromUrl(raw, options);

@@ -8,9 +8,9 @@ export async function available() {
   return true;
 }
 
-let n = 0;
+/** Every open of memory: is a new, empty store (a memory: URL takes no name or unknown option). */
 export async function freshUrl() {
-  return `memory:?bench=${++n}`;
+  return 'memory:';
 }
 
 /**

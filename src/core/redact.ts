@@ -6,6 +6,8 @@
  * ones it refuses (several hosts, `redis+sentinel://`, an unencoded `/` or `#`
  * in a password), and a URL that cannot be parsed still has to be printed.
  */
+import { InvalidArgumentError } from './errors.js';
+
 export const REDACTED = '****';
 
 /** Query options whose value is a secret: token, pass, password, sslpassword, sentinelPassword, auth_token, … */
@@ -133,4 +135,62 @@ export function redactText(text: string, secrets: Iterable<string> = []): string
 export function withoutUrlInput(err: unknown): unknown {
   if (typeof err === 'object' && err !== null && 'input' in err) delete (err as { input?: unknown }).input;
   return err;
+}
+
+/** What an option name in a message may look like: anything else may be part of a password with an unencoded '?'. */
+const PLAIN_OPTION_NAME = /^[A-Za-z][A-Za-z0-9_.-]{0,63}$/;
+
+/**
+ * Refuses a store URL whose query holds an option not in `accepted` (an
+ * unknown option is never silently ignored): InvalidArgumentError naming each
+ * unknown option, the accepted one it most likely meant, and every accepted
+ * one (or `acceptedText`). The URL itself is not quoted, and an option name
+ * is named only when it is a plain name that is no part of a secret of the
+ * URL (after a password with an unencoded '?', what follows it parses as the
+ * query).
+ */
+export function assertKnownUrlOptions(url: string, what: string, present: Iterable<string>, accepted: readonly string[], acceptedText?: string): void {
+  const known = new Set(accepted);
+  const unknown = [...new Set(present)].filter((name) => !known.has(name));
+  if (unknown.length === 0) return;
+  const secrets = urlSecrets(url);
+  const named: string[] = [];
+  let hidden = 0;
+  for (const name of unknown) {
+    if (!PLAIN_OPTION_NAME.test(name) || secrets.some((s) => s.includes(name))) {
+      hidden++;
+      continue;
+    }
+    const meant = closest(name, accepted);
+    named.push(meant === undefined ? JSON.stringify(name) : `${JSON.stringify(name)} (did you mean ${JSON.stringify(meant)}?)`);
+  }
+  if (hidden > 0) named.push(`${hidden === 1 ? 'one whose name is' : `${hidden} whose names are`} not shown (a "?" in a user name or password must be written %3F)`);
+  const list = acceptedText ?? (accepted.length === 0 ? 'it takes none' : accepted.join(', '));
+  const these = named.length > 1 ? `${named.slice(0, -1).join(', ')} and ${named[named.length - 1]}` : named[0];
+  throw new InvalidArgumentError(`the ${what} URL has ${unknown.length > 1 ? 'unknown options' : 'an unknown option'}: ${these}; accepted: ${list}`);
+}
+
+/** The accepted name a typo most likely meant: the same but for case, or within two edits. */
+function closest(name: string, accepted: readonly string[]): string | undefined {
+  const lower = name.toLowerCase();
+  const sameCase = accepted.find((a) => a.toLowerCase() === lower);
+  if (sameCase !== undefined) return sameCase;
+  let best: { name: string; distance: number } | undefined;
+  for (const a of accepted) {
+    const d = editDistance(lower, a.toLowerCase());
+    if (d <= 2 && d < lower.length && (best === undefined || d < best.distance)) best = { name: a, distance: d };
+  }
+  return best?.name;
+}
+
+function editDistance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const row = [i];
+    for (let j = 1; j <= b.length; j++) {
+      row[j] = Math.min((previous[j] as number) + 1, (row[j - 1] as number) + 1, (previous[j - 1] as number) + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+    previous = row;
+  }
+  return previous[b.length] as number;
 }

@@ -22,6 +22,7 @@ import {
   type WatchEvent, type WatchOptions,
 } from '../core/index.js';
 import { MAX_FILE_LENGTH, assertReadableSize, emptyState, headerRevision, parse, readText, serialize, textOver, type FileRecord, type FileState } from './format.js';
+import { assertKnownUrlOptions } from '../core/redact.js';
 import { ProcessLock } from './lock.js';
 import { removeStaleTemps, replaceFile, tempName, type FileStamp } from './replace.js';
 import { Transaction, isLive, nextState, type EncodedValue } from './transaction.js';
@@ -65,6 +66,9 @@ const HEAD_BYTES = 96;
  */
 const LIST_NAMES = 200;
 
+/** Options a file: URL may carry; any other is refused. */
+const URL_OPTIONS = ['changeLog', 'lockTimeoutMs', 'groupCommit', 'fsync'] as const;
+
 export class FileStore extends BaseStore {
   readonly backend = 'file';
   readonly capabilities: Capabilities;
@@ -99,6 +103,7 @@ export class FileStore extends BaseStore {
     const [path = '', query = ''] = rest.split('?', 2);
     if (path === '') throw new InvalidArgumentError('a file URL needs a path, e.g. file:./state.json');
     const params = new URLSearchParams(query);
+    assertKnownUrlOptions(url, 'file', params.keys(), URL_OPTIONS);
     const merged: FileStoreOptions = { ...options };
     const number = (name: string) => {
       const v = params.get(name);

@@ -1,9 +1,10 @@
 import {
-  AsyncQueue, BaseStore, ConflictError, DEFAULT_MAX_VALUE_BYTES, HistoryGoneError, assertKey, assertLimit, assertPrefix,
+  AsyncQueue, BaseStore, ConflictError, DEFAULT_MAX_VALUE_BYTES, HistoryGoneError, InvalidArgumentError, assertKey, assertLimit, assertPrefix,
   assertValueSize, compareKeys, conditionFailure, keyFilter, isTombstone, jsonCodec,
   type AtomicOp, type Capabilities, type Codec, type DeleteOptions, type Entry, type FailedCheck, type HistoryOptions,
   type ListOptions, type ListPage, type PutOptions, type StoreOptions, type StoredRecord, type Tombstone, type WatchEvent, type WatchOptions,
 } from '../core/index.js';
+import { assertKnownUrlOptions } from '../core/redact.js';
 
 export interface MemoryStoreOptions extends StoreOptions {
   /** Past revisions kept per key for history(); default 64. */
@@ -14,6 +15,9 @@ export interface MemoryStoreOptions extends StoreOptions {
   sweepIntervalMs?: number;
 }
 
+
+/** Options a memory: URL may carry. */
+const MEMORY_URL_OPTIONS = ['historyDepth', 'changeLogSize', 'sweepIntervalMs'] as const;
 
 /** The reference semantics: everything in one process's memory. */
 export class MemoryStore extends BaseStore {
@@ -31,6 +35,28 @@ export class MemoryStore extends BaseStore {
   private readonly historyDepth: number;
   private readonly changeLogSize: number;
   private readonly sweeper: NodeJS.Timeout;
+
+  /**
+   * `memory:`, options in the query: `memory:?historyDepth=16&changeLogSize=1000&sweepIntervalMs=50`.
+   * A path (`memory:name`) or any other option is refused: every open is a new, empty store.
+   */
+  static fromUrl(url: string, options: MemoryStoreOptions = {}): MemoryStore {
+    const rest = url.replace(/^memory:/i, '');
+    const q = rest.indexOf('?');
+    const path = q === -1 ? rest : rest.slice(0, q);
+    if (path !== '') throw new InvalidArgumentError(`a memory: URL takes no path or name (every open is a new, empty store), got ${JSON.stringify(path.length > 40 ? `${path.slice(0, 40)}…` : path)}; options go in the query: memory:?historyDepth=16`);
+    const params = new URLSearchParams(q === -1 ? '' : rest.slice(q + 1));
+    assertKnownUrlOptions(url, 'memory', params.keys(), MEMORY_URL_OPTIONS);
+    const merged: MemoryStoreOptions = { ...options };
+    for (const name of MEMORY_URL_OPTIONS) {
+      const v = params.get(name);
+      if (v === null) continue;
+      const n = Number(v);
+      if (!/^\d+$/.test(v) || !Number.isSafeInteger(n) || n < 1) throw new InvalidArgumentError(`${name} must be a positive integer, got ${JSON.stringify(v)}`);
+      merged[name] = n;
+    }
+    return new MemoryStore(merged);
+  }
 
   constructor(options: MemoryStoreOptions = {}) {
     super();

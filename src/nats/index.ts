@@ -30,7 +30,7 @@ import {
   type ListPage, type PutOptions, type StoreOptions, type StoredRecord, type Tombstone, type WatchEvent, type WatchOptions,
   type AtomicBatch, type Mutation, type MutationOfDefaulted, type UpdateOptions, type UpdateOptionsWithDefault,
 } from '../core/index.js';
-import { redactUrl, withoutUrlInput } from '../core/redact.js';
+import { assertKnownUrlOptions, redactUrl, withoutUrlInput } from '../core/redact.js';
 import { decodeKey, encodeKey, filterForPrefix } from './keys.js';
 import { parseAckSubject, readOnce, ResumableReader, type ReaderContext } from './reader.js';
 
@@ -154,7 +154,10 @@ export class NatsStore extends BaseStore {
     this.capabilities = { atomic: false, ttl: false, history: true, watch: true, crossProcess: true, durability };
   }
 
-  /** `nats://[user:pass@]host:port[,host2:port]?bucket=name&replicas=1&storage=file&history=64&timeoutMs=5000`. */
+  /**
+   * `nats://[user:pass@]host:port[,host2:port]?bucket=name&replicas=1&storage=file&history=64&timeoutMs=5000`;
+   * credentials also as `?token=…` or `?user=…&pass=…`. Any other option is refused (URL_OPTIONS).
+   */
   static async fromUrl(url: string, options: NatsStoreOptions = {}): Promise<NatsStore> {
     let parsed: URL;
     try {
@@ -163,6 +166,7 @@ export class NatsStore extends BaseStore {
       throw new InvalidArgumentError(`malformed NATS URL ${JSON.stringify(redactUrl(url))}`, { cause: withoutUrlInput(cause) });
     }
     const q = parsed.searchParams;
+    assertKnownUrlOptions(url, 'nats', q.keys(), URL_OPTIONS);
     const opts: NatsStoreOptions = { ...options };
     if (q.has('bucket')) opts.bucket = q.get('bucket') as string;
     if (q.has('replicas')) opts.replicas = intParam(q, 'replicas');
@@ -173,7 +177,11 @@ export class NatsStore extends BaseStore {
       if (s !== 'file' && s !== 'memory') throw new InvalidArgumentError(`storage must be file or memory, got ${JSON.stringify(s)}`);
       opts.storage = s;
     }
-    if (q.has('create')) opts.create = q.get('create') !== 'false';
+    if (q.has('create')) {
+      const c = q.get('create');
+      if (c !== 'true' && c !== 'false') throw new InvalidArgumentError(`create must be true or false, got ${JSON.stringify(c)}`);
+      opts.create = c === 'true';
+    }
     const servers = parsed.host.split(',').filter(Boolean).map((h) => (h.includes(':') ? h : `${h}:4222`));
     if (servers.length === 0) servers.push('127.0.0.1:4222');
     const connectOptions: Record<string, unknown> = {
@@ -190,6 +198,8 @@ export class NatsStore extends BaseStore {
     };
     if (parsed.username) connectOptions.user = decodeURIComponent(parsed.username);
     if (parsed.password) connectOptions.pass = decodeURIComponent(parsed.password);
+    if (q.has('user')) connectOptions.user = q.get('user');
+    if (q.has('pass')) connectOptions.pass = q.get('pass');
     if (q.has('token')) connectOptions.token = q.get('token');
     let nc: NatsConnection;
     try {
@@ -722,9 +732,12 @@ function versionAtLeast(version: string, major: number, minor: number): boolean 
   return ma > major || (ma === major && mi >= minor);
 }
 
+/** Options a nats:// URL may carry. */
+const URL_OPTIONS = ['bucket', 'replicas', 'storage', 'history', 'timeoutMs', 'create', 'token', 'user', 'pass'] as const;
+
 function intParam(q: URLSearchParams, name: string): number {
   const n = Number(q.get(name));
-  if (!Number.isSafeInteger(n)) throw new InvalidArgumentError(`${name} must be an integer, got ${JSON.stringify(q.get(name))}`);
+  if (!/^-?\d+$/.test(q.get(name) ?? '') || !Number.isSafeInteger(n)) throw new InvalidArgumentError(`${name} must be an integer, got ${JSON.stringify(q.get(name))}`);
   return n;
 }
 

@@ -18,7 +18,10 @@
  *   groupCommit         `false` to send every write in its own statement (see batch.ts)
  *   batchesInFlight     group commit: batches out at once, default 2
  *   closeTimeoutMs      close(): how long calls in flight may still finish, default 1000
- * Everything else (sslmode, application_name, …) goes to pg as usual.
+ * The connection options pg itself reads from a URL go to pg as usual
+ * (PG_URL_OPTIONS: sslmode, application_name, options, statement_timeout, …);
+ * connect_timeout (seconds, libpq's) bounds one connection attempt, default 10.
+ * Any other option is refused (InvalidArgumentError), never silently ignored.
  *
  * Or reuse an application's pool: `await postgresStore(pool, { prefix: 'orders_' })`.
  * Such a pool stays the application's: close() does not end it, and the
@@ -63,7 +66,7 @@ import {
   type HistoryOptions, type ListOptions, type ListPage, type PutOptions, type StoreOptions, type StoredRecord,
   type Tombstone, type WatchEvent, type WatchOptions,
 } from '../core/index.js';
-import { redactUrl, withoutUrlInput } from '../core/redact.js';
+import { assertKnownUrlOptions, redactUrl, withoutUrlInput } from '../core/redact.js';
 import { isServerUnavailable, mapPgError } from './errors.js';
 import { WatchHub, type Mark, type StartMark, type WatchQueryParams, type WatchSource, type WatchStart } from './watch.js';
 import { dropStore, migrate, names, type Names } from './schema.js';
@@ -165,6 +168,18 @@ const URL_OPTIONS = [
   'prefix', 'schema', 'historyDepth', 'changeRetentionMs', 'tombstoneRetentionMs', 'sweepIntervalMs', 'watchPollMs', 'poolSize', 'notify', 'connectWaitMs',
   'groupCommit', 'batchesInFlight', 'closeTimeoutMs',
 ] as const;
+/**
+ * The query options pg (8.x, through pg-connection-string) reads from a
+ * connection string, passed on to it as they are; revkit reads
+ * connect_timeout itself (pg takes a pool option instead). Options pg
+ * ignores (keepalives, target_session_attrs, …) or that would break the
+ * store's statements (binary, replication) are refused like typos.
+ */
+const PG_URL_OPTIONS = [
+  'host', 'port', 'user', 'password', 'options', 'application_name', 'fallback_application_name', 'client_encoding',
+  'ssl', 'sslmode', 'sslcert', 'sslkey', 'sslrootcert', 'sslnegotiation', 'uselibpqcompat',
+  'statement_timeout', 'lock_timeout', 'idle_in_transaction_session_timeout', 'query_timeout', 'connect_timeout',
+] as const;
 /** Group commit: most writes in one batch statement. */
 const MAX_BATCH = 256;
 
@@ -242,12 +257,12 @@ export class PostgresStore extends BaseStore implements WatchSource {
 
   /** Opens a store on its own pool; `close()` ends that pool. See the top of this file for the URL form. */
   static async fromUrl(url: string, options: PostgresStoreOptions = {}): Promise<PostgresStore> {
-    const { connectionString, fromUrl } = parseUrl(url);
+    const { connectionString, fromUrl, connectTimeoutMs } = parseUrl(url);
     const merged: PostgresStoreOptions = { ...fromUrl, ...stripUndefined(options) };
     const pool = new pg.Pool({
       connectionString,
       max: positive(merged.poolSize, 10, 'poolSize'),
-      connectionTimeoutMillis: 10_000,
+      connectionTimeoutMillis: connectTimeoutMs ?? 10_000,
       idleTimeoutMillis: 30_000,
       keepAlive: true,
     });
@@ -1008,12 +1023,22 @@ export async function dropPostgresStore(client: Pick<Pool, 'query'>, options: { 
 
 // ---------------------------------------------------------------------- helpers
 
-function parseUrl(url: string): { connectionString: string; fromUrl: PostgresStoreOptions } {
+function parseUrl(url: string): { connectionString: string; fromUrl: PostgresStoreOptions; connectTimeoutMs?: number } {
   let parsed: URL;
   try {
     parsed = new URL(url);
   } catch (cause) {
     throw new InvalidArgumentError(`malformed postgres URL ${JSON.stringify(redactUrl(url))}`, { cause: withoutUrlInput(cause) });
+  }
+  assertKnownUrlOptions(url, 'postgres', parsed.searchParams.keys(), [...URL_OPTIONS, ...PG_URL_OPTIONS], `revkit's ${URL_OPTIONS.join(', ')}; pg's ${PG_URL_OPTIONS.join(', ')}`);
+  let connectTimeoutMs: number | undefined;
+  const connectTimeout = parsed.searchParams.get('connect_timeout');
+  if (connectTimeout !== null) {
+    // libpq's: whole seconds, 0 (or none) waits indefinitely.
+    const seconds = Number(connectTimeout);
+    if (!/^\d+$/.test(connectTimeout) || !Number.isSafeInteger(seconds)) throw new InvalidArgumentError(`postgres URL option connect_timeout must be a non-negative integer (seconds), got ${JSON.stringify(connectTimeout)}`);
+    connectTimeoutMs = seconds * 1000;
+    parsed.searchParams.delete('connect_timeout');
   }
   const fromUrl: PostgresStoreOptions = {};
   for (const name of URL_OPTIONS) {
@@ -1021,14 +1046,17 @@ function parseUrl(url: string): { connectionString: string; fromUrl: PostgresSto
     if (v === null) continue;
     parsed.searchParams.delete(name);
     if (name === 'prefix' || name === 'schema') fromUrl[name] = v;
-    else if (name === 'notify' || name === 'groupCommit') fromUrl[name] = !(v === 'false' || v === '0' || v === 'off');
+    else if (name === 'notify' || name === 'groupCommit') {
+      if (!/^(true|false|1|0|on|off)$/.test(v)) throw new InvalidArgumentError(`postgres URL option ${name} must be true or false (1/0, on/off), got ${JSON.stringify(v)}`);
+      fromUrl[name] = !(v === 'false' || v === '0' || v === 'off');
+    }
     else {
       const n = Number(v);
       if (!Number.isSafeInteger(n) || n < 0) throw new InvalidArgumentError(`postgres URL option ${name} must be a non-negative integer, got ${JSON.stringify(v)}`);
       fromUrl[name] = n;
     }
   }
-  return { connectionString: parsed.toString(), fromUrl };
+  return { connectionString: parsed.toString(), fromUrl, ...(connectTimeoutMs !== undefined ? { connectTimeoutMs } : {}) };
 }
 
 function stripUndefined<T extends object>(o: T): Partial<T> {

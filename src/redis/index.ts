@@ -3,8 +3,10 @@
  *
  * URL: `redis://[user:password@]host:port/db?prefix=app` (`rediss://` for
  * TLS); further options in the query: `historyDepth`, `changeLogRevisions`,
- * `sweepIntervalMs`. Or `RedisStore.fromClient(client, options)` with an
- * application's own ioredis client.
+ * `sweepIntervalMs`, `watchBlockMs`, `closeTimeoutMs`, and ioredis's `db`,
+ * `family`, `username`, `password`, `connectionName`; any other is refused.
+ * Or `RedisStore.fromClient(client, options)` with an application's own
+ * ioredis client.
  *
  * All of one store's keys are `rk:{<prefix>}:…`: one hash tag, one cluster
  * slot. Writes are Lua scripts (scripts.ts); watch() reads the store's
@@ -21,6 +23,7 @@ import {
   type AtomicOp, type Capabilities, type Codec, type Condition, type DeleteOptions, type Durability, type Entry, type FailedCheck,
   type HistoryOptions, type ListOptions, type ListPage, type PutOptions, type StoreOptions, type StoredRecord, type WatchEvent, type WatchOptions,
 } from '../core/index.js';
+import { assertKnownUrlOptions, redactUrl, withoutUrlInput } from '../core/redact.js';
 import { InFlight } from './connection.js';
 import { mapRedisError, toRecord, unpack, type PackedRecord } from './records.js';
 import { SCRIPTS, type Script } from './scripts.js';
@@ -45,6 +48,13 @@ export interface RedisStoreOptions extends StoreOptions {
 }
 
 const URL_OPTIONS = ['prefix', 'historyDepth', 'changeLogRevisions', 'sweepIntervalMs', 'watchBlockMs', 'closeTimeoutMs'] as const;
+/**
+ * ioredis options a URL may carry, passed on to it. ioredis would take any
+ * query option as a client option, as a string ("false" is true): only these,
+ * whose string form ioredis reads right, are let through; anything else is
+ * refused, never silently ignored nor handed to the client.
+ */
+const IOREDIS_URL_OPTIONS = ['db', 'family', 'username', 'password', 'connectionName'] as const;
 /** The largest stream id sequence: `<rev>-MAX_SEQ` sorts after every entry of revision `rev`. */
 const MAX_SEQ = '18446744073709551615';
 const WATCH_PAGE = 1000;
@@ -103,12 +113,24 @@ export class RedisStore extends BaseStore {
 
   /** Opens a store on a connection of its own; `close()` ends it. */
   static async fromUrl(url: string, options: RedisStoreOptions = {}): Promise<RedisStore> {
-    const parsed = new URL(url);
+    let parsed: URL;
+    try {
+      parsed = new URL(url);
+    } catch (cause) {
+      throw new InvalidArgumentError(`malformed redis URL ${JSON.stringify(redactUrl(url))}`, { cause: withoutUrlInput(cause) });
+    }
+    assertKnownUrlOptions(url, 'redis', parsed.searchParams.keys(), [...URL_OPTIONS, ...IOREDIS_URL_OPTIONS], `revkit's ${URL_OPTIONS.join(', ')}; ioredis's ${IOREDIS_URL_OPTIONS.join(', ')}`);
+    const db = parsed.searchParams.get('db');
+    if (db !== null && (!/^\d+$/.test(db) || parsed.pathname.length > 1)) {
+      throw new InvalidArgumentError(`redis URL option db must be a non-negative integer, and not given as the path as well, got ${JSON.stringify(db)}`);
+    }
+    const family = parsed.searchParams.get('family');
+    if (family !== null && family !== '4' && family !== '6' && family !== '0') throw new InvalidArgumentError(`redis URL option family must be 4, 6 or 0 (either), got ${JSON.stringify(family)}`);
     const fromUrl: Record<string, unknown> = {};
     for (const name of URL_OPTIONS) {
       const v = parsed.searchParams.get(name);
       if (v === null) continue;
-      fromUrl[name] = name === 'prefix' ? v : Number(v);
+      fromUrl[name] = name === 'prefix' ? v : urlInteger(name, v);
       parsed.searchParams.delete(name);
     }
     const client = new Redis(parsed.toString(), { ...OWN_CONNECTION, lazyConnect: true });
@@ -448,6 +470,13 @@ export class RedisStore extends BaseStore {
  * caller re-reads), commands wait in the offline queue during a restart.
  */
 const OWN_CONNECTION: RedisOptions = { autoResendUnfulfilledCommands: false, enableOfflineQueue: true };
+
+/** A whole-number URL option; anything else (`10ms`, `1e3`, ``) is refused, not read as NaN or rounded. */
+function urlInteger(name: string, text: string): number {
+  const n = Number(text);
+  if (!/^\d+$/.test(text) || !Number.isSafeInteger(n)) throw new InvalidArgumentError(`redis URL option ${name} must be a non-negative integer, got ${JSON.stringify(text)}`);
+  return n;
+}
 
 function positive(v: unknown, fallback: number, name: string): number {
   if (v === undefined) return fallback;

@@ -4,7 +4,7 @@ import {
   type AtomicOp, type Capabilities, type DeleteOptions, type Entry, type FailedCheck, type HistoryOptions, type ListOptions, type ListPage,
   type PutOptions, type StoredRecord, type Tombstone, type WatchEvent, type WatchOptions,
 } from '../core/index.js';
-import { redactUrl, withoutUrlInput } from '../core/redact.js';
+import { assertKnownUrlOptions, redactUrl, withoutUrlInput } from '../core/redact.js';
 
 export interface HttpStoreOptions {
   /** Base URL of a revkit server, e.g. http://127.0.0.1:8787 (a path prefix is kept). */
@@ -86,6 +86,8 @@ export class HttpStore extends BaseStore {
     } catch (cause) {
       throw new InvalidArgumentError(`malformed server URL ${JSON.stringify(redactUrl(url))}`, { cause: withoutUrlInput(cause) });
     }
+    // The server's base URL takes no query: a token is the only option (any other is refused, never dropped unread).
+    assertKnownUrlOptions(url, 'server', parsed.searchParams.keys(), ['token']);
     const token = parsed.searchParams.get('token') ?? options.token;
     parsed.searchParams.delete('token');
     parsed.search = '';

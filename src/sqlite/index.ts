@@ -26,6 +26,7 @@ import {
   type HistoryOptions, type ListOptions, type ListPage, type PutOptions, type StoreOptions, type StoredRecord,
   type WatchEvent, type WatchOptions,
 } from '../core/index.js';
+import { assertKnownUrlOptions } from '../core/redact.js';
 import { migrate } from './schema.js';
 import { GroupCommit } from './group-commit.js';
 
@@ -69,6 +70,9 @@ const OPEN_TIMEOUT_MS = 10_000;
 /** Changes read per watch poll. */
 const PAGE = 1000;
 
+/** Options a sqlite: URL may carry. */
+const URL_OPTIONS = ['synchronous', 'historyRetention', 'groupCommit'] as const;
+
 export class SqliteStore extends BaseStore {
   readonly backend = 'sqlite';
   readonly capabilities: Capabilities;
@@ -94,11 +98,13 @@ export class SqliteStore extends BaseStore {
   private commitsSincePrune = 0;
   private readonly group: GroupCommit;
 
+  /** `sqlite:./path.db?synchronous=normal&historyRetention=100000&groupCommit=false`; any other option is refused. */
   static async fromUrl(url: string, options: SqliteStoreOptions = {}): Promise<SqliteStore> {
     const rest = url.replace(/^sqlite:(\/\/)?/i, '');
     const [path = '', query = ''] = rest.split('?', 2);
     if (path === '') throw new InvalidArgumentError('a sqlite URL needs a file path, e.g. sqlite:./data/revkit.db');
     const params = new URLSearchParams(query);
+    assertKnownUrlOptions(url, 'sqlite', params.keys(), URL_OPTIONS);
     const merged: SqliteStoreOptions = { ...options };
     const sync = params.get('synchronous');
     if (sync !== null) {
@@ -106,7 +112,11 @@ export class SqliteStore extends BaseStore {
       merged.synchronous = sync;
     }
     const retention = params.get('historyRetention');
-    if (retention !== null) merged.historyRetention = Number(retention);
+    if (retention !== null) {
+      const n = Number(retention);
+      if (!/^\d+$/.test(retention) || !Number.isSafeInteger(n) || n <= 0) throw new InvalidArgumentError(`historyRetention must be a positive integer, got ${retention}`);
+      merged.historyRetention = n;
+    }
     const group = params.get('groupCommit');
     if (group !== null) {
       if (group !== 'true' && group !== 'false') throw new InvalidArgumentError(`groupCommit must be true or false, got ${group}`);
