@@ -11,14 +11,20 @@
 //
 //   test    test/extremes.test.ts at the issue's sizes: 200 values of 1 MiB (also over HTTP),
 //           an atomic commit of 64 of them, 100,000 keys listed and watched (NATS too)
-//   grow    SQLite and PostgreSQL grown to --gib GiB of 1 MiB values (default 2): load, reopen,
+//   grow    SQLite, PostgreSQL and memory grown to --gib GiB of 1 MiB values (default 2): load, reopen,
 //           read every value back by list pages (a page of 1000 values of 1 MiB: ~1 GiB) and by a
 //           watch from 0, one atomic commit of 256 values of 1 MiB; figures: time, disk bytes per
 //           key, the process's memory
 //   keys    --keys keys (default 1,000,000) on memory, SQLite, PostgreSQL, Redis, file, HTTP and
 //           NATS: loaded, listed by pages (every key once, in byte order), watched from 0 (every
-//           change once, in order), reopened and counted; NATS lists by reading every key per
-//           page, so it lists only --nats-pages pages and the total is extrapolated
+//           change once, in order), reopened and counted; a NATS page reads every key and a
+//           memory page sorts every key, so there only --nats-pages pages are listed and the
+//           total is extrapolated
+//   backlog what a watch from 0 over 4000 values of 64 KiB (250 MiB) holds in memory once its
+//           reader has taken one event and waits: a page (500–1000 events) when the backend reads
+//           ahead by pages, the whole store when its read-ahead has no bound
+//   decode  a default list page (memory) and a watch from 0 (SQLite, PostgreSQL) over 300 values of 1 MiB
+//           whose decoded form is ~17 MiB each (`[{},{},…]`): either needs ~5 GiB of heap at once
 //   file    the file backend to its real limit (one string: ~512 MiB): 1 MiB values until
 //           TooLargeError, nothing written by the refused commit, the file reopens whole
 //   http    a server's list page and history of 600 values of 1 MiB (a response over the
@@ -29,7 +35,7 @@
 // REVKIT_DIST points at a build other than ../../dist (e.g. one made from HEAD only).
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync, statSync, existsSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir, userInfo } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -144,6 +150,60 @@ async function collect(store, options, count, idleMs, visit) {
 
 // ------------------------------------------------------------------ stores
 
+/**
+ * A child works in the folder its parent made (REVKIT_SOAK_SCRATCH) and notes
+ * every table prefix, Redis prefix and bucket it creates in its ledger, so
+ * that the parent removes them all when the child dies before its own clean-up
+ * (a heap out of memory is one of the outcomes this soak looks for).
+ */
+const scratchDir = () => mkdtempSync(join(process.env.REVKIT_SOAK_SCRATCH ?? tmpdir(), 'revkit-soak-extremes-'));
+function ledger(kind, name) {
+  if (process.env.REVKIT_SOAK_SCRATCH) appendFileSync(join(process.env.REVKIT_SOAK_SCRATCH, 'ledger.jsonl'), `${JSON.stringify({ kind, name })}\n`);
+}
+
+async function dropLeftovers(scratch) {
+  const file = join(scratch, 'ledger.jsonl');
+  if (!existsSync(file)) return [];
+  const done = [];
+  for (const line of readFileSync(file, 'utf8').split('\n').filter(Boolean)) {
+    const { kind, name } = JSON.parse(line);
+    try {
+      if (kind === 'postgres') {
+        const { dropPostgresStore } = await lib('postgres/index.js');
+        const { default: pg } = await import('pg');
+        const pool = new pg.Pool({ connectionString: PG_URL, max: 1 });
+        try {
+          await dropPostgresStore(pool, { prefix: name });
+        } finally {
+          await pool.end();
+        }
+      } else if (kind === 'redis') {
+        const { dropRedisStore } = await lib('redis/index.js');
+        const { Redis } = await import('ioredis');
+        const c = new Redis(REDIS_URL);
+        try {
+          await dropRedisStore(c, { prefix: name });
+        } finally {
+          c.disconnect();
+        }
+      } else if (kind === 'nats') {
+        const { connect } = await import('@nats-io/transport-node');
+        const { jetstreamManager } = await import('@nats-io/jetstream');
+        const nc = await connect({ servers: NATS_URL.replace(/^nats:\/\//, '') });
+        try {
+          await (await jetstreamManager(nc)).streams.delete(`KV_${name}`).catch(() => undefined);
+        } finally {
+          await nc.close();
+        }
+      }
+      done.push(`${kind} ${name}`);
+    } catch (err) {
+      console.error(`extremes: could not remove ${kind} ${name}: ${err?.message ?? err}`);
+    }
+  }
+  return done;
+}
+
 let serial = 0;
 const uid = () => `${process.pid.toString(36)}_${Date.now().toString(36)}_${(serial++).toString(36)}`;
 
@@ -218,6 +278,7 @@ async function makeStore(backend, dir, options = {}) {
     case 'postgres': {
       const { PostgresStore, dropPostgresStore } = await lib('postgres/index.js');
       const prefix = `rkx_soak_${id}_`;
+      ledger('postgres', prefix);
       const h = { store: await PostgresStore.fromUrl(PG_URL, { prefix }) };
       h.reopen = async () => {
         await h.store.close();
@@ -240,6 +301,7 @@ async function makeStore(backend, dir, options = {}) {
     case 'redis': {
       const { RedisStore, dropRedisStore } = await lib('redis/index.js');
       const prefix = `rkx_soak_${id}`;
+      ledger('redis', prefix);
       const before = await redisMemory();
       const h = { store: await RedisStore.fromUrl(REDIS_URL, { prefix }) };
       h.reopen = async () => {
@@ -264,6 +326,7 @@ async function makeStore(backend, dir, options = {}) {
     case 'nats': {
       const { NatsStore } = await lib('nats/index.js');
       const bucket = `rkx_soak_${id}`;
+      ledger('nats', bucket);
       const url = `${NATS_URL}?bucket=${bucket}`;
       const h = { store: await NatsStore.fromUrl(url, { maxValueBytes: LIMIT - 8192 }) };
       h.reopen = async () => {
@@ -332,7 +395,7 @@ async function makeStore(backend, dir, options = {}) {
 
 /** A store grown to `gib` GiB of 1 MiB values, read back whole after a reopen. */
 async function grow(backend, gib) {
-  const dir = mkdtempSync(join(tmpdir(), 'revkit-soak-extremes-'));
+  const dir = scratchDir();
   const h = await makeStore(backend, dir);
   const out = { backend, gib };
   const t = sampler();
@@ -408,7 +471,7 @@ async function grow(backend, gib) {
 
 /** `count` keys loaded, listed by pages, watched from 0, reopened and counted. */
 async function keys(backend, count, natsPages) {
-  const dir = mkdtempSync(join(tmpdir(), 'revkit-soak-extremes-'));
+  const dir = scratchDir();
   const h = await makeStore(backend, dir, { changeLog: count + 1000 });
   const out = { backend, keys: count };
   const t = sampler();
@@ -435,8 +498,9 @@ async function keys(backend, count, natsPages) {
 
     // Listed by default pages (1000): every key once, in byte order.
     started = Date.now();
-    if (backend === 'nats') {
-      // Every page reads the last message of every key: list a few pages and extrapolate.
+    if (backend === 'nats' || backend === 'memory') {
+      // A NATS page reads the last message of every key under the prefix, a memory page sorts
+      // every key: each page costs O(keys), so list a few pages and extrapolate.
       let after;
       let got = 0;
       for (let p = 0; p < natsPages; p++) {
@@ -449,7 +513,7 @@ async function keys(backend, count, natsPages) {
       out.listPagesRead = natsPages;
       out.listSecondsPerPage = secs(per);
       out.listAllEstimateS = Math.round((per * Math.ceil(count / 1000)) / 1000);
-      check(got === natsPages * 1000, `nats: ${got} keys in ${natsPages} pages`);
+      check(got === natsPages * 1000, `${backend}: ${got} keys in ${natsPages} pages`);
     } else {
       let i = 0;
       const sorted = Array.from({ length: count }, (_, x) => keyOf(x)).sort(compareKeys);
@@ -495,7 +559,7 @@ async function keys(backend, count, natsPages) {
 
 /** The file backend up to one string's length: 1 MiB values until TooLargeError. */
 async function fileLimit() {
-  const dir = mkdtempSync(join(tmpdir(), 'revkit-soak-extremes-'));
+  const dir = scratchDir();
   const { TooLargeError } = await lib('core/index.js');
   const h = await makeStore('file', dir, { file: { fsync: false } });
   const out = { backend: 'file' };
@@ -552,11 +616,101 @@ async function fileLimit() {
   }
 }
 
+/**
+ * A default list page (1000) of values at the 1 MiB limit whose decoded form is
+ * much larger than their JSON: `[{},{},…]` is ~17 MiB of heap per value, so a
+ * page of `count` of them needs count × 17 MiB at once. Runs on memory (the
+ * cheapest); every backend decodes a whole page (and a whole watch page) at once.
+ */
+async function decodePage(count, how, backend) {
+  const dir = scratchDir();
+  const h = await makeStore(backend, dir);
+  const v = JSON.parse(`[${'{},'.repeat(349_524)}{}]`);
+  check(Buffer.byteLength(JSON.stringify(v)) === LIMIT, 'value size');
+  const out = { backend, how, values: count, shape: '[{},{},…] at 1 MiB' };
+  const t = sampler();
+  try {
+    for (let i = 0; i < count; i += 8) {
+      const b = h.store.atomic();
+      for (let j = i; j < Math.min(count, i + 8); j++) b.set(`o/${pad(j, 4)}`, v);
+      await b.commit();
+    }
+    const started = Date.now();
+    if (how === 'list') {
+      const page = await h.store.list({ prefix: 'o/' });
+      out.listed = page.entries.length;
+    } else {
+      // A reader that takes the first event and then waits a little: the watch reads ahead.
+      const ac = new AbortController();
+      const it = h.store.watch({ prefix: 'o/', fromRevision: 0, signal: ac.signal })[Symbol.asyncIterator]();
+      await it.next();
+      await new Promise((r) => setTimeout(r, 30_000));
+      ac.abort();
+      out.watched = 'survived 30 s after the first event';
+    }
+    out.seconds = secs(Date.now() - started);
+    out.peakHeapMiB = mb(peak.heapUsed);
+    return out;
+  } finally {
+    clearInterval(t);
+    await h.drop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * How much a watch holds when its reader is slow: `count` values of 1 MiB, a
+ * watch from 0 whose reader takes one event and then waits. A backend that
+ * reads ahead only a page keeps a page (≤ 1000 events) in memory; one that
+ * reads everything keeps the whole store — a watch from 0 over a store larger
+ * than the heap then ends the process.
+ */
+async function backlog(backend, count, bytes) {
+  const dir = scratchDir();
+  const h = await makeStore(backend, dir);
+  const out = { backend, values: count, valueBytes: bytes, storeMiB: mb(count * bytes) };
+  try {
+    for (let i = 0; i < count; i += 16) {
+      const b = backend === 'nats' ? undefined : h.store.atomic();
+      if (backend === 'nats') {
+        await Promise.all(Array.from({ length: 16 }, (_, d) => h.store.put(`b/${pad(i + d, 5)}`, bigValue(i + d, bytes))));
+        continue;
+      }
+      for (let j = i; j < i + 16; j++) b.set(`b/${pad(j, 5)}`, bigValue(j, bytes));
+      await b.commit();
+    }
+    const s = await h.reopen();
+    globalThis.gc?.();
+    const base = process.memoryUsage();
+    const ac = new AbortController();
+    const it = s.watch({ prefix: 'b/', fromRevision: 0, signal: ac.signal })[Symbol.asyncIterator]();
+    const first = await it.next();
+    check(!first.done, 'the watch delivered nothing');
+    // Wait until memory stops growing (or 60 s): what the watch read ahead of its reader.
+    let last = 0;
+    for (let i = 0; i < 60; i++) {
+      await new Promise((r) => setTimeout(r, 1000));
+      globalThis.gc?.();
+      const now = process.memoryUsage();
+      const held = now.heapUsed + now.external - base.heapUsed - base.external;
+      if (i > 5 && Math.abs(held - last) < 8 * MiB) break;
+      last = held;
+    }
+    out.heldAfterOneEventMiB = mb(last);
+    ac.abort();
+    await it.return?.();
+    return out;
+  } finally {
+    await h.drop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 /** A server's list page and history of 600 values of 1 MiB: what the client gets. */
 async function httpPages() {
   const { createServer, HttpStore } = await lib('server/index.js');
   const { SqliteStore } = await lib('sqlite/index.js');
-  const dir = mkdtempSync(join(tmpdir(), 'revkit-soak-extremes-'));
+  const dir = scratchDir();
   const path = join(dir, 'h.db');
   const store = new SqliteStore(path, { synchronous: 'normal' });
   const out = { backend: 'http' };
@@ -599,25 +753,29 @@ async function httpPages() {
 
 // ------------------------------------------------------------------ parent
 
-function runChild(args) {
+function runChild(args, nodeFlags = []) {
   return new Promise((resolvePromise) => {
     const started = Date.now();
-    const child = spawn(process.execPath, [self, '--child', ...args], { stdio: ['ignore', 'pipe', 'inherit'], env: process.env });
+    const scratch = mkdtempSync(join(tmpdir(), 'revkit-soak-extremes-run-'));
+    const child = spawn(process.execPath, [...nodeFlags, self, '--child', ...args], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, REVKIT_SOAK_SCRATCH: scratch } });
     let stdout = '';
     child.stdout.on('data', (d) => {
       stdout += d;
       process.stdout.write(d);
     });
-    child.on('exit', (code, signal) => {
+    child.on('exit', async (code, signal) => {
       const line = stdout.split('\n').reverse().find((l) => l.startsWith('RESULT '));
       const result = line ? JSON.parse(line.slice(7)) : undefined;
-      resolvePromise({ args: args.join(' '), code, signal, seconds: secs(Date.now() - started), ...(result ?? {}) });
+      // A child that died (or failed) may have left its stores behind: remove what its ledger names.
+      const removed = code === 0 ? [] : await dropLeftovers(scratch);
+      rmSync(scratch, { recursive: true, force: true });
+      resolvePromise({ args: args.join(' '), code, signal, seconds: secs(Date.now() - started), ...(result ?? {}), ...(removed.length ? { leftoversRemoved: removed } : {}) });
     });
   });
 }
 
 async function parent() {
-  const parts = String(opts.parts ?? 'test,grow,keys,file,http').split(',');
+  const parts = String(opts.parts ?? 'test,grow,keys,file,http,decode,backlog').split(',');
   const gib = Number(opts.gib ?? 2);
   const count = Number(opts.keys ?? 1_000_000);
   const natsPages = Number(opts['nats-pages'] ?? 3);
@@ -641,7 +799,7 @@ async function parent() {
     results.push({ args: 'test', code: run.status, signal: run.signal, seconds: secs(Date.now() - started) });
   }
   if (parts.includes('grow')) {
-    for (const b of ['sqlite', 'postgres'].filter(want)) {
+    for (const b of ['sqlite', 'postgres', 'memory'].filter(want)) {
       console.log(`\n== extremes: ${b} grown to ${gib} GiB of 1 MiB values`);
       results.push(await runChild(['grow', b, String(gib)]));
     }
@@ -655,6 +813,18 @@ async function parent() {
   if (parts.includes('file') && want('file')) {
     console.log('\n== extremes: the file backend up to one string\'s length');
     results.push(await runChild(['file']));
+  }
+  if (parts.includes('backlog')) {
+    for (const b of ['memory', 'sqlite', 'postgres', 'redis', 'file', 'nats'].filter(want)) {
+      console.log(`\n== extremes: what a watch from 0 over 4000 values of 64 KiB holds after one event was read (${b})`);
+      results.push(await runChild(['backlog', b, '4000', String(64 * 1024)], ['--expose-gc']));
+    }
+  }
+  if (parts.includes('decode')) {
+    for (const [how, b] of [['list', 'memory'], ['watch', 'sqlite'], ['watch', 'postgres']].filter(([, b]) => want(b))) {
+      console.log(`\n== extremes: ${how === 'list' ? 'a list page' : 'a watch from 0'} over 300 values of 1 MiB that decode to ~17 MiB each (${b})`);
+      results.push(await runChild(['decode', '300', how, b]));
+    }
   }
   if (parts.includes('http') && want('http')) {
     console.log('\n== extremes: a server\'s list page and history of 600 values of 1 MiB');
@@ -681,6 +851,8 @@ async function child(argv) {
     else if (part === 'keys') result = await keys(rest[0], Number(rest[1]), Number(rest[2]));
     else if (part === 'file') result = await fileLimit();
     else if (part === 'http') result = await httpPages();
+    else if (part === 'decode') result = await decodePage(Number(rest[0]), rest[1] ?? 'list', rest[2] ?? 'memory');
+    else if (part === 'backlog') result = await backlog(rest[0], Number(rest[1]), Number(rest[2]));
     else throw new Error(`unknown part ${part}`);
     console.log(`RESULT ${JSON.stringify({ ok: true, ...result })}`);
     process.exit(0);
