@@ -152,11 +152,11 @@ describe('revkit check and revkit bench: the store line shows secrets as ****', 
   const url = () => `${upstream.url}?token=${UPSTREAM_TOKEN}`;
 
   it('check, as text and as JSON', async () => {
-    const text = await cli(['check', '--store', url(), '--processes', '1', '--clients', '2', '--ops', '5', '--watchers', '0']);
+    const text = await cli(['check', '--store', url(), '--processes', '1', '--clients', '2', '--ops', '5']);
     expect(text.code, text.stderr).toBe(0);
     expectHidden(text.stdout, UPSTREAM_TOKEN, 'check');
     expect(text.stdout).toContain(`store        ${upstream.url}?token=****`);
-    const json = await cli(['check', '--store', url(), '--processes', '1', '--clients', '2', '--ops', '5', '--watchers', '0', '--json']);
+    const json = await cli(['check', '--store', url(), '--processes', '1', '--clients', '2', '--ops', '5', '--json']);
     expect(json.code, json.stderr).toBe(0);
     expect(JSON.parse(json.stdout).store).toBe(`${upstream.url}?token=****`);
     expect(json.stdout + json.stderr + text.stderr).not.toContain(UPSTREAM_TOKEN);

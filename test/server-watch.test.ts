@@ -34,20 +34,24 @@ class HeadNamingMemoryStore extends MemoryStore {
 }
 
 /** A TCP proxy the test can cut: every connection through it, or refuse new ones for a while. */
-async function cuttableProxy(target: string): Promise<{ url: string; cut(): void; refusing: boolean; accepted: number }> {
+async function cuttableProxy(target: string): Promise<{ url: string; cut(): void; refusing: boolean; accepted: number; refused: number }> {
   const { hostname, port } = new URL(target);
   const sockets = new Set<Socket>();
   const proxy = {
     url: '',
     refusing: false,
     accepted: 0,
+    refused: 0,
     cut() {
       for (const s of sockets) s.destroy();
       sockets.clear();
     },
   };
   const server: Server = createTcpServer((client) => {
-    if (proxy.refusing) return client.destroy();
+    if (proxy.refusing) {
+      proxy.refused++;
+      return client.destroy();
+    }
     proxy.accepted++;
     const upstream = connect(Number(port), hostname);
     for (const s of [client, upstream]) {
@@ -109,6 +113,80 @@ describe('HTTP watch: a stream cut before its first event resumes with no gap (i
     let text = '';
     while (!text.includes('\n\n')) text += new TextDecoder().decode((await reader.read()).value);
     expect(text.split('\n\n')[0]?.split('\n')).toContain(`id: ${written.revision}`);
+  });
+});
+
+describe('HTTP watch "from now" starts when watch() was called, on the server\'s clock', () => {
+  it('a write made right after watch() returned — on the server\'s store by another process, or through another HttpStore — is delivered (20 rounds)', async () => {
+    const store = new MemoryStore();
+    const { server, url } = await startServer({ store, closeStore: true });
+    cleanups.push(() => server.close());
+    const client = new HttpStore({ url, token: ADMIN });
+    const other = new HttpStore({ url, token: ADMIN });
+    cleanups.push(() => client.close(), () => other.close());
+    for (let round = 0; round < 20; round++) {
+      const controller = new AbortController();
+      const events = client.watch({ prefix: `r${round}/`, signal: controller.signal })[Symbol.asyncIterator]();
+      // Before the watch's request can have reached the server; next() only afterwards.
+      const [first, second] = round % 2 === 0 ? [store, other] : [other, store];
+      const a = await first.put(`r${round}/a`, round);
+      const b = await second.put(`r${round}/b`, round);
+      const seen: string[] = [];
+      while (seen.length < 2) {
+        const r = await events.next();
+        if (r.done) throw new Error('the watch ended');
+        seen.push(`${r.value.key}@${r.value.revision}`);
+      }
+      expect(seen, `round ${round}`).toEqual([`r${round}/a@${a.revision}`, `r${round}/b@${b.revision}`]);
+      controller.abort();
+      await events.return?.();
+    }
+  }, 60_000);
+
+  it('a stream that cannot reach the server before it announced its start still starts at watch(): a write made meanwhile is delivered', async () => {
+    const store = new MemoryStore();
+    const { server, url } = await startServer({ store, closeStore: true });
+    cleanups.push(() => server.close());
+    const proxy = await cuttableProxy(url);
+    const client = new HttpStore({ url: proxy.url, token: ADMIN });
+    cleanups.push(() => client.close());
+    await client.get('w/none'); // a reading of the server's clock
+    await store.put('w/before', 0);
+
+    proxy.refusing = true;
+    const controller = new AbortController();
+    const events = client.watch({ prefix: 'w/', signal: controller.signal })[Symbol.asyncIterator]();
+    const first = events.next();
+    await until('the client to try and be refused', () => proxy.refused >= 1);
+    const gap = await store.put('w/gap', 1);
+    proxy.refusing = false;
+    await until('the client to connect', () => openStreams(server) === 1);
+    const after = await store.put('w/after', 2);
+
+    // w/before, written just before watch(), may be delivered too (the start reaches back by a margin).
+    const seen = [`${((await first).value as WatchEvent).key}`];
+    while (seen[seen.length - 1] !== 'w/after') seen.push(((await events.next()).value as WatchEvent).key);
+    expect(seen.filter((k) => k !== 'w/before')).toEqual(['w/gap', 'w/after']);
+    expect([gap.revision, after.revision]).toEqual([2, 3]);
+    controller.abort();
+  });
+
+  it('every answer carries Revkit-Clock; a since from another run of the server is 503 (read the clock again), a malformed one 400', async () => {
+    const { server, url } = await startServer({ store: new MemoryStore(), closeStore: true });
+    cleanups.push(() => server.close());
+    const headers = { authorization: `Bearer ${ADMIN}` };
+    const health = await fetch(`${url}/healthz`);
+    const clock = health.headers.get('revkit-clock') as string;
+    expect(clock).toMatch(/^[A-Za-z0-9_-]+;[0-9.]+$/);
+    const refused = await fetch(`${url}/v1/kv/nothing`, { headers });
+    expect(refused.status).toBe(404);
+    expect(refused.headers.get('revkit-clock')?.split(';')[0]).toBe(clock.split(';')[0]);
+    const stale = await fetch(`${url}/v1/watch?prefix=&since=${encodeURIComponent('another;12.5')}`, { headers });
+    expect(stale.status).toBe(503);
+    expect(stale.headers.get('retry-after')).toBe('0');
+    expect(stale.headers.get('revkit-clock')).toMatch(/;/);
+    const bad = await fetch(`${url}/v1/watch?prefix=&since=yesterday`, { headers });
+    expect(bad.status).toBe(400);
   });
 });
 

@@ -13,6 +13,7 @@ import { applyMergePatch } from './merge-patch.js';
 import { ServerMetrics } from './metrics.js';
 import { openApiDocument } from './openapi.js';
 import { HttpProblem, problem, toProblem, type Problem } from './problem.js';
+import { parseSince, RevisionClock } from './revision-clock.js';
 import { streamWatch } from './sse.js';
 
 declare module 'fastify' {
@@ -143,6 +144,8 @@ export async function createServer(options: CreateServerOptions): Promise<Revkit
     process.stderr.write(`revkit serve: internal error on ${req.method} ${req.url}: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
   });
   const watches = new Set<AbortController>();
+  const clock = new RevisionClock(store);
+  await clock.start();
   let closing = false;
   let url: string | undefined;
 
@@ -202,6 +205,11 @@ export async function createServer(options: CreateServerOptions): Promise<Revkit
   app.addHook('onRequest', (req, _reply, done) => {
     if (hostAllowed === undefined || hostAllowed(req.headers.host)) return done();
     done(new HttpProblem(421, 'this server does not answer for that Host; start it with --allowed-host to add a name'));
+  });
+  // Every answer carries this server's clock: where an HttpStore's watch "from now" starts (revision-clock.ts).
+  app.addHook('onSend', (_req, reply, payload, done) => {
+    reply.header('revkit-clock', clock.reading());
+    done(null, payload);
   });
   // Requests no route matched (the not-found handler) pass the same checks.
   const admitUnmatched = admitHook(false);
@@ -439,6 +447,17 @@ export async function createServer(options: CreateServerOptions): Promise<Revkit
     if (key !== undefined) requireAccess(req.principal as Principal, 'read', key);
     else requireAccess(req.principal as Principal, 'read', prefix ?? '', 'prefix');
     let startId = typeof lastEventId === 'string' && lastEventId.trim() !== '' ? lastEventId.trim() : fromRevision?.toString();
+    const since = queryString(q, 'since');
+    if (since !== undefined && fromRevision === undefined) {
+      // From the moment the client's watch() was called, on this server's clock: what had committed by then.
+      const moment = parseSince(since);
+      if (!moment) throw new HttpProblem(400, 'since must be <instance>;<milliseconds>, from a Revkit-Clock header');
+      if (moment.instance !== clock.instance) {
+        throw new HttpProblem(503, 'since names another run of this server (it restarted): read Revkit-Clock again', {}, { 'retry-after': '0' });
+      }
+      const at = clock.revisionAt(moment.at);
+      if (at !== undefined) startId = String((fromRevision = at));
+    }
     if (fromRevision === undefined) {
       // "From now" is pinned to a revision when the store can name its head, so that the
       // stream can announce it and a reader cut before its first event resumes with no gap.
@@ -458,6 +477,7 @@ export async function createServer(options: CreateServerOptions): Promise<Revkit
       'cache-control': 'no-cache, no-transform',
       'x-accel-buffering': 'no',
       connection: 'close',
+      'revkit-clock': clock.reading(),
     });
     countWatch('GET', 200);
     metrics.watchOpened();
@@ -488,6 +508,7 @@ export async function createServer(options: CreateServerOptions): Promise<Revkit
   app.addHook('preClose', async () => {
     closing = true;
     for (const w of watches) w.abort();
+    clock.stop(); // not awaited: a head read of an unreachable store may take long, and nothing waits for its answer
   });
   app.addHook('onClose', async () => {
     if (ownsStore) await store.close();

@@ -5,6 +5,7 @@ import {
   type PutOptions, type StoredRecord, type Tombstone, type WatchEvent, type WatchOptions,
 } from '../core/index.js';
 import { assertKnownUrlOptions, redactUrl, withoutUrlInput } from '../core/redact.js';
+import { ServerClock } from './http-store-clock.js';
 
 export interface HttpStoreOptions {
   /** Base URL of a revkit server, e.g. http://127.0.0.1:8787 (a path prefix is kept). */
@@ -54,6 +55,8 @@ export class HttpStore extends BaseStore {
   private maxBodyBytes: number | undefined;
   /** Running watches: close() ends each, so a pending next() settles. */
   private readonly watches = new Set<{ end(): void }>();
+  /** The server's clock, read from its responses: where watches "from now" start. */
+  private readonly clock = new ServerClock();
   /** Requests in flight: close() aborts each, so every call settles (ClosedError). */
   private readonly inflight = new Set<AbortController>();
 
@@ -228,11 +231,19 @@ export class HttpStore extends BaseStore {
     queue.onClose(() => controller.abort());
     this.watches.add(queue);
     queue.onClose(() => this.watches.delete(queue));
-    void this.runWatch(options, queue, controller.signal);
+    void this.runWatch(options, queue, controller.signal, performance.now());
     return queue;
   }
 
-  private async runWatch<T>(options: WatchOptions, queue: AsyncQueue<WatchEvent<T>>, signal: AbortSignal): Promise<void> {
+  /**
+   * `calledAt`: when watch() was called. A watch "from now" asks the server
+   * to start from what had committed by then on its clock (ServerClock): its
+   * request reaches the server later, and a write made meanwhile, by any
+   * process, is still delivered — a write made up to ~250 ms (plus the
+   * network's delay) before watch() may be too. Until the stream announced
+   * its start, a reconnect asks for the same moment again.
+   */
+  private async runWatch<T>(options: WatchOptions, queue: AsyncQueue<WatchEvent<T>>, signal: AbortSignal, calledAt: number): Promise<void> {
     const q = new URLSearchParams();
     if (options.key !== undefined) q.set('key', options.key);
     else q.set('prefix', options.prefix ?? '');
@@ -244,6 +255,14 @@ export class HttpStore extends BaseStore {
       try {
         const headers: Record<string, string> = { accept: 'text/event-stream' };
         if (lastId !== undefined) headers['last-event-id'] = lastId;
+        else if (options.fromRevision === undefined) {
+          let since = this.clock.since(calledAt);
+          if (since === undefined) {
+            await this.request('GET', '/healthz', { signal });
+            since = this.clock.since(calledAt);
+          }
+          if (since !== undefined) q.set('since', since); // undefined: a server that sends no clock (an older revkit)
+        }
         const res = await this.openStream(`/v1/watch?${q.toString()}`, { headers, signal, noTimeout: true });
         failures = 0;
         if (!res.body) throw new BackendError(`the revkit server at ${redactUrl(this.base)} sent a watch stream without a body`, { transient: true });
@@ -371,12 +390,14 @@ export class HttpStore extends BaseStore {
     if (init.signal) signals.push(init.signal);
     if (!init.noTimeout) signals.push(AbortSignal.timeout(init.timeoutMs ?? this.timeoutMs));
     try {
-      return await fetch(this.base + path, {
+      const res = await fetch(this.base + path, {
         method,
         headers,
         ...(init.body !== undefined ? { body: init.body } : {}),
         ...(signals.length > 0 ? { signal: signals.length === 1 ? signals[0] : AbortSignal.any(signals) } : {}),
       });
+      this.clock.observe(res.headers.get('revkit-clock'), performance.now());
+      return res;
     } catch (err) {
       throw await this.failure(err, method, init, undefined, closer);
     }
