@@ -260,6 +260,12 @@ export const openApiDocument = {
           { name: 'key', in: 'query', required: false, description: 'Watch one key (instead of a prefix).', schema: { type: 'string' } },
           { name: 'fromRevision', in: 'query', required: false, description: 'Deliver every change after this revision; omitted: changes from now on.', schema: { type: 'integer', minimum: 0 } },
           { name: 'Last-Event-ID', in: 'header', required: false, description: 'Resume after this event id (`<revision>.<index>`), or after this whole revision (overrides fromRevision).', schema: { type: 'string' } },
+          {
+            name: 'since', in: 'query', required: false,
+            description: 'Without fromRevision: start "from now" as of this moment of the server\'s clock (`<run>;<ms>`, from a `Revkit-Clock` response header), not as of the request\'s arrival — ' +
+              'the changes committed after it are delivered (and a few from up to a moment before). A run other than the server\'s current one is 503 with `Retry-After: 0`: read the clock again.',
+            schema: { type: 'string', pattern: '^[A-Za-z0-9_-]{1,32};[0-9]{1,15}(\\.[0-9]{1,6})?$' },
+          },
         ],
         responses: {
           '200': {
