@@ -4,7 +4,7 @@
 import { describe, expect, it } from 'vitest';
 import { open } from '../../src/open.js';
 import { diffLines } from '../../ui/src/diff.js';
-import { parseJson } from '../../ui/src/json.js';
+import { findSyntaxError, parseJson } from '../../ui/src/json.js';
 import { crumbs, loadPage, type Row } from '../../ui/src/keys.js';
 import { reapply } from '../../ui/src/merge.js';
 import { SseParser } from '../../ui/src/sse.js';
@@ -92,5 +92,52 @@ describe('diff, re-apply and JSON check', () => {
     expect(bad.ok).toBe(false);
     expect(bad).toMatchObject({ line: 3, column: 1 });
     expect(parseJson('  ').ok).toBe(false);
+  });
+
+  it('places every syntax error itself, also those the engine names no position for', () => {
+    const at = (text: string) => {
+      const r = parseJson(text);
+      return r.ok ? 'ok' : `${r.line}:${r.column} ${r.message}`;
+    };
+    // V8 says only "Unexpected token ',', ..." is not valid JSON" for these (no position).
+    expect(at('{\n  "a": 1,\n  "b": ,\n}')).toMatch(/^3:8 .*found ','$/);
+    expect(at('{\n  "a": 1,\n  "b": nul\n}')).toMatch(/^3:8 .*found the word nul$/);
+    expect(at('{"a": tru}')).toMatch(/^1:7 /);
+    expect(at("{'a': 1}")).toMatch(/^1:2 member names take double quotes/);
+    expect(at('{\n "a": 1\n "b": 2}')).toMatch(/^3:2 ',' or '\}' was expected after a member, found the string "b" \(a comma is missing\?\)$/);
+    expect(at('[1,]')).toMatch(/^1:4 .*no trailing comma/);
+    expect(at('[1, 2')).toMatch(/^1:6 .*found the end of the text$/);
+    expect(at('"abc')).toMatch(/^1:1 this string is never closed/);
+    expect(at('{"a": "x\ny"}')).toMatch(/^1:9 a line break inside a string/);
+    expect(at('"\\q"')).toMatch(/^1:2 \\q is not an escape/);
+    expect(at('01')).toMatch(/^1:2 a number may not have a leading zero$/);
+    expect(at('1.')).toMatch(/^1:3 /);
+    expect(at('{"a": 1}}')).toMatch(/^1:9 the value is complete, yet '\}' follows it$/);
+    expect(at('[{"a": [1, {"b": 2]}]')).toMatch(/^1:19 ',' or '\}' was expected/);
+    // Deep nesting costs no stack.
+    expect(findSyntaxError(`${'['.repeat(100_000)}${']'.repeat(100_000)}`)).toBeNull();
+    expect(findSyntaxError(`${'['.repeat(100_000)}${']'.repeat(99_999)}`)).toMatchObject({ offset: 199_999 });
+  });
+
+  it('agrees with JSON.parse on which texts are JSON (mutations of valid texts)', () => {
+    const seeds = ['{"a": [1, 2.5e-3, -0, true, false, null, "s\\n\\u00e9\\/"], "b": {"c": {}}, "d": []}', '[{"x": "y"}, 1e10, "\\"q\\"", -12.5E+7]', '  "str"  ', '0'];
+    const alphabet = ' \t\n\r{}[],:"\\-+.eE0123456789truefalsn\'x/u\u0001é';
+    let seed = 42;
+    const rnd = (k: number) => { seed = (seed * 1103515245 + 12345) & 0x7fffffff; return seed % k; };
+    const disagreements: string[] = [];
+    for (let round = 0; round < 20_000; round++) {
+      let t = seeds[rnd(seeds.length)] as string;
+      for (let m = 0, ms = 1 + rnd(3); m < ms; m++) {
+        const i = rnd(t.length + 1);
+        const ch = alphabet[rnd(alphabet.length)] as string;
+        const op = rnd(3);
+        t = op === 0 ? t.slice(0, i) + t.slice(i + 1) : op === 1 ? t.slice(0, i) + ch + t.slice(i) : t.slice(0, i) + ch + t.slice(i + 1);
+      }
+      let valid = true;
+      try { JSON.parse(t); } catch { valid = false; }
+      const found = findSyntaxError(t);
+      if (valid !== (found === null) || (found !== null && (found.offset < 0 || found.offset > t.length))) disagreements.push(JSON.stringify(t));
+    }
+    expect(disagreements).toEqual([]);
   });
 });

@@ -105,6 +105,15 @@ describe('web console (headless Chromium, revkit serve on SQLite)', { timeout: 1
     await editor(page).fill('{"color": "red", "size": 2,}');
     await page.getByTestId('json-error').filter({ hasText: /JSON syntax error at line 1, column \d+/ }).waitFor();
     expect(await page.getByRole('button', { name: /^Save/ }).isDisabled()).toBe(true);
+    // On a later line too, for errors the browser's own message gives no position for (Chromium: "Unexpected token").
+    await editor(page).fill('{\n  "color": "red",\n  "size": ,\n  "shape": "round"\n}');
+    const jsonError = page.getByTestId('json-error');
+    await jsonError.filter({ hasText: /^JSON syntax error at line 3, column 11: .*found ','/ }).waitFor();
+    expect(await jsonError.getAttribute('role')).toBe('alert');
+    expect(await editor(page).getAttribute('aria-invalid')).toBe('true');
+    expect(await page.getByRole('button', { name: /^Save/ }).isDisabled()).toBe(true);
+    await editor(page).fill('{\n  "color": "red",\n  "size": 2\n  "shape": "round"\n}');
+    await jsonError.filter({ hasText: /^JSON syntax error at line 4, column 3: ',' or '\}' was expected after a member/ }).waitFor();
     await page.screenshot({ path: join(SCREENSHOTS, 'json-error.png') });
 
     const before = await revisionOf('app/config');
@@ -133,13 +142,14 @@ describe('web console (headless Chromium, revkit serve on SQLite)', { timeout: 1
     await page.getByRole('button', { name: `Save (If-Match "${seen}")` }).click();
     const conflict = page.getByTestId('conflict');
     await conflict.waitFor();
-    await page.getByText(`now revision ${theirs}`).first().waitFor();
-    const diff = await conflict.locator('pre').innerText();
-    expect(diff).toMatch(/removed:\s*−\s*"beta": false/);
-    expect(diff).toMatch(/added:\s*\+\s*"beta": true/);
-    expect(diff).toMatch(/removed:\s*−\s*"limit": 20/);
+    await conflict.getByTestId('version-now-meta').filter({ hasText: `Revision ${theirs} · by deployer` }).waitFor();
+    const mine = await conflict.getByTestId('diff-mine').locator('pre').innerText();
+    expect(mine).toMatch(/removed:\s*−\s*"beta": false/);
+    expect(mine).toMatch(/added:\s*\+\s*"beta": true/);
+    const result = await conflict.getByTestId('diff-result').locator('pre').innerText();
+    expect(result).toMatch(/removed:\s*−\s*"beta": false[\s\S]*added:\s*\+\s*"beta": true/);
+    expect(result).toMatch(/unchanged:\s*"limit": 20/);
     expect(await valueOf('app/flags')).toEqual({ beta: false, limit: 20, owner: 'ops' });
-    await page.screenshot({ path: join(SCREENSHOTS, 'conflict.png'), fullPage: true });
 
     await page.getByRole('button', { name: `Re-apply my edit on top of revision ${theirs}` }).click();
     await page.getByText(/^Re-applied your edit on top; saved as revision \d+\.$/).waitFor();
@@ -165,10 +175,126 @@ describe('web console (headless Chromium, revkit serve on SQLite)', { timeout: 1
     await api('DELETE', 'app/flags');
     await page.getByRole('button', { name: `Save (If-Match "${last}")` }).click();
     await conflict.waitFor();
-    expect(await conflict.locator('pre').innerText()).toMatch(/removed:\s*−\s*\(deleted\)/);
+    await conflict.getByTestId('version-now-meta').filter({ hasText: /^Deleted at revision \d+ · by script/ }).waitFor();
     await page.getByRole('button', { name: /^Write my value again \(deleted at revision \d+\)$/ }).click();
     await page.getByText(/saved as revision \d+\.$/).waitFor();
     expect(await valueOf('app/flags')).toEqual({ beta: true, limit: 1 });
+  });
+
+  it('a conflict shows three versions with their revisions and writers, follows the key while shown, and writes only over what it shows', async () => {
+    await api('PUT', 'app/three', { color: 'red', size: 1, owner: 'ops' });
+    const start = await revisionOf('app/three');
+    const page = await newPage();
+    const cspViolations: string[] = [];
+    page.on('console', (m) => { if (/Content Security Policy/i.test(m.text())) cspViolations.push(m.text()); });
+    await signIn(page, base, ADMIN);
+    await openKey(page, 'app/three');
+    await expect.poll(() => page.getByTestId('revision').textContent(), WAIT).toBe(String(start));
+    await editor(page).fill(JSON.stringify({ color: 'blue', size: 1, owner: 'ops' }, null, 2));
+
+    // Another writer, through the HTTP API with its own Revkit-Writer, changes another member meanwhile.
+    expect((await api('PUT', 'app/three', { color: 'red', size: 2, owner: 'ops' }, { 'if-match': `"${start}"`, 'revkit-writer': 'deployer' })).status).toBe(200);
+    const theirs = await revisionOf('app/three');
+    await page.getByRole('button', { name: `Save (If-Match "${start}")` }).click();
+    const conflict = page.getByTestId('conflict');
+    const meta = (v: 'base' | 'now' | 'mine') => conflict.getByTestId(`version-${v}-meta`);
+    const shown = async (v: 'base' | 'now' | 'mine') => JSON.parse(await conflict.getByTestId(`version-${v}`).locator('pre').innerText());
+    const changes = (d: 'theirs' | 'mine' | 'result') => conflict.getByTestId(`diff-${d}`).locator('pre').innerText();
+    await meta('now').filter({ hasText: `Revision ${theirs} · by deployer · ` }).waitFor();
+
+    // The three versions, each under its heading with its revision, writer and time.
+    for (const name of ['What you started from', 'What is stored now', 'What you typed']) await conflict.getByRole('heading', { name, exact: true }).waitFor();
+    expect(await meta('base').textContent()).toMatch(new RegExp(`^Revision ${start} · by script · \\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\d UTC$`));
+    expect(await meta('now').textContent()).toMatch(new RegExp(`^Revision ${theirs} · by deployer · \\d{4}-`));
+    expect(await meta('mine').textContent()).toBe('Not saved · would be written by console-admin');
+    expect(await shown('base')).toEqual({ color: 'red', size: 1, owner: 'ops' });
+    expect(await shown('now')).toEqual({ color: 'red', size: 2, owner: 'ops' });
+    expect(await shown('mine')).toEqual({ color: 'blue', size: 1, owner: 'ops' });
+    // Whose change is whose: the other writer's is the size, the user's the colour.
+    await conflict.getByRole('heading', { name: `What the other writer changed (revision ${start} → ${theirs})` }).waitFor();
+    const theirChange = await changes('theirs');
+    expect(theirChange).toMatch(/removed:\s*−\s*"size": 1,[\s\S]*added:\s*\+\s*"size": 2,/);
+    expect(theirChange).toMatch(/unchanged:\s*"color": "red"/);
+    const myChange = await changes('mine');
+    expect(myChange).toMatch(/removed:\s*−\s*"color": "red",[\s\S]*added:\s*\+\s*"color": "blue",/);
+    expect(myChange).toMatch(/unchanged:\s*"size": 1/);
+    expect(await conflict.getByRole('figure').first().getByText(`revision ${theirs} (stored now, by deployer)`).count()).toBe(1);
+    await page.screenshot({ path: join(SCREENSHOTS, 'conflict.png'), fullPage: true });
+    // On a phone the three versions stack; nothing is wider than the screen.
+    await page.setViewportSize({ width: 390, height: 844 });
+    await expect.poll(() => page.evaluate(() => document.documentElement.scrollWidth), WAIT).toBeLessThanOrEqual(390);
+    await page.setViewportSize({ width: 1280, height: 860 });
+
+    // A third writer changes it while the conflict is shown: "stored now" and its metadata follow, the rest stays.
+    await conflict.getByTestId('conflict-status').filter({ hasText: /^Watching this key/ }).waitFor();
+    expect((await api('PUT', 'app/three', { color: 'red', size: 2, owner: 'sre' }, { 'if-match': `"${theirs}"`, 'revkit-writer': 'auditor' })).status).toBe(200);
+    const third = await revisionOf('app/three');
+    await meta('now').filter({ hasText: `Revision ${third} · by auditor · ` }).waitFor();
+    expect(await shown('now')).toEqual({ color: 'red', size: 2, owner: 'sre' });
+    expect(await shown('base')).toEqual({ color: 'red', size: 1, owner: 'ops' });
+    expect(await meta('base').textContent()).toMatch(new RegExp(`^Revision ${start} · by script`));
+    expect(await changes('theirs')).toMatch(/added:\s*\+\s*"owner": "sre"/);
+    expect(await conflict.getByTestId('conflict-status').textContent()).toContain(`Refreshed: what is stored now is revision ${third}, by auditor.`);
+    const reapplyButton = conflict.getByRole('button', { name: /^Re-apply my edit on top of revision \d+$/ });
+    expect(await reapplyButton.textContent()).toBe(`Re-apply my edit on top of revision ${third}`);
+
+    // Re-applied over the newest revision (If-Match: it), every writer's change kept.
+    await reapplyButton.click();
+    await page.getByText(/^Re-applied your edit on top; saved as revision \d+\.$/).waitFor();
+    expect(await valueOf('app/three')).toEqual({ color: 'blue', size: 2, owner: 'sre' });
+    expect(await revisionOf('app/three')).toBe(third + 1);
+    expect((await api('GET', 'app/three')).headers.get('revkit-writer')).toBe('console-admin');
+
+    // A re-apply that meets yet another change is refused: the newest version is shown, nothing overwritten.
+    const saved = third + 1;
+    await expect.poll(() => page.getByTestId('revision').textContent(), WAIT).toBe(String(saved));
+    await editor(page).fill(JSON.stringify({ color: 'blue', size: 2, owner: 'sre', tag: 'mine' }));
+    await api('PUT', 'app/three', { color: 'blue', size: 3, owner: 'sre' }, { 'revkit-writer': 'deployer' });
+    await page.getByRole('button', { name: `Save (If-Match "${saved}")` }).click();
+    const fourth = await revisionOf('app/three');
+    await meta('now').filter({ hasText: `Revision ${fourth} · by deployer` }).waitFor();
+    // The re-apply's PUT is held back until yet another writer has changed the key.
+    let raced: number | null = null;
+    await page.route((url) => url.pathname === '/v1/kv/', async (route) => {
+      if (route.request().method() === 'PUT' && raced === null) {
+        await api('PUT', 'app/three', { color: 'green', size: 3, owner: 'sre' }, { 'revkit-writer': 'racer' });
+        raced = await revisionOf('app/three');
+      }
+      await route.continue();
+    });
+    await conflict.getByRole('button', { name: `Re-apply my edit on top of revision ${fourth}` }).click();
+    await conflict.getByRole('alert').filter({ hasText: /^Not saved: the key changed again before your write arrived/ }).waitFor();
+    await page.unroute((url) => url.pathname === '/v1/kv/');
+    expect(raced).toBe(fourth + 1);
+    expect(await valueOf('app/three')).toEqual({ color: 'green', size: 3, owner: 'sre' });
+    await meta('now').filter({ hasText: `Revision ${raced} · by racer` }).waitFor();
+    expect(await shown('now')).toEqual({ color: 'green', size: 3, owner: 'sre' });
+    expect(await shown('mine')).toEqual({ color: 'blue', size: 2, owner: 'sre', tag: 'mine' });
+    expect(await meta('base').textContent()).toMatch(new RegExp(`^Revision ${saved} · by console-admin`));
+    await conflict.getByRole('button', { name: `Re-apply my edit on top of revision ${raced}` }).click();
+    await page.getByText(/^Re-applied your edit on top; saved as revision \d+\.$/).waitFor();
+    expect(await valueOf('app/three')).toEqual({ color: 'green', size: 3, owner: 'sre', tag: 'mine' });
+    expect(await revisionOf('app/three')).toBe(fourth + 2);
+
+    // Deleted from outside while the conflict is shown: "stored now" says so, with the deletion's revision and writer.
+    const last = fourth + 2;
+    await expect.poll(() => page.getByTestId('revision').textContent(), WAIT).toBe(String(last));
+    await editor(page).fill(JSON.stringify({ color: 'white' }));
+    await api('PUT', 'app/three', { color: 'black', size: 3, owner: 'sre', tag: 'mine' }, { 'revkit-writer': 'deployer' });
+    await page.getByRole('button', { name: `Save (If-Match "${last}")` }).click();
+    await meta('now').filter({ hasText: `Revision ${last + 1} · by deployer` }).waitFor();
+    await conflict.getByTestId('conflict-status').filter({ hasText: /^Watching this key/ }).waitFor();
+    const removed = await api('DELETE', 'app/three', undefined, { 'revkit-writer': 'cleaner' });
+    expect(removed.status).toBe(200);
+    const deletedAt = ((await removed.json()) as { revision: number }).revision;
+    await meta('now').filter({ hasText: new RegExp(`^Deleted at revision ${deletedAt} · by cleaner · \\d{4}-`) }).waitFor();
+    expect(await conflict.getByTestId('version-now').locator('pre').innerText()).toBe(`(deleted at revision ${deletedAt})`);
+    await conflict.getByRole('heading', { name: `What the other writer changed (deleted it at revision ${deletedAt})` }).waitFor();
+    await conflict.getByRole('button', { name: `Write my value again (deleted at revision ${deletedAt})` }).click();
+    await page.getByText(/^Wrote your value again; saved as revision \d+\.$/).waitFor();
+    expect(await valueOf('app/three')).toEqual({ color: 'white' });
+    expect(await revisionOf('app/three')).toBe(deletedAt + 1);
+    expect(cspViolations).toEqual([]);
   });
 
   it('history: newest first with tombstones, a diff between two revisions, revert as a guarded write; delete is guarded', async () => {

@@ -1,10 +1,10 @@
 import { html } from 'htm/preact';
 import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import { ApiError, revisionOfEtag, type Api, type Entry } from './api';
+import { ConflictView } from './conflict';
 import { History } from './history';
 import { parseJson, pretty } from './json';
-import { reapply } from './merge';
-import { Diff, Notice, time, until, type Note } from './widgets';
+import { Notice, time, until, type Note } from './widgets';
 
 interface Props {
   api: Api;
@@ -17,8 +17,8 @@ interface Props {
 /** A key that has no value: never written, or deleted (then its tombstone revision guards a re-create or revert). */
 interface Missing { deleted: boolean; revision: number | null }
 
-/** Saved with If-Match and refused: what the user started from, wrote, and what is there now. */
-interface Conflict { base: unknown; mine: unknown; current: Entry | null; currentRevision: number | null }
+/** Saved with If-Match and refused: the entry the user started from and what they typed (what is there now, ConflictView reads and follows). */
+interface Conflict { id: number; base: Entry; mine: unknown; ttlMs: number | undefined }
 
 export function KeyView(p: Props) {
   const [entry, setEntry] = useState<Entry | null>(null);
@@ -68,38 +68,30 @@ export function KeyView(p: Props) {
   const ttlMs = ttl.trim() === '' ? undefined : Math.round(Number(ttl) * 1000);
   const ttlOk = ttlMs === undefined || (Number.isSafeInteger(ttlMs) && ttlMs > 0);
 
-  /** Guarded write of `value` over the revision the user saw; a refusal becomes a conflict to resolve. */
-  const write = async (value: unknown, ifMatch: number, base: unknown, done: string) => {
+  const saved = async (text: string) => {
+    setConflict(null);
+    setTtl('');
+    await load({ kind: 'ok', text });
+    p.onChanged();
+  };
+
+  /** Guarded write of the edit over the revision the user saw; a refusal becomes a conflict to resolve. */
+  const save = async (e: Event) => {
+    e.preventDefault();
+    if (!entry || !parsed.ok || !ttlOk) return;
+    const value = parsed.value;
     setBusy(true);
     try {
-      const meta = await p.api.put(p.keyName, JSON.stringify(value), { ifMatch, writer: p.writer, ...(ttlMs !== undefined ? { ttlMs } : {}) });
-      setConflict(null);
-      setTtl('');
-      await load({ kind: 'ok', text: `${done} revision ${meta.revision}.` });
-      p.onChanged();
+      const meta = await p.api.put(p.keyName, JSON.stringify(value), { ifMatch: entry.revision, writer: p.writer, ...(ttlMs !== undefined ? { ttlMs } : {}) });
+      await saved(`Saved as revision ${meta.revision}.`);
     } catch (err) {
       if (err instanceof ApiError && err.status === 412) {
-        const current = await p.api.get(p.keyName).catch(() => null);
-        const currentRevision = current?.revision ?? revisionOfEtag(err.problem.currentEtag as string | null);
-        setConflict({ base, mine: value, current, currentRevision });
-        setNote({ kind: 'error', text: `Not saved: the key changed meanwhile (now ${current ? `revision ${current.revision}` : 'deleted'}). Compare below, then re-apply your edit on top or discard it.` });
+        setConflict((c) => ({ id: (c?.id ?? 0) + 1, base: entry, mine: value, ttlMs }));
+        setNote({ kind: 'error', text: `Not saved: the key changed while you edited it (you started from revision ${entry.revision}). Compare the three versions below, then re-apply your edit on top of what is stored now, or discard it.` });
       } else setNote({ kind: 'error', text: `Not saved: ${(err as Error).message}` });
     } finally {
       setBusy(false);
     }
-  };
-
-  const save = (e: Event) => {
-    e.preventDefault();
-    if (!entry || !parsed.ok || !ttlOk) return;
-    void write(parsed.value, entry.revision, entry.value, 'Saved as');
-  };
-
-  const reapplyOnTop = () => {
-    if (!conflict || conflict.currentRevision === null) return;
-    // Over a deletion there is nothing to merge into: the user's whole value is written back.
-    const merged = conflict.current ? reapply(conflict.base, conflict.mine, conflict.current.value) : conflict.mine;
-    void write(merged, conflict.currentRevision, conflict.current?.value, conflict.current ? 'Re-applied your edit on top; saved as' : 'Wrote your value again; saved as');
   };
 
   const discard = () => {
@@ -156,16 +148,8 @@ export function KeyView(p: Props) {
           <button type="button" class="danger" onClick=${() => dialog.current?.showModal()} disabled=${busy}>Delete…</button>
         </div>` : null}
       </form>` : null}
-      ${conflict ? html`<section class="conflict" aria-labelledby="conflict-heading" data-testid="conflict">
-        <h3 id="conflict-heading">Conflict: the key changed while you edited it</h3>
-        <${Diff} a=${conflict.current ? pretty(conflict.current.value) : '(deleted)'} b=${pretty(conflict.mine)}
-          labels=${[`current (revision ${conflict.currentRevision ?? '—'}${conflict.current?.writer ? `, by ${conflict.current.writer}` : ''})`, 'your edit']} />
-        <div class="actions">
-          <button type="button" class="primary" onClick=${reapplyOnTop} disabled=${busy || conflict.currentRevision === null}>${conflict.current ? `Re-apply my edit on top of revision ${conflict.currentRevision}` : `Write my value again (deleted at revision ${conflict.currentRevision ?? '—'})`}</button>
-          <button type="button" onClick=${discard} disabled=${busy}>Discard my edit</button>
-        </div>
-        <p class="hint">Re-applying takes the members you changed, added or removed (against the value you started from) onto the current value, and saves that with If-Match again.</p>
-      </section>` : null}
+      ${conflict ? html`<${ConflictView} key=${conflict.id} api=${p.api} keyName=${p.keyName} writer=${p.writer} base=${conflict.base} mine=${conflict.mine} ttlMs=${conflict.ttlMs}
+        onSaved=${(text: string) => void saved(text)} onDiscard=${discard} />` : null}
       <dialog ref=${dialog} aria-labelledby="delete-title" class="confirm">
         <form method="dialog">
           <h3 id="delete-title">Delete ${p.keyName}?</h3>
