@@ -6,7 +6,7 @@
 // error as cause, as update() does. A redelivery then tells: duplicate if it
 // was applied.
 import { afterAll, describe, expect, it } from 'vitest';
-import { process, registerProducer, type Transaction } from '../src/exactly-once/index.js';
+import { processMessage, registerProducer, type Transaction } from '../src/exactly-once/index.js';
 import { ClosedError, OutcomeUnknownError, type Store } from '../src/core/index.js';
 import { FaultStore } from '../src/testing/fault-store.js';
 import { backends, dropPgStores } from './fixtures/exactly-once/stores.js';
@@ -42,14 +42,14 @@ for (const backend of await backends(dir)) {
         await tx.update<number>('balance/ada', (b) => (b ?? 0) + payload.amount);
         return 'charged';
       };
-      const err = await failure(process(faults, stamp, { amount: 5 }, charge));
+      const err = await failure(processMessage(faults, stamp, { amount: 5 }, charge));
       expect(runs).toBe(2);
       expect(err.code).toBe(OutcomeUnknownError.code);
       expect(err.cause).toBe(handlerError);
       await faults.landHeld();
       // It was applied: the balance moved once, and a redelivery is a duplicate.
       expect((await store.get('balance/ada'))?.value).toBe(5);
-      const again = await process(store, stamp, { amount: 5 }, charge);
+      const again = await processMessage(store, stamp, { amount: 5 }, charge);
       expect(again.status).toBe('duplicate');
       expect((await store.get('balance/ada'))?.value).toBe(5);
     });
@@ -61,7 +61,7 @@ for (const backend of await backends(dir)) {
       const stamp = p.stamp('eu');
       faults.inject({ kind: 'lost-request', op: 'atomic' });
       let runs = 0;
-      const err = await failure(process(faults, stamp, 1, async (tx) => {
+      const err = await failure(processMessage(faults, stamp, 1, async (tx) => {
         if (++runs === 2) throw new Error('boom');
         await tx.update<number>('n', (n) => (n ?? 0) + 1);
         return 'ok';
@@ -76,7 +76,7 @@ for (const backend of await backends(dir)) {
       const p = await registerProducer(store, 'orders');
       const stamp = p.stamp('eu');
       faults.inject({ kind: 'lost-ack', op: 'atomic', error: () => new ClosedError(store.backend, { ambiguous: true }) });
-      const err = await failure(process(faults, stamp, 1, async (tx) => {
+      const err = await failure(processMessage(faults, stamp, 1, async (tx) => {
         await tx.update<number>('n', (n) => (n ?? 0) + 1);
         return 'ok';
       }));
@@ -89,7 +89,7 @@ for (const backend of await backends(dir)) {
       const store = await fresh();
       const p = await registerProducer(store, 'orders');
       const handlerError = new Error('nope');
-      const err = await failure(process(store, p.stamp('eu'), 1, async () => {
+      const err = await failure(processMessage(store, p.stamp('eu'), 1, async () => {
         throw handlerError;
       }));
       expect(err).toBe(handlerError);

@@ -7,7 +7,7 @@
 // messages moved it on"). Only past the history kept is it a duplicate.
 import { afterAll, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
-import { process, registerProducer, type Stamp, type Transaction } from '../src/exactly-once/index.js';
+import { processMessage, registerProducer, type Stamp, type Transaction } from '../src/exactly-once/index.js';
 import type { Store } from '../src/core/index.js';
 import { FaultStore } from '../src/testing/fault-store.js';
 import { backends, dropPgStores } from './fixtures/exactly-once/stores.js';
@@ -39,10 +39,10 @@ for (const backend of await backends(dir)) {
           kind: 'lost-ack', op: 'atomic',
           then: async (inner) => {
             committedAt = (await inner.get('_eo/dedup/orders/a'))?.revision;
-            for (const [i, s] of next.entries()) await process(inner, s, { n: 10 + i }, count, { window: 4 });
+            for (const [i, s] of next.entries()) await processMessage(inner, s, { n: 10 + i }, count, { window: 4 });
           },
         });
-        const outcome = await process(faults, s0, { n: 1 }, count, { window: 4 });
+        const outcome = await processMessage(faults, s0, { n: 1 }, count, { window: 4 });
         expect(faults.injected.map((f) => f.kind)).toEqual(['lost-ack']);
         expect(committedAt).toBeGreaterThan(0);
         expect(outcome).toEqual({ status: 'applied', result: { total: 1 }, revision: committedAt });

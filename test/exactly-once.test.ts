@@ -4,7 +4,7 @@ import { connect } from '@nats-io/transport-node';
 import { jetstreamManager } from '@nats-io/jetstream';
 import {
   FencedError, OutOfOrderError, SequenceReusedError, UnsupportedError,
-  consumer, payloadHash, process, registerProducer, retireProducer, type Stamp, type Transaction,
+  consumer, payloadHash, process, processMessage, registerProducer, retireProducer, type Stamp, type Transaction,
 } from '../src/exactly-once/index.js';
 import type { Store } from '../src/core/index.js';
 import { MemoryStore } from '../src/memory/index.js';
@@ -38,9 +38,9 @@ for (const backend of await backends(dir)) {
       const p = await registerProducer(store, 'orders');
       const s0 = p.stamp('p0');
       expect(s0).toEqual({ producerId: 'orders', epoch: 1, partition: 'p0', sequence: 0 });
-      expect(await process(store, s0, { n: 5 }, count)).toMatchObject({ status: 'applied', result: { total: 5 } });
+      expect(await processMessage(store, s0, { n: 5 }, count)).toMatchObject({ status: 'applied', result: { total: 5 } });
       const before = (await store.get('count'))?.revision;
-      expect(await process(store, s0, { n: 5 }, count)).toEqual({ status: 'duplicate', result: { total: 5 }, resultAvailable: true });
+      expect(await processMessage(store, s0, { n: 5 }, count)).toEqual({ status: 'duplicate', result: { total: 5 }, resultAvailable: true });
       expect((await store.get('count'))?.revision).toBe(before);
       expect((await store.get('list'))?.value).toEqual([5]);
       const dedup = (await store.get<{ epoch: number; lastSequence: number; recent: unknown[] }>('_eo/dedup/orders/p0'))?.value;
@@ -51,13 +51,13 @@ for (const backend of await backends(dir)) {
       await fresh();
       const p = await registerProducer(store, 'orders');
       const [s0, s1, s2] = [p.stamp(0), p.stamp(0), p.stamp(0)] as [Stamp, Stamp, Stamp];
-      await process(store, s0, { n: 1 }, count);
-      const err = await process(store, s2, { n: 3 }, count).catch((e) => e);
+      await processMessage(store, s0, { n: 1 }, count);
+      const err = await processMessage(store, s2, { n: 3 }, count).catch((e) => e);
       expect(OutOfOrderError.is(err)).toBe(true);
       expect(err.details).toMatchObject({ producerId: 'orders', partition: '0', sequence: 2, expectedSequence: 1 });
       expect((await store.get('list'))?.value).toEqual([1]);
-      expect((await process(store, s1, { n: 2 }, count)).status).toBe('applied');
-      expect((await process(store, s2, { n: 3 }, count)).status).toBe('applied');
+      expect((await processMessage(store, s1, { n: 2 }, count)).status).toBe('applied');
+      expect((await processMessage(store, s2, { n: 3 }, count)).status).toBe('applied');
       expect((await store.get('list'))?.value).toEqual([1, 2, 3]);
     });
 
@@ -65,16 +65,16 @@ for (const backend of await backends(dir)) {
       await fresh();
       const old = await registerProducer(store, 'orders');
       const sent = [old.stamp('a'), old.stamp('a'), old.stamp('a')] as [Stamp, Stamp, Stamp];
-      await process(store, sent[0], { n: 1 }, count);
-      await process(store, sent[1], { n: 2 }, count);
+      await processMessage(store, sent[0], { n: 1 }, count);
+      await processMessage(store, sent[1], { n: 2 }, count);
       const renewed = await registerProducer(store, 'orders');
       expect(renewed.epoch).toBe(2);
       expect(renewed.next('a')).toBe(2);
       expect(renewed.next('untouched')).toBe(0);
-      expect(await codeOf(process(store, sent[2], { n: 3 }, count))).toBe('ERR_FENCED');
+      expect(await codeOf(processMessage(store, sent[2], { n: 3 }, count))).toBe('ERR_FENCED');
       const again = renewed.stamp('a');
       expect(again).toEqual({ producerId: 'orders', epoch: 2, partition: 'a', sequence: 2 });
-      expect((await process(store, again, { n: 3 }, count)).status).toBe('applied');
+      expect((await processMessage(store, again, { n: 3 }, count)).status).toBe('applied');
       expect((await store.get('list'))?.value).toEqual([1, 2, 3]);
       expect(await renewed.committed('a')).toBe(2);
     });
@@ -82,32 +82,32 @@ for (const backend of await backends(dir)) {
     it('an older epoch is refused with FencedError, also before the new instance sent anything, and writes nothing', async () => {
       await fresh();
       const zombie = await registerProducer(store, 'orders');
-      await process(store, zombie.stamp('a'), { n: 1 }, count);
+      await processMessage(store, zombie.stamp('a'), { n: 1 }, count);
       await registerProducer(store, 'orders');
-      const err = await process(store, zombie.stamp('a'), { n: 2 }, count).catch((e) => e);
+      const err = await processMessage(store, zombie.stamp('a'), { n: 2 }, count).catch((e) => e);
       expect(FencedError.is(err)).toBe(true);
       expect(err.details).toMatchObject({ producerId: 'orders', epoch: 1, currentEpoch: 2, sequence: 1 });
-      expect(await codeOf(process(store, zombie.stamp('b'), { n: 2 }, count))).toBe('ERR_FENCED');
+      expect(await codeOf(processMessage(store, zombie.stamp('b'), { n: 2 }, count))).toBe('ERR_FENCED');
       expect((await store.get('list'))?.value).toEqual([1]);
       // A stamp of an epoch that was never registered is a caller error, not a fence.
-      expect(await codeOf(process(store, { producerId: 'orders', epoch: 9, partition: 'a', sequence: 1 }, { n: 1 }, count))).toBe('ERR_INVALID_ARGUMENT');
+      expect(await codeOf(processMessage(store, { producerId: 'orders', epoch: 9, partition: 'a', sequence: 1 }, { n: 1 }, count))).toBe('ERR_INVALID_ARGUMENT');
     });
 
     it('a redelivery of an applied stamp is still a duplicate after its producer was replaced', async () => {
       await fresh();
       const old = await registerProducer(store, 'orders');
       const s0 = old.stamp('a');
-      await process(store, s0, { n: 4 }, count);
+      await processMessage(store, s0, { n: 4 }, count);
       await registerProducer(store, 'orders');
-      expect(await process(store, s0, { n: 4 }, count)).toMatchObject({ status: 'duplicate', result: { total: 4 } });
+      expect(await processMessage(store, s0, { n: 4 }, count)).toMatchObject({ status: 'duplicate', result: { total: 4 } });
     });
 
     it('the same sequence with another payload is SequenceReusedError and writes nothing', async () => {
       await fresh();
       const p = await registerProducer(store, 'orders');
       const s0 = p.stamp('a');
-      await process(store, s0, { n: 1 }, count);
-      const err = await process(store, s0, { n: 2 }, count).catch((e) => e);
+      await processMessage(store, s0, { n: 1 }, count);
+      const err = await processMessage(store, s0, { n: 2 }, count).catch((e) => e);
       expect(SequenceReusedError.is(err)).toBe(true);
       expect((await store.get('count'))?.value).toBe(1);
     });
@@ -116,9 +116,9 @@ for (const backend of await backends(dir)) {
       await fresh();
       const p = await registerProducer(store, 'orders');
       const stamps = Array.from({ length: 6 }, () => p.stamp('a'));
-      for (const [i, s] of stamps.entries()) await process(store, s, { n: i }, count, { window: 2 });
-      expect(await process(store, stamps[0] as Stamp, { n: 0 }, count, { window: 2 })).toEqual({ status: 'duplicate', result: undefined, resultAvailable: false });
-      expect(await process(store, stamps[5] as Stamp, { n: 5 }, count, { window: 2 })).toMatchObject({ status: 'duplicate', resultAvailable: true });
+      for (const [i, s] of stamps.entries()) await processMessage(store, s, { n: i }, count, { window: 2 });
+      expect(await processMessage(store, stamps[0] as Stamp, { n: 0 }, count, { window: 2 })).toEqual({ status: 'duplicate', result: undefined, resultAvailable: false });
+      expect(await processMessage(store, stamps[5] as Stamp, { n: 5 }, count, { window: 2 })).toMatchObject({ status: 'duplicate', resultAvailable: true });
       const dedup = (await store.get<{ recent: { sequence: number }[] }>('_eo/dedup/orders/a'))?.value;
       expect(dedup?.recent.map((r) => r.sequence)).toEqual([4, 5]);
     });
@@ -128,7 +128,7 @@ for (const backend of await backends(dir)) {
       const p = await registerProducer(store, 'orders');
       await store.put('gone', 'here');
       const seenOutside: unknown[] = [];
-      const outcome = await process(store, p.stamp('a'), { n: 1 }, async (tx) => {
+      const outcome = await processMessage(store, p.stamp('a'), { n: 1 }, async (tx) => {
         tx.put('staged', { v: 1 });
         tx.delete('gone');
         seenOutside.push(await store.get('staged'), (await store.get('gone'))?.value, (await store.get('_eo/dedup/orders/a')) ?? null);
@@ -146,13 +146,13 @@ for (const backend of await backends(dir)) {
       const p = await registerProducer(store, 'orders');
       const s0 = p.stamp('a');
       faults.inject({ kind: 'lost-ack', op: 'atomic' });
-      const outcome = await process(faults, s0, { n: 4 }, count);
+      const outcome = await processMessage(faults, s0, { n: 4 }, count);
       expect(faults.injected.map((f) => f.kind)).toEqual(['lost-ack']);
       const dedup = await store.get('_eo/dedup/orders/a');
       expect(outcome).toEqual({ status: 'applied', result: { total: 4 }, revision: dedup?.revision });
       expect((await store.get('list'))?.value).toEqual([4]);
       // Another consumer's redelivery of the same message is the duplicate.
-      expect(await process(store, s0, { n: 4 }, count)).toMatchObject({ status: 'duplicate', result: { total: 4 } });
+      expect(await processMessage(store, s0, { n: 4 }, count)).toMatchObject({ status: 'duplicate', result: { total: 4 } });
     });
 
     it('a lost acknowledgement, then the next message applied by another consumer before the retry: still applied, at its own revision from history', async () => {
@@ -165,10 +165,10 @@ for (const backend of await backends(dir)) {
         kind: 'lost-ack', op: 'atomic',
         then: async (inner) => {
           committedAt = (await inner.get('_eo/dedup/orders/a'))?.revision;
-          await process(inner, s1, { n: 2 }, count);
+          await processMessage(inner, s1, { n: 2 }, count);
         },
       });
-      const outcome = await process(faults, s0, { n: 1 }, count);
+      const outcome = await processMessage(faults, s0, { n: 1 }, count);
       expect(committedAt).toBeGreaterThan(0);
       expect(outcome).toEqual({ status: 'applied', result: { total: 1 }, revision: committedAt });
       expect((await store.get('list'))?.value).toEqual([1, 2]);
@@ -179,7 +179,7 @@ for (const backend of await backends(dir)) {
       const faults = new FaultStore(store);
       const p = await registerProducer(store, 'orders');
       faults.inject({ kind: 'lost-request', op: 'atomic' });
-      const outcome = await process(faults, p.stamp('a'), { n: 3 }, count);
+      const outcome = await processMessage(faults, p.stamp('a'), { n: 3 }, count);
       expect(faults.injected.map((f) => f.kind)).toEqual(['lost-request']);
       expect(outcome).toMatchObject({ status: 'applied', result: { total: 3 } });
       expect((await store.get('list'))?.value).toEqual([3]);
@@ -190,14 +190,14 @@ for (const backend of await backends(dir)) {
       const p = await registerProducer(store, 'orders');
       const s0 = p.stamp('a');
       const boom = new Error('handler failed');
-      const err = await process(store, s0, { n: 1 }, async (tx) => {
+      const err = await processMessage(store, s0, { n: 1 }, async (tx) => {
         tx.put('half', 1);
         throw boom;
       }).catch((e) => e);
       expect(err).toBe(boom);
       expect(await store.get('half')).toBeNull();
       expect(await store.get('_eo/dedup/orders/a')).toBeNull();
-      expect((await process(store, s0, { n: 1 }, count)).status).toBe('applied');
+      expect((await processMessage(store, s0, { n: 1 }, count)).status).toBe('applied');
     });
 
     it('a read that changed before the commit re-runs the handler on the new value', async () => {
@@ -205,7 +205,7 @@ for (const backend of await backends(dir)) {
       const p = await registerProducer(store, 'orders');
       await store.put('count', 10);
       let runs = 0;
-      const outcome = await process(store, p.stamp('a'), { n: 1 }, async (tx, payload) => {
+      const outcome = await processMessage(store, p.stamp('a'), { n: 1 }, async (tx, payload) => {
         const current = (await tx.get<number>('count')) ?? 0;
         if (runs++ === 0) await store.put('count', 100); // someone else commits in between
         tx.put('count', current + payload.n);
@@ -220,8 +220,8 @@ for (const backend of await backends(dir)) {
       await fresh();
       const p = await registerProducer(store, 'orders');
       const s0 = p.stamp('a');
-      expect(await codeOf(process(store, s0, {}, (tx) => { tx.put('x', 1); return { at: new Date() }; }))).toBe('ERR_INVALID_ARGUMENT');
-      expect(await codeOf(process(store, s0, {}, (tx) => tx.put('_eo/dedup/orders/a', { lastSequence: 99 })))).toBe('ERR_INVALID_ARGUMENT');
+      expect(await codeOf(processMessage(store, s0, {}, (tx) => { tx.put('x', 1); return { at: new Date() }; }))).toBe('ERR_INVALID_ARGUMENT');
+      expect(await codeOf(processMessage(store, s0, {}, (tx) => tx.put('_eo/dedup/orders/a', { lastSequence: 99 })))).toBe('ERR_INVALID_ARGUMENT');
       expect(await store.get('x')).toBeNull();
       expect(await store.get('_eo/dedup/orders/a')).toBeNull();
     });
@@ -230,12 +230,12 @@ for (const backend of await backends(dir)) {
       await fresh();
       const p = await registerProducer(store, 'orders');
       const s0 = p.stamp('a');
-      await process(store, s0, { n: 1 }, count);
-      await process(store, p.stamp('b'), { n: 1 }, count);
+      await processMessage(store, s0, { n: 1 }, count);
+      await processMessage(store, p.stamp('b'), { n: 1 }, count);
       expect(await retireProducer(store, 'orders')).toEqual({ partitions: 2 });
       expect(await store.list({ prefix: '_eo/dedup/' })).toMatchObject({ entries: [] });
-      expect(await codeOf(process(store, s0, { n: 1 }, count))).toBe('ERR_FENCED');
-      expect(await codeOf(process(store, p.stamp('a'), { n: 1 }, count))).toBe('ERR_FENCED');
+      expect(await codeOf(processMessage(store, s0, { n: 1 }, count))).toBe('ERR_FENCED');
+      expect(await codeOf(processMessage(store, p.stamp('a'), { n: 1 }, count))).toBe('ERR_FENCED');
       const again = await registerProducer(store, 'orders');
       expect(again.epoch).toBe(3);
       expect(again.stamp('a').sequence).toBe(0);
@@ -245,8 +245,8 @@ for (const backend of await backends(dir)) {
       await fresh();
       const a = await registerProducer(store, 'a/b');
       const b = await registerProducer(store, 'a');
-      await process(store, a.stamp('c'), { n: 1 }, count);
-      await process(store, b.stamp('b/c'), { n: 1 }, count);
+      await processMessage(store, a.stamp('c'), { n: 1 }, count);
+      await processMessage(store, b.stamp('b/c'), { n: 1 }, count);
       expect((await registerProducer(store, 'a/b')).next('c')).toBe(1);
       expect((await registerProducer(store, 'a')).next('b/c')).toBe(1);
       expect((await registerProducer(store, 'a')).next('c')).toBe(0);
@@ -298,6 +298,18 @@ describe('exactly-once catches the broken canary store', () => {
   });
 });
 
+describe('processMessage(), the name that does not shadow Node\'s global process', () => {
+  it('is what the deprecated export `process` still names, and what consumer().process() runs', async () => {
+    expect(process).toBe(processMessage);
+    const store = new MemoryStore();
+    const p = await registerProducer(store, 'alias');
+    const stamp = p.stamp('a');
+    expect((await process(store, stamp, { n: 2 }, count)).status).toBe('applied');
+    expect((await consumer(store).process(stamp, { n: 2 }, count)).status).toBe('duplicate');
+    await store.close();
+  });
+});
+
 describe('exactly-once on a store without atomic() (NATS on a 2.9 server)', () => {
   it('every entry point throws UnsupportedError up front and writes nothing', async () => {
     const bucket = `rk_eo_${randomBytes(4).toString('hex')}`;
@@ -307,7 +319,7 @@ describe('exactly-once on a store without atomic() (NATS on a 2.9 server)', () =
       const stamp = { producerId: 'orders', epoch: 1, partition: 'a', sequence: 0 };
       const errors = [
         await registerProducer(store, 'orders').catch((e) => e),
-        await process(store, stamp, { n: 1 }, count).catch((e) => e),
+        await processMessage(store, stamp, { n: 1 }, count).catch((e) => e),
         await retireProducer(store, 'orders').catch((e) => e),
         (() => { try { consumer(store); } catch (e) { return e; } })(),
       ];

@@ -63,7 +63,7 @@ const HANDLER_GAVE_NO_ANSWER: unique symbol = Symbol('handler gave no answer');
  * error as its cause (a redelivery of the message is answered duplicate if it
  * did).
  */
-export async function process<P, R>(store: Store, stamp: Stamp, payload: P, handler: Handler<P, R>, options: ProcessOptions = {}): Promise<Outcome<R>> {
+export async function processMessage<P, R>(store: Store, stamp: Stamp, payload: P, handler: Handler<P, R>, options: ProcessOptions = {}): Promise<Outcome<R>> {
   assertAtomic(store, 'process');
   const s = checkStamp(stamp);
   if (typeof handler !== 'function') throw new InvalidArgumentError('process() needs a handler function');
@@ -179,7 +179,7 @@ export async function process<P, R>(store: Store, stamp: Stamp, payload: P, hand
 export function consumer(store: Store, options: ProcessOptions = {}) {
   assertAtomic(store, 'consumer');
   return {
-    process: <P, R>(stamp: Stamp, payload: P, handler: Handler<P, R>, more: ProcessOptions = {}) => process(store, stamp, payload, handler, { ...options, ...more }),
+    process: <P, R>(stamp: Stamp, payload: P, handler: Handler<P, R>, more: ProcessOptions = {}) => processMessage(store, stamp, payload, handler, { ...options, ...more }),
   };
 }
 
@@ -239,3 +239,9 @@ function checkStamp(stamp: Stamp): Stamp {
   if (!Number.isSafeInteger(stamp.sequence) || stamp.sequence < 0) throw new InvalidArgumentError('a stamp sequence is a non-negative integer');
   return { producerId: stamp.producerId, epoch: stamp.epoch, partition: partitionName(stamp.partition), sequence: stamp.sequence };
 }
+
+/**
+ * @deprecated Use processMessage(): a module-level `process` shadows Node's
+ * global `process` wherever it is imported by that name.
+ */
+export const process = processMessage;

@@ -3,7 +3,7 @@
  * store and the record that it was processed commit in one atomic write.
  */
 export { registerProducer, retireProducer, type Producer } from './producer.js';
-export { process, consumer, DEFAULT_WINDOW, DEFAULT_DEDUP_BYTES, type Handler, type ProcessOptions } from './consumer.js';
+export { processMessage, process, consumer, DEFAULT_WINDOW, DEFAULT_DEDUP_BYTES, type Handler, type ProcessOptions } from './consumer.js';
 export { EPOCHS_KEPT } from './decide.js';
 export type { Transaction } from './transaction.js';
 export { canonicalJson, payloadHash } from './canonical.js';
