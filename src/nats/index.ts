@@ -21,8 +21,8 @@
  * A read (`getRecord`) is one direct-get round trip (`last_by_subj`), which is
  * what update() pays per attempt, plus one publish.
  */
-import { connect, headers as natsHeaders, type Msg, type MsgHdrs, type NatsConnection } from '@nats-io/transport-node';
-import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager, type StoredMsg, type StreamConfig, type StreamInfo } from '@nats-io/jetstream';
+import { connect, createInbox, headers as natsHeaders, type Msg, type MsgHdrs, type NatsConnection } from '@nats-io/transport-node';
+import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager, type ConsumerConfig, type MsgRequest, type StoredMsg, type StreamConfig, type StreamInfo } from '@nats-io/jetstream';
 import {
   AsyncQueue, BackendError, BaseStore, ClosedError, ConflictError, DEFAULT_MAX_VALUE_BYTES, HistoryGoneError, InvalidArgumentError, UnsupportedError,
   RevkitError, TooLargeError, assertKey, assertLimit, assertPrefix, assertValueSize, compareKeys, conditionFailure, isTombstone, jsonCodec, keyFilter,
@@ -33,8 +33,10 @@ import {
 import { assertKnownUrlOptions, redactUrl, withoutUrlInput } from '../core/redact.js';
 import { decodeKey, encodeKey, filterForPrefix } from './keys.js';
 import { parseAckSubject, readOnce, ResumableReader, type ReaderContext } from './reader.js';
+import { lastStoredBefore, START_CLOCK_MARGIN_MS } from './start.js';
 
 export { encodeKey, decodeKey, filterForPrefix, MAX_ENCODED_KEY_CHARS } from './keys.js';
+export { START_CLOCK_MARGIN_MS } from './start.js';
 
 export interface NatsStoreOptions extends StoreOptions {
   /** Bucket name (`[A-Za-z0-9_-]+`); default `revkit`. */
@@ -115,6 +117,8 @@ export class NatsStore extends BaseStore {
   private readonly streamHasLimits: boolean;
   private readonly maxMsgSize: number;
   private readonly known = new Map<string, Known>();
+  /** The highest stream sequence this store has seen (written, read): its message was stored already. */
+  private knownRevision = 0;
   private readonly watchers = new Set<{ queue: AsyncQueue<WatchEvent>; stop: () => void }>();
 
   private constructor(init: {
@@ -308,6 +312,7 @@ export class NatsStore extends BaseStore {
     this.assertOpen();
     assertKey(key);
     const sm = await this.readLast(key);
+    if (sm !== null) this.seen(sm.seq);
     return sm === null ? null : this.toRecord<T>(key, sm.seq, sm.header, sm.data, sm.timestamp, true);
   }
 
@@ -427,6 +432,7 @@ export class NatsStore extends BaseStore {
   async headRevision(): Promise<number> {
     this.assertOpen();
     const info = await this.call(() => this.jsm.streams.info(this.stream), false);
+    this.seen(info.state.last_seq);
     return info.state.last_seq;
   }
 
@@ -445,7 +451,30 @@ export class NatsStore extends BaseStore {
     return out;
   }
 
+  /**
+   * A watch "from now" (no `fromRevision`) is fixed when watch() is called,
+   * without a round trip: it delivers, in stream order, every message stored
+   * by the stream's server at or after a threshold T — the server's clock
+   * when watch() was called, at the latest, less START_CLOCK_MARGIN_MS — and
+   * above the highest revision this store had seen (written or read) when
+   * watch() was called. A write that starts after watch() was called,
+   * whichever process or connection makes it, reaches the server later, so
+   * it is stamped at or after T and numbered above that revision: it is
+   * delivered, before anything newer. A write that began up to the margin
+   * plus the start's round trip before watch() was called (and that this
+   * store had not seen) may be delivered too.
+   *
+   * How T is found (see startFromNow): one reading S of the server's clock
+   * taken by a request sent after watch() was called, whose answer arrived
+   * `elapsed` ms (this process's monotonic clock) after the call; the
+   * server's clock read S at some moment of that interval, so when watch()
+   * was called it read at least S − elapsed. Then the start is the last
+   * message stored before T, found by walking back from the stream's last
+   * sequence (lastStoredBefore in start.ts).
+   */
   watch<T = unknown>(options: WatchOptions): AsyncIterable<WatchEvent<T>> {
+    const calledAt = performance.now();
+    const known = this.knownRevision;
     this.assertOpen();
     const matches = keyFilter(options);
     if (options.fromRevision !== undefined && (!Number.isSafeInteger(options.fromRevision) || options.fromRevision < 0)) {
@@ -462,12 +491,13 @@ export class NatsStore extends BaseStore {
     });
     const start = async () => {
       let from = options.fromRevision;
-      if (from === undefined || this.streamHasLimits) {
+      if (from === undefined) {
+        from = await this.startFromNow(calledAt, known);
+      } else if (this.streamHasLimits) {
         const info = await this.call(() => this.jsm.streams.info(this.stream), false);
         const { first_seq: first, last_seq: last } = info.state;
-        if (from === undefined) from = last;
         // Only stream-wide limits (age, bytes, count) remove whole keys; below the first kept sequence nothing can be vouched for.
-        else if (this.streamHasLimits && from + 1 < first && last > from) throw new HistoryGoneError(from, first);
+        if (from + 1 < first && last > from) throw new HistoryGoneError(from, first);
       }
       if (queue.closed) return;
       const base = from;
@@ -505,6 +535,77 @@ export class NatsStore extends BaseStore {
     return queue as AsyncIterable<WatchEvent<T>>;
   }
 
+  /**
+   * The start of a watch "from now" called at `calledAt` (performance.now())
+   * when this store had seen revision `known`: the last sequence of a
+   * message stored before the threshold T (see watch()), and at least
+   * `known`.
+   *
+   * The clock reading S must come from the clock that stamps the messages:
+   * the stream leader's. nats-server 2.10+ puts its clock in the stream info
+   * (`ts`), and the stream info is answered by the stream leader. 2.9 has no
+   * such field (its StreamInfo has `created`, the stream's creation, and
+   * `state.last_ts`, the last message's store time, which can be any time in
+   * the past); there S is the `created` time of a probe consumer (deleted
+   * at once), set by the server that creates it: on a single server the
+   * very clock that stamps messages; in a 2.9 cluster the meta leader's, so
+   * START_CLOCK_MARGIN_MS also stands for the offset between the meta
+   * leader's and the stream leader's clocks (kept to milliseconds by NTP).
+   * The search reads messages with STREAM.MSG.GET, answered by the stream
+   * leader (a direct get may be answered by a replica that lags).
+   */
+  private async startFromNow(calledAt: number, known: number): Promise<number> {
+    // On 2.9 the stream info carries no clock: ask for both at once.
+    let probe = versionAtLeast(this.features.version, 2, 10) ? undefined : this.serverClock();
+    probe?.catch(() => undefined);
+    const info = await this.call(() => this.jsm.streams.info(this.stream), false);
+    const infoAt = performance.now();
+    const { first_seq: first, last_seq: last, last_ts: lastTs } = info.state;
+    this.seen(last);
+    // Every message up to `known` was stored before watch() was called; `last` is at least `known` unless
+    // the stream was recreated meanwhile (then its old sequences mean nothing): start at its end.
+    if (known >= last) return last;
+    const infoTs = Date.parse(info.ts ?? '');
+    let clock: { serverMs: number; receivedAt: number };
+    if (Number.isFinite(infoTs)) {
+      clock = { serverMs: infoTs, receivedAt: infoAt };
+    } else {
+      probe ??= this.serverClock();
+      clock = await probe;
+    }
+    const threshold = Math.floor(clock.serverMs - (clock.receivedAt - calledAt)) - START_CLOCK_MARGIN_MS;
+    // The last message is older than the threshold (an idle stream): nothing to walk back over.
+    if (Date.parse(lastTs) < threshold) return last;
+    const floor = Math.max(known, first - 1, 0);
+    return lastStoredBefore(async (seq) => {
+      const sm = await this.call(() => this.jsm.streams.getMessage(this.stream, { seq, next_by_subj: '>' } as unknown as MsgRequest), false);
+      if (sm === null) return null;
+      const storedAtMs = Date.parse(sm.timestamp);
+      if (!Number.isFinite(storedAtMs)) throw new BackendError(`message ${sm.seq} of ${this.stream} has no store time`, { transient: false });
+      return { seq: sm.seq, storedAtMs };
+    }, threshold, floor, last);
+  }
+
+  /**
+   * One reading of the server's clock (ms): the creation time of a probe consumer, with
+   * the moment (performance.now()) its answer arrived. See startFromNow.
+   */
+  private async serverClock(): Promise<{ serverMs: number; receivedAt: number }> {
+    const ci = await this.call(() => this.jsm.consumers.add(this.stream, {
+      deliver_subject: createInbox(),
+      deliver_policy: 'new' as ConsumerConfig['deliver_policy'],
+      ack_policy: 'none' as ConsumerConfig['ack_policy'],
+      mem_storage: true,
+      num_replicas: 1,
+      inactive_threshold: 5_000_000_000,
+    }), false);
+    const receivedAt = performance.now();
+    if (!this.nc.isClosed()) this.jsm.consumers.delete(this.stream, ci.name).catch(() => undefined);
+    const serverMs = Date.parse(ci.created);
+    if (!Number.isFinite(serverMs)) throw new BackendError(`the server gave no creation time for a consumer (${JSON.stringify(ci.created)})`, { transient: false });
+    return { serverMs, receivedAt };
+  }
+
   protected async doClose(): Promise<void> {
     for (const w of this.watchers) {
       w.stop();
@@ -522,7 +623,9 @@ export class NatsStore extends BaseStore {
 
   private async readSnapshot(filter: string, from: { policy: 'all' } | { policy: 'last_per_subject' }): Promise<Array<{ msg: Msg; seq: number }>> {
     const msgs = await this.call(() => readOnce(this.readerContext(), filter, from), false);
-    return msgs.map((msg) => ({ msg, seq: seqOfDelivery(msg) }));
+    const out = msgs.map((msg) => ({ msg, seq: seqOfDelivery(msg) }));
+    for (const m of out) this.seen(m.seq);
+    return out;
   }
 
   private async readLast(key: string): Promise<StoredMsg | null> {
@@ -559,6 +662,7 @@ export class NatsStore extends BaseStore {
     if (size > limit) throw new TooLargeError('the encoded value with its NATS headers', size, limit);
     try {
       const ack = await this.call(() => this.js.publish(subject, data, { headers: h, timeout: this.timeoutMs }), true);
+      this.seen(ack.seq);
       return ack.seq;
     } catch (err) {
       const code = jsCode((err as BackendError).cause ?? err);
@@ -608,6 +712,10 @@ export class NatsStore extends BaseStore {
         throw toBackendError(err, write);
       }
     }
+  }
+
+  private seen(seq: number): void {
+    if (seq > this.knownRevision) this.knownRevision = seq;
   }
 
   private remember(key: string, known: Known): void {
