@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { parsePositive } from './args.js';
+import { targetUrl } from './target.js';
 import { redactUrl } from '../core/redact.js';
 import type { CounterRunReport } from '../testing/multiprocess.js';
 import type { Store } from '../core/index.js';
@@ -19,7 +20,7 @@ export function registerBench(program: Command, defaultStore: string): void {
     .option('--no-combine', 'turn off in-process write combining')
     .option('--json', 'print the report as JSON')
     .action(async (opts: { processes: number; writers: number; increments: number; keys: number; combine: boolean; json?: boolean }, cmd: Command) => {
-      const url = cmd.optsWithGlobals<{ store?: string }>().store ?? defaultStore;
+      const url = await targetUrl(cmd.optsWithGlobals<{ store?: string; server?: string; token?: string }>(), defaultStore);
       // Loaded on use: the other commands start without the workload code.
       const { openTarget } = await import('../testing/open-target.js');
       const { runMultiProcessCounters } = await import('../testing/multiprocess.js');

@@ -1,7 +1,7 @@
 import { InvalidArgumentError as CommanderArgumentError, type Command } from 'commander';
 import { parsePositive } from './args.js';
+import { targetUrl } from './target.js';
 import { redactUrl } from '../core/redact.js';
-import { InvalidArgumentError } from '../core/errors.js';
 import { runCheck, type CheckSummary } from '../testing/check/run.js';
 import { checkCanaryKinds as canaryKinds, type CheckCanaryKind as CanaryKind } from '../testing/check/canaries.js';
 
@@ -31,7 +31,7 @@ export function registerCheck(program: Command, defaultStore: string): void {
     .option('--canary <kind>', `check a deliberately broken layer instead, to see it caught: ${canaryKinds.join(' | ')}`, canaryKind)
     .option('--json', 'print the summary as JSON')
     .action(async (opts: { processes: number; clients: number; ops: number; keys: number; killRate: number; seed?: number; timeout: number; watchers: number; json?: boolean; canary?: CanaryKind }, cmd: Command) => {
-      const url = await target(cmd.optsWithGlobals<{ store?: string; server?: string; token?: string }>(), defaultStore);
+      const url = await targetUrl(cmd.optsWithGlobals<{ store?: string; server?: string; token?: string }>(), defaultStore);
       const tty = process.stderr.isTTY === true;
       const summary = await runCheck({
         url, processes: opts.processes, clients: opts.clients, ops: opts.ops, keys: opts.keys, killRate: opts.killRate, timeoutMs: opts.timeout, watchers: opts.watchers,
@@ -50,24 +50,6 @@ function watcherCount(text: string): number {
   const n = Number(text);
   if (!Number.isSafeInteger(n) || n < 0) throw new CommanderArgumentError('must be an integer ≥ 0');
   return n;
-}
-
-/** `--server URL --token T` checks a revkit server (over HTTP, as HttpStore), as every other command does; else `--store`. */
-async function target(opts: { store?: string; server?: string; token?: string }, defaultStore: string): Promise<string> {
-  if (!opts.server) return opts.store ?? defaultStore;
-  let url: URL;
-  try {
-    url = new URL(opts.server);
-  } catch {
-    throw new InvalidArgumentError(`--server: not a URL: ${redactUrl(opts.server)}`);
-  }
-  if (opts.token !== undefined) {
-    const { unusableToken } = await import('../server/index.js');
-    const problem = unusableToken(opts.token);
-    if (problem !== undefined) throw new InvalidArgumentError(`--token (or REVKIT_TOKEN): the token ${problem}; a bearer token is visible ASCII (! to ~)`);
-    url.searchParams.set('token', opts.token);
-  }
-  return url.href;
 }
 
 function progress(done: number, total: number): void {
