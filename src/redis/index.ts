@@ -58,6 +58,15 @@ const IOREDIS_URL_OPTIONS = ['db', 'family', 'username', 'password', 'connection
 /** The largest stream id sequence: `<rev>-MAX_SEQ` sorts after every entry of revision `rev`. */
 const MAX_SEQ = '18446744073709551615';
 const WATCH_PAGE = 1000;
+/**
+ * How far before the moment watch() was called a watch "from now" reaches
+ * back, beyond the measured round trip of its start: the server clock's
+ * rounding to ms and a step of the server's clock by up to this much between
+ * watch() and its start cannot make it miss a write. The price: a write by
+ * another process that began up to this long (plus the start's round trip)
+ * before watch() was called may be delivered too.
+ */
+export const START_CLOCK_MARGIN_MS = 250;
 /** ifValue is a compare on the revision read; a concurrent write of an equal value sends it round again, this often at most. */
 const IF_VALUE_ROUNDS = 64;
 
@@ -313,7 +322,21 @@ export class RedisStore extends BaseStore {
 
   // ------------------------------------------------------------------ watch
 
+  /**
+   * A watch "from now" is fixed when watch() is called, without a round
+   * trip: it delivers every change with a revision above the highest one
+   * this store had seen (`seen`) that was written by a script the server ran
+   * at or after that moment — by the server's clock (`TIME`, the time every
+   * change-log entry carries), measured against this process's monotonic
+   * clock over the round trip of the start's first script,
+   * START_CLOCK_MARGIN_MS earlier — plus everything after the head that
+   * script read, whichever process or connection wrote it, however late the
+   * start runs. A write by another process that began up to the margin (plus
+   * that round trip) before watch() was called may be delivered too.
+   */
   watch<T = unknown>(options: WatchOptions): AsyncIterable<WatchEvent<T>> {
+    const startedAt = performance.now();
+    const known = this.seen;
     this.assertOpen();
     const matches = keyFilter(options);
     const queue = new AsyncQueue<WatchEvent<T>>(options.signal);
@@ -332,11 +355,18 @@ export class RedisStore extends BaseStore {
       held = [];
     };
     const follow = async () => {
-      let after = `${options.fromRevision ?? (await this.headRevision())}-${MAX_SEQ}`;
+      // undefined: "from now", until startFromNow has fixed the start (and read the first page).
+      let after = options.fromRevision === undefined ? undefined : `${options.fromRevision}-${MAX_SEQ}`;
       let backoff = 0;
       while (!queue.closed && !this.isClosed) {
         try {
-          const reply = await this.run(SCRIPTS.changes, [this.k.meta, this.k.log], [after, WATCH_PAGE], 'watch', false);
+          let reply: Reply;
+          if (after === undefined) {
+            reply = await this.startFromNow(startedAt, known);
+            after = `${reply[4] as number}-${MAX_SEQ}`;
+          } else {
+            reply = await this.run(SCRIPTS.changes, [this.k.meta, this.k.log], [after, WATCH_PAGE], 'watch', false);
+          }
           const [revision, seq] = after.split('-') as [string, string];
           // Revisions at or below `trimmed` may be gone from the log; the page and the floor were read in one step.
           const needed = seq === MAX_SEQ ? Number(revision) + 1 : Number(revision);
@@ -344,12 +374,13 @@ export class RedisStore extends BaseStore {
           const page = reply[3] as Array<[Buffer, Buffer[]]>;
           for (const [id, fields] of page) {
             after = id.toString();
-            const event = this.toEvent<T>(fields);
-            if (event.revision !== heldRevision) {
+            // The id is `<revision>-<n>`; only the changes this watch delivers are unpacked and decoded.
+            const entryRevision = this.saw(Number(after.slice(0, after.indexOf('-'))));
+            if (entryRevision !== heldRevision) {
               release();
-              heldRevision = event.revision;
+              heldRevision = entryRevision;
             }
-            if (matches(event.key)) held.push(event);
+            if (matches((fields[1] as Buffer).toString('utf8'))) held.push(this.toEvent<T>(fields));
           }
           backoff = 0;
           if (page.length === WATCH_PAGE) continue;
@@ -369,6 +400,33 @@ export class RedisStore extends BaseStore {
     };
     follow().catch((err) => queue.fail(err));
     return queue;
+  }
+
+  /**
+   * Fixes the start of a watch "from now" called at `startedAt`
+   * (performance.now()) when this store had seen revision `known`; answers
+   * the start script's reply (the first page after the start, and the start
+   * at [4]). The head script runs between `startedAt` and its answer, at
+   * server time Ts: a write that begins after `startedAt` runs at server time
+   * Ts − (round trip) or later. So the start is the highest revision up to
+   * that head written before then (less START_CLOCK_MARGIN_MS), or `known` if
+   * higher; every change after it is delivered. Called again after a
+   * transient error, it still reaches back to `startedAt`.
+   */
+  private async startFromNow(startedAt: number, known: number): Promise<Reply> {
+    const head = await this.run(SCRIPTS.head, [this.k.meta], [], 'watch start', false);
+    const receivedAt = performance.now();
+    const headRevision = this.saw(Number(head[1]));
+    const since = Math.floor(Number(head[2]) - (receivedAt - startedAt)) - START_CLOCK_MARGIN_MS;
+    const reply = await this.run(SCRIPTS.start, [this.k.meta, this.k.log], [headRevision, known, since, WATCH_PAGE], 'watch start', false);
+    if (reply[0] === 'GONE') {
+      const trimmed = Number(reply[1]);
+      const err = new HistoryGoneError(trimmed, trimmed + 1);
+      err.message = `a watch "from now" cannot fix its start: the change log was trimmed past the moment watch() was called `
+        + `(more than changeLogRevisions revisions were written since about then); the oldest kept revision is ${trimmed + 1}`;
+      throw err;
+    }
+    return reply;
   }
 
   /**

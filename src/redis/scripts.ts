@@ -58,12 +58,16 @@ local function commit(key, cur, hist, packed, rev, seq, alive, exp, depth)
   if exp > 0 then redis.call('ZADD', KEYS[4], exp, key) elseif was and cur.exp > 0 then redis.call('ZREM', KEYS[4], key) end
   redis.call('XADD', KEYS[5], string.format('%d-%d', rev, seq), 'k', key, 'r', packed)
 end
--- Trim whole revisions off the change log now and then, and remember the floor for watch().
+-- Trim whole revisions off the change log now and then, and remember the floor for watch(), and the
+-- server time of the newest entry trimmed (trimmedAt: a watch "from now" may start at the floor only
+-- if that revision was written before the moment watch() was called).
 local function trim(rev, retention)
   if rev % 64 == 0 and rev > retention + 1 then
     local below = rev - retention
+    local last = redis.call('XREVRANGE', KEYS[5], string.format('%d-18446744073709551615', below - 1), '-', 'COUNT', 1)
     redis.call('XTRIM', KEYS[5], 'MINID', string.format('%d', below))
     redis.call('HSET', meta, 'trimmed', string.format('%d', below - 1))
+    if last[1] then redis.call('HSET', meta, 'trimmedAt', string.format('%d', parse(last[1][2][4]).at)) end
   end
 end
 local function draw()
@@ -228,10 +232,55 @@ local m = redis.call('HMGET', meta, 'trimmed', 'rev')
 return {'OK', tonumber(m[1] or '0'), tonumber(m[2] or '0'), redis.call('XRANGE', KEYS[2], '(' .. ARGV[3], '+', 'COUNT', tonumber(ARGV[4]))}
 `;
 
-/** KEYS meta; ARGV inc seen → {'OK', head revision}: a script commits whole, so every revision up to it has. */
+/**
+ * KEYS meta; ARGV inc seen → {'OK', head revision, server time (ms)}: a script commits whole, so every
+ * revision up to the head has; a write that runs after this script is stamped at this time or later.
+ */
 const HEAD = `${PRELUDE}
 local g = guard(ARGV[1], ARGV[2]) if g then return g end
-return {'OK', tonumber(redis.call('HGET', meta, 'rev') or '0')}
+return {'OK', tonumber(redis.call('HGET', meta, 'rev') or '0'), now_ms()}
+`;
+
+/**
+ * The start of a watch "from now" and its first page. KEYS meta log;
+ * ARGV inc seen head known since count → {'OK', trimmed, head, entries, start}
+ * (entries as CHANGES, after start), or {'GONE', trimmed}.
+ *
+ * start is the highest revision at or below `head` that was written before
+ * `since` (server ms) or that the watching process had seen (`known`):
+ * the change log is walked back from `head` to the first entry that is
+ * either (every entry of a commit has its revision and time, and scripts run
+ * one at a time, so times do not decrease along the log but where the
+ * server's clock stepped back). Should the log run out first, its floor is
+ * the start — if its newest trimmed entry was older than `since`;
+ * otherwise changes the watch owes are gone: GONE.
+ */
+const START = `${PRELUDE}
+local g = guard(ARGV[1], ARGV[2]) if g then return g end
+local head, known, since, count = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+local m = redis.call('HMGET', meta, 'trimmed', 'rev', 'trimmedAt')
+local trimmed = tonumber(m[1] or '0')
+local start = nil
+local top = string.format('%d-18446744073709551615', head)
+while start == nil do
+  local batch = redis.call('XREVRANGE', KEYS[2], top, '-', 'COUNT', 256)
+  if #batch == 0 then break end
+  for _, e in ipairs(batch) do
+    local r = parse(e[2][4])
+    if r.rev <= known or r.at < since then
+      start = math.max(r.rev, known)
+      break
+    end
+  end
+  top = '(' .. batch[#batch][1]
+end
+if start == nil then
+  if known >= trimmed then start = known
+  elseif m[3] and tonumber(m[3]) < since then start = trimmed
+  else return {'GONE', trimmed} end
+end
+local page = redis.call('XRANGE', KEYS[2], string.format('(%d-18446744073709551615', start), '+', 'COUNT', count)
+return {'OK', trimmed, tonumber(m[2] or '0'), page, start}
 `;
 
 /**
@@ -263,5 +312,6 @@ export const SCRIPTS = {
   history: script('history', HISTORY),
   changes: script('changes', CHANGES),
   head: script('head', HEAD),
+  start: script('start', START),
   open: script('open', OPEN),
 };
