@@ -80,6 +80,20 @@ describe('open(url): unknown URL options are refused on every backend, naming th
     expect(existsSync(join(dir, 'e'))).toBe(false);
   });
 
+  it('sqlite: and file: refuse a path whose folder does not exist (a typo), creating nothing; a new file in an existing folder is a new store', async () => {
+    for (const url of [`sqlite:${join(dir, 'dta', 'app.db')}`, `file:${join(dir, 'stat', 'state.json')}`, `sqlite:${join(dir, 'x', 'y', 'z.db')}`]) {
+      const err = await open(url).then((s) => s.close().then(() => null), (e: unknown) => e);
+      expect(err, url).toMatchObject({ code: 'ERR_INVALID_ARGUMENT' });
+      expect((err as Error).message).toMatch(/does not exist — check the path for a typo/);
+    }
+    for (const missing of ['dta', 'stat', 'x']) expect(existsSync(join(dir, missing)), missing).toBe(false);
+    for (const url of [`sqlite:${join(dir, 'new.db')}`, `file:${join(dir, 'new.json')}`]) {
+      const store = await open(url);
+      await store.put('k', 1);
+      await store.close();
+    }
+  });
+
   it('memory: takes no name (each open is a new store), and its options work', async () => {
     expect(await refusal('memory:orders')).toMatch(/no path or name/);
     const s = await open('memory:?historyDepth=2&changeLogSize=100&sweepIntervalMs=50');

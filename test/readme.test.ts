@@ -93,7 +93,7 @@ describe('README code runs as written', () => {
         expect(run.status).toBe(0);
         // The exactly-once example publishes each order twice: it must charge once.
         if (/registerProducer/.test(blocks[i] as string)) expect(run.stdout).toMatch(/^balance 12$/m);
-        if (store === 'sqlite' && /open\('sqlite:\.\/data\/app\.db'\)/.test(blocks[i] as string)) expect(existsSync(join(cwd, 'data', 'app.db'))).toBe(true);
+        if (store === 'sqlite' && /open\('sqlite:\.\/app\.db'\)/.test(blocks[i] as string)) expect(existsSync(join(cwd, 'app.db'))).toBe(true);
       }, 60_000);
     }
   }

@@ -3,6 +3,7 @@ import { InvalidArgumentError, type Store } from '../core/index.js';
 import { open } from '../open.js';
 import { checkpoints, isResumeKey, resumeKeyOfJson, type Checkpoints, type Cursor } from '../checkpoints/index.js';
 import { parseRevision } from './args.js';
+import { storeUrl } from './default-store.js';
 
 /** docs/semantics.md, "CLI exit codes": not found. */
 const EXIT_NOT_FOUND = 4;
@@ -49,7 +50,7 @@ export function registerCheckpoints(program: Command, defaultStore: string): voi
 }
 
 async function withCheckpoints(cmd: Command, defaultStore: string, opts: Common, fn: (cps: Checkpoints) => Promise<void>): Promise<void> {
-  const url = cmd.optsWithGlobals<{ store?: string }>().store ?? defaultStore;
+  const url = storeUrl(cmd.optsWithGlobals<{ store?: string }>().store ?? defaultStore);
   const store: Store = await open(url);
   try {
     await fn(checkpoints(store, { prefix: opts.prefix }));

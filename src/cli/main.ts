@@ -12,7 +12,8 @@ import { registerBench } from './bench.js';
 import { registerCheckpoints } from './checkpoints.js';
 import { parseNumber, parsePositive, parseRevision } from './args.js';
 
-export const DEFAULT_STORE = 'sqlite:./data/revkit.db';
+export { DEFAULT_STORE } from './default-store.js';
+import { DEFAULT_STORE, storeUrl } from './default-store.js';
 
 /** This package's version, from its package.json (two folders up from src/cli/ and from dist/cli/). */
 export const VERSION: string = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
@@ -38,7 +39,7 @@ async function connect(opts: Connection): Promise<Store> {
     if (opts.token) url.searchParams.set('token', opts.token);
     return HttpStore.fromUrl(url.toString());
   }
-  return open(opts.store ?? DEFAULT_STORE);
+  return open(storeUrl(opts.store));
 }
 
 async function withStore<R>(cmd: Command, fn: (store: Store) => Promise<R>): Promise<R> {

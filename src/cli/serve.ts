@@ -7,8 +7,9 @@ import { redactText, redactUrl, urlSecrets } from '../core/redact.js';
 import { open } from '../open.js';
 import { loadTokensFile, MIN_TOKEN_LENGTH, TOKEN_RULE, tokenProblem, type TokenSpec } from '../server/auth.js';
 import { parsePort, parsePositive } from './args.js';
+import { DEFAULT_STORE, storeUrl } from './default-store.js';
 
-export const DEFAULT_STORE_URL = 'sqlite:./data/revkit.db';
+export const DEFAULT_STORE_URL = DEFAULT_STORE;
 export const DEFAULT_PORT = 8787;
 const BOOLEAN_HELP = '; its variable: true/false, 1/0 or yes/no';
 
@@ -45,7 +46,7 @@ export function registerServe(program: Command): void {
     .addOption(new Option('--allowed-host <name>', 'a Host name (no port) to answer besides loopback names; repeat or separate with commas. Any other Host gets 421 (DNS rebinding guard)').env('REVKIT_ALLOWED_HOSTS').argParser(parseHosts))
     .action(async (opts: ServeOptions, cmd: Command) => {
       // The main program may declare --store globally and take it first.
-      const store = opts.store || (cmd.optsWithGlobals() as { store?: string }).store || DEFAULT_STORE_URL;
+      const store = storeUrl(opts.store || (cmd.optsWithGlobals() as { store?: string }).store || DEFAULT_STORE_URL);
       // commander's .env() on a flag takes any value, "false" included, as set; it still decides that the command line wins.
       const fromEnv = (attribute: string, variable: string) => (cmd.getOptionValueSource(attribute) === 'env' ? parseBoolean(variable, process.env[variable]) : undefined);
       const requirePreconditions = fromEnv('requirePreconditions', 'REVKIT_REQUIRE_PRECONDITIONS') ?? opts.requirePreconditions === true;

@@ -1,5 +1,6 @@
 import { InvalidArgumentError } from '../core/errors.js';
 import { redactUrl } from '../core/redact.js';
+import { storeUrl } from './default-store.js';
 
 /**
  * The store a workload command (check, bench) runs against: `--server URL
@@ -7,7 +8,7 @@ import { redactUrl } from '../core/redact.js';
  * command; else `--store`, else the default.
  */
 export async function targetUrl(opts: { store?: string; server?: string; token?: string }, defaultStore: string): Promise<string> {
-  if (!opts.server) return opts.store ?? defaultStore;
+  if (!opts.server) return storeUrl(opts.store ?? defaultStore);
   let url: URL;
   try {
     url = new URL(opts.server);

@@ -11,7 +11,7 @@
  * atomically and durably (replace.ts) — all writes that queued up while the
  * lock was busy go into the same rewrite, each with its own result.
  */
-import { closeSync, fstatSync, lstatSync, mkdirSync, openSync, readFileSync, readlinkSync, readSync, realpathSync, watch as watchFs, type FSWatcher } from 'node:fs';
+import { closeSync, fstatSync, lstatSync, openSync, readFileSync, readlinkSync, readSync, realpathSync, watch as watchFs, type FSWatcher } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { EventEmitter } from 'node:events';
 import {
@@ -645,12 +645,17 @@ function realStorePath(given: string): string {
       continue;
     }
     if (link) throw new InvalidArgumentError(`the store path ${given} goes through more than 40 symbolic links`);
+    // A misspelled path must not quietly become a new, empty store: the folder must exist (the file may be new).
+    let folder: string;
     try {
-      mkdirSync(dirname(path), { recursive: true });
-      return join(realpathSync(dirname(path)), basename(path));
+      folder = realpathSync(dirname(path));
     } catch (cause) {
-      throw new BackendError(`cannot create the folder of ${path}: ${(cause as Error).message}`, { transient: false, cause });
+      if ((cause as NodeJS.ErrnoException).code === 'ENOENT') {
+        throw new InvalidArgumentError(`file: the folder ${dirname(path)} does not exist — check the path for a typo, or create the folder first`);
+      }
+      throw new BackendError(`cannot open the folder of ${path}: ${(cause as Error).message}`, { transient: false, cause });
     }
+    return join(folder, basename(path));
   }
 }
 

@@ -15,7 +15,7 @@
  * fsync (group commit, ./group-commit.ts), each with its own condition check
  * and its own outcome.
  */
-import { mkdirSync, watch as watchFiles, type FSWatcher } from 'node:fs';
+import { statSync, watch as watchFiles, type FSWatcher } from 'node:fs';
 import { basename, dirname, resolve } from 'node:path';
 import { EventEmitter } from 'node:events';
 import Database from 'better-sqlite3';
@@ -129,8 +129,11 @@ export class SqliteStore extends BaseStore {
     super();
     this.path = path === ':memory:' ? path : resolve(path);
     const synchronous = options.synchronous ?? 'full';
+    // A misspelled path must not quietly become a new, empty store: the folder must exist (the file may be new).
+    if (this.path !== ':memory:' && missing(dirname(this.path))) {
+      throw new InvalidArgumentError(`sqlite: the folder ${dirname(this.path)} does not exist — check the path for a typo, or create the folder first`);
+    }
     try {
-      if (this.path !== ':memory:') mkdirSync(dirname(this.path), { recursive: true });
       // Opening may wait for another process's migration: a blocking wait is fine once, at start.
       this.db = new Database(this.path, { timeout: OPEN_TIMEOUT_MS });
       this.db.pragma('journal_mode = WAL');
@@ -609,4 +612,14 @@ function isBusy(err: unknown): boolean {
 
 export function sqliteStore(path: string, options?: SqliteStoreOptions): SqliteStore {
   return new SqliteStore(path, options);
+}
+
+/** Not there at all (ENOENT); a path that cannot be a folder (ENOTDIR, EACCES) is left to the open, as a BackendError. */
+function missing(folder: string): boolean {
+  try {
+    statSync(folder);
+    return false;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'ENOENT';
+  }
 }
