@@ -1,12 +1,12 @@
 // Group commit on PostgreSQL (issue 15, point 2): writes that arrive together go out in one
 // statement and one transaction, each with its own condition and outcome.
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import pg from 'pg';
 import { BackendError, ConflictError, TooLargeError, rawCodec, type Store, type WatchEvent } from '../src/core/index.js';
 import { PostgresStore, dropPostgresStore, type PostgresStoreOptions } from '../src/postgres/index.js';
 import { canary } from '../src/testing/canary.js';
+import { PG_URL, TEST_POOL_SIZE } from './support/postgres-pool.js';
 
-const PG_URL = process.env.REVKIT_PG_URL ?? `postgres://${process.env.PGUSER ?? 'root'}@127.0.0.1:5432/test`;
 let counter = 0;
 const made = new Set<string>();
 const opened: PostgresStore[] = [];
@@ -20,7 +20,8 @@ function freshPrefix(): string {
 }
 
 async function store(prefix: string, options: PostgresStoreOptions = {}): Promise<PostgresStore> {
-  const s = await PostgresStore.fromUrl(PG_URL, { prefix, sweepIntervalMs: 0, ...options });
+  // Pools of TEST_POOL_SIZE, closed after each test: the connection budget is in test/support/postgres-pool.ts.
+  const s = await PostgresStore.fromUrl(PG_URL, { prefix, sweepIntervalMs: 0, poolSize: TEST_POOL_SIZE, ...options });
   opened.push(s);
   return s;
 }
@@ -35,8 +36,11 @@ async function settle<T>(p: Promise<T>): Promise<{ ok: T } | { err: unknown }> {
   return p.then((ok) => ({ ok }), (err: unknown) => ({ err }));
 }
 
+afterEach(async () => {
+  await Promise.all(opened.splice(0).map((s) => s.close().catch(() => undefined)));
+}, 60_000);
+
 afterAll(async () => {
-  await Promise.all(opened.map((s) => s.close().catch(() => undefined)));
   for (const prefix of made) await dropPostgresStore(admin, { prefix }).catch(() => undefined);
   await admin.end();
 }, 60_000);

@@ -1,12 +1,12 @@
 import { spawn } from 'node:child_process';
 import net from 'node:net';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import pg from 'pg';
 import { BackendError, ClosedError, ConflictError, HistoryGoneError, isTombstone, type Store, type WatchEvent } from '../src/core/index.js';
 import { MemoryStore } from '../src/memory/index.js';
 import { PostgresStore, dropPostgresStore, postgresStore, type PostgresStoreOptions } from '../src/postgres/index.js';
+import { PG_URL, TEST_POOL_SIZE } from './support/postgres-pool.js';
 
-const PG_URL = process.env.REVKIT_PG_URL ?? `postgres://${process.env.PGUSER ?? 'root'}@127.0.0.1:5432/test`;
 let counter = 0;
 const made = new Set<string>();
 const open: PostgresStore[] = [];
@@ -18,7 +18,8 @@ function freshPrefix(tag = 'x'): string {
 }
 
 async function store(prefix: string, options: PostgresStoreOptions = {}, url = PG_URL): Promise<PostgresStore> {
-  const s = await PostgresStore.fromUrl(url, { prefix, ...options });
+  // Pools of TEST_POOL_SIZE, closed after each test: the connection budget is in test/support/postgres-pool.ts.
+  const s = await PostgresStore.fromUrl(url, { prefix, poolSize: TEST_POOL_SIZE, ...options });
   open.push(s);
   return s;
 }
@@ -39,8 +40,11 @@ async function until(cond: () => boolean | Promise<boolean>, what: () => string,
   }
 }
 
+afterEach(async () => {
+  await Promise.all(open.splice(0).map((s) => s.close().catch(() => undefined)));
+}, 60_000);
+
 afterAll(async () => {
-  await Promise.all(open.map((s) => s.close().catch(() => undefined)));
   const pool = adminPool();
   for (const prefix of made) await dropPostgresStore(pool, { prefix }).catch(() => undefined);
   await pool.end();
@@ -306,7 +310,7 @@ describe('postgres specifics', () => {
 
   it('several processes migrating one empty database at once do not trip over each other', async () => {
     const prefix = freshPrefix('mig');
-    const url = `${PG_URL}?prefix=${prefix}`;
+    const url = `${PG_URL}?prefix=${prefix}&poolSize=${TEST_POOL_SIZE}`;
     const code = `import('${new URL('../dist/index.js', import.meta.url).href}').then(async (m) => { const s = await m.open(process.argv[1]); await s.put('p' + process.pid, 1); await s.close(); })`;
     const results = await Promise.all(Array.from({ length: 6 }, () => new Promise<{ code: number | null; err: string }>((resolve) => {
       const child = spawn(process.execPath, ['--input-type=module', '-e', code, url], { stdio: ['ignore', 'ignore', 'pipe'] });

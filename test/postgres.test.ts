@@ -2,10 +2,11 @@ import { afterAll } from 'vitest';
 import { describeConformance } from '../src/testing/vitest.js';
 import pg from 'pg';
 import { PostgresStore, dropPostgresStore, type PostgresStoreOptions } from '../src/postgres/index.js';
+import { PG_URL, TEST_POOL_SIZE } from './support/postgres-pool.js';
 
 // ---- helpers: every store gets its own table prefix (files run in parallel); all are dropped afterwards.
-
-const PG_URL = process.env.REVKIT_PG_URL ?? `postgres://${process.env.PGUSER ?? 'root'}@127.0.0.1:5432/test`;
+// Pools of TEST_POOL_SIZE (the connection budget: test/support/postgres-pool.ts); the conformance
+// suite closes each test's stores after it.
 
 let counter = 0;
 const made = new Set<string>();
@@ -18,11 +19,12 @@ function freshPrefix(tag = 't'): string {
 }
 
 function freshUrl(tag = 'u', extra = ''): string {
-  return `${PG_URL}?prefix=${freshPrefix(tag)}${extra}`;
+  // The multi-process test's 4 workers and its checker open this URL: 5 pools of TEST_POOL_SIZE.
+  return `${PG_URL}?prefix=${freshPrefix(tag)}&poolSize=${TEST_POOL_SIZE}${extra}`;
 }
 
 async function freshStore(options: PostgresStoreOptions = {}, tag = 's'): Promise<PostgresStore> {
-  return PostgresStore.fromUrl(PG_URL, { prefix: freshPrefix(tag), ...options });
+  return PostgresStore.fromUrl(PG_URL, { prefix: freshPrefix(tag), poolSize: TEST_POOL_SIZE, ...options });
 }
 
 function adminPool(): pg.Pool {

@@ -13,7 +13,7 @@
  *   tombstoneRetentionMs  tombstones are purged after this long, default 86400000 (1 day)
  *   sweepIntervalMs     background TTL removal / pruning period, default 1000
  *   watchPollMs         watch() fallback poll period, default 500 (NOTIFY wakes it earlier)
- *   poolSize            size of the pg.Pool the store creates, default 10
+ *   poolSize            size of the pg.Pool the store creates, default 5 (DEFAULT_POOL_SIZE)
  *   notify              `false` to not send NOTIFY wake-ups after writes
  *   groupCommit         `false` to send every write in its own statement (see batch.ts)
  *   batchesInFlight     group commit: batches out at once, default 2
@@ -67,7 +67,7 @@ import {
   type Tombstone, type WatchEvent, type WatchOptions,
 } from '../core/index.js';
 import { assertKnownUrlOptions, redactUrl, withoutUrlInput } from '../core/redact.js';
-import { isServerUnavailable, mapPgError } from './errors.js';
+import { isServerUnavailable, mapPgError, type PgWhere } from './errors.js';
 import { WatchHub, type Mark, type StartMark, type WatchQueryParams, type WatchSource, type WatchStart } from './watch.js';
 import { dropStore, migrate, names, type Names } from './schema.js';
 import { GroupSender, type Write, type WriteRow } from './batch.js';
@@ -76,7 +76,7 @@ import {
   putRevisionSql, markSql, purgeSql, pruneSql, putSql, startRowsSql, startSql, watchSql, type CondKind,
 } from './sql.js';
 
-export { mapPgError } from './errors.js';
+export { mapPgError, type PgWhere } from './errors.js';
 export { MIGRATIONS, LATEST_VERSION } from './schema.js';
 
 export interface PostgresStoreOptions extends StoreOptions {
@@ -96,7 +96,17 @@ export interface PostgresStoreOptions extends StoreOptions {
   watchPollMs?: number;
   /** Send a (coalesced) NOTIFY after writes so watchers in other processes wake at once; default true. */
   notify?: boolean;
-  /** Pool size when the store creates the pool (fromUrl); default 10. */
+  /**
+   * Most connections of the pool the store creates (fromUrl); default 5
+   * (DEFAULT_POOL_SIZE). Enough for what one store does at once — group
+   * commit keeps at most `batchesInFlight` (2) write and 2 read statements
+   * out, and a watching store holds one more connection for LISTEN — while
+   * a small server (PostgreSQL's default max_connections is 100, 3 of them
+   * reserved for superusers) serves 19 such processes instead of 9 with
+   * pg's default of 10. Calls beyond it wait for a connection (up to
+   * connect_timeout); raise it for many concurrent atomic() commits, lists
+   * or history reads.
+   */
   poolSize?: number;
   /**
    * While the server is unreachable (restart, failover), wait up to this long
@@ -182,6 +192,8 @@ const PG_URL_OPTIONS = [
 ] as const;
 /** Group commit: most writes in one batch statement. */
 const MAX_BATCH = 256;
+/** The pool size fromUrl uses unless told otherwise (see PostgresStoreOptions.poolSize for why 5). */
+export const DEFAULT_POOL_SIZE = 5;
 
 function num(v: unknown): number {
   return typeof v === 'number' ? v : Number(v as string);
@@ -235,9 +247,12 @@ export class PostgresStore extends BaseStore implements WatchSource {
    * without a round trip — where a watch "from now" reaches back to.
    */
   knownRevision = 0;
+  /** What connection errors name: the address (no password), the pool's size, the server's max_connections once seen. */
+  private readonly where: PgWhere;
 
   private constructor(readonly pool: Pool, private readonly ownsPool: boolean, private readonly options: PostgresStoreOptions) {
     super();
+    this.where = whereOf(pool);
     this.names = names(options.schema ?? 'public', options.prefix ?? 'revkit_');
     this.codec = options.codec ?? jsonCodec;
     this.json = this.codec === jsonCodec || this.codec.name === 'json';
@@ -261,7 +276,7 @@ export class PostgresStore extends BaseStore implements WatchSource {
     const merged: PostgresStoreOptions = { ...fromUrl, ...stripUndefined(options) };
     const pool = new pg.Pool({
       connectionString,
-      max: positive(merged.poolSize, 10, 'poolSize'),
+      max: positive(merged.poolSize, DEFAULT_POOL_SIZE, 'poolSize'),
       connectionTimeoutMillis: connectTimeoutMs ?? 10_000,
       idleTimeoutMillis: 30_000,
       keepAlive: true,
@@ -289,8 +304,12 @@ export class PostgresStore extends BaseStore implements WatchSource {
   private async init(): Promise<void> {
     await this.withClient('open', false, async (client) => {
       if (this.options.migrate !== false) await migrate(client, this.names);
-      const r = await client.query<Row>(`SELECT current_setting('fsync') AS fsync, current_setting('synchronous_commit') AS sc, current_setting('synchronous_standby_names') AS standbys`);
+      const r = await client.query<Row>(`SELECT current_setting('fsync') AS fsync, current_setting('synchronous_commit') AS sc, current_setting('synchronous_standby_names') AS standbys,
+        current_setting('max_connections') AS maxconn, current_setting('superuser_reserved_connections') AS reserved, current_setting('reserved_connections', true) AS reserved16`);
       const row = r.rows[0] ?? {};
+      // For the message of a "too many clients" refusal, when no connection can be had to ask.
+      this.where.maxConnections = num(row.maxconn);
+      this.where.reservedConnections = num(row.reserved) + (optNum(row.reserved16) ?? 0);
       this.capabilities = { ...this.capabilities, durability: durabilityOf(String(row.fsync), String(row.sc), String(row.standbys)) };
       // Where watches start from: the revision handed out so far and, when nobody holds one, settled.
       const m = (await this.q(client, 'wmark', () => markSql(this.names), [-1])).rows[0] as Row;
@@ -318,7 +337,7 @@ export class PostgresStore extends BaseStore implements WatchSource {
       try {
         return await this.pool.connect();
       } catch (err) {
-        if (!isServerUnavailable(err) || Date.now() + delay > deadline || this.isClosed) throw mapPgError(err, { writeSent: false, what });
+        if (!isServerUnavailable(err) || Date.now() + delay > deadline || this.isClosed) throw mapPgError(err, { writeSent: false, what, connecting: true, where: this.where });
         await new Promise((r) => setTimeout(r, delay));
         delay = Math.min(delay * 2, 500);
       }
@@ -367,7 +386,7 @@ export class PostgresStore extends BaseStore implements WatchSource {
       client.off('error', onError);
       call.client = undefined;
       if (!call.abandoned) client.release(RevkitErrorLike(err) || connectionStillGood(err) ? undefined : (err as Error) ?? true);
-      throw mapPgError(err, { writeSent: write !== false, what: call.what });
+      throw mapPgError(err, { writeSent: write !== false, what: call.what, where: this.where });
     }
   }
 
@@ -1022,6 +1041,33 @@ export async function dropPostgresStore(client: Pick<Pool, 'query'>, options: { 
 }
 
 // ---------------------------------------------------------------------- helpers
+
+/**
+ * Where a pool connects, as errors name it: `postgres://user@host:port/db`
+ * with pg's own defaults (PGHOST, PGUSER, …) filled in, never a password or
+ * an option; and the pool's size and connect timeout.
+ */
+function whereOf(pool: Pool): PgWhere {
+  const o = pool.options as pg.PoolConfig;
+  let address: string;
+  try {
+    // pg's own reading of the options (connection string, PG* variables, defaults); connects nothing.
+    const c = new pg.Client(o as pg.ClientConfig) as unknown as { host?: unknown; port?: unknown; database?: unknown; user?: unknown };
+    const host = String(c.host ?? 'localhost');
+    const user = typeof c.user === 'string' && c.user !== '' ? `${encodeURIComponent(c.user)}@` : '';
+    const db = typeof c.database === 'string' ? encodeURIComponent(c.database) : '';
+    address = host.startsWith('/')
+      ? `postgres://${user}/${db} (socket ${host}, port ${String(c.port)})`
+      : `postgres://${user}${host.includes(':') ? `[${host}]` : host}:${String(c.port)}/${db}`;
+  } catch {
+    address = 'postgres (address unknown)';
+  }
+  const where: PgWhere = { address };
+  if (typeof o.max === 'number') where.poolSize = o.max;
+  else where.poolSize = 10; // pg-pool's default
+  if (typeof o.connectionTimeoutMillis === 'number' && o.connectionTimeoutMillis > 0) where.connectTimeoutMs = o.connectionTimeoutMillis;
+  return where;
+}
 
 function parseUrl(url: string): { connectionString: string; fromUrl: PostgresStoreOptions; connectTimeoutMs?: number } {
   let parsed: URL;
