@@ -1,5 +1,5 @@
 import type { Redis } from 'ioredis';
-import { ClosedError } from '../core/index.js';
+import { ClosedError, RevkitError } from '../core/index.js';
 import type { Script } from './scripts.js';
 
 interface Pending {
@@ -43,6 +43,8 @@ export class InFlight {
     // Refused (ACL) or already gone: either way nothing more can be done for them.
     void this.client.call('CLIENT', 'KILL', 'ID', fenced).then(() => this.failOrphans(), () => this.failOrphans());
   };
+  /** Names the address and the cause in what fails for want of a connection. */
+  private readonly errors: ConnectionErrors;
   private readonly onClose = () => {
     let any = false;
     for (const p of this.pending) {
@@ -56,6 +58,7 @@ export class InFlight {
   constructor(private readonly client: Redis) {
     client.on('ready', this.onReady);
     client.on('close', this.onClose);
+    this.errors = new ConnectionErrors(client);
     if (client.status === 'ready') this.learnId();
   }
 
@@ -73,12 +76,12 @@ export class InFlight {
       call().then(
         (value) => {
           // A resent command's answer is not trusted: "conflict" may mean its first sending ran.
-          if (pending.state === 'orphaned') return pending.fail(closedError());
+          if (pending.state === 'orphaned') return pending.fail(this.errors.closedBeforeAnswer());
           this.settled(pending);
           resolve(value);
         },
         // Whatever ioredis says about an orphaned command (it was sent), it may have run.
-        (err: Error) => pending.fail(pending.state === 'orphaned' ? closedError() : err),
+        (err: Error) => pending.fail(pending.state === 'orphaned' ? this.errors.closedBeforeAnswer() : this.errors.describe(err)),
       );
     });
   }
@@ -117,6 +120,7 @@ export class InFlight {
   detach(backend: string): number {
     this.client.off('ready', this.onReady);
     this.client.off('close', this.onClose);
+    this.errors.detach();
     const left = [...this.pending];
     for (const p of left) {
       const ambiguous = p.write && p.state !== 'queued';
@@ -138,10 +142,98 @@ export class InFlight {
   }
 
   private failOrphans(): void {
-    for (const p of [...this.pending]) if (p.state === 'orphaned') p.fail(closedError());
+    for (const p of [...this.pending]) if (p.state === 'orphaned') p.fail(this.errors.closedBeforeAnswer());
   }
 }
 
-function closedError(): Error {
-  return new Error('the connection to redis closed before the answer came');
+/**
+ * What fails for want of a connection names the address and the cause
+ * (issue 22): ioredis' own "Connection is closed." and "Reached the max
+ * retries per request limit" name neither, and the socket error behind them
+ * (ECONNREFUSED, ECONNRESET, a DNS failure) went only to the 'error' event.
+ * This remembers the client's last such error since it was last ready.
+ *
+ * It listens to 'error' only beside a listener already there: a client
+ * without one has ioredis print its errors, and a listener of ours would
+ * silence that (then the cause is not known; the address still is).
+ *
+ * Also for a connection that fails before a store exists on it (opening):
+ * `const errors = new ConnectionErrors(client)` after the client's own
+ * 'error' listener, then `errors.describe(err)` for what connect() rejects with.
+ */
+export class ConnectionErrors {
+  private last: string | undefined;
+  private readonly onError = (err: unknown) => {
+    this.last = errorText(err);
+  };
+  private readonly onReady = () => {
+    this.last = undefined;
+  };
+  private readonly listening: boolean;
+
+  constructor(private readonly client: Redis) {
+    this.listening = client.listenerCount('error') > 0;
+    if (this.listening) client.on('error', this.onError);
+    client.on('ready', this.onReady);
+  }
+
+  /** `redis://user@host:port/db` of the client, never a password. */
+  get address(): string {
+    return redisAddress(this.client);
+  }
+
+  /**
+   * A failure of the connection (not a reply of the server to a command:
+   * that is returned as it is) with the address and the last socket error.
+   * Keeps the error's name (MaxRetriesPerRequestError: the command was never
+   * sent) and the original as its cause.
+   */
+  describe(err: Error): Error {
+    if (RevkitError.is(err) || err?.name === 'ReplyError' || typeof err?.message !== 'string') return err;
+    const described = new Error(`${err.message || errorText(err)} — ${this.address}${this.cause()}`, { cause: err });
+    described.name = err.name;
+    return described;
+  }
+
+  /** A command was sent and its connection closed before the answer came. */
+  closedBeforeAnswer(): Error {
+    return new Error(`the connection to ${this.address} closed before the answer came${this.cause()}`);
+  }
+
+  detach(): void {
+    if (this.listening) this.client.off('error', this.onError);
+    this.client.off('ready', this.onReady);
+  }
+
+  private cause(): string {
+    return this.last === undefined ? '' : `; last connection error: ${this.last}`;
+  }
+}
+
+/**
+ * `redis://user@host:port/db` (or `rediss://`, a socket path, the sentinels
+ * and master name) of an ioredis client, for error messages: never its
+ * password, nor any other option.
+ */
+export function redisAddress(client: Redis): string {
+  const o = (client.options ?? {}) as {
+    host?: string; port?: number; path?: string | null; username?: string | null; db?: number; tls?: unknown;
+    sentinels?: Array<{ host?: string; port?: number }> | null; name?: string | null;
+  };
+  const user = typeof o.username === 'string' && o.username !== '' ? `${encodeURIComponent(o.username)}@` : '';
+  const db = typeof o.db === 'number' && o.db !== 0 ? `/${o.db}` : '';
+  const hostPort = (host: string | undefined, port: number | undefined) => `${host?.includes(':') ? `[${host}]` : host ?? 'localhost'}:${port ?? 6379}`;
+  if (Array.isArray(o.sentinels) && o.sentinels.length > 0) {
+    return `redis+sentinel://${user}${o.sentinels.map((s) => hostPort(s.host, s.port ?? 26379)).join(',')}/${o.name ?? ''}${db}`;
+  }
+  if (typeof o.path === 'string' && o.path !== '') return `redis socket ${o.path}${db}`;
+  return `${o.tls ? 'rediss' : 'redis'}://${user}${hostPort(o.host, o.port)}${db}`;
+}
+
+function errorText(err: unknown): string {
+  const e = err as { message?: unknown; code?: unknown; errors?: unknown } | null;
+  const message = typeof e?.message === 'string' ? e.message : String(err);
+  if (message !== '') return message;
+  if (Array.isArray(e?.errors)) return e.errors.map(errorText).join('; ');
+  return typeof e?.code === 'string' ? e.code : 'unknown error';
 }
