@@ -5,7 +5,7 @@
 // tests pin the finer semantics on the memory store.
 import { describe, expect, it } from 'vitest';
 import { MemoryStore } from '../src/memory/index.js';
-import { RetryExhaustedError, SKIP, exponentialJitter, sleep, type Entry, type PutOptions, type StoredRecord } from '../src/core/index.js';
+import { BackendError, RetryExhaustedError, SKIP, exponentialJitter, sleep, type Entry, type PutOptions, type StoredRecord } from '../src/core/index.js';
 
 /** A memory store that counts reads and writes, and can lose the next `conflicts` writes to an outside writer. */
 class ProbeStore extends MemoryStore {
@@ -211,6 +211,34 @@ describe('write combining: errors are per caller and never from an uncommitted s
     expect(small.status).toBe('fulfilled');
     expect(huge.status).toBe('rejected');
     expect((huge as PromiseRejectedResult).reason.code).toBe('ERR_TOO_LARGE');
+    expect((await s.get('doc'))?.value).toEqual({ n: 1 });
+    await s.close();
+  });
+
+  it("after a lost acknowledgement, a neighbour's value refused for good fails only that neighbour: the other caller is applied once, not told 'unknown' (review a09)", async () => {
+    /** The first combined write is cut before it reaches the store: ambiguous to the callers, never applied. */
+    class CutOnceStore extends MemoryStore {
+      cut = 1;
+      override async put<T = unknown>(key: string, value: T, options: PutOptions = {}): Promise<Entry<T>> {
+        if (options.writer !== undefined && this.cut > 0) {
+          this.cut--;
+          throw new BackendError('connection lost before the answer', { transient: true, ambiguous: true });
+        }
+        return super.put<T>(key, value, options);
+      }
+    }
+    const s = new CutOnceStore({ maxValueBytes: 1000 });
+    await s.put('doc', { n: 0 });
+    let calls = 0;
+    const [plain, growing] = await Promise.allSettled([
+      s.update<{ n: number; blob?: string }>('doc', (d) => ({ ...d!, n: d!.n + 1 })),
+      // Fine the first time; over the limit when retried.
+      s.update<{ n: number; blob?: string }>('doc', (d) => ({ ...d!, blob: 'x'.repeat(++calls === 1 ? 10 : 2000) })),
+    ]);
+    expect(plain).toMatchObject({ status: 'fulfilled', value: { value: { n: 1 } } });
+    // Its earlier write can no longer land (the other caller's commit is past its guard): a definite refusal.
+    expect(growing.status).toBe('rejected');
+    expect((growing as PromiseRejectedResult).reason.code).toBe('ERR_TOO_LARGE');
     expect((await s.get('doc'))?.value).toEqual({ n: 1 });
     await s.close();
   });

@@ -159,6 +159,14 @@ class Batch {
   private suspects: Attempt[] = [];
   private lastError: unknown;
   private previousDelay = 0;
+  /**
+   * After a combined write was refused for good while some of its callers may
+   * have committed earlier: one caller per attempt, so that the refusal is
+   * the doing of the caller that gets it, until a write commits.
+   */
+  private singleFile = false;
+  /** The last error of a write (not of a read): a refusal for good of what one attempt wrote. */
+  private refusedWrite: unknown;
 
   constructor(private readonly store: UpdatableStore, private readonly key: string, private readonly callers: Caller[]) {}
 
@@ -174,19 +182,20 @@ class Batch {
         return;
       }
       for (const c of this.pending) if (c.attempts >= c.maxAttempts) c.giveUp('attempts');
-      const pending = this.pending;
+      const pending = this.singleFile ? this.pending.slice(0, 1) : this.pending;
       if (pending.length === 0) return;
       for (const c of pending) c.attempts++;
       const everyoneGone = abortWhenAllGone(pending);
       try {
         const done = await this.attempt(pending, everyoneGone.signal);
-        if (done) return;
+        // Done with those tried; one at a time (singleFile), the others are still waiting.
+        if (done && this.pending.length === 0) return;
         continue;
       } catch (err) {
         if (ConflictError.is(err) || (BackendError.is(err) && err.transient)) {
           this.lastError = err;
         } else {
-          this.failForGood(err);
+          if (this.failForGood(err, pending)) continue;
           return;
         }
       } finally {
@@ -205,7 +214,7 @@ class Batch {
     if (this.suspects.length > 0 && (await this.resolveSuspects(read, latest, stop))) return true;
     if (this.pending.length === 0) return true;
 
-    const attempt = await this.apply(read);
+    const attempt = await this.apply(read, pending);
     // A caller answered while the mutations ran (deadline, abort) must not be written: start over without it.
     if ([...attempt.outcomes.keys()].some((c) => c.settled)) return false;
     if (attempt.written === undefined) {
@@ -225,6 +234,7 @@ class Batch {
     } catch (err) {
       if (isAmbiguous(err)) this.suspects.push(attempt);
       else for (const c of attempt.outcomes.keys()) c.exposedIn.delete(attempt);
+      this.refusedWrite = err;
       throw err;
     }
     this.settle(attempt, entry);
@@ -232,13 +242,13 @@ class Batch {
   }
 
   /** Applies each pending caller's mutation in arrival order to the state read. */
-  private async apply(read: StoredRecord<unknown> | null): Promise<Attempt> {
+  private async apply(read: StoredRecord<unknown> | null, pending: Caller[]): Promise<Attempt> {
     const live = read !== null && !isTombstone(read);
     const attempt: Attempt = { token: newWriterToken(), read, base: read?.revision ?? 0, outcomes: new Map(), failed: new Map() };
     let value: unknown = live ? (read as Entry<unknown>).value : undefined;
     let exists = live;
     let changed = false;
-    for (const c of this.pending) {
+    for (const c of pending) {
       try {
         const next = await Promise.race([c.gone, this.mutate(c, exists ? structuredClone(value) : defaultOf(c.opts))]);
         if (next === GONE) continue;
@@ -289,6 +299,7 @@ class Batch {
     // Whatever committed now, no other attempt of this batch ever can: their guards are behind it.
     for (const c of this.callers) c.exposedIn.clear();
     this.suspects = [];
+    this.singleFile = false;
     const read = attempt.read !== null && !isTombstone(attempt.read) ? (attempt.read as Entry<unknown>) : null;
     for (const [c, outcome] of attempt.outcomes) {
       if (outcome.kind === 'value') {
@@ -303,21 +314,31 @@ class Batch {
   }
 
   /**
-   * The write was refused for good (too large, say): each caller runs alone
-   * and gets its own verdict — except one whose mutation may already have
-   * committed, which must not be applied again.
+   * The write of `tried` was refused for good (too large, an unencodable
+   * value). A caller tried alone gets that verdict (OutcomeUnknownError if an
+   * earlier write of its may still land). Of several, each whose mutation
+   * cannot have committed runs alone and gets its own verdict; those whose
+   * earlier write may still land stay, one per attempt from now on — the
+   * refusal may be a neighbour's doing, and only this batch knows the tokens
+   * that tell whether their earlier write landed. True when callers stay.
    */
-  private failForGood(err: unknown): void {
-    const pending = this.pending;
-    if (pending.length === 1) return pending[0]?.fail(err);
-    for (const c of pending) {
+  private failForGood(err: unknown, tried: Caller[]): boolean {
+    if (tried.length === 1) {
+      tried[0]?.fail(err);
+      return this.pending.length > 0;
+    }
+    // A read that fails for good says nothing about anyone's value: everyone gets it.
+    const ofTheValue = err === this.refusedWrite;
+    for (const c of tried) {
       if (c.exposedIn.size > 0) {
-        c.fail(err);
+        if (!ofTheValue) c.fail(err);
         continue;
       }
       const maxAttempts = Math.max(1, c.maxAttempts - c.attempts + 1);
       c.runAlone((deadlineMs) => runUpdate(this.store, this.key, c.fn, { ...c.opts, deadlineMs, maxAttempts }));
     }
+    this.singleFile = true;
+    return this.pending.length > 0;
   }
 
   private async backOff(): Promise<void> {
