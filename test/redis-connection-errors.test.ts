@@ -107,10 +107,13 @@ describe('redis: connection errors name the backend, the address and the cause, 
     expectAddressed(next, s.port);
   });
 
-  // RedisStore.fromUrl connects its client before any store code sees it, in src/redis/index.ts,
-  // and maps what connect() rejects with to "redis open failed: Connection is closed.": no address,
-  // no cause. ConnectionErrors (connection.ts) is ready for it; index.ts does not use it yet.
-  it.todo('RedisStore.fromUrl on a closed port names redis://host:port and ECONNREFUSED (needs src/redis/index.ts to describe its connect() failure with ConnectionErrors)');
+  it('RedisStore.fromUrl on a closed port names redis://host:port and the cause, never the password', async () => {
+    const port = await freePort();
+    const err = await failure(RedisStore.fromUrl(`redis://:${SECRET}@127.0.0.1:${port}`));
+    expect(err.transient).toBe(true);
+    expectAddressed(err, port);
+    expect(err.message).toMatch(/ECONNREFUSED/);
+  });
 });
 
 describe('redis: the address in errors', () => {

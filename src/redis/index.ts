@@ -24,7 +24,7 @@ import {
   type HistoryOptions, type ListOptions, type ListPage, type PutOptions, type StoreOptions, type StoredRecord, type WatchEvent, type WatchOptions,
 } from '../core/index.js';
 import { assertKnownUrlOptions, redactUrl, withoutUrlInput } from '../core/redact.js';
-import { InFlight } from './connection.js';
+import { ConnectionErrors, InFlight } from './connection.js';
 import { mapRedisError, toRecord, unpack, type PackedRecord } from './records.js';
 import { SCRIPTS, type Script } from './scripts.js';
 import { StreamWaker } from './waker.js';
@@ -144,12 +144,15 @@ export class RedisStore extends BaseStore {
     }
     const client = new Redis(parsed.toString(), { ...OWN_CONNECTION, lazyConnect: true });
     client.on('error', () => undefined);
+    const errors = new ConnectionErrors(client);
     try {
       await client.connect();
       return await RedisStore.open(client, true, { ...fromUrl, ...options });
     } catch (err) {
       client.disconnect();
-      throw mapRedisError(err, 'open', false);
+      throw mapRedisError(err instanceof Error ? errors.describe(err) : err, 'open', false);
+    } finally {
+      errors.detach();
     }
   }
 
