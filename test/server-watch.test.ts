@@ -2,7 +2,7 @@ import { connect, createServer as createTcpServer, type Server, type Socket } fr
 import { afterEach, describe, expect, it } from 'vitest';
 import type { WatchEvent } from '../src/core/index.js';
 import { MemoryStore } from '../src/memory/index.js';
-import { HttpStore, type RevkitServer } from '../src/server/index.js';
+import { createServer, HttpStore, type RevkitServer } from '../src/server/index.js';
 import { ADMIN, startServer } from './server-helpers.js';
 
 const cleanups: Array<() => Promise<void> | void> = [];
@@ -169,6 +169,31 @@ describe('HTTP watch "from now" starts when watch() was called, on the server\'s
     expect(seen.filter((k) => k !== 'w/before')).toEqual(['w/gap', 'w/after']);
     expect([gap.revision, after.revision]).toEqual([2, 3]);
     controller.abort();
+  });
+
+  it('a server that restarts between watch() and its first request: the watch fails with HistoryGoneError instead of skipping what was written meanwhile (review 2026-12-04 #1)', async () => {
+    const store = new MemoryStore();
+    for (let round = 0; round < 3; round++) {
+      const first = await createServer({ store, adminToken: ADMIN });
+      const url = await first.listen({ host: '127.0.0.1', port: 0 });
+      const client = new HttpStore({ url, token: ADMIN });
+      cleanups.push(() => client.close());
+      await client.put(`warm/${round}`, round); // a reading of the first run's clock
+      await first.close();
+      const controller = new AbortController();
+      const events = client.watch({ prefix: `x${round}/`, signal: controller.signal })[Symbol.asyncIterator]();
+      const meanwhile = await store.put(`x${round}/i`, 'after watch()'); // another process, while no server runs
+      const second = await createServer({ store, adminToken: ADMIN });
+      cleanups.push(() => second.close());
+      await second.listen({ host: '127.0.0.1', port: Number(new URL(url).port) });
+      const answer = await events.next().then((r) => r.value as WatchEvent, (err: unknown) => err);
+      // Delivered (a start the second run can vouch for) or refused — never skipped.
+      if (answer instanceof Error) expect(answer).toMatchObject({ code: 'ERR_HISTORY_GONE' });
+      else expect(answer).toMatchObject({ key: `x${round}/i`, revision: meanwhile.revision });
+      expect(answer instanceof Error, 'the second run cannot tell what was written before it started').toBe(true);
+      controller.abort();
+      await second.close();
+    }
   });
 
   it('every answer carries Revkit-Clock; a since from another run of the server is 503 (read the clock again), a malformed one 400', async () => {

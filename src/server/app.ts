@@ -1,7 +1,7 @@
 import type { Socket } from 'node:net';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import {
-  ConflictError, DEFAULT_MAX_VALUE_BYTES, InvalidKeyError, MAX_KEY_BYTES, SKIP, assertKey, deepEqual, isTombstone, validateCandidate,
+  ConflictError, DEFAULT_MAX_VALUE_BYTES, HistoryGoneError, InvalidKeyError, MAX_KEY_BYTES, SKIP, assertKey, deepEqual, isTombstone, validateCandidate,
   type Condition, type Entry, type PutOptions, type Store, type StoredRecord, type UpdateOptions,
 } from '../core/index.js';
 import { open } from '../open.js';
@@ -455,8 +455,13 @@ export async function createServer(options: CreateServerOptions): Promise<Revkit
       if (moment.instance !== clock.instance) {
         throw new HttpProblem(503, 'since names another run of this server (it restarted): read Revkit-Clock again', {}, { 'retry-after': '0' });
       }
-      const at = clock.revisionAt(moment.at);
-      if (at !== undefined) startId = String((fromRevision = at));
+      const at = clock.revisionAt(moment.at, moment.strict);
+      if (at === undefined) {
+        const gone = new HistoryGoneError(0, 0);
+        gone.message = 'a watch "from now" cannot start where it was asked to: watch() was called before this run of the server began keeping time (it restarted), or too long ago; what was written meanwhile cannot be told apart — watch again, or from a revision';
+        throw gone;
+      }
+      startId = String((fromRevision = at));
     }
     if (fromRevision === undefined) {
       // "From now" is pinned to a revision when the store can name its head, so that the

@@ -11,6 +11,9 @@
  */
 export class ServerClock {
   private instance: string | undefined;
+  /** When this process first heard the current run, and whether it had heard another run before. */
+  private firstHeard = 0;
+  private restarted = false;
   private best: { offset: number; at: number } | undefined;
   private previous: { offset: number; at: number } | undefined;
 
@@ -19,7 +22,9 @@ export class ServerClock {
     const m = header === null ? null : /^([A-Za-z0-9_-]{1,32});([0-9]{1,15}(?:\.[0-9]{1,6})?)$/.exec(header);
     if (!m) return;
     if (m[1] !== this.instance) {
+      this.restarted = this.instance !== undefined;
       this.instance = m[1];
+      this.firstHeard = receivedAt;
       this.best = this.previous = undefined;
     }
     const offset = Number(m[2]) - receivedAt;
@@ -33,12 +38,17 @@ export class ServerClock {
   /**
    * `since` for a watch called at local time `calledAt`: `<instance>;<ms>`, or
    * undefined when no reading of the last minute is known (read one first).
+   * Suffixed `;r` when the server restarted (or another run answered) after
+   * watch() was called: that run may not have existed then, and the server
+   * refuses (410) a moment before its own records began rather than start
+   * the watch later than asked.
    */
   since(calledAt: number, now = performance.now()): string | undefined {
     if (this.instance === undefined || this.best === undefined || now - this.best.at > 2 * WINDOW_MS) return undefined;
     let offset = this.best.offset;
     if (this.previous !== undefined && now - this.previous.at <= 2 * WINDOW_MS) offset = Math.max(offset, this.previous.offset);
-    return `${this.instance};${Math.max(0, calledAt + offset - MARGIN_MS).toFixed(3)}`;
+    const moment = `${this.instance};${Math.max(0, calledAt + offset - MARGIN_MS).toFixed(3)}`;
+    return this.restarted && calledAt < this.firstHeard ? `${moment};r` : moment;
   }
 }
 

@@ -29,8 +29,8 @@ export class RevisionClock {
   private revisions: number[] = [];
   /** Samples before this index are dropped (for age); compacted now and then. */
   private first = 0;
-  /** The revision of the newest sample dropped for age: what a query older than every sample kept gets. */
-  private dropped: number | undefined;
+  /** When the newest sample dropped for age was taken: no answer for a moment before it. */
+  private droppedAt: number | undefined;
   private readonly controller = new AbortController();
   private running = false;
 
@@ -65,12 +65,14 @@ export class RevisionClock {
 
   /**
    * The highest revision known to have committed by `at` (this clock):
-   * every write that starts after `at` gets a higher one. Before anything is
-   * known (a moment before this server started tracking, or older than
-   * keepMs), the oldest revision it knows — the start cannot be placed
-   * earlier than this server's own knowledge; undefined when it knows none.
+   * every write that starts after `at` gets a higher one. For a moment
+   * before this server's first sample, its oldest revision — unless `strict`
+   * (the client heard this run only after the moment: the server may not
+   * have been running then); undefined when no answer holds: the moment is
+   * older than what is kept (keepMs), or strict and before the first sample.
    */
-  revisionAt(at: number): number | undefined {
+  revisionAt(at: number, strict = false): number | undefined {
+    if (this.droppedAt !== undefined && at < this.droppedAt) return undefined;
     let lo = this.first;
     let hi = this.times.length - 1;
     let found = -1;
@@ -82,7 +84,7 @@ export class RevisionClock {
       } else hi = mid - 1;
     }
     if (found >= 0) return this.revisions[found];
-    return this.dropped ?? this.revisions[this.first];
+    return strict ? undefined : this.revisions[this.first];
   }
 
   /**
@@ -134,7 +136,7 @@ export class RevisionClock {
     const before = this.first;
     while (this.first < this.times.length - 1 && (this.times[this.first] as number) < now - this.keepMs) this.first++;
     if (this.first === before) return;
-    this.dropped = this.revisions[this.first - 1] as number;
+    this.droppedAt = this.times[this.first - 1] as number;
     if (this.first > 1024 && this.first * 2 > this.times.length) {
       this.times = this.times.slice(this.first);
       this.revisions = this.revisions.slice(this.first);
@@ -149,8 +151,8 @@ function closed(store: Store): boolean {
   return (store as Store & { isClosed?: boolean }).isClosed === true;
 }
 
-/** `since` of a watch request: `<instance>;<ms>`. */
-export function parseSince(value: string): { instance: string; at: number } | undefined {
-  const m = /^([A-Za-z0-9_-]{1,32});([0-9]{1,15}(?:\.[0-9]{1,6})?)$/.exec(value);
-  return m ? { instance: m[1] as string, at: Number(m[2]) } : undefined;
+/** `since` of a watch request: `<instance>;<ms>[;r]` (r: the client heard this run only after the moment). */
+export function parseSince(value: string): { instance: string; at: number; strict: boolean } | undefined {
+  const m = /^([A-Za-z0-9_-]{1,32});([0-9]{1,15}(?:\.[0-9]{1,6})?)(;r)?$/.exec(value);
+  return m ? { instance: m[1] as string, at: Number(m[2]), strict: m[3] !== undefined } : undefined;
 }
