@@ -1,3 +1,4 @@
+import { tmpdir } from 'node:os';
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -135,6 +136,24 @@ describe('exit codes and messages', () => {
     expect(EXIT).toEqual({ ok: 0, error: 1, usage: 2, precondition: 3, notFound: 4 });
     expect(exitCodeFor(new ConflictError([{ key: 'k', expected: 1, actual: 2 }])).code).toBe(3);
     expect(exitCodeFor(new BackendError('down', { transient: true })).code).toBe(1);
+  });
+});
+
+describe('flags that contradict each other are refused (exit 2), never quietly dropped', () => {
+  it('--store with --server; --token without --server — for every command, check and bench included', () => {
+    const bare = (args: string[]) => {
+      const run = spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8', cwd: tmpdir(), env: { ...process.env, REVKIT_STORE: '', REVKIT_SERVER: '', REVKIT_TOKEN: '' } });
+      return { code: run.status, err: run.stderr.trim() };
+    };
+    for (const args of [['--store', 'memory:', '--server', 'http://127.0.0.1:9', 'get', 'k'], ['bench', '--server', 'http://127.0.0.1:9', '--store', 'memory:'], ['check', '--store', 'memory:', '--server', 'http://127.0.0.1:9']]) {
+      expect(bare(args), args.join(' ')).toEqual({ code: 2, err: 'revkit: give --store or --server, not both' });
+    }
+    for (const args of [['--store', 'memory:', '--token', 'a-token-of-some-length', 'get', 'k'], ['bench', '--store', 'memory:', '--token', 't0ken'], ['check', '--token', 't0ken']]) {
+      const r = bare(args);
+      expect(r.code, args.join(' ')).toBe(2);
+      expect(r.err).toMatch(/^revkit: --token goes with --server/);
+      expect(r.err).not.toContain('t0ken');
+    }
   });
 });
 

@@ -88,7 +88,13 @@ export function buildProgram(): Command {
     .addOption(new Option('--token <token>', 'bearer token for --server').env('REVKIT_TOKEN'))
     // Usage errors are one line (printed by main()), never the full help; subcommands inherit this.
     .configureOutput({ outputError: () => undefined, writeErr: () => undefined })
-    .exitOverride();
+    .exitOverride()
+    // Flags that contradict each other are refused, not quietly dropped (from the environment, they may be set for other uses).
+    .hook('preAction', (root) => {
+      const given = (name: string) => root.getOptionValueSource(name) === 'cli';
+      if (given('server') && given('store')) throw new UsageError('give --store or --server, not both');
+      if (given('token') && !root.opts<{ server?: string }>().server) throw new UsageError('--token goes with --server (a revkit server); a store URL carries its own credentials');
+    });
 
   program.command('get <key>').description('print the value of a key (--entry: with its revision)')
     .option('--entry', 'print the whole entry: key, value, revision, createdRevision, updatedAt')
