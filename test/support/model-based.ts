@@ -373,8 +373,14 @@ async function watchThenWrite(side: Side, k: string, v: unknown, label: string, 
     const iterator = side.store.watch({ prefix: '', signal: controller.signal })[Symbol.asyncIterator]();
     const entry = await side.store.put(k, v);
     side.committed(entry.revision, label);
-    const first = await bounded(iterator.next(), livenessMs, `${label}: a write made right after watch() returned was never delivered`);
-    return first.done ? 'watch ended' : side.event(first.value);
+    // A watch "from now" may also deliver writes made shortly before watch() (its start reaches back on the
+    // server's clock, DESIGN §3): those come first, in order; the write made after it must follow.
+    for (;;) {
+      const next = await bounded(iterator.next(), livenessMs, `${label}: a write made right after watch() returned was never delivered`);
+      if (next.done) return 'watch ended';
+      if (next.value.revision < entry.revision) continue;
+      return side.event(next.value);
+    }
   } finally {
     controller.abort();
   }
