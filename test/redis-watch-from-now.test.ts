@@ -12,6 +12,7 @@
 import { describe, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
 import type { WatchEvent } from '../src/core/index.js';
+import { HistoryGoneError } from '../src/core/index.js';
 import { RedisStore, START_CLOCK_MARGIN_MS } from '../src/redis/index.js';
 import { REDIS_URL, dropStoresAfterAll, freshPrefix } from './redis-helpers.js';
 
@@ -167,6 +168,178 @@ describe('redis: a watch "from now"', () => {
       await it.return?.();
     } finally {
       await s.close();
+      admin.disconnect();
+    }
+  });
+
+  // ---------------------------------------------------------------- a small change log
+  // The start reaches back START_CLOCK_MARGIN_MS (plus the round trip) before watch(); when more revisions than the
+  // log keeps were written in that window, the reach-back runs into trimmed history. What was trimmed there was
+  // written before watch() was called: nothing the watch owes, so it starts at the floor instead of failing.
+
+  it('with a small changeLogRevisions written steadily by other connections, starts without HistoryGoneError and delivers every write from the start on — one made after watch() returned included — in order, commits whole (several rounds)', async () => {
+    const KEEP = 100;
+    const RATE = 2; // revisions per ms at most: > (KEEP + 64) per margin, so the reach-back overruns the log, but KEEP
+    // revisions still last ~50 ms — longer than a start's round trip, so that no write made after watch() is trimmed.
+    const prefix = freshPrefix('small');
+    const options = { prefix, sweepIntervalMs: 0, changeLogRevisions: KEEP };
+    const s = await RedisStore.fromUrl(REDIS_URL, options);
+    const writers = await Promise.all([0, 1, 2].map(() => RedisStore.fromUrl(REDIS_URL, options)));
+    const marking = await RedisStore.fromUrl(REDIS_URL, options);
+    const ROUNDS = 5;
+    let overran = 0;
+    try {
+      // revision → the keys its commit wrote, and its server time (NaN: not noted)
+      const commits = new Map<number, { keys: string[]; at: number }>();
+      for (let round = 0; round < ROUNDS; round++) {
+        let stop = false;
+        let n = 0;
+        const t0 = performance.now();
+        const hot = writers.map((w, j) => (async () => {
+          while (!stop) {
+            if (n > (performance.now() - t0) * RATE) {
+              await sleep(2);
+              continue;
+            }
+            const i = n++;
+            if (i % 3 === 0) {
+              // an atomic commit of three keys: its writes must arrive together
+              const keys = [`w${j}/a${i % 7}`, `w${j}/b${i % 7}`, `w${j}/c${i % 7}`];
+              const tx = w.atomic();
+              for (const k of keys) tx.set(k, i);
+              const { revision } = await tx.commit();
+              commits.set(revision, { keys, at: Number.NaN });
+            } else {
+              const key = `w${j}/p${i % 11}`;
+              const e = await w.put(key, i);
+              commits.set(e.revision, { keys: [key], at: e.updatedAt });
+            }
+          }
+        })());
+        const controller = new AbortController();
+        const events: WatchEvent[] = [];
+        let failure: unknown;
+        try {
+          await sleep(START_CLOCK_MARGIN_MS + 100);
+          const it = s.watch({ prefix: '', signal: controller.signal })[Symbol.asyncIterator]();
+          const marker = await marking.put(`marker/${round}`, round); // made after watch() returned
+          commits.set(marker.revision, { keys: [`marker/${round}`], at: marker.updatedAt });
+          // Until every write of commit `upTo` has arrived (or a later revision).
+          const pull = async (upTo: number) => {
+            const wanted = commits.get(upTo)?.keys.length ?? 1;
+            const has = () => (events.at(-1)?.revision ?? 0) > upTo || events.filter((e) => e.revision === upTo).length >= wanted;
+            while (!has()) {
+              const r = await within(it.next(), () => `round ${round}: saw up to ${events.at(-1)?.revision} of ${upTo}`);
+              if (r.done) throw new Error('watch ended');
+              events.push(r.value);
+            }
+          };
+          try {
+            await pull(marker.revision);
+            stop = true;
+            await Promise.all(hot);
+            await pull(Math.max(...commits.keys()));
+          } catch (err) {
+            failure = err;
+          }
+          // Revisions written within the margin before the marker (after watch() returned): the log keeps KEEP to KEEP + 63.
+          const recent = [...commits].filter(([, c]) => c.at >= marker.updatedAt - START_CLOCK_MARGIN_MS).map(([r]) => r);
+          if (marker.revision - Math.min(...recent) > KEEP + 64) overran++;
+          // No HistoryGoneError (nor any other failure)...
+          expect(failure, `round ${round}`).toBeUndefined();
+          // ...the write made after watch() returned is delivered...
+          expect(events.map(tag), `round ${round}`).toContain(tag({ key: `marker/${round}`, revision: marker.revision } as WatchEvent));
+          // ...and from the first event on, every commit, in revision order, each whole and once.
+          const revisions = [...new Set(events.map((e) => e.revision))];
+          const first = revisions[0] as number;
+          const last = Math.max(...commits.keys());
+          expect(revisions, `round ${round}: revisions in order, none skipped`).toEqual(Array.from({ length: last - first + 1 }, (_, i) => first + i));
+          for (const revision of revisions) {
+            const got = events.filter((e) => e.revision === revision).map((e) => e.key);
+            expect(got.sort(), `round ${round}: commit ${revision} whole`).toEqual([...(commits.get(revision)?.keys ?? ['?'])].sort());
+          }
+          expect(first, `round ${round}: starts before the write made after watch()`).toBeLessThanOrEqual(marker.revision);
+        } finally {
+          stop = true;
+          await Promise.all(hot);
+          controller.abort();
+        }
+      }
+      // The case is the one meant: in most rounds more revisions than the log keeps were written within the margin.
+      expect(overran, 'rounds where the reach-back overran the change log').toBeGreaterThanOrEqual(Math.ceil(ROUNDS / 2));
+    } finally {
+      await s.close();
+      for (const w of writers) await w.close();
+      await marking.close();
+    }
+  }, 120_000);
+
+  it('whose reach-back window was trimmed — more revisions than the log keeps written shortly before watch() — starts at the floor and delivers what follows', async () => {
+    const KEEP = 20; // the log keeps 20 to 83 revisions
+    const prefix = freshPrefix('floor');
+    const options = { prefix, sweepIntervalMs: 0, changeLogRevisions: KEEP };
+    const s = await RedisStore.fromUrl(REDIS_URL, options);
+    const other = await RedisStore.fromUrl(REDIS_URL, options);
+    const admin = new Redis(REDIS_URL);
+    const controller = new AbortController();
+    try {
+      // A burst of 150 revisions by another connection, well within the margin before watch(), all acknowledged before it.
+      await Promise.all(Array.from({ length: 150 }, (_, i) => other.put(`f/${i % 10}`, i)));
+      const trimmed = Number(await admin.hget(`rk:{${prefix}}:meta`, 'trimmed'));
+      expect(trimmed).toBeGreaterThan(0);
+      await sleep(30); // the newest trimmed entry is then clearly older than watch(), by any clock rounding
+      const it = s.watch({ prefix: 'f/', signal: controller.signal })[Symbol.asyncIterator]();
+      const marker = await other.put('f/after', 1);
+      const seen: number[] = [];
+      while (seen.at(-1) !== marker.revision) {
+        const r = await within(it.next(), () => `saw ${seen.length} events up to ${seen.at(-1)}, not f/after@${marker.revision}`);
+        if (r.done) throw new Error('watch ended');
+        seen.push(r.value.revision);
+      }
+      // From the floor on: every kept revision of the burst (a courtesy), then the write made after watch().
+      expect(seen).toEqual(Array.from({ length: marker.revision - trimmed }, (_, i) => trimmed + 1 + i));
+    } finally {
+      controller.abort();
+      await s.close();
+      await other.close();
+      admin.disconnect();
+    }
+  });
+
+  it('whose start runs after the log was trimmed past the moment watch() was called throws HistoryGoneError, saying so truly', async () => {
+    const KEEP = 20;
+    const prefix = freshPrefix('gone');
+    const options = { prefix, sweepIntervalMs: 0, changeLogRevisions: KEEP };
+    const s = await RedisStore.fromUrl(REDIS_URL, options);
+    const other = await RedisStore.fromUrl(REDIS_URL, options);
+    const admin = new Redis(REDIS_URL);
+    const gate = `rk:{${prefix}}:gate`;
+    const controller = new AbortController();
+    let blocked: Promise<unknown> | undefined;
+    try {
+      const id = String(await s.client.client('ID'));
+      blocked = s.client.blpop(gate, 0);
+      await until(async () => /\bcmd=blpop\b/.test(String(await admin.call('CLIENT', 'LIST', 'ID', id))), () => 'the BLPOP never blocked');
+      const it = s.watch({ prefix: 'g/', signal: controller.signal })[Symbol.asyncIterator]();
+      const first = it.next();
+      first.catch(() => undefined);
+      // Written after watch() was called, while its start waits behind the BLPOP: more than the log keeps.
+      await Promise.all(Array.from({ length: 150 }, (_, i) => other.put(`g/${i % 10}`, i)));
+      const trimmed = Number(await admin.hget(`rk:{${prefix}}:meta`, 'trimmed'));
+      await admin.lpush(gate, 'go');
+      await blocked;
+      const err = await within(first.then(() => undefined, (e: unknown) => e), () => 'the watch neither failed nor delivered');
+      expect(err).toBeInstanceOf(HistoryGoneError);
+      const message = (err as Error).message;
+      expect(message).toMatch(/the change log was trimmed past the moment watch\(\) was called/);
+      expect(message).toMatch(new RegExp(`newest trimmed revision is ${trimmed} and it was written \\d+ ms after that moment`));
+      expect(message).toContain(`oldest kept revision is ${trimmed + 1}`);
+    } finally {
+      await admin.lpush(gate, 'go').catch(() => undefined);
+      await blocked?.catch(() => undefined);
+      controller.abort();
+      await s.close();
+      await other.close();
       admin.disconnect();
     }
   });

@@ -67,6 +67,14 @@ const WATCH_PAGE = 1000;
  * before watch() was called may be delivered too.
  */
 export const START_CLOCK_MARGIN_MS = 250;
+/**
+ * The tight bound of a watch "from now" (see startFromNow): what may be
+ * trimmed from the change log is judged against the moment watch() was
+ * called less this much, plus 1 ms per second of the start's round trip —
+ * performance.now()'s resolution and the rates of the two clocks (an NTP
+ * slew is at most 500 ppm), not a step of the server's clock.
+ */
+export const START_TRIM_SLACK_MS = 3;
 /** ifValue is a compare on the revision read; a concurrent write of an equal value sends it round again, this often at most. */
 const IF_VALUE_ROUNDS = 64;
 
@@ -409,24 +417,62 @@ export class RedisStore extends BaseStore {
    * Fixes the start of a watch "from now" called at `startedAt`
    * (performance.now()) when this store had seen revision `known`; answers
    * the start script's reply (the first page after the start, and the start
-   * at [4]). The head script runs between `startedAt` and its answer, at
-   * server time Ts: a write that begins after `startedAt` runs at server time
-   * Ts − (round trip) or later. So the start is the highest revision up to
-   * that head written before then (less START_CLOCK_MARGIN_MS), or `known` if
-   * higher; every change after it is delivered. Called again after a
-   * transient error, it still reaches back to `startedAt`.
+   * at [4]). Called again after a transient error, it still reaches back to
+   * `startedAt`.
+   *
+   * The head script runs between `startedAt` and its answer, at server time
+   * Ts (ms, rounded down): a write that begins after `startedAt` runs before
+   * it by at most the round trip (or after it, above the head), so its entry
+   * is stamped `at` = floor(Ts − round trip) or later — rounding down both
+   * stamps keeps that exact. The start is the highest revision up to that head
+   * written before `at` less START_CLOCK_MARGIN_MS, or `known` if higher; every
+   * change after it is delivered. The margin is a courtesy: it covers a step of
+   * the server's clock of up to 250 ms, at the price of delivering some writes
+   * from just before watch().
+   *
+   * When that reach-back runs into trimmed history (more revisions than the
+   * log keeps were written in the window), the watch starts at the floor — it
+   * owes nothing from before watch() — if every trimmed revision was written
+   * before watch() was called by the tight bound: the floor is at or below
+   * `known` (no clock involved: this store had been told of it), or the
+   * newest trimmed entry is stamped before `at` − START_TRIM_SLACK_MS − 1 ms
+   * per second of round trip (revisions are drawn in commit order, so the
+   * older trimmed ones were written earlier still). Otherwise the log was
+   * trimmed past the moment watch() was called: HistoryGoneError.
+   *
+   * Server clock steps (TIME is the wall clock): a step back between the
+   * newest trimmed write and the head script makes the bound lower, so a
+   * trimmed write from before watch() may look later — a HistoryGoneError
+   * that a steady clock would not have given, never a missed write. A step
+   * forward by more than the slack, between a write begun after watch() and
+   * the head script, makes that write's stamp look older than it is: were it
+   * also trimmed before the start ran (more revisions than the log keeps
+   * written within the start's round trip), the start at the floor would skip
+   * it. Only that coincidence — a forward step and a log overrun inside the
+   * start's round trip — escapes the bound; the margin keeps covering steps
+   * wherever the window still lies in the log.
    */
   private async startFromNow(startedAt: number, known: number): Promise<Reply> {
     const head = await this.run(SCRIPTS.head, [this.k.meta], [], 'watch start', false);
-    const receivedAt = performance.now();
+    const roundTrip = performance.now() - startedAt;
     const headRevision = this.saw(Number(head[1]));
-    const since = Math.floor(Number(head[2]) - (receivedAt - startedAt)) - START_CLOCK_MARGIN_MS;
-    const reply = await this.run(SCRIPTS.start, [this.k.meta, this.k.log], [headRevision, known, since, WATCH_PAGE], 'watch start', false);
+    const at = Math.floor(Number(head[2]) - roundTrip);
+    const slack = START_TRIM_SLACK_MS + Math.ceil(roundTrip / 1000);
+    const since = at - START_CLOCK_MARGIN_MS;
+    const before = at - slack;
+    const reply = await this.run(SCRIPTS.start, [this.k.meta, this.k.log], [headRevision, known, since, before, WATCH_PAGE], 'watch start', false);
     if (reply[0] === 'GONE') {
       const trimmed = Number(reply[1]);
+      const trimmedAt = Number(reply[2]);
       const err = new HistoryGoneError(trimmed, trimmed + 1);
-      err.message = `a watch "from now" cannot fix its start: the change log was trimmed past the moment watch() was called `
-        + `(more than changeLogRevisions revisions were written since about then); the oldest kept revision is ${trimmed + 1}`;
+      const when = trimmedAt < 0
+        ? `it carries no time (it was trimmed by an older version) and is above revision ${known}, the newest this store had seen then`
+        : trimmedAt >= at
+          ? `it was written ${trimmedAt - at} ms after that moment by the server's clock`
+          : `it was written ${at - trimmedAt} ms before that moment by the server's clock, within the ${slack} ms allowed for clock rates and rounding: it may have been written after`;
+      err.message = `a watch "from now" cannot fix its start: the change log was trimmed past the moment watch() was called — `
+        + `its newest trimmed revision is ${trimmed} and ${when}; more revisions than the log keeps were written between watch() and `
+        + `the start, ${Math.round(roundTrip)} ms later. The oldest kept revision is ${trimmed + 1}`;
       throw err;
     }
     return reply;

@@ -243,21 +243,27 @@ return {'OK', tonumber(redis.call('HGET', meta, 'rev') or '0'), now_ms()}
 
 /**
  * The start of a watch "from now" and its first page. KEYS meta log;
- * ARGV inc seen head known since count → {'OK', trimmed, head, entries, start}
- * (entries as CHANGES, after start), or {'GONE', trimmed}.
+ * ARGV inc seen head known since before count → {'OK', trimmed, head, entries, start}
+ * (entries as CHANGES, after start), or {'GONE', trimmed, trimmedAt (-1: not kept)}.
  *
  * start is the highest revision at or below `head` that was written before
- * `since` (server ms) or that the watching process had seen (`known`):
- * the change log is walked back from `head` to the first entry that is
- * either (every entry of a commit has its revision and time, and scripts run
- * one at a time, so times do not decrease along the log but where the
- * server's clock stepped back). Should the log run out first, its floor is
- * the start — if its newest trimmed entry was older than `since`;
- * otherwise changes the watch owes are gone: GONE.
+ * `since` (server ms: the moment watch() was called less a margin) or that
+ * the watching process had seen (`known`): the change log is walked back
+ * from `head` to the first entry that is either (every entry of a commit has
+ * its revision and time, and scripts run one at a time, so times do not
+ * decrease along the log but where the server's clock stepped back). Should
+ * the log run out first — the reach-back window reaches into trimmed
+ * history — its floor is the start, provided every trimmed revision was
+ * written before watch() was called: the floor is at or below `known`, or its
+ * newest trimmed entry was stamped before `before` (server ms: the moment
+ * watch() was called by a tight bound, no margin; revisions are drawn in
+ * commit order, so the older trimmed ones were written earlier still). The
+ * part of the window that is gone was a courtesy, not owed. Otherwise
+ * changes the watch owes may be gone: GONE.
  */
 const START = `${PRELUDE}
 local g = guard(ARGV[1], ARGV[2]) if g then return g end
-local head, known, since, count = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+local head, known, since, before, count = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
 local m = redis.call('HMGET', meta, 'trimmed', 'rev', 'trimmedAt')
 local trimmed = tonumber(m[1] or '0')
 local start = nil
@@ -276,8 +282,8 @@ while start == nil do
 end
 if start == nil then
   if known >= trimmed then start = known
-  elseif m[3] and tonumber(m[3]) < since then start = trimmed
-  else return {'GONE', trimmed} end
+  elseif m[3] and tonumber(m[3]) < before then start = trimmed
+  else return {'GONE', trimmed, tonumber(m[3] or '-1')} end
 end
 local page = redis.call('XRANGE', KEYS[2], string.format('(%d-18446744073709551615', start), '+', 'COUNT', count)
 return {'OK', trimmed, tonumber(m[2] or '0'), page, start}
