@@ -21,12 +21,13 @@
  * Every outcome is an answer or a RevkitError (vitest fails the run on an
  * unhandled rejection); a plain TypeError/RangeError fails the test.
  *
- * CI sizes (about 2–3 minutes on 2 cores), overridden by the environment
- * (bench/soak/extremes.mjs runs this file at 200 × 1 MiB and 100,000 keys):
- * REVKIT_EXTREMES_VALUES (values at 1 MiB, 16; over HTTP REVKIT_EXTREMES_HTTP_VALUES, 8),
+ * CI sizes (about 1–2 minutes on 2 cores; each still crosses every page
+ * size), overridden by the environment (bench/soak/extremes.mjs runs this
+ * file at 200 × 1 MiB and 100,000 keys):
+ * REVKIT_EXTREMES_VALUES (values at 1 MiB, 8; over HTTP REVKIT_EXTREMES_HTTP_VALUES, 8),
  * REVKIT_EXTREMES_BULK (1 MiB values in one atomic commit, 24),
- * REVKIT_EXTREMES_SMALL_VALUES (values at a 16 KiB limit, 1500),
- * REVKIT_EXTREMES_KEYS (20,000; NATS REVKIT_EXTREMES_NATS_KEYS, 5,000),
+ * REVKIT_EXTREMES_SMALL_VALUES (values at a 16 KiB limit, 1100),
+ * REVKIT_EXTREMES_KEYS (6,000; NATS REVKIT_EXTREMES_NATS_KEYS, 5,000),
  * REVKIT_EXTREMES_BACKENDS (a comma list of backend names).
  */
 import { randomBytes } from 'node:crypto';
@@ -54,15 +55,15 @@ import { tempDir } from './helpers.js';
 const MiB = 1024 * 1024;
 const LIMIT = DEFAULT_MAX_VALUE_BYTES;
 /** Values at the default 1 MiB limit (the soak: 200); over HTTP at most HTTP_MANY (each costs ~0.5 s of CPU through the server and SSE). */
-const MANY = Number(process.env.REVKIT_EXTREMES_VALUES ?? 16);
+const MANY = Number(process.env.REVKIT_EXTREMES_VALUES ?? 8);
 const HTTP_MANY = Number(process.env.REVKIT_EXTREMES_HTTP_VALUES ?? 8);
 /** Limit-sized values in one atomic commit. */
 const BULK = Number(process.env.REVKIT_EXTREMES_BULK ?? 24);
 /** A small value limit, so that many values at it cross every list and watch page (500, 1000 rows) cheaply. */
 const SMALL_LIMIT = 16 * 1024;
-const SMALL_MANY = Number(process.env.REVKIT_EXTREMES_SMALL_VALUES ?? 1500);
+const SMALL_MANY = Number(process.env.REVKIT_EXTREMES_SMALL_VALUES ?? 1100);
 /** Keys listed and watched (the soak: 100,000 and 1,000,000). */
-const KEYS = Number(process.env.REVKIT_EXTREMES_KEYS ?? 20_000);
+const KEYS = Number(process.env.REVKIT_EXTREMES_KEYS ?? 6_000);
 /**
  * NATS lists a page by reading the last message of every key under the
  * prefix (it has no key index), so listing N keys by pages costs N²/page:
