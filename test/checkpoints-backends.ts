@@ -31,7 +31,8 @@ export function backends(label: string): Backend[] {
       freshUrl: () => {
         const prefix = `rk_cp_${process.pid.toString(36)}_${randomBytes(3).toString('hex')}_`;
         pgPrefixes.add(prefix);
-        return `${PG_URL}?prefix=${prefix}`;
+        // Pools of 2: the multi-process files open a store per worker process (see test/support/postgres-pool.ts).
+        return `${PG_URL}?prefix=${prefix}&poolSize=2`;
       },
       crossProcess: true,
     },
