@@ -10,7 +10,7 @@ import { connect } from '@nats-io/transport-node';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { NatsStore, START_CLOCK_MARGIN_MS } from '../src/nats/index.js';
 import { lastStoredBefore } from '../src/nats/start.js';
-import type { WatchEvent } from '../src/core/index.js';
+import { HistoryGoneError, type WatchEvent } from '../src/core/index.js';
 
 const NATS_PORT = Number(process.env.REVKIT_NATS_PORT ?? 4222);
 const made: string[] = [];
@@ -215,6 +215,135 @@ describe('NATS: a watch "from now"', () => {
         controller.abort();
         await it.return?.();
       }
+    }
+  }, 60_000);
+});
+
+/** Rewrites `key` through `store` in a loop (every `paceMs` after an acknowledgement; 0: at once) until stop(). */
+function hotWriter(store: NatsStore, key: string, paceMs = 0) {
+  let stopped = false;
+  let lastAck = 0;
+  let writes = 0;
+  const waiting: Array<() => void> = [];
+  const done = (async () => {
+    for (let i = 0; !stopped; i++) {
+      lastAck = (await store.put(key, i)).revision;
+      writes++;
+      for (const wake of waiting.splice(0)) wake();
+      if (paceMs > 0) await new Promise((r) => setTimeout(r, paceMs));
+    }
+  })();
+  done.catch(() => undefined);
+  return {
+    /** The revision of the last write acknowledged so far. */
+    get lastAck() {
+      return lastAck;
+    },
+    get writes() {
+      return writes;
+    },
+    /** Resolves at the next acknowledgement. */
+    nextAck: () => new Promise<void>((resolve) => waiting.push(resolve)),
+    async stop() {
+      stopped = true;
+      await done;
+    },
+  };
+}
+
+describe('NATS: a watch "from now" on a key rewritten faster than its history keeps', () => {
+  // The start reaches back START_CLOCK_MARGIN_MS before watch() was called; on a hot key that
+  // window holds more writes than the per-key history keeps, and the ones removed were written
+  // before watch(): not owed, so no HistoryGoneError. Every write after watch() returned is owed.
+  // The writers are paced so that a watch's start is done long before `history` writes more:
+  // else writes made after watch() are removed before it reads them, and HistoryGoneError is
+  // the right answer (a tight loop at 1,600 writes/s does that to history 8 on this machine).
+  const rounds = async (history: number, paceMs: number, phaseMs: number, n: number) => {
+    const bucket = freshBucket(`hot${history}`);
+    const s = await storeAt(NATS_PORT, bucket, `&history=${history}`);
+    const hotStore = await storeAt(NATS_PORT, bucket); // other connections: another process's writes
+    const other = await storeAt(NATS_PORT, bucket);
+    const hot = hotWriter(hotStore, 'h/hot', paceMs);
+    try {
+      await new Promise((r) => setTimeout(r, 2 * START_CLOCK_MARGIN_MS));
+      for (let round = 0; round < n; round++) {
+        if (phaseMs > 0) {
+          // watch() is called phaseMs after a write was acknowledged (and before the next one).
+          await hot.nextAck();
+          await new Promise((r) => setTimeout(r, phaseMs));
+        }
+        const ackAtCall = hot.lastAck;
+        const writesAtCall = hot.writes;
+        const controller = new AbortController();
+        const it = s.watch({ prefix: 'h/', signal: controller.signal })[Symbol.asyncIterator]();
+        try {
+          const marker = await other.put(`h/marker${round}`, round);
+          const what = () => `history ${history}, round ${round}: last hot write acknowledged before watch() ${ackAtCall}, marker ${marker.revision}, hot writes since watch() ${hot.writes - writesAtCall}`;
+          // Up to the marker, then the hot key's next write: a gap in the hot key's chain before the
+          // marker is reported (HistoryGoneError) by the hot key's next message at the latest.
+          const seen = await until(it, `h/marker${round}`).catch((err) => Promise.reject(new Error(`${what()}: ${String(err)}`)));
+          const upToMarker = seen.length;
+          await until(it, 'h/hot', seen).catch((err) => Promise.reject(new Error(`${what()}, saw ${JSON.stringify(seen)}: ${String(err)}`)));
+          const revisions = seen.map((e) => Number(e.slice(e.lastIndexOf('@') + 1)));
+          const where = `${what()}, saw ${JSON.stringify(seen)}`;
+          expect(seen[upToMarker - 1], where).toBe(`h/marker${round}@${marker.revision}`);
+          for (let i = 1; i < revisions.length; i++) expect(revisions[i] as number, where).toBeGreaterThan(revisions[i - 1] as number);
+          // Only the hot key and the marker are written meanwhile, so every sequence after the write that
+          // may have been in flight when watch() was called is a write the watch owes: all delivered.
+          const delivered = new Set(revisions);
+          for (let seq = ackAtCall + 2; seq <= marker.revision; seq++) expect(delivered.has(seq), `${where}: ${seq} missing`).toBe(true);
+        } finally {
+          controller.abort();
+          await it.return?.();
+        }
+      }
+    } finally {
+      await hot.stop();
+    }
+  };
+
+  it('history 64 (a write every ms) and 8 (every 15 ms), rewritten by another connection: no HistoryGoneError, every write after watch() delivered (5 rounds each)', async () => {
+    await rounds(64, 1, 0, 5);
+    await rounds(8, 15, 0, 5);
+  }, 120_000);
+
+  it('history 1, rewritten every 150 ms by another connection, watch() 60 ms after a write: no HistoryGoneError, every write after watch() delivered (5 rounds)', async () => {
+    // Two writes within the reach-back: the older one is gone (history 1) — it was made before watch().
+    // Not a verdict by time: a write within a few ms before watch() (the uncertainty of the server's
+    // clock reading) cannot be told from one after it, so HistoryGoneError would be its honest answer;
+    // 60 ms keeps the last write before watch() clear of that.
+    await rounds(1, 150, 60, 5);
+  }, 120_000);
+
+  it('history 1: a write made after watch() and removed by the next one before the watch read it is still HistoryGoneError', async () => {
+    // Before: the start's floor was the first kept sequence, here the second write's, so its
+    // predecessor (the first write, made after watch()) counted as skipped on purpose: delivered
+    // the second write, passed over the first one silently.
+    const bucket = freshBucket('gone1');
+    const proxy = await startPausingProxy(NATS_PORT);
+    try {
+      const s = await storeAt(proxy.port, bucket, '&history=1');
+      const other = await storeAt(NATS_PORT, bucket);
+      await other.put('g/k', 0); // before watch(): its removal is not owed
+      proxy.pause(); // the watch's start reaches the server only after both writes below
+      const controller = new AbortController();
+      const it = s.watch({ prefix: 'g/', signal: controller.signal })[Symbol.asyncIterator]();
+      const next = it.next();
+      next.catch(() => undefined);
+      try {
+        const a = await other.put('g/k', 1); // owed
+        const b = await other.put('g/k', 2); // removes a (history 1)
+        proxy.resume();
+        const outcome = await within(next.then((r) => `event ${JSON.stringify(r.value)}`, (err: unknown) => err), () => 'the first event or error');
+        expect(HistoryGoneError.is(outcome), `a ${a.revision}, b ${b.revision}: ${String(outcome)}`).toBe(true);
+        expect((outcome as HistoryGoneError).oldestRevision).toBe(b.revision);
+      } finally {
+        controller.abort();
+        await it.return?.();
+      }
+    } finally {
+      proxy.resume();
+      await proxy.close();
     }
   }, 60_000);
 });

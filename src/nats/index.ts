@@ -33,10 +33,10 @@ import {
 import { assertKnownUrlOptions, redactUrl, withoutUrlInput } from '../core/redact.js';
 import { decodeKey, encodeKey, filterForPrefix } from './keys.js';
 import { parseAckSubject, readOnce, ResumableReader, type ReaderContext } from './reader.js';
-import { lastStoredBefore, START_CLOCK_MARGIN_MS } from './start.js';
+import { lastStoredBefore, OWED_CLOCK_SLACK_MS, START_CLOCK_MARGIN_MS } from './start.js';
 
 export { encodeKey, decodeKey, filterForPrefix, MAX_ENCODED_KEY_CHARS } from './keys.js';
-export { START_CLOCK_MARGIN_MS } from './start.js';
+export { OWED_CLOCK_SLACK_MS, START_CLOCK_MARGIN_MS } from './start.js';
 
 export interface NatsStoreOptions extends StoreOptions {
   /** Bucket name (`[A-Za-z0-9_-]+`); default `revkit`. */
@@ -471,6 +471,13 @@ export class NatsStore extends BaseStore {
    * was called it read at least S − elapsed. Then the start is the last
    * message stored before T, found by walking back from the stream's last
    * sequence (lastStoredBefore in start.ts).
+   *
+   * What it owes is less: the changes after the last message stored before
+   * watch() was called, as bounded by that same reading without the margin
+   * (`owed` in startFromNow). A change it owes that the stream no longer
+   * keeps (the per-key history limit removed it before the watch read it)
+   * is HistoryGoneError; a change from before the call is not owed, so one
+   * that the per-key limit removed from the reach-back is passed over.
    */
   watch<T = unknown>(options: WatchOptions): AsyncIterable<WatchEvent<T>> {
     const calledAt = performance.now();
@@ -491,8 +498,12 @@ export class NatsStore extends BaseStore {
     });
     const start = async () => {
       let from = options.fromRevision;
+      // The revision the watch owes every change after: `from` itself for a watch from a revision; for a
+      // watch "from now", a sequence at or above the delivery start below which everything was stored
+      // before watch() was called (see startFromNow).
+      let owed = from ?? 0;
       if (from === undefined) {
-        from = await this.startFromNow(calledAt, known);
+        ({ base: from, owed } = await this.startFromNow(calledAt, known));
       } else if (this.streamHasLimits) {
         const info = await this.call(() => this.jsm.streams.info(this.stream), false);
         const { first_seq: first, last_seq: last } = info.state;
@@ -502,7 +513,11 @@ export class NatsStore extends BaseStore {
       if (queue.closed) return;
       const base = from;
       // Every revkit write names the revision it replaced (Nats-Expected-Last-Subject-Sequence),
-      // so a missing link in a key's chain is a change the stream no longer keeps.
+      // so a missing link in a key's chain is a change the stream no longer keeps: HistoryGoneError
+      // when the watch owes it, i.e. when it is above `owed`. A watch "from now" starts delivering
+      // at `base`, up to START_CLOCK_MARGIN_MS before watch() was called, but owes nothing stored
+      // before the call: a hot key's writes in that reach-back that the per-key history limit
+      // removed are not missing from it; it delivers what is still there.
       const lastBySubject = new Map<string, number>();
       reader = new ResumableReader(this.readerContext(), {
         filter,
@@ -511,9 +526,13 @@ export class NatsStore extends BaseStore {
           const known = lastBySubject.get(msg.subject);
           lastBySubject.set(msg.subject, seq);
           const prev = previousOf(msg.headers);
-          if (prev !== undefined && (known === undefined ? prev > base : prev !== known)) {
+          // A key's first message in this watch names a predecessor the watch did not deliver: owed only
+          // when above `owed` (at or below it, it was stored before watch() was called). A later one must
+          // name the key's message delivered before it; what lies between is owed when above `owed` (a
+          // name below that message is never right).
+          if (prev !== undefined && (known === undefined ? prev > owed : prev !== known && (prev > owed || prev < known))) {
             reader?.stop();
-            queue.fail(new HistoryGoneError(known ?? base, seq));
+            queue.fail(new HistoryGoneError(known ?? owed, seq));
             return;
           }
           const key = this.keyOfSubject(msg.subject);
@@ -537,9 +556,46 @@ export class NatsStore extends BaseStore {
 
   /**
    * The start of a watch "from now" called at `calledAt` (performance.now())
-   * when this store had seen revision `known`: the last sequence of a
-   * message stored before the threshold T (see watch()), and at least
-   * `known`.
+   * when this store had seen revision `known`:
+   *
+   * - `base`, where delivery starts: the last sequence of a message stored
+   *   before the threshold T (see watch()), and at least `known` — reaching
+   *   back START_CLOCK_MARGIN_MS, so that nothing stored after the call is
+   *   skipped even if the reading below is off by that much;
+   * - `owed` (>= base), what the watch owes every change after: every
+   *   sequence up to `owed` was stored before watch() was called. A key's
+   *   predecessor that the stream no longer keeps (per-key history) is owed
+   *   only when above it: on a hot key the reach-back window can hold more
+   *   than `history` writes of one key, all made before the call.
+   *
+   * Why every sequence up to `owed` was stored before the call. `owed` is
+   * `known` (this store had seen it, acknowledged or read, before the call),
+   * or the sequence of a message whose store time, in ms, is below
+   * Tᵒ = floor(S − elapsed) − OWED_CLOCK_SLACK_MS − elapsed/1000: S is the
+   * server's clock read (truncated to ms) at some moment between the call and
+   * `elapsed` ms (this process's monotonic clock) after it, so when watch()
+   * was called the server's clock read at least S − elapsed; a message
+   * stored at or after the call was stamped at least that, and its time
+   * truncated to ms is at least floor(S − elapsed) > Tᵒ. The stream leader
+   * numbers and stamps messages in one step, so every lower sequence was
+   * stored earlier still. The slack covers only the rates of the two clocks
+   * and timer resolution. The bound's cost: a write made within those few ms
+   * (plus the time the reading's answer took to come back) before the call
+   * cannot be told from one made after it, so if the per-key limit removes
+   * it before the watch reads it (history 1: the key's next write), the
+   * watch fails with HistoryGoneError.
+   *
+   * Clock steps. A step of the server's clock back between the call and the
+   * reading only lowers Tᵒ (more is owed: a predecessor stored before the
+   * call may then fail the watch with HistoryGoneError); a step before the
+   * call changes nothing. A step forward by d between the call and the reading (or, on a
+   * 2.9 cluster, the meta leader's clock ahead of the stream leader's by d),
+   * or a step back by d after the reading stamping a message while the
+   * search runs, can put messages stored in the first d ms after the call
+   * at or below `owed`: if the per-key history limit removed one of those
+   * before the watch read it, the watch passes over it without
+   * HistoryGoneError (and delivers the key's next kept write). Which
+   * messages are delivered, and their order, never depend on `owed`.
    *
    * The clock reading S must come from the clock that stamps the messages:
    * the stream leader's. nats-server 2.10+ puts its clock in the stream info
@@ -554,7 +610,7 @@ export class NatsStore extends BaseStore {
    * The search reads messages with STREAM.MSG.GET, answered by the stream
    * leader (a direct get may be answered by a replica that lags).
    */
-  private async startFromNow(calledAt: number, known: number): Promise<number> {
+  private async startFromNow(calledAt: number, known: number): Promise<{ base: number; owed: number }> {
     // On 2.9 the stream info carries no clock: ask for both at once.
     let probe = versionAtLeast(this.features.version, 2, 10) ? undefined : this.serverClock();
     probe?.catch(() => undefined);
@@ -564,7 +620,7 @@ export class NatsStore extends BaseStore {
     this.seen(last);
     // Every message up to `known` was stored before watch() was called; `last` is at least `known` unless
     // the stream was recreated meanwhile (then its old sequences mean nothing): start at its end.
-    if (known >= last) return last;
+    if (known >= last) return { base: last, owed: last };
     const infoTs = Date.parse(info.ts ?? '');
     let clock: { serverMs: number; receivedAt: number };
     if (Number.isFinite(infoTs)) {
@@ -573,17 +629,27 @@ export class NatsStore extends BaseStore {
       probe ??= this.serverClock();
       clock = await probe;
     }
-    const threshold = Math.floor(clock.serverMs - (clock.receivedAt - calledAt)) - START_CLOCK_MARGIN_MS;
+    const elapsed = clock.receivedAt - calledAt;
+    const atCall = Math.floor(clock.serverMs - elapsed); // the server's clock when watch() was called read at least this
+    const owedBefore = atCall - OWED_CLOCK_SLACK_MS - Math.ceil(elapsed / 1000);
+    const threshold = Math.min(atCall - START_CLOCK_MARGIN_MS, owedBefore);
+    const lastStoredAt = Date.parse(lastTs);
     // The last message is older than the threshold (an idle stream): nothing to walk back over.
-    if (Date.parse(lastTs) < threshold) return last;
-    const floor = Math.max(known, first - 1, 0);
-    return lastStoredBefore(async (seq) => {
+    if (lastStoredAt < threshold) return { base: last, owed: last };
+    const firstFrom = async (seq: number) => {
       const sm = await this.call(() => this.jsm.streams.getMessage(this.stream, { seq, next_by_subj: '>' } as unknown as MsgRequest), false);
       if (sm === null) return null;
       const storedAtMs = Date.parse(sm.timestamp);
       if (!Number.isFinite(storedAtMs)) throw new BackendError(`message ${sm.seq} of ${this.stream} has no store time`, { transient: false });
       return { seq: sm.seq, storedAtMs };
-    }, threshold, floor, last);
+    };
+    // `owed` first, from `known` up (not from the first kept sequence: what stream limits removed
+    // may have been stored after the call); then `base` below it, where everything before the
+    // first kept sequence may be skipped (it is not there to deliver).
+    const owed = lastStoredAt < owedBefore ? last : await lastStoredBefore(firstFrom, owedBefore, known, last);
+    const floor = Math.max(known, first - 1, 0);
+    const base = await lastStoredBefore(firstFrom, threshold, Math.min(floor, owed), owed + 1);
+    return { base, owed };
   }
 
   /**

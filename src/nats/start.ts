@@ -20,6 +20,17 @@
  */
 export const START_CLOCK_MARGIN_MS = 250;
 
+/**
+ * The tight bound of a watch "from now" (see startFromNow in index.ts): the
+ * sequence below which the watch owes nothing is judged against the server's
+ * clock when watch() was called, as bounded by the reading, less this much
+ * plus 1 ms per second of the reading's round trip — performance.now()'s
+ * resolution and the rates of the two clocks (an NTP slew is at most
+ * 500 ppm); not a step of the server's clock, nor the offset between two
+ * servers' clocks. The ms rounding of server times needs none (see there).
+ */
+export const OWED_CLOCK_SLACK_MS = 3;
+
 /** The first message at or after a sequence, as far as the search needs it; null: none. */
 export type FirstFrom = (seq: number) => Promise<{ seq: number; storedAtMs: number } | null>;
 
