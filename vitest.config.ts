@@ -3,7 +3,7 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
-    // Fault tests stop and restart shared servers: they run alone, in vitest.faults.config.ts.
+    // Fault tests (kills, restarts of private servers) run in their own pass, vitest.faults.config.ts, beside this one.
     exclude: ['test/faults/**', 'node_modules/**'],
     testTimeout: 30_000,
     hookTimeout: 60_000,

@@ -1,6 +1,7 @@
 import { defineConfig } from 'vitest/config';
 
-// Tests that kill or restart PostgreSQL / nats-server: one file at a time, after the main pass.
+// Tests that kill processes or restart private PostgreSQL / nats-server / redis-server: one file at a time,
+// beside the main pass (scripts/test.mjs runs both).
 export default defineConfig({
   test: {
     include: ['test/faults/**/*.test.ts'],

@@ -1,6 +1,10 @@
 #!/usr/bin/env node
-// Runs the whole test suite: the main pass (files in parallel), then the
-// fault pass (tests that restart shared servers, one file at a time).
+// Runs the whole test suite: the main pass (files two at a time) and, beside
+// it, the fault pass (kills and restarts of private servers and processes, one
+// file at a time). The fault pass spends much of its time waiting on the
+// processes it kills and restarts, so beside the main pass it costs little
+// wall time; its output is kept in .vitest-faults.log and printed after the
+// main pass's, so neither is interleaved with the other.
 // Prints one closing line `N passed, N failed, N skipped` and writes it to
 // .test-summary so CI can repeat it as its very last line.
 //
@@ -12,14 +16,14 @@
 // Likewise for the shared servers: a store under the default names (NATS
 // KV_revkit, PostgreSQL revkit_*, Redis rk:{revkit}:*) that appeared during
 // the run is a test that opened a store without naming its own and kept it.
-import { spawnSync } from 'node:child_process';
-import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { createWriteStream, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { changedDuring, checkoutStatus } from './checkout-status.mjs';
 import { defaultStores, leftBehind } from './server-leftovers.mjs';
 
 const passes = [
   { name: 'main', args: [] },
-  { name: 'faults', args: ['--config', 'vitest.faults.config.ts'] },
+  { name: 'faults', args: ['--config', 'vitest.faults.config.ts'], quiet: true },
 ];
 // Arguments go to vitest (e.g. a file filter); a filter may match no file of a pass.
 const extra = process.argv.slice(2);
@@ -30,10 +34,31 @@ const checkCheckout = process.env.REVKIT_CHECKOUT_CHECK !== '0';
 const statusBefore = checkCheckout ? checkoutStatus() : null;
 const serversBefore = await defaultStores();
 
-for (const pass of passes) {
+const runs = passes.map((pass) => {
   const out = `.vitest-${pass.name}.json`;
   rmSync(out, { force: true });
-  const run = spawnSync('npx', ['vitest', 'run', ...pass.args, '--reporter=default', '--reporter=json', `--outputFile.json=${out}`, ...extra], { stdio: 'inherit' });
+  const args = ['vitest', 'run', ...pass.args, '--reporter=default', '--reporter=json', `--outputFile.json=${out}`, ...extra];
+  if (!pass.quiet) return exitOf(spawn('npx', args, { stdio: 'inherit' }));
+  const log = `.vitest-${pass.name}.log`;
+  const child = spawn('npx', args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, FORCE_COLOR: process.stdout.isTTY ? '1' : '0' } });
+  const file = createWriteStream(log);
+  child.stdout.pipe(file, { end: false });
+  child.stderr.pipe(file, { end: false });
+  return exitOf(child).then((status) => new Promise((resolve) => file.end(() => resolve(status))));
+});
+
+function exitOf(child) {
+  return new Promise((resolve) => child.on('close', (code) => resolve(code)));
+}
+
+for (const [i, pass] of passes.entries()) {
+  const status = await runs[i];
+  if (pass.quiet) {
+    process.stdout.write(`\n--- the ${pass.name} pass, run beside the one above (its output is kept in .vitest-${pass.name}.log) ---\n`);
+    process.stdout.write(readFileSync(`.vitest-${pass.name}.log`));
+  }
+  const out = `.vitest-${pass.name}.json`;
+  const run = { status };
   let report;
   try {
     report = JSON.parse(readFileSync(out, 'utf8'));

@@ -8,7 +8,7 @@ const worker = fileURLToPath(new URL('./fixtures/http-counter-worker.mjs', impor
 const PROCESSES = 4;
 const WRITERS = 16;
 // CI size; `npm run soak` (bench/soak/counters.mjs) runs 4,000 with REVKIT_HTTP_MP_INCREMENTS.
-const INCREMENTS = Number(process.env.REVKIT_HTTP_MP_INCREMENTS ?? 1200);
+const INCREMENTS = Number(process.env.REVKIT_HTTP_MP_INCREMENTS ?? 600);
 const KEYS = Number(process.env.REVKIT_MP_KEYS ?? 16);
 
 function run(config: object): Promise<{ succeeded: Record<string, number>; failed: number; errors: string[]; retries: number }> {

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Soak of the lost-update check every backend runs (src/testing/conformance.ts "multi-process", and
-// test/server-multiprocess.test.ts through the HTTP server): CI runs 4,000 increments per backend
-// (1,200 through the server); this runs them at 20,000 (4,000 through the server).
+// test/server-multiprocess.test.ts through the HTTP server): CI runs 2,000 increments per backend
+// (600 through the server); this runs them at 20,000 (4,000 through the server).
 //   node bench/soak/counters.mjs [increments] [http-increments]
 import { spawnSync } from 'node:child_process';
 import { dirname, join } from 'node:path';

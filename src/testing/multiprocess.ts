@@ -3,6 +3,9 @@ import { fileURLToPath } from 'node:url';
 import type { Store } from '../core/index.js';
 import type { CounterWorkerConfig, CounterWorkerResult } from './counter-worker.js';
 
+/** The size the conformance suite's multi-process check runs at by default, and the canary is shown caught at. */
+export const CI_MULTI_PROCESS_INCREMENTS = 2_000;
+
 export interface CounterRunOptions {
   processes?: number;
   writers?: number;
