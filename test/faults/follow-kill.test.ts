@@ -4,7 +4,8 @@ import { runFollowKills } from '../fixtures/checkpoints-follow-run.mjs';
 import { backends } from '../checkpoints-backends.js';
 
 const KILLS = 10;
-const CHANGES = 1000;
+// CI size; `npm run soak` (bench/soak/checkpoints-follow.mjs) runs 50 kills over 10,000 changes.
+const CHANGES = 500;
 
 describe(`follow(): a consumer SIGKILLed at random ${KILLS} times while ${CHANGES} changes are written misses none`, () => {
   for (const backend of backends('follow-kill').filter((b) => b.crossProcess)) {
