@@ -16,7 +16,6 @@ describeConformance({
   name: 'file (fsync, group commit)',
   create: async () => new FileStore(freshPath(), { sweepIntervalMs: 50 }),
   url: async () => `file:${freshPath()}`,
-  multiProcess: { increments: 4000 },
   timeoutMs: 60_000,
 });
 
