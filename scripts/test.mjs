@@ -17,9 +17,12 @@
 // KV_revkit, PostgreSQL revkit_*, Redis rk:{revkit}:*) that appeared during
 // the run is a test that opened a store without naming its own and kept it.
 import { spawn } from 'node:child_process';
-import { createWriteStream, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { changedDuring, checkoutStatus } from './checkout-status.mjs';
 import { defaultStores, leftBehind } from './server-leftovers.mjs';
+
+// A summary from an earlier run must never stand for this one (.ci/run prints the file).
+rmSync('.test-summary', { force: true });
 
 const passes = [
   { name: 'main', args: [] },
@@ -28,27 +31,34 @@ const passes = [
 // Arguments go to vitest (e.g. a file filter); a filter may match no file of a pass.
 const extra = process.argv.slice(2);
 if (extra.length > 0) extra.unshift('--passWithNoTests');
-const totals = { passed: 0, failed: 0, skipped: 0 };
+const totals = { passed: 0, failed: 0, skipped: 0, files: 0 };
 let exitCode = 0;
 const checkCheckout = process.env.REVKIT_CHECKOUT_CHECK !== '0';
 const statusBefore = checkCheckout ? checkoutStatus() : null;
 const serversBefore = await defaultStores();
 
+const children = new Set();
 const runs = passes.map((pass) => {
   const out = `.vitest-${pass.name}.json`;
   rmSync(out, { force: true });
   const args = ['vitest', 'run', ...pass.args, '--reporter=default', '--reporter=json', `--outputFile.json=${out}`, ...extra];
   if (!pass.quiet) return exitOf(spawn('npx', args, { stdio: 'inherit' }));
-  const log = `.vitest-${pass.name}.log`;
-  const child = spawn('npx', args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, FORCE_COLOR: process.stdout.isTTY ? '1' : '0' } });
-  const file = createWriteStream(log);
-  child.stdout.pipe(file, { end: false });
-  child.stderr.pipe(file, { end: false });
-  return exitOf(child).then((status) => new Promise((resolve) => file.end(() => resolve(status))));
+  // One descriptor for both streams: an error block (stderr) stays beside the lines it belongs to.
+  const log = openSync(`.vitest-${pass.name}.log`, 'w');
+  const child = spawn('npx', args, { stdio: ['ignore', log, log], env: { ...process.env, FORCE_COLOR: process.stdout.isTTY ? '1' : '0' } });
+  return exitOf(child).finally(() => closeSync(log));
 });
 
 function exitOf(child) {
-  return new Promise((resolve) => child.on('close', (code) => resolve(code)));
+  children.add(child);
+  return new Promise((resolve) => child.on('close', (code, signal) => (children.delete(child), resolve(code ?? signal))));
+}
+
+// Stopped (Ctrl-C, a CI timeout): the passes get the signal too; wait for them to end and clean up, then report.
+for (const signal of ['SIGINT', 'SIGTERM']) {
+  process.on(signal, () => {
+    for (const child of children) child.kill(signal);
+  });
 }
 
 for (const [i, pass] of passes.entries()) {
@@ -68,10 +78,20 @@ for (const [i, pass] of passes.entries()) {
     exitCode = 1;
     continue;
   }
+  const failed = report.numFailedTests + filesThatFailedToRun(report);
   totals.passed += report.numPassedTests;
-  totals.failed += report.numFailedTests + filesThatFailedToRun(report);
+  // A pass that failed without a failed test (an unhandled error, a crash) counts as one failure.
+  totals.failed += failed === 0 && run.status !== 0 ? 1 : failed;
   totals.skipped += report.numPendingTests + (report.numTodoTests ?? 0);
+  totals.files += report.testResults.length;
   if (run.status !== 0) exitCode = 1;
+}
+
+// A file filter that matched no file in either pass is a typo, not a pass.
+if (extra.length > 0 && totals.files === 0) {
+  console.error(`\nno test file matched ${JSON.stringify(process.argv.slice(2).join(' '))} in either pass`);
+  totals.failed += 1;
+  exitCode = 1;
 }
 
 // A file that failed to load has no failed tests but is a failure all the same.

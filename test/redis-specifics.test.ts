@@ -3,7 +3,7 @@ import { Redis } from 'ioredis';
 import { BackendError, ConflictError, HistoryGoneError, InvalidArgumentError, isTombstone, type WatchEvent } from '../src/core/index.js';
 import { open } from '../src/open.js';
 import { RedisStore, dropRedisStore } from '../src/redis/index.js';
-import { CanaryStore, raceChecks, runMultiProcessCounters } from '../src/testing/index.js';
+import { CI_MULTI_PROCESS_INCREMENTS, CanaryStore, raceChecks, runMultiProcessCounters } from '../src/testing/index.js';
 import { REDIS_URL, dropStoresAfterAll, freshPrefix, freshStore, storeKeys } from './redis-helpers.js';
 
 dropStoresAfterAll();
@@ -184,11 +184,11 @@ describe('redis specifics', () => {
 
 // Every lost-update test must catch the check-then-write canary, on Redis too.
 describe('the canary over redis is caught', () => {
-  it('by the multi-process counter part (4 processes × 16 writers)', async () => {
+  it('by the multi-process counter part (4 processes × 16 writers, at the size the conformance suite runs)', async () => {
     const url = `${REDIS_URL}?prefix=${freshPrefix('canary')}`;
     const verify = await open(url);
     try {
-      const report = await runMultiProcessCounters(`canary:${url}`, verify, { processes: 4, writers: 16, increments: 4000 });
+      const report = await runMultiProcessCounters(`canary:${url}`, verify, { processes: 4, writers: 16, increments: CI_MULTI_PROCESS_INCREMENTS });
       expect(report.lost + report.duplicated).toBeGreaterThan(0);
     } finally {
       await verify.close();

@@ -25,6 +25,28 @@ function run(config: object): Promise<{ succeeded: Record<string, number>; faile
   });
 }
 
+describe('the same check catches the canary: blind GET → PUT loops (no If-Match) through the server', () => {
+  it(`${PROCESSES} client processes × ${WRITERS} loops at the CI size lose increments`, async () => {
+    const { server, url } = await startServer({ store: 'memory:' });
+    try {
+      const keys = Array.from({ length: KEYS }, (_, i) => `mp/counter-${i}`);
+      const startAt = Date.now() + 1000;
+      const results = await Promise.all(Array.from({ length: PROCESSES }, (_, i) =>
+        run({ url, token: ADMIN, keys, writers: WRITERS, increments: INCREMENTS / PROCESSES + (i < INCREMENTS % PROCESSES ? 1 : 0), startAt, blind: true })));
+      let acknowledged = 0;
+      let stored = 0;
+      for (const key of keys) {
+        acknowledged += results.reduce((s, r) => s + (r.succeeded[key] ?? 0), 0);
+        stored += (await server.store.get<number>(key))?.value ?? 0;
+      }
+      expect(acknowledged).toBe(INCREMENTS);
+      expect(stored).toBeLessThan(acknowledged);
+    } finally {
+      await server.close();
+    }
+  }, 300_000);
+});
+
 for (const target of await storeTargets()) {
   describe(`multi-process through the server → ${target.name}`, () => {
     it(`${PROCESSES} client processes × ${WRITERS} concurrent If-Match increment loops lose nothing`, async () => {

@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const [increments = '20000', httpIncrements = '4000'] = process.argv.slice(2);
-const files = ['sqlite', 'postgres', 'redis', 'nats', 'memory'].map((b) => `test/${b}.test.ts`).concat('test/server-multiprocess.test.ts');
+const files = ['sqlite', 'postgres', 'redis', 'nats', 'file', 'memory'].map((b) => `test/${b}.test.ts`).concat('test/server-multiprocess.test.ts');
 const run = spawnSync(process.execPath, [join(root, 'node_modules/vitest/vitest.mjs'), 'run', ...files, '-t', 'multi-process|increment loops'], {
   cwd: root,
   stdio: 'inherit',

@@ -20,6 +20,13 @@ function holdsWriteLock(pid, ino) {
   });
 }
 
+/** How many acknowledged writes have a revision above `revision`. */
+function acksAbove(workers, revision) {
+  let n = 0;
+  for (const list of workers.acks.values()) for (const a of list) if (a.revision > revision) n++;
+  return n;
+}
+
 const isStopped = (pid) => readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.startsWith('T');
 
 async function stopWhileHolding(workers, lockIno) {
@@ -58,11 +65,14 @@ async function main() {
       if (st.ino !== before.stat.ino || st.mtimeMs !== before.stat.mtimeMs || headerRevision(path) !== before.revision) changedWhileStopped++;
     }
     const timeouts = [...workers.errors].reduce((n, [what, count]) => n + (/lock/.test(what) ? count - (before.errors.get(what) ?? 0) : 0), 0);
-    const acksWhileStopped = workers.ackCount - before.acks;
+    // Acknowledgements of writes committed after the stop, told by their revisions: a writer that
+    // committed before the stop may print its acknowledgement during it (it was slow, not wrong).
+    const acksWhileStopped = acksAbove(workers, before.revision);
     victim.kill('SIGCONT');
-    await sleep(2_000);
+    // Liveness bound only: the resumed holder finishes its commit, and others write again.
+    for (const until = Date.now() + 60_000; Date.now() < until && !(victim.acked > before.victimAcks && acksAbove(workers, before.revision) > acksWhileStopped);) await sleep(20);
     const victimAckedAfterResume = victim.acked - before.victimAcks;
-    const acksAfterResume = workers.ackCount - before.acks - acksWhileStopped;
+    const acksAfterResume = acksAbove(workers, before.revision) - acksWhileStopped;
     await workers.stopAll();
     header.stop();
     const report = {

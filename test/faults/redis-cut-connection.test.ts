@@ -29,6 +29,15 @@ afterAll(async () => {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+type Socket = { bytesWritten: number; writableLength: number; destroy(): void };
+const socketOf = (store: RedisStore) => (store.client as unknown as { stream: Socket }).stream;
+
+/** Until the client has handed the kernel more than `before` bytes and holds nothing unsent (a liveness bound only). */
+async function flushedPast(store: RedisStore, before: number): Promise<void> {
+  const socket = socketOf(store);
+  for (const until = Date.now() + 60_000; Date.now() < until && !(socket.bytesWritten > before && socket.writableLength === 0);) await sleep(5);
+}
+
 describe('redis: a connection cut while the server holds a write', () => {
   for (const combine of [false, true]) {
     it(`update(${combine ? '' : '{ combine: false }'}) recognises the write that ran after the cut and applies its mutation once`, async () => {
@@ -36,14 +45,20 @@ describe('redis: a connection cut while the server holds a write', () => {
       try {
         await store.put('n', 0);
         let calls = 0;
+        let written = Number.POSITIVE_INFINITY;
         const updating = store.update<number>('n', (n) => {
           // Pause the server as this mutation's write is about to be sent: it waits, unread.
-          if (++calls === 1) process.kill(pid, 'SIGSTOP');
+          if (++calls === 1) {
+            process.kill(pid, 'SIGSTOP');
+            written = socketOf(store).bytesWritten;
+          }
           return n + 1;
         }, { combine });
-        await sleep(200);
+        while (written === Number.POSITIVE_INFINITY) await sleep(5);
+        // The write has left the client (it sits in the stopped server's receive buffer).
+        await flushedPast(store, written);
         // The network drops the connection; the server resumes at once and runs the buffered write.
-        (store.client as unknown as { stream: { destroy(): void } }).stream.destroy();
+        socketOf(store).destroy();
         process.kill(pid, 'SIGCONT');
         const entry = await updating;
         expect(entry?.value).toBe(1);
@@ -62,9 +77,10 @@ describe('redis: a connection cut while the server holds a write', () => {
     try {
       const first = await store.put('k', 'a');
       process.kill(pid, 'SIGSTOP');
+      const written = socketOf(store).bytesWritten;
       const putting = store.put('k', 'b', { ifRevision: first.revision }).catch((e: unknown) => e);
-      await sleep(200);
-      (store.client as unknown as { stream: { destroy(): void } }).stream.destroy();
+      await flushedPast(store, written);
+      socketOf(store).destroy();
       process.kill(pid, 'SIGCONT');
       const err = (await putting) as { code?: string; transient?: boolean; ambiguous?: boolean };
       expect(err).toMatchObject({ code: 'ERR_BACKEND', transient: true, ambiguous: true });

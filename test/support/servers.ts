@@ -38,6 +38,14 @@ const running = new Set<() => void>();
 process.once('exit', () => {
   for (const killNow of running) killNow();
 });
+// A worker stopped by a signal (Ctrl-C reaches every process of the group) runs no 'exit' handlers:
+// pg_ctl's postmaster has left our process group, and would outlive the run.
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+  process.once(signal, () => {
+    for (const killNow of running) killNow();
+    process.kill(process.pid, signal);
+  });
+}
 
 export async function startPrivateNats(): Promise<PrivateServer> {
   const bin = findBinary('nats-server', ['/usr/sbin', '/usr/bin', '/usr/local/bin']);
