@@ -186,12 +186,15 @@ describe('redis: a watch "from now"', () => {
     const s = await RedisStore.fromUrl(REDIS_URL, options);
     const writers = await Promise.all([0, 1, 2].map(() => RedisStore.fromUrl(REDIS_URL, options)));
     const marking = await RedisStore.fromUrl(REDIS_URL, options);
-    const ROUNDS = 5;
+    // Rounds until 3 of them overran the log (a loaded machine writes fewer revisions within the margin,
+    // and overruns less often), 20 at most; every round is checked in full either way.
+    const WANTED_OVERRUNS = 3;
+    const MAX_ROUNDS = 20;
     let overran = 0;
     try {
       // revision → the keys its commit wrote, and its server time (NaN: not noted)
       const commits = new Map<number, { keys: string[]; at: number }>();
-      for (let round = 0; round < ROUNDS; round++) {
+      for (let round = 0; round < MAX_ROUNDS && overran < WANTED_OVERRUNS; round++) {
         let stop = false;
         let n = 0;
         const t0 = performance.now();
@@ -265,14 +268,14 @@ describe('redis: a watch "from now"', () => {
           controller.abort();
         }
       }
-      // The case is the one meant: in most rounds more revisions than the log keeps were written within the margin.
-      expect(overran, 'rounds where the reach-back overran the change log').toBeGreaterThanOrEqual(Math.ceil(ROUNDS / 2));
+      // The case is the one meant: in some rounds more revisions than the log keeps were written within the margin.
+      expect(overran, 'rounds where the reach-back overran the change log').toBeGreaterThanOrEqual(1);
     } finally {
       await s.close();
       for (const w of writers) await w.close();
       await marking.close();
     }
-  }, 120_000);
+  }, 400_000);
 
   it('whose reach-back window was trimmed — more revisions than the log keeps written shortly before watch() — starts at the floor and delivers what follows', async () => {
     const KEEP = 20; // the log keeps 20 to 83 revisions
@@ -283,8 +286,8 @@ describe('redis: a watch "from now"', () => {
     const admin = new Redis(REDIS_URL);
     const controller = new AbortController();
     try {
-      // A burst of 150 revisions by another connection, well within the margin before watch(), all acknowledged before it.
-      await Promise.all(Array.from({ length: 150 }, (_, i) => other.put(`f/${i % 10}`, i)));
+      // A burst of 150 revisions by another connection, within the margin before watch() on a quiet machine, all acknowledged before it.
+      const burst = await Promise.all(Array.from({ length: 150 }, (_, i) => other.put(`f/${i % 10}`, i)));
       const trimmed = Number(await admin.hget(`rk:{${prefix}}:meta`, 'trimmed'));
       expect(trimmed).toBeGreaterThan(0);
       await sleep(30); // the newest trimmed entry is then clearly older than watch(), by any clock rounding
@@ -296,8 +299,14 @@ describe('redis: a watch "from now"', () => {
         if (r.done) throw new Error('watch ended');
         seen.push(r.value.revision);
       }
-      // From the floor on: every kept revision of the burst (a courtesy), then the write made after watch().
-      expect(seen).toEqual(Array.from({ length: marker.revision - trimmed }, (_, i) => trimmed + 1 + i));
+      // From the floor on: every kept revision of the burst (a courtesy), then the write made after watch() —
+      // except, on a loaded machine, burst revisions stamped more than the margin before the write made after
+      // watch(): those were written before the start's reach-back, and a watch from now need not deliver them.
+      const first = seen[0] as number;
+      expect(first).toBeGreaterThan(trimmed);
+      const skipped = burst.filter((e) => e.revision > trimmed && e.revision < first);
+      for (const e of skipped) expect(e.updatedAt, `revision ${e.revision} left out`).toBeLessThan(marker.updatedAt - START_CLOCK_MARGIN_MS);
+      expect(seen).toEqual(Array.from({ length: marker.revision - first + 1 }, (_, i) => first + i));
     } finally {
       controller.abort();
       await s.close();
