@@ -35,7 +35,7 @@ const openers: Record<string, Opener> = {
 openers['rediss:'] = openers['redis:'] as Opener;
 openers['postgresql:'] = openers['postgres:'] as Opener;
 // A revkit server is a store too: http://host:port?token=T (update() runs as GET + PUT If-Match loops).
-openers['http:'] = async (_url, raw) => (await import('./server/index.js')).HttpStore.fromUrl(raw);
+openers['http:'] = async (_url, raw) => (await import('./http/index.js')).HttpStore.fromUrl(raw);
 openers['https:'] = openers['http:'] as Opener;
 
 async function loadBackend<M>(backend: string, driver: string, load: () => Promise<M>): Promise<M> {

@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { MemoryStore } from '../src/memory/index.js';
-import { ServerClock } from '../src/server/http-store-clock.js';
+import { ServerClock } from '../src/http/http-store-clock.js';
 import { RevisionClock } from '../src/server/revision-clock.js';
 
 /** A RevisionClock on a clock the test sets. */

@@ -1,5 +1,5 @@
 export { createServer, DEFAULT_LIMITS, DEFAULT_TIMEOUTS, type CreateServerOptions, type RevkitServer, type ServerLimits, type ServerTimeouts } from './app.js';
-export { HttpStore, type HttpStoreOptions } from './http-store.js';
+export { HttpStore, type HttpStoreOptions } from '../http/index.js';
 export { Authenticator, parseTokens, loadTokensFile, allows, unusableToken, MIN_TOKEN_LENGTH, type Access, type Scope, type TokenSpec, type Principal } from './auth.js';
 export { applyMergePatch } from './merge-patch.js';
 export { openApiDocument } from './openapi.js';

@@ -10,7 +10,7 @@ import { HistoryGoneError, type Store } from '../core/index.js';
  * client names the moment instead, on this server's clock: every response
  * carries `Revkit-Clock: <instance>;<ms>` (this process's monotonic clock),
  * from which the client knows a lower bound of this clock at any moment of
- * its own (see ServerClock in http-store-clock.ts), and a watch request
+ * its own (see ServerClock in src/http/http-store-clock.ts), and a watch request
  * carries `since=<instance>;<ms>`: the moment watch() was called.
  *
  * This clock answers "which revision had committed by server time t?" from

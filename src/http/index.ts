@@ -1,0 +1,1 @@
+export { HttpStore, type HttpStoreOptions } from './http-store.js';
