@@ -1,0 +1,87 @@
+import { describe, expect } from 'vitest';
+import { BackendError, ClosedError, InvalidKeyError, RevkitError, TooLargeError, ValidationError, toHttpStatus } from '../../core/index.js';
+import type { RegisterStoreTest } from './harness.js';
+
+export function describeKeysValuesErrors(test: RegisterStoreTest): void {
+  describe('keys, values and errors', () => {
+    test('every valid key works: unicode, emoji, separators, __proto__, constructor', async (s) => {
+      const keys = ['__proto__', 'constructor', 'toString', 'a b', 'ключ/значение', 'emoji/😀', 'dots.and*stars>', 'x'.repeat(1024), 'é/日本/%2F/+', '🙂'.repeat(256)];
+      for (const [i, k] of keys.entries()) await s.put(k, { i });
+      for (const [i, k] of keys.entries()) expect((await s.get(k))?.value).toEqual({ i });
+      expect((await s.list({ prefix: 'emoji/' })).entries.map((e) => e.key)).toEqual(['emoji/😀']);
+      const listed = (await s.list({ limit: 100 })).entries.map((e) => e.key);
+      expect(new Set(listed)).toEqual(new Set(keys));
+    });
+
+    test('invalid keys are refused with InvalidKeyError and write nothing', async (s) => {
+      for (const bad of ['', 'a\u0000b', 'tab\there', 'new\nline', 'x'.repeat(1025), '😀'.repeat(257), 'lone\ud800', 42 as unknown as string]) {
+        const err = await s.put(bad, 1).catch((x) => x);
+        expect(InvalidKeyError.is(err)).toBe(true);
+        expect(toHttpStatus(err)).toBe(400);
+      }
+      expect((await s.list()).entries).toEqual([]);
+    });
+
+    test('values: empty, null, nested, __proto__ keys round-trip; oversized → TooLargeError', async (s) => {
+      const values: unknown[] = ['', null, 0, false, [], {}, { __proto__: null, a: 1 }, JSON.parse('{"__proto__": {"polluted": true}}'), { deep: [[[{ x: 'y' }]]] }];
+      for (const [i, v] of values.entries()) {
+        await s.put(`val/${i}`, v);
+        expect((await s.get(`val/${i}`))?.value).toEqual(v);
+      }
+      expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+      const big = 'x'.repeat(1024 * 1024 + 1);
+      const err = await s.put('big', big).catch((x) => x);
+      expect(TooLargeError.is(err)).toBe(true);
+      expect(err.limit).toBe(1024 * 1024);
+      expect(toHttpStatus(err)).toBe(413);
+      expect(await s.getRecord('big')).toBeNull();
+      const err2 = await s.put('undef', undefined).catch((x) => x);
+      expect(ValidationError.is(err2)).toBe(true);
+      expect(await s.getRecord('undef')).toBeNull();
+    });
+
+    test('values JSON cannot carry as given (NaN, Infinity, bigint, functions, undefined in arrays, cycles, Date) → ValidationError naming the path; nothing written', async (s) => {
+      const cyclic: Record<string, unknown> = {};
+      cyclic.self = cyclic;
+      const bad: [unknown, string[]][] = [
+        [NaN, []], [{ n: Infinity }, ['n']], [{ a: [1, { b: -Infinity }] }, ['a', '1', 'b']], [{ big: 1n }, ['big']],
+        [{ f: () => 1 }, ['f']], [[undefined], ['0']], [{ c: cyclic }, ['c', 'self']], [{ at: new Date(0) }, ['at']],
+      ];
+      const before = await s.put('faithful/kept', { n: 1 });
+      for (const [i, [value, path]] of bad.entries()) {
+        for (const attempt of [() => s.put(`faithful/${i}`, value), () => s.update(`faithful/${i}`, () => value), () => s.update('faithful/kept', () => value)]) {
+          const err = await attempt().catch((x) => x);
+          expect(ValidationError.is(err), String(err)).toBe(true);
+          expect(toHttpStatus(err)).toBe(422);
+          expect((err as ValidationError).issues[0]?.path?.map(String)).toEqual(path);
+        }
+        expect(await s.getRecord(`faithful/${i}`)).toBeNull();
+      }
+      expect(await s.get('faithful/kept')).toMatchObject({ value: { n: 1 }, revision: before.revision });
+      // What reads back as given is stored: a JS number need not be a safe integer; -0 is stored as 0.
+      await s.put('faithful/ok', { n: 2 ** 60, z: -0, gone: undefined });
+      expect((await s.get('faithful/ok'))?.value).toEqual({ n: 2 ** 60, z: 0 });
+    });
+
+    test('every error is a RevkitError with a stable code', async (s) => {
+      const errors = await Promise.all([
+        s.put('', 1).catch((x) => x),
+        s.put('e', 1, { ifRevision: 99 }).catch((x) => x),
+        s.put('e', 1, { ttlMs: -5 }).catch((x) => x),
+        s.list({ limit: 0 }).catch((x) => x),
+      ]);
+      expect(errors.map((e) => e.code)).toEqual(['ERR_INVALID_KEY', 'ERR_CONFLICT', 'ERR_INVALID_ARGUMENT', 'ERR_INVALID_ARGUMENT']);
+      for (const e of errors) expect(RevkitError.is(e)).toBe(true);
+      expect(RevkitError.is(new Error('plain'))).toBe(false);
+      expect(BackendError.is(errors[0])).toBe(false);
+    });
+
+    test('close is idempotent; operations after close fail with ERR_CLOSED', async (s) => {
+      await s.put('c', 1);
+      await s.close();
+      await s.close();
+      const err = await s.get('c').catch((x) => x);
+      expect(ClosedError.is(err)).toBe(true);
+    });
+  });
+}

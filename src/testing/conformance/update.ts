@@ -1,0 +1,134 @@
+import { describe, expect } from 'vitest';
+import { ConflictError, OutcomeUnknownError, RetryExhaustedError, RevkitError, SKIP, ValidationError, toHttpStatus } from '../../core/index.js';
+import { raceChecks } from '../race-checks.js';
+import { callerChecks } from '../caller-checks.js';
+import type { RegisterStoreTest } from './harness.js';
+
+export function describeUpdate(test: RegisterStoreTest): void {
+  describe('update()', () => {
+    test('applies the mutation to the current value, with a default for missing keys', async (s) => {
+      const a = await s.update<number>('u', (n) => (n ?? 0) + 1);
+      expect(a?.value).toBe(1);
+      const b = await s.update<number>('u', (n) => (n as number) * 10);
+      expect(b?.value).toBe(10);
+      const c = await s.update<{ items: string[] }>('list', (v) => ({ items: [...(v?.items ?? []), 'x'] }), { default: { items: ['first'] } });
+      expect(c?.value).toEqual({ items: ['first', 'x'] });
+    });
+
+    test('SKIP writes nothing and returns the stored entry', async (s) => {
+      const e = await s.put('s', 5);
+      const r = await s.update('s', () => SKIP);
+      expect(r).toMatchObject({ value: 5, revision: e.revision });
+      expect((await s.get('s'))?.revision).toBe(e.revision);
+      expect(await s.update('missing', () => SKIP)).toBeNull();
+      expect(await s.getRecord('missing')).toBeNull();
+    });
+
+    test('a deleted key gets the default, and the write is guarded by the tombstone', async (s) => {
+      await s.put('dk', 100);
+      await s.delete('dk');
+      const e = await s.update<number>('dk', (n) => (n ?? 0) + 1, { default: 41 });
+      expect(e?.value).toBe(42);
+    });
+
+    test('on conflict it re-reads and re-applies the mutation (never the stale payload)', async (s) => {
+      await s.put('race', 1);
+      let calls = 0;
+      const e = await s.update<number>('race', async (n) => {
+        calls++;
+        if (calls === 1) await s.put('race', 100);
+        return (n as number) + 1;
+      }, { combine: false });
+      expect(calls).toBe(2);
+      expect(e?.value).toBe(101);
+    });
+
+    test('the mutation gets a private copy', async (s) => {
+      await s.put('priv', { n: 1 });
+      await s.update<{ n: number }>('priv', (v) => {
+        (v as { n: number }).n = 99;
+        throw new Error('changed my mind');
+      }).catch(() => undefined);
+      expect((await s.get('priv'))?.value).toEqual({ n: 1 });
+    });
+
+    test('validation runs before the write: invalid → ValidationError, nothing stored, no retry', async (s) => {
+      let calls = 0;
+      const schema = {
+        '~standard': {
+          version: 1 as const, vendor: 'test',
+          validate: (v: unknown) => (typeof v === 'number' && v >= 0 ? { value: v } : { issues: [{ message: 'must be a non-negative number' }] }),
+        },
+      };
+      const err = await s.update<number>('val', () => (calls++, -1), { schema }).catch((x) => x);
+      expect(ValidationError.is(err)).toBe(true);
+      expect(err.issues[0].message).toMatch(/non-negative/);
+      expect(calls).toBe(1);
+      expect(await s.getRecord('val')).toBeNull();
+      const err2 = await s.update<number>('val', () => 7, { validate: (v) => (v > 5 ? 'too big' : undefined) }).catch((x) => x);
+      expect(err2).toMatchObject({ code: 'ERR_VALIDATION' });
+      expect(await s.getRecord('val')).toBeNull();
+      expect((await s.update<number>('val', () => 3, { schema }))?.value).toBe(3);
+    });
+
+    test('a mutation that throws fails at once with its own error', async (s) => {
+      let calls = 0;
+      const boom = new Error('boom');
+      const err = await s.update('throws', () => { calls++; throw boom; }).catch((x) => x);
+      expect(err).toBe(boom);
+      expect(calls).toBe(1);
+    });
+
+    test('bounded by maxAttempts: RetryExhaustedError carries attempts and the last conflict', async (s) => {
+      await s.put('ex', 0);
+      const err = await s.update<number>('ex', async (n) => {
+        await s.put('ex', -1);
+        return (n as number) + 1;
+      }, { maxAttempts: 3, combine: false }).catch((x) => x);
+      expect(RetryExhaustedError.is(err)).toBe(true);
+      expect(err).toMatchObject({ code: 'ERR_RETRY_EXHAUSTED', key: 'ex', attempts: 3, reason: 'attempts' });
+      expect(ConflictError.is(err.lastError)).toBe(true);
+      expect(toHttpStatus(err)).toBe(409);
+    });
+
+    test('bounded by deadlineMs and by an AbortSignal', async (s) => {
+      await s.put('dl', 0);
+      const conflict = async (n: number | undefined) => {
+        await s.put('dl', -1);
+        return (n as number) + 1;
+      };
+      // When the bound falls while a write is in flight, that write may still commit: the
+      // truthful answer is then OutcomeUnknownError, whose cause says which bound fell.
+      const exhausted = (err: RevkitError & { cause?: unknown }) => (OutcomeUnknownError.is(err) ? err.cause : err);
+      const err = await s.update<number>('dl', conflict, { deadlineMs: 50, maxAttempts: 1e6, combine: false }).catch((x) => x);
+      expect(exhausted(err)).toMatchObject({ code: 'ERR_RETRY_EXHAUSTED', reason: 'deadline' });
+      const controller = new AbortController();
+      setTimeout(() => controller.abort(), 50);
+      const err2 = await s.update<number>('dl', conflict, { signal: controller.signal, maxAttempts: 1e6, deadlineMs: 60_000, combine: false }).catch((x) => x);
+      expect(exhausted(err2)).toMatchObject({ code: 'ERR_RETRY_EXHAUSTED', reason: 'aborted' });
+    });
+
+    for (const [name, check] of Object.entries(raceChecks)) test(name, check);
+  });
+}
+
+export function describeUpdateUnderFaults(test: RegisterStoreTest): void {
+  describe('update(): what each caller is told, under injected faults', () => {
+    for (const [name, check] of Object.entries(callerChecks)) test(name, check);
+
+    test('combined updates: each caller gets its own result or its own error', async (s) => {
+      await s.put('comb', 0);
+      const results = await Promise.allSettled([
+        s.update<number>('comb', (n) => (n as number) + 1),
+        s.update<number>('comb', () => -5, { validate: (v) => v >= 0 }),
+        s.update<number>('comb', () => { throw new Error('mine'); }),
+        s.update<number>('comb', (n) => (n as number) + 10),
+        s.update<number>('comb', () => SKIP),
+      ]);
+      expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'rejected', 'fulfilled', 'fulfilled']);
+      expect(((results[1] as PromiseRejectedResult).reason as RevkitError).code).toBe('ERR_VALIDATION');
+      expect(((results[2] as PromiseRejectedResult).reason as Error).message).toBe('mine');
+      expect((await s.get('comb'))?.value).toBe(11);
+    });
+  });
+}
