@@ -1,0 +1,183 @@
+/**
+ * How a write is done: one JetStream publish guarded by
+ * `Nats-Expected-Last-Subject-Sequence` (compare-and-swap on the key's last
+ * stream sequence), for every put and delete, conditional or not.
+ *
+ * - **ifRevision** is a CAS on that revision (read first when this store does
+ *   not know the key to be at it).
+ * - **ifValue** is a read, a deep-equal check and a CAS on the revision read,
+ *   repeated while the value still matches.
+ * - **ifAbsent** publishes with expected sequence 0 (never written); when the
+ *   key has a tombstone the CAS is repeated on the tombstone's revision.
+ * - **Unconditional** writes CAS on the revision this store believes current
+ *   and, on a conflict, read and try again.
+ *
+ * Conflicts are recognised by the JetStream error codes (errors.ts), never by
+ * text alone; the current revision comes from the error when the server gives
+ * it, else from one read.
+ */
+import {
+  ConflictError, TooLargeError, assertValueSize, conditionFailure, isTombstone,
+  type Codec, type DeleteOptions, type Entry, type FailedCheck, type PutOptions, type StoredRecord,
+} from '../core/index.js';
+import type { MsgHdrs } from '@nats-io/transport-node';
+import { knownOf, type BucketClient, type Known } from './client.js';
+import { jsCode, WRONG_LAST_SEQUENCE, WRONG_LAST_SEQUENCE_CONSTANT } from './errors.js';
+import { deleteHeaders, headerBytes, putHeaders } from './records.js';
+
+/** Internal read-then-CAS loops (unconditional writes, ifValue, ifAbsent over a tombstone). */
+const MAX_INTERNAL_ATTEMPTS = 1000;
+
+/** Thrown inside the backend when the server refused a CAS; turned into ConflictError by the caller. */
+class CasRejected extends Error {
+  constructor(readonly actual: number | null | undefined, cause: unknown) {
+    super('wrong last sequence', { cause });
+  }
+}
+
+export class CasWriter {
+  /** The largest message (value, headers and subject) the stream and the server accept. */
+  private readonly maxMessageBytes: number;
+
+  constructor(
+    private readonly client: BucketClient,
+    private readonly codec: Codec,
+    private readonly maxValueBytes: number,
+    /** The stream's `max_msg_size` (-1: no limit of its own). */
+    maxMsgSize: number,
+    /** The store's getRecord(): one read of a key's last message, remembered by the client. */
+    private readonly read: (key: string) => Promise<StoredRecord | null>,
+  ) {
+    const { maxPayload } = client.features;
+    this.maxMessageBytes = maxMsgSize > 0 ? Math.min(maxMsgSize, maxPayload) : maxPayload;
+  }
+
+  async put<T>(key: string, value: T, options: PutOptions): Promise<Entry<T>> {
+    const bytes = this.codec.encode(value);
+    assertValueSize(bytes, this.maxValueBytes);
+    const writer = options.writer;
+    if (options.ifRevision !== undefined) {
+      const expected = options.ifRevision;
+      let known = this.client.lastKnown(key);
+      if (known?.revision !== expected || expected === 0) {
+        const rec = await this.read(key);
+        // ifRevision 0: never written (no message on the subject); JetStream's expected last sequence 0 means just that.
+        if ((rec?.revision ?? 0) !== expected) throw new ConflictError([{ key, expected, actual: rec?.revision ?? null }]);
+        known = knownOf(rec);
+      }
+      try {
+        return await this.publishPut<T>(key, bytes, known, writer);
+      } catch (err) {
+        if (err instanceof CasRejected) throw new ConflictError([{ key, expected, actual: await this.actualOf(key, err) }]);
+        throw err;
+      }
+    }
+    if (options.ifValue !== undefined) {
+      for (let attempt = 0; ; attempt++) {
+        const rec = await this.read(key);
+        const failure = conditionFailure(key, rec, { ifValue: options.ifValue });
+        if (failure) throw new ConflictError([failure], rec ?? undefined);
+        try {
+          return await this.publishPut<T>(key, bytes, knownOf(rec), writer);
+        } catch (err) {
+          if (!(err instanceof CasRejected) || attempt >= MAX_INTERNAL_ATTEMPTS) throw rethrow(err, key, 'value');
+        }
+      }
+    }
+    if (options.ifAbsent) {
+      // Fast path: never written (expected last subject sequence 0). Else it must be a tombstone, guarded by its revision.
+      let known: Known = this.client.lastKnown(key)?.created === null ? (this.client.lastKnown(key) as Known) : { revision: 0, created: null };
+      for (let attempt = 0; ; attempt++) {
+        try {
+          return await this.publishPut<T>(key, bytes, known, writer);
+        } catch (err) {
+          if (!(err instanceof CasRejected) || attempt >= MAX_INTERNAL_ATTEMPTS) throw rethrow(err, key, 'absent');
+        }
+        const rec = await this.read(key);
+        if (rec !== null && !isTombstone(rec)) throw new ConflictError([{ key, expected: 'absent', actual: rec.revision }], rec);
+        known = knownOf(rec);
+      }
+    }
+    // Unconditional: CAS on the revision we believe current; on a conflict read and try again.
+    let known: Known = this.client.lastKnown(key) ?? { revision: 0, created: null };
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.publishPut<T>(key, bytes, known, writer);
+      } catch (err) {
+        if (!(err instanceof CasRejected) || attempt >= MAX_INTERNAL_ATTEMPTS) throw rethrow(err, key, null);
+      }
+      if (attempt > 2) await jitter(attempt);
+      known = knownOf(await this.read(key));
+    }
+  }
+
+  async delete(key: string, options: DeleteOptions): Promise<number | null> {
+    for (let attempt = 0; ; attempt++) {
+      const rec = await this.read(key);
+      const failure = conditionFailure(key, rec, options);
+      if (failure) throw new ConflictError([failure], rec ?? undefined);
+      if (rec === null || isTombstone(rec)) return null;
+      const h = deleteHeaders(rec.revision, Date.now(), options.writer);
+      try {
+        const seq = await this.publish(key, new Uint8Array(0), h);
+        this.client.remember(key, { revision: seq, created: null });
+        return seq;
+      } catch (err) {
+        if (!(err instanceof CasRejected)) throw err;
+        if (options.ifRevision !== undefined) throw new ConflictError([{ key, expected: options.ifRevision, actual: await this.actualOf(key, err) }]);
+        if (attempt >= MAX_INTERNAL_ATTEMPTS) throw rethrow(err, key, options.ifValue !== undefined ? 'value' : options.ifAbsent ? 'absent' : null);
+        if (attempt > 2) await jitter(attempt);
+      }
+    }
+  }
+
+  private async publishPut<T>(key: string, bytes: Uint8Array, known: Known, writer: string | undefined): Promise<Entry<T>> {
+    const now = Date.now();
+    const revision = await this.publish(key, bytes, putHeaders(known.revision, known.created, now, writer));
+    const createdRevision = known.created ?? revision;
+    this.client.remember(key, { revision, created: createdRevision });
+    const entry: Entry<T> = { key, value: this.codec.decode(bytes) as T, revision, createdRevision, updatedAt: now };
+    if (writer !== undefined) entry.writer = writer;
+    return entry;
+  }
+
+  /** One guarded publish; resolves to the stream sequence, rejects with CasRejected on a wrong last sequence. */
+  private async publish(key: string, data: Uint8Array, h: MsgHdrs): Promise<number> {
+    const client = this.client;
+    client.assertOpen();
+    const subject = client.subjectOf(key);
+    const size = data.byteLength + headerBytes(h) + subject.length;
+    if (size > this.maxMessageBytes) throw new TooLargeError('the encoded value with its NATS headers', size, this.maxMessageBytes);
+    try {
+      const ack = await client.call(() => client.js.publish(subject, data, { headers: h, timeout: client.timeoutMs }), true);
+      client.seen(ack.seq);
+      return ack.seq;
+    } catch (err) {
+      const cause = (err as { cause?: unknown }).cause ?? err;
+      const code = jsCode(cause);
+      if (code === WRONG_LAST_SEQUENCE || code === WRONG_LAST_SEQUENCE_CONSTANT) {
+        // The code decides; the number in the 10071 text only saves a read.
+        const m = code === WRONG_LAST_SEQUENCE ? /wrong last sequence: (\d+)/.exec(String((cause as Error).message)) : null;
+        const actual = m ? Number(m[1]) : undefined;
+        throw new CasRejected(actual === 0 ? null : actual, cause);
+      }
+      throw err;
+    }
+  }
+
+  /** The current revision after a refused CAS: from the error when the server said it, else one read. */
+  private async actualOf(key: string, err: CasRejected): Promise<number | null> {
+    if (err.actual !== undefined) return err.actual;
+    const rec = await this.read(key);
+    return rec?.revision ?? null;
+  }
+}
+
+function rethrow(err: unknown, key: string, expected: FailedCheck['expected']): unknown {
+  if (err instanceof CasRejected) return new ConflictError([{ key, expected, actual: err.actual ?? null }]);
+  return err;
+}
+
+function jitter(attempt: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, Math.random() * Math.min(64, 2 ** Math.min(attempt, 6))));
+}

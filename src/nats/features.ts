@@ -1,0 +1,62 @@
+/**
+ * What the connected server offers, and which of it this backend uses:
+ * TTL and atomic() are refused on every server version for now, with the
+ * reason (see README.md, "Capabilities and server versions").
+ */
+import type { NatsConnection } from '@nats-io/transport-node';
+import type { StreamConfig } from '@nats-io/jetstream';
+import { UnsupportedError, type Capabilities, type Durability } from '../core/index.js';
+
+/** What the connected server can do, read from its INFO at open. */
+export interface NatsServerFeatures {
+  version: string;
+  /** Per-message TTL (`Nats-TTL`, stream `allow_msg_ttl`): nats-server 2.11+. */
+  perKeyTtl: boolean;
+  /** Atomic batch publish (`Nats-Batch-*`, stream `allow_atomic`): nats-server 2.12+. */
+  atomicBatch: boolean;
+  /** Direct get on this bucket's stream (`allow_direct`). */
+  directGet: boolean;
+  /** Largest message the server accepts (INFO `max_payload`). */
+  maxPayload: number;
+}
+
+export function serverFeatures(nc: NatsConnection, cfg: StreamConfig): NatsServerFeatures {
+  const version = nc.info?.version ?? '0.0.0';
+  return {
+    version,
+    perKeyTtl: versionAtLeast(version, 2, 11),
+    atomicBatch: versionAtLeast(version, 2, 12),
+    directGet: cfg.allow_direct === true,
+    maxPayload: nc.info?.max_payload ?? 1024 * 1024,
+  };
+}
+
+/**
+ * What this backend does. TTL and atomic() stay refused on every server
+ * version for now: the 2.11 per-message TTL (`Nats-TTL`) and 2.12 atomic
+ * batch publish paths are not implemented, because they could not be tested
+ * against a real server here (v2.9.10). `features` reports what the server
+ * offers; `capabilities` reports what this backend does.
+ */
+export function capabilitiesOf(cfg: StreamConfig, durability: Durability | undefined): Capabilities {
+  const detected: Durability = durability
+    ?? (cfg.storage === 'memory' ? 'memory' : (cfg.num_replicas ?? 1) > 1 ? 'replicated' : 'os-buffered');
+  return { atomic: false, ttl: false, history: true, watch: true, crossProcess: true, durability: detected };
+}
+
+/** A refusal of ttl or atomic() with its reason; BaseStore validates first and only says "not supported". */
+export function explainRefusal(err: unknown, features: NatsServerFeatures, backend: string): unknown {
+  if (!UnsupportedError.is(err) || (err.operation !== 'ttl' && err.operation !== 'atomic')) return err;
+  const [offered, needs] = err.operation === 'ttl' ? [features.perKeyTtl, '2.11'] : [features.atomicBatch, '2.12'];
+  const version = features.version;
+  return new UnsupportedError(err.operation, backend, offered
+    ? `this server (${version}) offers it, but revkit's NATS backend does not use it yet`
+    : `needs nats-server ${needs} or newer, this server is ${version}`);
+}
+
+export function versionAtLeast(version: string, major: number, minor: number): boolean {
+  const m = /^v?(\d+)\.(\d+)/.exec(version);
+  if (!m) return false;
+  const [ma, mi] = [Number(m[1]), Number(m[2])];
+  return ma > major || (ma === major && mi >= minor);
+}

@@ -1,0 +1,141 @@
+/**
+ * How watch() follows the stream: an ephemeral push consumer (reader.ts)
+ * from `fromRevision + 1`, or, for a watch "from now", from a start fixed
+ * when watch() is called (start.ts). Every revkit write names the revision
+ * it replaced (records.ts), so each key's chain is checked: a link the
+ * stream no longer keeps is HistoryGoneError, never a silent skip.
+ */
+import {
+  AsyncQueue, HistoryGoneError, InvalidArgumentError, RevkitError, keyFilter,
+  type Codec, type Entry, type WatchEvent, type WatchOptions,
+} from '../core/index.js';
+import type { BucketClient } from './client.js';
+import { toBackendError } from './errors.js';
+import { filterForPrefix } from './keys.js';
+import { ResumableReader } from './reader.js';
+import { isDeleteOp, previousOf, toRecord } from './records.js';
+import { startFromNow } from './start.js';
+
+/** The watches of one store, so that closing the store ends them all. */
+export class BucketWatches {
+  private readonly watchers = new Set<{ queue: AsyncQueue<WatchEvent>; stop: () => void }>();
+
+  constructor(
+    private readonly client: BucketClient,
+    private readonly codec: Codec,
+    /** The stream has stream-wide limits (max age, bytes or messages), which remove whole keys. */
+    private readonly streamHasLimits: boolean,
+  ) {}
+
+  /**
+   * A watch "from now" (no `fromRevision`) is fixed when watch() is called,
+   * without a round trip: it delivers, in stream order, every message stored
+   * by the stream's server at or after a threshold T — the server's clock
+   * when watch() was called, at the latest, less START_CLOCK_MARGIN_MS — and
+   * above the highest revision this store had seen (written or read) when
+   * watch() was called. A write that starts after watch() was called,
+   * whichever process or connection makes it, reaches the server later, so
+   * it is stamped at or after T and numbered above that revision: it is
+   * delivered, before anything newer. A write that began up to the margin
+   * plus the start's round trip before watch() was called (and that this
+   * store had not seen) may be delivered too.
+   *
+   * How T is found (startFromNow in start.ts): one reading S of the server's clock
+   * taken by a request sent after watch() was called, whose answer arrived
+   * `elapsed` ms (this process's monotonic clock) after the call; the
+   * server's clock read S at some moment of that interval, so when watch()
+   * was called it read at least S − elapsed. Then the start is the last
+   * message stored before T, found by walking back from the stream's last
+   * sequence (lastStoredBefore in start.ts).
+   *
+   * What it owes is less: the changes after the last message stored before
+   * watch() was called, as bounded by that same reading without the margin
+   * (`owed` in startFromNow). A change it owes that the stream no longer
+   * keeps (the per-key history limit removed it before the watch read it)
+   * is HistoryGoneError; a change from before the call is not owed, so one
+   * that the per-key limit removed from the reach-back is passed over.
+   */
+  watch<T = unknown>(options: WatchOptions): AsyncIterable<WatchEvent<T>> {
+    const calledAt = performance.now();
+    const known = this.client.knownRevision;
+    this.client.assertOpen();
+    const matches = keyFilter(options);
+    if (options.fromRevision !== undefined && (!Number.isSafeInteger(options.fromRevision) || options.fromRevision < 0)) {
+      throw new InvalidArgumentError('fromRevision must be a non-negative safe integer');
+    }
+    const filter = options.key !== undefined ? this.client.subjectOf(options.key) : `${this.client.prefix}.${filterForPrefix(options.prefix ?? '').filter}`;
+    const queue = new AsyncQueue<WatchEvent>(options.signal);
+    let reader: ResumableReader | undefined;
+    const watcher = { queue, stop: () => reader?.stop() };
+    this.watchers.add(watcher);
+    queue.onClose(() => {
+      this.watchers.delete(watcher);
+      reader?.stop();
+    });
+    const start = async () => {
+      let from = options.fromRevision;
+      // The revision the watch owes every change after: `from` itself for a watch from a revision; for a
+      // watch "from now", a sequence at or above the delivery start below which everything was stored
+      // before watch() was called (see startFromNow).
+      let owed = from ?? 0;
+      if (from === undefined) {
+        ({ base: from, owed } = await startFromNow(this.client, calledAt, known));
+      } else if (this.streamHasLimits) {
+        const info = await this.client.streamInfo();
+        const { first_seq: first, last_seq: last } = info.state;
+        // Only stream-wide limits (age, bytes, count) remove whole keys; below the first kept sequence nothing can be vouched for.
+        if (from + 1 < first && last > from) throw new HistoryGoneError(from, first);
+      }
+      if (queue.closed) return;
+      const base = from;
+      // Every revkit write names the revision it replaced (Nats-Expected-Last-Subject-Sequence),
+      // so a missing link in a key's chain is a change the stream no longer keeps: HistoryGoneError
+      // when the watch owes it, i.e. when it is above `owed`. A watch "from now" starts delivering
+      // at `base`, up to START_CLOCK_MARGIN_MS before watch() was called, but owes nothing stored
+      // before the call: a hot key's writes in that reach-back that the per-key history limit
+      // removed are not missing from it; it delivers what is still there.
+      const lastBySubject = new Map<string, number>();
+      reader = new ResumableReader(this.client.readerContext(), {
+        filter,
+        startSeq: base + 1,
+        onMessage: (msg, seq) => {
+          const known = lastBySubject.get(msg.subject);
+          lastBySubject.set(msg.subject, seq);
+          const prev = previousOf(msg.headers);
+          // A key's first message in this watch names a predecessor the watch did not deliver: owed only
+          // when above `owed` (at or below it, it was stored before watch() was called). A later one must
+          // name the key's message delivered before it; what lies between is owed when above `owed` (a
+          // name below that message is never right).
+          if (prev !== undefined && (known === undefined ? prev > owed : prev !== known && (prev > owed || prev < known))) {
+            reader?.stop();
+            queue.fail(new HistoryGoneError(known ?? owed, seq));
+            return;
+          }
+          const key = this.client.keyOfSubject(msg.subject);
+          if (key === null || !matches(key)) return;
+          try {
+            queue.push(isDeleteOp(msg.headers)
+              ? { type: 'delete', key, revision: seq }
+              : { type: 'put', key, revision: seq, entry: toRecord(this.codec, key, seq, msg.headers, msg.data, undefined) as Entry });
+          } catch (err) {
+            reader?.stop();
+            queue.fail(err);
+          }
+        },
+        onError: (err) => queue.fail(toBackendError(err, false)),
+      });
+      if (queue.closed) reader.stop();
+    };
+    start().catch((err) => queue.fail(RevkitError.is(err) ? err : toBackendError(err, false)));
+    return queue as AsyncIterable<WatchEvent<T>>;
+  }
+
+  /** Ends every watch (the store is closing). */
+  closeAll(): void {
+    for (const w of this.watchers) {
+      w.stop();
+      w.queue.end();
+    }
+    this.watchers.clear();
+  }
+}
