@@ -4,7 +4,7 @@ import {
 } from '../../core/index.js';
 import { WrappingStore } from '../wrapping-store.js';
 import type { HistoryRecorder } from '../checker/history.js';
-import type { KvCondition, VersionedKvOutput } from '../checker/linearizability.js';
+import type { KvCondition, VersionedKvOutput } from '../checker/versioned-kv-model.js';
 import { applyMutation, type ApiKvInput, type RecordedMutation } from '../checker/api-model.js';
 
 /** One history holds both levels: store-level operations, and API-level ones (`update`, and put/delete marked `api`). */

@@ -1,6 +1,6 @@
 import { BackendError, ConflictError, OutcomeUnknownError, RetryExhaustedError, type AtomicOp, type Store } from '../../core/index.js';
 import { HistoryRecorder } from '../checker/history.js';
-import type { VersionedKvOutput } from '../checker/linearizability.js';
+import type { VersionedKvOutput } from '../checker/versioned-kv-model.js';
 import type { ApiKvInput } from '../checker/api-model.js';
 import { DoubleApplyStore, SharedResultStore } from '../api-canaries.js';
 import { CanaryStore } from '../canary.js';

@@ -16,7 +16,9 @@
  * the intermediate values (a read ends the batch), since only the last one
  * was ever stored.
  */
-import { canonicalJson, versionedKvModel, type KvCondition, type Model, type VersionedKvInput, type VersionedKvOutput, type VersionedKvState } from './linearizability.js';
+import type { Model } from './model.js';
+import { canonicalJson } from './canonical-json.js';
+import { versionedKvModel, type KvCondition, type VersionedKvInput, type VersionedKvOutput, type VersionedKvState } from './versioned-kv-model.js';
 
 /** A mutation the checker can re-run: the workload's update() functions. */
 export type RecordedMutation =

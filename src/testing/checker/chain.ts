@@ -13,7 +13,7 @@
  *   write gets a revision that is not newer than such an acknowledged one.
  */
 import type { ClientId, Operation } from './history.js';
-import type { VersionedKvInput, VersionedKvOutput } from './linearizability.js';
+import type { VersionedKvInput, VersionedKvOutput } from './versioned-kv-model.js';
 
 export interface ChainRead {
   type: 'read';

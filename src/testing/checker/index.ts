@@ -1,5 +1,11 @@
 export * from './history.js';
+export type { Model } from './model.js';
 export * from './linearizability.js';
+export type { CheckResult } from './wing-gong-search.js';
+export { describeOp, type CounterExample } from './counter-example.js';
+export { canonicalJson } from './canonical-json.js';
+export * from './reference-models.js';
+export * from './versioned-kv-model.js';
 export * from './chain.js';
 export * from './parsers.js';
 export * from './api-model.js';

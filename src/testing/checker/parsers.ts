@@ -7,7 +7,7 @@
  * only their order matters.
  */
 import type { Operation } from './history.js';
-import type { CasInput, CasOutput, StringKvInput, StringKvOutput } from './linearizability.js';
+import type { CasInput, CasOutput, StringKvInput, StringKvOutput } from './reference-models.js';
 
 export type JepsenEtcdOperation = Operation<CasInput<number>, CasOutput<number>>;
 export type KvOperation = Operation<StringKvInput, StringKvOutput>;
