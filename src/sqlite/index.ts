@@ -6,9 +6,9 @@
  * `?groupCommit=false` (one transaction per write; for comparisons).
  *
  * Every write runs in BEGIN IMMEDIATE, so the condition check and the write
- * are one step across every process that opens the file. Revisions come
- * from one counter row inside that transaction: store-wide, strictly
- * increasing, committed in revision order — which makes the `changes` table
+ * are one step across every process that opens the file. Revisions are drawn
+ * inside that transaction from the newest one in the change log: store-wide,
+ * strictly increasing, committed in revision order — which makes the `changes` table
  * a gap-free log for watch() even across processes.
  *
  * Writes from one process that arrive together share one transaction and one
