@@ -16,7 +16,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import pg from 'pg';
 import * as lib from '../dist/index.js';
-import { putRevisionSql, putSql } from '../dist/postgres/sql.js';
+import { putRevisionSql, putSql } from '../dist/postgres/sql/cas.js';
 import { flagArgs, median } from './lib/figures.mjs';
 import { inProcess } from './workloads/in-process.mjs';
 import { DEFAULT_ON } from './lib/policies.mjs';

@@ -1,5 +1,5 @@
 import { BackendError } from '../core/index.js';
-import type { CondKind } from './sql.js';
+import type { CondKind } from './sql/condition.js';
 
 /** One conditional put or delete, as the statements take it. */
 export interface Write {
@@ -28,6 +28,9 @@ export interface BatchRunner<I, O> {
   /** Several requests in one statement; one answer per request, in order. */
   many(items: I[]): Promise<O[]>;
 }
+
+/** Group commit: most writes (or reads) in one batch statement. */
+export const MAX_BATCH = 256;
 
 /** A batch that fails with one of these rolled back whole (deadlock, serialization): send it again. */
 const RETRYABLE = /\b(40001|40P01)\b/;

@@ -17,7 +17,7 @@ import { InvalidArgumentError } from '../core/index.js';
  *                 HistoryGoneError instead of a silent gap.
  * - `<p>revision_seq`  the revision source (one sequence per store). A
  *                 transaction that draws a revision holds a lock on it until
- *                 it ends — what watch() settles on (sql.ts, holdersOf).
+ *                 it ends — what watch() settles on (sql/watch.ts, holdersOf).
  * - `<p>next_revision()`  assigns the transaction an xid, then takes the
  *                 next sequence value.
  * - `<p>watch_mark()`  the observation watch() made in earlier versions (last

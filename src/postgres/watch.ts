@@ -1,12 +1,10 @@
-import type { QueryResultRow } from 'pg';
 import { AsyncQueue, BackendError, HistoryGoneError, RevkitError, compareKeys, keyFilter, type WatchEvent, type WatchOptions } from '../core/index.js';
-import { likePattern } from './sql.js';
-
-type Row = QueryResultRow & { [column: string]: unknown };
+import type { Row } from './rows.js';
+import { likePattern } from './sql/common.js';
 
 /**
  * A mark: the last revision handed out (s), then the transactions that may
- * still commit a revision of this store (see holdersOf in sql.ts).
+ * still commit a revision of this store (see holdersOf in sql/watch.ts).
  * `holders` null: not looked up (s was settled already).
  */
 export interface Mark {
@@ -36,7 +34,7 @@ export interface WatchStart extends StartMark {
   ready: boolean;
 }
 
-/** What the hub needs from its store (PostgresStore implements it). */
+/** What the hub needs from its store (WatchQueries in watch-source.ts implements it). */
 export interface WatchSource {
   readonly pollMs: number;
   /** A revision up to which every revision is settled; only grows. */

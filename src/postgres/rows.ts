@@ -1,0 +1,66 @@
+/** How rows of kv and changes become revkit records: numbers, the store's value codec, entries and tombstones. */
+import type { QueryResultRow } from 'pg';
+import { BackendError, assertValueSize, jsonCodec, type Codec, type Entry, type StoredRecord, type Tombstone } from '../core/index.js';
+
+export interface Row extends QueryResultRow {
+  [column: string]: unknown;
+}
+
+export function num(v: unknown): number {
+  return typeof v === 'number' ? v : Number(v as string);
+}
+
+export function optNum(v: unknown): number | undefined {
+  return v === null || v === undefined ? undefined : num(v);
+}
+
+export class RowCodec {
+  /** The JSON codec: ifValue is compared as jsonb on the server (see sql/condition.ts). */
+  readonly json: boolean;
+
+  constructor(readonly codec: Codec, private readonly maxValueBytes: number) {
+    this.json = codec === jsonCodec || codec.name === 'json';
+  }
+
+  encode(value: unknown): Buffer {
+    const bytes = this.codec.encode(value);
+    assertValueSize(bytes, this.maxValueBytes);
+    return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  }
+
+  private decodeValue(bytes: unknown): unknown {
+    try {
+      return this.codec.decode(bytes as Buffer);
+    } catch (cause) {
+      throw new BackendError(`a stored value could not be decoded with the ${this.codec.name} codec`, { transient: false, cause });
+    }
+  }
+
+  toRecord<T>(key: string, r: Row, now: number, withoutValue = false): StoredRecord<T> {
+    const revision = num(r.revision);
+    if (r.deleted) {
+      const t: Tombstone = { key, revision, deleted: true };
+      if (r.writer !== null && r.writer !== undefined) t.writer = r.writer as string;
+      const at = optNum(r.updated_at);
+      if (at !== undefined) t.updatedAt = at;
+      return t;
+    }
+    const expiresAt = optNum(r.expires_at);
+    if (expiresAt !== undefined && expiresAt <= now) return { key, revision, deleted: true };
+    return this.toEntry<T>(key, r, withoutValue ? null : undefined);
+  }
+
+  toEntry<T>(key: string, r: Row, value?: unknown): Entry<T> {
+    const entry: Entry<T> = {
+      key,
+      value: (value !== undefined ? value : this.decodeValue(r.value)) as T,
+      revision: num(r.revision),
+      createdRevision: num(r.created_revision),
+      updatedAt: num(r.updated_at),
+    };
+    const expiresAt = optNum(r.expires_at);
+    if (expiresAt !== undefined) entry.expiresAt = expiresAt;
+    if (r.writer !== null && r.writer !== undefined) entry.writer = r.writer as string;
+    return entry;
+  }
+}
