@@ -10,7 +10,9 @@ import { versionedKvModel, type VersionedKvInput, type VersionedKvOutput } from 
 import { chainOpsFromHistory, checkRevisionChain, type ChainReport } from '../checker/chain.js';
 import { apiKvModel, isApiLevel, type ApiKvInput, type ApiKvOutput } from '../checker/api-model.js';
 import { checkIncrements, type IncrementReport } from '../checker/increments.js';
-import { checkWatches, committedChanges, type HistoryRecordLike, type RecordedWatchEvent, type WatchOrder, type WatchReport, type WatchSegment } from '../checker/watch.js';
+import { checkWatches, type WatchOrder, type WatchReport } from '../checker/watch.js';
+import type { RecordedWatchEvent, WatchSegment } from '../checker/watch-record.js';
+import { committedChanges, type HistoryRecordLike } from '../checker/committed-changes.js';
 import { openTarget } from '../open-target.js';
 import type { CheckCanaryKind } from './canaries.js';
 import { startCutProxy, type CutProxy } from './cut-proxy.js';

@@ -21,7 +21,7 @@
  */
 import { BackendError, HistoryGoneError, RevkitError, type AtomicOp, type Store, type WatchEvent } from '../../core/index.js';
 import { hrtimeMicros } from '../checker/history.js';
-import type { ToldKind, WatchEndKind, WatchFilter, WatchMode } from '../checker/watch.js';
+import type { ToldKind, WatchEndKind, WatchFilter, WatchMode } from '../checker/watch-record.js';
 import { prng } from './prng.js';
 
 export type WatchLogRecord =

@@ -10,4 +10,6 @@ export * from './chain.js';
 export * from './parsers.js';
 export * from './api-model.js';
 export * from './increments.js';
+export * from './watch-record.js';
+export { committedChanges, type CommittedChange, type CommittedSet, type HistoryRecordLike } from './committed-changes.js';
 export * from './watch.js';

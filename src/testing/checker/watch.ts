@@ -34,61 +34,8 @@
  *   outcome is one of its committed changes, with its value.
  */
 import { deepEqual } from '../../core/equal.js';
-import type { Operation } from './history.js';
-
-export type WatchMode = 'now' | 'from' | 'resume';
-/** Where the revision of a `from` segment came from: a write's result, a read, or an earlier event. */
-export type ToldKind = 'commit' | 'read' | 'event';
-export type WatchEndKind = 'stopped' | 'cut' | 'drained' | 'gone' | 'error' | 'stalled' | 'ended';
-
-export interface WatchFilter {
-  key?: string;
-  prefix?: string;
-}
-
-export interface RecordedWatchEvent {
-  key: string;
-  revision: number;
-  type: 'put' | 'delete';
-  value?: unknown;
-}
-
-export interface WatchSegment {
-  id: string;
-  /** The watcher (one loop of one worker) that ran it; a resume continues its watcher's previous segment. */
-  watcher: string;
-  mode: WatchMode;
-  filter: WatchFilter;
-  /** `from` and `resume`: the revision given as fromRevision. */
-  fromRevision?: number;
-  told?: ToldKind;
-  /** `resume`: the segment it continues. */
-  resumes?: string;
-  /** Monotonic clock (µs, the history's clock) read right after watch() returned. */
-  returned: number;
-  events: RecordedWatchEvent[];
-  /**
-   * How it ended. Absent: the process running it was killed. `cut`, `stopped`
-   * and `drained` end at a commit boundary (the watcher stops only when an
-   * event of a new revision arrives, which it leaves undelivered, or after a
-   * single-key sentinel).
-   */
-  end?: { how: WatchEndKind; code?: string; transient?: boolean };
-}
-
-export interface CommittedChange {
-  key: string;
-  revision: number;
-  type: 'put' | 'delete';
-  value?: unknown;
-  /**
-   * A lower bound of when the write that made it was invoked (the earliest
-   * invocation of a write that can have made it); -Infinity when unknown.
-   */
-  invoked: number;
-  /** The client of that write. */
-  by?: string;
-}
+import type { RecordedWatchEvent, ToldKind, WatchEndKind, WatchFilter, WatchMode, WatchSegment } from './watch-record.js';
+import { changeId, type CommittedChange } from './committed-changes.js';
 
 export type WatchGuarantee = 'ordered' | 'unique' | 'atomic' | 'reliable' | 'resumable' | 'from-now' | 'faithful';
 
@@ -138,7 +85,7 @@ export interface WatchCheckOptions {
 const GUARANTEES: WatchGuarantee[] = ['ordered', 'unique', 'atomic', 'reliable', 'resumable', 'from-now', 'faithful'];
 
 const matcher = (f: WatchFilter) => (f.key !== undefined ? (k: string) => k === f.key : (k: string) => k.startsWith(f.prefix ?? ''));
-const id = (key: string, revision: number) => `${revision}\u0000${key}`;
+
 
 export function checkWatches(segments: readonly WatchSegment[], committed: readonly CommittedChange[], options: WatchCheckOptions): WatchReport {
   const max = options.maxViolations ?? 200;
@@ -149,7 +96,7 @@ export function checkWatches(segments: readonly WatchSegment[], committed: reado
     if (violations.length < max) violations.push(v);
   };
   const changes = [...committed].sort((a, b) => a.revision - b.revision || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
-  const byId = new Map(changes.map((c) => [id(c.key, c.revision), c]));
+  const byId = new Map(changes.map((c) => [changeId(c.key, c.revision), c]));
   const byRevision = new Map<number, CommittedChange[]>();
   for (const c of changes) {
     const list = byRevision.get(c.revision);
@@ -190,7 +137,7 @@ export function checkWatches(segments: readonly WatchSegment[], committed: reado
     const finishedRevisions = new Set<number>();
     let previous: RecordedWatchEvent | undefined;
     for (const e of s.events) {
-      const eid = id(e.key, e.revision);
+      const eid = changeId(e.key, e.revision);
       if (seen.has(eid)) flag({ guarantee: 'unique', segment: s.id, key: e.key, revision: e.revision, detail: `${where(e)} delivered twice in one watch` });
       seen.add(eid);
       if (!matches(e.key)) flag({ guarantee: 'faithful', segment: s.id, key: e.key, revision: e.revision, detail: `${where(e)} delivered to a watch of ${describeFilter(s.filter)}` });
@@ -235,7 +182,7 @@ export function checkWatches(segments: readonly WatchSegment[], committed: reado
       if (r === last.revision && !whole) continue;
       if (s.fromRevision !== undefined && r <= s.fromRevision) continue; // delivered at all: unique / resumable, above
       for (const c of byRevision.get(r) ?? []) {
-        if (!matches(c.key) || seen.has(id(c.key, r))) continue;
+        if (!matches(c.key) || seen.has(changeId(c.key, r))) continue;
         const got = s.events.filter((e) => e.revision === r).map((e) => e.key);
         flag({ guarantee: 'atomic', segment: s.id, key: c.key, revision: r, detail: `commit ${r} delivered in part: ${got.join(', ')} but not ${c.key} (${committedWrites(byRevision.get(r) ?? [], matches)} written)` });
       }
@@ -248,7 +195,7 @@ export function checkWatches(segments: readonly WatchSegment[], committed: reado
     for (let i = above(lower); i < changes.length; i++) {
       const c = changes[i] as CommittedChange;
       if (c.revision >= maxRevision) break;
-      if (!matches(c.key) || seen.has(id(c.key, c.revision)) || deliveredRevisions.has(c.revision)) continue; // partial commits: atomic, above
+      if (!matches(c.key) || seen.has(changeId(c.key, c.revision)) || deliveredRevisions.has(c.revision)) continue; // partial commits: atomic, above
       const lastKey = lastOfKey.get(c.key);
       const firstKey = firstOfKey.get(c.key);
       // Known to be passed: a later revision was delivered (of any key where revisions are the order, else of this key).
@@ -276,7 +223,7 @@ export function checkWatches(segments: readonly WatchSegment[], committed: reado
     }
     if (s.mode === 'now') {
       for (const e of s.events) {
-        const c = byId.get(id(e.key, e.revision));
+        const c = byId.get(changeId(e.key, e.revision));
         if (c && c.invoked > s.returned) fromNowChecked++;
       }
     }
@@ -316,89 +263,4 @@ function neighbours(events: readonly RecordedWatchEvent[], revision: number): st
     if (e.revision > revision && (!after || e.revision < after.revision)) after = e;
   }
   return `${before ? `${before.key}@${before.revision}` : 'nothing'} then ${after ? `${after.key}@${after.revision}` : 'nothing'}`;
-}
-
-// ------------------------------------------------------------------ ground truth
-
-/** A write as the history recorded it (store-level and API-level puts and deletes). */
-interface WriteInput {
-  op: string;
-  key: string;
-  value?: unknown;
-}
-
-interface WriteOutput {
-  ok?: boolean;
-  revision?: number | null;
-}
-
-export interface HistoryRecordLike {
-  key: string;
-  revision: number;
-  deleted?: true;
-  value?: unknown;
-}
-
-export interface CommittedSet {
-  changes: CommittedChange[];
-  /** Keys every write to which has a known outcome: their committed changes are all known. */
-  closedKeys: Set<string>;
-}
-
-/**
- * The committed changes of a run: what writes were acknowledged with, what
- * `history()` still shows at the end (for each, the earliest invocation of
- * a write that may have made it), and changes some watch delivered that an
- * unacknowledged write of exactly that value may have made.
- */
-export function committedChanges(
-  operations: readonly Operation<unknown, unknown>[],
-  histories: ReadonlyMap<string, readonly HistoryRecordLike[]>,
-  delivered: readonly RecordedWatchEvent[] = [],
-): CommittedSet {
-  const byId = new Map<string, CommittedChange>();
-  const open = new Map<string, Operation<WriteInput, WriteOutput>[]>();
-  const keys = new Set<string>();
-  for (const raw of operations) {
-    const op = raw as Operation<WriteInput, WriteOutput>;
-    if (op.input.op !== 'put' && op.input.op !== 'delete') continue;
-    keys.add(op.input.key);
-    if (op.status === 'unknown') {
-      const list = open.get(op.input.key);
-      if (list) list.push(op);
-      else open.set(op.input.key, [op]);
-      continue;
-    }
-    const revision = op.status === 'ok' && op.output?.ok === true ? op.output.revision : undefined;
-    if (typeof revision !== 'number') continue;
-    const k = id(op.input.key, revision);
-    const known = byId.get(k);
-    if (known && op.call < known.invoked) Object.assign(known, { invoked: op.call, by: String(op.clientId) });
-    else if (!known) byId.set(k, { key: op.input.key, revision, type: op.input.op, ...(op.input.op === 'put' ? { value: op.input.value } : {}), invoked: op.call, by: String(op.clientId) });
-  }
-  /** The earliest invocation among the unacknowledged writes that can have made this change; undefined: none can. */
-  const origin = (c: { key: string; type: 'put' | 'delete'; value?: unknown }): number | undefined => {
-    let earliest: number | undefined;
-    for (const op of open.get(c.key) ?? []) {
-      if (op.input.op !== c.type || (c.type === 'put' && !deepEqual(op.input.value, c.value))) continue;
-      earliest = Math.min(earliest ?? Infinity, op.call);
-    }
-    return earliest;
-  };
-  for (const [key, records] of histories) {
-    for (const r of records) {
-      const k = id(key, r.revision);
-      if (byId.has(k)) continue;
-      const c = { key, revision: r.revision, type: r.deleted ? ('delete' as const) : ('put' as const), ...(r.deleted ? {} : { value: r.value }) };
-      byId.set(k, { ...c, invoked: origin(c) ?? -Infinity });
-    }
-  }
-  for (const e of delivered) {
-    const k = id(e.key, e.revision);
-    if (byId.has(k)) continue;
-    const from = origin(e);
-    if (from !== undefined) byId.set(k, { key: e.key, revision: e.revision, type: e.type, ...(e.type === 'put' ? { value: e.value } : {}), invoked: from });
-  }
-  const closedKeys = new Set([...keys].filter((k) => !open.has(k)));
-  return { changes: [...byId.values()], closedKeys };
 }
