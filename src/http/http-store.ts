@@ -6,6 +6,7 @@ import {
 } from '../core/index.js';
 import { assertKnownUrlOptions, redactUrl, withoutUrlInput } from '../core/redact.js';
 import { ServerClock } from './http-store-clock.js';
+import { SseParser } from './sse-parser.js';
 
 export interface HttpStoreOptions {
   /** Base URL of a revkit server, e.g. http://127.0.0.1:8787 (a path prefix is kept). */
@@ -269,24 +270,27 @@ export class HttpStore extends BaseStore {
         try {
           // An event cut in the middle (a dropped connection) is never yielded: the parser yields complete events only,
           // and the stream resumes after the last one that arrived.
-          for await (const msg of parseSse(res.body)) {
-            if (msg.event === 'error') {
-              queue.fail(errorFromProblem(503, safeJson(msg.data) as ProblemBody));
-              return;
+          // Every complete block with an id moves the resume point: an event, the start of the stream (an id with no data)
+          // and `overflow` (we fell behind; the stream ends).
+          const parser = new SseParser((id) => {
+            if (EVENT_ID.test(id)) lastId = id;
+          });
+          const decoder = new TextDecoder();
+          for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+            for (const msg of parser.feed(decoder.decode(chunk, { stream: true }))) {
+              if (msg.event === 'error') {
+                queue.fail(errorFromProblem(503, safeJson(msg.data) as ProblemBody));
+                return;
+              }
+              if (msg.event !== 'put' && msg.event !== 'delete') continue;
+              const data = JSON.parse(msg.data) as { type: 'put' | 'delete'; key: string; revision: number; value?: unknown } & Record<string, unknown>;
+              if (data.type === 'put') {
+                const { type: _type, ...entry } = data;
+                queue.push({ type: 'put', key: data.key, revision: data.revision, entry: entry as unknown as Entry<T> });
+              } else {
+                queue.push({ type: 'delete', key: data.key, revision: data.revision });
+              }
             }
-            if (msg.event !== 'put' && msg.event !== 'delete') {
-              // The start of the stream (an id with no data) and `overflow` (we fell behind; the stream ends) move the resume point.
-              if (msg.id !== undefined && EVENT_ID.test(msg.id)) lastId = msg.id;
-              continue;
-            }
-            const data = JSON.parse(msg.data) as { type: 'put' | 'delete'; key: string; revision: number; value?: unknown } & Record<string, unknown>;
-            if (data.type === 'put') {
-              const { type: _type, ...entry } = data;
-              queue.push({ type: 'put', key: data.key, revision: data.revision, entry: entry as unknown as Entry<T> });
-            } else {
-              queue.push({ type: 'delete', key: data.key, revision: data.revision });
-            }
-            if (msg.id !== undefined && EVENT_ID.test(msg.id)) lastId = msg.id;
           }
         } catch (err) {
           if (signal.aborted || queue.closed) return;
@@ -624,43 +628,4 @@ export function errorFromProblem(
  */
 function isUnconfirmedWrite(status: number, body: ProblemBody | undefined): boolean {
   return status >= 500 && body?.code !== 'ERR_UNAVAILABLE' && body?.code !== 'ERR_UNSUPPORTED';
-}
-
-interface SseMessage {
-  event: string;
-  data: string;
-  id: string | undefined;
-}
-
-/** Minimal text/event-stream parser (WHATWG HTML §9.2.6). */
-async function* parseSse(body: ReadableStream<Uint8Array>): AsyncGenerator<SseMessage> {
-  const decoder = new TextDecoder();
-  let buffer = '';
-  let event = '';
-  let data: string[] = [];
-  let id: string | undefined;
-  for await (const chunk of body as unknown as AsyncIterable<Uint8Array>) {
-    buffer += decoder.decode(chunk, { stream: true });
-    let nl: number;
-    while ((nl = buffer.search(/\r\n|\r|\n/)) >= 0) {
-      const line = buffer.slice(0, nl);
-      buffer = buffer.slice(nl + (buffer[nl] === '\r' && buffer[nl + 1] === '\n' ? 2 : 1));
-      if (line === '') {
-        if (data.length > 0) yield { event: event || 'message', data: data.join('\n'), id };
-        else if (id !== undefined) yield { event: '', data: '', id }; // moves the resume point only
-        event = '';
-        data = [];
-        id = undefined;
-        continue;
-      }
-      if (line.startsWith(':')) continue;
-      const colon = line.indexOf(':');
-      const field = colon < 0 ? line : line.slice(0, colon);
-      let value = colon < 0 ? '' : line.slice(colon + 1);
-      if (value.startsWith(' ')) value = value.slice(1);
-      if (field === 'event') event = value;
-      else if (field === 'data') data.push(value);
-      else if (field === 'id') id = value;
-    }
-  }
 }

@@ -7,7 +7,7 @@ import { diffLines } from '../../ui/src/diff.js';
 import { findSyntaxError, parseJson } from '../../ui/src/json.js';
 import { crumbs, loadPage, type Row } from '../../ui/src/keys.js';
 import { reapply } from '../../ui/src/merge.js';
-import { SseParser } from '../../ui/src/sse.js';
+import { SseParser } from '../../src/http/sse-parser.js';
 import type { Entry } from '../../ui/src/api.js';
 
 const label = (r: Row) => (r.kind === 'folder' ? `${r.prefix}*` : r.key);
