@@ -1,0 +1,122 @@
+import { watch as watchFs, type FSWatcher } from 'node:fs';
+import { basename, dirname } from 'node:path';
+import { EventEmitter } from 'node:events';
+import { AsyncQueue, HistoryGoneError, keyFilter, type WatchEvent, type WatchOptions } from '../core/index.js';
+import type { FileRecord, FileState } from './format.js';
+
+/**
+ * Wakes watchers when the file is replaced: by this process's commit, or
+ * (through a folder watch) by another process's.
+ */
+export class FileChanges {
+  private readonly listeners = new EventEmitter();
+  private fsWatcher: FSWatcher | null = null;
+  private watchers = 0;
+
+  constructor(private readonly path: string, private readonly isClosed: () => boolean) {
+    this.listeners.setMaxListeners(0);
+  }
+
+  emit(): void {
+    this.listeners.emit('change');
+  }
+
+  on(listener: () => void): void {
+    this.listeners.on('change', listener);
+    this.watchFolder(+1);
+  }
+
+  off(listener: () => void): void {
+    this.listeners.off('change', listener);
+    this.watchFolder(-1);
+  }
+
+  close(): void {
+    this.fsWatcher?.close();
+    this.fsWatcher = null;
+  }
+
+  /** One folder watch per store while any watch() runs; polling covers file systems without events. */
+  private watchFolder(delta: number): void {
+    this.watchers += delta;
+    if (this.watchers > 0 && this.fsWatcher === null && !this.isClosed()) {
+      const name = basename(this.path);
+      try {
+        this.fsWatcher = watchFs(dirname(this.path), { persistent: false }, (_event, file) => {
+          if (file === null || file === name) this.emit();
+        });
+        this.fsWatcher.on('error', () => {
+          this.fsWatcher?.close();
+          this.fsWatcher = null;
+        });
+      } catch {
+        this.fsWatcher = null;
+      }
+    } else if (this.watchers === 0 && this.fsWatcher !== null) {
+      this.fsWatcher.close();
+      this.fsWatcher = null;
+    }
+  }
+}
+
+/** What a watch reads from the store. */
+export interface ChangeLog {
+  read(): FileState;
+  toEvent<T>(change: FileRecord): WatchEvent<T>;
+  isClosed(): boolean;
+}
+
+/** Follows the file's change log from options.fromRevision (default: the head), waking on `changes` or every pollIntervalMs. */
+export function followChanges<T>(log: ChangeLog, changes: FileChanges, options: WatchOptions, pollIntervalMs: number): AsyncIterable<WatchEvent<T>> {
+  const matches = keyFilter(options);
+  const queue = new AsyncQueue<WatchEvent<T>>(options.signal);
+  let position: number;
+  try {
+    position = options.fromRevision ?? log.read().revision;
+  } catch (err) {
+    queue.fail(err);
+    return queue;
+  }
+  let wake: (() => void) | undefined;
+  const onChange = () => wake?.();
+  changes.on(onChange);
+  queue.onClose(() => {
+    changes.off(onChange);
+    wake?.();
+  });
+  const poll = async () => {
+    while (!queue.closed && !log.isClosed()) {
+      const state = log.read();
+      if (position < state.prunedBelow && state.revision > position) throw new HistoryGoneError(position, state.prunedBelow + 1);
+      for (let i = firstAfter(state.changes, position); i < state.changes.length; i++) {
+        const c = state.changes[i] as FileRecord;
+        if (matches(c.key)) queue.push(log.toEvent<T>(c));
+      }
+      position = Math.max(position, state.revision);
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(done, pollIntervalMs);
+        wake = done;
+        function done() {
+          clearTimeout(timer);
+          resolve();
+        }
+      });
+      wake = undefined;
+    }
+    queue.end();
+  };
+  poll().catch((err) => queue.fail(err));
+  return queue;
+}
+
+/** Index of the first change after `revision` (the log is in revision order). */
+function firstAfter(changes: FileRecord[], revision: number): number {
+  let lo = 0;
+  let hi = changes.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if ((changes[mid] as FileRecord).revision <= revision) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
