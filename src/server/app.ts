@@ -633,9 +633,15 @@ function withWriteOptions(guard: PutOptions, writer: string | undefined, ttlMs: 
 
 function readPreconditions(req: FastifyRequest): Preconditions {
   return {
-    ifMatch: parseTagList('If-Match', req.headers['if-match']),
-    ifNoneMatch: parseTagList('If-None-Match', req.headers['if-none-match']),
+    ifMatch: tagListOf('If-Match', req.headers['if-match']),
+    ifNoneMatch: tagListOf('If-None-Match', req.headers['if-none-match']),
   };
+}
+
+function tagListOf(name: string, raw: string | string[] | undefined): TagList | undefined {
+  const parsed = parseTagList(name, raw);
+  if ('malformed' in parsed) throw new HttpProblem(400, parsed.malformed);
+  return parsed.tags;
 }
 
 function expectedOf(list: TagList): number | null | 'absent' | 'value' {

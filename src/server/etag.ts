@@ -1,5 +1,3 @@
-import { HttpProblem } from './problem.js';
-
 /** The strong validator of a revision: `"12"`. */
 export function etagOf(revision: number): string {
   return `"${revision}"`;
@@ -16,11 +14,19 @@ export type TagList = '*' | EntityTag[];
 // entity-tag = [ "W/" ] DQUOTE *etagc DQUOTE ; etagc = %x21 / %x23-7E / obs-text
 const TAG = /[\t ]*(W\/)?"([\x21\x23-\x7e\x80-\xff]*)"[\t ]*/y;
 
-/** Parses If-Match / If-None-Match; a malformed field is a 400, not a silent mismatch. */
-export function parseTagList(name: string, raw: string | string[] | undefined): TagList | undefined {
-  if (raw === undefined) return undefined;
+/** A field that is not `*` or a list of entity tags: the detail of the 400 it is answered with. */
+export interface MalformedTagList {
+  malformed: string;
+}
+
+/**
+ * Parses If-Match / If-None-Match (`tags` undefined: no such field). A
+ * malformed field is a 400, not a silent mismatch: the caller answers it.
+ */
+export function parseTagList(name: string, raw: string | string[] | undefined): { tags: TagList | undefined } | MalformedTagList {
+  if (raw === undefined) return { tags: undefined };
   const value = Array.isArray(raw) ? raw.join(', ') : raw;
-  if (value.trim() === '*') return '*';
+  if (value.trim() === '*') return { tags: '*' };
   const tags: EntityTag[] = [];
   let i = 0;
   while (i < value.length) {
@@ -29,13 +35,13 @@ export function parseTagList(name: string, raw: string | string[] | undefined): 
     if (i >= value.length) break;
     TAG.lastIndex = i;
     const m = TAG.exec(value);
-    if (!m) throw new HttpProblem(400, `malformed ${name} header: expected "*" or a list of entity tags such as "12"`);
+    if (!m) return { malformed: `malformed ${name} header: expected "*" or a list of entity tags such as "12"` };
     tags.push({ weak: m[1] !== undefined, opaque: m[2] as string });
     i = TAG.lastIndex;
-    if (i < value.length && value[i] !== ',') throw new HttpProblem(400, `malformed ${name} header: entity tags must be separated by commas`);
+    if (i < value.length && value[i] !== ',') return { malformed: `malformed ${name} header: entity tags must be separated by commas` };
   }
-  if (tags.length === 0) throw new HttpProblem(400, `malformed ${name} header: it is empty`);
-  return tags;
+  if (tags.length === 0) return { malformed: `malformed ${name} header: it is empty` };
+  return { tags };
 }
 
 /** The revision a revkit ETag stands for, or null when the tag is not one of ours. */
