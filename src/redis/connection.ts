@@ -1,6 +1,13 @@
-import type { Redis } from 'ioredis';
+import type { Redis, RedisOptions } from 'ioredis';
 import { ClosedError, RevkitError } from '../core/index.js';
 import type { Script } from './scripts.js';
+
+/**
+ * A connection revkit owns: a command that was sent when the connection
+ * closed is not sent again (InFlight reports it as "may have run" and the
+ * caller re-reads), commands wait in the offline queue during a restart.
+ */
+export const OWN_CONNECTION: RedisOptions = { autoResendUnfulfilledCommands: false, enableOfflineQueue: true };
 
 interface Pending {
   state: 'queued' | 'sent' | 'orphaned';

@@ -1,0 +1,91 @@
+import { InvalidArgumentError, type StoreOptions } from '../core/index.js';
+import { assertKnownUrlOptions, redactUrl, withoutUrlInput } from '../core/redact.js';
+
+export interface RedisStoreOptions extends StoreOptions {
+  /** Names the store inside the Redis database and is its hash tag; default `revkit`. No `{` or `}`. */
+  prefix?: string;
+  /** Revisions kept per key for history() (the current one included); default 64. */
+  historyDepth?: number;
+  /** Revisions kept in the change log for watch({ fromRevision }); default 100,000. */
+  changeLogRevisions?: number;
+  /** How often expired keys are turned into tombstones (0: never, reads still see them expire); default 1000 ms. */
+  sweepIntervalMs?: number;
+  /** How long a caught-up watch waits on the change log (XREAD BLOCK) before it looks again; default 10,000 ms. */
+  watchBlockMs?: number;
+  /**
+   * close(): how long commands in flight may still get their answers; default 1000 ms.
+   * What is left then is answered with ClosedError (`ambiguous` for a write that was sent: it may still commit).
+   */
+  closeTimeoutMs?: number;
+}
+
+/** The options with their defaults, checked. */
+export interface RedisSettings {
+  historyDepth: number;
+  changeLogRevisions: number;
+  watchBlockMs: number;
+  closeTimeoutMs: number;
+  /** 0: no sweeper. */
+  sweepIntervalMs: number;
+}
+
+const URL_OPTIONS = ['prefix', 'historyDepth', 'changeLogRevisions', 'sweepIntervalMs', 'watchBlockMs', 'closeTimeoutMs'] as const;
+/**
+ * ioredis options a URL may carry, passed on to it. ioredis would take any
+ * query option as a client option, as a string ("false" is true): only these,
+ * whose string form ioredis reads right, are let through; anything else is
+ * refused, never silently ignored nor handed to the client.
+ */
+const IOREDIS_URL_OPTIONS = ['db', 'family', 'username', 'password', 'connectionName'] as const;
+
+/**
+ * Splits a redis URL into what goes to ioredis (`clientUrl`, revkit's options
+ * taken out) and revkit's own options; an unknown or malformed option is refused.
+ */
+export function parseRedisUrl(url: string): { clientUrl: string; options: RedisStoreOptions } {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch (cause) {
+    throw new InvalidArgumentError(`malformed redis URL ${JSON.stringify(redactUrl(url))}`, { cause: withoutUrlInput(cause) });
+  }
+  assertKnownUrlOptions(url, 'redis', parsed.searchParams.keys(), [...URL_OPTIONS, ...IOREDIS_URL_OPTIONS], `revkit's ${URL_OPTIONS.join(', ')}; ioredis's ${IOREDIS_URL_OPTIONS.join(', ')}`);
+  const db = parsed.searchParams.get('db');
+  if (db !== null && (!/^\d+$/.test(db) || parsed.pathname.length > 1)) {
+    throw new InvalidArgumentError(`redis URL option db must be a non-negative integer, and not given as the path as well, got ${JSON.stringify(db)}`);
+  }
+  const family = parsed.searchParams.get('family');
+  if (family !== null && family !== '4' && family !== '6' && family !== '0') throw new InvalidArgumentError(`redis URL option family must be 4, 6 or 0 (either), got ${JSON.stringify(family)}`);
+  const fromUrl: Record<string, unknown> = {};
+  for (const name of URL_OPTIONS) {
+    const v = parsed.searchParams.get(name);
+    if (v === null) continue;
+    fromUrl[name] = name === 'prefix' ? v : urlInteger(name, v);
+    parsed.searchParams.delete(name);
+  }
+  return { clientUrl: parsed.toString(), options: fromUrl as RedisStoreOptions };
+}
+
+export function redisSettings(options: RedisStoreOptions): RedisSettings {
+  const historyDepth = positive(options.historyDepth, 64, 'historyDepth');
+  const changeLogRevisions = positive(options.changeLogRevisions, 100_000, 'changeLogRevisions');
+  const watchBlockMs = positive(options.watchBlockMs, 10_000, 'watchBlockMs');
+  const closeTimeoutMs = options.closeTimeoutMs ?? 1000;
+  if (!Number.isSafeInteger(closeTimeoutMs) || closeTimeoutMs < 0) throw new InvalidArgumentError(`closeTimeoutMs must be a non-negative integer, got ${String(closeTimeoutMs)}`);
+  const sweepIntervalMs = options.sweepIntervalMs ?? 1000;
+  if (!Number.isSafeInteger(sweepIntervalMs) || sweepIntervalMs < 0) throw new InvalidArgumentError(`sweepIntervalMs must be a non-negative integer, got ${String(sweepIntervalMs)}`);
+  return { historyDepth, changeLogRevisions, watchBlockMs, closeTimeoutMs, sweepIntervalMs };
+}
+
+/** A whole-number URL option; anything else (`10ms`, `1e3`, ``) is refused, not read as NaN or rounded. */
+function urlInteger(name: string, text: string): number {
+  const n = Number(text);
+  if (!/^\d+$/.test(text) || !Number.isSafeInteger(n)) throw new InvalidArgumentError(`redis URL option ${name} must be a non-negative integer, got ${JSON.stringify(text)}`);
+  return n;
+}
+
+function positive(v: unknown, fallback: number, name: string): number {
+  if (v === undefined) return fallback;
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v <= 0) throw new InvalidArgumentError(`${name} must be a positive integer, got ${String(v)}`);
+  return v;
+}
