@@ -5,7 +5,10 @@ export { parseJsonValue, assertFaithfulText, unfaithfulValue, type UnfaithfulVal
 export { findUnfaithfulNumber, jsonPointer, type UnfaithfulNumber } from './json-numbers.js';
 export { deepEqual } from './equal.js';
 export { linearBackoff, exponentialJitter, decorrelatedJitter } from './retry.js';
-export { runUpdate, UPDATE_DEFAULTS, newWriterToken, sleep } from './update.js';
+export { runUpdate } from './update.js';
+export { UPDATE_DEFAULTS } from './retry.js';
+export { newWriterToken } from './own-write.js';
+export { sleep } from './waiting.js';
 export { validateCandidate } from './validate.js';
 export { BaseStore } from './base.js';
 export { WriteCombiner } from './combine.js';

@@ -1,36 +1,31 @@
-import { randomBytes } from 'node:crypto';
 import { AbortedError, BackendError, ClosedError, ConflictError, isAmbiguous, OutcomeUnknownError, RetryExhaustedError } from './errors.js';
-import { exponentialJitter } from './retry.js';
-import { isTombstone, SKIP, type Entry, type Mutation, type PutOptions, type Store, type StoredRecord, type UpdateOptions } from './types.js';
-import { validateCandidate } from './validate.js';
+import { answer, compose, GONE, type Attempt, type Carried } from './compose.js';
+import { lookForOwnWrite } from './own-write.js';
+import { backoffDelay, UPDATE_DEFAULTS } from './retry.js';
+import { isTombstone, type Entry, type Mutation, type PutOptions, type RetryPolicy, type Store, type StoredRecord, type UpdateOptions } from './types.js';
+import { answerBy, sleep, StopWhen, type StopSignal } from './waiting.js';
 
-/** Chosen from the hot-key benchmark (BENCHMARKS.md). */
-export const UPDATE_DEFAULTS = {
-  maxAttempts: 64,
-  deadlineMs: 30_000,
-  retry: exponentialJitter({ baseMs: 1, capMs: 256 }),
-  /**
-   * An unreachable store is not a contended key: waiting longer between
-   * attempts lets update() ride out a restart within its deadline instead of
-   * burning every attempt in the first second.
-   */
-  outageRetry: exponentialJitter({ baseMs: 50, capMs: 2_000 }),
-};
-
-/** The delay before the next attempt: conflicts use the caller's policy, outages the outage policy. */
-export function backoffDelay(error: unknown, attempt: number, previousDelayMs: number, policy = UPDATE_DEFAULTS.retry): number {
-  const chosen = BackendError.is(error) ? UPDATE_DEFAULTS.outageRetry : policy;
-  return Math.max(0, chosen.delay(attempt, previousDelayMs));
-}
-
-// 72 random bits per process, then a counter: unique across processes and restarts without a
-// crypto call per update().
-const PROCESS_TAG = randomBytes(9).toString('base64url');
-let writerCounter = 0;
-
-export function newWriterToken(): string {
-  return `${PROCESS_TAG}_${(writerCounter++).toString(36)}`;
-}
+/**
+ * The one attempt loop of update() (docs/semantics.md, "update()"): read
+ * (tombstones included), let compose.ts apply the mutations it carries to a
+ * private copy, write guarded by what was read; on conflict or transient
+ * fault back off and start over from the read. A write whose acknowledgement
+ * was lost is looked for by its writer token before anything is applied
+ * again; when its fate cannot be established its callers are told so
+ * (OutcomeUnknownError) instead of risking a second application.
+ *
+ * A loop carries one caller (runUpdate) or the callers the combiner gathered
+ * for one key (combine.ts); either way:
+ * - every caller settles by its own deadline, signal and attempt budget, even
+ *   while another caller's mutation hangs or a store call is in flight; the
+ *   loop goes on without it, and never writes a mutation whose caller has
+ *   been answered;
+ * - every attempt writes with a token of its own, so after lost
+ *   acknowledgements the attempt that committed settles the callers it
+ *   carried, with that attempt's values and errors;
+ * - a caller whose mutation may have committed is never run again: if the
+ *   outcome cannot be established it gets OutcomeUnknownError.
+ */
 
 /** What the update loop needs from a store. */
 export type UpdatableStore = Pick<Store, 'getRecord' | 'put' | 'history' | 'capabilities' | 'backend'> & {
@@ -38,207 +33,280 @@ export type UpdatableStore = Pick<Store, 'getRecord' | 'put' | 'history' | 'capa
   readonly closedSignal?: StopSignal;
 };
 
-/**
- * docs/semantics.md, "update()": read (tombstones included), apply the mutation to a private
- * copy, validate, write guarded by what was read; on conflict or transient
- * fault back off and start over from the read. A write whose acknowledgement
- * was lost is looked for by its writer token before anything is applied
- * again; when its fate cannot be established the caller is told so
- * (OutcomeUnknownError) instead of risking a second application.
- */
-export async function runUpdate<T>(store: UpdatableStore, key: string, fn: Mutation<T>, opts: UpdateOptions<T> = {}): Promise<Entry<T> | null> {
-  const maxAttempts = opts.maxAttempts ?? UPDATE_DEFAULTS.maxAttempts;
-  const deadline = Date.now() + (opts.deadlineMs ?? UPDATE_DEFAULTS.deadlineMs);
-  const policy = opts.retry ?? UPDATE_DEFAULTS.retry;
-  const writer = newWriterToken();
-  let lastError: unknown;
-  let previousDelay = 0;
-  // The revision read before our first write whose acknowledgement was lost:
-  // a record carrying our token above it means one of our writes committed.
-  // Every attempt carries the same token, so one look covers all ambiguous attempts.
-  let suspect: { base: number } | undefined;
-  const giveUp = (attempts: number, reason: 'attempts' | 'deadline' | 'aborted', cause: unknown): never => {
-    const exhausted = new RetryExhaustedError(key, attempts, cause, reason);
-    if (suspect) throw new OutcomeUnknownError(key, undefined, { cause: exhausted });
-    throw exhausted;
-  };
-
-  for (let attempt = 1; ; attempt++) {
-    if (opts.signal?.aborted) giveUp(attempt - 1, 'aborted', lastError ?? new AbortedError(opts.signal.reason));
-    if (store.closedSignal?.aborted) {
-      const closed = new ClosedError(store.backend, { cause: lastError });
-      throw suspect ? new OutcomeUnknownError(key, undefined, { cause: closed }) : closed;
-    }
-    let read: StoredRecord<T> | null = null;
-    try {
-      read = await answerBy(store.getRecord<T>(key), deadline, opts.signal, false);
-      if (suspect) {
-        const verdict = await lookForOwnWrite(store, key, read, writer, suspect.base, deadline, opts.signal);
-        if (verdict.state === 'committed') return isTombstone(verdict.record) ? null : verdict.record;
-        if (verdict.state === 'unknown') throw new OutcomeUnknownError(key, undefined, { cause: lastError });
-        if (verdict.state === 'absent') suspect = undefined;
-        // 'pending': the write may still land, but it is guarded by the revision we read again now,
-        // so at most one of it and the next write can commit; the next re-read tells which.
-        // A call that has answered, even with an error, proves nothing: the statement may still be
-        // running on a server whose client went away, and land after we read.
-      }
-      const live = read !== null && !isTombstone(read);
-      const current = live ? structuredClone((read as Entry<T>).value) : defaultValue(opts);
-      const next = await answerBy(Promise.resolve().then(() => fn(current)), deadline, opts.signal, false, MUTATION_GAVE_NO_ANSWER);
-      // "No change" cannot be promised while an earlier write of this call may still land.
-      if (next === SKIP) {
-        if (suspect) throw new OutcomeUnknownError(key, undefined, { cause: lastError });
-        return live ? (read as Entry<T>) : null;
-      }
-      const candidate = await validateCandidate(key, next as T, opts);
-      // An abort that came while the mutation ran is honoured before anything is written.
-      if (opts.signal?.aborted) giveUp(attempt, 'aborted', lastError ?? new AbortedError(opts.signal.reason));
-      // Never written: ifRevision 0, not ifAbsent — a tombstone must not let this write land after a later delete.
-      const guard: PutOptions = { ifRevision: read === null ? 0 : read.revision };
-      guard.writer = writer;
-      if (opts.ttlMs !== undefined) guard.ttlMs = opts.ttlMs;
-      try {
-        return await answerBy(store.put<T>(key, candidate, guard), deadline, opts.signal, true);
-      } catch (err) {
-        if (isAmbiguous(err)) suspect = { base: suspect?.base ?? read?.revision ?? 0 };
-        throw err;
-      }
-    } catch (err) {
-      if (err === MUTATION_GAVE_NO_ANSWER) giveUp(attempt, opts.signal?.aborted ? 'aborted' : 'deadline', lastError);
-      if (ConflictError.is(err) || (BackendError.is(err) && err.transient)) {
-        lastError = err;
-      } else if (suspect && !OutcomeUnknownError.is(err)) {
-        throw new OutcomeUnknownError(key, undefined, { cause: err });
-      } else {
-        throw err;
-      }
-    }
-    if (attempt >= maxAttempts) giveUp(attempt, 'attempts', lastError);
-    const remaining = deadline - Date.now();
-    if (remaining <= 0) giveUp(attempt, 'deadline', lastError);
-    const delay = backoffDelay(lastError, attempt, previousDelay, policy);
-    previousDelay = delay;
-    try {
-      opts.onRetry?.({ key, attempt, error: lastError, delayMs: delay });
-    } catch {
-      // A metrics hook must not break the update.
-    }
-    if (delay >= remaining) {
-      await sleep(remaining, opts.signal, store.closedSignal).catch(() => undefined);
-      if (!store.closedSignal?.aborted) giveUp(attempt, opts.signal?.aborted ? 'aborted' : 'deadline', lastError);
-    }
-    try {
-      await sleep(delay, opts.signal, store.closedSignal);
-    } catch {
-      giveUp(attempt, 'aborted', lastError);
-    }
-  }
+/** What every attempt of one loop shares: callers with their own TTL or retry policy run alone. */
+export interface LoopPolicy {
+  retry: RetryPolicy;
+  ttlMs?: number;
 }
 
-/** Rejection marker of a mutation that had not returned by the caller's deadline or abort. */
-export const MUTATION_GAVE_NO_ANSWER: unique symbol = Symbol('mutation gave no answer');
-
-function defaultValue<T>(opts: UpdateOptions<T>): T | undefined {
-  const d = opts.default;
-  return typeof d === 'function' ? (d as () => T)() : structuredClone(d);
-}
-
-export type OwnWriteVerdict<T> =
-  | { state: 'committed'; record: StoredRecord<T> }
-  /** It did not commit and no longer can: the key moved past its guard without it. */
-  | { state: 'absent' }
-  /** Not committed yet, and its guard still holds: it may yet land, whatever its call answered. */
-  | { state: 'pending' }
-  /** It may have committed under later writes that history no longer reaches. */
-  | { state: 'unknown' };
-
-/**
- * Was the write carrying `writer`, guarded by revision `base`, committed?
- * Looks at the record just read, then back through history until below
- * `base` (one call with a large limit; backends cap it at what they keep).
- */
-export async function lookForOwnWrite<T>(store: UpdatableStore, key: string, read: StoredRecord<T> | null, writer: string, base: number, deadline: number, signal: StopSignal | undefined): Promise<OwnWriteVerdict<T>> {
-  if (read && read.writer === writer && read.revision > base) return { state: 'committed', record: read };
-  if ((read?.revision ?? 0) <= base) return { state: 'pending' };
-  if (!store.capabilities.history) return { state: 'unknown' };
-  let past: StoredRecord<T>[];
-  try {
-    // Bounded like every store call of the loop: a history read that never answers must not hold the caller.
-    past = await answerBy(store.history<T>(key, { limit: HISTORY_LOOKBACK }), deadline, signal, false);
-  } catch (err) {
-    if (BackendError.is(err) && err.transient) throw err;
-    return { state: 'unknown' };
-  }
-  const own = past.find((r) => r.writer === writer && r.revision > base);
-  if (own) return { state: 'committed', record: own };
-  return past.some((r) => r.revision <= base) ? { state: 'absent' } : { state: 'unknown' };
-}
-
-/** As far back as update() looks for its own write; every backend caps history below this. */
-const HISTORY_LOOKBACK = 10_000;
-
-/**
- * A store call that never answers (a connection stuck mid-reconnect) must not
- * hold update() past its deadline or its signal: past either, the call counts
- * as a transient fault — ambiguous for a write, which may still commit, and
- * is then recognised by its writer token — and the loop's own bounds end it.
- */
-/**
- * What answerBy() and sleep() need of a signal: an AbortSignal, or the
- * combiner's cheaper StopWhen (an AbortController per attempt was a tenth
- * of update()'s CPU at one writer).
- */
-export interface StopSignal {
-  readonly aborted: boolean;
-  readonly reason?: unknown;
-  addEventListener(type: 'abort', listener: () => void, options?: { once?: boolean }): void;
-  removeEventListener(type: 'abort', listener: () => void): void;
-}
-
-export function answerBy<R>(call: Promise<R>, deadline: number, signal: StopSignal | undefined, write: boolean, gaveNoAnswer?: unknown): Promise<R> {
-  const noAnswer = () => gaveNoAnswer ?? new BackendError('the store gave no answer before the deadline', { transient: true, ambiguous: write });
-  if (signal?.aborted) {
-    call.catch(() => undefined);
-    return Promise.reject(noAnswer());
-  }
-  return new Promise<R>((resolve, reject) => {
-    const giveUp = () => {
-      cleanup();
-      reject(noAnswer());
-    };
-    const timer = setTimeout(giveUp, Math.max(0, deadline - Date.now()));
-    signal?.addEventListener('abort', giveUp, { once: true });
-    function cleanup() {
-      clearTimeout(timer);
-      signal?.removeEventListener('abort', giveUp);
-    }
-    call.then(
-      (value) => (cleanup(), resolve(value)),
-      (err) => (cleanup(), reject(err)),
-    );
-  });
-}
-
-/** Waits `ms`; rejects with AbortedError when `signal` aborts; resolves early when `wake` fires. */
-export function sleep(ms: number, signal?: StopSignal, wake?: StopSignal): Promise<void> {
+export function runUpdate<T>(store: UpdatableStore, key: string, fn: Mutation<T>, opts: UpdateOptions<T> = {}): Promise<Entry<T> | null> {
   return new Promise((resolve, reject) => {
-    if (signal?.aborted) return reject(new AbortedError(signal.reason));
-    if (wake?.aborted || (ms <= 0 && !signal)) return resolve();
-    const timer = setTimeout(done, ms);
-    function cleanup() {
-      clearTimeout(timer);
-      signal?.removeEventListener('abort', onAbort);
-      wake?.removeEventListener('abort', done);
-    }
-    function done() {
-      cleanup();
-      resolve();
-    }
-    function onAbort() {
-      cleanup();
-      reject(new AbortedError(signal?.reason));
-    }
-    signal?.addEventListener('abort', onAbort, { once: true });
-    wake?.addEventListener('abort', done, { once: true });
+    const caller = new Caller(key, fn as Mutation<unknown>, opts as UpdateOptions<unknown>, resolve as (e: Entry<unknown> | null) => void, reject);
+    if (caller.settled) return;
+    const policy: LoopPolicy = { retry: opts.retry ?? UPDATE_DEFAULTS.retry };
+    if (opts.ttlMs !== undefined) policy.ttlMs = opts.ttlMs;
+    void new AttemptLoop(store, key, [caller], policy).run();
   });
+}
+
+/** One update() call waiting for its answer. */
+export class Caller implements Carried {
+  settled = false;
+  attempts = 0;
+  lastError: unknown;
+  readonly deadline: number;
+  /** Attempts carrying this caller's mutation whose write may have committed. */
+  readonly exposedIn = new Set<Attempt>();
+  readonly gone: Promise<typeof GONE>;
+  private markGone!: () => void;
+  private readonly timer: ReturnType<typeof setTimeout>;
+  private readonly onAbort = () => this.giveUp('aborted');
+
+  constructor(
+    readonly key: string,
+    readonly fn: Mutation<unknown>,
+    readonly opts: UpdateOptions<unknown>,
+    private readonly onResolve: (entry: Entry<unknown> | null) => void,
+    private readonly onReject: (err: unknown) => void,
+  ) {
+    this.deadline = Date.now() + (opts.deadlineMs ?? UPDATE_DEFAULTS.deadlineMs);
+    this.gone = new Promise((resolve) => (this.markGone = () => resolve(GONE)));
+    this.timer = setTimeout(() => this.giveUp('deadline'), Math.max(0, this.deadline - Date.now()));
+    if (opts.signal?.aborted) this.giveUp('aborted');
+    else opts.signal?.addEventListener('abort', this.onAbort, { once: true });
+  }
+
+  get maxAttempts(): number {
+    return this.opts.maxAttempts ?? UPDATE_DEFAULTS.maxAttempts;
+  }
+
+  resolve(entry: Entry<unknown> | null): void {
+    if (this.finish()) this.onResolve(entry);
+  }
+
+  reject(err: unknown): void {
+    if (this.finish()) this.onReject(err);
+  }
+
+  /** A final error; if a write carrying this mutation may have committed, the honest answer is "unknown". */
+  fail(err: unknown): void {
+    if (this.exposedIn.size > 0 && !OutcomeUnknownError.is(err)) this.reject(new OutcomeUnknownError(this.key, undefined, { cause: err }));
+    else this.reject(err);
+  }
+
+  giveUp(reason: 'attempts' | 'deadline' | 'aborted'): void {
+    const cause = this.lastError ?? (reason === 'aborted' ? new AbortedError(this.opts.signal?.reason) : undefined);
+    this.fail(new RetryExhaustedError(this.key, this.attempts, cause, reason));
+  }
+
+  /** Hands the caller to a loop of its own, which answers it from here on. */
+  runAlone(loop: (remainingMs: number) => Promise<Entry<unknown> | null>): void {
+    const remainingMs = Math.max(0, this.deadline - Date.now());
+    if (this.finish()) loop(remainingMs).then(this.onResolve, this.onReject);
+  }
+
+  private finish(): boolean {
+    if (this.settled) return false;
+    this.settled = true;
+    clearTimeout(this.timer);
+    this.opts.signal?.removeEventListener('abort', this.onAbort);
+    this.markGone();
+    return true;
+  }
+}
+
+export class AttemptLoop {
+  /** Attempts whose acknowledgement was lost and whose fate is not settled yet. */
+  private suspects: Attempt<Caller>[] = [];
+  private lastError: unknown;
+  private previousDelay = 0;
+  /**
+   * After a combined write was refused for good while some of its callers may
+   * have committed earlier: one caller per attempt, so that the refusal is
+   * the doing of the caller that gets it, until a write commits.
+   */
+  private singleFile = false;
+  /** The last error of a write (not of a read): a refusal for good of what one attempt wrote. */
+  private refusedWrite: unknown;
+
+  constructor(
+    private readonly store: UpdatableStore,
+    private readonly key: string,
+    private readonly callers: Caller[],
+    private readonly policy: LoopPolicy,
+  ) {}
+
+  private get pending(): Caller[] {
+    return this.callers.filter((c) => !c.settled);
+  }
+
+  /** Never rejects: whatever goes wrong is delivered to the callers. */
+  async run(): Promise<void> {
+    try {
+      await this.loop();
+    } catch (err) {
+      for (const c of this.callers) c.fail(err);
+    }
+  }
+
+  private async loop(): Promise<void> {
+    for (;;) {
+      if (this.store.closedSignal?.aborted) {
+        const closed = new ClosedError(this.store.backend, { cause: this.lastError });
+        for (const c of this.pending) c.fail(closed);
+        return;
+      }
+      const pending = this.singleFile ? this.pending.slice(0, 1) : this.pending;
+      if (pending.length === 0) return;
+      for (const c of pending) c.attempts++;
+      const everyoneGone = abortWhenAllGone(pending);
+      try {
+        const done = await this.attempt(pending, everyoneGone.signal);
+        // Done with those tried; one at a time (singleFile), the others are still waiting.
+        if (done && this.pending.length === 0) return;
+        continue;
+      } catch (err) {
+        if (ConflictError.is(err) || (BackendError.is(err) && err.transient)) {
+          this.lastError = err;
+        } else {
+          if (this.failForGood(err, pending)) continue;
+          return;
+        }
+      } finally {
+        everyoneGone.release();
+      }
+      for (const c of this.pending) {
+        c.lastError = this.lastError;
+        if (c.attempts >= c.maxAttempts) c.giveUp('attempts');
+      }
+      await this.backOff();
+    }
+  }
+
+  /** True when every caller that was pending has its answer; false to start over at once. */
+  private async attempt(pending: Caller[], stop: StopSignal): Promise<boolean> {
+    // Store calls are cut only when every caller has its answer (`stop`) or the last deadline
+    // passes: each caller's own deadline answers that caller alone, as it would be answered alone.
+    const latest = Math.max(...pending.map((c) => c.deadline));
+    const read = await answerBy(this.store.getRecord(this.key), latest, stop, false);
+    if (this.suspects.length > 0 && (await this.resolveSuspects(read, latest, stop))) return true;
+    if (this.pending.length === 0) return true;
+
+    const attempt = await compose(this.key, read, pending);
+    // A caller answered while the mutations ran (deadline, abort) must not be written: start over without it.
+    if ([...attempt.outcomes.keys()].some((c) => c.settled)) return false;
+    if (attempt.written === undefined) {
+      // Nothing to write — unless an earlier write of ours may still land, the state read is final.
+      const unsure = new Set(this.suspects.flatMap((a) => [...a.outcomes.keys()]));
+      for (const c of unsure) c.fail(new OutcomeUnknownError(this.key, undefined, { cause: this.lastError }));
+      this.settle(attempt, null);
+      return true;
+    }
+    // Never written: ifRevision 0 (a tombstone fails it), so a cut create cannot land after a later delete.
+    const guard: PutOptions = { writer: attempt.token, ifRevision: read?.revision ?? 0 };
+    if (this.policy.ttlMs !== undefined) guard.ttlMs = this.policy.ttlMs;
+    // A SKIP caller's answer (what it saw) holds whether or not this write lands: it is not exposed to it.
+    for (const [c, outcome] of attempt.outcomes) if (outcome.kind === 'value') c.exposedIn.add(attempt);
+    let entry: Entry<unknown>;
+    try {
+      entry = await answerBy(this.store.put(this.key, attempt.written, guard), latest, stop, true);
+    } catch (err) {
+      if (isAmbiguous(err)) this.suspects.push(attempt);
+      else for (const c of attempt.outcomes.keys()) c.exposedIn.delete(attempt);
+      this.refusedWrite = err;
+      throw err;
+    }
+    this.settle(attempt, entry);
+    return true;
+  }
+
+  /**
+   * After lost acknowledgements: did one of our writes commit? If so its
+   * attempt answers its callers. Returns true when everyone is answered.
+   */
+  private async resolveSuspects(read: StoredRecord<unknown> | null, deadline: number, stop: StopSignal): Promise<boolean> {
+    for (const suspect of [...this.suspects]) {
+      const verdict = await lookForOwnWrite(this.store, this.key, read, suspect.token, suspect.base, deadline, stop);
+      if (verdict.state === 'committed') {
+        this.settle(suspect, isTombstone(verdict.record) ? null : verdict.record);
+        return this.pending.length === 0;
+      }
+      // 'pending': the write may still land, but it is guarded by the revision read again now,
+      // so at most one of it and the next write can commit; the next re-read tells which.
+      // A call that has answered, even with an error, proves nothing: the statement may still be
+      // running on a server whose client went away, and land after we read.
+      if (verdict.state === 'pending') continue;
+      this.suspects = this.suspects.filter((a) => a !== suspect);
+      for (const c of suspect.outcomes.keys()) {
+        c.exposedIn.delete(suspect);
+        if (verdict.state === 'unknown') c.reject(new OutcomeUnknownError(this.key, undefined, { cause: this.lastError }));
+      }
+    }
+    return false;
+  }
+
+  private settle(attempt: Attempt<Caller>, entry: Entry<unknown> | null): void {
+    // Whatever committed now, no other attempt of this loop ever can: their guards are behind it.
+    for (const c of this.callers) c.exposedIn.clear();
+    this.suspects = [];
+    this.singleFile = false;
+    answer(attempt, entry);
+  }
+
+  /**
+   * The write of `tried` was refused for good (too large, an unencodable
+   * value). A caller tried alone gets that verdict (OutcomeUnknownError if an
+   * earlier write of its may still land). Of several, each whose mutation
+   * cannot have committed runs alone and gets its own verdict; those whose
+   * earlier write may still land stay, one per attempt from now on — the
+   * refusal may be a neighbour's doing, and only this loop knows the tokens
+   * that tell whether their earlier write landed. True when callers stay.
+   */
+  private failForGood(err: unknown, tried: Caller[]): boolean {
+    if (tried.length === 1) {
+      tried[0]?.fail(err);
+      return this.pending.length > 0;
+    }
+    // A read that fails for good says nothing about anyone's value: everyone gets it.
+    const ofTheValue = err === this.refusedWrite;
+    for (const c of tried) {
+      if (c.exposedIn.size > 0) {
+        if (!ofTheValue) c.fail(err);
+        continue;
+      }
+      const maxAttempts = Math.max(1, c.maxAttempts - c.attempts + 1);
+      c.runAlone((deadlineMs) => runUpdate(this.store, this.key, c.fn, { ...c.opts, deadlineMs, maxAttempts }));
+    }
+    this.singleFile = true;
+    return this.pending.length > 0;
+  }
+
+  private async backOff(): Promise<void> {
+    const pending = this.pending;
+    if (pending.length === 0) return;
+    const delay = backoffDelay(this.lastError, pending[0]?.attempts ?? 1, this.previousDelay, this.policy.retry);
+    this.previousDelay = delay;
+    for (const c of pending) {
+      try {
+        c.opts.onRetry?.({ key: this.key, attempt: c.attempts, error: this.lastError, delayMs: delay });
+      } catch {
+        // A metrics hook must not break the update.
+      }
+    }
+    const untilSoonest = Math.min(...pending.map((c) => c.deadline)) - Date.now();
+    const everyoneGone = abortWhenAllGone(pending);
+    await sleep(Math.max(0, Math.min(delay, untilSoonest)), everyoneGone.signal, this.store.closedSignal).catch(() => undefined);
+    everyoneGone.release();
+  }
+}
+
+/** A signal that fires once every one of `callers` has its answer, so nothing waits on their behalf. */
+function abortWhenAllGone(callers: Caller[]): { signal: StopSignal; release: () => void } {
+  const stop = new StopWhen();
+  let released = false;
+  const gone = callers.length === 1 ? (callers[0] as Caller).gone : Promise.all(callers.map((c) => c.gone));
+  void gone.then(() => {
+    if (!released) stop.fire();
+  });
+  return { signal: stop, release: () => (released = true) };
 }

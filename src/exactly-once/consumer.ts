@@ -3,7 +3,7 @@ import {
   AbortedError, BackendError, ConflictError, InvalidArgumentError, isAmbiguous, OutcomeUnknownError, RetryExhaustedError, TooLargeError, UPDATE_DEFAULTS, sleep,
   type Store, type StoredRecord, type RetryPolicy,
 } from '../core/index.js';
-import { answerBy } from '../core/update.js';
+import { answerBy } from '../core/waiting.js';
 import { canonicalJson, payloadHash } from './canonical.js';
 import { decide, fitRecord, nextDedup } from './decide.js';
 import { assertProducerId, layout, partitionName, DEFAULT_PREFIX } from './keys.js';

@@ -1,0 +1,103 @@
+import { newWriterToken } from './own-write.js';
+import { isTombstone, SKIP, type Entry, type Mutation, type StoredRecord, type UpdateOptions } from './types.js';
+import { validateCandidate } from './validate.js';
+
+/**
+ * What one attempt of update() writes, and what each caller it carries is
+ * answered if that write commits (docs/semantics.md, "update()"). Concurrent
+ * update()s of one key in one process share an attempt: each mutation is
+ * applied in arrival order to the result of the one before, and the value
+ * written is the last one; a lone caller is the case of one. The attempt
+ * loop (update.ts) owns everything else: reads, retries, lost
+ * acknowledgements, deadlines.
+ */
+
+/** What composing needs of a waiting caller. */
+export interface Carried {
+  readonly fn: Mutation<unknown>;
+  readonly opts: UpdateOptions<unknown>;
+  readonly settled: boolean;
+  /** Resolves when the caller has its answer, so nothing waits for it any longer. */
+  readonly gone: Promise<typeof GONE>;
+  resolve(entry: Entry<unknown> | null): void;
+  reject(err: unknown): void;
+}
+
+export const GONE = Symbol('caller gone');
+
+type Outcome =
+  | { kind: 'value'; value: unknown }
+  | { kind: 'skip'; seen: unknown; exists: boolean; unchanged: boolean };
+
+/** What one attempt computed: who is answered how if its write commits. */
+export interface Attempt<C extends Carried = Carried> {
+  token: string;
+  read: StoredRecord<unknown> | null;
+  /** The revision its write is guarded by (0: must not exist). */
+  base: number;
+  outcomes: Map<C, Outcome>;
+  failed: Map<C, unknown>;
+  /** The value written: that of the last caller that changed it; undefined when nobody changed it. */
+  written?: unknown;
+}
+
+/**
+ * Applies each caller's mutation in arrival order to the state read. A
+ * mutation that throws or fails validation is left out of the value; a caller
+ * answered meanwhile (deadline, abort) is passed over.
+ */
+export async function compose<C extends Carried>(key: string, read: StoredRecord<unknown> | null, callers: C[]): Promise<Attempt<C>> {
+  const live = read !== null && !isTombstone(read);
+  const attempt: Attempt<C> = { token: newWriterToken(), read, base: read?.revision ?? 0, outcomes: new Map(), failed: new Map() };
+  let value: unknown = live ? (read as Entry<unknown>).value : undefined;
+  let exists = live;
+  let changed = false;
+  for (const c of callers) {
+    try {
+      const next = await Promise.race([c.gone, mutate(key, c, exists ? structuredClone(value) : defaultOf(c.opts))]);
+      if (next === GONE) continue;
+      if (next === SKIP) {
+        attempt.outcomes.set(c, { kind: 'skip', seen: value, exists, unchanged: !changed });
+        continue;
+      }
+      value = next;
+      exists = true;
+      changed = true;
+      attempt.outcomes.set(c, { kind: 'value', value });
+    } catch (err) {
+      attempt.failed.set(c, err);
+    }
+  }
+  if (changed) attempt.written = value;
+  return attempt;
+}
+
+async function mutate(key: string, c: Carried, current: unknown): Promise<unknown> {
+  const next = await c.fn(current);
+  return next === SKIP ? SKIP : validateCandidate(key, next, c.opts);
+}
+
+/**
+ * Answers the callers of `attempt`: `entry` is its committed write (or, when
+ * nothing was written, the record read, or null). Each caller gets the value
+ * its own mutation produced (a SKIP caller: the value it saw) with the
+ * revision of the commit; a failed mutation gets its error.
+ */
+export function answer(attempt: Attempt, entry: Entry<unknown> | null): void {
+  const read = attempt.read !== null && !isTombstone(attempt.read) ? (attempt.read as Entry<unknown>) : null;
+  for (const [c, outcome] of attempt.outcomes) {
+    if (outcome.kind === 'value') {
+      c.resolve(entry && outcome.value !== attempt.written ? { ...entry, value: outcome.value } : entry);
+    } else if (outcome.unchanged) {
+      c.resolve(read && { ...read, value: structuredClone(read.value) });
+    } else {
+      c.resolve(entry && outcome.exists ? { ...entry, value: structuredClone(outcome.seen) } : null);
+    }
+  }
+  for (const [c, err] of attempt.failed) c.reject(err);
+}
+
+function defaultOf(opts: UpdateOptions<unknown>): unknown {
+  const d = opts.default;
+  return typeof d === 'function' ? (d as () => unknown)() : structuredClone(d);
+}

@@ -1,0 +1,90 @@
+import { AbortedError, BackendError } from './errors.js';
+
+/**
+ * What answerBy() and sleep() need of a signal: an AbortSignal, or the
+ * update loop's cheaper StopWhen (an AbortController per attempt was a tenth
+ * of update()'s CPU at one writer).
+ */
+export interface StopSignal {
+  readonly aborted: boolean;
+  readonly reason?: unknown;
+  addEventListener(type: 'abort', listener: () => void, options?: { once?: boolean }): void;
+  removeEventListener(type: 'abort', listener: () => void): void;
+}
+
+/** The part of AbortSignal answerBy() and sleep() use, without EventTarget's cost. */
+export class StopWhen implements StopSignal {
+  aborted = false;
+  private listeners: Array<() => void> = [];
+
+  addEventListener(_type: 'abort', listener: () => void): void {
+    this.listeners.push(listener);
+  }
+
+  removeEventListener(_type: 'abort', listener: () => void): void {
+    const i = this.listeners.indexOf(listener);
+    if (i >= 0) this.listeners.splice(i, 1);
+  }
+
+  fire(): void {
+    if (this.aborted) return;
+    this.aborted = true;
+    const listeners = this.listeners;
+    this.listeners = [];
+    for (const listener of listeners) listener();
+  }
+}
+
+/**
+ * A store call that never answers (a connection stuck mid-reconnect) must not
+ * hold update() past its deadline or its signal: past either, the call counts
+ * as a transient fault — ambiguous for a write, which may still commit, and
+ * is then recognised by its writer token — and the loop's own bounds end it.
+ */
+export function answerBy<R>(call: Promise<R>, deadline: number, signal: StopSignal | undefined, write: boolean, gaveNoAnswer?: unknown): Promise<R> {
+  const noAnswer = () => gaveNoAnswer ?? new BackendError('the store gave no answer before the deadline', { transient: true, ambiguous: write });
+  if (signal?.aborted) {
+    call.catch(() => undefined);
+    return Promise.reject(noAnswer());
+  }
+  return new Promise<R>((resolve, reject) => {
+    const giveUp = () => {
+      cleanup();
+      reject(noAnswer());
+    };
+    const timer = setTimeout(giveUp, Math.max(0, deadline - Date.now()));
+    signal?.addEventListener('abort', giveUp, { once: true });
+    function cleanup() {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', giveUp);
+    }
+    call.then(
+      (value) => (cleanup(), resolve(value)),
+      (err) => (cleanup(), reject(err)),
+    );
+  });
+}
+
+/** Waits `ms`; rejects with AbortedError when `signal` aborts; resolves early when `wake` fires. */
+export function sleep(ms: number, signal?: StopSignal, wake?: StopSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(new AbortedError(signal.reason));
+    if (wake?.aborted || (ms <= 0 && !signal)) return resolve();
+    const timer = setTimeout(done, ms);
+    function cleanup() {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
+      wake?.removeEventListener('abort', done);
+    }
+    function done() {
+      cleanup();
+      resolve();
+    }
+    function onAbort() {
+      cleanup();
+      reject(new AbortedError(signal?.reason));
+    }
+    signal?.addEventListener('abort', onAbort, { once: true });
+    wake?.addEventListener('abort', done, { once: true });
+  });
+}
