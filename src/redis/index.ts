@@ -27,7 +27,7 @@ import { detectDurability } from './durability.js';
 import { StoreKeys, assertStorePrefix } from './keys.js';
 import { parseRedisUrl, redisSettings, type RedisSettings, type RedisStoreOptions } from './options.js';
 import { mapRedisError, toRecord, unpack, type PackedRecord } from './records.js';
-import { ScriptRunner } from './runner.js';
+import { ScriptRunner, type Reply } from './runner.js';
 import { SCRIPTS } from './scripts.js';
 import { StreamWaker } from './waker.js';
 import { followChangeLog, type ChangeLogAccess } from './watch.js';
@@ -67,6 +67,7 @@ export class RedisStore extends BaseStore {
     this.waker = new StreamWaker(client, this.k.log, this.settings.watchBlockMs, { ...OWN_CONNECTION, connectionName: `revkit-watch:${this.prefix}` });
     this.changeLog = {
       scripts: this.scripts, keys: this.k, waker: this.waker, watchers: this.watchers,
+      run: (...call) => this.run(...call),
       toEvent: <T>(fields: Buffer[]) => this.toEvent<T>(fields),
       isClosed: () => this.isClosed,
     };
@@ -117,7 +118,7 @@ export class RedisStore extends BaseStore {
   async getRecord<T = unknown>(key: string): Promise<StoredRecord<T> | null> {
     this.assertOpen();
     assertKey(key);
-    const reply = await this.scripts.run(SCRIPTS.read, [this.k.meta, this.k.rec], [key], 'read', false);
+    const reply = await this.run(SCRIPTS.read, [this.k.meta, this.k.rec], [key], 'read', false);
     const packed = reply[1] as Buffer | null;
     return packed === null ? null : this.record<T>(key, unpack(packed), Number(reply[2]));
   }
@@ -131,7 +132,7 @@ export class RedisStore extends BaseStore {
     const after = options.after;
     const min = after !== undefined && compareKeys(after, prefix) >= 0 ? `(${after}` : prefix === '' ? '-' : `[${prefix}`;
     const max = prefix === '' ? '+' : Buffer.concat([Buffer.from(`[${prefix}`), Buffer.from([0xff])]);
-    const reply = await this.scripts.run(SCRIPTS.list, [this.k.meta, this.k.rec, this.k.keys], [min, max, limit], 'list', false);
+    const reply = await this.run(SCRIPTS.list, [this.k.meta, this.k.rec, this.k.keys], [min, max, limit], 'list', false);
     const flat = reply[1] as Buffer[];
     const entries: Entry<T>[] = [];
     for (let i = 0; i < flat.length; i += 2) {
@@ -146,13 +147,13 @@ export class RedisStore extends BaseStore {
     assertKey(key);
     const depth = this.settings.historyDepth;
     const limit = assertLimit(options.limit, depth) ?? depth;
-    const reply = await this.scripts.run(SCRIPTS.history, [this.k.meta, this.k.hist(key)], [limit], 'history', false);
+    const reply = await this.run(SCRIPTS.history, [this.k.meta, this.k.hist(key)], [limit], 'history', false);
     return (reply[1] as Buffer[]).map((p) => this.record<T>(key, unpack(p), Number.NEGATIVE_INFINITY));
   }
 
   async headRevision(): Promise<number> {
     this.assertOpen();
-    const reply = await this.scripts.run(SCRIPTS.head, [this.k.meta], [], 'head', false);
+    const reply = await this.run(SCRIPTS.head, [this.k.meta], [], 'head', false);
     return this.scripts.saw(Number(reply[1]));
   }
 
@@ -162,7 +163,7 @@ export class RedisStore extends BaseStore {
     const bytes = this.encode(value);
     const { historyDepth, changeLogRevisions } = this.settings;
     const reply = await conditionalWrite(key, options, (mode, want) =>
-      this.scripts.run(SCRIPTS.put, this.k.forWrite(key), [key, mode, want, bytes, options.ttlMs ?? 0, options.writer ?? '', historyDepth, changeLogRevisions], 'put', true),
+      this.run(SCRIPTS.put, this.k.forWrite(key), [key, mode, want, bytes, options.ttlMs ?? 0, options.writer ?? '', historyDepth, changeLogRevisions], 'put', true),
     (k) => this.getRecord(k));
     const [, revision, createdRevision, updatedAt, expiresAt] = reply as number[];
     const entry: Entry<T> = { key, value: this.codec.decode(bytes) as T, revision: this.scripts.saw(revision as number), createdRevision: createdRevision as number, updatedAt: updatedAt as number };
@@ -174,7 +175,7 @@ export class RedisStore extends BaseStore {
   protected async doDelete(key: string, options: DeleteOptions): Promise<number | null> {
     const { historyDepth, changeLogRevisions } = this.settings;
     const reply = await conditionalWrite(key, options, (mode, want) =>
-      this.scripts.run(SCRIPTS.delete, this.k.forWrite(key), [key, mode, want, options.writer ?? '', historyDepth, changeLogRevisions], 'delete', true),
+      this.run(SCRIPTS.delete, this.k.forWrite(key), [key, mode, want, options.writer ?? '', historyDepth, changeLogRevisions], 'delete', true),
     (k) => this.getRecord(k));
     return reply[0] === 'NOOP' ? null : this.scripts.saw(reply[1] as number);
   }
@@ -182,7 +183,7 @@ export class RedisStore extends BaseStore {
   protected override async commitAtomic(ops: AtomicOp[]): Promise<{ revision: number }> {
     const args = [this.settings.historyDepth, this.settings.changeLogRevisions, ...atomicArgs(ops, (value) => this.encode(value))];
     const keys = [this.k.meta, this.k.rec, this.k.keys, this.k.ttl, this.k.log, ...ops.map((op) => this.k.hist(op.key))];
-    const reply = await this.scripts.run(SCRIPTS.atomic, keys, args, 'atomic commit', true);
+    const reply = await this.run(SCRIPTS.atomic, keys, args, 'atomic commit', true);
     if (reply[0] === 'CONFLICT') throw atomicConflict(reply[1] as Array<Buffer | number>);
     return { revision: this.scripts.saw(reply[1] as number) };
   }
@@ -194,7 +195,7 @@ export class RedisStore extends BaseStore {
     let swept = 0;
     for (const key of due) {
       if (this.isClosed) break;
-      const reply = await this.scripts.run(SCRIPTS.expire, this.k.forWrite(key), [key, this.settings.historyDepth, this.settings.changeLogRevisions], 'expiry sweep', true);
+      const reply = await this.run(SCRIPTS.expire, this.k.forWrite(key), [key, this.settings.historyDepth, this.settings.changeLogRevisions], 'expiry sweep', true);
       if (reply[0] === 'OK') swept++;
     }
     return swept;
@@ -240,7 +241,12 @@ export class RedisStore extends BaseStore {
     else await this.client.quit().catch(() => this.client.disconnect());
   }
 
-  // ------------------------------------------------------------------ values
+  // ------------------------------------------------------------------ plumbing
+
+  /** Every script of this store goes through here, its watches' too (ScriptRunner.run: the lost-data latch). */
+  private run(...call: Parameters<ScriptRunner['run']>): Promise<Reply> {
+    return this.scripts.run(...call);
+  }
 
   private encode(value: unknown): Buffer {
     const bytes = this.codec.encode(value);

@@ -28,7 +28,10 @@ export const START_TRIM_SLACK_MS = 3;
 
 /** What a watch needs of its store. */
 export interface ChangeLogAccess {
+  /** Where the revisions this store has seen are noted. */
   scripts: ScriptRunner;
+  /** Runs a script: the store's run(), which every script of the store goes through. */
+  run: ScriptRunner['run'];
   keys: StoreKeys;
   /** Wakes caught-up watches when the change log grows. */
   waker: StreamWaker;
@@ -72,7 +75,7 @@ export function followChangeLog<T>(store: ChangeLogAccess, options: WatchOptions
           reply = await startFromNow(store, startedAt, known);
           after = `${reply[4] as number}-${MAX_SEQ}`;
         } else {
-          reply = await store.scripts.run(SCRIPTS.changes, [store.keys.meta, store.keys.log], [after, WATCH_PAGE], 'watch', false);
+          reply = await store.run(SCRIPTS.changes, [store.keys.meta, store.keys.log], [after, WATCH_PAGE], 'watch', false);
         }
         const [revision, seq] = after.split('-') as [string, string];
         // Revisions at or below `trimmed` may be gone from the log; the page and the floor were read in one step.
@@ -150,14 +153,14 @@ export function followChangeLog<T>(store: ChangeLogAccess, options: WatchOptions
  */
 async function startFromNow(store: ChangeLogAccess, startedAt: number, known: number): Promise<Reply> {
   const { scripts, keys } = store;
-  const head = await scripts.run(SCRIPTS.head, [keys.meta], [], 'watch start', false);
+  const head = await store.run(SCRIPTS.head, [keys.meta], [], 'watch start', false);
   const roundTrip = performance.now() - startedAt;
   const headRevision = scripts.saw(Number(head[1]));
   const at = Math.floor(Number(head[2]) - roundTrip);
   const slack = START_TRIM_SLACK_MS + Math.ceil(roundTrip / 1000);
   const since = at - START_CLOCK_MARGIN_MS;
   const before = at - slack;
-  const reply = await scripts.run(SCRIPTS.start, [keys.meta, keys.log], [headRevision, known, since, before, WATCH_PAGE], 'watch start', false);
+  const reply = await store.run(SCRIPTS.start, [keys.meta, keys.log], [headRevision, known, since, before, WATCH_PAGE], 'watch start', false);
   if (reply[0] === 'GONE') {
     const trimmed = Number(reply[1]);
     const trimmedAt = Number(reply[2]);
