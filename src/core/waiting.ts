@@ -88,3 +88,17 @@ export function sleep(ms: number, signal?: StopSignal, wake?: StopSignal): Promi
     wake?.addEventListener('abort', done, { once: true });
   });
 }
+
+/** Waits `ms`, or less if `wake()` is called first: a poller's nap that a write can cut short. */
+export function wakeableDelay(ms: number): { done: Promise<void>; wake: () => void } {
+  let wake!: () => void;
+  const done = new Promise<void>((resolve) => {
+    const timer = setTimeout(finish, ms);
+    wake = finish;
+    function finish() {
+      clearTimeout(timer);
+      resolve();
+    }
+  });
+  return { done, wake };
+}

@@ -3,6 +3,7 @@ import { basename, dirname } from 'node:path';
 import { EventEmitter } from 'node:events';
 import { AsyncQueue, HistoryGoneError, keyFilter, type WatchEvent, type WatchOptions } from '../core/index.js';
 import type { FileRecord, FileState } from './format.js';
+import { wakeableDelay } from '../core/waiting.js';
 
 /**
  * Wakes watchers when the file is replaced: by this process's commit, or
@@ -93,14 +94,9 @@ export function followChanges<T>(log: ChangeLog, changes: FileChanges, options: 
         if (matches(c.key)) queue.push(log.toEvent<T>(c));
       }
       position = Math.max(position, state.revision);
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(done, pollIntervalMs);
-        wake = done;
-        function done() {
-          clearTimeout(timer);
-          resolve();
-        }
-      });
+      const nap = wakeableDelay(pollIntervalMs);
+      wake = nap.wake;
+      await nap.done;
       wake = undefined;
     }
     queue.end();

@@ -3,6 +3,7 @@ import { basename, dirname } from 'node:path';
 import { EventEmitter } from 'node:events';
 import { AsyncQueue, HistoryGoneError, keyFilter, type WatchEvent, type WatchOptions } from '../core/index.js';
 import type { Row } from './statements.js';
+import { wakeableDelay } from '../core/waiting.js';
 
 /** Changes read per watch poll. */
 const PAGE = 1000;
@@ -131,14 +132,9 @@ export function followChanges<T>(log: ChangeLog, signal: WriteSignal, options: W
       release();
       positionKey = null;
       if (dirty) continue;
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(done, signal.pollIntervalMs);
-        wake = done;
-        function done() {
-          clearTimeout(timer);
-          resolve();
-        }
-      });
+      const nap = wakeableDelay(signal.pollIntervalMs);
+      wake = nap.wake;
+      await nap.done;
       wake = undefined;
     }
     queue.end();
