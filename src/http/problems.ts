@@ -1,0 +1,90 @@
+import {
+  BackendError, ConflictError, ForbiddenError, HistoryGoneError, InvalidArgumentError, InvalidKeyError, MAX_KEY_BYTES, OutcomeUnknownError,
+  RetryExhaustedError, RevkitError, TooLargeError, UnauthorizedError, UnsupportedError, ValidationError, type FailedCheck,
+} from '../core/index.js';
+
+/** A problem document of the server (status aside): its `code` names the revkit error. */
+export interface ProblemBody {
+  code?: string;
+  detail?: string;
+  [k: string]: unknown;
+}
+
+/** What the request that was answered with a problem was, for the error's message and fields. */
+export interface ProblemRequest {
+  write?: boolean;
+  server?: string;
+  bodyBytes?: number | undefined;
+  bodyLimit?: number | undefined;
+}
+
+/** A body's JSON, or undefined when it is not JSON (a proxy's page). */
+export function safeJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
+
+/** The revkit error a problem body stands for. */
+export function errorFromProblem(status: number, body: ProblemBody | undefined, key?: string, request: ProblemRequest = {}): RevkitError {
+  const detail = typeof body?.detail === 'string' ? body.detail : `HTTP ${status}`;
+  const at = request.server ? ` (${request.server})` : '';
+  const num = (v: unknown, d = 0) => (typeof v === 'number' ? v : d);
+  switch (body?.code) {
+    case 'ERR_CONFLICT': {
+      const checks = Array.isArray(body.checks)
+        ? (body.checks as FailedCheck[]).map((c) => ({ key: c.key, expected: c.expected, actual: c.actual }))
+        : [{ key: typeof body.key === 'string' ? body.key : (key ?? ''), expected: (body.expected ?? null) as FailedCheck['expected'], actual: (body.actual ?? null) as number | null }];
+      // 409 is the answer of a failed atomic commit (POST /v1/txn), 412 of a single-key precondition.
+      return new ConflictError(checks, undefined, { atomic: status === 409 });
+    }
+    case 'ERR_VALIDATION':
+      return new ValidationError(Array.isArray(body.issues) ? (body.issues as ValidationError['issues']) : [{ message: detail }], typeof body.key === 'string' ? body.key : key);
+    case 'ERR_TOO_LARGE':
+      return new TooLargeError('the encoded value', num(body.size), num(body.limit));
+    case 'ERR_PAYLOAD_TOO_LARGE':
+      return new TooLargeError('the request body', num(body.size, request.bodyBytes ?? 0), num(body.limit, request.bodyLimit ?? 0));
+    case 'ERR_INVALID_KEY':
+      return new InvalidKeyError(detail, num(body.limit, MAX_KEY_BYTES));
+    case 'ERR_INVALID_ARGUMENT':
+    case 'ERR_BAD_REQUEST':
+      return new InvalidArgumentError(detail);
+    case 'ERR_PRECONDITION_REQUIRED':
+      return new InvalidArgumentError(`the server requires a condition on every write: ${detail}`);
+    case 'ERR_UNSUPPORTED':
+      return new UnsupportedError(String(body.operation ?? 'operation'), String(body.backend ?? 'remote'));
+    case 'ERR_HISTORY_GONE':
+      return new HistoryGoneError(num(body.fromRevision), num(body.oldestRevision));
+    case 'ERR_OUTCOME_UNKNOWN':
+      return new OutcomeUnknownError(typeof body.key === 'string' ? body.key : (key ?? ''), detail);
+    case 'ERR_RETRY_EXHAUSTED':
+      return new RetryExhaustedError(String(body.key ?? key ?? ''), num(body.attempts), new RevkitError('ERR_CONFLICT', detail), (body.reason as 'attempts') ?? 'attempts');
+    default: {
+      // Whatever the body's code, 401 and 403 are the server's refusal, not a store failure.
+      if (status === 401) return new UnauthorizedError(`not authenticated by the revkit server${at}: ${detail}`);
+      // A 413 without a revkit problem (a proxy in front refused the body).
+      if (status === 413 && body?.code === undefined) return new TooLargeError('the request body', request.bodyBytes ?? 0, request.bodyLimit ?? 0);
+      if (status === 403) {
+        const scope = typeof body?.scope === 'string' ? body.scope : typeof body?.access === 'string' ? body.access : undefined;
+        return new ForbiddenError(`forbidden by the revkit server${at}: ${detail}`, scope);
+      }
+      const transient = typeof body?.transient === 'boolean' ? body.transient
+        : status === 503 || status === 502 || status === 504 || status === 408 || status === 429;
+      const ambiguous = typeof body?.ambiguous === 'boolean' ? body.ambiguous : request.write === true && isUnconfirmedWrite(status, body);
+      const err = new BackendError(`revkit server: ${status} ${body?.code ?? ''} ${detail}`.replace(/\s+/g, ' ').trim(), { transient, ambiguous });
+      Object.assign(err, { status, problem: body });
+      return err;
+    }
+  }
+}
+
+/**
+ * A write answered by a gateway error or an internal error may have reached
+ * the store: unless the server says otherwise, treat it as unconfirmed.
+ * ERR_UNAVAILABLE is the server refusing before doing anything (shutdown).
+ */
+function isUnconfirmedWrite(status: number, body: ProblemBody | undefined): boolean {
+  return status >= 500 && body?.code !== 'ERR_UNAVAILABLE' && body?.code !== 'ERR_UNSUPPORTED';
+}

@@ -1,0 +1,47 @@
+import { BackendError } from '../core/index.js';
+
+/**
+ * A transport failure as a transient BackendError naming the server (`server`:
+ * its URL, secrets redacted) with the driver's error as `cause`. `status` is
+ * that of a response whose body was cut (undefined: no response arrived).
+ * Ambiguous for a write that may have reached the server: one whose connection
+ * failed once sent, or whose response was cut — unless the status line
+ * already said the server refused it (4xx).
+ */
+export function transportError(server: string, err: unknown, method: string, write: boolean, status: number | undefined): BackendError {
+  const what = describeTransportError(err);
+  if (status === undefined) {
+    const code = causeCode(err);
+    const refused = code === 'ECONNREFUSED' || code === 'ENOTFOUND' || code === 'EAI_AGAIN';
+    return new BackendError(`cannot reach the revkit server at ${server} (${method}): ${what}`, { transient: true, ambiguous: write && !refused, cause: err });
+  }
+  const refusedByServer = status >= 400 && status < 500;
+  return new BackendError(`the response of the revkit server at ${server} to ${method} (${status}) was cut: ${what}`, {
+    transient: true, ambiguous: write && !refusedByServer, cause: err,
+  });
+}
+
+/** The connection failed under a request (reset, broken pipe, closed by the other side), rather than a timeout or a refusal. */
+export function isConnectionLoss(err: unknown): boolean {
+  const code = causeCode(err);
+  return code === 'ECONNRESET' || code === 'EPIPE' || code === 'UND_ERR_SOCKET' || code === 'ECONNABORTED';
+}
+
+/** The code of the socket error under fetch's TypeError (ECONNRESET, EPIPE, UND_ERR_SOCKET…). */
+function causeCode(err: unknown): string | undefined {
+  for (let e = err as { code?: unknown; cause?: unknown } | undefined, depth = 0; e && depth < 4; e = e.cause as typeof e, depth++) {
+    if (typeof e.code === 'string') return e.code;
+  }
+  return undefined;
+}
+
+/** One line: fetch's message and those of its causes, with their codes. */
+function describeTransportError(err: unknown): string {
+  const parts: string[] = [];
+  for (let e = err as { code?: unknown; cause?: unknown; message?: unknown } | undefined, depth = 0; e && depth < 4; e = e.cause as typeof e, depth++) {
+    const message = typeof e.message === 'string' ? e.message : String(e);
+    parts.push(typeof e.code === 'string' && !message.includes(e.code) ? `${message} (${e.code})` : message);
+    if (typeof e !== 'object') break;
+  }
+  return parts.filter((p, i) => p && parts.indexOf(p) === i).join(': ').replace(/\s+/g, ' ');
+}
