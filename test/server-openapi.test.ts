@@ -2,7 +2,7 @@ import { Validator } from '@seriousme/openapi-schema-validator';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RevkitServer } from '../src/server/index.js';
 import { HTTP_ERROR_CODES } from '../src/server/index.js';
-import { CONSOLE_PATHS } from '../src/server/console.js';
+import { CONSOLE_PATHS } from '../src/server/routes/console.js';
 import { startServer } from './server-helpers.js';
 
 describe('/openapi.json', () => {

@@ -1,4 +1,5 @@
-export { createServer, DEFAULT_LIMITS, DEFAULT_TIMEOUTS, type CreateServerOptions, type RevkitServer, type ServerLimits, type ServerTimeouts } from './app.js';
+export { createServer } from './app.js';
+export { DEFAULT_LIMITS, DEFAULT_TIMEOUTS, type CreateServerOptions, type RevkitServer, type ServerLimits, type ServerTimeouts } from './options.js';
 export { HttpStore, type HttpStoreOptions } from '../http/index.js';
 export { Authenticator, parseTokens, loadTokensFile, allows, unusableToken, MIN_TOKEN_LENGTH, type Access, type Scope, type TokenSpec, type Principal } from './auth.js';
 export { applyMergePatch } from './merge-patch.js';

@@ -25,9 +25,9 @@ export const CONSOLE_FILES: Record<string, string> = {
 // Same origin only, no inline script or style: a value shown in the console can never run as code.
 const CSP = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
-/** dist/ui beside dist/server when built; from the sources (tests run src/ through vitest) the built copy in dist/. */
+/** dist/ui beside dist/server when built (this file is dist/server/routes/console.js); from the sources (tests run src/ through vitest) the built copy in dist/. */
 function assetDir(): string | undefined {
-  for (const rel of ['../ui/', '../../dist/ui/']) {
+  for (const rel of ['../../ui/', '../../../dist/ui/']) {
     const dir = fileURLToPath(new URL(rel, import.meta.url));
     if (existsSync(`${dir}index.html`)) return dir;
   }

@@ -1,0 +1,74 @@
+// What a request names: its key, writer, media type and query parameters, checked.
+import type { FastifyRequest } from 'fastify';
+import { InvalidKeyError, MAX_KEY_BYTES, assertKey } from '../core/index.js';
+import { HttpProblem } from './problem.js';
+
+export const KV = '/v1/kv/';
+export const WRITER = /^[A-Za-z0-9_-]{1,64}$/;
+export const MERGE_PATCH = 'application/merge-patch+json';
+
+export function pathOf(rawUrl: string): string {
+  const q = rawUrl.indexOf('?');
+  return q < 0 ? rawUrl : rawUrl.slice(0, q);
+}
+
+/**
+ * The key is taken from the raw request target so that `%2F` (a slash inside
+ * a level) and `/` (a level separator) both decode to `/` exactly once, and
+ * `GET …/history` is recognised before decoding: a key whose last level is
+ * literally `history` is read with that slash encoded (`a%2Fhistory`).
+ * An empty path key (`/v1/kv/?key=…`, `/v1/kv//history?key=…`) takes the key
+ * from the `key` query parameter: `.` and `..` cannot be path segments, as
+ * fetch and proxies remove them even percent-encoded.
+ */
+export function keyOf(req: FastifyRequest): { key: string; history: boolean } {
+  const path = pathOf(req.raw.url ?? '');
+  if (!path.startsWith(KV)) throw new HttpProblem(400, `keys are addressed as ${KV}{percent-encoded key}`);
+  let encoded = path.slice(KV.length);
+  const queryKey = queryString(req.query as Record<string, unknown>, 'key');
+  let history = false;
+  const read = req.method === 'GET' || req.method === 'HEAD';
+  if (read && encoded.endsWith('/history') && (encoded.length > '/history'.length || (encoded === '/history' && queryKey !== undefined))) {
+    history = true;
+    encoded = encoded.slice(0, -'/history'.length);
+  }
+  let key: string;
+  if (encoded === '' && queryKey !== undefined) key = queryKey;
+  else if (!encoded.includes('%')) key = encoded; // nothing to decode
+  else {
+    try {
+      key = decodeURIComponent(encoded);
+    } catch {
+      throw new InvalidKeyError('the key is not validly percent-encoded UTF-8', MAX_KEY_BYTES);
+    }
+  }
+  assertKey(key);
+  return { key, history };
+}
+
+export function mediaType(req: FastifyRequest): string {
+  return String(req.headers['content-type'] ?? '').split(';')[0]?.trim().toLowerCase() ?? '';
+}
+
+export function writerOf(req: FastifyRequest): string | undefined {
+  const w = req.headers['revkit-writer'];
+  if (w === undefined) return undefined;
+  if (typeof w !== 'string' || !WRITER.test(w)) throw new HttpProblem(400, 'Revkit-Writer must be 1 to 64 characters of [A-Za-z0-9_-]');
+  return w;
+}
+
+export function queryString(q: Record<string, unknown>, name: string): string | undefined {
+  const v = q?.[name];
+  if (v === undefined) return undefined;
+  if (typeof v !== 'string') throw new HttpProblem(400, `query parameter ${name} must be given once`);
+  return v;
+}
+
+export function queryInt(q: Record<string, unknown>, name: string, min = 1): number | undefined {
+  const v = queryString(q, name);
+  if (v === undefined) return undefined;
+  if (!/^[0-9]{1,16}$/.test(v) || !Number.isSafeInteger(Number(v)) || Number(v) < min) {
+    throw new HttpProblem(400, `query parameter ${name} must be an integer ≥ ${min}`);
+  }
+  return Number(v);
+}
