@@ -31,7 +31,7 @@ interface Connection {
 
 async function connect(opts: Connection): Promise<Store> {
   if (opts.server) {
-    const { HttpStore, unusableToken } = await import('../server/index.js');
+    const [{ HttpStore }, { unusableToken }] = await Promise.all([import('../http/index.js'), import('../server/auth.js')]);
     // Caught here, not by fetch: its error quotes the header, token and all.
     const problem = opts.token === undefined ? undefined : unusableToken(opts.token);
     if (problem !== undefined) throw new UsageError(`--token (or REVKIT_TOKEN): the token ${problem}; a bearer token is visible ASCII (! to ~)`);

@@ -16,7 +16,7 @@ export async function targetUrl(opts: { store?: string; server?: string; token?:
     throw new InvalidArgumentError(`--server: not a URL: ${redactUrl(opts.server)}`);
   }
   if (opts.token !== undefined) {
-    const { unusableToken } = await import('../server/index.js');
+    const { unusableToken } = await import('../server/auth.js');
     const problem = unusableToken(opts.token);
     if (problem !== undefined) throw new InvalidArgumentError(`--token (or REVKIT_TOKEN): the token ${problem}; a bearer token is visible ASCII (! to ~)`);
     url.searchParams.set('token', opts.token);
