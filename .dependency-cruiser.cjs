@@ -33,6 +33,20 @@ module.exports = {
       to: { path: '^src/', pathNot: ['^src/core/', '^src/$1/'] },
     },
     {
+      name: 'server-and-testing-apart',
+      severity: 'error',
+      comment: 'The server and the test kit sit side by side on top of open.ts: neither imports the other.',
+      from: { path: '^src/(server|testing)/' },
+      to: { path: '^src/(server|testing)/', pathNot: '^src/$1/' },
+    },
+    {
+      name: 'open-imports-core-and-backends-only',
+      severity: 'error',
+      comment: 'open() maps a URL to a backend; it knows nothing above the backends.',
+      from: { path: '^src/open\\.ts$' },
+      to: { path: '^src/', pathNot: [`^src/${BACKENDS}/`, '^src/core/'] },
+    },
+    {
       name: 'only-the-cli-imports-the-cli',
       severity: 'error',
       comment: 'The CLI is the top layer: nothing in the library imports it.',

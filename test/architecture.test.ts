@@ -26,12 +26,13 @@ describe('architecture', () => {
     expect(await violations(root, `${root}tsconfig.json`)).toEqual([]);
   }, 120_000);
 
-  it('the check catches a cycle, a core file importing a backend and a backend importing the server (canary: test/fixtures/layering)', async () => {
+  it('the check catches a cycle, a core file importing a backend and a backend importing the server, the test kit importing the server (canary: test/fixtures/layering)', async () => {
     const found = await violations(fileURLToPath(new URL('fixtures/layering/', import.meta.url)));
     expect(found).toEqual(expect.arrayContaining([
       expect.stringMatching(/^no-circular: src\/core\/(first|second)\.ts → src\/core\/(first|second)\.ts/),
       'core-imports-core-only: src/core/first.ts → src/memory/index.ts',
       'backend-imports-core-only: src/redis/index.ts → src/server/index.ts',
+      'server-and-testing-apart: src/testing/index.ts → src/server/index.ts',
     ]));
   }, 120_000);
 });
