@@ -1,3 +1,4 @@
+import { readdirSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { cruise, type ICruiseResult } from 'dependency-cruiser';
@@ -35,4 +36,13 @@ describe('architecture', () => {
       'server-and-testing-apart: src/testing/index.ts → src/server/index.ts',
     ]));
   }, 120_000);
+
+  it('every source file can be read in one sitting: 400 lines at most, or its first lines say why it is longer', () => {
+    const tooLong = (readdirSync(`${root}src`, { recursive: true }) as string[])
+      .filter((f) => f.endsWith('.ts'))
+      .map((f) => ({ f, lines: readFileSync(`${root}src/${f}`, 'utf8').split('\n') }))
+      .filter(({ lines }) => lines.length > 400 && !lines.slice(0, 10).some((l) => /Longer than 400 lines because/.test(l)))
+      .map(({ f, lines }) => `src/${f}: ${lines.length} lines`);
+    expect(tooLong).toEqual([]);
+  });
 });
