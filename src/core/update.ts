@@ -1,9 +1,9 @@
-import { AbortedError, BackendError, ClosedError, ConflictError, isAmbiguous, OutcomeUnknownError, RetryExhaustedError } from './errors.js';
+import { AbortedError, BackendError, ClosedError, ConflictError, InvalidArgumentError, isAmbiguous, OutcomeUnknownError, RetryExhaustedError } from './errors.js';
 import { answer, compose, GONE, type Attempt, type Carried } from './compose.js';
-import { lookForOwnWrite } from './own-write.js';
+import { lookForOwnWrite, type OwnWriteVerdict } from './own-write.js';
 import { backoffDelay, UPDATE_DEFAULTS } from './retry.js';
 import { isTombstone, type Entry, type Mutation, type PutOptions, type RetryPolicy, type Store, type StoredRecord, type UpdateOptions } from './types.js';
-import { answerBy, sleep, StopWhen, type StopSignal } from './waiting.js';
+import { answerBy, MAX_TIMER_MS, noAnswer, sleep, StopWhen, type StopSignal } from './waiting.js';
 
 /**
  * The one attempt loop of update() (docs/semantics.md, "update()"): read
@@ -57,9 +57,11 @@ export class Caller implements Carried {
   readonly deadline: number;
   /** Attempts carrying this caller's mutation whose write may have committed. */
   readonly exposedIn = new Set<Attempt>();
+  /** The store call the caller's attempt waits for: if its deadline or signal comes first, that call gave no answer. */
+  waitingOn: 'read' | 'write' | undefined;
   readonly gone: Promise<typeof GONE>;
   private markGone!: () => void;
-  private readonly timer: ReturnType<typeof setTimeout>;
+  private readonly timer: ReturnType<typeof setTimeout> | undefined;
   private readonly onAbort = () => this.giveUp('aborted');
 
   constructor(
@@ -69,9 +71,14 @@ export class Caller implements Carried {
     private readonly onResolve: (entry: Entry<unknown> | null) => void,
     private readonly onReject: (err: unknown) => void,
   ) {
-    this.deadline = Date.now() + (opts.deadlineMs ?? UPDATE_DEFAULTS.deadlineMs);
+    const deadlineMs = opts.deadlineMs ?? UPDATE_DEFAULTS.deadlineMs;
+    if (typeof deadlineMs !== 'number' || Number.isNaN(deadlineMs) || deadlineMs < 0) {
+      throw new InvalidArgumentError(`update() deadlineMs must be a number of milliseconds, 0 or more (Infinity: none); got ${String(deadlineMs)}`);
+    }
+    this.deadline = Date.now() + deadlineMs;
     this.gone = new Promise((resolve) => (this.markGone = () => resolve(GONE)));
-    this.timer = setTimeout(() => this.giveUp('deadline'), Math.max(0, this.deadline - Date.now()));
+    // setTimeout fires at once past 2^31 - 1 ms (~24.8 days): a deadline further off than that is none.
+    if (deadlineMs <= MAX_TIMER_MS) this.timer = setTimeout(() => this.giveUp('deadline'), deadlineMs);
     if (opts.signal?.aborted) this.giveUp('aborted');
     else opts.signal?.addEventListener('abort', this.onAbort, { once: true });
   }
@@ -95,7 +102,8 @@ export class Caller implements Carried {
   }
 
   giveUp(reason: 'attempts' | 'deadline' | 'aborted'): void {
-    const cause = this.lastError ?? (reason === 'aborted' ? new AbortedError(this.opts.signal?.reason) : undefined);
+    const cause = this.waitingOn ? noAnswer(this.waitingOn === 'write')
+      : this.lastError ?? (reason === 'aborted' ? new AbortedError(this.opts.signal?.reason) : undefined);
     this.fail(new RetryExhaustedError(this.key, this.attempts, cause, reason));
   }
 
@@ -156,6 +164,8 @@ export class AttemptLoop {
         for (const c of this.pending) c.fail(closed);
         return;
       }
+      // maxAttempts 0 or less: answered before any attempt (as it always was).
+      for (const c of this.pending) if (c.attempts >= c.maxAttempts) c.giveUp('attempts');
       const pending = this.singleFile ? this.pending.slice(0, 1) : this.pending;
       if (pending.length === 0) return;
       for (const c of pending) c.attempts++;
@@ -174,6 +184,7 @@ export class AttemptLoop {
         }
       } finally {
         everyoneGone.release();
+        waitOn(pending, undefined);
       }
       for (const c of this.pending) {
         c.lastError = this.lastError;
@@ -188,8 +199,10 @@ export class AttemptLoop {
     // Store calls are cut only when every caller has its answer (`stop`) or the last deadline
     // passes: each caller's own deadline answers that caller alone, as it would be answered alone.
     const latest = Math.max(...pending.map((c) => c.deadline));
+    waitOn(pending, 'read');
     const read = await answerBy(this.store.getRecord(this.key), latest, stop, false);
     if (this.suspects.length > 0 && (await this.resolveSuspects(read, latest, stop))) return true;
+    waitOn(pending, undefined);
     if (this.pending.length === 0) return true;
 
     const attempt = await compose(this.key, read, pending);
@@ -197,8 +210,9 @@ export class AttemptLoop {
     if ([...attempt.outcomes.keys()].some((c) => c.settled)) return false;
     if (attempt.written === undefined) {
       // Nothing to write — unless an earlier write of ours may still land, the state read is final.
+      // Told why: the caller's own mutation error if it had one (a bug in it is not hidden), else the store's.
       const unsure = new Set(this.suspects.flatMap((a) => [...a.outcomes.keys()]));
-      for (const c of unsure) c.fail(new OutcomeUnknownError(this.key, undefined, { cause: this.lastError }));
+      for (const c of unsure) c.fail(new OutcomeUnknownError(this.key, undefined, { cause: attempt.failed.has(c) ? attempt.failed.get(c) : this.lastError }));
       this.settle(attempt, null);
       return true;
     }
@@ -209,6 +223,7 @@ export class AttemptLoop {
     for (const [c, outcome] of attempt.outcomes) if (outcome.kind === 'value') c.exposedIn.add(attempt);
     let entry: Entry<unknown>;
     try {
+      waitOn(pending, 'write');
       entry = await answerBy(this.store.put(this.key, attempt.written, guard), latest, stop, true);
     } catch (err) {
       if (isAmbiguous(err)) this.suspects.push(attempt);
@@ -225,12 +240,19 @@ export class AttemptLoop {
    * attempt answers its callers. Returns true when everyone is answered.
    */
   private async resolveSuspects(read: StoredRecord<unknown> | null, deadline: number, stop: StopSignal): Promise<boolean> {
-    for (const suspect of [...this.suspects]) {
+    // Newest first, and every one looked at before any caller is told "unknown": when a later
+    // attempt committed, no earlier one can have (its guard is behind it), whatever history
+    // still reaches of the earlier one's base.
+    const verdicts: Array<[Attempt<Caller>, OwnWriteVerdict<unknown>]> = [];
+    for (const suspect of [...this.suspects].reverse()) {
       const verdict = await lookForOwnWrite(this.store, this.key, read, suspect.token, suspect.base, deadline, stop);
       if (verdict.state === 'committed') {
         this.settle(suspect, isTombstone(verdict.record) ? null : verdict.record);
         return this.pending.length === 0;
       }
+      verdicts.push([suspect, verdict]);
+    }
+    for (const [suspect, verdict] of verdicts) {
       // 'pending': the write may still land, but it is guarded by the revision read again now,
       // so at most one of it and the next write can commit; the next re-read tells which.
       // A call that has answered, even with an error, proves nothing: the statement may still be
@@ -298,6 +320,10 @@ export class AttemptLoop {
     await sleep(Math.max(0, Math.min(delay, untilSoonest)), everyoneGone.signal, this.store.closedSignal).catch(() => undefined);
     everyoneGone.release();
   }
+}
+
+function waitOn(callers: Caller[], call: 'read' | 'write' | undefined): void {
+  for (const c of callers) c.waitingOn = call;
 }
 
 /** A signal that fires once every one of `callers` has its answer, so nothing waits on their behalf. */

@@ -35,6 +35,14 @@ export class StopWhen implements StopSignal {
   }
 }
 
+/** setTimeout's longest delay: past it, Node fires after 1 ms. A deadline further off is treated as none. */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/** What a store call that did not answer by the deadline (or the signal) counts as: a transient fault, ambiguous for a write. */
+export function noAnswer(write: boolean): BackendError {
+  return new BackendError('the store gave no answer before the deadline', { transient: true, ambiguous: write });
+}
+
 /**
  * A store call that never answers (a connection stuck mid-reconnect) must not
  * hold update() past its deadline or its signal: past either, the call counts
@@ -42,17 +50,18 @@ export class StopWhen implements StopSignal {
  * is then recognised by its writer token — and the loop's own bounds end it.
  */
 export function answerBy<R>(call: Promise<R>, deadline: number, signal: StopSignal | undefined, write: boolean, gaveNoAnswer?: unknown): Promise<R> {
-  const noAnswer = () => gaveNoAnswer ?? new BackendError('the store gave no answer before the deadline', { transient: true, ambiguous: write });
+  const failure = () => gaveNoAnswer ?? noAnswer(write);
   if (signal?.aborted) {
     call.catch(() => undefined);
-    return Promise.reject(noAnswer());
+    return Promise.reject(failure());
   }
   return new Promise<R>((resolve, reject) => {
     const giveUp = () => {
       cleanup();
-      reject(noAnswer());
+      reject(failure());
     };
-    const timer = setTimeout(giveUp, Math.max(0, deadline - Date.now()));
+    const wait = Math.max(0, deadline - Date.now());
+    const timer = wait <= MAX_TIMER_MS ? setTimeout(giveUp, wait) : undefined;
     signal?.addEventListener('abort', giveUp, { once: true });
     function cleanup() {
       clearTimeout(timer);
