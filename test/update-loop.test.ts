@@ -9,7 +9,8 @@ import { FaultStore } from '../src/testing/index.js';
 
 // The one attempt loop (src/core/update.ts), for a lone caller (combine: false, ttlMs, a
 // retry policy of its own) and for combined callers alike: what the caller is told after
-// the fault sequences a review of the loop's unification found mishandled.
+// the fault sequences a review of the loop's unification found mishandled. MemoryStore and
+// FaultStore answer within microtasks, so every store call is in flight before any timer runs.
 
 const LONE: Array<[string, UpdateOptions<number>]> = [
   ['combine: false', { combine: false }],
@@ -49,7 +50,7 @@ describe('update(): the one attempt loop', () => {
       store.inject({ kind: 'stall', op: 'getRecord' });
       const ac = new AbortController();
       const pending = store.update<number>('k', () => 1, { ...options, signal: ac.signal }).catch((e: unknown) => e);
-      await new Promise((r) => setTimeout(r, 20));
+      while (store.injected.length === 0) await new Promise((r) => setTimeout(r, 5)); // the read has reached the store and hangs
       ac.abort();
       const err = await pending;
       expect((err as RetryExhaustedError).reason).toBe('aborted');
