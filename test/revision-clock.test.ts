@@ -48,6 +48,18 @@ describe('RevisionClock: the revision that had committed by a moment of the serv
   });
 });
 
+describe('RevisionClock after old samples are dropped', () => {
+  it('a moment between the newest dropped sample and the oldest kept one gets the dropped revision, never the later one (fast-check counterexample)', () => {
+    const clock = new ManualClock(new MemoryStore(), 20);
+    clock.saw(0); // at 0
+    clock.time = 30;
+    clock.saw(1); // at 30: the sample at 0 is older than 20 ms, dropped
+    expect(clock.revisionAt(5)).toBe(0); // revision 1 committed after 5: a watch from 1 would miss a write started at 5
+    expect(clock.revisionAt(30)).toBe(1);
+    expect(clock.revisionAt(-1)).toBeUndefined();
+  });
+});
+
 describe('ServerClock: where a moment of this process falls on the server clock', () => {
   it('never places it later than it was on the server (whatever the delays of the answers), and names the server run', () => {
     fc.assert(

@@ -31,6 +31,8 @@ export class RevisionClock {
   private first = 0;
   /** When the newest sample dropped for age was taken: no answer for a moment before it. */
   private droppedAt: number | undefined;
+  /** The revision of that sample: what had committed by any moment from then until the oldest sample kept. */
+  private droppedRevision: number | undefined;
   private readonly controller = new AbortController();
   private running = false;
 
@@ -84,6 +86,7 @@ export class RevisionClock {
       } else hi = mid - 1;
     }
     if (found >= 0) return this.revisions[found];
+    if (this.droppedRevision !== undefined) return this.droppedRevision;
     return strict ? undefined : this.revisions[this.first];
   }
 
@@ -137,6 +140,7 @@ export class RevisionClock {
     while (this.first < this.times.length - 1 && (this.times[this.first] as number) < now - this.keepMs) this.first++;
     if (this.first === before) return;
     this.droppedAt = this.times[this.first - 1] as number;
+    this.droppedRevision = this.revisions[this.first - 1] as number;
     if (this.first > 1024 && this.first * 2 > this.times.length) {
       this.times = this.times.slice(this.first);
       this.revisions = this.revisions.slice(this.first);
