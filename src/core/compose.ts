@@ -1,6 +1,7 @@
 import { newWriterToken } from './own-write.js';
 import { isTombstone, SKIP, type Entry, type Mutation, type StoredRecord, type UpdateOptions } from './types.js';
-import { validateCandidate } from './validate.js';
+import { validateNow } from './validate.js';
+import type { StopSignal } from './waiting.js';
 
 /**
  * What one attempt of update() writes, and what each caller it carries is
@@ -17,8 +18,8 @@ export interface Carried {
   readonly fn: Mutation<unknown>;
   readonly opts: UpdateOptions<unknown>;
   readonly settled: boolean;
-  /** Resolves when the caller has its answer, so nothing waits for it any longer. */
-  readonly gone: Promise<typeof GONE>;
+  /** Fires when the caller has its answer, so nothing waits for it any longer. */
+  readonly gone: StopSignal;
   resolve(entry: Entry<unknown> | null): void;
   reject(err: unknown): void;
 }
@@ -53,8 +54,12 @@ export async function compose<C extends Carried>(key: string, read: StoredRecord
   let exists = live;
   let changed = false;
   for (const c of callers) {
+    // Answered (deadline, abort) while an earlier mutation of this attempt ran: its own is not run.
+    if (c.settled) continue;
     try {
-      const next = await Promise.race([c.gone, mutate(key, c, exists ? structuredClone(value) : defaultOf(c.opts))]);
+      const result = mutate(key, c, exists ? structuredClone(value) : defaultOf(c.opts));
+      // A mutation that returns at once is taken at once: only one that waits can outlive its caller.
+      const next = isThenable(result) ? await untilGone(result, c.gone) : result;
       if (next === GONE) continue;
       if (next === SKIP) {
         attempt.outcomes.set(c, { kind: 'skip', seen: value, exists, unchanged: !changed });
@@ -72,9 +77,31 @@ export async function compose<C extends Carried>(key: string, read: StoredRecord
   return attempt;
 }
 
-async function mutate(key: string, c: Carried, current: unknown): Promise<unknown> {
-  const next = await c.fn(current);
-  return next === SKIP ? SKIP : validateCandidate(key, next, c.opts);
+function mutate(key: string, c: Carried, current: unknown): unknown {
+  const next = c.fn(current);
+  if (isThenable(next)) return Promise.resolve(next).then((resolved) => checked(key, c, resolved));
+  return checked(key, c, next);
+}
+
+function checked(key: string, c: Carried, next: unknown): unknown {
+  return next === SKIP ? SKIP : validateNow(key, next, c.opts);
+}
+
+function isThenable(v: unknown): v is PromiseLike<unknown> {
+  return v !== null && (typeof v === 'object' || typeof v === 'function') && typeof (v as { then?: unknown }).then === 'function';
+}
+
+/** `work`'s outcome, or GONE as soon as the caller has its answer (a mutation that hangs holds nobody). */
+function untilGone(work: PromiseLike<unknown>, gone: StopSignal): Promise<unknown> {
+  return new Promise((resolve, reject) => {
+    const onGone = () => resolve(GONE);
+    if (gone.aborted) onGone();
+    else gone.addEventListener('abort', onGone);
+    work.then(
+      (value) => (gone.removeEventListener('abort', onGone), resolve(value)),
+      (err) => (gone.removeEventListener('abort', onGone), reject(err)),
+    );
+  });
 }
 
 /**

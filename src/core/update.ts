@@ -1,5 +1,5 @@
 import { AbortedError, BackendError, ClosedError, ConflictError, InvalidArgumentError, isAmbiguous, OutcomeUnknownError, RetryExhaustedError } from './errors.js';
-import { answer, compose, GONE, type Attempt, type Carried } from './compose.js';
+import { answer, compose, type Attempt, type Carried } from './compose.js';
 import { lookForOwnWrite, type OwnWriteVerdict } from './own-write.js';
 import { backoffDelay, UPDATE_DEFAULTS } from './retry.js';
 import { isTombstone, type Entry, type Mutation, type PutOptions, type RetryPolicy, type Store, type StoredRecord, type UpdateOptions } from './types.js';
@@ -59,8 +59,8 @@ export class Caller implements Carried {
   readonly exposedIn = new Set<Attempt>();
   /** The store call the caller's attempt waits for: if its deadline or signal comes first, that call gave no answer. */
   waitingOn: 'read' | 'write' | undefined;
-  readonly gone: Promise<typeof GONE>;
-  private markGone!: () => void;
+  /** Fires once the caller has its answer. */
+  readonly gone = new StopWhen();
   private readonly timer: ReturnType<typeof setTimeout> | undefined;
   private readonly onAbort = () => this.giveUp('aborted');
 
@@ -76,7 +76,6 @@ export class Caller implements Carried {
       throw new InvalidArgumentError(`update() deadlineMs must be a number of milliseconds, 0 or more (Infinity: none); got ${String(deadlineMs)}`);
     }
     this.deadline = Date.now() + deadlineMs;
-    this.gone = new Promise((resolve) => (this.markGone = () => resolve(GONE)));
     // setTimeout fires at once past 2^31 - 1 ms (~24.8 days): a deadline further off than that is none.
     if (deadlineMs <= MAX_TIMER_MS) this.timer = setTimeout(() => this.giveUp('deadline'), deadlineMs);
     if (opts.signal?.aborted) this.giveUp('aborted');
@@ -118,7 +117,7 @@ export class Caller implements Carried {
     this.settled = true;
     clearTimeout(this.timer);
     this.opts.signal?.removeEventListener('abort', this.onAbort);
-    this.markGone();
+    this.gone.fire();
     return true;
   }
 }
@@ -145,6 +144,8 @@ export class AttemptLoop {
   ) {}
 
   private get pending(): Caller[] {
+    // A lone caller (most update()s) is read, never copied: nobody changes the array it gets.
+    if (this.callers.length === 1) return (this.callers[0] as Caller).settled ? [] : this.callers;
     return this.callers.filter((c) => !c.settled);
   }
 
@@ -196,18 +197,18 @@ export class AttemptLoop {
 
   /** True when every caller that was pending has its answer; false to start over at once. */
   private async attempt(pending: Caller[], stop: StopSignal): Promise<boolean> {
-    // Store calls are cut only when every caller has its answer (`stop`) or the last deadline
-    // passes: each caller's own deadline answers that caller alone, as it would be answered alone.
-    const latest = Math.max(...pending.map((c) => c.deadline));
+    // Store calls are cut only when every caller has its answer (`stop`): each caller's own
+    // deadline and signal answer that caller alone, as it would be answered alone, so the
+    // last of them is the last deadline, and no timer of the call's own is needed.
     waitOn(pending, 'read');
-    const read = await answerBy(this.store.getRecord(this.key), latest, stop, false);
-    if (this.suspects.length > 0 && (await this.resolveSuspects(read, latest, stop))) return true;
+    const read = await answerBy(this.store.getRecord(this.key), NO_DEADLINE, stop, false);
+    if (this.suspects.length > 0 && (await this.resolveSuspects(read, stop))) return true;
     waitOn(pending, undefined);
     if (this.pending.length === 0) return true;
 
     const attempt = await compose(this.key, read, pending);
     // A caller answered while the mutations ran (deadline, abort) must not be written: start over without it.
-    if ([...attempt.outcomes.keys()].some((c) => c.settled)) return false;
+    for (const c of attempt.outcomes.keys()) if (c.settled) return false;
     if (attempt.written === undefined) {
       // Nothing to write — unless an earlier write of ours may still land, the state read is final.
       // Told why: the caller's own mutation error if it had one (a bug in it is not hidden), else the store's.
@@ -224,7 +225,7 @@ export class AttemptLoop {
     let entry: Entry<unknown>;
     try {
       waitOn(pending, 'write');
-      entry = await answerBy(this.store.put(this.key, attempt.written, guard), latest, stop, true);
+      entry = await answerBy(this.store.put(this.key, attempt.written, guard), NO_DEADLINE, stop, true);
     } catch (err) {
       if (isAmbiguous(err)) this.suspects.push(attempt);
       else for (const c of attempt.outcomes.keys()) c.exposedIn.delete(attempt);
@@ -239,13 +240,13 @@ export class AttemptLoop {
    * After lost acknowledgements: did one of our writes commit? If so its
    * attempt answers its callers. Returns true when everyone is answered.
    */
-  private async resolveSuspects(read: StoredRecord<unknown> | null, deadline: number, stop: StopSignal): Promise<boolean> {
+  private async resolveSuspects(read: StoredRecord<unknown> | null, stop: StopSignal): Promise<boolean> {
     // Newest first, and every one looked at before any caller is told "unknown": when a later
     // attempt committed, no earlier one can have (its guard is behind it), whatever history
     // still reaches of the earlier one's base.
     const verdicts: Array<[Attempt<Caller>, OwnWriteVerdict<unknown>]> = [];
     for (const suspect of [...this.suspects].reverse()) {
-      const verdict = await lookForOwnWrite(this.store, this.key, read, suspect.token, suspect.base, deadline, stop);
+      const verdict = await lookForOwnWrite(this.store, this.key, read, suspect.token, suspect.base, NO_DEADLINE, stop);
       if (verdict.state === 'committed') {
         this.settle(suspect, isTombstone(verdict.record) ? null : verdict.record);
         return this.pending.length === 0;
@@ -326,13 +327,22 @@ function waitOn(callers: Caller[], call: 'read' | 'write' | undefined): void {
   for (const c of callers) c.waitingOn = call;
 }
 
+/** The loop's store calls end by the callers' own deadlines (see attempt()), not by one of theirs. */
+const NO_DEADLINE = Infinity;
+
+const nothingToRelease = () => undefined;
+
 /** A signal that fires once every one of `callers` has its answer, so nothing waits on their behalf. */
 function abortWhenAllGone(callers: Caller[]): { signal: StopSignal; release: () => void } {
+  if (callers.length === 1) return { signal: (callers[0] as Caller).gone, release: nothingToRelease };
   const stop = new StopWhen();
-  let released = false;
-  const gone = callers.length === 1 ? (callers[0] as Caller).gone : Promise.all(callers.map((c) => c.gone));
-  void gone.then(() => {
-    if (!released) stop.fire();
-  });
-  return { signal: stop, release: () => (released = true) };
+  let waitingFor = callers.length;
+  const oneGone = () => {
+    if (--waitingFor === 0) stop.fire();
+  };
+  for (const c of callers) {
+    if (c.settled) oneGone();
+    else c.gone.addEventListener('abort', oneGone);
+  }
+  return { signal: stop, release: () => { for (const c of callers) c.gone.removeEventListener('abort', oneGone); } };
 }

@@ -7,8 +7,21 @@ import type { UpdateOptions } from './types.js';
  * on a candidate value. Returns the schema's output (schemas may normalise).
  */
 export async function validateCandidate<T>(key: string, candidate: T, opts: Pick<UpdateOptions<T>, 'schema' | 'validate'>): Promise<T> {
+  return validateNow(key, candidate, opts);
+}
+
+/**
+ * validateCandidate() without a promise when there is nothing to wait for (no
+ * schema, no validate): update()'s attempt loop takes the answer at once.
+ */
+export function validateNow<T>(key: string, candidate: T, opts: Pick<UpdateOptions<T>, 'schema' | 'validate'>): T | Promise<T> {
   // A forgotten `return`: refused as a value no store can hold — combined, it was taken for "no change" and dropped its neighbours' writes.
   if (candidate === undefined) throw new ValidationError([{ message: 'the mutation returned undefined: return the next value, or SKIP to change nothing' }], key);
+  if (!opts.schema && !opts.validate) return candidate;
+  return validateBy(key, candidate, opts);
+}
+
+async function validateBy<T>(key: string, candidate: T, opts: Pick<UpdateOptions<T>, 'schema' | 'validate'>): Promise<T> {
   let value: T = candidate;
   if (opts.schema) {
     const result = await (opts.schema as StandardSchemaV1<unknown, T>)['~standard'].validate(value);
