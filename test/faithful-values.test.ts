@@ -337,7 +337,8 @@ describe('the CLI refuses such numbers in put and update values (exit 2, the pat
     expect(revkit(['put', 'plus', '5']).code).toBe(0);
     expect(revkit(['update', 'plus', '--incr=+1e-400'])).toMatchObject({ code: 2, err: expect.stringContaining('+1e-400 would be used as 0') });
     expect(revkit(['update', 'plus', '--incr=+0.12345678901234567891'])).toMatchObject({ code: 2, err: expect.stringContaining('would be used as 0.12345678901234568') });
-    for (const bad of ['0x10', '0b101', '0o7', '+0x10', 'Infinity', '+-1', ' 5', '.5', '1.', '01']) {
+    // The whole table of non-numbers is parseNumber's, checked in-process below; here, that the CLI uses it.
+    for (const bad of ['0x10', ' 5']) {
       expect(revkit(['update', 'plus', `--incr=${bad}`]), bad).toMatchObject({ code: 2, err: expect.stringContaining('must be a number') });
     }
     expect(revkit(['get', 'plus']).out).toBe('5');
