@@ -1,5 +1,5 @@
 import { tmpdir } from 'node:os';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -7,6 +7,7 @@ import { describe, expect, it, vi } from 'vitest';
 import { BackendError, ConflictError, ForbiddenError, UnauthorizedError } from '../src/core/index.js';
 import { EXIT, exitCodeFor } from '../src/cli/main.js';
 import { tempDir, uniqueName } from './helpers.js';
+import { inProcess } from './support/revkit-process.js';
 
 const cli = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url));
 // Each test spawns the CLI several times; on a loaded 2-core machine one spawn can take seconds.
@@ -18,6 +19,24 @@ function revkit(store: string, args: string[], input?: string) {
   return { code: run.status, out: run.stdout.trim(), err: run.stderr.trim() };
 }
 
+/** The same, as a process that runs beside others (spawnSync runs one at a time). */
+function revkitAsync(store: string | undefined, args: string[], options: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): Promise<{ code: number | null; out: string; err: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [cli, ...(store === undefined ? [] : ['--store', store]), ...args], { stdio: ['ignore', 'pipe', 'pipe'], ...options });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.stderr.on('data', (d) => (err += d));
+    child.on('close', (code) => resolve({ code, out, err }));
+  });
+}
+
+/** The same in this process, through the CLI's own main() (inProcess): for the tables. */
+async function revkitHere(store: string | undefined, args: string[], env: Record<string, string> = {}) {
+  const r = await inProcess([...(store === undefined ? [] : ['--store', store]), ...args], env);
+  return { code: r.code, out: r.stdout.trim(), err: r.stderr.trim() };
+}
+
 /** Runs a command that must succeed and returns its JSON output. */
 function json(store: string, args: string[], input?: string) {
   const r = revkit(store, args, input);
@@ -26,12 +45,11 @@ function json(store: string, args: string[], input?: string) {
 }
 
 describe('revkit --version', () => {
-  it('prints the version from package.json, and exits 0', () => {
+  it('prints the version from package.json, and exits 0', async () => {
     const { version } = JSON.parse(readFileSync(fileURLToPath(new URL('../package.json', import.meta.url)), 'utf8')) as { version: string };
-    for (const flag of ['--version', '-v']) {
-      const run = spawnSync(process.execPath, [cli, flag], { encoding: 'utf8' });
-      expect({ code: run.status, out: run.stdout, err: run.stderr }, flag).toEqual({ code: 0, out: `${version}\n`, err: '' });
-    }
+    const flags = ['--version', '-v'];
+    const runs = await Promise.all(flags.map((flag) => revkitAsync(undefined, [flag])));
+    for (const [i, flag] of flags.entries()) expect(runs[i], flag).toEqual({ code: 0, out: `${version}\n`, err: '' });
   });
 });
 
@@ -69,7 +87,7 @@ describe('revkit CLI against a store URL', () => {
     expect(json(store, ['get', 'cond'])).toBe(2);
   });
 
-  it('bad usage exits 2 with one clear line and no stack trace', () => {
+  it('bad usage exits 2 with one clear line and no stack trace (in this process, through the CLI\'s main(); a process each for four of them)', async () => {
     const cases = [
       ['put', 'k', '{not json'],
       ['put', 'k', '1', '--if-revision', 'abc'],
@@ -82,16 +100,22 @@ describe('revkit CLI against a store URL', () => {
       ['frobnicate'],
       [],
     ];
-    for (const args of cases) {
-      const r = revkit(store, args);
+    const expectUsage = (r: { code: number | null; out: string; err: string }, args: string[]) => {
       expect(r.code, args.join(' ')).toBe(2);
-      expect(r.err.split('\n'), args.join(' ')).toHaveLength(1);
+      expect(r.err.trim().split('\n'), args.join(' ')).toHaveLength(1);
       expect(r.err, args.join(' ')).toMatch(/^revkit: /);
       expect(r.err).not.toMatch(/Usage:|\n\s+at /);
       expect(r.out, args.join(' ')).toBe('');
-    }
-    expect(revkit(store, ['put', 'k', '{not json']).err).toBe('revkit: the value is not valid JSON: {not json');
-    expect(revkit(store, ['update', 'k', '--incr', 'x']).err).toMatch(/--incr.*'x'.*must be a number/);
+    };
+    for (const args of cases) expectUsage(await revkitHere(store, args), args);
+    expect((await revkitHere(store, ['put', 'k', '{not json'])).err).toBe('revkit: the value is not valid JSON: {not json');
+    expect((await revkitHere(store, ['update', 'k', '--incr', 'x'])).err).toMatch(/--incr.*'x'.*must be a number/);
+    // A process each: a value refused by the command, a flag by commander, an unknown command, no command.
+    const picked = [['put', 'k', '{not json'], ['update', 'k', '--incr', 'x'], ['frobnicate'], []];
+    const runs = await Promise.all(picked.map((args) => revkitAsync(store, args)));
+    for (const [i, args] of picked.entries()) expectUsage(runs[i] as Awaited<(typeof runs)[0]>, args);
+    expect(runs[0]?.err.trim()).toBe('revkit: the value is not valid JSON: {not json');
+    expect(runs[1]?.err).toMatch(/--incr.*'x'.*must be a number/);
   });
 
   it('not found is exit 4, distinct from an outage (exit 1): get of a missing key, rm with nothing to delete', () => {
@@ -111,11 +135,10 @@ describe('revkit CLI against a store URL', () => {
     expect(json(store, ['update', 'incr/a', '--incr', '-2.5']).value).toBe(4.5);
   });
 
-  it('an unknown store URL is one line and exit 2; an unreachable one exit 1', () => {
-    const unknown = revkit('mongodb://x', ['get', 'k']);
+  it('an unknown store URL is one line and exit 2; an unreachable one exit 1', async () => {
+    const [unknown, broken] = await Promise.all([revkitAsync('mongodb://x', ['get', 'k']), revkitAsync('sqlite:/dev/null/x/y.db', ['get', 'k'])]);
     expect(unknown.code).toBe(2);
     expect(unknown.err).toMatch(/^revkit: ERR_INVALID_ARGUMENT: unknown store URL/);
-    const broken = revkit('sqlite:/dev/null/x/y.db', ['get', 'k']);
     expect(broken.code).toBe(1);
     expect(broken.err).toMatch(/^revkit: ERR_BACKEND: cannot open SQLite database/);
   });
@@ -140,40 +163,53 @@ describe('exit codes and messages', () => {
 });
 
 describe('flags that contradict each other are refused (exit 2), never quietly dropped', () => {
-  it('--store with --server; --token without --server — for every command, check and bench included', () => {
-    const bare = (args: string[]) => {
-      const run = spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8', cwd: tmpdir(), env: { ...process.env, REVKIT_STORE: '', REVKIT_SERVER: '', REVKIT_TOKEN: '' } });
-      return { code: run.status, err: run.stderr.trim() };
-    };
-    for (const args of [['--store', 'memory:', '--server', 'http://127.0.0.1:9', 'get', 'k'], ['bench', '--server', 'http://127.0.0.1:9', '--store', 'memory:'], ['check', '--store', 'memory:', '--server', 'http://127.0.0.1:9']]) {
-      expect(bare(args), args.join(' ')).toEqual({ code: 2, err: 'revkit: give --store or --server, not both' });
-    }
-    for (const args of [['--store', 'memory:', '--token', 'a-token-of-some-length', 'get', 'k'], ['bench', '--store', 'memory:', '--token', 't0ken'], ['check', '--token', 't0ken']]) {
-      const r = bare(args);
-      expect(r.code, args.join(' ')).toBe(2);
-      expect(r.err).toMatch(/^revkit: --token goes with --server/);
-      expect(r.err).not.toContain('t0ken');
-    }
+  const BOTH = [['--store', 'memory:', '--server', 'http://127.0.0.1:9', 'get', 'k'], ['bench', '--server', 'http://127.0.0.1:9', '--store', 'memory:'], ['check', '--store', 'memory:', '--server', 'http://127.0.0.1:9']];
+  const TOKEN_ALONE = [['--store', 'memory:', '--token', 'a-token-of-some-length', 'get', 'k'], ['bench', '--store', 'memory:', '--token', 't0ken'], ['check', '--token', 't0ken']];
+  const expectBoth = (r: { code: number | null; err: string }, args: string[]) => expect({ code: r.code, err: r.err.trim() }, args.join(' ')).toEqual({ code: 2, err: 'revkit: give --store or --server, not both' });
+  const expectTokenAlone = (r: { code: number | null; err: string }, args: string[]) => {
+    expect(r.code, args.join(' ')).toBe(2);
+    expect(r.err).toMatch(/^revkit: --token goes with --server/);
+    expect(r.err).not.toContain('t0ken');
+  };
+
+  it('--store with --server; --token without --server — for every command, check and bench included (in this process, through the CLI\'s main())', async () => {
+    // With REVKIT_STORE, REVKIT_SERVER and REVKIT_TOKEN set empty, as in the processes below.
+    const env = { REVKIT_STORE: '', REVKIT_SERVER: '', REVKIT_TOKEN: '' };
+    for (const args of BOTH) expectBoth(await revkitHere(undefined, args, env), args);
+    for (const args of TOKEN_ALONE) expectTokenAlone(await revkitHere(undefined, args, env), args);
+  });
+
+  it('the same, a process each for one of each', async () => {
+    const options = { cwd: tmpdir(), env: { ...process.env, REVKIT_STORE: '', REVKIT_SERVER: '', REVKIT_TOKEN: '' } };
+    const [both, alone] = await Promise.all([revkitAsync(undefined, BOTH[2] as string[], options), revkitAsync(undefined, TOKEN_ALONE[1] as string[], options)]);
+    expectBoth(both, BOTH[2] as string[]);
+    expectTokenAlone(alone, TOKEN_ALONE[1] as string[]);
   });
 });
 
 describe('revkit --help', () => {
-  it('points at nothing a user does not have (no design-document references)', () => {
-    for (const args of [['--help'], ['serve', '--help'], ['check', '--help'], ['bench', '--help']]) {
-      const r = revkit('memory:', args);
+  it('points at nothing a user does not have (no design-document references; in this process, and --help and serve --help in a process each)', async () => {
+    const expectHelp = (r: { code: number | null; out: string }, args: string[]) => {
       expect(r.code, args.join(' ')).toBe(0);
       expect(r.out).toMatch(/Usage: revkit/);
       expect(r.out).not.toMatch(/DESIGN|shared\/|§/);
-    }
+    };
+    const all = [['--help'], ['serve', '--help'], ['check', '--help'], ['bench', '--help']];
+    for (const args of all) expectHelp(await revkitHere('memory:', args), args);
+    const spawned = all.slice(0, 2);
+    const runs = await Promise.all(spawned.map((args) => revkitAsync('memory:', args)));
+    for (const [i, args] of spawned.entries()) expectHelp(runs[i] as Awaited<(typeof runs)[0]>, args);
   });
 });
 
 describe('revkit bench', () => {
-  it('reports goodput and 0 lost on a real store; exits 1 when the canary loses updates', () => {
-    const good = revkit(`sqlite:${join(dir, `${uniqueName('bench')}.db`)}`, ['bench', '--increments', '400', '--writers', '16', '--json']);
+  it('reports goodput and 0 lost on a real store; exits 1 when the canary loses updates', async () => {
+    const [good, bad] = await Promise.all([
+      revkitAsync(`sqlite:${join(dir, `${uniqueName('bench')}.db`)}`, ['bench', '--increments', '400', '--writers', '16', '--json']),
+      revkitAsync('canary:memory:', ['bench', '--increments', '400', '--writers', '16', '--no-combine', '--json']),
+    ]);
     expect(good.code, good.err).toBe(0);
     expect(JSON.parse(good.out)).toMatchObject({ succeeded: 400, lost: 0, duplicated: 0, failed: 0 });
-    const bad = revkit('canary:memory:', ['bench', '--increments', '400', '--writers', '16', '--no-combine', '--json']);
     expect(bad.code).toBe(1);
     expect(JSON.parse(bad.out).lost).toBeGreaterThan(0);
   });

@@ -63,7 +63,8 @@ describe('revkit serve: the start banner shows store URLs with their secrets as 
   });
 
   it('every form, and the server then works', async () => {
-    for (const [url, secret] of forms()) {
+    // The forms side by side: each start is independent of the others.
+    await Promise.all(forms().map(async ([url, secret]) => {
       const s = await serve(['--store', url, '--port', '0', '--no-auth']);
       if (!s.started) throw new Error(`serve --store ${url.replace(secret, '****')} did not start: ${s.stderr.split(secret).join('****')}`);
       try {
@@ -74,7 +75,7 @@ describe('revkit serve: the start banner shows store URLs with their secrets as 
         await s.stop();
         expect(s.stderr()).not.toContain(secret);
       }
-    }
+    }));
   });
 });
 
@@ -133,16 +134,18 @@ describe('revkit CLI: errors never print a store URL secret or the --token', { t
   });
 
   it('--server URL --token T: a token the server refuses, one it cannot carry, one in the URL', async () => {
-    const wrong = await cli(['get', 'k', '--server', upstream.url, '--token', 'wrong-token-0123456789abcdef']);
+    const [wrong, broken, inUrl] = await Promise.all([
+      cli(['get', 'k', '--server', upstream.url, '--token', 'wrong-token-0123456789abcdef']),
+      cli(['get', 'k', '--server', upstream.url, '--token', 'broken-token\nsecond-half-0123']),
+      cli(['get', 'k', '--server', `http://127.0.0.1:1/?token=url-token-0123456789`]),
+    ]);
     expect(wrong.code, wrong.stderr).toBe(1);
     expect(wrong.stderr).toMatch(/ERR_UNAUTHORIZED/);
     expect(wrong.stderr).not.toContain('wrong-token-0123456789abcdef');
     // A newline cannot go in a header (fetch's error would quote the header): a usage error, without the token.
-    const broken = await cli(['get', 'k', '--server', upstream.url, '--token', 'broken-token\nsecond-half-0123']);
     expect(broken.code, broken.stderr).toBe(2);
     expect(broken.stderr).toMatch(/^revkit: --token .*control character/);
     expect(broken.stderr).not.toMatch(/broken-token|second-half-0123/);
-    const inUrl = await cli(['get', 'k', '--server', `http://127.0.0.1:1/?token=url-token-0123456789`]);
     expect(inUrl.code).not.toBe(0);
     expect(inUrl.stderr).not.toContain('url-token-0123456789');
   });
@@ -152,21 +155,25 @@ describe('revkit check and revkit bench: the store line shows secrets as ****', 
   const url = () => `${upstream.url}?token=${UPSTREAM_TOKEN}`;
 
   it('check, as text and as JSON', async () => {
-    const text = await cli(['check', '--store', url(), '--processes', '1', '--clients', '2', '--ops', '5']);
+    const [text, json] = await Promise.all([
+      cli(['check', '--store', url(), '--processes', '1', '--clients', '2', '--ops', '5']),
+      cli(['check', '--store', url(), '--processes', '1', '--clients', '2', '--ops', '5', '--json']),
+    ]);
     expect(text.code, text.stderr).toBe(0);
     expectHidden(text.stdout, UPSTREAM_TOKEN, 'check');
     expect(text.stdout).toContain(`store        ${upstream.url}?token=****`);
-    const json = await cli(['check', '--store', url(), '--processes', '1', '--clients', '2', '--ops', '5', '--json']);
     expect(json.code, json.stderr).toBe(0);
     expect(JSON.parse(json.stdout).store).toBe(`${upstream.url}?token=****`);
     expect(json.stdout + json.stderr + text.stderr).not.toContain(UPSTREAM_TOKEN);
   });
 
   it('bench, as text and as JSON', async () => {
-    const text = await cli(['bench', '--store', url(), '--writers', '2', '--increments', '20']);
+    const [text, json] = await Promise.all([
+      cli(['bench', '--store', url(), '--writers', '2', '--increments', '20']),
+      cli(['bench', '--store', url(), '--writers', '2', '--increments', '20', '--json']),
+    ]);
     expect(text.code, text.stderr).toBe(0);
     expectHidden(text.stdout, UPSTREAM_TOKEN, 'bench');
-    const json = await cli(['bench', '--store', url(), '--writers', '2', '--increments', '20', '--json']);
     expect(json.code, json.stderr).toBe(0);
     expect(JSON.parse(json.stdout).store).toBe(`${upstream.url}?token=****`);
     expect(json.stdout + json.stderr + text.stderr).not.toContain(UPSTREAM_TOKEN);

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { open } from '../src/open.js';
+import { inProcess } from './support/revkit-process.js';
 
 // Spawns the built CLI: run `npm run build` first.
 const MAIN = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url));
@@ -115,38 +116,34 @@ describe('revkit serve: start-up', () => {
   });
 
   it('the banner says where a given admin token came from, and what the console signs in with', async () => {
-    const given = await serve(['--store', 'memory:', '--port', '0'], { REVKIT_ADMIN_TOKEN: TOKEN, REVKIT_TOKENS_FILE: '' });
-    try {
-      expect(given.lines.join('\n')).toContain('authentication: bearer tokens (the admin token given in REVKIT_ADMIN_TOKEN)');
-      expect(given.lines.join('\n')).not.toContain(TOKEN);
-      expect(given.lines).toContain(`console: ${given.url}/ui/ (sign in with the admin token)`);
-    } finally {
-      given.child.kill('SIGTERM');
-      await given.exited;
-    }
-    const flag = await serve(['--store', 'memory:', '--port', '0', '--admin-token', TOKEN], { REVKIT_ADMIN_TOKEN: '', REVKIT_TOKENS_FILE: '' });
-    try {
-      expect(flag.lines.join('\n')).toContain('authentication: bearer tokens (the admin token given in --admin-token)');
-    } finally {
-      flag.child.kill('SIGTERM');
-      await flag.exited;
-    }
     const file = join(mkdtempSync(join(tmpdir(), 'revkit-cli-')), 'tokens.json');
     writeFileSync(file, JSON.stringify([{ name: 'ops', token: TOKEN, scopes: [{ prefix: '', access: 'admin' }] }]));
-    const tokens = await serve(['--store', 'memory:', '--port', '0', '--tokens', file], { REVKIT_ADMIN_TOKEN: '', REVKIT_TOKENS_FILE: '' });
-    try {
-      expect(tokens.lines).toContain(`console: ${tokens.url}/ui/ (sign in with a token from ${file})`);
-    } finally {
-      tokens.child.kill('SIGTERM');
-      await tokens.exited;
-    }
-    const noAuth = await serve(['--store', 'memory:', '--port', '0', '--no-auth'], { REVKIT_ADMIN_TOKEN: '', REVKIT_TOKENS_FILE: '' });
-    try {
-      expect(noAuth.lines).toContain(`console: ${noAuth.url}/ui/`);
-    } finally {
-      noAuth.child.kill('SIGTERM');
-      await noAuth.exited;
-    }
+    // Four independent starts, side by side.
+    const check = async (args: string[], env: Record<string, string>, expectations: (s: Served) => void) => {
+      const s = await serve(['--store', 'memory:', '--port', '0', ...args], env);
+      try {
+        expectations(s);
+      } finally {
+        s.child.kill('SIGTERM');
+        await s.exited;
+      }
+    };
+    await Promise.all([
+      check([], { REVKIT_ADMIN_TOKEN: TOKEN, REVKIT_TOKENS_FILE: '' }, (given) => {
+        expect(given.lines.join('\n')).toContain('authentication: bearer tokens (the admin token given in REVKIT_ADMIN_TOKEN)');
+        expect(given.lines.join('\n')).not.toContain(TOKEN);
+        expect(given.lines).toContain(`console: ${given.url}/ui/ (sign in with the admin token)`);
+      }),
+      check(['--admin-token', TOKEN], { REVKIT_ADMIN_TOKEN: '', REVKIT_TOKENS_FILE: '' }, (flag) => {
+        expect(flag.lines.join('\n')).toContain('authentication: bearer tokens (the admin token given in --admin-token)');
+      }),
+      check(['--tokens', file], { REVKIT_ADMIN_TOKEN: '', REVKIT_TOKENS_FILE: '' }, (tokens) => {
+        expect(tokens.lines).toContain(`console: ${tokens.url}/ui/ (sign in with a token from ${file})`);
+      }),
+      check(['--no-auth'], { REVKIT_ADMIN_TOKEN: '', REVKIT_TOKENS_FILE: '' }, (noAuth) => {
+        expect(noAuth.lines).toContain(`console: ${noAuth.url}/ui/`);
+      }),
+    ]);
   });
 
   it('npm start twice in a row works the same: the generated admin token is kept in the data folder (0600) and the printed curl works again', async () => {
@@ -195,8 +192,10 @@ describe('revkit serve: start-up', () => {
   });
 
   it('a store that cannot be opened or reached: one clear line on stderr and exit 1', async () => {
-    for (const store of ['postgres://127.0.0.1:1/nothing', 'nope:', 'sqlite:/etc/hostname/cannot/x.db', 'sqlite:/proc/revkit/cannot.db']) {
-      const r = await cli(['serve', '--store', store, '--port', '0']);
+    const stores = ['postgres://127.0.0.1:1/nothing', 'nope:', 'sqlite:/etc/hostname/cannot/x.db', 'sqlite:/proc/revkit/cannot.db'];
+    const runs = await Promise.all(stores.map((store) => cli(['serve', '--store', store, '--port', '0'])));
+    for (const [i, store] of stores.entries()) {
+      const r = runs[i] as Awaited<ReturnType<typeof cli>>;
       expect(r.code, `${store}: ${r.stderr}`).toBe(1);
       const lines = r.stderr.trim().split('\n');
       expect(lines, r.stderr).toHaveLength(1);
@@ -208,25 +207,35 @@ describe('revkit serve: start-up', () => {
   it('a tokens file that cannot be read (exit 1) or is read but wrong (a usage error, exit 2): one line', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'revkit-cli-'));
     writeFileSync(join(dir, 'bad.json'), '{ "not": "an array" }');
-    for (const [args, code] of [[['--tokens', join(dir, 'bad.json')], 2], [['--tokens', join(dir, 'missing.json')], 1]] as const) {
-      const r = await cli(['serve', '--store', 'memory:', '--port', '0', ...args]);
+    const cases = [[['--tokens', join(dir, 'bad.json')], 2], [['--tokens', join(dir, 'missing.json')], 1]] as const;
+    const runs = await Promise.all(cases.map(([args]) => cli(['serve', '--store', 'memory:', '--port', '0', ...args])));
+    for (const [i, [args, code]] of cases.entries()) {
+      const r = runs[i] as Awaited<ReturnType<typeof cli>>;
       expect(r.code, `${args.join(' ')}: ${r.stderr}`).toBe(code);
       expect(r.stderr.trim().split('\n')).toHaveLength(1);
     }
   });
 
-  it('usage errors: exit 2 with one line on stderr, never the full help', async () => {
-    const cases = [['--port', 'abc'], ['--port', '70000'], ['--admin-token', 'short'], ['--host', '0.0.0.0', '--no-auth'], ['--no-auth', '--admin-token', TOKEN], ['--max-value-bytes', '0'], ['--bogus']];
-    for (const args of cases) {
-      const r = await cli(['serve', '--store', 'memory:', ...args]);
-      expect(r.code, `${args.join(' ')}: ${r.stderr}`).toBe(2);
-      expect(r.stderr.trim().split('\n'), args.join(' ')).toHaveLength(1);
-      expect(r.stderr).toMatch(/^revkit( serve)?: /);
-      expect(r.stderr).not.toMatch(/Usage:|Options:/);
-      expect(r.stdout).toBe('');
-    }
-    const env = await cli(['serve', '--store', 'memory:'], { REVKIT_PORT: 'abc' });
-    expect(env.code, env.stderr).toBe(2);
+  const USAGE_ERRORS = [['--port', 'abc'], ['--port', '70000'], ['--admin-token', 'short'], ['--host', '0.0.0.0', '--no-auth'], ['--no-auth', '--admin-token', TOKEN], ['--max-value-bytes', '0'], ['--bogus']];
+  const expectUsageError = (r: { code: number; stdout: string; stderr: string }, args: string[]) => {
+    expect(r.code, `${args.join(' ')}: ${r.stderr}`).toBe(2);
+    expect(r.stderr.trim().split('\n'), args.join(' ')).toHaveLength(1);
+    expect(r.stderr).toMatch(/^revkit( serve)?: /);
+    expect(r.stderr).not.toMatch(/Usage:|Options:/);
+    expect(r.stdout).toBe('');
+  };
+
+  it('usage errors (in this process, through the CLI\'s main()): exit 2 with one line on stderr, never the full help', async () => {
+    // A store that cannot be opened: a usage error wrongly let through ends in exit 1 here, not in a server.
+    for (const args of USAGE_ERRORS) expectUsageError(await inProcess(['serve', '--store', 'nope:', ...args]), args);
+    expect((await inProcess(['serve', '--store', 'nope:'], { REVKIT_PORT: 'abc' })).code).toBe(2);
+  });
+
+  it('usage errors, a process each for one of each kind (a flag commander refuses, an unknown flag, one serve refuses before and one after loading the server): the same', async () => {
+    const picked = [['--port', 'abc'], ['--bogus'], ['--admin-token', 'short'], ['--host', '0.0.0.0', '--no-auth']];
+    const [env, ...runs] = await Promise.all([cli(['serve', '--store', 'memory:'], { REVKIT_PORT: 'abc' }), ...picked.map((args) => cli(['serve', '--store', 'memory:', ...args]))]);
+    for (const [i, args] of picked.entries()) expectUsageError(runs[i] as Awaited<ReturnType<typeof cli>>, args);
+    expect(env?.code, env?.stderr).toBe(2);
   });
 
   it('environment variables: REVKIT_STORE, REVKIT_PORT, REVKIT_ADMIN_TOKEN, REVKIT_TOKENS_FILE, REVKIT_REQUIRE_PRECONDITIONS', async () => {
@@ -325,44 +334,58 @@ describe('revkit get|put|rm|update|list|history|watch --server URL --token T', (
   const remote = () => ['--server', s.url, '--token', TOKEN];
 
   it('put, get, update, list, history, rm over HTTP; exit 3 on a failed precondition (412)', async () => {
-    const put = await cli(['put', 'cli/a', '{"n":1}', ...remote()]);
+    // The commands run in this process, through the CLI's own main(); a process each for the exit codes 3, 4 and 1.
+    const run = (args: string[]) => inProcess([...args, ...remote()]);
+    const put = await run(['put', 'cli/a', '{"n":1}']);
     expect(put.code, put.stderr).toBe(0);
     const entry = JSON.parse(put.stdout);
     expect(entry).toMatchObject({ key: 'cli/a', value: { n: 1 } });
-    expect(JSON.parse((await cli(['get', 'cli/a', ...remote()])).stdout)).toEqual({ n: 1 });
-    const stale = await cli(['put', 'cli/a', '2', '--if-revision', String(entry.revision + 100), ...remote()]);
+    expect(JSON.parse((await run(['get', 'cli/a'])).stdout)).toEqual({ n: 1 });
+    // None of these writes anything; the first two in processes of their own, side by side.
+    const [stale, noToken] = await Promise.all([
+      cli(['put', 'cli/a', '2', '--if-revision', String(entry.revision + 100), ...remote()]),
+      cli(['get', 'cli/c', '--server', s.url]),
+    ]);
     expect(stale.code, stale.stderr).toBe(3);
     expect(stale.stderr).toMatch(/ERR_CONFLICT/);
-    expect((await cli(['put', 'cli/a', '2', '--if-absent', ...remote()])).code).toBe(3);
-    expect((await cli(['put', 'cli/a', '{"n":5}', '--if-revision', String(entry.revision), ...remote()])).code).toBe(0);
-    expect((await cli(['update', 'cli/c', '--incr', '2', ...remote()])).code).toBe(0);
-    expect(JSON.parse((await cli(['update', 'cli/c', '--incr', '3', ...remote()])).stdout)).toMatchObject({ value: 5 });
-    const list = await cli(['list', '--prefix', 'cli/', ...remote()]);
-    expect(list.stdout.trim().split('\n').map((l) => JSON.parse(l).key)).toEqual(['cli/a', 'cli/c']);
-    const hist = await cli(['history', 'cli/a', ...remote()]);
-    expect(hist.stdout.trim().split('\n')).toHaveLength(2);
-    expect((await cli(['rm', 'cli/a', '--if-revision', '1', ...remote()])).code).toBe(3);
-    expect((await cli(['rm', 'cli/a', ...remote()])).code).toBe(0);
-    expect((await cli(['get', 'cli/a', ...remote()])).code).toBe(4);
-    const noToken = await cli(['get', 'cli/c', '--server', s.url]);
     expect(noToken.code).toBe(1);
     expect(noToken.stderr.trim().split('\n')).toHaveLength(1);
     expect(noToken.stderr).toMatch(/401|ERR_UNAUTHORIZED/);
+    const staleInProcess = await run(['put', 'cli/a', '2', '--if-revision', String(entry.revision + 100)]);
+    expect(staleInProcess.code, staleInProcess.stderr).toBe(3);
+    expect(staleInProcess.stderr).toMatch(/ERR_CONFLICT/);
+    expect((await run(['put', 'cli/a', '2', '--if-absent'])).code).toBe(3);
+    expect((await run(['put', 'cli/a', '{"n":5}', '--if-revision', String(entry.revision)])).code).toBe(0);
+    expect((await run(['update', 'cli/c', '--incr', '2'])).code).toBe(0);
+    expect(JSON.parse((await run(['update', 'cli/c', '--incr', '3'])).stdout)).toMatchObject({ value: 5 });
+    const list = await run(['list', '--prefix', 'cli/']);
+    expect(list.stdout.trim().split('\n').map((l) => JSON.parse(l).key)).toEqual(['cli/a', 'cli/c']);
+    const hist = await run(['history', 'cli/a']);
+    expect(hist.stdout.trim().split('\n')).toHaveLength(2);
+    expect((await run(['rm', 'cli/a', '--if-revision', '1'])).code).toBe(3);
+    expect((await run(['rm', 'cli/a'])).code).toBe(0);
+    const gone = await cli(['get', 'cli/a', ...remote()]);
+    expect(gone.code, gone.stderr).toBe(4);
+    expect((await run(['get', 'cli/a'])).code).toBe(4);
   }, 120_000);
 
   it('not found and rm of a missing key: exit 4 over HTTP exactly as directly', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'revkit-cli-'));
     const direct = ['--store', `sqlite:${join(dir, 'direct.db')}`];
-    for (const via of [remote(), direct]) {
-      const missingGet = await cli(['get', 'nf/never', ...via]);
+    // Over HTTP and directly side by side, a process each for the exit-4 runs; the writes between them in this process.
+    const vias = [remote(), direct];
+    const missing = await Promise.all(vias.map((via) => Promise.all([cli(['get', 'nf/never', ...via]), cli(['rm', 'nf/never', ...via])])));
+    for (const [missingGet, missingRm] of missing) {
       expect({ code: missingGet.code, stderr: missingGet.stderr }).toEqual({ code: 4, stderr: 'revkit: not found: "nf/never" (no live value)\n' });
-      const missingRm = await cli(['rm', 'nf/never', ...via]);
       expect({ code: missingRm.code, stderr: missingRm.stderr, stdout: missingRm.stdout }).toEqual({ code: 4, stderr: 'revkit: not found: "nf/never" (nothing to delete)\n', stdout: '' });
+    }
+    for (const via of vias) {
       for (const args of [['put', 'nf/once', '1'], ['rm', 'nf/once']]) {
-        const r = await cli([...args, ...via]);
+        const r = await inProcess([...args, ...via]);
         expect(r.code, `${args.join(' ')}: ${r.stderr}`).toBe(0);
       }
-      const again = await cli(['rm', 'nf/once', ...via]);
+    }
+    for (const again of await Promise.all(vias.map((via) => cli(['rm', 'nf/once', ...via])))) {
       expect({ code: again.code, stderr: again.stderr }).toEqual({ code: 4, stderr: 'revkit: not found: "nf/once" (nothing to delete)\n' });
     }
   }, 120_000);

@@ -76,7 +76,7 @@ const BOOLEANS = new Map([['true', true], ['1', true], ['yes', true], ['false', 
  * case. Anything else, the empty string included (it says neither), stops
  * the start with exit 2 rather than guessing which way a security switch goes.
  */
-function parseBoolean(variable: string, value = ''): boolean {
+export function parseBoolean(variable: string, value = ''): boolean {
   const b = BOOLEANS.get(value.toLowerCase());
   if (b !== undefined) return b;
   const got = value === '' ? 'it is empty' : `got ${JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}…` : value)}`;

@@ -1,6 +1,7 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { afterAll } from 'vitest';
+import { afterAll, vi } from 'vitest';
+import { main } from '../../src/cli/main.js';
 
 // Spawns the built CLI: run `npx tsc -p tsconfig.build.json` first.
 export const MAIN = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
@@ -67,4 +68,65 @@ export function cli(args: string[], env: Record<string, string> = {}): Promise<{
       resolve({ code: error ? ((error as { code?: number }).code ?? 1) : 0, stdout, stderr });
     });
   });
+}
+
+/**
+ * Calls `fn` in this process as the CLI would run it: process.exit (how
+ * `revkit serve` refuses a start) is caught and its code taken, and what was
+ * printed before it is kept (what runs after the caught exit prints is not).
+ */
+export async function captured<T>(fn: () => T | Promise<T>): Promise<{ value: T | undefined; exitCode: number | undefined; stdout: string; stderr: string }> {
+  let stdout = '';
+  let stderr = '';
+  let exitCode: number | undefined;
+  const exit = vi.spyOn(process, 'exit').mockImplementation((code?: string | number | null) => {
+    exitCode ??= Number(code ?? 0);
+    throw new Error(`process.exit(${String(code)})`);
+  });
+  const capture = (into: (text: string) => void) => (chunk: unknown) => {
+    if (exitCode === undefined) into(String(chunk));
+    return true;
+  };
+  const out = vi.spyOn(process.stdout, 'write').mockImplementation(capture((t) => (stdout += t)) as typeof process.stdout.write);
+  const err = vi.spyOn(process.stderr, 'write').mockImplementation(capture((t) => (stderr += t)) as typeof process.stderr.write);
+  let value: T | undefined;
+  try {
+    value = await fn();
+  } catch (e) {
+    if (exitCode === undefined) throw e;
+  } finally {
+    exit.mockRestore();
+    out.mockRestore();
+    err.mockRestore();
+  }
+  return { value, exitCode, stdout, stderr };
+}
+
+/**
+ * Runs `revkit …` inside this process: the CLI's own main(), with exactly
+ * `env` as its REVKIT_* variables. For the value tables: a process per value
+ * costs 0.2-0.5 s of CPU, this a few ms. Runs take turns
+ * (each sets process.env and catches this process's output). A run expected to be refused must not be able to start a
+ * server here: give it a store that cannot be opened (`nope:`), so that a
+ * start wrongly let through ends in exit 1, not in a server.
+ */
+export function inProcess(args: string[], env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+  // One at a time, even when called side by side.
+  const run = inProcessQueue.then(() => runInProcess(args, env));
+  inProcessQueue = run.then(() => undefined, () => undefined);
+  return run;
+}
+let inProcessQueue: Promise<void> = Promise.resolve();
+
+async function runInProcess(args: string[], env: Record<string, string>): Promise<{ code: number; stdout: string; stderr: string }> {
+  const saved = { ...process.env };
+  for (const k of Object.keys(process.env)) if (k.startsWith('REVKIT_')) delete process.env[k];
+  Object.assign(process.env, env);
+  try {
+    const r = await captured(() => main([process.execPath, MAIN, ...args]));
+    return { code: r.exitCode ?? (r.value as number), stdout: r.stdout, stderr: r.stderr };
+  } finally {
+    for (const k of Object.keys(process.env)) if (!(k in saved)) delete process.env[k];
+    Object.assign(process.env, saved);
+  }
 }
