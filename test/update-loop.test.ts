@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import {
-  BackendError, InvalidArgumentError, OutcomeUnknownError, RetryExhaustedError, ValidationError, exponentialJitter, toHttpStatus,
+  BackendError, InvalidArgumentError, OutcomeUnknownError, RetryExhaustedError, SKIP, ValidationError, exponentialJitter, toHttpStatus,
   type UpdateOptions,
 } from '../src/core/index.js';
 import { MemoryStore } from '../src/memory/index.js';
@@ -118,6 +118,37 @@ describe('update(): the one attempt loop', () => {
         await store.close();
       }
     });
+  });
+
+  it("a caller that SKIPs beside a combined write whose acknowledgement was lost wrote nothing: it is answered what it saw, never OutcomeUnknownError", async () => {
+    // Its neighbour's fate cannot be established (history no longer reaches back to it), or its
+    // neighbour's mutation fails on the next attempt: the neighbour is told 'unknown', the SKIP
+    // caller gets what it would have got alone (review of ec83a65).
+    for (const fate of ['history gone', 'neighbour fails next'] as const) {
+      for (const skipFirst of [true, false]) {
+        const store = new FaultStore(new MemoryStore({ historyDepth: 1 }));
+        await store.put('k', 0);
+        if (fate === 'history gone') {
+          store.inject({ kind: 'lost-ack', op: 'put', then: async (inner) => { await inner.put('k', 50); await inner.put('k', 60); } });
+        } else {
+          store.inject({ kind: 'lost-request', op: 'put' });
+        }
+        let runs = 0;
+        const writer = () => store.update<number>('k', (n) => {
+          if (++runs > 1 && fate === 'neighbour fails next') throw new Error('mutation bug');
+          return (n as number) + 1;
+        }).catch((e: unknown) => e);
+        const skipper = () => store.update<number>('k', () => SKIP).catch((e: unknown) => e);
+        const first = skipFirst ? skipper() : writer(); // arriving together: one combined attempt
+        const second = skipFirst ? writer() : skipper();
+        const [skipped, written] = skipFirst ? [first, second] : [second, first];
+        expect(OutcomeUnknownError.is(await written), `${fate}, skip first: ${skipFirst}`).toBe(true);
+        const entry = await skipped;
+        expect(OutcomeUnknownError.is(entry), `${fate}, skip first: ${skipFirst}`).toBe(false);
+        expect(entry, `${fate}, skip first: ${skipFirst}`).toMatchObject(fate === 'history gone' ? { value: 60, revision: 4 } : { value: 0, revision: 1 });
+        await store.close();
+      }
+    }
   });
 
   it('exactly-once registerProducer() rides out a lost write followed by a lost acknowledgement: one epoch, answered', async () => {

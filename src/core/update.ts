@@ -212,7 +212,8 @@ export class AttemptLoop {
     if (attempt.written === undefined) {
       // Nothing to write — unless an earlier write of ours may still land, the state read is final.
       // Told why: the caller's own mutation error if it had one (a bug in it is not hidden), else the store's.
-      const unsure = new Set(this.suspects.flatMap((a) => [...a.outcomes.keys()]));
+      // Only a caller whose value such a write carries is unsure: one that SKIPped in it wrote nothing.
+      const unsure = new Set(this.suspects.flatMap(exposedBy));
       for (const c of unsure) c.fail(new OutcomeUnknownError(this.key, undefined, { cause: attempt.failed.has(c) ? attempt.failed.get(c) : this.lastError }));
       this.settle(attempt, null);
       return true;
@@ -260,10 +261,9 @@ export class AttemptLoop {
       // running on a server whose client went away, and land after we read.
       if (verdict.state === 'pending') continue;
       this.suspects = this.suspects.filter((a) => a !== suspect);
-      for (const c of suspect.outcomes.keys()) {
-        c.exposedIn.delete(suspect);
-        if (verdict.state === 'unknown') c.reject(new OutcomeUnknownError(this.key, undefined, { cause: this.lastError }));
-      }
+      for (const c of suspect.outcomes.keys()) c.exposedIn.delete(suspect);
+      // A caller that SKIPped in it wrote nothing: it is not told 'unknown', its mutation runs again on the state read.
+      if (verdict.state === 'unknown') for (const c of exposedBy(suspect)) c.reject(new OutcomeUnknownError(this.key, undefined, { cause: this.lastError }));
     }
     return false;
   }
@@ -321,6 +321,13 @@ export class AttemptLoop {
     await sleep(Math.max(0, Math.min(delay, untilSoonest)), everyoneGone.signal, this.store.closedSignal).catch(() => undefined);
     everyoneGone.release();
   }
+}
+
+/** The callers whose value the write of `attempt` carries: if it may have committed, so may their mutation. */
+function exposedBy(attempt: Attempt<Caller>): Caller[] {
+  const exposed: Caller[] = [];
+  for (const [c, outcome] of attempt.outcomes) if (outcome.kind === 'value') exposed.push(c);
+  return exposed;
 }
 
 function waitOn(callers: Caller[], call: 'read' | 'write' | undefined): void {
