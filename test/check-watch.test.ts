@@ -181,18 +181,24 @@ const EXPECTED: Record<WatchCanaryKind, WatchGuarantee> = { 'dropped-event': 're
 
 describe('revkit check records watches and checks their guarantees', () => {
   it('on memory: watches from now, from revisions told by commits, reads and events, and resumed after cuts — all kept', async () => {
-    const s = await runCheck({ url: 'memory:', processes: 2, clients: 4, ops: 60, seed: 11 });
-    expect(summary(s)).toEqual({ verdict: 'linearizable', store: 'ok', api: 'ok', violated: {} });
-    const w = s.watches;
-    expect(w).toBeDefined();
-    expect(w?.order).toBe('store');
-    expect(w?.modes.now).toBeGreaterThan(5);
-    expect(w?.modes.from).toBeGreaterThan(5);
-    expect(w?.modes.resume).toBeGreaterThan(5);
-    expect(Object.values(w?.told ?? {}).every((n) => n > 0)).toBe(true);
-    expect(w?.fromNowChecked).toBeGreaterThan(20);
-    expect(w?.ends.drained).toBeGreaterThan(0);
-    expect(w?.events).toBeGreaterThan(300);
+    // Whether a watch of the whole prefix is still open when the run drains (a 'drained' end) depends on how the
+    // clients interleave, not only on the seed: seeds are tried until one run has covered it; every run must check.
+    let drained = 0;
+    for (let seed = 11; seed < 21 && drained === 0; seed++) {
+      const s = await runCheck({ url: 'memory:', processes: 2, clients: 4, ops: 60, seed });
+      expect(summary(s), `seed ${seed}`).toEqual({ verdict: 'linearizable', store: 'ok', api: 'ok', violated: {} });
+      const w = s.watches;
+      expect(w).toBeDefined();
+      expect(w?.order).toBe('store');
+      expect(w?.modes.now).toBeGreaterThan(5);
+      expect(w?.modes.from).toBeGreaterThan(5);
+      expect(w?.modes.resume).toBeGreaterThan(5);
+      expect(Object.values(w?.told ?? {}).every((n) => n > 0)).toBe(true);
+      expect(w?.fromNowChecked).toBeGreaterThan(20);
+      expect(w?.events).toBeGreaterThan(300);
+      drained = w?.ends.drained ?? 0;
+    }
+    expect(drained, 'no run of ten had a watch of the whole prefix open when it drained').toBeGreaterThan(0);
   });
 
   // 100 runs per canary, and 100 of the honest store, at a small size: each canary caught every time, by its guarantee only.
