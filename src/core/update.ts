@@ -62,7 +62,7 @@ export class Caller implements Carried {
   /** Fires once the caller has its answer. */
   readonly gone = new StopWhen();
   private readonly timer: ReturnType<typeof setTimeout> | undefined;
-  private readonly onAbort = () => this.giveUp('aborted');
+  private onAbort: (() => void) | undefined;
 
   constructor(
     readonly key: string,
@@ -79,7 +79,7 @@ export class Caller implements Carried {
     // setTimeout fires at once past 2^31 - 1 ms (~24.8 days): a deadline further off than that is none.
     if (deadlineMs <= MAX_TIMER_MS) this.timer = setTimeout(() => this.giveUp('deadline'), deadlineMs);
     if (opts.signal?.aborted) this.giveUp('aborted');
-    else opts.signal?.addEventListener('abort', this.onAbort, { once: true });
+    else if (opts.signal) opts.signal.addEventListener('abort', (this.onAbort = () => this.giveUp('aborted')), { once: true });
   }
 
   get maxAttempts(): number {
@@ -116,7 +116,7 @@ export class Caller implements Carried {
     if (this.settled) return false;
     this.settled = true;
     clearTimeout(this.timer);
-    this.opts.signal?.removeEventListener('abort', this.onAbort);
+    if (this.onAbort) this.opts.signal?.removeEventListener('abort', this.onAbort);
     this.gone.fire();
     return true;
   }

@@ -15,23 +15,24 @@ export interface StopSignal {
 /** The part of AbortSignal answerBy() and sleep() use, without EventTarget's cost. */
 export class StopWhen implements StopSignal {
   aborted = false;
-  private listeners: Array<() => void> = [];
+  // Made on the first listener: every update() has a StopWhen, most never get one.
+  private listeners: Array<() => void> | undefined;
 
   addEventListener(_type: 'abort', listener: () => void): void {
-    this.listeners.push(listener);
+    (this.listeners ??= []).push(listener);
   }
 
   removeEventListener(_type: 'abort', listener: () => void): void {
-    const i = this.listeners.indexOf(listener);
-    if (i >= 0) this.listeners.splice(i, 1);
+    const i = this.listeners?.indexOf(listener) ?? -1;
+    if (i >= 0) this.listeners?.splice(i, 1);
   }
 
   fire(): void {
     if (this.aborted) return;
     this.aborted = true;
     const listeners = this.listeners;
-    this.listeners = [];
-    for (const listener of listeners) listener();
+    this.listeners = undefined;
+    for (const listener of listeners ?? []) listener();
   }
 }
 
