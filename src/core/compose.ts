@@ -1,7 +1,7 @@
 import { newWriterToken } from './own-write.js';
 import { isTombstone, SKIP, type Entry, type Mutation, type StoredRecord, type UpdateOptions } from './types.js';
 import { validateNow } from './validate.js';
-import type { StopSignal } from './waiting.js';
+import { answerBy, type StopSignal } from './waiting.js';
 
 /**
  * What one attempt of update() writes, and what each caller it carries is
@@ -58,9 +58,9 @@ export async function compose<C extends Carried>(key: string, read: StoredRecord
     if (c.settled) continue;
     try {
       const result = mutate(key, c, exists ? structuredClone(value) : defaultOf(c.opts));
-      // A mutation that returns at once is taken at once: only one that waits can outlive its caller.
-      const next = isThenable(result) ? await untilGone(result, c.gone) : result;
-      if (next === GONE) continue;
+      // A mutation that returns at once is taken at once: only one that waits can outlive its
+      // caller, and it is given up (GONE) as soon as the caller has its answer.
+      const next = isThenable(result) ? await answerBy(result as Promise<unknown>, Infinity, c.gone, false, GONE) : result;
       if (next === SKIP) {
         attempt.outcomes.set(c, { kind: 'skip', seen: value, exists, unchanged: !changed });
         continue;
@@ -70,7 +70,7 @@ export async function compose<C extends Carried>(key: string, read: StoredRecord
       changed = true;
       attempt.outcomes.set(c, { kind: 'value', value });
     } catch (err) {
-      attempt.failed.set(c, err);
+      if (err !== GONE) attempt.failed.set(c, err);
     }
   }
   if (changed) attempt.written = value;
@@ -91,18 +91,6 @@ function isThenable(v: unknown): v is PromiseLike<unknown> {
   return v !== null && (typeof v === 'object' || typeof v === 'function') && typeof (v as { then?: unknown }).then === 'function';
 }
 
-/** `work`'s outcome, or GONE as soon as the caller has its answer (a mutation that hangs holds nobody). */
-function untilGone(work: PromiseLike<unknown>, gone: StopSignal): Promise<unknown> {
-  return new Promise((resolve, reject) => {
-    const onGone = () => resolve(GONE);
-    if (gone.aborted) onGone();
-    else gone.addEventListener('abort', onGone);
-    work.then(
-      (value) => (gone.removeEventListener('abort', onGone), resolve(value)),
-      (err) => (gone.removeEventListener('abort', onGone), reject(err)),
-    );
-  });
-}
 
 /**
  * Answers the callers of `attempt`: `entry` is its committed write (or, when
