@@ -28,8 +28,8 @@ module.exports = {
     {
       name: 'feature-imports-core-only',
       severity: 'error',
-      comment: 'checkpoints and exactly-once are built on the Store interface, whatever backend is behind it.',
-      from: { path: '^src/(checkpoints|exactly-once)/' },
+      comment: 'checkpoints, exactly-once and lock are built on the Store interface, whatever backend is behind it.',
+      from: { path: '^src/(checkpoints|exactly-once|lock)/' },
       to: { path: '^src/', pathNot: ['^src/core/', '^src/$1/'] },
     },
     {

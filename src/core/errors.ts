@@ -20,7 +20,9 @@ export type RevkitErrorCode =
   | 'ERR_CLOSED'
   | 'ERR_OUTCOME_UNKNOWN'
   | 'ERR_UNAUTHORIZED'
-  | 'ERR_FORBIDDEN';
+  | 'ERR_FORBIDDEN'
+  | 'ERR_LOCK_LOST'
+  | 'ERR_LOCK_TIMEOUT';
 
 export class RevkitError extends Error {
   static readonly code: RevkitErrorCode | undefined = undefined;
@@ -283,6 +285,38 @@ export class SequenceReusedError extends RevkitError {
   }
 }
 
+/** Details of a lock refusal: which lock, and the fence the caller held. */
+export interface LockDetails {
+  name: string;
+  /** The lock key. */
+  key: string;
+  fence?: number;
+}
+
+/**
+ * A lock or leadership this caller held is gone (released, expired and taken
+ * by another holder, or its session was lost): a fenced write was refused and
+ * nothing was written.
+ */
+export class LockLostError extends RevkitError {
+  static override readonly code = 'ERR_LOCK_LOST' as const;
+  readonly details: LockDetails;
+  constructor(message: string, details: LockDetails, options?: { cause?: unknown }) {
+    super('ERR_LOCK_LOST', message, options);
+    this.details = details;
+  }
+}
+
+/** `waitMs` passed before the lock could be acquired; nothing is left queued. */
+export class LockTimeoutError extends RevkitError {
+  static override readonly code = 'ERR_LOCK_TIMEOUT' as const;
+  readonly details: LockDetails & { waitMs: number };
+  constructor(details: LockDetails & { waitMs: number }) {
+    super('ERR_LOCK_TIMEOUT', `the lock ${JSON.stringify(details.name)} was not acquired within ${details.waitMs} ms`);
+    this.details = details;
+  }
+}
+
 const httpStatusByCode: Record<RevkitErrorCode, number> = {
   ERR_CONFLICT: 412,
   ERR_VALIDATION: 422,
@@ -301,6 +335,8 @@ const httpStatusByCode: Record<RevkitErrorCode, number> = {
   ERR_OUTCOME_UNKNOWN: 503,
   ERR_UNAUTHORIZED: 401,
   ERR_FORBIDDEN: 403,
+  ERR_LOCK_LOST: 409,
+  ERR_LOCK_TIMEOUT: 409,
 };
 
 export type GrpcStatus =
@@ -326,6 +362,8 @@ const grpcStatusByCode: Record<RevkitErrorCode, GrpcStatus> = {
   ERR_OUTCOME_UNKNOWN: 'UNKNOWN',
   ERR_UNAUTHORIZED: 'UNAUTHENTICATED',
   ERR_FORBIDDEN: 'PERMISSION_DENIED',
+  ERR_LOCK_LOST: 'FAILED_PRECONDITION',
+  ERR_LOCK_TIMEOUT: 'DEADLINE_EXCEEDED',
 };
 
 /**

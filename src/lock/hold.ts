@@ -1,0 +1,153 @@
+/**
+ * A key a session keeps alive: a lock key, a waiter's place in the queue or
+ * the session's own key. One write at a time goes through `exclusive()`
+ * (keepalive, proclaim, a fenced commit, release), so they never race each
+ * other for the revision. The holder's view errs on the safe side: `signal`
+ * aborts once no write has succeeded for `ttlMs - marginMs`, counted on the
+ * monotonic clock from when the last successful write was *sent* — before
+ * the store, whose clock starts the lease no earlier, lets anyone else in.
+ */
+import { performance } from 'node:perf_hooks';
+import { ConflictError, LockLostError, deepEqual, isAmbiguous, type Entry, type Store } from '../core/index.js';
+import { stampOf, type Stamp } from './names.js';
+
+export interface Lease {
+  ttlMs: number;
+  marginMs: number;
+}
+
+export class Hold {
+  revision: number;
+  readonly createdRevision: number;
+  stamp: Stamp;
+  released = false;
+  private readonly controller = new AbortController();
+  readonly signal: AbortSignal = this.controller.signal;
+  private chain: Promise<unknown> = Promise.resolve();
+  private deadline: NodeJS.Timeout | undefined;
+
+  constructor(
+    readonly store: Store,
+    readonly key: string,
+    readonly name: string,
+    entry: Entry,
+    stamp: Stamp,
+    readonly lease: Lease,
+    sentAt: number,
+  ) {
+    this.revision = entry.revision;
+    this.createdRevision = entry.createdRevision;
+    this.stamp = stamp;
+    this.succeeded(sentAt);
+  }
+
+  get lost(): boolean {
+    return this.signal.aborted;
+  }
+
+  /** Runs `fn` after every earlier write of this key has settled. */
+  exclusive<R>(fn: () => Promise<R>): Promise<R> {
+    const run = this.chain.then(fn, fn);
+    this.chain = run.catch(() => undefined);
+    return run;
+  }
+
+  lose(why: string, cause?: unknown): LockLostError {
+    const err = new LockLostError(`lock ${JSON.stringify(this.name)} (fence ${this.createdRevision}) lost: ${why}`, { name: this.name, key: this.key, fence: this.createdRevision }, cause === undefined ? undefined : { cause });
+    if (!this.lost) {
+      clearTimeout(this.deadline);
+      this.controller.abort(err);
+    }
+    return (this.signal.reason as LockLostError | undefined) ?? err;
+  }
+
+  lostError(): LockLostError {
+    return this.lost ? (this.signal.reason as LockLostError) : this.lose('released');
+  }
+
+  /** The store still has this incarnation of the key, written by this holder. */
+  isMine(entry: Entry | null): entry is Entry {
+    return entry !== null && entry.createdRevision === this.createdRevision && stampOf(entry.value)?.token === this.stamp.token;
+  }
+
+  /**
+   * Rewrites the key (same incarnation, fresh TTL), with `stamp` as its new
+   * value: a keepalive, or a leader's proclaim. A conflict or a lost
+   * acknowledgement is settled by reading the key back: still this
+   * incarnation → go on from its revision; anything else → lost.
+   */
+  write(stamp: Stamp = this.stamp): Promise<void> {
+    return this.exclusive(async () => {
+      if (this.lost) throw this.lostError();
+      const sentAt = performance.now();
+      for (let attempt = 0; ; attempt++) {
+        const before = this.revision;
+        try {
+          const entry = await this.store.put(this.key, stamp, { ifRevision: before, ttlMs: this.lease.ttlMs, writer: stamp.token });
+          if (entry.createdRevision !== this.createdRevision) {
+            // The lease had run out in the store and this write began a new incarnation: not ours to keep.
+            this.store.delete(this.key, { ifRevision: entry.revision }).catch(() => undefined);
+            throw this.lose('the key expired in the store before it was kept alive');
+          }
+          this.revision = entry.revision;
+          this.stamp = stamp;
+          this.succeeded(sentAt);
+          return;
+        } catch (err) {
+          if (!ConflictError.is(err) && !isAmbiguous(err)) throw err;
+          const current = await this.store.get(this.key);
+          if (!this.isMine(current)) throw this.lose('another holder took the key, or it expired', err);
+          this.revision = current.revision;
+          if (current.revision !== before && deepEqual(current.value, stamp)) {
+            this.stamp = stamp;
+            this.succeeded(sentAt);
+            return;
+          }
+          if (attempt >= 8) throw err;
+        }
+      }
+    });
+  }
+
+  /** Deletes the key if it is still this incarnation; settles when the store has answered for sure. */
+  remove(): Promise<void> {
+    this.released = true;
+    return this.exclusive(async () => {
+      const giveUpAt = this.expiresBy();
+      for (let attempt = 0; ; attempt++) {
+        try {
+          await this.store.delete(this.key, { ifRevision: this.revision, writer: this.stamp.token });
+          break;
+        } catch (err) {
+          if (ConflictError.is(err) || isAmbiguous(err)) {
+            const current = await this.store.get(this.key).catch(() => undefined);
+            if (current === undefined) continue;
+            if (!this.isMine(current)) break;
+            this.revision = current.revision;
+            continue;
+          }
+          // Unreachable store: retry until the lease has run out anyway.
+          if (performance.now() >= giveUpAt) throw err;
+          await new Promise((resolve) => setTimeout(resolve, Math.min(50 * 2 ** attempt, 1000)));
+        }
+      }
+      this.lose('released');
+    });
+  }
+
+  private okSince = 0;
+
+  /** When the store may let the next holder in, at the earliest, by this holder's clock. */
+  expiresBy(): number {
+    return this.okSince + this.lease.ttlMs;
+  }
+
+  private succeeded(sentAt: number): void {
+    if (this.lost) return;
+    this.okSince = Math.max(this.okSince, sentAt);
+    clearTimeout(this.deadline);
+    const wait = this.okSince + this.lease.ttlMs - this.lease.marginMs - performance.now();
+    this.deadline = setTimeout(() => this.lose(`no keepalive succeeded within ${this.lease.ttlMs - this.lease.marginMs} ms`), Math.max(0, wait));
+    this.deadline.unref();
+  }
+}

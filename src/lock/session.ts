@@ -1,0 +1,136 @@
+/**
+ * A session: one client's presence, kept alive in the background. Every
+ * lock, leadership and place in a queue it holds is rewritten with a fresh
+ * TTL every `keepaliveMs`; `signal` aborts (and every lock of the session
+ * is lost) when the session's own key has not been kept alive for
+ * `ttlMs - marginMs` by this process's monotonic clock.
+ */
+import { performance } from 'node:perf_hooks';
+import { randomBytes } from 'node:crypto';
+import { InvalidArgumentError, UnsupportedError, type Store } from '../core/index.js';
+import { acquire, createOnce, type AcquireOptions } from './acquire.js';
+import { Hold, type Lease } from './hold.js';
+import { Leadership, Lock } from './lock.js';
+import { DEFAULT_PREFIX, checkedPrefix, lockKeys, sessionKey, type Stamp } from './names.js';
+
+export interface SessionOptions {
+  /** How long the store keeps a key of this session after its last keepalive; default 10,000 ms. */
+  ttlMs?: number;
+  /** Where lock keys live; default 'locks/'. */
+  prefix?: string;
+  /** How much earlier than `ttlMs` the holder gives up on its own clock; default a fifth of `ttlMs`. */
+  marginMs?: number;
+  /** How often keys are kept alive; default a third of `ttlMs`. */
+  keepaliveMs?: number;
+}
+
+export const DEFAULT_TTL_MS = 10_000;
+
+export async function openSession(store: Store, options: SessionOptions = {}): Promise<Session> {
+  const ttlMs = options.ttlMs ?? DEFAULT_TTL_MS;
+  if (!Number.isSafeInteger(ttlMs) || ttlMs < 30) throw new InvalidArgumentError(`ttlMs must be an integer of at least 30 ms, got ${String(ttlMs)}`);
+  const marginMs = options.marginMs ?? Math.ceil(ttlMs / 5);
+  if (!Number.isSafeInteger(marginMs) || marginMs < 0 || marginMs >= ttlMs) throw new InvalidArgumentError(`marginMs must be an integer from 0 to below ttlMs (${ttlMs}), got ${String(marginMs)}`);
+  const keepaliveMs = options.keepaliveMs ?? Math.floor(ttlMs / 3);
+  if (!Number.isSafeInteger(keepaliveMs) || keepaliveMs < 1 || keepaliveMs >= ttlMs - marginMs) {
+    throw new InvalidArgumentError(`keepaliveMs must be an integer from 1 to below ttlMs - marginMs (${ttlMs - marginMs}), got ${String(keepaliveMs)}`);
+  }
+  const prefix = checkedPrefix(options.prefix ?? DEFAULT_PREFIX);
+  for (const need of ['ttl', 'watch'] as const) {
+    if (!store.capabilities[need]) throw new UnsupportedError('lock', store.backend, `locks need ${need === 'ttl' ? 'keys that expire (ttlMs)' : 'watch'}, which this backend does not offer`);
+  }
+  const id = randomBytes(12).toString('hex');
+  const stamp: Stamp = { revkitLock: 1, session: id, token: id, ttlMs };
+  const key = sessionKey(prefix, id);
+  const sentAt = performance.now();
+  const entry = await createOnce(store, key, stamp, ttlMs);
+  if (!entry) throw new Error(`session key ${key} exists with another writer`);
+  const lease = { ttlMs, marginMs };
+  return new Session(store, prefix, id, lease, keepaliveMs, new Hold(store, key, `session ${id}`, entry, stamp, lease, sentAt));
+}
+
+export class Session {
+  /** Aborts when the session is lost (its keepalive failed for too long) or closed. */
+  readonly signal: AbortSignal;
+  private readonly holds = new Set<Hold>();
+  private readonly timer: NodeJS.Timeout;
+  private closed = false;
+
+  constructor(
+    readonly store: Store,
+    readonly prefix: string,
+    readonly id: string,
+    readonly lease: Lease,
+    readonly keepaliveMs: number,
+    private readonly own: Hold,
+  ) {
+    this.signal = own.signal;
+    this.holds.add(own);
+    this.timer = setInterval(() => this.keepAliveAll(), keepaliveMs);
+    this.timer.unref();
+    this.signal.addEventListener('abort', () => {
+      clearInterval(this.timer);
+      for (const hold of this.holds) if (hold !== own) hold.lose('the session was lost or closed');
+    }, { once: true });
+  }
+
+  get ttlMs(): number {
+    return this.lease.ttlMs;
+  }
+
+  /** Waits (in arrival order) until this session holds the lock `name`. */
+  async lock(name: string, options: AcquireOptions = {}): Promise<Lock> {
+    const hold = await this.acquire(name, undefined, options);
+    return new Lock(hold, () => this.holds.delete(hold));
+  }
+
+  /** Waits until this session is the leader of `name`, announcing `value`. */
+  async campaign<T = unknown>(name: string, value: T, options: AcquireOptions = {}): Promise<Leadership<T>> {
+    if (value === undefined) throw new InvalidArgumentError('campaign() needs a value to announce (null is allowed)');
+    const hold = await this.acquire(name, value, options);
+    return new Leadership<T>(hold, () => this.holds.delete(hold));
+  }
+
+  /** Releases every lock and leadership of this session and deletes its key. Idempotent. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    clearInterval(this.timer);
+    const all = [...this.holds];
+    this.holds.clear();
+    await Promise.all(all.filter((h) => h !== this.own).map((h) => h.remove().catch(() => undefined)));
+    await this.own.remove().catch(() => undefined);
+  }
+
+  private async acquire(name: string, value: unknown, options: AcquireOptions): Promise<Hold> {
+    const keys = lockKeys(this.prefix, name);
+    if (options.waitMs !== undefined && (!Number.isSafeInteger(options.waitMs) || options.waitMs < 0)) {
+      throw new InvalidArgumentError(`waitMs must be a non-negative integer, got ${String(options.waitMs)}`);
+    }
+    if (this.closed || this.signal.aborted) throw this.own.lostError();
+    const hold = await acquire({
+      store: this.store, lease: this.lease, sessionId: this.id, sessionSignal: this.signal,
+      keepAlive: (h) => this.track(h),
+    }, keys, value, options);
+    this.track(hold);
+    return hold;
+  }
+
+  private track(hold: Hold): () => void {
+    if (this.signal.aborted) hold.lose('the session was lost or closed');
+    this.holds.add(hold);
+    hold.signal.addEventListener('abort', () => this.holds.delete(hold), { once: true });
+    return () => this.holds.delete(hold);
+  }
+
+  private readonly refreshing = new WeakSet<Hold>();
+
+  private keepAliveAll(): void {
+    for (const hold of this.holds) {
+      // A keepalive still waiting for a slow store is not queued behind: the hold's deadline judges it.
+      if (hold.lost || hold.released || this.refreshing.has(hold)) continue;
+      this.refreshing.add(hold);
+      hold.write().catch(() => undefined).finally(() => this.refreshing.delete(hold));
+    }
+  }
+}
