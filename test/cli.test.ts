@@ -155,8 +155,8 @@ describe('exit codes and messages', () => {
     for (const m of [unauthorized.message, forbidden.message]) expect(m).not.toContain('\n');
   });
 
-  it('EXIT is the documented table: 0 ok, 1 error, 2 usage, 3 precondition failed, 4 not found', () => {
-    expect(EXIT).toEqual({ ok: 0, error: 1, usage: 2, precondition: 3, notFound: 4 });
+  it('EXIT is the documented table: 0 ok, 1 error, 2 usage, 3 precondition failed, 4 not found, 5 lock lost', () => {
+    expect(EXIT).toEqual({ ok: 0, error: 1, usage: 2, precondition: 3, notFound: 4, lockLost: 5 });
     expect(exitCodeFor(new ConflictError([{ key: 'k', expected: 1, actual: 2 }])).code).toBe(3);
     expect(exitCodeFor(new BackendError('down', { transient: true })).code).toBe(1);
   });

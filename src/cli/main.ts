@@ -10,6 +10,7 @@ import { registerServe } from './serve.js';
 import { registerCheck } from './check.js';
 import { registerBench } from './bench.js';
 import { registerCheckpoints } from './checkpoints.js';
+import { registerLock } from './lock.js';
 import { parseNumber, parsePositive, parseRevision } from './args.js';
 
 export { DEFAULT_STORE } from './default-store.js';
@@ -18,8 +19,8 @@ import { DEFAULT_STORE, storeUrl } from './default-store.js';
 /** This package's version, from its package.json (two folders up from src/cli/ and from dist/cli/). */
 export const VERSION: string = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
-/** Exit codes (docs/semantics.md): 0 ok, 1 error, 2 usage, 3 precondition failed, 4 not found. */
-export const EXIT = { ok: 0, error: 1, usage: 2, precondition: 3, notFound: 4 } as const;
+/** Exit codes (docs/semantics.md): 0 ok, 1 error, 2 usage, 3 precondition failed, 4 not found, 5 lock lost (`revkit lock`, `revkit elect`). */
+export const EXIT = { ok: 0, error: 1, usage: 2, precondition: 3, notFound: 4, lockLost: 5 } as const;
 
 class UsageError extends Error {}
 
@@ -198,6 +199,7 @@ export function buildProgram(): Command {
   registerCheck(program, DEFAULT_STORE);
   registerBench(program, DEFAULT_STORE);
   registerCheckpoints(program, DEFAULT_STORE);
+  registerLock(program, connect, (text) => parseJson(text.trim(), 'the value'));
   return program;
 }
 
@@ -227,6 +229,7 @@ export function exitCodeFor(err: unknown): { code: number; message: string } {
   if (err instanceof NotFound) return { code: EXIT.notFound, message: err.message };
   if (RevkitError.is(err)) {
     const code = err.code === 'ERR_CONFLICT' ? EXIT.precondition
+      : err.code === 'ERR_LOCK_LOST' ? EXIT.lockLost
       : ['ERR_INVALID_ARGUMENT', 'ERR_INVALID_KEY', 'ERR_VALIDATION', 'ERR_TOO_LARGE'].includes(err.code) ? EXIT.usage
       : EXIT.error;
     const hint = HINTS[err.code];
