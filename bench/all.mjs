@@ -8,6 +8,8 @@
 //   idle-watch-figures    CPU of an idle SQLite watch
 //   server-figures        revkit serve on memory: vs a bare fastify route, conditional PUTs
 //   etcd-figures          revkit serve on SQLite FULL vs a private etcd (skipped without etcd)
+//   lock                  revkit/lock acquire + fenced write + release, 1 and 16 contenders, vs etcd's lock service
+//                         (memory, SQLite, PostgreSQL, Redis, HTTP; etcd rows skipped without etcd)
 //   console-figures       web console: bundle size, first render of a 100,000-key store vs 10 keys
 //   postgres-batch-figures  PostgreSQL: group commit, one writer vs the raw loop, kine-shaped statements
 //   nats-figures (3)      NATS: 64 writers pipelined on one connection vs one round trip at a time
@@ -32,7 +34,7 @@ const out = output({
 const env = { ...process.env, ...outputEnv(out) };
 const scripts = [['run.mjs', args]];
 if (!process.argv.includes('--core-only')) {
-  for (const name of ['sqlite-group-figures.mjs', 'file-figures.mjs', 'exactly-once-figures.mjs', 'watchers-figures.mjs', 'idle-watch-figures.mjs', 'console-figures.mjs', 'server-figures.mjs', 'etcd-figures.mjs']) scripts.push([name, []]);
+  for (const name of ['sqlite-group-figures.mjs', 'file-figures.mjs', 'exactly-once-figures.mjs', 'watchers-figures.mjs', 'idle-watch-figures.mjs', 'console-figures.mjs', 'server-figures.mjs', 'etcd-figures.mjs', 'lock.mjs']) scripts.push([name, []]);
   scripts.push(['postgres-batch-figures.mjs', ['--ops', '500', '--rounds', '3', '--ms', '3000', '--stmts', '2000']]);
   scripts.push(['nats-figures.mjs', ['--sections', '3', '--rounds', '3', '--ms', '3000']]);
 }
