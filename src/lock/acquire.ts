@@ -20,7 +20,7 @@
 import { performance } from 'node:perf_hooks';
 import { randomBytes } from 'node:crypto';
 import {
-  AbortedError, ConflictError, HistoryGoneError, LockTimeoutError, isAmbiguous, type Entry, type Store, type WatchEvent,
+  AbortedError, ConflictError, HistoryGoneError, LockTimeoutError, RevkitError, isAmbiguous, type Entry, type Store, type WatchEvent,
 } from '../core/index.js';
 import { Hold, type Lease } from './hold.js';
 import { stampOf, type LockKeys, type Stamp } from './names.js';
@@ -37,7 +37,7 @@ export interface AcquireContext {
 
 export interface AcquireOptions {
   signal?: AbortSignal;
-  /** Give up (LockTimeoutError) when not acquired within this many ms; 0: only if free right now. */
+  /** Give up (LockTimeoutError) when the lock is still held by others after this many ms of waiting; 0: only if free now. */
   waitMs?: number;
 }
 
@@ -55,10 +55,10 @@ export async function acquire(ctx: AcquireContext, keys: LockKeys, value: unknow
     return () => signal.removeEventListener('abort', listener);
   };
   const unlisten = [stopWith(options.signal), stopWith(ctx.sessionSignal)];
-  const timeout = options.waitMs === undefined ? undefined : setTimeout(() => onAbort(new LockTimeoutError({ name: keys.name, key: keys.key, waitMs: options.waitMs! })), options.waitMs);
   const token = randomBytes(16).toString('hex');
   const stamp: Stamp = { revkitLock: 1, session: ctx.sessionId, token, ttlMs: ctx.lease.ttlMs, ...(value === undefined ? {} : { value }) };
-  const queue = new Queue(ctx, keys, stamp, stop.signal);
+  const waitUntil = options.waitMs === undefined ? Infinity : performance.now() + options.waitMs;
+  const queue = new Queue(ctx, keys, stamp, stop.signal, waitUntil, options.waitMs ?? 0);
   let acquired: Hold | undefined;
   try {
     acquired = await queue.run();
@@ -66,7 +66,6 @@ export async function acquire(ctx: AcquireContext, keys: LockKeys, value: unknow
   } catch (err) {
     throw stop.signal.aborted ? reasonOf(stop.signal.reason) : err;
   } finally {
-    clearTimeout(timeout);
     for (const off of unlisten) off();
     stop.abort();
     await queue.leave(acquired);
@@ -74,8 +73,7 @@ export async function acquire(ctx: AcquireContext, keys: LockKeys, value: unknow
 }
 
 function reasonOf(reason: unknown): Error {
-  if (LockTimeoutError.is(reason) || (reason instanceof Error && 'code' in reason)) return reason as Error;
-  return new AbortedError(reason);
+  return RevkitError.is(reason) ? reason : new AbortedError(reason);
 }
 
 interface Seen {
@@ -96,7 +94,15 @@ class Queue {
   private watchStop: AbortController | undefined;
   private watchFailed = false;
 
-  constructor(private readonly ctx: AcquireContext, private readonly keys: LockKeys, private readonly stamp: Stamp, private readonly stop: AbortSignal) {}
+  constructor(
+    private readonly ctx: AcquireContext,
+    private readonly keys: LockKeys,
+    private readonly stamp: Stamp,
+    private readonly stop: AbortSignal,
+    /** waitMs bounds the waiting for others, never a store call: a free lock is taken even with waitMs 0. */
+    private readonly waitUntil: number,
+    private readonly waitMs: number,
+  ) {}
 
   async run(): Promise<Hold> {
     for (;;) {
@@ -110,6 +116,7 @@ class Queue {
         if (taken) return taken;
         continue;
       }
+      if (performance.now() >= this.waitUntil) throw new LockTimeoutError({ name: this.keys.name, key: this.keys.key, waitMs: this.waitMs });
       await this.waitFor(ahead ?? holder!);
     }
   }
@@ -200,7 +207,7 @@ class Queue {
         aliveAt = Math.max(aliveAt, seen.at);
       }
       if (this.watchFailed) return;
-      const quietFor = aliveAt + leaseMs + LOOK_AGAIN_SLACK_MS - performance.now();
+      const quietFor = Math.min(aliveAt + leaseMs + LOOK_AGAIN_SLACK_MS, this.waitUntil) - performance.now();
       if (quietFor <= 0) return;
       await new Promise<void>((resolve) => {
         const stop = this.stop;

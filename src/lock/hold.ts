@@ -1,8 +1,6 @@
 /**
  * A key a session keeps alive: a lock key, a waiter's place in the queue or
- * the session's own key. One write at a time goes through `exclusive()`
- * (keepalive, proclaim, a fenced commit, release), so they never race each
- * other for the revision. The holder's view errs on the safe side: `signal`
+ * the session's own key. The holder's view errs on the safe side: `signal`
  * aborts once no write has succeeded for `ttlMs - marginMs`, counted on the
  * monotonic clock from when the last successful write was *sent* — before
  * the store, whose clock starts the lease no earlier, lets anyone else in.
@@ -23,7 +21,6 @@ export class Hold {
   released = false;
   private readonly controller = new AbortController();
   readonly signal: AbortSignal = this.controller.signal;
-  private chain: Promise<unknown> = Promise.resolve();
   private deadline: NodeJS.Timeout | undefined;
 
   constructor(
@@ -45,13 +42,6 @@ export class Hold {
     return this.signal.aborted;
   }
 
-  /** Runs `fn` after every earlier write of this key has settled. */
-  exclusive<R>(fn: () => Promise<R>): Promise<R> {
-    const run = this.chain.then(fn, fn);
-    this.chain = run.catch(() => undefined);
-    return run;
-  }
-
   lose(why: string, cause?: unknown): LockLostError {
     const err = new LockLostError(`lock ${JSON.stringify(this.name)} (fence ${this.createdRevision}) lost: ${why}`, { name: this.name, key: this.key, fence: this.createdRevision }, cause === undefined ? undefined : { cause });
     if (!this.lost) {
@@ -71,68 +61,89 @@ export class Hold {
   }
 
   /**
-   * Rewrites the key (same incarnation, fresh TTL), with `stamp` as its new
-   * value: a keepalive, or a leader's proclaim. A conflict or a lost
-   * acknowledgement is settled by reading the key back: still this
-   * incarnation → go on from its revision; anything else → lost.
+   * Rewrites the key (same incarnation, fresh TTL): a keepalive with the
+   * current value, or a leader's proclaim of a new one. Writes of one key
+   * are not serialised (a fenced commit must not queue behind a keepalive
+   * stuck on a slow store); they settle races by reading the key back: still
+   * this incarnation → go on from its revision; anything else → lost.
    */
-  write(stamp: Stamp = this.stamp): Promise<void> {
-    return this.exclusive(async () => {
-      if (this.lost) throw this.lostError();
-      const sentAt = performance.now();
-      for (let attempt = 0; ; attempt++) {
-        const before = this.revision;
-        try {
-          const entry = await this.store.put(this.key, stamp, { ifRevision: before, ttlMs: this.lease.ttlMs, writer: stamp.token });
-          if (entry.createdRevision !== this.createdRevision) {
-            // The lease had run out in the store and this write began a new incarnation: not ours to keep.
-            this.store.delete(this.key, { ifRevision: entry.revision }).catch(() => undefined);
-            throw this.lose('the key expired in the store before it was kept alive');
-          }
-          this.revision = entry.revision;
-          this.stamp = stamp;
+  async write(next?: Stamp): Promise<void> {
+    if (this.lost) throw this.lostError();
+    const sentAt = performance.now();
+    for (let attempt = 0; ; attempt++) {
+      const before = this.revision;
+      const stamp = next ?? this.stamp;
+      try {
+        const entry = await this.store.put(this.key, stamp, { ifRevision: before, ttlMs: this.lease.ttlMs, writer: stamp.token });
+        if (entry.createdRevision !== this.createdRevision) {
+          // The lease had run out in the store and this write began a new incarnation: not ours to keep.
+          this.store.delete(this.key, { ifRevision: entry.revision }).catch(() => undefined);
+          throw this.lose('the key expired in the store before it was kept alive');
+        }
+        this.advance(entry.revision);
+        if (next) this.stamp = next;
+        this.succeeded(sentAt);
+        return;
+      } catch (err) {
+        if (!ConflictError.is(err) && !isAmbiguous(err)) throw err;
+        if (this.lost) throw this.lostError();
+        const current = await this.store.get(this.key);
+        if (!this.isMine(current)) throw this.lose(this.released ? 'released' : 'another holder took the key, or it expired', err);
+        this.advance(current.revision);
+        if (current.revision !== before && deepEqual(current.value, stamp)) {
+          // Our write landed though its answer was lost, or another write of ours with the same value did.
+          if (next) this.stamp = next;
           this.succeeded(sentAt);
           return;
-        } catch (err) {
-          if (!ConflictError.is(err) && !isAmbiguous(err)) throw err;
-          const current = await this.store.get(this.key);
-          if (!this.isMine(current)) throw this.lose('another holder took the key, or it expired', err);
-          this.revision = current.revision;
-          if (current.revision !== before && deepEqual(current.value, stamp)) {
-            this.stamp = stamp;
-            this.succeeded(sentAt);
-            return;
-          }
-          if (attempt >= 8) throw err;
         }
+        // A keepalive that lost the race to a proclaim stops: writing again would put back the old value.
+        if (!next && current.revision !== before) return;
+        if (attempt >= 8) throw err;
       }
-    });
+    }
   }
 
-  /** Deletes the key if it is still this incarnation; settles when the store has answered for sure. */
-  remove(): Promise<void> {
+  /** Revisions of one key only grow: an answer that arrives late must not move it back. */
+  advance(revision: number): void {
+    if (revision > this.revision) this.revision = revision;
+  }
+
+  /**
+   * Deletes the key if it is still this incarnation. Gives up waiting for an
+   * unreachable store once the lease has run out anyway (the store expires
+   * the key then, by its own clock).
+   */
+  async remove(): Promise<void> {
+    if (this.released) return;
     this.released = true;
-    return this.exclusive(async () => {
-      const giveUpAt = this.expiresBy();
-      for (let attempt = 0; ; attempt++) {
-        try {
-          await this.store.delete(this.key, { ifRevision: this.revision, writer: this.stamp.token });
-          break;
-        } catch (err) {
-          if (ConflictError.is(err) || isAmbiguous(err)) {
-            const current = await this.store.get(this.key).catch(() => undefined);
-            if (current === undefined) continue;
-            if (!this.isMine(current)) break;
-            this.revision = current.revision;
+    this.lose('released');
+    let timer: NodeJS.Timeout | undefined;
+    const leaseOver = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, Math.max(0, this.expiresBy() - performance.now()));
+      timer.unref();
+    });
+    await Promise.race([this.deleteOwnKey(), leaseOver]);
+    clearTimeout(timer);
+  }
+
+  private async deleteOwnKey(): Promise<void> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await this.store.delete(this.key, { ifRevision: this.revision, writer: this.stamp.token });
+        return;
+      } catch (err) {
+        if (ConflictError.is(err) || isAmbiguous(err)) {
+          const current = await this.store.get(this.key).catch(() => undefined);
+          if (current !== undefined) {
+            if (!this.isMine(current)) return;
+            this.advance(current.revision);
             continue;
           }
-          // Unreachable store: retry until the lease has run out anyway.
-          if (performance.now() >= giveUpAt) throw err;
-          await new Promise((resolve) => setTimeout(resolve, Math.min(50 * 2 ** attempt, 1000)));
         }
+        if (performance.now() >= this.expiresBy()) return;
+        await new Promise((resolve) => setTimeout(resolve, Math.min(50 * 2 ** attempt, 1000)));
       }
-      this.lose('released');
-    });
+    }
   }
 
   private okSince = 0;

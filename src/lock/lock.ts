@@ -54,7 +54,6 @@ export class Lock {
   /** Deletes the lock key if it is still this holder's; aborts `signal`. Idempotent. */
   async release(): Promise<void> {
     this.forget();
-    if (this.hold.released) return;
     await this.hold.remove();
   }
 
@@ -64,7 +63,7 @@ export class Lock {
 
   private commit(ops: AtomicOp[]): Promise<{ revision: number }> {
     const hold = this.hold;
-    return hold.exclusive(async () => {
+    return (async () => {
       for (let round = 1; ; round++) {
         if (hold.released) throw hold.lostError();
         const batch = hold.store.atomic().check(hold.key, hold.revision);
@@ -79,11 +78,11 @@ export class Lock {
           if (!ConflictError.is(err) || !err.checks.some((c) => c.key === hold.key)) throw err;
           const current = await hold.store.get(hold.key);
           if (!hold.isMine(current)) throw hold.lose('another holder has the lock key, or it expired and was deleted', err);
-          hold.revision = current.revision;
+          hold.advance(current.revision);
           if (round >= FENCE_ROUNDS) throw err;
         }
       }
-    });
+    })();
   }
 }
 
