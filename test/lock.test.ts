@@ -107,8 +107,8 @@ for (const target of targets) {
       const [waiter] = await sessions(counting, 1, 10_000);
       const held = await holder!.lock('quiet');
       const pending = waiter!.lock('quiet');
-      // The waiter's one look: the queue and the lock key.
-      while (lists === 0 || reads === 0) await new Promise((r) => setTimeout(r, 5));
+      // The waiter's two looks (the queue and the lock key), before and after it queued.
+      while (lists < 2 || reads < 2) await new Promise((r) => setTimeout(r, 5));
       await new Promise((r) => setTimeout(r, 0));
       // Three keepalives of the holder, seen by a watch of its key: the waiter looked at none of them.
       const ac = new AbortController();

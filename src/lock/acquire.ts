@@ -1,7 +1,8 @@
 /**
  * Taking a lock key, in arrival order, by watching rather than polling.
  *
- * A caller first queues: it creates its own waiter key (kept alive by its
+ * A caller that finds nobody queued and the lock free creates the lock key
+ * at once. Otherwise it queues: it creates a waiter key (kept alive by its
  * session), whose createdRevision is its place in line. It may try to
  * create the lock key only when no live waiter is ahead of it; otherwise it
  * waits for the one directly ahead to go (like etcd's mutex, which waits on
@@ -33,6 +34,9 @@ export interface AcquireContext {
   sessionSignal: AbortSignal;
   /** Registers a hold with the session's keepalive; returns its unregister. */
   keepAlive(hold: Hold): () => void;
+  /** A waiter slot of this session for the lock `name`, not used by another of its acquires now. */
+  claimSlot(name: string): number;
+  freeSlot(name: string, slot: number): void;
 }
 
 export interface AcquireOptions {
@@ -93,6 +97,7 @@ class Queue {
   private watching: Promise<void> | undefined;
   private watchStop: AbortController | undefined;
   private watchFailed = false;
+  private slot: number | undefined;
 
   constructor(
     private readonly ctx: AcquireContext,
@@ -105,10 +110,16 @@ class Queue {
   ) {}
 
   async run(): Promise<Hold> {
+    // Nobody queued and the lock free: take it without queueing (one write). Arrival is this look.
+    const first = await this.look();
+    if (first.ahead === undefined && first.holder === null) {
+      const taken = await this.take();
+      if (taken) return taken;
+    }
     for (;;) {
       this.checkStop();
+      if (performance.now() >= this.waitUntil && this.waitMs === 0) throw this.timeout();
       if (!this.waiter || this.waiter.lost) await this.enqueue();
-      if (!this.watching || this.watchFailed) await this.startWatch();
       const { ahead, holder } = await this.look();
       if (holder && stampOf(holder.value)?.token === this.stamp.token) return this.held(holder, performance.now());
       if (ahead === undefined && holder === null) {
@@ -116,9 +127,15 @@ class Queue {
         if (taken) return taken;
         continue;
       }
-      if (performance.now() >= this.waitUntil) throw new LockTimeoutError({ name: this.keys.name, key: this.keys.key, waitMs: this.waitMs });
+      if (performance.now() >= this.waitUntil) throw this.timeout();
+      // Only now, with someone to wait for: from the waiter key's revision it misses nothing since.
+      if (!this.watching || this.watchFailed) await this.startWatch();
       await this.waitFor(ahead ?? holder!);
     }
+  }
+
+  private timeout(): LockTimeoutError {
+    return new LockTimeoutError({ name: this.keys.name, key: this.keys.key, waitMs: this.waitMs });
   }
 
   private checkStop(): void {
@@ -134,26 +151,41 @@ class Queue {
     });
   }
 
+  /**
+   * Queues under the session's own waiter key for this lock (a slot, so
+   * keys are reused and the queue does not fill with tombstones). A key
+   * left there by an earlier acquire of this session (a create that landed
+   * after it gave up) is ours to clear.
+   */
   private async enqueue(): Promise<void> {
     this.unregister?.();
-    const key = this.keys.queuePrefix + this.stamp.token;
-    const sentAt = performance.now();
-    const entry = await this.until(this.track(key, createOnce(this.ctx.store, key, this.stamp, this.ctx.lease.ttlMs)));
-    if (!entry) throw new Error(`waiter key ${key} exists with another writer`);
-    this.waiter = new Hold(this.ctx.store, key, this.keys.name, entry, this.stamp, this.ctx.lease, sentAt);
-    this.unregister = this.ctx.keepAlive(this.waiter);
-    if (this.watchFrom === 0) this.watchFrom = entry.revision;
+    this.slot ??= this.ctx.claimSlot(this.keys.name);
+    const key = `${this.keys.queuePrefix}${this.ctx.sessionId}-${this.slot}`;
+    for (let attempt = 0; ; attempt++) {
+      const sentAt = performance.now();
+      const entry = await this.until(this.track(key, createOnce(this.ctx.store, key, this.stamp, this.ctx.lease.ttlMs)));
+      if (entry) {
+        this.waiter = new Hold(this.ctx.store, key, this.keys.name, entry, this.stamp, this.ctx.lease, sentAt);
+        this.unregister = this.ctx.keepAlive(this.waiter);
+        if (this.watchFrom === 0) this.watchFrom = entry.revision;
+        return;
+      }
+      const stale = await this.until(this.ctx.store.get(key));
+      if (stale && (stampOf(stale.value)?.session !== this.ctx.sessionId || attempt >= 5)) throw new Error(`waiter key ${key} is held by another writer`);
+      if (stale) await this.until(this.ctx.store.delete(key, { ifRevision: stale.revision }).catch(() => null));
+    }
   }
 
   /** The live waiters ahead of this one (the nearest), and the lock key's holder. */
   private async look(): Promise<{ ahead: Entry | undefined; holder: Entry | null }> {
     const [waiters, holder] = await this.until(Promise.all([this.listQueue(), this.ctx.store.get(this.keys.key)]));
-    const mine = this.waiter!;
+    const mine = this.waiter;
     const holderToken = holder ? stampOf(holder.value)?.token : undefined;
     let ahead: Entry | undefined;
     for (const w of waiters) {
-      if (w.key === mine.key || stampOf(w.value)?.token === holderToken) continue;
-      if (w.createdRevision < mine.createdRevision && (!ahead || w.createdRevision > ahead.createdRevision)) ahead = w;
+      if (w.key === mine?.key || stampOf(w.value)?.token === holderToken) continue;
+      // Not queued yet: anyone queued is ahead.
+      if ((!mine || w.createdRevision < mine.createdRevision) && (!ahead || w.createdRevision > ahead.createdRevision)) ahead = w;
     }
     return { ahead, holder };
   }
@@ -261,8 +293,7 @@ class Queue {
   async leave(acquired: Hold | undefined): Promise<void> {
     this.watchStop?.abort();
     this.unregister?.();
-    await this.watching;
-    const removals: Array<Promise<unknown>> = [];
+    const removals: Array<Promise<unknown>> = [this.watching ?? Promise.resolve()];
     for (const { key, done } of this.inFlight) {
       removals.push(done.then(async (entry) => {
         if (!entry || entry.key === acquired?.key && entry.createdRevision === acquired.createdRevision) return;
@@ -273,6 +304,7 @@ class Queue {
     if (this.waiter) removals.push(this.waiter.remove().catch(() => undefined));
     if (this.taken && this.taken !== acquired) removals.push(this.taken.remove().catch(() => undefined));
     await Promise.all(removals);
+    if (this.slot !== undefined) this.ctx.freeSlot(this.keys.name, this.slot);
   }
 }
 

@@ -53,6 +53,8 @@ export class Session {
   /** Aborts when the session is lost (its keepalive failed for too long) or closed. */
   readonly signal: AbortSignal;
   private readonly holds = new Set<Hold>();
+  /** Waiter slots in use, per lock name: a session reuses its waiter keys rather than leave a tombstone per acquire. */
+  private readonly slots = new Map<string, Set<number>>();
   private readonly timer: NodeJS.Timeout;
   private closed = false;
 
@@ -111,6 +113,19 @@ export class Session {
     const hold = await acquire({
       store: this.store, lease: this.lease, sessionId: this.id, sessionSignal: this.signal,
       keepAlive: (h) => this.track(h),
+      claimSlot: (lock) => {
+        const used = this.slots.get(lock) ?? new Set<number>();
+        this.slots.set(lock, used);
+        let slot = 0;
+        while (used.has(slot)) slot++;
+        used.add(slot);
+        return slot;
+      },
+      freeSlot: (lock, slot) => {
+        const used = this.slots.get(lock);
+        used?.delete(slot);
+        if (used?.size === 0) this.slots.delete(lock);
+      },
     }, keys, value, options);
     this.track(hold);
     return hold;
