@@ -63,6 +63,21 @@ describe('redis specifics', () => {
     }
   });
 
+  it('the sweeper judges which keys are due by the server\'s clock, not this process\'s: a client clock ten minutes behind still sweeps an expired key', async () => {
+    const prefix = freshPrefix('ttlclock');
+    const store = await RedisStore.fromUrl(`${REDIS_URL}?prefix=${prefix}`, { sweepIntervalMs: 0 });
+    const realNow = Date.now;
+    try {
+      await store.put('t', 'v', { ttlMs: 50 });
+      while ((await store.get('t')) !== null) await sleep(20);
+      Date.now = () => realNow() - 600_000;
+      expect(await store.sweepExpired()).toBe(1);
+    } finally {
+      Date.now = realNow;
+      await store.close();
+    }
+  });
+
   it('TTL without ABA: an expired key reads as absent at its revision, the sweeper writes a tombstone with a new revision; Redis expiry is never used', async () => {
     const prefix = freshPrefix('ttl');
     const store = await RedisStore.fromUrl(`${REDIS_URL}?prefix=${prefix}`, { sweepIntervalMs: 0 });

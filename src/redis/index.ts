@@ -188,10 +188,17 @@ export class RedisStore extends BaseStore {
     return { revision: this.scripts.saw(reply[1] as number) };
   }
 
-  /** Turns expired keys into tombstones with a new revision, so that watchers see a delete. */
+  /**
+   * Turns expired keys into tombstones with a new revision, so that watchers
+   * see a delete. Which keys are due is judged by the server's clock, as the
+   * expiry itself is (a client clock behind the server's would hold back the
+   * delete events that lock waiters wait for).
+   */
   async sweepExpired(): Promise<number> {
     if (this.isClosed || this.scripts.lost) return 0;
-    const due = (await this.inFlight.track(() => this.client.call('ZRANGE', this.k.ttl, '-inf', String(Date.now()), 'BYSCORE', 'LIMIT', '0', '200'))) as string[];
+    const [seconds, micros] = (await this.inFlight.track(() => this.client.call('TIME'))) as [string, string];
+    const serverNow = Number(seconds) * 1000 + Math.floor(Number(micros) / 1000);
+    const due = (await this.inFlight.track(() => this.client.call('ZRANGE', this.k.ttl, '-inf', String(serverNow), 'BYSCORE', 'LIMIT', '0', '200'))) as string[];
     let swept = 0;
     for (const key of due) {
       if (this.isClosed) break;
