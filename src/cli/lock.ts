@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { constants } from 'node:os';
 import { CommanderError, InvalidArgumentError as CommanderArgumentError, type Command } from 'commander';
 import { LockLostError, type Store } from '../core/index.js';
-import { DEFAULT_PREFIX, DEFAULT_TTL_MS, openSession, type Lock } from '../lock/index.js';
+import { DEFAULT_PREFIX, DEFAULT_TTL_MS, MAX_TTL_MS, MIN_TTL_MS, openSession, type Lock } from '../lock/index.js';
 
 /**
  * `revkit lock NAME -- cmd args…` and `revkit elect NAME VALUE -- cmd args…`:
@@ -25,13 +25,12 @@ interface HoldOptions {
   ttl: number;
   wait?: number;
   prefix: string;
-  killAfter: number;
+  killAfter?: number;
 }
 
 /** Signals revkit passes on to the command (and that stop a wait for the lock). */
 const FORWARDED = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
 
-const MIN_TTL_MS = 30;
 const CANNOT_RUN = 126;
 const NOT_FOUND = 127;
 
@@ -40,7 +39,7 @@ export function registerLock(program: Command, connect: (opts: Connection) => Pr
     .option('--ttl <ms>', 'how long the store keeps the lock after the last keepalive (kept alive every ttl/3); a holder that cannot keep it alive gives it up, and stops the command, before that', parseTtl, DEFAULT_TTL_MS)
     .option('--wait <ms>', 'give up (exit 1) when not acquired within this many milliseconds; 0: only if free right now (default: wait as long as it takes)', parseMs)
     .option('--prefix <prefix>', 'where lock keys live: the lock key is prefix + name', DEFAULT_PREFIX)
-    .option('--kill-after <ms>', 'when the lock is lost, SIGKILL the command this many milliseconds after SIGTERM', parseMs, 5000)
+    .option('--kill-after <ms>', 'when the lock is lost, SIGKILL the command this many milliseconds after SIGTERM (default: half the time between the holder giving up and the store letting the next one in, a tenth of --ttl)', parseMs)
     .addHelpText('after', `
 The command runs with its standard input and output, and in its environment
 REVKIT_FENCE (a number that grows with every new holder of this lock: hand it
@@ -51,8 +50,12 @@ SIGINT, SIGTERM and SIGHUP sent to revkit are passed on to the command, and
 revkit exits as it does. If the lock is lost while the command runs (the store
 could not be reached to keep it alive, or the lock key was deleted), the
 command gets SIGTERM, then SIGKILL after --kill-after, and revkit exits 5.
-Signals go to the command's own process: in a shell wrapper, exec the last
-command.
+When standard input is not a terminal, the command runs in a process group
+of its own and signals go to the whole group (a script's children too);
+from a terminal they go to the command's own process (a group of its own
+could not read the terminal), and Ctrl-C reaches it from the terminal
+directly. If revkit itself is killed with SIGKILL the command keeps running
+without the lock: hand REVKIT_FENCE to what it writes.
 
 Exit codes: the command's own (128 + n when signal n ended it); 5 the lock was
 lost while the command ran; 1 not acquired within --wait, or the store failed;
@@ -87,7 +90,7 @@ function parseMs(text: string): number {
 
 function parseTtl(text: string): number {
   const n = Number(text);
-  if (!/^\d+$/.test(text) || !Number.isSafeInteger(n) || n < MIN_TTL_MS) throw new CommanderArgumentError(`must be an integer of at least ${MIN_TTL_MS} (milliseconds)`);
+  if (!/^\d+$/.test(text) || !Number.isSafeInteger(n) || n < MIN_TTL_MS || n > MAX_TTL_MS) throw new CommanderArgumentError(`must be an integer of at least ${MIN_TTL_MS} and at most ${MAX_TTL_MS} (milliseconds: a day)`);
   return n;
 }
 
@@ -130,7 +133,9 @@ async function runHolding(cmd: Command, connect: (opts: Connection) => Promise<S
       }
       let outcome: Outcome;
       try {
-        outcome = signals.received ? { kind: 'interrupted' } : await runCommand(held, argv, opts.killAfter, signals);
+        // SIGKILL lands before the store lets the next holder in: the holder gives up ttl/5 before that.
+        const killAfter = opts.killAfter ?? Math.floor(opts.ttl / 10);
+        outcome = signals.received ? { kind: 'interrupted' } : await runCommand(held, argv, killAfter, signals);
       } finally {
         await held.release().catch(() => undefined);
       }
@@ -190,16 +195,18 @@ function runCommand(held: Lock, argv: string[], killAfterMs: number, signals: Si
   if (held.signal.aborted) return Promise.resolve(lostNow());
   return new Promise((resolve) => {
     const env = { ...process.env, REVKIT_FENCE: String(held.fence), REVKIT_LOCK: held.name };
-    const child = spawn(argv[0] as string, argv.slice(1), { stdio: 'inherit', env });
+    // Not from a terminal: a process group of its own, so that a lost lock stops a script's children too.
+    const group = !process.stdin.isTTY;
+    const child = spawn(argv[0] as string, argv.slice(1), { stdio: 'inherit', env, detached: group });
     let lost: LockLostError | undefined;
     let killed = false;
     let killTimer: NodeJS.Timeout | undefined;
     const onLost = () => {
       lost = held.signal.reason as LockLostError;
-      child.kill('SIGTERM');
+      signalCommand(child, 'SIGTERM', group);
       killTimer = setTimeout(() => {
         killed = true;
-        child.kill('SIGKILL');
+        signalCommand(child, 'SIGKILL', group);
       }, killAfterMs);
     };
     held.signal.addEventListener('abort', onLost, { once: true });
@@ -216,8 +223,17 @@ function runCommand(held: Lock, argv: string[], killAfterMs: number, signals: Si
     child.once('exit', (code, signal) => {
       done(lost ? { kind: 'lost', err: lost, started: true, killed: killed && signal === 'SIGKILL' } : { kind: 'exited', code, signal });
     });
-    if (child.pid !== undefined) signals.forwardTo(child);
+    if (child.pid !== undefined) signals.forwardTo(child, group);
   });
+}
+
+function signalCommand(child: ChildProcess, signal: NodeJS.Signals, group: boolean): void {
+  try {
+    if (group && child.pid !== undefined) process.kill(-child.pid, signal);
+    else child.kill(signal);
+  } catch {
+    // Already gone.
+  }
 }
 
 /**
@@ -229,22 +245,25 @@ class Signals {
   readonly stop = new AbortController();
   received: NodeJS.Signals | undefined;
   private child: ChildProcess | undefined;
+  private group = false;
   private readonly handlers: Array<[NodeJS.Signals, () => void]> = [];
 
   constructor() {
     for (const signal of FORWARDED) {
       const handler = () => {
         this.received ??= signal;
-        if (this.child) this.child.kill(signal);
-        else this.stop.abort();
+        // A terminal's Ctrl-C already reached a command in revkit's own process group: not a second time.
+        if (this.child && !(signal === 'SIGINT' && !this.group && process.stdin.isTTY)) signalCommand(this.child, signal, this.group);
+        else if (!this.child) this.stop.abort();
       };
       this.handlers.push([signal, handler]);
       process.on(signal, handler);
     }
   }
 
-  forwardTo(child: ChildProcess | undefined): void {
+  forwardTo(child: ChildProcess | undefined, group = false): void {
     this.child = child;
+    this.group = group;
   }
 
   dispose(): void {

@@ -21,8 +21,10 @@
 import { performance } from 'node:perf_hooks';
 import { randomBytes } from 'node:crypto';
 import {
-  AbortedError, ConflictError, HistoryGoneError, LockTimeoutError, RevkitError, isAmbiguous, type Entry, type Store, type WatchEvent,
+  AbortedError, ConflictError, HistoryGoneError, LockTimeoutError, RevkitError, isAmbiguous, isTombstone,
+  type Entry, type Store, type StoredRecord, type WatchEvent,
 } from '../core/index.js';
+import { MAX_TIMER_MS } from '../core/waiting.js';
 import { Hold, type Lease } from './hold.js';
 import { stampOf, type LockKeys, type Stamp } from './names.js';
 
@@ -36,6 +38,8 @@ export interface AcquireContext {
   keepAlive(hold: Hold): () => void;
   /** A waiter slot of this session for the lock `name`, not used by another of its acquires now. */
   claimSlot(name: string): number;
+  /** Cleanup that outlives the call: the session's close() waits for it. */
+  background(work: Promise<unknown>): void;
   freeSlot(name: string, slot: number): void;
 }
 
@@ -72,7 +76,8 @@ export async function acquire(ctx: AcquireContext, keys: LockKeys, value: unknow
   } finally {
     for (const off of unlisten) off();
     stop.abort();
-    await queue.leave(acquired);
+    // In the background (session.close() waits for it): a caller that gives up is answered at once, even while a store call hangs.
+    ctx.background(queue.leave(acquired).catch(() => undefined));
   }
 }
 
@@ -97,7 +102,8 @@ class Queue {
   private watching: Promise<void> | undefined;
   private watchStop: AbortController | undefined;
   private watchFailed = false;
-  private slot: number | undefined;
+  /** Waiter slots this acquire claimed from its session (more than one only when someone else wrote at one). */
+  private readonly slots: number[] = [];
 
   constructor(
     private readonly ctx: AcquireContext,
@@ -113,17 +119,17 @@ class Queue {
     // Nobody queued and the lock free: take it without queueing (one write). Arrival is this look.
     const first = await this.look();
     if (first.ahead === undefined && first.holder === null) {
-      const taken = await this.take();
+      const taken = await this.take(first.record);
       if (taken) return taken;
     }
     for (;;) {
       this.checkStop();
       if (performance.now() >= this.waitUntil && this.waitMs === 0) throw this.timeout();
       if (!this.waiter || this.waiter.lost) await this.enqueue();
-      const { ahead, holder } = await this.look();
+      const { ahead, holder, record } = await this.look();
       if (holder && stampOf(holder.value)?.token === this.stamp.token) return this.held(holder, performance.now());
       if (ahead === undefined && holder === null) {
-        const taken = await this.take();
+        const taken = await this.take(record);
         if (taken) return taken;
         continue;
       }
@@ -159,8 +165,8 @@ class Queue {
    */
   private async enqueue(): Promise<void> {
     this.unregister?.();
-    this.slot ??= this.ctx.claimSlot(this.keys.name);
-    const key = `${this.keys.queuePrefix}${this.ctx.sessionId}-${this.slot}`;
+    if (this.slots.length === 0) this.slots.push(this.ctx.claimSlot(this.keys.name));
+    const key = `${this.keys.queuePrefix}${this.ctx.sessionId}-${this.slots.at(-1)}`;
     for (let attempt = 0; ; attempt++) {
       const sentAt = performance.now();
       const entry = await this.until(this.track(key, createOnce(this.ctx.store, key, this.stamp, this.ctx.lease.ttlMs)));
@@ -171,23 +177,31 @@ class Queue {
         return;
       }
       const stale = await this.until(this.ctx.store.get(key));
-      if (stale && (stampOf(stale.value)?.session !== this.ctx.sessionId || attempt >= 5)) throw new Error(`waiter key ${key} is held by another writer`);
-      if (stale) await this.until(this.ctx.store.delete(key, { ifRevision: stale.revision }).catch(() => null));
+      if (stale && stampOf(stale.value)?.session === this.ctx.sessionId && attempt < 5) {
+        await this.until(this.ctx.store.delete(key, { ifRevision: stale.revision }).catch(() => null));
+      } else if (stale) {
+        // Someone else's value at this session's slot: take another slot.
+        this.slots.push(this.ctx.claimSlot(this.keys.name));
+        return this.enqueue();
+      }
     }
   }
 
-  /** The live waiters ahead of this one (the nearest), and the lock key's holder. */
-  private async look(): Promise<{ ahead: Entry | undefined; holder: Entry | null }> {
-    const [waiters, holder] = await this.until(Promise.all([this.listQueue(), this.ctx.store.get(this.keys.key)]));
+  /** The live waiters ahead of this one (the nearest), and the lock key: its holder, and its record for a create. */
+  private async look(): Promise<{ ahead: Entry | undefined; holder: Entry | null; record: StoredRecord | null }> {
+    const [waiters, record] = await this.until(Promise.all([this.listQueue(), this.ctx.store.getRecord(this.keys.key)]));
+    const holder = record !== null && !isTombstone(record) ? record : null;
     const mine = this.waiter;
     const holderToken = holder ? stampOf(holder.value)?.token : undefined;
     let ahead: Entry | undefined;
     for (const w of waiters) {
-      if (w.key === mine?.key || stampOf(w.value)?.token === holderToken) continue;
+      // A value that is not a waiter's (someone else's junk under the queue) holds nobody up.
+      const token = stampOf(w.value)?.token;
+      if (w.key === mine?.key || token === undefined || token === holderToken) continue;
       // Not queued yet: anyone queued is ahead.
       if ((!mine || w.createdRevision < mine.createdRevision) && (!ahead || w.createdRevision > ahead.createdRevision)) ahead = w;
     }
-    return { ahead, holder };
+    return { ahead, holder, record };
   }
 
   private async listQueue(): Promise<Entry[]> {
@@ -202,9 +216,9 @@ class Queue {
   }
 
   /** Creates the lock key; null when someone else holds it. */
-  private async take(): Promise<Hold | null> {
+  private async take(record: StoredRecord | null): Promise<Hold | null> {
     const sentAt = performance.now();
-    const entry = await this.until(this.track(this.keys.key, createOnce(this.ctx.store, this.keys.key, this.stamp, this.ctx.lease.ttlMs)));
+    const entry = await this.until(this.track(this.keys.key, createOnce(this.ctx.store, this.keys.key, this.stamp, this.ctx.lease.ttlMs, record)));
     if (!entry) return null;
     this.taken = this.held(entry, sentAt);
     return this.taken;
@@ -223,8 +237,11 @@ class Queue {
     return create;
   }
 
+  /** The lock is ours: kept alive from this moment, not once the queue is cleaned up. */
   private held(entry: Entry, sentAt: number): Hold {
-    return new Hold(this.ctx.store, this.keys.key, this.keys.name, entry, this.stamp, this.ctx.lease, sentAt);
+    const hold = new Hold(this.ctx.store, this.keys.key, this.keys.name, entry, this.stamp, this.ctx.lease, sentAt);
+    this.ctx.keepAlive(hold);
+    return hold;
   }
 
   /** Waits until `entry` (the waiter ahead, or the holder) is gone, or has shown no sign of life for its lease. */
@@ -241,9 +258,11 @@ class Queue {
       if (this.watchFailed) return;
       const quietFor = Math.min(aliveAt + leaseMs + LOOK_AGAIN_SLACK_MS, this.waitUntil) - performance.now();
       if (quietFor <= 0) return;
+      // Past setTimeout's range (a lease of weeks, a waitMs of years): wake early and go round again.
+      const napMs = Math.min(quietFor, MAX_TIMER_MS);
       await new Promise<void>((resolve) => {
         const stop = this.stop;
-        const timer = setTimeout(done, quietFor);
+        const timer = setTimeout(done, napMs);
         stop.addEventListener('abort', done, { once: true });
         this.wake = done;
         function done() {
@@ -293,46 +312,77 @@ class Queue {
   async leave(acquired: Hold | undefined): Promise<void> {
     this.watchStop?.abort();
     this.unregister?.();
-    const removals: Array<Promise<unknown>> = [this.watching ?? Promise.resolve()];
+    const cleanups: Array<Promise<unknown>> = [this.watching ?? Promise.resolve()];
+    // Whatever a create left that is neither the lock acquired nor the waiter key below — answered, failed or
+    // still on its way — is deleted once that create has settled, if it holds this caller's token.
     for (const { key, done } of this.inFlight) {
-      removals.push(done.then(async (entry) => {
-        if (!entry || entry.key === acquired?.key && entry.createdRevision === acquired.createdRevision) return;
-        if (entry.key === this.waiter?.key && entry.createdRevision === this.waiter.createdRevision) return;
-        await this.ctx.store.delete(key, { ifRevision: entry.revision });
-      }).catch(() => undefined));
+      if (key === acquired?.key) continue;
+      // A create that never answers is waited for one lease at most: what it left has expired by then.
+      const settled = Promise.race([done.catch(() => null), napFor(this.ctx.lease.ttlMs)]);
+      cleanups.push(settled.then(() => retire(this.ctx.store, key, this.stamp.token, this.ctx.lease.ttlMs)));
     }
-    if (this.waiter) removals.push(this.waiter.remove().catch(() => undefined));
-    if (this.taken && this.taken !== acquired) removals.push(this.taken.remove().catch(() => undefined));
-    await Promise.all(removals);
-    if (this.slot !== undefined) this.ctx.freeSlot(this.keys.name, this.slot);
+    if (this.waiter) cleanups.push(this.waiter.remove().catch(() => undefined));
+    if (this.taken && this.taken !== acquired) cleanups.push(this.taken.remove().catch(() => undefined));
+    await Promise.all(cleanups);
+    for (const slot of this.slots) this.ctx.freeSlot(this.keys.name, slot);
   }
+
 }
 
 /**
- * Creates `key` with `stamp` unless something live is there. Returns the
- * entry when the key is ours (created now, or by an earlier attempt whose
- * acknowledgement was lost), null when it is someone else's.
+ * Creates `key` with `stamp` where nothing live is, conditioned on the
+ * revision read just before (`ifRevision`; 0 when never written), not on
+ * `ifAbsent`: a create cut off on its way can then never land after
+ * anything else was written there — a plain `ifAbsent` could, after a
+ * release, and bring back a lock nobody holds. After a lost acknowledgement
+ * the same create is sent again (only one of the two can land) and a
+ * conflict is read back: our token means it is ours. Returns the entry when
+ * the key is ours, null when someone else's live value is there.
+ * `known`: the key's record, when the caller has just read it.
  */
-export async function createOnce(store: Store, key: string, stamp: Stamp, ttlMs: number): Promise<Entry | null> {
+export async function createOnce(store: Store, key: string, stamp: Stamp, ttlMs: number, known?: StoredRecord | null): Promise<Entry | null> {
+  let record = known;
   for (let attempt = 0; attempt < 50; attempt++) {
-    try {
-      return await store.put(key, stamp, { ifAbsent: true, ttlMs, writer: stamp.token });
-    } catch (err) {
-      if (!ConflictError.is(err) && !isAmbiguous(err)) {
-        if (attempt >= 5 || !isTransient(err)) throw err;
+    if (record === undefined) record = await store.getRecord(key);
+    if (record !== null && !isTombstone(record)) return stampOf(record.value)?.token === stamp.token ? record : null;
+    const ifRevision = record?.revision ?? 0;
+    record = undefined;
+    for (let sends = 0; ; sends++) {
+      try {
+        return await store.put(key, stamp, { ifRevision, ttlMs, writer: stamp.token });
+      } catch (err) {
+        if (isAmbiguous(err) && sends < 20) continue;
+        if (ConflictError.is(err)) break;
+        if (!isTransient(err) || attempt >= 5) throw err;
         await new Promise((resolve) => setTimeout(resolve, 20 * 2 ** attempt));
-        continue;
+        break;
       }
-      if (ConflictError.is(err)) {
-        const current = await store.get(key);
-        if (current === null) continue;
-        return stampOf(current.value)?.token === stamp.token ? current : null;
-      }
-      // Ambiguous: send the same create again; only one of the two can land.
-      if (attempt >= 20) throw err;
     }
   }
   throw new ConflictError([{ key, expected: 'absent', actual: null }]);
+}
+
+/**
+ * Deletes `key` if it holds `token`'s value: what a create of a caller that
+ * gave up may have left. Runs in the background, retrying a failing store
+ * until the key's lease is over (the store expires it then).
+ */
+export async function retire(store: Store, key: string, token: string, ttlMs: number): Promise<void> {
+  const giveUpAt = performance.now() + ttlMs;
+  for (let attempt = 0; performance.now() < giveUpAt; attempt++) {
+    try {
+      const current = await store.get(key);
+      if (!current || stampOf(current.value)?.token !== token) return;
+      await store.delete(key, { ifRevision: current.revision });
+      return;
+    } catch {
+      await new Promise((resolve) => setTimeout(resolve, Math.min(50 * 2 ** attempt, 1000)));
+    }
+  }
+}
+
+function napFor(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, Math.min(ms, MAX_TIMER_MS)).unref());
 }
 
 function isTransient(err: unknown): boolean {

@@ -7,6 +7,7 @@
  */
 import { performance } from 'node:perf_hooks';
 import { ConflictError, LockLostError, deepEqual, isAmbiguous, type Entry, type Store } from '../core/index.js';
+import { MAX_TIMER_MS } from '../core/waiting.js';
 import { stampOf, type Stamp } from './names.js';
 
 export interface Lease {
@@ -18,6 +19,8 @@ export class Hold {
   revision: number;
   readonly createdRevision: number;
   stamp: Stamp;
+  /** What this holder last saw stored under the key: the condition of its next rewrite. */
+  private stored: unknown;
   released = false;
   private readonly controller = new AbortController();
   readonly signal: AbortSignal = this.controller.signal;
@@ -35,16 +38,28 @@ export class Hold {
     this.revision = entry.revision;
     this.createdRevision = entry.createdRevision;
     this.stamp = stamp;
+    this.stored = entry.value;
     this.succeeded(sentAt);
   }
 
   get lost(): boolean {
+    this.checkDeadline();
     return this.signal.aborted;
+  }
+
+  /**
+   * The deadline is a timer, and timers run late after a pause (GC, SIGSTOP):
+   * whoever asks first after one sees the loss at once, not after the timers.
+   */
+  checkDeadline(): void {
+    if (!this.signal.aborted && this.okSince > 0 && performance.now() >= this.okSince + this.lease.ttlMs - this.lease.marginMs) {
+      this.lose(`no keepalive succeeded within ${this.lease.ttlMs - this.lease.marginMs} ms`);
+    }
   }
 
   lose(why: string, cause?: unknown): LockLostError {
     const err = new LockLostError(`lock ${JSON.stringify(this.name)} (fence ${this.createdRevision}) lost: ${why}`, { name: this.name, key: this.key, fence: this.createdRevision }, cause === undefined ? undefined : { cause });
-    if (!this.lost) {
+    if (!this.signal.aborted) {
       clearTimeout(this.deadline);
       this.controller.abort(err);
     }
@@ -52,7 +67,7 @@ export class Hold {
   }
 
   lostError(): LockLostError {
-    return this.lost ? (this.signal.reason as LockLostError) : this.lose('released');
+    return this.signal.aborted ? (this.signal.reason as LockLostError) : this.lose('released');
   }
 
   /** The store still has this incarnation of the key, written by this holder. */
@@ -62,10 +77,13 @@ export class Hold {
 
   /**
    * Rewrites the key (same incarnation, fresh TTL): a keepalive with the
-   * current value, or a leader's proclaim of a new one. Writes of one key
-   * are not serialised (a fenced commit must not queue behind a keepalive
-   * stuck on a slow store); they settle races by reading the key back: still
-   * this incarnation → go on from its revision; anything else → lost.
+   * current value, or a leader's proclaim of a new one. The condition is the
+   * value this holder last saw stored there (`ifValue`, which only a live key
+   * meets): a write never brings back a key that expired in the store, so no
+   * one ever sees this holder's value after its lease ran out there. Writes of
+   * one key are not serialised (a fenced commit must not queue behind a
+   * keepalive stuck on a slow store); they settle races by reading the key
+   * back: still this incarnation → go on from there; anything else → lost.
    */
   async write(next?: Stamp): Promise<void> {
     if (this.lost) throw this.lostError();
@@ -74,13 +92,10 @@ export class Hold {
       const before = this.revision;
       const stamp = next ?? this.stamp;
       try {
-        const entry = await this.store.put(this.key, stamp, { ifRevision: before, ttlMs: this.lease.ttlMs, writer: stamp.token });
-        if (entry.createdRevision !== this.createdRevision) {
-          // The lease had run out in the store and this write began a new incarnation: not ours to keep.
-          this.store.delete(this.key, { ifRevision: entry.revision }).catch(() => undefined);
-          throw this.lose('the key expired in the store before it was kept alive');
-        }
+        const entry = await this.store.put(this.key, stamp, { ifValue: this.stored, ttlMs: this.lease.ttlMs, writer: stamp.token });
+        if (entry.createdRevision !== this.createdRevision) throw this.lose('the key was re-created by another writer with this holder\'s value');
         this.advance(entry.revision);
+        this.stored = stamp;
         if (next) this.stamp = next;
         this.succeeded(sentAt);
         return;
@@ -90,10 +105,11 @@ export class Hold {
         const current = await this.store.get(this.key);
         if (!this.isMine(current)) throw this.lose(this.released ? 'released' : 'another holder took the key, or it expired', err);
         this.advance(current.revision);
+        this.stored = current.value;
         if (current.revision !== before && deepEqual(current.value, stamp)) {
-          // Our write landed though its answer was lost, or another write of ours with the same value did.
+          // It landed (ours, or another write of ours with the same value), but which send landed is unknown:
+          // no lease credit, which could date from a later send than the one that landed.
           if (next) this.stamp = next;
-          this.succeeded(sentAt);
           return;
         }
         // A keepalive that lost the race to a proclaim stops: writing again would put back the old value.
@@ -119,7 +135,7 @@ export class Hold {
     this.lose('released');
     let timer: NodeJS.Timeout | undefined;
     const leaseOver = new Promise<void>((resolve) => {
-      timer = setTimeout(resolve, Math.max(0, this.expiresBy() - performance.now()));
+      timer = setTimeout(resolve, Math.min(Math.max(0, this.expiresBy() - performance.now()), MAX_TIMER_MS));
       timer.unref();
     });
     await Promise.race([this.deleteOwnKey(), leaseOver]);
@@ -154,11 +170,11 @@ export class Hold {
   }
 
   private succeeded(sentAt: number): void {
-    if (this.lost) return;
+    if (this.signal.aborted) return;
     this.okSince = Math.max(this.okSince, sentAt);
     clearTimeout(this.deadline);
     const wait = this.okSince + this.lease.ttlMs - this.lease.marginMs - performance.now();
-    this.deadline = setTimeout(() => this.lose(`no keepalive succeeded within ${this.lease.ttlMs - this.lease.marginMs} ms`), Math.max(0, wait));
+    this.deadline = setTimeout(() => this.lose(`no keepalive succeeded within ${this.lease.ttlMs - this.lease.marginMs} ms`), Math.min(Math.max(0, wait), MAX_TIMER_MS));
     this.deadline.unref();
   }
 }

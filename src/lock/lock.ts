@@ -16,7 +16,7 @@ export interface FencedBatch {
 }
 
 /** A keepalive racing the commit moves the lock key's revision; a few rounds always suffice unless the store keeps failing. */
-const FENCE_ROUNDS = 8;
+const FENCE_ROUNDS = 32;
 
 export class Lock {
   constructor(protected readonly hold: Hold, private readonly forget: () => void) {}
@@ -37,6 +37,7 @@ export class Lock {
 
   /** Aborts as soon as this holder can no longer be sure it holds the lock; its reason is a LockLostError. */
   get signal(): AbortSignal {
+    this.hold.checkDeadline();
     return this.hold.signal;
   }
 

@@ -4,7 +4,8 @@
  * it, so every value shown is one a leader announced.
  */
 import { performance } from 'node:perf_hooks';
-import { deepEqual, type Entry, type Store } from '../core/index.js';
+import { ClosedError, deepEqual, isTombstone, type Entry, type Store, type StoredRecord } from '../core/index.js';
+import { MAX_TIMER_MS } from '../core/waiting.js';
 import { DEFAULT_PREFIX, checkedPrefix, lockKeys, stampOf } from './names.js';
 
 export interface ObserveOptions {
@@ -27,11 +28,21 @@ export async function* observe<T = unknown>(store: Store, name: string, options:
       shown = now;
       return true;
     };
-    for (;;) {
+    for (let failures = 0; ; ) {
       if (stop.signal.aborted) return;
-      const head = store.headRevision ? await store.headRevision() : undefined;
-      const record = await store.getRecord(keys.key);
-      let current = await store.get(keys.key);
+      let head: number | undefined;
+      let record: StoredRecord | null;
+      try {
+        head = store.headRevision ? await store.headRevision() : undefined;
+        record = await store.getRecord(keys.key);
+        failures = 0;
+      } catch (err) {
+        // A store that is briefly away is waited out, as a watch rides out a cut; a closed one ends it.
+        if (stop.signal.aborted || ClosedError.is(err) || !transient(err)) throw err;
+        await nap(Math.min(100 * 2 ** failures++, 2_000), stop.signal);
+        continue;
+      }
+      let current: Entry | null = record !== null && !isTombstone(record) ? record : null;
       if (changed(current)) yield (shown?.value ?? null) as T | null;
       const from = Math.max(head ?? 0, record?.revision ?? 0);
       // A store that can say neither where its head is nor where this key is: watch from now.
@@ -45,12 +56,17 @@ export async function* observe<T = unknown>(store: Store, name: string, options:
         let timer: NodeJS.Timeout | undefined;
         const step = await Promise.race([
           pending.then((r) => ({ r }), (err: unknown) => ({ err })),
-          ...(quiet === undefined ? [] : [new Promise<{ quiet: true }>((resolve) => { timer = setTimeout(() => resolve({ quiet: true }), Math.max(0, quiet)); })]),
+          ...(quiet === undefined ? [] : [new Promise<{ quiet: true }>((resolve) => { timer = setTimeout(() => resolve({ quiet: true }), Math.min(Math.max(0, quiet), MAX_TIMER_MS)); })]),
         ]);
         clearTimeout(timer);
         if ('quiet' in step) {
           // No keepalive for a whole lease: the store may have expired it without an event yet.
-          current = await store.get(keys.key);
+          try {
+            current = await store.get(keys.key);
+          } catch (err) {
+            if (stop.signal.aborted || !transient(err)) throw err;
+            break;
+          }
           aliveAt = performance.now();
           if (changed(current)) yield (shown?.value ?? null) as T | null;
           continue;
@@ -71,12 +87,28 @@ export async function* observe<T = unknown>(store: Store, name: string, options:
         if (changed(current)) yield (shown?.value ?? null) as T | null;
       }
       void it.return?.();
-      await new Promise((resolve) => setTimeout(resolve, 100));
+      await nap(100, stop.signal);
     }
   } finally {
     options.signal?.removeEventListener('abort', onAbort);
     stop.abort();
   }
+}
+
+function transient(err: unknown): boolean {
+  return typeof err === 'object' && err !== null && (err as { transient?: unknown }).transient === true;
+}
+
+function nap(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(done, ms);
+    signal.addEventListener('abort', done, { once: true });
+    function done() {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    }
+  });
 }
 
 function leaderOf(entry: Entry | null): { fence: number; value: unknown } | null {

@@ -25,10 +25,15 @@ export interface SessionOptions {
 }
 
 export const DEFAULT_TTL_MS = 10_000;
+/** Below it a keepalive every ttl/3 races every fenced commit; above a day, timers overflow and nobody would want it. */
+export const MIN_TTL_MS = 100;
+export const MAX_TTL_MS = 86_400_000;
 
 export async function openSession(store: Store, options: SessionOptions = {}): Promise<Session> {
   const ttlMs = options.ttlMs ?? DEFAULT_TTL_MS;
-  if (!Number.isSafeInteger(ttlMs) || ttlMs < 30) throw new InvalidArgumentError(`ttlMs must be an integer of at least 30 ms, got ${String(ttlMs)}`);
+  if (!Number.isSafeInteger(ttlMs) || ttlMs < MIN_TTL_MS || ttlMs > MAX_TTL_MS) {
+    throw new InvalidArgumentError(`ttlMs must be an integer from ${MIN_TTL_MS} ms to ${MAX_TTL_MS} ms (a day), got ${String(ttlMs)}`);
+  }
   const marginMs = options.marginMs ?? Math.ceil(ttlMs / 5);
   if (!Number.isSafeInteger(marginMs) || marginMs < 0 || marginMs >= ttlMs) throw new InvalidArgumentError(`marginMs must be an integer from 0 to below ttlMs (${ttlMs}), got ${String(marginMs)}`);
   const keepaliveMs = options.keepaliveMs ?? Math.floor(ttlMs / 3);
@@ -55,6 +60,8 @@ export class Session {
   private readonly holds = new Set<Hold>();
   /** Waiter slots in use, per lock name: a session reuses its waiter keys rather than leave a tombstone per acquire. */
   private readonly slots = new Map<string, Set<number>>();
+  /** Cleanups of acquires that gave up, still running. */
+  private readonly pending = new Set<Promise<unknown>>();
   private readonly timer: NodeJS.Timeout;
   private closed = false;
 
@@ -74,6 +81,7 @@ export class Session {
       clearInterval(this.timer);
       for (const hold of this.holds) if (hold !== own) hold.lose('the session was lost or closed');
     }, { once: true });
+    // A lost hold stays listed until released or closed: close() still deletes its key if it is still ours.
   }
 
   get ttlMs(): number {
@@ -97,11 +105,14 @@ export class Session {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.own.lose('the session was closed');
     clearInterval(this.timer);
+    // Acquires stopped by this close register their cleanup once their rejection has run: after the microtasks.
+    await new Promise((resolve) => setImmediate(resolve));
     const all = [...this.holds];
     this.holds.clear();
-    await Promise.all(all.filter((h) => h !== this.own).map((h) => h.remove().catch(() => undefined)));
-    await this.own.remove().catch(() => undefined);
+    // Lost holds too: a key still this holder's incarnation (the store was only briefly away) is deleted.
+    await Promise.all([...all.map((h) => h.remove().catch(() => undefined)), ...this.pending]);
   }
 
   private async acquire(name: string, value: unknown, options: AcquireOptions): Promise<Hold> {
@@ -109,10 +120,16 @@ export class Session {
     if (options.waitMs !== undefined && (!Number.isSafeInteger(options.waitMs) || options.waitMs < 0)) {
       throw new InvalidArgumentError(`waitMs must be a non-negative integer, got ${String(options.waitMs)}`);
     }
+    const signal = options.signal as unknown;
+    if (signal !== undefined && !(signal instanceof AbortSignal)) throw new InvalidArgumentError('signal must be an AbortSignal');
     if (this.closed || this.signal.aborted) throw this.own.lostError();
     const hold = await acquire({
       store: this.store, lease: this.lease, sessionId: this.id, sessionSignal: this.signal,
       keepAlive: (h) => this.track(h),
+      background: (work) => {
+        this.pending.add(work);
+        void work.finally(() => this.pending.delete(work));
+      },
       claimSlot: (lock) => {
         const used = this.slots.get(lock) ?? new Set<number>();
         this.slots.set(lock, used);
@@ -127,14 +144,20 @@ export class Session {
         if (used?.size === 0) this.slots.delete(lock);
       },
     }, keys, value, options);
-    this.track(hold);
+    if (this.closed || this.signal.aborted) {
+      // Acquired as the session closed or was lost: not this caller's to keep.
+      void hold.remove().catch(() => undefined);
+      throw this.own.lostError();
+    }
     return hold;
   }
 
   private track(hold: Hold): () => void {
-    if (this.signal.aborted) hold.lose('the session was lost or closed');
+    if (this.closed || this.signal.aborted) {
+      void hold.remove().catch(() => undefined);
+      return () => undefined;
+    }
     this.holds.add(hold);
-    hold.signal.addEventListener('abort', () => this.holds.delete(hold), { once: true });
     return () => this.holds.delete(hold);
   }
 
