@@ -10,6 +10,8 @@ import { open } from '../src/open.js';
 import { AbortedError, InvalidArgumentError, LockLostError, RevkitError, type Store } from '../src/core/index.js';
 import { openSession, observe } from '../src/lock/index.js';
 import { FaultStore } from '../src/testing/fault-store.js';
+import { MemoryStore } from '../src/memory/index.js';
+import { SqliteStore } from '../src/sqlite/index.js';
 import { tempDir, uniqueName } from './helpers.js';
 
 const dir = tempDir('lock-review');
@@ -106,16 +108,40 @@ for (const target of targets) {
       await a.close();
     });
 
+    it('close() just after an acquire took the lock (its waiter key still being deleted) leaves no lock key behind', async () => {
+      const inner = await fresh(target.url());
+      const faulty = new FaultStore(inner);
+      const a = await openSession(inner, { ttlMs: 60_000 });
+      const b = await openSession(faulty, { ttlMs: 60_000 });
+      const held = await a.lock('closing2');
+      const pending = b.lock('closing2').catch((e: unknown) => e);
+      while ((await inner.list({ prefix: 'locks/closing2/.waiting/' })).entries.length === 0) await sleep(5);
+      faulty.inject({ kind: 'stall', op: 'delete', stallMs: 1_000 });
+      await held.release();
+      // b has taken the lock and is deleting its waiter key (stalled): it closes now.
+      while (faulty.injected.length === 0) await sleep(5);
+      await b.close();
+      await pending;
+      expect(await inner.get('locks/closing2')).toBeNull();
+      await a.close();
+    });
+
     it('a rewrite that reaches the store after the key expired there brings back no value (observe() sees no phantom leader)', async () => {
-      const inner = await fresh(`${target.url()}${target.name === 'memory' ? '?sweepIntervalMs=50' : ''}`);
+      // No sweeper: the expired key stays at its revision, as between two sweeps.
+      const inner = target.name === 'memory' ? new MemoryStore({ sweepIntervalMs: 3_600_000 }) : new SqliteStore(join(dir, `${uniqueName('ph')}.db`), { sweepIntervalMs: 3_600_000 });
+      opened.push(inner);
       const faulty = new FaultStore(inner);
       const session = await openSession(faulty, { ttlMs: 600 });
       const lead = await session.campaign('phantom', 'v1');
-      // Every rewrite of the key from now on reaches the store 2 s late: after the lease ran out there.
-      faulty.inject({ kind: 'stall', op: 'put', key: 'locks/phantom', stallMs: 2_000, times: 1_000 });
+      const base = faulty.calls.put;
+      // Every rewrite of the key from now on reaches the store 1 s late: after the lease ran out there.
+      faulty.inject({ kind: 'stall', op: 'put', key: 'locks/phantom', stallMs: 1_000, times: 1_000 });
       const proclaimed = lead.proclaim('v2').catch((e: unknown) => e);
+      await new Promise((resolve) => lead.signal.addEventListener('abort', resolve, { once: true }));
+      const stalled = faulty.injected.length;
+      while (faulty.calls.put - base < stalled) await sleep(10);
+      await inner.put('marker', 1); // after every stalled write, in this store's commit order
       expect(LockLostError.is(await proclaimed)).toBe(true);
-      await sleep(2_100); // every stalled rewrite has landed or been refused
       for (const record of await inner.history('locks/phantom')) {
         if (!('deleted' in record)) expect(record.createdRevision, JSON.stringify(record)).toBe(lead.fence);
       }
