@@ -87,7 +87,10 @@ while (Date.now() < until) {
       t.takeovers.push(...r.takeovers);
       t.observed += r.observed;
       const broken = { lost: r.lost, extra: r.extra, duplicateN: r.duplicateN, fenceWentBack: r.fenceWentBack, acquisitionOrder: r.acquisitionOrder, notALeader: r.notALeader, observedOutOfOrder: r.observedOutOfOrder, observeErrors: r.observeErrors, errors: r.errors.length };
-      if (Object.values(broken).some((v) => v !== 0) || r.overtaken !== 1) t.bad.push({ round, kind, ...broken, overtaken: r.overtaken, errorSample: r.errors.slice(0, 3) });
+      if (Object.values(broken).some((v) => v !== 0) || r.overtaken !== 1) {
+        t.bad.push({ round, kind, ...broken, overtaken: r.overtaken, errorSample: r.errors.slice(0, 3) });
+        process.stderr.write(`  BAD round ${round} ${name} ${kind}: ${JSON.stringify(t.bad.at(-1))}\n`);
+      }
       process.stderr.write(`  round ${round} ${name} ${kind}: ${r.acknowledged} writes, ${r.refused} refused, takeovers ${r.takeovers.join('/')} ms${t.bad.length ? ` — ${t.bad.length} bad so far` : ''}\n`);
     } finally {
       await target.close().catch(() => undefined);
