@@ -151,7 +151,7 @@ for (const backend of backends('lock-cli').filter((b) => b.name === 'sqlite' || 
 
     it('a lost lock (its key deleted) stops the command with SIGTERM and exits 5', async () => {
       const log = join(dir, uniqueName('lost'));
-      const run = revkit(['--store', url, 'lock', 'job3', '--ttl', '600', ...cmd(log, 'A', '-', 'trap-term')]);
+      const run = revkit(['--store', url, 'lock', 'job3', '--ttl', '3000', ...cmd(log, 'A', '-', 'trap-term')]);
       const start = await started(log, 'A');
       expect(await store.get('locks/job3')).toMatchObject({ createdRevision: Number(start.fence) });
       expect(await store.delete('locks/job3')).not.toBeNull();
@@ -165,7 +165,7 @@ for (const backend of backends('lock-cli').filter((b) => b.name === 'sqlite' || 
 
     it('a command that ignores SIGTERM gets SIGKILL after --kill-after; still exit 5', async () => {
       const log = join(dir, uniqueName('lost-kill'));
-      const run = revkit(['--store', url, 'lock', 'job3k', '--ttl', '600', '--kill-after', '200', ...cmd(log, 'A', '-', 'ignore-term')]);
+      const run = revkit(['--store', url, 'lock', 'job3k', '--ttl', '3000', '--kill-after', '200', ...cmd(log, 'A', '-', 'ignore-term')]);
       const start = await started(log, 'A');
       await store.delete('locks/job3k');
       const r = await run.done;
@@ -244,7 +244,7 @@ for (const backend of backends('lock-cli').filter((b) => b.name === 'sqlite' || 
       await leaders.return(undefined);
 
       const lostLog = join(dir, uniqueName('elect-lost'));
-      const lost = revkit(['--store', url, 'elect', 'sched', '"node-4"', '--ttl', '600', ...cmd(lostLog, 'L', '-', 'trap-term')]);
+      const lost = revkit(['--store', url, 'elect', 'sched', '"node-4"', '--ttl', '3000', ...cmd(lostLog, 'L', '-', 'trap-term')]);
       await started(lostLog, 'L');
       expect((await store.get('locks/sched'))?.value).toMatchObject({ value: 'node-4' });
       await store.delete('locks/sched');

@@ -215,7 +215,7 @@ describe('revkit lock (CLI) review findings', () => {
     const pidFile = join(dir, 'grandchild.pid');
     // The script starts a child that outlives it unless its process group is signalled.
     const script = `sleep 600 & echo $! > ${JSON.stringify(pidFile)}; wait`;
-    const child = spawn(process.execPath, ['dist/cli/main.js', '--store', url, 'lock', 'group', '--ttl', '600', '--', 'sh', '-c', script], { stdio: ['pipe', 'ignore', 'pipe'] });
+    const child = spawn(process.execPath, ['dist/cli/main.js', '--store', url, 'lock', 'group', '--ttl', '3000', '--', 'sh', '-c', script], { stdio: ['pipe', 'ignore', 'pipe'] });
     const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
     for (;;) {
       try {
