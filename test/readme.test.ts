@@ -13,7 +13,7 @@ const EVERY_CODE: Record<RevkitErrorCode, true> = {
   ERR_CONFLICT: true, ERR_VALIDATION: true, ERR_RETRY_EXHAUSTED: true, ERR_UNSUPPORTED: true, ERR_TOO_LARGE: true, ERR_INVALID_KEY: true,
   ERR_INVALID_ARGUMENT: true, ERR_BACKEND: true, ERR_HISTORY_GONE: true, ERR_FENCED: true, ERR_OUT_OF_ORDER: true, ERR_SEQUENCE_REUSED: true,
   ERR_ABORTED: true, ERR_CLOSED: true, ERR_OUTCOME_UNKNOWN: true, ERR_UNAUTHORIZED: true, ERR_FORBIDDEN: true,
-  ERR_LOCK_LOST: true, ERR_LOCK_TIMEOUT: true,
+  ERR_LOCK_LOST: true, ERR_LOCK_TIMEOUT: true, ERR_DATA_LOST: true,
 };
 
 // Every ```ts block of the README is a program a user may paste into an empty

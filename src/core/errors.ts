@@ -22,7 +22,8 @@ export type RevkitErrorCode =
   | 'ERR_UNAUTHORIZED'
   | 'ERR_FORBIDDEN'
   | 'ERR_LOCK_LOST'
-  | 'ERR_LOCK_TIMEOUT';
+  | 'ERR_LOCK_TIMEOUT'
+  | 'ERR_DATA_LOST';
 
 export class RevkitError extends Error {
   static readonly code: RevkitErrorCode | undefined = undefined;
@@ -317,6 +318,35 @@ export class LockTimeoutError extends RevkitError {
   }
 }
 
+/** What a store knows of the writes a server lost (DESIGN §6, replicated engines). */
+export interface DataLossDetails {
+  /** The store, as a redacted address. */
+  store: string;
+  /**
+   * Revisions this client was told of that the serving member does not have:
+   * every revision r with `after < r <= upTo` (as far as this client knows).
+   */
+  after?: number;
+  upTo?: number;
+  /** When the loss was detected (ISO 8601). */
+  detectedAt?: string;
+}
+
+/**
+ * The server lost acknowledged writes (a failover to a replica that missed
+ * them, a restart without persistence): answering would serve the past, or
+ * reuse revisions already handed out. Every operation fails with this until
+ * an operator accepts the loss (`store.acceptLoss()`, `revkit accept-loss`).
+ */
+export class DataLostError extends RevkitError {
+  static override readonly code = 'ERR_DATA_LOST' as const;
+  readonly details: DataLossDetails;
+  constructor(message: string, details: DataLossDetails, options?: { cause?: unknown }) {
+    super('ERR_DATA_LOST', message, options);
+    this.details = details;
+  }
+}
+
 const httpStatusByCode: Record<RevkitErrorCode, number> = {
   ERR_CONFLICT: 412,
   ERR_VALIDATION: 422,
@@ -337,6 +367,7 @@ const httpStatusByCode: Record<RevkitErrorCode, number> = {
   ERR_FORBIDDEN: 403,
   ERR_LOCK_LOST: 409,
   ERR_LOCK_TIMEOUT: 409,
+  ERR_DATA_LOST: 503,
 };
 
 export type GrpcStatus =
@@ -364,6 +395,7 @@ const grpcStatusByCode: Record<RevkitErrorCode, GrpcStatus> = {
   ERR_FORBIDDEN: 'PERMISSION_DENIED',
   ERR_LOCK_LOST: 'FAILED_PRECONDITION',
   ERR_LOCK_TIMEOUT: 'DEADLINE_EXCEEDED',
+  ERR_DATA_LOST: 'DATA_LOSS',
 };
 
 /**

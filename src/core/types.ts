@@ -162,7 +162,44 @@ export interface Store {
    * Optional: a store that cannot name it leaves it out.
    */
   headRevision?(): Promise<number>;
+  /**
+   * Replicated engines (DESIGN §6): which member serves this client, the
+   * members' roles as the engine reports them, and what an acknowledgement
+   * means. Optional: a single-server store leaves it out.
+   */
+  replication?(): Promise<ReplicationState>;
+  /**
+   * An operator accepts a detected loss of acknowledged writes: operations
+   * stop failing with DataLostError; revisions go on above every revision
+   * handed out before. Optional, as `replication()`.
+   */
+  acceptLoss?(): Promise<void>;
   close(): Promise<void>;
+}
+
+/** One member of a replicated engine as its client sees it. */
+export interface ReplicationMember {
+  /** host:port, never a password. */
+  address: string;
+  /** As the engine names it: primary / standby, leader / follower, master / replica, sentinel. */
+  role: string;
+  /** The engine's own word for its state (streaming, sync, async, current, lag in bytes …), when known. */
+  state?: string;
+}
+
+/** Store.replication(): the replicated engine as this client sees it now. */
+export interface ReplicationState {
+  /** The member that serves this client's writes now, or null while none does. */
+  serving: string | null;
+  members: ReplicationMember[];
+  /** What an acknowledged write has survived (equal to `capabilities.durability`). */
+  durability: Durability;
+  /** How `durability` was found out (settings read from the server). */
+  note: string;
+  /** Changes of the serving member this client has seen since it opened. */
+  failovers: number;
+  /** A detected loss of acknowledged writes not yet accepted by an operator (DataLostError's details). */
+  lost?: { after?: number; upTo?: number; detectedAt?: string; message: string };
 }
 
 export interface Codec {

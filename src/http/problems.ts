@@ -1,5 +1,5 @@
 import {
-  BackendError, ConflictError, ForbiddenError, HistoryGoneError, InvalidArgumentError, InvalidKeyError, MAX_KEY_BYTES, OutcomeUnknownError,
+  BackendError, ConflictError, DataLostError, ForbiddenError, HistoryGoneError, InvalidArgumentError, InvalidKeyError, MAX_KEY_BYTES, OutcomeUnknownError,
   RetryExhaustedError, RevkitError, TooLargeError, UnauthorizedError, UnsupportedError, ValidationError, type FailedCheck,
 } from '../core/index.js';
 
@@ -59,6 +59,15 @@ export function errorFromProblem(status: number, body: ProblemBody | undefined, 
       return new HistoryGoneError(num(body.fromRevision), num(body.oldestRevision));
     case 'ERR_OUTCOME_UNKNOWN':
       return new OutcomeUnknownError(typeof body.key === 'string' ? body.key : (key ?? ''), detail);
+    case 'ERR_DATA_LOST': {
+      const details = (typeof body.details === 'object' && body.details !== null ? body.details : {}) as Record<string, unknown>;
+      return new DataLostError(`revkit server${at}: ${detail}`, {
+        store: typeof details.store === 'string' ? details.store : (request.server ?? 'revkit server'),
+        ...(typeof details.after === 'number' ? { after: details.after } : {}),
+        ...(typeof details.upTo === 'number' ? { upTo: details.upTo } : {}),
+        ...(typeof details.detectedAt === 'string' ? { detectedAt: details.detectedAt } : {}),
+      });
+    }
     case 'ERR_RETRY_EXHAUSTED':
       return new RetryExhaustedError(String(body.key ?? key ?? ''), num(body.attempts), new RevkitError('ERR_CONFLICT', detail), (body.reason as 'attempts') ?? 'attempts');
     default: {

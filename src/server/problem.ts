@@ -1,5 +1,5 @@
 import {
-  BackendError, ConflictError, HistoryGoneError, InvalidKeyError, OutcomeUnknownError, RetryExhaustedError, RevkitError, TooLargeError,
+  BackendError, ConflictError, DataLostError, HistoryGoneError, InvalidKeyError, OutcomeUnknownError, RetryExhaustedError, RevkitError, TooLargeError,
   UnsupportedError, ValidationError, toHttpStatus,
 } from '../core/index.js';
 import { etagOf } from './etag.js';
@@ -138,6 +138,11 @@ function fromRevkitError(err: RevkitError, ctx: ProblemContext): { problem: Prob
     ext.backend = err.backend;
   } else if (OutcomeUnknownError.is(err)) {
     ext.key = err.key;
+  } else if (DataLostError.is(err)) {
+    // Not transient: it lasts until an operator accepts the loss. No ambiguity about this request: nothing was done.
+    ext.details = err.details;
+    ext.transient = false;
+    ext.ambiguous = false;
   } else if (BackendError.is(err)) {
     // `ambiguous`: the write may have committed; a client must not simply apply it again.
     ext.transient = err.transient;
