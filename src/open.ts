@@ -6,7 +6,7 @@ export interface OpenOptions {
   [option: string]: unknown;
 }
 
-type Opener = (url: URL, raw: string, options: OpenOptions) => Promise<Store>;
+type Opener = (url: URL | undefined, raw: string, options: OpenOptions) => Promise<Store>;
 
 /**
  * Backends load lazily so that an application pays only for the driver it
@@ -34,7 +34,8 @@ const openers: Record<string, Opener> = {
 };
 openers['rediss:'] = openers['redis:'] as Opener;
 openers['postgresql:'] = openers['postgres:'] as Opener;
-// A revkit server is a store too: http://host:port?token=T (update() runs as GET + PUT If-Match loops).
+// A revkit server is a store too: http://host:port?token=T (update() runs as GET + PUT If-Match loops);
+// several servers over one store: http://h1:8787,http://h2:8787?token=T (it fails over between them).
 openers['http:'] = async (_url, raw) => (await import('./http/index.js')).HttpStore.fromUrl(raw);
 openers['https:'] = openers['http:'] as Opener;
 
@@ -58,6 +59,8 @@ export async function open(url: string, options: OpenOptions = {}): Promise<Stor
   if (!opener) {
     throw new InvalidArgumentError(`unknown store URL ${JSON.stringify(redactUrl(url))}: use one of ${Object.keys(openers).map((s) => `${s}…`).join(', ')}`);
   }
+  // A list of servers is no single WHATWG URL: HttpStore parses each of them.
+  if (scheme === 'http:' || scheme === 'https:') return opener(undefined, url, options);
   let parsed: URL;
   try {
     parsed = new URL(url);

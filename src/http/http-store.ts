@@ -1,16 +1,24 @@
 import {
   AsyncQueue, BackendError, BaseStore, ConflictError, InvalidArgumentError, deepEqual, isTombstone, jsonCodec,
   type AtomicOp, type Capabilities, type DeleteOptions, type Entry, type HistoryOptions, type ListOptions, type ListPage,
-  type PutOptions, type StoredRecord, type Tombstone, type WatchEvent, type WatchOptions,
+  type PutOptions, type ReplicationState, type StoredRecord, type Tombstone, type WatchEvent, type WatchOptions,
 } from '../core/index.js';
-import { assertKnownUrlOptions, redactUrl, withoutUrlInput } from '../core/redact.js';
 import type { ProblemBody } from './problems.js';
+import { ReplicaPool } from './replica-pool.js';
+import { replicationOf } from './replication.js';
+import { parseServerList } from './server-urls.js';
 import { HttpTransport, bodyLimitOf, type ServerInfo } from './transport.js';
 import { followWatchStream } from './watch-stream.js';
 
 export interface HttpStoreOptions {
-  /** Base URL of a revkit server, e.g. http://127.0.0.1:8787 (a path prefix is kept). */
-  url: string;
+  /**
+   * Base URL of a revkit server, e.g. http://127.0.0.1:8787 (a path prefix is kept); or several
+   * servers over one store (replicas), as a list or comma-separated: the first is the one used
+   * while it answers, the others take over when it does not (docs/replication-http.md).
+   */
+  url: string | readonly string[];
+  /** How often a server that gave no answer is probed (GET /readyz) until it answers again (default 250 ms). */
+  probeIntervalMs?: number;
   /** Bearer token. */
   token?: string;
   /** What the remote store does; `fromUrl` asks the server (GET /v1/info). */
@@ -41,58 +49,80 @@ export class HttpStore extends BaseStore {
   readonly backend = 'http';
   readonly capabilities: Capabilities;
   readonly remoteBackend: string;
-  /** The exchanges with the server: requests, timeouts, the aborts of close(), the server's body limit and clock. */
-  private readonly transport: HttpTransport;
+  /** The servers, one transport each (requests, timeouts, the aborts of close(), body limit, clock), and which serves now. */
+  private readonly pool: ReplicaPool;
   /** Running watches: close() ends each, so a pending next() settles. */
   private readonly watches = new Set<{ end(): void }>();
 
   constructor(options: HttpStoreOptions) {
     super();
-    const parsed = parseServerUrl(options.url);
-    if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') throw new InvalidArgumentError(`a server URL must be http: or https:, got ${parsed.protocol}`);
+    const { bases } = parseServerList(options.url, false);
     this.capabilities = { ...(options.capabilities ?? DEFAULT_CAPABILITIES), crossProcess: true };
     this.remoteBackend = options.remoteBackend ?? 'unknown';
-    this.transport = new HttpTransport({
-      base: `${parsed.origin}${parsed.pathname.replace(/\/+$/, '')}`,
+    this.pool = new ReplicaPool(bases.map((base) => new HttpTransport({
+      base,
       authorization: options.token ? `Bearer ${options.token}` : undefined,
       timeoutMs: options.timeoutMs ?? 30_000,
       maxBodyBytes: options.maxBodyBytes,
       backend: this.backend,
       assertOpen: () => this.assertOpen(),
-    });
+    })), options.probeIntervalMs);
   }
 
   /**
-   * `http://host:port[/base]?token=T` → a store connected to that server. Asks
-   * GET /v1/info once, which checks the URL and the token and learns the
-   * remote store's capabilities.
+   * `http://host:port[/base]?token=T` → a store connected to that server;
+   * `http://h1:8787,http://h2:8787?token=T` (full URLs, comma-separated) → one
+   * that fails over between them. Asks GET /v1/info once (of the first server
+   * that answers), which checks the URL and the token and learns the remote
+   * store's capabilities.
    */
   static async fromUrl(url: string, options: Omit<HttpStoreOptions, 'url'> = {}): Promise<HttpStore> {
-    const parsed = parseServerUrl(url);
-    // The server's base URL takes no query: a token is the only option (any other is refused, never dropped unread).
-    assertKnownUrlOptions(url, 'server', parsed.searchParams.keys(), ['token']);
-    const token = parsed.searchParams.get('token') ?? options.token;
-    parsed.searchParams.delete('token');
-    parsed.search = '';
-    const probe = new HttpStore({ ...options, url: parsed.href, ...(token ? { token } : {}) });
+    const parsed = parseServerList(url, true);
+    const token = parsed.token ?? options.token;
+    const probe = new HttpStore({ ...options, url: parsed.bases, ...(token ? { token } : {}) });
     let info: ServerInfo;
     try {
-      info = (await probe.transport.requestJson('GET', '/v1/info')) as ServerInfo;
+      info = (await probe.pool.run((t) => t.requestJson('GET', '/v1/info'))) as ServerInfo;
     } finally {
       await probe.close();
     }
     const maxBodyBytes = options.maxBodyBytes ?? bodyLimitOf(info);
     return new HttpStore({
-      ...options, url: parsed.href, ...(token ? { token } : {}), capabilities: info.capabilities, remoteBackend: info.backend,
+      ...options, url: parsed.bases, ...(token ? { token } : {}), capabilities: info.capabilities, remoteBackend: info.backend,
       ...(maxBodyBytes !== undefined ? { maxBodyBytes } : {}),
     });
   }
 
+  /**
+   * The servers this client fails over between (which one serves it now, which
+   * are down, how often it moved) and the replication state of the store
+   * behind them, as the serving server reports it (GET /v1/info).
+   */
+  async replication(): Promise<ReplicationState> {
+    this.assertOpen();
+    const info = (await this.pool.run((t) => t.requestJson('GET', '/v1/info'))) as ServerInfo;
+    return replicationOf(this.pool, info, this.capabilities.durability);
+  }
+
+  /**
+   * Accepts a loss of acknowledged writes the store behind the servers
+   * detected (POST /v1/admin/accept-loss, admin access). UnsupportedError
+   * when that store has nothing to accept losses with.
+   */
+  async acceptLoss(): Promise<void> {
+    this.assertOpen();
+    await this.pool.run((t) => t.requestJson('POST', '/v1/admin/accept-loss', { headers: { 'content-type': 'application/json' }, body: '{}' }));
+  }
+
   async getRecord<T = unknown>(key: string): Promise<StoredRecord<T> | null> {
     this.assertOpen();
-    const res = await this.transport.request('GET', keyPath(key), { okStatuses: [200, 404] });
+    return this.pool.run((t) => this.readRecord<T>(t, key));
+  }
+
+  private async readRecord<T>(transport: HttpTransport, key: string): Promise<StoredRecord<T> | null> {
+    const res = await transport.request('GET', keyPath(key), { okStatuses: [200, 404] });
     if (res.status === 404) {
-      const body = (this.transport.parseReply(res, 'GET') ?? {}) as ProblemBody;
+      const body = (transport.parseReply(res, 'GET') ?? {}) as ProblemBody;
       if (body.deleted === true && typeof body.revision === 'number') {
         const t: Tombstone = { key, revision: body.revision, deleted: true };
         if (typeof body.writer === 'string') t.writer = body.writer;
@@ -101,7 +131,7 @@ export class HttpStore extends BaseStore {
       }
       return null;
     }
-    const value = this.transport.parseReply(res, 'GET') as T;
+    const value = transport.parseReply(res, 'GET') as T;
     const entry: Entry<T> = {
       key,
       value,
@@ -119,7 +149,7 @@ export class HttpStore extends BaseStore {
   protected async doPut<T>(key: string, value: T, options: PutOptions): Promise<Entry<T>> {
     const bytes = jsonCodec.encode(value); // ValidationError for undefined, functions…
     const body = new TextDecoder().decode(bytes);
-    this.transport.checkBodySize(bytes.byteLength);
+    this.pool.current().checkBodySize(bytes.byteLength);
     if (options.ifValue !== undefined) {
       return this.withValueCondition(key, options.ifValue, (revision) => this.doPut(key, value, { ...options, ifValue: undefined, ifRevision: revision }));
     }
@@ -127,7 +157,7 @@ export class HttpStore extends BaseStore {
     addCondition(headers, options);
     if (options.writer !== undefined) headers['revkit-writer'] = options.writer;
     const query: Record<string, string> = options.ttlMs !== undefined ? { ttlMs: String(options.ttlMs) } : {};
-    const meta = (await this.transport.requestJson('PUT', keyPath(key, '', query), { headers, body, write: true, key })) as Omit<Entry<T>, 'value'>;
+    const meta = (await this.pool.run((t) => t.requestJson('PUT', keyPath(key, '', query), { headers, body, write: true, key }))) as Omit<Entry<T>, 'value'>;
     const entry: Entry<T> = { ...meta, key, value: JSON.parse(body) as T };
     return entry;
   }
@@ -139,9 +169,11 @@ export class HttpStore extends BaseStore {
     const headers: Record<string, string> = {};
     addCondition(headers, options);
     if (options.writer !== undefined) headers['revkit-writer'] = options.writer;
-    const res = await this.transport.request('DELETE', keyPath(key), { headers, write: true, key, okStatuses: [200, 404] });
-    if (res.status === 404) return null;
-    return (this.transport.parseReply(res, 'DELETE', true) as { revision: number }).revision;
+    return this.pool.run(async (t) => {
+      const res = await t.request('DELETE', keyPath(key), { headers, write: true, key, okStatuses: [200, 404] });
+      if (res.status === 404) return null;
+      return (t.parseReply(res, 'DELETE', true) as { revision: number }).revision;
+    });
   }
 
   /**
@@ -173,8 +205,8 @@ export class HttpStore extends BaseStore {
     const body = JSON.stringify({
       ops: ops.map((op) => (op.type === 'set' ? { op: 'set', key: op.key, value: op.value, ...(op.ttlMs !== undefined ? { ttlMs: op.ttlMs } : {}) } : { op: op.type, key: op.key, ...(op.type === 'check' ? { revision: op.revision } : {}) })),
     });
-    this.transport.checkBodySize(Buffer.byteLength(body));
-    return (await this.transport.requestJson('POST', '/v1/txn', { headers: { 'content-type': 'application/json' }, body, write: true })) as { revision: number };
+    this.pool.current().checkBodySize(Buffer.byteLength(body));
+    return (await this.pool.run((t) => t.requestJson('POST', '/v1/txn', { headers: { 'content-type': 'application/json' }, body, write: true }))) as { revision: number };
   }
 
   async list<T = unknown>(options: ListOptions = {}): Promise<ListPage<T>> {
@@ -189,7 +221,7 @@ export class HttpStore extends BaseStore {
       q.set('limit', String(options.limit));
     }
     const qs = q.toString();
-    const page = (await this.transport.requestJson('GET', `/v1/kv${qs ? `?${qs}` : ''}`)) as ListPage<T>;
+    const page = (await this.pool.run((t) => t.requestJson('GET', `/v1/kv${qs ? `?${qs}` : ''}`))) as ListPage<T>;
     return page.cursor === undefined ? { entries: page.entries } : page;
   }
 
@@ -200,7 +232,7 @@ export class HttpStore extends BaseStore {
     }
     const query: Record<string, string> = options.limit !== undefined ? { limit: String(options.limit) } : {};
     // The last slash of the key is encoded, so `…/history` is always the history route.
-    const body = (await this.transport.requestJson('GET', keyPath(key, '/history', query), { key })) as { records: StoredRecord<T>[] };
+    const body = (await this.pool.run((t) => t.requestJson('GET', keyPath(key, '/history', query), { key }))) as { records: StoredRecord<T>[] };
     return body.records;
   }
 
@@ -211,7 +243,7 @@ export class HttpStore extends BaseStore {
     queue.onClose(() => controller.abort());
     this.watches.add(queue);
     queue.onClose(() => this.watches.delete(queue));
-    void followWatchStream(this.transport, options, queue, controller.signal, performance.now());
+    void followWatchStream(this.pool, options, queue, controller.signal, performance.now());
     return queue;
   }
 
@@ -223,15 +255,8 @@ export class HttpStore extends BaseStore {
   protected async doClose(): Promise<void> {
     for (const queue of this.watches) queue.end();
     this.watches.clear();
-    this.transport.abortAll();
-  }
-}
-
-function parseServerUrl(url: string): URL {
-  try {
-    return new URL(url);
-  } catch (cause) {
-    throw new InvalidArgumentError(`malformed server URL ${JSON.stringify(redactUrl(url))}`, { cause: withoutUrlInput(cause) });
+    this.pool.close();
+    for (const transport of this.pool.transports) transport.abortAll();
   }
 }
 

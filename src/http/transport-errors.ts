@@ -10,15 +10,35 @@ import { BackendError } from '../core/index.js';
  */
 export function transportError(server: string, err: unknown, method: string, write: boolean, status: number | undefined): BackendError {
   const what = describeTransportError(err);
+  let failure: BackendError;
   if (status === undefined) {
     const code = causeCode(err);
     const refused = code === 'ECONNREFUSED' || code === 'ENOTFOUND' || code === 'EAI_AGAIN';
-    return new BackendError(`cannot reach the revkit server at ${server} (${method}): ${what}`, { transient: true, ambiguous: write && !refused, cause: err });
+    failure = new BackendError(`cannot reach the revkit server at ${server} (${method}): ${what}`, { transient: true, ambiguous: write && !refused, cause: err });
+  } else {
+    const refusedByServer = status >= 400 && status < 500;
+    failure = new BackendError(`the response of the revkit server at ${server} to ${method} (${status}) was cut: ${what}`, {
+      transient: true, ambiguous: write && !refusedByServer, cause: err,
+    });
   }
-  const refusedByServer = status >= 400 && status < 500;
-  return new BackendError(`the response of the revkit server at ${server} to ${method} (${status}) was cut: ${what}`, {
-    transient: true, ambiguous: write && !refusedByServer, cause: err,
-  });
+  withoutAnswer.add(failure);
+  return failure;
+}
+
+/** The errors transportError() made: the server gave no (whole) HTTP answer. */
+const withoutAnswer = new WeakSet<object>();
+
+/**
+ * The replica gave no whole HTTP answer (refused, reset, timed out, cut), or
+ * answered 503 ERR_UNAVAILABLE (it is shutting down): a client of several
+ * servers moves on to the next. Any other answer, errors included, comes from
+ * a server that works; the next one shares its store and would say the same.
+ */
+export function replicaUnusable(err: unknown): boolean {
+  if (typeof err !== 'object' || err === null) return false;
+  if (withoutAnswer.has(err)) return true;
+  const problem = (err as { problem?: { code?: unknown } }).problem;
+  return (err as { status?: unknown }).status === 503 && problem?.code === 'ERR_UNAVAILABLE';
 }
 
 /** The connection failed under a request (reset, broken pipe, closed by the other side), rather than a timeout or a refusal. */

@@ -1,4 +1,4 @@
-import { AbortedError, BackendError, ClosedError, RevkitError, TooLargeError, type Capabilities } from '../core/index.js';
+import { AbortedError, BackendError, ClosedError, RevkitError, TooLargeError, type Capabilities, type ReplicationState } from '../core/index.js';
 import { redactUrl } from '../core/redact.js';
 import { ServerClock } from './http-store-clock.js';
 import { errorFromProblem, safeJson, type ProblemBody } from './problems.js';
@@ -28,6 +28,8 @@ export interface ServerInfo {
   backend: string;
   capabilities: Capabilities;
   limits?: { maxBodyBytes?: unknown };
+  /** The store's replication state (null: a single-server store); absent from servers before issue 25. */
+  replication?: ReplicationState | null;
 }
 
 export function bodyLimitOf(info: ServerInfo): number | undefined {
@@ -140,6 +142,21 @@ export class HttpTransport {
       throw await this.failure(err, 'GET', init, res.status, undefined);
     }
     throw errorFromProblem(res.status, safeJson(text) as ProblemBody | undefined, init.key, { server: this.server });
+  }
+
+  /**
+   * Whether the server is ready (GET /readyz answers 200): the background
+   * probe of a replica that gave no answer. Never throws.
+   */
+  async probe(signal: AbortSignal, timeoutMs: number): Promise<boolean> {
+    try {
+      const res = await fetch(`${this.base}/readyz`, { signal: AbortSignal.any([signal, AbortSignal.timeout(timeoutMs)]) });
+      await res.body?.cancel().catch(() => undefined);
+      if (res.ok) this.clock.observe(res.headers.get('revkit-clock'), performance.now());
+      return res.ok;
+    } catch {
+      return false;
+    }
   }
 
   /** A write whose body is larger than the server's known limit fails here, as the server would answer it. */

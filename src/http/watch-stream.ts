@@ -1,8 +1,8 @@
 import { BackendError, RevkitError, type AsyncQueue, type Entry, type WatchEvent, type WatchOptions } from '../core/index.js';
 import { errorFromProblem, safeJson, type ProblemBody } from './problems.js';
+import type { ReplicaPool } from './replica-pool.js';
 import { SseParser } from './sse-parser.js';
-import { transportError } from './transport-errors.js';
-import type { HttpTransport } from './transport.js';
+import { replicaUnusable, transportError } from './transport-errors.js';
 
 /** `<revision>.<index>` of an event, or a bare revision (the start of a stream). */
 const EVENT_ID = /^\d+(\.\d+)?$/;
@@ -10,7 +10,9 @@ const EVENT_ID = /^\d+(\.\d+)?$/;
 /**
  * Follows the server's watch stream (GET /v1/watch, SSE) into `queue` until
  * `signal` aborts or the queue closes, reconnecting after a dropped connection
- * with Last-Event-ID.
+ * with Last-Event-ID — to the next server of the pool at once when the one it
+ * followed gives no answer: the servers share one store, so an event id means
+ * the same on each, and the stream resumes there with no gap and no repeat.
  *
  * `calledAt`: when watch() was called. A watch "from now" asks the server
  * to start from what had committed by then on its clock (ServerClock): its
@@ -20,7 +22,7 @@ const EVENT_ID = /^\d+(\.\d+)?$/;
  * its start, a reconnect asks for the same moment again.
  */
 export async function followWatchStream<T>(
-  transport: HttpTransport, options: WatchOptions, queue: AsyncQueue<WatchEvent<T>>, signal: AbortSignal, calledAt: number,
+  pool: ReplicaPool, options: WatchOptions, queue: AsyncQueue<WatchEvent<T>>, signal: AbortSignal, calledAt: number,
 ): Promise<void> {
   const q = new URLSearchParams();
   if (options.key !== undefined) q.set('key', options.key);
@@ -30,6 +32,8 @@ export async function followWatchStream<T>(
   let lastId: string | undefined = options.fromRevision === undefined ? undefined : String(options.fromRevision);
   let failures = 0;
   while (!signal.aborted && !queue.closed) {
+    const index = pool.pick();
+    const transport = pool.transports[index] as (typeof pool.transports)[number];
     try {
       const headers: Record<string, string> = { accept: 'text/event-stream' };
       if (lastId !== undefined) headers['last-event-id'] = lastId;
@@ -80,9 +84,11 @@ export async function followWatchStream<T>(
         queue.fail(RevkitError.is(err) ? err : transportError(transport.server, err, 'GET', false, undefined));
         return;
       }
+      if (replicaUnusable(err)) pool.unreachable(index);
     }
     if (signal.aborted || queue.closed) return;
-    await abortableDelay(Math.min(2000, 50 * 2 ** failures), signal);
+    // Another server to go to: at once. The same one again: after a pause that grows.
+    if (pool.pick() === index) await abortableDelay(Math.min(2000, 50 * 2 ** failures), signal);
   }
 }
 

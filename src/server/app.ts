@@ -10,6 +10,7 @@ import { hostGuardPlugin } from './plugins/host-guard.js';
 import { notFoundPlugin } from './plugins/not-found.js';
 import { clientErrorHandler, frameworkErrors, problemsPlugin } from './plugins/problems.js';
 import { requestMetricsPlugin } from './plugins/request-metrics.js';
+import { adminRoutes } from './routes/admin.js';
 import { consolePlugin } from './routes/console.js';
 import { keysRoutes } from './routes/keys.js';
 import { operationsRoutes } from './routes/operations.js';
@@ -61,6 +62,7 @@ export async function createServer(options: CreateServerOptions): Promise<Revkit
   await app.register(keysRoutes, shared);
   await app.register(txnRoutes, shared);
   await app.register(watchRoutes, shared);
+  await app.register(adminRoutes, shared);
 
   app.addHook('preClose', async () => {
     ctx.closing = true;

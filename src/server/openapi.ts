@@ -291,10 +291,29 @@ export const openApiDocument = {
       get: {
         tags: ['operations'],
         operationId: 'info',
-        summary: 'Backend, capabilities and limits of this server, and the caller\'s scopes',
+        summary: 'Backend, capabilities and limits of this server, the store\'s replication state, and the caller\'s scopes',
         responses: {
           '200': { description: 'Info', content: { 'application/json': { schema: { $ref: '#/components/schemas/Info' } } } },
           '401': ref('Unauthorized'),
+        },
+      },
+    },
+    '/v1/admin/accept-loss': {
+      post: {
+        tags: ['operations'],
+        operationId: 'acceptLoss',
+        summary: 'Accept a detected loss of acknowledged writes (admin on every key)',
+        description: 'After a failover to a replica that missed acknowledged writes, every operation answers 503 ERR_DATA_LOST until an operator accepts the loss here. '
+          + 'Answers what was accepted (the `lost` of the replication state before, null when nothing was lost) and the replication state after. 501 for a store with nothing to accept (memory, SQLite, the file).',
+        responses: {
+          '200': {
+            description: 'Accepted',
+            content: { 'application/json': { schema: { type: 'object', properties: { accepted: { oneOf: [{ $ref: '#/components/schemas/Loss' }, { type: 'null' }] }, replication: { $ref: '#/components/schemas/Replication' } } } } },
+          },
+          '401': ref('Unauthorized'),
+          '403': ref('Forbidden'),
+          '501': ref('Unsupported'),
+          '503': ref('Unavailable'),
         },
       },
     },
@@ -306,9 +325,13 @@ export const openApiDocument = {
     },
     '/readyz': {
       get: {
-        tags: ['operations'], operationId: 'readyz', summary: 'The store is reachable', security: [],
+        tags: ['operations'], operationId: 'readyz', summary: 'The store is reachable and reports no unaccepted loss of acknowledged writes', security: [],
+        description: '503 ERR_DATA_LOST (with `details` and `replication`) while the store reports a loss an operator has not accepted (POST /v1/admin/accept-loss).',
         responses: {
-          '200': { description: 'Ready', content: { 'application/json': { schema: { type: 'object', properties: { status: { type: 'string' }, backend: { type: 'string' } } } } } },
+          '200': {
+            description: 'Ready',
+            content: { 'application/json': { schema: { type: 'object', properties: { status: { type: 'string' }, backend: { type: 'string' }, serving: { type: ['string', 'null'], description: 'The member of a replicated store that serves this server.' }, replication: { $ref: '#/components/schemas/Replication' } } } } },
+          },
           '503': ref('Unavailable'),
         },
       },
@@ -347,7 +370,7 @@ export const openApiDocument = {
       Invalid: problemResponse('The value failed validation (ERR_VALIDATION); nothing was written'),
       Unsupported: problemResponse('The backend cannot do this (ERR_UNSUPPORTED)'),
       Misdirected: problemResponse('A Host header the server does not answer for (ERR_MISDIRECTED_REQUEST): the DNS-rebinding guard, before anything else, on every route'),
-      Unavailable: problemResponse('The store is unavailable or the server is shutting down (ERR_BACKEND, ERR_UNAVAILABLE, ERR_CLOSED), or a write\'s outcome cannot be established (ERR_OUTCOME_UNKNOWN)'),
+      Unavailable: problemResponse('The store is unavailable or the server is shutting down (ERR_BACKEND, ERR_UNAVAILABLE, ERR_CLOSED), a write\'s outcome cannot be established (ERR_OUTCOME_UNKNOWN), or the store lost acknowledged writes and nobody accepted the loss yet (ERR_DATA_LOST, with `details`)'),
     },
     schemas: {
       Problem: {
@@ -437,7 +460,27 @@ export const openApiDocument = {
           requirePreconditions: { type: 'boolean' },
           limits: { type: 'object', additionalProperties: { type: 'integer' } },
           principal: { type: 'object', properties: { name: { type: 'string' }, scopes: { type: 'array', items: { type: 'object', properties: { prefix: { type: 'string' }, access: { enum: ['read', 'write', 'admin'] } } } } } },
+          replication: { $ref: '#/components/schemas/Replication' },
         },
+      },
+      Replication: {
+        type: ['object', 'null'],
+        description: 'The replication state the store reports; null for a store without replication (memory, SQLite, the file, one server).',
+        required: ['serving', 'members', 'durability', 'note', 'failovers'],
+        properties: {
+          serving: { type: ['string', 'null'], description: 'host:port of the member serving writes now; null while none does' },
+          members: { type: 'array', items: { type: 'object', required: ['address', 'role'], properties: { address: { type: 'string' }, role: { type: 'string' }, state: { type: 'string' } } } },
+          durability: { type: 'string', description: 'What an acknowledged write has survived; "replicated" only when the server waits for a replica' },
+          note: { type: 'string' },
+          failovers: { type: 'integer' },
+          lost: { $ref: '#/components/schemas/Loss' },
+        },
+      },
+      Loss: {
+        type: 'object',
+        required: ['message'],
+        description: 'A detected loss of acknowledged writes: revisions after `after` up to `upTo` (as far as known).',
+        properties: { after: { type: 'integer' }, upTo: { type: 'integer' }, detectedAt: { type: 'string' }, message: { type: 'string' } },
       },
     },
   },

@@ -1,9 +1,10 @@
 import type { FastifyPluginAsync } from 'fastify';
-import { MAX_KEY_BYTES } from '../../core/index.js';
+import { DataLostError, MAX_KEY_BYTES, type ReplicationState } from '../../core/index.js';
 import { hasAnyAdmin, type Principal } from '../auth.js';
 import type { ServerPluginOptions } from '../context.js';
 import { openApiDocument } from '../openapi.js';
-import { HttpProblem, problem } from '../problem.js';
+import { HttpProblem, problem, toProblem } from '../problem.js';
+import { replicationState, unacceptedLoss } from '../replication.js';
 import { sendJson, sendProblem } from '../reply.js';
 
 /** Liveness, readiness, metrics, this server's description (GET /v1/info) and its OpenAPI document. */
@@ -11,13 +12,22 @@ export const operationsRoutes: FastifyPluginAsync<ServerPluginOptions> = async (
   const { store, auth, metrics, limits } = ctx;
   app.get('/healthz', { config: { public: true } }, async (_req, reply) => sendJson(reply, 200, { status: 'ok' }));
 
+  // Ready: the store answers a read and reports no loss of acknowledged writes that an operator has not accepted
+  // (a load balancer then sends nobody to a server that would only answer ERR_DATA_LOST). The body says which member
+  // of a replicated store serves, and the state the store reports (null: a store without replication).
   app.get('/readyz', { config: { public: true } }, async (_req, reply) => {
+    let replication: ReplicationState | null = null;
     try {
       await store.get('__revkit/readyz');
-      return sendJson(reply, 200, { status: 'ready', backend: store.backend });
-    } catch {
-      return sendProblem(reply, problem(503, 'ERR_UNAVAILABLE', `the ${store.backend} store is not reachable`), { 'retry-after': '1' });
+      replication = await replicationState(store);
+    } catch (err) {
+      if (!DataLostError.is(err)) return sendProblem(reply, problem(503, 'ERR_UNAVAILABLE', `the ${store.backend} store is not reachable`), { 'retry-after': '1' });
+      const lost = toProblem(err).problem;
+      return sendProblem(reply, { ...lost, replication: await replicationState(store).catch(() => null) }, {});
     }
+    const loss = unacceptedLoss(store, replication);
+    if (loss) return sendProblem(reply, { ...toProblem(loss).problem, replication }, {});
+    return sendJson(reply, 200, { status: 'ready', backend: store.backend, serving: replication?.serving ?? null, replication });
   });
 
   app.get('/metrics', async (req, reply) => {
@@ -33,5 +43,8 @@ export const operationsRoutes: FastifyPluginAsync<ServerPluginOptions> = async (
     requirePreconditions: ctx.requirePreconditions,
     limits: { ...limits, maxKeyBytes: MAX_KEY_BYTES },
     principal: { name: (req.principal as Principal).name, scopes: (req.principal as Principal).scopes },
+    // Which member serves, the members' roles, what an acknowledgement means, a detected loss; null without replication.
+    // A failure to ask is the store's error (a 503), as any other operation's.
+    replication: await replicationState(store),
   }));
 };
