@@ -11,6 +11,7 @@ import { registerCheck } from './check.js';
 import { registerBench } from './bench.js';
 import { registerCheckpoints } from './checkpoints.js';
 import { registerLock } from './lock.js';
+import { registerReplication } from './replication.js';
 import { parseNumber, parsePositive, parseRevision } from './args.js';
 
 export { DEFAULT_STORE } from './default-store.js';
@@ -36,9 +37,8 @@ async function connect(opts: Connection): Promise<Store> {
     // Caught here, not by fetch: its error quotes the header, token and all.
     const problem = opts.token === undefined ? undefined : unusableToken(opts.token);
     if (problem !== undefined) throw new UsageError(`--token (or REVKIT_TOKEN): the token ${problem}; a bearer token is visible ASCII (! to ~)`);
-    const url = new URL(opts.server);
-    if (opts.token) url.searchParams.set('token', opts.token);
-    return HttpStore.fromUrl(url.toString());
+    // One server, or several over one store (replicas): full URLs, comma-separated (docs/replication-http.md).
+    return HttpStore.fromUrl(opts.server, opts.token ? { token: opts.token } : {});
   }
   return open(storeUrl(opts.store));
 }
@@ -85,7 +85,7 @@ export function buildProgram(): Command {
     .description('Shared state that never loses an update.')
     .version(VERSION, '-v, --version', 'print the version')
     .addOption(new Option('--store <url>', 'store URL (memory:, sqlite:./path.db, file:./state.json, postgres://…, nats://…, redis://…, http://revkit-server)').env('REVKIT_STORE'))
-    .addOption(new Option('--server <url>', 'talk to a revkit server over HTTP instead of a store').env('REVKIT_SERVER'))
+    .addOption(new Option('--server <url>', 'talk to a revkit server over HTTP instead of a store (several over one store: full URLs, comma-separated)').env('REVKIT_SERVER'))
     .addOption(new Option('--token <token>', 'bearer token for --server').env('REVKIT_TOKEN'))
     // Usage errors are one line (printed by main()), never the full help; subcommands inherit this.
     .configureOutput({ outputError: () => undefined, writeErr: () => undefined })
@@ -200,6 +200,7 @@ export function buildProgram(): Command {
   registerBench(program, DEFAULT_STORE);
   registerCheckpoints(program, DEFAULT_STORE);
   registerLock(program, connect, (text) => parseJson(text.trim(), 'the value'));
+  registerReplication(program, withStore);
   return program;
 }
 
