@@ -106,6 +106,36 @@ export class InFlight {
     }, write);
   }
 
+  /**
+   * Runs a script as evalsha() does, then — on the same connection, in the same
+   * round trip — `WAIT replicas timeoutMs`; with `barrier` (a channel name) a
+   * PUBLISH to it first, so that the WAIT also covers every write the script
+   * may have read (other clients' included: WAIT waits for the replication
+   * offset of this connection's last propagated command). Answers the
+   * script's reply and how many replicas confirmed.
+   */
+  evalshaWait(script: Script, keys: string[], args: Array<string | Buffer | number>, write: boolean, wait: { replicas: number; timeoutMs: number; barrier?: string }): Promise<[unknown, number]> {
+    const send = async (command: 'EVALSHA' | 'EVAL'): Promise<[unknown, number]> => {
+      const ran = this.client.callBuffer(command, command === 'EVALSHA' ? script.sha : script.lua, keys.length, ...keys, ...args);
+      const published = wait.barrier === undefined ? undefined : this.client.call('PUBLISH', wait.barrier, '');
+      const waited = this.client.call('WAIT', wait.replicas, wait.timeoutMs);
+      // Each is settled: a refused script leaves its WAIT's answer unread, not unhandled.
+      published?.catch(() => undefined);
+      waited.catch(() => undefined);
+      const reply = await ran;
+      if (published !== undefined) await published;
+      return [reply, Number(await waited)];
+    };
+    return this.track(async () => {
+      try {
+        return await send('EVALSHA');
+      } catch (err) {
+        if (!/^NOSCRIPT/.test(String((err as Error)?.message))) throw err;
+        return send('EVAL');
+      }
+    }, write);
+  }
+
   /** Resolves once no command is in flight (their answers came), or after `timeoutMs`, whichever is first. */
   async drain(timeoutMs: number): Promise<void> {
     if (this.pending.size === 0 || timeoutMs <= 0) return;

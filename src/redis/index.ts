@@ -3,8 +3,11 @@
  *
  * URL: `redis://[user:password@]host:port/db?prefix=app` (`rediss://` for
  * TLS); further options in the query: `historyDepth`, `changeLogRevisions`,
- * `sweepIntervalMs`, `watchBlockMs`, `closeTimeoutMs`, and ioredis's `db`,
- * `family`, `username`, `password`, `connectionName`; any other is refused.
+ * `sweepIntervalMs`, `watchBlockMs`, `closeTimeoutMs`, `wait`,
+ * `waitTimeoutMs`, `lossDetection`, and ioredis's `db`, `family`,
+ * `username`, `password`, `connectionName`; any other is refused. Or
+ * `redis+sentinel://[user:password@]h1:26379,h2:26379/master-name?…`
+ * (sentinel-url.ts; docs/replication-redis.md).
  * Or `RedisStore.fromClient(client, options)` with an application's own
  * ioredis client.
  *
@@ -15,18 +18,20 @@
  * that lost the data (restarted without persistence, flushed) makes every
  * operation fail until the application opens the store again.
  */
-import { Redis } from 'ioredis';
+import { Redis, type RedisOptions } from 'ioredis';
 import {
   BackendError, BaseStore, DEFAULT_MAX_VALUE_BYTES, assertKey, assertLimit, assertPrefix, assertValueSize, compareKeys, jsonCodec,
   type AsyncQueue, type AtomicOp, type Capabilities, type Codec, type DeleteOptions, type Entry,
-  type HistoryOptions, type ListOptions, type ListPage, type PutOptions, type StoredRecord, type WatchEvent, type WatchOptions,
+  type HistoryOptions, type ListOptions, type ListPage, type PutOptions, type ReplicationState, type StoredRecord, type WatchEvent, type WatchOptions,
 } from '../core/index.js';
 import { atomicArgs, atomicConflict, conditionalWrite } from './conditions.js';
-import { ConnectionErrors, InFlight, OWN_CONNECTION } from './connection.js';
+import { ConnectionErrors, InFlight, OWN_CONNECTION, redisAddress } from './connection.js';
 import { detectDurability } from './durability.js';
 import { StoreKeys, assertStorePrefix } from './keys.js';
 import { parseRedisUrl, redisSettings, type RedisSettings, type RedisStoreOptions } from './options.js';
 import { mapRedisError, toRecord, unpack, type PackedRecord } from './records.js';
+import { ServingMember, replicationState } from './replication.js';
+import { parseSentinelUrl } from './sentinel-url.js';
 import { ScriptRunner, type Reply } from './runner.js';
 import { SCRIPTS } from './scripts.js';
 import { StreamWaker } from './waker.js';
@@ -35,6 +40,13 @@ import { followChangeLog, type ChangeLogAccess } from './watch.js';
 export type { RedisStoreOptions } from './options.js';
 export { START_CLOCK_MARGIN_MS, START_TRIM_SLACK_MS } from './watch.js';
 export { dropRedisStore } from './keys.js';
+
+/**
+ * A Sentinel-managed connection: a master that was demoted while this
+ * client is connected answers READONLY — reconnect, asking the sentinels
+ * again (the command is not resent: it failed, nothing ran).
+ */
+const SENTINEL_CONNECTION: RedisOptions = { reconnectOnError: (err) => (/^READONLY/.test(err.message) ? 1 : false) };
 
 export class RedisStore extends BaseStore {
   readonly backend = 'redis';
@@ -52,6 +64,7 @@ export class RedisStore extends BaseStore {
   private readonly watchers = new Set<AsyncQueue<unknown>>();
   private readonly waker: StreamWaker;
   private readonly changeLog: ChangeLogAccess;
+  private readonly serving: ServingMember;
 
   private constructor(readonly client: Redis, private readonly ownsClient: boolean, options: RedisStoreOptions) {
     super();
@@ -63,7 +76,13 @@ export class RedisStore extends BaseStore {
     this.maxValueBytes = options.maxValueBytes ?? DEFAULT_MAX_VALUE_BYTES;
     this.settings = redisSettings(options);
     this.inFlight = new InFlight(client);
-    this.scripts = new ScriptRunner(this.inFlight, prefix, () => this.assertOpen());
+    const sentinel = Array.isArray(client.options?.sentinels) && client.options.sentinels.length > 0;
+    const { wait, waitTimeoutMs } = this.settings;
+    this.scripts = new ScriptRunner(this.inFlight, {
+      prefix, address: redisAddress(client), wait, waitTimeoutMs, barrier: `${this.k.meta.slice(0, -'meta'.length)}sync`,
+      detectLoss: options.lossDetection ?? (sentinel || wait > 0),
+    }, () => this.assertOpen());
+    this.serving = new ServingMember(client);
     this.waker = new StreamWaker(client, this.k.log, this.settings.watchBlockMs, { ...OWN_CONNECTION, connectionName: `revkit-watch:${this.prefix}` });
     this.changeLog = {
       scripts: this.scripts, keys: this.k, waker: this.waker, watchers: this.watchers,
@@ -79,8 +98,17 @@ export class RedisStore extends BaseStore {
 
   /** Opens a store on a connection of its own; `close()` ends it. */
   static async fromUrl(url: string, options: RedisStoreOptions = {}): Promise<RedisStore> {
-    const { clientUrl, options: fromUrl } = parseRedisUrl(url);
-    const client = new Redis(clientUrl, { ...OWN_CONNECTION, lazyConnect: true });
+    let client: Redis;
+    let fromUrl: RedisStoreOptions;
+    if (/^redis\+sentinel:/i.test(url)) {
+      const parsed = parseSentinelUrl(url);
+      fromUrl = parsed.options;
+      client = new Redis({ ...parsed.client, ...OWN_CONNECTION, ...SENTINEL_CONNECTION, lazyConnect: true });
+    } else {
+      const parsed = parseRedisUrl(url);
+      fromUrl = parsed.options;
+      client = new Redis(parsed.clientUrl, { ...OWN_CONNECTION, lazyConnect: true });
+    }
     client.on('error', () => undefined);
     const errors = new ConnectionErrors(client);
     try {
@@ -104,8 +132,10 @@ export class RedisStore extends BaseStore {
     try {
       await store.scripts.open(store.k.meta);
       const { durability, note } = await detectDurability(store.client);
-      store.durabilityNote = note;
-      store.capabilities = { ...store.capabilities, durability };
+      const { wait, waitTimeoutMs } = store.settings;
+      // Only when the server really waits for a replica before an acknowledgement (docs/replication-redis.md).
+      store.durabilityNote = wait > 0 ? `acknowledged after WAIT ${wait} ${waitTimeoutMs} confirms ${wait} replica(s); on the master: ${note}` : note;
+      store.capabilities = { ...store.capabilities, durability: wait > 0 ? 'replicated' : durability };
     } catch (err) {
       await store.close().catch(() => undefined);
       throw mapRedisError(err, 'open', false);
@@ -208,6 +238,25 @@ export class RedisStore extends BaseStore {
     return swept;
   }
 
+  // ------------------------------------------------------------------ replication
+
+  /** The serving master, its replicas (INFO replication), the sentinels, what an acknowledgement means, a detected loss. */
+  async replication(): Promise<ReplicationState> {
+    this.assertOpen();
+    // The head script answers the store's loss latch (DATALOST), which another process may have set.
+    await this.run(SCRIPTS.head, [this.k.meta], [], 'replication state', false).catch(() => undefined);
+    return replicationState(this.client, this.serving, this.capabilities.durability, this.durabilityNote, this.scripts.lost);
+  }
+
+  /**
+   * An operator accepts a detected loss (DataLostError): every process's
+   * operations go on, revisions above every one handed out before (the
+   * counter jumped past the lost range when the loss was found).
+   */
+  async acceptLoss(): Promise<void> {
+    await this.scripts.acceptLoss(this.k.meta);
+  }
+
   // ------------------------------------------------------------------ watch
 
   /**
@@ -238,6 +287,7 @@ export class RedisStore extends BaseStore {
    */
   protected async doClose(): Promise<void> {
     if (this.sweeper) clearInterval(this.sweeper);
+    this.serving.detach();
     for (const queue of [...this.watchers]) queue.end();
     this.waker.close();
     await this.inFlight.drain(this.settings.closeTimeoutMs);

@@ -17,6 +17,20 @@ export interface RedisStoreOptions extends StoreOptions {
    * What is left then is answered with ClosedError (`ambiguous` for a write that was sent: it may still commit).
    */
   closeTimeoutMs?: number;
+  /**
+   * Acknowledge a write only once `WAIT wait waitTimeoutMs` confirms that many replicas have it
+   * (replication.ts); default 0: as soon as the primary has it. With wait ≥ 1 reads also wait for
+   * the replicas to hold everything they show, and capabilities.durability is `replicated`.
+   */
+  wait?: number;
+  /** How long a write waits for its replicas before it is answered "may or may not have committed"; default 2000 ms. */
+  waitTimeoutMs?: number;
+  /**
+   * Detection of acknowledged writes lost in a failover (scripts.ts: lineage and gaps); default on
+   * for a Sentinel URL or wait ≥ 1, off for a single server. `false` in replicated mode is unsafe:
+   * revisions may be handed out twice after a failover. It exists for the tests' canary.
+   */
+  lossDetection?: boolean;
 }
 
 /** The options with their defaults, checked. */
@@ -27,9 +41,12 @@ export interface RedisSettings {
   closeTimeoutMs: number;
   /** 0: no sweeper. */
   sweepIntervalMs: number;
+  /** Replicas a write waits for (0: none). */
+  wait: number;
+  waitTimeoutMs: number;
 }
 
-const URL_OPTIONS = ['prefix', 'historyDepth', 'changeLogRevisions', 'sweepIntervalMs', 'watchBlockMs', 'closeTimeoutMs'] as const;
+export const URL_OPTIONS = ['prefix', 'historyDepth', 'changeLogRevisions', 'sweepIntervalMs', 'watchBlockMs', 'closeTimeoutMs', 'wait', 'waitTimeoutMs', 'lossDetection'] as const;
 /**
  * ioredis options a URL may carry, passed on to it. ioredis would take any
  * query option as a client option, as a string ("false" is true): only these,
@@ -56,14 +73,25 @@ export function parseRedisUrl(url: string): { clientUrl: string; options: RedisS
   }
   const family = parsed.searchParams.get('family');
   if (family !== null && family !== '4' && family !== '6' && family !== '0') throw new InvalidArgumentError(`redis URL option family must be 4, 6 or 0 (either), got ${JSON.stringify(family)}`);
+  const options = takeStoreOptions(parsed.searchParams);
+  return { clientUrl: parsed.toString(), options };
+}
+
+/** Takes revkit's own options out of a URL's query (the rest is the client's), checked. */
+export function takeStoreOptions(params: URLSearchParams): RedisStoreOptions {
   const fromUrl: Record<string, unknown> = {};
   for (const name of URL_OPTIONS) {
-    const v = parsed.searchParams.get(name);
+    const v = params.get(name);
     if (v === null) continue;
-    fromUrl[name] = name === 'prefix' ? v : urlInteger(name, v);
-    parsed.searchParams.delete(name);
+    if (name === 'lossDetection') {
+      if (v !== 'on' && v !== 'off') throw new InvalidArgumentError(`redis URL option lossDetection must be on or off, got ${JSON.stringify(v)}`);
+      fromUrl[name] = v === 'on';
+    } else {
+      fromUrl[name] = name === 'prefix' ? v : urlInteger(name, v);
+    }
+    params.delete(name);
   }
-  return { clientUrl: parsed.toString(), options: fromUrl as RedisStoreOptions };
+  return fromUrl as RedisStoreOptions;
 }
 
 export function redisSettings(options: RedisStoreOptions): RedisSettings {
@@ -74,7 +102,10 @@ export function redisSettings(options: RedisStoreOptions): RedisSettings {
   if (!Number.isSafeInteger(closeTimeoutMs) || closeTimeoutMs < 0) throw new InvalidArgumentError(`closeTimeoutMs must be a non-negative integer, got ${String(closeTimeoutMs)}`);
   const sweepIntervalMs = options.sweepIntervalMs ?? 1000;
   if (!Number.isSafeInteger(sweepIntervalMs) || sweepIntervalMs < 0) throw new InvalidArgumentError(`sweepIntervalMs must be a non-negative integer, got ${String(sweepIntervalMs)}`);
-  return { historyDepth, changeLogRevisions, watchBlockMs, closeTimeoutMs, sweepIntervalMs };
+  const wait = options.wait ?? 0;
+  if (!Number.isSafeInteger(wait) || wait < 0 || wait > 64) throw new InvalidArgumentError(`wait must be an integer from 0 to 64 (replicas a write waits for), got ${String(wait)}`);
+  const waitTimeoutMs = positive(options.waitTimeoutMs, 2000, 'waitTimeoutMs');
+  return { historyDepth, changeLogRevisions, watchBlockMs, closeTimeoutMs, sweepIntervalMs, wait, waitTimeoutMs };
 }
 
 /** A whole-number URL option; anything else (`10ms`, `1e3`, ``) is refused, not read as NaN or rounded. */

@@ -16,20 +16,27 @@
  * and a change-log entry (stream `log`, id `<revision>-<n>`).
  */
 import { createHash } from 'node:crypto';
+import { ACCEPT_LOSS, LINEAGE } from './lineage.js';
 
-// KEYS[1] meta hash (inc: incarnation marker, rev: counter, trimmed: change log floor).
+// KEYS[1] meta hash (inc: incarnation marker, rev: counter, trimmed: change log floor; with loss detection
+// also lineage, gaps, lost, failovers: see guard()).
 const PRELUDE = `
 local meta = KEYS[1]
 local function now_ms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
+${LINEAGE}
 -- The marker this store opened with must still be there, and the counter must not have gone
--- below a revision this process already saw: otherwise the server lost data.
-local function guard(inc, seen)
+-- below a revision this process already saw: otherwise the server lost data. seenArg is the
+-- highest revision this process saw, with an L after it when loss detection is on (lineage()).
+local function guard(inc, seenArg)
+  local digits, detect = string.match(seenArg, '^(%d+)(L?)$')
+  local seen = tonumber(digits)
   local m = redis.call('HMGET', meta, 'inc', 'rev')
   if m[1] ~= inc then return {'LOST', m[1] or ''} end
-  if tonumber(m[2] or '0') < tonumber(seen) then return {'ROLLBACK', m[2] or '0'} end
+  if detect == 'L' then return lineage(seen, tonumber(m[2] or '0')) end
+  if tonumber(m[2] or '0') < seen then return {'ROLLBACK', m[2] or '0'} end
   return nil
 end
 local function parse(p)
@@ -320,4 +327,5 @@ export const SCRIPTS = {
   head: script('head', HEAD),
   start: script('start', START),
   open: script('open', OPEN),
+  acceptLoss: script('acceptLoss', ACCEPT_LOSS),
 };
