@@ -7,7 +7,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { MemoryStore } from '../../src/memory/index.js';
 import { open } from '../../src/open.js';
+import { startServer } from '../server-helpers.js';
 import { freePort, launchBrowser, SCREENSHOTS, serve, signIn, type Served } from './support.js';
 
 const ADMIN = 'console-admin-token-0123456789';
@@ -505,5 +507,40 @@ describe('web console (headless Chromium, revkit serve on SQLite)', { timeout: 1
     await page.getByRole('button', { name: 'Open' }).click();
     await page.getByText(/The server refused the token/).waitFor();
     expect(await page.evaluate(() => sessionStorage.getItem('revkit.console.token'))).toBeNull();
+  });
+});
+
+describe('web console: the replication panel', { timeout: 180_000 }, () => {
+  it('a store without replication (SQLite) says so', async () => {
+    const page = await newPage();
+    await signIn(page, base, ADMIN);
+    await expect.poll(() => page.getByTestId('replication').textContent(), WAIT).toBe('replication: none (sqlite)');
+  });
+
+  it('a replicated store: the serving member, members and roles, durability, failovers, and a detected loss as an alert', async () => {
+    // A memory store given the state a replicated engine reports (the engines' real states are their suites' business).
+    const store = new MemoryStore();
+    store.replication = async () => ({
+      serving: '10.0.0.2:5432',
+      members: [{ address: '10.0.0.2:5432', role: 'primary' }, { address: '10.0.0.1:5432', role: 'standby', state: 'streaming' }],
+      durability: 'replicated', note: 'synchronous_commit=on with a synchronous standby', failovers: 2,
+      lost: { after: 41, upTo: 57, message: 'the new primary lacks revisions 42..57' },
+    });
+    const { server: replicated, url } = await startServer({ store, adminToken: ADMIN });
+    try {
+      const page = await newPage();
+      await signIn(page, url, ADMIN);
+      const panel = page.getByRole('region', { name: 'Replication' });
+      await expect.poll(() => panel.getByTestId('serving').textContent(), WAIT).toBe('10.0.0.2:5432');
+      expect(await panel.locator('summary').textContent()).toContain('replicated · 2 failovers');
+      await panel.locator('summary').click();
+      const rows = await panel.locator('tbody tr').allTextContents();
+      expect(rows).toEqual(['10.0.0.2:5432primary—', '10.0.0.1:5432standbystreaming']);
+      expect(await page.getByTestId('data-lost').textContent()).toContain('revisions 42–57');
+      expect(await page.getByRole('alert').count()).toBeGreaterThan(0);
+      await page.screenshot({ path: join(SCREENSHOTS, 'replication.png') });
+    } finally {
+      await replicated.close();
+    }
   });
 });

@@ -8,6 +8,17 @@ export interface Info {
   requirePreconditions: boolean;
   limits: { maxPageSize: number; maxValueBytes: number };
   principal: { name: string; scopes: Scope[] };
+  /** The store's replication state (null: none; absent: a server before issue 25). */
+  replication?: Replication | null;
+}
+
+export interface Replication {
+  serving: string | null;
+  members: Array<{ address: string; role: string; state?: string }>;
+  durability: string;
+  note: string;
+  failovers: number;
+  lost?: { after?: number; upTo?: number; detectedAt?: string; message: string };
 }
 
 export interface Meta {

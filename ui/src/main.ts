@@ -8,6 +8,7 @@ import { KeyBrowser } from './browser';
 import { CreateKey } from './create';
 import { KeyView } from './keyview';
 import { LiveTail } from './live';
+import { ReplicationPanel } from './replication';
 import { Notice, writerFor, type Note } from './widgets';
 
 const TOKEN = 'revkit.console.token';
@@ -84,6 +85,7 @@ function App() {
       </div>
       <p class="who"><span>${info.principal.name}</span> <span class=${canWriteAnything ? 'badge' : 'badge ro'} data-testid="access">${canWriteAnything ? scopes.map((s) => `${s.access} ${s.prefix || '*'}`).join(', ') : 'read-only'}</span> <span class="muted">${info.backend}</span>
         ${token ? html`<button type="button" class="link" onClick=${signOut}>Sign out</button>` : null}</p>
+      <${ReplicationPanel} api=${api} initial=${info.replication} backend=${info.backend} />
     </header>
     <main id="section-panel-keys" role="tabpanel" aria-labelledby="section-keys" class="keys" hidden=${tab !== 'keys'}>
       <${KeyBrowser} api=${api} scopes=${scopes} folder=${folder} setFolder=${(f: string) => setFolder(f)} selected=${selected} reload=${reload}
