@@ -129,7 +129,11 @@ export async function commitAtomicBatch(parts: AtomicParts, ops: AtomicOp[]): Pr
       if (result.written > 0) parts.wakeUps.signalChange(keys);
       // Wrote nothing and saw no written key: the head, a revision already committed (0 would replay everything before it).
       if (result.written === 0 && result.revision === 0) return { revision: await parts.head() };
-      revisions.seen(result.revision);
+      if (result.written > 0) {
+        // Only the sets: a delete of a key that was not live wrote nothing to check for.
+        for (const op of ops) if (op.type === 'set') revisions.acked(op.key, result.revision);
+      }
+      revisions.delivered(result.revision);
       return { revision: result.revision };
     } catch (err) {
       // A deadlock or serialization failure before COMMIT rolled everything back: try again.

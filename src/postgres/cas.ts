@@ -44,7 +44,7 @@ export class ConditionalWrites {
     const write: Write = { key, del: false, value: bytes, ttlMs: options.ttlMs ?? null, writer: options.writer ?? null, kind, arg };
     const row = kind === 'value' ? await this.byValue(write, options.ifValue) : await this.putRow(write, expected);
     this.wakeUps.signalChange([key]);
-    this.revisions.seen(num(row.revision));
+    this.revisions.acked(key, num(row.revision));
     return this.rows.toEntry<T>(key, { ...row, writer: options.writer ?? null }, this.rows.codec.decode(new Uint8Array(bytes)));
   }
 
@@ -70,7 +70,7 @@ export class ConditionalWrites {
     const row = kind === 'value' ? await this.byValue(write, options.ifValue) : kind === 'never' ? await this.writeOne(write) : await this.sender.submit(write);
     if (row.revision !== null && row.revision !== undefined) {
       this.wakeUps.signalChange([key]);
-      this.revisions.seen(num(row.revision));
+      this.revisions.acked(key, num(row.revision));
       return num(row.revision);
     }
     if (row.found ? row.ok !== true : kind === 'rev') {

@@ -8,6 +8,7 @@ import pg from 'pg';
 import type { Pool, PoolClient, QueryConfig, QueryResult, QueryResultRow } from 'pg';
 import { BackendError, ClosedError, ConflictError, InvalidArgumentError, type Durability } from '../core/index.js';
 import { isServerUnavailable, mapPgError, type PgWhere } from './errors.js';
+import { durabilityOf } from './replication.js';
 import { num, optNum, type Row } from './rows.js';
 
 /** A call using a connection: close() answers it with ClosedError if it does not finish in time. */
@@ -31,9 +32,10 @@ export interface Lifecycle {
 export const CLOSE_CLEANUP_MS = 5_000;
 
 /** The pool fromUrl makes (and close() ends). */
-export function createPool(connectionString: string, poolSize: number, connectTimeoutMs: number): Pool {
+export function createPool(connectionString: string, poolSize: number, connectTimeoutMs: number, Client?: typeof pg.Client): Pool {
   const pool = new pg.Pool({
     connectionString,
+    ...(Client ? { Client } : {}),
     max: poolSize,
     connectionTimeoutMillis: connectTimeoutMs,
     idleTimeoutMillis: 30_000,
@@ -83,11 +85,15 @@ export async function readServerSettings(client: PoolClient, where: PgWhere): Pr
   return durabilityOf(String(row.fsync), String(row.sc), String(row.standbys));
 }
 
-function durabilityOf(fsync: string, syncCommit: string, standbys: string): Durability {
-  if (fsync !== 'on' || syncCommit === 'off') return 'os-buffered';
-  if (standbys.trim() !== '' && (syncCommit === 'on' || syncCommit === 'remote_apply' || syncCommit === 'remote_write')) return 'replicated';
-  return 'fsync';
+
+/** What Connections asks of loss detection (Lineage). */
+export interface ConnectionGuard {
+  check(client: PoolClient): Promise<void>;
+  assertNotLost(): void;
 }
+
+/** Calls that still run while a loss is latched: opening the store, reading its replication state, accepting the loss, polling for it. */
+export const LOSS_EXEMPT = new Set(['open', 'replication', 'accept loss', 'loss check']);
 
 /** A store's connections: every call on one is tracked until it settles, so close() can answer it. */
 export class Connections {
@@ -97,6 +103,8 @@ export class Connections {
   private readonly sql: Record<string, string> = {};
   /** What connection errors name: the address (no password), the pool's size, the server's max_connections once seen. */
   readonly where: PgWhere;
+  /** Checks each new connection before its first use (loss detection, lineage.ts); none for a store without it. */
+  guard: ConnectionGuard | undefined;
 
   constructor(
     readonly pool: Pool,
@@ -124,11 +132,41 @@ export class Connections {
     for (;;) {
       this.assertOpen();
       try {
-        return await this.pool.connect();
+        const client = await this.pool.connect();
+        if (this.guard) await this.guarded(client, what);
+        return client;
       } catch (err) {
         if (!isServerUnavailable(err) || Date.now() + delay > deadline || this.store.isClosed) throw mapPgError(err, { writeSent: false, what, connecting: true, where: this.where });
         await new Promise((r) => setTimeout(r, delay));
         delay = Math.min(delay * 2, 500);
+      }
+    }
+  }
+
+  /**
+   * A new connection's member is checked (Lineage.check: writable, its
+   * timeline met and checked for lost writes) before first use; then a
+   * latched loss fails every call but those that deal with it.
+   */
+  private async guarded(client: PoolClient, what: string): Promise<void> {
+    const guard = this.guard as ConnectionGuard;
+    // The member may die during the check: its 'error' event must not go unheard (the query fails with it too).
+    const onError = () => undefined;
+    client.on('error', onError);
+    try {
+      await guard.check(client);
+    } catch (err) {
+      client.release(err instanceof Error ? err : true);
+      throw err;
+    } finally {
+      client.off('error', onError);
+    }
+    if (!LOSS_EXEMPT.has(what)) {
+      try {
+        guard.assertNotLost();
+      } catch (err) {
+        client.release();
+        throw err;
       }
     }
   }
@@ -262,7 +300,8 @@ export async function bounded(p: Promise<unknown>, ms: number): Promise<void> {
 function connectionStillGood(err: unknown): boolean {
   const code = (err as { code?: unknown } | null)?.code;
   if (typeof code !== 'string' || !/^[0-9A-Z]{5}$/.test(code)) return false;
-  return !(code.startsWith('08') || code.startsWith('57P') || code.startsWith('53') || code.startsWith('58'));
+  // 25006: the member is read-only now; a new connection may find the primary.
+  return !(code.startsWith('08') || code.startsWith('57P') || code.startsWith('53') || code.startsWith('58') || code === '25006');
 }
 
 function RevkitErrorLike(err: unknown): boolean {

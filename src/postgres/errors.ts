@@ -77,6 +77,9 @@ function tooManyClients(err: unknown, code: string | undefined, message: string,
  *   - 40001 serialization failure, 40P01 deadlock, 55P03 lock not available,
  *     57014 query canceled (statement_timeout): the statement failed and
  *     rolled back → transient, not ambiguous.
+ *   - 25006 read_only_sql_transaction (a standby, or a demoted primary back
+ *     as one): refused, nothing written → transient, not ambiguous; the
+ *     connection is discarded and the next one tries the other hosts.
  *   - 53300 too many connections (and its messages without a code): the
  *     server refused a new connection because max_connections are taken →
  *     transient, never ambiguous (nothing is sent before a connection is
@@ -111,6 +114,11 @@ export function mapPgError(err: unknown, ctx: PgErrorContext): RevkitError {
   if (code !== undefined && /^[0-9A-Z]{5}$/.test(code)) {
     if (code === '40001' || code === '40P01' || code === '55P03' || code === '57014') {
       return new BackendError(`postgres ${ctx.what} failed (${code}: ${message}); nothing was written`, { transient: true, ambiguous: false, cause: err });
+    }
+    if (code === '25006') {
+      // read_only_sql_transaction: the member is (or became) a standby, e.g. a demoted primary back as one.
+      // The statement was refused, so nothing was written; a connection elsewhere may take it.
+      return new BackendError(`${where} is read-only (a standby?) and refused ${ctx.what} (${code}: ${message}); nothing was written, the next connection tries the other hosts`, { transient: true, ambiguous: false, cause: err });
     }
     if (code.startsWith('08') || code === '57P01' || code === '57P02' || code === '57P03' || code === '57P05' || code.startsWith('53') || code.startsWith('58')) {
       const what = ctx.connecting ? `${where} refused a connection for ${ctx.what}` : `the connection to ${where} was lost during ${ctx.what}`;
@@ -150,6 +158,6 @@ export function isServerUnavailable(err: unknown): boolean {
   const e = err as { code?: unknown; message?: unknown } | null;
   const code = typeof e?.code === 'string' ? e.code : undefined;
   const message = causeText(err);
-  if (code === '57P03' || code === '57P01' || code === '57P02' || code?.startsWith('08')) return true;
+  if (code === '57P03' || code === '57P01' || code === '57P02' || code === '25006' || code?.startsWith('08')) return true;
   return isConnectionFailure(code, message);
 }

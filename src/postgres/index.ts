@@ -50,14 +50,17 @@ import type { Pool, PoolClient } from 'pg';
 import {
   AsyncQueue, BaseStore, DEFAULT_MAX_VALUE_BYTES, assertKey, assertRevision, jsonCodec, keyFilter,
   type AtomicOp, type Capabilities, type DeleteOptions, type Entry, type HistoryOptions, type ListOptions, type ListPage,
-  type PutOptions, type StoredRecord, type WatchEvent, type WatchOptions,
+  type PutOptions, type ReplicationState, type StoredRecord, type WatchEvent, type WatchOptions,
 } from '../core/index.js';
 import { commitAtomicBatch, type AtomicParts } from './atomic.js';
 import { ConditionalWrites } from './cas.js';
 import { CLOSE_CLEANUP_MS, Connections, bounded, createPool, readServerSettings } from './connection.js';
+import { MemberRing } from './hosts.js';
+import { Lineage, POLL_MS } from './lineage.js';
 import { WakeUps } from './notify.js';
 import { settingsOf, urlSettings, type PostgresStoreOptions } from './options.js';
 import { Reads } from './reads.js';
+import { readReplication } from './replication.js';
 import { Revisions } from './revisions.js';
 import { RowCodec } from './rows.js';
 import { dropStore, migrate, names, type Names } from './schema.js';
@@ -83,8 +86,10 @@ export class PostgresStore extends BaseStore {
   private readonly writes: ConditionalWrites;
   private readonly atomicParts: AtomicParts;
   private readonly sweeper: Sweeper;
+  private readonly lineage: Lineage;
+  private lossPoll: NodeJS.Timeout | undefined;
 
-  private constructor(readonly pool: Pool, private readonly ownsPool: boolean, private readonly options: PostgresStoreOptions) {
+  private constructor(readonly pool: Pool, private readonly ownsPool: boolean, private readonly options: PostgresStoreOptions, private readonly ring?: MemberRing) {
     super();
     this.names = names(options.schema ?? 'public', options.prefix ?? 'revkit_');
     this.rows = new RowCodec(options.codec ?? jsonCodec, options.maxValueBytes ?? DEFAULT_MAX_VALUE_BYTES);
@@ -99,13 +104,23 @@ export class PostgresStore extends BaseStore {
     this.writes = new ConditionalWrites(this.conn, this.names, this.rows, this.revisions, this.wakeUps, (key) => this.getRecord(key), settings.batchesInFlight);
     this.atomicParts = { conn: this.conn, names: this.names, rows: this.rows, revisions: this.revisions, wakeUps: this.wakeUps, head: () => this.headRevision() };
     this.sweeper = new Sweeper(this.conn, this.names, this, this.wakeUps, settings);
+    if (ring && ring.members.length > 1) {
+      const a = this.conn.where.address;
+      this.conn.where.address = a.replace(/@[^/]*\//, `@${ring.members.map((m) => m.address).join(',')}/`).replace(/^postgres:\/\/[^@/]*:\d+\//, `postgres://${ring.members.map((m) => m.address).join(',')}/`);
+    }
+    const detect = options.lossDetection ?? process.env.REVKIT_TEST_PG_NO_LOSS_DETECTION !== '1';
+    this.lineage = new Lineage(this.names, () => this.conn.where.address, detect);
+    this.conn.guard = this.lineage;
+    if (detect) this.revisions.listener = this.lineage;
   }
 
   /** Opens a store on its own pool; `close()` ends that pool. See options.ts for the URL form. */
   static async fromUrl(url: string, options: PostgresStoreOptions = {}): Promise<PostgresStore> {
-    const { connectionString, merged, poolSize, connectTimeoutMs } = urlSettings(url, options);
-    const pool = createPool(connectionString, poolSize, connectTimeoutMs);
-    const store = new PostgresStore(pool, true, merged);
+    const { connectionString, merged, poolSize, connectTimeoutMs, members } = urlSettings(url, options);
+    // Several hosts: each new connection goes to the member that accepts writes (hosts.ts).
+    const ring = members.length > 1 ? new MemberRing(members) : undefined;
+    const pool = createPool(connectionString, poolSize, connectTimeoutMs, ring?.clientClass());
+    const store = new PostgresStore(pool, true, merged, ring);
     try {
       await store.init();
     } catch (err) {
@@ -127,15 +142,57 @@ export class PostgresStore extends BaseStore {
       if (this.options.migrate !== false) await migrate(client, this.names);
       const durability = await readServerSettings(client, this.conn.where);
       this.capabilities = { ...this.capabilities, durability };
+      // The tables loss detection keeps exist now: meet this member's timeline (lineage.ts).
+      this.lineage.ready = true;
+      await this.lineage.check(client);
       await this.revisions.observe(client);
     });
     this.sweeper.start();
+    if (this.lineage.enabled) {
+      // Another process may latch a loss: hear of it within POLL_MS (a new connection also checks).
+      this.lossPoll = setInterval(() => {
+        if (!this.isClosed) this.conn.withClient('loss check', false, (c) => this.lineage.refresh(c)).catch(() => undefined);
+      }, POLL_MS);
+      this.lossPoll.unref();
+    }
+  }
+
+  /**
+   * The replicated engine as this store sees it: the member serving its
+   * writes, the standbys that member streams to, what an acknowledgement
+   * means (replication.ts), the timeline changes met, a latched loss.
+   */
+  async replication(): Promise<ReplicationState> {
+    this.assertOpen();
+    const r = await this.conn.withClient('replication', false, async (c) => {
+      await this.lineage.refresh(c);
+      return readReplication(c);
+    });
+    const serving = this.ring?.serving?.address ?? this.conn.where.address.replace(/^postgres:\/\/(?:[^@/]*@)?/, '').replace(/\/.*$/, '');
+    const state: ReplicationState = {
+      serving,
+      members: [{ address: serving, role: 'primary', state: this.lineage.timeline === undefined ? 'serving' : `serving, timeline ${this.lineage.timeline}` }, ...r.standbys],
+      durability: r.durability,
+      note: r.note,
+      failovers: this.lineage.failovers,
+    };
+    const l = this.lineage.lost;
+    if (l) state.lost = { ...l, message: `acknowledged writes with revisions after ${l.after} up to ${l.upTo} are not on the serving member` };
+    return state;
+  }
+
+  /** An operator accepts a detected loss (lineage.ts): operations stop failing with DataLostError in every process (the others within a second). */
+  async acceptLoss(): Promise<void> {
+    this.assertOpen();
+    await this.conn.withClient('accept loss', true, (c) => this.lineage.accept(c));
   }
 
   async getRecord<T = unknown>(key: string): Promise<StoredRecord<T> | null> {
     this.assertOpen();
     assertKey(key);
-    return this.reads.record<T>(key);
+    const record = await this.reads.record<T>(key);
+    if (record) this.revisions.delivered(record.revision);
+    return record;
   }
 
   async list<T = unknown>(options: ListOptions = {}): Promise<ListPage<T>> {
@@ -198,6 +255,7 @@ export class PostgresStore extends BaseStore {
   /** Ends every watch, settles every call in flight (Connections.settleCalls), then ends the pool if it is the store's. */
   protected async doClose(): Promise<void> {
     this.sweeper.stop();
+    clearInterval(this.lossPoll);
     this.hub.endAll();
     const listening = this.wakeUps.stopListening();
     await this.conn.settleCalls();

@@ -4,6 +4,10 @@
  * URL form (what `open()` accepts):
  *
  *   postgres://user:pass@host:5432/db?prefix=revkit_&schema=public
+ *   postgres://user:pass@h1:5432,h2:5433/db   several hosts, as libpq takes them: revkit
+ *       connects to the one that accepts writes (target_session_attrs=read-write,
+ *       the only behaviour; the option may say read-write or primary) and moves to
+ *       a promoted standby after a failover (hosts.ts, lineage.ts)
  *
  * revkit-specific query parameters (removed before the URL reaches pg):
  *   prefix              table name prefix, default `revkit_` ([a-z_][a-z0-9_]*, ≤ 40 chars)
@@ -30,6 +34,7 @@
  */
 import { InvalidArgumentError, type StoreOptions } from '../core/index.js';
 import { assertKnownUrlOptions, redactUrl, withoutUrlInput } from '../core/redact.js';
+import { splitHosts, type Member } from './hosts.js';
 
 export interface PostgresStoreOptions extends StoreOptions {
   /** Schema holding the tables; default `public`. */
@@ -85,6 +90,14 @@ export interface PostgresStoreOptions extends StoreOptions {
    * is cancelled on the server (best effort) and its connection discarded.
    */
   closeTimeoutMs?: number;
+  /**
+   * @internal Test-only canary: `false` turns off loss detection after a
+   * failover (no timeline check, no sequence gap, no DataLostError), so a
+   * test can show its verdict catches what then goes wrong. Also
+   * REVKIT_TEST_PG_NO_LOSS_DETECTION=1 in the environment (for worker
+   * processes that open the store by URL). Never for production.
+   */
+  lossDetection?: boolean;
 }
 
 const URL_OPTIONS = [
@@ -102,7 +115,10 @@ const PG_URL_OPTIONS = [
   'host', 'port', 'user', 'password', 'options', 'application_name', 'fallback_application_name', 'client_encoding',
   'ssl', 'sslmode', 'sslcert', 'sslkey', 'sslrootcert', 'sslnegotiation', 'uselibpqcompat',
   'statement_timeout', 'lock_timeout', 'idle_in_transaction_session_timeout', 'query_timeout', 'connect_timeout',
+  'target_session_attrs',
 ] as const;
+/** What revkit does with several hosts (writes go to the primary): libpq's names for it. Other values are refused. */
+const TARGET_SESSION_ATTRS = ['read-write', 'primary'];
 
 /** The pool size fromUrl uses unless told otherwise (see PostgresStoreOptions.poolSize for why 5). */
 export const DEFAULT_POOL_SIZE = 5;
@@ -136,10 +152,12 @@ export function settingsOf(options: PostgresStoreOptions): Settings {
 }
 
 /** What fromUrl opens: pg's connection string (revkit's options taken out), the URL's options under the given ones, the pool's size and connect timeout. */
-export function urlSettings(url: string, options: PostgresStoreOptions): { connectionString: string; merged: PostgresStoreOptions; poolSize: number; connectTimeoutMs: number } {
-  const { connectionString, fromUrl, connectTimeoutMs } = parseUrl(url);
+export function urlSettings(url: string, options: PostgresStoreOptions): { connectionString: string; merged: PostgresStoreOptions; poolSize: number; connectTimeoutMs: number; members: Member[] } {
+  // Several hosts (h1:5432,h2:5433): split off here, the rest is read as a one-host URL.
+  const split = splitHosts(url);
+  const { connectionString, fromUrl, connectTimeoutMs } = parseUrl(split.url);
   const merged: PostgresStoreOptions = { ...fromUrl, ...stripUndefined(options) };
-  return { connectionString, merged, poolSize: positive(merged.poolSize, DEFAULT_POOL_SIZE, 'poolSize'), connectTimeoutMs: connectTimeoutMs ?? 10_000 };
+  return { connectionString, merged, poolSize: positive(merged.poolSize, DEFAULT_POOL_SIZE, 'poolSize'), connectTimeoutMs: connectTimeoutMs ?? 10_000, members: split.members };
 }
 
 function parseUrl(url: string): { connectionString: string; fromUrl: PostgresStoreOptions; connectTimeoutMs?: number } {
@@ -158,6 +176,13 @@ function parseUrl(url: string): { connectionString: string; fromUrl: PostgresSto
     if (!/^\d+$/.test(connectTimeout) || !Number.isSafeInteger(seconds)) throw new InvalidArgumentError(`postgres URL option connect_timeout must be a non-negative integer (seconds), got ${JSON.stringify(connectTimeout)}`);
     connectTimeoutMs = seconds * 1000;
     parsed.searchParams.delete('connect_timeout');
+  }
+  const attrs = parsed.searchParams.get('target_session_attrs');
+  if (attrs !== null) {
+    if (!TARGET_SESSION_ATTRS.includes(attrs)) {
+      throw new InvalidArgumentError(`postgres URL option target_session_attrs must be ${TARGET_SESSION_ATTRS.join(' or ')} (revkit writes, so it always connects to the member that accepts writes), got ${JSON.stringify(attrs)}`);
+    }
+    parsed.searchParams.delete('target_session_attrs');
   }
   const fromUrl: PostgresStoreOptions = {};
   for (const name of URL_OPTIONS) {

@@ -28,6 +28,21 @@ export class Revisions {
 
   constructor(private readonly conn: Connections, private readonly names: Names) {}
 
+  /** Loss detection (lineage.ts) hears of every acknowledged write and every committed revision told to a caller. */
+  listener: { noteAck(key: string, revision: number): void; noteSeen(revision: number): void } | undefined;
+
+  /** A write of `key` was acknowledged at `revision`. */
+  acked(key: string, revision: number): void {
+    this.seen(revision);
+    this.listener?.noteAck(key, revision);
+  }
+
+  /** A committed revision was told to a caller (a read, a watch event, an atomic commit). */
+  delivered(revision: number): void {
+    this.seen(revision);
+    this.listener?.noteSeen(revision);
+  }
+
   /** Remembers a revision seen handed out (see known). */
   seen(revision: number): void {
     if (revision > this.known) this.known = revision;

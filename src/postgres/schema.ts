@@ -24,6 +24,11 @@ import { InvalidArgumentError } from '../core/index.js';
  *                 revision handed out, then a fresh xid); kept for processes
  *                 of earlier versions sharing the store.
  * - `<p>schema_migrations`  applied migration versions.
+ * - `<p>timelines`  each WAL timeline of the server revkit met (a new one
+ *                 after every promotion of a standby), with the sequence
+ *                 value found on it and the floor it was raised to.
+ * - `<p>losses`   detected losses of acknowledged writes (a revision range
+ *                 each), until an operator accepts them (lineage.ts).
  */
 export interface Names {
   schema: string;
@@ -36,6 +41,10 @@ export interface Names {
   next: string;
   watchMark: string;
   migrations: string;
+  /** Timelines of the server revkit met (loss detection, lineage.ts). */
+  timelines: string;
+  /** Detected losses of acknowledged writes, until an operator accepts them. */
+  losses: string;
   /** LISTEN/NOTIFY channel (an identifier, ≤ 63 bytes). */
   channel: string;
   /** Short tag used in prepared statement names. */
@@ -63,6 +72,8 @@ export function names(schema: string, prefix: string): Names {
     next: q('next_revision'),
     watchMark: q('watch_mark'),
     migrations: q('schema_migrations'),
+    timelines: q('timelines'),
+    losses: q('losses'),
     channel: `revkit_${tag}`,
     tag,
     lockKey: `revkit:${schema}.${prefix}`,
@@ -153,6 +164,26 @@ export const MIGRATIONS: Migration[] = [
        $fn$`,
     ],
   },
+  {
+    version: 2,
+    name: 'timelines and losses (replication: loss detection after a failover)',
+    sql: (n) => [
+      `CREATE TABLE IF NOT EXISTS ${n.timelines} (
+         timeline bigint PRIMARY KEY,
+         seq_at_adoption bigint NOT NULL,
+         floor bigint NOT NULL,
+         adopted_at timestamptz NOT NULL DEFAULT now()
+       )`,
+      `CREATE TABLE IF NOT EXISTS ${n.losses} (
+         id bigserial PRIMARY KEY,
+         timeline bigint NOT NULL,
+         after bigint NOT NULL,
+         up_to bigint NOT NULL,
+         detected_at timestamptz NOT NULL DEFAULT now(),
+         accepted_at timestamptz
+       )`,
+    ],
+  },
 ];
 
 export const LATEST_VERSION = MIGRATIONS[MIGRATIONS.length - 1]?.version ?? 0;
@@ -193,7 +224,7 @@ export async function migrate(client: PoolClient, n: Names): Promise<number[]> {
 
 /** Drops every object of a store (tests, benchmarks). */
 export async function dropStore(client: Pick<PoolClient, 'query'>, n: Names): Promise<void> {
-  await client.query(`DROP TABLE IF EXISTS ${n.kv}, ${n.changes}, ${n.meta}, ${n.migrations}`);
+  await client.query(`DROP TABLE IF EXISTS ${n.kv}, ${n.changes}, ${n.meta}, ${n.migrations}, ${n.timelines}, ${n.losses}`);
   await client.query(`DROP FUNCTION IF EXISTS ${n.next}()`);
   await client.query(`DROP FUNCTION IF EXISTS ${n.watchMark}()`);
   await client.query(`DROP SEQUENCE IF EXISTS ${n.seq}`);

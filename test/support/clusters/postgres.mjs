@@ -5,6 +5,7 @@
  *
  *   const cluster = await startPostgresCluster({ synchronous: true });
  *   cluster.url         // postgres://postgres@127.0.0.1:P1,127.0.0.1:P2/test (both members; revkit writes to the primary)
+ *   cluster.paramUrl    // the same as postgres://postgres@/test?host=127.0.0.1,127.0.0.1&port=P1,P2
  *   cluster.singleUrl   // postgres://postgres@127.0.0.1:<a standalone server, same build and settings>/test
  *   cluster.holdReplication();            // SIGSTOP the primary's walsenders: commits from now on never reach the standby
  *   await cluster.failover({ log, mark }); // SIGKILL the primary (and its children), promote the standby,
@@ -19,12 +20,15 @@
  * PostgreSQL refuses to run as root: as root, every tool runs as the
  * `postgres` OS user (runuser), as test/support/servers.ts does.
  */
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { appendFileSync, chownSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import pg from 'pg';
+
+const execFileAsync = promisify(execFile);
 
 const HOST = '127.0.0.1';
 const asRoot = process.getuid?.() === 0;
@@ -138,11 +142,12 @@ export async function startPostgresCluster(options = {}) {
   const uid = asRoot ? Number(execFileSync('id', ['-u', 'postgres'], { encoding: 'utf8' }).trim()) : undefined;
   const gid = asRoot ? Number(execFileSync('id', ['-g', 'postgres'], { encoding: 'utf8' }).trim()) : undefined;
   if (asRoot) chownSync(dir, uid, gid);
-  const run = (tool, args) => {
+  // Asynchronous: the test process (and any store it runs) goes on while a tool runs.
+  const run = async (tool, args) => {
     const cmd = join(bin, tool);
     const [file, argv] = asRoot ? ['runuser', ['-u', 'postgres', '--', cmd, ...args]] : [cmd, args];
     try {
-      return execFileSync(file, argv, { stdio: 'pipe', cwd: dir, encoding: 'utf8' });
+      return (await execFileAsync(file, argv, { cwd: dir, encoding: 'utf8' })).stdout;
     } catch (err) {
       throw new Error(`${tool} ${args.join(' ')} failed: ${String(err.stderr ?? err.message)}`);
     }
@@ -172,7 +177,7 @@ export async function startPostgresCluster(options = {}) {
     const opts = `-p ${node.port} -k ${dir}`;
     // A SIGKILLed postmaster's children may hold the port a moment: try again.
     await until(`${node.name} to start`, async () => {
-      run('pg_ctl', ['-D', node.data, '-l', join(dir, `${node.name}.log`), '-o', opts, '-w', '-t', '60', 'start']);
+      await run('pg_ctl', ['-D', node.data, '-l', join(dir, `${node.name}.log`), '-o', opts, '-w', '-t', '60', 'start']);
       return true;
     });
     await until(`${node.name} to answer`, () => query(node.port, 'SELECT 1'));
@@ -189,7 +194,7 @@ export async function startPostgresCluster(options = {}) {
   };
   const standbyOf = async (node, primary) => {
     node.data = join(dir, `${node.name}-${++seq}`);
-    run('pg_basebackup', ['-h', HOST, '-p', String(primary.port), '-U', 'postgres', '-D', node.data, '-R', '-X', 'stream', '-c', 'fast', '--no-sync']);
+    await run('pg_basebackup', ['-h', HOST, '-p', String(primary.port), '-U', 'postgres', '-D', node.data, '-R', '-X', 'stream', '-c', 'fast', '--no-sync']);
     // Named, so pg_stat_replication tells the members apart.
     appendFileSync(join(node.data, 'postgresql.auto.conf'), `primary_conninfo = 'host=${HOST} port=${primary.port} user=postgres application_name=${node.name}'\nrecovery_target_timeline = 'latest'\n`);
     await start(node);
@@ -212,7 +217,7 @@ export async function startPostgresCluster(options = {}) {
   let single;
   try {
     a.data = join(dir, `${a.name}-${++seq}`);
-    run('initdb', ['-D', a.data, '-U', 'postgres', '-A', 'trust', '--no-sync', '-E', 'UTF8']);
+    await run('initdb', ['-D', a.data, '-U', 'postgres', '-A', 'trust', '--no-sync', '-E', 'UTF8']);
     appendFileSync(join(a.data, 'postgresql.conf'), `\n${settings.join('\n')}\n`);
     // Without a standby yet, a synchronous primary would hold CREATE DATABASE's commit: create it first, asynchronously.
     await start(a);
@@ -237,6 +242,8 @@ export async function startPostgresCluster(options = {}) {
 
   return {
     url: `postgres://postgres@${HOST}:${a.port},${HOST}:${b.port}/test`,
+    /** The same members in libpq's other form (?host=h1,h2&port=p1,p2): a URL that WHATWG URL parsing accepts. */
+    paramUrl: `postgres://postgres@/test?host=${HOST},${HOST}&port=${a.port},${b.port}`,
     singleUrl: single?.url,
     dir,
     get primary() {
@@ -260,7 +267,7 @@ export async function startPostgresCluster(options = {}) {
       const t0 = Date.now();
       await killNode(old, mark);
       say(`postgres cluster: ${old.name} :${old.port} SIGKILLed`);
-      run('pg_ctl', ['-D', next.data, '-w', '-t', '60', 'promote']);
+      await run('pg_ctl', ['-D', next.data, '-w', '-t', '60', 'promote']);
       await until(`${next.name} to leave recovery`, async () => (await query(next.port, 'SELECT pg_is_in_recovery() AS r'))[0].r === false);
       say(`postgres cluster: ${next.name} :${next.port} promoted after ${Date.now() - t0} ms`);
       primary = next;
@@ -289,9 +296,9 @@ export async function startPostgresCluster(options = {}) {
 async function startSingle(bin, dir, run, settings) {
   const port = await freePort();
   const data = join(dir, 'single');
-  run('initdb', ['-D', data, '-U', 'postgres', '-A', 'trust', '--no-sync', '-E', 'UTF8']);
+  await run('initdb', ['-D', data, '-U', 'postgres', '-A', 'trust', '--no-sync', '-E', 'UTF8']);
   appendFileSync(join(data, 'postgresql.conf'), `\n${settings.join('\n')}\n`);
-  run('pg_ctl', ['-D', data, '-l', join(dir, 'single.log'), '-o', `-p ${port} -k ${dir}`, '-w', '-t', '60', 'start']);
+  await run('pg_ctl', ['-D', data, '-l', join(dir, 'single.log'), '-o', `-p ${port} -k ${dir}`, '-w', '-t', '60', 'start']);
   await until('the single server to answer', () => query(port, 'SELECT 1'));
   await query(port, 'CREATE DATABASE test');
   const pid = Number(readFileSync(join(data, 'postmaster.pid'), 'utf8').split('\n')[0]);

@@ -1,0 +1,176 @@
+/**
+ * Several hosts in one URL, as libpq accepts them
+ * (`postgres://u:p@h1:5432,h2:5433/db`), and connections that go to the one
+ * that accepts writes (libpq's target_session_attrs=read-write): a new
+ * connection tries the member that served last, and a member that refuses
+ * it, cannot be reached, or is read-only (a standby: pg_is_in_recovery(), or
+ * default_transaction_read_only) is skipped for the next one. node-postgres
+ * reads one host only, so the URL is split here and every pooled client is
+ * pointed at the member of the moment (MemberRing.clientClass).
+ */
+import pg from 'pg';
+import { InvalidArgumentError } from '../core/index.js';
+import { redactUrl } from '../core/redact.js';
+
+export interface Member {
+  host: string;
+  port: number;
+  /** host:port as messages and replication() name it. */
+  address: string;
+}
+
+/** The error a read-only member's connection fails with: SQLSTATE 25006 read_only_sql_transaction, so mapPgError calls it transient, nothing written. */
+export class ReadOnlyMemberError extends Error {
+  readonly code = '25006';
+}
+
+/**
+ * Splits the host list off a postgres URL: the members, and the URL with
+ * the first member alone (what URL parsing and pg get). A URL of one host
+ * comes back as it is, with that one member.
+ */
+export function splitHosts(url: string): { members: Member[]; url: string } {
+  const m = /^(postgres(?:ql)?:\/\/)([^@/?#]*@)?([^/?#]*)(.*)$/is.exec(url);
+  if (!m) return { members: [], url };
+  const [, scheme, auth = '', hostPart = '', rest = ''] = m;
+  const params = hostParams(url);
+  if (params) return params;
+  if (!hostPart.includes(',')) {
+    const one = hostPart === '' ? [] : [member(hostPart, url)];
+    return { members: one, url };
+  }
+  const members = hostPart.split(',').map((h) => member(h, url));
+  const seen = new Set<string>();
+  for (const x of members) {
+    if (seen.has(x.address)) throw new InvalidArgumentError(`postgres URL ${JSON.stringify(redactUrl(url))} names ${x.address} twice`);
+    seen.add(x.address);
+  }
+  const first = members[0] as Member;
+  return { members, url: `${scheme}${auth}${first.host.includes(':') ? `[${first.host}]` : first.host}:${first.port}${rest}` };
+}
+
+/**
+ * libpq's other form: `postgres:///db?host=h1,h2&port=5432,5433` (one port
+ * for all, or one per host). Answers undefined when the URL has no host list
+ * there.
+ */
+function hostParams(url: string): { members: Member[]; url: string } | undefined {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    return undefined;
+  }
+  const hosts = parsed.searchParams.get('host');
+  if (hosts === null || !hosts.includes(',')) return undefined;
+  if (parsed.host !== '') throw new InvalidArgumentError(`postgres URL ${JSON.stringify(redactUrl(url))} names hosts both before the path and in ?host=: use one of the two`);
+  const names = hosts.split(',');
+  const ports = (parsed.searchParams.get('port') ?? '').split(',').filter((p) => p !== '');
+  if (ports.length > 1 && ports.length !== names.length) {
+    throw new InvalidArgumentError(`postgres URL ${JSON.stringify(redactUrl(url))}: ?port= lists ${ports.length} ports for ${names.length} hosts (give one port, or one per host)`);
+  }
+  const members = names.map((h, i) => member(`${h.includes(':') ? `[${h}]` : h}${ports.length === 0 ? '' : `:${ports[ports.length === 1 ? 0 : i]}`}`, url));
+  parsed.searchParams.delete('host');
+  parsed.searchParams.delete('port');
+  const first = members[0] as Member;
+  const text = parsed.toString().replace(/^(postgres(?:ql)?:\/\/)([^@/?#]*@)?/i, (_all, sch: string, auth = '') => `${sch}${auth}${first.host.includes(':') ? `[${first.host}]` : first.host}:${first.port}`);
+  return { members, url: text };
+}
+
+function member(text: string, url: string): Member {
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]+))(?::(\d{1,5}))?$/.exec(text);
+  const port = m?.[3] === undefined ? 5432 : Number(m[3]);
+  if (!m || port < 1 || port > 65535) {
+    throw new InvalidArgumentError(`postgres URL ${JSON.stringify(redactUrl(url))}: ${JSON.stringify(text)} is not a host[:port] (several hosts: h1:5432,h2:5433)`);
+  }
+  const host = decodeURIComponent(m[1] ?? m[2] ?? '');
+  return { host, port, address: `${host.includes(':') ? `[${host}]` : host}:${port}` };
+}
+
+/** What a connection learned of its member when it was made: the member, and whether it was checked writable. */
+export interface MemberInfo {
+  member: Member;
+}
+
+const CHECK_SQL = `SELECT pg_is_in_recovery() AS recovery, current_setting('transaction_read_only') AS ro`;
+
+/** The members of a URL, and which one new connections try first (the last that accepted writes). */
+export class MemberRing {
+  private current = 0;
+  /** The member the last writable connection was made to, for messages and replication(). */
+  serving: Member | undefined;
+  /** Times new connections found another member serving than the one before. */
+  switches = 0;
+
+  constructor(readonly members: Member[]) {}
+
+  /** The member a new connection tries. */
+  pick(): Member {
+    return this.members[this.current % this.members.length] as Member;
+  }
+
+  /** `m` refused, could not be reached or is read-only: the next connection tries the next member (unless another already moved on). */
+  skip(m: Member): void {
+    if (this.pick() === m) this.current = (this.current + 1) % this.members.length;
+  }
+
+  private accepted(m: Member): void {
+    if (this.serving !== undefined && this.serving !== m) this.switches += 1;
+    this.serving = m;
+  }
+
+  /** pg's Client, pointed at the member of the moment; its connect() fails (ReadOnlyMemberError) on a read-only member and moves on. */
+  clientClass(): typeof pg.Client {
+    // eslint-disable-next-line @typescript-eslint/no-this-alias
+    const ring = this;
+    class MemberClient extends pg.Client {
+      revkitMember: Member;
+      constructor(config?: string | pg.ClientConfig) {
+        super(config);
+        const m = ring.pick();
+        this.revkitMember = m;
+        const self = this as unknown as { host: string; port: number; connectionParameters: { host: string; port: number } };
+        self.host = m.host;
+        self.port = m.port;
+        self.connectionParameters.host = m.host;
+        self.connectionParameters.port = m.port;
+        // A member dying while the check below runs emits 'error' before the pool listens: the check's query fails with it anyway.
+        this.on('error', () => undefined);
+      }
+
+      override connect(): Promise<pg.Client>;
+      override connect(callback: (err: Error) => void): void;
+      override connect(callback?: (err: Error) => void): Promise<pg.Client> | void {
+        const done = this.connectWritable().then(() => this as pg.Client);
+        if (!callback) return done;
+        // pg-pool's form: callback(null) on success.
+        done.then(() => (callback as (err: Error | null) => void)(null), (err: Error) => callback(err));
+      }
+
+      private async connectWritable(): Promise<void> {
+        const m = this.revkitMember;
+        try {
+          await super.connect();
+        } catch (err) {
+          ring.skip(m);
+          throw err;
+        }
+        let row: { recovery?: unknown; ro?: unknown } | undefined;
+        try {
+          row = (await super.query(CHECK_SQL)).rows[0] as typeof row;
+        } catch (err) {
+          ring.skip(m);
+          await this.end().catch(() => undefined);
+          throw err;
+        }
+        if (row?.recovery === true || row?.ro === 'on') {
+          ring.skip(m);
+          await this.end().catch(() => undefined);
+          throw new ReadOnlyMemberError(`postgres member ${m.address} is read-only (${row.recovery === true ? 'a standby in recovery' : 'default_transaction_read_only'}): trying the next host`);
+        }
+        ring.accepted(m);
+      }
+    }
+    return MemberClient;
+  }
+}

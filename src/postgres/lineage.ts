@@ -1,0 +1,184 @@
+/**
+ * Loss detection after a failover to an asynchronous standby.
+ *
+ * A promoted standby may lack commits the old primary acknowledged, and its
+ * revision sequence stands where the last WAL it replayed left it — so it
+ * would hand out again revisions already handed out. PostgreSQL says when
+ * this can have happened: every promotion starts a new WAL timeline. So each
+ * new connection asks its member's timeline (TIMELINE_SQL); when it is one
+ * this process has not met:
+ *
+ * 1. Adopt it (once per store, under an advisory lock): the first process to
+ *    meet a new timeline after an earlier one records it with the sequence
+ *    value found there and raises the sequence by LOSS_GAP above that and
+ *    above every revision it knows of — no revision is handed out twice.
+ * 2. Check what this process was told: the acknowledged writes it keeps
+ *    (a ring of the last RING_SIZE (key, revision)s) must be on the member,
+ *    and no revision it delivered (write, read, watch event) may lie above
+ *    the sequence value the new timeline started from (a commit that reached
+ *    the standby brought the sequence's WAL with it). Anything missing is a
+ *    loss: recorded in `<p>losses` (after, upTo], which latches it for
+ *    every process.
+ * 3. While an unaccepted loss is recorded, every operation of every process
+ *    fails with DataLostError (processes learn it on their next new
+ *    connection or within POLL_MS) until store.acceptLoss().
+ *
+ * A failover to a synchronous standby changes the timeline too: the
+ * sequence is raised (a gap) and the check finds nothing missing.
+ */
+import type { PoolClient } from 'pg';
+import { DataLostError } from '../core/index.js';
+import { ReadOnlyMemberError } from './hosts.js';
+import { num, type Row } from './rows.js';
+import type { Names } from './schema.js';
+import {
+  TIMELINE_SQL, acceptLossSql, adoptSql, missingSql, openLossSql, raiseSeqSql, recordLossSql, seqLastSql, timelinesSql,
+} from './sql/lineage.js';
+
+/** How far the sequence is raised on a new timeline: above any revision the lost commits can have drawn (a billion per failover). */
+export const LOSS_GAP = 1_000_000_000;
+/** Acknowledged writes each process keeps to check against a promoted member. */
+const RING_SIZE = 4096;
+/** How often a process asks whether another one latched a loss. */
+export const POLL_MS = 1000;
+
+export interface LossState {
+  after: number;
+  upTo: number;
+  detectedAt: string;
+}
+
+export class Lineage {
+  /** The timeline this process last served from (undefined until the first connection after open). */
+  timeline: number | undefined;
+  /** Timeline changes this process met since it opened. */
+  failovers = 0;
+  /** An unaccepted loss: every operation fails with DataLostError while it is set. */
+  lost: LossState | undefined;
+  /** After migrations ran: before, the tables this needs may not exist. */
+  ready = false;
+  private readonly ringKeys: string[] = [];
+  private readonly ringRevs: number[] = [];
+  private ringNext = 0;
+  /** The highest revision of a commit this process told a caller of. */
+  private highest = 0;
+  private readonly checked = new WeakSet<PoolClient>();
+  private adopting: { timeline: number; done: Promise<void> } | undefined;
+
+  constructor(
+    private readonly names: Names,
+    /** The store's address for DataLostError's details (redacted). */
+    private readonly address: () => string,
+    /** false: no detection at all (a test-only canary: revisions repeat, losses go unreported). */
+    readonly enabled: boolean,
+  ) {}
+
+  /** A write of `key` was acknowledged at `revision`. */
+  noteAck(key: string, revision: number): void {
+    if (!this.enabled) return;
+    this.noteSeen(revision);
+    this.ringKeys[this.ringNext] = key;
+    this.ringRevs[this.ringNext] = revision;
+    this.ringNext = (this.ringNext + 1) % RING_SIZE;
+  }
+
+  /** A committed revision was delivered to a caller (a read, a watch event, an atomic commit). */
+  noteSeen(revision: number): void {
+    if (revision > this.highest) this.highest = revision;
+  }
+
+  /** Throws DataLostError while a loss is latched. */
+  assertNotLost(): void {
+    const l = this.lost;
+    if (!l) return;
+    throw new DataLostError(
+      `postgres at ${this.address()} lost acknowledged writes in a failover: revisions after ${l.after} up to ${l.upTo} that callers were told of are not on the serving member ` +
+        `(detected ${l.detectedAt}). Every operation fails with this until an operator accepts the loss (store.acceptLoss(), revkit accept-loss)`,
+      { store: this.address(), after: l.after, upTo: l.upTo, detectedAt: l.detectedAt },
+    );
+  }
+
+  /** A new connection: its member must be writable; a timeline this process has not met is adopted and checked first. */
+  async check(client: PoolClient): Promise<void> {
+    if (!this.ready || !this.enabled || this.checked.has(client)) return;
+    const row = (await client.query<Row>(TIMELINE_SQL)).rows[0] ?? {};
+    if (row.recovery === true) throw new ReadOnlyMemberError(`postgres at ${this.address()} is a standby in recovery: it takes no writes`);
+    const timeline = parseInt(String(row.tli), 16);
+    if (timeline !== this.timeline) {
+      // One adoption at a time per process: connections made meanwhile wait for it.
+      while (this.adopting && this.adopting.timeline !== timeline) await this.adopting.done.catch(() => undefined);
+      if (timeline !== this.timeline) {
+        if (!this.adopting) {
+          const done = this.adopt(client, timeline).finally(() => (this.adopting = undefined));
+          this.adopting = { timeline, done };
+        }
+        await this.adopting.done;
+      }
+    }
+    this.checked.add(client);
+  }
+
+  private async adopt(client: PoolClient, timeline: number): Promise<void> {
+    const n = this.names;
+    const previous = this.timeline;
+    await client.query('BEGIN');
+    let rows: Row[];
+    try {
+      await client.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`${n.lockKey}:timelines`]);
+      rows = (await client.query<Row>(timelinesSql(n))).rows;
+      if (!rows.some((r) => num(r.timeline) === timeline)) {
+        const s = num((await client.query<Row>(seqLastSql(n))).rows[0]?.s);
+        // An earlier timeline recorded: this member was promoted since. Revisions go on far above anything handed out there.
+        const floor = rows.length > 0 ? Math.max(s, this.highest) + LOSS_GAP : s;
+        if (floor > s) await client.query(raiseSeqSql(n), [floor]);
+        await client.query(adoptSql(n), [timeline, s, floor]);
+        rows.push({ timeline, seq_at_adoption: s, floor });
+      }
+      await client.query('COMMIT');
+    } catch (err) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      throw err;
+    }
+    if (previous !== undefined) {
+      this.failovers += 1;
+      await this.checkTold(client, previous, timeline, rows);
+    }
+    this.timeline = timeline;
+    await this.refresh(client);
+  }
+
+  /** After a move from timeline `from`: what this process was told that the member lacks is recorded as a loss. */
+  private async checkTold(client: PoolClient, from: number, to: number, rows: Row[]): Promise<void> {
+    // The timeline promoted out of `from` (the next one recorded), else the one met now.
+    const next = rows.map((r) => ({ timeline: num(r.timeline), start: num(r.seq_at_adoption) }))
+      .filter((r) => r.timeline > from).sort((a, b) => a.timeline - b.timeline)[0] ?? { timeline: to, start: Infinity };
+    const missing = (await client.query<Row>(missingSql(this.names), [this.ringKeys, this.ringRevs])).rows.map((r) => num(r.revision));
+    this.ringKeys.length = 0;
+    this.ringRevs.length = 0;
+    this.ringNext = 0;
+    const beyond = this.highest > next.start;
+    if (missing.length === 0 && !beyond) return;
+    const low = Math.min(...missing, ...(beyond ? [next.start + 1] : []));
+    const high = Math.max(...missing, ...(beyond ? [this.highest] : []));
+    await client.query(recordLossSql(this.names), [to, low - 1, high]);
+  }
+
+  /** Reads the latch: the unaccepted losses recorded by any process. */
+  async refresh(client: PoolClient): Promise<void> {
+    if (!this.ready || !this.enabled) return;
+    const r = (await client.query<Row>(openLossSql(this.names))).rows[0];
+    if (!r || num(r.n) === 0) {
+      this.lost = undefined;
+      return;
+    }
+    const at = r.detected_at instanceof Date ? r.detected_at.toISOString() : String(r.detected_at);
+    this.lost = { after: num(r.after), upTo: num(r.up_to), detectedAt: at };
+  }
+
+  /** An operator accepts the recorded losses: operations go on, revisions above every one handed out before (the sequence was raised on adoption, and is raised above what this process saw). */
+  async accept(client: PoolClient): Promise<void> {
+    await client.query(acceptLossSql(this.names));
+    if (this.enabled) await client.query(raiseSeqSql(this.names), [this.highest]);
+    this.lost = undefined;
+  }
+}

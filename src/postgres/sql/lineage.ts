@@ -1,0 +1,54 @@
+/** What loss detection asks (lineage.ts): the member's timeline, the timelines revkit met, the loss latch. */
+import type { Names } from '../schema.js';
+
+/**
+ * The member's WAL timeline (the first 8 hex digits of the current WAL file's
+ * name) — it changes exactly when a standby is promoted — and whether it is
+ * in recovery (a standby: no timeline to ask, and no writes).
+ */
+export const TIMELINE_SQL = `SELECT pg_is_in_recovery() AS recovery,
+  CASE WHEN pg_is_in_recovery() THEN NULL ELSE substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8) END AS tli`;
+
+/** The highest revision the store's sequence handed out (on a promoted standby: the last one logged, prefetch included). */
+export function seqLastSql(n: Names): string {
+  return `SELECT CASE WHEN is_called THEN last_value ELSE last_value - 1 END AS s FROM ${n.seq}`;
+}
+
+export function timelinesSql(n: Names): string {
+  return `SELECT timeline, seq_at_adoption, floor FROM ${n.timelines} ORDER BY timeline`;
+}
+
+export function adoptSql(n: Names): string {
+  return `INSERT INTO ${n.timelines} (timeline, seq_at_adoption, floor) VALUES ($1, $2, $3)`;
+}
+
+/** Moves the sequence up to $1 at least (never down). */
+export function raiseSeqSql(n: Names): string {
+  return `SELECT setval(${n.seqLiteral}, greatest($1::bigint, (SELECT CASE WHEN is_called THEN last_value ELSE last_value - 1 END FROM ${n.seq}), 1)) AS s`;
+}
+
+/**
+ * Of the acknowledged writes ($1 keys, $2 revisions) those this member does
+ * not have: neither in the change log nor the current row. A revision at or
+ * below the highest ever pruned from the change log cannot be told apart from
+ * a pruned one, so it is not reported.
+ */
+export function missingSql(n: Names): string {
+  return `SELECT a.k AS key, a.r AS revision FROM unnest($1::text[], $2::bigint[]) AS a(k, r)
+WHERE a.r > (SELECT pruned_through FROM ${n.meta} WHERE id = 1)
+  AND NOT EXISTS (SELECT 1 FROM ${n.changes} c WHERE c.key = a.k AND c.revision = a.r)
+  AND NOT EXISTS (SELECT 1 FROM ${n.kv} v WHERE v.key = a.k AND v.revision = a.r)`;
+}
+
+export function recordLossSql(n: Names): string {
+  return `INSERT INTO ${n.losses} (timeline, after, up_to) VALUES ($1, $2, $3)`;
+}
+
+/** The losses no operator accepted yet, as one range (their hull) and when the first was detected. */
+export function openLossSql(n: Names): string {
+  return `SELECT min(after) AS after, max(up_to) AS up_to, min(detected_at) AS detected_at, count(*) AS n FROM ${n.losses} WHERE accepted_at IS NULL`;
+}
+
+export function acceptLossSql(n: Names): string {
+  return `UPDATE ${n.losses} SET accepted_at = now() WHERE accepted_at IS NULL`;
+}
