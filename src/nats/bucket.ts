@@ -2,7 +2,10 @@
  * How a store's bucket is found or made: the KV bucket `<bucket>` is the
  * stream `KV_<bucket>` with the subjects `$KV.<bucket>.>`, a normal NATS KV
  * bucket that `nats kv` and `@nats-io/kv` can read too (see README.md).
- * An existing bucket is used as it is (its history, storage and replicas win).
+ * An existing bucket is used as it is (its history and storage win), except
+ * that a `replicas` asked for explicitly must be the bucket's: a store opened
+ * with `replicas=3` on a bucket of one replica would report a durability the
+ * bucket does not have, so that is refused, naming both counts.
  */
 import type { NatsConnection } from '@nats-io/transport-node';
 import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager, type StreamConfig, type StreamInfo } from '@nats-io/jetstream';
@@ -67,5 +70,15 @@ export async function openBucket(nc: NatsConnection, options: NatsStoreOptions):
       }
     }
   }
+  assertReplicas(info, options.replicas);
   return { bucket, js, jsm, info };
+}
+
+function assertReplicas(info: StreamInfo, asked: number | undefined): void {
+  const has = info.config.num_replicas ?? 1;
+  if (asked === undefined || asked === has) return;
+  throw new InvalidArgumentError(
+    `the bucket's stream ${info.config.name} exists with replicas=${has}, not the replicas=${asked} asked for: `
+    + `leave replicas out to use it as it is, or change the stream (nats stream edit ${info.config.name} --replicas ${asked})`,
+  );
 }

@@ -1,31 +1,28 @@
 /**
  * How a `nats://` URL becomes a connection and the store options it carries.
  *
- * `nats://[user:pass@]host:port[,host2:port]?bucket=name&replicas=1&storage=file&history=64&timeoutMs=5000`;
+ * `nats://[user:pass@]host:port[,host2:port…]?bucket=name&replicas=1&storage=file&history=64&timeoutMs=5000`;
  * credentials also as `?token=…` or `?user=…&pass=…`. Any other option is refused (URL_OPTIONS).
+ * Several hosts are seeds of one cluster: the client connects to any of them
+ * and moves to another member when the one it uses goes away (url.ts).
  */
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { InvalidArgumentError } from '../core/index.js';
-import { assertKnownUrlOptions, redactUrl, withoutUrlInput } from '../core/redact.js';
+import { assertKnownUrlOptions } from '../core/redact.js';
 import { toBackendError } from './errors.js';
 import { DEFAULT_TIMEOUT_MS, type NatsStoreOptions } from './options.js';
+import { parseNatsUrl } from './url.js';
 
 /** Options a nats:// URL may carry. */
 const URL_OPTIONS = ['bucket', 'replicas', 'storage', 'history', 'timeoutMs', 'create', 'token', 'user', 'pass'] as const;
 
 /** Connects to the servers a URL names; `options` overlaid with the URL's own. */
 export async function connectUrl(url: string, options: NatsStoreOptions): Promise<{ nc: NatsConnection; options: NatsStoreOptions }> {
-  let parsed: URL;
-  try {
-    parsed = new URL(url);
-  } catch (cause) {
-    throw new InvalidArgumentError(`malformed NATS URL ${JSON.stringify(redactUrl(url))}`, { cause: withoutUrlInput(cause) });
-  }
-  const q = parsed.searchParams;
+  const parsed = parseNatsUrl(url);
+  const q = parsed.query;
   assertKnownUrlOptions(url, 'nats', q.keys(), URL_OPTIONS);
   const opts = storeOptionsOf(q, options);
-  const servers = parsed.host.split(',').filter(Boolean).map((h) => (h.includes(':') ? h : `${h}:4222`));
-  if (servers.length === 0) servers.push('127.0.0.1:4222');
+  const servers = parsed.servers;
   const connectOptions: Record<string, unknown> = {
     servers,
     name: 'revkit',
@@ -38,8 +35,9 @@ export async function connectUrl(url: string, options: NatsStoreOptions): Promis
     // driver errors in BackendError with the driver error as `cause`, so nothing is lost.
     noAsyncTraces: true,
   };
-  if (parsed.username) connectOptions.user = decodeURIComponent(parsed.username);
-  if (parsed.password) connectOptions.pass = decodeURIComponent(parsed.password);
+  if (parsed.user !== undefined) connectOptions.user = parsed.user;
+  if (parsed.pass !== undefined) connectOptions.pass = parsed.pass;
+  if (parsed.token !== undefined) connectOptions.token = parsed.token;
   if (q.has('user')) connectOptions.user = q.get('user');
   if (q.has('pass')) connectOptions.pass = q.get('pass');
   if (q.has('token')) connectOptions.token = q.get('token');

@@ -18,6 +18,13 @@ export interface NatsServerFeatures {
   directGet: boolean;
   /** Largest message the server accepts (INFO `max_payload`). */
   maxPayload: number;
+  /**
+   * `Nats-Expected-Last-Subject-Sequence` holds on a replicated (R>1) stream under concurrent
+   * publishes: nats-server 2.9.21+. Before, the check was a pre-check outside the RAFT proposal,
+   * so concurrent publishes naming the same sequence could all be stored (nats-io/nats-server#4320,
+   * fixed by #4319); seen here on 2.9.10 with three writers.
+   */
+  replicatedCas: boolean;
 }
 
 export function serverFeatures(nc: NatsConnection, cfg: StreamConfig): NatsServerFeatures {
@@ -28,6 +35,7 @@ export function serverFeatures(nc: NatsConnection, cfg: StreamConfig): NatsServe
     atomicBatch: versionAtLeast(version, 2, 12),
     directGet: cfg.allow_direct === true,
     maxPayload: nc.info?.max_payload ?? 1024 * 1024,
+    replicatedCas: versionAtLeast(version, 2, 9, 21),
   };
 }
 
@@ -54,9 +62,23 @@ export function explainRefusal(err: unknown, features: NatsServerFeatures, backe
     : `needs nats-server ${needs} or newer, this server is ${version}`);
 }
 
-export function versionAtLeast(version: string, major: number, minor: number): boolean {
-  const m = /^v?(\d+)\.(\d+)/.exec(version);
+export function versionAtLeast(version: string, major: number, minor: number, patch = 0): boolean {
+  const m = /^v?(\d+)\.(\d+)(?:\.(\d+))?/.exec(version);
   if (!m) return false;
-  const [ma, mi] = [Number(m[1]), Number(m[2])];
-  return ma > major || (ma === major && mi >= minor);
+  const [ma, mi, pa] = [Number(m[1]), Number(m[2]), Number(m[3] ?? 0)];
+  return ma !== major ? ma > major : mi !== minor ? mi > minor : pa >= patch;
+}
+
+/**
+ * A replicated bucket on a server whose compare-and-swap does not hold on replicated streams is
+ * refused: every update() there can lose a concurrent one (measured: docs/replication-nats.md).
+ */
+export function assertReplicatedCas(features: NatsServerFeatures, cfg: StreamConfig, backend: string, unsafe: boolean | undefined): void {
+  const replicas = cfg.num_replicas ?? 1;
+  if (replicas <= 1 || features.replicatedCas || unsafe === true) return;
+  throw new UnsupportedError('replicated bucket', backend,
+    `the bucket's stream ${cfg.name} has replicas=${replicas}, and nats-server ${features.version} does not hold `
+    + 'Nats-Expected-Last-Subject-Sequence on a replicated stream under concurrent writes (nats-io/nats-server#4320, '
+    + 'fixed in 2.9.21): compare-and-swap, and so update(), would lose writes. Upgrade the cluster to nats-server 2.9.21 '
+    + 'or newer, or use a bucket with replicas=1');
 }

@@ -15,22 +15,25 @@
  * - cas.ts                  puts and deletes (compare-and-swap);
  * - reads.ts                getRecord, list, history, headRevision;
  * - watch.ts, start.ts, reader.ts  watch(), where "from now" starts, the stream consumers;
- * - features.ts             what the server offers; TTL and atomic() refused, with the reason.
+ * - features.ts             what the server offers; TTL and atomic() refused, with the reason;
+ * - url.ts                  a `nats://` URL with several seed servers (a cluster);
+ * - replication.ts          replication(): the stream's leader and replicas, leader changes seen.
  */
 import type { NatsConnection } from '@nats-io/transport-node';
 import {
   BaseStore, DEFAULT_MAX_VALUE_BYTES, jsonCodec,
   type AtomicBatch, type Capabilities, type DeleteOptions, type Entry, type HistoryOptions, type ListOptions, type ListPage,
   type Mutation, type MutationOfDefaulted, type PutOptions, type StoredRecord, type UpdateOptions, type UpdateOptionsWithDefault,
-  type WatchEvent, type WatchOptions,
+  type ReplicationState, type WatchEvent, type WatchOptions,
 } from '../core/index.js';
 import { openBucket, type OpenedBucket } from './bucket.js';
 import { CasWriter } from './cas.js';
 import { BucketClient } from './client.js';
 import { connectUrl } from './connect.js';
-import { capabilitiesOf, explainRefusal, serverFeatures, type NatsServerFeatures } from './features.js';
+import { assertReplicatedCas, capabilitiesOf, explainRefusal, serverFeatures, type NatsServerFeatures } from './features.js';
 import { DEFAULT_TIMEOUT_MS, type NatsStoreOptions } from './options.js';
 import { BucketReads } from './reads.js';
+import { BucketReplication } from './replication.js';
 import { BucketWatches } from './watch.js';
 
 export { encodeKey, decodeKey, filterForPrefix, MAX_ENCODED_KEY_CHARS } from './keys.js';
@@ -49,6 +52,7 @@ export class NatsStore extends BaseStore {
   private readonly reads: BucketReads;
   private readonly writes: CasWriter;
   private readonly watches: BucketWatches;
+  private readonly replicationView: BucketReplication;
 
   private constructor(nc: NatsConnection, opened: OpenedBucket, options: NatsStoreOptions, owns: boolean) {
     super();
@@ -58,6 +62,7 @@ export class NatsStore extends BaseStore {
     this.ownsConnection = owns;
     this.bucket = bucket;
     this.features = serverFeatures(nc, cfg);
+    assertReplicatedCas(this.features, cfg, this.backend, options.unsafeReplicatedCas);
     this.capabilities = capabilitiesOf(cfg, options.durability);
     this.client = new BucketClient({
       backend: this.backend, nc, js, jsm, bucket, stream: cfg.name,
@@ -70,10 +75,11 @@ export class NatsStore extends BaseStore {
     this.writes = new CasWriter(this.client, codec, maxValueBytes, cfg.max_msg_size ?? -1, (key) => this.getRecord(key));
     const streamHasLimits = (cfg.max_age ?? 0) > 0 || (cfg.max_bytes ?? -1) > 0 || (cfg.max_msgs ?? -1) > 0;
     this.watches = new BucketWatches(this.client, codec, streamHasLimits);
+    this.replicationView = new BucketReplication(nc, this.client, cfg, this.capabilities.durability, info.cluster?.leader);
   }
 
   /**
-   * `nats://[user:pass@]host:port[,host2:port]?bucket=name&replicas=1&storage=file&history=64&timeoutMs=5000`;
+   * `nats://[user:pass@]host:port[,host2:port…]?bucket=name&replicas=1&storage=file&history=64&timeoutMs=5000`;
    * credentials also as `?token=…` or `?user=…&pass=…`. Any other option is refused (URL_OPTIONS).
    */
   static async fromUrl(url: string, options: NatsStoreOptions = {}): Promise<NatsStore> {
@@ -153,7 +159,23 @@ export class NatsStore extends BaseStore {
     return this.watches.watch<T>(options);
   }
 
+  /** The connected server, the bucket stream's leader and replicas, what an acknowledgement means (replication.ts). */
+  replication(): Promise<ReplicationState> {
+    this.client.assertOpen();
+    return this.replicationView.state();
+  }
+
+  /**
+   * Nothing to accept: this backend never reports a loss (it raises no DataLostError). With replicas ≥ 3
+   * JetStream does not lose an acknowledged write when one server dies; with replicas=1 a lost store
+   * dir is not detected (docs/replication-nats.md).
+   */
+  async acceptLoss(): Promise<void> {
+    this.client.assertOpen();
+  }
+
   protected async doClose(): Promise<void> {
+    this.replicationView.close();
     this.watches.closeAll();
     if (this.ownsConnection) await this.nc.close().catch(() => undefined);
   }

@@ -19,6 +19,12 @@ export interface NatsStoreOptions extends StoreOptions {
    * the server runs with `jetstream { sync_interval: always }` (nats-server 2.10+).
    */
   durability?: Durability;
+  /**
+   * Open a replicated bucket (replicas > 1) on a server older than 2.9.21 anyway, whose
+   * compare-and-swap does not hold there (features.ts, `replicatedCas`): concurrent updates
+   * get lost. Only for tests that show why it is refused; code only, never in a URL.
+   */
+  unsafeReplicatedCas?: boolean;
 }
 
 /** Timeout of one request to the server when the options name none. */
