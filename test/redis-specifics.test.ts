@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
-import { BackendError, ConflictError, HistoryGoneError, InvalidArgumentError, isTombstone, type WatchEvent } from '../src/core/index.js';
+import { ConflictError, DataLostError, HistoryGoneError, InvalidArgumentError, isTombstone, type WatchEvent } from '../src/core/index.js';
 import { open } from '../src/open.js';
 import { RedisStore, dropRedisStore } from '../src/redis/index.js';
 import { CI_MULTI_PROCESS_INCREMENTS, CanaryStore, raceChecks, runMultiProcessCounters } from '../src/testing/index.js';
@@ -56,7 +56,7 @@ describe('redis specifics', () => {
       expect(await dropRedisStore(admin, { prefix })).toBeGreaterThanOrEqual(5);
       expect(await storeKeys(admin, prefix)).toEqual([]);
       const err = await store.get('b').catch((e) => e);
-      expect(BackendError.is(err) && !err.transient && /lost data/.test(err.message)).toBe(true);
+      expect(DataLostError.is(err) && /lost data/.test(err.message)).toBe(true);
     } finally {
       await store.close();
       admin.disconnect();

@@ -68,9 +68,16 @@ end
 -- Trim whole revisions off the change log now and then, and remember the floor for watch(), and the
 -- server time of the newest entry trimmed (trimmedAt: a watch "from now" may start at the floor only
 -- if that revision was written before the moment watch() was called).
+-- Retention counts revisions handed out: a gap (a jump of the counter after a failover, lineage.ts)
+-- holds none, so the window reaches below it by its size.
 local function trim(rev, retention)
   if rev % 64 == 0 and rev > retention + 1 then
     local below = rev - retention
+    local gaps = parse_gaps(redis.call('HGET', meta, 'gaps'))
+    for i = #gaps, 1, -1 do
+      if gaps[i][2] >= below then below = below - (gaps[i][2] - gaps[i][1]) end
+    end
+    if below <= 1 then return end
     local last = redis.call('XREVRANGE', KEYS[5], string.format('%d-18446744073709551615', below - 1), '-', 'COUNT', 1)
     redis.call('XTRIM', KEYS[5], 'MINID', string.format('%d', below))
     redis.call('HSET', meta, 'trimmed', string.format('%d', below - 1))

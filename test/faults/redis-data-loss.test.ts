@@ -1,14 +1,14 @@
 /**
  * A private redis-server whose persistence is switched off loses everything
  * when it restarts: a store must notice (its incarnation marker is gone) and
- * fail every operation with a BackendError naming the cause, until the
- * application opens the store again. Also: capabilities.durability follows
+ * fail every operation with a DataLostError naming the cause, until an
+ * operator accepts the loss (acceptLoss()) or the application opens the store again. Also: capabilities.durability follows
  * the server's appendonly / appendfsync, and a counter that went back is
  * caught too. The machine's own redis-server is never touched.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
-import { BackendError, type WatchEvent } from '../../src/core/index.js';
+import { DataLostError, type WatchEvent } from '../../src/core/index.js';
 import { RedisStore } from '../../src/redis/index.js';
 import { startPrivateRedis, type PrivateServer } from '../support/servers.js';
 
@@ -27,7 +27,7 @@ afterAll(async () => {
 }, 60_000);
 
 function isDataLoss(err: unknown): boolean {
-  return BackendError.is(err) && !err.transient && /lost data/.test(err.message);
+  return DataLostError.is(err) && /lost data/.test(err.message);
 }
 
 describe('redis: durability and data-loss detection on a private server', () => {
@@ -109,7 +109,11 @@ describe('redis: durability and data-loss detection on a private server', () => 
     const err = await store.put('k', 'x').catch((e: unknown) => e);
     expect(isDataLoss(err)).toBe(true);
     expect((err as Error).message).toMatch(/went back from at least 5 to 2/);
+    expect((err as DataLostError).details).toMatchObject({ after: 2, upTo: 5 });
     expect(isDataLoss(await store.get('k').catch((e: unknown) => e))).toBe(true);
+    // An operator accepts the loss: the store goes on, above every revision it handed out (none reused).
+    await store.acceptLoss();
+    expect((await store.put('k', 'y')).revision).toBeGreaterThan(5);
     await store.close();
   });
 
