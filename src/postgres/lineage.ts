@@ -27,12 +27,12 @@
  * sequence is raised (a gap) and the check finds nothing missing.
  */
 import type { PoolClient } from 'pg';
-import { DataLostError } from '../core/index.js';
+import { DataLostError, type DataLossDetails } from '../core/index.js';
 import { ReadOnlyMemberError } from './hosts.js';
 import { num, type Row } from './rows.js';
 import type { Names } from './schema.js';
 import {
-  TIMELINE_SQL, acceptLossSql, adoptSql, missingSql, openLossSql, raiseSeqSql, recordLossSql, seqLastSql, timelinesSql,
+  TIMELINE_SQL, acceptLossSql, adoptSql, missingSql, openLossSql, presentSql, raiseSeqSql, recordLossSql, seqLastSql, timelinesSql,
 } from './sql/lineage.js';
 
 /** How far the sequence is raised on a new timeline: above any revision the lost commits can have drawn (a billion per failover). */
@@ -43,9 +43,24 @@ const RING_SIZE = 4096;
 export const POLL_MS = 1000;
 
 export interface LossState {
+  /** The hull of the ranges. */
   after: number;
   upTo: number;
   detectedAt: string;
+  /** Each range recorded (after, upTo]: only revisions of writes this member lacks, never one it has. */
+  ranges: { after: number; upTo: number }[];
+}
+
+/** Sorted missing revisions → ranges (after, upTo] that hold them and no present revision. */
+export function lossRanges(missing: number[], present: number[]): { after: number; upTo: number }[] {
+  const out: { after: number; upTo: number }[] = [];
+  for (const r of missing) {
+    const last = out[out.length - 1];
+    // Extend the current range when no present revision lies between its end and r.
+    if (last && !present.some((x) => x > last.upTo && x < r)) last.upTo = r;
+    else out.push({ after: r - 1, upTo: r });
+  }
+  return out;
 }
 
 export class Lineage {
@@ -94,7 +109,8 @@ export class Lineage {
     throw new DataLostError(
       `postgres at ${this.address()} lost acknowledged writes in a failover: revisions after ${l.after} up to ${l.upTo} that callers were told of are not on the serving member ` +
         `(detected ${l.detectedAt}). Every operation fails with this until an operator accepts the loss (store.acceptLoss(), revkit accept-loss)`,
-      { store: this.address(), after: l.after, upTo: l.upTo, detectedAt: l.detectedAt },
+      // ranges: the exact ranges (after/upTo is their hull, which may cover writes that survived between them).
+      { store: this.address(), after: l.after, upTo: l.upTo, detectedAt: l.detectedAt, ranges: l.ranges } as DataLossDetails,
     );
   }
 
@@ -158,21 +174,27 @@ export class Lineage {
     this.ringNext = 0;
     const beyond = this.highest > next.start;
     if (missing.length === 0 && !beyond) return;
-    const low = Math.min(...missing, ...(beyond ? [next.start + 1] : []));
-    const high = Math.max(...missing, ...(beyond ? [this.highest] : []));
-    await client.query(recordLossSql(this.names), [to, low - 1, high]);
+    missing.sort((a, b) => a - b);
+    // Revisions are not commit-ordered: a write that survived may lie between lost ones. Ranges are cut around
+    // every revision this member has, so a range never covers a write that is there.
+    const present = missing.length === 0 ? [] : (await client.query<Row>(presentSql(this.names), [missing[0] as number, missing[missing.length - 1] as number])).rows.map((r) => num(r.revision));
+    const ranges = lossRanges(missing, present);
+    // Above the sequence value the new timeline started from nothing of the old one can be here.
+    if (beyond) ranges.push({ after: next.start, upTo: this.highest });
+    for (const r of ranges) await client.query(recordLossSql(this.names), [to, r.after, r.upTo]);
   }
 
   /** Reads the latch: the unaccepted losses recorded by any process. */
   async refresh(client: PoolClient): Promise<void> {
     if (!this.ready || !this.enabled) return;
-    const r = (await client.query<Row>(openLossSql(this.names))).rows[0];
-    if (!r || num(r.n) === 0) {
+    const rows = (await client.query<Row>(openLossSql(this.names))).rows;
+    if (rows.length === 0) {
       this.lost = undefined;
       return;
     }
-    const at = r.detected_at instanceof Date ? r.detected_at.toISOString() : String(r.detected_at);
-    this.lost = { after: num(r.after), upTo: num(r.up_to), detectedAt: at };
+    const ranges = rows.map((r) => ({ after: num(r.after), upTo: num(r.up_to) }));
+    const at = rows.map((r) => (r.detected_at instanceof Date ? r.detected_at.toISOString() : String(r.detected_at))).sort()[0] as string;
+    this.lost = { after: Math.min(...ranges.map((r) => r.after)), upTo: Math.max(...ranges.map((r) => r.upTo)), detectedAt: at, ranges };
   }
 
   /** An operator accepts the recorded losses: operations go on, revisions above every one handed out before (the sequence was raised on adoption, and is raised above what this process saw). */

@@ -44,9 +44,14 @@ export function recordLossSql(n: Names): string {
   return `INSERT INTO ${n.losses} (timeline, after, up_to) VALUES ($1, $2, $3)`;
 }
 
-/** The losses no operator accepted yet, as one range (their hull) and when the first was detected. */
+/** The losses no operator accepted yet, in revision order. */
 export function openLossSql(n: Names): string {
-  return `SELECT min(after) AS after, max(up_to) AS up_to, min(detected_at) AS detected_at, count(*) AS n FROM ${n.losses} WHERE accepted_at IS NULL`;
+  return `SELECT after, up_to, detected_at FROM ${n.losses} WHERE accepted_at IS NULL ORDER BY after, up_to LIMIT 1000`;
+}
+
+/** Revisions committed on this member within ($1, $2]: writes that survived, which a reported range must not cover. */
+export function presentSql(n: Names): string {
+  return `SELECT DISTINCT revision FROM ${n.changes} WHERE revision > $1::bigint AND revision <= $2::bigint ORDER BY revision`;
 }
 
 export function acceptLossSql(n: Names): string {

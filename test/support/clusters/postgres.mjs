@@ -5,7 +5,7 @@
  *
  *   const cluster = await startPostgresCluster({ synchronous: true });
  *   cluster.url         // postgres://postgres@127.0.0.1:P1,127.0.0.1:P2/test (both members; revkit writes to the primary)
- *   cluster.paramUrl    // the same as postgres://postgres@/test?host=127.0.0.1,127.0.0.1&port=P1,P2
+ *   cluster.paramUrl    // the same as postgres:///test?user=postgres&host=127.0.0.1,127.0.0.1&port=P1,P2
  *   cluster.singleUrl   // postgres://postgres@127.0.0.1:<a standalone server, same build and settings>/test
  *   cluster.holdReplication();            // SIGSTOP the primary's walsenders: commits from now on never reach the standby
  *   await cluster.failover({ log, mark }); // SIGKILL the primary (and its children), promote the standby,
@@ -243,7 +243,7 @@ export async function startPostgresCluster(options = {}) {
   return {
     url: `postgres://postgres@${HOST}:${a.port},${HOST}:${b.port}/test`,
     /** The same members in libpq's other form (?host=h1,h2&port=p1,p2): a URL that WHATWG URL parsing accepts. */
-    paramUrl: `postgres://postgres@/test?host=${HOST},${HOST}&port=${a.port},${b.port}`,
+    paramUrl: `postgres:///test?user=postgres&host=${HOST},${HOST}&port=${a.port},${b.port}`,
     singleUrl: single?.url,
     dir,
     get primary() {
