@@ -1,4 +1,5 @@
 export * from './errors.js';
+export * from './feature-errors.js';
 export * from './types.js';
 export { jsonCodec, rawCodec } from './codec.js';
 export { parseJsonValue, assertFaithfulText, unfaithfulValue, type UnfaithfulValue } from './faithful.js';

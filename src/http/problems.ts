@@ -66,6 +66,7 @@ export function errorFromProblem(status: number, body: ProblemBody | undefined, 
         ...(typeof details.after === 'number' ? { after: details.after } : {}),
         ...(typeof details.upTo === 'number' ? { upTo: details.upTo } : {}),
         ...(typeof details.detectedAt === 'string' ? { detectedAt: details.detectedAt } : {}),
+        ...(Array.isArray(details.ranges) ? { ranges: (details.ranges as Array<{ after: number; upTo: number }>).filter((r) => typeof r?.after === 'number' && typeof r?.upTo === 'number') } : {}),
       });
     }
     case 'ERR_RETRY_EXHAUSTED':
