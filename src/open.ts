@@ -33,11 +33,14 @@ const openers: Record<string, Opener> = {
   },
 };
 openers['rediss:'] = openers['redis:'] as Opener;
+openers['redis+sentinel:'] = openers['redis:'] as Opener;
 openers['postgresql:'] = openers['postgres:'] as Opener;
 // A revkit server is a store too: http://host:port?token=T (update() runs as GET + PUT If-Match loops);
 // several servers over one store: http://h1:8787,http://h2:8787?token=T (it fails over between them).
 openers['http:'] = async (_url, raw) => (await import('./http/index.js')).HttpStore.fromUrl(raw);
 openers['https:'] = openers['http:'] as Opener;
+
+const PARSE_THEMSELVES = new Set(['http:', 'https:', 'postgres:', 'postgresql:', 'nats:', 'redis+sentinel:']);
 
 async function loadBackend<M>(backend: string, driver: string, load: () => Promise<M>): Promise<M> {
   try {
@@ -59,8 +62,9 @@ export async function open(url: string, options: OpenOptions = {}): Promise<Stor
   if (!opener) {
     throw new InvalidArgumentError(`unknown store URL ${JSON.stringify(redactUrl(url))}: use one of ${Object.keys(openers).map((s) => `${s}…`).join(', ')}`);
   }
-  // A list of servers is no single WHATWG URL: HttpStore parses each of them.
-  if (scheme === 'http:' || scheme === 'https:') return opener(undefined, url, options);
+  // A host list (http://h1:8787,http://h2:8787, postgres://h1:5432,h2:5433/db, nats://h1:4222,h2:4222,
+  // redis+sentinel://s1:26379,s2:26379/name) is no WHATWG URL: these backends parse and check the text themselves.
+  if (PARSE_THEMSELVES.has(scheme as string)) return opener(undefined, url, options);
   let parsed: URL;
   try {
     parsed = new URL(url);

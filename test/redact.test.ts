@@ -106,18 +106,19 @@ describe('library errors about a URL never quote its secrets, in the message or 
     expect(inspect(err, { depth: 5 })).not.toContain(secret);
   };
 
-  it('open(): an unknown scheme (redis+sentinel:) and a URL it cannot parse (several hosts)', async () => {
-    await refused(open('redis+sentinel://:sentinel-pw-1@h1:26379,h2:26379/mymaster?sentinelPassword=sentinel-pw-2'), 'sentinel-pw-');
-    await refused(open('postgresql://app:pg-pw-1@h1:5432,h2:5432/test'), 'pg-pw-1');
+  it('open(): host lists it cannot parse (a bad port among several hosts; several hosts where only one is taken)', async () => {
+    await refused(open('redis+sentinel://:sentinel-pw-1@h1:26379,h2:99999/mymaster?sentinelPassword=sentinel-pw-2'), 'sentinel-pw-');
+    await refused(open('postgresql://app:pg-pw-1@h1:5432,h2:99999/test'), 'pg-pw-1');
+    await refused(open('postgresql://app:pg-pw?3@h1:5432,h2:x/test'), 'pg-pw?3');
     await refused(open('redis://:redis-pw-1@h1:6379,h2:6379/0'), 'redis-pw-1');
-    await refused(open('nats://ops:nats-pw-1@h1:4222,h2:4222'), 'nats-pw-1');
+    await refused(open('nats://ops:nats-pw-1@h1:4222,h2:99999'), 'nats-pw-1');
   });
 
   it('PostgresStore.fromUrl and NatsStore.fromUrl on a URL they cannot parse', async () => {
     const { PostgresStore } = await import('../src/postgres/index.js');
     const { NatsStore } = await import('../src/nats/index.js');
-    await refused(PostgresStore.fromUrl('postgres://app:pg-pw-2@h1:5432,h2:5432/test'), 'pg-pw-2');
-    await refused(NatsStore.fromUrl('nats://ops:nats-pw-2@h1:4222,h2:4222?token=nats-token-9'), 'nats-');
+    await refused(PostgresStore.fromUrl('postgres://app:pg-pw-2@h1:5432,h2:0/test'), 'pg-pw-2');
+    await refused(NatsStore.fromUrl('nats://ops:nats-pw-2@h1:4222,h2:99999?token=nats-token-9'), 'nats-');
   });
 
   it('HttpStore on a server URL it cannot parse', async () => {

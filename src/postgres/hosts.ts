@@ -30,9 +30,16 @@ export class ReadOnlyMemberError extends Error {
  * comes back as it is, with that one member.
  */
 export function splitHosts(url: string): { members: Member[]; url: string } {
-  const m = /^(postgres(?:ql)?:\/\/)([^@/?#]*@)?([^/?#]*)(.*)$/is.exec(url);
+  const m = /^(postgres(?:ql)?:\/\/)(.*)$/is.exec(url);
   if (!m) return { members: [], url };
-  const [, scheme, auth = '', hostPart = '', rest = ''] = m;
+  const [, scheme = '', afterScheme = ''] = m;
+  // The user info ends at the last '@' before the path: a password may hold an unencoded '?' or '#', never a '/'.
+  const slash = afterScheme.indexOf('/');
+  let at = afterScheme.lastIndexOf('@', slash === -1 ? afterScheme.length : slash);
+  // Without a path, an '@' after `?name=` is the query's (application_name=me@host), not the end of a password.
+  if (slash === -1 && /[?#][^@]*=/.test(afterScheme.slice(0, at))) at = afterScheme.indexOf('@') < afterScheme.search(/[?#]/) ? afterScheme.indexOf('@') : -1;
+  const auth = afterScheme.slice(0, at + 1);
+  const [, hostPart = '', rest = ''] = /^([^/?#]*)(.*)$/s.exec(afterScheme.slice(at + 1)) ?? [];
   const params = hostParams(url);
   if (params) return params;
   if (!hostPart.includes(',')) {
@@ -81,7 +88,8 @@ function member(text: string, url: string): Member {
   const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]+))(?::(\d{1,5}))?$/.exec(text);
   const port = m?.[3] === undefined ? 5432 : Number(m[3]);
   if (!m || port < 1 || port > 65535) {
-    throw new InvalidArgumentError(`postgres URL ${JSON.stringify(redactUrl(url))}: ${JSON.stringify(text)} is not a host[:port] (several hosts: h1:5432,h2:5433)`);
+    // The piece itself is not quoted: in a URL it failed to split, it may be a password.
+    throw new InvalidArgumentError(`postgres URL ${JSON.stringify(redactUrl(url))}: its host list is not host[:port],… (several hosts: h1:5432,h2:5433)`);
   }
   const host = decodeURIComponent(m[1] ?? m[2] ?? '');
   return { host, port, address: `${host.includes(':') ? `[${host}]` : host}:${port}` };
