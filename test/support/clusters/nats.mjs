@@ -160,6 +160,12 @@ export async function startNatsCluster(options = {}) {
   try {
     for (const m of members) await launch(m);
     for (const m of members) await until(`${m.name} serves JetStream`, () => serving(m));
+    // The meta group has a leader that creates streams (account info answers before it does).
+    await until('the cluster creates a stream', () => onMember(members[0], async (jsm) => {
+      await jsm.streams.add({ name: 'revkit_cluster_probe', subjects: ['revkit.cluster.probe'], num_replicas: Math.min(3, size) });
+      await jsm.streams.delete('revkit_cluster_probe');
+      return true;
+    }));
     log(`nats cluster up: ${members.map((m) => `${m.name}=127.0.0.1:${m.port}`).join(' ')} (${root})`);
   } catch (err) {
     for (const m of members) await kill(m);
