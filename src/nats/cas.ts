@@ -24,6 +24,12 @@ import type { MsgHdrs } from '@nats-io/transport-node';
 import { knownOf, type BucketClient, type Known } from './client.js';
 import { jsCode, WRONG_LAST_SEQUENCE, WRONG_LAST_SEQUENCE_CONSTANT } from './errors.js';
 import { deleteHeaders, headerBytes, putHeaders } from './records.js';
+import type { StreamTail } from './serial.js';
+
+const H_EXPECTED_KEY = 'Nats-Expected-Last-Subject-Sequence';
+const H_EXPECTED_STREAM = 'Nats-Expected-Last-Sequence';
+/** Sends of one write that lost only the stream-wide race (serial.ts) before it counts as a conflict. */
+const MAX_STREAM_RACES = 200;
 
 /** Internal read-then-CAS loops (unconditional writes, ifValue, ifAbsent over a tombstone). */
 const MAX_INTERNAL_ATTEMPTS = 1000;
@@ -47,6 +53,8 @@ export class CasWriter {
     maxMsgSize: number,
     /** The store's getRecord(): one read of a key's last message, remembered by the client. */
     private readonly read: (key: string) => Promise<StoredRecord | null>,
+    /** Set on a replicated stream whose server does not hold the per-key guard (serial.ts). */
+    private readonly tail?: StreamTail,
   ) {
     const { maxPayload } = client.features;
     this.maxMessageBytes = maxMsgSize > 0 ? Math.min(maxMsgSize, maxPayload) : maxPayload;
@@ -141,13 +149,39 @@ export class CasWriter {
     return entry;
   }
 
-  /** One guarded publish; resolves to the stream sequence, rejects with CasRejected on a wrong last sequence. */
+  /** One guarded write; resolves to the stream sequence, rejects with CasRejected on a wrong last sequence. */
   private async publish(key: string, data: Uint8Array, h: MsgHdrs): Promise<number> {
     const client = this.client;
     client.assertOpen();
     const subject = client.subjectOf(key);
-    const size = data.byteLength + headerBytes(h) + subject.length;
+    const tail = this.tail;
+    // With the stream-wide guard (serial.ts) one more header goes out: `Nats-Expected-Last-Sequence: <n>\r\n`.
+    const size = data.byteLength + headerBytes(h) + subject.length + (tail ? H_EXPECTED_STREAM.length + 20 : 0);
     if (size > this.maxMessageBytes) throw new TooLargeError('the encoded value with its NATS headers', size, this.maxMessageBytes);
+    if (!tail) return this.publishOnce(subject, data, h);
+    const expectedKey = Number(h.get(H_EXPECTED_KEY));
+    for (let race = 0; ; race++) {
+      h.set(H_EXPECTED_STREAM, String(await tail.current()));
+      try {
+        const seq = await this.publishOnce(subject, data, h);
+        tail.saw(seq);
+        return seq;
+      } catch (err) {
+        if (!(err instanceof CasRejected)) {
+          tail.forget();
+          throw err;
+        }
+        tail.refusedAt(err.actual);
+        // Refused by the key's guard (a conflict) or only by the stream's (another key was written): the key says which.
+        const rec = await this.read(key);
+        if ((rec?.revision ?? 0) !== expectedKey || race >= MAX_STREAM_RACES) throw new CasRejected(rec?.revision ?? null, err.cause);
+        if (race > 2) await jitter(race);
+      }
+    }
+  }
+
+  private async publishOnce(subject: string, data: Uint8Array, h: MsgHdrs): Promise<number> {
+    const client = this.client;
     try {
       const ack = await client.call(() => client.js.publish(subject, data, { headers: h, timeout: client.timeoutMs }), true);
       client.seen(ack.seq);

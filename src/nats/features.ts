@@ -69,16 +69,7 @@ export function versionAtLeast(version: string, major: number, minor: number, pa
   return ma !== major ? ma > major : mi !== minor ? mi > minor : pa >= patch;
 }
 
-/**
- * A replicated bucket on a server whose compare-and-swap does not hold on replicated streams is
- * refused: every update() there can lose a concurrent one (measured: docs/replication-nats.md).
- */
-export function assertReplicatedCas(features: NatsServerFeatures, cfg: StreamConfig, backend: string, unsafe: boolean | undefined): void {
-  const replicas = cfg.num_replicas ?? 1;
-  if (replicas <= 1 || features.replicatedCas || unsafe === true) return;
-  throw new UnsupportedError('replicated bucket', backend,
-    `the bucket's stream ${cfg.name} has replicas=${replicas}, and nats-server ${features.version} does not hold `
-    + 'Nats-Expected-Last-Subject-Sequence on a replicated stream under concurrent writes (nats-io/nats-server#4320, '
-    + 'fixed in 2.9.21): compare-and-swap, and so update(), would lose writes. Upgrade the cluster to nats-server 2.9.21 '
-    + 'or newer, or use a bucket with replicas=1');
+/** A replicated stream on a server whose per-key guard does not hold there: writes take the stream-wide guard too (serial.ts). */
+export function needsSerialCas(features: NatsServerFeatures, cfg: StreamConfig, unsafe: boolean | undefined): boolean {
+  return (cfg.num_replicas ?? 1) > 1 && !features.replicatedCas && unsafe !== true;
 }

@@ -17,7 +17,8 @@
  * - watch.ts, start.ts, reader.ts  watch(), where "from now" starts, the stream consumers;
  * - features.ts             what the server offers; TTL and atomic() refused, with the reason;
  * - url.ts                  a `nats://` URL with several seed servers (a cluster);
- * - replication.ts          replication(): the stream's leader and replicas, leader changes seen.
+ * - replication.ts          replication(): the stream's leader and replicas, leader changes seen;
+ * - serial.ts               the stream-wide guard a replicated stream needs on nats-server < 2.9.21.
  */
 import type { NatsConnection } from '@nats-io/transport-node';
 import {
@@ -30,10 +31,11 @@ import { openBucket, type OpenedBucket } from './bucket.js';
 import { CasWriter } from './cas.js';
 import { BucketClient } from './client.js';
 import { connectUrl } from './connect.js';
-import { assertReplicatedCas, capabilitiesOf, explainRefusal, serverFeatures, type NatsServerFeatures } from './features.js';
+import { capabilitiesOf, needsSerialCas, explainRefusal, serverFeatures, type NatsServerFeatures } from './features.js';
 import { DEFAULT_TIMEOUT_MS, type NatsStoreOptions } from './options.js';
 import { BucketReads } from './reads.js';
 import { BucketReplication } from './replication.js';
+import { StreamTail } from './serial.js';
 import { BucketWatches } from './watch.js';
 
 export { encodeKey, decodeKey, filterForPrefix, MAX_ENCODED_KEY_CHARS } from './keys.js';
@@ -62,7 +64,6 @@ export class NatsStore extends BaseStore {
     this.ownsConnection = owns;
     this.bucket = bucket;
     this.features = serverFeatures(nc, cfg);
-    assertReplicatedCas(this.features, cfg, this.backend, options.unsafeReplicatedCas);
     this.capabilities = capabilitiesOf(cfg, options.durability);
     this.client = new BucketClient({
       backend: this.backend, nc, js, jsm, bucket, stream: cfg.name,
@@ -72,10 +73,12 @@ export class NatsStore extends BaseStore {
     const historyDepth = cfg.max_msgs_per_subject > 0 ? cfg.max_msgs_per_subject : 64;
     this.reads = new BucketReads(this.client, codec, historyDepth);
     const maxValueBytes = options.maxValueBytes ?? DEFAULT_MAX_VALUE_BYTES;
-    this.writes = new CasWriter(this.client, codec, maxValueBytes, cfg.max_msg_size ?? -1, (key) => this.getRecord(key));
+    // A replicated stream on a server older than 2.9.21 keeps the per-key guard only with the stream-wide one (serial.ts).
+    const tail = needsSerialCas(this.features, cfg, options.unsafeReplicatedCas) ? new StreamTail(this.client) : undefined;
+    this.writes = new CasWriter(this.client, codec, maxValueBytes, cfg.max_msg_size ?? -1, (key) => this.getRecord(key), tail);
     const streamHasLimits = (cfg.max_age ?? 0) > 0 || (cfg.max_bytes ?? -1) > 0 || (cfg.max_msgs ?? -1) > 0;
     this.watches = new BucketWatches(this.client, codec, streamHasLimits);
-    this.replicationView = new BucketReplication(nc, this.client, cfg, this.capabilities.durability, info.cluster?.leader);
+    this.replicationView = new BucketReplication(nc, this.client, cfg, this.capabilities.durability, info.cluster?.leader, () => tail?.forget(), tail !== undefined);
   }
 
   /**

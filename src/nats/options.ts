@@ -20,9 +20,10 @@ export interface NatsStoreOptions extends StoreOptions {
    */
   durability?: Durability;
   /**
-   * Open a replicated bucket (replicas > 1) on a server older than 2.9.21 anyway, whose
-   * compare-and-swap does not hold there (features.ts, `replicatedCas`): concurrent updates
-   * get lost. Only for tests that show why it is refused; code only, never in a URL.
+   * On a replicated bucket (replicas > 1) of a server older than 2.9.21, whose per-key guard does
+   * not hold there (features.ts, `replicatedCas`), leave out the stream-wide guard revkit adds
+   * (serial.ts): concurrent updates then get lost. Only for the tests that show why the guard is
+   * there; code only, never in a URL.
    */
   unsafeReplicatedCas?: boolean;
 }

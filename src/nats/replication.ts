@@ -25,6 +25,10 @@ export class BucketReplication {
     private readonly cfg: StreamConfig,
     private readonly durability: Durability,
     leader: string | undefined,
+    /** Told of every leader change seen. */
+    private readonly onLeaderChange: () => void = () => undefined,
+    /** Writes carry the stream-wide guard too (serial.ts). */
+    private readonly serial = false,
   ) {
     this.leader = leader;
     if ((cfg.num_replicas ?? 1) > 1) {
@@ -45,6 +49,7 @@ export class BucketReplication {
     if (!name || name === this.leader) return;
     if (this.leader !== undefined) this.changes++;
     this.leader = name;
+    this.onLeaderChange();
   }
 
   async state(): Promise<ReplicationState> {
@@ -63,7 +68,8 @@ export class BucketReplication {
       serving: connected === null ? null : server ? `${connected} (${server})` : connected,
       members,
       durability: this.durability,
-      note: durabilityNote(this.cfg, this.durability, cluster?.name),
+      note: durabilityNote(this.cfg, this.durability, cluster?.name)
+        + (this.serial ? ' Writes to the bucket are serialised (the stream-wide guard nats-server < 2.9.21 needs for compare-and-swap on a replicated stream).' : ''),
       failovers: this.changes,
     };
   }

@@ -10,10 +10,11 @@
  *   0 lost, 0 applied twice, the watch complete and in order.
  * - canary: the same with that server's store dir wiped on restart (the only
  *   copy goes): the verdict must catch the loss.
- * - replicas=3 needs nats-server 2.9.21+ (nats-io/nats-server#4320): on an older
- *   server revkit refuses the bucket, and a canary shows why (the server lets
- *   concurrent compare-and-swaps all land). On 2.9.21+ the durable run with
- *   stream-leader kills runs instead.
+ * - replicas=3, the stream leader SIGKILLed twice: a new leader takes over,
+ *   nothing acknowledged is lost or applied twice, the watch is complete.
+ * - canary for replicas=3 on nats-server < 2.9.21 (nats-io/nats-server#4320):
+ *   without the stream-wide guard revkit adds there (src/nats/serial.ts), the
+ *   server lets concurrent compare-and-swaps on one key all land.
  */
 import { execFileSync } from 'node:child_process';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -31,6 +32,17 @@ const [major, minor, patch] = version.slice(1).map(Number) as [number, number, n
 const replicatedCas = major > 2 || (major === 2 && (minor > 9 || (minor === 9 && patch >= 21)));
 
 const log = (line: string) => console.log(`[nats-cluster] ${line}`);
+
+/**
+ * The durable verdicts. An update() whose write was cut by a kill and whose fate its key's
+ * history (64 revisions on NATS) no longer shows is answered ERR_OUTCOME_UNKNOWN: an honest
+ * answer, counted (appliedTwice would show it applied again), allowed up to 1% of the writes.
+ */
+function expectDurable(f: Awaited<ReturnType<typeof runReplicationWorkload>>): void {
+  expect(durableViolations(f).filter((v: string) => !/outcomes unknown$/.test(v))).toEqual([]);
+  expect(f.unknownOutcome).toBeLessThanOrEqual(Math.ceil(f.acked / 100));
+  expect(f.takeoverMs.every((ms: number | null) => ms !== null)).toBe(true);
+}
 let cluster: Cluster | undefined;
 
 afterEach(async () => {
@@ -61,11 +73,8 @@ describe('nats: a JetStream cluster losing the server of the bucket stream', () 
     cluster = await startNatsCluster({ bucket: 'rep1', replicas: 1, log });
     const f = await runWithFailovers(cluster, 2);
     log(`replicas=1: acked ${f.acked}, stored ${f.stored}, unknown ${f.unknownOutcome}, takeover ms ${JSON.stringify(f.takeoverMs)}, watch ${JSON.stringify(f.watch)}`);
-    // An outcome reported unknown (never applied twice: appliedTwice counts it) is the one failure allowed.
-    expect(durableViolations(f).filter((v: string) => !/outcomes unknown$/.test(v))).toEqual([]);
-    expect(f.unknownOutcome).toBeLessThanOrEqual(2);
+    expectDurable(f);
     expect(f.acked).toBeGreaterThan(400);
-    expect(f.takeoverMs.every((ms: number | null) => ms !== null)).toBe(true);
   });
 
   it('canary: the same with the stream server\'s store wiped on restart loses writes, and the verdict says so', async () => {
@@ -76,14 +85,46 @@ describe('nats: a JetStream cluster losing the server of the bucket stream', () 
     expect(durableViolations(f).some((v: string) => /acknowledged increments not stored/.test(v))).toBe(true);
   });
 
-  it.skipIf(replicatedCas)('replicas=3 on nats-server < 2.9.21: refused, and a canary with the refusal disabled loses concurrent updates', async () => {
+  it('replicas=3: two stream-leader kills; a new leader each time, nothing lost or applied twice, the watch complete', async () => {
     cluster = await startNatsCluster({ bucket: 'rep3', replicas: 3, log });
-    await expect(open(cluster.url)).rejects.toMatchObject({ code: 'ERR_UNSUPPORTED', message: expect.stringMatching(/2\.9\.21.*replicas=1/s) });
-    // The canary: one connection per server, the refusal disabled, concurrent update()s on two keys.
+    const leaders: string[] = [];
+    const c = cluster;
+    const f = await runReplicationWorkload({
+      url: c.url, processes: 3, loops: 3, keys: 16, watch: true, log,
+      fault: async (ctl: { waitForAcks(n: number): Promise<boolean>; marked(label: string): void }) => {
+        await ctl.waitForAcks(200);
+        for (let i = 0; i < 2; i++) {
+          const r = await c.failover({ log, mark: () => ctl.marked('kill') });
+          leaders.push(`${r.old}->${r.new}`);
+          expect(r.new).not.toBe(r.old);
+          expect(await ctl.waitForAcks(200), 'no writes after the failover').toBe(true);
+        }
+      },
+    });
+    log(`replicas=3: leaders ${leaders.join(', ')}; acked ${f.acked}, stored ${f.stored}, unknown ${f.unknownOutcome}, takeover ms ${JSON.stringify(f.takeoverMs)}, watch ${JSON.stringify(f.watch)}`);
+    expectDurable(f);
+    const store = await open(c.url);
+    try {
+      const state = await store.replication!();
+      expect(state.durability).toBe('replicated');
+      expect(state.members.filter((m) => m.role === 'leader')).toHaveLength(1);
+      expect(state.members).toHaveLength(3);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it.skipIf(replicatedCas)('canary: replicas=3 on nats-server < 2.9.21 without the stream-wide guard loses concurrent updates', async () => {
+    cluster = await startNatsCluster({ bucket: 'rep3c', replicas: 3, log });
+    // One connection per server, the guard left out, concurrent update()s on two keys.
     const ncs: NatsConnection[] = [];
     try {
       for (const m of cluster.members) ncs.push(await connect({ servers: `127.0.0.1:${m.port}` }));
-      const stores = await Promise.all(ncs.map((nc) => NatsStore.open(nc, { bucket: 'rep3', unsafeReplicatedCas: true })));
+      const openOn = (nc: NatsConnection) => NatsStore.open(nc, { bucket: 'rep3c', replicas: 3, unsafeReplicatedCas: true });
+      // Creating an R3 stream right after the cluster formed may time out once: try again.
+      let first: NatsStore | undefined;
+      for (let i = 0; !first; i++) first = await openOn(ncs[0]!).catch((err: unknown) => (i < 10 ? undefined : Promise.reject(err)));
+      const stores = [first, ...(await Promise.all(ncs.slice(1).map(openOn)))];
       let acked = 0;
       let stored = 0;
       // A race, so it is looked for round after round; the first round has always shown it here.
@@ -98,27 +139,11 @@ describe('nats: a JetStream cluster losing the server of the bucket stream', () 
         }));
         for (const k of keys) stored += (await stores[0]!.get<number>(k))?.value ?? 0;
       }
-      log(`replicas=3 with the refusal disabled: ${acked} increments acknowledged, ${stored} stored`);
+      log(`replicas=3 without the guard: ${acked} increments acknowledged, ${stored} stored`);
       expect(stored).toBeLessThan(acked);
       await Promise.all(stores.map((s) => s.close()));
     } finally {
       await Promise.all(ncs.map((nc) => nc.close().catch(() => undefined)));
-    }
-  });
-
-  it.runIf(replicatedCas)('replicas=3: two stream-leader kills; nothing lost or applied twice, the watch complete, a new leader each time', async () => {
-    cluster = await startNatsCluster({ bucket: 'rep3', replicas: 3, log });
-    const f = await runWithFailovers(cluster, 2);
-    log(`replicas=3: acked ${f.acked}, stored ${f.stored}, unknown ${f.unknownOutcome}, takeover ms ${JSON.stringify(f.takeoverMs)}`);
-    expect(durableViolations(f).filter((v: string) => !/outcomes unknown$/.test(v))).toEqual([]);
-    expect(f.unknownOutcome).toBeLessThanOrEqual(2);
-    const store = await open(cluster.url);
-    try {
-      const state = await store.replication!();
-      expect(state.durability).toBe('replicated');
-      expect(state.members.filter((m) => m.role === 'leader')).toHaveLength(1);
-    } finally {
-      await store.close();
     }
   });
 });
