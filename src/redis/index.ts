@@ -100,10 +100,18 @@ export class RedisStore extends BaseStore {
   static async fromUrl(url: string, options: RedisStoreOptions = {}): Promise<RedisStore> {
     let client: Redis;
     let fromUrl: RedisStoreOptions;
+    let opening = () => undefined as unknown;
     if (/^redis\+sentinel:/i.test(url)) {
       const parsed = parseSentinelUrl(url);
       fromUrl = parsed.options;
-      client = new Redis({ ...parsed.client, ...OWN_CONNECTION, ...SENTINEL_CONNECTION, lazyConnect: true });
+      // Opening: sentinels that none answers are a wrong URL or a down deployment, refused at once
+      // (ioredis would retry forever); once open, they are retried through any outage.
+      let opened = false;
+      opening = () => (opened = true);
+      client = new Redis({
+        ...parsed.client, ...OWN_CONNECTION, ...SENTINEL_CONNECTION, lazyConnect: true,
+        sentinelRetryStrategy: (times: number) => (opened ? Math.min(times * 10, 1000) : null),
+      });
     } else {
       const parsed = parseRedisUrl(url);
       fromUrl = parsed.options;
@@ -113,6 +121,7 @@ export class RedisStore extends BaseStore {
     const errors = new ConnectionErrors(client);
     try {
       await client.connect();
+      opening();
       return await RedisStore.open(client, true, { ...fromUrl, ...options });
     } catch (err) {
       client.disconnect();

@@ -19,7 +19,10 @@
  * in the meta (`lost` = after:upTo:detectedAt): every process then gets
  * DataLostError until acceptLoss() — each process that comes by while it is
  * latched raises upTo to what it saw, so the report covers every acknowledged
- * revision of the processes that call. A restart that does not change the id
+ * revision of the processes that call. A process that saw revisions of a gap
+ * gets one DataLostError of its own even if the loss was accepted before it
+ * came by (it passes the highest gap base it was told of), so none of them
+ * goes on silently. A restart that does not change the id
  * and lost writes (appendfsync everysec) shows as the counter behind what the
  * process saw: the same jump and latch, as far as that process knows.
  */
@@ -29,7 +32,7 @@ export const GAP = 1_000_000_000;
 /** Gaps kept in the meta hash (the oldest are forgotten). */
 export const GAPS_KEPT = 64;
 
-/** Lua: lineage(seen, rev) → nil (go on) or {'DATALOST', after, upTo, detectedAt}. Needs meta and now_ms(). */
+/** Lua: lineage(seen, rev, told) → nil (go on) or {'DATALOST', after, upTo, detectedAt}. Needs meta and now_ms(). */
 export const LINEAGE = `
 local GAP = ${GAP}
 local function parse_gaps(text)
@@ -56,7 +59,7 @@ local function open_gap(gaps, base, seen)
   redis.call('HINCRBY', meta, 'failovers', 1)
   return start
 end
-local function lineage(seen, rev)
+local function lineage(seen, rev, told)
   local id = string.match(redis.call('INFO', 'replication'), 'master_replid:(%w+)')
   local m = redis.call('HMGET', meta, 'lineage', 'gaps', 'lost')
   local gaps = parse_gaps(m[2])
@@ -77,10 +80,13 @@ local function lineage(seen, rev)
     end
     return {'DATALOST', after, upTo, tonumber(at)}
   end
+  -- A process that saw revisions of a gap is told once, even when an operator accepted that loss
+  -- before it came by (told: the highest gap base it was told of); above what was accepted, the
+  -- store is latched for every process.
   for _, g in ipairs(gaps) do
-    if seen > g[1] and seen <= g[2] and seen > g[3] then
+    if seen > g[1] and seen <= g[2] and g[1] > told then
       local at = now_ms()
-      redis.call('HSET', meta, 'lost', string.format('%d:%d:%d', g[1], seen, at))
+      if seen > g[3] then redis.call('HSET', meta, 'lost', string.format('%d:%d:%d', g[1], seen, at)) end
       return {'DATALOST', g[1], seen, at}
     end
   end

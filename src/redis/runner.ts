@@ -37,6 +37,8 @@ export class ScriptRunner {
   /** The highest revision this store has seen: the server's counter below it means it lost writes. */
   private highest = 0;
   private lostData: DataLostError | undefined;
+  /** The highest gap base (lineage.ts) this process was told of with a DataLostError. */
+  private told = 0;
   /** The last loss the server reported (cleared by the next answer that is not one). */
   private lastLoss: DataLostError | undefined;
   private readonly assertOpen: () => void;
@@ -79,7 +81,7 @@ export class ScriptRunner {
     this.assertOpen();
     if (this.lostData) throw this.lostData;
     const { wait, waitTimeoutMs, barrier, detectLoss } = this.settings;
-    const all = [this.incarnation, `${this.highest}${detectLoss ? 'L' : ''}`, ...args];
+    const all = [this.incarnation, `${this.highest}${detectLoss ? `L${this.told}` : ''}`, ...args];
     let reply: Reply;
     let confirmed = wait;
     try {
@@ -96,7 +98,12 @@ export class ScriptRunner {
     const status = String(reply[0]);
     reply[0] = status;
     if (status === 'LOST' || status === 'ROLLBACK') throw this.loseData(status, String(reply[1]));
-    if (status === 'DATALOST') throw (this.lastLoss = this.dataLost(Number(reply[1]), Number(reply[2]), Number(reply[3])));
+    if (status === 'DATALOST') {
+      const after = Number(reply[1]);
+      // Told of the gap its own revisions lie in (a latch of a later gap does not tell it of an earlier one).
+      if (this.highest > after && after > this.told) this.told = after;
+      throw (this.lastLoss = this.dataLost(after, Number(reply[2]), Number(reply[3])));
+    }
     this.lastLoss = undefined;
     if (confirmed < wait) {
       const committed = write && status === 'OK';

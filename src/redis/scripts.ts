@@ -29,13 +29,14 @@ end
 ${LINEAGE}
 -- The marker this store opened with must still be there, and the counter must not have gone
 -- below a revision this process already saw: otherwise the server lost data. seenArg is the
--- highest revision this process saw, with an L after it when loss detection is on (lineage()).
+-- highest revision this process saw, with loss detection on followed by L and the highest gap base
+-- this process was told of (lineage()).
 local function guard(inc, seenArg)
-  local digits, detect = string.match(seenArg, '^(%d+)(L?)$')
+  local digits, detect, told = string.match(seenArg, '^(%d+)(L?)(%d*)$')
   local seen = tonumber(digits)
   local m = redis.call('HMGET', meta, 'inc', 'rev')
   if m[1] ~= inc then return {'LOST', m[1] or ''} end
-  if detect == 'L' then return lineage(seen, tonumber(m[2] or '0')) end
+  if detect == 'L' then return lineage(seen, tonumber(m[2] or '0'), tonumber(told)) end
   if tonumber(m[2] or '0') < seen then return {'ROLLBACK', m[2] or '0'} end
   return nil
 end

@@ -9,7 +9,8 @@
  *   await cluster.failover({ log, mark }); // SIGKILL the primary, wait for a promoted one, old one back as a replica
  *   await cluster.stop();
  *
- * Sentinels: quorum 2, down-after-milliseconds 1000 (downAfterMs), failover-timeout 3000.
+ * Sentinels: quorum 2, down-after-milliseconds 2000 (downAfterMs; at 1000, one PING answered late on a
+ * loaded machine made the sentinels fail a healthy new primary over again), failover-timeout 3000.
  * Every node runs with appendonly yes / appendfsync everysec, no RDB snapshots.
  */
 import { spawn } from 'node:child_process';
@@ -157,12 +158,12 @@ class SentinelNode extends Node {
 }
 
 /**
- * Starts the cluster. Options: replicas (1), masterName ('revkit'), downAfterMs (1000),
- * failoverTimeoutMs (3000), serverArgs (extra redis-server arguments for every data node),
+ * Starts the cluster. Options: replicas (1), masterName ('revkit'),
+ * downAfterMs (2000), failoverTimeoutMs (3000), serverArgs (extra redis-server arguments for every data node),
  * single (true: also start a standalone server for singleUrl).
  */
 export async function startRedisCluster(options = {}) {
-  const { replicas = 1, masterName = 'revkit', downAfterMs = 1000, failoverTimeoutMs = 3000, serverArgs = [], single = true } = options;
+  const { replicas = 1, masterName = 'revkit', downAfterMs = 2000, failoverTimeoutMs = 3000, serverArgs = [], single = true } = options;
   const bin = findRedisServer();
   const root = mkdtempSync(join(tmpdir(), 'revkit-redis-cluster-'));
   const data = [];
