@@ -2,7 +2,7 @@ import { RevkitError } from '../core/index.js';
 import { replicaUnusable } from './transport-errors.js';
 import type { HttpTransport } from './transport.js';
 
-/** How often a replica that gave no answer is asked GET /readyz until it answers 200. */
+/** How often a replica left as unable to serve is asked GET /readyz until it answers 200. */
 export const DEFAULT_PROBE_INTERVAL_MS = 250;
 const PROBE_TIMEOUT_MS = 2_000;
 
@@ -10,17 +10,19 @@ const PROBE_TIMEOUT_MS = 2_000;
 export interface ReplicaView {
   /** Its URL, secrets redacted. */
   server: string;
-  /** Known to give no answer: left until a probe of /readyz answers 200. */
+  /** Known unable to serve (no answer, or an answer saying so): left until a probe of /readyz answers 200. */
   down: boolean;
 }
 
 /**
  * The revkit servers an HttpStore may talk to (replicas over one shared
  * store), in the order given: the first is its home. Every call goes to the
- * first replica not known to be down; one that gives no HTTP answer (or says
- * it is shutting down) is left for the next, and probed in the background
- * until it answers again, when the calls go back to it. The probes cost the
- * callers nothing: no call waits for a dead replica twice.
+ * first replica not known to be down; one that cannot serve — no HTTP answer,
+ * or an answer that says the server itself is unable: shutting down, its
+ * store unreachable from it, its gateway's 502/503/504 (replicaUnusable) —
+ * is left for the next, and probed in the background until /readyz answers
+ * 200, when the calls go back to it. The probes cost the callers nothing: no
+ * call waits for a dead replica twice.
  */
 export class ReplicaPool {
   readonly transports: readonly HttpTransport[];
@@ -63,11 +65,14 @@ export class ReplicaPool {
   }
 
   /**
-   * Runs `op` on the serving replica; when that replica is unusable (no
-   * answer, shutting down) it is left, and `op` runs on the next one — unless
-   * it was a write that may have reached the dead one (ambiguous): that is the
+   * Runs `op` on the serving replica; when that replica is unusable
+   * (replicaUnusable) it is left, and `op` runs on the next one — unless it
+   * was a write that may have reached the store through it (ambiguous: cut on
+   * its way, a gateway's 502/504, the store's unconfirmed commit): that is the
    * caller's to resolve (update() does, by its writer token, on the next
-   * replica), never sent twice here. Each replica is tried at most once.
+   * replica), never sent twice here. A write refused before anything was done
+   * (refused connection, shutting down, a store unreachable from that server)
+   * runs on the next one. Each replica is tried at most once.
    */
   async run<R>(op: (transport: HttpTransport) => Promise<R>): Promise<R> {
     const tried = new Set<number>();
@@ -78,15 +83,15 @@ export class ReplicaPool {
         return await op(this.transports[index] as HttpTransport);
       } catch (err) {
         if (!replicaUnusable(err)) throw err;
-        this.unreachable(index);
+        this.leave(index);
         const ambiguous = RevkitError.is(err) && (err as { ambiguous?: unknown }).ambiguous === true;
         if (ambiguous || this.transports.length === 1 || tried.has(this.pick())) throw err;
       }
     }
   }
 
-  /** Replica `index` gave no answer: leave it until it answers a probe. */
-  unreachable(index: number): void {
+  /** Replica `index` cannot serve: leave it until it answers a probe. */
+  leave(index: number): void {
     if (this.transports.length === 1 || this.closed || this.down.has(index)) return;
     this.down.add(index);
     const stop = new AbortController();

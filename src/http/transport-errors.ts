@@ -29,16 +29,31 @@ export function transportError(server: string, err: unknown, method: string, wri
 const withoutAnswer = new WeakSet<object>();
 
 /**
- * The replica gave no whole HTTP answer (refused, reset, timed out, cut), or
- * answered 503 ERR_UNAVAILABLE (it is shutting down): a client of several
- * servers moves on to the next. Any other answer, errors included, comes from
- * a server that works; the next one shares its store and would say the same.
+ * The replica cannot serve: a client of several servers leaves it (and probes
+ * its /readyz before using it again). That is so when it gave no whole HTTP
+ * answer (refused, reset, timed out, cut), or when its answer says the server
+ * itself is unable, not the store:
+ * - 503 ERR_UNAVAILABLE or ERR_CLOSED: it is shutting down;
+ * - 503 ERR_BACKEND, transient: the store is unreachable *from this server*
+ *   (the other replicas have connections of their own; if the store is down
+ *   for all, each says so once and the call fails with this error);
+ * - 502, 503 or 504 without a revkit problem body: a gateway in front of it
+ *   could not reach it, or gave up waiting.
+ * Every other answer comes from a working server over the shared store, and
+ * the next one would say the same: 4xx (412, 409 conflicts included),
+ * ERR_DATA_LOST (the store's state), ERR_OUTCOME_UNKNOWN, a non-transient
+ * ERR_BACKEND. Whether the call may run again on the next server is another
+ * question (ReplicaPool.run): not for a write that may have committed.
  */
 export function replicaUnusable(err: unknown): boolean {
   if (typeof err !== 'object' || err === null) return false;
   if (withoutAnswer.has(err)) return true;
-  const problem = (err as { problem?: { code?: unknown } }).problem;
-  return (err as { status?: unknown }).status === 503 && problem?.code === 'ERR_UNAVAILABLE';
+  const { status, problem } = err as { status?: unknown; problem?: { code?: unknown; transient?: unknown } | null };
+  if (status !== 502 && status !== 503 && status !== 504) return false;
+  const code = typeof problem === 'object' && problem !== null ? problem.code : undefined;
+  if (typeof code !== 'string' || !code.startsWith('ERR_')) return true; // not a revkit server's answer: its gateway's
+  if (status !== 503) return false;
+  return code === 'ERR_UNAVAILABLE' || code === 'ERR_CLOSED' || (code === 'ERR_BACKEND' && problem?.transient === true);
 }
 
 /** The connection failed under a request (reset, broken pipe, closed by the other side), rather than a timeout or a refusal. */

@@ -11,7 +11,7 @@ const EVENT_ID = /^\d+(\.\d+)?$/;
  * Follows the server's watch stream (GET /v1/watch, SSE) into `queue` until
  * `signal` aborts or the queue closes, reconnecting after a dropped connection
  * with Last-Event-ID — to the next server of the pool at once when the one it
- * followed gives no answer: the servers share one store, so an event id means
+ * followed cannot serve (no answer, or an answer saying so): the servers share one store, so an event id means
  * the same on each, and the stream resumes there with no gap and no repeat.
  *
  * `calledAt`: when watch() was called. A watch "from now" asks the server
@@ -84,7 +84,7 @@ export async function followWatchStream<T>(
         queue.fail(RevkitError.is(err) ? err : transportError(transport.server, err, 'GET', false, undefined));
         return;
       }
-      if (replicaUnusable(err)) pool.unreachable(index);
+      if (replicaUnusable(err)) pool.leave(index);
     }
     if (signal.aborted || queue.closed) return;
     // Another server to go to: at once. The same one again: after a pause that grows.
