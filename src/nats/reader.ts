@@ -265,7 +265,10 @@ export class ResumableReader {
         if (this.ctx.nc.isClosed()) return this.fail(err);
         const message = String((err as Error)?.message ?? err);
         if (/stream not found/i.test(message) && ++this.createFailures >= 30) return this.fail(err);
-        await new Promise((r) => setTimeout(r, Math.min(2000, 50 * 2 ** Math.min(attempt, 6))));
+        // At most 500 ms between tries: after a stream-leader change the writers go on as soon as a
+        // new leader is elected, and every second this watch waits is ~50 writes per hot key that
+        // the per-key history (64) may no longer hold when it resumes (HistoryGoneError).
+        await new Promise((r) => setTimeout(r, Math.min(500, 50 * 2 ** Math.min(attempt, 6))));
       }
     }
   }

@@ -26,6 +26,14 @@ import { durableViolations, runReplicationWorkload } from '../fixtures/replicati
 
 type Cluster = Awaited<ReturnType<typeof startNatsCluster>>;
 
+/**
+ * NATS keeps 64 revisions per key. A write cut by a kill is looked for in its key's history, and
+ * a watch that resumes after a leader change needs the changes made meanwhile: on a few hot keys
+ * the writers push both out of reach within a second or two (then update() rightly answers
+ * ERR_OUTCOME_UNKNOWN, the watch HistoryGoneError). 64 keys keep each key's rate low enough.
+ */
+const KEYS = 64;
+
 const version = /v?(\d+)\.(\d+)\.(\d+)/.exec(execFileSync('nats-server', ['--version'], { encoding: 'utf8' })) ?? [];
 const [major, minor, patch] = version.slice(1).map(Number) as [number, number, number];
 /** nats-server 2.9.21 made Nats-Expected-Last-Subject-Sequence hold on replicated streams. */
@@ -52,10 +60,7 @@ afterEach(async () => {
 
 async function runWithFailovers(c: Cluster, failovers: number, wipe = false) {
   return runReplicationWorkload({
-    // 16 keys: a write cut by a kill is looked for in its key's history (64 revisions per key on
-    // NATS); on a few hot keys the other writers push it out of reach, and update() then rightly
-    // answers ERR_OUTCOME_UNKNOWN instead of guessing (as in nats-restart.test.ts).
-    url: c.url, processes: 3, loops: 3, keys: 16, watch: true, log,
+    url: c.url, processes: 3, loops: 3, keys: KEYS, watch: true, log,
     fault: async (ctl: { waitForAcks(n: number): Promise<boolean>; marked(label: string): void }) => {
       await ctl.waitForAcks(200);
       for (let i = 0; i < failovers; i++) {
@@ -90,7 +95,7 @@ describe('nats: a JetStream cluster losing the server of the bucket stream', () 
     const leaders: string[] = [];
     const c = cluster;
     const f = await runReplicationWorkload({
-      url: c.url, processes: 3, loops: 3, keys: 16, watch: true, log,
+      url: c.url, processes: 3, loops: 3, keys: KEYS, watch: true, log,
       fault: async (ctl: { waitForAcks(n: number): Promise<boolean>; marked(label: string): void }) => {
         await ctl.waitForAcks(200);
         for (let i = 0; i < 2; i++) {
