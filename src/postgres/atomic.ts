@@ -110,13 +110,13 @@ export async function commitAtomicBatch(parts: AtomicParts, ops: AtomicOp[]): Pr
             if (unused.length > 0) await conn.q(client, 'aunplace', () => atomicUnplaceSql(names), [unused]);
             committing = true;
             await client.query('COMMIT');
-            return { revision: Math.max(0, ...[...locked.values()].map((row) => num(row.revision))), written: 0 };
+            return { revision: Math.max(0, ...[...locked.values()].map((row) => num(row.revision))), written: [] as string[] };
           }
           const w = await conn.q(client, 'awrite', () => atomicWriteSql(names), [wk, wv, wd, wt, wc, unused]);
           committing = true;
           call.mayCommit = true;
           await client.query('COMMIT');
-          return { revision: num(w.rows[0]?.revision), written: wk.length };
+          return { revision: num(w.rows[0]?.revision), written: wk };
         } catch (err) {
           if (open && !committing) await client.query('ROLLBACK').catch(() => undefined);
           throw err;
@@ -126,13 +126,12 @@ export async function commitAtomicBatch(parts: AtomicParts, ops: AtomicOp[]): Pr
         if (attempt >= 8) throw new BackendError('atomic commit kept racing concurrent creators; nothing was written', { transient: true, ambiguous: false });
         continue;
       }
-      if (result.written > 0) parts.wakeUps.signalChange(keys);
+      if (result.written.length > 0) parts.wakeUps.signalChange(keys);
       // Wrote nothing and saw no written key: the head, a revision already committed (0 would replay everything before it).
-      if (result.written === 0 && result.revision === 0) return { revision: await parts.head() };
-      if (result.written > 0) {
-        // Only the sets: a delete of a key that was not live wrote nothing to check for.
-        for (const op of ops) if (op.type === 'set') revisions.acked(op.key, result.revision);
-      }
+      if (result.written.length === 0 && result.revision === 0) return { revision: await parts.head() };
+      // Every key written, sets and deletes (a tombstone is a change a failover can lose too); a delete of a key
+      // that was not live wrote nothing to check for.
+      for (const key of result.written) revisions.acked(key, result.revision);
       revisions.delivered(result.revision);
       return { revision: result.revision };
     } catch (err) {

@@ -100,7 +100,12 @@ export interface MemberInfo {
   member: Member;
 }
 
-const CHECK_SQL = `SELECT pg_is_in_recovery() AS recovery, current_setting('transaction_read_only') AS ro`;
+/** Whether the member takes writes, and its WAL timeline (see TIMELINE_SQL in sql/lineage.ts). */
+const CHECK_SQL = `SELECT pg_is_in_recovery() AS recovery, current_setting('transaction_read_only') AS ro,
+  CASE WHEN pg_is_in_recovery() THEN NULL ELSE substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8) END AS tli`;
+
+/** How long a new member's check waits for each other member's answer (an unreachable one counts as no primary). */
+export const PEER_PROBE_MS = 1500;
 
 /** The members of a URL, and which one new connections try first (the last that accepted writes). */
 export class MemberRing {
@@ -109,6 +114,14 @@ export class MemberRing {
   serving: Member | undefined;
   /** Times new connections found another member serving than the one before. */
   switches = 0;
+  /**
+   * The highest WAL timeline a writable member was found on. A primary on a
+   * lower one is an old primary that kept running, or was restarted as a
+   * primary, after a standby was promoted: writing there would diverge.
+   */
+  maxTimeline = 0;
+  /** member address → the timeline it was checked against the other members on. */
+  private readonly verified = new Map<string, number>();
 
   constructor(readonly members: Member[]) {}
 
@@ -127,14 +140,27 @@ export class MemberRing {
     this.serving = m;
   }
 
+  /**
+   * The other members, asked at once (each bounded by PEER_PROBE_MS): the
+   * highest timeline above `tli` that one of them serves writes on, 0 when
+   * none does (a standby, unreachable, or not newer).
+   */
+  async newerPrimary(config: string | pg.ClientConfig | undefined, self: Member, tli: number): Promise<number> {
+    const answers = await Promise.all(this.members.filter((x) => x !== self).map((x) => probeTimeline(config, x)));
+    return Math.max(0, ...answers.filter((t) => t > tli));
+  }
+
   /** pg's Client, pointed at the member of the moment; its connect() fails (ReadOnlyMemberError) on a read-only member and moves on. */
   clientClass(): typeof pg.Client {
     // eslint-disable-next-line @typescript-eslint/no-this-alias
     const ring = this;
     class MemberClient extends pg.Client {
       revkitMember: Member;
+      /** What the pool made it with: the other members are probed with the same (hosts.ts newerPrimary). */
+      private readonly revkitConfig: string | pg.ClientConfig | undefined;
       constructor(config?: string | pg.ClientConfig) {
         super(config);
+        this.revkitConfig = config;
         const m = ring.pick();
         this.revkitMember = m;
         const self = this as unknown as { host: string; port: number; connectionParameters: { host: string; port: number } };
@@ -163,7 +189,7 @@ export class MemberRing {
           ring.skip(m);
           throw err;
         }
-        let row: { recovery?: unknown; ro?: unknown } | undefined;
+        let row: { recovery?: unknown; ro?: unknown; tli?: unknown } | undefined;
         try {
           row = (await super.query(CHECK_SQL)).rows[0] as typeof row;
         } catch (err) {
@@ -176,9 +202,54 @@ export class MemberRing {
           await this.end().catch(() => undefined);
           throw new ReadOnlyMemberError(`postgres member ${m.address} is read-only (${row.recovery === true ? 'a standby in recovery' : 'default_transaction_read_only'}): trying the next host`);
         }
+        const tli = parseInt(String(row?.tli), 16);
+        if (Number.isFinite(tli)) {
+          // Split brain: another member promoted since. Once per member and timeline, the others are asked.
+          if (ring.verified.get(m.address) !== tli) {
+            const peer = await ring.newerPrimary(this.revkitConfig, m, tli);
+            if (peer > ring.maxTimeline) ring.maxTimeline = peer;
+            if (peer === 0) ring.verified.set(m.address, tli);
+          }
+          if (tli < ring.maxTimeline) {
+            ring.skip(m);
+            await this.end().catch(() => undefined);
+            throw new ReadOnlyMemberError(`postgres member ${m.address} is a primary on WAL timeline ${tli}, but a member on timeline ${ring.maxTimeline} was promoted since: ` +
+              'an old primary that kept running or was restarted as a primary (split brain); refused, trying the next host (rebuild it as a standby of the new primary)');
+          }
+          if (tli > ring.maxTimeline) ring.maxTimeline = tli;
+        }
         ring.accepted(m);
       }
     }
     return MemberClient;
+  }
+}
+
+/** A member's timeline when it serves writes, else 0 (a standby, read-only, unreachable, or no answer within PEER_PROBE_MS). */
+async function probeTimeline(config: string | pg.ClientConfig | undefined, m: Member): Promise<number> {
+  const base: pg.ClientConfig = typeof config === 'string' ? { connectionString: config } : { ...(config ?? {}) };
+  const client = new pg.Client({ ...base, connectionTimeoutMillis: PEER_PROBE_MS });
+  const self = client as unknown as { host: string; port: number; connectionParameters: { host: string; port: number } };
+  self.host = m.host;
+  self.port = m.port;
+  self.connectionParameters.host = m.host;
+  self.connectionParameters.port = m.port;
+  client.on('error', () => undefined);
+  let timer: NodeJS.Timeout | undefined;
+  const ask = (async () => {
+    await client.connect();
+    const row = (await client.query(CHECK_SQL)).rows[0] as { recovery?: unknown; ro?: unknown; tli?: unknown } | undefined;
+    if (!row || row.recovery === true || row.ro === 'on') return 0;
+    const t = parseInt(String(row.tli), 16);
+    return Number.isFinite(t) ? t : 0;
+  })();
+  try {
+    return await Promise.race([ask, new Promise<number>((resolve) => (timer = setTimeout(() => resolve(0), PEER_PROBE_MS)))]);
+  } catch {
+    return 0;
+  } finally {
+    clearTimeout(timer);
+    void client.end().catch(() => undefined);
+    ask.catch(() => undefined);
   }
 }

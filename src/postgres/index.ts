@@ -112,6 +112,8 @@ export class PostgresStore extends BaseStore {
     this.lineage = new Lineage(this.names, () => this.conn.where.address, detect);
     this.conn.guard = this.lineage;
     if (detect) this.revisions.listener = this.lineage;
+    // Every new connection re-reads what an acknowledgement means there (a failover, another member, a reload).
+    this.lineage.onDurability = (durability) => this.setDurability(durability);
   }
 
   /** Opens a store on its own pool; `close()` ends that pool. See options.ts for the URL form. */
@@ -140,8 +142,7 @@ export class PostgresStore extends BaseStore {
   private async init(): Promise<void> {
     await this.conn.withClient('open', false, async (client) => {
       if (this.options.migrate !== false) await migrate(client, this.names);
-      const durability = await readServerSettings(client, this.conn.where);
-      this.capabilities = { ...this.capabilities, durability };
+      this.setDurability(await readServerSettings(client, this.conn.where));
       // The tables loss detection keeps exist now: meet this member's timeline (lineage.ts).
       this.lineage.ready = true;
       await this.lineage.check(client);
@@ -168,6 +169,7 @@ export class PostgresStore extends BaseStore {
       await this.lineage.refresh(c);
       return readReplication(c);
     });
+    this.setDurability(r.durability);
     const serving = this.ring?.serving?.address ?? this.conn.where.address.replace(/^postgres:\/\/(?:[^@/]*@)?/, '').replace(/\/.*$/, '');
     const state: ReplicationState = {
       serving,
@@ -181,6 +183,12 @@ export class PostgresStore extends BaseStore {
     return state;
   }
 
+  /** capabilities.durability follows the serving member's settings, as replication().durability reports them. */
+  private setDurability(durability: Capabilities['durability']): void {
+    this.lineage.durability = durability;
+    if (this.capabilities.durability !== durability) this.capabilities = { ...this.capabilities, durability };
+  }
+
   /** An operator accepts a detected loss (lineage.ts): operations stop failing with DataLostError in every process (the others within a second). */
   async acceptLoss(): Promise<void> {
     this.assertOpen();
@@ -191,19 +199,24 @@ export class PostgresStore extends BaseStore {
     this.assertOpen();
     assertKey(key);
     const record = await this.reads.record<T>(key);
-    if (record) this.revisions.delivered(record.revision);
+    if (record) this.revisions.delivered(record.revision, key);
     return record;
   }
 
   async list<T = unknown>(options: ListOptions = {}): Promise<ListPage<T>> {
     this.assertOpen();
-    return this.reads.list<T>(options);
+    const page = await this.reads.list<T>(options);
+    // Told to the caller: checked against a promoted member after a failover (lineage.ts), like a get.
+    for (const e of page.entries) this.revisions.delivered(e.revision, e.key);
+    return page;
   }
 
   async history<T = unknown>(key: string, options: HistoryOptions = {}): Promise<StoredRecord<T>[]> {
     this.assertOpen();
     assertKey(key);
-    return this.reads.history<T>(key, options);
+    const records = await this.reads.history<T>(key, options);
+    for (const r of records) this.revisions.delivered(r.revision, key);
+    return records;
   }
 
   /** The newest settled revision (see Revisions.head). */

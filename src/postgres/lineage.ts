@@ -12,13 +12,18 @@
  *    meet a new timeline after an earlier one records it with the sequence
  *    value found there and raises the sequence by LOSS_GAP above that and
  *    above every revision it knows of — no revision is handed out twice.
- * 2. Check what this process was told: the acknowledged writes it keeps
- *    (a ring of the last RING_SIZE (key, revision)s) must be on the member,
- *    and no revision it delivered (write, read, watch event) may lie above
- *    the sequence value the new timeline started from (a commit that reached
- *    the standby brought the sequence's WAL with it). Anything missing is a
- *    loss: recorded in `<p>losses` (after, upTo], which latches it for
- *    every process.
+ * 2. Check what this process was told, before the connection serves
+ *    anything: the acknowledged writes it keeps (a ring of the last
+ *    RING_SIZE (key, revision)s: puts, deletes, atomic sets and deletes) and
+ *    the newest revision of each of the last DELIVERED_KEYS keys it told a
+ *    caller of (get, list, history, watch event, write) must be on the
+ *    member, and no revision it delivered may lie above the sequence value
+ *    the new timeline started from (a commit that reached the standby
+ *    brought the sequence's WAL with it). Anything missing is a loss:
+ *    recorded in `<p>losses` (after, upTo], which latches it for every
+ *    process — and this process fails its own next call with it, instead of
+ *    serving an older revision than one it handed out until another
+ *    process's poll.
  * 3. While an unaccepted loss is recorded, every operation of every process
  *    fails with DataLostError (processes learn it on their next new
  *    connection or within POLL_MS) until store.acceptLoss().
@@ -28,7 +33,9 @@
  */
 import type { PoolClient } from 'pg';
 import { DataLostError, type DataLossDetails } from '../core/index.js';
+import type { Durability } from '../core/index.js';
 import { ReadOnlyMemberError } from './hosts.js';
+import { durabilityOf } from './replication.js';
 import { num, type Row } from './rows.js';
 import type { Names } from './schema.js';
 import {
@@ -39,6 +46,8 @@ import {
 export const LOSS_GAP = 1_000_000_000;
 /** Acknowledged writes each process keeps to check against a promoted member. */
 const RING_SIZE = 4096;
+/** Keys whose newest delivered revision each process keeps to check against a promoted member (the least recently delivered go first). */
+export const DELIVERED_KEYS = 16_384;
 /** How often a process asks whether another one latched a loss. */
 export const POLL_MS = 1000;
 
@@ -72,9 +81,16 @@ export class Lineage {
   lost: LossState | undefined;
   /** After migrations ran: before, the tables this needs may not exist. */
   ready = false;
+  /** The durability the serving member's settings give (read on every new connection; onDurability hears of changes). */
+  durability: Durability | undefined;
+  onDurability: ((d: Durability) => void) | undefined;
+  /** The highest timeline met: a member on a lower one is an old primary that kept running after a promotion, refused. */
+  private maxTimeline = 0;
   private readonly ringKeys: string[] = [];
   private readonly ringRevs: number[] = [];
   private ringNext = 0;
+  /** key → the newest revision of it told to a caller (Map order: least recently delivered first). */
+  private readonly delivered = new Map<string, number>();
   /** The highest revision of a commit this process told a caller of. */
   private highest = 0;
   private readonly checked = new WeakSet<PoolClient>();
@@ -91,7 +107,7 @@ export class Lineage {
   /** A write of `key` was acknowledged at `revision`. */
   noteAck(key: string, revision: number): void {
     if (!this.enabled) return;
-    this.noteSeen(revision);
+    this.noteDelivered(key, revision);
     this.ringKeys[this.ringNext] = key;
     this.ringRevs[this.ringNext] = revision;
     this.ringNext = (this.ringNext + 1) % RING_SIZE;
@@ -100,6 +116,21 @@ export class Lineage {
   /** A committed revision was delivered to a caller (a read, a watch event, an atomic commit). */
   noteSeen(revision: number): void {
     if (revision > this.highest) this.highest = revision;
+  }
+
+  /**
+   * Revision `revision` of `key` was told to a caller. Per key the newest is
+   * enough: a key's revisions commit in order (its row lock), so a member
+   * that has it has every older one.
+   */
+  noteDelivered(key: string, revision: number): void {
+    if (!this.enabled || revision <= 0) return;
+    this.noteSeen(revision);
+    const had = this.delivered.get(key);
+    if (had !== undefined && had >= revision) return;
+    this.delivered.delete(key);
+    this.delivered.set(key, revision);
+    if (this.delivered.size > DELIVERED_KEYS) this.delivered.delete(this.delivered.keys().next().value as string);
   }
 
   /** Throws DataLostError while a loss is latched. */
@@ -116,10 +147,26 @@ export class Lineage {
 
   /** A new connection: its member must be writable; a timeline this process has not met is adopted and checked first. */
   async check(client: PoolClient): Promise<void> {
-    if (!this.ready || !this.enabled || this.checked.has(client)) return;
+    if (!this.ready || this.checked.has(client)) return;
     const row = (await client.query<Row>(TIMELINE_SQL)).rows[0] ?? {};
     if (row.recovery === true) throw new ReadOnlyMemberError(`postgres at ${this.address()} is a standby in recovery: it takes no writes`);
+    // Another member, a failover or a reload may have changed what an acknowledgement means.
+    const durability = durabilityOf(String(row.fsync), String(row.sc), String(row.standbys));
+    if (durability !== this.durability) {
+      this.durability = durability;
+      this.onDurability?.(durability);
+    }
+    if (!this.enabled) {
+      this.checked.add(client);
+      return;
+    }
     const timeline = parseInt(String(row.tli), 16);
+    if (timeline < this.maxTimeline) {
+      // A primary on a timeline older than one this process served from: the old primary restarted as a primary
+      // after a standby was promoted (split brain). Writing there would diverge silently.
+      throw new ReadOnlyMemberError(`postgres at ${this.address()} serves WAL timeline ${timeline}, older than timeline ${this.maxTimeline} this process already served from: ` +
+        'an old primary that kept running (or came back) after a standby was promoted; refused (rebuild it as a standby of the new primary)');
+    }
     if (timeline !== this.timeline) {
       // One adoption at a time per process: connections made meanwhile wait for it.
       while (this.adopting && this.adopting.timeline !== timeline) await this.adopting.done.catch(() => undefined);
@@ -160,6 +207,7 @@ export class Lineage {
       await this.checkTold(client, previous, timeline, rows);
     }
     this.timeline = timeline;
+    if (timeline > this.maxTimeline) this.maxTimeline = timeline;
     await this.refresh(client);
   }
 
@@ -168,20 +216,26 @@ export class Lineage {
     // The timeline promoted out of `from` (the next one recorded), else the one met now.
     const next = rows.map((r) => ({ timeline: num(r.timeline), start: num(r.seq_at_adoption) }))
       .filter((r) => r.timeline > from).sort((a, b) => a.timeline - b.timeline)[0] ?? { timeline: to, start: Infinity };
-    const missing = (await client.query<Row>(missingSql(this.names), [this.ringKeys, this.ringRevs])).rows.map((r) => num(r.revision));
+    // The acknowledged writes, and the newest delivered revision of each key (reads, lists, history, watch events).
+    const keys = [...this.ringKeys, ...this.delivered.keys()];
+    const revs = [...this.ringRevs, ...this.delivered.values()];
+    const missing = [...new Set((await client.query<Row>(missingSql(this.names), [keys, revs])).rows.map((r) => num(r.revision)))];
+    const beyond = this.highest > next.start;
+    if (missing.length > 0 || beyond) {
+      missing.sort((a, b) => a - b);
+      // Revisions are not commit-ordered: a write that survived may lie between lost ones. Ranges are cut around
+      // every revision this member has, so a range never covers a write that is there.
+      const present = missing.length === 0 ? [] : (await client.query<Row>(presentSql(this.names), [missing[0] as number, missing[missing.length - 1] as number])).rows.map((r) => num(r.revision));
+      const ranges = lossRanges(missing, present);
+      // Above the sequence value the new timeline started from nothing of the old one can be here.
+      if (beyond) ranges.push({ after: next.start, upTo: this.highest });
+      for (const r of ranges) await client.query(recordLossSql(this.names), [to, r.after, r.upTo]);
+    }
+    // Checked (and any loss recorded): what follows is told on this timeline.
     this.ringKeys.length = 0;
     this.ringRevs.length = 0;
     this.ringNext = 0;
-    const beyond = this.highest > next.start;
-    if (missing.length === 0 && !beyond) return;
-    missing.sort((a, b) => a - b);
-    // Revisions are not commit-ordered: a write that survived may lie between lost ones. Ranges are cut around
-    // every revision this member has, so a range never covers a write that is there.
-    const present = missing.length === 0 ? [] : (await client.query<Row>(presentSql(this.names), [missing[0] as number, missing[missing.length - 1] as number])).rows.map((r) => num(r.revision));
-    const ranges = lossRanges(missing, present);
-    // Above the sequence value the new timeline started from nothing of the old one can be here.
-    if (beyond) ranges.push({ after: next.start, upTo: this.highest });
-    for (const r of ranges) await client.query(recordLossSql(this.names), [to, r.after, r.upTo]);
+    this.delivered.clear();
   }
 
   /** Reads the latch: the unaccepted losses recorded by any process. */

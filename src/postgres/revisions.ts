@@ -29,7 +29,7 @@ export class Revisions {
   constructor(private readonly conn: Connections, private readonly names: Names) {}
 
   /** Loss detection (lineage.ts) hears of every acknowledged write and every committed revision told to a caller. */
-  listener: { noteAck(key: string, revision: number): void; noteSeen(revision: number): void } | undefined;
+  listener: { noteAck(key: string, revision: number): void; noteSeen(revision: number): void; noteDelivered(key: string, revision: number): void } | undefined;
 
   /** A write of `key` was acknowledged at `revision`. */
   acked(key: string, revision: number): void {
@@ -37,10 +37,15 @@ export class Revisions {
     this.listener?.noteAck(key, revision);
   }
 
-  /** A committed revision was told to a caller (a read, a watch event, an atomic commit). */
-  delivered(revision: number): void {
+  /**
+   * A committed revision was told to a caller: of `key` (a read, a list, a
+   * history, a watch event), or of no key in particular (an atomic commit's
+   * answer). Loss detection checks the keyed ones against a promoted member.
+   */
+  delivered(revision: number, key?: string): void {
     this.seen(revision);
-    this.listener?.noteSeen(revision);
+    if (key === undefined) this.listener?.noteSeen(revision);
+    else this.listener?.noteDelivered(key, revision);
   }
 
   /** Remembers a revision seen handed out (see known). */

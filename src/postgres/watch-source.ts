@@ -69,7 +69,7 @@ export class WatchQueries implements WatchSource {
   decodeChange(row: Row): WatchEvent {
     const key = row.key as string;
     const revision = num(row.revision);
-    this.revisions.delivered(revision);
+    this.revisions.delivered(revision, key);
     if (row.deleted) return { type: 'delete', key, revision };
     return { type: 'put', key, revision, entry: this.rows.toEntry(key, row) };
   }

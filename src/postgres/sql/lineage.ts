@@ -4,10 +4,13 @@ import type { Names } from '../schema.js';
 /**
  * The member's WAL timeline (the first 8 hex digits of the current WAL file's
  * name) — it changes exactly when a standby is promoted — and whether it is
- * in recovery (a standby: no timeline to ask, and no writes).
+ * in recovery (a standby: no timeline to ask, and no writes). Also the
+ * settings that make the store's durability, as this session has them (a
+ * failover or a reload may change them; the same round trip).
  */
 export const TIMELINE_SQL = `SELECT pg_is_in_recovery() AS recovery,
-  CASE WHEN pg_is_in_recovery() THEN NULL ELSE substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8) END AS tli`;
+  CASE WHEN pg_is_in_recovery() THEN NULL ELSE substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8) END AS tli,
+  current_setting('fsync') AS fsync, current_setting('synchronous_commit') AS sc, current_setting('synchronous_standby_names') AS standbys`;
 
 /** The highest revision the store's sequence handed out (on a promoted standby: the last one logged, prefetch included). */
 export function seqLastSql(n: Names): string {
@@ -28,10 +31,15 @@ export function raiseSeqSql(n: Names): string {
 }
 
 /**
- * Of the acknowledged writes ($1 keys, $2 revisions) those this member does
- * not have: neither in the change log nor the current row. A revision at or
- * below the highest ever pruned from the change log cannot be told apart from
- * a pruned one, so it is not reported.
+ * Of the (key, revision)s this process told callers of ($1 keys, $2
+ * revisions: acknowledged writes, and the newest revision of each key it
+ * delivered by a read, a list, a history or a watch event) those this member
+ * does not have: neither in the change log nor the current row. Legitimate
+ * later changes do not count: a later put, delete or TTL expiry appends a
+ * change and keeps the delivered one in the log; a revision removed since
+ * (history pruning, a purged tombstone and its key's changes) lies at or below
+ * meta.pruned_through, and a revision there cannot be told apart from a
+ * pruned one, so it is not reported.
  */
 export function missingSql(n: Names): string {
   return `SELECT a.k AS key, a.r AS revision FROM unnest($1::text[], $2::bigint[]) AS a(k, r)

@@ -1,0 +1,296 @@
+/**
+ * PostgreSQL failovers, the cases a hostile review found (issue 25): what a
+ * process told its callers must be checked against the promoted member
+ * before it serves anything there, whatever told it (an atomic delete, a
+ * list, a history, a get), what an acknowledgement means must follow the
+ * serving member, and an old primary restarted as a primary after a
+ * promotion (split brain) must not take writes. Private clusters on free
+ * ports (never the machine's PostgreSQL); each failover makes the standby
+ * miss the last commits (its walsenders SIGSTOPped) unless said otherwise.
+ *
+ * Each verdict is on the first answer a store gives once the failover is
+ * over (transient connection errors from the dead primary are retried):
+ * never on how long anything took.
+ */
+import { execFileSync } from 'node:child_process';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { BackendError, DataLostError } from '../../src/core/index.js';
+import { PostgresStore } from '../../src/postgres/index.js';
+// @ts-expect-error plain ESM launcher without types
+import { startPostgresCluster } from '../support/clusters/postgres.mjs';
+
+interface Cluster {
+  url: string;
+  dir: string;
+  primary: { name: string; port: number };
+  standby: { name: string; port: number };
+  holdReplication(): number;
+  query(sql: string, port?: number): Promise<Record<string, unknown>[]>;
+  failover(o?: object): Promise<unknown>;
+  stop(): Promise<void>;
+}
+
+let cluster: Cluster | undefined;
+const stores: PostgresStore[] = [];
+
+afterEach(async () => {
+  for (const s of stores.splice(0)) await s.close().catch(() => undefined);
+  await cluster?.stop();
+  cluster = undefined;
+});
+
+async function start(synchronous = false): Promise<Cluster> {
+  cluster = (await startPostgresCluster({ synchronous, single: false })) as Cluster;
+  return cluster;
+}
+
+async function openStore(url: string, prefix: string): Promise<PostgresStore> {
+  const s = await PostgresStore.fromUrl(`${url}?prefix=${prefix}`);
+  stores.push(s);
+  return s;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Polls until `probe` answers true (a state, not a time: the deadline only bounds a hang). */
+async function until(what: string, probe: () => Promise<boolean>, ms = 30_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await probe().catch(() => false))) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(50);
+  }
+}
+
+/** The first answer of `fn` that is not a transient connection error (a dead pooled connection, the member restarting). */
+async function firstAnswer<T>(fn: () => Promise<T>): Promise<{ ok: true; value: T } | { ok: false; error: unknown }> {
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    try {
+      return { ok: true, value: await fn() };
+    } catch (error) {
+      if (!(BackendError.is(error) && error.transient) || Date.now() > deadline) return { ok: false, error };
+      await sleep(50);
+    }
+  }
+}
+
+function expectDataLost(a: { ok: boolean; value?: unknown; error?: unknown }, what: string): void {
+  expect(a.ok, `${what}: answered ${JSON.stringify(a.ok ? a.value : String(a.error)).slice(0, 300)} instead of DataLostError`).toBe(false);
+  expect(DataLostError.is(a.error), `${what}: ${String(a.error)}`).toBe(true);
+}
+
+/** Until the standby replayed everything the primary has. */
+async function caughtUp(c: Cluster): Promise<void> {
+  await until('the standby to replay everything', async () => {
+    const rows = await c.query(`SELECT count(*)::int AS n FROM pg_stat_replication WHERE replay_lsn = pg_current_wal_lsn()`);
+    return Number(rows[0]?.n) === 1;
+  });
+}
+
+/** The standby gets nothing more once everything so far reached it. */
+async function holdAfterCatchUp(c: Cluster): Promise<void> {
+  await caughtUp(c);
+  expect(c.holdReplication()).toBeGreaterThan(0);
+}
+
+describe('PostgreSQL failover to a standby that missed commits: what a process told is checked before it serves', () => {
+  it('an atomic delete, a list, a history and a get told before the failover are each reported lost, by the process that told them alone', async () => {
+    const c = await start(false);
+    // (i) W deletes a live key with atomic() and stays; (iii) R lists, H reads a history, G gets — their writer is gone.
+    const W = await openStore(c.url, 'ra_');
+    const writer = await openStore(c.url, 'rl_');
+    const R = await openStore(c.url, 'rl_');
+    const hWriter = await openStore(c.url, 'rh_');
+    const H = await openStore(c.url, 'rh_');
+    const gWriter = await openStore(c.url, 'rg_');
+    const G = await openStore(c.url, 'rg_');
+    for (let i = 0; i < 5; i++) await W.put('k', { v: i });
+    await writer.put('seed', 1);
+    await hWriter.put('h', { v: 0 });
+    await gWriter.put('g', { v: 0 });
+    await holdAfterCatchUp(c);
+
+    const deleted = (await W.atomic().delete('k').commit()).revision;
+    for (let i = 0; i < 50; i++) await writer.put(`x/${String(i).padStart(3, '0')}`, { i });
+    const listed = await R.list({ prefix: 'x/' });
+    expect(listed.entries).toHaveLength(50);
+    for (let i = 1; i <= 3; i++) await hWriter.put('h', { v: i });
+    const history = await H.history('h');
+    expect(history[0]?.revision).toBeGreaterThan(1);
+    await gWriter.put('g', { v: 1 });
+    const got = await G.get('g');
+    expect(got?.value).toEqual({ v: 1 });
+    // Their writers are gone: nobody else is left to check these writes.
+    for (const s of [writer, hWriter, gWriter]) await s.close();
+
+    await c.failover({});
+
+    // Every case answered first, then judged together (so a failure names each one that went back silently).
+    const answers = {
+      'W.get after its atomic delete': await firstAnswer(() => W.get('k')),
+      'R.list after the listed writes': await firstAnswer(() => R.list({ prefix: 'x/' })),
+      'H.history after the revisions shown': await firstAnswer(() => H.history('h')),
+      'G.get after the revision read': await firstAnswer(() => G.get('g')),
+    };
+    const verdicts = Object.fromEntries(Object.entries(answers).map(([k, a]) => [k, a.ok ? `answered ${JSON.stringify(a.value).slice(0, 120)}` : DataLostError.is(a.error) ? 'DataLostError' : String(a.error)]));
+    expect(verdicts).toEqual(Object.fromEntries(Object.keys(answers).map((k) => [k, 'DataLostError'])));
+    const lost = (await W.replication()).lost;
+    expect(lost?.ranges.some((r) => r.after < deleted && deleted <= r.upTo), JSON.stringify(lost)).toBe(true);
+  });
+
+  it('a reader never gets an older revision than one it read: its first answer after the failover is DataLostError (its writer gone)', async () => {
+    const c = await start(false);
+    const W = await openStore(c.url, 'rb_');
+    const R = await openStore(c.url, 'rb_');
+    for (let i = 0; i < 10; i++) await W.put('k', { v: i });
+    await holdAfterCatchUp(c);
+    for (let i = 10; i < 12; i++) await W.put('k', { v: i });
+    const told = await R.get('k');
+    expect(told?.value).toEqual({ v: 11 });
+    await W.close();
+    await c.failover({});
+    const answers: unknown[] = [];
+    const first = await firstAnswer(async () => {
+      const e = await R.get('k');
+      answers.push(e);
+      return e;
+    });
+    expectDataLost(first, `R read revision ${told?.revision}`);
+    // The latch holds for its later reads too.
+    expectDataLost(await firstAnswer(() => R.get('k')), 'a later read');
+    expect(answers).toEqual([]);
+  });
+
+  it('canary: with loss detection off the same reader is handed the older revision silently (the verdict above catches it)', async () => {
+    const c = await start(false);
+    const W = await openStore(c.url, 'rc_');
+    const R = await PostgresStore.fromUrl(`${c.url}?prefix=rc_`, { lossDetection: false });
+    stores.push(R);
+    for (let i = 0; i < 10; i++) await W.put('k', { v: i });
+    await holdAfterCatchUp(c);
+    for (let i = 10; i < 12; i++) await W.put('k', { v: i });
+    const told = await R.get('k');
+    await W.close();
+    await c.failover({});
+    const first = await firstAnswer(() => R.get('k'));
+    expect(first.ok).toBe(true);
+    expect((first as { value: { revision: number } }).value.revision).toBeLessThan(told?.revision as number);
+  });
+});
+
+describe('capabilities.durability follows the serving member', () => {
+  it('a settings reload is seen by replication() and capabilities alike; a failover to a member with other settings by the next connection', async () => {
+    const c = await start(false);
+    // The primary acknowledges before any flush; the standby (copied before this) keeps synchronous_commit = on.
+    await c.query(`ALTER SYSTEM SET synchronous_commit = 'off'`);
+    await c.query('SELECT pg_reload_conf()');
+    await until('the reload', async () => (await c.query(`SELECT current_setting('synchronous_commit') AS sc`))[0]?.sc === 'off');
+    const s = await openStore(c.url, 'rd_');
+    expect(s.capabilities.durability).toBe('os-buffered');
+    await c.query(`ALTER SYSTEM SET synchronous_commit = 'on'`);
+    await c.query('SELECT pg_reload_conf()');
+    await until('the reload', async () => (await c.query(`SELECT current_setting('synchronous_commit') AS sc`))[0]?.sc === 'on');
+    await until('replication() to see the reload', async () => (await s.replication()).durability === 'fsync');
+    expect(s.capabilities.durability).toBe('fsync');
+
+    await c.query(`ALTER SYSTEM SET synchronous_commit = 'off'`);
+    await c.query('SELECT pg_reload_conf()');
+    await until('replication() to see the reload', async () => (await s.replication()).durability === 'os-buffered');
+    expect(s.capabilities.durability).toBe('os-buffered');
+    // Nothing is lost in this failover: the standby has the store's tables and everything else.
+    await caughtUp(c);
+    await c.failover({});
+    // No replication() call: the store's first write after the failover is made on a new connection to the promoted member.
+    const put = await firstAnswer(() => s.put('after', 1));
+    expect(put.ok, String((put as { error?: unknown }).error)).toBe(true);
+    expect(s.capabilities.durability).toBe('fsync');
+    expect((await s.replication()).durability).toBe(s.capabilities.durability);
+  });
+});
+
+describe('split brain: the old primary restarted as a primary after a standby was promoted', () => {
+  it('a process opened afterwards with the old primary listed first writes on the promoted member, not on the old one', async () => {
+    const c = await start(false);
+    const A = { ...c.primary, data: dataDir(c, c.primary.name) };
+    const B = { ...c.standby, data: dataDir(c, c.standby.name) };
+    const P1 = await openStore(c.url, 'rs_');
+    for (let i = 1; i <= 5; i++) await P1.put('k', { v: i });
+    await caughtUp(c);
+    // By hand (the launcher's failover() rebuilds the old primary as a standby): kill A, promote B, start A again as it was.
+    killTree(pidOf(A.data));
+    await until('A to die', async () => !existsSync(join(A.data, 'postmaster.pid')) || !alive(pidOf(A.data)));
+    pgCtl(['-D', B.data, '-w', '-t', '60', 'promote']);
+    const onB = await firstAnswer(() => P1.put('k', { v: 6, by: 'P1 on B' }));
+    expect(onB.ok, String((onB as { error?: unknown }).error)).toBe(true);
+    await until('A to start again as a primary', async () => {
+      pgCtl(['-D', A.data, '-l', join(c.dir, 'a-again.log'), '-o', `-p ${A.port} -k ${c.dir}`, '-w', '-t', '60', 'start']);
+      return true;
+    });
+    expect((await c.query('SELECT pg_is_in_recovery() AS r', A.port))[0]?.r).toBe(false);
+
+    // The URL lists A first: P2 must find that B was promoted since and refuse A.
+    const P2 = await openStore(c.url, 'rs_');
+    const seen = await P2.get('k');
+    expect(seen?.value).toEqual({ v: 6, by: 'P1 on B' });
+    const e2 = await P2.update('k', (x: { v: number }) => ({ v: x.v + 1, by: 'P2' }));
+    expect(e2.value).toEqual({ v: 7, by: 'P2' });
+    expect((await P2.replication()).serving).toBe(`127.0.0.1:${B.port}`);
+    const onA = await c.query(`SELECT count(*)::int AS n FROM rs_kv WHERE key = 'k' AND revision >= ${e2.revision}`, A.port);
+    expect(Number(onA[0]?.n)).toBe(0);
+    expect((await P1.get('k'))?.value).toEqual({ v: 7, by: 'P2' });
+  });
+});
+
+function binDir(): string {
+  if (process.env.REVKIT_PG_BIN) return process.env.REVKIT_PG_BIN;
+  const versions = readdirSync('/usr/lib/postgresql').filter((v) => existsSync(join('/usr/lib/postgresql', v, 'bin', 'pg_ctl')));
+  versions.sort((a, b) => Number(b) - Number(a));
+  return join('/usr/lib/postgresql', versions[0] as string, 'bin');
+}
+
+function pgCtl(args: string[]): void {
+  const cmd = join(binDir(), 'pg_ctl');
+  const [file, argv] = process.getuid?.() === 0 ? ['runuser', ['-u', 'postgres', '--', cmd, ...args]] : [cmd, args];
+  execFileSync(file, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
+}
+
+/** A member's current data directory (the launcher names them <member>-<n>). */
+function dataDir(c: Cluster, name: string): string {
+  const dirs = readdirSync(c.dir).filter((d) => d.startsWith(`${name}-`)).sort((a, b) => Number(b.split('-').pop()) - Number(a.split('-').pop()));
+  return join(c.dir, dirs[0] as string);
+}
+
+function pidOf(data: string): number {
+  return Number(readFileSync(join(data, 'postmaster.pid'), 'utf8').split('\n')[0]);
+}
+
+function alive(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return false;
+  }
+}
+
+/** SIGKILLs a postmaster of this test's cluster and its children (a walsender must not outlive it). */
+function killTree(pid: number): void {
+  const children = readdirSync('/proc').filter((e) => /^\d+$/.test(e)).map(Number).filter((p) => {
+    try {
+      const st = readFileSync(`/proc/${p}/stat`, 'utf8');
+      return Number(st.slice(st.lastIndexOf(')') + 2).split(' ')[1]) === pid;
+    } catch {
+      return false;
+    }
+  });
+  process.kill(pid, 'SIGKILL');
+  for (const p of children) {
+    try {
+      process.kill(p, 'SIGKILL');
+    } catch {
+      // gone already
+    }
+  }
+}
