@@ -7,6 +7,7 @@
  *   cluster.url         // redis+sentinel://127.0.0.1:S1,127.0.0.1:S2,127.0.0.1:S3/revkit
  *   cluster.singleUrl   // redis://127.0.0.1:<a standalone server of the same build and settings>
  *   await cluster.failover({ log, mark }); // SIGKILL the primary, wait for a promoted one, old one back as a replica
+ *   await cluster.failover({ log, mark, missWrites: () => ctl.waitForAcks(20) }); // the same, losing acknowledged writes
  *   await cluster.stop();
  *
  * Sentinels: quorum 2, down-after-milliseconds 2000 (downAfterMs; at 1000, one PING answered late on a
@@ -255,16 +256,31 @@ export async function startRedisCluster(options = {}) {
      * SIGKILLs the primary (mark('kill') at that instant), waits until the sentinels have promoted
      * a replica that serves writes, restarts the killed one with its data as a replica of the new
      * primary, and waits until the cluster has settled (so the next failover can run).
-     * `beforeKill(old)` runs just before the kill (e.g. to make a replica miss writes);
-     * `afterKill(old)` right after it.
+     * `beforeKill(old)` runs just before the kill, `afterKill(old)` right after it.
+     * `missWrites()`: the replicas are made to miss writes for sure — SIGSTOPped, their links cut
+     * (CLIENT KILL TYPE replica on the primary, which then acknowledges alone) — while it runs (wait
+     * for some acknowledgements there), then the primary is killed and the replicas resumed: what
+     * the primary acknowledged meanwhile is lost in the failover.
      */
-    async failover({ log = () => undefined, mark = () => undefined, beforeKill, afterKill } = {}) {
+    async failover({ log = () => undefined, mark = () => undefined, beforeKill, afterKill, missWrites } = {}) {
       const old = await settled();
       if (beforeKill) await beforeKill(old);
+      const others = data.filter((n) => n !== old);
+      if (missWrites) {
+        for (const n of others) n.signal('SIGSTOP');
+        try {
+          await command(old.port, 'CLIENT', 'KILL', 'TYPE', 'replica');
+          await missWrites();
+        } catch (err) {
+          for (const n of others) n.signal('SIGCONT');
+          throw err;
+        }
+      }
       const started = Date.now();
       await old.kill();
       mark('kill');
-      log(`redis cluster: SIGKILLed primary ${old.name} (${old.address})`);
+      log(`redis cluster: SIGKILLed primary ${old.name} (${old.address})${missWrites ? ', its replicas having missed writes' : ''}`);
+      if (missWrites) for (const n of others) n.signal('SIGCONT');
       if (afterKill) await afterKill(old);
       const fresh = await until('a promoted primary', async () => {
         const p = await primary();
