@@ -122,6 +122,7 @@ export class MemberRing {
   maxTimeline = 0;
   /** member address → the timeline it was checked against the other members on. */
   private readonly verified = new Map<string, number>();
+  private readonly probing = new Map<string, Promise<number>>();
 
   constructor(readonly members: Member[]) {}
 
@@ -145,9 +146,17 @@ export class MemberRing {
    * highest timeline above `tli` that one of them serves writes on, 0 when
    * none does (a standby, unreachable, or not newer).
    */
-  async newerPrimary(config: string | pg.ClientConfig | undefined, self: Member, tli: number): Promise<number> {
-    const answers = await Promise.all(this.members.filter((x) => x !== self).map((x) => probeTimeline(config, x)));
-    return Math.max(0, ...answers.filter((t) => t > tli));
+  newerPrimary(config: string | pg.ClientConfig | undefined, self: Member, tli: number): Promise<number> {
+    // Connections made together (a pool filling up) share one round of questions.
+    const id = `${self.address}@${tli}`;
+    let asking = this.probing.get(id);
+    if (!asking) {
+      asking = Promise.all(this.members.filter((x) => x !== self).map((x) => probeTimeline(config, x)))
+        .then((answers) => Math.max(0, ...answers.filter((t) => t > tli)))
+        .finally(() => this.probing.delete(id));
+      this.probing.set(id, asking);
+    }
+    return asking;
   }
 
   /** pg's Client, pointed at the member of the moment; its connect() fails (ReadOnlyMemberError) on a read-only member and moves on. */

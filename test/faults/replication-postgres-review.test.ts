@@ -240,6 +240,9 @@ describe('split brain: the old primary restarted as a primary after a standby wa
     const onA = await c.query(`SELECT count(*)::int AS n FROM rs_kv WHERE key = 'k' AND revision >= ${e2.revision}`, A.port);
     expect(Number(onA[0]?.n)).toBe(0);
     expect((await P1.get('k'))?.value).toEqual({ v: 7, by: 'P2' });
+    // Canary: A really serves the old state — a store given A alone (nothing to compare it with) reads and writes the past there.
+    const stale = await openStore(`postgres://postgres@127.0.0.1:${A.port}/test`, 'rs_');
+    expect((await stale.get('k'))?.value).toEqual({ v: 5 });
   });
 });
 
