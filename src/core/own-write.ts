@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { BackendError } from './errors.js';
+import { DataLostError } from './feature-errors.js';
 import type { Store, StoredRecord } from './types.js';
 import { answerBy, type StopSignal } from './waiting.js';
 
@@ -38,7 +39,8 @@ export async function lookForOwnWrite<T>(
     // Bounded like every store call of the loop: a history read that never answers must not hold the caller.
     past = await answerBy(store.history<T>(key, { limit: HISTORY_LOOKBACK }), deadline, signal, false);
   } catch (err) {
-    if (BackendError.is(err) && err.transient) throw err;
+    // A store that lost acknowledged writes answers nothing about them: its caller must hear it, not "unknown".
+    if ((BackendError.is(err) && err.transient) || DataLostError.is(err)) throw err;
     return { state: 'unknown' };
   }
   const own = past.find((r) => r.writer === writer && r.revision > base);

@@ -1,4 +1,5 @@
 import { AbortedError, BackendError, ClosedError, ConflictError, InvalidArgumentError, isAmbiguous, OutcomeUnknownError, RetryExhaustedError } from './errors.js';
+import { DataLostError } from './feature-errors.js';
 import { answer, compose, type Attempt, type Carried } from './compose.js';
 import { lookForOwnWrite, type OwnWriteVerdict } from './own-write.js';
 import { backoffDelay, UPDATE_DEFAULTS } from './retry.js';
@@ -96,7 +97,9 @@ export class Caller implements Carried {
 
   /** A final error; if a write carrying this mutation may have committed, the honest answer is "unknown". */
   fail(err: unknown): void {
-    if (this.exposedIn.size > 0 && !OutcomeUnknownError.is(err)) this.reject(new OutcomeUnknownError(this.key, undefined, { cause: err }));
+    // A DataLostError stays one: the store lost acknowledged writes (an earlier write of this caller may be
+    // among them), which the caller must hear as such, not as one more unknown outcome.
+    if (this.exposedIn.size > 0 && !OutcomeUnknownError.is(err) && !DataLostError.is(err)) this.reject(new OutcomeUnknownError(this.key, undefined, { cause: err }));
     else this.reject(err);
   }
 
@@ -288,6 +291,12 @@ export class AttemptLoop {
   private failForGood(err: unknown, tried: Caller[]): boolean {
     if (tried.length === 1) {
       tried[0]?.fail(err);
+      return this.pending.length > 0;
+    }
+    // The store lost acknowledged writes: what every caller read may be gone, and a caller run again
+    // alone would meet a store that told this process once and now answers — everyone is told.
+    if (DataLostError.is(err)) {
+      for (const c of tried) c.fail(err);
       return this.pending.length > 0;
     }
     // A read that fails for good says nothing about anyone's value: everyone gets it.
