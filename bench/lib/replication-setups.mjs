@@ -54,7 +54,12 @@ export const SETUPS = [
   },
   {
     engine: 'nats', variant: 'durable', note: 'three nats-server, bucket replicas=3',
-    start: () => startNatsCluster({ replicas: 3 }), url: (c) => c.url, failover: plainFailover,
+    start: async (o = {}) => {
+      const cluster = await startNatsCluster({ replicas: 3 });
+      if (o.single) await cluster.startSingle();
+      return cluster;
+    },
+    url: (c) => c.url, failover: plainFailover,
   },
   {
     engine: 'redis', variant: 'durable', note: 'primary + replica + 3 Sentinels, wait=1',
