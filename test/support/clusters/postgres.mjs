@@ -22,31 +22,19 @@
  */
 import { execFile, execFileSync } from 'node:child_process';
 import { appendFileSync, chownSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import pg from 'pg';
+import { HOST, freePort, sleep, until as untilReady } from './common.mjs';
 
 const execFileAsync = promisify(execFile);
 
-const HOST = '127.0.0.1';
 const asRoot = process.getuid?.() === 0;
 const running = new Set();
 process.once('exit', () => {
   for (const killNow of running) killNow();
 });
-
-export async function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once('error', reject);
-    srv.listen(0, HOST, () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 function binDir() {
   if (process.env.REVKIT_PG_BIN) return process.env.REVKIT_PG_BIN;
@@ -57,22 +45,7 @@ function binDir() {
   return join(root, versions[0], 'bin');
 }
 
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-async function until(what, probe, timeoutMs = 60_000) {
-  const deadline = Date.now() + timeoutMs;
-  let last;
-  for (;;) {
-    try {
-      const v = await probe();
-      if (v) return v;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) throw new Error(`postgres cluster: timed out waiting for ${what}${last ? ` (last error: ${last.message})` : ''}`);
-    await sleep(50);
-  }
-}
+const until = (what, probe, timeoutMs) => untilReady('postgres cluster', what, probe, timeoutMs);
 
 /** One short-lived admin query; answers the rows. */
 async function query(port, sql, database = 'postgres', options) {
@@ -314,3 +287,4 @@ async function startSingle(bin, dir, run, settings) {
     },
   };
 }
+

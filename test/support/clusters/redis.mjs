@@ -16,50 +16,22 @@
  */
 import { spawn } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
+import { HOST, freePort, sleep, until as untilReady } from './common.mjs';
 
-const HOST = '127.0.0.1';
 const running = new Set();
 process.once('exit', () => {
   for (const child of running) child.kill('SIGKILL');
 });
-
-export async function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once('error', reject);
-    srv.listen(0, HOST, () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 function findRedisServer() {
   for (const dir of ['/usr/bin', '/usr/local/bin', '/usr/sbin']) if (existsSync(join(dir, 'redis-server'))) return join(dir, 'redis-server');
   return 'redis-server';
 }
 
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-/** Polls `probe` until it returns a truthy value (or resolves without throwing when `truthy` is false). */
-async function until(what, probe, timeoutMs = 60_000) {
-  const deadline = Date.now() + timeoutMs;
-  let last;
-  for (;;) {
-    try {
-      const v = await probe();
-      if (v) return v;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) throw new Error(`redis cluster: timed out waiting for ${what}${last ? ` (last error: ${last.message})` : ''}`);
-    await sleep(50);
-  }
-}
+const until = (what, probe, timeoutMs) => untilReady('redis cluster', what, probe, timeoutMs);
 
 /** One short-lived admin command to 127.0.0.1:port (no retries, no offline queue). */
 async function command(port, ...args) {
@@ -299,3 +271,4 @@ export async function startRedisCluster(options = {}) {
     },
   };
 }
+
