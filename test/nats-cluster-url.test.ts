@@ -53,6 +53,30 @@ describe('nats:// URLs with several servers', () => {
     expect(String((err as Error).message)).not.toContain('secret-pw');
   });
 
+  it.each([
+    'nats://alice:S3CRETpw@127.0.0.1:4222,bad host:4222/',
+    'nats://alice:pa/S3CRETpw@127.0.0.1:4222',
+    'nats://alice:pa?S3CRETpw@127.0.0.1:4222/?bucket=x',
+    'nats://alice:pa#S3CRETpw@127.0.0.1:4222/?bucket=x',
+    'nats://alice:pa%ZZS3CRETpw@127.0.0.1:4222/?bucket=x',
+    'nats://12:S3CRETpw@h1:4222/x@y',
+    'nats://127.0.0.1:99999/?bucket=x&token=S3CRETpw',
+    'nats://[::1:4222/?pass=S3CRETpw',
+  ])('a malformed URL\'s message shows **** for the credentials, never a part of them: %s', (url) => {
+    const err = (() => {
+      try {
+        parseNatsUrl(url);
+      } catch (e) {
+        return e;
+      }
+      return undefined;
+    })();
+    expect(RevkitError.is(err) && err.code).toBe('ERR_INVALID_ARGUMENT');
+    const message = String((err as Error).message);
+    expect(message).not.toMatch(/S3CRET|pa\/|pa\?/);
+    expect(message).toContain('****');
+  });
+
   it('a URL with several servers opens a store (the unreachable seed is skipped)', async () => {
     const bucket = `curl_${randomBytes(5).toString('hex')}`;
     made.push(bucket);

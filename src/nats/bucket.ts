@@ -14,6 +14,8 @@ import { jsCode, STREAM_NOT_FOUND, toBackendError } from './errors.js';
 import { DEFAULT_TIMEOUT_MS, type NatsStoreOptions } from './options.js';
 
 const BUCKET_RE = /^[-\w]+$/;
+/** The longest one question at open waits (then it is asked again, within timeoutMs). */
+const OPEN_QUESTION_MS = 2000;
 
 export interface OpenedBucket {
   bucket: string;
@@ -22,7 +24,26 @@ export interface OpenedBucket {
   info: StreamInfo;
 }
 
+/**
+ * The bucket found or made, asked again while the server answers with a transient refusal (JetStream
+ * "temporarily unavailable" while the cluster has no meta or stream leader, just after a pause or a
+ * restart; no responders while JetStream starts) for up to timeoutMs; then that transient error.
+ */
 export async function openBucket(nc: NatsConnection, options: NatsStoreOptions): Promise<OpenedBucket> {
+  const budget = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  const started = Date.now();
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await openBucketOnce(nc, options);
+    } catch (err) {
+      const transient = BackendError.is(err) && err.transient && !err.ambiguous;
+      if (!transient || nc.isClosed() || Date.now() - started >= budget) throw err;
+      await new Promise((r) => setTimeout(r, Math.min(500, 25 * 2 ** attempt)));
+    }
+  }
+}
+
+async function openBucketOnce(nc: NatsConnection, options: NatsStoreOptions): Promise<OpenedBucket> {
   const bucket = options.bucket ?? 'revkit';
   if (!BUCKET_RE.test(bucket) || bucket.length > 64) throw new InvalidArgumentError(`invalid bucket name ${JSON.stringify(bucket)}: use [A-Za-z0-9_-], at most 64 characters`);
   const history = options.history ?? 64;
@@ -31,14 +52,17 @@ export async function openBucket(nc: NatsConnection, options: NatsStoreOptions):
   if (!Number.isInteger(replicas) || replicas < 1 || replicas > 5) throw new InvalidArgumentError('replicas must be an integer from 1 to 5');
   if (nc.info && nc.info.headers === false) throw new BackendError('the NATS server does not support headers', { transient: false });
   const timeout = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
-  const jsm = await jetstreamManager(nc, { timeout }).catch((cause) => {
+  // Questions at open get a shorter timeout than the store's, so that a server that does not answer
+  // (JetStream electing leaders) leaves time to ask again within timeoutMs (openBucket).
+  const probe = await jetstreamManager(nc, { timeout: Math.min(timeout, OPEN_QUESTION_MS) }).catch((cause) => {
     throw toBackendError(cause, false, 'JetStream is not available on this NATS server');
   });
+  const jsm = await jetstreamManager(nc, { timeout, checkAPI: false });
   const js = jetstream(nc, { timeout });
   const stream = `KV_${bucket}`;
   let info: StreamInfo;
   try {
-    info = await jsm.streams.info(stream);
+    info = await probe.streams.info(stream);
   } catch (err) {
     if (jsCode(err) !== STREAM_NOT_FOUND) throw toBackendError(err, false);
     if (options.create === false) throw new BackendError(`the bucket ${bucket} does not exist`, { transient: false, cause: err });
@@ -64,7 +88,7 @@ export async function openBucket(nc: NatsConnection, options: NatsStoreOptions):
     } catch (addErr) {
       // Another process created it first (with another config): use what is there.
       try {
-        info = await jsm.streams.info(stream);
+        info = await probe.streams.info(stream);
       } catch {
         throw toBackendError(addErr, false);
       }

@@ -17,7 +17,7 @@
  * it, else from one read.
  */
 import {
-  ConflictError, TooLargeError, assertValueSize, conditionFailure, isTombstone,
+  BackendError, ConflictError, TooLargeError, assertValueSize, conditionFailure, isTombstone,
   type Codec, type DeleteOptions, type Entry, type FailedCheck, type PutOptions, type StoredRecord,
 } from '../core/index.js';
 import type { MsgHdrs } from '@nats-io/transport-node';
@@ -28,8 +28,8 @@ import type { StreamTail } from './serial.js';
 
 const H_EXPECTED_KEY = 'Nats-Expected-Last-Subject-Sequence';
 const H_EXPECTED_STREAM = 'Nats-Expected-Last-Sequence';
-/** Sends of one write that lost only the stream-wide race (serial.ts) before it counts as a conflict. */
-const MAX_STREAM_RACES = 200;
+/** The longest backoff (ms) between two sends of a write that lost the stream-wide race (after several losses). */
+const MAX_RACE_BACKOFF_MS = 8;
 
 /** Internal read-then-CAS loops (unconditional writes, ifValue, ifAbsent over a tombstone). */
 const MAX_INTERNAL_ATTEMPTS = 1000;
@@ -53,8 +53,11 @@ export class CasWriter {
     maxMsgSize: number,
     /** The store's getRecord(): one read of a key's last message, remembered by the client. */
     private readonly read: (key: string) => Promise<StoredRecord | null>,
-    /** Set on a replicated stream whose server does not hold the per-key guard (serial.ts). */
-    private readonly tail?: StreamTail,
+    /**
+     * The stream-wide guard a write needs now (serial.ts), or undefined: decided before every
+     * write, from the stream's current replica count and the cluster's lowest server version.
+     */
+    private readonly guard: () => Promise<StreamTail | undefined> = async () => undefined,
   ) {
     const { maxPayload } = client.features;
     this.maxMessageBytes = maxMsgSize > 0 ? Math.min(maxMsgSize, maxPayload) : maxPayload;
@@ -154,28 +157,66 @@ export class CasWriter {
     const client = this.client;
     client.assertOpen();
     const subject = client.subjectOf(key);
-    const tail = this.tail;
+    const tail = await this.guard();
     // With the stream-wide guard (serial.ts) one more header goes out: `Nats-Expected-Last-Sequence: <n>\r\n`.
     const size = data.byteLength + headerBytes(h) + subject.length + (tail ? H_EXPECTED_STREAM.length + 20 : 0);
     if (size > this.maxMessageBytes) throw new TooLargeError('the encoded value with its NATS headers', size, this.maxMessageBytes);
     if (!tail) return this.publishOnce(subject, data, h);
+    const until = Date.now() + client.timeoutMs;
+    return tail.exclusive(() => this.racePublish(key, subject, data, h, tail, until));
+  }
+
+  /**
+   * A write with the stream-wide guard: sent with the stream's last sequence L as the leader last
+   * told it, and again with the new L after losing to a write of another key, until `until` (the
+   * store's timeoutMs from the call). Losing that race says nothing about the key, so it is never a
+   * conflict: a key that did not move ends in a transient BackendError that is not ambiguous (no
+   * send was stored).
+   *
+   * Which guard refused (both answer 10071 with a number): the stream's names its last sequence,
+   * above the L sent (L comes from the leader, so it is not ahead of it — but a new leader may
+   * not have applied all of it yet); the key's names the key's last sequence. A number above L is
+   * taken as the new L (if it is the key's, having moved since, the next send tells): the loser
+   * sends again at once, so that it races the winner's next write on equal terms (a read and a
+   * backoff first starved some writers for seconds), with a small jitter only after several lost
+   * races, and a read every 8th loss. Any other refusal is decided by a read of the key (from the
+   * leader, reads.ts), as is the end of the time.
+   */
+  private async racePublish(key: string, subject: string, data: Uint8Array, h: MsgHdrs, tail: StreamTail, until: number): Promise<number> {
     const expectedKey = Number(h.get(H_EXPECTED_KEY));
     for (let race = 0; ; race++) {
-      h.set(H_EXPECTED_STREAM, String(await tail.current()));
+      // Right after this process won, let the others' resends in first (see StreamTail.yieldMs).
+      const yieldMs = race === 0 ? tail.yieldMs() : 0;
+      if (yieldMs > 0) await new Promise((r) => setTimeout(r, yieldMs));
+      const sent = await tail.current();
+      h.set(H_EXPECTED_STREAM, String(sent));
+      const sentAt = performance.now();
       try {
         const seq = await this.publishOnce(subject, data, h);
         tail.saw(seq);
+        tail.won(seq, performance.now() - sentAt, race > 0);
         return seq;
       } catch (err) {
         if (!(err instanceof CasRejected)) {
           tail.forget();
           throw err;
         }
-        tail.refusedAt(err.actual);
-        // Refused by the key's guard (a conflict) or only by the stream's (another key was written): the key says which.
-        const rec = await this.read(key);
-        if ((rec?.revision ?? 0) !== expectedKey || race >= MAX_STREAM_RACES) throw new CasRejected(rec?.revision ?? null, err.cause);
-        if (race > 2) await jitter(race);
+        const actual = err.actual ?? 0;
+        const streamMoved = err.actual !== undefined && actual > sent;
+        tail.refusedAt(streamMoved ? actual : undefined);
+        const timeUp = Date.now() >= until;
+        if (!streamMoved || timeUp || race % 8 === 7) {
+          const rec = await this.read(key);
+          if ((rec?.revision ?? 0) !== expectedKey) throw new CasRejected(rec?.revision ?? null, err.cause);
+        }
+        if (timeUp) {
+          throw new BackendError(
+            `the write of ${JSON.stringify(key)} lost the race for the stream's next sequence to writes of other keys for ${this.client.timeoutMs} ms `
+            + `(${race + 1} sends, none stored; the key did not move): the bucket is serialised on this nats-server (docs/replication-nats.md)`,
+            { transient: true, ambiguous: false, cause: err.cause },
+          );
+        }
+        if (race >= 4) await raceBackoff(race);
       }
     }
   }
@@ -210,6 +251,11 @@ export class CasWriter {
 function rethrow(err: unknown, key: string, expected: FailedCheck['expected']): unknown {
   if (err instanceof CasRejected) return new ConflictError([{ key, expected, actual: err.actual ?? null }]);
   return err;
+}
+
+/** Full jitter, growing with the races lost, at most MAX_RACE_BACKOFF_MS. */
+function raceBackoff(race: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, Math.random() * Math.min(MAX_RACE_BACKOFF_MS, 2 ** (race - 4))));
 }
 
 function jitter(attempt: number): Promise<void> {

@@ -7,7 +7,7 @@
  */
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { JetStreamClient, JetStreamManager, StreamInfo } from '@nats-io/jetstream';
-import { ClosedError, isTombstone, type Entry, type StoredRecord } from '../core/index.js';
+import { BackendError, ClosedError, isTombstone, type Entry, type StoredRecord } from '../core/index.js';
 import { isNoResponders, toBackendError } from './errors.js';
 import type { NatsServerFeatures } from './features.js';
 import { decodeKey, encodeKey } from './keys.js';
@@ -24,6 +24,9 @@ export function knownOf(rec: StoredRecord | null): Known {
   if (rec === null) return { revision: 0, created: null };
   return { revision: rec.revision, created: isTombstone(rec) ? null : (rec as Entry).createdRevision };
 }
+
+/** Keys whose newest returned revision a store keeps (about 100 bytes each). */
+export const HIGH_WATER_KEYS = 65_536;
 
 export interface BucketClientInit {
   backend: string;
@@ -50,7 +53,12 @@ export class BucketClient {
   readonly features: NatsServerFeatures;
   private readonly isClosed: () => boolean;
   private readonly known = new Map<string, Known>();
+  /** The newest revision of each key this store has returned or written (see noteReturned / isOlder). */
+  private readonly highWater = new Map<string, number>();
   private highestSeen = 0;
+  /** Told of every stream info this store fetches (the stream's config may have been edited meanwhile). */
+  private readonly infoListeners: Array<(info: StreamInfo) => void> = [];
+  private readonly errorListeners: Array<() => void> = [];
 
   constructor(init: BucketClientInit) {
     this.backend = init.backend;
@@ -88,13 +96,27 @@ export class BucketClient {
           await new Promise((r) => setTimeout(r, Math.min(250, 25 * 2 ** attempt)));
           continue;
         }
-        throw toBackendError(err, write);
+        const mapped = toBackendError(err, write);
+        // A refusal (a conflict, no such message) is an answer; anything else may mean a new leader or config.
+        if (BackendError.is(mapped) && mapped.transient) for (const listener of this.errorListeners) listener();
+        throw mapped;
       }
     }
   }
 
-  streamInfo(): Promise<StreamInfo> {
-    return this.call(() => this.jsm.streams.info(this.stream), false);
+  async streamInfo(): Promise<StreamInfo> {
+    const info = await this.call(() => this.jsm.streams.info(this.stream), false);
+    for (const listener of this.infoListeners) listener(info);
+    return info;
+  }
+
+  /** Told of every failed call (the stream's leader or config may have changed). */
+  onCallError(listener: () => void): void {
+    this.errorListeners.push(listener);
+  }
+
+  onStreamInfo(listener: (info: StreamInfo) => void): void {
+    this.infoListeners.push(listener);
   }
 
   readerContext(): ReaderContext {
@@ -125,7 +147,34 @@ export class BucketClient {
     return this.known.get(key);
   }
 
+  /**
+   * A read of `key` answered `revision` (0: no message) although this store already returned or
+   * wrote a newer one: the server that answered lags (a follower, a paused ex-leader). False
+   * after the stream's own limits may have removed the key (`mayVanish`, then 0 is believed).
+   */
+  isOlder(key: string, revision: number, mayVanish: boolean): boolean {
+    const hw = this.highWater.get(key);
+    if (hw === undefined || revision >= hw) return false;
+    return !(mayVanish && revision === 0);
+  }
+
+  /** The keys noteReturned() holds a revision for. */
+  returnedKeys(): IterableIterator<string> {
+    return this.highWater.keys();
+  }
+
+  /** `key` was returned or written at `revision`: no later read of this store may go back past it. */
+  noteReturned(key: string, revision: number): void {
+    const hw = this.highWater.get(key);
+    if (hw !== undefined && hw >= revision) return;
+    this.highWater.delete(key);
+    this.highWater.set(key, revision);
+    // Bounded memory: the oldest-noted key is forgotten first (then only leader reads stand behind it).
+    if (this.highWater.size > HIGH_WATER_KEYS) this.highWater.delete(this.highWater.keys().next().value as string);
+  }
+
   remember(key: string, known: Known): void {
+    if (known.revision > 0) this.noteReturned(key, known.revision);
     this.known.delete(key);
     this.known.set(key, known);
     if (this.known.size > 10_000) this.known.delete(this.known.keys().next().value as string);

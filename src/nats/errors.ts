@@ -12,6 +12,9 @@ export const WRONG_LAST_SEQUENCE = 10071;
 export const WRONG_LAST_SEQUENCE_CONSTANT = 10164;
 export const STREAM_NOT_FOUND = 10059;
 export const NO_MESSAGE_FOUND = 10037;
+/** "JetStream system temporarily unavailable": the meta group or the stream has no leader yet (after a pause, a restart). */
+export const CLUSTER_NOT_AVAILABLE = 10008;
+const TRANSIENT_CODES = new Set([CLUSTER_NOT_AVAILABLE]);
 
 /** The JetStream API error code of a server's answer; undefined for any other error. */
 export function jsCode(err: unknown): number | undefined {
@@ -45,7 +48,7 @@ export function toBackendError(err: unknown, write: boolean, context?: string): 
   const message = `${context ? `${context}: ` : ''}NATS ${name}: ${e?.message ?? String(err)}`;
   if (jsCode(err) !== undefined) {
     // The server answered: the request was refused, not lost.
-    return new BackendError(message, { transient: jsStatus(err) === 503, ambiguous: false, cause: err });
+    return new BackendError(message, { transient: jsStatus(err) === 503 || TRANSIENT_CODES.has(jsCode(err) as number), ambiguous: false, cause: err });
   }
   if (isNoResponders(err)) return new BackendError(message, { transient: true, ambiguous: false, cause: err });
   if (name === 'ClosedConnectionError' || name === 'AuthorizationError' || name === 'PermissionViolationError' || name === 'UserAuthenticationExpiredError' || name === 'InvalidArgumentError' || name === 'InvalidSubjectError') {

@@ -9,7 +9,10 @@ import { UnsupportedError, type Capabilities, type Durability } from '../core/in
 
 /** What the connected server can do, read from its INFO at open. */
 export interface NatsServerFeatures {
+  /** The connected server's version at open; `lowestVersion` is what the guard follows. */
   version: string;
+  /** The lowest version any server of the cluster showed this store (versions.ts); updated as servers are seen. */
+  lowestVersion: string;
   /** Per-message TTL (`Nats-TTL`, stream `allow_msg_ttl`): nats-server 2.11+. */
   perKeyTtl: boolean;
   /** Atomic batch publish (`Nats-Batch-*`, stream `allow_atomic`): nats-server 2.12+. */
@@ -22,7 +25,7 @@ export interface NatsServerFeatures {
    * `Nats-Expected-Last-Subject-Sequence` holds on a replicated (R>1) stream under concurrent
    * publishes: nats-server 2.9.21+. Before, the check was a pre-check outside the RAFT proposal,
    * so concurrent publishes naming the same sequence could all be stored (nats-io/nats-server#4320,
-   * fixed by #4319); seen here on 2.9.10 with three writers.
+   * fixed by #4319); seen here on 2.9.10 with three writers. Follows `lowestVersion`.
    */
   replicatedCas: boolean;
 }
@@ -31,6 +34,7 @@ export function serverFeatures(nc: NatsConnection, cfg: StreamConfig): NatsServe
   const version = nc.info?.version ?? '0.0.0';
   return {
     version,
+    lowestVersion: version,
     perKeyTtl: versionAtLeast(version, 2, 11),
     atomicBatch: versionAtLeast(version, 2, 12),
     directGet: cfg.allow_direct === true,
@@ -69,7 +73,18 @@ export function versionAtLeast(version: string, major: number, minor: number, pa
   return ma !== major ? ma > major : mi !== minor ? mi > minor : pa >= patch;
 }
 
-/** A replicated stream on a server whose per-key guard does not hold there: writes take the stream-wide guard too (serial.ts). */
-export function needsSerialCas(features: NatsServerFeatures, cfg: StreamConfig, unsafe: boolean | undefined): boolean {
-  return (cfg.num_replicas ?? 1) > 1 && !features.replicatedCas && unsafe !== true;
+/**
+ * A replicated stream where the per-key guard may not hold (some server of the cluster, so possibly
+ * the stream's leader, older than 2.9.21): writes take the stream-wide guard too (serial.ts).
+ * `lowestVersion`: the lowest version of any server this store learned of (versions.ts).
+ */
+export function needsSerialCas(lowestVersion: string, cfg: StreamConfig, unsafe: boolean | undefined): boolean {
+  return (cfg.num_replicas ?? 1) > 1 && !versionAtLeast(lowestVersion, 2, 9, 21) && unsafe !== true;
+}
+
+/** a < b, by major.minor.patch (an unreadable version counts as lowest). */
+export function versionBelow(a: string, b: string): boolean {
+  const m = /^v?(\d+)\.(\d+)(?:\.(\d+))?/.exec(b);
+  if (!m) return false;
+  return !versionAtLeast(a, Number(m[1]), Number(m[2]), Number(m[3] ?? 0));
 }

@@ -5,8 +5,9 @@
  * store; a key is the subject `$KV.<bucket>.<encodeKey(key)>` (see keys.ts);
  * a revision is the stream sequence of the message (store-wide order).
  * Every write is a publish guarded by the key's last sequence (cas.ts); a
- * read (`getRecord`) is one direct-get round trip (reads.ts), which is what
- * update() pays per attempt, plus one publish.
+ * read (`getRecord`) is one round trip (reads.ts: a direct get on R1, the
+ * leader's STREAM.MSG.GET on a replicated stream), which is what update()
+ * pays per attempt, plus one publish.
  *
  * Where the rest is:
  * - connect.ts, bucket.ts   a `nats://` URL → connection; the bucket found or created;
@@ -18,7 +19,8 @@
  * - features.ts             what the server offers; TTL and atomic() refused, with the reason;
  * - url.ts                  a `nats://` URL with several seed servers (a cluster);
  * - replication.ts          replication(): the stream's leader and replicas, leader changes seen;
- * - serial.ts               the stream-wide guard a replicated stream needs on nats-server < 2.9.21.
+ * - serial.ts               the stream-wide guard a replicated stream needs on nats-server < 2.9.21;
+ * - settings.ts, versions.ts the stream's config and the cluster's server versions, kept current.
  */
 import type { NatsConnection } from '@nats-io/transport-node';
 import {
@@ -31,11 +33,13 @@ import { openBucket, type OpenedBucket } from './bucket.js';
 import { CasWriter } from './cas.js';
 import { BucketClient } from './client.js';
 import { connectUrl } from './connect.js';
-import { capabilitiesOf, needsSerialCas, explainRefusal, serverFeatures, type NatsServerFeatures } from './features.js';
+import { capabilitiesOf, needsSerialCas, explainRefusal, serverFeatures, versionAtLeast, versionBelow, type NatsServerFeatures } from './features.js';
 import { DEFAULT_TIMEOUT_MS, type NatsStoreOptions } from './options.js';
 import { BucketReads } from './reads.js';
 import { BucketReplication } from './replication.js';
 import { StreamTail } from './serial.js';
+import { StreamSettings } from './settings.js';
+import { ServerVersions } from './versions.js';
 import { BucketWatches } from './watch.js';
 
 export { encodeKey, decodeKey, filterForPrefix, MAX_ENCODED_KEY_CHARS } from './keys.js';
@@ -55,8 +59,10 @@ export class NatsStore extends BaseStore {
   private readonly writes: CasWriter;
   private readonly watches: BucketWatches;
   private readonly replicationView: BucketReplication;
+  private readonly settings: StreamSettings;
+  private readonly versions: ServerVersions;
 
-  private constructor(nc: NatsConnection, opened: OpenedBucket, options: NatsStoreOptions, owns: boolean) {
+  private constructor(nc: NatsConnection, opened: OpenedBucket & { versions: ServerVersions }, options: NatsStoreOptions, owns: boolean) {
     super();
     const { bucket, js, jsm, info } = opened;
     const cfg = info.config;
@@ -69,16 +75,35 @@ export class NatsStore extends BaseStore {
       backend: this.backend, nc, js, jsm, bucket, stream: cfg.name,
       timeoutMs: options.timeoutMs ?? DEFAULT_TIMEOUT_MS, features: this.features, isClosed: () => this.isClosed,
     });
+    // The stream's replica count may be edited under a live store: capabilities follow it (settings.ts).
+    this.settings = new StreamSettings(this.client, info, options.durability, () => {
+      this.capabilities.durability = this.settings.durability;
+    });
+    this.versions = opened.versions;
+    this.versions.onLowest((lowest) => {
+      this.features.lowestVersion = lowest;
+      this.features.replicatedCas = versionAtLeast(lowest, 2, 9, 21);
+    });
     const codec = options.codec ?? jsonCodec;
     const historyDepth = cfg.max_msgs_per_subject > 0 ? cfg.max_msgs_per_subject : 64;
-    this.reads = new BucketReads(this.client, codec, historyDepth);
-    const maxValueBytes = options.maxValueBytes ?? DEFAULT_MAX_VALUE_BYTES;
-    // A replicated stream on a server older than 2.9.21 keeps the per-key guard only with the stream-wide one (serial.ts).
-    const tail = needsSerialCas(this.features, cfg, options.unsafeReplicatedCas) ? new StreamTail(this.client) : undefined;
-    this.writes = new CasWriter(this.client, codec, maxValueBytes, cfg.max_msg_size ?? -1, (key) => this.getRecord(key), tail);
     const streamHasLimits = (cfg.max_age ?? 0) > 0 || (cfg.max_bytes ?? -1) > 0 || (cfg.max_msgs ?? -1) > 0;
+    this.reads = new BucketReads(this.client, codec, historyDepth, () => this.settings.replicas > 1, streamHasLimits);
+    const maxValueBytes = options.maxValueBytes ?? DEFAULT_MAX_VALUE_BYTES;
+    // A replicated stream on a cluster with a server older than 2.9.21 keeps the per-key guard only with the
+    // stream-wide one (serial.ts); decided before every write, on the config and versions known then.
+    const tail = new StreamTail(this.client);
+    const guard = async (): Promise<StreamTail | undefined> => {
+      const [fresh] = await Promise.all([this.settings.fresh(), this.versions.settled()]);
+      return needsSerialCas(this.versions.lowest, fresh, options.unsafeReplicatedCas) ? tail : undefined;
+    };
+    this.writes = new CasWriter(this.client, codec, maxValueBytes, cfg.max_msg_size ?? -1, (key) => this.getRecord(key), guard);
     this.watches = new BucketWatches(this.client, codec, streamHasLimits);
-    this.replicationView = new BucketReplication(nc, this.client, cfg, this.capabilities.durability, info.cluster?.leader, () => tail?.forget(), tail !== undefined);
+    this.replicationView = new BucketReplication(nc, this.client, this.settings, info.cluster?.leader, () => {
+      // L, the config and the versions may all have changed with the leader.
+      tail.forget();
+      this.settings.invalidate();
+      void this.versions.probe();
+    }, () => needsSerialCas(this.versions.lowest, this.settings.config, options.unsafeReplicatedCas));
   }
 
   /**
@@ -101,7 +126,15 @@ export class NatsStore extends BaseStore {
   }
 
   private static async create(nc: NatsConnection, options: NatsStoreOptions, owns: boolean): Promise<NatsStore> {
-    return new NatsStore(nc, await openBucket(nc, options), options, owns);
+    const versions = new ServerVersions(nc, (a, b) => versionBelow(a, b));
+    try {
+      // The cluster's versions are known before the first write decides on its guard (versions.ts).
+      const [opened] = await Promise.all([openBucket(nc, options), versions.probe()]);
+      return new NatsStore(nc, { ...opened, versions }, options, owns);
+    } catch (err) {
+      versions.stop();
+      throw err;
+    }
   }
 
   /** The NATS subject of a key. */
@@ -178,6 +211,7 @@ export class NatsStore extends BaseStore {
   }
 
   protected async doClose(): Promise<void> {
+    this.versions.stop();
     this.replicationView.close();
     this.watches.closeAll();
     if (this.ownsConnection) await this.nc.close().catch(() => undefined);

@@ -1,14 +1,28 @@
 /**
  * How reads go to the stream. A key's current record (`getRecord`, so every
- * `update()` attempt) is one direct-get round trip (`last_by_subj`); `list`
- * reads the last message per subject through an ephemeral consumer with the
- * prefix filter (reader.ts) and sorts in the client (NATS has no ordered key
- * index); `history` reads every kept message of the key's subject.
+ * `update()` attempt, and the checks of conditional writes) is one round
+ * trip for its last message (`last_by_subj`); `list` reads the last message
+ * per subject through an ephemeral consumer with the prefix filter
+ * (reader.ts) and sorts in the client (NATS has no ordered key index);
+ * `history` reads every kept message of the key's subject.
+ *
+ * Which server answers: on a replicated stream (R>1) with `allow_direct`, a
+ * direct get is answered by ANY replica, also a lagging follower or a paused
+ * ex-leader, so a process could read a revision older than one it had just
+ * written, and base a conditional write or a conflict on it. There the read
+ * is the JetStream API's STREAM.MSG.GET, which only the stream leader
+ * answers. Consumers (list, history, watch) are created by the leader and
+ * placed on it (R1). A leader that lost its leadership without knowing yet
+ * (paused, cut off) may still answer for a moment, so every read is also
+ * checked against the newest revision of the key this store has returned or
+ * written (BucketClient.noteReturned): an older answer is asked again, with
+ * backoff, within timeoutMs, then a transient BackendError. A replicas=1
+ * stream has one server: the direct get stays (it costs less).
  */
 import type { Msg } from '@nats-io/transport-node';
 import type { StoredMsg } from '@nats-io/jetstream';
 import {
-  InvalidArgumentError, assertKey, assertLimit, assertPrefix, compareKeys,
+  BackendError, InvalidArgumentError, assertKey, assertLimit, assertPrefix, compareKeys,
   type Codec, type Entry, type HistoryOptions, type ListOptions, type ListPage, type StoredRecord,
 } from '../core/index.js';
 import { knownOf, type BucketClient } from './client.js';
@@ -23,12 +37,16 @@ export class BucketReads {
     private readonly codec: Codec,
     /** Revisions the bucket keeps per key: the most history() returns. */
     private readonly historyDepth: number,
+    /** Reads go to the stream leader (the stream is replicated now). */
+    private readonly leaderReads: () => boolean,
+    /** The stream's own limits (age, bytes, messages) may remove a key's every message. */
+    private readonly mayVanish: boolean,
   ) {}
 
   async getRecord<T = unknown>(key: string): Promise<StoredRecord<T> | null> {
     this.client.assertOpen();
     assertKey(key);
-    const sm = await this.readLast(key);
+    const sm = await this.notOlder(key, () => this.readLast(key), (m) => [[key, m?.seq ?? 0]]);
     if (sm === null) return null;
     this.client.seen(sm.seq);
     const rec = toRecord<T>(this.codec, key, sm.seq, sm.header, sm.data, sm.timestamp);
@@ -43,14 +61,22 @@ export class BucketReads {
     if (options.after !== undefined && typeof options.after !== 'string') throw new InvalidArgumentError('after must be a key');
     const limit = assertLimit(options.limit, 10_000) ?? 1000;
     const { filter } = filterForPrefix(prefix);
-    const msgs = await this.readSnapshot(`${this.client.prefix}.${filter}`, { policy: 'last_per_subject' });
     // The consumer also delivers writes made while it reads (pending counts
     // them), so a key written meanwhile arrives twice: keep its latest.
-    const latest = new Map<string, { msg: Msg; seq: number }>();
-    for (const m of msgs) {
-      const seen = latest.get(m.msg.subject);
-      if (!seen || m.seq > seen.seq) latest.set(m.msg.subject, m);
-    }
+    const latestOf = (msgs: Array<{ msg: Msg; seq: number }>) => {
+      const latest = new Map<string, { msg: Msg; seq: number }>();
+      for (const m of msgs) {
+        const seen = latest.get(m.msg.subject);
+        if (!seen || m.seq > seen.seq) latest.set(m.msg.subject, m);
+      }
+      return latest;
+    };
+    const subjects = `${this.client.prefix}.${filter}`;
+    const latest = await this.notOlder(
+      `prefix ${JSON.stringify(prefix)}`,
+      async () => latestOf(await this.readSnapshot(subjects, { policy: 'last_per_subject' })),
+      (l) => this.returnedUnder(prefix, l),
+    );
     const live: Array<{ key: string; msg: Msg; seq: number }> = [];
     for (const { msg, seq } of latest.values()) {
       if (isDeleteOp(msg.headers)) continue;
@@ -69,7 +95,7 @@ export class BucketReads {
     this.client.assertOpen();
     assertKey(key);
     const limit = assertLimit(options.limit, this.historyDepth) ?? this.historyDepth;
-    const msgs = await this.readSnapshot(this.client.subjectOf(key), { policy: 'all' });
+    const msgs = await this.notOlder(key, () => this.readSnapshot(this.client.subjectOf(key), { policy: 'all' }), (m) => [[key, m[m.length - 1]?.seq ?? 0]]);
     const out: StoredRecord<T>[] = [];
     for (let i = msgs.length - 1; i >= 0 && out.length < limit; i--) {
       const { msg, seq } = msgs[i] as { msg: Msg; seq: number };
@@ -91,12 +117,55 @@ export class BucketReads {
   private async readLast(key: string): Promise<StoredMsg | null> {
     const { client } = this;
     const subject = client.subjectOf(key);
-    return client.call(() => (client.features.directGet
+    return client.call(() => (client.features.directGet && !this.leaderReads()
       ? client.jsm.direct.getMessage(client.stream, { last_by_subj: subject })
       : client.jsm.streams.getMessage(client.stream, { last_by_subj: subject }).catch((err) => {
         if (jsCode(err) === NO_MESSAGE_FOUND) return null;
         throw err;
       })), false);
+  }
+
+  /**
+   * Runs `read` until no key it answers for is older than this store already returned or wrote
+   * (`revisions` lists them), within timeoutMs; then notes what it returns.
+   */
+  private async notOlder<R>(what: string, read: () => Promise<R>, revisions: (r: R) => Array<[string, number]>): Promise<R> {
+    const { client } = this;
+    const started = Date.now();
+    for (let attempt = 0; ; attempt++) {
+      const r = await read();
+      const pairs = revisions(r);
+      const stale = pairs.find(([key, rev]) => client.isOlder(key, rev, this.mayVanish));
+      if (stale === undefined) {
+        for (const [key, rev] of pairs) if (rev > 0) client.noteReturned(key, rev);
+        return r;
+      }
+      if (Date.now() - started >= client.timeoutMs) {
+        throw new BackendError(
+          `a read of ${what} was answered by a server behind this store: ${JSON.stringify(stale[0])} at revision ${stale[1]}, `
+          + `older than a revision this store already returned or wrote (a lagging replica or a leader that lost its leadership)`,
+          { transient: true, ambiguous: false },
+        );
+      }
+      await new Promise((res) => setTimeout(res, Math.min(250, 10 * 2 ** attempt)));
+    }
+  }
+
+  /**
+   * The revision of every key under `prefix` a list snapshot shows (its last message, tombstones
+   * too), and 0 for each key under it this store returned before that the snapshot lacks.
+   */
+  private returnedUnder(prefix: string, latest: Map<string, { msg: Msg; seq: number }>): Array<[string, number]> {
+    const out: Array<[string, number]> = [];
+    const shown = new Set<string>();
+    for (const [subject, { seq }] of latest) {
+      const key = this.client.keyOfSubject(subject);
+      if (key === null) continue;
+      shown.add(key);
+      out.push([key, seq]);
+    }
+    for (const key of this.client.returnedKeys()) if (key.startsWith(prefix) && !shown.has(key)) out.push([key, 0]);
+    return out;
   }
 
   private async readSnapshot(filter: string, from: { policy: 'all' } | { policy: 'last_per_subject' }): Promise<Array<{ msg: Msg; seq: number }>> {

@@ -13,26 +13,28 @@ import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import type { StreamConfig } from '@nats-io/jetstream';
 import type { Durability, ReplicationMember, ReplicationState } from '../core/index.js';
 import type { BucketClient } from './client.js';
+import type { StreamSettings } from './settings.js';
 
 export class BucketReplication {
   private leader: string | undefined;
   private changes = 0;
-  private readonly advisories: Subscription | undefined;
+  private readonly advisories: Subscription;
 
   constructor(
     private readonly nc: NatsConnection,
     private readonly client: BucketClient,
-    private readonly cfg: StreamConfig,
-    private readonly durability: Durability,
+    /** The stream's config, kept current (an operator may edit the replica count). */
+    private readonly settings: StreamSettings,
     leader: string | undefined,
     /** Told of every leader change seen. */
     private readonly onLeaderChange: () => void = () => undefined,
-    /** Writes carry the stream-wide guard too (serial.ts). */
-    private readonly serial = false,
+    /** Writes carry the stream-wide guard too now (serial.ts). */
+    private readonly serial: () => boolean = () => false,
   ) {
     this.leader = leader;
-    if ((cfg.num_replicas ?? 1) > 1) {
-      this.advisories = nc.subscribe(`$JS.EVENT.ADVISORY.STREAM.LEADER_ELECTED.${cfg.name}`, {
+    // Subscribed for any bucket: a replicas=1 stream may be edited to R3 under this store.
+    {
+      this.advisories = nc.subscribe(`$JS.EVENT.ADVISORY.STREAM.LEADER_ELECTED.${settings.config.name}`, {
         callback: (err, msg) => {
           if (err) return;
           try {
@@ -62,20 +64,22 @@ export class BucketReplication {
       const state = r.offline ? 'offline' : r.current ? 'current' : `lagging ${r.lag} operations`;
       members.push({ address: r.name, role: 'follower', state });
     }
+    const cfg = this.settings.config;
+    const durability = this.settings.durability;
     const server = this.nc.info?.server_name;
     const connected = this.nc.isClosed() ? null : this.nc.getServer();
     return {
       serving: connected === null ? null : server ? `${connected} (${server})` : connected,
       members,
-      durability: this.durability,
-      note: durabilityNote(this.cfg, this.durability, cluster?.name)
-        + (this.serial ? ' Writes to the bucket are serialised (the stream-wide guard nats-server < 2.9.21 needs for compare-and-swap on a replicated stream).' : ''),
+      durability,
+      note: durabilityNote(cfg, durability, cluster?.name)
+        + (this.serial() ? ' Writes to the bucket are serialised (the stream-wide guard nats-server < 2.9.21 needs for compare-and-swap on a replicated stream).' : ''),
       failovers: this.changes,
     };
   }
 
   close(): void {
-    this.advisories?.unsubscribe();
+    this.advisories.unsubscribe();
   }
 }
 

@@ -8,7 +8,6 @@
  * may be an IPv6 literal in brackets; the port defaults to 4222.
  */
 import { InvalidArgumentError } from '../core/index.js';
-import { redactUrl } from '../core/redact.js';
 
 export interface NatsUrlParts {
   /** `host:port` of every seed, in the order given. */
@@ -23,13 +22,35 @@ export interface NatsUrlParts {
 const DEFAULT_PORT = 4222;
 const HOST_RE = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+)(?::(\d{1,5}))?$/;
 
+/** Query options whose values are secrets. */
+const SECRET_OPTIONS = /([?&](?:token|pass|password|user)=)[^&#]*/gi;
+
+/**
+ * The URL as an error message may show it: every credential replaced by `****`. Everything up
+ * to the URL's LAST '@' is hidden (a password may hold '/', '?', '#' or '@', written raw or
+ * not, so where the userinfo ends cannot be trusted in a URL that failed to parse), and so is
+ * the value of every credential option (`token`, `pass`, `user`).
+ */
+export function maskNatsUrl(url: string): string {
+  const masked = url.replace(SECRET_OPTIONS, '$1****');
+  const scheme = /^[a-z][a-z0-9+.-]*:\/\//i.exec(masked)?.[0] ?? '';
+  const at = masked.lastIndexOf('@');
+  return at < scheme.length ? masked : `${scheme}****${masked.slice(at)}`;
+}
+
 export function parseNatsUrl(url: string): NatsUrlParts {
-  const bad = (why: string) => new InvalidArgumentError(`malformed NATS URL ${JSON.stringify(redactUrl(url))}: ${why}`);
+  const bad = (why: string) => new InvalidArgumentError(`malformed NATS URL ${JSON.stringify(maskNatsUrl(url))}: ${why}`);
+  // A part of the URL may be quoted only when it lies after the URL's last '@' and before its query (see maskNatsUrl).
+  const safeFrom = url.lastIndexOf('@') + 1;
+  const quote = (text: string, at: number) => (at >= safeFrom && !/[?&=]/.test(text) ? JSON.stringify(text) : '(not shown: it may hold a credential)');
   const m = /^nats:\/\/([^/?#]*)([^?#]*)(?:\?([^#]*))?(#.*)?$/i.exec(url);
   if (!m) throw bad('expected nats://host:port[,host:port…][?options]');
   const [, authority = '', path = '', search = '', fragment] = m;
-  if (fragment !== undefined) throw bad('a fragment (#…) is not part of a store URL');
-  if (path !== '' && path !== '/') throw bad(`a path (${JSON.stringify(path)}) names nothing for NATS: the bucket is ?bucket=name`);
+  const authorityAt = 'nats://'.length;
+  if (fragment !== undefined) throw bad('a fragment (#…) is not part of a store URL (a "#" in a password must be written %23)');
+  if (path !== '' && path !== '/') {
+    throw bad(`a path ${quote(path, authorityAt + authority.length)} names nothing for NATS: the bucket is ?bucket=name (a "/" in a password must be written %2F)`);
+  }
   // The userinfo ends at the last '@' (a password may hold one, percent-encoded or not).
   const at = authority.lastIndexOf('@');
   const userinfo = at === -1 ? undefined : authority.slice(0, at);
@@ -43,15 +64,18 @@ export function parseNatsUrl(url: string): NatsUrlParts {
       parts.pass = decode(userinfo.slice(colon + 1), bad);
     }
   }
+  let seedAt = authorityAt + at + 1;
   for (const seed of hostList.split(',')) {
+    const thisAt = seedAt;
+    seedAt += seed.length + 1;
     if (seed === '') {
       if (hostList === '') break;
       throw bad('an empty host in the server list');
     }
     const h = HOST_RE.exec(seed);
-    if (!h) throw bad(`${JSON.stringify(seed)} is not host or host:port`);
+    if (!h) throw bad(`${quote(seed, thisAt)} is not host or host:port`);
     const port = h[2] === undefined ? DEFAULT_PORT : Number(h[2]);
-    if (port < 1 || port > 65535) throw bad(`port ${h[2]} is out of range`);
+    if (port < 1 || port > 65535) throw bad(`the port of ${quote(seed, thisAt)} is out of range`);
     parts.servers.push(`${h[1]}:${port}`);
   }
   if (parts.servers.length === 0) parts.servers.push(`127.0.0.1:${DEFAULT_PORT}`);

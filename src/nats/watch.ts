@@ -114,6 +114,7 @@ export class BucketWatches {
           const key = this.client.keyOfSubject(msg.subject);
           if (key === null || !matches(key)) return;
           try {
+            this.client.noteReturned(key, seq);
             queue.push(isDeleteOp(msg.headers)
               ? { type: 'delete', key, revision: seq }
               : { type: 'put', key, revision: seq, entry: toRecord(this.codec, key, seq, msg.headers, msg.data, undefined) as Entry });

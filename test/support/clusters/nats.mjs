@@ -239,6 +239,16 @@ export async function startNatsCluster(options = {}) {
       say(`nats: ${old.name} back; leader ${next?.name}`);
       return { old: old.name, new: next?.name };
     },
+    /** SIGSTOPs one member by name (a paused server: its peers see it gone, it does not know). */
+    pause(name) {
+      const m = members.find((x) => x.name === name);
+      if (m?.child && m.child.exitCode === null) process.kill(m.child.pid, 'SIGSTOP');
+    },
+    /** SIGCONTs a member paused by pause(). */
+    resume(name) {
+      const m = members.find((x) => x.name === name);
+      if (m?.child && m.child.exitCode === null) process.kill(m.child.pid, 'SIGCONT');
+    },
     /** Kills one member by name (without restarting it). */
     async kill(name) {
       const m = members.find((x) => x.name === name);
@@ -247,7 +257,11 @@ export async function startNatsCluster(options = {}) {
     async stop() {
       if (stopped) return;
       stopped = true;
-      for (const m of members) await kill(m);
+      for (const m of members) {
+        // A paused member would never see its SIGKILL handled before it is resumed.
+        if (m.child && m.child.exitCode === null) process.kill(m.child.pid, 'SIGCONT');
+        await kill(m);
+      }
       if (single) await kill(single);
       rmSync(root, { recursive: true, force: true });
     },
