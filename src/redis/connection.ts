@@ -9,12 +9,34 @@ import type { Script } from './scripts.js';
  */
 export const OWN_CONNECTION: RedisOptions = { autoResendUnfulfilledCommands: false, enableOfflineQueue: true };
 
+/** A command's answer is waited for this long by default (RedisStoreOptions.commandTimeoutMs). */
+export const DEFAULT_COMMAND_TIMEOUT_MS = 5000;
+
 interface Pending {
-  state: 'queued' | 'sent' | 'orphaned';
+  /**
+   * waiting: held by revkit until the connection is ready, never handed to ioredis (so it can be
+   * failed as "not sent" and never runs); queued: handed to ioredis while not ready (its offline
+   * queue); sent: written to a ready connection; orphaned: sent on a connection that closed.
+   */
+  state: 'waiting' | 'queued' | 'sent' | 'orphaned';
   /** A write: if it was sent, it may commit whatever the caller is told. */
   write: boolean;
   fail(err: Error): void;
 }
+
+/** How long a command may go unanswered, and what to do about a connection that stopped answering. */
+export interface InFlightLimits {
+  /**
+   * A command (held for a connection, or sent) not answered within this many ms (plus its own
+   * `extraMs`: WAIT's timeout, XREAD's BLOCK) fails: never sent → transient, sent → "may have run".
+   */
+  commandTimeoutMs: number;
+  /** Called when a sent command got no answer in time: the owner cuts that connection, so that it is made again (through the sentinels). */
+  onSilent?: () => void;
+}
+
+/** The name mapRedisError (records.ts) reads as "never sent": transient, not ambiguous. */
+export const NOT_SENT = 'RevkitNotSentError';
 
 /**
  * Which commands may still run on the server, and when they no longer can.
@@ -30,12 +52,22 @@ interface Pending {
  * So a command sent on a connection that closed is "orphaned": once a new
  * connection is ready, the old one is fenced with `CLIENT KILL ID` on it (an
  * orphaned command then either ran before the kill or never will), and only
- * then is it failed as "may have run". Should no connection come back, it is
- * failed when ioredis gives up on it. A command issued while disconnected
- * waits in the offline queue and joins the next connection.
+ * then is it failed as "may have run".
+ *
+ * A command issued while the connection is not ready is held here, not in
+ * ioredis' offline queue, and handed over when it is ready: a command that
+ * times out there was never sent and never will be (ioredis would send a
+ * timed-out command of its queue on the next connection), so it fails as
+ * transient, not ambiguous. Every command has a deadline (issue 25: with
+ * every sentinel down ioredis retries forever and never counts a request's
+ * retries; a frozen or partitioned master never answers and never closes):
+ * a sent one that passes it fails as "may have run" and the connection is
+ * cut through `onSilent`.
  */
 export class InFlight {
   private readonly pending = new Set<Pending>();
+  /** Commands held until the connection is ready. */
+  private readonly held = new Set<() => void>();
   /** The server's id of the current connection, learnt when it became ready. */
   private clientId: string | undefined;
   private orphanedOf: string | undefined;
@@ -46,9 +78,10 @@ export class InFlight {
     const fenced = this.orphanedOf;
     this.orphanedOf = undefined;
     this.learnId();
-    if (fenced === undefined) return this.failOrphans();
+    if (fenced === undefined) this.failOrphans();
     // Refused (ACL) or already gone: either way nothing more can be done for them.
-    void this.client.call('CLIENT', 'KILL', 'ID', fenced).then(() => this.failOrphans(), () => this.failOrphans());
+    else void this.client.call('CLIENT', 'KILL', 'ID', fenced).then(() => this.failOrphans(), () => this.failOrphans());
+    for (const send of [...this.held]) send();
   };
   /** Names the address and the cause in what fails for want of a connection. */
   private readonly errors: ConnectionErrors;
@@ -62,34 +95,49 @@ export class InFlight {
     if (any && this.orphanedOf === undefined) this.orphanedOf = this.clientId;
   };
 
-  constructor(private readonly client: Redis) {
+  constructor(private readonly client: Redis, private readonly limits: InFlightLimits = { commandTimeoutMs: DEFAULT_COMMAND_TIMEOUT_MS }) {
     client.on('ready', this.onReady);
     client.on('close', this.onClose);
     this.errors = new ConnectionErrors(client);
     if (client.status === 'ready') this.learnId();
   }
 
-  track<R>(call: () => Promise<R>, write = false): Promise<R> {
+  /** `extraMs`: how much longer than the command timeout this command may take by design (WAIT, XREAD BLOCK). */
+  track<R>(call: () => Promise<R>, write = false, extraMs = 0): Promise<R> {
     return new Promise<R>((resolve, reject) => {
+      const limitMs = this.limits.commandTimeoutMs + extraMs;
+      const timer = setTimeout(() => this.timedOut(pending, limitMs), limitMs);
       const pending: Pending = {
-        state: this.client.status === 'ready' ? 'sent' : 'queued',
+        state: 'waiting',
         write,
         fail: (err) => {
+          clearTimeout(timer);
+          this.held.delete(send);
           this.settled(pending);
           reject(err);
         },
       };
+      const send = () => {
+        this.held.delete(send);
+        if (!this.pending.has(pending)) return;
+        pending.state = this.client.status === 'ready' ? 'sent' : 'queued';
+        call().then(
+          (value) => {
+            // A resent command's answer is not trusted: "conflict" may mean its first sending ran.
+            if (pending.state === 'orphaned') return pending.fail(this.errors.closedBeforeAnswer());
+            clearTimeout(timer);
+            this.settled(pending);
+            resolve(value);
+          },
+          // Whatever ioredis says about an orphaned command (it was sent), it may have run.
+          (err: Error) => pending.fail(pending.state === 'orphaned' ? this.errors.closedBeforeAnswer() : this.errors.describe(err)),
+        );
+      };
       this.pending.add(pending);
-      call().then(
-        (value) => {
-          // A resent command's answer is not trusted: "conflict" may mean its first sending ran.
-          if (pending.state === 'orphaned') return pending.fail(this.errors.closedBeforeAnswer());
-          this.settled(pending);
-          resolve(value);
-        },
-        // Whatever ioredis says about an orphaned command (it was sent), it may have run.
-        (err: Error) => pending.fail(pending.state === 'orphaned' ? this.errors.closedBeforeAnswer() : this.errors.describe(err)),
-      );
+      // 'end' (closed for good): ioredis refuses at once. 'wait' (lazyConnect, never connected): connect it.
+      if (this.client.status === 'ready' || this.client.status === 'end') return send();
+      if (this.client.status === 'wait') this.client.connect().catch(() => undefined);
+      this.held.add(send);
     });
   }
 
@@ -133,7 +181,7 @@ export class InFlight {
         if (!/^NOSCRIPT/.test(String((err as Error)?.message))) throw err;
         return send('EVAL');
       }
-    }, write);
+    }, write, wait.timeoutMs);
   }
 
   /** Resolves once no command is in flight (their answers came), or after `timeoutMs`, whichever is first. */
@@ -158,14 +206,24 @@ export class InFlight {
     this.client.off('ready', this.onReady);
     this.client.off('close', this.onClose);
     this.errors.detach();
+    this.held.clear();
     const left = [...this.pending];
     for (const p of left) {
-      const ambiguous = p.write && p.state !== 'queued';
+      const ambiguous = p.write && p.state !== 'queued' && p.state !== 'waiting';
       const err = new ClosedError(backend, { ambiguous });
       if (ambiguous) err.message = `the ${backend} store was closed while a write was in flight (no answer within the close timeout): it may have committed`;
       p.fail(err);
     }
     return left.length;
+  }
+
+  private timedOut(pending: Pending, limitMs: number): void {
+    if (!this.pending.has(pending)) return;
+    if (pending.state === 'waiting') return pending.fail(this.errors.notReady(limitMs));
+    // Sent (or queued in ioredis, which sends it later): it may run, now or when the server wakes up.
+    const silent = pending.state === 'sent' && this.client.status === 'ready';
+    pending.fail(this.errors.noAnswer(limitMs));
+    if (silent) this.limits.onSilent?.();
   }
 
   private settled(pending: Pending): void {
@@ -232,6 +290,18 @@ export class ConnectionErrors {
     return described;
   }
 
+  /** A command was held for a connection that did not become ready in time: never sent. */
+  notReady(limitMs: number): Error {
+    const err = new Error(`no ready connection to ${this.address} within ${limitMs} ms; the command was not sent${this.cause()}`);
+    err.name = NOT_SENT;
+    return err;
+  }
+
+  /** A command was sent and no answer came in time (a frozen or partitioned server): it may have run. */
+  noAnswer(limitMs: number): Error {
+    return new Error(`no answer from ${this.address} within ${limitMs} ms (the server may be stalled or cut off): the command may have run${this.cause()}`);
+  }
+
   /** A command was sent and its connection closed before the answer came. */
   closedBeforeAnswer(): Error {
     return new Error(`the connection to ${this.address} closed before the answer came${this.cause()}`);
@@ -273,4 +343,54 @@ function errorText(err: unknown): string {
   if (message !== '') return message;
   if (Array.isArray(e?.errors)) return e.errors.map(errorText).join('; ');
   return typeof e?.code === 'string' ? e.code : 'unknown error';
+}
+
+/**
+ * Cuts a connection at once (the socket destroyed, not ended: a frozen peer
+ * never answers a FIN, so `disconnect()` would wait on it); ioredis then
+ * makes it again — through the sentinels for a Sentinel client.
+ */
+export function cutConnection(client: Redis): void {
+  (client as unknown as { stream?: { destroy(): void } }).stream?.destroy();
+}
+
+/**
+ * A connection whose socket is open but whose handshake (AUTH, SELECT, the
+ * ready check) gets no answer within `timeoutMs` — a frozen master a
+ * reconnect was sent to — is cut, so that ioredis tries again (and asks the
+ * sentinels again); ioredis itself would wait on it forever. Returns the
+ * function that stops watching.
+ */
+export function watchHandshake(client: Redis, timeoutMs: number): () => void {
+  let timer: NodeJS.Timeout | undefined;
+  const clear = () => {
+    if (timer !== undefined) clearTimeout(timer);
+    timer = undefined;
+  };
+  const onConnect = () => {
+    clear();
+    timer = setTimeout(() => {
+      timer = undefined;
+      if (client.status === 'connect') cutConnection(client);
+    }, timeoutMs);
+    timer.unref();
+  };
+  client.on('connect', onConnect);
+  client.on('ready', clear);
+  client.on('close', clear);
+  return () => {
+    clear();
+    client.off('connect', onConnect);
+    client.off('ready', clear);
+    client.off('close', clear);
+  };
+}
+
+/** `promise`, or a rejection with `timeout()` after `ms`, whichever is first. */
+export function withinMs<R>(promise: Promise<R>, ms: number, timeout: () => Error): Promise<R> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(timeout()), ms);
+  });
+  return Promise.race([promise, late]).finally(() => clearTimeout(timer));
 }

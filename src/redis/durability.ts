@@ -1,14 +1,13 @@
-import type { Redis } from 'ioredis';
 import type { Durability } from '../core/index.js';
 
 /** appendonly + appendfsync say what an acknowledged write survives (README: "Redis"); `note` says how that was found out. */
-export async function detectDurability(client: Redis): Promise<{ durability: Durability; note: string }> {
+export async function detectDurability(call: (...args: string[]) => Promise<unknown>): Promise<{ durability: Durability; note: string }> {
   let durability: Durability;
   let note: string;
   try {
     // Sent together: one round trip.
     const [aof, fsync, maxmemory, policy] = (await Promise.all(['appendonly', 'appendfsync', 'maxmemory', 'maxmemory-policy']
-      .map((name) => client.config('GET', name)))).map((pair) => (pair as string[])[1]);
+      .map((name) => call('CONFIG', 'GET', name)))).map((pair) => (pair as string[])[1]);
     durability = aof !== 'yes' ? 'memory' : fsync === 'always' ? 'fsync' : 'os-buffered';
     note = `appendonly ${aof ?? '?'}, appendfsync ${fsync ?? '?'}`;
     // An evicting server may drop a record or its history at any time: no better than memory.

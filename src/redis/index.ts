@@ -4,7 +4,7 @@
  * URL: `redis://[user:password@]host:port/db?prefix=app` (`rediss://` for
  * TLS); further options in the query: `historyDepth`, `changeLogRevisions`,
  * `sweepIntervalMs`, `watchBlockMs`, `closeTimeoutMs`, `wait`,
- * `waitTimeoutMs`, `lossDetection`, and ioredis's `db`, `family`,
+ * `waitTimeoutMs`, `commandTimeoutMs`, `lossDetection`, and ioredis's `db`, `family`,
  * `username`, `password`, `connectionName`; any other is refused. Or
  * `redis+sentinel://[user:password@]h1:26379,h2:26379/master-name?…`
  * (sentinel-url.ts; docs/replication-redis.md).
@@ -25,7 +25,7 @@ import {
   type HistoryOptions, type ListOptions, type ListPage, type PutOptions, type ReplicationState, type StoredRecord, type WatchEvent, type WatchOptions,
 } from '../core/index.js';
 import { atomicArgs, atomicConflict, conditionalWrite } from './conditions.js';
-import { ConnectionErrors, InFlight, OWN_CONNECTION, redisAddress } from './connection.js';
+import { ConnectionErrors, DEFAULT_COMMAND_TIMEOUT_MS, InFlight, OWN_CONNECTION, cutConnection, redisAddress, watchHandshake, withinMs } from './connection.js';
 import { detectDurability } from './durability.js';
 import { StoreKeys, assertStorePrefix } from './keys.js';
 import { parseRedisUrl, redisSettings, type RedisSettings, type RedisStoreOptions } from './options.js';
@@ -70,6 +70,7 @@ export class RedisStore extends BaseStore {
   private readonly waker: StreamWaker;
   private readonly changeLog: ChangeLogAccess;
   private readonly serving: ServingMember;
+  private readonly handshakeWatch: (() => void) | undefined;
 
   private constructor(readonly client: Redis, private readonly ownsClient: boolean, options: RedisStoreOptions) {
     super();
@@ -80,7 +81,11 @@ export class RedisStore extends BaseStore {
     this.codec = options.codec ?? jsonCodec;
     this.maxValueBytes = options.maxValueBytes ?? DEFAULT_MAX_VALUE_BYTES;
     this.settings = redisSettings(options);
-    this.inFlight = new InFlight(client);
+    const { commandTimeoutMs } = this.settings;
+    // A connection of the store's own that stopped answering is cut: ioredis makes it again, asking the
+    // sentinels (a frozen or cut-off master never closes it). An application's client is left alone.
+    this.inFlight = new InFlight(client, { commandTimeoutMs, ...(ownsClient ? { onSilent: () => cutConnection(client) } : {}) });
+    if (ownsClient) this.handshakeWatch = watchHandshake(client, commandTimeoutMs);
     const sentinel = Array.isArray(client.options?.sentinels) && client.options.sentinels.length > 0;
     const { wait, waitTimeoutMs } = this.settings;
     this.scripts = new ScriptRunner(this.inFlight, {
@@ -88,7 +93,7 @@ export class RedisStore extends BaseStore {
       detectLoss: options.lossDetection ?? (sentinel || wait > 0),
     }, () => this.assertOpen());
     this.serving = new ServingMember(client);
-    this.waker = new StreamWaker(client, this.k.log, this.settings.watchBlockMs, { ...OWN_CONNECTION, connectionName: `revkit-watch:${this.prefix}` });
+    this.waker = new StreamWaker(client, this.k.log, this.settings.watchBlockMs, commandTimeoutMs, { ...OWN_CONNECTION, connectionName: `revkit-watch:${this.prefix}` });
     this.changeLog = {
       scripts: this.scripts, keys: this.k, waker: this.waker, watchers: this.watchers,
       run: (...call) => this.run(...call),
@@ -124,14 +129,17 @@ export class RedisStore extends BaseStore {
     }
     client.on('error', () => undefined);
     const errors = new ConnectionErrors(client);
+    const connectMs = 2 * (fromUrl.commandTimeoutMs ?? options.commandTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS);
+    const stopWatch = watchHandshake(client, connectMs / 2);
     try {
-      await client.connect();
+      await withinMs(client.connect(), connectMs, () => errors.notReady(connectMs));
       opening();
       return await RedisStore.open(client, true, { ...fromUrl, ...options });
     } catch (err) {
       client.disconnect();
       throw mapRedisError(err instanceof Error ? errors.describe(err) : err, 'open', false);
     } finally {
+      stopWatch();
       errors.detach();
     }
   }
@@ -145,7 +153,7 @@ export class RedisStore extends BaseStore {
     const store = new RedisStore(client, owns, options);
     try {
       await store.scripts.open(store.k.meta);
-      const { durability, note } = await detectDurability(store.client);
+      const { durability, note } = await detectDurability((...args) => store.command(args));
       const { wait, waitTimeoutMs } = store.settings;
       // Only when the server really waits for a replica before an acknowledgement (docs/replication-redis.md).
       store.durabilityNote = wait > 0 ? `acknowledged after WAIT ${wait} ${waitTimeoutMs} confirms ${wait} replica(s); on the master: ${note}` : note;
@@ -240,13 +248,14 @@ export class RedisStore extends BaseStore {
    */
   async sweepExpired(): Promise<number> {
     if (this.isClosed || this.scripts.lost) return 0;
+    // A background call: the loss it may meet is not "told" to this process (ScriptRunner.run).
     const [seconds, micros] = (await this.inFlight.track(() => this.client.call('TIME'))) as [string, string];
     const serverNow = Number(seconds) * 1000 + Math.floor(Number(micros) / 1000);
     const due = (await this.inFlight.track(() => this.client.call('ZRANGE', this.k.ttl, '-inf', String(serverNow), 'BYSCORE', 'LIMIT', '0', '200'))) as string[];
     let swept = 0;
     for (const key of due) {
       if (this.isClosed) break;
-      const reply = await this.run(SCRIPTS.expire, this.k.forWrite(key), [key, this.settings.historyDepth, this.settings.changeLogRevisions], 'expiry sweep', true);
+      const reply = await this.run(SCRIPTS.expire, this.k.forWrite(key), [key, this.settings.historyDepth, this.settings.changeLogRevisions], 'expiry sweep', true, true);
       if (reply[0] === 'OK') swept++;
     }
     return swept;
@@ -258,8 +267,9 @@ export class RedisStore extends BaseStore {
   async replication(): Promise<ReplicationState> {
     this.assertOpen();
     // The head script answers the store's loss latch (DATALOST), which another process may have set.
-    await this.run(SCRIPTS.head, [this.k.meta], [], 'replication state', false).catch(() => undefined);
-    return replicationState(this.client, this.serving, this.capabilities.durability, this.durabilityNote, this.scripts.lost);
+    // In the background: it reports the latch, it does not count as this process having been told.
+    await this.run(SCRIPTS.head, [this.k.meta], [], 'replication state', false, true).catch(() => undefined);
+    return replicationState((...args) => this.command(args), this.client, this.serving, this.capabilities.durability, this.durabilityNote, this.scripts.lost);
   }
 
   /**
@@ -301,6 +311,7 @@ export class RedisStore extends BaseStore {
    */
   protected async doClose(): Promise<void> {
     if (this.sweeper) clearInterval(this.sweeper);
+    this.handshakeWatch?.();
     this.serving.detach();
     for (const queue of [...this.watchers]) queue.end();
     this.waker.close();
@@ -313,6 +324,12 @@ export class RedisStore extends BaseStore {
   }
 
   // ------------------------------------------------------------------ plumbing
+
+  /** A plain command (not a script), with the command timeout. */
+  private command(args: string[]): Promise<unknown> {
+    const [name = '', ...rest] = args;
+    return this.inFlight.track(() => this.client.call(name, ...rest));
+  }
 
   /** Every script of this store goes through here, its watches' too (ScriptRunner.run: the lost-data latch). */
   private run(...call: Parameters<ScriptRunner['run']>): Promise<Reply> {

@@ -1,5 +1,6 @@
 import { InvalidArgumentError, type StoreOptions } from '../core/index.js';
 import { assertKnownUrlOptions, redactUrl, withoutUrlInput } from '../core/redact.js';
+import { DEFAULT_COMMAND_TIMEOUT_MS } from './connection.js';
 
 export interface RedisStoreOptions extends StoreOptions {
   /** Names the store inside the Redis database and is its hash tag; default `revkit`. No `{` or `}`. */
@@ -23,6 +24,13 @@ export interface RedisStoreOptions extends StoreOptions {
    * the replicas to hold everything they show, and capabilities.durability is `replicated`.
    */
   wait?: number;
+  /**
+   * How long a command may go unanswered (beyond WAIT's timeout, XREAD's block); default 5000 ms.
+   * A command never sent for want of a ready connection then fails as transient; one that was sent
+   * (a frozen or cut-off server) as "may have run", and an own connection is cut and made again
+   * through the sentinels. open() waits at most twice this for its connection.
+   */
+  commandTimeoutMs?: number;
   /** How long a write waits for its replicas before it is answered "may or may not have committed"; default 2000 ms. */
   waitTimeoutMs?: number;
   /**
@@ -44,9 +52,10 @@ export interface RedisSettings {
   /** Replicas a write waits for (0: none). */
   wait: number;
   waitTimeoutMs: number;
+  commandTimeoutMs: number;
 }
 
-export const URL_OPTIONS = ['prefix', 'historyDepth', 'changeLogRevisions', 'sweepIntervalMs', 'watchBlockMs', 'closeTimeoutMs', 'wait', 'waitTimeoutMs', 'lossDetection'] as const;
+export const URL_OPTIONS = ['prefix', 'historyDepth', 'changeLogRevisions', 'sweepIntervalMs', 'watchBlockMs', 'closeTimeoutMs', 'wait', 'waitTimeoutMs', 'commandTimeoutMs', 'lossDetection'] as const;
 /**
  * ioredis options a URL may carry, passed on to it. ioredis would take any
  * query option as a client option, as a string ("false" is true): only these,
@@ -105,7 +114,8 @@ export function redisSettings(options: RedisStoreOptions): RedisSettings {
   const wait = options.wait ?? 0;
   if (!Number.isSafeInteger(wait) || wait < 0 || wait > 64) throw new InvalidArgumentError(`wait must be an integer from 0 to 64 (replicas a write waits for), got ${String(wait)}`);
   const waitTimeoutMs = positive(options.waitTimeoutMs, 2000, 'waitTimeoutMs');
-  return { historyDepth, changeLogRevisions, watchBlockMs, closeTimeoutMs, sweepIntervalMs, wait, waitTimeoutMs };
+  const commandTimeoutMs = positive(options.commandTimeoutMs, DEFAULT_COMMAND_TIMEOUT_MS, 'commandTimeoutMs');
+  return { historyDepth, changeLogRevisions, watchBlockMs, closeTimeoutMs, sweepIntervalMs, wait, waitTimeoutMs, commandTimeoutMs };
 }
 
 /** A whole-number URL option; anything else (`10ms`, `1e3`, ``) is refused, not read as NaN or rounded. */

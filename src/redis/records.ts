@@ -1,4 +1,5 @@
 import { BackendError, RevkitError, type Entry, type StoredRecord } from '../core/index.js';
+import { NOT_SENT } from './connection.js';
 
 /** A record as the scripts store it (see scripts.ts): header, writer token, value bytes. */
 export interface PackedRecord {
@@ -58,6 +59,9 @@ export function toRecord<T>(key: string, r: PackedRecord, now: number, decode: (
  *   through several reconnect attempts and was never sent → transient, not
  *   ambiguous. (A command that had been sent is failed as ambiguous by
  *   `InFlight` in connection.ts, whatever ioredis says about it.)
+ * - NOT_SENT (connection.ts): held for a connection that did not become
+ *   ready within the command timeout, never handed to ioredis → transient,
+ *   not ambiguous.
  * - Anything else (connection closed, socket errors, a command timeout) →
  *   transient, and ambiguous for a write: the script may have run.
  */
@@ -70,6 +74,7 @@ export function mapRedisError(err: unknown, what: string, write: boolean): Revki
     const transient = /^(LOADING|BUSY|READONLY|MASTERDOWN|TRYAGAIN|CLUSTERDOWN|MOVED|ASK|NOREPLICAS)\b/.test(message);
     return new BackendError(`redis ${what} failed: ${message}`, { transient, ambiguous: false, cause: err });
   }
+  if (name === NOT_SENT) return new BackendError(`redis ${what} failed: ${message}`, { transient: true, ambiguous: false, cause: err });
   if (name === 'MaxRetriesPerRequestError') {
     return new BackendError(`redis ${what} failed: the server stayed unreachable (${message})`, { transient: true, ambiguous: false, cause: err });
   }

@@ -39,13 +39,13 @@ export class ServingMember {
  * was given, what an acknowledgement means, and a detected loss.
  */
 export async function replicationState(
-  client: Redis, serving: ServingMember, durability: Durability, note: string, lost: DataLostError | undefined,
+  call: (...args: string[]) => Promise<unknown>, client: Redis, serving: ServingMember, durability: Durability, note: string, lost: DataLostError | undefined,
 ): Promise<ReplicationState> {
   const members: ReplicationMember[] = [];
   const address = serving.address();
   let role = 'master';
   try {
-    const text = String(await client.call('INFO', 'replication'));
+    const text = String(await call('INFO', 'replication'));
     const fields = new Map(text.split('\r\n').filter((l) => l.includes(':')).map((l) => [l.slice(0, l.indexOf(':')), l.slice(l.indexOf(':') + 1)] as [string, string]));
     role = fields.get('role') ?? 'unknown';
     for (const [name, value] of fields) {

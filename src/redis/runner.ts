@@ -77,7 +77,13 @@ export class ScriptRunner {
    * committed is ambiguous (it is on the master, it may be lost in a
    * failover), anything else a transient error.
    */
-  async run(script: Script, keys: string[], args: Array<string | number | Buffer>, what: string, write: boolean): Promise<Reply> {
+  /**
+   * `background`: a call no caller waits for (the TTL sweeper, replication()'s look at the latch):
+   * a DataLostError it meets does not count as this process having been told — only one delivered
+   * to a caller of an operation does (issue 25: the sweeper's call used up the one error meant for
+   * the process, and dropped it).
+   */
+  async run(script: Script, keys: string[], args: Array<string | number | Buffer>, what: string, write: boolean, background = false): Promise<Reply> {
     this.assertOpen();
     if (this.lostData) throw this.lostData;
     const { wait, waitTimeoutMs, barrier, detectLoss } = this.settings;
@@ -101,9 +107,11 @@ export class ScriptRunner {
     if (status === 'DATALOST') {
       const after = Number(reply[1]);
       // Told of the gap its own revisions lie in (a latch of a later gap does not tell it of an earlier one).
-      if (this.highest > after && after > this.told) this.told = after;
+      if (!background && this.highest > after && after > this.told) this.told = after;
       throw (this.lastLoss = this.dataLost(after, Number(reply[2]), Number(reply[3])));
     }
+    // A watch whose position lies in a gap delivered changes the serving master lacks (scripts.ts CHANGES).
+    if (status === 'WATCHLOST') throw this.watchLost(Number(reply[1]), Number(reply[2]), Number(reply[3]));
     this.lastLoss = undefined;
     if (confirmed < wait) {
       const committed = write && status === 'OK';
@@ -140,6 +148,16 @@ export class ScriptRunner {
     return new DataLostError(
       `the redis store "${this.settings.prefix}" lost acknowledged writes in a failover: the serving master lacks revisions ${after + 1} to ${upTo} `
       + `(at least) that were handed out before; detected ${detectedAt}. Every operation fails until an operator accepts the loss (store.acceptLoss(), revkit accept-loss)`,
+      { store: this.settings.address, after, upTo, detectedAt },
+    );
+  }
+
+  private watchLost(after: number, upTo: number, at: number): DataLostError {
+    const detectedAt = new Date(at).toISOString();
+    return new DataLostError(
+      `a watch of the redis store "${this.settings.prefix}" delivered changes up to revision ${upTo} that the serving master lacks (revisions above ${after} `
+      + `were lost in a failover; detected ${detectedAt}): it cannot go on in the new history without its consumer knowing. Rebuild what was `
+      + `derived from the watch (a new watch from a revision the store has)`,
       { store: this.settings.address, after, upTo, detectedAt },
     );
   }

@@ -240,9 +240,18 @@ local g = guard(ARGV[1], ARGV[2]) if g then return g end
 return {'OK', redis.call('LRANGE', KEYS[2], 0, tonumber(ARGV[3]) - 1)}
 `;
 
-/** KEYS meta log; ARGV inc seen afterId count → {'OK', trimmed, head, entries} (XRANGE form) */
+/**
+ * KEYS meta log; ARGV inc seen afterId count → {'OK', trimmed, head, entries} (XRANGE form), or
+ * {'WATCHLOST', gap base, position, now}: the watch's position (the revision it last delivered or
+ * started from) lies in a recorded gap (lineage.ts) — it delivered changes this master lacks, and
+ * must not go on silently in the new history, whether or not the loss was accepted.
+ */
 const CHANGES = `${PRELUDE}
 local g = guard(ARGV[1], ARGV[2]) if g then return g end
+local pos = tonumber(string.match(ARGV[3], '^(%d+)'))
+for _, gap in ipairs(parse_gaps(redis.call('HGET', meta, 'gaps'))) do
+  if pos > gap[1] and pos <= gap[2] then return {'WATCHLOST', gap[1], pos, now_ms()} end
+end
 local m = redis.call('HMGET', meta, 'trimmed', 'rev')
 return {'OK', tonumber(m[1] or '0'), tonumber(m[2] or '0'), redis.call('XRANGE', KEYS[2], '(' .. ARGV[3], '+', 'COUNT', tonumber(ARGV[4]))}
 `;

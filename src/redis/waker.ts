@@ -1,6 +1,6 @@
 import type { Redis, RedisOptions } from 'ioredis';
 import { sleep } from '../core/index.js';
-import { InFlight } from './connection.js';
+import { InFlight, cutConnection, watchHandshake } from './connection.js';
 
 /**
  * Wakes the store's caught-up watches when the change log grows. XREAD BLOCK
@@ -15,9 +15,13 @@ export class StreamWaker {
   private newest = '0-0';
   private readonly waiters = new Set<() => void>();
   private running = false;
+  private stopWatch: (() => void) | undefined;
   private closed = false;
 
-  constructor(private readonly client: Redis, private readonly stream: string, private readonly blockMs: number, private readonly connection: RedisOptions) {}
+  constructor(
+    private readonly client: Redis, private readonly stream: string, private readonly blockMs: number,
+    private readonly commandTimeoutMs: number, private readonly connection: RedisOptions,
+  ) {}
 
   /** Resolves once the log may hold an entry after `after`, after `blockMs` at most, or when `signal` aborts. */
   wait(after: string, signal: AbortSignal): Promise<void> {
@@ -40,6 +44,7 @@ export class StreamWaker {
   close(): void {
     this.closed = true;
     this.wakeAll();
+    this.stopWatch?.();
     this.inFlight?.detach('redis');
     this.conn?.disconnect();
   }
@@ -52,7 +57,7 @@ export class StreamWaker {
         const { conn, inFlight } = this.connect();
         try {
           const from = this.newest;
-          const woke = await inFlight.track(() => conn.xreadBuffer('COUNT', 1, 'BLOCK', this.blockMs, 'STREAMS', this.stream, from));
+          const woke = await inFlight.track(() => conn.xreadBuffer('COUNT', 1, 'BLOCK', this.blockMs, 'STREAMS', this.stream, from), false, this.blockMs);
           if (woke === null) continue;
           // Jump to the last entry, so that a burst of writes is one wake-up, not one per entry.
           const [last] = (await inFlight.track(() => conn.xrevrange(this.stream, '+', '-', 'COUNT', 1))) as Array<[string, string[]]>;
@@ -76,7 +81,10 @@ export class StreamWaker {
     if (!this.conn || !this.inFlight) {
       this.conn = this.client.duplicate({ ...this.connection, lazyConnect: true });
       this.conn.on('error', () => undefined);
-      this.inFlight = new InFlight(this.conn);
+      const conn = this.conn;
+      // Its own connection: one that stopped answering (a frozen master) is cut and made again.
+      this.inFlight = new InFlight(conn, { commandTimeoutMs: this.commandTimeoutMs, onSilent: () => cutConnection(conn) });
+      this.stopWatch = watchHandshake(conn, this.commandTimeoutMs);
     }
     return { conn: this.conn, inFlight: this.inFlight };
   }

@@ -265,6 +265,15 @@ export async function startRedisCluster(options = {}) {
       log(`redis cluster: ${old.name} back as a replica; settled ${Date.now() - started} ms after the kill`);
       return { old: old.address, new: fresh.address };
     },
+    /** SIGKILLs every sentinel: the whole Sentinel deployment down (the data nodes go on). */
+    async killSentinels() {
+      await Promise.all(sentinels.map((s) => s.kill()));
+    },
+    /** Starts the sentinels again, monitoring `primary` (a data node, by default the first); resolves once the cluster has settled. */
+    async startSentinels(primary = data[0]) {
+      for (const s of sentinels) await s.launch(masterName, primary, downAfterMs, failoverTimeoutMs);
+      return settled(90_000);
+    },
     async stop() {
       await Promise.all(all().map((n) => n.kill()));
       rmSync(root, { recursive: true, force: true });
