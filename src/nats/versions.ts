@@ -39,6 +39,7 @@ export class ServerVersions {
   private probing: Promise<void> | undefined;
   private probedAt = 0;
   private stopped = false;
+  private statuses: ReturnType<NatsConnection['status']> | undefined;
 
   private readonly listeners: Array<(lowest: string) => void> = [];
 
@@ -86,6 +87,8 @@ export class ServerVersions {
 
   stop(): void {
     this.stopped = true;
+    // The driver's status iterator has stop() (it unregisters the listener); its type does not say so.
+    (this.statuses as { stop?: () => void } | undefined)?.stop?.();
   }
 
   private note(name: string | undefined, version: string | undefined): void {
@@ -103,7 +106,8 @@ export class ServerVersions {
   }
 
   private async follow(): Promise<void> {
-    for await (const s of this.nc.status()) {
+    this.statuses = this.nc.status();
+    for await (const s of this.statuses) {
       if (this.stopped) return;
       if (s.type === 'reconnect') {
         this.noteConnected();
