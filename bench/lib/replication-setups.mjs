@@ -64,7 +64,7 @@ export const SETUPS = [
   {
     engine: 'redis', variant: 'durable', note: 'primary + replica + 3 Sentinels, wait=1',
     start: (o = {}) => startRedisCluster({ replicas: 1, single: o.single ?? false }),
-    url: (c) => `${c.url}?prefix=durable&wait=1&waitTimeoutMs=1000`, failover: plainFailover,
+    url: (c) => `${c.url}?prefix=durable&wait=1&waitTimeoutMs=1000&historyDepth=2000`, failover: plainFailover,
   },
   {
     engine: 'redis', variant: 'lossy', note: 'primary + replica + 3 Sentinels, no wait, the replica stopped before the kill',
