@@ -34,6 +34,9 @@ const FORMS: Array<[string, string, string[]]> = [
   ['HTTP://127.0.0.1:8787/?Token=http-token-4', 'HTTP://127.0.0.1:8787/?Token=****', ['http-token-4']],
   ['http://127.0.0.1:8787?access_token=t1&auth=t2&secret=t3&apikey=t4', 'http://127.0.0.1:8787?access_token=****&auth=****&secret=****&apikey=****', ['t1', 't2', 't3', 't4']],
   ['http://127.0.0.1:8787?token=', 'http://127.0.0.1:8787?token=', []],
+  // A host list no parser takes (a space in it): the refusal quotes the URL, and the password must not be in it.
+  ['nats://alice:S3CRETpw@127.0.0.1:4222,bad host:4222/', 'nats://alice:****@127.0.0.1:4222,bad host:4222/', ['S3CRETpw']],
+  ['postgres://u:pw-9@h1:5432, h2:5432/db', 'postgres://u:****@h1:5432, h2:5432/db', ['pw-9']],
   // A password with an unencoded '?' (review a39: it was printed whole, the first '?' taken for the query).
   ['postgres://root:s3cr3tPW?x@127.0.0.1:5432/test', 'postgres://root:****@127.0.0.1:5432/test', ['s3cr3tPW?x']],
   ['postgres://root:pw?a=b@db.example/test?sslmode=disable&password=pg-pass-4', 'postgres://root:****@db.example/test?sslmode=disable&password=****', ['pw?a=b', 'pg-pass-4']],

@@ -76,7 +76,10 @@ function userinfoEnd(rest: string): number {
   for (let at = rest.lastIndexOf('@'); at !== -1; at = at === 0 ? -1 : rest.lastIndexOf('@', at - 1)) {
     if (AUTHORITY_REST.test(rest.slice(at + 1))) return at;
   }
-  return -1;
+  // No host list a parser would take (`h1:4222, bad host:4222`: the URL is refused for it, and the refusal
+  // quotes it): still hide up to the last '@' that no query option follows.
+  const at = rest.lastIndexOf('@');
+  return at !== -1 && !/[=&]/.test(rest.slice(at + 1)) ? at : -1;
 }
 
 function decode(text: string): string {
