@@ -49,8 +49,9 @@
 import type { Pool, PoolClient } from 'pg';
 import {
   AsyncQueue, BaseStore, DEFAULT_MAX_VALUE_BYTES, assertKey, assertRevision, jsonCodec, keyFilter,
-  type AtomicOp, type Capabilities, type DeleteOptions, type Entry, type HistoryOptions, type ListOptions, type ListPage,
-  type PutOptions, type ReplicationState, type StoredRecord, type WatchEvent, type WatchOptions,
+  type AtomicOp, type Capabilities, type DeleteOptions, type Entry, type HistoryOptions, type ListOptions, type ListPage, type Mutation,
+  type MutationOfDefaulted, type PutOptions, type ReplicationState, type StoredRecord, type UpdateOptions, type UpdateOptionsWithDefault,
+  type WatchEvent, type WatchOptions,
 } from '../core/index.js';
 import { commitAtomicBatch, type AtomicParts } from './atomic.js';
 import { ConditionalWrites } from './cas.js';
@@ -112,6 +113,7 @@ export class PostgresStore extends BaseStore {
     this.lineage = new Lineage(this.names, () => this.conn.where.address, detect);
     this.conn.guard = this.lineage;
     if (detect) this.revisions.listener = this.lineage;
+    source.loss = this.lineage;
     // Every new connection re-reads what an acknowledgement means there (a failover, another member, a reload).
     this.lineage.onDurability = (durability) => this.setDurability(durability);
   }
@@ -195,17 +197,37 @@ export class PostgresStore extends BaseStore {
     await this.conn.withClient('accept loss', true, (c) => this.lineage.accept(c));
   }
 
+  /**
+   * An update() is one operation for loss detection: a read it makes after a
+   * backoff fails with the DataLostError its caller is owed, however soon
+   * the loss was accepted (lineage.ts owedTo).
+   */
+  override update<T = unknown>(key: string, fn: MutationOfDefaulted<T>, options: UpdateOptionsWithDefault<T>): Promise<Entry<T> | null>;
+  override update<T = unknown>(key: string, fn: Mutation<T>, options?: UpdateOptions<T>): Promise<Entry<T> | null>;
+  override update<T = unknown>(key: string, fn: Mutation<T>, options?: UpdateOptions<T>): Promise<Entry<T> | null> {
+    return this.lineage.within(() => super.update(key, fn, options));
+  }
+
+  /** Runs a read as one operation: it fails with what it is owed when it begins and when it ends (lineage.ts owedTo). */
+  private async told<R>(read: () => Promise<R>): Promise<R> {
+    const begun = this.lineage.begin();
+    this.lineage.owedTo(begun);
+    const result = await read();
+    this.lineage.owedTo(begun);
+    return result;
+  }
+
   async getRecord<T = unknown>(key: string): Promise<StoredRecord<T> | null> {
     this.assertOpen();
     assertKey(key);
-    const record = await this.reads.record<T>(key);
+    const record = await this.told(() => this.reads.record<T>(key));
     if (record) this.revisions.delivered(record.revision, key);
     return record;
   }
 
   async list<T = unknown>(options: ListOptions = {}): Promise<ListPage<T>> {
     this.assertOpen();
-    const page = await this.reads.list<T>(options);
+    const page = await this.told(() => this.reads.list<T>(options));
     // Told to the caller: checked against a promoted member after a failover (lineage.ts), like a get.
     for (const e of page.entries) this.revisions.delivered(e.revision, e.key);
     return page;
@@ -214,7 +236,7 @@ export class PostgresStore extends BaseStore {
   async history<T = unknown>(key: string, options: HistoryOptions = {}): Promise<StoredRecord<T>[]> {
     this.assertOpen();
     assertKey(key);
-    const records = await this.reads.history<T>(key, options);
+    const records = await this.told(() => this.reads.history<T>(key, options));
     for (const r of records) this.revisions.delivered(r.revision, key);
     return records;
   }
@@ -225,15 +247,20 @@ export class PostgresStore extends BaseStore {
     return this.revisions.head();
   }
 
+  // Writes are refused before they are sent when their operation is owed a DataLostError (lineage.ts owedTo);
+  // once sent, their outcome is their answer.
   protected async doPut<T>(key: string, value: T, options: PutOptions): Promise<Entry<T>> {
+    this.lineage.owedTo(this.lineage.begin());
     return this.writes.put(key, value, options);
   }
 
   protected async doDelete(key: string, options: DeleteOptions): Promise<number | null> {
+    this.lineage.owedTo(this.lineage.begin());
     return this.writes.delete(key, options);
   }
 
   protected override async commitAtomic(ops: AtomicOp[]): Promise<{ revision: number }> {
+    this.lineage.owedTo(this.lineage.begin());
     return commitAtomicBatch(this.atomicParts, ops);
   }
 
@@ -256,7 +283,7 @@ export class PostgresStore extends BaseStore {
     const queue = new AsyncQueue<WatchEvent>(options.signal);
     if (queue.closed) return queue as AsyncIterable<WatchEvent<T>>;
     this.wakeUps.listen();
-    this.hub.add(options, queue, startedAt, known);
+    this.hub.add(options, queue, startedAt, known, this.lineage.begin());
     return queue as AsyncIterable<WatchEvent<T>>;
   }
 

@@ -27,10 +27,18 @@
  * 3. While an unaccepted loss is recorded, every operation of every process
  *    fails with DataLostError (processes learn it on their next new
  *    connection or within POLL_MS) until store.acceptLoss().
+ * 4. A process that found what it told missing owes its callers the news,
+ *    however soon an operator accepts (possibly before a caller sleeping in
+ *    update()'s backoff came by): every operation of it that began before it
+ *    learned of the acceptance — an update() counts from its start, a watch
+ *    from watch() — fails with DataLostError (owedTo). Its own ranges stay
+ *    recorded until accepted: a record lost in the next failover (written
+ *    after the standby stopped following) is written again.
  *
  * A failover to a synchronous standby changes the timeline too: the
  * sequence is raised (a gap) and the check finds nothing missing.
  */
+import { AsyncLocalStorage } from 'node:async_hooks';
 import type { PoolClient } from 'pg';
 import { DataLostError, type DataLossDetails } from '../core/index.js';
 import type { Durability } from '../core/index.js';
@@ -39,7 +47,7 @@ import { durabilityOf } from './replication.js';
 import { num, type Row } from './rows.js';
 import type { Names } from './schema.js';
 import {
-  TIMELINE_SQL, acceptLossSql, adoptSql, missingSql, openLossSql, presentSql, raiseSeqSql, recordLossSql, seqLastSql, timelinesSql,
+  TIMELINE_SQL, acceptLossSql, adoptSql, missingSql, openLossSql, ownLossSql, presentSql, raiseSeqSql, recordLossSql, seqLastSql, timelinesSql,
 } from './sql/lineage.js';
 
 /** How far the sequence is raised on a new timeline: above any revision the lost commits can have drawn (a billion per failover). */
@@ -95,6 +103,14 @@ export class Lineage {
   private highest = 0;
   private readonly checked = new WeakSet<PoolClient>();
   private adopting: { timeline: number; done: Promise<void> } | undefined;
+  /** What this process found missing of what it told, until it learns that an operator accepted it. */
+  private owed: LossState | undefined;
+  /** The last loss owed, once accepted: operations begun before the acceptance was learned still fail with it. */
+  private settled: LossState | undefined;
+  /** Grows each time this process learns that its own loss was accepted; operations note it when they begin. */
+  private epoch = 0;
+  /** An update()'s epoch, for the store calls it makes (its reads after a backoff begin later than it did). */
+  private readonly operation = new AsyncLocalStorage<number>();
 
   constructor(
     private readonly names: Names,
@@ -133,16 +149,60 @@ export class Lineage {
     if (this.delivered.size > DELIVERED_KEYS) this.delivered.delete(this.delivered.keys().next().value as string);
   }
 
+  /** The epoch an operation began in: the enclosing update()'s, else now. */
+  begin(): number {
+    return this.operation.getStore() ?? this.epoch;
+  }
+
+  /** Runs an update(): the store calls it makes count as begun when it began (see owedTo). */
+  within<R>(fn: () => Promise<R>): Promise<R> {
+    if (!this.enabled || this.operation.getStore() !== undefined) return fn();
+    return this.operation.run(this.epoch, fn);
+  }
+
+  /**
+   * Throws the DataLostError an operation begun at epoch `begun` is owed:
+   * while a loss is latched; while this process's own loss is not known to
+   * be accepted; and, once it is, to an operation begun before this process
+   * learned so — its caller may have been told a revision that is gone and
+   * must hear of it before it is answered from the state that lacks it.
+   */
+  owedTo(begun: number): void {
+    this.assertNotLost();
+    const owed = this.owed ?? (begun < this.epoch ? this.settled : undefined);
+    if (owed) throw this.lostError(owed);
+  }
+
   /** Throws DataLostError while a loss is latched. */
   assertNotLost(): void {
     const l = this.lost;
-    if (!l) return;
-    throw new DataLostError(
+    if (l) throw this.lostError(l);
+  }
+
+  private lostError(l: LossState): DataLostError {
+    return new DataLostError(
       `postgres at ${this.address()} lost acknowledged writes in a failover: revisions after ${l.after} up to ${l.upTo} that callers were told of are not on the serving member ` +
         `(detected ${l.detectedAt}). Every operation fails with this until an operator accepts the loss (store.acceptLoss(), revkit accept-loss)`,
       // ranges: the exact ranges (after/upTo is their hull, which may cover writes that survived between them).
       { store: this.address(), after: l.after, upTo: l.upTo, detectedAt: l.detectedAt, ranges: l.ranges } as DataLossDetails,
     );
+  }
+
+  /** This process learned that its own loss was accepted: operations begun from now on go on. */
+  private ownLossAccepted(): void {
+    if (!this.owed) return;
+    this.settled = this.owed;
+    this.owed = undefined;
+    this.epoch += 1;
+  }
+
+  /** Ranges this process found missing of what it told: owed to its callers until accepted. */
+  private noteOwn(ranges: { after: number; upTo: number }[]): void {
+    const all = [...(this.owed?.ranges ?? []), ...ranges];
+    this.owed = {
+      after: Math.min(...all.map((r) => r.after)), upTo: Math.max(...all.map((r) => r.upTo)),
+      detectedAt: this.owed?.detectedAt ?? new Date().toISOString(), ranges: all,
+    };
   }
 
   /** A new connection: its member must be writable; a timeline this process has not met is adopted and checked first. */
@@ -230,6 +290,7 @@ export class Lineage {
       // Above the sequence value the new timeline started from nothing of the old one can be here.
       if (beyond) ranges.push({ after: next.start, upTo: this.highest });
       for (const r of ranges) await client.query(recordLossSql(this.names), [to, r.after, r.upTo]);
+      this.noteOwn(ranges);
     }
     // Checked (and any loss recorded): what follows is told on this timeline.
     this.ringKeys.length = 0;
@@ -241,9 +302,20 @@ export class Lineage {
   /** Reads the latch: the unaccepted losses recorded by any process. */
   async refresh(client: PoolClient): Promise<void> {
     if (!this.ready || !this.enabled) return;
-    const rows = (await client.query<Row>(openLossSql(this.names))).rows;
+    let rows = (await client.query<Row>(openLossSql(this.names))).rows;
+    const own = this.owed?.ranges[0];
+    if (rows.length === 0 && own) {
+      // Nothing open: an operator accepted this process's loss — unless its record was lost in a later
+      // failover (written after the standby stopped following): then it is recorded again.
+      const kept = num((await client.query<Row>(ownLossSql(this.names), [own.after, own.upTo])).rows[0]?.n);
+      if (kept === 0) {
+        for (const r of this.owed?.ranges ?? []) await client.query(recordLossSql(this.names), [this.timeline ?? 0, r.after, r.upTo]);
+        rows = (await client.query<Row>(openLossSql(this.names))).rows;
+      }
+    }
     if (rows.length === 0) {
       this.lost = undefined;
+      this.ownLossAccepted();
       return;
     }
     const ranges = rows.map((r) => ({ after: num(r.after), upTo: num(r.up_to) }));
@@ -256,5 +328,6 @@ export class Lineage {
     await client.query(acceptLossSql(this.names));
     if (this.enabled) await client.query(raiseSeqSql(this.names), [this.highest]);
     this.lost = undefined;
+    this.ownLossAccepted();
   }
 }

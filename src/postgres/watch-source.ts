@@ -7,7 +7,15 @@ import type { Names } from './schema.js';
 import { markSql, startRowsSql, startSql, watchSql } from './sql/watch.js';
 import type { Mark, StartMark, WatchQueryParams, WatchSource, WatchStart } from './watch.js';
 
+/** Loss detection, as a watch needs it (Lineage in lineage.ts). */
+export interface WatchLoss {
+  owedTo(begun: number): void;
+}
+
 export class WatchQueries implements WatchSource {
+  /** Loss detection (set by the store): a watch begun before this process learned its own loss was accepted fails with it. */
+  loss: WatchLoss | undefined;
+
   constructor(
     private readonly conn: Connections,
     private readonly names: Names,
@@ -63,6 +71,11 @@ export class WatchQueries implements WatchSource {
     const r = await this.conn.withClient('watch', false, (c) =>
       this.conn.q(c, 'wstartrows', () => startRowsSql(this.names), [start.low, start.s, patterns, start.snap, start.known, start.since]));
     return r.rows;
+  }
+
+  /** Throws the DataLostError owed to a watch begun at epoch `begun` (lineage.ts owedTo). */
+  owedTo(begun: number): void {
+    this.loss?.owedTo(begun);
   }
 
   /** A change-log row as the event a watcher gets. */

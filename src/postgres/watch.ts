@@ -45,6 +45,8 @@ export interface WatchSource {
   watchStart(): Promise<StartMark>;
   watchStartRows(start: WatchStart, patterns: string[]): Promise<Row[]>;
   decodeChange(row: Row): WatchEvent;
+  /** Throws the DataLostError owed to a watch begun at loss-detection epoch `begun` (lineage.ts owedTo). */
+  owedTo(begun: number): void;
 }
 
 export interface WatchQueryParams {
@@ -98,7 +100,7 @@ class Subscriber {
    * seen) are taken when watch() is called: a "from now" start reaches back
    * to them, however late its start statement runs.
    */
-  constructor(options: WatchOptions, readonly queue: AsyncQueue<WatchEvent>, readonly startedAt: number, readonly known: number) {
+  constructor(options: WatchOptions, readonly queue: AsyncQueue<WatchEvent>, readonly startedAt: number, readonly known: number, readonly begun: number) {
     this.matches = keyFilter(options);
     this.pattern = options.key !== undefined ? likePattern(options.key, false) : likePattern(options.prefix ?? '', true);
     if (options.fromRevision !== undefined) this.cursor = { rev: options.fromRevision, key: null };
@@ -141,8 +143,8 @@ export class WatchHub {
     return this.subs.size;
   }
 
-  add(options: WatchOptions, queue: AsyncQueue<WatchEvent>, startedAt: number, known: number): void {
-    const sub = new Subscriber(options, queue, startedAt, known);
+  add(options: WatchOptions, queue: AsyncQueue<WatchEvent>, startedAt: number, known: number, begun = 0): void {
+    const sub = new Subscriber(options, queue, startedAt, known, begun);
     this.subs.add(sub);
     queue.onClose(() => this.remove(sub));
     this.wake();
@@ -185,6 +187,22 @@ export class WatchHub {
   private fail(sub: Subscriber, err: unknown): void {
     this.subs.delete(sub);
     sub.queue.fail(RevkitError.is(err) ? err : new BackendError('watch failed', { transient: false, cause: err }));
+  }
+
+  /**
+   * Fails a watch owed a DataLostError (right before it would be handed
+   * changes): this process delivered changes that a failover lost, and the
+   * watch began before it learned that an operator accepted that — however
+   * soon the acceptance came (lineage.ts owedTo). True when it failed.
+   */
+  private failIfOwed(sub: Subscriber): boolean {
+    try {
+      this.source.owedTo(sub.begun);
+      return false;
+    } catch (err) {
+      this.fail(sub, err);
+      return true;
+    }
   }
 
   private sleep(ms: number): Promise<void> {
@@ -280,6 +298,7 @@ export class WatchHub {
       const rows = await this.source.watchQuery({ settled: w, from: from as Cursor, patterns, limit: WatchHub.BATCH });
       const head = rows[0];
       if (!head) throw new BackendError('watch query returned no row', { transient: true });
+      for (const sub of ready) this.failIfOwed(sub);
       const pruned = Number(head.pruned);
       for (const sub of ready) {
         const c = sub.cursor as Cursor;
@@ -318,7 +337,7 @@ export class WatchHub {
       const start = sub.start;
       if (sub.cursor !== undefined || !start || !start.ready) continue;
       const rows = await this.source.watchStartRows(start, [sub.pattern]);
-      if (!this.subs.has(sub)) continue;
+      if (!this.subs.has(sub) || this.failIfOwed(sub)) continue;
       for (const row of rows) if (sub.matches(row.key as string)) sub.queue.push(this.source.decodeChange(row));
       sub.cursor = { rev: start.s, key: null };
       sub.start = undefined;

@@ -180,6 +180,52 @@ describe('PostgreSQL failover to a standby that missed commits: what a process t
   });
 });
 
+describe('a loss accepted before a caller of the process that was told it came by (soak: counts that went back)', () => {
+  it('an update() under way across the failover fails with DataLostError although the loss was accepted before it went on; later ones go on', async () => {
+    const c = await start(false);
+    const W = await openStore(c.url, 'ro_');
+    const operator = await openStore(c.url, 'ro_');
+    for (let i = 1; i <= 5; i++) await W.put('k', { n: i });
+    await holdAfterCatchUp(c);
+    // Told n = 6: the standby never gets it.
+    const told = await W.update('k', (x: { n: number }) => ({ n: x.n + 1 }));
+    expect(told?.value).toEqual({ n: 6 });
+
+    // An update() that read n = 6 and is held in its mutation across the failover, as a caller in
+    // update()'s backoff is (up to 2 s) while a soak's operator accepts a second after the first report.
+    let release = () => undefined as void;
+    const gate = new Promise<void>((r) => (release = r));
+    let entered = () => undefined as void;
+    const inside = new Promise<void>((r) => (entered = r));
+    let calls = 0;
+    const held = W.update('k', async (x: { n: number }) => {
+      if (++calls === 1) {
+        entered();
+        await gate;
+      }
+      return { n: x.n + 1 };
+    }).then((value) => ({ ok: true as const, value }), (error: unknown) => ({ ok: false as const, error }));
+    await inside;
+
+    await c.failover({});
+    // W checks what it told on its first connection to the promoted member (replication() is exempt from
+    // the latch): n = 6 is missing, the loss is latched.
+    await until('W to detect its loss', async () => (await W.replication()).lost !== undefined);
+    // The operator accepts at once, and W learns so, before the held update goes on.
+    const accepted = await firstAnswer(() => operator.acceptLoss());
+    expect(accepted.ok, String((accepted as { error?: unknown }).error)).toBe(true);
+    await until('W to learn the acceptance', async () => (await W.replication()).lost === undefined);
+    release();
+    // Before the fix it read n = 5 on the promoted member and answered n = 6 again: told the count went back.
+    expectDataLost(await held, `the update under way when revision ${told?.revision} (n = 6) was lost`);
+
+    // The acceptance holds for operations begun after W learned it: they go on from what survived.
+    const next = await firstAnswer(() => W.update('k', (x: { n: number }) => ({ n: x.n + 1 })));
+    expect(next.ok, String((next as { error?: unknown }).error)).toBe(true);
+    expect((next as { value: { value: unknown } }).value.value).toEqual({ n: 6 });
+  });
+});
+
 describe('capabilities.durability follows the serving member', () => {
   it('a settings reload is seen by replication() and capabilities alike; a failover to a member with other settings by the next connection', async () => {
     const c = await start(false);

@@ -25,9 +25,17 @@ export function adoptSql(n: Names): string {
   return `INSERT INTO ${n.timelines} (timeline, seq_at_adoption, floor) VALUES ($1, $2, $3)`;
 }
 
-/** Moves the sequence up to $1 at least (never down). */
+/**
+ * Moves the sequence up to $1 when it stands below (never down). setval only
+ * then: setval to the value just read would move the sequence back over
+ * every nextval() of other sessions in between — revisions handed out twice
+ * (an acceptLoss() while writers write did that). Callers raise far above
+ * the value read (a new timeline: LOSS_GAP) or to a revision the sequence
+ * does not reach yet.
+ */
 export function raiseSeqSql(n: Names): string {
-  return `SELECT setval(${n.seqLiteral}, greatest($1::bigint, (SELECT CASE WHEN is_called THEN last_value ELSE last_value - 1 END FROM ${n.seq}), 1)) AS s`;
+  return `SELECT CASE WHEN $1::bigint > q.s THEN setval(${n.seqLiteral}, $1::bigint) ELSE q.s END AS s
+FROM (SELECT CASE WHEN is_called THEN last_value ELSE last_value - 1 END AS s FROM ${n.seq}) q`;
 }
 
 /**
@@ -60,6 +68,11 @@ export function openLossSql(n: Names): string {
 /** Revisions committed on this member within ($1, $2]: writes that survived, which a reported range must not cover. */
 export function presentSql(n: Names): string {
   return `SELECT DISTINCT revision FROM ${n.changes} WHERE revision > $1::bigint AND revision <= $2::bigint ORDER BY revision`;
+}
+
+/** Whether a loss range ($1, $2] is recorded at all (accepted or not). */
+export function ownLossSql(n: Names): string {
+  return `SELECT count(*)::int AS n FROM ${n.losses} WHERE after = $1::bigint AND up_to = $2::bigint`;
 }
 
 export function acceptLossSql(n: Names): string {
