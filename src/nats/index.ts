@@ -97,7 +97,7 @@ export class NatsStore extends BaseStore {
       return needsSerialCas(this.versions.lowest, fresh, options.unsafeReplicatedCas) ? tail : undefined;
     };
     this.writes = new CasWriter(this.client, codec, maxValueBytes, cfg.max_msg_size ?? -1, (key) => this.getRecord(key), guard);
-    this.watches = new BucketWatches(this.client, codec, streamHasLimits);
+    this.watches = new BucketWatches(this.client, codec, streamHasLimits, cfg.max_msgs_per_subject ?? -1);
     this.replicationView = new BucketReplication(nc, this.client, this.settings, info.cluster?.leader, () => {
       // L, the config and the versions may all have changed with the leader.
       tail.forget();

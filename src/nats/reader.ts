@@ -154,7 +154,12 @@ export interface ResumableReaderOptions {
   /** First stream sequence to deliver. */
   startSeq: number;
   heartbeatMs?: number;
-  onMessage(msg: Msg, streamSeq: number): void;
+  /**
+   * `after`: the stream sequence delivered before this one (or the start less 1): the consumer passed
+   * over everything in between. `pending`: how many messages of the filter the stream held after this
+   * one when the server sent it.
+   */
+  onMessage(msg: Msg, streamSeq: number, delivery: { after: number; pending: number }): void;
   /** Called once when the reader gives up (it stops itself first). */
   onError(err: unknown): void;
   /** Called before each re-creation with the sequence it resumes from (after a gap, missed heartbeats or a reconnect). */
@@ -300,9 +305,10 @@ export class ResumableReader {
     }
     this.expectedDelivery++;
     if (info.streamSeq <= this.lastSeq) return;
+    const after = this.lastSeq;
     this.lastSeq = info.streamSeq;
     try {
-      this.opts.onMessage(msg, info.streamSeq);
+      this.opts.onMessage(msg, info.streamSeq, { after, pending: info.pending });
     } catch (e) {
       this.fail(e);
     }

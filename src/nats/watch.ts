@@ -9,11 +9,13 @@ import {
   AsyncQueue, HistoryGoneError, InvalidArgumentError, RevkitError, keyFilter,
   type Codec, type Entry, type WatchEvent, type WatchOptions,
 } from '../core/index.js';
+import type { Msg } from '@nats-io/transport-node';
 import type { BucketClient } from './client.js';
 import { toBackendError } from './errors.js';
 import { filterForPrefix } from './keys.js';
 import { ResumableReader } from './reader.js';
 import { isDeleteOp, previousOf, toRecord } from './records.js';
+import { mayHavePassedOver, removedBetween } from './passed-over.js';
 import { startFromNow } from './start.js';
 
 /** The watches of one store, so that closing the store ends them all. */
@@ -25,6 +27,8 @@ export class BucketWatches {
     private readonly codec: Codec,
     /** The stream has stream-wide limits (max age, bytes or messages), which remove whole keys. */
     private readonly streamHasLimits: boolean,
+    /** max_msgs_per_subject (0 or less: no per-key limit), for the passed-over check (passed-over.ts). */
+    private readonly historyDepth: number,
   ) {}
 
   /**
@@ -95,36 +99,60 @@ export class BucketWatches {
       // before the call: a hot key's writes in that reach-back that the per-key history limit
       // removed are not missing from it; it delivers what is still there.
       const lastBySubject = new Map<string, number>();
+      // Messages are handled one after another, in stream order: a delivery that may have passed over a
+      // message the per-key limit removed is checked first (passed-over.ts), and nothing after it is
+      // delivered before that check ends.
+      let handling: Promise<void> = Promise.resolve();
+      let failed = false;
+      const fail = (err: unknown) => {
+        if (failed) return;
+        failed = true;
+        reader?.stop();
+        queue.fail(err);
+      };
       reader = new ResumableReader(this.client.readerContext(), {
         filter,
         startSeq: base + 1,
-        onMessage: (msg, seq) => {
-          const known = lastBySubject.get(msg.subject);
-          lastBySubject.set(msg.subject, seq);
-          const prev = previousOf(msg.headers);
-          // A key's first message in this watch names a predecessor the watch did not deliver: owed only
-          // when above `owed` (at or below it, it was stored before watch() was called). A later one must
-          // name the key's message delivered before it; what lies between is owed when above `owed` (a
-          // name below that message is never right).
-          if (prev !== undefined && (known === undefined ? prev > owed : prev !== known && (prev > owed || prev < known))) {
-            reader?.stop();
-            queue.fail(new HistoryGoneError(known ?? owed, seq));
-            return;
+        onMessage: (msg, seq, { after, pending }) => {
+          // Only what the watch owes counts: a "from now" watch owes nothing at or below `owed`.
+          const from = Math.max(after, owed);
+          if (seq > from + 1 && mayHavePassedOver(pending, this.historyDepth)) {
+            handling = handling.then(async () => {
+              if (failed) return;
+              if (await removedBetween(this.client, from, seq)) fail(new HistoryGoneError(from, seq));
+            }).catch((err) => fail(RevkitError.is(err) ? err : toBackendError(err, false)));
           }
-          const key = this.client.keyOfSubject(msg.subject);
-          if (key === null || !matches(key)) return;
-          try {
-            this.client.noteReturned(key, seq);
-            queue.push(isDeleteOp(msg.headers)
-              ? { type: 'delete', key, revision: seq }
-              : { type: 'put', key, revision: seq, entry: toRecord(this.codec, key, seq, msg.headers, msg.data, undefined) as Entry });
-          } catch (err) {
-            reader?.stop();
-            queue.fail(err);
-          }
+          handling = handling.then(() => {
+            if (!failed) deliver(msg, seq);
+          });
         },
-        onError: (err) => queue.fail(toBackendError(err, false)),
+        onError: (err) => {
+          handling = handling.then(() => fail(toBackendError(err, false)));
+        },
       });
+      const deliver = (msg: Msg, seq: number) => {
+        const known = lastBySubject.get(msg.subject);
+        lastBySubject.set(msg.subject, seq);
+        const prev = previousOf(msg.headers);
+        // A key's first message in this watch names a predecessor the watch did not deliver: owed only
+        // when above `owed` (at or below it, it was stored before watch() was called). A later one must
+        // name the key's message delivered before it; what lies between is owed when above `owed` (a
+        // name below that message is never right).
+        if (prev !== undefined && (known === undefined ? prev > owed : prev !== known && (prev > owed || prev < known))) {
+          fail(new HistoryGoneError(known ?? owed, seq));
+          return;
+        }
+        const key = this.client.keyOfSubject(msg.subject);
+        if (key === null || !matches(key)) return;
+        try {
+          this.client.noteReturned(key, seq);
+          queue.push(isDeleteOp(msg.headers)
+            ? { type: 'delete', key, revision: seq }
+            : { type: 'put', key, revision: seq, entry: toRecord(this.codec, key, seq, msg.headers, msg.data, undefined) as Entry });
+        } catch (err) {
+          fail(err);
+        }
+      };
       if (queue.closed) reader.stop();
     };
     start().catch((err) => queue.fail(RevkitError.is(err) ? err : toBackendError(err, false)));

@@ -1,0 +1,49 @@
+/**
+ * Whether a watch's consumer passed over a message the stream removed, before
+ * the watch delivers what comes after it.
+ *
+ * The per-key history limit (max_msgs_per_subject, H) removes a key's oldest
+ * message when the key gets a newer one. A consumer that lags behind skips a
+ * removed message without a sign: its delivery sequence stays contiguous. The
+ * key's chain (watch.ts) shows the loss only at that key's next kept message,
+ * and by then the watch has delivered other keys' later changes. A caller that
+ * goes on from max(last delivered, oldestRevision − 1) after the
+ * HistoryGoneError then never learns of the removed change: a silent skip (the
+ * replication soak: 237 acknowledged revisions, 4 hot keys, leader kills).
+ *
+ * When a removal can have happened. If a message m of a key A in (after, s)
+ * was removed, A had H newer messages kept, all after m; none lay in (m, s),
+ * since the consumer found nothing of the filter there, so all H are after s
+ * and the server's pending count at s is at least H. Below that, the jump from
+ * `after` to s passed over nothing of the filter that was removed: no reads.
+ *
+ * At or above it, the sequences in (after, s) are read from the stream leader
+ * (STREAM.MSG.GET, first message at or after a sequence): a sequence with no
+ * message was removed. It may have belonged to a key outside the watch (its
+ * subject is gone with it), so this can fail a lagging watch that lost
+ * nothing of its own; that is a HistoryGoneError too many, never a change
+ * skipped. A jump that needs more than MAX_READS reads is judged a removal
+ * for the same reason.
+ */
+import type { MsgRequest } from '@nats-io/jetstream';
+import type { BucketClient } from './client.js';
+
+export const MAX_READS = 128;
+
+/** Whether some sequence in (after, before) holds no message; true also when MAX_READS reads could not tell. */
+export async function removedBetween(client: BucketClient, after: number, before: number): Promise<boolean> {
+  let seq = after + 1;
+  for (let reads = 0; seq < before; reads++) {
+    if (reads >= MAX_READS) return true;
+    const at = seq;
+    const sm = await client.call(() => client.jsm.streams.getMessage(client.stream, { seq: at, next_by_subj: '>' } as unknown as MsgRequest), false);
+    if (sm === null || sm.seq > at) return true;
+    seq = sm.seq + 1;
+  }
+  return false;
+}
+
+/** Whether a delivery with `pending` messages of the filter after it can have passed over a removed one (see above). */
+export function mayHavePassedOver(pending: number, historyDepth: number): boolean {
+  return historyDepth > 0 && pending >= historyDepth;
+}
