@@ -19,16 +19,20 @@
  *
  * At or above it, the sequences in (after, s) are read from the stream leader
  * (STREAM.MSG.GET, first message at or after a sequence): a sequence with no
- * message was removed. It may have belonged to a key outside the watch (its
- * subject is gone with it), so this can fail a lagging watch that lost
- * nothing of its own; that is a HistoryGoneError too many, never a change
- * skipped. A jump that needs more than MAX_READS reads is judged a removal
- * for the same reason.
+ * message was removed. Its subject is gone with it, and it may have been a key
+ * outside the watch, so then the keys of the filter that are at the limit (H
+ * kept, from a subject-filtered stream info) are asked: the first kept message
+ * of such a key after `after` names its predecessor; one in (after, s) was
+ * removed and passed over. More than MAX_KEYS such keys, or a jump that needs
+ * more than MAX_READS reads, is judged a loss: a HistoryGoneError too many,
+ * never a change skipped.
  */
 import type { MsgRequest } from '@nats-io/jetstream';
 import type { BucketClient } from './client.js';
+import { previousOf } from './records.js';
 
 export const MAX_READS = 128;
+export const MAX_KEYS = 64;
 
 /** Whether some sequence in (after, before) holds no message; true also when MAX_READS reads could not tell. */
 export async function removedBetween(client: BucketClient, after: number, before: number): Promise<boolean> {
@@ -39,6 +43,20 @@ export async function removedBetween(client: BucketClient, after: number, before
     const sm = await client.call(() => client.jsm.streams.getMessage(client.stream, { seq: at, next_by_subj: '>' } as unknown as MsgRequest), false);
     if (sm === null || sm.seq > at) return true;
     seq = sm.seq + 1;
+  }
+  return false;
+}
+
+/** Whether the watch of `filter` passed over a removed message of its own between `after` and `before` (see above). */
+export async function lostBetween(client: BucketClient, filter: string, after: number, before: number, historyDepth: number): Promise<boolean> {
+  if (!(await removedBetween(client, after, before))) return false;
+  const info = await client.call(() => client.jsm.streams.info(client.stream, { subjects_filter: filter }), false);
+  const atLimit = Object.entries(info.state.subjects ?? {}).filter(([, n]) => n >= historyDepth).map(([subject]) => subject);
+  if (atLimit.length > MAX_KEYS) return true;
+  for (const subject of atLimit) {
+    const sm = await client.call(() => client.jsm.streams.getMessage(client.stream, { seq: after + 1, next_by_subj: subject } as unknown as MsgRequest), false);
+    const prev = sm === null ? undefined : previousOf(sm.header);
+    if (prev !== undefined && prev > after && prev < before) return true;
   }
   return false;
 }

@@ -15,7 +15,7 @@ import { toBackendError } from './errors.js';
 import { filterForPrefix } from './keys.js';
 import { ResumableReader } from './reader.js';
 import { isDeleteOp, previousOf, toRecord } from './records.js';
-import { mayHavePassedOver, removedBetween } from './passed-over.js';
+import { lostBetween, mayHavePassedOver } from './passed-over.js';
 import { startFromNow } from './start.js';
 
 /** The watches of one store, so that closing the store ends them all. */
@@ -119,7 +119,7 @@ export class BucketWatches {
           if (seq > from + 1 && mayHavePassedOver(pending, this.historyDepth)) {
             handling = handling.then(async () => {
               if (failed) return;
-              if (await removedBetween(this.client, from, seq)) fail(new HistoryGoneError(from, seq));
+              if (await lostBetween(this.client, filter, from, seq, this.historyDepth)) fail(new HistoryGoneError(from, seq));
             }).catch((err) => fail(RevkitError.is(err) ? err : toBackendError(err, false)));
           }
           handling = handling.then(() => {
