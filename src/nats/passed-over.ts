@@ -23,9 +23,9 @@
  * outside the watch, so then the keys of the filter that are at the limit (H
  * kept, from a subject-filtered stream info) are asked: the first kept message
  * of such a key after `after` names its predecessor; one in (after, s) was
- * removed and passed over. More than MAX_KEYS such keys, or a jump that needs
- * more than MAX_READS reads, is judged a loss: a HistoryGoneError too many,
- * never a change skipped.
+ * removed and passed over. A jump that needs more than MAX_READS reads goes to
+ * that question at once. More than MAX_KEYS such keys is judged a loss: a
+ * HistoryGoneError too many, never a change skipped.
  */
 import type { MsgRequest } from '@nats-io/jetstream';
 import type { BucketClient } from './client.js';
@@ -34,11 +34,11 @@ import { previousOf } from './records.js';
 export const MAX_READS = 128;
 export const MAX_KEYS = 64;
 
-/** Whether some sequence in (after, before) holds no message; true also when MAX_READS reads could not tell. */
-export async function removedBetween(client: BucketClient, after: number, before: number): Promise<boolean> {
+/** Whether some sequence in (after, before) holds no message; 'unknown' when MAX_READS reads could not tell. */
+export async function removedBetween(client: BucketClient, after: number, before: number): Promise<boolean | 'unknown'> {
   let seq = after + 1;
   for (let reads = 0; seq < before; reads++) {
-    if (reads >= MAX_READS) return true;
+    if (reads >= MAX_READS) return 'unknown';
     const at = seq;
     const sm = await client.call(() => client.jsm.streams.getMessage(client.stream, { seq: at, next_by_subj: '>' } as unknown as MsgRequest), false);
     if (sm === null || sm.seq > at) return true;
@@ -49,7 +49,7 @@ export async function removedBetween(client: BucketClient, after: number, before
 
 /** Whether the watch of `filter` passed over a removed message of its own between `after` and `before` (see above). */
 export async function lostBetween(client: BucketClient, filter: string, after: number, before: number, historyDepth: number): Promise<boolean> {
-  if (!(await removedBetween(client, after, before))) return false;
+  if ((await removedBetween(client, after, before)) === false) return false;
   const info = await client.call(() => client.jsm.streams.info(client.stream, { subjects_filter: filter }), false);
   const atLimit = Object.entries(info.state.subjects ?? {}).filter(([, n]) => n >= historyDepth).map(([subject]) => subject);
   if (atLimit.length > MAX_KEYS) return true;
