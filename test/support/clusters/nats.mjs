@@ -158,8 +158,21 @@ export async function startNatsCluster(options = {}) {
   };
 
   try {
-    for (const m of members) await launch(m);
-    for (const m of members) await until(`${m.name} serves JetStream`, () => serving(m));
+    // A port picked free can be taken by another process before nats-server binds it (busy CI runs
+    // start many servers): a member that does not come up is started again, on new ports.
+    for (let attempt = 1; ; attempt++) {
+      for (const m of members) await launch(m);
+      try {
+        for (const m of members) await until(`${m.name} serves JetStream`, () => serving(m), attempt < 3 ? 20_000 : READY_TIMEOUT_MS);
+        break;
+      } catch (err) {
+        for (const m of members) await kill(m);
+        if (attempt >= 3) throw err;
+        log(`nats cluster did not come up (${err.message}); again on new ports`);
+        rmSync(root, { recursive: true, force: true });
+        for (const m of members) Object.assign(m, { port: await freePort(), clusterPort: await freePort() });
+      }
+    }
     // The meta group has a leader that creates streams (account info answers before it does).
     await until('the cluster creates a stream', () => onMember(members[0], async (jsm) => {
       await jsm.streams.add({ name: 'revkit_cluster_probe', subjects: ['revkit.cluster.probe'], num_replicas: Math.min(3, size) });
