@@ -172,11 +172,7 @@ export class MemberRing {
         this.revkitConfig = config;
         const m = ring.pick();
         this.revkitMember = m;
-        const self = this as unknown as { host: string; port: number; connectionParameters: { host: string; port: number } };
-        self.host = m.host;
-        self.port = m.port;
-        self.connectionParameters.host = m.host;
-        self.connectionParameters.port = m.port;
+        pointAt(this, m);
         // A member dying while the check below runs emits 'error' before the pool listens: the check's query fails with it anyway.
         this.on('error', () => undefined);
       }
@@ -234,15 +230,20 @@ export class MemberRing {
   }
 }
 
-/** A member's timeline when it serves writes, else 0 (a standby, read-only, unreachable, or no answer within PEER_PROBE_MS). */
-async function probeTimeline(config: string | pg.ClientConfig | undefined, m: Member): Promise<number> {
-  const base: pg.ClientConfig = typeof config === 'string' ? { connectionString: config } : { ...(config ?? {}) };
-  const client = new pg.Client({ ...base, connectionTimeoutMillis: PEER_PROBE_MS });
+/** Points a pg.Client, before it connects, at a member: its host and port and those kept in its connectionParameters. */
+function pointAt(client: pg.Client, m: Member): void {
   const self = client as unknown as { host: string; port: number; connectionParameters: { host: string; port: number } };
   self.host = m.host;
   self.port = m.port;
   self.connectionParameters.host = m.host;
   self.connectionParameters.port = m.port;
+}
+
+/** A member's timeline when it serves writes, else 0 (a standby, read-only, unreachable, or no answer within PEER_PROBE_MS). */
+async function probeTimeline(config: string | pg.ClientConfig | undefined, m: Member): Promise<number> {
+  const base: pg.ClientConfig = typeof config === 'string' ? { connectionString: config } : { ...(config ?? {}) };
+  const client = new pg.Client({ ...base, connectionTimeoutMillis: PEER_PROBE_MS });
+  pointAt(client, m);
   client.on('error', () => undefined);
   let timer: NodeJS.Timeout | undefined;
   const ask = (async () => {
