@@ -5,23 +5,14 @@
  * its buckets have one replica.
  */
 import { randomBytes } from 'node:crypto';
-import { afterAll, describe, expect, it } from 'vitest';
-import { connect } from '@nats-io/transport-node';
-import { jetstreamManager } from '@nats-io/jetstream';
+import { describe, expect, it } from 'vitest';
 import { RevkitError } from '../src/core/index.js';
 import { NatsStore } from '../src/nats/index.js';
 import { versionAtLeast } from '../src/nats/features.js';
 import { parseNatsUrl } from '../src/nats/url.js';
+import { NATS_PORT, natsBucketsThisFileMakes } from './support/nats-buckets.js';
 
-const NATS_PORT = Number(process.env.REVKIT_NATS_PORT ?? 4222);
-const made: string[] = [];
-
-afterAll(async () => {
-  const nc = await connect({ servers: `127.0.0.1:${NATS_PORT}` });
-  const jsm = await jetstreamManager(nc);
-  for (const bucket of made) await jsm.streams.delete(`KV_${bucket}`).catch(() => undefined);
-  await nc.close();
-}, 60_000);
+const made = natsBucketsThisFileMakes();
 
 describe('nats:// URLs with several servers', () => {
   it('reads every seed, with the default port, credentials and a token', () => {

@@ -7,22 +7,13 @@
  * protocol-aware proxy holds the publish and lets it through just before the
  * retry's publish.
  */
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { randomBytes } from 'node:crypto';
-import { connect } from '@nats-io/transport-node';
-import { jetstreamManager } from '@nats-io/jetstream';
 import { NatsStore } from '../src/nats/index.js';
+import { NATS_PORT, natsBucketsThisFileMakes } from './support/nats-buckets.js';
 import { startNatsHoldProxy } from './support/nats-hold-proxy.js';
 
-const NATS_PORT = Number(process.env.REVKIT_NATS_PORT ?? 4222);
-const made: string[] = [];
-
-afterAll(async () => {
-  const nc = await connect({ servers: `127.0.0.1:${NATS_PORT}` });
-  const jsm = await jetstreamManager(nc);
-  for (const bucket of made) await jsm.streams.delete(`KV_${bucket}`).catch(() => undefined);
-  await nc.close();
-}, 60_000);
+const made = natsBucketsThisFileMakes();
 
 describe('NATS: a publish applied after its client gave up on it', () => {
   for (const combine of [true, false]) {
