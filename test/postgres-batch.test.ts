@@ -1,30 +1,11 @@
 // Group commit on PostgreSQL (issue 15, point 2): writes that arrive together go out in one
 // statement and one transaction, each with its own condition and outcome.
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import pg from 'pg';
+import { describe, expect, it } from 'vitest';
 import { BackendError, ConflictError, TooLargeError, rawCodec, type Store, type WatchEvent } from '../src/core/index.js';
-import { PostgresStore, dropPostgresStore, type PostgresStoreOptions } from '../src/postgres/index.js';
 import { canary } from '../src/testing/canary.js';
-import { PG_URL, TEST_POOL_SIZE } from './support/postgres-pool.js';
+import { postgresStoresThisFileMakes } from './support/postgres-stores.js';
 
-let counter = 0;
-const made = new Set<string>();
-const opened: PostgresStore[] = [];
-const admin = new pg.Pool({ connectionString: PG_URL, max: 2 });
-admin.on('error', () => undefined);
-
-function freshPrefix(): string {
-  const p = `rk_gc_${process.pid.toString(36)}_${Date.now().toString(36)}_${(counter++).toString(36)}_`;
-  made.add(p);
-  return p;
-}
-
-async function store(prefix: string, options: PostgresStoreOptions = {}): Promise<PostgresStore> {
-  // Pools of TEST_POOL_SIZE, closed after each test: the connection budget is in test/support/postgres-pool.ts.
-  const s = await PostgresStore.fromUrl(PG_URL, { prefix, sweepIntervalMs: 0, poolSize: TEST_POOL_SIZE, ...options });
-  opened.push(s);
-  return s;
-}
+const { admin, freshPrefix, store } = postgresStoresThisFileMakes('rk_gc_', 2);
 
 /** The transaction (xmin) that wrote each change row of these keys: one xid per transaction. */
 async function writingTransactions(prefix: string, keys: string[]): Promise<Map<string, string>> {
@@ -35,15 +16,6 @@ async function writingTransactions(prefix: string, keys: string[]): Promise<Map<
 async function settle<T>(p: Promise<T>): Promise<{ ok: T } | { err: unknown }> {
   return p.then((ok) => ({ ok }), (err: unknown) => ({ err }));
 }
-
-afterEach(async () => {
-  await Promise.all(opened.splice(0).map((s) => s.close().catch(() => undefined)));
-}, 60_000);
-
-afterAll(async () => {
-  for (const prefix of made) await dropPostgresStore(admin, { prefix }).catch(() => undefined);
-  await admin.end();
-}, 60_000);
 
 describe('postgres group commit', () => {
   it('a batch mixing successes, conflicts and a too-large value: one transaction, each write its own outcome, failures leave no trace', async () => {

@@ -4,28 +4,14 @@
 //   keeps its lock on the sequence; the raiser holds one too while its transaction is open).
 // - A raise while other sessions draw revisions never moves the sequence back (revisions handed out twice: the
 //   soak's watch gaps at the first revisions after an accepted loss, fixed in d71ef24).
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import pg from 'pg';
 import type { WatchEvent } from '../src/core/index.js';
-import { PostgresStore, dropPostgresStore } from '../src/postgres/index.js';
 import { raiseSeqSql } from '../src/postgres/sql/lineage.js';
 import { names as namesFor } from '../src/postgres/schema.js';
-import { PG_URL, TEST_POOL_SIZE } from './support/postgres-pool.js';
+import { postgresStoresThisFileMakes } from './support/postgres-stores.js';
 
-let counter = 0;
-const made = new Set<string>();
-const opened: PostgresStore[] = [];
-const admin = new pg.Pool({ connectionString: PG_URL, max: 4 });
-admin.on('error', () => undefined);
-
-afterEach(async () => {
-  await Promise.all(opened.splice(0).map((s) => s.close().catch(() => undefined)));
-}, 60_000);
-
-afterAll(async () => {
-  for (const prefix of made) await dropPostgresStore(admin, { prefix }).catch(() => undefined);
-  await admin.end();
-}, 60_000);
+const { admin, freshPrefix, store } = postgresStoresThisFileMakes('rk_raise_', 4);
 
 async function until(what: string, ok: () => boolean, ms = 20_000): Promise<void> {
   const deadline = Date.now() + ms;
@@ -48,10 +34,8 @@ describe.each([
   ['a raise inside a transaction that stays open a while (a new timeline\'s adoption)', true],
 ])('postgres watch across a sequence raise: %s', (_label, inTransaction) => {
   it('a revision drawn before the raise and committed after it is delivered, in order', async () => {
-    const prefix = `rk_raise_${process.pid.toString(36)}_${Date.now().toString(36)}_${(counter++).toString(36)}_`;
-    made.add(prefix);
-    const s = await PostgresStore.fromUrl(PG_URL, { prefix, sweepIntervalMs: 0, poolSize: TEST_POOL_SIZE });
-    opened.push(s);
+    const prefix = freshPrefix();
+    const s = await store(prefix);
     const n = namesFor('public', prefix);
     await s.put('w/first', 1);
     const events: WatchEvent[] = [];
@@ -102,10 +86,8 @@ describe.each([
 
 describe('postgres sequence raise while writers draw revisions (acceptLoss() during writes)', () => {
   it('never moves the sequence back: no revision is handed out twice', async () => {
-    const prefix = `rk_raise_${process.pid.toString(36)}_${Date.now().toString(36)}_${(counter++).toString(36)}_`;
-    made.add(prefix);
-    const s = await PostgresStore.fromUrl(PG_URL, { prefix, sweepIntervalMs: 0, poolSize: TEST_POOL_SIZE });
-    opened.push(s);
+    const prefix = freshPrefix();
+    const s = await store(prefix);
     await s.put('seed', 1);
     const n = namesFor('public', prefix);
     const sql = process.env.REVKIT_TEST_OLD_RAISE === '1' ? oldRaiseSql(n) : raiseSeqSql(n);
