@@ -24,7 +24,7 @@ import {
   AbortedError, ConflictError, HistoryGoneError, LockTimeoutError, RevkitError, isAmbiguous, isTombstone,
   type Entry, type Store, type StoredRecord, type WatchEvent,
 } from '../core/index.js';
-import { MAX_TIMER_MS } from '../core/waiting.js';
+import { MAX_TIMER_MS, sleep } from '../core/waiting.js';
 import { Hold, type Lease } from './hold.js';
 import { stampOf, type LockKeys, type Stamp } from './names.js';
 
@@ -291,7 +291,7 @@ class Queue {
       } catch (err) {
         if (!stop.signal.aborted) {
           this.watchFailed = true;
-          if (!HistoryGoneError.is(err)) await new Promise((resolve) => setTimeout(resolve, 100));
+          if (!HistoryGoneError.is(err)) await sleep(100);
         }
       } finally {
         this.stop.removeEventListener('abort', onStop);
@@ -354,7 +354,7 @@ export async function createOnce(store: Store, key: string, stamp: Stamp, ttlMs:
         if (isAmbiguous(err) && sends < 20) continue;
         if (ConflictError.is(err)) break;
         if (!isTransient(err) || attempt >= 5) throw err;
-        await new Promise((resolve) => setTimeout(resolve, 20 * 2 ** attempt));
+        await sleep(20 * 2 ** attempt);
         break;
       }
     }
@@ -376,7 +376,7 @@ export async function retire(store: Store, key: string, token: string, ttlMs: nu
       await store.delete(key, { ifRevision: current.revision });
       return;
     } catch {
-      await new Promise((resolve) => setTimeout(resolve, Math.min(50 * 2 ** attempt, 1000)));
+      await sleep(Math.min(50 * 2 ** attempt, 1000));
     }
   }
 }
@@ -385,6 +385,7 @@ function napFor(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, Math.min(ms, MAX_TIMER_MS)).unref());
 }
 
-function isTransient(err: unknown): boolean {
+/** An error that says it may pass (transient: true, as on a BackendError). */
+export function isTransient(err: unknown): boolean {
   return typeof err === 'object' && err !== null && (err as { transient?: unknown }).transient === true;
 }

@@ -7,7 +7,7 @@
  */
 import { performance } from 'node:perf_hooks';
 import { ConflictError, LockLostError, deepEqual, isAmbiguous, type Entry, type Store } from '../core/index.js';
-import { MAX_TIMER_MS } from '../core/waiting.js';
+import { MAX_TIMER_MS, sleep } from '../core/waiting.js';
 import { stampOf, type Stamp } from './names.js';
 
 export interface Lease {
@@ -157,7 +157,7 @@ export class Hold {
           }
         }
         if (performance.now() >= this.expiresBy()) return;
-        await new Promise((resolve) => setTimeout(resolve, Math.min(50 * 2 ** attempt, 1000)));
+        await sleep(Math.min(50 * 2 ** attempt, 1000));
       }
     }
   }

@@ -5,7 +5,8 @@
  */
 import { performance } from 'node:perf_hooks';
 import { ClosedError, deepEqual, isTombstone, type Entry, type Store, type StoredRecord } from '../core/index.js';
-import { MAX_TIMER_MS } from '../core/waiting.js';
+import { MAX_TIMER_MS, sleep } from '../core/waiting.js';
+import { isTransient } from './acquire.js';
 import { DEFAULT_PREFIX, checkedPrefix, lockKeys, stampOf } from './names.js';
 
 export interface ObserveOptions {
@@ -38,7 +39,7 @@ export async function* observe<T = unknown>(store: Store, name: string, options:
         failures = 0;
       } catch (err) {
         // A store that is briefly away is waited out, as a watch rides out a cut; a closed one ends it.
-        if (stop.signal.aborted || ClosedError.is(err) || !transient(err)) throw err;
+        if (stop.signal.aborted || ClosedError.is(err) || !isTransient(err)) throw err;
         await nap(Math.min(100 * 2 ** failures++, 2_000), stop.signal);
         continue;
       }
@@ -64,7 +65,7 @@ export async function* observe<T = unknown>(store: Store, name: string, options:
           try {
             current = await store.get(keys.key);
           } catch (err) {
-            if (stop.signal.aborted || !transient(err)) throw err;
+            if (stop.signal.aborted || !isTransient(err)) throw err;
             break;
           }
           aliveAt = performance.now();
@@ -95,20 +96,9 @@ export async function* observe<T = unknown>(store: Store, name: string, options:
   }
 }
 
-function transient(err: unknown): boolean {
-  return typeof err === 'object' && err !== null && (err as { transient?: unknown }).transient === true;
-}
-
+/** Waits `ms`, or less if `signal` aborts (the loop then ends): never rejects. */
 function nap(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(done, ms);
-    signal.addEventListener('abort', done, { once: true });
-    function done() {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    }
-  });
+  return sleep(ms, undefined, signal);
 }
 
 function leaderOf(entry: Entry | null): { fence: number; value: unknown } | null {
