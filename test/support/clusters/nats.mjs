@@ -15,11 +15,11 @@
  */
 import { spawn } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, rmSync } from 'node:fs';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect } from '@nats-io/transport-node';
 import { jetstreamManager } from '@nats-io/jetstream';
+import { freePort, until as untilReady } from './common.mjs';
 
 const READY_TIMEOUT_MS = 60_000;
 const CLUSTER_NAME = 'revkit-test';
@@ -37,17 +37,6 @@ for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
   });
 }
 
-export async function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
 function findNatsServer() {
   for (const d of [...(process.env.PATH ?? '').split(':').filter(Boolean), '/usr/sbin', '/usr/bin', '/usr/local/bin']) {
     if (existsSync(join(d, 'nats-server'))) return join(d, 'nats-server');
@@ -55,21 +44,7 @@ function findNatsServer() {
   throw new Error('nats-server not found (looked in PATH, /usr/sbin, /usr/bin, /usr/local/bin): install it to run this test');
 }
 
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-async function until(what, probe, timeoutMs = READY_TIMEOUT_MS) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      const v = await probe();
-      if (v !== undefined && v !== false) return v;
-    } catch (err) {
-      if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms (${err?.message ?? err})`);
-    }
-    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms`);
-    await sleep(100);
-  }
-}
+const until = (what, probe, timeoutMs = READY_TIMEOUT_MS) => untilReady('nats cluster', what, probe, timeoutMs);
 
 /**
  * @param {{ size?: number, bucket?: string, replicas?: number, log?: (line: string) => void }} [options]
