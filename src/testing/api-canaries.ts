@@ -1,35 +1,12 @@
-import { setImmediate as yieldTurn } from 'node:timers/promises';
-import { SKIP, type AtomicOp, type DeleteOptions, type Entry, type Mutation, type PutOptions, type Store, type StoredRecord, type UpdateOptions } from '../core/index.js';
-import { WrappingStore } from './wrapping-store.js';
-import { batchOf } from './check/recording-store.js';
-
 /**
  * Canaries of the API-level kind: every write that reaches the
  * store is a correct compare-and-swap, so a store-level history stays
  * linearizable — only what update() callers are told is wrong. The checker
  * must catch them from the API-level operations.
  */
-abstract class UpdateCanary extends WrappingStore {
-  getRecord<T = unknown>(key: string): Promise<StoredRecord<T> | null> {
-    return this.inner.getRecord<T>(key);
-  }
-
-  protected doPut<T>(key: string, value: T, options: PutOptions): Promise<Entry<T>> {
-    return this.inner.put<T>(key, value, options);
-  }
-
-  protected doDelete(key: string, options: DeleteOptions): Promise<number | null> {
-    return this.inner.delete(key, options);
-  }
-
-  protected override commitAtomic(ops: AtomicOp[]): Promise<{ revision: number }> {
-    return batchOf(this.inner, ops).commit();
-  }
-
-  protected doClose(): Promise<void> {
-    return this.inner.close();
-  }
-}
+import { setImmediate as yieldTurn } from 'node:timers/promises';
+import { SKIP, type Entry, type Mutation, type Store, type UpdateOptions } from '../core/index.js';
+import { PassThroughStore } from './pass-through-store.js';
 
 interface Batch {
   fns: Mutation<unknown>[];
@@ -42,7 +19,7 @@ interface Batch {
  * every caller is handed the batch's final entry instead of the value its
  * own mutation produced. Eight concurrent increments all return 8.
  */
-export class SharedResultStore extends UpdateCanary {
+export class SharedResultStore extends PassThroughStore {
   private readonly batches = new Map<string, Batch>();
 
   constructor(inner: Store) {
@@ -82,7 +59,7 @@ export class SharedResultStore extends UpdateCanary {
  * so the mutation runs again on top of itself and the caller is told the
  * second result. Every `every`-th update() loses its acknowledgement.
  */
-export class DoubleApplyStore extends UpdateCanary {
+export class DoubleApplyStore extends PassThroughStore {
   private calls = 0;
 
   constructor(inner: Store, private readonly every = 5) {

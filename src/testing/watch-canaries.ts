@@ -1,37 +1,11 @@
-import {
-  AsyncQueue,
-  type AtomicOp, type DeleteOptions, type Entry, type PutOptions, type Store, type StoredRecord, type WatchEvent, type WatchOptions,
-} from '../core/index.js';
-import { WrappingStore } from './wrapping-store.js';
-import { batchOf } from './check/recording-store.js';
-
 /**
  * Canaries of the watch guarantees (DESIGN §3): every read and write passes
  * straight through, so operation histories stay linearizable — only what
  * watches deliver is wrong. `revkit check` must catch each from the watches
  * it records, checked against the committed writes.
  */
-abstract class WatchCanary extends WrappingStore {
-  getRecord<T = unknown>(key: string): Promise<StoredRecord<T> | null> {
-    return this.inner.getRecord<T>(key);
-  }
-
-  protected doPut<T>(key: string, value: T, options: PutOptions): Promise<Entry<T>> {
-    return this.inner.put<T>(key, value, options);
-  }
-
-  protected doDelete(key: string, options: DeleteOptions): Promise<number | null> {
-    return this.inner.delete(key, options);
-  }
-
-  protected override commitAtomic(ops: AtomicOp[]): Promise<{ revision: number }> {
-    return batchOf(this.inner, ops).commit();
-  }
-
-  protected doClose(): Promise<void> {
-    return this.inner.close();
-  }
-}
+import { AsyncQueue, type Store, type WatchEvent, type WatchOptions } from '../core/index.js';
+import { PassThroughStore } from './pass-through-store.js';
 
 /**
  * The inner watch, each event passed through `keep` (false: dropped). The
@@ -62,7 +36,7 @@ function filtered<T>(inner: Store, options: WatchOptions, keep: (event: WatchEve
  * goes missing — what a reader that advances its position past an event it
  * failed to hand on, or a page boundary off by one, does.
  */
-export class DroppedEventStore extends WatchCanary {
+export class DroppedEventStore extends PassThroughStore {
   constructor(inner: Store) {
     super(inner, `dropped-event(${inner.backend})`);
   }
@@ -82,7 +56,7 @@ export class DroppedEventStore extends WatchCanary {
  * the first is delivered — what a watch that pages by revision and loses the
  * rest of a commit cut by the page boundary does.
  */
-export class SplitCommitStore extends WatchCanary {
+export class SplitCommitStore extends PassThroughStore {
   constructor(inner: Store) {
     super(inner, `split-commit(${inner.backend})`);
   }
@@ -103,7 +77,7 @@ export class SplitCommitStore extends WatchCanary {
  * — the lazy `async function*` mistake. A write made right after watch()
  * returned, before the first next(), is never delivered.
  */
-export class LateStartStore extends WatchCanary {
+export class LateStartStore extends PassThroughStore {
   constructor(inner: Store) {
     super(inner, `late-start(${inner.backend})`);
   }
