@@ -108,7 +108,7 @@ describe('nats specifics', () => {
     }
   });
 
-  it('prefix list and watch use subject filters, so other keys never reach the client', async () => {
+  it('prefix list and watch use subject filters, so other keys never reach the client (a watch only where the server keeps filtered reads whole, 2.9.16+)', async () => {
     const bucket = freshBucket('filter');
     const s = await NatsStore.fromUrl(urlFor(bucket));
     const nc = await adminConnection();
@@ -126,7 +126,8 @@ describe('nats specifics', () => {
       for await (const ci of jsm.consumers.list(`KV_${bucket}`)) filters.push(ci.config.filter_subject ?? '');
       controller.abort();
       expect(events.map((e) => e.key)).toEqual(['tenant/a/x', 'tenant/a/y']);
-      expect(filters).toContain(`$KV.${bucket}.tenant.a.>`);
+      // Before 2.9.16 a filtered consumer can pass over kept messages (src/nats/features.ts): the watch reads unfiltered.
+      expect(filters).toContain(s.features.filteredReads ? `$KV.${bucket}.tenant.a.>` : '');
       expect((await s.list({ prefix: 'tenant/a/' })).entries.map((e) => e.key)).toEqual(['tenant/a/x', 'tenant/a/y']);
       expect((await s.list({ prefix: 'tenant/a' })).entries.map((e) => e.key)).toEqual(['tenant/a/x', 'tenant/a/y', 'tenant/ab']);
     } finally {

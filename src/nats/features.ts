@@ -28,6 +28,15 @@ export interface NatsServerFeatures {
    * fixed by #4319); seen here on 2.9.10 with three writers. Follows `lowestVersion`.
    */
   replicatedCas: boolean;
+  /**
+   * A consumer with a subject filter delivers every stored message it matches: nats-server 2.9.16+.
+   * Before, removing a key's oldest message (the per-key history limit) while the block's cache held
+   * only its newest part set the key's first sequence too high, and a filtered consumer (or a
+   * filtered get) started at or below it passed over the key's kept messages before it without a
+   * sign (fixed by nats-server b59748510, which reloads the block). Seen here on 2.9.10: a watch
+   * behind 4 hot keys after leader kills skipped 10–50 existing revisions. Follows `lowestVersion`.
+   */
+  filteredReads: boolean;
 }
 
 export function serverFeatures(nc: NatsConnection, cfg: StreamConfig): NatsServerFeatures {
@@ -40,6 +49,7 @@ export function serverFeatures(nc: NatsConnection, cfg: StreamConfig): NatsServe
     directGet: cfg.allow_direct === true,
     maxPayload: nc.info?.max_payload ?? 1024 * 1024,
     replicatedCas: versionAtLeast(version, 2, 9, 21),
+    filteredReads: versionAtLeast(version, 2, 9, 16),
   };
 }
 

@@ -83,6 +83,7 @@ export class NatsStore extends BaseStore {
     this.versions.onLowest((lowest) => {
       this.features.lowestVersion = lowest;
       this.features.replicatedCas = versionAtLeast(lowest, 2, 9, 21);
+      this.features.filteredReads = versionAtLeast(lowest, 2, 9, 16);
     });
     const codec = options.codec ?? jsonCodec;
     const historyDepth = cfg.max_msgs_per_subject > 0 ? cfg.max_msgs_per_subject : 64;

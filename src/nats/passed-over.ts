@@ -25,10 +25,14 @@
  * of such a key after `after` names its predecessor; one in (after, s) was
  * removed and passed over. A jump that needs more than MAX_READS reads goes to
  * that question at once. More than MAX_KEYS such keys is judged a loss: a
- * HistoryGoneError too many, never a change skipped.
+ * HistoryGoneError too many, never a change skipped. On a server whose
+ * filtered gets pass over kept messages (before 2.9.16, features.ts) the
+ * question walks back from the key's last message instead, by sequence,
+ * within the same MAX_READS.
  */
 import type { MsgRequest } from '@nats-io/jetstream';
 import type { BucketClient } from './client.js';
+import { jsCode, NO_MESSAGE_FOUND } from './errors.js';
 import { previousOf } from './records.js';
 
 export const MAX_READS = 128;
@@ -47,18 +51,54 @@ export async function removedBetween(client: BucketClient, after: number, before
   return false;
 }
 
-/** Whether the watch of `filter` passed over a removed message of its own between `after` and `before` (see above). */
-export async function lostBetween(client: BucketClient, filter: string, after: number, before: number, historyDepth: number): Promise<boolean> {
+/**
+ * Whether the watch of `filter` passed over a removed message of its own between `after` and `before`
+ * (see above). `trustFilteredGets` false (a server whose filtered reads pass over kept messages,
+ * features.ts): a key's first kept message after `after` is found from its last one, link by link,
+ * by sequence (firstKeptAfter).
+ */
+export async function lostBetween(
+  client: BucketClient, filter: string, after: number, before: number, historyDepth: number, trustFilteredGets = true,
+): Promise<boolean> {
   if ((await removedBetween(client, after, before)) === false) return false;
   const info = await client.call(() => client.jsm.streams.info(client.stream, { subjects_filter: filter }), false);
   const atLimit = Object.entries(info.state.subjects ?? {}).filter(([, n]) => n >= historyDepth).map(([subject]) => subject);
   if (atLimit.length > MAX_KEYS) return true;
+  const budget = { reads: MAX_READS };
   for (const subject of atLimit) {
-    const sm = await client.call(() => client.jsm.streams.getMessage(client.stream, { seq: after + 1, next_by_subj: subject } as unknown as MsgRequest), false);
-    const prev = sm === null ? undefined : previousOf(sm.header);
-    if (prev !== undefined && prev > after && prev < before) return true;
+    const prev = trustFilteredGets ? await namedByFirstAfter(client, subject, after) : await firstKeptAfter(client, subject, after, budget);
+    if (prev === 'unknown' || (prev !== undefined && prev > after && prev < before)) return true;
   }
   return false;
+}
+
+/** The predecessor named by the first kept message of `subject` after `after` (a filtered get). */
+async function namedByFirstAfter(client: BucketClient, subject: string, after: number): Promise<number | undefined> {
+  const sm = await client.call(() => client.jsm.streams.getMessage(client.stream, { seq: after + 1, next_by_subj: subject } as unknown as MsgRequest), false);
+  return sm === null ? undefined : previousOf(sm.header);
+}
+
+/**
+ * The same without a filtered get: from the key's last message (last_by_subj, exact on every
+ * version) back along the predecessors each revkit write names, read by sequence. 'unknown' when
+ * the reads left in `budget` run out or a message names none (another client's write).
+ */
+async function firstKeptAfter(client: BucketClient, subject: string, after: number, budget: { reads: number }): Promise<number | undefined | 'unknown'> {
+  const get = (req: Record<string, unknown>) => client.call(() => client.jsm.streams.getMessage(client.stream, req as unknown as MsgRequest).catch((err) => {
+    if (jsCode(err) === NO_MESSAGE_FOUND) return null;
+    throw err;
+  }), false);
+  let current = await get({ last_by_subj: subject });
+  while (current !== null && current.seq > after) {
+    const prev = previousOf(current.header);
+    if (prev === undefined) return 'unknown';
+    if (prev <= after) return prev;
+    if (--budget.reads < 0) return 'unknown';
+    const older = await get({ seq: prev });
+    if (older === null || older.subject !== subject) return prev;
+    current = older;
+  }
+  return undefined;
 }
 
 /** Whether a delivery with `pending` messages of the filter after it can have passed over a removed one (see above). */

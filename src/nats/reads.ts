@@ -4,7 +4,8 @@
  * trip for its last message (`last_by_subj`); `list` reads the last message
  * per subject through an ephemeral consumer with the prefix filter
  * (reader.ts) and sorts in the client (NATS has no ordered key index);
- * `history` reads every kept message of the key's subject.
+ * `history` reads every kept message of the key's subject (checked link by
+ * link on a server whose filtered reads may pass over some: history-chain.ts).
  *
  * Which server answers: on a replicated stream (R>1) with `allow_direct`, a
  * direct get is answered by ANY replica, also a lagging follower or a paused
@@ -28,6 +29,7 @@ import {
 } from '../core/index.js';
 import { knownOf, type BucketClient } from './client.js';
 import { jsCode, NO_MESSAGE_FOUND } from './errors.js';
+import { completeHistory, type KeptMessage } from './history-chain.js';
 import { filterForPrefix } from './keys.js';
 import { parseAckSubject, readOnce } from './reader.js';
 import { isDeleteOp, toRecord } from './records.js';
@@ -96,13 +98,18 @@ export class BucketReads {
     this.client.assertOpen();
     assertKey(key);
     const limit = assertLimit(options.limit, this.historyDepth) ?? this.historyDepth;
-    const msgs = await this.notOlder(key, () => this.readSnapshot(this.client.subjectOf(key), { policy: 'all' }), (m) => [[key, m[m.length - 1]?.seq ?? 0]]);
-    const out: StoredRecord<T>[] = [];
-    for (let i = msgs.length - 1; i >= 0 && out.length < limit; i--) {
-      const { msg, seq } = msgs[i] as { msg: Msg; seq: number };
-      // A write by another client carries no Revkit-Time: the server's store time stands in.
+    const subject = this.client.subjectOf(key);
+    const msgs = await this.notOlder(key, () => this.readSnapshot(subject, { policy: 'all' }), (m) => [[key, m[m.length - 1]?.seq ?? 0]]);
+    let kept: KeptMessage[] = msgs.map(({ msg, seq }) => {
       const stored = parseAckSubject(msg.reply)?.storedAtMs;
-      out.push(toRecord<T>(this.codec, key, seq, msg.headers, msg.data, stored ? new Date(stored).toISOString() : undefined));
+      return { seq, headers: msg.headers, data: msg.data, storedAt: stored ? new Date(stored).toISOString() : undefined };
+    });
+    if (!this.client.features.filteredReads) kept = await completeHistory(this.client, subject, kept, this.historyDepth);
+    const out: StoredRecord<T>[] = [];
+    for (let i = kept.length - 1; i >= 0 && out.length < limit; i--) {
+      const { seq, headers, data, storedAt } = kept[i] as KeptMessage;
+      // A write by another client carries no Revkit-Time: the server's store time stands in.
+      out.push(toRecord<T>(this.codec, key, seq, headers, data, storedAt));
     }
     return out;
   }

@@ -110,8 +110,11 @@ export class BucketWatches {
         reader?.stop();
         queue.fail(err);
       };
+      // A server that passes over kept messages under a subject filter (features.ts, filteredReads) is
+      // read unfiltered: every message of the bucket, in order, the watch's keys picked out here.
+      const trustFilter = this.client.features.filteredReads;
       reader = new ResumableReader(this.client.readerContext(), {
-        filter,
+        filter: trustFilter ? filter : '',
         startSeq: base + 1,
         onMessage: (msg, seq, { after, pending }) => {
           // Only what the watch owes counts: a "from now" watch owes nothing at or below `owed`.
@@ -119,7 +122,7 @@ export class BucketWatches {
           if (seq > from + 1 && mayHavePassedOver(pending, this.historyDepth)) {
             handling = handling.then(async () => {
               if (failed) return;
-              if (await lostBetween(this.client, filter, from, seq, this.historyDepth)) fail(new HistoryGoneError(from, seq));
+              if (await lostBetween(this.client, filter, from, seq, this.historyDepth, trustFilter)) fail(new HistoryGoneError(from, seq));
             }).catch((err) => fail(RevkitError.is(err) ? err : toBackendError(err, false)));
           }
           handling = handling.then(() => {
@@ -131,6 +134,8 @@ export class BucketWatches {
         },
       });
       const deliver = (msg: Msg, seq: number) => {
+        const key = this.client.keyOfSubject(msg.subject);
+        if (key === null || !matches(key)) return;
         const known = lastBySubject.get(msg.subject);
         lastBySubject.set(msg.subject, seq);
         const prev = previousOf(msg.headers);
@@ -142,8 +147,6 @@ export class BucketWatches {
           fail(new HistoryGoneError(known ?? owed, seq));
           return;
         }
-        const key = this.client.keyOfSubject(msg.subject);
-        if (key === null || !matches(key)) return;
         try {
           this.client.noteReturned(key, seq);
           queue.push(isDeleteOp(msg.headers)

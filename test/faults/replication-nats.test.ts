@@ -32,8 +32,8 @@ type Cluster = Awaited<ReturnType<typeof startNatsCluster>>;
  * the writers push both out of reach within a second or two (then update() rightly answers
  * ERR_OUTCOME_UNKNOWN, the watch HistoryGoneError). 256 keys keep each key's rate low enough even
  * on a loaded CI machine (at 64, a watch 10 s behind an election met 56 HistoryGoneErrors, and
- * with them the open defect of docs/replication-nats.md: revisions passed over without one —
- * reproduced apart by test/faults/replication-nats-watch.test.ts, REVKIT_NATS_WATCH_REPRO=1).
+ * with them revisions passed over without one: nats-server < 2.9.16's filtered consumers, now read
+ * unfiltered; the hot-key shape is test/faults/replication-nats-watch.test.ts).
  */
 const KEYS = 256;
 
