@@ -30,7 +30,7 @@ export interface NatsServerFeatures {
   replicatedCas: boolean;
   /**
    * A consumer with a subject filter delivers every stored message it matches: nats-server 2.9.16+.
-   * Before, removing a key's oldest message (the per-key history limit) while the block's cache held
+   * Before (as the 2.9.10 source reads), removing a key's oldest message (the per-key history limit) while the block's cache held
    * only its newest part set the key's first sequence too high, and a filtered consumer (or a
    * filtered get) started at or below it passed over the key's kept messages before it without a
    * sign (fixed by nats-server b59748510, which reloads the block). Seen here on 2.9.10: a watch
