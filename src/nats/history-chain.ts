@@ -38,14 +38,10 @@ export async function completeHistory(client: BucketClient, subject: string, del
     } else {
       if (reads++ >= depth) break;
       const passedOver = await messageAt(client, prev);
-      if (passedOver === null || passedOver.subject !== subject) {
-        // Removed: nothing of the key before it is kept, unless the answer holds it anyway.
-        if (older === undefined) break;
-        current = older;
-        j--;
-      } else {
-        current = { seq: passedOver.seq, headers: passedOver.header, data: passedOver.data, storedAt: passedOver.timestamp };
-      }
+      // Removed: the limit removes a key's oldest first, so nothing of it before is kept any more
+      // (an older message in the answer was removed after the answer was read).
+      if (passedOver === null || passedOver.subject !== subject) break;
+      current = { seq: passedOver.seq, headers: passedOver.header, data: passedOver.data, storedAt: passedOver.timestamp };
     }
     newestFirst.push(current);
   }

@@ -75,6 +75,9 @@ export class NatsStore extends BaseStore {
       backend: this.backend, nc, js, jsm, bucket, stream: cfg.name,
       timeoutMs: options.timeoutMs ?? DEFAULT_TIMEOUT_MS, features: this.features, isClosed: () => this.isClosed,
     });
+    // Stored before open() returned, so before any watch() of this store: a watch "from now" owes
+    // nothing up to it, also when the per-key limit has removed it by the time the watch starts.
+    this.client.seen(info.state?.last_seq ?? 0);
     // The stream's replica count may be edited under a live store: capabilities follow it (settings.ts).
     this.settings = new StreamSettings(this.client, info, options.durability, () => {
       this.capabilities.durability = this.settings.durability;

@@ -13,17 +13,19 @@
  *
  * When a removal can have happened. If a message m of a key A in (after, s)
  * was removed, A had H newer messages kept, all after m; none lay in (m, s),
- * since the consumer found nothing of the filter there, so all H are after s
- * and the server's pending count at s is at least H. Below that, the jump from
- * `after` to s passed over nothing of the filter that was removed: no reads.
+ * since the consumer found nothing of the filter there, so all H are at or
+ * after s (s itself may be one) and the server's pending count at s is at
+ * least H − 1. Below that, the jump from `after` to s passed over nothing of
+ * the filter that was removed: no reads.
  *
  * At or above it, the sequences in (after, s) are read from the stream leader
  * (STREAM.MSG.GET, first message at or after a sequence): a sequence with no
  * message was removed. Its subject is gone with it, and it may have been a key
  * outside the watch, so then the keys of the filter that are at the limit (H
  * kept, from a subject-filtered stream info) are asked: the first kept message
- * of such a key after `after` names its predecessor; one in (after, s) was
- * removed and passed over. A jump that needs more than MAX_READS reads goes to
+ * of such a key after `after` names its predecessor; one above `after` was
+ * removed, and with it every change of the key in the jump (a message that
+ * names none, another client's write, counts as a loss too). A jump that needs more than MAX_READS reads goes to
  * that question at once. More than MAX_KEYS such keys is judged a loss: a
  * HistoryGoneError too many, never a change skipped. On a server whose
  * filtered gets pass over kept messages (before 2.9.16, features.ts) the
@@ -67,15 +69,20 @@ export async function lostBetween(
   const budget = { reads: MAX_READS };
   for (const subject of atLimit) {
     const prev = trustFilteredGets ? await namedByFirstAfter(client, subject, after) : await firstKeptAfter(client, subject, after, budget);
-    if (prev === 'unknown' || (prev !== undefined && prev > after && prev < before)) return true;
+    // A named predecessor above `after` is not kept (the message naming it is the first kept one):
+    // inside the jump it was passed over; after it, so was every change of the key in the jump.
+    if (prev === 'unknown' || (prev !== undefined && prev > after)) return true;
   }
   return false;
 }
 
-/** The predecessor named by the first kept message of `subject` after `after` (a filtered get). */
-async function namedByFirstAfter(client: BucketClient, subject: string, after: number): Promise<number | undefined> {
+/**
+ * The predecessor named by the first kept message of `subject` after `after` (a filtered get);
+ * 'unknown' when that message names none (another client's write).
+ */
+async function namedByFirstAfter(client: BucketClient, subject: string, after: number): Promise<number | undefined | 'unknown'> {
   const sm = await client.call(() => client.jsm.streams.getMessage(client.stream, { seq: after + 1, next_by_subj: subject } as unknown as MsgRequest), false);
-  return sm === null ? undefined : previousOf(sm.header);
+  return sm === null ? undefined : previousOf(sm.header) ?? 'unknown';
 }
 
 /**
@@ -101,7 +108,10 @@ async function firstKeptAfter(client: BucketClient, subject: string, after: numb
   return undefined;
 }
 
-/** Whether a delivery with `pending` messages of the filter after it can have passed over a removed one (see above). */
+/**
+ * Whether a delivery with `pending` messages after it can have passed over a removed one (see
+ * above): the delivery itself can be one of the H newer messages of the removed one's key.
+ */
 export function mayHavePassedOver(pending: number, historyDepth: number): boolean {
-  return historyDepth > 0 && pending >= historyDepth;
+  return historyDepth > 0 && pending >= historyDepth - 1;
 }
