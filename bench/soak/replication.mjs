@@ -48,7 +48,7 @@ for (const setup of runs) {
     violations += broken.length;
     const takeovers = f.takeoverMs.filter((t) => t !== null);
     rows.push({
-      setup: tag, minutes: (f.durationMs / 60_000).toFixed(1), failovers, acked: f.acked, stored: f.stored, lost: f.lost, reportedLost: f.reportedLost,
+      setup: tag, minutes: (f.durationMs / 60_000).toFixed(1), failovers, acked: f.acked, stored: f.stored, lost: f.lostAtMost > f.lost ? `${f.lost}–${f.lostAtMost}` : f.lost, reportedLost: f.reportedLost,
       lossesAccepted: f.dataLost.accepted, appliedTwice: f.appliedTwice, unknown: f.unknownOutcome, revisionsReused: f.revisionsReused,
       wrongValues: f.wrongValues.length, watch: f.watch && `${f.watch.events} events, ${f.watch.gaps} gaps, ${f.watch.repeats} repeats, ${f.watch.explainedBreaks} typed breaks`,
       takeoverMedianMs: takeovers.length ? median(takeovers) : null, takeoverWorstMs: takeovers.length ? Math.max(...takeovers) : null,
