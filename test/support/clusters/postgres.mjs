@@ -155,11 +155,19 @@ export async function startPostgresCluster(options = {}) {
     });
     await until(`${node.name} to answer`, () => query(node.port, 'SELECT 1'));
   };
-  /** SIGKILL the postmaster and every child of it (a stopped walsender would not notice its death). */
+  /**
+   * The machine dies: every process of the server at once. All are stopped first, then killed: a
+   * postmaster killed before its children lets them see its death, and a backend waiting for the
+   * synchronous standby then ends its wait and commits locally — for a moment other sessions of the
+   * dying server see a commit the standby never got (docs/replication-postgres.md). That is
+   * PostgreSQL's behaviour when the postmaster alone dies, not a crash of the machine.
+   */
   const killNode = async (node, mark) => {
     const pid = pidOf(node);
     if (!pid) return;
+    signal(pid, 'SIGSTOP'); // a stopped postmaster forks no more children, and they do not notice it stopped
     const children = childrenOf(pid);
+    for (const c of children) signal(c, 'SIGSTOP');
     signal(pid, 'SIGKILL');
     mark?.('kill');
     for (const c of children) signal(c, 'SIGKILL');
