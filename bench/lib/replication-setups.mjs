@@ -39,12 +39,12 @@ async function redisLossyFailover(cluster, { log, mark, ctl }) {
 export const SETUPS = [
   {
     engine: 'postgres', variant: 'durable', note: 'primary + synchronous standby (synchronous_commit on)',
-    start: (o = {}) => startPostgresCluster({ synchronous: true, single: o.single ?? false }),
+    start: (o = {}) => startPostgresCluster({ synchronous: true, single: o.single ?? false, kill: o.pgKill }),
     url: (c) => c.paramUrl, failover: plainFailover,
   },
   {
     engine: 'postgres', variant: 'lossy', note: 'primary + asynchronous standby, its walsender stopped before the kill',
-    start: (o = {}) => startPostgresCluster({ synchronous: false, single: o.single ?? false }),
+    start: (o = {}) => startPostgresCluster({ synchronous: false, single: o.single ?? false, kill: o.pgKill }),
     url: (c) => c.paramUrl,
     failover: async (c, { log, mark, ctl }) => {
       c.holdReplication();

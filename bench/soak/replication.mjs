@@ -5,7 +5,7 @@
 // stream's leader) SIGKILLed, replaced and brought back over and over.
 // CI runs the same at a few failovers (test/faults/replication-*.test.ts).
 //   node bench/soak/replication.mjs [--minutes 60] [--engines postgres,nats,redis] [--variants durable,lossy]
-//                                   [--acks-between 300]
+//                                   [--acks-between 300] [--pg-kill machine|postmaster-first]
 // Prints per engine and variant: failovers, acknowledged vs stored, lost vs
 // reported lost, revisions reused, watch gaps/repeats, kill → first write
 // (median, worst); exits 1 when a verdict fails.
@@ -29,7 +29,7 @@ let violations = 0;
 const rows = [];
 for (const setup of runs) {
   const tag = `${setup.engine}/${setup.variant}`;
-  const cluster = await setup.start();
+  const cluster = await setup.start({ pgKill: flags['pg-kill'] });
   try {
     const until = Date.now() + budgetMs;
     let failovers = 0;
@@ -50,7 +50,7 @@ for (const setup of runs) {
     rows.push({
       setup: tag, minutes: (f.durationMs / 60_000).toFixed(1), failovers, acked: f.acked, stored: f.stored, lost: f.lostAtMost > f.lost ? `${f.lost}–${f.lostAtMost}` : f.lost, reportedLost: f.reportedLost,
       lossesAccepted: f.dataLost.accepted, appliedTwice: f.appliedTwice, unknown: f.unknownOutcome, revisionsReused: f.revisionsReused,
-      wrongValues: f.wrongValues.length, watch: f.watch && `${f.watch.events} events, ${f.watch.gaps} gaps, ${f.watch.repeats} repeats, ${f.watch.explainedBreaks} typed breaks`,
+      wrongValues: f.wrongValues.length, watch: f.watch && `${f.watch.events} events, ${f.watch.gaps} gaps (${f.watch.skipped} passed over, ${f.watch.notReached} not reached${f.watch.caughtUp ? '' : ', not caught up'}), ${f.watch.repeats} repeats, ${f.watch.explainedBreaks} typed breaks`,
       takeoverMedianMs: takeovers.length ? median(takeovers) : null, takeoverWorstMs: takeovers.length ? Math.max(...takeovers) : null,
       noWriteAfterKill: f.takeoverMs.length - takeovers.length, errors: JSON.stringify(f.errorsByCode),
     });

@@ -104,8 +104,11 @@ function cmdline(pid) {
 }
 
 /**
- * @param {{ synchronous?: boolean, synchronousCommit?: string, single?: boolean, log?: (line: string) => void }} [options]
+ * @param {{ synchronous?: boolean, synchronousCommit?: string, single?: boolean, kill?: 'machine' | 'postmaster-first', log?: (line: string) => void }} [options]
  *   single: false skips the standalone server behind singleUrl (tests that do not need it start faster).
+ *   kill: 'machine' (default) stops every process of the server, then kills them; 'postmaster-first'
+ *   kills the postmaster, then its children one by one (the OOM killer's choice of the postmaster):
+ *   its backends live on a moment, and one waiting for a synchronous standby commits locally.
  */
 export async function startPostgresCluster(options = {}) {
   const synchronous = options.synchronous ?? true;
@@ -165,6 +168,14 @@ export async function startPostgresCluster(options = {}) {
   const killNode = async (node, mark) => {
     const pid = pidOf(node);
     if (!pid) return;
+    if (options.kill === 'postmaster-first') {
+      const children = childrenOf(pid);
+      signal(pid, 'SIGKILL');
+      mark?.('kill');
+      for (const c of children) signal(c, 'SIGKILL');
+      await until(`${node.name} to die`, () => !alive(pid) && children.every((c) => !alive(c)), 30_000);
+      return;
+    }
     signal(pid, 'SIGSTOP'); // a stopped postmaster forks no more children, and they do not notice it stopped
     const children = childrenOf(pid);
     for (const c of children) signal(c, 'SIGSTOP');
