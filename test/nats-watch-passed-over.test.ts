@@ -10,7 +10,7 @@
  * delivered b1 and failed only at a2 (a2 names a1): a caller that goes on from
  * max(last delivered = b1, oldestRevision − 1) never learned that a1 was skipped.
  */
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { NatsStore } from '../src/nats/index.js';
 import { HistoryGoneError, type WatchEvent } from '../src/core/index.js';
 import { connect } from '@nats-io/transport-node';
@@ -18,21 +18,12 @@ import { jetstreamManager } from '@nats-io/jetstream';
 import { completeHistory, type KeptMessage } from '../src/nats/history-chain.js';
 import { readOnce, parseAckSubject } from '../src/nats/reader.js';
 import type { BucketClient } from '../src/nats/client.js';
-import { startPrivateNats, type PrivateServer } from './support/servers.js';
+import { privateNatsForThisFile } from './support/private-nats.js';
 
-let nats: PrivateServer;
-const stores: NatsStore[] = [];
-beforeAll(async () => {
-  nats = await startPrivateNats();
-}, 60_000);
-afterAll(async () => {
-  for (const s of stores) await s.close().catch(() => undefined);
-  await nats?.stop();
-}, 60_000);
+const nats = privateNatsForThisFile();
 
 it('a watch that passed over a removed change fails before delivering what came after it', async () => {
-  const store = await NatsStore.fromUrl(`${nats.url}?bucket=passed&history=2`);
-  stores.push(store);
+  const store = await nats.open(`bucket=passed&history=2`);
   const rev: Record<string, number> = {};
   for (const [name, key] of [['a0', 'p/a'], ['b0', 'p/b'], ['a1', 'p/a'], ['b1', 'p/b'], ['a2', 'p/a'], ['a3', 'p/a']] as const) {
     rev[name] = (await store.put(key, { name })).revision;
@@ -63,11 +54,7 @@ it('a watch that passed over a removed change fails before delivering what came 
  * Whether the server passes over a message depends on its block cache, so the
  * skip is simulated here on a real answer: the links are what is tested.
  */
-const open = async (bucket: string) => {
-  const store = await NatsStore.fromUrl(`${nats.url}?bucket=${bucket}&history=8`);
-  stores.push(store);
-  return store;
-};
+const open = (bucket: string) => nats.open(`bucket=${bucket}&history=8`);
 const clientOf = (store: NatsStore) => (store as unknown as { client: BucketClient }).client;
 
 it('on a server before 2.9.16 a prefix watch reads the bucket unfiltered and delivers only its own keys, in order', async () => {

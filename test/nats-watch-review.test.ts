@@ -12,19 +12,15 @@ import { toRecord } from '../src/nats/records.js';
 import { lookForOwnWrite } from '../src/core/own-write.js';
 import { HistoryGoneError, jsonCodec, type StoredRecord, type WatchEvent } from '../src/core/index.js';
 import type { BucketClient } from '../src/nats/client.js';
-import { startPrivateNats, type PrivateServer } from './support/servers.js';
+import { privateNatsForThisFile } from './support/private-nats.js';
 
-let nats: PrivateServer;
+const nats = privateNatsForThisFile();
 let nc: NatsConnection;
-const stores: NatsStore[] = [];
 beforeAll(async () => {
-  nats = await startPrivateNats();
   nc = await connect({ servers: nats.url.replace('nats://', '') });
 }, 60_000);
 afterAll(async () => {
-  for (const s of stores) await s.close().catch(() => undefined);
   await nc?.close();
-  await nats?.stop();
 }, 60_000);
 
 /*
@@ -68,8 +64,7 @@ async function resumeUntil(store: NatsStore, watchOptions: { prefix?: string }, 
 }
 
 async function straddle(bucket: string, watchOptions: { prefix?: string }) {
-  const store = await NatsStore.fromUrl(`${nats.url}?bucket=${bucket}&history=2`);
-  stores.push(store);
+  const store = await nats.open(`bucket=${bucket}&history=2`);
   const rev: Record<string, number> = {};
   for (const [name, key] of [['x', 'p/x'], ['a1', 'p/a'], ['b', 'p/b'], ['a2', 'p/a'], ['a3', 'p/a'], ['a4', 'p/a']] as const) {
     rev[name] = (await store.put(key, { name })).revision;
@@ -121,8 +116,7 @@ async function collect(store: NatsStore, options: { key?: string; prefix?: strin
 for (const history of [1, 2, 8]) {
   it(`history=${history}: a removed revkit change followed by a foreign kv.put of the same key is reported, not skipped`, async () => {
     const bucket = `foreign${history}`;
-    const store = await NatsStore.fromUrl(`${nats.url}?bucket=${bucket}&history=${history}`);
-    stores.push(store);
+    const store = await nats.open(`bucket=${bucket}&history=${history}`);
     const kv = await new Kvm(nc).open(bucket);
     const v1 = (await store.put('k', 'v1')).revision;
     const foreign = await kv.put('k', new TextEncoder().encode(JSON.stringify('v2')));
@@ -153,8 +147,7 @@ for (const history of [1, 2, 8]) {
  */
 it('a named predecessor removed after the answer was read ends the walk (no older revision past the hole)', async () => {
   const H = 4;
-  const store = await NatsStore.fromUrl(`${nats.url}?bucket=hole&history=${H}`);
-  stores.push(store);
+  const store = await nats.open(`bucket=hole&history=${H}`);
   const client = (store as unknown as { client: BucketClient }).client;
   const subject = client.subjectOf('k');
   await store.put('k', 1);

@@ -6,9 +6,9 @@
  * (cas.ts) and a watch "from now" (start.ts).
  */
 import type { NatsConnection } from '@nats-io/transport-node';
-import type { JetStreamClient, JetStreamManager, StreamInfo } from '@nats-io/jetstream';
+import type { JetStreamClient, JetStreamManager, MsgRequest, StoredMsg, StreamInfo } from '@nats-io/jetstream';
 import { BackendError, ClosedError, isTombstone, type Entry, type StoredRecord } from '../core/index.js';
-import { isNoResponders, toBackendError } from './errors.js';
+import { isNoResponders, jsCode, NO_MESSAGE_FOUND, toBackendError } from './errors.js';
 import type { NatsServerFeatures } from './features.js';
 import { decodeKey, encodeKey } from './keys.js';
 import type { ReaderContext } from './reader.js';
@@ -102,6 +102,14 @@ export class BucketClient {
         throw mapped;
       }
     }
+  }
+
+  /** One message read by the stream's leader (STREAM.MSG.GET): by sequence, first at or after one, or a subject's last; null when there is none. */
+  messageOrNull(request: MsgRequest): Promise<StoredMsg | null> {
+    return this.call(() => this.jsm.streams.getMessage(this.stream, request).catch((err) => {
+      if (jsCode(err) === NO_MESSAGE_FOUND) return null;
+      throw err;
+    }), false);
   }
 
   async streamInfo(): Promise<StreamInfo> {

@@ -10,7 +10,6 @@
 import type { MsgHdrs } from '@nats-io/transport-node';
 import type { MsgRequest } from '@nats-io/jetstream';
 import type { BucketClient } from './client.js';
-import { jsCode, NO_MESSAGE_FOUND } from './errors.js';
 import { previousOf } from './records.js';
 
 export interface KeptMessage {
@@ -37,7 +36,7 @@ export async function completeHistory(client: BucketClient, subject: string, del
       j--;
     } else {
       if (reads++ >= depth) break;
-      const passedOver = await messageAt(client, prev);
+      const passedOver = await client.messageOrNull({ seq: prev } as MsgRequest);
       // Removed: the limit removes a key's oldest first, so nothing of it before is kept any more
       // (an older message in the answer was removed after the answer was read).
       if (passedOver === null || passedOver.subject !== subject) break;
@@ -48,9 +47,3 @@ export async function completeHistory(client: BucketClient, subject: string, del
   return newestFirst.reverse();
 }
 
-async function messageAt(client: BucketClient, seq: number) {
-  return client.call(() => client.jsm.streams.getMessage(client.stream, { seq } as MsgRequest).catch((err) => {
-    if (jsCode(err) === NO_MESSAGE_FOUND) return null;
-    throw err;
-  }), false);
-}

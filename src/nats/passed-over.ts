@@ -34,7 +34,6 @@
  */
 import type { MsgRequest } from '@nats-io/jetstream';
 import type { BucketClient } from './client.js';
-import { jsCode, NO_MESSAGE_FOUND } from './errors.js';
 import { previousOf } from './records.js';
 
 export const MAX_READS = 128;
@@ -91,10 +90,7 @@ async function namedByFirstAfter(client: BucketClient, subject: string, after: n
  * the reads left in `budget` run out or a message names none (another client's write).
  */
 async function firstKeptAfter(client: BucketClient, subject: string, after: number, budget: { reads: number }): Promise<number | undefined | 'unknown'> {
-  const get = (req: Record<string, unknown>) => client.call(() => client.jsm.streams.getMessage(client.stream, req as unknown as MsgRequest).catch((err) => {
-    if (jsCode(err) === NO_MESSAGE_FOUND) return null;
-    throw err;
-  }), false);
+  const get = (req: Record<string, unknown>) => client.messageOrNull(req as unknown as MsgRequest);
   let current = await get({ last_by_subj: subject });
   while (current !== null && current.seq > after) {
     const prev = previousOf(current.header);

@@ -28,7 +28,6 @@ import {
   type Codec, type Entry, type HistoryOptions, type ListOptions, type ListPage, type StoredRecord,
 } from '../core/index.js';
 import { knownOf, type BucketClient } from './client.js';
-import { jsCode, NO_MESSAGE_FOUND } from './errors.js';
 import { completeHistory, type KeptMessage } from './history-chain.js';
 import { filterForPrefix } from './keys.js';
 import { parseAckSubject, readOnce } from './reader.js';
@@ -125,12 +124,8 @@ export class BucketReads {
   private async readLast(key: string): Promise<StoredMsg | null> {
     const { client } = this;
     const subject = client.subjectOf(key);
-    return client.call(() => (client.features.directGet && !this.leaderReads()
-      ? client.jsm.direct.getMessage(client.stream, { last_by_subj: subject })
-      : client.jsm.streams.getMessage(client.stream, { last_by_subj: subject }).catch((err) => {
-        if (jsCode(err) === NO_MESSAGE_FOUND) return null;
-        throw err;
-      })), false);
+    if (client.features.directGet && !this.leaderReads()) return client.call(() => client.jsm.direct.getMessage(client.stream, { last_by_subj: subject }), false);
+    return client.messageOrNull({ last_by_subj: subject });
   }
 
   /**
