@@ -57,7 +57,7 @@ export async function compose<C extends Carried>(key: string, read: StoredRecord
     // Answered (deadline, abort) while an earlier mutation of this attempt ran: its own is not run.
     if (c.settled) continue;
     try {
-      const result = mutate(key, c, exists ? structuredClone(value) : defaultOf(c.opts));
+      const result = mutate(key, c, exists ? privateCopy(value) : defaultOf(c.opts));
       // A mutation that returns at once is taken at once: only one that waits can outlive its
       // caller, and it is given up (GONE) as soon as the caller has its answer.
       const next = isThenable(result) ? await answerBy(result as Promise<unknown>, Infinity, c.gone, false, GONE) : result;
@@ -104,9 +104,9 @@ export function answer(attempt: Attempt, entry: Entry<unknown> | null): void {
     if (outcome.kind === 'value') {
       c.resolve(entry && outcome.value !== attempt.written ? { ...entry, value: outcome.value } : entry);
     } else if (outcome.unchanged) {
-      c.resolve(read && { ...read, value: structuredClone(read.value) });
+      c.resolve(read && { ...read, value: privateCopy(read.value) });
     } else {
-      c.resolve(entry && outcome.exists ? { ...entry, value: structuredClone(outcome.seen) } : null);
+      c.resolve(entry && outcome.exists ? { ...entry, value: privateCopy(outcome.seen) } : null);
     }
   }
   for (const [c, err] of attempt.failed) c.reject(err);
@@ -114,5 +114,10 @@ export function answer(attempt: Attempt, entry: Entry<unknown> | null): void {
 
 function defaultOf(opts: UpdateOptions<unknown>): unknown {
   const d = opts.default;
-  return typeof d === 'function' ? (d as () => unknown)() : structuredClone(d);
+  return typeof d === 'function' ? (d as () => unknown)() : privateCopy(d);
+}
+
+/** A copy no other caller shares: a primitive is its own (nothing can change it in place). */
+function privateCopy<V>(v: V): V {
+  return v === null || typeof v !== 'object' ? v : structuredClone(v);
 }
