@@ -22,6 +22,8 @@ export function assertPrefix(prefix: unknown): asserts prefix is string {
 function checkText(text: string, what: string): void {
   if (CONTROL_CHARS.test(text)) throw new InvalidKeyError(`a ${what} must not contain control characters`, MAX_KEY_BYTES);
   if (!text.isWellFormed()) throw new InvalidKeyError(`a ${what} must be well-formed unicode (no lone surrogates)`, MAX_KEY_BYTES);
+  // A UTF-16 code unit is at most 3 UTF-8 bytes: short text needs no count.
+  if (text.length <= MAX_KEY_BYTES / 3) return;
   const bytes = Buffer.byteLength(text, 'utf8');
   if (bytes > MAX_KEY_BYTES) throw new InvalidKeyError(`a ${what} is ${bytes} UTF-8 bytes, over the limit of ${MAX_KEY_BYTES}`, MAX_KEY_BYTES);
 }
