@@ -31,7 +31,7 @@ import { isBusy, isSqliteError, openDatabase, translateError } from './connectio
 import { parseSqliteUrl, type SqliteStoreOptions } from './options.js';
 import { isDeadRecord, isLive, toEvent, toRecord } from './records.js';
 import { prepareStatements, type Row, type Statements } from './statements.js';
-import { followChanges, WriteSignal } from './watch.js';
+import { ChangeHub, WriteSignal } from './watch.js';
 import { TransactionWrites } from './writes.js';
 
 export type { SqliteStoreOptions } from './options.js';
@@ -46,6 +46,8 @@ export class SqliteStore extends BaseStore {
   private readonly retention: number;
   private readonly lockTimeoutMs: number;
   private readonly writeSignal: WriteSignal;
+  /** Every watch() of this store, read by one reader (watch.ts). */
+  private readonly changeHub: ChangeHub;
   private readonly sweeper: NodeJS.Timeout;
   private readonly stmt: Statements;
   private readonly writes: TransactionWrites;
@@ -77,6 +79,15 @@ export class SqliteStore extends BaseStore {
     this.stmt = prepareStatements(this.db);
     this.writes = new TransactionWrites(this.stmt, this.codec);
     this.inTransaction = this.db.transaction((fn: () => unknown) => fn());
+    this.changeHub = new ChangeHub({
+      head: () => this.read(() => this.stmt.lastRevision.get()?.value ?? 0),
+      readPage: (position, positionKey, limit) => this.read(() => this.inTransaction.deferred(() => ({
+        prunedBelow: this.stmt.prunedBelow.get()?.value ?? 0,
+        rows: positionKey === null ? this.stmt.changesAfter.all(position, limit) : this.stmt.changesAfterKey.all(position, positionKey, limit),
+      })) as { prunedBelow: number; rows: Row[] }),
+      toEvent: <E>(row: Row) => toEvent<E>(this.codec, row),
+      isClosed: () => this.isClosed,
+    }, this.writeSignal);
     this.group = new GroupCommit({
       transaction: (body) => this.inTransaction.immediate(() => {
         this.writes.begin();
@@ -201,15 +212,7 @@ export class SqliteStore extends BaseStore {
 
   watch<T = unknown>(options: WatchOptions): AsyncIterable<WatchEvent<T>> {
     this.assertOpen();
-    return followChanges<T>({
-      head: () => this.read(() => this.stmt.lastRevision.get()?.value ?? 0),
-      readPage: (position, positionKey, limit) => this.read(() => this.inTransaction.deferred(() => ({
-        prunedBelow: this.stmt.prunedBelow.get()?.value ?? 0,
-        rows: positionKey === null ? this.stmt.changesAfter.all(position, limit) : this.stmt.changesAfterKey.all(position, positionKey, limit),
-      })) as { prunedBelow: number; rows: Row[] }),
-      toEvent: <E>(row: Row) => toEvent<E>(this.codec, row),
-      isClosed: () => this.isClosed,
-    }, this.writeSignal, options);
+    return this.changeHub.follow<T>(options);
   }
 
   protected async doClose(): Promise<void> {
