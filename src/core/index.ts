@@ -15,6 +15,7 @@ export { BaseStore } from './base.js';
 export { WriteCombiner } from './combine.js';
 export { AsyncQueue } from './async-queue.js';
 export { assertKey, assertPrefix, assertValueSize, assertTtl, assertRevision, assertLimit, compareKeys, keyFilter, MAX_KEY_BYTES, DEFAULT_MAX_VALUE_BYTES } from './keys.js';
+export { cursorPrecedes, isAfterCursor, type ChangeCursor } from './change-cursor.js';
 export { conditionFailure } from './conditions.js';
 export { mergePatch } from './merge-patch.js';
 export { canonicalJson } from './canonical.js';

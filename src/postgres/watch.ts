@@ -1,4 +1,7 @@
-import { AsyncQueue, BackendError, HistoryGoneError, RevkitError, compareKeys, keyFilter, type WatchEvent, type WatchOptions } from '../core/index.js';
+import {
+  AsyncQueue, BackendError, HistoryGoneError, RevkitError, cursorPrecedes as precedes, isAfterCursor as after, keyFilter,
+  type ChangeCursor as Cursor, type WatchEvent, type WatchOptions,
+} from '../core/index.js';
 import type { Row } from './rows.js';
 import { likePattern } from './sql/common.js';
 
@@ -65,28 +68,6 @@ export interface WatchQueryParams {
  * round trip) before watch() was called may be delivered too.
  */
 export const START_CLOCK_MARGIN_MS = 250;
-
-/** Everything up to (rev, key) was delivered; key null: all of rev. */
-interface Cursor {
-  rev: number;
-  key: string | null;
-}
-
-/**
- * (rev, key) order; a null key is the end of its revision. Keys compare as the changes table orders
- * them (COLLATE "C": UTF-8 bytes, compareKeys), never by UTF-16 code units (`<`), which put U+10000
- * and up (surrogate pairs) before U+E000–U+FFFF: a key with an emoji read after one with U+FF5E in
- * the same commit looked already delivered and was skipped.
- */
-function after(rev: number, key: string, c: Cursor): boolean {
-  return rev > c.rev || (rev === c.rev && c.key !== null && compareKeys(key, c.key) > 0);
-}
-
-function precedes(a: Cursor, b: Cursor): boolean {
-  if (a.rev !== b.rev) return a.rev < b.rev;
-  if (a.key === b.key) return false;
-  return a.key !== null && (b.key === null || compareKeys(a.key, b.key) < 0);
-}
 
 class Subscriber {
   /** undefined until a "from now" watch has its start. */

@@ -1,7 +1,7 @@
 import { watch as watchFiles, type FSWatcher } from 'node:fs';
 import { basename, dirname } from 'node:path';
 import { EventEmitter } from 'node:events';
-import { AsyncQueue, HistoryGoneError, compareKeys, keyFilter, type WatchEvent, type WatchOptions } from '../core/index.js';
+import { AsyncQueue, HistoryGoneError, cursorPrecedes as precedes, isAfterCursor as isAfter, keyFilter, type ChangeCursor as Cursor, type WatchEvent, type WatchOptions } from '../core/index.js';
 import type { Row } from './statements.js';
 import { wakeableDelay } from '../core/waiting.js';
 
@@ -78,23 +78,6 @@ export interface ChangeLog {
   readPage(position: number, positionKey: string | null, limit: number): { prunedBelow: number; rows: Row[] };
   toEvent<T>(row: Row): WatchEvent<T>;
   isClosed(): boolean;
-}
-
-/** Everything up to (rev, key) was read; key null: all of rev (between commits). */
-interface Cursor {
-  rev: number;
-  key: string | null;
-}
-
-/** (rev, key) order, keys by UTF-8 bytes as the changes table orders them; a null key is the end of its revision. */
-function isAfter(rev: number, key: string, c: Cursor): boolean {
-  return rev > c.rev || (rev === c.rev && c.key !== null && compareKeys(key, c.key) > 0);
-}
-
-function precedes(a: Cursor, b: Cursor): boolean {
-  if (a.rev !== b.rev) return a.rev < b.rev;
-  if (a.key === b.key) return false;
-  return a.key !== null && (b.key === null || compareKeys(a.key, b.key) < 0);
 }
 
 /** One watch() of the hub: its queue, its keys and how far it has read. */
