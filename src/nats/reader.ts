@@ -196,6 +196,15 @@ export class ResumableReader {
     return this.lastSeq;
   }
 
+  /**
+   * Reads again from `seq`: the consumer is recreated there, and what the old one still sends is
+   * dropped (the watch found that it passed over kept messages).
+   */
+  resumeFrom(seq: number): void {
+    this.lastSeq = Math.max(0, seq - 1);
+    this.restart('passed over kept messages');
+  }
+
   stop(): void {
     if (this.stopped) return;
     this.stopped = true;

@@ -6,7 +6,7 @@
  * stream no longer keeps is HistoryGoneError, never a silent skip.
  */
 import {
-  AsyncQueue, HistoryGoneError, InvalidArgumentError, RevkitError, keyFilter,
+  AsyncQueue, BackendError, HistoryGoneError, InvalidArgumentError, RevkitError, keyFilter,
   type Codec, type Entry, type WatchEvent, type WatchOptions,
 } from '../core/index.js';
 import type { Msg } from '@nats-io/transport-node';
@@ -15,8 +15,11 @@ import { toBackendError } from './errors.js';
 import { filterForPrefix } from './keys.js';
 import { ResumableReader } from './reader.js';
 import { isDeleteOp, previousOf, toRecord } from './records.js';
-import { lostBetween, mayHavePassedOver } from './passed-over.js';
+import { keptBetween, lostBetween, mayHavePassedOver } from './passed-over.js';
 import { startFromNow } from './start.js';
+
+/** How often in a row a watch sends its reader back to the same revision before it gives up (a transient BackendError). */
+const MAX_READS_AGAIN = 20;
 
 /** The watches of one store, so that closing the store ends them all. */
 export class BucketWatches {
@@ -113,20 +116,40 @@ export class BucketWatches {
       // A server that passes over kept messages under a subject filter (features.ts, filteredReads) is
       // read unfiltered: every message of the bucket, in order, the watch's keys picked out here.
       const trustFilter = this.client.features.filteredReads;
+      // Messages read before the watch sent its reader back (a consumer that passed over kept messages) are dropped.
+      let readAgain = 0;
+      let readAgainAt = -1;
+      let readsAgainThere = 0;
       reader = new ResumableReader(this.client.readerContext(), {
         filter: trustFilter ? filter : '',
         startSeq: base + 1,
         onMessage: (msg, seq, { after, pending }) => {
+          const arrived = readAgain;
           // Only what the watch owes counts: a "from now" watch owes nothing at or below `owed`.
           const from = Math.max(after, owed);
-          if (seq > from + 1 && mayHavePassedOver(pending, this.historyDepth)) {
+          const unfilteredJump = !trustFilter && seq > from + 1;
+          if (unfilteredJump || (seq > from + 1 && mayHavePassedOver(pending, this.historyDepth))) {
             handling = handling.then(async () => {
-              if (failed) return;
-              if (await lostBetween(this.client, filter, from, seq, this.historyDepth, trustFilter)) fail(new HistoryGoneError(from, seq));
+              if (failed || arrived !== readAgain) return;
+              // Reading the whole bucket, the consumer jumps only over removed messages; one that passed
+              // over a kept one is sent back to read it (keptBetween in passed-over.ts).
+              if (unfilteredJump && (await keptBetween(this.client, from, seq)) === true) {
+                if (from !== readAgainAt) [readAgainAt, readsAgainThere] = [from, 0];
+                if (++readsAgainThere > MAX_READS_AGAIN) {
+                  fail(new BackendError(`the server's consumer passed over stored messages after revision ${from} ${MAX_READS_AGAIN} times in a row`, { transient: true }));
+                  return;
+                }
+                readAgain++;
+                reader?.resumeFrom(from + 1);
+                return;
+              }
+              if (mayHavePassedOver(pending, this.historyDepth) && (await lostBetween(this.client, filter, from, seq, this.historyDepth, trustFilter))) {
+                fail(new HistoryGoneError(from, seq));
+              }
             }).catch((err) => fail(RevkitError.is(err) ? err : toBackendError(err, false)));
           }
           handling = handling.then(() => {
-            if (!failed) deliver(msg, seq);
+            if (!failed && arrived === readAgain) deliver(msg, seq);
           });
         },
         onError: (err) => {
