@@ -8,7 +8,7 @@ import { setMaxListeners } from 'node:events';
 import { join } from 'node:path';
 import { afterEach, expect, it } from 'vitest';
 import { SqliteStore } from '../src/sqlite/index.js';
-import type { WatchEvent } from '../src/core/index.js';
+import { RevkitError, rawCodec, type WatchEvent } from '../src/core/index.js';
 import { tempDir, uniqueName } from './helpers.js';
 
 const dir = tempDir('sqlite-hub');
@@ -115,3 +115,66 @@ it('watches at different positions share the reader and each gets exactly its ow
   expect(new Set(fromNow.slice(0, 1501).map((e) => e.revision))).toEqual(new Set([big.revision]));
   expect(revs(fromNow.slice(1501))).toEqual([`b/9@${last.revision}`]);
 }, 60_000);
+
+/*
+ * Hostile review of the shared reader: a row one watch cannot decode (another process wrote it
+ * with another codec) failed every watch of the store, those of other keys included; with a reader
+ * per watch only the watch that met the row failed.
+ */
+it('a row one watch cannot decode ends that watch alone: the others go on', async () => {
+  const path = join(dir, `${uniqueName('db')}.db`);
+  const store = new SqliteStore(path);
+  const raw = new SqliteStore(path, { codec: rawCodec });
+  stores.push(store, raw);
+  await store.put('good/x', 0);
+  const controller = new AbortController();
+  const keyed: WatchEvent[] = [];
+  const prefixed: WatchEvent[] = [];
+  const bad: unknown[] = [];
+  const watching = [
+    collect(store, { key: 'good/x', signal: controller.signal }, keyed),
+    collect(store, { prefix: 'good/', signal: controller.signal }, prefixed),
+    collect(store, { key: 'bad', signal: controller.signal }, []).catch((err) => bad.push(err)),
+  ];
+  await raw.put('bad', new Uint8Array([0xff, 0xfe, 0x00]));
+  for (let i = 1; i <= 3; i++) await store.put('good/x', i);
+  await until('the good watches to get 3 changes and the bad one to fail', () => keyed.length === 3 && prefixed.length === 3 && bad.length === 1);
+  controller.abort();
+  await Promise.all(watching);
+  expect(keyed.map((e) => (e.type === 'put' ? e.entry.value : null))).toEqual([1, 2, 3]);
+  expect(prefixed.map((e) => (e.type === 'put' ? e.entry.value : null))).toEqual([1, 2, 3]);
+  expect(RevkitError.is(bad[0])).toBe(true);
+}, 60_000);
+
+/*
+ * Hostile review: the reader read from the lowest watch's position only, so a watch of a key that
+ * was caught up waited while a watch from revision 0 read a long backlog page by page (1.4 s behind
+ * 300,000 rows; growing with the backlog). Counted in reads, not time: between a write and its
+ * delivery to the caught-up watch, at most one round of reads (two pages).
+ */
+it('a watch far behind does not hold up a caught-up watch: its change comes within one round', async () => {
+  const { store, reads } = countedStore();
+  for (let b = 0; b < 20; b++) {
+    const batch = store.atomic();
+    for (let i = 0; i < 1000; i++) batch.set(`bulk/${b}/${i}`, i);
+    await batch.commit();
+  }
+  const controller = new AbortController();
+  const caughtUp: WatchEvent[] = [];
+  const behind: WatchEvent[] = [];
+  const watching = [
+    collect(store, { key: 'x', signal: controller.signal }, caughtUp),
+    collect(store, { prefix: 'bulk/', fromRevision: 0, signal: controller.signal }, behind),
+  ];
+  await until('the backlog to start', () => behind.length > 0);
+  const before = reads();
+  await store.put('x', 1);
+  await until('the caught-up watch', () => caughtUp.length === 1);
+  const readsToDeliver = reads() - before;
+  await until('the backlog', () => behind.length === 20_000);
+  controller.abort();
+  await Promise.all(watching);
+  // One page from the far watch's position, one from the caught-up one's (and one round more at most,
+  // if the write came while a round ran); the old reader needed a page per 1,000 rows of backlog first.
+  expect(readsToDeliver).toBeLessThanOrEqual(4);
+}, 120_000);

@@ -188,38 +188,67 @@ export class ChangeHub {
     }
   }
 
-  /** Reads one page for every follower; true when it was full (more to read at once). */
+  /**
+   * Reads a page for every follower; true when more is to be read at once. When the page from the
+   * lowest follower's position is full, the followers already past it get a page of their own in the
+   * same round: a watch far behind does not hold up those that are caught up.
+   */
   private round(): boolean {
+    const first = this.serve([...this.followers]);
+    if (!first.full) return false;
+    if (first.ahead.length > 0) this.serve(first.ahead);
+    return true;
+  }
+
+  /** One page from the lowest position of `group`, for the followers of `group` behind its end; `ahead`: the others. */
+  private serve(group: Follower[]): { full: boolean; ahead: Follower[] } {
     let from: Cursor | undefined;
-    for (const f of this.followers) if (!from || precedes(f.cursor, from)) from = f.cursor;
-    if (!from) return false;
+    for (const f of group) if (!from || precedes(f.cursor, from)) from = f.cursor;
+    if (!from) return { full: false, ahead: [] };
     const { prunedBelow, rows } = this.log.readPage(from.rev, from.key, PAGE);
-    for (const f of [...this.followers]) {
-      // Pruning drops whole revisions (every row at or below prunedBelow). Between commits (key null) a follower
-      // needs the revisions after its position; inside one it needs the rest of that revision: gone if pruned.
-      const needed = f.cursor.key === null ? f.cursor.rev + 1 : f.cursor.rev;
-      if (prunedBelow >= needed) f.queue.fail(new HistoryGoneError(needed - 1, prunedBelow + 1));
-    }
-    for (const row of rows) {
-      for (const f of this.targetsOf(row.key)) {
-        if (f.queue.closed || !isAfter(row.revision, row.key, f.cursor)) continue;
-        if (row.revision !== f.heldRevision) {
-          f.release();
-          f.heldRevision = row.revision;
-        }
-        f.held.push(this.log.toEvent(row));
-        f.cursor = { rev: row.revision, key: row.key };
-      }
-    }
     const last = rows[rows.length - 1];
     const full = rows.length === PAGE && last !== undefined;
     // A full page ends somewhere in its last commit; a short one read every change of the snapshot, and commits are whole.
     const reached: Cursor = full ? { rev: last.revision, key: last.key } : { rev: last?.revision ?? from.rev, key: null };
-    for (const f of this.followers) {
+    const served = new Set<Follower>();
+    const ahead: Follower[] = [];
+    for (const f of group) {
+      if (!this.followers.has(f)) continue;
+      if (!precedes(f.cursor, reached) && full) {
+        ahead.push(f);
+        continue;
+      }
+      // Pruning drops whole revisions (every row at or below prunedBelow). Between commits (key null) a follower
+      // needs the revisions after its position; inside one it needs the rest of that revision: gone if pruned.
+      const needed = f.cursor.key === null ? f.cursor.rev + 1 : f.cursor.rev;
+      if (prunedBelow >= needed) f.queue.fail(new HistoryGoneError(needed - 1, prunedBelow + 1));
+      else served.add(f);
+    }
+    for (const row of rows) {
+      for (const f of this.targetsOf(row.key)) {
+        if (!served.has(f) || f.queue.closed || !isAfter(row.revision, row.key, f.cursor)) continue;
+        let event: WatchEvent;
+        try {
+          event = this.log.toEvent(row);
+        } catch (err) {
+          // A row this watch cannot read (a value its codec cannot decode) ends this watch alone.
+          served.delete(f);
+          f.queue.fail(err);
+          continue;
+        }
+        if (row.revision !== f.heldRevision) {
+          f.release();
+          f.heldRevision = row.revision;
+        }
+        f.held.push(event);
+        f.cursor = { rev: row.revision, key: row.key };
+      }
+    }
+    for (const f of served) {
       if (!full || f.heldRevision < reached.rev) f.release();
       if (precedes(f.cursor, reached)) f.cursor = reached;
     }
-    return full;
+    return { full, ahead };
   }
 
   private *targetsOf(key: string): Iterable<Follower> {
