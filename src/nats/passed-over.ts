@@ -40,19 +40,23 @@ export const MAX_READS = 128;
 export const MAX_KEYS = 64;
 
 /**
- * Whether some sequence in (after, before) still holds a message, read by exact sequence (no
- * subject filter involved), the first MAX_READS of them; 'unknown' when none of those does and more
- * lie beyond. A consumer that reads the whole bucket
+ * Whether some sequence in (after, before) still holds a message: the first MAX_READS of them read
+ * by exact sequence (no subject filter involved), the rest by one read of the first message at or
+ * after them. A consumer that reads the whole bucket
  * (no filter) jumps only over removed messages — unless the server passed over kept ones: the
  * replication soak on nats-server 2.9.10 saw a consumer recreated after a leader kill start 3
  * sequences past its start, 21 acknowledged revisions in an hour delivered to no watch.
  */
-export async function keptBetween(client: BucketClient, after: number, before: number): Promise<boolean | 'unknown'> {
+export async function keptBetween(client: BucketClient, after: number, before: number): Promise<boolean> {
   const end = Math.min(before, after + 1 + MAX_READS);
   for (let seq = after + 1; seq < end; seq++) {
     if ((await client.messageOrNull({ seq } as MsgRequest)) !== null) return true;
   }
-  return end < before ? 'unknown' : false;
+  if (end >= before) return false;
+  // A longer jump (a purge, a lagging watch over many removals): the first message at or after the
+  // rest of it, of any subject ('>' filters nothing).
+  const next = await client.messageOrNull({ seq: end, next_by_subj: '>' } as unknown as MsgRequest);
+  return next !== null && next.seq < before;
 }
 
 /** Whether some sequence in (after, before) holds no message; 'unknown' when MAX_READS reads could not tell. */

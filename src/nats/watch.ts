@@ -133,7 +133,7 @@ export class BucketWatches {
               if (failed || arrived !== readAgain) return;
               // Reading the whole bucket, the consumer jumps only over removed messages; one that passed
               // over a kept one is sent back to read it (keptBetween in passed-over.ts).
-              if (unfilteredJump && (await keptBetween(this.client, from, seq)) === true) {
+              if (unfilteredJump && (await keptBetween(this.client, from, seq))) {
                 if (from !== readAgainAt) [readAgainAt, readsAgainThere] = [from, 0];
                 if (++readsAgainThere > MAX_READS_AGAIN) {
                   fail(new BackendError(`the server's consumer passed over stored messages after revision ${from} ${MAX_READS_AGAIN} times in a row`, { transient: true }));
