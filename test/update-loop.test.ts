@@ -159,3 +159,23 @@ describe('update(): the one attempt loop', () => {
     await store.close();
   });
 });
+
+// Hostile review of cea5760: a `default` that structuredClone refuses (an object holding a function
+// or a symbol, a WeakMap) reached the caller as a DOMException DataCloneError — not a RevkitError —
+// whatever the mutation returned, and the mutation was never called.
+describe('update(): a default that cannot be copied', () => {
+  const defaults: Array<[string, unknown]> = [
+    ['an object holding a function', { n: 1, f() {} }],
+    ['an object holding a symbol', { s: Symbol('s') }],
+    ['a WeakMap', new WeakMap()],
+  ];
+  it.each(defaults)('%s: ValidationError, nothing written', async (_name, d) => {
+    const store = new MemoryStore();
+    for (const mutation of [(v: unknown) => v, () => SKIP]) {
+      const err = await store.update('k', mutation as (v: unknown) => unknown, { default: d }).catch((e: unknown) => e);
+      expect(ValidationError.is(err)).toBe(true);
+    }
+    expect(await store.getRecord('k')).toBeNull();
+    await store.close();
+  });
+});

@@ -1,5 +1,6 @@
 import { newWriterToken } from './own-write.js';
 import { isTombstone, SKIP, type Entry, type Mutation, type StoredRecord, type UpdateOptions } from './types.js';
+import { ValidationError } from './errors.js';
 import { validateNow } from './validate.js';
 import { answerBy, type StopSignal } from './waiting.js';
 
@@ -57,7 +58,7 @@ export async function compose<C extends Carried>(key: string, read: StoredRecord
     // Answered (deadline, abort) while an earlier mutation of this attempt ran: its own is not run.
     if (c.settled) continue;
     try {
-      const result = mutate(key, c, exists ? privateCopy(value) : defaultOf(c.opts));
+      const result = mutate(key, c, exists ? privateCopy(value) : defaultOf(key, c.opts));
       // A mutation that returns at once is taken at once: only one that waits can outlive its
       // caller, and it is given up (GONE) as soon as the caller has its answer.
       const next = isThenable(result) ? await answerBy(result as Promise<unknown>, Infinity, c.gone, false, GONE) : result;
@@ -112,9 +113,15 @@ export function answer(attempt: Attempt, entry: Entry<unknown> | null): void {
   for (const [c, err] of attempt.failed) c.reject(err);
 }
 
-function defaultOf(opts: UpdateOptions<unknown>): unknown {
+function defaultOf(key: string, opts: UpdateOptions<unknown>): unknown {
   const d = opts.default;
-  return typeof d === 'function' ? (d as () => unknown)() : privateCopy(d);
+  if (typeof d === 'function') return (d as () => unknown)();
+  try {
+    return privateCopy(d);
+  } catch (err) {
+    // structuredClone refuses functions, symbols, WeakMaps…: no value revkit stores holds one.
+    throw new ValidationError([{ message: `the default cannot be copied for the mutation: ${(err as Error)?.message ?? String(err)}` }], key);
+  }
 }
 
 /** A copy no other caller shares: a primitive is its own (nothing can change it in place). */
