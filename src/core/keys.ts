@@ -59,7 +59,9 @@ export function compareKeys(a: string, b: string): number {
   return Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
 }
 
+/** Checks a watch's options (key or prefix, fromRevision) and answers whether a key is watched. */
 export function keyFilter(options: WatchOptions): (key: string) => boolean {
+  if (options.fromRevision !== undefined) assertRevision(options.fromRevision, 'fromRevision');
   if (options.key !== undefined) {
     assertKey(options.key);
     const key = options.key;

@@ -1,5 +1,5 @@
 import {
-  AsyncQueue, BackendError, BaseStore, ConflictError, InvalidArgumentError, deepEqual, isTombstone, jsonCodec,
+  AsyncQueue, BackendError, BaseStore, ConflictError, InvalidArgumentError, deepEqual, isTombstone, jsonCodec, keyFilter,
   type AtomicOp, type Capabilities, type DeleteOptions, type Entry, type HistoryOptions, type ListOptions, type ListPage,
   type PutOptions, type ReplicationState, type StoredRecord, type Tombstone, type WatchEvent, type WatchOptions,
 } from '../core/index.js';
@@ -238,6 +238,7 @@ export class HttpStore extends BaseStore {
 
   watch<T = unknown>(options: WatchOptions): AsyncIterable<WatchEvent<T>> {
     this.assertOpen();
+    keyFilter(options); // checks key / prefix / fromRevision before anything is sent
     const queue = new AsyncQueue<WatchEvent<T>>(options.signal);
     const controller = new AbortController();
     queue.onClose(() => controller.abort());

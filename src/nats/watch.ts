@@ -6,7 +6,7 @@
  * stream no longer keeps is HistoryGoneError, never a silent skip.
  */
 import {
-  AsyncQueue, BackendError, HistoryGoneError, InvalidArgumentError, RevkitError, keyFilter,
+  AsyncQueue, BackendError, HistoryGoneError, RevkitError, keyFilter,
   type Codec, type Entry, type WatchEvent, type WatchOptions,
 } from '../core/index.js';
 import type { Msg } from '@nats-io/transport-node';
@@ -67,9 +67,6 @@ export class BucketWatches {
     const known = this.client.knownRevision;
     this.client.assertOpen();
     const matches = keyFilter(options);
-    if (options.fromRevision !== undefined && (!Number.isSafeInteger(options.fromRevision) || options.fromRevision < 0)) {
-      throw new InvalidArgumentError('fromRevision must be a non-negative safe integer');
-    }
     const filter = options.key !== undefined ? this.client.subjectOf(options.key) : `${this.client.prefix}.${filterForPrefix(options.prefix ?? '').filter}`;
     const queue = new AsyncQueue<WatchEvent>(options.signal);
     let reader: ResumableReader | undefined;

@@ -48,7 +48,7 @@
  */
 import type { Pool, PoolClient } from 'pg';
 import {
-  AsyncQueue, BaseStore, DEFAULT_MAX_VALUE_BYTES, assertKey, assertRevision, jsonCodec, keyFilter,
+  AsyncQueue, BaseStore, DEFAULT_MAX_VALUE_BYTES, assertKey, jsonCodec, keyFilter,
   type AtomicOp, type Capabilities, type DeleteOptions, type Entry, type HistoryOptions, type ListOptions, type ListPage, type Mutation,
   type MutationOfDefaulted, type PutOptions, type ReplicationState, type StoredRecord, type UpdateOptions, type UpdateOptionsWithDefault,
   type WatchEvent, type WatchOptions,
@@ -278,8 +278,7 @@ export class PostgresStore extends BaseStore {
     const startedAt = performance.now();
     const known = this.revisions.known;
     this.assertOpen();
-    keyFilter(options); // validates key / prefix
-    if (options.fromRevision !== undefined) assertRevision(options.fromRevision, 'fromRevision');
+    keyFilter(options); // validates key / prefix / fromRevision
     const queue = new AsyncQueue<WatchEvent>(options.signal);
     if (queue.closed) return queue as AsyncIterable<WatchEvent<T>>;
     this.wakeUps.listen();

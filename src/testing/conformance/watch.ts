@@ -1,5 +1,5 @@
 import { describe, expect } from 'vitest';
-import type { WatchEvent } from '../../core/index.js';
+import { InvalidArgumentError, type WatchEvent } from '../../core/index.js';
 import { sleepMs, withTimeout, type RegisterStoreTest } from './harness.js';
 
 /** `timeout`: the target's per-test timeout (the backlog check takes at least 300 s). */
@@ -112,6 +112,23 @@ export function describeWatch(test: RegisterStoreTest, timeout: number): void {
       await s.delete('one');
       await withTimeout(iterating, 10_000, () => `saw ${seen.join(',')}`);
       expect(seen).toEqual(['one=a', 'one=deleted']);
+    });
+
+    // Hostile review: SQLite took any fromRevision — NaN or Infinity watched nothing, forever, with no
+    // error, and -3 said HistoryGoneError on a store that had pruned nothing.
+    test('a fromRevision that is not a non-negative safe integer is refused with InvalidArgumentError', async (s) => {
+      if (!s.capabilities.watch) return;
+      for (const bad of [Number.NaN, Number.POSITIVE_INFINITY, -3, 1.5, '2', 2 ** 53]) {
+        const controller = new AbortController();
+        const timer = setTimeout(() => controller.abort(), 5_000);
+        const err = await (async () => {
+          for await (const _ of s.watch({ prefix: 'badrev/', fromRevision: bad as number, signal: controller.signal })) return undefined;
+          return undefined;
+        })().catch((e: unknown) => e);
+        clearTimeout(timer);
+        controller.abort();
+        expect(InvalidArgumentError.is(err), `fromRevision ${String(bad)}: ${String(err)}`).toBe(true);
+      }
     });
   });
 }
