@@ -47,6 +47,7 @@ import { bucketUs, BUCKETS } from './lib/growth-watchers-client.mjs';
 import { lineChart } from './lib/growth-watchers-svg.mjs';
 import { cpuSeconds, freePort, spawnServer, table } from './lib/http-client.mjs';
 import { machineInfo } from './lib/machine.mjs';
+import { output } from './lib/out.mjs';
 import { percentile } from './lib/stats.mjs';
 
 const args = flagArgs();
@@ -63,7 +64,7 @@ const OPEN_CONCURRENCY = 32; // opens in flight per client process
 const PAD = 'x'.repeat(64);
 const TOKEN = 'bench-admin-token-0123456789';
 const WITH_ETCD = !process.argv.includes('--no-etcd');
-const OUT_DIR = fileURLToPath(new URL(process.argv.includes('--publish') ? './results/' : './out/', import.meta.url));
+const OUT_DIR = output({ publish: process.argv.includes('--publish') }).dir;
 const PROF_DIR = args['cpu-prof'];
 const CLIENT_SCRIPT = fileURLToPath(new URL('./lib/growth-watchers-client.mjs', import.meta.url));
 const PROBE = pathToFileURL(fileURLToPath(new URL('./lib/growth-watchers-probe.mjs', import.meta.url))).href;
