@@ -89,10 +89,13 @@ export class SqliteStore extends BaseStore {
       isClosed: () => this.isClosed,
     }, this.writeSignal);
     this.group = new GroupCommit({
-      transaction: (body) => this.inTransaction.immediate(() => {
-        this.writes.begin();
-        body();
-      }),
+      transaction: (body) => {
+        this.inTransaction.immediate(() => {
+          this.writes.begin();
+          body();
+        });
+        this.writes.committed();
+      },
       // Called inside the open transaction, better-sqlite3's wrapper runs `run` in a SAVEPOINT.
       runWrite: (run, guarded) => this.writes.undoable(() => guarded ? this.inTransaction(run) : run()),
       isStoreError: (err) => isSqliteError(err),
@@ -134,7 +137,7 @@ export class SqliteStore extends BaseStore {
       const current = this.writes.assertCondition(key, options);
       if (current === null || isDeadRecord(current)) return null; // nothing deleted: no revision drawn
       const revision = this.writes.nextRevision();
-      this.writes.remove(key, revision, options.writer);
+      this.writes.remove(key, current.revision, revision, options.writer);
       return revision;
     }, (revision) => revision !== null);
   }
@@ -161,7 +164,7 @@ export class SqliteStore extends BaseStore {
       const revision = this.writes.nextRevision();
       for (const op of writes) {
         if (op.type === 'set') this.writes.apply(op.key, found.get(op.key) ?? null, encoded.get(op.key) as Buffer, revision, op.ttlMs, undefined);
-        else this.writes.remove(op.key, revision, undefined);
+        else this.writes.remove(op.key, (found.get(op.key) as StoredRecord).revision, revision, undefined);
       }
       wrote = true;
       return { revision };
@@ -207,7 +210,24 @@ export class SqliteStore extends BaseStore {
     this.assertOpen();
     assertKey(key);
     const limit = assertLimit(options.limit, 10_000) ?? 100;
-    return this.read(() => this.stmt.history.all(key, limit)).map((row) => toRecord<T>(this.codec, row, Number.NEGATIVE_INFINITY));
+    return this.read(() => this.inTransaction.deferred(() => this.changesOf(key, limit)) as Row[]).map((row) => toRecord<T>(this.codec, row, Number.NEGATIVE_INFINITY));
+  }
+
+  /**
+   * The key's newest changes, newest first: its row names the last one, each
+   * change the one before (by primary key, no by-key index). Pruning removes
+   * the oldest revisions, so the chain ends where history does.
+   */
+  private changesOf(key: string, limit: number): Row[] {
+    const rows: Row[] = [];
+    let revision: number | null | undefined = this.stmt.get.get(key)?.revision;
+    while (revision != null && rows.length < limit) {
+      const row = this.stmt.change.get(revision, key);
+      if (row === undefined) break;
+      rows.push(row);
+      revision = row.previous_revision;
+    }
+    return rows;
   }
 
   watch<T = unknown>(options: WatchOptions): AsyncIterable<WatchEvent<T>> {
@@ -230,7 +250,7 @@ export class SqliteStore extends BaseStore {
     return this.write(() => {
       const now = Date.now();
       const rows = this.stmt.expired.all(now);
-      for (const row of rows) this.writes.remove(row.key, this.writes.nextRevision(), undefined);
+      for (const row of rows) this.writes.remove(row.key, row.revision, this.writes.nextRevision(), undefined);
       return rows.length;
     }, (n) => n > 0);
   }

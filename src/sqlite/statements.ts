@@ -20,15 +20,19 @@ type Statement<Params extends unknown[], Result = unknown> = Database.Statement<
 /** Every statement the store runs, prepared once. */
 export interface Statements {
   get: Statement<[string], Row>;
+  /** A key's row without its value and writer, for condition checks that compare revisions only. */
+  getForCheck: Statement<[string], Row>;
+  /** Changes when another connection commits (SQLite's PRAGMA data_version). */
+  dataVersion: Statement<[], number>;
   upsert: Statement<RowValues>;
-  logChange: Statement<RowValues>;
+  logChange: Statement<[...RowValues, previousRevision: number | null]>;
   lastRevision: Statement<[], { value: number }>;
   prunedBelow: Statement<[], { value: number }>;
   prune: Statement<[number]>;
   setPruned: Statement<[number]>;
   changesAfter: Statement<[number, number], Row>;
   changesAfterKey: Statement<[number, string, number], Row>;
-  history: Statement<[string, number], Row>;
+  change: Statement<[number, string], Row & { previous_revision: number | null }>;
   listFrom: Statement<[string], Row>;
   listAfter: Statement<[string], Row>;
   expired: Statement<[number], Row>;
@@ -37,6 +41,9 @@ export interface Statements {
 export function prepareStatements(db: Database.Database): Statements {
   return {
     get: db.prepare<[string], Row>('SELECT * FROM kv WHERE key = ?'),
+    // Each column read costs (≈ 0.5 µs; a value BLOB becomes a Buffer): a check of revisions reads none it does not use.
+    getForCheck: db.prepare<[string], Row>('SELECT key, revision, created_revision, updated_at, expires_at, deleted FROM kv WHERE key = ?'),
+    dataVersion: db.prepare<[], number>('PRAGMA data_version').pluck(true),
     upsert: db.prepare<RowValues>(
       `INSERT INTO kv (key, value, revision, created_revision, updated_at, expires_at, deleted, writer)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?)
@@ -44,9 +51,9 @@ export function prepareStatements(db: Database.Database): Statements {
          created_revision = excluded.created_revision, updated_at = excluded.updated_at,
          expires_at = excluded.expires_at, deleted = excluded.deleted, writer = excluded.writer`,
     ),
-    logChange: db.prepare<RowValues>(
-      `INSERT INTO changes (key, value, revision, created_revision, updated_at, expires_at, deleted, writer)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+    logChange: db.prepare<[...RowValues, number | null]>(
+      `INSERT INTO changes (key, value, revision, created_revision, updated_at, expires_at, deleted, writer, previous_revision)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     ),
     // The last revision drawn is the newest one in the change log (pruning drops only old ones);
     // reading it costs no page write, unlike bumping a counter row. `pruned_below` is the floor
@@ -59,7 +66,7 @@ export function prepareStatements(db: Database.Database): Statements {
     setPruned: db.prepare<[number]>("UPDATE meta SET value = max(value, ?) WHERE name = 'pruned_below'"),
     changesAfter: db.prepare<[number, number], Row>('SELECT * FROM changes WHERE revision > ? ORDER BY revision, key LIMIT ?'),
     changesAfterKey: db.prepare<[number, string, number], Row>('SELECT * FROM changes WHERE (revision, key) > (?, ?) ORDER BY revision, key LIMIT ?'),
-    history: db.prepare<[string, number], Row>('SELECT * FROM changes WHERE key = ? ORDER BY revision DESC LIMIT ?'),
+    change: db.prepare<[number, string], Row & { previous_revision: number | null }>('SELECT * FROM changes WHERE revision = ? AND key = ?'),
     listFrom: db.prepare<[string], Row>('SELECT * FROM kv WHERE key >= ? AND deleted = 0 ORDER BY key'),
     listAfter: db.prepare<[string], Row>('SELECT * FROM kv WHERE key > ? AND deleted = 0 ORDER BY key'),
     expired: db.prepare<[number], Row>('SELECT * FROM kv WHERE expires_at IS NOT NULL AND expires_at <= ? AND deleted = 0 LIMIT 500'),

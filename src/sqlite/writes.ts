@@ -13,12 +13,23 @@ export class TransactionWrites {
   lastRevision = 0;
   /** The newest revision inside the open write transaction; undefined until a write of it draws one. */
   private txHead: number | undefined;
+  /**
+   * The head after this connection's last commit, valid while no other
+   * connection has committed since (`data_version` unchanged): reading it
+   * costs 2 µs, reading the head from the log 8 µs — once per transaction.
+   */
+  private knownHead: { revision: number; dataVersion: number } | undefined;
 
   constructor(private readonly stmt: Statements, private readonly codec: Codec) {}
 
   /** A write transaction begins: its first write reads the newest revision again. */
   begin(): void {
     this.txHead = undefined;
+  }
+
+  /** The transaction committed: what it drew is the head, until another connection commits. */
+  committed(): void {
+    if (this.txHead !== undefined && this.knownHead !== undefined) this.knownHead.revision = this.txHead;
   }
 
   /** Runs one write of the open transaction; should it throw, its rows are rolled back: so is the revision it drew. */
@@ -40,7 +51,7 @@ export class TransactionWrites {
   }
 
   current(key: string, decode = false): StoredRecord | null {
-    const row = this.stmt.get.get(key);
+    const row = decode ? this.stmt.get.get(key) : this.stmt.getForCheck.get(key);
     return row === undefined ? null : toCurrent(this.codec, row, decode);
   }
 
@@ -65,9 +76,17 @@ export class TransactionWrites {
    * group draw from it in turn.
    */
   nextRevision(): number {
-    this.txHead ??= (this.stmt.lastRevision.get() as { value: number }).value;
+    this.txHead ??= this.headInTransaction();
     this.lastRevision = ++this.txHead;
     return this.lastRevision;
+  }
+
+  private headInTransaction(): number {
+    const dataVersion = this.stmt.dataVersion.get() as number;
+    if (this.knownHead?.dataVersion === dataVersion) return this.knownHead.revision;
+    const revision = (this.stmt.lastRevision.get() as { value: number }).value;
+    this.knownHead = { revision, dataVersion };
+    return revision;
   }
 
   apply(key: string, previous: StoredRecord | null, bytes: Buffer, revision: number, ttlMs: number | undefined, writer: string | undefined): Entry<unknown> {
@@ -75,20 +94,21 @@ export class TransactionWrites {
     const live = previous !== null && !isDeadRecord(previous, now);
     const createdRevision = live ? (previous as Entry).createdRevision : revision;
     const expiresAt = ttlMs === undefined ? null : now + ttlMs;
-    this.record(key, bytes, revision, createdRevision, now, expiresAt, 0, writer ?? null);
+    this.record([key, bytes, revision, createdRevision, now, expiresAt, 0, writer ?? null], previous?.revision ?? null);
     const entry: Entry<unknown> = { key, value: undefined, revision, createdRevision, updatedAt: now };
     if (expiresAt !== null) entry.expiresAt = expiresAt;
     if (writer !== undefined) entry.writer = writer;
     return entry;
   }
 
-  remove(key: string, revision: number, writer: string | undefined): void {
-    this.record(key, null, revision, null, Date.now(), null, 1, writer ?? null);
+  /** `previousRevision`: the revision of the key's row this tombstone replaces. */
+  remove(key: string, previousRevision: number, revision: number, writer: string | undefined): void {
+    this.record([key, null, revision, null, Date.now(), null, 1, writer ?? null], previousRevision);
   }
 
-  /** The key's current row and its entry in the change log (positional binding: no object per write). */
-  private record(...row: RowValues): void {
+  /** The key's current row and its entry in the change log, linked to the key's change before it (positional binding). */
+  private record(row: RowValues, previousRevision: number | null): void {
     this.stmt.upsert.run(...row);
-    this.stmt.logChange.run(...row);
+    this.stmt.logChange.run(...row, previousRevision);
   }
 }

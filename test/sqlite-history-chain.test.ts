@@ -1,0 +1,118 @@
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { describe, expect, it } from 'vitest';
+import { SqliteStore } from '../src/sqlite/index.js';
+import { tempDir, uniqueName } from './helpers.js';
+
+// history() walks each key's chain of changes (previous_revision) instead of a (key, revision) index.
+const dir = tempDir('sqlite-chain');
+const freshPath = () => join(dir, `${uniqueName('db')}.db`);
+
+/** A database as revkit's first schema left it: a by-key index, no previous_revision. */
+function firstSchemaDatabase(path: string): void {
+  const db = new Database(path);
+  db.pragma('journal_mode = WAL');
+  db.exec(`CREATE TABLE kv (key TEXT PRIMARY KEY NOT NULL, value BLOB, revision INTEGER NOT NULL, created_revision INTEGER,
+             updated_at INTEGER NOT NULL, expires_at INTEGER, deleted INTEGER NOT NULL DEFAULT 0, writer TEXT) WITHOUT ROWID;
+           CREATE INDEX kv_expiry ON kv (expires_at) WHERE expires_at IS NOT NULL AND deleted = 0;
+           CREATE TABLE changes (revision INTEGER NOT NULL, key TEXT NOT NULL, value BLOB, created_revision INTEGER,
+             updated_at INTEGER NOT NULL, expires_at INTEGER, deleted INTEGER NOT NULL DEFAULT 0, writer TEXT,
+             PRIMARY KEY (revision, key)) WITHOUT ROWID;
+           CREATE INDEX changes_by_key ON changes (key, revision);
+           CREATE TABLE meta (name TEXT PRIMARY KEY NOT NULL, value INTEGER NOT NULL) WITHOUT ROWID;
+           INSERT INTO meta (name, value) VALUES ('revision', 0), ('pruned_below', 0);`);
+  const change = db.prepare('INSERT INTO changes VALUES (?, ?, ?, ?, 1, NULL, ?, NULL)');
+  const row = db.prepare('INSERT OR REPLACE INTO kv VALUES (?, ?, ?, ?, 1, NULL, ?, NULL)');
+  const history: Array<[number, string, number | null]> = [[1, 'a', 1], [2, 'b', 20], [3, 'a', null], [4, 'b', 21], [5, 'a', 3]];
+  for (const [revision, key, value] of history) {
+    const bytes = value === null ? null : Buffer.from(JSON.stringify(value));
+    const created = value === null ? null : key === 'a' ? (revision === 5 ? 5 : 1) : 2;
+    change.run(revision, key, bytes, created, value === null ? 1 : 0);
+    row.run(key, bytes, revision, created, value === null ? 1 : 0);
+  }
+  db.pragma('user_version = 1');
+  db.close();
+}
+
+describe('sqlite: history by chain of changes', () => {
+  it('a database of the first schema is migrated: its history reads as before, new writes extend it, the by-key index is gone', async () => {
+    const path = freshPath();
+    firstSchemaDatabase(path);
+    const store = new SqliteStore(path);
+    expect((await store.history('a')).map((r) => r.revision)).toEqual([5, 3, 1]);
+    expect((await store.history('b')).map((r) => r.revision)).toEqual([4, 2]);
+    expect((await store.history('a', { limit: 2 })).map((r) => r.revision)).toEqual([5, 3]);
+    await store.put('a', 4);
+    await store.delete('b');
+    expect((await store.history('a')).map((r) => [r.revision, 'deleted' in r ? 'deleted' : (r as { value: unknown }).value])).toEqual([[6, 4], [5, 3], [3, 'deleted'], [1, 1]]);
+    expect((await store.history('b')).map((r) => r.revision)).toEqual([7, 4, 2]);
+    await store.close();
+    const db = new Database(path, { readonly: true });
+    expect(db.pragma('user_version', { simple: true })).toBe(2);
+    expect((db.prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'changes'").all() as Array<{ name: string }>).map((r) => r.name).filter((n) => !n.startsWith('sqlite_autoindex'))).toEqual([]);
+    db.close();
+  });
+
+  it('deletes of every kind (delete, atomic, expiry) and atomic puts stay in the key\'s chain', async () => {
+    const store = new SqliteStore(freshPath(), { sweepIntervalMs: 20 });
+    const r1 = (await store.put('k', 1)).revision;
+    const r2 = await store.delete('k');
+    const r3 = (await store.atomic().set('k', 2).set('other', 0).commit()).revision;
+    const r4 = (await store.atomic().delete('k').commit()).revision;
+    const r5 = (await store.put('k', 3, { ttlMs: 30 })).revision;
+    let swept: number | undefined;
+    for (let i = 0; i < 200 && swept === undefined; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      const newest = (await store.history('k', { limit: 1 }))[0];
+      if (newest && newest.revision > r5) swept = newest.revision;
+    }
+    expect(swept).toBeDefined();
+    const seen = (await store.history('k')).map((r) => [r.revision, 'deleted' in r]);
+    expect(seen).toEqual([[swept, true], [r5, false], [r4, true], [r3, false], [r2, true], [r1, false]]);
+    await store.close();
+  });
+
+  it('history ends where pruning ended the log, and another key\'s changes never join the chain', async () => {
+    const store = new SqliteStore(freshPath(), { historyRetention: 50 });
+    for (let i = 0; i < 1200; i++) await store.put(i % 3 === 0 ? 'x' : `y${i % 7}`, i);
+    const head = await store.headRevision();
+    const history = await store.history('x', { limit: 10_000 });
+    expect(history.length).toBeGreaterThan(0);
+    expect(history.every((r) => r.key === 'x')).toBe(true);
+    // Pruning runs every 1000 writes and keeps at least the newest 50 revisions: what remains of x is
+    // every x change that survived, newest first, with no hole in the middle.
+    const revisions = history.map((r) => r.revision);
+    expect(revisions).toEqual([...revisions].sort((p, q) => q - p));
+    expect(revisions[0]).toBe(head - ((head - 1) % 3));
+    for (let i = 1; i < revisions.length; i++) expect((revisions[i - 1] as number) - (revisions[i] as number)).toBe(3);
+    expect(Math.min(...revisions)).toBeLessThanOrEqual(head - 50);
+    await store.close();
+  });
+});
+
+describe('sqlite: the head revision a connection remembers between its commits', () => {
+  it('another connection\'s commits in between are seen: revisions never repeat, every change is logged once', async () => {
+    const path = freshPath();
+    const a = new SqliteStore(path);
+    const b = new SqliteStore(path);
+    const seen: number[] = [];
+    for (let i = 0; i < 30; i++) {
+      const writer = i % 3 === 2 ? b : a;
+      // Grouped writes of one store and lone writes of the other, interleaved.
+      const results = await Promise.all([writer.put(`k${i}`, i), ...(writer === a ? [a.put(`j${i}`, i)] : [])]);
+      seen.push(...results.map((e) => e.revision));
+      if (i % 5 === 4) seen.push(await b.delete(`k${i - 1}`) as number);
+    }
+    expect(new Set(seen).size).toBe(seen.length);
+    expect(seen).toEqual([...seen].sort((x, y) => x - y));
+    expect(await a.headRevision()).toBe(seen[seen.length - 1]);
+    const events: number[] = [];
+    for await (const event of a.watch({ prefix: '', fromRevision: 0, signal: AbortSignal.timeout(2000) })) {
+      events.push(event.revision);
+      if (events.length === seen.length) break;
+    }
+    expect(events).toEqual(seen);
+    await a.close();
+    await b.close();
+  });
+});
