@@ -45,7 +45,7 @@ import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import { open } from '../dist/open.js';
 import { watchSql } from '../dist/postgres/sql/watch.js';
-import { pruneSql } from '../dist/postgres/sql/sweep.js';
+import { PRUNE_SPAN, pruneSql } from '../dist/postgres/sql/sweep.js';
 import { fixed, int, ms, textTable } from './lib/format.mjs';
 import { checkFidelity, keyAt, keyOf, loadPostgres, loadSqlite, pgNames, valueOf } from './lib/growth-load.mjs';
 import { latencySummary, load, round, runCallers, sleep, slopes, sqliteBytes, timeEach, withLoopBlock } from './lib/growth-measure.mjs';
@@ -485,7 +485,7 @@ async function trimPostgres(cell, { historyDepth, retentionMs }) {
   const r = await explainPrune(cell, [0, historyDepth, retentionMs], { keepPlan: false, commit: true });
   const after = await countChanges(cell);
   return {
-    how: `the sweep's prune statement (src/postgres/sql/sweep.ts) with historyDepth ${historyDepth}, changeRetentionMs ${retentionMs}, on its first pass (mark 0), committed`,
+    how: `the sweep's prune statement (src/postgres/sql/sweep.ts) with historyDepth ${historyDepth}, changeRetentionMs ${retentionMs}, on its first pass (mark 0; one sweep examines ${PRUNE_SPAN} revisions), committed`,
     rowsBefore: before, rowsAfter: after, rowsDeleted: before - after, executionMs: r.executionMs, wallMs: r.wallMs,
   };
 }
@@ -502,7 +502,7 @@ async function explainPrune(cell, params, { keepPlan, commit }) {
   try {
     await c.query('BEGIN');
     const t = performance.now();
-    const plan = (await c.query(`EXPLAIN (ANALYZE, BUFFERS, TIMING OFF) ${pruneSql(n)}`, params)).rows.map((r) => r['QUERY PLAN']);
+    const plan = (await c.query(`EXPLAIN (ANALYZE, BUFFERS, TIMING OFF) ${pruneSql(n)}`, [...params, PRUNE_SPAN])).rows.map((r) => r['QUERY PLAN']);
     const wallMs = performance.now() - t;
     await c.query(commit ? 'COMMIT' : 'ROLLBACK');
     const execution = Number(/Execution Time: ([\d.]+)/.exec(plan.join('\n'))?.[1]);

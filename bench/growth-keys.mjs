@@ -46,7 +46,7 @@ import Database from 'better-sqlite3';
 import { open } from '../dist/open.js';
 import { listSql, getSql } from '../dist/postgres/sql/read.js';
 import { putRevisionSql } from '../dist/postgres/sql/cas.js';
-import { pruneSql } from '../dist/postgres/sql/sweep.js';
+import { PRUNE_SPAN, pruneSql } from '../dist/postgres/sql/sweep.js';
 import { fixed, int, ms, textTable } from './lib/format.mjs';
 import { checkFidelity, keyOf, loadFile, loadPostgres, loadSqlite, pgNames, valueOf } from './lib/growth-load.mjs';
 import { latencySummary, load, median, round, runCallers, sleep, slopes, sqliteBytes, timeEach } from './lib/growth-measure.mjs';
@@ -173,7 +173,7 @@ if (chartsFrom) {
         const n = await pgNames(`g${cell.keys}_`);
         await c.query('BEGIN');
         const t = performance.now();
-        const plan = (await c.query(`EXPLAIN (ANALYZE, BUFFERS, TIMING OFF) ${pruneSql(n)}`, [0, 64, 60000])).rows.map((r) => r['QUERY PLAN']);
+        const plan = (await c.query(`EXPLAIN (ANALYZE, BUFFERS, TIMING OFF) ${pruneSql(n)}`, [0, 64, 60000, PRUNE_SPAN])).rows.map((r) => r['QUERY PLAN']);
         const wall = performance.now() - t;
         await c.query('ROLLBACK');
         cell.firstSweep = { explainMs: round(wall, 1), executionMs: round(Number(/Execution Time: ([\d.]+)/.exec(plan.join('\n'))?.[1]), 1) };

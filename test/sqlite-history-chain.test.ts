@@ -116,3 +116,29 @@ describe('sqlite: the head revision a connection remembers between its commits',
     await b.close();
   });
 });
+
+describe('sqlite: trimming a long change log', () => {
+  it('is done in pieces, the event loop free between them, until the log is down to the retention', async () => {
+    const path = freshPath();
+    const big = new SqliteStore(path);
+    for (let round = 0; round < 25; round++) await Promise.all(Array.from({ length: 1000 }, (_, i) => big.put(`fill/${i}`, round)));
+    await big.close();
+    const store = new SqliteStore(path, { historyRetention: 100 });
+    const log = new Database(path, { readonly: true });
+    const pruned = () => (log.prepare("SELECT value FROM meta WHERE name = 'pruned_below'").get() as { value: number }).value;
+    // The 1,000th write of this store prunes: the first piece is done in its commit, the rest after it.
+    await Promise.all(Array.from({ length: 1000 }, (_, i) => store.put(`more/${i}`, i)));
+    const head = await store.headRevision();
+    const firstPiece = pruned();
+    expect(firstPiece).toBeGreaterThan(0);
+    expect(firstPiece).toBeLessThan(head - 100);
+    for (let i = 0; i < 500 && pruned() < head - 100; i++) await new Promise((resolve) => setTimeout(resolve, 10));
+    expect(pruned()).toBe(head - 100);
+    expect(log.prepare('SELECT min(revision) AS oldest, count(*) AS n FROM changes').get()).toEqual({ oldest: head - 99, n: 100 });
+    // What is left reads as before: the newest changes, and a watch from before them is told they are gone.
+    expect((await store.history('more/999')).map((r) => r.revision)).toEqual([head]);
+    await expect(store.watch({ prefix: '', fromRevision: head - 150 })[Symbol.asyncIterator]().next()).rejects.toMatchObject({ code: 'ERR_HISTORY_GONE' });
+    log.close();
+    await store.close();
+  });
+});

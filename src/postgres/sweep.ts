@@ -9,7 +9,7 @@ import type { WakeUps } from './notify.js';
 import type { Settings } from './options.js';
 import { num, optNum } from './rows.js';
 import type { Names } from './schema.js';
-import { expireSql, pruneSql, purgeSql } from './sql/sweep.js';
+import { expireSql, PRUNE_SPAN, pruneSql, purgeSql } from './sql/sweep.js';
 
 export class Sweeper {
   private timer: NodeJS.Timeout | undefined;
@@ -57,7 +57,7 @@ export class Sweeper {
             if (n < 500) break;
           }
           if (expired > 0) this.wakeUps.signalChange();
-          const p = await this.conn.q(c, 'prune', () => pruneSql(this.names), [this.pruneMark, this.settings.historyDepth, this.settings.changeRetentionMs]);
+          const p = await this.conn.q(c, 'prune', () => pruneSql(this.names), [this.pruneMark, this.settings.historyDepth, this.settings.changeRetentionMs, PRUNE_SPAN]);
           const mark = optNum(p.rows[0]?.mark);
           if (mark !== undefined) this.pruneMark = Math.max(0, mark);
           if (this.sweeps++ % 10 === 0) await this.conn.q(c, 'purge', () => purgeSql(this.names), [this.settings.tombstoneRetentionMs]);

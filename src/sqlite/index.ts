@@ -286,15 +286,32 @@ export class SqliteStore extends BaseStore {
     const lastRevision = this.writes.lastRevision;
     if (this.commitsSincePrune < 1000 || lastRevision <= this.retention) return;
     this.commitsSincePrune = 0;
-    const below = lastRevision - this.retention;
+    this.prune(lastRevision - this.retention);
+  }
+
+  /**
+   * Drops the changes at or below `through`, PRUNE_SPAN revisions per
+   * transaction, yielding the event loop between them: a store opened with a
+   * shorter retention than its log once held the loop for the whole delete
+   * (16.5 s for 9M rows, bench/growth-history.mjs).
+   */
+  private prune(through: number): void {
+    if (this.isClosed) return;
+    let more = false;
     try {
       this.db.transaction(() => {
-        this.stmt.setPruned.run(below);
-        this.stmt.prune.run(below);
+        const oldest = this.stmt.oldestChange.get();
+        if (oldest == null || oldest > through) return;
+        const upTo = Math.min(through, oldest + PRUNE_SPAN - 1);
+        this.stmt.setPruned.run(upTo);
+        this.stmt.prune.run(upTo);
+        more = upTo < through;
       }).immediate();
     } catch {
       // Pruning is housekeeping: a busy lock now means another process or a later commit does it.
+      return;
     }
+    if (more) setImmediate(() => this.prune(through));
   }
 
   private encode(value: unknown): Buffer {
@@ -305,6 +322,9 @@ export class SqliteStore extends BaseStore {
 }
 
 const always = () => true;
+
+/** Revisions of the change log one pruning transaction deletes (≈ 2 µs a row). */
+const PRUNE_SPAN = 10_000;
 
 export function sqliteStore(path: string, options?: SqliteStoreOptions): SqliteStore {
   return new SqliteStore(path, options);

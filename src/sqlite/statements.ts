@@ -28,6 +28,7 @@ export interface Statements {
   logChange: Statement<[...RowValues, previousRevision: number | null]>;
   lastRevision: Statement<[], { value: number }>;
   prunedBelow: Statement<[], { value: number }>;
+  oldestChange: Statement<[], number | null>;
   prune: Statement<[number]>;
   setPruned: Statement<[number]>;
   changesAfter: Statement<[number, number], Row>;
@@ -62,6 +63,7 @@ export function prepareStatements(db: Database.Database): Statements {
       "SELECT max(coalesce((SELECT max(revision) FROM changes), 0), (SELECT max(value) FROM meta WHERE name IN ('revision', 'pruned_below'))) AS value",
     ),
     prunedBelow: db.prepare<[], { value: number }>("SELECT value FROM meta WHERE name = 'pruned_below'"),
+    oldestChange: db.prepare<[], number | null>('SELECT min(revision) FROM changes').pluck(true),
     prune: db.prepare<[number]>('DELETE FROM changes WHERE revision <= ?'),
     setPruned: db.prepare<[number]>("UPDATE meta SET value = max(value, ?) WHERE name = 'pruned_below'"),
     changesAfter: db.prepare<[number, number], Row>('SELECT * FROM changes WHERE revision > ? ORDER BY revision, key LIMIT ?'),
