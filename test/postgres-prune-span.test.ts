@@ -43,4 +43,23 @@ describe('postgres: the prune statement works through the log one span at a time
       await store.close();
     }
   });
+
+  it('one sweep works through several spans when the log grew by more than one since the last', async () => {
+    const spanPrefix = `${prefix}b_`;
+    const store = await PostgresStore.fromUrl(PG_URL, { prefix: spanPrefix, poolSize: TEST_POOL_SIZE, historyDepth: 1, changeRetentionMs: 0, sweepIntervalMs: 0 });
+    try {
+      const n = store.names;
+      // 120,000 changes written straight into the log (the sweep reads nothing else), older than retention:
+      // 120 keys, each written 1,000 times in a run of its own, so each span of the log holds other keys.
+      await pool.query(`INSERT INTO ${n.changes} (key, revision, deleted, value, created_revision, updated_at)
+        SELECT 'k' || ((i - 1) / 1000), i, false, '\\x31'::bytea, i, 0 FROM generate_series(1, 120000) i`);
+      await pool.query(`SELECT setval('${n.seq}', 120000)`);
+      await store.sweep();
+      const left = await pool.query(`SELECT count(*)::int AS n, min(revision)::int AS oldest FROM ${n.changes}`);
+      expect(left.rows[0]).toEqual({ n: 120, oldest: 1000 });
+    } finally {
+      await store.close();
+      await dropPostgresStore(pool, { prefix: spanPrefix }).catch(() => undefined);
+    }
+  });
 });

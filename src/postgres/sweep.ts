@@ -11,6 +11,9 @@ import { num, optNum } from './rows.js';
 import type { Names } from './schema.js';
 import { expireSql, PRUNE_SPAN, pruneSql, purgeSql } from './sql/sweep.js';
 
+/** 20 spans of 50,000: a log growing by up to a million revisions per sweep is kept up with. */
+const MAX_PRUNE_SPANS_PER_SWEEP = 20;
+
 export class Sweeper {
   private timer: NodeJS.Timeout | undefined;
   private sweeping: Promise<void> | undefined;
@@ -57,9 +60,14 @@ export class Sweeper {
             if (n < 500) break;
           }
           if (expired > 0) this.wakeUps.signalChange();
-          const p = await this.conn.q(c, 'prune', () => pruneSql(this.names), [this.pruneMark, this.settings.historyDepth, this.settings.changeRetentionMs, PRUNE_SPAN]);
-          const mark = optNum(p.rows[0]?.mark);
-          if (mark !== undefined) this.pruneMark = Math.max(0, mark);
+          // A span at a time, each its own statement; as many as a busy log needs to keep up, within bounds.
+          for (let i = 0; i < MAX_PRUNE_SPANS_PER_SWEEP && !this.store.isClosed; i++) {
+            const from = this.pruneMark;
+            const p = await this.conn.q(c, 'prune', () => pruneSql(this.names), [from, this.settings.historyDepth, this.settings.changeRetentionMs, PRUNE_SPAN]);
+            const mark = optNum(p.rows[0]?.mark);
+            if (mark !== undefined) this.pruneMark = Math.max(0, mark);
+            if (mark === undefined || mark < from + PRUNE_SPAN) break;
+          }
           if (this.sweeps++ % 10 === 0) await this.conn.q(c, 'purge', () => purgeSql(this.names), [this.settings.tombstoneRetentionMs]);
         });
       } catch {
