@@ -142,3 +142,44 @@ describe('sqlite: trimming a long change log', () => {
     await store.close();
   });
 });
+
+describe('sqlite: a watch of one key from an old revision', () => {
+  async function take(store: SqliteStore, options: { key: string; fromRevision: number }, count: number): Promise<Array<[string, number]>> {
+    const seen: Array<[string, number]> = [];
+    if (count === 0) return seen;
+    for await (const event of store.watch({ ...options, signal: AbortSignal.timeout(5000) })) {
+      seen.push([event.type, event.revision]);
+      if (seen.length === count) break;
+    }
+    return seen;
+  }
+
+  it('gets exactly the key\'s changes after the revision, from any point of its history, then the live ones', async () => {
+    const store = new SqliteStore(freshPath());
+    const expected: Array<[string, number]> = [];
+    for (let i = 0; i < 3000; i++) {
+      const key = i % 250 === 7 ? 'watched' : `other/${i % 40}`;
+      if (key === 'watched' && i % 1000 === 257) expected.push(['delete', await store.delete('watched') as number]);
+      else if (key === 'watched') expected.push(['put', (await store.put('watched', i)).revision]);
+      else await store.put(key, i);
+    }
+    await store.atomic().set('watched', 'atomic').set('other/x', 1).commit().then((r) => expected.push(['put', r.revision]));
+    for (const from of [0, 1, (expected[0] as [string, number])[1], (expected[0] as [string, number])[1] - 1, (expected[5] as [string, number])[1] + 1, (expected.at(-1) as [string, number])[1]]) {
+      const want = expected.filter(([, revision]) => revision > from);
+      const live = take(store, { key: 'watched', fromRevision: from }, want.length + 1);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      const next = (await store.put('watched', 'live')).revision;
+      expect(await live).toEqual([...want, ['put', next]]);
+      expected.push(['put', next]);
+    }
+    await store.close();
+  });
+
+  it('a key with more changes since the revision than one page is read from the log, and gets them all', async () => {
+    const store = new SqliteStore(freshPath());
+    const revisions: number[] = [];
+    for (let i = 0; i < 1500; i++) revisions.push((await store.put('hot', i)).revision);
+    expect(await take(store, { key: 'hot', fromRevision: 0 }, 1500)).toEqual(revisions.map((r) => ['put', r]));
+    await store.close();
+  });
+});

@@ -31,7 +31,7 @@ import { isBusy, isSqliteError, openDatabase, translateError } from './connectio
 import { parseSqliteUrl, type SqliteStoreOptions } from './options.js';
 import { isDeadRecord, isLive, toEvent, toRecord } from './records.js';
 import { prepareStatements, type Row, type Statements } from './statements.js';
-import { ChangeHub, WriteSignal } from './watch.js';
+import { ChangeHub, WriteSignal, type ChangeLog } from './watch.js';
 import { TransactionWrites } from './writes.js';
 
 export type { SqliteStoreOptions } from './options.js';
@@ -85,6 +85,7 @@ export class SqliteStore extends BaseStore {
         prunedBelow: this.stmt.prunedBelow.get()?.value ?? 0,
         rows: positionKey === null ? this.stmt.changesAfter.all(position, limit) : this.stmt.changesAfterKey.all(position, positionKey, limit),
       })) as { prunedBelow: number; rows: Row[] }),
+      keyChangesAfter: (key, after, max) => this.read(() => this.inTransaction.deferred(() => this.keyChangesAfter(key, after, max))) as ReturnType<ChangeLog['keyChangesAfter']>,
       toEvent: <E>(row: Row) => toEvent<E>(this.codec, row),
       isClosed: () => this.isClosed,
     }, this.writeSignal);
@@ -211,6 +212,25 @@ export class SqliteStore extends BaseStore {
     assertKey(key);
     const limit = assertLimit(options.limit, 10_000) ?? 100;
     return this.read(() => this.inTransaction.deferred(() => this.changesOf(key, limit)) as Row[]).map((row) => toRecord<T>(this.codec, row, Number.NEGATIVE_INFINITY));
+  }
+
+  /**
+   * In one snapshot: the changes of `key` after revision `after`, oldest first, and the head they reach to —
+   * by the key's chain, not the whole log after `after`; undefined when the log was pruned past `after`
+   * or the key has more than `max` changes since (the watch then reads the log).
+   */
+  private keyChangesAfter(key: string, after: number, max: number): { head: number; rows: Row[] } | undefined {
+    if ((this.stmt.prunedBelow.get()?.value ?? 0) > after) return undefined;
+    const rows: Row[] = [];
+    let revision: number | null | undefined = this.stmt.get.get(key)?.revision;
+    while (revision != null && revision > after) {
+      const row = this.stmt.change.get(revision, key);
+      // Not pruned (checked above) yet missing: the chain is broken; the log has the answer.
+      if (row === undefined || rows.length === max) return undefined;
+      rows.push(row);
+      revision = row.previous_revision;
+    }
+    return { head: this.stmt.lastRevision.get()?.value ?? 0, rows: rows.reverse() };
   }
 
   /**
