@@ -53,6 +53,42 @@ describe('sqlite: history by chain of changes', () => {
     db.close();
   });
 
+  it('a process of the first schema still writing the migrated file (a rolling upgrade): history and one-key watches stay whole', async () => {
+    const path = freshPath();
+    const store = new SqliteStore(path);
+    await store.put('k', 'v1');
+    await store.put('k', 'v2');
+    // What revkit of schema 1 writes: the key's row, then a change without previous_revision.
+    const old = new Database(path);
+    old.transaction(() => {
+      const revision = (old.prepare('SELECT max(revision) AS r FROM changes').get() as { r: number }).r + 1;
+      const bytes = Buffer.from(JSON.stringify('v3 (schema 1)'));
+      old.prepare('INSERT INTO kv (key, value, revision, created_revision, updated_at, expires_at, deleted, writer) VALUES (?, ?, ?, 1, 1, NULL, 0, NULL) ON CONFLICT (key) DO UPDATE SET value = excluded.value, revision = excluded.revision').run('k', bytes, revision);
+      old.prepare('INSERT INTO changes (key, value, revision, created_revision, updated_at, expires_at, deleted, writer) VALUES (?, ?, ?, 1, 1, NULL, 0, NULL)').run('k', bytes, revision);
+    }).immediate();
+    old.close();
+    await store.put('k', 'v4');
+    await store.delete('k');
+    await store.put('k', 'v6');
+    expect((await store.history('k')).map((r) => r.revision)).toEqual([6, 5, 4, 3, 2, 1]);
+    const seen: number[] = [];
+    for await (const event of store.watch({ key: 'k', fromRevision: 0, signal: AbortSignal.timeout(3000) })) {
+      seen.push(event.revision);
+      if (seen.length === 6) break;
+    }
+    expect(seen).toEqual([1, 2, 3, 4, 5, 6]);
+    await store.close();
+  });
+
+  it('a file of a newer schema than this revkit is refused, untouched', async () => {
+    const path = freshPath();
+    await new SqliteStore(path).close();
+    const db = new Database(path);
+    db.pragma('user_version = 99');
+    db.close();
+    expect(() => new SqliteStore(path)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT', message: expect.stringContaining('upgrade revkit') }));
+  });
+
   it('deletes of every kind (delete, atomic, expiry) and atomic puts stay in the key\'s chain', async () => {
     const store = new SqliteStore(freshPath(), { sweepIntervalMs: 20 });
     const r1 = (await store.put('k', 1)).revision;

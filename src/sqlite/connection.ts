@@ -20,10 +20,16 @@ export function openDatabase(path: string, synchronous: 'full' | 'normal'): Data
     const db = new Database(path, { timeout: OPEN_TIMEOUT_MS });
     db.pragma('journal_mode = WAL');
     db.pragma(`synchronous = ${synchronous === 'full' ? 'FULL' : 'NORMAL'}`);
-    migrate(db);
+    try {
+      migrate(db);
+    } catch (err) {
+      db.close();
+      throw err;
+    }
     db.pragma(`busy_timeout = ${BUSY_SLICE_MS}`);
     return db;
   } catch (cause) {
+    if (InvalidArgumentError.is(cause)) throw cause; // a file revkit must not touch (a newer schema)
     throw new BackendError(`cannot open SQLite database ${path}: ${(cause as Error).message}`, { transient: isBusy(cause), cause });
   }
 }

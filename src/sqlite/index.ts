@@ -222,11 +222,11 @@ export class SqliteStore extends BaseStore {
   private keyChangesAfter(key: string, after: number, max: number): { head: number; rows: Row[] } | undefined {
     if ((this.stmt.prunedBelow.get()?.value ?? 0) > after) return undefined;
     const rows: Row[] = [];
-    let revision: number | null | undefined = this.stmt.get.get(key)?.revision;
-    while (revision != null && revision > after) {
+    let revision = this.stmt.get.get(key)?.revision ?? 0;
+    while (revision > after) {
       const row = this.stmt.change.get(revision, key);
-      // Not pruned (checked above) yet missing: the chain is broken; the log has the answer.
-      if (row === undefined || rows.length === max) return undefined;
+      // Not pruned (checked above) yet missing, or unlinked: the chain cannot answer; the log can.
+      if (row === undefined || row.previous_revision === null || rows.length === max) return undefined;
       rows.push(row);
       revision = row.previous_revision;
     }
@@ -235,16 +235,18 @@ export class SqliteStore extends BaseStore {
 
   /**
    * The key's newest changes, newest first: its row names the last one, each
-   * change the one before (by primary key, no by-key index). Pruning removes
-   * the oldest revisions, so the chain ends where history does.
+   * change the one before (0: none; by primary key, no by-key index). Pruning
+   * removes the oldest revisions, so the chain ends where history does.
    */
   private changesOf(key: string, limit: number): Row[] {
     const rows: Row[] = [];
-    let revision: number | null | undefined = this.stmt.get.get(key)?.revision;
-    while (revision != null && rows.length < limit) {
+    let revision = this.stmt.get.get(key)?.revision ?? 0;
+    while (revision > 0 && rows.length < limit) {
       const row = this.stmt.change.get(revision, key);
       if (row === undefined) break;
       rows.push(row);
+      // Unlinked (the schema-2 trigger links every row, so only if it was dropped): scan for the rest.
+      if (row.previous_revision === null) return [...rows, ...this.stmt.changesBefore.all(key, row.revision, limit - rows.length)];
       revision = row.previous_revision;
     }
     return rows;

@@ -1,4 +1,5 @@
 import type Database from 'better-sqlite3';
+import { InvalidArgumentError } from '../core/index.js';
 
 /**
  * Versioned migrations, applied in order under BEGIN IMMEDIATE so that
@@ -35,17 +36,29 @@ const migrations: string[] = [
   // Each change names the key's change before it, and history() walks that chain by primary key.
   // It replaces the (key, revision) index, which made every write dirty a page of its own: 64
   // grouped writes on 64 keys wrote ~118 WAL pages per commit, half the cost of a write (bench/lib/decisions.md).
+  // 0: the key had no change before. NULL only from a revkit of schema 1 still writing the file
+  // (a rolling upgrade): the trigger links such a row by scanning the log for the key — slow, but
+  // the chain never breaks (history() and watches would otherwise stop at it, missing older changes).
   `ALTER TABLE changes ADD COLUMN previous_revision INTEGER;
    UPDATE changes SET previous_revision =
-     (SELECT max(p.revision) FROM changes p WHERE p.key = changes.key AND p.revision < changes.revision);
-   DROP INDEX IF EXISTS changes_by_key;`,
+     coalesce((SELECT max(p.revision) FROM changes p WHERE p.key = changes.key AND p.revision < changes.revision), 0);
+   DROP INDEX IF EXISTS changes_by_key;
+   CREATE TRIGGER IF NOT EXISTS changes_link_schema1_writer AFTER INSERT ON changes WHEN NEW.previous_revision IS NULL
+   BEGIN
+     UPDATE changes SET previous_revision =
+       coalesce((SELECT max(p.revision) FROM changes p WHERE p.key = NEW.key AND p.revision < NEW.revision), 0)
+     WHERE revision = NEW.revision AND key = NEW.key;
+   END;`,
 ];
 
 export const SCHEMA_VERSION = migrations.length;
 
 export function migrate(db: Database.Database): void {
   const current = db.pragma('user_version', { simple: true }) as number;
-  if (current >= SCHEMA_VERSION) return;
+  if (current > SCHEMA_VERSION) {
+    throw new InvalidArgumentError(`this SQLite file is at schema version ${current}, newer than this revkit (${SCHEMA_VERSION}); upgrade revkit`);
+  }
+  if (current === SCHEMA_VERSION) return;
   db.transaction(() => {
     const version = db.pragma('user_version', { simple: true }) as number;
     for (let v = version; v < migrations.length; v++) {

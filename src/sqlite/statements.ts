@@ -25,7 +25,7 @@ export interface Statements {
   /** Changes when another connection commits (SQLite's PRAGMA data_version). */
   dataVersion: Statement<[], number>;
   upsert: Statement<RowValues>;
-  logChange: Statement<[...RowValues, previousRevision: number | null]>;
+  logChange: Statement<[...RowValues, previousRevision: number]>;
   lastRevision: Statement<[], { value: number }>;
   prunedBelow: Statement<[], { value: number }>;
   oldestChange: Statement<[], number | null>;
@@ -34,6 +34,7 @@ export interface Statements {
   changesAfter: Statement<[number, number], Row>;
   changesAfterKey: Statement<[number, string, number], Row>;
   change: Statement<[number, string], Row & { previous_revision: number | null }>;
+  changesBefore: Statement<[string, number, number], Row>;
   listFrom: Statement<[string], Row>;
   listAfter: Statement<[string], Row>;
   expired: Statement<[number], Row>;
@@ -52,7 +53,7 @@ export function prepareStatements(db: Database.Database): Statements {
          created_revision = excluded.created_revision, updated_at = excluded.updated_at,
          expires_at = excluded.expires_at, deleted = excluded.deleted, writer = excluded.writer`,
     ),
-    logChange: db.prepare<[...RowValues, number | null]>(
+    logChange: db.prepare<[...RowValues, number]>(
       `INSERT INTO changes (key, value, revision, created_revision, updated_at, expires_at, deleted, writer, previous_revision)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     ),
@@ -69,6 +70,8 @@ export function prepareStatements(db: Database.Database): Statements {
     changesAfter: db.prepare<[number, number], Row>('SELECT * FROM changes WHERE revision > ? ORDER BY revision, key LIMIT ?'),
     changesAfterKey: db.prepare<[number, string, number], Row>('SELECT * FROM changes WHERE (revision, key) > (?, ?) ORDER BY revision, key LIMIT ?'),
     change: db.prepare<[number, string], Row & { previous_revision: number | null }>('SELECT * FROM changes WHERE revision = ? AND key = ?'),
+    // A scan of the whole log: only for a chain a foreign writer left unlinked.
+    changesBefore: db.prepare<[string, number, number], Row>('SELECT * FROM changes WHERE key = ? AND revision < ? ORDER BY revision DESC LIMIT ?'),
     listFrom: db.prepare<[string], Row>('SELECT * FROM kv WHERE key >= ? AND deleted = 0 ORDER BY key'),
     listAfter: db.prepare<[string], Row>('SELECT * FROM kv WHERE key > ? AND deleted = 0 ORDER BY key'),
     expired: db.prepare<[number], Row>('SELECT * FROM kv WHERE expires_at IS NOT NULL AND expires_at <= ? AND deleted = 0 LIMIT 500'),

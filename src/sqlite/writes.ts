@@ -94,7 +94,7 @@ export class TransactionWrites {
     const live = previous !== null && !isDeadRecord(previous, now);
     const createdRevision = live ? (previous as Entry).createdRevision : revision;
     const expiresAt = ttlMs === undefined ? null : now + ttlMs;
-    this.record([key, bytes, revision, createdRevision, now, expiresAt, 0, writer ?? null], previous?.revision ?? null);
+    this.record([key, bytes, revision, createdRevision, now, expiresAt, 0, writer ?? null], previous?.revision ?? 0);
     const entry: Entry<unknown> = { key, value: undefined, revision, createdRevision, updatedAt: now };
     if (expiresAt !== null) entry.expiresAt = expiresAt;
     if (writer !== undefined) entry.writer = writer;
@@ -106,8 +106,8 @@ export class TransactionWrites {
     this.record([key, null, revision, null, Date.now(), null, 1, writer ?? null], previousRevision);
   }
 
-  /** The key's current row and its entry in the change log, linked to the key's change before it (positional binding). */
-  private record(row: RowValues, previousRevision: number | null): void {
+  /** The key's current row and its entry in the change log, linked to the key's change before it (0: none; positional binding). */
+  private record(row: RowValues, previousRevision: number): void {
     this.stmt.upsert.run(...row);
     this.stmt.logChange.run(...row, previousRevision);
   }
