@@ -95,7 +95,7 @@ export class RedisStore extends BaseStore {
     this.serving = new ServingMember(client);
     this.waker = new StreamWaker(client, this.k.log, this.settings.watchBlockMs, commandTimeoutMs, { ...OWN_CONNECTION, connectionName: `revkit-watch:${this.prefix}` });
     this.changeLog = {
-      scripts: this.scripts, keys: this.k, waker: this.waker, watchers: this.watchers,
+      scripts: this.scripts, keys: this.k, waker: this.waker, watchers: this.watchers, pageReads: new Map(),
       run: (...call) => this.run(...call),
       toEvent: <T>(fields: Buffer[]) => this.toEvent<T>(fields),
       isClosed: () => this.isClosed,

@@ -1,0 +1,46 @@
+import { describe, expect, it } from 'vitest';
+import type { WatchEvent } from '../src/core/index.js';
+import type { RedisStore } from '../src/redis/index.js';
+import { dropStoresAfterAll, freshStore } from './redis-helpers.js';
+
+dropStoresAfterAll();
+
+/** Counts the store's script calls made for watches (the real store, talking to the real server). */
+function countWatchReads(store: RedisStore): { reads: () => number; reset: () => void } {
+  let reads = 0;
+  const target = store as unknown as { run: (...call: unknown[]) => Promise<unknown> };
+  const run = target.run.bind(store);
+  target.run = (...call: unknown[]) => {
+    if (call[3] === 'watch') reads++;
+    return run(...call);
+  };
+  return { reads: () => reads, reset: () => void (reads = 0) };
+}
+
+describe('redis: caught-up watches share their reads of the change log', () => {
+  it('200 idle watches and a live one: a write costs a few reads, not one per watch; every watch still gets its own events', async () => {
+    const store = await freshStore({ watchBlockMs: 60_000 });
+    const counter = countWatchReads(store);
+    const controller = new AbortController();
+    const idle = Array.from({ length: 200 }, (_, i) => store.watch({ key: `idle/${i}`, fromRevision: 0, signal: controller.signal })[Symbol.asyncIterator]());
+    const pending = idle.map((it) => it.next());
+    const live = store.watch({ prefix: 'live/', fromRevision: 0, signal: controller.signal })[Symbol.asyncIterator]();
+    // Every watch has read to the head and waits (the live one got the first write).
+    const first = (await store.put('live/0', 0)).revision;
+    expect(((await live.next()).value as WatchEvent).revision).toBe(first);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    counter.reset();
+    const revisions: number[] = [];
+    for (let i = 1; i <= 5; i++) {
+      revisions.push((await store.put(`live/${i}`, i)).revision);
+      expect(((await live.next()).value as WatchEvent).revision).toBe(revisions.at(-1));
+    }
+    // Before: every write woke every watch into a read of its own (≥ 201 × 5).
+    expect(counter.reads()).toBeLessThan(5 * 10);
+    // The idle watches were woken too, and still deliver what is theirs.
+    const mine = (await store.put('idle/7', 'x')).revision;
+    expect(await pending[7]).toMatchObject({ done: false, value: { key: 'idle/7', revision: mine } });
+    controller.abort();
+    await store.close();
+  });
+});
