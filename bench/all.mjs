@@ -13,6 +13,7 @@
 //   console-figures       web console: bundle size, first render of a 100,000-key store vs 10 keys
 //   postgres-batch-figures  PostgreSQL: group commit, one writer vs the raw loop, kine-shaped statements
 //   nats-figures (3)      NATS: 64 writers pipelined on one connection vs one round trip at a time
+//   profile-figures       flame graphs of each issue-26 target's workload (node --cpu-prof)
 //   growth-keys, growth-history, growth-watchers (--quick)  how costs grow with keys, history and watchers
 // `npm run bench -- --core-only` runs bench/run.mjs alone.
 //
@@ -38,6 +39,7 @@ if (!process.argv.includes('--core-only')) {
   for (const name of ['sqlite-group-figures.mjs', 'file-figures.mjs', 'exactly-once-figures.mjs', 'watchers-figures.mjs', 'idle-watch-figures.mjs', 'console-figures.mjs', 'server-figures.mjs', 'etcd-figures.mjs', 'lock.mjs']) scripts.push([name, []]);
   scripts.push(['postgres-batch-figures.mjs', ['--ops', '500', '--rounds', '3', '--ms', '3000', '--stmts', '2000']]);
   scripts.push(['nats-figures.mjs', ['--sections', '3', '--rounds', '3', '--ms', '3000']]);
+  scripts.push(['profile-figures.mjs', []]);
   // The growth curves at smoke size (a minute or two each). Their full-size figures in BENCHMARKS.md and bench/results/
   // come from the full runs named there (hours), so --publish leaves them out rather than overwrite them with these.
   if (!args.includes('--publish')) for (const name of ['growth-keys.mjs', 'growth-history.mjs', 'growth-watchers.mjs']) scripts.push([name, ['--quick']]);
