@@ -94,14 +94,20 @@ export class StreamWaker {
   }
 }
 
-/** Orders stream ids `<ms>-<seq>` (both parts may exceed 2^53). */
+/**
+ * Orders stream ids `<ms>-<seq>` (both parts may exceed 2^53). Redis writes
+ * both parts as decimals without leading zeros, so a longer part is larger
+ * and parts of one length compare as text: no number is parsed (every idle
+ * watch compares ids on every write it is woken for).
+ */
 export function compareIds(a: string, b: string): number {
+  if (a === b) return 0;
   const [am = '0', as = '0'] = a.split('-');
   const [bm = '0', bs = '0'] = b.split('-');
-  const ma = BigInt(am);
-  const mb = BigInt(bm);
-  if (ma !== mb) return ma < mb ? -1 : 1;
-  const sa = BigInt(as);
-  const sb = BigInt(bs);
-  return sa === sb ? 0 : sa < sb ? -1 : 1;
+  return compareDecimals(am, bm) || compareDecimals(as, bs);
+}
+
+function compareDecimals(a: string, b: string): number {
+  if (a.length !== b.length) return a.length < b.length ? -1 : 1;
+  return a === b ? 0 : a < b ? -1 : 1;
 }
