@@ -13,7 +13,10 @@ export class StreamWaker {
   private inFlight: InFlight | undefined;
   /** The newest stream id known to exist: a watch caught up below it need not wait. */
   private newest = '0-0';
-  private readonly waiters = new Set<() => void>();
+  /** Each waiting watch's wake-up, with the set of its signal it is also in. */
+  private readonly waiters = new Map<() => void, Set<() => void>>();
+  /** One abort listener per watch's signal for all its waits (adding one per wait cost every idle watch 2 µs a write). */
+  private readonly bySignal = new WeakMap<AbortSignal, Set<() => void>>();
   private running = false;
   private stopWatch: (() => void) | undefined;
   private closed = false;
@@ -23,22 +26,35 @@ export class StreamWaker {
     private readonly commandTimeoutMs: number, private readonly connection: RedisOptions,
   ) {}
 
-  /** Resolves once the log may hold an entry after `after`, after `blockMs` at most, or when `signal` aborts. */
+  /**
+   * Resolves once the log may hold an entry after `after`, or when `signal` aborts; after
+   * `blockMs` at most, when the blocking read times out and wakes every waiting watch.
+   */
   wait(after: string, signal: AbortSignal): Promise<void> {
     if (compareIds(this.newest, after) > 0 || this.closed || signal.aborted) return Promise.resolve();
     this.newest = after;
     return new Promise((resolve) => {
-      const done = () => {
-        clearTimeout(timer);
-        signal.removeEventListener('abort', done);
-        this.waiters.delete(done);
-        resolve();
-      };
-      const timer = setTimeout(done, this.blockMs);
-      signal.addEventListener('abort', done, { once: true });
-      this.waiters.add(done);
+      const ofSignal = this.waitersOf(signal);
+      ofSignal.add(resolve);
+      this.waiters.set(resolve, ofSignal);
       if (!this.running) void this.loop();
     });
+  }
+
+  private waitersOf(signal: AbortSignal): Set<() => void> {
+    let waiting = this.bySignal.get(signal);
+    if (!waiting) {
+      const set = new Set<() => void>();
+      this.bySignal.set(signal, (waiting = set));
+      signal.addEventListener('abort', () => {
+        for (const done of set) {
+          this.waiters.delete(done);
+          done();
+        }
+        set.clear();
+      }, { once: true });
+    }
+    return waiting;
   }
 
   close(): void {
@@ -58,7 +74,11 @@ export class StreamWaker {
         try {
           const from = this.newest;
           const woke = await inFlight.track(() => conn.xreadBuffer('COUNT', 1, 'BLOCK', this.blockMs, 'STREAMS', this.stream, from), false, this.blockMs);
-          if (woke === null) continue;
+          if (woke === null) {
+            // Nothing for blockMs: every waiting watch reads again (their periodic look, one timer for all).
+            this.wakeAll();
+            continue;
+          }
           // Jump to the last entry, so that a burst of writes is one wake-up, not one per entry.
           const [last] = (await inFlight.track(() => conn.xrevrange(this.stream, '+', '-', 'COUNT', 1))) as Array<[string, string[]]>;
           if (last && compareIds(last[0], this.newest) > 0) this.newest = last[0];
@@ -90,7 +110,12 @@ export class StreamWaker {
   }
 
   private wakeAll(): void {
-    for (const done of [...this.waiters]) done();
+    const waiting = [...this.waiters];
+    this.waiters.clear();
+    for (const [done, ofSignal] of waiting) {
+      ofSignal.delete(done);
+      done();
+    }
   }
 }
 
