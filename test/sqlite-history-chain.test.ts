@@ -1,7 +1,9 @@
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
 import { SqliteStore } from '../src/sqlite/index.js';
+import { jsonCodec } from '../src/core/index.js';
 import { tempDir, uniqueName } from './helpers.js';
 
 // history() walks each key's chain of changes (previous_revision) instead of a (key, revision) index.
@@ -80,13 +82,43 @@ describe('sqlite: history by chain of changes', () => {
     await store.close();
   });
 
-  it('a file of a newer schema than this revkit is refused, untouched', async () => {
+  it('a file of a newer schema than this revkit is refused, untouched (not even its journal mode)', async () => {
     const path = freshPath();
     await new SqliteStore(path).close();
     const db = new Database(path);
+    db.pragma('journal_mode = DELETE');
     db.pragma('user_version = 99');
     db.close();
+    const before = readFileSync(path);
     expect(() => new SqliteStore(path)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT', message: expect.stringContaining('upgrade revkit') }));
+    expect(readFileSync(path).equals(before)).toBe(true);
+    const after = new Database(path, { readonly: true });
+    expect(after.pragma('journal_mode', { simple: true })).toBe('delete');
+    after.close();
+  });
+
+  it('a watch that meets a value its codec cannot read gets every commit before it, then the error, by key or by prefix', async () => {
+    const path = freshPath();
+    const writer = new SqliteStore(path);
+    for (let i = 0; i < 6; i++) await writer.put('k', i === 3 ? 'unreadable' : i);
+    await writer.close();
+    const picky = { ...jsonCodec, name: 'picky', decode: (bytes: Uint8Array) => {
+      const value = jsonCodec.decode(bytes);
+      if (value === 'unreadable') throw new Error('not for this codec');
+      return value;
+    } };
+    const store = new SqliteStore(path, { codec: picky });
+    for (const options of [{ key: 'k', fromRevision: 0 }, { prefix: 'k', fromRevision: 0 }]) {
+      const seen: number[] = [];
+      let failure: unknown;
+      try {
+        for await (const event of store.watch({ ...options, signal: AbortSignal.timeout(3000) })) seen.push(event.revision);
+      } catch (err) {
+        failure = err;
+      }
+      expect([seen, (failure as { code?: string })?.code]).toEqual([[1, 2, 3], 'ERR_BACKEND']);
+    }
+    await store.close();
   });
 
   it('deletes of every kind (delete, atomic, expiry) and atomic puts stay in the key\'s chain', async () => {

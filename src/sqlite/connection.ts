@@ -2,7 +2,7 @@ import { statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { BackendError, InvalidArgumentError } from '../core/index.js';
-import { migrate } from './schema.js';
+import { assertKnownSchema, migrate } from './schema.js';
 
 // A short busy wait inside SQLite, then async waits in JS: a writer blocked
 // by another process never freezes the event loop for more than this.
@@ -18,6 +18,13 @@ export function openDatabase(path: string, synchronous: 'full' | 'normal'): Data
   try {
     // Opening may wait for another process's migration: a blocking wait is fine once, at start.
     const db = new Database(path, { timeout: OPEN_TIMEOUT_MS });
+    try {
+      // A file of a newer revkit is refused before anything of it changes (even its journal mode).
+      assertKnownSchema(db);
+    } catch (err) {
+      db.close();
+      throw err;
+    }
     db.pragma('journal_mode = WAL');
     db.pragma(`synchronous = ${synchronous === 'full' ? 'FULL' : 'NORMAL'}`);
     try {

@@ -53,11 +53,17 @@ const migrations: string[] = [
 
 export const SCHEMA_VERSION = migrations.length;
 
-export function migrate(db: Database.Database): void {
+/** A file of a newer schema than this revkit knows is refused: its writes would break what that revkit keeps. */
+export function assertKnownSchema(db: Database.Database): void {
   const current = db.pragma('user_version', { simple: true }) as number;
   if (current > SCHEMA_VERSION) {
     throw new InvalidArgumentError(`this SQLite file is at schema version ${current}, newer than this revkit (${SCHEMA_VERSION}); upgrade revkit`);
   }
+}
+
+export function migrate(db: Database.Database): void {
+  assertKnownSchema(db);
+  const current = db.pragma('user_version', { simple: true }) as number;
   if (current === SCHEMA_VERSION) return;
   db.transaction(() => {
     const version = db.pragma('user_version', { simple: true }) as number;

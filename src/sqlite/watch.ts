@@ -252,7 +252,9 @@ export class ChangeHub {
         try {
           event = this.log.toEvent(row);
         } catch (err) {
-          // A row this watch cannot read (a value its codec cannot decode) ends this watch alone.
+          // A row this watch cannot read (a value its codec cannot decode) ends this watch alone,
+          // after the commits before it, which it has read whole.
+          if (row.revision !== f.heldRevision) f.release();
           served.delete(f);
           f.queue.fail(err);
           continue;
