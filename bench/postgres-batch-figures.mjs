@@ -3,9 +3,9 @@
 // medians over rounds, ratios against the one-writer raw pg loop of the same run:
 //   1. one writer, one key, blocks of 50 increments alternating side by side: raw pg CAS loop (SELECT + UPDATE … WHERE revision = $n), the same loop
 //      on a kine-shaped append-only table (SELECT newest + one INSERT, UNIQUE (key, prev_revision)),
-//      revkit update() with group commit and without (goal: update() <= 1.10x raw);
+//      revkit update() with group commit and without (goal, issue 26: update() <= 1.2x raw);
 //   2. 64 writers, a key each, update() defaults, for --ms per cell: group commit with 1, 2 and 4
-//      batches in flight, and without (goal >= 5x the one-writer raw rate). Nothing lost or
+//      batches in flight, and without (goal, issue 26: >= 8x the one-writer raw rate). Nothing lost or
 //      duplicated per cell (successes per key versus the stored counter); each cell is also paired
 //      with one-writer raw runs right before and after it (the ratio that drift does not skew);
 //   3. the write statements alone, one connection each, interleaved op by op (--stmts ops): the raw
@@ -308,13 +308,13 @@ console.log('   side             ops/s   x raw time/op   paired   client cpu us/
 for (const [k, v] of Object.entries(out.single)) {
   console.log(`   ${k.padEnd(14)} ${f(v.opsPerSec).padStart(7)} ${f(v.overheadVsRaw, 3).padStart(15)} ${f(v.pairedOverheadVsRaw, 3).padStart(8)} ${f(v.clientCpuUsPerOp).padStart(18)} ${f(v.serverCpuUsPerOp).padStart(18)}`);
 }
-console.log(`   goal: update() <= 1.10x (paired) -> ${out.single.update.pairedOverheadVsRaw <= 1.1 ? 'met' : 'not met'}\n`);
+console.log(`   goal: update() <= 1.2x (paired) -> ${out.single.update.pairedOverheadVsRaw <= 1.2 ? 'met' : 'not met'}\n`);
 console.log(`2. ${WRITERS} writers, a key each, update() defaults, ${MS} ms per cell (median ops/s over rounds)`);
 console.log('   side          ops/s   x one-writer raw (section 1)   x paired raw   p99 ms  attempts/commit  failed  lost  duplicated');
 for (const [k, v] of Object.entries(out.many)) {
   console.log(`   ${k.padEnd(11)} ${f(v.opsPerSec).padStart(7)} ${f(v.timesRaw, 2).padStart(30)} ${f(v.pairedTimesRaw, 2).padStart(14)} ${f(v.p99Ms, 1).padStart(8)} ${f(median(v.attemptsPerCommit), 2).padStart(16)} ${String(v.failed).padStart(7)} ${String(v.lost).padStart(5)} ${String(v.duplicated).padStart(11)}`);
 }
-console.log(`   goal: >= 5x one-writer raw (paired, default batchesInFlight 2) -> ${out.many.inFlight2.pairedTimesRaw >= 5 ? 'met' : 'not met'}`);
+console.log(`   goal: >= 8x one-writer raw (paired, default batchesInFlight 2) -> ${out.many.inFlight2.pairedTimesRaw >= 8 ? 'met' : 'not met'}`);
 if (stmts) {
   console.log(`\n3. the write statements alone, ${STMTS} each, interleaved op by op (median wall per write; server CPU per write)`);
   for (const [k, v] of Object.entries(stmts)) console.log(`   ${k.padEnd(17)} ${f(v.wallMedianUs).padStart(6)} us  ${f(v.wallVsRaw, 3)}x   cpu ${f(v.serverCpuUs).padStart(5)} us  ${f(v.cpuVsRaw, 2)}x`);

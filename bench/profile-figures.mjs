@@ -20,7 +20,7 @@ import { topSelfTime } from './lib/cpu-profile.mjs';
 import { conditionalPut, runLoad, spawnServer } from './lib/http-client.mjs';
 
 const args = flagArgs();
-const out = output({ publish: args.publish, out: args.out });
+const out = output({ publish: process.argv.includes('--publish'), out: args.out });
 const seconds = Number(args.seconds ?? 3);
 const NAMES = ['sqlite-full-64-update', 'sqlite-full-1-update', 'memory-1-update', 'exactly-once-sqlite-full', 'serve-memory'];
 const only = args.only ? String(args.only).split(',') : NAMES;
