@@ -3,8 +3,7 @@
 // Writer i owns key `<prefix>/<i>` and puts the next value only if the key's mod_revision is
 // still the one its previous write returned (0: the key does not exist yet).
 import { Etcd3 } from 'etcd3';
-import { percentile } from './stats.mjs';
-import { cpuSeconds } from './http-client.mjs';
+import { driveLoad } from './http-client.mjs';
 
 export function etcdGrpcConditionalPut({ endpoint, prefix, connections, padding = 100 }) {
   const pad = 'x'.repeat(padding);
@@ -14,49 +13,19 @@ export function etcdGrpcConditionalPut({ endpoint, prefix, connections, padding 
   const count = (label) => (statuses[label] = (statuses[label] ?? 0) + 1);
   return {
     contexts,
-    async run({ seconds, serverPid }) {
-      const latencies = [];
-      let acked = 0;
-      let refused = 0;
-      const errors = {};
-      const cpuBefore = serverPid !== undefined ? cpuSeconds(serverPid) : undefined;
-      const clientBefore = process.cpuUsage();
-      const started = performance.now();
-      const deadline = started + seconds * 1000;
-      await Promise.all(contexts.map(async (ctx) => {
-        while (performance.now() < deadline) {
-          const t0 = performance.now();
-          try {
-            const value = `{"n":${ctx.acked + 1},"payload":"${pad}"}`;
-            const r = await client.if(ctx.key, 'Mod', '==', ctx.revision).then(client.put(ctx.key).value(value)).commit();
-            if (!r.succeeded) {
-              count('compare failed');
-              refused++;
-              continue;
-            }
-            count('succeeded');
-            ctx.revision = Number(r.header.revision);
-            ctx.acked++;
-            acked++;
-            latencies.push(performance.now() - t0);
-          } catch (err) {
-            const code = err?.name ?? 'error';
-            errors[code] = (errors[code] ?? 0) + 1;
-          }
-        }
-      }));
-      const elapsedMs = performance.now() - started;
-      const cpuAfter = serverPid !== undefined ? cpuSeconds(serverPid) : undefined;
-      const used = process.cpuUsage(clientBefore);
-      const sorted = Float64Array.from(latencies).sort();
-      return {
-        acked, refused, errors, elapsedMs,
-        perSec: acked / (elapsedMs / 1000),
-        p50Ms: percentile(sorted, 50),
-        p99Ms: percentile(sorted, 99),
-        serverCpuUs: cpuBefore !== undefined && cpuAfter !== undefined && acked > 0 ? ((cpuAfter - cpuBefore) * 1e6) / acked : undefined,
-        clientCoreShare: (used.user + used.system) / 1000 / elapsedMs,
-      };
+    run({ seconds, serverPid }) {
+      return driveLoad({
+        contexts, seconds, serverPid,
+        step: async (ctx) => {
+          const value = `{"n":${ctx.acked + 1},"payload":"${pad}"}`;
+          const r = await client.if(ctx.key, 'Mod', '==', ctx.revision).then(client.put(ctx.key).value(value)).commit();
+          count(r.succeeded ? 'succeeded' : 'compare failed');
+          if (!r.succeeded) return false;
+          ctx.revision = Number(r.header.revision);
+          ctx.acked++;
+          return true;
+        },
+      });
     },
     async verify() {
       const mismatches = [];

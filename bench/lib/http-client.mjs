@@ -20,22 +20,39 @@ import { percentile } from './stats.mjs';
  */
 export async function runLoad({ origin, contexts, seconds, request, response, serverPid }) {
   const clients = contexts.map(() => new Client(origin, { pipelining: 1, keepAliveTimeout: 60_000 }));
+  try {
+    return await driveLoad({
+      contexts, seconds, serverPid,
+      step: async (ctx, i) => {
+        const res = await clients[i].request(request(ctx));
+        const text = await res.body.text();
+        return response(ctx, res.statusCode, res.headers, text);
+      },
+    });
+  } finally {
+    await Promise.all(clients.map((c) => c.close()));
+  }
+}
+
+/**
+ * The load loop of any client: `step(ctx, i)` runs again and again for each context until
+ * `seconds` pass; it resolves true for an acknowledged write, false for a refused one, or
+ * throws (counted by the error's code).
+ */
+export async function driveLoad({ contexts, seconds, serverPid, step }) {
   const latencies = [];
   let acked = 0;
   let refused = 0;
   const errors = {};
   const cpuBefore = serverPid !== undefined ? cpuSeconds(serverPid) : undefined;
   const clientBefore = process.cpuUsage();
-  const deadline = performance.now() + seconds * 1000;
   const started = performance.now();
+  const deadline = started + seconds * 1000;
   await Promise.all(contexts.map(async (ctx, i) => {
-    const client = clients[i];
     while (performance.now() < deadline) {
       const t0 = performance.now();
       try {
-        const res = await client.request(request(ctx));
-        const text = await res.body.text();
-        if (response(ctx, res.statusCode, res.headers, text)) {
+        if (await step(ctx, i)) {
           acked++;
           latencies.push(performance.now() - t0);
         } else refused++;
@@ -45,10 +62,14 @@ export async function runLoad({ origin, contexts, seconds, request, response, se
       }
     }
   }));
+  return loadResult({ acked, refused, errors, latencies, started, cpuBefore, clientBefore, serverPid });
+}
+
+/** What a load run reports, from its counts and latencies; call it as soon as the run's last request is answered. */
+export function loadResult({ acked, refused, errors, latencies, started, cpuBefore, clientBefore, serverPid }) {
   const elapsedMs = performance.now() - started;
   const cpuAfter = serverPid !== undefined ? cpuSeconds(serverPid) : undefined;
   const client = process.cpuUsage(clientBefore);
-  await Promise.all(clients.map((c) => c.close()));
   const sorted = Float64Array.from(latencies).sort();
   return {
     acked, refused, errors, elapsedMs,
