@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { WatchEvent } from '../src/core/index.js';
+import { rawCodec, type WatchEvent } from '../src/core/index.js';
 import type { RedisStore } from '../src/redis/index.js';
 import { dropStoresAfterAll, freshStore } from './redis-helpers.js';
 
@@ -40,6 +40,22 @@ describe('redis: caught-up watches share their reads of the change log', () => {
     // The idle watches were woken too, and still deliver what is theirs.
     const mine = (await store.put('idle/7', 'x')).revision;
     expect(await pending[7]).toMatchObject({ done: false, value: { key: 'idle/7', revision: mine } });
+    controller.abort();
+    await store.close();
+  });
+
+  it('watches that share a read get values of their own: one consumer changing its event\'s bytes changes no other (raw codec)', async () => {
+    const store = await freshStore({ codec: rawCodec });
+    const base = (await store.put('k', Buffer.from('seed'))).revision;
+    const controller = new AbortController();
+    const [a, b] = [0, 1].map(() => store.watch({ key: 'k', fromRevision: base, signal: controller.signal })[Symbol.asyncIterator]());
+    const [nextA, nextB] = [a?.next(), b?.next()];
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    await store.put('k', Buffer.from('hello'));
+    const [eventA, eventB] = [(await nextA)?.value, (await nextB)?.value] as Array<{ entry: { value: Uint8Array } }>;
+    (eventA as { entry: { value: Uint8Array } }).entry.value[0] = 0x4a;
+    expect(Buffer.from((eventB as { entry: { value: Uint8Array } }).entry.value).toString()).toBe('hello');
+    expect(Buffer.from((await store.get<Uint8Array>('k'))?.value as Uint8Array).toString()).toBe('hello');
     controller.abort();
     await store.close();
   });

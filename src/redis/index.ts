@@ -358,7 +358,9 @@ export class RedisStore extends BaseStore {
 
   private toEvent<T>(fields: Buffer[]): WatchEvent<T> {
     const key = (fields[1] as Buffer).toString('utf8');
-    const r = unpack(fields[3] as Buffer);
+    // A copy: watches at one position share the page read (watch.ts readPage), and a codec may
+    // hand back the very bytes it decodes (rawCodec) — one watcher's event must not be another's.
+    const r = unpack(Buffer.from(fields[3] as Buffer));
     if (r.deleted) return { type: 'delete', key, revision: r.revision };
     return { type: 'put', key, revision: r.revision, entry: this.record<T>(key, r, Number.NEGATIVE_INFINITY) as Entry<T> };
   }
