@@ -59,4 +59,30 @@ describe('redis: caught-up watches share their reads of the change log', () => {
     controller.abort();
     await store.close();
   });
+
+  it('a watch from a revision not written yet waits like the others: caught-up watches do not read again and again', async () => {
+    const store = await freshStore({ watchBlockMs: 60_000 });
+    const counter = countWatchReads(store);
+    const controller = new AbortController();
+    const head = (await store.put('x', 0)).revision;
+    const future = store.watch({ prefix: '', fromRevision: head + 1000, signal: controller.signal })[Symbol.asyncIterator]();
+    const caughtUp = Array.from({ length: 5 }, () => store.watch({ prefix: 'x', fromRevision: head, signal: controller.signal })[Symbol.asyncIterator]());
+    const nextOf = caughtUp.map((it) => it.next());
+    const futureNext = future.next();
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    const written = (await store.put('x', 1)).revision;
+    for (const next of nextOf) expect(((await next).value as WatchEvent).revision).toBe(written);
+    for (const it of caughtUp) void it.next();
+    counter.reset();
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    // Before: the future watch's position made every other watch look behind it — thousands of reads in 0.5 s.
+    expect(counter.reads()).toBeLessThan(20);
+    controller.abort();
+    await futureNext.catch(() => undefined);
+    await store.close();
+  });
+
+  it('watchBlockMs beyond what a timer can wait is refused', async () => {
+    await expect(freshStore({ watchBlockMs: 2 ** 31 })).rejects.toMatchObject({ code: 'ERR_INVALID_ARGUMENT' });
+  });
 });

@@ -107,6 +107,8 @@ export function redisSettings(options: RedisStoreOptions): RedisSettings {
   const historyDepth = positive(options.historyDepth, 64, 'historyDepth');
   const changeLogRevisions = positive(options.changeLogRevisions, 100_000, 'changeLogRevisions');
   const watchBlockMs = positive(options.watchBlockMs, 10_000, 'watchBlockMs');
+  // Node's timers fire at once past 2^31 - 1 ms: a longer block would cut the waker's connection on every read.
+  if (watchBlockMs > MAX_WATCH_BLOCK_MS) throw new InvalidArgumentError(`watchBlockMs must be at most ${MAX_WATCH_BLOCK_MS} (one hour), got ${watchBlockMs}`);
   const closeTimeoutMs = options.closeTimeoutMs ?? 1000;
   if (!Number.isSafeInteger(closeTimeoutMs) || closeTimeoutMs < 0) throw new InvalidArgumentError(`closeTimeoutMs must be a non-negative integer, got ${String(closeTimeoutMs)}`);
   const sweepIntervalMs = options.sweepIntervalMs ?? 1000;
@@ -124,6 +126,8 @@ function urlInteger(name: string, text: string): number {
   if (!/^\d+$/.test(text) || !Number.isSafeInteger(n)) throw new InvalidArgumentError(`redis URL option ${name} must be a non-negative integer, got ${JSON.stringify(text)}`);
   return n;
 }
+
+const MAX_WATCH_BLOCK_MS = 3_600_000;
 
 function positive(v: unknown, fallback: number, name: string): number {
   if (v === undefined) return fallback;

@@ -3,7 +3,7 @@ import type { StoreKeys } from './keys.js';
 import { mapRedisError } from './records.js';
 import type { Reply, ScriptRunner } from './runner.js';
 import { SCRIPTS } from './scripts.js';
-import type { StreamWaker } from './waker.js';
+import { compareIds, type StreamWaker } from './waker.js';
 
 /** The largest stream id sequence: `<rev>-MAX_SEQ` sorts after every entry of revision `rev`. */
 const MAX_SEQ = '18446744073709551615';
@@ -118,7 +118,11 @@ export function followChangeLog<T>(store: ChangeLogAccess, options: WatchOptions
         // A short page holds every change up to the head, and a script commits whole: its last commit is complete.
         release();
         if (page.length > 0) after = `${heldRevision}-${MAX_SEQ}`;
-        await store.waker.wait(after, closing.signal);
+        // The waker blocks from the highest position it is given, and everyone below it reads again at once:
+        // a position past the log's end (a watch from a revision not written yet) waits at the head instead,
+        // or every caught-up watch would read again and again (reply[2]: the head, read with the page).
+        const head = `${reply[2] as number}-${MAX_SEQ}`;
+        await store.waker.wait(compareIds(after, head) > 0 ? head : after, closing.signal);
       } catch (err) {
         if (queue.closed || store.isClosed()) break;
         const mapped = mapRedisError(err, 'watch', false);
