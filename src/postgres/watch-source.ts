@@ -40,8 +40,9 @@ export class WatchQueries implements WatchSource {
 
   /** Changes up to the settled revision (after the mark that settled it). */
   async watchQuery(p: WatchQueryParams): Promise<Row[]> {
-    const r = await this.conn.withClient('watch', false, (c) => this.conn.q(c, 'wquery', () => watchSql(this.names), [
-      p.settled, p.from.rev, p.from.key, p.patterns, p.limit,
+    const exact = p.keys !== undefined;
+    const r = await this.conn.withClient('watch', false, (c) => this.conn.q(c, exact ? 'wquerykeys' : 'wquery', () => watchSql(this.names, exact), [
+      p.settled, p.from.rev, p.from.key, p.keys ?? p.patterns, p.limit,
     ]));
     return r.rows;
   }

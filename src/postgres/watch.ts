@@ -56,6 +56,8 @@ export interface WatchQueryParams {
   settled: number;
   from: Cursor;
   patterns: string[];
+  /** Set when every watcher watches one key: those keys (the query then uses the primary key). */
+  keys?: string[];
   limit: number;
 }
 
@@ -75,6 +77,8 @@ class Subscriber {
   start: WatchStart | undefined;
   readonly matches: (key: string) => boolean;
   readonly pattern: string;
+  /** The one key watched, if the watch is of one key. */
+  readonly key: string | undefined;
 
   /**
    * `startedAt` (performance.now()) and `known` (a revision the store had
@@ -84,6 +88,7 @@ class Subscriber {
   constructor(options: WatchOptions, readonly queue: AsyncQueue<WatchEvent>, readonly startedAt: number, readonly known: number, readonly begun: number) {
     this.matches = keyFilter(options);
     this.pattern = options.key !== undefined ? likePattern(options.key, false) : likePattern(options.prefix ?? '', true);
+    this.key = options.key;
     if (options.fromRevision !== undefined) this.cursor = { rev: options.fromRevision, key: null };
   }
 }
@@ -276,7 +281,9 @@ export class WatchHub {
       let from: Cursor | undefined;
       for (const sub of ready) if (!from || precedes(sub.cursor as Cursor, from)) from = sub.cursor;
       const patterns = [...new Set(ready.map((s) => s.pattern))];
-      const rows = await this.source.watchQuery({ settled: w, from: from as Cursor, patterns, limit: WatchHub.BATCH });
+      const query: WatchQueryParams = { settled: w, from: from as Cursor, patterns, limit: WatchHub.BATCH };
+      if (ready.every((s) => s.key !== undefined)) query.keys = [...new Set(ready.map((s) => s.key as string))];
+      const rows = await this.source.watchQuery(query);
       const head = rows[0];
       if (!head) throw new BackendError('watch query returned no row', { transient: true });
       for (const sub of ready) this.failIfOwed(sub);
