@@ -48,7 +48,7 @@ import { watchSql } from '../dist/postgres/sql/watch.js';
 import { PRUNE_SPAN, pruneSql } from '../dist/postgres/sql/sweep.js';
 import { fixed, int, ms, textTable } from './lib/format.mjs';
 import { checkFidelity, keyAt, keyOf, loadPostgres, loadSqlite, pgNames, valueOf } from './lib/growth-load.mjs';
-import { latencySummary, load, round, runCallers, sleep, slopes, sqliteBytes, timeEach, withLoopBlock } from './lib/growth-measure.mjs';
+import { latencySummary, load, reloadResults, round, runCallers, sleep, slopes, sqliteBytes, timeEach, withLoopBlock } from './lib/growth-measure.mjs';
 import { SETTINGS as PG_SETTINGS, startPrivatePostgres } from './lib/growth-pg.mjs';
 import { lineChart, sizeLabel } from './lib/growth-svg.mjs';
 import { machineInfo } from './lib/machine.mjs';
@@ -107,12 +107,11 @@ const chartsFrom = opt('charts-from', undefined);
 if (chartsFrom) {
   try {
     // Draw the charts (and print the tables) again from a results file, e.g. after a change to the charts.
-    const earlier = JSON.parse(readFileSync(chartsFrom, 'utf8'));
-    for (const k of Object.keys(results)) delete results[k];
-    Object.assign(results, earlier, opt('built-from', undefined) ? { builtFrom: opt('built-from', undefined) } : {});
-    // Files written before the slopes had a place of their own kept them next to the cells.
-    for (const part of ['hotKey', 'log']) for (const k of Object.keys(results[part])) if (k.endsWith('Slopes')) delete results[part][k];
-    writeFileSync(join(out.dir, 'growth-history.json'), `${JSON.stringify(results, null, 2)}\n`);
+    reloadResults(results, {
+      from: chartsFrom, resultsFile: join(out.dir, 'growth-history.json'), builtFrom: opt('built-from', undefined),
+      // Files written before the slopes had a place of their own kept them next to the cells.
+      fixUp: (r) => { for (const part of ['hotKey', 'log']) for (const k of Object.keys(r[part])) if (k.endsWith('Slopes')) delete r[part][k]; },
+    });
     writeCharts();
     printTables();
     log(`\nwrote ${join(out.dir, 'growth-history.json')} and the charts, from ${chartsFrom}`);

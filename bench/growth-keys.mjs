@@ -37,7 +37,7 @@
 //       charts and print the tables again from a results file, measuring nothing.
 //   --quick: sizes 1000,100000, one round, short phases (a smoke run of a minute or two).
 // Results: growth-keys.json and growth-keys-*.svg in bench/out/ (or bench/results/ with --publish).
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { constants } from 'node:buffer';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -49,7 +49,7 @@ import { putRevisionSql } from '../dist/postgres/sql/cas.js';
 import { PRUNE_SPAN, pruneSql } from '../dist/postgres/sql/sweep.js';
 import { fixed, int, ms, textTable } from './lib/format.mjs';
 import { checkFidelity, keyOf, loadFile, loadPostgres, loadSqlite, pgNames, valueOf } from './lib/growth-load.mjs';
-import { latencySummary, load, median, round, runCallers, sleep, slopes, sqliteBytes, timeEach } from './lib/growth-measure.mjs';
+import { latencySummary, load, median, reloadResults, round, runCallers, sleep, slopes, sqliteBytes, timeEach } from './lib/growth-measure.mjs';
 import { SETTINGS as PG_SETTINGS, startPrivatePostgres, sweepSampler } from './lib/growth-pg.mjs';
 import { lineChart, sizeLabel } from './lib/growth-svg.mjs';
 import { machineInfo } from './lib/machine.mjs';
@@ -109,10 +109,7 @@ const chartsFrom = opt('charts-from', undefined);
 if (chartsFrom) {
   try {
     // Draw the charts (and print the tables) again from a results file, e.g. after a change to the charts.
-    const earlier = JSON.parse(readFileSync(chartsFrom, 'utf8'));
-    for (const k of Object.keys(results)) delete results[k];
-    Object.assign(results, earlier, opt('built-from', undefined) ? { builtFrom: opt('built-from', undefined) } : {});
-    writeFileSync(join(out.dir, 'growth-keys.json'), `${JSON.stringify(results, null, 2)}\n`);
+    reloadResults(results, { from: chartsFrom, resultsFile: join(out.dir, 'growth-keys.json'), builtFrom: opt('built-from', undefined) });
     writeCharts();
     printTables();
     log(`\nwrote ${join(out.dir, 'growth-keys.json')} and the charts, from ${chartsFrom}`);

@@ -1,6 +1,6 @@
 // What the growth benchmarks measure with: callers for a while, percentiles, log-log slopes,
 // disk sizes, the machine's load. Plain helpers, no store internals.
-import { existsSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import Database from 'better-sqlite3';
 
@@ -137,3 +137,15 @@ export function sqliteBytes(path) {
 export const load = () => os.loadavg().map((x) => Math.round(x * 100) / 100);
 
 export const round = (x, d = 3) => (x === null || x === undefined || Number.isNaN(x) ? null : Math.round(x * 10 ** d) / 10 ** d);
+
+/**
+ * `--charts-from FILE`: a growth bench's results read back from an earlier run, with `builtFrom` when given,
+ * `fixUp` applied, written to `resultsFile` again — for drawing the charts and tables anew after a change to them.
+ */
+export function reloadResults(results, { from, resultsFile, builtFrom, fixUp = () => undefined }) {
+  const earlier = JSON.parse(readFileSync(from, 'utf8'));
+  for (const k of Object.keys(results)) delete results[k];
+  Object.assign(results, earlier, builtFrom ? { builtFrom } : {});
+  fixUp(results);
+  writeFileSync(resultsFile, `${JSON.stringify(results, null, 2)}\n`);
+}

@@ -9,15 +9,15 @@
 // index builds and VACUUM, effective_cache_size telling the planner about the OS cache.
 // fsync, synchronous_commit, full_page_writes and autovacuum stay on (the defaults).
 import { execFile, execFileSync } from 'node:child_process';
-import { appendFileSync, chownSync, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
-import net from 'node:net';
+import { appendFileSync, chownSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import pg from 'pg';
+import { HOST, freePort, sleep } from '../../test/support/clusters/common.mjs';
+import { binDir } from '../../test/support/clusters/postgres.mjs';
 
 const execFileAsync = promisify(execFile);
-const HOST = '127.0.0.1';
 
 export const SETTINGS = [
   "listen_addresses = '127.0.0.1'",
@@ -28,28 +28,6 @@ export const SETTINGS = [
   'checkpoint_completion_target = 0.9',
   "log_min_messages = 'warning'",
 ];
-
-function binDir() {
-  if (process.env.REVKIT_PG_BIN) return process.env.REVKIT_PG_BIN;
-  const root = '/usr/lib/postgresql';
-  const versions = existsSync(root) ? readdirSync(root).filter((v) => existsSync(join(root, v, 'bin', 'initdb'))) : [];
-  versions.sort((a, b) => Number(b) - Number(a));
-  if (!versions[0]) throw new Error('PostgreSQL binaries not found under /usr/lib/postgresql (set REVKIT_PG_BIN)');
-  return join(root, versions[0], 'bin');
-}
-
-async function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once('error', reject);
-    srv.listen(0, HOST, () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 /** Starts the server; answers { url(database), port, dir, version, settings, client(), stop() }. */
 export async function startPrivatePostgres({ database = 'growth', log = () => undefined } = {}) {

@@ -36,12 +36,13 @@ process.once('exit', () => {
   for (const killNow of running) killNow();
 });
 
-function binDir() {
+/** The newest PostgreSQL server binaries installed (REVKIT_PG_BIN overrides). */
+export function binDir() {
   if (process.env.REVKIT_PG_BIN) return process.env.REVKIT_PG_BIN;
   const root = '/usr/lib/postgresql';
   const versions = existsSync(root) ? readdirSync(root).filter((v) => existsSync(join(root, v, 'bin', 'initdb'))) : [];
   versions.sort((a, b) => Number(b) - Number(a));
-  if (!versions[0]) throw new Error('PostgreSQL binaries not found (set REVKIT_PG_BIN)');
+  if (!versions[0]) throw new Error('PostgreSQL binaries not found under /usr/lib/postgresql (set REVKIT_PG_BIN)');
   return join(root, versions[0], 'bin');
 }
 
