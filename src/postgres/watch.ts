@@ -104,9 +104,10 @@ class Subscriber {
  * revision 8 is held back until 7 is settled), and only transactions that
  * drew a revision of this store can hold it back — not an idle transaction
  * elsewhere on the cluster. Ordering by revision implies per-key order. Each
- * watcher keeps its own cursor: those that were at the head share one query,
- * those catching up a backlog another, from the slowest of them (each skips
- * what it already has), so a backlog never delays live changes. Transient
+ * watcher keeps its own cursor: one query from the slowest serves everyone
+ * (each skips what it already has), and when that page is full, those already
+ * past its end get a second page in the same round, so a watch catching up a
+ * backlog does not hold back the others (as SQLite's hub does). Transient
  * errors (restart) are ridden out: cursors are kept and polling resumes.
  */
 export class WatchHub {
@@ -243,7 +244,6 @@ export class WatchHub {
   /** One round; true when a batch was full (more to read at once). */
   private async poll(): Promise<boolean> {
     this.dirty = false;
-    const previous = this.settled;
     this.settled = Math.max(this.settled, this.source.settledHorizon);
     // 1. "From now" watchers without a start: one start statement for all of them.
     const fresh = [...this.subs].filter((s) => s.cursor === undefined && s.start === undefined);
@@ -277,22 +277,23 @@ export class WatchHub {
       if (start && !start.ready && (start.s <= w || gone(start.holders))) start.ready = true;
     }
     // 3. The changes up to W, for every watcher that has a cursor (a new snapshot, after the mark).
-    // Watchers that were at the head last round read apart from those catching up a backlog: a
-    // watch from an old revision must not hold back everyone's live changes while it reads its
-    // pages, nor make their query scan the log from its cursor with its patterns.
-    const ready = [...this.subs].filter((s) => s.cursor !== undefined);
-    const atHead = ready.filter((s) => (s.cursor as Cursor).rev >= previous);
-    const behind = ready.filter((s) => (s.cursor as Cursor).rev < previous);
-    let full = false;
-    for (const group of [atHead, behind]) if (group.length > 0 && (await this.deliver(group, w))) full = true;
+    // When the page from the slowest cursor is full, the watchers already past its end get a page
+    // of their own in the same round: a watch catching up a backlog does not hold back the others.
+    const first = await this.deliver([...this.subs].filter((s) => s.cursor !== undefined), w);
+    if (first.full && first.ahead.length > 0) await this.deliver(first.ahead, w);
+    const full = first.full;
     // 4. Starts whose mark has settled (a new snapshot, after the mark that showed it).
     await this.startWatchers();
     if (this.pending.length === 0) this.eager = false;
     return full;
   }
 
-  /** One page of changes up to W for `group`, from its slowest cursor; true when the page was full. */
-  private async deliver(group: Subscriber[], w: number): Promise<boolean> {
+  /**
+   * One page of changes up to W from the slowest cursor of `group`, for the
+   * watchers of `group` behind its end; `ahead`: the others, when it is full.
+   */
+  private async deliver(group: Subscriber[], w: number): Promise<{ full: boolean; ahead: Subscriber[] }> {
+    if (group.length === 0) return { full: false, ahead: [] };
     let from: Cursor | undefined;
     for (const sub of group) if (!from || precedes(sub.cursor as Cursor, from)) from = sub.cursor;
     const patterns = [...new Set(group.map((s) => s.pattern))];
@@ -301,17 +302,22 @@ export class WatchHub {
     const rows = await this.source.watchQuery(query);
     const head = rows[0];
     if (!head) throw new BackendError('watch query returned no row', { transient: true });
-    for (const sub of group) this.failIfOwed(sub);
+    const changes = rows.filter((r) => r.key !== null && r.key !== undefined);
+    const full = changes.length === WatchHub.BATCH;
+    const last = changes[changes.length - 1];
+    const reached: Cursor = full && last ? { rev: Number(last.revision), key: last.key as string } : { rev: w, key: null };
+    const ahead = full ? group.filter((s) => !precedes(s.cursor as Cursor, reached)) : [];
+    const served = ahead.length === 0 ? group : group.filter((s) => precedes(s.cursor as Cursor, reached));
+    for (const sub of served) this.failIfOwed(sub);
     const pruned = Number(head.pruned);
-    for (const sub of group) {
+    for (const sub of served) {
       const c = sub.cursor as Cursor;
       if (pruned > c.rev || (pruned === c.rev && c.key !== null)) this.fail(sub, new HistoryGoneError(c.rev, pruned + 1));
     }
-    const changes = rows.filter((r) => r.key !== null && r.key !== undefined);
     for (const row of changes) {
       const key = row.key as string;
       const rev = Number(row.revision);
-      for (const sub of group) {
+      for (const sub of served) {
         const c = sub.cursor as Cursor;
         if (!sub.queue.closed && this.subs.has(sub) && sub.matches(key) && after(rev, key, c)) {
           sub.queue.push(this.source.decodeChange(row));
@@ -319,11 +325,8 @@ export class WatchHub {
         }
       }
     }
-    const full = changes.length === WatchHub.BATCH;
-    const last = changes[changes.length - 1];
-    const reached: Cursor = full && last ? { rev: Number(last.revision), key: last.key as string } : { rev: w, key: null };
-    for (const sub of group) if (precedes(sub.cursor as Cursor, reached)) sub.cursor = reached;
-    return full;
+    for (const sub of served) if (precedes(sub.cursor as Cursor, reached)) sub.cursor = reached;
+    return { full, ahead };
   }
 
   /**
