@@ -64,6 +64,7 @@ export abstract class BaseStore implements Store {
     this.assertOpen();
     assertKey(key);
     if (typeof fn !== 'function') throw new InvalidArgumentError('update() needs a mutation function');
+    assertTtl(options.ttlMs);
     if (options.ttlMs !== undefined && !this.capabilities.ttl) throw new UnsupportedError('ttl', this.backend);
     if (options.combine === false || !WriteCombiner.canCombine(options as UpdateOptions<unknown>)) return runUpdate(this, key, fn, options);
     return this.combiner.update(key, fn, options);

@@ -48,34 +48,80 @@ export interface Attempt<C extends Carried = Carried> {
  * mutation that throws or fails validation is left out of the value; a caller
  * answered meanwhile (deadline, abort) is passed over.
  */
-export async function compose<C extends Carried>(key: string, read: StoredRecord<unknown> | null, callers: C[]): Promise<Attempt<C>> {
-  const live = read !== null && !isTombstone(read);
-  const attempt: Attempt<C> = { token: newWriterToken(), read, base: read?.revision ?? 0, outcomes: new Map(), failed: new Map() };
-  let value: unknown = live ? (read as Entry<unknown>).value : undefined;
-  let exists = live;
-  let changed = false;
-  for (const c of callers) {
-    // Answered (deadline, abort) while an earlier mutation of this attempt ran: its own is not run.
-    if (c.settled) continue;
-    try {
-      const result = mutate(key, c, exists ? privateCopy(value) : defaultOf(key, c.opts));
-      // A mutation that returns at once is taken at once: only one that waits can outlive its
-      // caller, and it is given up (GONE) as soon as the caller has its answer.
-      const next = isThenable(result) ? await answerBy(result as Promise<unknown>, Infinity, c.gone, false, GONE) : result;
-      if (next === SKIP) {
-        attempt.outcomes.set(c, { kind: 'skip', seen: value, exists, unchanged: !changed });
+export function compose<C extends Carried>(key: string, read: StoredRecord<unknown> | null, callers: C[]): Promise<Attempt<C>> {
+  return new Composition(key, read, callers).finish();
+}
+
+/** A mutation that returned a promise: the composition goes on once it settles. */
+export interface Waiting<C> {
+  caller: C;
+  result: Promise<unknown>;
+}
+
+/**
+ * compose() in steps: runNow() applies the mutations that return at once and
+ * stops at the first that waits, so a store can run a whole attempt of
+ * synchronous mutations inside its write transaction (SQLite) and finish one
+ * that waits outside it, without calling any mutation twice.
+ */
+export class Composition<C extends Carried> {
+  readonly attempt: Attempt<C>;
+  private next = 0;
+  private value: unknown;
+  private exists: boolean;
+  private changed = false;
+  /** The mutation runNow() stopped at, until finish() has waited for it. */
+  private waiting: Waiting<C> | undefined;
+
+  constructor(private readonly key: string, read: StoredRecord<unknown> | null, private readonly callers: C[]) {
+    this.exists = read !== null && !isTombstone(read);
+    this.value = this.exists ? (read as Entry<unknown>).value : undefined;
+    this.attempt = { token: newWriterToken(), read, base: read?.revision ?? 0, outcomes: new Map(), failed: new Map() };
+  }
+
+  /** Applies mutations until one waits (returned) or all are applied (undefined: `attempt` is complete). */
+  runNow(): Waiting<C> | undefined {
+    while (this.next < this.callers.length) {
+      const c = this.callers[this.next++] as C;
+      // Answered (deadline, abort) while an earlier mutation of this attempt ran: its own is not run.
+      if (c.settled) continue;
+      let result: unknown;
+      try {
+        result = mutate(this.key, c, this.exists ? privateCopy(this.value) : defaultOf(this.key, c.opts));
+      } catch (err) {
+        this.attempt.failed.set(c, err);
         continue;
       }
-      value = next;
-      exists = true;
-      changed = true;
-      attempt.outcomes.set(c, { kind: 'value', value });
-    } catch (err) {
-      if (err !== GONE) attempt.failed.set(c, err);
+      if (isThenable(result)) return (this.waiting = { caller: c, result: result as Promise<unknown> });
+      this.took(c, result);
     }
+    if (this.changed) this.attempt.written = this.value;
+    return undefined;
   }
-  if (changed) attempt.written = value;
-  return attempt;
+
+  /** Runs every mutation, waiting for those that wait; a waiting one is given up (GONE) once its caller has its answer. */
+  async finish(): Promise<Attempt<C>> {
+    for (let waiting = this.waiting ?? this.runNow(); waiting !== undefined; waiting = this.runNow()) {
+      this.waiting = undefined;
+      try {
+        this.took(waiting.caller, await answerBy(waiting.result, Infinity, waiting.caller.gone, false, GONE));
+      } catch (err) {
+        if (err !== GONE) this.attempt.failed.set(waiting.caller, err);
+      }
+    }
+    return this.attempt;
+  }
+
+  private took(c: C, next: unknown): void {
+    if (next === SKIP) {
+      this.attempt.outcomes.set(c, { kind: 'skip', seen: this.value, exists: this.exists, unchanged: !this.changed });
+      return;
+    }
+    this.value = next;
+    this.exists = true;
+    this.changed = true;
+    this.attempt.outcomes.set(c, { kind: 'value', value: next });
+  }
 }
 
 function mutate(key: string, c: Carried, current: unknown): unknown {

@@ -1,6 +1,6 @@
 import { AbortedError, BackendError, ClosedError, ConflictError, InvalidArgumentError, isAmbiguous, OutcomeUnknownError, RetryExhaustedError } from './errors.js';
 import { DataLostError } from './feature-errors.js';
-import { answer, compose, type Attempt, type Carried } from './compose.js';
+import { answer, compose, Composition, type Attempt, type Carried } from './compose.js';
 import { lookForOwnWrite, type OwnWriteVerdict } from './own-write.js';
 import { backoffDelay, UPDATE_DEFAULTS } from './retry.js';
 import { isTombstone, type Entry, type Mutation, type PutOptions, type RetryPolicy, type Store, type StoredRecord, type UpdateOptions } from './types.js';
@@ -32,7 +32,23 @@ import { answerBy, MAX_TIMER_MS, noAnswer, sleep, StopWhen, type StopSignal } fr
 export type UpdatableStore = Pick<Store, 'getRecord' | 'put' | 'history' | 'capabilities' | 'backend'> & {
   /** Fires when the store is closed: a backoff sleep ends at once, and the next store call says so. */
   readonly closedSignal?: StopSignal;
+  /**
+   * A store whose writes run synchronously in a write transaction (SQLite)
+   * can read the key, let `decide` compose the attempt and write what it
+   * returns, all in that transaction: no separate read, no conflict.
+   * `decide` is called inside the transaction (again only if the store
+   * rolls it back and runs it again) with the key's current record, and
+   * throws nothing; undefined: write nothing. Resolves to the
+   * entry written (its value the stored copy), or null when nothing was.
+   */
+  updateInWrite?(key: string, decide: (read: StoredRecord<unknown> | null) => InWriteDecision | undefined, ttlMs: number | undefined): Promise<Entry<unknown> | null>;
 };
+
+/** What an attempt composed inside the store's write transaction writes. */
+export interface InWriteDecision {
+  value: unknown;
+  writer: string;
+}
 
 /** What every attempt of one loop shares: callers with their own TTL or retry policy run alone. */
 export interface LoopPolicy {
@@ -203,13 +219,66 @@ export class AttemptLoop {
     // Store calls are cut only when every caller has its answer (`stop`): each caller's own
     // deadline and signal answer that caller alone, as it would be answered alone, so the
     // last of them is the last deadline, and no timer of the call's own is needed.
+    if (this.store.updateInWrite && this.suspects.length === 0) return this.attemptInWrite(pending, stop);
     waitOn(pending, 'read');
     const read = await answerBy(this.store.getRecord(this.key), NO_DEADLINE, stop, false);
     if (this.suspects.length > 0 && (await this.resolveSuspects(read, stop))) return true;
     waitOn(pending, undefined);
     if (this.pending.length === 0) return true;
+    return this.write(await compose(this.key, read, pending), pending, stop);
+  }
 
-    const attempt = await compose(this.key, read, pending);
+  /**
+   * The attempt inside the store's write transaction: read, the mutations that
+   * return at once, and the write are one step. A mutation that waits cannot
+   * run there: the transaction writes nothing, and the attempt goes on outside
+   * it from the record it read, as an ordinary one (a guarded put).
+   */
+  private async attemptInWrite(pending: Caller[], stop: StopSignal): Promise<boolean> {
+    let composition: Composition<Caller> | undefined;
+    let resumeOutside = false;
+    let written: Attempt<Caller> | undefined;
+    // Until the transaction runs nothing of theirs is written; one answered by then is left out of it.
+    waitOn(pending, 'read');
+    let entry: Entry<unknown> | null;
+    try {
+      entry = await answerBy((this.store.updateInWrite as NonNullable<UpdatableStore['updateInWrite']>)(this.key, (read) => {
+        // Called again only after the store rolled the first transaction back: what it wrote never committed.
+        if (written !== undefined) for (const c of written.outcomes.keys()) c.exposedIn.delete(written);
+        written = undefined;
+        composition = new Composition(this.key, read, pending);
+        const attempt = composition.attempt;
+        resumeOutside = composition.runNow() !== undefined;
+        if (resumeOutside || attempt.written === undefined) return undefined;
+        // A mutation answered another caller of this attempt (aborting its signal): start over without it.
+        for (const c of attempt.outcomes.keys()) if (c.settled) return undefined;
+        written = attempt;
+        for (const [c, outcome] of attempt.outcomes) if (outcome.kind === 'value') c.exposedIn.add(attempt);
+        waitOn(pending, 'write');
+        return { value: attempt.written, writer: attempt.token };
+      }, this.policy.ttlMs), NO_DEADLINE, stop, false);
+    } catch (err) {
+      const tried = written as Attempt<Caller> | undefined;
+      if (tried !== undefined) {
+        if (isAmbiguous(err)) this.suspects.push(tried);
+        else for (const c of tried.outcomes.keys()) c.exposedIn.delete(tried);
+        this.refusedWrite = err;
+      }
+      throw err;
+    }
+    waitOn(pending, undefined);
+    if (composition === undefined) return this.pending.length === 0;
+    if (written !== undefined) {
+      this.settle(written, entry);
+      return true;
+    }
+    // Nothing written: a mutation waits, or nobody changed the value (or a caller was answered meanwhile).
+    return this.write(resumeOutside ? await composition.finish() : composition.attempt, pending, stop);
+  }
+
+  /** The write of a composed attempt, guarded by the revision it read. */
+  private async write(attempt: Attempt<Caller>, pending: Caller[], stop: StopSignal): Promise<boolean> {
+    const read = attempt.read;
     // A caller answered while the mutations ran (deadline, abort) must not be written: start over without it.
     for (const c of attempt.outcomes.keys()) if (c.settled) return false;
     if (attempt.written === undefined) {

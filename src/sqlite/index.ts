@@ -23,7 +23,7 @@ import {
   BaseStore, ClosedError, ConflictError, DEFAULT_MAX_VALUE_BYTES,
   assertKey, assertLimit, assertPrefix, assertValueSize, conditionFailure, jsonCodec,
   type AtomicOp, type Capabilities, type Codec, type DeleteOptions, type Entry, type FailedCheck,
-  type HistoryOptions, type ListOptions, type ListPage, type PutOptions, type StoredRecord,
+  type HistoryOptions, type InWriteDecision, type ListOptions, type ListPage, type PutOptions, type StoredRecord,
   type WatchEvent, type WatchOptions,
 } from '../core/index.js';
 import { GroupCommit } from './group-commit.js';
@@ -131,6 +131,22 @@ export class SqliteStore extends BaseStore {
     });
     entry.value = this.codec.decode(bytes); // the caller's own copy; `entry` is fresh from apply()
     return entry as Entry<T>;
+  }
+
+  /** update()'s attempt in one write transaction (core/update.ts attemptInWrite): read, compose, write. */
+  async updateInWrite(key: string, decide: (read: StoredRecord | null) => InWriteDecision | undefined, ttlMs: number | undefined): Promise<Entry | null> {
+    let bytes: Buffer | undefined;
+    const entry = await this.write(() => {
+      bytes = undefined;
+      const row = this.stmt.get.get(key);
+      const read = row === undefined ? null : toRecord(this.codec, row, Date.now());
+      const decision = decide(read);
+      if (decision === undefined) return null;
+      bytes = this.encode(decision.value);
+      return this.writes.apply(key, read, bytes, this.writes.nextRevision(), ttlMs, decision.writer);
+    }, (written) => written !== null);
+    if (entry !== null) entry.value = this.codec.decode(bytes as Buffer); // the caller's own copy
+    return entry;
   }
 
   protected async doDelete(key: string, options: DeleteOptions): Promise<number | null> {

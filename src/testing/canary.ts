@@ -1,5 +1,5 @@
 import { setImmediate as yieldTurn } from 'node:timers/promises';
-import { ConflictError, conditionFailure, type AtomicOp, type DeleteOptions, type Entry, type PutOptions, type Store, type StoredRecord } from '../core/index.js';
+import { ConflictError, conditionFailure, type AtomicOp, type DeleteOptions, type Entry, type InWriteDecision, type PutOptions, type Store, type StoredRecord } from '../core/index.js';
 import { WrappingStore } from './wrapping-store.js';
 
 /**
@@ -50,6 +50,22 @@ export class CanaryStore extends WrappingStore {
 
   protected doClose(): Promise<void> {
     return this.inner.close();
+  }
+}
+
+/**
+ * The same race in update()'s one-transaction path (a store's updateInWrite,
+ * SQLite's): the attempt is composed from a read taken before the write,
+ * then written without a condition. The lost-update tests that run on SQLite
+ * must catch it as they catch CanaryStore.
+ */
+export class InWriteCanaryStore extends CanaryStore {
+  async updateInWrite(key: string, decide: (read: StoredRecord | null) => InWriteDecision | undefined, ttlMs: number | undefined): Promise<Entry | null> {
+    const read = await this.inner.getRecord(key);
+    await yieldTurn();
+    const decision = decide(read);
+    if (decision === undefined) return null;
+    return this.inner.put(key, decision.value, ttlMs === undefined ? { writer: decision.writer } : { writer: decision.writer, ttlMs });
   }
 }
 

@@ -2,7 +2,7 @@
 export { raceChecks } from './race-checks.js';
 export { callerChecks } from './caller-checks.js';
 export * from './checker/index.js';
-export { CanaryStore, canary } from './canary.js';
+export { CanaryStore, InWriteCanaryStore, canary } from './canary.js';
 export { openTarget } from './open-target.js';
 export { CI_MULTI_PROCESS_INCREMENTS, runMultiProcessCounters, type CounterRunOptions, type CounterRunReport } from './multiprocess.js';
 export { FaultStore, type FaultKind, type FaultOperation, type FaultRule, type InjectedFault } from './fault-store.js';
