@@ -92,7 +92,11 @@ export class Composition<C extends Carried> {
         this.attempt.failed.set(c, err);
         continue;
       }
-      if (isThenable(result)) return (this.waiting = { caller: c, result: result as Promise<unknown> });
+      if (isThenable(result)) {
+        // Handled here too: if the attempt is given up before finish() waits for it, a rejection is not unhandled.
+        (result as Promise<unknown>).catch(ignore);
+        return (this.waiting = { caller: c, result: result as Promise<unknown> });
+      }
       this.took(c, result);
     }
     if (this.changed) this.attempt.written = this.value;
@@ -112,6 +116,13 @@ export class Composition<C extends Carried> {
     return this.attempt;
   }
 
+  /** The attempt is given up: resolves once the mutation runNow() stopped at (if any) has settled, or its caller is answered. */
+  async abandon(): Promise<void> {
+    const waiting = this.waiting;
+    this.waiting = undefined;
+    if (waiting) await answerBy(waiting.result, Infinity, waiting.caller.gone, false, GONE).catch(ignore);
+  }
+
   private took(c: C, next: unknown): void {
     if (next === SKIP) {
       this.attempt.outcomes.set(c, { kind: 'skip', seen: this.value, exists: this.exists, unchanged: !this.changed });
@@ -123,6 +134,8 @@ export class Composition<C extends Carried> {
     this.attempt.outcomes.set(c, { kind: 'value', value: next });
   }
 }
+
+const ignore = (): void => undefined;
 
 function mutate(key: string, c: Carried, current: unknown): unknown {
   const next = c.fn(current);

@@ -36,9 +36,10 @@ export type UpdatableStore = Pick<Store, 'getRecord' | 'put' | 'history' | 'capa
    * A store whose writes run synchronously in a write transaction (SQLite)
    * can read the key, let `decide` compose the attempt and write what it
    * returns, all in that transaction: no separate read, no conflict.
-   * `decide` is called inside the transaction (again only if the store
-   * rolls it back and runs it again) with the key's current record, and
-   * throws nothing; undefined: write nothing. Resolves to the
+   * `decide` is called once, inside the transaction, with the key's current
+   * record, and throws nothing; undefined: write nothing. (Should the store
+   * roll the transaction back and run it again, it writes the same decision
+   * if the key reads the same, and fails the write with a conflict if not.) Resolves to the
    * entry written (its value the stored copy), or null when nothing was.
    */
   updateInWrite?(key: string, decide: (read: StoredRecord<unknown> | null) => InWriteDecision | undefined, ttlMs: number | undefined): Promise<Entry<unknown> | null>;
@@ -243,9 +244,8 @@ export class AttemptLoop {
     let entry: Entry<unknown> | null;
     try {
       entry = await answerBy((this.store.updateInWrite as NonNullable<UpdatableStore['updateInWrite']>)(this.key, (read) => {
-        // Called again only after the store rolled the first transaction back: what it wrote never committed.
-        if (written !== undefined) for (const c of written.outcomes.keys()) c.exposedIn.delete(written);
-        written = undefined;
+        // The store answers now; a caller answered while its mutation runs is told why, not "no answer".
+        waitOn(pending, undefined);
         composition = new Composition(this.key, read, pending);
         const attempt = composition.attempt;
         resumeOutside = composition.runNow() !== undefined;
@@ -264,6 +264,8 @@ export class AttemptLoop {
         else for (const c of tried.outcomes.keys()) c.exposedIn.delete(tried);
         this.refusedWrite = err;
       }
+      // A mutation still running for this attempt: the next attempt does not call it again meanwhile.
+      await (composition as Composition<Caller> | undefined)?.abandon();
       throw err;
     }
     waitOn(pending, undefined);

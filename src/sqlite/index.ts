@@ -119,6 +119,7 @@ export class SqliteStore extends BaseStore {
   async getRecord<T = unknown>(key: string): Promise<StoredRecord<T> | null> {
     this.assertOpen();
     assertKey(key);
+    await this.outsideWrite();
     const row = this.read(() => this.stmt.get.get(key));
     return row === undefined ? null : toRecord<T>(this.codec, row, Date.now());
   }
@@ -133,17 +134,24 @@ export class SqliteStore extends BaseStore {
     return entry as Entry<T>;
   }
 
-  /** update()'s attempt in one write transaction (core/update.ts attemptInWrite): read, compose, write. */
+  /**
+   * update()'s attempt in one write transaction (core/update.ts attemptInWrite): read, compose, write.
+   * Group commit runs a batch again (each write in a savepoint) after a write failed inside SQLite:
+   * `decide` is not called again — its decision is written again if the key reads the same, and
+   * the write fails with a conflict if not (another process may have committed in between).
+   */
   async updateInWrite(key: string, decide: (read: StoredRecord | null) => InWriteDecision | undefined, ttlMs: number | undefined): Promise<Entry | null> {
+    let first: { row: Row | undefined; decision: InWriteDecision | undefined } | undefined;
     let bytes: Buffer | undefined;
     const entry = await this.write(() => {
       bytes = undefined;
       const row = this.stmt.get.get(key);
       const read = row === undefined ? null : toRecord(this.codec, row, Date.now());
-      const decision = decide(read);
-      if (decision === undefined) return null;
-      bytes = this.encode(decision.value);
-      return this.writes.apply(key, read, bytes, this.writes.nextRevision(), ttlMs, decision.writer);
+      if (first !== undefined && !sameRow(first.row, row)) throw new ConflictError([{ key, expected: first.row?.revision ?? 0, actual: row?.revision ?? null }]);
+      first ??= { row, decision: decide(read) };
+      if (first.decision === undefined) return null;
+      bytes = this.encode(first.decision.value);
+      return this.writes.apply(key, read, bytes, this.writes.nextRevision(), ttlMs, first.decision.writer);
     }, (written) => written !== null);
     if (entry !== null) entry.value = this.codec.decode(bytes as Buffer); // the caller's own copy
     return entry;
@@ -193,6 +201,7 @@ export class SqliteStore extends BaseStore {
     const prefix = options.prefix ?? '';
     assertPrefix(prefix);
     const limit = assertLimit(options.limit, 10_000) ?? 1000;
+    await this.outsideWrite();
     const now = Date.now();
     const entries: Entry<T>[] = [];
     let more = false;
@@ -220,6 +229,7 @@ export class SqliteStore extends BaseStore {
   /** Revisions are drawn inside the write transaction: the newest one visible has committed. */
   async headRevision(): Promise<number> {
     this.assertOpen();
+    await this.outsideWrite();
     return this.read(() => this.stmt.lastRevision.get()?.value ?? 0);
   }
 
@@ -227,6 +237,7 @@ export class SqliteStore extends BaseStore {
     this.assertOpen();
     assertKey(key);
     const limit = assertLimit(options.limit, 10_000) ?? 100;
+    await this.outsideWrite();
     return this.read(() => this.inTransaction.deferred(() => this.changesOf(key, limit)) as Row[]).map((row) => toRecord<T>(this.codec, row, Number.NEGATIVE_INFINITY));
   }
 
@@ -270,10 +281,21 @@ export class SqliteStore extends BaseStore {
 
   watch<T = unknown>(options: WatchOptions): AsyncIterable<WatchEvent<T>> {
     this.assertOpen();
-    return this.changeHub.follow<T>(options);
+    // Called from code inside a write transaction (a mutation): "now" is the head committed before it.
+    return this.changeHub.follow<T>(options, this.db.inTransaction ? this.writes.committedHead() : undefined);
+  }
+
+  /**
+   * User code can run inside a write transaction (update()'s mutations, validators, defaults, a codec):
+   * a read it starts there waits for the transaction to end, so it never sees what may roll back,
+   * and a close() it calls does not close the connection under the transaction.
+   */
+  private async outsideWrite(): Promise<void> {
+    if (this.db.open && this.db.inTransaction) await new Promise((resolve) => setImmediate(resolve));
   }
 
   protected async doClose(): Promise<void> {
+    await this.outsideWrite();
     this.group.flushBeforeClose(new ClosedError(this.backend));
     clearInterval(this.sweeper);
     this.writeSignal.close();
@@ -360,6 +382,13 @@ export class SqliteStore extends BaseStore {
 }
 
 const always = () => true;
+
+/** The same state of a key (group commit's second run of a batch against its first). */
+function sameRow(a: Row | undefined, b: Row | undefined): boolean {
+  if (a === undefined || b === undefined) return a === b;
+  return a.revision === b.revision && a.deleted === b.deleted && a.expires_at === b.expires_at && a.writer === b.writer
+    && (a.value === null ? b.value === null : b.value !== null && Buffer.compare(a.value as Buffer, b.value as Buffer) === 0);
+}
 
 /** Revisions of the change log one pruning transaction deletes (≈ 2 µs a row). */
 const PRUNE_SPAN = 10_000;

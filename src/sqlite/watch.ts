@@ -123,11 +123,13 @@ export class ChangeHub {
   constructor(private readonly log: ChangeLog, private readonly signal: WriteSignal) {}
 
   /** Follows the changes from options.fromRevision (default: the head). */
-  follow<T>(options: WatchOptions): AsyncIterable<WatchEvent<T>> {
+  /** `committedHead`: given when called inside a write transaction, where the log may hold what rolls back. */
+  follow<T>(options: WatchOptions, committedHead?: number): AsyncIterable<WatchEvent<T>> {
     const matches = keyFilter(options);
     const queue = new AsyncQueue<WatchEvent>(options.signal);
-    const follower = new Follower(queue, matches, { rev: options.fromRevision ?? this.log.head(), key: null });
-    if (options.key !== undefined && options.fromRevision !== undefined && !this.catchUpByKey(follower, options.key)) return queue as AsyncIterable<WatchEvent<T>>;
+    const follower = new Follower(queue, matches, { rev: options.fromRevision ?? committedHead ?? this.log.head(), key: null });
+    const byChain = options.key !== undefined && options.fromRevision !== undefined && committedHead === undefined;
+    if (byChain && !this.catchUpByKey(follower, options.key as string)) return queue as AsyncIterable<WatchEvent<T>>;
     this.add(follower, options);
     queue.onClose(() => this.remove(follower, options));
     this.onWrite();

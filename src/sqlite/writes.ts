@@ -22,9 +22,18 @@ export class TransactionWrites {
 
   constructor(private readonly stmt: Statements, private readonly codec: Codec) {}
 
+  /** The newest committed revision when the open transaction drew its first. */
+  private txBase: number | undefined;
+
   /** A write transaction begins: its first write reads the newest revision again. */
   begin(): void {
     this.txHead = undefined;
+    this.txBase = undefined;
+  }
+
+  /** Inside the open write transaction: the newest revision committed before it. */
+  committedHead(): number {
+    return this.txBase ?? (this.stmt.lastRevision.get()?.value ?? 0);
   }
 
   /** The transaction committed: what it drew is the head, until another connection commits. */
@@ -76,7 +85,7 @@ export class TransactionWrites {
    * group draw from it in turn.
    */
   nextRevision(): number {
-    this.txHead ??= this.headInTransaction();
+    this.txHead ??= this.txBase = this.headInTransaction();
     this.lastRevision = ++this.txHead;
     return this.lastRevision;
   }
