@@ -17,9 +17,9 @@ afterAll(async () => {
 const BULK_COMMITS = 40;
 const KEYS_PER_COMMIT = 1000;
 
-async function fillBacklog(store: PostgresStore): Promise<number> {
+async function fillBacklog(store: PostgresStore, commits = BULK_COMMITS): Promise<number> {
   let last = 0;
-  for (let c = 0; c < BULK_COMMITS; c++) {
+  for (let c = 0; c < commits; c++) {
     const batch = store.atomic();
     for (let k = 0; k < KEYS_PER_COMMIT; k++) batch.set(`bulk/${String(k).padStart(4, '0')}`, c);
     last = (await batch.commit()).revision;
@@ -106,18 +106,21 @@ describe('postgres: a watch catching up a backlog does not hold back live watche
   }, 120_000);
 });
 
-const TOTAL = BULK_COMMITS * KEYS_PER_COMMIT;
-const KEYS = KEYS_PER_COMMIT;
-const base = prefix;
-const prefixes: string[] = [];
+// These share one store (a store object each, one set of tables) with a backlog of 200,000 changes,
+// written once: reading it takes the laggard a few hundred rounds, far longer than each test's steps.
+const REVIEW_COMMITS = 200;
+const TOTAL = REVIEW_COMMITS * KEYS_PER_COMMIT;
+const shared = `${prefix}lag_`;
+let backlog: Promise<unknown> | undefined;
 afterAll(async () => {
-  for (const p of prefixes) await dropPostgresStore(pool, { prefix: p }).catch(() => undefined);
+  await dropPostgresStore(pool, { prefix: shared }).catch(() => undefined);
 });
 
-async function open(tag: string): Promise<PostgresStore> {
-  const p = `${base}${tag}_`;
-  prefixes.push(p);
-  return PostgresStore.fromUrl(PG_URL, { prefix: p, poolSize: TEST_POOL_SIZE, sweepIntervalMs: 0 });
+async function open(): Promise<PostgresStore> {
+  const store = await PostgresStore.fromUrl(PG_URL, { prefix: shared, poolSize: TEST_POOL_SIZE, sweepIntervalMs: 0 });
+  backlog ??= fillBacklog(store, REVIEW_COMMITS);
+  await backlog;
+  return store;
 }
 
 /** A watch from 0 of the backlog, drained as fast as it comes, counting. */
@@ -133,10 +136,9 @@ function laggard(store: PostgresStore, signal: AbortSignal) {
 // "from now" below the head still waited for the whole backlog. Each fails on both earlier hubs.
 describe('postgres: watches near the head are not held back by a backlog (review)', () => {
   it('a watch resumed one revision behind the head gets the next change before the laggard has read its backlog', async () => {
-    const store = await open('a');
+    const store = await open();
     const ac = new AbortController();
     try {
-      await fillBacklog(store);
       const live = store.watch({ prefix: 'live/', signal: ac.signal })[Symbol.asyncIterator]();
       const r0 = await store.put('live/0', 0);
       expect((await next(live)).revision).toBe(r0.revision);
@@ -160,12 +162,11 @@ describe('postgres: watches near the head are not held back by a backlog (review
   }, 120_000);
 
   it('an atomic commit of 600 watched keys (more than a page) reaches the live watch whole, with the next write, before the laggard has read its backlog', async () => {
-    const store = await open('b');
+    const store = await open();
     const ac = new AbortController();
     const holder = new pg.Client({ connectionString: PG_URL });
     await holder.connect();
     try {
-      await fillBacklog(store);
       const live = store.watch({ prefix: 'live/', signal: ac.signal })[Symbol.asyncIterator]();
       const r0 = await store.put('live/0', 0);
       expect((await next(live)).revision).toBe(r0.revision);
@@ -173,7 +174,7 @@ describe('postgres: watches near the head are not held back by a backlog (review
       while (lag.seen === 0) await new Promise((r) => setImmediate(r));
       // Hold a revision open so the big commit and the next write settle in the same round.
       await holder.query('BEGIN');
-      await holder.query(`SELECT nextval('${base}b_revision_seq')`);
+      await holder.query(`SELECT nextval('${shared}revision_seq')`);
       const big = store.atomic();
       for (let k = 0; k < 600; k++) big.set(`live/big/${String(k).padStart(4, '0')}`, k);
       const rb = (await big.commit()).revision;
@@ -196,10 +197,9 @@ describe('postgres: watches near the head are not held back by a backlog (review
   }, 120_000);
 
   it('after its watch queries are killed (a transient error), the live watch still gets a new change before the laggard has read its backlog', async () => {
-    const store = await open('c');
+    const store = await open();
     const ac = new AbortController();
     try {
-      await fillBacklog(store);
       const live = store.watch({ prefix: 'live/', signal: ac.signal })[Symbol.asyncIterator]();
       const r0 = await store.put('live/0', 0);
       expect((await next(live)).revision).toBe(r0.revision);
@@ -211,11 +211,11 @@ describe('postgres: watches near the head are not held back by a backlog (review
       let kills = 0;
       try {
         await locker.query('BEGIN');
-        await locker.query(`LOCK TABLE ${base}c_meta IN ACCESS EXCLUSIVE MODE`);
+        await locker.query(`LOCK TABLE ${shared}meta IN ACCESS EXCLUSIVE MODE`);
         await store.put('live/k', 1);
         while (kills < 2) {
           const r = await pool.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity
-            WHERE wait_event_type = 'Lock' AND query LIKE '%LEFT JOIN LATERAL%' AND query LIKE '%${base}c_%' AND pid <> pg_backend_pid()`);
+            WHERE wait_event_type = 'Lock' AND query LIKE '%LEFT JOIN LATERAL%' AND query LIKE '%${shared}%' AND pid <> pg_backend_pid()`);
           kills += r.rowCount ?? 0;
           await new Promise((r) => setTimeout(r, 5));
         }
@@ -237,22 +237,21 @@ describe('postgres: watches near the head are not held back by a backlog (review
   }, 120_000);
 
   it('a watch "from now" whose start settles below the head gets its first change before the laggard has read its backlog', async () => {
-    const store = await open('d');
+    const store = await open();
     const ac = new AbortController();
     try {
-      await fillBacklog(store);
       const lag = laggard(store, ac.signal);
       while (lag.seen === 0) await new Promise((r) => setImmediate(r));
       const holder = new pg.Client({ connectionString: PG_URL });
       await holder.connect();
       await holder.query('BEGIN');
-      await holder.query(`SELECT nextval('${base}d_revision_seq')`);
+      await holder.query(`SELECT nextval('${shared}revision_seq')`);
       const live = store.watch({ prefix: 'live/', signal: ac.signal })[Symbol.asyncIterator]();
-      await new Promise((r) => setTimeout(r, 100)); // its start statement has run (mark held by `holder`)
+      await new Promise((r) => setTimeout(r, 10)); // its start statement has run (mark held by `holder`); if not yet, the watch starts at the head and the case is only not reproduced
       await store.put('noise/1', 1); // committed above the start mark
       await holder.query('ROLLBACK');
       await holder.end();
-      await new Promise((r) => setTimeout(r, 100));
+      await new Promise((r) => setTimeout(r, 10));
       const r1 = await store.put('live/1', 1);
       const e = await next(live);
       const at = lag.seen;

@@ -147,4 +147,36 @@ describe('sqlite: update() inside the write transaction', () => {
     ac.abort();
     await store.close();
   });
+
+  it('a watch a mutation starts while the hub is idle reads nothing of its batch before it commits: a batch run again delivers the committed row', async () => {
+    const path = fresh();
+    const store = new SqliteStore(path);
+    await store.put('k', 1);
+    poisonKey(path);
+    let watch: AsyncIterator<WatchEvent> | undefined;
+    const ac = new AbortController();
+    // One batch: x with a TTL (its expiry differs between the two runs), the update whose mutation starts
+    // the watch, a slow mutation (so the second run's clock moves on), then poison: rolled back, run again.
+    await Promise.all([
+      settle(store.put('x', 'v', { ttlMs: 600_000 })),
+      settle(store.update<number>('k', (v) => {
+        watch ??= store.watch({ prefix: 'x', signal: ac.signal })[Symbol.asyncIterator]();
+        return v + 1;
+      })),
+      settle(store.update<number>('slow', () => {
+        const until = Date.now() + 30;
+        while (Date.now() < until);
+        return 1;
+      })),
+      (async () => {
+        for (let i = 0; i < 20; i++) await Promise.resolve();
+        return settle(store.put('poison', 1));
+      })(),
+    ]);
+    const committed = await store.getRecord('x');
+    const first = await (watch as AsyncIterator<WatchEvent>).next();
+    ac.abort();
+    await store.close();
+    expect(first.value).toMatchObject({ key: 'x', revision: committed?.revision, entry: { expiresAt: (committed as { expiresAt?: number }).expiresAt } });
+  });
 });

@@ -135,7 +135,9 @@ export class ChangeHub {
     this.onWrite();
     if (!this.running) {
       this.running = true;
-      void this.run();
+      // Inside a write transaction the first round would read rows that may still roll back: read after it.
+      if (committedHead === undefined) void this.run();
+      else setImmediate(() => void this.run());
     }
     return queue as AsyncIterable<WatchEvent<T>>;
   }

@@ -1,0 +1,81 @@
+import { AbortedError, InvalidArgumentError, OutcomeUnknownError, RetryExhaustedError } from './errors.js';
+import { DataLostError } from './feature-errors.js';
+import type { Attempt, Carried } from './compose.js';
+import { UPDATE_DEFAULTS } from './retry.js';
+import type { Entry, Mutation, UpdateOptions } from './types.js';
+import { MAX_TIMER_MS, noAnswer, StopWhen } from './waiting.js';
+
+/** One update() call waiting for its answer; the attempt loops of update.ts and combine.ts answer it. */
+export class Caller implements Carried {
+  settled = false;
+  attempts = 0;
+  lastError: unknown;
+  readonly deadline: number;
+  /** Attempts carrying this caller's mutation whose write may have committed. */
+  readonly exposedIn = new Set<Attempt>();
+  /** The store call the caller's attempt waits for: if its deadline or signal comes first, that call gave no answer. */
+  waitingOn: 'read' | 'write' | undefined;
+  /** Fires once the caller has its answer. */
+  readonly gone = new StopWhen();
+  private readonly timer: ReturnType<typeof setTimeout> | undefined;
+  private onAbort: (() => void) | undefined;
+
+  constructor(
+    readonly key: string,
+    readonly fn: Mutation<unknown>,
+    readonly opts: UpdateOptions<unknown>,
+    private readonly onResolve: (entry: Entry<unknown> | null) => void,
+    private readonly onReject: (err: unknown) => void,
+  ) {
+    const deadlineMs = opts.deadlineMs ?? UPDATE_DEFAULTS.deadlineMs;
+    if (typeof deadlineMs !== 'number' || Number.isNaN(deadlineMs) || deadlineMs < 0) {
+      throw new InvalidArgumentError(`update() deadlineMs must be a number of milliseconds, 0 or more (Infinity: none); got ${String(deadlineMs)}`);
+    }
+    this.deadline = Date.now() + deadlineMs;
+    // setTimeout fires at once past 2^31 - 1 ms (~24.8 days): a deadline further off than that is none.
+    if (deadlineMs <= MAX_TIMER_MS) this.timer = setTimeout(() => this.giveUp('deadline'), deadlineMs);
+    if (opts.signal?.aborted) this.giveUp('aborted');
+    else if (opts.signal) opts.signal.addEventListener('abort', (this.onAbort = () => this.giveUp('aborted')), { once: true });
+  }
+
+  get maxAttempts(): number {
+    return this.opts.maxAttempts ?? UPDATE_DEFAULTS.maxAttempts;
+  }
+
+  resolve(entry: Entry<unknown> | null): void {
+    if (this.finish()) this.onResolve(entry);
+  }
+
+  reject(err: unknown): void {
+    if (this.finish()) this.onReject(err);
+  }
+
+  /** A final error; if a write carrying this mutation may have committed, the honest answer is "unknown". */
+  fail(err: unknown): void {
+    // A DataLostError stays one: the store lost acknowledged writes (an earlier write of this caller may be
+    // among them), which the caller must hear as such, not as one more unknown outcome.
+    if (this.exposedIn.size > 0 && !OutcomeUnknownError.is(err) && !DataLostError.is(err)) this.reject(new OutcomeUnknownError(this.key, undefined, { cause: err }));
+    else this.reject(err);
+  }
+
+  giveUp(reason: 'attempts' | 'deadline' | 'aborted'): void {
+    const cause = this.waitingOn ? noAnswer(this.waitingOn === 'write')
+      : this.lastError ?? (reason === 'aborted' ? new AbortedError(this.opts.signal?.reason) : undefined);
+    this.fail(new RetryExhaustedError(this.key, this.attempts, cause, reason));
+  }
+
+  /** Hands the caller to a loop of its own, which answers it from here on. */
+  runAlone(loop: (remainingMs: number) => Promise<Entry<unknown> | null>): void {
+    const remainingMs = Math.max(0, this.deadline - Date.now());
+    if (this.finish()) loop(remainingMs).then(this.onResolve, this.onReject);
+  }
+
+  private finish(): boolean {
+    if (this.settled) return false;
+    this.settled = true;
+    clearTimeout(this.timer);
+    if (this.onAbort) this.opts.signal?.removeEventListener('abort', this.onAbort);
+    this.gone.fire();
+    return true;
+  }
+}
