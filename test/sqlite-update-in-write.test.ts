@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
-import { RevkitError, toHttpStatus, type WatchEvent } from '../src/core/index.js';
+import { RevkitError, SKIP, toHttpStatus, type WatchEvent } from '../src/core/index.js';
 import { SqliteStore } from '../src/sqlite/index.js';
 import { tempDir, uniqueName } from './helpers.js';
 
@@ -178,5 +178,47 @@ describe('sqlite: update() inside the write transaction', () => {
     ac.abort();
     await store.close();
     expect(first.value).toMatchObject({ key: 'x', revision: committed?.revision, entry: { expiresAt: (committed as { expiresAt?: number }).expiresAt } });
+  });
+
+  it('while another process holds the write lock, a mutation that writes nothing (SKIP, throwing, invalid) is answered at once with its own answer; a writing one waits and commits', async () => {
+    const path = fresh();
+    const store = new SqliteStore(path, { lockTimeoutMs: 120_000 });
+    await store.put('k', 1);
+    const other = new Database(path);
+    other.exec('BEGIN IMMEDIATE');
+    const opts = { deadlineMs: 120_000, combine: false } as const;
+    let writer: Promise<unknown> | undefined;
+    try {
+      writer = store.update<number>('k', (n) => n + 1, opts);
+      // Answered while the lock is still held: before, each waited for it (then timed out as "no answer", 503).
+      const [skipped, thrown, invalid] = await Promise.all([
+        settle(store.update('k', () => SKIP, opts)),
+        settle(store.update('k', () => { throw new Error('boom'); }, opts)),
+        settle(store.update<number>('k', (n) => n + 1, { ...opts, validate: () => 'nope' })),
+      ]);
+      expect(skipped.ok && skipped.value?.value).toBe(1);
+      expect(thrown.ok ? 'ok' : (thrown.error as Error).message).toBe('boom');
+      expect(invalid.ok ? 'ok' : (invalid.error as RevkitError).code).toBe('ERR_VALIDATION');
+    } finally {
+      other.exec('COMMIT');
+      other.close();
+    }
+    expect(await writer).toMatchObject({ value: 2 });
+    await store.close();
+  });
+
+  it('a synchronous validate() or Standard Schema keeps the attempt in one write transaction', async () => {
+    const store = new SqliteStore(fresh());
+    await store.put('k', 0);
+    const schema = { '~standard': { version: 1 as const, vendor: 'test', validate: (v: unknown) => ({ value: v }) } };
+    let before = store.commitCount;
+    await store.update<number>('k', (v) => v + 1, { validate: (v) => v >= 0 });
+    expect(store.commitCount - before).toBe(1);
+    before = store.commitCount;
+    await store.update<number>('k', (v) => v + 1, { schema });
+    expect(store.commitCount - before).toBe(1);
+    // An asynchronous validator still works (outside the transaction): a second, guarded write.
+    expect(await store.update<number>('k', (v) => v + 1, { validate: async (v) => v >= 0 })).toMatchObject({ value: 3 });
+    await store.close();
   });
 });

@@ -1,7 +1,7 @@
 import { newWriterToken } from './own-write.js';
 import { isTombstone, SKIP, type Entry, type Mutation, type StoredRecord, type UpdateOptions } from './types.js';
 import { ValidationError } from './errors.js';
-import { validateNow } from './validate.js';
+import { isThenable, validateNow } from './validate.js';
 import { answerBy, type StopSignal } from './waiting.js';
 
 /**
@@ -147,9 +147,6 @@ function checked(key: string, c: Carried, next: unknown): unknown {
   return next === SKIP ? SKIP : validateNow(key, next, c.opts);
 }
 
-function isThenable(v: unknown): v is PromiseLike<unknown> {
-  return v !== null && (typeof v === 'object' || typeof v === 'function') && typeof (v as { then?: unknown }).then === 'function';
-}
 
 
 /**

@@ -6,7 +6,7 @@ export { parseJsonValue, assertFaithfulText, unfaithfulValue, type UnfaithfulVal
 export { findUnfaithfulNumber, jsonPointer, type UnfaithfulNumber } from './json-numbers.js';
 export { deepEqual } from './equal.js';
 export { linearBackoff, exponentialJitter, decorrelatedJitter } from './retry.js';
-export { runUpdate, type InWriteDecision } from './update.js';
+export { runUpdate, IN_WRITE_DECLINED, type InWriteDecision } from './update.js';
 export { UPDATE_DEFAULTS } from './retry.js';
 export { newWriterToken } from './own-write.js';
 export { sleep } from './waiting.js';

@@ -48,6 +48,14 @@ export type UpdatableStore = Pick<Store, 'getRecord' | 'put' | 'history' | 'capa
   updateInWrite?(key: string, decide: (read: StoredRecord<unknown> | null) => InWriteDecision | undefined, ttlMs: number | undefined): Promise<Entry<unknown> | null>;
 };
 
+/**
+ * What updateInWrite() rejects with, before calling `decide`, when it cannot
+ * run the attempt in a write transaction soon (SQLite: another process holds
+ * the write lock): the attempt reads and composes outside instead, so that a
+ * mutation that writes nothing is answered without waiting for the lock.
+ */
+export const IN_WRITE_DECLINED: unique symbol = Symbol('revkit: the write transaction is not available now');
+
 /** What an attempt composed inside the store's write transaction writes. */
 export interface InWriteDecision {
   value: unknown;
@@ -148,7 +156,10 @@ export class AttemptLoop {
     // Store calls are cut only when every caller has its answer (`stop`): each caller's own
     // deadline and signal answer that caller alone, as it would be answered alone, so the
     // last of them is the last deadline, and no timer of the call's own is needed.
-    if (this.store.updateInWrite && this.suspects.length === 0) return this.attemptInWrite(pending, stop);
+    if (this.store.updateInWrite && this.suspects.length === 0) {
+      const done = await this.attemptInWrite(pending, stop);
+      if (done !== IN_WRITE_DECLINED) return done;
+    }
     waitOn(pending, 'read');
     const read = await answerBy(this.store.getRecord(this.key), NO_DEADLINE, stop, false);
     if (this.suspects.length > 0 && (await this.resolveSuspects(read, stop))) return true;
@@ -163,7 +174,7 @@ export class AttemptLoop {
    * run there: the transaction writes nothing, and the attempt goes on outside
    * it from the record it read, as an ordinary one (a guarded put).
    */
-  private async attemptInWrite(pending: Caller[], stop: StopSignal): Promise<boolean> {
+  private async attemptInWrite(pending: Caller[], stop: StopSignal): Promise<boolean | typeof IN_WRITE_DECLINED> {
     let composition: Composition<Caller> | undefined;
     let resumeOutside = false;
     let written: Attempt<Caller> | undefined;
@@ -186,6 +197,7 @@ export class AttemptLoop {
         return { value: attempt.written, writer: attempt.token };
       }, this.policy.ttlMs), NO_DEADLINE, stop, false);
     } catch (err) {
+      if (err === IN_WRITE_DECLINED) return err;
       const tried = written as Attempt<Caller> | undefined;
       if (tried !== undefined) {
         if (isAmbiguous(err)) this.suspects.push(tried);

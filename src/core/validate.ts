@@ -21,27 +21,46 @@ export function validateNow<T>(key: string, candidate: T, opts: Pick<UpdateOptio
   return validateBy(key, candidate, opts);
 }
 
-async function validateBy<T>(key: string, candidate: T, opts: Pick<UpdateOptions<T>, 'schema' | 'validate'>): Promise<T> {
-  let value: T = candidate;
-  if (opts.schema) {
-    const result = await (opts.schema as StandardSchemaV1<unknown, T>)['~standard'].validate(value);
-    if (result.issues) {
-      throw new ValidationError(result.issues.map((i) => ({ message: i.message, ...(i.path ? { path: i.path } : {}) })), key);
-    }
-    value = result.value;
+/** Synchronous when the schema and validate() answer at once: update() can then apply the mutation inside SQLite's write transaction. */
+function validateBy<T>(key: string, candidate: T, opts: Pick<UpdateOptions<T>, 'schema' | 'validate'>): T | Promise<T> {
+  if (!opts.schema) return runValidate(key, candidate, opts);
+  const result = (opts.schema as StandardSchemaV1<unknown, T>)['~standard'].validate(candidate);
+  if (isThenable(result)) return Promise.resolve(result).then((r) => afterSchema(key, r, opts));
+  return afterSchema(key, result, opts);
+}
+
+function afterSchema<T>(key: string, result: StandardSchemaV1.Result<T>, opts: Pick<UpdateOptions<T>, 'validate'>): T | Promise<T> {
+  if (result.issues) {
+    throw new ValidationError(result.issues.map((i) => ({ message: i.message, ...(i.path ? { path: i.path } : {}) })), key);
   }
-  if (opts.validate) {
-    let verdict: void | string | boolean;
-    try {
-      verdict = await opts.validate(value);
-    } catch (err) {
-      if (RevkitError.is(err)) throw err;
-      const error = new ValidationError([{ message: err instanceof Error ? err.message : String(err) }], key);
-      (error as { cause?: unknown }).cause = err;
-      throw error;
-    }
-    if (verdict === false) throw new ValidationError([{ message: 'rejected by validate()' }], key);
-    if (typeof verdict === 'string') throw new ValidationError([{ message: verdict }], key);
+  return runValidate(key, result.value, opts);
+}
+
+function runValidate<T>(key: string, value: T, opts: Pick<UpdateOptions<T>, 'validate'>): T | Promise<T> {
+  if (!opts.validate) return value;
+  let verdict: void | string | boolean | Promise<void | string | boolean>;
+  try {
+    verdict = opts.validate(value);
+  } catch (err) {
+    throw asValidationError(key, err);
   }
+  if (isThenable(verdict)) return Promise.resolve(verdict).then((v) => judged(key, value, v), (err: unknown) => { throw asValidationError(key, err); });
+  return judged(key, value, verdict);
+}
+
+function judged<T>(key: string, value: T, verdict: void | string | boolean): T {
+  if (verdict === false) throw new ValidationError([{ message: 'rejected by validate()' }], key);
+  if (typeof verdict === 'string') throw new ValidationError([{ message: verdict }], key);
   return value;
+}
+
+function asValidationError(key: string, err: unknown): unknown {
+  if (RevkitError.is(err)) return err;
+  const error = new ValidationError([{ message: err instanceof Error ? err.message : String(err) }], key);
+  (error as { cause?: unknown }).cause = err;
+  return error;
+}
+
+export function isThenable(v: unknown): v is PromiseLike<unknown> {
+  return v !== null && (typeof v === 'object' || typeof v === 'function') && typeof (v as { then?: unknown }).then === 'function';
 }

@@ -1,5 +1,5 @@
 import { setImmediate as onNextTurn } from 'node:timers';
-import { BackendError, ClosedError, sleep } from '../core/index.js';
+import { BackendError, ClosedError, IN_WRITE_DECLINED, sleep } from '../core/index.js';
 
 /** One write waiting for the next commit. */
 interface Pending {
@@ -8,6 +8,10 @@ interface Pending {
   resolve: (value: unknown) => void;
   reject: (err: unknown) => void;
   deadline: number;
+  /** An update() attempt that reads and composes outside rather than wait for another process's lock. */
+  declinable: boolean;
+  /** Its `run` has been called (in a transaction that then rolled back): it is not declined any more. */
+  started?: boolean;
 }
 
 export interface CommitHooks {
@@ -65,12 +69,20 @@ export class GroupCommit {
   /** `grouped: false` commits one write per transaction (for comparisons), in the same turn. */
   constructor(private readonly hooks: CommitHooks, private readonly lockTimeoutMs: number, private readonly grouped = true) {}
 
-  /** Queues `run` for the next commit; it is called inside that transaction. */
-  write<R>(run: () => R, changed: (result: R) => boolean): Promise<R> {
+  /**
+   * Queues `run` for the next commit; it is called inside that transaction.
+   * `declinable`: while another process holds the write lock, rejected with
+   * IN_WRITE_DECLINED instead of waiting (core/update.ts).
+   */
+  write<R>(run: () => R, changed: (result: R) => boolean, declinable = false): Promise<R> {
     return new Promise<R>((resolve, reject) => {
+      if (declinable && this.waiting) {
+        reject(IN_WRITE_DECLINED);
+        return;
+      }
       this.queue.push({
         run, changed: changed as (result: unknown) => boolean, resolve: resolve as (value: unknown) => void, reject,
-        deadline: Date.now() + this.lockTimeoutMs,
+        deadline: Date.now() + this.lockTimeoutMs, declinable,
       });
       if (this.scheduled === undefined && !this.waiting) this.scheduled = onNextTurn(this.flush);
     });
@@ -97,6 +109,12 @@ export class GroupCommit {
     }
     // Another process holds the write lock: wait without blocking the loop; writes arriving meanwhile join in.
     this.waiting = true;
+    for (let i = this.queue.length - 1; i >= 0; i--) {
+      const op = this.queue[i] as Pending;
+      if (!op.declinable || op.started) continue;
+      this.queue.splice(i, 1);
+      op.reject(IN_WRITE_DECLINED);
+    }
     const delay = Math.random() * this.busyWaitMs;
     this.busyWaitMs = Math.min(this.busyWaitMs * 2, 25);
     void sleep(delay).then(() => {
@@ -156,10 +174,12 @@ export class GroupCommit {
     this.hooks.transaction(() => {
       // One write alone: if it throws, the whole transaction is its own.
       if (batch.length === 1) {
+        (batch[0] as Pending).started = true;
         outcomes.push({ ok: true, value: this.hooks.runWrite((batch[0] as Pending).run, false) });
         return;
       }
       for (const op of batch) {
+        op.started = true;
         try {
           outcomes.push({ ok: true, value: this.hooks.runWrite(op.run, guarded) });
         } catch (error) {

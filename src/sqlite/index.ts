@@ -152,7 +152,7 @@ export class SqliteStore extends BaseStore {
       if (first.decision === undefined) return null;
       bytes = this.encode(first.decision.value);
       return this.writes.apply(key, read, bytes, this.writes.nextRevision(), ttlMs, first.decision.writer);
-    }, (written) => written !== null);
+    }, (written) => written !== null, true);
     if (entry !== null) entry.value = this.codec.decode(bytes as Buffer); // the caller's own copy
     return entry;
   }
@@ -323,9 +323,9 @@ export class SqliteStore extends BaseStore {
    * nothing but SQLite's own errors (group commit relies on that to skip a
    * savepoint per write).
    */
-  private write<R>(fn: () => R, changed: (result: R) => boolean = always): Promise<R> {
+  private write<R>(fn: () => R, changed: (result: R) => boolean = always, declinable = false): Promise<R> {
     this.assertOpen();
-    return this.group.write(fn, changed);
+    return this.group.write(fn, changed, declinable);
   }
 
   private read<R>(fn: () => R): R {
