@@ -1,6 +1,7 @@
 import { UPDATE_DEFAULTS } from './retry.js';
 import type { Entry, Mutation, UpdateOptions } from './types.js';
-import { AttemptLoop, Caller, type UpdatableStore } from './update.js';
+import { Caller } from './caller.js';
+import { AttemptLoop, type UpdatableStore } from './update.js';
 
 /**
  * docs/semantics.md, "update()": concurrent update()s of one key in one

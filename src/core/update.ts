@@ -7,8 +7,6 @@ import { isTombstone, type Entry, type Mutation, type PutOptions, type RetryPoli
 import { answerBy, sleep, StopWhen, type StopSignal } from './waiting.js';
 import { Caller } from './caller.js';
 
-export { Caller } from './caller.js';
-
 /**
  * The one attempt loop of update() (docs/semantics.md, "update()"): read
  * (tombstones included), let compose.ts apply the mutations it carries to a
@@ -42,8 +40,9 @@ export type UpdatableStore = Pick<Store, 'getRecord' | 'put' | 'history' | 'capa
    * `decide` is called once, inside the transaction, with the key's current
    * record, and throws nothing; undefined: write nothing. (Should the store
    * roll the transaction back and run it again, it writes the same decision
-   * if the key reads the same, and fails the write with a conflict if not.) Resolves to the
-   * entry written (its value the stored copy), or null when nothing was.
+   * if the key reads the same, and fails the write with a conflict if not.)
+   * Resolves to the entry written (its value the stored copy), or null when
+   * nothing was.
    */
   updateInWrite?(key: string, decide: (read: StoredRecord<unknown> | null) => InWriteDecision | undefined, ttlMs: number | undefined): Promise<Entry<unknown> | null>;
 };
@@ -192,7 +191,7 @@ export class AttemptLoop {
         // A mutation answered another caller of this attempt (aborting its signal): start over without it.
         for (const c of attempt.outcomes.keys()) if (c.settled) return undefined;
         written = attempt;
-        for (const [c, outcome] of attempt.outcomes) if (outcome.kind === 'value') c.exposedIn.add(attempt);
+        for (const c of exposedBy(attempt)) c.exposedIn.add(attempt);
         waitOn(pending, 'write');
         return { value: attempt.written, writer: attempt.token };
       }, this.policy.ttlMs), NO_DEADLINE, stop, false);
@@ -236,7 +235,7 @@ export class AttemptLoop {
     const guard: PutOptions = { writer: attempt.token, ifRevision: read?.revision ?? 0 };
     if (this.policy.ttlMs !== undefined) guard.ttlMs = this.policy.ttlMs;
     // A SKIP caller's answer (what it saw) holds whether or not this write lands: it is not exposed to it.
-    for (const [c, outcome] of attempt.outcomes) if (outcome.kind === 'value') c.exposedIn.add(attempt);
+    for (const c of exposedBy(attempt)) c.exposedIn.add(attempt);
     let entry: Entry<unknown>;
     try {
       waitOn(pending, 'write');
