@@ -33,6 +33,15 @@ export abstract class BaseStore implements Store {
   protected abstract doDelete(key: string, options: DeleteOptions): Promise<number | null>;
   protected abstract doClose(): Promise<void>;
 
+  /**
+   * Throws what a write of `value` would be refused for (ValidationError,
+   * TooLargeError) and writes nothing. update() checks each value a combined
+   * write passes over: a caller whose value a later caller's replaces in the
+   * same write is told what it would be told alone. Backends that encode
+   * override it; by default nothing is checked before the write.
+   */
+  checkValue(_value: unknown): void {}
+
   protected commitAtomic(_ops: AtomicOp[]): Promise<{ revision: number }> {
     return Promise.reject(new UnsupportedError('atomic', this.backend));
   }

@@ -1,5 +1,6 @@
-import { ValidationError } from './errors.js';
+import { RevkitError, ValidationError } from './errors.js';
 import { findUnfaithfulValue, issueOf, unfaithfulValue } from './faithful.js';
+import { assertValueSize } from './keys.js';
 import type { Codec } from './types.js';
 
 const encoder = new TextEncoder();
@@ -53,14 +54,53 @@ export const jsonCodec: Codec = {
   },
 };
 
-/** Stores bytes as they are; values must be Uint8Array (or Buffer). */
+/**
+ * Stores bytes as they are; values must be Uint8Array (or Buffer). Both ways
+ * copy: what a store keeps is never the caller's array, and what a caller is
+ * given is never the store's (an in-memory store keeps the encoded bytes).
+ */
 export const rawCodec: Codec = {
   name: 'raw',
   encode(value) {
     if (!(value instanceof Uint8Array)) throw new ValidationError([{ message: 'the raw codec stores only Uint8Array values' }]);
-    return value;
+    return new Uint8Array(value);
   },
   decode(bytes) {
-    return bytes;
+    return new Uint8Array(bytes);
   },
 };
+
+/** What a write stores, and the value its caller is answered with. */
+export interface EncodedWrite {
+  bytes: Uint8Array;
+  /** Decoded from `bytes`: the caller's own copy, as a later read returns it. */
+  value: unknown;
+}
+
+/**
+ * Encodes a value for a write and decodes it back before anything is
+ * written: a value the codec cannot read back (a custom codec's bug or
+ * limit) fails the write with a ValidationError instead of committing a
+ * value whose writer is then told an error, and every reader after it too.
+ */
+export function encodeForWrite(codec: Codec, value: unknown, maxValueBytes: number): EncodedWrite {
+  let bytes: Uint8Array;
+  try {
+    bytes = codec.encode(value);
+  } catch (err) {
+    throw typed(err, `the ${codec.name} codec cannot encode the value`);
+  }
+  assertValueSize(bytes, maxValueBytes);
+  try {
+    return { bytes, value: codec.decode(bytes) };
+  } catch (err) {
+    throw typed(err, `the ${codec.name} codec cannot read back the value it encoded`);
+  }
+}
+
+function typed(err: unknown, what: string): RevkitError {
+  if (RevkitError.is(err)) return err;
+  const error = new ValidationError([{ message: `${what}: ${(err as Error)?.message ?? String(err)}` }]);
+  (error as { cause?: unknown }).cause = err;
+  return error;
+}

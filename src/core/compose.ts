@@ -48,9 +48,12 @@ export interface Attempt<C extends Carried = Carried> {
  * mutation that throws or fails validation is left out of the value; a caller
  * answered meanwhile (deadline, abort) is passed over.
  */
-export function compose<C extends Carried>(key: string, read: StoredRecord<unknown> | null, callers: C[]): Promise<Attempt<C>> {
-  return new Composition(key, read, callers).finish();
+export function compose<C extends Carried>(key: string, read: StoredRecord<unknown> | null, callers: C[], check?: ValueCheck): Promise<Attempt<C>> {
+  return new Composition(key, read, callers, check).finish();
 }
+
+/** Throws what the store would refuse a value for (too large, unencodable), writing nothing. */
+export type ValueCheck = (value: unknown) => void;
 
 /** A mutation that returned a promise: the composition goes on once it settles. */
 export interface Waiting<C> {
@@ -73,7 +76,12 @@ export class Composition<C extends Carried> {
   /** The mutation runNow() stopped at, until finish() has waited for it. */
   private waiting: Waiting<C> | undefined;
 
-  constructor(private readonly key: string, read: StoredRecord<unknown> | null, private readonly callers: C[]) {
+  constructor(
+    private readonly key: string,
+    read: StoredRecord<unknown> | null,
+    private readonly callers: C[],
+    private readonly check?: ValueCheck,
+  ) {
     this.exists = read !== null && !isTombstone(read);
     this.value = this.exists ? (read as Entry<unknown>).value : undefined;
     this.attempt = { token: newWriterToken(), read, base: read?.revision ?? 0, outcomes: new Map(), failed: new Map() };
@@ -127,6 +135,16 @@ export class Composition<C extends Carried> {
     if (next === SKIP) {
       this.attempt.outcomes.set(c, { kind: 'skip', seen: this.value, exists: this.exists, unchanged: !this.changed });
       return;
+    }
+    // A value a later caller's may replace is checked now: alone, its caller would be refused, and
+    // combining must not turn that into a success (nor let later mutations build on it).
+    if (this.check !== undefined && this.next < this.callers.length) {
+      try {
+        this.check(next);
+      } catch (err) {
+        this.attempt.failed.set(c, err);
+        return;
+      }
     }
     this.value = next;
     this.exists = true;

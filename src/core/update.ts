@@ -1,6 +1,6 @@
 import { BackendError, ClosedError, ConflictError, isAmbiguous, OutcomeUnknownError } from './errors.js';
 import { DataLostError } from './feature-errors.js';
-import { answer, compose, Composition, type Attempt } from './compose.js';
+import { answer, compose, Composition, type Attempt, type ValueCheck } from './compose.js';
 import { lookForOwnWrite, type OwnWriteVerdict } from './own-write.js';
 import { backoffDelay, UPDATE_DEFAULTS } from './retry.js';
 import { isTombstone, type Entry, type Mutation, type PutOptions, type RetryPolicy, type Store, type StoredRecord, type UpdateOptions } from './types.js';
@@ -44,6 +44,8 @@ export type UpdatableStore = Pick<Store, 'getRecord' | 'put' | 'history' | 'capa
    * Resolves to the entry written (its value the stored copy), or null when
    * nothing was.
    */
+  /** Throws what a write of `value` would be refused for, writing nothing (BaseStore.checkValue). */
+  checkValue?(value: unknown): void;
   updateInWrite?(key: string, decide: (read: StoredRecord<unknown> | null) => InWriteDecision | undefined, ttlMs: number | undefined): Promise<Entry<unknown> | null>;
 };
 
@@ -90,13 +92,17 @@ export class AttemptLoop {
   private singleFile = false;
   /** The last error of a write (not of a read): a refusal for good of what one attempt wrote. */
   private refusedWrite: unknown;
+  /** Combined callers' values that a later one's may replace are checked as the write would check them. */
+  private readonly check: ValueCheck | undefined;
 
   constructor(
     private readonly store: UpdatableStore,
     private readonly key: string,
     private readonly callers: Caller[],
     private readonly policy: LoopPolicy,
-  ) {}
+  ) {
+    this.check = callers.length > 1 && store.checkValue ? (value) => store.checkValue?.(value) : undefined;
+  }
 
   private get pending(): Caller[] {
     // A lone caller (most update()s) is read, never copied: nobody changes the array it gets.
@@ -164,7 +170,7 @@ export class AttemptLoop {
     if (this.suspects.length > 0 && (await this.resolveSuspects(read, stop))) return true;
     waitOn(pending, undefined);
     if (this.pending.length === 0) return true;
-    return this.write(await compose(this.key, read, pending), pending, stop);
+    return this.write(await compose(this.key, read, pending, this.check), pending, stop);
   }
 
   /**
@@ -184,7 +190,7 @@ export class AttemptLoop {
       entry = await answerBy((this.store.updateInWrite as NonNullable<UpdatableStore['updateInWrite']>)(this.key, (read) => {
         // The store answers now; a caller answered while its mutation runs is told why, not "no answer".
         waitOn(pending, undefined);
-        composition = new Composition(this.key, read, pending);
+        composition = new Composition(this.key, read, pending, this.check);
         const attempt = composition.attempt;
         resumeOutside = composition.runNow() !== undefined;
         if (resumeOutside || attempt.written === undefined) return undefined;

@@ -15,7 +15,7 @@
 import { resolve } from 'node:path';
 import {
   BaseStore, ConflictError, DEFAULT_MAX_VALUE_BYTES, InvalidArgumentError,
-  assertKey, assertLimit, assertPrefix, assertValueSize, conditionFailure, jsonCodec,
+  assertKey, assertLimit, assertPrefix, conditionFailure, encodeForWrite, jsonCodec,
   type AtomicOp, type Capabilities, type Codec, type Condition, type DeleteOptions, type Entry, type FailedCheck,
   type HistoryOptions, type ListOptions, type ListPage, type PutOptions, type StoredRecord,
   type WatchEvent, type WatchOptions,
@@ -103,12 +103,12 @@ export class FileStore extends BaseStore {
   }
 
   protected async doPut<T>(key: string, value: T, options: PutOptions): Promise<Entry<T>> {
-    const encoded = this.encode(value);
+    const { stored, value: copy } = this.encode(value);
     const rec = await this.enqueue((tx) => {
       this.assertCondition(tx, key, options);
-      return tx.put(key, encoded, tx.nextRevision(), options.ttlMs, options.writer);
+      return tx.put(key, stored, tx.nextRevision(), options.ttlMs, options.writer);
     });
-    return toStored<T>(this.codec, rec, Number.NEGATIVE_INFINITY) as Entry<T>;
+    return toStored<T>(this.codec, rec, Number.NEGATIVE_INFINITY, { value: copy }) as Entry<T>;
   }
 
   protected async doDelete(key: string, options: DeleteOptions): Promise<number | null> {
@@ -121,7 +121,7 @@ export class FileStore extends BaseStore {
 
   protected override async commitAtomic(ops: AtomicOp[]): Promise<{ revision: number }> {
     const encoded = new Map<string, EncodedValue>();
-    for (const op of ops) if (op.type === 'set') encoded.set(op.key, this.encode(op.value));
+    for (const op of ops) if (op.type === 'set') encoded.set(op.key, this.encode(op.value).stored);
     return this.enqueue((tx) => {
       const failed: FailedCheck[] = [];
       for (const op of ops) {
@@ -238,10 +238,13 @@ export class FileStore extends BaseStore {
     return current;
   }
 
-  private encode(value: unknown): EncodedValue {
-    const bytes = this.codec.encode(value);
-    assertValueSize(bytes, this.maxValueBytes);
-    return encodeValue(this.codec, bytes);
+  override checkValue(value: unknown): void {
+    encodeForWrite(this.codec, value, this.maxValueBytes);
+  }
+
+  private encode(value: unknown): { stored: EncodedValue; value: unknown } {
+    const { bytes, value: copy } = encodeForWrite(this.codec, value, this.maxValueBytes);
+    return { stored: encodeValue(this.codec, bytes), value: copy };
   }
 }
 

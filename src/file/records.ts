@@ -17,14 +17,17 @@ function decodeValue(codec: Codec, rec: FileRecord): unknown {
   }
 }
 
-/** A record as the store answers it: a tombstone once deleted or expired at `now` (NEGATIVE_INFINITY: as written). */
-export function toStored<T>(codec: Codec, rec: FileRecord, now: number): StoredRecord<T> {
+/**
+ * A record as the store answers it: a tombstone once deleted or expired at `now` (NEGATIVE_INFINITY: as written).
+ * `written`: the value its writer already decoded (core encodeForWrite), not decoded again.
+ */
+export function toStored<T>(codec: Codec, rec: FileRecord, now: number, written?: { value: unknown }): StoredRecord<T> {
   const writer = rec.writer === undefined ? {} : { writer: rec.writer };
   if (rec.deleted) return { key: rec.key, revision: rec.revision, deleted: true, ...writer, ...(rec.updatedAt === undefined ? {} : { updatedAt: rec.updatedAt }) };
   if (!isLive(rec, now)) return { key: rec.key, revision: rec.revision, deleted: true, ...writer };
   const entry: Entry<T> = {
     key: rec.key,
-    value: decodeValue(codec, rec) as T,
+    value: (written ? written.value : decodeValue(codec, rec)) as T,
     revision: rec.revision,
     createdRevision: rec.createdRevision as number,
     updatedAt: rec.updatedAt as number,

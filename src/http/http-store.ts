@@ -1,5 +1,5 @@
 import {
-  AsyncQueue, BackendError, BaseStore, ConflictError, InvalidArgumentError, deepEqual, isTombstone, jsonCodec, keyFilter,
+  AsyncQueue, BackendError, BaseStore, ConflictError, InvalidArgumentError, assertValueSize, deepEqual, isTombstone, jsonCodec, keyFilter,
   type AtomicOp, type Capabilities, type DeleteOptions, type Entry, type HistoryOptions, type ListOptions, type ListPage,
   type PutOptions, type ReplicationState, type StoredRecord, type Tombstone, type WatchEvent, type WatchOptions,
 } from '../core/index.js';
@@ -7,7 +7,7 @@ import type { ProblemBody } from './problems.js';
 import { ReplicaPool } from './replica-pool.js';
 import { replicationOf } from './replication.js';
 import { parseServerList } from './server-urls.js';
-import { HttpTransport, bodyLimitOf, type ServerInfo } from './transport.js';
+import { HttpTransport, limitOf, type ServerInfo } from './transport.js';
 import { followWatchStream } from './watch-stream.js';
 
 export interface HttpStoreOptions {
@@ -33,6 +33,12 @@ export interface HttpStoreOptions {
    * before it is sent, as the server would answer it.
    */
   maxBodyBytes?: number;
+  /**
+   * The remote store's largest encoded value (the server's `limits.maxValueBytes`), when known;
+   * `fromUrl` asks the server. Checked only where the server cannot check: a combined update()
+   * value that a later caller's replaces before the write (BaseStore.checkValue).
+   */
+  maxValueBytes?: number;
 }
 
 const DEFAULT_CAPABILITIES: Capabilities = { atomic: true, ttl: true, history: true, watch: true, crossProcess: true, durability: 'server-default' };
@@ -53,9 +59,11 @@ export class HttpStore extends BaseStore {
   private readonly pool: ReplicaPool;
   /** Running watches: close() ends each, so a pending next() settles. */
   private readonly watches = new Set<{ end(): void }>();
+  private readonly maxValueBytes: number | undefined;
 
   constructor(options: HttpStoreOptions) {
     super();
+    this.maxValueBytes = options.maxValueBytes;
     const { bases } = parseServerList(options.url, false);
     this.capabilities = { ...(options.capabilities ?? DEFAULT_CAPABILITIES), crossProcess: true };
     this.remoteBackend = options.remoteBackend ?? 'unknown';
@@ -86,10 +94,12 @@ export class HttpStore extends BaseStore {
     } finally {
       await probe.close();
     }
-    const maxBodyBytes = options.maxBodyBytes ?? bodyLimitOf(info);
+    const maxBodyBytes = options.maxBodyBytes ?? limitOf(info, 'maxBodyBytes');
+    const maxValueBytes = options.maxValueBytes ?? limitOf(info, 'maxValueBytes');
     return new HttpStore({
       ...options, url: parsed.bases, ...(token ? { token } : {}), capabilities: info.capabilities, remoteBackend: info.backend,
       ...(maxBodyBytes !== undefined ? { maxBodyBytes } : {}),
+      ...(maxValueBytes !== undefined ? { maxValueBytes } : {}),
     });
   }
 
@@ -144,6 +154,13 @@ export class HttpStore extends BaseStore {
     const writer = res.headers.get('revkit-writer');
     if (writer !== null) entry.writer = writer;
     return entry;
+  }
+
+  /** What the client can tell before a write: JSON can carry it, within the server's limits as far as it told them. */
+  override checkValue(value: unknown): void {
+    const bytes = jsonCodec.encode(value);
+    if (this.maxValueBytes !== undefined) assertValueSize(bytes, this.maxValueBytes);
+    this.pool.current().checkBodySize(bytes.byteLength);
   }
 
   protected async doPut<T>(key: string, value: T, options: PutOptions): Promise<Entry<T>> {

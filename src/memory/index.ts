@@ -1,6 +1,6 @@
 import {
   AsyncQueue, BaseStore, ConflictError, DEFAULT_MAX_VALUE_BYTES, HistoryGoneError, InvalidArgumentError, assertKey, assertLimit, assertPrefix,
-  assertValueSize, compareKeys, conditionFailure, keyFilter, isTombstone, jsonCodec,
+  compareKeys, conditionFailure, encodeForWrite, keyFilter, isTombstone, jsonCodec,
   type AtomicOp, type Capabilities, type Codec, type DeleteOptions, type Entry, type FailedCheck, type HistoryOptions,
   type ListOptions, type ListPage, type PutOptions, type StoreOptions, type StoredRecord, type Tombstone, type WatchEvent, type WatchOptions,
 } from '../core/index.js';
@@ -75,13 +75,13 @@ export class MemoryStore extends BaseStore {
   }
 
   protected async doPut<T>(key: string, value: T, options: PutOptions): Promise<Entry<T>> {
-    const bytes = this.encode(value);
+    const encoded = encodeForWrite(this.codec, value, this.maxValueBytes);
     const failure = conditionFailure(key, this.comparable(key, options), options);
     if (failure) throw new ConflictError([failure]);
     const revision = ++this.revision;
-    const entry = this.write(key, bytes, revision, options.ttlMs, options.writer);
+    const entry = this.write(key, encoded.bytes, revision, options.ttlMs, options.writer);
     this.trimChanges();
-    return this.decode<T>(entry) as Entry<T>;
+    return { ...entry, value: encoded.value as T };
   }
 
   protected async doDelete(key: string, options: DeleteOptions): Promise<number | null> {
@@ -99,7 +99,7 @@ export class MemoryStore extends BaseStore {
     const failed: FailedCheck[] = [];
     const encoded = new Map<string, Uint8Array>();
     for (const op of ops) {
-      if (op.type === 'set') encoded.set(op.key, this.encode(op.value));
+      if (op.type === 'set') encoded.set(op.key, encodeForWrite(this.codec, op.value, this.maxValueBytes).bytes);
       if (op.type !== 'check') continue;
       const failure = conditionFailure(op.key, this.current(op.key), op.revision === null ? { ifAbsent: true } : { ifRevision: op.revision });
       if (failure) failed.push(failure);
@@ -182,10 +182,8 @@ export class MemoryStore extends BaseStore {
     return record !== null && !isTombstone(record) && !(record.expiresAt !== undefined && record.expiresAt <= now);
   }
 
-  private encode(value: unknown): Uint8Array {
-    const bytes = this.codec.encode(value);
-    assertValueSize(bytes, this.maxValueBytes);
-    return bytes;
+  override checkValue(value: unknown): void {
+    encodeForWrite(this.codec, value, this.maxValueBytes);
   }
 
   private write(key: string, bytes: Uint8Array, revision: number, ttlMs: number | undefined, writer: string | undefined): Entry<Uint8Array> {

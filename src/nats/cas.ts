@@ -17,8 +17,8 @@
  * it, else from one read.
  */
 import {
-  BackendError, ConflictError, TooLargeError, assertValueSize, conditionFailure, isTombstone,
-  type Codec, type DeleteOptions, type Entry, type FailedCheck, type PutOptions, type StoredRecord,
+  BackendError, ConflictError, TooLargeError, conditionFailure, encodeForWrite, isTombstone,
+  type Codec, type EncodedWrite, type DeleteOptions, type Entry, type FailedCheck, type PutOptions, type StoredRecord,
 } from '../core/index.js';
 import type { MsgHdrs } from '@nats-io/transport-node';
 import { knownOf, type BucketClient, type Known } from './client.js';
@@ -64,8 +64,7 @@ export class CasWriter {
   }
 
   async put<T>(key: string, value: T, options: PutOptions): Promise<Entry<T>> {
-    const bytes = this.codec.encode(value);
-    assertValueSize(bytes, this.maxValueBytes);
+    const encoded = encodeForWrite(this.codec, value, this.maxValueBytes);
     const writer = options.writer;
     if (options.ifRevision !== undefined) {
       const expected = options.ifRevision;
@@ -77,7 +76,7 @@ export class CasWriter {
         known = knownOf(rec);
       }
       try {
-        return await this.publishPut<T>(key, bytes, known, writer);
+        return await this.publishPut<T>(key, encoded, known, writer);
       } catch (err) {
         if (err instanceof CasRejected) throw new ConflictError([{ key, expected, actual: await this.actualOf(key, err) }]);
         throw err;
@@ -89,7 +88,7 @@ export class CasWriter {
         const failure = conditionFailure(key, rec, { ifValue: options.ifValue });
         if (failure) throw new ConflictError([failure], rec ?? undefined);
         try {
-          return await this.publishPut<T>(key, bytes, knownOf(rec), writer);
+          return await this.publishPut<T>(key, encoded, knownOf(rec), writer);
         } catch (err) {
           if (!(err instanceof CasRejected) || attempt >= MAX_INTERNAL_ATTEMPTS) throw rethrow(err, key, 'value');
         }
@@ -100,7 +99,7 @@ export class CasWriter {
       let known: Known = this.client.lastKnown(key)?.created === null ? (this.client.lastKnown(key) as Known) : { revision: 0, created: null };
       for (let attempt = 0; ; attempt++) {
         try {
-          return await this.publishPut<T>(key, bytes, known, writer);
+          return await this.publishPut<T>(key, encoded, known, writer);
         } catch (err) {
           if (!(err instanceof CasRejected) || attempt >= MAX_INTERNAL_ATTEMPTS) throw rethrow(err, key, 'absent');
         }
@@ -113,7 +112,7 @@ export class CasWriter {
     let known: Known = this.client.lastKnown(key) ?? { revision: 0, created: null };
     for (let attempt = 0; ; attempt++) {
       try {
-        return await this.publishPut<T>(key, bytes, known, writer);
+        return await this.publishPut<T>(key, encoded, known, writer);
       } catch (err) {
         if (!(err instanceof CasRejected) || attempt >= MAX_INTERNAL_ATTEMPTS) throw rethrow(err, key, null);
       }
@@ -142,12 +141,17 @@ export class CasWriter {
     }
   }
 
-  private async publishPut<T>(key: string, bytes: Uint8Array, known: Known, writer: string | undefined): Promise<Entry<T>> {
+  /** Checks `value` as put() would, writing nothing (NATS' own message limit is checked at publish). */
+  checkValue(value: unknown): void {
+    encodeForWrite(this.codec, value, this.maxValueBytes);
+  }
+
+  private async publishPut<T>(key: string, encoded: EncodedWrite, known: Known, writer: string | undefined): Promise<Entry<T>> {
     const now = Date.now();
-    const revision = await this.publish(key, bytes, putHeaders(known.revision, known.created, now, writer));
+    const revision = await this.publish(key, encoded.bytes, putHeaders(known.revision, known.created, now, writer));
     const createdRevision = known.created ?? revision;
     this.client.remember(key, { revision, created: createdRevision });
-    const entry: Entry<T> = { key, value: this.codec.decode(bytes) as T, revision, createdRevision, updatedAt: now };
+    const entry: Entry<T> = { key, value: encoded.value as T, revision, createdRevision, updatedAt: now };
     if (writer !== undefined) entry.writer = writer;
     return entry;
   }

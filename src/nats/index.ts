@@ -173,6 +173,10 @@ export class NatsStore extends BaseStore {
     return this.reads.getRecord<T>(key);
   }
 
+  override checkValue(value: unknown): void {
+    this.writes.checkValue(value);
+  }
+
   protected doPut<T>(key: string, value: T, options: PutOptions): Promise<Entry<T>> {
     return this.writes.put(key, value, options);
   }

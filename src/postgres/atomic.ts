@@ -42,7 +42,7 @@ export interface AtomicParts {
 export async function commitAtomicBatch(parts: AtomicParts, ops: AtomicOp[]): Promise<{ revision: number }> {
   const { conn, names, rows, revisions } = parts;
   const values = new Map<string, Buffer>();
-  for (const op of ops) if (op.type === 'set') values.set(op.key, rows.encode(op.value));
+  for (const op of ops) if (op.type === 'set') values.set(op.key, rows.encode(op.value).bytes);
   const keys = [...new Set(ops.map((op) => op.key))].sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
   for (let attempt = 1; ; attempt++) {
     let committing = false;

@@ -39,13 +39,13 @@ export class ConditionalWrites {
 
   /** A conditional put: the entry written, or ConflictError. */
   async put<T>(key: string, value: T, options: PutOptions): Promise<Entry<T>> {
-    const bytes = this.rows.encode(value);
+    const { bytes, value: copy } = this.rows.encode(value);
     const [kind, arg, expected] = this.condition(options);
     const write: Write = { key, del: false, value: bytes, ttlMs: options.ttlMs ?? null, writer: options.writer ?? null, kind, arg };
     const row = kind === 'value' ? await this.byValue(write, options.ifValue) : await this.putRow(write, expected);
     this.wakeUps.signalChange([key]);
     this.revisions.acked(key, num(row.revision));
-    return this.rows.toEntry<T>(key, { ...row, writer: options.writer ?? null }, this.rows.codec.decode(new Uint8Array(bytes)));
+    return this.rows.toEntry<T>(key, { ...row, writer: options.writer ?? null }, copy);
   }
 
   /** A put until it is written or fails. */

@@ -1,6 +1,6 @@
 /** How rows of kv and changes become revkit records: numbers, the store's value codec, entries and tombstones. */
 import type { QueryResultRow } from 'pg';
-import { BackendError, assertValueSize, jsonCodec, type Codec, type Entry, type StoredRecord, type Tombstone } from '../core/index.js';
+import { BackendError, encodeForWrite, jsonCodec, type Codec, type Entry, type StoredRecord, type Tombstone } from '../core/index.js';
 
 export interface Row extends QueryResultRow {
   [column: string]: unknown;
@@ -22,10 +22,10 @@ export class RowCodec {
     this.json = codec === jsonCodec || codec.name === 'json';
   }
 
-  encode(value: unknown): Buffer {
-    const bytes = this.codec.encode(value);
-    assertValueSize(bytes, this.maxValueBytes);
-    return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  /** The bytes a write stores and its caller's copy of the value, decoded before anything is written. */
+  encode(value: unknown): { bytes: Buffer; value: unknown } {
+    const { bytes, value: copy } = encodeForWrite(this.codec, value, this.maxValueBytes);
+    return { bytes: Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength), value: copy };
   }
 
   private decodeValue(bytes: unknown): unknown {

@@ -20,7 +20,7 @@
  */
 import { Redis, type RedisOptions } from 'ioredis';
 import {
-  BackendError, BaseStore, DEFAULT_MAX_VALUE_BYTES, assertKey, assertLimit, assertPrefix, assertValueSize, compareKeys, jsonCodec,
+  BackendError, BaseStore, DEFAULT_MAX_VALUE_BYTES, assertKey, assertLimit, assertPrefix, compareKeys, encodeForWrite, jsonCodec,
   type AsyncQueue, type AtomicOp, type Capabilities, type Codec, type DeleteOptions, type Entry,
   type HistoryOptions, type ListOptions, type ListPage, type PutOptions, type ReplicationState, type StoredRecord, type WatchEvent, type WatchOptions,
 } from '../core/index.js';
@@ -212,13 +212,13 @@ export class RedisStore extends BaseStore {
   // ------------------------------------------------------------------ writes
 
   protected async doPut<T>(key: string, value: T, options: PutOptions): Promise<Entry<T>> {
-    const bytes = this.encode(value);
+    const { bytes, value: copy } = this.encode(value);
     const { historyDepth, changeLogRevisions } = this.settings;
     const reply = await conditionalWrite(key, options, (mode, want) =>
       this.run(SCRIPTS.put, this.k.forWrite(key), [key, mode, want, bytes, options.ttlMs ?? 0, options.writer ?? '', historyDepth, changeLogRevisions], 'put', true),
     (k) => this.getRecord(k));
     const [, revision, createdRevision, updatedAt, expiresAt] = reply as number[];
-    const entry: Entry<T> = { key, value: this.codec.decode(bytes) as T, revision: this.scripts.saw(revision as number), createdRevision: createdRevision as number, updatedAt: updatedAt as number };
+    const entry: Entry<T> = { key, value: copy as T, revision: this.scripts.saw(revision as number), createdRevision: createdRevision as number, updatedAt: updatedAt as number };
     if (expiresAt) entry.expiresAt = expiresAt;
     if (options.writer !== undefined) entry.writer = options.writer;
     return entry;
@@ -233,7 +233,7 @@ export class RedisStore extends BaseStore {
   }
 
   protected override async commitAtomic(ops: AtomicOp[]): Promise<{ revision: number }> {
-    const args = [this.settings.historyDepth, this.settings.changeLogRevisions, ...atomicArgs(ops, (value) => this.encode(value))];
+    const args = [this.settings.historyDepth, this.settings.changeLogRevisions, ...atomicArgs(ops, (value) => this.encode(value).bytes)];
     const keys = [this.k.meta, this.k.rec, this.k.keys, this.k.ttl, this.k.log, ...ops.map((op) => this.k.hist(op.key))];
     const reply = await this.run(SCRIPTS.atomic, keys, args, 'atomic commit', true);
     if (reply[0] === 'CONFLICT') throw atomicConflict(reply[1] as Array<Buffer | number>);
@@ -336,10 +336,13 @@ export class RedisStore extends BaseStore {
     return this.scripts.run(...call);
   }
 
-  private encode(value: unknown): Buffer {
-    const bytes = this.codec.encode(value);
-    assertValueSize(bytes, this.maxValueBytes);
-    return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  override checkValue(value: unknown): void {
+    encodeForWrite(this.codec, value, this.maxValueBytes);
+  }
+
+  private encode(value: unknown): { bytes: Buffer; value: unknown } {
+    const { bytes, value: copy } = encodeForWrite(this.codec, value, this.maxValueBytes);
+    return { bytes: Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength), value: copy };
   }
 
   private record<T>(key: string, r: PackedRecord, now: number): StoredRecord<T> {

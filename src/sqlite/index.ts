@@ -21,7 +21,7 @@ import { resolve } from 'node:path';
 import type Database from 'better-sqlite3';
 import {
   BaseStore, ClosedError, ConflictError, DEFAULT_MAX_VALUE_BYTES,
-  assertKey, assertLimit, assertPrefix, assertValueSize, conditionFailure, jsonCodec,
+  assertKey, assertLimit, assertPrefix, conditionFailure, encodeForWrite, jsonCodec,
   type AtomicOp, type Capabilities, type Codec, type DeleteOptions, type Entry, type FailedCheck,
   type HistoryOptions, type InWriteDecision, type ListOptions, type ListPage, type PutOptions, type StoredRecord,
   type WatchEvent, type WatchOptions,
@@ -125,12 +125,12 @@ export class SqliteStore extends BaseStore {
   }
 
   protected async doPut<T>(key: string, value: T, options: PutOptions): Promise<Entry<T>> {
-    const bytes = this.encode(value);
+    const encoded = this.encode(value);
     const entry = await this.write(() => {
       const previous = this.writes.assertCondition(key, options);
-      return this.writes.apply(key, previous, bytes, this.writes.nextRevision(), options.ttlMs, options.writer);
+      return this.writes.apply(key, previous, encoded.bytes, this.writes.nextRevision(), options.ttlMs, options.writer);
     });
-    entry.value = this.codec.decode(bytes); // the caller's own copy; `entry` is fresh from apply()
+    entry.value = encoded.value; // the caller's own copy; `entry` is fresh from apply()
     return entry as Entry<T>;
   }
 
@@ -142,18 +142,18 @@ export class SqliteStore extends BaseStore {
    */
   async updateInWrite(key: string, decide: (read: StoredRecord | null) => InWriteDecision | undefined, ttlMs: number | undefined): Promise<Entry | null> {
     let first: { row: Row | undefined; decision: InWriteDecision | undefined } | undefined;
-    let bytes: Buffer | undefined;
+    let encoded: SqliteEncoded | undefined;
     const entry = await this.write(() => {
-      bytes = undefined;
+      encoded = undefined;
       const row = this.stmt.get.get(key);
       const read = row === undefined ? null : toRecord(this.codec, row, Date.now());
       if (first !== undefined && !sameRow(first.row, row)) throw new ConflictError([{ key, expected: first.row?.revision ?? 0, actual: row?.revision ?? null }]);
       first ??= { row, decision: decide(read) };
       if (first.decision === undefined) return null;
-      bytes = this.encode(first.decision.value);
-      return this.writes.apply(key, read, bytes, this.writes.nextRevision(), ttlMs, first.decision.writer);
+      encoded = this.encode(first.decision.value);
+      return this.writes.apply(key, read, encoded.bytes, this.writes.nextRevision(), ttlMs, first.decision.writer);
     }, (written) => written !== null, true);
-    if (entry !== null) entry.value = this.codec.decode(bytes as Buffer); // the caller's own copy
+    if (entry !== null) entry.value = (encoded as SqliteEncoded).value; // the caller's own copy
     return entry;
   }
 
@@ -169,7 +169,7 @@ export class SqliteStore extends BaseStore {
 
   protected override async commitAtomic(ops: AtomicOp[]): Promise<{ revision: number }> {
     const encoded = new Map<string, Buffer>();
-    for (const op of ops) if (op.type === 'set') encoded.set(op.key, this.encode(op.value));
+    for (const op of ops) if (op.type === 'set') encoded.set(op.key, this.encode(op.value).bytes);
     let wrote = false;
     return this.write(() => {
       wrote = false;
@@ -374,11 +374,19 @@ export class SqliteStore extends BaseStore {
     if (more) setImmediate(() => this.prune(through));
   }
 
-  private encode(value: unknown): Buffer {
-    const bytes = this.codec.encode(value);
-    assertValueSize(bytes, this.maxValueBytes);
-    return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  override checkValue(value: unknown): void {
+    encodeForWrite(this.codec, value, this.maxValueBytes);
   }
+
+  private encode(value: unknown): SqliteEncoded {
+    const { bytes, value: copy } = encodeForWrite(this.codec, value, this.maxValueBytes);
+    return { bytes: Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength), value: copy };
+  }
+}
+
+interface SqliteEncoded {
+  bytes: Buffer;
+  value: unknown;
 }
 
 const always = () => true;

@@ -18,6 +18,10 @@ export abstract class WrappingStore extends BaseStore {
     this.capabilities = inner.capabilities;
   }
 
+  override checkValue(value: unknown): void {
+    (this.inner as Partial<Pick<BaseStore, 'checkValue'>>).checkValue?.(value);
+  }
+
   list<T = unknown>(options?: ListOptions): Promise<ListPage<T>> {
     return this.inner.list<T>(options);
   }

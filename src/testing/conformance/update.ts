@@ -130,5 +130,20 @@ export function describeUpdateUnderFaults(test: RegisterStoreTest): void {
       expect(((results[2] as PromiseRejectedResult).reason as Error).message).toBe('mine');
       expect((await s.get('comb'))?.value).toBe(11);
     });
+
+    test('combined updates: a value a later caller replaces is refused as it would be alone (too large, not JSON)', async (s) => {
+      const replace = (v: unknown) => () => v;
+      const results = await Promise.allSettled([
+        s.update('over', replace({ n: 1 })),
+        s.update('over', replace({ big: 'x'.repeat(1024 * 1024 + 1) })),
+        s.update('over', replace({ nan: Number.NaN })),
+        s.update('over', (v) => ({ seen: v })),
+        s.update('over', replace({ last: 1 })),
+      ]);
+      expect(results.map((r) => (r.status === 'fulfilled' ? 'ok' : (r.reason as RevkitError).code))).toEqual(['ok', 'ERR_TOO_LARGE', 'ERR_VALIDATION', 'ok', 'ok']);
+      // The refused values were never the state: the caller after them saw the one before them.
+      expect((results[3] as PromiseFulfilledResult<unknown>).value).toMatchObject({ value: { seen: { n: 1 } } });
+      expect((await s.get('over'))?.value).toEqual({ last: 1 });
+    });
   });
 }
