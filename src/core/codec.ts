@@ -84,6 +84,17 @@ export interface EncodedWrite {
  * value whose writer is then told an error, and every reader after it too.
  */
 export function encodeForWrite(codec: Codec, value: unknown, maxValueBytes: number): EncodedWrite {
+  const bytes = encodeChecked(codec, value, maxValueBytes);
+  return { bytes, value: decodeChecked(codec, bytes) };
+}
+
+/** Throws what encodeForWrite() would throw for `value`; the built-in codecs read back all they write. */
+export function checkForWrite(codec: Codec, value: unknown, maxValueBytes: number): void {
+  const bytes = encodeChecked(codec, value, maxValueBytes);
+  if (codec !== jsonCodec && codec !== rawCodec) decodeChecked(codec, bytes);
+}
+
+function encodeChecked(codec: Codec, value: unknown, maxValueBytes: number): Uint8Array {
   let bytes: Uint8Array;
   try {
     bytes = codec.encode(value);
@@ -91,8 +102,12 @@ export function encodeForWrite(codec: Codec, value: unknown, maxValueBytes: numb
     throw typed(err, `the ${codec.name} codec cannot encode the value`);
   }
   assertValueSize(bytes, maxValueBytes);
+  return bytes;
+}
+
+function decodeChecked(codec: Codec, bytes: Uint8Array): unknown {
   try {
-    return { bytes, value: codec.decode(bytes) };
+    return codec.decode(bytes);
   } catch (err) {
     throw typed(err, `the ${codec.name} codec cannot read back the value it encoded`);
   }

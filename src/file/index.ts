@@ -15,7 +15,7 @@
 import { resolve } from 'node:path';
 import {
   BaseStore, ConflictError, DEFAULT_MAX_VALUE_BYTES, InvalidArgumentError,
-  assertKey, assertLimit, assertPrefix, conditionFailure, encodeForWrite, jsonCodec,
+  assertKey, assertLimit, assertPrefix, conditionFailure, checkForWrite, encodeForWrite, jsonCodec,
   type AtomicOp, type Capabilities, type Codec, type Condition, type DeleteOptions, type Entry, type FailedCheck,
   type HistoryOptions, type ListOptions, type ListPage, type PutOptions, type StoredRecord,
   type WatchEvent, type WatchOptions,
@@ -153,10 +153,14 @@ export class FileStore extends BaseStore {
     const limit = assertLimit(options.limit, 10_000) ?? 1000;
     const state = this.reader.read();
     const now = Date.now();
-    const after = options.after === undefined ? null : Buffer.from(options.after, 'utf8');
+    const keys = sortedKeys(state);
+    // Keys with the prefix are one run of the byte order: a page starts at its place in it, found by halving.
+    let start = firstAtOrAfter(keys, prefix, false);
+    if (options.after !== undefined) start = Math.max(start, firstAtOrAfter(keys, options.after, true));
     const entries: Entry<T>[] = [];
-    for (const key of sortedKeys(state)) {
-      if (!key.startsWith(prefix) || (after !== null && Buffer.compare(Buffer.from(key, 'utf8'), after) <= 0)) continue;
+    for (let i = start; i < keys.length; i++) {
+      const key = keys[i] as string;
+      if (!key.startsWith(prefix)) break;
       const rec = state.records.get(key);
       if (!isLive(rec, now)) continue;
       if (entries.length === limit) return { entries, cursor: entries[entries.length - 1]?.key as string };
@@ -239,13 +243,27 @@ export class FileStore extends BaseStore {
   }
 
   override checkValue(value: unknown): void {
-    encodeForWrite(this.codec, value, this.maxValueBytes);
+    checkForWrite(this.codec, value, this.maxValueBytes);
   }
 
   private encode(value: unknown): { stored: EncodedValue; value: unknown } {
     const { bytes, value: copy } = encodeForWrite(this.codec, value, this.maxValueBytes);
     return { stored: encodeValue(this.codec, bytes), value: copy };
   }
+}
+
+/** The index of the first key ≥ `bound` (> `bound` when `strictly`) in UTF-8 byte order. */
+function firstAtOrAfter(keys: string[], bound: string, strictly: boolean): number {
+  const target = Buffer.from(bound, 'utf8');
+  let low = 0;
+  let high = keys.length;
+  while (low < high) {
+    const mid = (low + high) >>> 1;
+    const order = Buffer.compare(Buffer.from(keys[mid] as string, 'utf8'), target);
+    if (order < 0 || (strictly && order === 0)) low = mid + 1;
+    else high = mid;
+  }
+  return low;
 }
 
 function sortedKeys(state: FileState): string[] {

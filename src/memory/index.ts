@@ -1,6 +1,6 @@
 import {
   AsyncQueue, BaseStore, ConflictError, DEFAULT_MAX_VALUE_BYTES, HistoryGoneError, InvalidArgumentError, assertKey, assertLimit, assertPrefix,
-  compareKeys, conditionFailure, encodeForWrite, keyFilter, isTombstone, jsonCodec,
+  compareKeys, conditionFailure, checkForWrite, encodeForWrite, keyFilter, isTombstone, jsonCodec,
   type AtomicOp, type Capabilities, type Codec, type DeleteOptions, type Entry, type FailedCheck, type HistoryOptions,
   type ListOptions, type ListPage, type PutOptions, type StoreOptions, type StoredRecord, type Tombstone, type WatchEvent, type WatchOptions,
 } from '../core/index.js';
@@ -183,7 +183,7 @@ export class MemoryStore extends BaseStore {
   }
 
   override checkValue(value: unknown): void {
-    encodeForWrite(this.codec, value, this.maxValueBytes);
+    checkForWrite(this.codec, value, this.maxValueBytes);
   }
 
   private write(key: string, bytes: Uint8Array, revision: number, ttlMs: number | undefined, writer: string | undefined): Entry<Uint8Array> {

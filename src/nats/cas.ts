@@ -17,7 +17,7 @@
  * it, else from one read.
  */
 import {
-  BackendError, ConflictError, TooLargeError, conditionFailure, encodeForWrite, isTombstone,
+  BackendError, ConflictError, TooLargeError, conditionFailure, checkForWrite, encodeForWrite, isTombstone,
   type Codec, type EncodedWrite, type DeleteOptions, type Entry, type FailedCheck, type PutOptions, type StoredRecord,
 } from '../core/index.js';
 import type { MsgHdrs } from '@nats-io/transport-node';
@@ -143,7 +143,7 @@ export class CasWriter {
 
   /** Checks `value` as put() would, writing nothing (NATS' own message limit is checked at publish). */
   checkValue(value: unknown): void {
-    encodeForWrite(this.codec, value, this.maxValueBytes);
+    checkForWrite(this.codec, value, this.maxValueBytes);
   }
 
   private async publishPut<T>(key: string, encoded: EncodedWrite, known: Known, writer: string | undefined): Promise<Entry<T>> {

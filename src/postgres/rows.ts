@@ -1,6 +1,6 @@
 /** How rows of kv and changes become revkit records: numbers, the store's value codec, entries and tombstones. */
 import type { QueryResultRow } from 'pg';
-import { BackendError, encodeForWrite, jsonCodec, type Codec, type Entry, type StoredRecord, type Tombstone } from '../core/index.js';
+import { BackendError, checkForWrite, encodeForWrite, jsonCodec, type Codec, type Entry, type StoredRecord, type Tombstone } from '../core/index.js';
 
 export interface Row extends QueryResultRow {
   [column: string]: unknown;
@@ -20,6 +20,11 @@ export class RowCodec {
 
   constructor(readonly codec: Codec, private readonly maxValueBytes: number) {
     this.json = codec === jsonCodec || codec.name === 'json';
+  }
+
+  /** Throws what encode() would throw, encoding once. */
+  check(value: unknown): void {
+    checkForWrite(this.codec, value, this.maxValueBytes);
   }
 
   /** The bytes a write stores and its caller's copy of the value, decoded before anything is written. */

@@ -20,7 +20,7 @@
  */
 import { Redis, type RedisOptions } from 'ioredis';
 import {
-  BackendError, BaseStore, DEFAULT_MAX_VALUE_BYTES, assertKey, assertLimit, assertPrefix, compareKeys, encodeForWrite, jsonCodec,
+  BackendError, BaseStore, DEFAULT_MAX_VALUE_BYTES, assertKey, assertLimit, assertPrefix, compareKeys, checkForWrite, encodeForWrite, jsonCodec,
   type AsyncQueue, type AtomicOp, type Capabilities, type Codec, type DeleteOptions, type Entry,
   type HistoryOptions, type ListOptions, type ListPage, type PutOptions, type ReplicationState, type StoredRecord, type WatchEvent, type WatchOptions,
 } from '../core/index.js';
@@ -337,7 +337,7 @@ export class RedisStore extends BaseStore {
   }
 
   override checkValue(value: unknown): void {
-    encodeForWrite(this.codec, value, this.maxValueBytes);
+    checkForWrite(this.codec, value, this.maxValueBytes);
   }
 
   private encode(value: unknown): { bytes: Buffer; value: unknown } {

@@ -21,7 +21,7 @@ import { resolve } from 'node:path';
 import type Database from 'better-sqlite3';
 import {
   BaseStore, ClosedError, ConflictError, DEFAULT_MAX_VALUE_BYTES,
-  assertKey, assertLimit, assertPrefix, conditionFailure, encodeForWrite, jsonCodec,
+  assertKey, assertLimit, assertPrefix, conditionFailure, checkForWrite, encodeForWrite, jsonCodec,
   type AtomicOp, type Capabilities, type Codec, type DeleteOptions, type Entry, type FailedCheck,
   type HistoryOptions, type InWriteDecision, type ListOptions, type ListPage, type PutOptions, type StoredRecord,
   type WatchEvent, type WatchOptions,
@@ -375,7 +375,7 @@ export class SqliteStore extends BaseStore {
   }
 
   override checkValue(value: unknown): void {
-    encodeForWrite(this.codec, value, this.maxValueBytes);
+    checkForWrite(this.codec, value, this.maxValueBytes);
   }
 
   private encode(value: unknown): SqliteEncoded {
