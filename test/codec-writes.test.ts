@@ -111,3 +111,111 @@ for (const [name, create] of Object.entries(backends)) {
     });
   });
 }
+
+/** Encodes into one scratch array and returns a view of it, as fast serializers do: its next call overwrites the last result. */
+function scratchCodec(): Codec {
+  const scratch = new Uint8Array(64);
+  return {
+    name: 'scratch',
+    encode: (value) => {
+      const text = new TextEncoder().encode(JSON.stringify(value));
+      scratch.fill(32);
+      scratch.set(text);
+      return scratch.subarray(0, text.byteLength);
+    },
+    decode: (bytes) => JSON.parse(new TextDecoder().decode(bytes)),
+  };
+}
+
+/** Hands back a view of the very array it is given (zero-copy). */
+const viewCodec: Codec = { name: 'view', encode: (value) => value as Uint8Array, decode: (bytes) => bytes };
+
+/** Stores undefined as no bytes, as an "optional" codec would. */
+const optional: Codec = {
+  name: 'optional',
+  encode: (value) => (value === undefined ? new Uint8Array(0) : new TextEncoder().encode(JSON.stringify(value))),
+  decode: (bytes) => (bytes.byteLength === 0 ? undefined : JSON.parse(new TextDecoder().decode(bytes))),
+};
+
+/** encode returns what is not a Uint8Array. */
+const notBytes = (what: unknown): Codec => ({ name: 'not-bytes', encode: () => what as Uint8Array, decode: () => null });
+
+for (const [name, create] of Object.entries(backends)) {
+  describe(`${name}: custom codecs' arrays (review round 2)`, () => {
+    it('a codec that reuses its output array: every write keeps its own bytes, sequential, concurrent and atomic', async () => {
+      await using(await create(scratchCodec()), async (s) => {
+        await s.put('seq1', 'one');
+        await s.put('seq2', 'two');
+        const [a, b] = await Promise.all([s.put('c1', 'AAA'), s.put('c2', 'BBB')]);
+        expect([a.value, b.value]).toEqual(['AAA', 'BBB']);
+        if (s.capabilities.atomic) await s.atomic().set('x', 'XXX').set('y', 'YYY').commit();
+        const keys = s.capabilities.atomic ? ['seq1', 'seq2', 'c1', 'c2', 'x', 'y'] : ['seq1', 'seq2', 'c1', 'c2'];
+        const read = await Promise.all(keys.map(async (k) => (await s.get(k))?.value));
+        expect(read).toEqual(['one', 'two', 'AAA', 'BBB', 'XXX', 'YYY'].slice(0, keys.length));
+      });
+    });
+
+    it('a codec that stores undefined as no bytes: the write is answered with undefined and reads back so', async () => {
+      await using(await create(optional), async (s) => {
+        const written = await s.put('u', undefined);
+        expect(written.value).toBeUndefined();
+        expect(written.revision).toBeGreaterThan(0);
+        const read = await s.get('u');
+        expect(read?.revision).toBe(written.revision);
+        expect(read?.value).toBeUndefined();
+      });
+    });
+
+    it('encode returning null, a string or an array: ValidationError naming it, nothing written, the size limit never skipped', async () => {
+      for (const what of [null, 'text', [1, 2, 3]]) {
+        await using(await create(notBytes(what)), async (s) => {
+          const err = await s.put('k', 1).catch((e) => e);
+          expect(codeOf(err), String(err)).toBe('ERR_VALIDATION');
+          expect((err as Error).message).toMatch(/encode returned (null|a string|an instance of Array), not a Uint8Array/);
+          expect(await s.getRecord('k')).toBeNull();
+        });
+      }
+    });
+  });
+}
+
+describe('memory: a codec that decodes to views of the bytes it is given', () => {
+  it('what put, get and a watch hand out are not views of the stored bytes', async () => {
+    await using(new MemoryStore({ codec: viewCodec }), async (s) => {
+      const controller = new AbortController();
+      const events = s.watch({ prefix: '', signal: controller.signal })[Symbol.asyncIterator]();
+      const put = await s.put('b', new Uint8Array([1, 2, 3]));
+      (put.value as Uint8Array)[0] = 99;
+      ((await s.get('b'))?.value as Uint8Array)[1] = 98;
+      const event = (await events.next()).value as { entry: { value: Uint8Array } };
+      event.entry.value[2] = 97;
+      expect([...((await s.get('b'))?.value as Uint8Array)]).toEqual([1, 2, 3]);
+      controller.abort();
+    });
+  });
+
+  it('a value the codec cannot read when a watch gets it: the put is answered, the watch ends with a BackendError after what came before', async () => {
+    let decodes = 0;
+    const failsOnce: Codec = {
+      name: 'fails-once',
+      encode: (value) => new TextEncoder().encode(JSON.stringify(value)),
+      decode: (bytes) => {
+        // The write's own read-back is the 1st decode of the 2nd put; the watch's copy the 2nd.
+        if (++decodes === 4) throw new Error('flaky decode');
+        return JSON.parse(new TextDecoder().decode(bytes));
+      },
+    };
+    await using(new MemoryStore({ codec: failsOnce }), async (s) => {
+      const controller = new AbortController();
+      const events = s.watch({ prefix: '', signal: controller.signal })[Symbol.asyncIterator]();
+      const first = await s.put('k', 1);
+      const second = await s.put('k', 2);
+      expect(second.value).toBe(2);
+      expect(((await events.next()).value as { revision: number }).revision).toBe(first.revision);
+      const err = await events.next().catch((e) => e);
+      expect(codeOf(err)).toBe('ERR_BACKEND');
+      expect((await s.get('k'))?.revision).toBe(second.revision);
+      controller.abort();
+    });
+  });
+});

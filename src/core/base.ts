@@ -19,6 +19,12 @@ export abstract class BaseStore implements Store {
   // Every update() waiting out a backoff listens to it: no listener limit (Node warns past 10).
   private readonly closer = unlimited(new AbortController());
   private readonly combiner = new WriteCombiner(this);
+  /**
+   * False where the store may refuse a value for reasons checkValue() cannot
+   * see (a server's own validation): concurrent update()s then run one loop
+   * each, so that each caller is told what it would be told alone.
+   */
+  protected readonly combinesUpdates: boolean = true;
 
   /** Aborted by close(): update()'s backoff sleeps end at once instead of outliving the store. */
   get closedSignal(): AbortSignal {
@@ -34,13 +40,17 @@ export abstract class BaseStore implements Store {
   protected abstract doClose(): Promise<void>;
 
   /**
-   * Throws what a write of `value` would be refused for (ValidationError,
-   * TooLargeError) and writes nothing. update() checks each value a combined
-   * write passes over: a caller whose value a later caller's replaces in the
-   * same write is told what it would be told alone. Backends that encode
-   * override it; by default nothing is checked before the write.
+   * Throws what a write of `value` (to `key`) would be refused for (ValidationError,
+   * TooLargeError), writes nothing, and returns the value as that write's
+   * caller would get it back (its own decoded copy). update() calls it for
+   * each value a combined write passes over: a caller whose value a later
+   * caller's replaces in the same write is told what it would be told alone.
+   * Backends that encode override it; by default nothing is checked and the
+   * value comes back as it is.
    */
-  checkValue(_value: unknown): void {}
+  checkValue(value: unknown, _key?: string): unknown {
+    return value;
+  }
 
   protected commitAtomic(_ops: AtomicOp[]): Promise<{ revision: number }> {
     return Promise.reject(new UnsupportedError('atomic', this.backend));
@@ -75,7 +85,7 @@ export abstract class BaseStore implements Store {
     if (typeof fn !== 'function') throw new InvalidArgumentError('update() needs a mutation function');
     assertTtl(options.ttlMs);
     if (options.ttlMs !== undefined && !this.capabilities.ttl) throw new UnsupportedError('ttl', this.backend);
-    if (options.combine === false || !WriteCombiner.canCombine(options as UpdateOptions<unknown>)) return runUpdate(this, key, fn, options);
+    if (!this.combinesUpdates || options.combine === false || !WriteCombiner.canCombine(options as UpdateOptions<unknown>)) return runUpdate(this, key, fn, options);
     return this.combiner.update(key, fn, options);
   }
 

@@ -85,32 +85,40 @@ export interface EncodedWrite {
  */
 export function encodeForWrite(codec: Codec, value: unknown, maxValueBytes: number): EncodedWrite {
   const bytes = encodeChecked(codec, value, maxValueBytes);
-  return { bytes, value: decodeChecked(codec, bytes) };
+  let copy: unknown;
+  try {
+    copy = decodeStored(codec, bytes);
+  } catch (err) {
+    throw typed(err, `the ${codec.name} codec cannot read back the value it encoded`);
+  }
+  return { bytes, value: copy };
 }
 
-/** Throws what encodeForWrite() would throw for `value`; the built-in codecs read back all they write. */
-export function checkForWrite(codec: Codec, value: unknown, maxValueBytes: number): void {
-  const bytes = encodeChecked(codec, value, maxValueBytes);
-  if (codec !== jsonCodec && codec !== rawCodec) decodeChecked(codec, bytes);
+/**
+ * Decodes bytes a store keeps (an in-memory store, or a write's own): a
+ * custom codec may hand back views of the array it is given, so it is given a
+ * copy. The built-in codecs never do.
+ */
+export function decodeStored(codec: Codec, bytes: Uint8Array): unknown {
+  return codec.decode(isBuiltIn(codec) ? bytes : new Uint8Array(bytes));
 }
 
+const isBuiltIn = (codec: Codec): boolean => codec === jsonCodec || codec === rawCodec;
+
+/** A custom codec's bytes may be its own scratch, reused by its next call: the store keeps a copy. */
 function encodeChecked(codec: Codec, value: unknown, maxValueBytes: number): Uint8Array {
-  let bytes: Uint8Array;
+  let bytes: unknown;
   try {
     bytes = codec.encode(value);
   } catch (err) {
     throw typed(err, `the ${codec.name} codec cannot encode the value`);
   }
-  assertValueSize(bytes, maxValueBytes);
-  return bytes;
-}
-
-function decodeChecked(codec: Codec, bytes: Uint8Array): unknown {
-  try {
-    return codec.decode(bytes);
-  } catch (err) {
-    throw typed(err, `the ${codec.name} codec cannot read back the value it encoded`);
+  if (!(bytes instanceof Uint8Array)) {
+    const what = bytes === null ? 'null' : typeof bytes === 'object' ? `an instance of ${(bytes as object).constructor?.name ?? 'Object'}` : `a ${typeof bytes}`;
+    throw new ValidationError([{ message: `the ${codec.name} codec's encode returned ${what}, not a Uint8Array` }]);
   }
+  assertValueSize(bytes, maxValueBytes);
+  return isBuiltIn(codec) ? bytes : new Uint8Array(bytes);
 }
 
 function typed(err: unknown, what: string): RevkitError {

@@ -41,6 +41,8 @@ export interface Attempt<C extends Carried = Carried> {
   failed: Map<C, unknown>;
   /** The value written: that of the last caller that changed it; undefined when nobody changed it. */
   written?: unknown;
+  /** That caller: it is answered with the entry the write returns, the others with their own copies. */
+  writtenBy?: C;
 }
 
 /**
@@ -52,8 +54,8 @@ export function compose<C extends Carried>(key: string, read: StoredRecord<unkno
   return new Composition(key, read, callers, check).finish();
 }
 
-/** Throws what the store would refuse a value for (too large, unencodable), writing nothing. */
-export type ValueCheck = (value: unknown) => void;
+/** Throws what the store would refuse a value for (too large, unencodable), writing nothing; else the value as a write's caller gets it back. */
+export type ValueCheck = (value: unknown) => unknown;
 
 /** A mutation that returned a promise: the composition goes on once it settles. */
 export interface Waiting<C> {
@@ -73,6 +75,7 @@ export class Composition<C extends Carried> {
   private value: unknown;
   private exists: boolean;
   private changed = false;
+  private writer: C | undefined;
   /** The mutation runNow() stopped at, until finish() has waited for it. */
   private waiting: Waiting<C> | undefined;
 
@@ -107,7 +110,10 @@ export class Composition<C extends Carried> {
       }
       this.took(c, result);
     }
-    if (this.changed) this.attempt.written = this.value;
+    if (this.changed) {
+      this.attempt.written = this.value;
+      this.attempt.writtenBy = this.writer;
+    }
     return undefined;
   }
 
@@ -137,10 +143,11 @@ export class Composition<C extends Carried> {
       return;
     }
     // A value a later caller's may replace is checked now: alone, its caller would be refused, and
-    // combining must not turn that into a success (nor let later mutations build on it).
+    // combining must not turn that into a success (nor let later mutations build on it). From here
+    // on it is what the store would give back (a copy its caller alone holds, -0 read as 0…).
     if (this.check !== undefined && this.next < this.callers.length) {
       try {
-        this.check(next);
+        next = this.check(next);
       } catch (err) {
         this.attempt.failed.set(c, err);
         return;
@@ -149,6 +156,7 @@ export class Composition<C extends Carried> {
     this.value = next;
     this.exists = true;
     this.changed = true;
+    this.writer = c;
     this.attempt.outcomes.set(c, { kind: 'value', value: next });
   }
 }
@@ -177,7 +185,7 @@ export function answer(attempt: Attempt, entry: Entry<unknown> | null): void {
   const read = attempt.read !== null && !isTombstone(attempt.read) ? (attempt.read as Entry<unknown>) : null;
   for (const [c, outcome] of attempt.outcomes) {
     if (outcome.kind === 'value') {
-      c.resolve(entry && outcome.value !== attempt.written ? { ...entry, value: outcome.value } : entry);
+      c.resolve(entry && c !== attempt.writtenBy ? { ...entry, value: outcome.value } : entry);
     } else if (outcome.unchanged) {
       c.resolve(read && { ...read, value: privateCopy(read.value) });
     } else {

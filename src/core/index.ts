@@ -1,7 +1,7 @@
 export * from './errors.js';
 export * from './feature-errors.js';
 export * from './types.js';
-export { jsonCodec, rawCodec, checkForWrite, encodeForWrite, type EncodedWrite } from './codec.js';
+export { jsonCodec, rawCodec, decodeStored, encodeForWrite, type EncodedWrite } from './codec.js';
 export { parseJsonValue, assertFaithfulText, unfaithfulValue, type UnfaithfulValue } from './faithful.js';
 export { findUnfaithfulNumber, jsonPointer, type UnfaithfulNumber } from './json-numbers.js';
 export { deepEqual } from './equal.js';
@@ -14,7 +14,7 @@ export { validateCandidate } from './validate.js';
 export { BaseStore } from './base.js';
 export { WriteCombiner } from './combine.js';
 export { AsyncQueue } from './async-queue.js';
-export { assertKey, assertPrefix, assertValueSize, assertTtl, assertRevision, assertLimit, compareKeys, keyFilter, MAX_KEY_BYTES, DEFAULT_MAX_VALUE_BYTES } from './keys.js';
+export { assertAfter, assertKey, assertPrefix, assertValueSize, assertTtl, assertRevision, assertLimit, compareKeys, keyFilter, MAX_KEY_BYTES, DEFAULT_MAX_VALUE_BYTES } from './keys.js';
 export { cursorPrecedes, isAfterCursor, type ChangeCursor } from './change-cursor.js';
 export { conditionFailure } from './conditions.js';
 export { mergePatch } from './merge-patch.js';

@@ -32,6 +32,11 @@ export function assertValueSize(bytes: Uint8Array, limit: number): void {
   if (bytes.byteLength > limit) throw new TooLargeError('the encoded value', bytes.byteLength, limit);
 }
 
+/** list()'s cursor: the last key of the page before (any string; it need not be a key that exists). */
+export function assertAfter(after: unknown): void {
+  if (after !== undefined && typeof after !== 'string') throw new InvalidArgumentError(`after must be a string (the last key of the page before), got ${after === null ? 'null' : typeof after}`);
+}
+
 export function assertTtl(ttlMs: unknown): void {
   if (ttlMs === undefined) return;
   if (typeof ttlMs !== 'number' || !Number.isSafeInteger(ttlMs) || ttlMs <= 0) {

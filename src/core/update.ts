@@ -44,8 +44,8 @@ export type UpdatableStore = Pick<Store, 'getRecord' | 'put' | 'history' | 'capa
    * Resolves to the entry written (its value the stored copy), or null when
    * nothing was.
    */
-  /** Throws what a write of `value` would be refused for, writing nothing (BaseStore.checkValue). */
-  checkValue?(value: unknown): void;
+  /** Throws what a write of `value` would be refused for, writing nothing; else the value as its caller gets it back (BaseStore.checkValue). */
+  checkValue?(value: unknown, key: string): unknown;
   updateInWrite?(key: string, decide: (read: StoredRecord<unknown> | null) => InWriteDecision | undefined, ttlMs: number | undefined): Promise<Entry<unknown> | null>;
 };
 
@@ -101,7 +101,7 @@ export class AttemptLoop {
     private readonly callers: Caller[],
     private readonly policy: LoopPolicy,
   ) {
-    this.check = callers.length > 1 && store.checkValue ? (value) => store.checkValue?.(value) : undefined;
+    this.check = callers.length > 1 && store.checkValue ? (value) => (store.checkValue as (v: unknown, k: string) => unknown).call(store, value, key) : undefined;
   }
 
   private get pending(): Caller[] {

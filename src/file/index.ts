@@ -15,7 +15,7 @@
 import { resolve } from 'node:path';
 import {
   BaseStore, ConflictError, DEFAULT_MAX_VALUE_BYTES, InvalidArgumentError,
-  assertKey, assertLimit, assertPrefix, conditionFailure, checkForWrite, encodeForWrite, jsonCodec,
+  assertKey, assertLimit, assertAfter, assertPrefix, conditionFailure, encodeForWrite, jsonCodec,
   type AtomicOp, type Capabilities, type Codec, type Condition, type DeleteOptions, type Entry, type FailedCheck,
   type HistoryOptions, type ListOptions, type ListPage, type PutOptions, type StoredRecord,
   type WatchEvent, type WatchOptions,
@@ -150,6 +150,7 @@ export class FileStore extends BaseStore {
     this.assertOpen();
     const prefix = options.prefix ?? '';
     assertPrefix(prefix);
+    assertAfter(options.after);
     const limit = assertLimit(options.limit, 10_000) ?? 1000;
     const state = this.reader.read();
     const now = Date.now();
@@ -242,8 +243,8 @@ export class FileStore extends BaseStore {
     return current;
   }
 
-  override checkValue(value: unknown): void {
-    checkForWrite(this.codec, value, this.maxValueBytes);
+  override checkValue(value: unknown): unknown {
+    return encodeForWrite(this.codec, value, this.maxValueBytes).value;
   }
 
   private encode(value: unknown): { stored: EncodedValue; value: unknown } {

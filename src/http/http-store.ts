@@ -1,5 +1,5 @@
 import {
-  AsyncQueue, BackendError, BaseStore, ConflictError, InvalidArgumentError, assertValueSize, deepEqual, isTombstone, jsonCodec, keyFilter,
+  AsyncQueue, BackendError, BaseStore, ConflictError, InvalidArgumentError, assertAfter, deepEqual, isTombstone, jsonCodec, keyFilter,
   type AtomicOp, type Capabilities, type DeleteOptions, type Entry, type HistoryOptions, type ListOptions, type ListPage,
   type PutOptions, type ReplicationState, type StoredRecord, type Tombstone, type WatchEvent, type WatchOptions,
 } from '../core/index.js';
@@ -7,7 +7,7 @@ import type { ProblemBody } from './problems.js';
 import { ReplicaPool } from './replica-pool.js';
 import { replicationOf } from './replication.js';
 import { parseServerList } from './server-urls.js';
-import { HttpTransport, limitOf, type ServerInfo } from './transport.js';
+import { HttpTransport, bodyLimitOf, type ServerInfo } from './transport.js';
 import { followWatchStream } from './watch-stream.js';
 
 export interface HttpStoreOptions {
@@ -33,12 +33,6 @@ export interface HttpStoreOptions {
    * before it is sent, as the server would answer it.
    */
   maxBodyBytes?: number;
-  /**
-   * The remote store's largest encoded value (the server's `limits.maxValueBytes`), when known;
-   * `fromUrl` asks the server. Checked only where the server cannot check: a combined update()
-   * value that a later caller's replaces before the write (BaseStore.checkValue).
-   */
-  maxValueBytes?: number;
 }
 
 const DEFAULT_CAPABILITIES: Capabilities = { atomic: true, ttl: true, history: true, watch: true, crossProcess: true, durability: 'server-default' };
@@ -53,17 +47,21 @@ const IF_VALUE_ATTEMPTS = 64;
  */
 export class HttpStore extends BaseStore {
   readonly backend = 'http';
+  /**
+   * The server may refuse a value for reasons this client cannot check before the write (its
+   * `validate` hook, its store's own limits): a value a later caller's replaced in a combined write
+   * would pass unchecked, so each update() runs its own GET + PUT If-Match loop.
+   */
+  protected override readonly combinesUpdates = false;
   readonly capabilities: Capabilities;
   readonly remoteBackend: string;
   /** The servers, one transport each (requests, timeouts, the aborts of close(), body limit, clock), and which serves now. */
   private readonly pool: ReplicaPool;
   /** Running watches: close() ends each, so a pending next() settles. */
   private readonly watches = new Set<{ end(): void }>();
-  private readonly maxValueBytes: number | undefined;
 
   constructor(options: HttpStoreOptions) {
     super();
-    this.maxValueBytes = options.maxValueBytes;
     const { bases } = parseServerList(options.url, false);
     this.capabilities = { ...(options.capabilities ?? DEFAULT_CAPABILITIES), crossProcess: true };
     this.remoteBackend = options.remoteBackend ?? 'unknown';
@@ -94,12 +92,10 @@ export class HttpStore extends BaseStore {
     } finally {
       await probe.close();
     }
-    const maxBodyBytes = options.maxBodyBytes ?? limitOf(info, 'maxBodyBytes');
-    const maxValueBytes = options.maxValueBytes ?? limitOf(info, 'maxValueBytes');
+    const maxBodyBytes = options.maxBodyBytes ?? bodyLimitOf(info);
     return new HttpStore({
       ...options, url: parsed.bases, ...(token ? { token } : {}), capabilities: info.capabilities, remoteBackend: info.backend,
       ...(maxBodyBytes !== undefined ? { maxBodyBytes } : {}),
-      ...(maxValueBytes !== undefined ? { maxValueBytes } : {}),
     });
   }
 
@@ -154,13 +150,6 @@ export class HttpStore extends BaseStore {
     const writer = res.headers.get('revkit-writer');
     if (writer !== null) entry.writer = writer;
     return entry;
-  }
-
-  /** What the client can tell before a write: JSON can carry it, within the server's limits as far as it told them. */
-  override checkValue(value: unknown): void {
-    const bytes = jsonCodec.encode(value);
-    if (this.maxValueBytes !== undefined) assertValueSize(bytes, this.maxValueBytes);
-    this.pool.current().checkBodySize(bytes.byteLength);
   }
 
   protected async doPut<T>(key: string, value: T, options: PutOptions): Promise<Entry<T>> {
@@ -230,6 +219,7 @@ export class HttpStore extends BaseStore {
     this.assertOpen();
     const q = new URLSearchParams();
     if (options.prefix !== undefined) q.set('prefix', options.prefix);
+    assertAfter(options.after);
     if (options.after !== undefined) q.set('after', options.after);
     if (options.limit !== undefined) {
       if (typeof options.limit !== 'number' || !Number.isSafeInteger(options.limit) || options.limit <= 0) {

@@ -27,13 +27,13 @@ export interface Reply {
 export interface ServerInfo {
   backend: string;
   capabilities: Capabilities;
-  limits?: { maxBodyBytes?: unknown; maxValueBytes?: unknown };
+  limits?: { maxBodyBytes?: unknown };
   /** The store's replication state (null: a single-server store); absent from servers before issue 25. */
   replication?: ReplicationState | null;
 }
 
-export function limitOf(info: ServerInfo, name: 'maxBodyBytes' | 'maxValueBytes'): number | undefined {
-  const limit = info.limits?.[name];
+export function bodyLimitOf(info: ServerInfo): number | undefined {
+  const limit = info.limits?.maxBodyBytes;
   return typeof limit === 'number' && Number.isSafeInteger(limit) && limit > 0 ? limit : undefined;
 }
 
@@ -208,7 +208,7 @@ export class HttpTransport {
   private async bodyRefusal(bytes: number): Promise<TooLargeError | undefined> {
     if (this.maxBodyBytes === undefined) {
       const info = (await this.requestJson('GET', '/v1/info', { timeoutMs: Math.min(this.timeoutMs, 5_000) })) as ServerInfo;
-      const limit = limitOf(info, 'maxBodyBytes');
+      const limit = bodyLimitOf(info);
       if (limit !== undefined) this.maxBodyBytes = limit;
     }
     return this.maxBodyBytes !== undefined && bytes > this.maxBodyBytes ? new TooLargeError('the request body', bytes, this.maxBodyBytes) : undefined;

@@ -1,6 +1,6 @@
 import {
-  AsyncQueue, BaseStore, ConflictError, DEFAULT_MAX_VALUE_BYTES, HistoryGoneError, InvalidArgumentError, assertKey, assertLimit, assertPrefix,
-  compareKeys, conditionFailure, checkForWrite, encodeForWrite, keyFilter, isTombstone, jsonCodec,
+  AsyncQueue, BackendError, BaseStore, ConflictError, DEFAULT_MAX_VALUE_BYTES, HistoryGoneError, InvalidArgumentError, assertKey, assertLimit, assertAfter, assertPrefix,
+  compareKeys, conditionFailure, decodeStored, encodeForWrite, keyFilter, isTombstone, jsonCodec,
   type AtomicOp, type Capabilities, type Codec, type DeleteOptions, type Entry, type FailedCheck, type HistoryOptions,
   type ListOptions, type ListPage, type PutOptions, type StoreOptions, type StoredRecord, type Tombstone, type WatchEvent, type WatchOptions,
 } from '../core/index.js';
@@ -122,6 +122,7 @@ export class MemoryStore extends BaseStore {
     this.assertOpen();
     const prefix = options.prefix ?? '';
     assertPrefix(prefix);
+    assertAfter(options.after);
     const limit = assertLimit(options.limit, 10_000) ?? 1000;
     const keys = [...this.records.keys()]
       .filter((k) => k.startsWith(prefix) && (options.after === undefined || compareKeys(k, options.after) > 0) && this.isLive(this.current(k)))
@@ -154,7 +155,7 @@ export class MemoryStore extends BaseStore {
         return queue as AsyncIterable<WatchEvent<T>>;
       }
       for (const change of this.changes) {
-        if (change.revision > options.fromRevision && matches(change.key)) queue.push(this.decodeEvent(change));
+        if (change.revision > options.fromRevision && matches(change.key) && !this.deliver(queue, change)) return queue as AsyncIterable<WatchEvent<T>>;
       }
     }
     const watcher = { matches, queue };
@@ -182,8 +183,8 @@ export class MemoryStore extends BaseStore {
     return record !== null && !isTombstone(record) && !(record.expiresAt !== undefined && record.expiresAt <= now);
   }
 
-  override checkValue(value: unknown): void {
-    checkForWrite(this.codec, value, this.maxValueBytes);
+  override checkValue(value: unknown): unknown {
+    return encodeForWrite(this.codec, value, this.maxValueBytes).value;
   }
 
   private write(key: string, bytes: Uint8Array, revision: number, ttlMs: number | undefined, writer: string | undefined): Entry<Uint8Array> {
@@ -215,7 +216,7 @@ export class MemoryStore extends BaseStore {
     if (past.length > this.historyDepth) past.length = this.historyDepth;
     this.past.set(record.key, past);
     this.changes.push(event);
-    for (const w of this.watchers) if (w.matches(event.key)) w.queue.push(this.decodeEvent(event));
+    for (const w of this.watchers) if (w.matches(event.key)) this.deliver(w.queue, event);
   }
 
   /**
@@ -263,11 +264,28 @@ export class MemoryStore extends BaseStore {
       const t: Tombstone = { key: record.key, revision: record.revision, deleted: true };
       return t;
     }
-    return { ...record, value: this.codec.decode(record.value) as T };
+    return { ...record, value: this.decodeValue(record) as T };
   }
 
-  private decodeEvent(event: WatchEvent<Uint8Array>): WatchEvent {
-    return event.type === 'put' ? { ...event, entry: { ...event.entry, value: this.codec.decode(event.entry.value) } } : { ...event };
+  /** One watcher's own copy of a change; a value its codec cannot read ends that watch with the error (the write stands). */
+  private deliver(queue: AsyncQueue<WatchEvent>, event: WatchEvent<Uint8Array>): boolean {
+    let copy: WatchEvent;
+    try {
+      copy = event.type === 'put' ? { ...event, entry: { ...event.entry, value: this.decodeValue(event.entry) } } : { ...event };
+    } catch (err) {
+      queue.fail(err);
+      return false;
+    }
+    queue.push(copy);
+    return true;
+  }
+
+  private decodeValue(entry: Entry<Uint8Array>): unknown {
+    try {
+      return decodeStored(this.codec, entry.value);
+    } catch (cause) {
+      throw new BackendError(`the value of ${JSON.stringify(entry.key)} at revision ${entry.revision} cannot be decoded with the ${this.codec.name} codec`, { transient: false, cause });
+    }
   }
 }
 

@@ -17,7 +17,7 @@
  * it, else from one read.
  */
 import {
-  BackendError, ConflictError, TooLargeError, conditionFailure, checkForWrite, encodeForWrite, isTombstone,
+  BackendError, ConflictError, TooLargeError, conditionFailure, encodeForWrite, isTombstone, newWriterToken,
   type Codec, type EncodedWrite, type DeleteOptions, type Entry, type FailedCheck, type PutOptions, type StoredRecord,
 } from '../core/index.js';
 import type { MsgHdrs } from '@nats-io/transport-node';
@@ -141,9 +141,18 @@ export class CasWriter {
     }
   }
 
-  /** Checks `value` as put() would, writing nothing (NATS' own message limit is checked at publish). */
-  checkValue(value: unknown): void {
-    checkForWrite(this.codec, value, this.maxValueBytes);
+  /**
+   * Checks `value` as put() would, writing nothing. NATS' own message limit counts the headers, which
+   * depend on the revisions a write is sent with: the check counts their longest form (revisions of
+   * 16 digits, a writer token, the stream-wide guard), so a value within ~70 bytes of that limit may be
+   * refused here where a write of it alone would just pass — never the other way round.
+   */
+  checkValue(value: unknown, key: string): unknown {
+    const encoded = encodeForWrite(this.codec, value, this.maxValueBytes);
+    const longest = putHeaders(Number.MAX_SAFE_INTEGER, Number.MAX_SAFE_INTEGER, Date.now(), newWriterToken());
+    const size = encoded.bytes.byteLength + headerBytes(longest) + this.client.subjectOf(key).length + H_EXPECTED_STREAM.length + 20;
+    if (size > this.maxMessageBytes) throw new TooLargeError('the encoded value with its NATS headers', size, this.maxMessageBytes);
+    return encoded.value;
   }
 
   private async publishPut<T>(key: string, encoded: EncodedWrite, known: Known, writer: string | undefined): Promise<Entry<T>> {

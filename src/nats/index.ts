@@ -173,8 +173,8 @@ export class NatsStore extends BaseStore {
     return this.reads.getRecord<T>(key);
   }
 
-  override checkValue(value: unknown): void {
-    this.writes.checkValue(value);
+  override checkValue(value: unknown, key = ''): unknown {
+    return this.writes.checkValue(value, key);
   }
 
   protected doPut<T>(key: string, value: T, options: PutOptions): Promise<Entry<T>> {

@@ -24,7 +24,7 @@
 import type { Msg } from '@nats-io/transport-node';
 import type { StoredMsg } from '@nats-io/jetstream';
 import {
-  BackendError, InvalidArgumentError, assertKey, assertLimit, assertPrefix, compareKeys,
+  BackendError, InvalidArgumentError, assertKey, assertLimit, assertAfter, assertPrefix, compareKeys,
   type Codec, type Entry, type HistoryOptions, type ListOptions, type ListPage, type StoredRecord,
 } from '../core/index.js';
 import { knownOf, type BucketClient } from './client.js';
@@ -60,6 +60,7 @@ export class BucketReads {
     this.client.assertOpen();
     const prefix = options.prefix ?? '';
     assertPrefix(prefix);
+    assertAfter(options.after);
     if (options.after !== undefined && typeof options.after !== 'string') throw new InvalidArgumentError('after must be a key');
     const limit = assertLimit(options.limit, 10_000) ?? 1000;
     const { filter } = filterForPrefix(prefix);

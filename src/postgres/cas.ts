@@ -45,7 +45,7 @@ export class ConditionalWrites {
     const row = kind === 'value' ? await this.byValue(write, options.ifValue) : await this.putRow(write, expected);
     this.wakeUps.signalChange([key]);
     this.revisions.acked(key, num(row.revision));
-    return this.rows.toEntry<T>(key, { ...row, writer: options.writer ?? null }, copy);
+    return this.rows.toEntry<T>(key, { ...row, writer: options.writer ?? null }, { value: copy });
   }
 
   /** A put until it is written or fails. */

@@ -249,8 +249,8 @@ export class PostgresStore extends BaseStore {
 
   // Writes are refused before they are sent when their operation is owed a DataLostError (lineage.ts owedTo);
   // once sent, their outcome is their answer.
-  override checkValue(value: unknown): void {
-    this.rows.check(value);
+  override checkValue(value: unknown): unknown {
+    return this.rows.check(value);
   }
 
   protected async doPut<T>(key: string, value: T, options: PutOptions): Promise<Entry<T>> {

@@ -1,6 +1,6 @@
 /** How a store reads: one key (with others that arrive meanwhile, batch.ts), a page of keys, a key's history. */
 import {
-  InvalidArgumentError, assertLimit, assertPrefix, type HistoryOptions, type ListOptions, type ListPage, type StoredRecord,
+  InvalidArgumentError, assertLimit, assertAfter, assertPrefix, type HistoryOptions, type ListOptions, type ListPage, type StoredRecord,
 } from '../core/index.js';
 import { GroupSender, MAX_BATCH } from './batch.js';
 import type { Connections } from './connection.js';
@@ -46,6 +46,7 @@ export class Reads {
   async list<T>(options: ListOptions): Promise<ListPage<T>> {
     const prefix = options.prefix ?? '';
     assertPrefix(prefix);
+    assertAfter(options.after);
     if (options.after !== undefined && typeof options.after !== 'string') throw new InvalidArgumentError('after must be a key string');
     const limit = assertLimit(options.limit, 10_000) ?? 1000;
     const r = await this.conn.withClient('list', false, (c) => this.conn.q(c, 'list', () => listSql(this.names), [likePrefix(prefix), options.after ?? null, limit + 1]));

@@ -1,6 +1,6 @@
 /** How rows of kv and changes become revkit records: numbers, the store's value codec, entries and tombstones. */
 import type { QueryResultRow } from 'pg';
-import { BackendError, checkForWrite, encodeForWrite, jsonCodec, type Codec, type Entry, type StoredRecord, type Tombstone } from '../core/index.js';
+import { BackendError, encodeForWrite, jsonCodec, type Codec, type Entry, type StoredRecord, type Tombstone } from '../core/index.js';
 
 export interface Row extends QueryResultRow {
   [column: string]: unknown;
@@ -23,8 +23,8 @@ export class RowCodec {
   }
 
   /** Throws what encode() would throw, encoding once. */
-  check(value: unknown): void {
-    checkForWrite(this.codec, value, this.maxValueBytes);
+  check(value: unknown): unknown {
+    return encodeForWrite(this.codec, value, this.maxValueBytes).value;
   }
 
   /** The bytes a write stores and its caller's copy of the value, decoded before anything is written. */
@@ -52,13 +52,14 @@ export class RowCodec {
     }
     const expiresAt = optNum(r.expires_at);
     if (expiresAt !== undefined && expiresAt <= now) return { key, revision, deleted: true };
-    return this.toEntry<T>(key, r, withoutValue ? null : undefined);
+    return this.toEntry<T>(key, r, withoutValue ? { value: null } : undefined);
   }
 
-  toEntry<T>(key: string, r: Row, value?: unknown): Entry<T> {
+  /** `known`: the value already decoded (a write's own copy, which may be undefined under a custom codec), not decoded again. */
+  toEntry<T>(key: string, r: Row, known?: { value: unknown }): Entry<T> {
     const entry: Entry<T> = {
       key,
-      value: (value !== undefined ? value : this.decodeValue(r.value)) as T,
+      value: (known ? known.value : this.decodeValue(r.value)) as T,
       revision: num(r.revision),
       createdRevision: num(r.created_revision),
       updatedAt: num(r.updated_at),

@@ -20,7 +20,7 @@
  */
 import { Redis, type RedisOptions } from 'ioredis';
 import {
-  BackendError, BaseStore, DEFAULT_MAX_VALUE_BYTES, assertKey, assertLimit, assertPrefix, compareKeys, checkForWrite, encodeForWrite, jsonCodec,
+  BackendError, BaseStore, DEFAULT_MAX_VALUE_BYTES, assertKey, assertLimit, assertAfter, assertPrefix, compareKeys, encodeForWrite, jsonCodec,
   type AsyncQueue, type AtomicOp, type Capabilities, type Codec, type DeleteOptions, type Entry,
   type HistoryOptions, type ListOptions, type ListPage, type PutOptions, type ReplicationState, type StoredRecord, type WatchEvent, type WatchOptions,
 } from '../core/index.js';
@@ -179,6 +179,7 @@ export class RedisStore extends BaseStore {
     this.assertOpen();
     const prefix = options.prefix ?? '';
     assertPrefix(prefix);
+    assertAfter(options.after);
     const limit = assertLimit(options.limit, 10_000) ?? 1000;
     // The key set sorts by bytes (memcmp), like compareKeys; keys are UTF-8 and never hold 0xff.
     const after = options.after;
@@ -336,8 +337,8 @@ export class RedisStore extends BaseStore {
     return this.scripts.run(...call);
   }
 
-  override checkValue(value: unknown): void {
-    checkForWrite(this.codec, value, this.maxValueBytes);
+  override checkValue(value: unknown): unknown {
+    return encodeForWrite(this.codec, value, this.maxValueBytes).value;
   }
 
   private encode(value: unknown): { bytes: Buffer; value: unknown } {

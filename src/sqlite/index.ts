@@ -21,7 +21,7 @@ import { resolve } from 'node:path';
 import type Database from 'better-sqlite3';
 import {
   BaseStore, ClosedError, ConflictError, DEFAULT_MAX_VALUE_BYTES,
-  assertKey, assertLimit, assertPrefix, conditionFailure, checkForWrite, encodeForWrite, jsonCodec,
+  assertKey, assertLimit, assertAfter, assertPrefix, conditionFailure, encodeForWrite, jsonCodec,
   type AtomicOp, type Capabilities, type Codec, type DeleteOptions, type Entry, type FailedCheck,
   type HistoryOptions, type InWriteDecision, type ListOptions, type ListPage, type PutOptions, type StoredRecord,
   type WatchEvent, type WatchOptions,
@@ -29,7 +29,7 @@ import {
 import { GroupCommit } from './group-commit.js';
 import { isBusy, isSqliteError, openDatabase, translateError } from './connection.js';
 import { parseSqliteUrl, type SqliteStoreOptions } from './options.js';
-import { isDeadRecord, isLive, toEvent, toRecord } from './records.js';
+import { encodeRow, isDeadRecord, isLive, toEvent, toRecord, type EncodedRow } from './records.js';
 import { prepareStatements, type Row, type Statements } from './statements.js';
 import { ChangeHub, WriteSignal, type ChangeLog } from './watch.js';
 import { TransactionWrites } from './writes.js';
@@ -125,7 +125,7 @@ export class SqliteStore extends BaseStore {
   }
 
   protected async doPut<T>(key: string, value: T, options: PutOptions): Promise<Entry<T>> {
-    const encoded = this.encode(value);
+    const encoded = encodeRow(this.codec, value, this.maxValueBytes);
     const entry = await this.write(() => {
       const previous = this.writes.assertCondition(key, options);
       return this.writes.apply(key, previous, encoded.bytes, this.writes.nextRevision(), options.ttlMs, options.writer);
@@ -142,7 +142,7 @@ export class SqliteStore extends BaseStore {
    */
   async updateInWrite(key: string, decide: (read: StoredRecord | null) => InWriteDecision | undefined, ttlMs: number | undefined): Promise<Entry | null> {
     let first: { row: Row | undefined; decision: InWriteDecision | undefined } | undefined;
-    let encoded: SqliteEncoded | undefined;
+    let encoded: EncodedRow | undefined;
     const entry = await this.write(() => {
       encoded = undefined;
       const row = this.stmt.get.get(key);
@@ -150,10 +150,10 @@ export class SqliteStore extends BaseStore {
       if (first !== undefined && !sameRow(first.row, row)) throw new ConflictError([{ key, expected: first.row?.revision ?? 0, actual: row?.revision ?? null }]);
       first ??= { row, decision: decide(read) };
       if (first.decision === undefined) return null;
-      encoded = this.encode(first.decision.value);
+      encoded = encodeRow(this.codec, first.decision.value, this.maxValueBytes);
       return this.writes.apply(key, read, encoded.bytes, this.writes.nextRevision(), ttlMs, first.decision.writer);
     }, (written) => written !== null, true);
-    if (entry !== null) entry.value = (encoded as SqliteEncoded).value; // the caller's own copy
+    if (entry !== null) entry.value = (encoded as EncodedRow).value; // the caller's own copy
     return entry;
   }
 
@@ -169,7 +169,7 @@ export class SqliteStore extends BaseStore {
 
   protected override async commitAtomic(ops: AtomicOp[]): Promise<{ revision: number }> {
     const encoded = new Map<string, Buffer>();
-    for (const op of ops) if (op.type === 'set') encoded.set(op.key, this.encode(op.value).bytes);
+    for (const op of ops) if (op.type === 'set') encoded.set(op.key, encodeRow(this.codec, op.value, this.maxValueBytes).bytes);
     let wrote = false;
     return this.write(() => {
       wrote = false;
@@ -200,6 +200,7 @@ export class SqliteStore extends BaseStore {
     this.assertOpen();
     const prefix = options.prefix ?? '';
     assertPrefix(prefix);
+    assertAfter(options.after);
     const limit = assertLimit(options.limit, 10_000) ?? 1000;
     await this.outsideWrite();
     const now = Date.now();
@@ -374,19 +375,10 @@ export class SqliteStore extends BaseStore {
     if (more) setImmediate(() => this.prune(through));
   }
 
-  override checkValue(value: unknown): void {
-    checkForWrite(this.codec, value, this.maxValueBytes);
+  override checkValue(value: unknown): unknown {
+    return encodeForWrite(this.codec, value, this.maxValueBytes).value;
   }
 
-  private encode(value: unknown): SqliteEncoded {
-    const { bytes, value: copy } = encodeForWrite(this.codec, value, this.maxValueBytes);
-    return { bytes: Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength), value: copy };
-  }
-}
-
-interface SqliteEncoded {
-  bytes: Buffer;
-  value: unknown;
 }
 
 const always = () => true;

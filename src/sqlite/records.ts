@@ -1,5 +1,16 @@
-import { BackendError, type Codec, type Entry, type StoredRecord, type WatchEvent } from '../core/index.js';
+import { BackendError, encodeForWrite, type Codec, type Entry, type StoredRecord, type WatchEvent } from '../core/index.js';
 import type { Row } from './statements.js';
+
+/** What a write binds (better-sqlite3 stores a Buffer as a BLOB) and its caller's own copy of the value. */
+export interface EncodedRow {
+  bytes: Buffer;
+  value: unknown;
+}
+
+export function encodeRow(codec: Codec, value: unknown, maxValueBytes: number): EncodedRow {
+  const { bytes, value: copy } = encodeForWrite(codec, value, maxValueBytes);
+  return { bytes: Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength), value: copy };
+}
 
 /** A row as the store answers it: a tombstone once deleted or expired at `now` (NEGATIVE_INFINITY: as written). */
 export function toRecord<T>(codec: Codec, row: Row, now: number): StoredRecord<T> {

@@ -18,8 +18,9 @@ export abstract class WrappingStore extends BaseStore {
     this.capabilities = inner.capabilities;
   }
 
-  override checkValue(value: unknown): void {
-    (this.inner as Partial<Pick<BaseStore, 'checkValue'>>).checkValue?.(value);
+  override checkValue(value: unknown, key?: string): unknown {
+    const inner = this.inner as Partial<Pick<BaseStore, 'checkValue'>>;
+    return inner.checkValue ? inner.checkValue(value, key) : value;
   }
 
   list<T = unknown>(options?: ListOptions): Promise<ListPage<T>> {

@@ -55,7 +55,8 @@ export function serve(args: string[], env: Record<string, string> = {}): Promise
         },
       });
     });
-    child.on('exit', (code) => {
+    // 'close', not 'exit': a process can exit before its output has all been read (seen under load: stderr '').
+    child.on('close', (code) => {
       if (!started) resolve({ started: false, code, stdout: out, stderr: err });
     });
   });

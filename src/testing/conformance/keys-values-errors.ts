@@ -63,6 +63,14 @@ export function describeKeysValuesErrors(test: RegisterStoreTest): void {
       expect((await s.get('faithful/ok'))?.value).toEqual({ n: 2 ** 60, z: 0 });
     });
 
+    test('list() with an after that is not a string → InvalidArgumentError (review round 2)', async (s) => {
+      await s.put('a', 1);
+      for (const after of [5, null, {}]) {
+        const err = await s.list({ after: after as unknown as string }).catch((e) => e);
+        expect(err?.code, String(err)).toBe('ERR_INVALID_ARGUMENT');
+      }
+    });
+
     test('every error is a RevkitError with a stable code', async (s) => {
       const errors = await Promise.all([
         s.put('', 1).catch((x) => x),
