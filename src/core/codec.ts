@@ -95,6 +95,31 @@ export function encodeForWrite(codec: Codec, value: unknown, maxValueBytes: numb
 }
 
 /**
+ * What checkValue() gives: throws what a write of `value` would be refused
+ * for, else the value as that write's caller gets it back. A JSON primitive
+ * that cannot be over the limit needs no encoding: combined update()s check
+ * every value a later caller's replaces, and a hot counter's are numbers.
+ */
+export function asWritten(codec: Codec, value: unknown, maxValueBytes: number): unknown {
+  if (codec === jsonCodec && fitsAsIs(value, maxValueBytes)) return value === 0 ? 0 : value; // JSON has no -0
+  return encodeForWrite(codec, value, maxValueBytes).value;
+}
+
+/** A primitive JSON carries as it is, encoded within the limit whatever it holds (a character is at most 6 bytes, as \uXXXX). */
+function fitsAsIs(value: unknown, maxValueBytes: number): boolean {
+  switch (typeof value) {
+    case 'number':
+      return Number.isFinite(value) && maxValueBytes >= 24;
+    case 'boolean':
+      return maxValueBytes >= 5;
+    case 'string':
+      return value.length * 6 + 2 <= maxValueBytes;
+    default:
+      return value === null && maxValueBytes >= 4;
+  }
+}
+
+/**
  * Decodes bytes a store keeps (an in-memory store, or a write's own): a
  * custom codec may hand back views of the array it is given, so it is given a
  * copy. The built-in codecs never do.

@@ -15,7 +15,7 @@
 import { resolve } from 'node:path';
 import {
   BaseStore, ConflictError, DEFAULT_MAX_VALUE_BYTES, InvalidArgumentError,
-  assertKey, assertLimit, assertAfter, assertPrefix, conditionFailure, encodeForWrite, jsonCodec,
+  assertKey, assertLimit, assertAfter, assertPrefix, conditionFailure, asWritten, encodeForWrite, jsonCodec,
   type AtomicOp, type Capabilities, type Codec, type Condition, type DeleteOptions, type Entry, type FailedCheck,
   type HistoryOptions, type ListOptions, type ListPage, type PutOptions, type StoredRecord,
   type WatchEvent, type WatchOptions,
@@ -244,7 +244,7 @@ export class FileStore extends BaseStore {
   }
 
   override checkValue(value: unknown): unknown {
-    return encodeForWrite(this.codec, value, this.maxValueBytes).value;
+    return asWritten(this.codec, value, this.maxValueBytes);
   }
 
   private encode(value: unknown): { stored: EncodedValue; value: unknown } {

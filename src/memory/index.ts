@@ -1,6 +1,6 @@
 import {
   AsyncQueue, BackendError, BaseStore, ConflictError, DEFAULT_MAX_VALUE_BYTES, HistoryGoneError, InvalidArgumentError, assertKey, assertLimit, assertAfter, assertPrefix,
-  compareKeys, conditionFailure, decodeStored, encodeForWrite, keyFilter, isTombstone, jsonCodec,
+  compareKeys, conditionFailure, decodeStored, asWritten, encodeForWrite, keyFilter, isTombstone, jsonCodec,
   type AtomicOp, type Capabilities, type Codec, type DeleteOptions, type Entry, type FailedCheck, type HistoryOptions,
   type ListOptions, type ListPage, type PutOptions, type StoreOptions, type StoredRecord, type Tombstone, type WatchEvent, type WatchOptions,
 } from '../core/index.js';
@@ -184,7 +184,7 @@ export class MemoryStore extends BaseStore {
   }
 
   override checkValue(value: unknown): unknown {
-    return encodeForWrite(this.codec, value, this.maxValueBytes).value;
+    return asWritten(this.codec, value, this.maxValueBytes);
   }
 
   private write(key: string, bytes: Uint8Array, revision: number, ttlMs: number | undefined, writer: string | undefined): Entry<Uint8Array> {

@@ -1,6 +1,6 @@
 /** How rows of kv and changes become revkit records: numbers, the store's value codec, entries and tombstones. */
 import type { QueryResultRow } from 'pg';
-import { BackendError, encodeForWrite, jsonCodec, type Codec, type Entry, type StoredRecord, type Tombstone } from '../core/index.js';
+import { BackendError, asWritten, encodeForWrite, jsonCodec, type Codec, type Entry, type StoredRecord, type Tombstone } from '../core/index.js';
 
 export interface Row extends QueryResultRow {
   [column: string]: unknown;
@@ -24,7 +24,7 @@ export class RowCodec {
 
   /** Throws what encode() would throw, encoding once. */
   check(value: unknown): unknown {
-    return encodeForWrite(this.codec, value, this.maxValueBytes).value;
+    return asWritten(this.codec, value, this.maxValueBytes);
   }
 
   /** The bytes a write stores and its caller's copy of the value, decoded before anything is written. */

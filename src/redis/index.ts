@@ -20,7 +20,7 @@
  */
 import { Redis, type RedisOptions } from 'ioredis';
 import {
-  BackendError, BaseStore, DEFAULT_MAX_VALUE_BYTES, assertKey, assertLimit, assertAfter, assertPrefix, compareKeys, encodeForWrite, jsonCodec,
+  BackendError, BaseStore, DEFAULT_MAX_VALUE_BYTES, assertKey, assertLimit, assertAfter, assertPrefix, compareKeys, asWritten, encodeForWrite, jsonCodec,
   type AsyncQueue, type AtomicOp, type Capabilities, type Codec, type DeleteOptions, type Entry,
   type HistoryOptions, type ListOptions, type ListPage, type PutOptions, type ReplicationState, type StoredRecord, type WatchEvent, type WatchOptions,
 } from '../core/index.js';
@@ -338,7 +338,7 @@ export class RedisStore extends BaseStore {
   }
 
   override checkValue(value: unknown): unknown {
-    return encodeForWrite(this.codec, value, this.maxValueBytes).value;
+    return asWritten(this.codec, value, this.maxValueBytes);
   }
 
   private encode(value: unknown): { bytes: Buffer; value: unknown } {

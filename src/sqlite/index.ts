@@ -21,7 +21,7 @@ import { resolve } from 'node:path';
 import type Database from 'better-sqlite3';
 import {
   BaseStore, ClosedError, ConflictError, DEFAULT_MAX_VALUE_BYTES,
-  assertKey, assertLimit, assertAfter, assertPrefix, conditionFailure, encodeForWrite, jsonCodec,
+  assertKey, assertLimit, assertAfter, assertPrefix, conditionFailure, asWritten, jsonCodec,
   type AtomicOp, type Capabilities, type Codec, type DeleteOptions, type Entry, type FailedCheck,
   type HistoryOptions, type InWriteDecision, type ListOptions, type ListPage, type PutOptions, type StoredRecord,
   type WatchEvent, type WatchOptions,
@@ -376,7 +376,7 @@ export class SqliteStore extends BaseStore {
   }
 
   override checkValue(value: unknown): unknown {
-    return encodeForWrite(this.codec, value, this.maxValueBytes).value;
+    return asWritten(this.codec, value, this.maxValueBytes);
   }
 
 }
