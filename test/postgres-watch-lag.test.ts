@@ -1,7 +1,8 @@
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it, vi } from 'vitest';
 import pg from 'pg';
 import type { WatchEvent } from '../src/core/index.js';
 import { PostgresStore, dropPostgresStore } from '../src/postgres/index.js';
+import { WatchQueries } from '../src/postgres/watch-source.js';
 import { PG_URL, TEST_POOL_SIZE } from './support/postgres-pool.js';
 
 // A watch catching up a backlog (from an old revision) and watches at the head are served by
@@ -259,6 +260,36 @@ describe('postgres: watches near the head are not held back by a backlog (review
       await lag.done;
       expect(at).toBeLessThan(TOTAL);
     } finally {
+      ac.abort();
+      await store.close();
+    }
+  }, 120_000);
+});
+
+// Before: a one-key watch from an old revision beside a prefix watch was served by the one page read
+// for both from its cursor (LIKE, in revision order): 500 rows a round, nearly all of them the prefix
+// watch's old changes, so its key's 200 changes in the 200,000-change backlog took 400 rounds.
+describe('postgres: a one-key watch far behind a prefix watch reads by its key', () => {
+  it('its 200 changes in the 200,000-change backlog come in a few queries, not a page of the log per round', async () => {
+    const store = await open();
+    const ac = new AbortController();
+    const queries = vi.spyOn(WatchQueries.prototype, 'watchQuery');
+    try {
+      const everything = store.watch({ prefix: '', signal: ac.signal })[Symbol.asyncIterator]();
+      const r0 = await store.put('live/k0', 0);
+      expect((await next(everything)).revision).toBe(r0.revision);
+      queries.mockClear();
+      const key = store.watch({ key: 'bulk/0007', fromRevision: 0, signal: ac.signal })[Symbol.asyncIterator]();
+      const revisions: number[] = [];
+      for (let i = 0; i < REVIEW_COMMITS; i++) revisions.push((await next(key)).revision);
+      expect(revisions).toEqual([...revisions].sort((a, b) => a - b));
+      expect(new Set(revisions).size).toBe(REVIEW_COMMITS);
+      expect(queries.mock.calls.length).toBeLessThan(40);
+      const r1 = await store.put('bulk/0007', 'live');
+      expect(await next(key)).toMatchObject({ key: 'bulk/0007', revision: r1.revision });
+      expect(await next(everything)).toMatchObject({ key: 'bulk/0007', revision: r1.revision });
+    } finally {
+      queries.mockRestore();
       ac.abort();
       await store.close();
     }

@@ -279,13 +279,32 @@ export class WatchHub {
     // 3. The changes up to W, for every watcher that has a cursor (a new snapshot, after the mark).
     // When the page from the slowest cursor is full, the watchers already past its end get a page
     // of their own in the same round: a watch catching up a backlog does not hold back the others.
-    const first = await this.deliver([...this.subs].filter((s) => s.cursor !== undefined), w);
-    if (first.full && first.ahead.length > 0) await this.deliver(first.ahead, w);
-    const full = first.full;
+    // One-key watches far behind every prefix watch are read apart, by their keys.
+    let full = false;
+    for (const group of WatchHub.groups([...this.subs].filter((s) => s.cursor !== undefined))) {
+      const page = await this.deliver(group, w);
+      if (page.full && page.ahead.length > 0) await this.deliver(page.ahead, w);
+      full ||= page.full;
+    }
     // 4. Starts whose mark has settled (a new snapshot, after the mark that showed it).
     await this.startWatchers();
     if (this.pending.length === 0) this.eager = false;
     return full;
+  }
+
+  /**
+   * The watchers with a cursor, split when one-key watches are behind every
+   * prefix watch: a page read for a prefix (LIKE, in revision order) from
+   * their cursor would be mostly rows no watcher needs — the prefix watches
+   * already have them — and would take the laggards a round per page; read by
+   * their keys (the primary key), they catch up at once.
+   */
+  private static groups(subs: Subscriber[]): Subscriber[][] {
+    let slowestPrefix: Cursor | undefined;
+    for (const sub of subs) if (sub.key === undefined && (!slowestPrefix || precedes(sub.cursor as Cursor, slowestPrefix))) slowestPrefix = sub.cursor;
+    if (slowestPrefix === undefined) return [subs];
+    const laggards = subs.filter((sub) => sub.key !== undefined && precedes(sub.cursor as Cursor, slowestPrefix as Cursor));
+    return laggards.length === 0 ? [subs] : [laggards, subs.filter((sub) => !laggards.includes(sub))];
   }
 
   /**
