@@ -219,3 +219,72 @@ describe('memory: a codec that decodes to views of the bytes it is given', () =>
     });
   });
 });
+
+class Money {
+  constructor(readonly cents: number) {}
+  add(cents: number): Money {
+    return new Money(this.cents + cents);
+  }
+}
+
+/** Decodes to class instances: only the codec can copy its values. */
+const moneyCodec: Codec = {
+  name: 'money',
+  encode: (value) => new TextEncoder().encode(JSON.stringify({ cents: (value as Money).cents })),
+  decode: (bytes) => new Money((JSON.parse(new TextDecoder().decode(bytes)) as { cents: number }).cents),
+};
+
+/** Reads its bytes as a Buffer does (toString), as it is given them by every read. */
+const bufferCodec: Codec = {
+  name: 'buffer-minded',
+  encode: (value) => Buffer.from(JSON.stringify(value)),
+  decode: (bytes) => JSON.parse((bytes as Buffer).toString('utf8')),
+};
+
+for (const [name, create] of Object.entries(backends)) {
+  describe(`${name}: custom codecs (review round 3)`, () => {
+    it('a codec of class instances: a mutation, alone or combined, gets an instance, as a read does', async () => {
+      await using(await create(moneyCodec), async (s) => {
+        await s.put('m', new Money(5));
+        expect((await s.get('m'))?.value).toBeInstanceOf(Money);
+        const alone = await s.update<Money>('m', (v) => (v as Money).add(1));
+        expect(alone?.value).toEqual(new Money(6));
+        const [a, b] = await Promise.all([s.update<Money>('m', (v) => (v as Money).add(10)), s.update<Money>('m', (v) => (v as Money).add(100))]);
+        expect(a?.value).toBeInstanceOf(Money);
+        expect(b?.value).toEqual(new Money(116));
+      });
+    });
+
+    it('a codec that reads its bytes as a Buffer: a write decodes them as a read does', async () => {
+      await using(await create(bufferCodec), async (s) => {
+        const put = await s.put('b', { a: 1 });
+        expect(put.value).toEqual({ a: 1 });
+        expect((await s.get('b'))?.value).toEqual({ a: 1 });
+      });
+    });
+  });
+}
+
+describe('postgres: ifValue conditions through a custom codec', () => {
+  it('a codec that reuses its output array: concurrent conditional puts each compare their own condition', async () => {
+    await using(await backends.postgres(scratchCodec()), async (s) => {
+      await Promise.all([s.put('a', 'A'), s.put('b', 'B')]);
+      const results = await Promise.allSettled([s.put('a', 'A2', { ifValue: 'A' }), s.put('b', 'B2', { ifValue: 'B' })]);
+      expect(results.map((r) => (r.status === 'fulfilled' ? 'ok' : codeOf(r.reason)))).toEqual(['ok', 'ok']);
+    });
+  });
+
+  it('an ifValue the codec cannot encode: ValidationError, not a TypeError', async () => {
+    await using(await backends.postgres(numbersOnly), async (s) => {
+      await s.put('n', 1);
+      expect(codeOf(await s.put('n', 2, { ifValue: 'one' }).catch((e) => e))).toBe('ERR_VALIDATION');
+    });
+  });
+});
+
+describe('RevkitError.is', () => {
+  it('an error whose code is an inherited property name is not a revkit error', () => {
+    for (const code of ['constructor', 'toString', '__proto__', 'hasOwnProperty']) expect(RevkitError.is({ code })).toBe(false);
+    expect(RevkitError.is({ code: 'ERR_CONFLICT' })).toBe(true);
+  });
+});

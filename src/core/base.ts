@@ -3,6 +3,7 @@ import { ClosedError, ConflictError, InvalidArgumentError, UnsupportedError } fr
 import { assertKey, assertRevision, assertTtl } from './keys.js';
 import { runUpdate } from './update.js';
 import { WriteCombiner } from './combine.js';
+import { privateCopy } from './compose.js';
 import type {
   AtomicBatch, AtomicOp, Capabilities, DeleteOptions, Entry, HistoryOptions, ListOptions, ListPage,
   Mutation, MutationOfDefaulted, PutOptions, Store, StoredRecord, UpdateOptions, UpdateOptionsWithDefault, WatchEvent, WatchOptions,
@@ -24,7 +25,9 @@ export abstract class BaseStore implements Store {
    * see (a server's own validation): concurrent update()s then run one loop
    * each, so that each caller is told what it would be told alone.
    */
-  protected readonly combinesUpdates: boolean = true;
+  protected get combinesUpdates(): boolean {
+    return true;
+  }
 
   /** Aborted by close(): update()'s backoff sleeps end at once instead of outliving the store. */
   get closedSignal(): AbortSignal {
@@ -50,6 +53,11 @@ export abstract class BaseStore implements Store {
    */
   checkValue(value: unknown, _key?: string): unknown {
     return value;
+  }
+
+  /** A private copy of a value read or composed, as a read would give it back (what update() hands a mutation). */
+  copyValue(value: unknown): unknown {
+    return privateCopy(value);
   }
 
   protected commitAtomic(_ops: AtomicOp[]): Promise<{ revision: number }> {

@@ -120,12 +120,24 @@ function fitsAsIs(value: unknown, maxValueBytes: number): boolean {
 }
 
 /**
+ * A private copy of a value read or composed, as a read would give it back
+ * (what update() hands a mutation). The built-in codecs' values are plain
+ * data, which structuredClone copies as it is and faster; a custom codec's
+ * may be class instances or hold functions, which only the codec can copy.
+ */
+export function copyWith(codec: Codec, value: unknown): unknown {
+  if (value === null || typeof value !== 'object') return value;
+  return isBuiltIn(codec) ? structuredClone(value) : encodeForWrite(codec, value, Number.MAX_SAFE_INTEGER).value;
+}
+
+/**
  * Decodes bytes a store keeps (an in-memory store, or a write's own): a
  * custom codec may hand back views of the array it is given, so it is given a
  * copy. The built-in codecs never do.
  */
 export function decodeStored(codec: Codec, bytes: Uint8Array): unknown {
-  return codec.decode(isBuiltIn(codec) ? bytes : new Uint8Array(bytes));
+  // A Buffer, as the reads of SQLite, PostgreSQL, Redis and the file give theirs.
+  return codec.decode(isBuiltIn(codec) ? bytes : Buffer.from(bytes));
 }
 
 const isBuiltIn = (codec: Codec): boolean => codec === jsonCodec || codec === rawCodec;

@@ -43,6 +43,8 @@ export interface Attempt<C extends Carried = Carried> {
   written?: unknown;
   /** That caller: it is answered with the entry the write returns, the others with their own copies. */
   writtenBy?: C;
+  /** How a value read or composed is copied for a caller (ValueRules.copy). */
+  copy: ValueCopy;
 }
 
 /**
@@ -50,12 +52,19 @@ export interface Attempt<C extends Carried = Carried> {
  * mutation that throws or fails validation is left out of the value; a caller
  * answered meanwhile (deadline, abort) is passed over.
  */
-export function compose<C extends Carried>(key: string, read: StoredRecord<unknown> | null, callers: C[], check?: ValueCheck): Promise<Attempt<C>> {
-  return new Composition(key, read, callers, check).finish();
+export function compose<C extends Carried>(key: string, read: StoredRecord<unknown> | null, callers: C[], rules?: ValueRules): Promise<Attempt<C>> {
+  return new Composition(key, read, callers, rules).finish();
 }
 
-/** Throws what the store would refuse a value for (too large, unencodable), writing nothing; else the value as a write's caller gets it back. */
-export type ValueCheck = (value: unknown) => unknown;
+/** What the store says of values (UpdatableStore.checkValue, copyValue). */
+export interface ValueRules {
+  /** Throws what the store would refuse a value for (too large, unencodable), writing nothing; else the value as a write's caller gets it back. */
+  check?: (value: unknown) => unknown;
+  /** A private copy of a value, as the store's codec would give it back. */
+  copy: ValueCopy;
+}
+
+export type ValueCopy = (value: unknown) => unknown;
 
 /** A mutation that returned a promise: the composition goes on once it settles. */
 export interface Waiting<C> {
@@ -83,11 +92,11 @@ export class Composition<C extends Carried> {
     private readonly key: string,
     read: StoredRecord<unknown> | null,
     private readonly callers: C[],
-    private readonly check?: ValueCheck,
+    private readonly rules: ValueRules = { copy: privateCopy },
   ) {
     this.exists = read !== null && !isTombstone(read);
     this.value = this.exists ? (read as Entry<unknown>).value : undefined;
-    this.attempt = { token: newWriterToken(), read, base: read?.revision ?? 0, outcomes: new Map(), failed: new Map() };
+    this.attempt = { token: newWriterToken(), read, base: read?.revision ?? 0, outcomes: new Map(), failed: new Map(), copy: this.rules.copy };
   }
 
   /** Applies mutations until one waits (returned) or all are applied (undefined: `attempt` is complete). */
@@ -98,7 +107,7 @@ export class Composition<C extends Carried> {
       if (c.settled) continue;
       let result: unknown;
       try {
-        result = mutate(this.key, c, this.exists ? privateCopy(this.value) : defaultOf(this.key, c.opts));
+        result = mutate(this.key, c, this.exists ? this.rules.copy(this.value) : defaultOf(this.key, c.opts));
       } catch (err) {
         this.attempt.failed.set(c, err);
         continue;
@@ -145,9 +154,9 @@ export class Composition<C extends Carried> {
     // A value a later caller's may replace is checked now: alone, its caller would be refused, and
     // combining must not turn that into a success (nor let later mutations build on it). From here
     // on it is what the store would give back (a copy its caller alone holds, -0 read as 0…).
-    if (this.check !== undefined && this.next < this.callers.length) {
+    if (this.rules.check !== undefined && this.next < this.callers.length) {
       try {
-        next = this.check(next);
+        next = this.rules.check(next);
       } catch (err) {
         this.attempt.failed.set(c, err);
         return;
@@ -187,9 +196,9 @@ export function answer(attempt: Attempt, entry: Entry<unknown> | null): void {
     if (outcome.kind === 'value') {
       c.resolve(entry && c !== attempt.writtenBy ? { ...entry, value: outcome.value } : entry);
     } else if (outcome.unchanged) {
-      c.resolve(read && { ...read, value: privateCopy(read.value) });
+      c.resolve(read && { ...read, value: attempt.copy(read.value) });
     } else {
-      c.resolve(entry && outcome.exists ? { ...entry, value: privateCopy(outcome.seen) } : null);
+      c.resolve(entry && outcome.exists ? { ...entry, value: attempt.copy(outcome.seen) } : null);
     }
   }
   for (const [c, err] of attempt.failed) c.reject(err);
@@ -207,6 +216,6 @@ function defaultOf(key: string, opts: UpdateOptions<unknown>): unknown {
 }
 
 /** A copy no other caller shares: a primitive is its own (nothing can change it in place). */
-function privateCopy<V>(v: V): V {
+export function privateCopy<V>(v: V): V {
   return v === null || typeof v !== 'object' ? v : structuredClone(v);
 }

@@ -40,7 +40,7 @@ export class RevkitError extends Error {
   static is<R extends RevkitError>(this: (abstract new (...args: any[]) => R) & { readonly code: RevkitErrorCode | undefined }, err: unknown): err is R {
     if (typeof err !== 'object' || err === null) return false;
     const code = (err as { code?: unknown }).code;
-    if (this.code === undefined) return typeof code === 'string' && code in httpStatusByCode;
+    if (this.code === undefined) return typeof code === 'string' && Object.hasOwn(httpStatusByCode, code);
     return code === this.code;
   }
 }

@@ -1,6 +1,6 @@
 import { BackendError, ClosedError, ConflictError, isAmbiguous, OutcomeUnknownError } from './errors.js';
 import { DataLostError } from './feature-errors.js';
-import { answer, compose, Composition, type Attempt, type ValueCheck } from './compose.js';
+import { answer, compose, Composition, privateCopy, type Attempt, type ValueRules } from './compose.js';
 import { lookForOwnWrite, type OwnWriteVerdict } from './own-write.js';
 import { backoffDelay, UPDATE_DEFAULTS } from './retry.js';
 import { isTombstone, type Entry, type Mutation, type PutOptions, type RetryPolicy, type Store, type StoredRecord, type UpdateOptions } from './types.js';
@@ -46,6 +46,8 @@ export type UpdatableStore = Pick<Store, 'getRecord' | 'put' | 'history' | 'capa
    */
   /** Throws what a write of `value` would be refused for, writing nothing; else the value as its caller gets it back (BaseStore.checkValue). */
   checkValue?(value: unknown, key: string): unknown;
+  /** A private copy of a value read or composed, as the store's codec would give it back (BaseStore.copyValue). */
+  copyValue?(value: unknown): unknown;
   updateInWrite?(key: string, decide: (read: StoredRecord<unknown> | null) => InWriteDecision | undefined, ttlMs: number | undefined): Promise<Entry<unknown> | null>;
 };
 
@@ -93,7 +95,7 @@ export class AttemptLoop {
   /** The last error of a write (not of a read): a refusal for good of what one attempt wrote. */
   private refusedWrite: unknown;
   /** Combined callers' values that a later one's may replace are checked as the write would check them. */
-  private readonly check: ValueCheck | undefined;
+  private readonly rules: ValueRules;
 
   constructor(
     private readonly store: UpdatableStore,
@@ -101,7 +103,8 @@ export class AttemptLoop {
     private readonly callers: Caller[],
     private readonly policy: LoopPolicy,
   ) {
-    this.check = callers.length > 1 && store.checkValue ? (value) => (store.checkValue as (v: unknown, k: string) => unknown).call(store, value, key) : undefined;
+    const copy = store.copyValue ? (value: unknown) => (store.copyValue as (v: unknown) => unknown).call(store, value) : privateCopy;
+    this.rules = callers.length > 1 && store.checkValue ? { copy, check: (value) => (store.checkValue as (v: unknown, k: string) => unknown).call(store, value, key) } : { copy };
   }
 
   private get pending(): Caller[] {
@@ -170,7 +173,7 @@ export class AttemptLoop {
     if (this.suspects.length > 0 && (await this.resolveSuspects(read, stop))) return true;
     waitOn(pending, undefined);
     if (this.pending.length === 0) return true;
-    return this.write(await compose(this.key, read, pending, this.check), pending, stop);
+    return this.write(await compose(this.key, read, pending, this.rules), pending, stop);
   }
 
   /**
@@ -190,7 +193,7 @@ export class AttemptLoop {
       entry = await answerBy((this.store.updateInWrite as NonNullable<UpdatableStore['updateInWrite']>)(this.key, (read) => {
         // The store answers now; a caller answered while its mutation runs is told why, not "no answer".
         waitOn(pending, undefined);
-        composition = new Composition(this.key, read, pending, this.check);
+        composition = new Composition(this.key, read, pending, this.rules);
         const attempt = composition.attempt;
         resumeOutside = composition.runNow() !== undefined;
         if (resumeOutside || attempt.written === undefined) return undefined;

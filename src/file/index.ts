@@ -15,7 +15,7 @@
 import { resolve } from 'node:path';
 import {
   BaseStore, ConflictError, DEFAULT_MAX_VALUE_BYTES, InvalidArgumentError,
-  assertKey, assertLimit, assertAfter, assertPrefix, conditionFailure, asWritten, encodeForWrite, jsonCodec,
+  MAX_KEY_BYTES, assertKey, assertLimit, assertAfter, assertPrefix, conditionFailure, asWritten, copyWith, encodeForWrite, jsonCodec,
   type AtomicOp, type Capabilities, type Codec, type Condition, type DeleteOptions, type Entry, type FailedCheck,
   type HistoryOptions, type ListOptions, type ListPage, type PutOptions, type StoredRecord,
   type WatchEvent, type WatchOptions,
@@ -241,6 +241,20 @@ export class FileStore extends BaseStore {
     const failure = conditionFailure(key, comparable(this.codec, current, cond.ifValue !== undefined), cond, tx.now);
     if (failure) throw new ConflictError([failure]);
     return current;
+  }
+
+  /**
+   * A combined update() checks a value a later caller's replaces against the value limit, not against
+   * maxFileLength (that needs the whole file): near that limit, where one value at its largest could
+   * make the file too long, each update() runs alone and is told what its own write is.
+   */
+  protected override get combinesUpdates(): boolean {
+    const oneWrite = 2 * (Math.ceil((this.maxValueBytes * 4) / 3) + 4 * MAX_KEY_BYTES) + 1024; // record and change, base64, keys escaped
+    return this.reader.read() !== undefined && this.reader.lastSize + oneWrite <= this.maxFileLength;
+  }
+
+  override copyValue(value: unknown): unknown {
+    return copyWith(this.codec, value);
   }
 
   override checkValue(value: unknown): unknown {

@@ -48,6 +48,11 @@ export class StateReader {
     }
   }
 
+  /** The file's size in bytes when last read or written (0: none yet); a read on the way may find it longer. */
+  get lastSize(): number {
+    return this.cache?.stamp?.size ?? 0;
+  }
+
   /**
    * A commit on `base` has its new file written as `stamp`: from here a read
    * that finds that file in place applies the commit to the cached state

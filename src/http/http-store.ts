@@ -52,7 +52,9 @@ export class HttpStore extends BaseStore {
    * `validate` hook, its store's own limits): a value a later caller's replaced in a combined write
    * would pass unchecked, so each update() runs its own GET + PUT If-Match loop.
    */
-  protected override readonly combinesUpdates = false;
+  protected override get combinesUpdates(): boolean {
+    return false;
+  }
   readonly capabilities: Capabilities;
   readonly remoteBackend: string;
   /** The servers, one transport each (requests, timeouts, the aborts of close(), body limit, clock), and which serves now. */

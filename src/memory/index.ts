@@ -1,6 +1,6 @@
 import {
   AsyncQueue, BackendError, BaseStore, ConflictError, DEFAULT_MAX_VALUE_BYTES, HistoryGoneError, InvalidArgumentError, assertKey, assertLimit, assertAfter, assertPrefix,
-  compareKeys, conditionFailure, decodeStored, asWritten, encodeForWrite, keyFilter, isTombstone, jsonCodec,
+  compareKeys, conditionFailure, decodeStored, asWritten, copyWith, encodeForWrite, keyFilter, isTombstone, jsonCodec,
   type AtomicOp, type Capabilities, type Codec, type DeleteOptions, type Entry, type FailedCheck, type HistoryOptions,
   type ListOptions, type ListPage, type PutOptions, type StoreOptions, type StoredRecord, type Tombstone, type WatchEvent, type WatchOptions,
 } from '../core/index.js';
@@ -181,6 +181,10 @@ export class MemoryStore extends BaseStore {
 
   private isLive(record: StoredRecord<Uint8Array> | null, now = Date.now()): boolean {
     return record !== null && !isTombstone(record) && !(record.expiresAt !== undefined && record.expiresAt <= now);
+  }
+
+  override copyValue(value: unknown): unknown {
+    return copyWith(this.codec, value);
   }
 
   override checkValue(value: unknown): unknown {

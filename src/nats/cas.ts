@@ -17,7 +17,7 @@
  * it, else from one read.
  */
 import {
-  BackendError, ConflictError, TooLargeError, conditionFailure, encodeForWrite, isTombstone, newWriterToken,
+  BackendError, ConflictError, TooLargeError, conditionFailure, copyWith, encodeForWrite, isTombstone, newWriterToken,
   type Codec, type EncodedWrite, type DeleteOptions, type Entry, type FailedCheck, type PutOptions, type StoredRecord,
 } from '../core/index.js';
 import type { MsgHdrs } from '@nats-io/transport-node';
@@ -44,6 +44,8 @@ class CasRejected extends Error {
 export class CasWriter {
   /** The largest message (value, headers and subject) the stream and the server accept. */
   private readonly maxMessageBytes: number;
+  /** Whether the last write took the stream-wide guard (its header counts toward the message limit). */
+  private guarded = false;
 
   constructor(
     private readonly client: BucketClient,
@@ -141,18 +143,26 @@ export class CasWriter {
     }
   }
 
+  copyValue(value: unknown): unknown {
+    return copyWith(this.codec, value);
+  }
+
   /**
-   * Checks `value` as put() would, writing nothing. NATS' own message limit counts the headers, which
-   * depend on the revisions a write is sent with: the check counts their longest form (revisions of
-   * 16 digits, a writer token, the stream-wide guard), so a value within ~70 bytes of that limit may be
-   * refused here where a write of it alone would just pass — never the other way round.
+   * Checks `value` as an update()'s write of it would be checked, writing nothing. NATS' own message
+   * limit counts the headers: those that write would carry (the revision this store last saw the key
+   * at, as the attempt read it; a writer token; the stream-wide guard as the last write took it).
    */
   checkValue(value: unknown, key: string): unknown {
     const encoded = encodeForWrite(this.codec, value, this.maxValueBytes);
-    const longest = putHeaders(Number.MAX_SAFE_INTEGER, Number.MAX_SAFE_INTEGER, Date.now(), newWriterToken());
-    const size = encoded.bytes.byteLength + headerBytes(longest) + this.client.subjectOf(key).length + H_EXPECTED_STREAM.length + 20;
-    if (size > this.maxMessageBytes) throw new TooLargeError('the encoded value with its NATS headers', size, this.maxMessageBytes);
+    const known = this.client.lastKnown(key) ?? { revision: 0, created: null };
+    this.assertFits(encoded.bytes, this.client.subjectOf(key), putHeaders(known.revision, known.created, Date.now(), newWriterToken()), this.guarded);
     return encoded.value;
+  }
+
+  private assertFits(data: Uint8Array, subject: string, h: MsgHdrs, guarded: boolean): void {
+    // With the stream-wide guard (serial.ts) one more header goes out: `Nats-Expected-Last-Sequence: <n>\r\n`.
+    const size = data.byteLength + headerBytes(h) + subject.length + (guarded ? H_EXPECTED_STREAM.length + 20 : 0);
+    if (size > this.maxMessageBytes) throw new TooLargeError('the encoded value with its NATS headers', size, this.maxMessageBytes);
   }
 
   private async publishPut<T>(key: string, encoded: EncodedWrite, known: Known, writer: string | undefined): Promise<Entry<T>> {
@@ -171,9 +181,8 @@ export class CasWriter {
     client.assertOpen();
     const subject = client.subjectOf(key);
     const tail = await this.guard();
-    // With the stream-wide guard (serial.ts) one more header goes out: `Nats-Expected-Last-Sequence: <n>\r\n`.
-    const size = data.byteLength + headerBytes(h) + subject.length + (tail ? H_EXPECTED_STREAM.length + 20 : 0);
-    if (size > this.maxMessageBytes) throw new TooLargeError('the encoded value with its NATS headers', size, this.maxMessageBytes);
+    this.guarded = tail !== undefined;
+    this.assertFits(data, subject, h, this.guarded);
     if (!tail) return this.publishOnce(subject, data, h);
     const until = Date.now() + client.timeoutMs;
     return tail.exclusive(() => this.racePublish(key, subject, data, h, tail, until));

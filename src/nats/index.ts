@@ -173,6 +173,10 @@ export class NatsStore extends BaseStore {
     return this.reads.getRecord<T>(key);
   }
 
+  override copyValue(value: unknown): unknown {
+    return this.writes.copyValue(value);
+  }
+
   override checkValue(value: unknown, key = ''): unknown {
     return this.writes.checkValue(value, key);
   }

@@ -143,7 +143,7 @@ export class ConditionalWrites {
     if (options.ifAbsent) return ['absent', null, 'absent'];
     if (options.ifRevision === 0) return ['never', null, 0];
     if (options.ifRevision !== undefined) return ['rev', options.ifRevision, options.ifRevision];
-    if (options.ifValue !== undefined) return ['value', this.rows.codec.encode(options.ifValue), 'value'];
+    if (options.ifValue !== undefined) return ['value', this.rows.encodeCondition(options.ifValue), 'value'];
     return ['none', null, null];
   }
 }

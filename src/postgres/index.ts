@@ -48,7 +48,7 @@
  */
 import type { Pool, PoolClient } from 'pg';
 import {
-  AsyncQueue, BaseStore, DEFAULT_MAX_VALUE_BYTES, assertKey, jsonCodec, keyFilter,
+  AsyncQueue, BaseStore, DEFAULT_MAX_VALUE_BYTES, assertKey, copyWith, jsonCodec, keyFilter,
   type AtomicOp, type Capabilities, type DeleteOptions, type Entry, type HistoryOptions, type ListOptions, type ListPage, type Mutation,
   type MutationOfDefaulted, type PutOptions, type ReplicationState, type StoredRecord, type UpdateOptions, type UpdateOptionsWithDefault,
   type WatchEvent, type WatchOptions,
@@ -249,6 +249,10 @@ export class PostgresStore extends BaseStore {
 
   // Writes are refused before they are sent when their operation is owed a DataLostError (lineage.ts owedTo);
   // once sent, their outcome is their answer.
+  override copyValue(value: unknown): unknown {
+    return copyWith(this.rows.codec, value);
+  }
+
   override checkValue(value: unknown): unknown {
     return this.rows.check(value);
   }

@@ -27,9 +27,14 @@ export class RowCodec {
     return asWritten(this.codec, value, this.maxValueBytes);
   }
 
+  /** An ifValue condition's bytes: encoded as a write's (a copy, typed errors), of any size. */
+  encodeCondition(value: unknown): Buffer {
+    return this.encode(value, Number.MAX_SAFE_INTEGER).bytes;
+  }
+
   /** The bytes a write stores and its caller's copy of the value, decoded before anything is written. */
-  encode(value: unknown): { bytes: Buffer; value: unknown } {
-    const { bytes, value: copy } = encodeForWrite(this.codec, value, this.maxValueBytes);
+  encode(value: unknown, maxValueBytes = this.maxValueBytes): { bytes: Buffer; value: unknown } {
+    const { bytes, value: copy } = encodeForWrite(this.codec, value, maxValueBytes);
     return { bytes: Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength), value: copy };
   }
 

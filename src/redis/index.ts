@@ -20,7 +20,7 @@
  */
 import { Redis, type RedisOptions } from 'ioredis';
 import {
-  BackendError, BaseStore, DEFAULT_MAX_VALUE_BYTES, assertKey, assertLimit, assertAfter, assertPrefix, compareKeys, asWritten, encodeForWrite, jsonCodec,
+  BackendError, BaseStore, DEFAULT_MAX_VALUE_BYTES, assertKey, assertLimit, assertAfter, assertPrefix, compareKeys, asWritten, copyWith, encodeForWrite, jsonCodec,
   type AsyncQueue, type AtomicOp, type Capabilities, type Codec, type DeleteOptions, type Entry,
   type HistoryOptions, type ListOptions, type ListPage, type PutOptions, type ReplicationState, type StoredRecord, type WatchEvent, type WatchOptions,
 } from '../core/index.js';
@@ -335,6 +335,10 @@ export class RedisStore extends BaseStore {
   /** Every script of this store goes through here, its watches' too (ScriptRunner.run: the lost-data latch). */
   private run(...call: Parameters<ScriptRunner['run']>): Promise<Reply> {
     return this.scripts.run(...call);
+  }
+
+  override copyValue(value: unknown): unknown {
+    return copyWith(this.codec, value);
   }
 
   override checkValue(value: unknown): unknown {

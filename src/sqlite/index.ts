@@ -21,7 +21,7 @@ import { resolve } from 'node:path';
 import type Database from 'better-sqlite3';
 import {
   BaseStore, ClosedError, ConflictError, DEFAULT_MAX_VALUE_BYTES,
-  assertKey, assertLimit, assertAfter, assertPrefix, conditionFailure, asWritten, jsonCodec,
+  assertKey, assertLimit, assertAfter, assertPrefix, conditionFailure, asWritten, copyWith, jsonCodec,
   type AtomicOp, type Capabilities, type Codec, type DeleteOptions, type Entry, type FailedCheck,
   type HistoryOptions, type InWriteDecision, type ListOptions, type ListPage, type PutOptions, type StoredRecord,
   type WatchEvent, type WatchOptions,
@@ -375,9 +375,9 @@ export class SqliteStore extends BaseStore {
     if (more) setImmediate(() => this.prune(through));
   }
 
-  override checkValue(value: unknown): unknown {
-    return asWritten(this.codec, value, this.maxValueBytes);
-  }
+  // What update() asks of values: copies for mutations, and checks of those a combined write passes over (BaseStore).
+  override copyValue = (value: unknown): unknown => copyWith(this.codec, value);
+  override checkValue = (value: unknown): unknown => asWritten(this.codec, value, this.maxValueBytes);
 
 }
 

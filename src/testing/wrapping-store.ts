@@ -18,6 +18,16 @@ export abstract class WrappingStore extends BaseStore {
     this.capabilities = inner.capabilities;
   }
 
+  /** A wrapper combines update()s only where the store it wraps would (not over HttpStore). */
+  protected override get combinesUpdates(): boolean {
+    return (this.inner as unknown as { combinesUpdates?: boolean }).combinesUpdates !== false;
+  }
+
+  override copyValue(value: unknown): unknown {
+    const inner = this.inner as Partial<Pick<BaseStore, 'copyValue'>>;
+    return inner.copyValue ? inner.copyValue(value) : super.copyValue(value);
+  }
+
   override checkValue(value: unknown, key?: string): unknown {
     const inner = this.inner as Partial<Pick<BaseStore, 'checkValue'>>;
     return inner.checkValue ? inner.checkValue(value, key) : value;

@@ -1,0 +1,75 @@
+import { describe, expect, it } from 'vitest';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import type { RevkitError } from '../src/core/index.js';
+import { FileStore } from '../src/file/index.js';
+import { NatsStore } from '../src/nats/index.js';
+import { FaultStore } from '../src/testing/index.js';
+import { servedStore } from './server-helpers.js';
+import { NATS_PORT, natsBucketsThisFileMakes } from './support/nats-buckets.js';
+import { tempDir, uniqueName } from './helpers.js';
+
+/**
+ * Review round 3 (2026-12-06): limits a combined update()'s check of a replaced value did not see —
+ * each case told a caller success for a value its write alone is refused for, or the reverse.
+ */
+const outcome = (r: PromiseSettledResult<unknown>) => (r.status === 'fulfilled' ? 'ok' : (r.reason as RevkitError).code);
+const dir = tempDir('combined-limits');
+const buckets = natsBucketsThisFileMakes();
+
+describe('combined update()s and the limits only a write sees', () => {
+  it('file: a value that makes the file longer than maxFileLength is refused as it is alone', async () => {
+    const store = new FileStore(join(dir, `${uniqueName('f')}.json`), { maxFileLength: 2500 });
+    try {
+      const alone = await Promise.allSettled([store.update('alone', () => 'x'.repeat(3000))]);
+      expect(alone.map(outcome)).toEqual(['ERR_TOO_LARGE']);
+      const results = await Promise.allSettled([
+        store.update('k', () => 'x'.repeat(3000)),
+        store.update('k', (v) => ({ builtOn: typeof v === 'string' ? v.length : null })),
+      ]);
+      expect(results.map(outcome)).toEqual(['ERR_TOO_LARGE', 'ok']);
+      expect((await store.get('k'))?.value).toEqual({ builtOn: null });
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('a testing wrapper over HttpStore does not combine either: the server\'s validate hook reaches its caller', async () => {
+    const http = await servedStore('memory:', { validate: (_key, value) => (value === 'bad' ? 'no bad values' : undefined) });
+    const store = new FaultStore(http);
+    try {
+      const results = await Promise.allSettled([
+        store.update('k', () => 'good'),
+        store.update('k', () => 'bad'),
+        store.update('k', (v) => `after ${String(v)}`),
+      ]);
+      expect(results.map(outcome)).toEqual(['ok', 'ERR_VALIDATION', 'ok']);
+      expect(JSON.stringify((await http.get('k'))?.value)).not.toContain('bad');
+    } finally {
+      await http.close();
+    }
+  });
+
+  it('nats: the largest value a write alone takes passes a combined write too, and one byte more is refused in both', async () => {
+    const bucket = `rk_cl_${process.pid}_${randomBytes(4).toString('hex')}`;
+    buckets.push(bucket);
+    const store = await NatsStore.fromUrl(`nats://127.0.0.1:${NATS_PORT}?bucket=${bucket}`);
+    try {
+      // The largest string an update() of a fresh key writes alone, by halving (keys of one length: the subject counts).
+      let fits = 1024 * 1024 - 400;
+      let over = 1024 * 1024;
+      for (let k = 0; over - fits > 1; k++) {
+        const mid = (fits + over) >> 1;
+        const [r] = await Promise.allSettled([store.update(`p${String(k).padStart(2, '0')}`, () => 'x'.repeat(mid))]);
+        if (outcome(r as PromiseSettledResult<unknown>) === 'ok') fits = mid;
+        else over = mid;
+      }
+      const largest = await Promise.allSettled([store.update('k01', () => 'x'.repeat(fits)), store.update('k01', () => 'small')]);
+      expect(largest.map(outcome)).toEqual(['ok', 'ok']);
+      const larger = await Promise.allSettled([store.update('k02', () => 'x'.repeat(over)), store.update('k02', () => 'small')]);
+      expect(larger.map(outcome)).toEqual(['ERR_TOO_LARGE', 'ok']);
+    } finally {
+      await store.close();
+    }
+  }, 60_000);
+});
