@@ -176,3 +176,21 @@ export function describeUnfaithfulNumber(u: Pick<UnfaithfulNumber, 'literal' | '
   if (u.readsBack === null) return `${where}: the number ${shown} is beyond what JSON numbers can carry here (it parses to Infinity); send it as a string`;
   return `${where}: the number ${shown} cannot be stored exactly (it would read back as ${u.readsBack}, a JSON number is held as a 64-bit double); send it as a string`;
 }
+
+/** Deepest nesting of arrays and objects in JSON text (strings skipped). */
+export function nestingDepth(text: string): number {
+  let depth = 0;
+  let max = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 92) i++; // backslash
+      else if (c === 34) inString = false;
+    } else if (c === 34) inString = true;
+    else if (c === 91 || c === 123) {
+      if (++depth > max) max = depth;
+    } else if (c === 93 || c === 125) depth--;
+  }
+  return max;
+}

@@ -1,5 +1,5 @@
 import {
-  AsyncQueue, BackendError, BaseStore, ConflictError, InvalidArgumentError, assertAfter, deepEqual, isTombstone, jsonCodec, keyFilter,
+  AsyncQueue, BackendError, BaseStore, ConflictError, InvalidArgumentError, assertAfter, assertValueSize, deepEqual, isTombstone, jsonCodec, keyFilter,
   type AtomicOp, type Capabilities, type DeleteOptions, type Entry, type HistoryOptions, type ListOptions, type ListPage,
   type PutOptions, type ReplicationState, type StoredRecord, type Tombstone, type WatchEvent, type WatchOptions,
 } from '../core/index.js';
@@ -7,7 +7,8 @@ import type { ProblemBody } from './problems.js';
 import { ReplicaPool } from './replica-pool.js';
 import { replicationOf } from './replication.js';
 import { parseServerList } from './server-urls.js';
-import { HttpTransport, bodyLimitOf, type ServerInfo } from './transport.js';
+import { HttpTransport, bodyLimitOf, limitOf, type ServerInfo } from './transport.js';
+import { nestingDepth } from '../core/json-numbers.js';
 import { followWatchStream } from './watch-stream.js';
 
 export interface HttpStoreOptions {
@@ -33,6 +34,13 @@ export interface HttpStoreOptions {
    * before it is sent, as the server would answer it.
    */
   maxBodyBytes?: number;
+  /**
+   * Combine concurrent update()s of one key (one GET, each mutation in turn, one PUT), checking each
+   * value a later caller's replaces against these limits: only right when they are all the server
+   * refuses a value for. `fromUrl` combines when the server says so (GET /v1/info `combinableUpdates`,
+   * with its limits); by default each update() runs its own GET + PUT If-Match loop.
+   */
+  combineUpdates?: { maxValueBytes: number; maxJsonDepth: number };
 }
 
 const DEFAULT_CAPABILITIES: Capabilities = { atomic: true, ttl: true, history: true, watch: true, crossProcess: true, durability: 'server-default' };
@@ -48,12 +56,23 @@ const IF_VALUE_ATTEMPTS = 64;
 export class HttpStore extends BaseStore {
   readonly backend = 'http';
   /**
-   * The server may refuse a value for reasons this client cannot check before the write (its
-   * `validate` hook, its store's own limits): a value a later caller's replaced in a combined write
-   * would pass unchecked, so each update() runs its own GET + PUT If-Match loop.
+   * A server may refuse a value for reasons this client cannot check before the write (its `validate`
+   * hook, its store's own limits): a value a later caller's replaced in a combined write would pass
+   * unchecked. update()s are combined only where the server says its limits are all (combineUpdates).
    */
   protected override get combinesUpdates(): boolean {
-    return false;
+    return this.valueLimits !== undefined;
+  }
+
+  /** What a value a combined write replaces is checked against: all the server would refuse it for (see combineUpdates). */
+  override checkValue(value: unknown): unknown {
+    const limits = this.valueLimits as NonNullable<HttpStoreOptions['combineUpdates']>;
+    const bytes = jsonCodec.encode(value);
+    assertValueSize(bytes, limits.maxValueBytes);
+    this.pool.current().checkBodySize(bytes.byteLength);
+    const text = new TextDecoder().decode(bytes);
+    if (text.length > limits.maxJsonDepth && nestingDepth(text) > limits.maxJsonDepth) throw new InvalidArgumentError(`the JSON body nests deeper than ${limits.maxJsonDepth} levels`);
+    return JSON.parse(text);
   }
   readonly capabilities: Capabilities;
   readonly remoteBackend: string;
@@ -61,9 +80,11 @@ export class HttpStore extends BaseStore {
   private readonly pool: ReplicaPool;
   /** Running watches: close() ends each, so a pending next() settles. */
   private readonly watches = new Set<{ end(): void }>();
+  private readonly valueLimits: HttpStoreOptions['combineUpdates'];
 
   constructor(options: HttpStoreOptions) {
     super();
+    this.valueLimits = options.combineUpdates;
     const { bases } = parseServerList(options.url, false);
     this.capabilities = { ...(options.capabilities ?? DEFAULT_CAPABILITIES), crossProcess: true };
     this.remoteBackend = options.remoteBackend ?? 'unknown';
@@ -95,9 +116,14 @@ export class HttpStore extends BaseStore {
       await probe.close();
     }
     const maxBodyBytes = options.maxBodyBytes ?? bodyLimitOf(info);
+    const maxValueBytes = limitOf(info, 'maxValueBytes');
+    const maxJsonDepth = limitOf(info, 'maxJsonDepth');
+    const combineUpdates = options.combineUpdates
+      ?? (info.combinableUpdates === true && maxValueBytes !== undefined && maxJsonDepth !== undefined ? { maxValueBytes, maxJsonDepth } : undefined);
     return new HttpStore({
       ...options, url: parsed.bases, ...(token ? { token } : {}), capabilities: info.capabilities, remoteBackend: info.backend,
       ...(maxBodyBytes !== undefined ? { maxBodyBytes } : {}),
+      ...(combineUpdates !== undefined ? { combineUpdates } : {}),
     });
   }
 

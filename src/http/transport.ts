@@ -27,13 +27,19 @@ export interface Reply {
 export interface ServerInfo {
   backend: string;
   capabilities: Capabilities;
-  limits?: { maxBodyBytes?: unknown };
+  limits?: { maxBodyBytes?: unknown; maxValueBytes?: unknown; maxJsonDepth?: unknown };
+  /** Every value the server refuses can be told from its limits and JSON alone (absent from servers before 2026-12-06). */
+  combinableUpdates?: boolean;
   /** The store's replication state (null: a single-server store); absent from servers before issue 25. */
   replication?: ReplicationState | null;
 }
 
 export function bodyLimitOf(info: ServerInfo): number | undefined {
-  const limit = info.limits?.maxBodyBytes;
+  return limitOf(info, 'maxBodyBytes');
+}
+
+export function limitOf(info: ServerInfo, name: 'maxBodyBytes' | 'maxValueBytes' | 'maxJsonDepth'): number | undefined {
+  const limit = info.limits?.[name];
   return typeof limit === 'number' && Number.isSafeInteger(limit) && limit > 0 ? limit : undefined;
 }
 

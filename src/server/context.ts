@@ -10,6 +10,12 @@ export interface ServerContext {
   readonly store: Store;
   /** Close the store when the server closes. */
   readonly ownsStore: boolean;
+  /**
+   * Every value this server refuses, a client can tell from its limits and JSON alone (no validate
+   * hook; a store it opened itself, with limits.maxValueBytes; no limit of the backend's own beyond
+   * it): an HttpStore may then combine update()s, checking what it replaces (GET /v1/info).
+   */
+  readonly combinableUpdates: boolean;
   readonly limits: ServerLimits;
   readonly timeouts: ServerTimeouts;
   readonly auth: Authenticator;
@@ -26,6 +32,9 @@ export interface ServerContext {
   /** Set by listen(): the DNS-rebinding guard for the address bound (host-check.ts); undefined: every Host passes. */
   hostAllowed: ((host: string | undefined) => boolean) | undefined;
 }
+
+/** Backends whose only refusal of a JSON value is its size (NATS adds its message limit, the file its length). */
+const VALUE_LIMIT_ONLY = new Set(['memory', 'sqlite', 'postgres', 'redis']);
 
 /** Opens the store (when given a URL) and starts its clock. */
 export async function createContext(options: CreateServerOptions): Promise<ServerContext> {
@@ -47,7 +56,8 @@ export async function createContext(options: CreateServerOptions): Promise<Serve
   const clock = new RevisionClock(store);
   await clock.start();
   return {
-    store, ownsStore, limits, timeouts, auth, metrics, clock, requirePreconditions, validate: options.validate, onInternalError, watches,
+    store, ownsStore, combinableUpdates: options.validate === undefined && typeof options.store === 'string' && VALUE_LIMIT_ONLY.has(store.backend),
+    limits, timeouts, auth, metrics, clock, requirePreconditions, validate: options.validate, onInternalError, watches,
     closing: false, hostAllowed: undefined,
   };
 }

@@ -459,6 +459,7 @@ export const openApiDocument = {
           capabilities: { type: 'object', additionalProperties: true },
           requirePreconditions: { type: 'boolean' },
           limits: { type: 'object', additionalProperties: { type: 'integer' } },
+          combinableUpdates: { type: 'boolean', description: 'Every value this server refuses can be told from its limits and JSON alone (no validate hook, a store it opened, no backend limit of its own): clients may combine concurrent update()s of one key' },
           principal: { type: 'object', properties: { name: { type: 'string' }, scopes: { type: 'array', items: { type: 'object', properties: { prefix: { type: 'string' }, access: { enum: ['read', 'write', 'admin'] } } } } } },
           replication: { $ref: '#/components/schemas/Replication' },
         },

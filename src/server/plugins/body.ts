@@ -1,6 +1,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { fastifyPlugin } from 'fastify-plugin';
 import { assertFaithfulText } from '../../core/faithful.js';
+import { nestingDepth } from '../../core/json-numbers.js';
 import type { ServerPluginOptions } from '../context.js';
 import { HttpProblem, type Problem } from '../problem.js';
 import { MERGE_PATCH } from '../request.js';
@@ -35,24 +36,6 @@ export const bodyPlugin = fastifyPlugin<ServerPluginOptions>(async (app, { ctx: 
     done(null, value);
   });
 }, { name: 'revkit-body' });
-
-/** Deepest nesting of arrays and objects in JSON text (strings skipped). */
-function nestingDepth(text: string): number {
-  let depth = 0;
-  let max = 0;
-  let inString = false;
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    if (inString) {
-      if (c === 92) i++; // backslash
-      else if (c === 34) inString = false;
-    } else if (c === 34) inString = true;
-    else if (c === 91 || c === 123) {
-      if (++depth > max) max = depth;
-    } else if (c === 93 || c === 125) depth--;
-  }
-  return max;
-}
 
 /** What a connection may still send of a body refused for its size (read and dropped) before it is closed. */
 const REFUSED_BODY_DRAIN = { bytes: 64 * 1024 * 1024, ms: 10_000 };

@@ -42,6 +42,7 @@ export const operationsRoutes: FastifyPluginAsync<ServerPluginOptions> = async (
     capabilities: store.capabilities,
     requirePreconditions: ctx.requirePreconditions,
     limits: { ...limits, maxKeyBytes: MAX_KEY_BYTES },
+    combinableUpdates: ctx.combinableUpdates,
     principal: { name: (req.principal as Principal).name, scopes: (req.principal as Principal).scopes },
     // Which member serves, the members' roles, what an acknowledgement means, a detected loss; null without replication.
     // A failure to ask is the store's error (a 503), as any other operation's.
