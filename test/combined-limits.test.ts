@@ -2,9 +2,12 @@ import { describe, expect, it } from 'vitest';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { RevkitError } from '../src/core/index.js';
+import { copyFileSync, statSync } from 'node:fs';
 import { FileStore } from '../src/file/index.js';
 import { NatsStore } from '../src/nats/index.js';
-import { FaultStore } from '../src/testing/index.js';
+import { FaultStore, CanaryStore } from '../src/testing/index.js';
+import { MemoryStore } from '../src/memory/index.js';
+import { SKIP, type Store } from '../src/core/index.js';
 import { servedStore } from './server-helpers.js';
 import { NATS_PORT, natsBucketsThisFileMakes } from './support/nats-buckets.js';
 import { tempDir, uniqueName } from './helpers.js';
@@ -72,4 +75,62 @@ describe('combined update()s and the limits only a write sees', () => {
       await store.close();
     }
   }, 60_000);
+
+  it('file (review round 4): the file grows near maxFileLength after the callers arrived; the combined check sees it when the attempt runs', async () => {
+    const options = { maxValueBytes: 200, maxFileLength: 40_000, fsync: false };
+    const path = join(dir, `${uniqueName('grow')}.json`);
+    const store = new FileStore(path, options);
+    const aloneOnACopy = async (value: string) => {
+      const copy = join(dir, `${uniqueName('copy')}.json`);
+      copyFileSync(path, copy);
+      const other = new FileStore(copy, options);
+      try {
+        return outcome((await Promise.allSettled([other.update('k', () => value)]))[0] as PromiseSettledResult<unknown>);
+      } finally {
+        await other.close();
+      }
+    };
+    try {
+      await store.put('init', 1);
+      let release!: () => void;
+      const held = new Promise<void>((r) => (release = r));
+      const first = store.update('k', async () => { await held; return SKIP; });
+      await new Promise((r) => setTimeout(r, 20));
+      const big = store.update('k', () => 'x'.repeat(190));
+      const small = store.update('k', () => 's');
+      // Other keys fill the file until, written alone now, the big value is refused and the small one is not.
+      for (let i = 0; ; i++) {
+        const [bigAlone, smallAlone] = [await aloneOnACopy('x'.repeat(190)), await aloneOnACopy('s')];
+        if (bigAlone === 'ERR_TOO_LARGE' && smallAlone === 'ok') break;
+        expect(smallAlone).toBe('ok');
+        const room = options.maxFileLength - statSync(path).size;
+        await store.put(`f${i}`, 'p'.repeat(Math.max(1, Math.min(150, Math.floor((room - 600) / 3)))));
+      }
+      release();
+      const results = await Promise.allSettled([big, small]);
+      expect(results.map(outcome)).toEqual(['ERR_TOO_LARGE', 'ok']);
+      expect((await store.get('k'))?.value).toBe('s');
+      await first;
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('a testing wrapper over a Store that is not a BaseStore (it cannot check values) does not combine', async () => {
+    const memory = new MemoryStore({ maxValueBytes: 100 });
+    const forwarding = {} as Record<string, unknown>;
+    for (const k of ['get', 'getRecord', 'put', 'delete', 'update', 'list', 'watch', 'history', 'atomic', 'close', 'headRevision'] as const) {
+      forwarding[k] = (...a: unknown[]) => (memory[k] as (...b: unknown[]) => unknown)(...a);
+    }
+    Object.assign(forwarding, { backend: 'memory', capabilities: memory.capabilities });
+    try {
+      for (const Wrapper of [FaultStore, CanaryStore]) {
+        const store = new Wrapper(forwarding as unknown as Store);
+        const results = await Promise.allSettled([store.update(Wrapper.name, () => 'x'.repeat(200)), store.update(Wrapper.name, () => 'small')]);
+        expect(results.map(outcome)).toEqual(['ERR_TOO_LARGE', 'ok']);
+      }
+    } finally {
+      await memory.close();
+    }
+  });
 });

@@ -1,7 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { RevkitError } from '../src/core/index.js';
 import { MemoryStore } from '../src/memory/index.js';
-import { servedStore } from './server-helpers.js';
+import { ADMIN, servedStore, startServer } from './server-helpers.js';
+import { HttpStore } from '../src/http/index.js';
+import { serve } from './support/revkit-process.js';
 
 const nested = (depth: number): unknown => (depth === 0 ? 1 : [nested(depth - 1)]);
 
@@ -64,6 +66,51 @@ describe('HttpStore: concurrent update()s of one key are each told what the serv
       expect((await Promise.allSettled([store.update('alone', () => nested(20))])).map(outcome)).toEqual(['ERR_INVALID_ARGUMENT']);
     } finally {
       await store.close();
+    }
+  });
+
+  it('review round 4: a replaced value is checked in the order the server checks a PUT (body limit, depth, value limit)', async () => {
+    const store = await servedStore('memory:', { limits: { maxValueBytes: 100, maxJsonDepth: 8, maxBodyBytes: 1000 } });
+    try {
+      const deepAndLarge = nested(20);
+      (deepAndLarge as unknown[]).push('x'.repeat(200));
+      const overBody = 'y'.repeat(2000);
+      const alone = await Promise.allSettled([store.update('a1', () => deepAndLarge)]);
+      const alone2 = await Promise.allSettled([store.update('a2', () => overBody)]);
+      const combined = await Promise.allSettled([store.update('c', () => deepAndLarge), store.update('c', () => overBody), store.update('c', () => 'last')]);
+      expect(combined.map(outcome)).toEqual([...alone.map(outcome), ...alone2.map(outcome), 'ok']);
+      expect(((combined[1] as PromiseRejectedResult).reason as Error).message).toBe(((alone2[0] as PromiseRejectedResult).reason as Error).message);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('review round 4: several servers (replicas may differ) — no combining; a client made without fromUrl checks without throwing a TypeError', async () => {
+    const a = await startServer({ store: 'memory:' });
+    const b = await startServer({ store: 'memory:' });
+    const store = await HttpStore.fromUrl(`${a.url},${b.url}?token=${ADMIN}`);
+    try {
+      await store.put('n', 0);
+      const increments = await Promise.all(Array.from({ length: 8 }, () => store.update<number>('n', (v) => (v as number) + 1)));
+      expect(new Set(increments.map((e) => e?.revision)).size).toBe(8);
+      const direct = new HttpStore({ url: a.url, token: ADMIN });
+      expect(direct.checkValue({ x: 1 })).toEqual({ x: 1 });
+      await direct.close();
+    } finally {
+      await store.close();
+      await a.server.close();
+      await b.server.close();
+    }
+  });
+
+  it('review round 4: `revkit serve` (the CLI) tells clients they may combine', async () => {
+    const s = await serve(['--store', 'memory:', '--port', '0', '--admin-token', ADMIN]);
+    if (!s.started) throw new Error(`serve did not start: ${s.stderr}`);
+    try {
+      const info = (await (await fetch(`${s.url}/v1/info`, { headers: { authorization: `Bearer ${ADMIN}` } })).json()) as { combinableUpdates?: boolean };
+      expect(info.combinableUpdates).toBe(true);
+    } finally {
+      await s.stop();
     }
   });
 });

@@ -157,6 +157,7 @@ async function serve(opts: ServeOptions & { store: string }): Promise<void> {
   const server = await createServer({
     store,
     closeStore: true,
+    storeHasServerLimits: true,
     tokens: authOff ? null : (tokens ?? []),
     ...(adminToken !== undefined && !authOff ? { adminToken } : {}),
     requirePreconditions,

@@ -26,7 +26,8 @@ export abstract class BaseStore implements Store {
    * each, so that each caller is told what it would be told alone.
    */
   protected get combinesUpdates(): boolean {
-    return true;
+    // A backend that does not say how it checks values (checkValue) cannot have them checked: no combining.
+    return this.checkValue !== BaseStore.prototype.checkValue;
   }
 
   /** Aborted by close(): update()'s backoff sleeps end at once instead of outliving the store. */

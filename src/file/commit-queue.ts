@@ -3,7 +3,7 @@ import { MAX_FILE_LENGTH, serialize, textOver } from './format.js';
 import type { ProcessLock } from './lock.js';
 import type { StateReader } from './reader.js';
 import { removeStaleTemps, replaceFile, tempName } from './replace.js';
-import { Transaction, nextState } from './transaction.js';
+import { Transaction, nextState, type EncodedValue } from './transaction.js';
 import type { FileChanges } from './watch.js';
 
 interface Pending {
@@ -177,6 +177,19 @@ export class CommitQueue {
     this.sinceListing = 0;
     const { entries } = await removeStaleTemps(this.settings.path, own);
     this.listEvery = Math.max(1, Math.ceil(entries / LIST_NAMES));
+  }
+
+  /**
+   * Throws what a commit of put(key, value) alone would throw for the file's length (TooLargeError),
+   * writing nothing: the file that commit would leave now, built and measured.
+   */
+  assertWouldFit(key: string, value: EncodedValue, writer: string): void {
+    const tx = new Transaction(this.reader.read());
+    tx.put(key, value, tx.nextRevision(), undefined, writer);
+    const next = nextState(tx, this.settings.changeLogSize);
+    const bytes = serialize(next.revision, next.prunedBelow, next.records(), next.changes, next.current);
+    const length = textOver(bytes, this.settings.maxFileLength);
+    if (length.over) throw this.tooLarge(bytes.length, length.length);
   }
 
   private tooLarge(bytes: number, length: number): TooLargeError {

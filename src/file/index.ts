@@ -15,7 +15,7 @@
 import { resolve } from 'node:path';
 import {
   BaseStore, ConflictError, DEFAULT_MAX_VALUE_BYTES, InvalidArgumentError,
-  MAX_KEY_BYTES, assertKey, assertLimit, assertAfter, assertPrefix, conditionFailure, asWritten, copyWith, encodeForWrite, jsonCodec,
+  MAX_KEY_BYTES, assertKey, assertLimit, newWriterToken, assertAfter, assertPrefix, conditionFailure, asWritten, copyWith, encodeForWrite, jsonCodec,
   type AtomicOp, type Capabilities, type Codec, type Condition, type DeleteOptions, type Entry, type FailedCheck,
   type HistoryOptions, type ListOptions, type ListPage, type PutOptions, type StoredRecord,
   type WatchEvent, type WatchOptions,
@@ -244,21 +244,15 @@ export class FileStore extends BaseStore {
   }
 
   /**
-   * A combined update() checks a value a later caller's replaces against the value limit, not against
-   * maxFileLength (that needs the whole file): near that limit, where one value at its largest could
-   * make the file too long, each update() runs alone and is told what its own write is.
+   * Also maxFileLength, where a value at its largest could cross it: the file that value's own write
+   * would leave is built and measured (the commit's check; far from the limit no value can fail it).
    */
-  protected override get combinesUpdates(): boolean {
+  override checkValue(value: unknown, key?: string): unknown {
     const oneWrite = 2 * (Math.ceil((this.maxValueBytes * 4) / 3) + 4 * MAX_KEY_BYTES) + 1024; // record and change, base64, keys escaped
-    return this.reader.read() !== undefined && this.reader.lastSize + oneWrite <= this.maxFileLength;
-  }
-
-  override copyValue(value: unknown): unknown {
-    return copyWith(this.codec, value);
-  }
-
-  override checkValue(value: unknown): unknown {
-    return asWritten(this.codec, value, this.maxValueBytes);
+    if (key === undefined || this.reader.lastSize + oneWrite <= this.maxFileLength) return asWritten(this.codec, value, this.maxValueBytes);
+    const { stored, value: copy } = this.encode(value);
+    this.commits.assertWouldFit(key, stored, newWriterToken());
+    return copy;
   }
 
   private encode(value: unknown): { stored: EncodedValue; value: unknown } {

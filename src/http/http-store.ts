@@ -64,14 +64,20 @@ export class HttpStore extends BaseStore {
     return this.valueLimits !== undefined;
   }
 
-  /** What a value a combined write replaces is checked against: all the server would refuse it for (see combineUpdates). */
+  /**
+   * What a value a combined write replaces is checked against: all the server would refuse it for
+   * (see combineUpdates), in the order a PUT meets them — JSON, the body limit (this client's, then
+   * the server's), the nesting depth, the store's value limit.
+   */
   override checkValue(value: unknown): unknown {
-    const limits = this.valueLimits as NonNullable<HttpStoreOptions['combineUpdates']>;
     const bytes = jsonCodec.encode(value);
-    assertValueSize(bytes, limits.maxValueBytes);
     this.pool.current().checkBodySize(bytes.byteLength);
     const text = new TextDecoder().decode(bytes);
-    if (text.length > limits.maxJsonDepth && nestingDepth(text) > limits.maxJsonDepth) throw new InvalidArgumentError(`the JSON body nests deeper than ${limits.maxJsonDepth} levels`);
+    const limits = this.valueLimits;
+    if (limits !== undefined) {
+      if (text.length > limits.maxJsonDepth && nestingDepth(text) > limits.maxJsonDepth) throw new InvalidArgumentError(`the JSON body nests deeper than ${limits.maxJsonDepth} levels`);
+      assertValueSize(bytes, limits.maxValueBytes);
+    }
     return JSON.parse(text);
   }
   readonly capabilities: Capabilities;
@@ -118,8 +124,9 @@ export class HttpStore extends BaseStore {
     const maxBodyBytes = options.maxBodyBytes ?? bodyLimitOf(info);
     const maxValueBytes = limitOf(info, 'maxValueBytes');
     const maxJsonDepth = limitOf(info, 'maxJsonDepth');
+    // Learned from one server, so only for one: replicas may differ (a validate hook on one, an older revkit on another).
     const combineUpdates = options.combineUpdates
-      ?? (info.combinableUpdates === true && maxValueBytes !== undefined && maxJsonDepth !== undefined ? { maxValueBytes, maxJsonDepth } : undefined);
+      ?? (parsed.bases.length === 1 && info.combinableUpdates === true && maxValueBytes !== undefined && maxJsonDepth !== undefined ? { maxValueBytes, maxJsonDepth } : undefined);
     return new HttpStore({
       ...options, url: parsed.bases, ...(token ? { token } : {}), capabilities: info.capabilities, remoteBackend: info.backend,
       ...(maxBodyBytes !== undefined ? { maxBodyBytes } : {}),

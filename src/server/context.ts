@@ -56,7 +56,7 @@ export async function createContext(options: CreateServerOptions): Promise<Serve
   const clock = new RevisionClock(store);
   await clock.start();
   return {
-    store, ownsStore, combinableUpdates: options.validate === undefined && typeof options.store === 'string' && VALUE_LIMIT_ONLY.has(store.backend),
+    store, ownsStore, combinableUpdates: options.validate === undefined && (typeof options.store === 'string' || options.storeHasServerLimits === true) && VALUE_LIMIT_ONLY.has(store.backend),
     limits, timeouts, auth, metrics, clock, requirePreconditions, validate: options.validate, onInternalError, watches,
     closing: false, hostAllowed: undefined,
   };

@@ -57,6 +57,12 @@ export interface CreateServerOptions {
   store: Store | string;
   /** Close the store when the server closes; default true when `store` is a URL. */
   closeStore?: boolean;
+  /**
+   * `store` (an object) was opened with `limits.maxValueBytes` and nothing else limits its values
+   * (as `revkit serve` opens it): clients may then combine update()s (GET /v1/info
+   * combinableUpdates). Implied when `store` is a URL.
+   */
+  storeHasServerLimits?: boolean;
   /** Bearer tokens with scopes; `null` or omitted (and no adminToken): no authentication. */
   tokens?: TokenSpec[] | null;
   /** Shorthand for a token with admin access to every key. */

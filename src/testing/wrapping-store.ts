@@ -20,7 +20,7 @@ export abstract class WrappingStore extends BaseStore {
 
   /** A wrapper combines update()s only where the store it wraps would (not over HttpStore). */
   protected override get combinesUpdates(): boolean {
-    return (this.inner as unknown as { combinesUpdates?: boolean }).combinesUpdates !== false;
+    return (this.inner as unknown as { combinesUpdates?: boolean }).combinesUpdates === true;
   }
 
   override copyValue(value: unknown): unknown {
