@@ -4,6 +4,8 @@ import { randomBytes } from 'node:crypto';
 import type { RevkitError } from '../src/core/index.js';
 import { copyFileSync, statSync } from 'node:fs';
 import { FileStore } from '../src/file/index.js';
+import { CommitQueue } from '../src/file/commit-queue.js';
+import { vi } from 'vitest';
 import { NatsStore } from '../src/nats/index.js';
 import { FaultStore, CanaryStore } from '../src/testing/index.js';
 import { MemoryStore } from '../src/memory/index.js';
@@ -131,6 +133,26 @@ describe('combined update()s and the limits only a write sees', () => {
       }
     } finally {
       await memory.close();
+    }
+  });
+
+  it('file (review round 5): callers arriving near maxFileLength run alone — no file is built to check a value, the event loop stays free', async () => {
+    const path = join(dir, `${uniqueName('near')}.json`);
+    const filler = new FileStore(path, { fsync: false });
+    await filler.put('fill', 'f'.repeat(20_000));
+    await filler.put('n', 0);
+    await filler.close();
+    // Within one largest write (maxValueBytes 200: ~10 kB) of the limit, with room for the counter's writes.
+    const store = new FileStore(path, { fsync: false, maxValueBytes: 200, maxFileLength: statSync(path).size + 8_000 });
+    const builds = vi.spyOn(CommitQueue.prototype, 'assertWouldFit');
+    try {
+      const results = await Promise.all(Array.from({ length: 20 }, () => store.update<number>('n', (v) => (v as number) + 1)));
+      expect((await store.get('n'))?.value).toBe(20);
+      expect(new Set(results.map((e) => e?.revision)).size).toBe(20);
+      expect(builds).not.toHaveBeenCalled();
+    } finally {
+      builds.mockRestore();
+      await store.close();
     }
   });
 });

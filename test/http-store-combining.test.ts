@@ -113,4 +113,18 @@ describe('HttpStore: concurrent update()s of one key are each told what the serv
       await s.stop();
     }
   });
+
+  it('review round 5: a client told a larger body limit than the server\'s still checks a replaced value against the server\'s', async () => {
+    const { server, url } = await startServer({ store: 'memory:', limits: { maxValueBytes: 100_000, maxBodyBytes: 2_000 } });
+    const store = await HttpStore.fromUrl(`${url}?token=${ADMIN}`, { maxBodyBytes: 10_000_000 });
+    try {
+      const alone = await Promise.allSettled([store.update('a', () => 'b'.repeat(5000))]);
+      const combined = await Promise.allSettled([store.update('c', () => 'b'.repeat(5000)), store.update('c', () => 'small')]);
+      expect(combined.map(outcome)).toEqual([...alone.map(outcome), 'ok']);
+      expect(((combined[0] as PromiseRejectedResult).reason as Error).message).toBe(((alone[0] as PromiseRejectedResult).reason as Error).message);
+    } finally {
+      await store.close();
+      await server.close();
+    }
+  });
 });

@@ -243,16 +243,31 @@ export class FileStore extends BaseStore {
     return current;
   }
 
+  override copyValue(value: unknown): unknown {
+    return copyWith(this.codec, value);
+  }
+
   /**
-   * Also maxFileLength, where a value at its largest could cross it: the file that value's own write
-   * would leave is built and measured (the commit's check; far from the limit no value can fail it).
+   * Near maxFileLength (within one write of a value at its largest) a value's own write may be refused
+   * for the file's length, which only building that file tells: there update()s are not combined, and
+   * the check of a value a later caller's replaces builds it — only for callers that arrived while the
+   * file was far from the limit and find it near by the time their attempt runs.
    */
+  protected override get combinesUpdates(): boolean {
+    this.reader.read();
+    return !this.nearFileLimit();
+  }
+
   override checkValue(value: unknown, key?: string): unknown {
-    const oneWrite = 2 * (Math.ceil((this.maxValueBytes * 4) / 3) + 4 * MAX_KEY_BYTES) + 1024; // record and change, base64, keys escaped
-    if (key === undefined || this.reader.lastSize + oneWrite <= this.maxFileLength) return asWritten(this.codec, value, this.maxValueBytes);
+    if (key === undefined || !this.nearFileLimit()) return asWritten(this.codec, value, this.maxValueBytes);
     const { stored, value: copy } = this.encode(value);
     this.commits.assertWouldFit(key, stored, newWriterToken());
     return copy;
+  }
+
+  private nearFileLimit(): boolean {
+    const oneWrite = 2 * (Math.ceil((this.maxValueBytes * 4) / 3) + 4 * MAX_KEY_BYTES) + 1024; // record and change, base64, keys escaped
+    return this.reader.lastSize + oneWrite > this.maxFileLength;
   }
 
   private encode(value: unknown): { stored: EncodedValue; value: unknown } {

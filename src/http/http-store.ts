@@ -1,5 +1,5 @@
 import {
-  AsyncQueue, BackendError, BaseStore, ConflictError, InvalidArgumentError, assertAfter, assertValueSize, deepEqual, isTombstone, jsonCodec, keyFilter,
+  AsyncQueue, BackendError, BaseStore, ConflictError, InvalidArgumentError, TooLargeError, assertAfter, assertValueSize, deepEqual, isTombstone, jsonCodec, keyFilter,
   type AtomicOp, type Capabilities, type DeleteOptions, type Entry, type HistoryOptions, type ListOptions, type ListPage,
   type PutOptions, type ReplicationState, type StoredRecord, type Tombstone, type WatchEvent, type WatchOptions,
 } from '../core/index.js';
@@ -40,7 +40,7 @@ export interface HttpStoreOptions {
    * refuses a value for. `fromUrl` combines when the server says so (GET /v1/info `combinableUpdates`,
    * with its limits); by default each update() runs its own GET + PUT If-Match loop.
    */
-  combineUpdates?: { maxValueBytes: number; maxJsonDepth: number };
+  combineUpdates?: { maxValueBytes: number; maxJsonDepth: number; maxBodyBytes: number };
 }
 
 const DEFAULT_CAPABILITIES: Capabilities = { atomic: true, ttl: true, history: true, watch: true, crossProcess: true, durability: 'server-default' };
@@ -75,6 +75,7 @@ export class HttpStore extends BaseStore {
     const text = new TextDecoder().decode(bytes);
     const limits = this.valueLimits;
     if (limits !== undefined) {
+      if (bytes.byteLength > limits.maxBodyBytes) throw new TooLargeError('the request body', bytes.byteLength, limits.maxBodyBytes);
       if (text.length > limits.maxJsonDepth && nestingDepth(text) > limits.maxJsonDepth) throw new InvalidArgumentError(`the JSON body nests deeper than ${limits.maxJsonDepth} levels`);
       assertValueSize(bytes, limits.maxValueBytes);
     }
@@ -124,9 +125,12 @@ export class HttpStore extends BaseStore {
     const maxBodyBytes = options.maxBodyBytes ?? bodyLimitOf(info);
     const maxValueBytes = limitOf(info, 'maxValueBytes');
     const maxJsonDepth = limitOf(info, 'maxJsonDepth');
+    const serverBodyBytes = limitOf(info, 'maxBodyBytes');
     // Learned from one server, so only for one: replicas may differ (a validate hook on one, an older revkit on another).
     const combineUpdates = options.combineUpdates
-      ?? (parsed.bases.length === 1 && info.combinableUpdates === true && maxValueBytes !== undefined && maxJsonDepth !== undefined ? { maxValueBytes, maxJsonDepth } : undefined);
+      ?? (parsed.bases.length === 1 && info.combinableUpdates === true && maxValueBytes !== undefined && maxJsonDepth !== undefined && serverBodyBytes !== undefined
+        ? { maxValueBytes, maxJsonDepth, maxBodyBytes: serverBodyBytes }
+        : undefined);
     return new HttpStore({
       ...options, url: parsed.bases, ...(token ? { token } : {}), capabilities: info.capabilities, remoteBackend: info.backend,
       ...(maxBodyBytes !== undefined ? { maxBodyBytes } : {}),
