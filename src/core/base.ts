@@ -4,8 +4,9 @@ import { assertKey, assertRevision, assertTtl } from './keys.js';
 import { runUpdate } from './update.js';
 import { WriteCombiner } from './combine.js';
 import { privateCopy } from './compose.js';
+import { asWritten, copyWith } from './codec.js';
 import type {
-  AtomicBatch, AtomicOp, Capabilities, DeleteOptions, Entry, HistoryOptions, ListOptions, ListPage,
+  AtomicBatch, AtomicOp, Capabilities, Codec, DeleteOptions, Entry, HistoryOptions, ListOptions, ListPage,
   Mutation, MutationOfDefaulted, PutOptions, Store, StoredRecord, UpdateOptions, UpdateOptionsWithDefault, WatchEvent, WatchOptions,
 } from './types.js';
 
@@ -26,9 +27,11 @@ export abstract class BaseStore implements Store {
    * each, so that each caller is told what it would be told alone.
    */
   protected get combinesUpdates(): boolean {
-    // A backend that does not say how it checks values (checkValue) cannot have them checked: no combining.
-    return this.checkValue !== BaseStore.prototype.checkValue;
+    // A backend that does not say how it checks values (valueFormat, checkValue) cannot have them checked: no combining.
+    return this.valueFormat !== undefined || this.checkValue !== BaseStore.prototype.checkValue;
   }
+  /** The codec and value limit of a backend that encodes, set by its constructor: checkValue() and copyValue() follow them. */
+  protected valueFormat: { codec: Codec; maxValueBytes: number } | undefined;
 
   /** Aborted by close(): update()'s backoff sleeps end at once instead of outliving the store. */
   get closedSignal(): AbortSignal {
@@ -49,16 +52,16 @@ export abstract class BaseStore implements Store {
    * caller would get it back (its own decoded copy). update() calls it for
    * each value a combined write passes over: a caller whose value a later
    * caller's replaces in the same write is told what it would be told alone.
-   * Backends that encode override it; by default nothing is checked and the
-   * value comes back as it is.
+   * By the backend's valueFormat (a backend with limits of its own overrides
+   * it); without one nothing is checked and the value comes back as it is.
    */
   checkValue(value: unknown, _key?: string): unknown {
-    return value;
+    return this.valueFormat ? asWritten(this.valueFormat.codec, value, this.valueFormat.maxValueBytes) : value;
   }
 
   /** A private copy of a value read or composed, as a read would give it back (what update() hands a mutation). */
   copyValue(value: unknown): unknown {
-    return privateCopy(value);
+    return this.valueFormat ? copyWith(this.valueFormat.codec, value) : privateCopy(value);
   }
 
   protected commitAtomic(_ops: AtomicOp[]): Promise<{ revision: number }> {

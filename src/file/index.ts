@@ -15,7 +15,7 @@
 import { resolve } from 'node:path';
 import {
   BaseStore, ConflictError, DEFAULT_MAX_VALUE_BYTES, InvalidArgumentError,
-  MAX_KEY_BYTES, assertKey, assertLimit, newWriterToken, assertAfter, assertPrefix, conditionFailure, asWritten, copyWith, encodeForWrite, jsonCodec,
+  MAX_KEY_BYTES, assertKey, assertLimit, newWriterToken, assertAfter, assertPrefix, conditionFailure, encodeForWrite, jsonCodec,
   type AtomicOp, type Capabilities, type Codec, type Condition, type DeleteOptions, type Entry, type FailedCheck,
   type HistoryOptions, type ListOptions, type ListPage, type PutOptions, type StoredRecord,
   type WatchEvent, type WatchOptions,
@@ -57,6 +57,7 @@ export class FileStore extends BaseStore {
     this.path = resolve(path);
     this.codec = options.codec ?? jsonCodec;
     this.maxValueBytes = options.maxValueBytes ?? DEFAULT_MAX_VALUE_BYTES;
+    this.valueFormat = { codec: this.codec, maxValueBytes: this.maxValueBytes };
     const changeLogSize = options.changeLogSize ?? 4096;
     const sync = options.fsync ?? true;
     this.pollIntervalMs = options.pollIntervalMs ?? 100;
@@ -243,10 +244,6 @@ export class FileStore extends BaseStore {
     return current;
   }
 
-  override copyValue(value: unknown): unknown {
-    return copyWith(this.codec, value);
-  }
-
   /**
    * Near maxFileLength (within one write of a value at its largest) a value's own write may be refused
    * for the file's length, which only building that file tells: there update()s are not combined, and
@@ -259,7 +256,7 @@ export class FileStore extends BaseStore {
   }
 
   override checkValue(value: unknown, key?: string): unknown {
-    if (key === undefined || !this.nearFileLimit()) return asWritten(this.codec, value, this.maxValueBytes);
+    if (key === undefined || !this.nearFileLimit()) return super.checkValue(value);
     const { stored, value: copy } = this.encode(value);
     this.commits.assertWouldFit(key, stored, newWriterToken());
     return copy;

@@ -1,6 +1,6 @@
 import {
   AsyncQueue, BackendError, BaseStore, ConflictError, DEFAULT_MAX_VALUE_BYTES, HistoryGoneError, InvalidArgumentError, assertKey, assertLimit, assertAfter, assertPrefix,
-  compareKeys, conditionFailure, decodeStored, asWritten, copyWith, encodeForWrite, keyFilter, isTombstone, jsonCodec,
+  compareKeys, conditionFailure, decodeStored, encodeForWrite, keyFilter, isTombstone, jsonCodec,
   type AtomicOp, type Capabilities, type Codec, type DeleteOptions, type Entry, type FailedCheck, type HistoryOptions,
   type ListOptions, type ListPage, type PutOptions, type StoreOptions, type StoredRecord, type Tombstone, type WatchEvent, type WatchOptions,
 } from '../core/index.js';
@@ -62,6 +62,7 @@ export class MemoryStore extends BaseStore {
     super();
     this.codec = options.codec ?? jsonCodec;
     this.maxValueBytes = options.maxValueBytes ?? DEFAULT_MAX_VALUE_BYTES;
+    this.valueFormat = { codec: this.codec, maxValueBytes: this.maxValueBytes };
     this.historyDepth = options.historyDepth ?? 64;
     this.changeLogSize = options.changeLogSize ?? 100_000;
     this.sweeper = setInterval(() => this.sweepExpired(), options.sweepIntervalMs ?? 1000);
@@ -181,14 +182,6 @@ export class MemoryStore extends BaseStore {
 
   private isLive(record: StoredRecord<Uint8Array> | null, now = Date.now()): boolean {
     return record !== null && !isTombstone(record) && !(record.expiresAt !== undefined && record.expiresAt <= now);
-  }
-
-  override copyValue(value: unknown): unknown {
-    return copyWith(this.codec, value);
-  }
-
-  override checkValue(value: unknown): unknown {
-    return asWritten(this.codec, value, this.maxValueBytes);
   }
 
   private write(key: string, bytes: Uint8Array, revision: number, ttlMs: number | undefined, writer: string | undefined): Entry<Uint8Array> {

@@ -17,7 +17,7 @@
  * it, else from one read.
  */
 import {
-  BackendError, ConflictError, TooLargeError, conditionFailure, copyWith, encodeForWrite, isTombstone, newWriterToken,
+  BackendError, ConflictError, TooLargeError, conditionFailure, encodeForWrite, isTombstone, newWriterToken,
   type Codec, type EncodedWrite, type DeleteOptions, type Entry, type FailedCheck, type PutOptions, type StoredRecord,
 } from '../core/index.js';
 import type { MsgHdrs } from '@nats-io/transport-node';
@@ -141,10 +141,6 @@ export class CasWriter {
         if (attempt > 2) await jitter(attempt);
       }
     }
-  }
-
-  copyValue(value: unknown): unknown {
-    return copyWith(this.codec, value);
   }
 
   /**

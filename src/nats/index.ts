@@ -93,6 +93,7 @@ export class NatsStore extends BaseStore {
     const streamHasLimits = (cfg.max_age ?? 0) > 0 || (cfg.max_bytes ?? -1) > 0 || (cfg.max_msgs ?? -1) > 0;
     this.reads = new BucketReads(this.client, codec, historyDepth, () => this.settings.replicas > 1, streamHasLimits);
     const maxValueBytes = options.maxValueBytes ?? DEFAULT_MAX_VALUE_BYTES;
+    this.valueFormat = { codec, maxValueBytes };
     // A replicated stream on a cluster with a server older than 2.9.21 keeps the per-key guard only with the
     // stream-wide one (serial.ts); decided before every write, on the config and versions known then.
     const tail = new StreamTail(this.client);
@@ -171,10 +172,6 @@ export class NatsStore extends BaseStore {
 
   getRecord<T = unknown>(key: string): Promise<StoredRecord<T> | null> {
     return this.reads.getRecord<T>(key);
-  }
-
-  override copyValue(value: unknown): unknown {
-    return this.writes.copyValue(value);
   }
 
   override checkValue(value: unknown, key = ''): unknown {

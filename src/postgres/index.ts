@@ -48,7 +48,7 @@
  */
 import type { Pool, PoolClient } from 'pg';
 import {
-  AsyncQueue, BaseStore, DEFAULT_MAX_VALUE_BYTES, assertKey, copyWith, jsonCodec, keyFilter,
+  AsyncQueue, BaseStore, DEFAULT_MAX_VALUE_BYTES, assertKey, jsonCodec, keyFilter,
   type AtomicOp, type Capabilities, type DeleteOptions, type Entry, type HistoryOptions, type ListOptions, type ListPage, type Mutation,
   type MutationOfDefaulted, type PutOptions, type ReplicationState, type StoredRecord, type UpdateOptions, type UpdateOptionsWithDefault,
   type WatchEvent, type WatchOptions,
@@ -93,7 +93,8 @@ export class PostgresStore extends BaseStore {
   private constructor(readonly pool: Pool, private readonly ownsPool: boolean, private readonly options: PostgresStoreOptions, private readonly ring?: MemberRing) {
     super();
     this.names = names(options.schema ?? 'public', options.prefix ?? 'revkit_');
-    this.rows = new RowCodec(options.codec ?? jsonCodec, options.maxValueBytes ?? DEFAULT_MAX_VALUE_BYTES);
+    this.valueFormat = { codec: options.codec ?? jsonCodec, maxValueBytes: options.maxValueBytes ?? DEFAULT_MAX_VALUE_BYTES };
+    this.rows = new RowCodec(this.valueFormat.codec, this.valueFormat.maxValueBytes);
     const settings = settingsOf(options);
     this.historyDepth = settings.historyDepth;
     this.conn = new Connections(pool, this.names.tag, this, settings.connectWaitMs, settings.closeTimeoutMs);
@@ -249,14 +250,6 @@ export class PostgresStore extends BaseStore {
 
   // Writes are refused before they are sent when their operation is owed a DataLostError (lineage.ts owedTo);
   // once sent, their outcome is their answer.
-  override copyValue(value: unknown): unknown {
-    return copyWith(this.rows.codec, value);
-  }
-
-  override checkValue(value: unknown): unknown {
-    return this.rows.check(value);
-  }
-
   protected async doPut<T>(key: string, value: T, options: PutOptions): Promise<Entry<T>> {
     this.lineage.owedTo(this.lineage.begin());
     return this.writes.put(key, value, options);

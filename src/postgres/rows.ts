@@ -1,6 +1,6 @@
 /** How rows of kv and changes become revkit records: numbers, the store's value codec, entries and tombstones. */
 import type { QueryResultRow } from 'pg';
-import { BackendError, asWritten, encodeForWrite, jsonCodec, type Codec, type Entry, type StoredRecord, type Tombstone } from '../core/index.js';
+import { BackendError, encodeForWrite, jsonCodec, type Codec, type Entry, type StoredRecord, type Tombstone } from '../core/index.js';
 
 export interface Row extends QueryResultRow {
   [column: string]: unknown;
@@ -20,11 +20,6 @@ export class RowCodec {
 
   constructor(readonly codec: Codec, private readonly maxValueBytes: number) {
     this.json = codec === jsonCodec || codec.name === 'json';
-  }
-
-  /** Throws what encode() would throw, encoding once. */
-  check(value: unknown): unknown {
-    return asWritten(this.codec, value, this.maxValueBytes);
   }
 
   /** An ifValue condition's bytes: encoded as a write's (a copy, typed errors), of any size. */

@@ -20,7 +20,7 @@
  */
 import { Redis, type RedisOptions } from 'ioredis';
 import {
-  BackendError, BaseStore, DEFAULT_MAX_VALUE_BYTES, assertKey, assertLimit, assertAfter, assertPrefix, compareKeys, asWritten, copyWith, encodeForWrite, jsonCodec,
+  BackendError, BaseStore, DEFAULT_MAX_VALUE_BYTES, assertKey, assertLimit, assertAfter, assertPrefix, compareKeys, encodeForWrite, jsonCodec,
   type AsyncQueue, type AtomicOp, type Capabilities, type Codec, type DeleteOptions, type Entry,
   type HistoryOptions, type ListOptions, type ListPage, type PutOptions, type ReplicationState, type StoredRecord, type WatchEvent, type WatchOptions,
 } from '../core/index.js';
@@ -80,6 +80,7 @@ export class RedisStore extends BaseStore {
     this.k = new StoreKeys(prefix);
     this.codec = options.codec ?? jsonCodec;
     this.maxValueBytes = options.maxValueBytes ?? DEFAULT_MAX_VALUE_BYTES;
+    this.valueFormat = { codec: this.codec, maxValueBytes: this.maxValueBytes };
     this.settings = redisSettings(options);
     const { commandTimeoutMs } = this.settings;
     // A connection of the store's own that stopped answering is cut: ioredis makes it again, asking the
@@ -335,14 +336,6 @@ export class RedisStore extends BaseStore {
   /** Every script of this store goes through here, its watches' too (ScriptRunner.run: the lost-data latch). */
   private run(...call: Parameters<ScriptRunner['run']>): Promise<Reply> {
     return this.scripts.run(...call);
-  }
-
-  override copyValue(value: unknown): unknown {
-    return copyWith(this.codec, value);
-  }
-
-  override checkValue(value: unknown): unknown {
-    return asWritten(this.codec, value, this.maxValueBytes);
   }
 
   private encode(value: unknown): { bytes: Buffer; value: unknown } {

@@ -21,7 +21,7 @@ import { resolve } from 'node:path';
 import type Database from 'better-sqlite3';
 import {
   BaseStore, ClosedError, ConflictError, DEFAULT_MAX_VALUE_BYTES,
-  assertKey, assertLimit, assertAfter, assertPrefix, conditionFailure, asWritten, copyWith, jsonCodec,
+  assertKey, assertLimit, assertAfter, assertPrefix, conditionFailure, jsonCodec,
   type AtomicOp, type Capabilities, type Codec, type DeleteOptions, type Entry, type FailedCheck,
   type HistoryOptions, type InWriteDecision, type ListOptions, type ListPage, type PutOptions, type StoredRecord,
   type WatchEvent, type WatchOptions,
@@ -73,6 +73,7 @@ export class SqliteStore extends BaseStore {
     };
     this.codec = options.codec ?? jsonCodec;
     this.maxValueBytes = options.maxValueBytes ?? DEFAULT_MAX_VALUE_BYTES;
+    this.valueFormat = { codec: this.codec, maxValueBytes: this.maxValueBytes };
     this.retention = options.historyRetention ?? 100_000;
     this.lockTimeoutMs = options.lockTimeoutMs ?? 10_000;
     this.writeSignal = new WriteSignal(this.path, options.pollIntervalMs);
@@ -374,10 +375,6 @@ export class SqliteStore extends BaseStore {
     }
     if (more) setImmediate(() => this.prune(through));
   }
-
-  // What update() asks of values: copies for mutations, and checks of those a combined write passes over (BaseStore).
-  override copyValue = (value: unknown): unknown => copyWith(this.codec, value);
-  override checkValue = (value: unknown): unknown => asWritten(this.codec, value, this.maxValueBytes);
 
 }
 
