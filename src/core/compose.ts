@@ -182,8 +182,6 @@ function checked(key: string, c: Carried, next: unknown): unknown {
   return next === SKIP ? SKIP : validateNow(key, next, c.opts);
 }
 
-
-
 /**
  * Answers the callers of `attempt`: `entry` is its committed write (or, when
  * nothing was written, the record read, or null). Each caller gets the value

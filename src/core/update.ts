@@ -33,6 +33,10 @@ import { Caller } from './caller.js';
 export type UpdatableStore = Pick<Store, 'getRecord' | 'put' | 'history' | 'capabilities' | 'backend'> & {
   /** Fires when the store is closed: a backoff sleep ends at once, and the next store call says so. */
   readonly closedSignal?: StopSignal;
+  /** Throws what a write of `value` would be refused for, writing nothing; else the value as its caller gets it back (BaseStore.checkValue). */
+  checkValue?(value: unknown, key: string): unknown;
+  /** A private copy of a value read or composed, as the store's codec would give it back (BaseStore.copyValue). */
+  copyValue?(value: unknown): unknown;
   /**
    * A store whose writes run synchronously in a write transaction (SQLite)
    * can read the key, let `decide` compose the attempt and write what it
@@ -44,10 +48,6 @@ export type UpdatableStore = Pick<Store, 'getRecord' | 'put' | 'history' | 'capa
    * Resolves to the entry written (its value the stored copy), or null when
    * nothing was.
    */
-  /** Throws what a write of `value` would be refused for, writing nothing; else the value as its caller gets it back (BaseStore.checkValue). */
-  checkValue?(value: unknown, key: string): unknown;
-  /** A private copy of a value read or composed, as the store's codec would give it back (BaseStore.copyValue). */
-  copyValue?(value: unknown): unknown;
   updateInWrite?(key: string, decide: (read: StoredRecord<unknown> | null) => InWriteDecision | undefined, ttlMs: number | undefined): Promise<Entry<unknown> | null>;
 };
 
