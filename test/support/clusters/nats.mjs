@@ -139,6 +139,14 @@ export async function startNatsCluster(options = {}) {
       for (const m of members) await launch(m);
       try {
         for (const m of members) await until(`${m.name} serves JetStream`, () => serving(m), attempt < 3 ? 20_000 : READY_TIMEOUT_MS);
+        // The meta group has a leader that creates streams (account info answers before it does). Seen on a
+        // loaded CI run: every member served, yet "no suitable peers for placement" for a minute (routes not
+        // formed): such a cluster is started again too.
+        await until('the cluster creates a stream', () => onMember(members[0], async (jsm) => {
+          await jsm.streams.add({ name: 'revkit_cluster_probe', subjects: ['revkit.cluster.probe'], num_replicas: Math.min(3, size) });
+          await jsm.streams.delete('revkit_cluster_probe');
+          return true;
+        }), attempt < 3 ? 30_000 : READY_TIMEOUT_MS);
         break;
       } catch (err) {
         for (const m of members) await kill(m);
@@ -148,12 +156,6 @@ export async function startNatsCluster(options = {}) {
         for (const m of members) Object.assign(m, { port: await freePort(), clusterPort: await freePort() });
       }
     }
-    // The meta group has a leader that creates streams (account info answers before it does).
-    await until('the cluster creates a stream', () => onMember(members[0], async (jsm) => {
-      await jsm.streams.add({ name: 'revkit_cluster_probe', subjects: ['revkit.cluster.probe'], num_replicas: Math.min(3, size) });
-      await jsm.streams.delete('revkit_cluster_probe');
-      return true;
-    }));
     log(`nats cluster up: ${members.map((m) => `${m.name}=127.0.0.1:${m.port}`).join(' ')} (${root})`);
   } catch (err) {
     for (const m of members) await kill(m);
