@@ -14,6 +14,8 @@ class ProbeStore extends MemoryStore {
   conflicts = 0;
   /** Runs when an injected conflict is about to be reported (after the outside write). */
   onConflict?: () => void;
+  /** The next update() write waits for it (a write in flight); `writing` is called as it starts waiting. */
+  holdNextWrite?: { until: Promise<void>; writing: () => void };
 
   override async getRecord<T = unknown>(key: string): Promise<StoredRecord<T> | null> {
     this.reads++;
@@ -21,6 +23,12 @@ class ProbeStore extends MemoryStore {
   }
 
   override async put<T = unknown>(key: string, value: T, options: PutOptions = {}): Promise<Entry<T>> {
+    const hold = options.writer !== undefined ? this.holdNextWrite : undefined;
+    if (hold) {
+      this.holdNextWrite = undefined;
+      hold.writing();
+      await hold.until;
+    }
     if (options.writer !== undefined && this.conflicts > 0) {
       this.conflicts--;
       // Someone else writes first (+100), then our guarded write fails on the revision.
@@ -113,14 +121,11 @@ describe('write combining', () => {
     await s.put('n', 0);
     let release!: () => void;
     const gate = new Promise<void>((r) => (release = r));
-    let firstStarted!: () => void;
-    const started = new Promise<void>((r) => (firstStarted = r));
-    const first = s.update<number>('n', async (n) => {
-      firstStarted();
-      await gate;
-      return (n as number) + 1;
-    });
-    await started;
+    let firstWriting!: () => void;
+    const writing = new Promise<void>((r) => (firstWriting = r));
+    s.holdNextWrite = { until: gate, writing: firstWriting };
+    const first = s.update<number>('n', (n) => (n as number) + 1);
+    await writing;
     const seen: number[] = [];
     const second = s.update<number>('n', (n) => {
       seen.push(n as number);
@@ -301,6 +306,38 @@ describe('update() is bounded even when the store never answers', () => {
     expect(aborted).toMatchObject({ code: 'ERR_RETRY_EXHAUSTED', reason: 'aborted' });
     s.stuck = false;
     expect((await s.get('k'))?.value).toBe(0);
+    await s.close();
+  });
+});
+
+describe('memory: update()s answered in one step (src/core/update-now.ts)', () => {
+  it('callers arriving together share one write, in arrival order, each told its own value', async () => {
+    const s = new MemoryStore();
+    const head = await s.headRevision();
+    const results = await Promise.all(Array.from({ length: 10 }, (_, i) => s.update<number[]>('list', (xs) => [...(xs ?? []), i])));
+    expect(await s.headRevision()).toBe(head + 1);
+    expect(results.map((r) => r?.value)).toEqual(Array.from({ length: 10 }, (_, i) => Array.from({ length: i + 1 }, (_, j) => j)));
+    expect(new Set(results.map((r) => r?.revision))).toEqual(new Set([head + 1]));
+    await s.close();
+  });
+
+  it('after a run of lone callers (each written at once), callers arriving together are combined again', async () => {
+    const s = new MemoryStore();
+    for (let i = 0; i < 100; i++) await s.update<number>('n', inc(1));
+    const head = await s.headRevision();
+    await Promise.all(Array.from({ length: 16 }, async () => {
+      for (let j = 0; j < 50; j++) await s.update<number>('n', inc(1));
+    }));
+    expect((await s.get<number>('n'))?.value).toBe(900);
+    // 800 updates; alone each would be a commit of its own.
+    expect(await s.headRevision() - head).toBeLessThan(200);
+    await s.close();
+  });
+
+  it('a subclass that overrides getRecord() or put() keeps the attempt loop, so that it sees every read and write', async () => {
+    const s = new ProbeStore();
+    await s.update<number>('p', inc(1));
+    expect([s.reads, s.writes]).toEqual([1, 1]);
     await s.close();
   });
 });

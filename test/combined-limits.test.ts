@@ -9,7 +9,7 @@ import { vi } from 'vitest';
 import { NatsStore } from '../src/nats/index.js';
 import { FaultStore, CanaryStore } from '../src/testing/index.js';
 import { MemoryStore } from '../src/memory/index.js';
-import { SKIP, type Store } from '../src/core/index.js';
+import { SKIP, type Store, type StoredRecord } from '../src/core/index.js';
 import { servedStore } from './server-helpers.js';
 import { NATS_PORT, natsBucketsThisFileMakes } from './support/nats-buckets.js';
 import { tempDir, uniqueName } from './helpers.js';
@@ -81,7 +81,19 @@ describe('combined update()s and the limits only a write sees', () => {
   it('file (review round 4): the file grows near maxFileLength after the callers arrived; the combined check sees it when the attempt runs', async () => {
     const options = { maxValueBytes: 200, maxFileLength: 40_000, fsync: false };
     const path = join(dir, `${uniqueName('grow')}.json`);
-    const store = new FileStore(path, options);
+    // The callers must wait behind a loop that is busy with the store (one waiting for a mutation holds nobody).
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    const store = new (class extends FileStore {
+      holding = true;
+      override async getRecord<T = unknown>(key: string): Promise<StoredRecord<T> | null> {
+        if (key === 'k' && this.holding) {
+          this.holding = false;
+          await held;
+        }
+        return super.getRecord<T>(key);
+      }
+    })(path, options);
     const aloneOnACopy = async (value: string) => {
       const copy = join(dir, `${uniqueName('copy')}.json`);
       copyFileSync(path, copy);
@@ -94,9 +106,7 @@ describe('combined update()s and the limits only a write sees', () => {
     };
     try {
       await store.put('init', 1);
-      let release!: () => void;
-      const held = new Promise<void>((r) => (release = r));
-      const first = store.update('k', async () => { await held; return SKIP; });
+      const first = store.update('k', () => SKIP);
       await new Promise((r) => setTimeout(r, 20));
       const big = store.update('k', () => 'x'.repeat(190));
       const small = store.update('k', () => 's');

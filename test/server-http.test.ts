@@ -121,6 +121,30 @@ for (const target of await storeTargets()) {
       });
     });
 
+    describe('query parameters a route does not take (review round 6)', () => {
+      it('are 400 and write nothing: a misspelt ttlMs must not write without a TTL', async () => {
+        const cases: Array<[string, string, object?]> = [
+          ['PUT', '/v1/kv/q/1?ttlms=1000', { body: 1 }],
+          ['PUT', '/v1/kv/q/1?bogus=1', { body: 1 }],
+          ['PUT', '/v1/kv/q/1?key=other', { body: 1 }],
+          ['PATCH', '/v1/kv/q/1?ttlMs=5', { body: { a: 1 }, headers: { 'content-type': 'application/merge-patch+json' } }],
+          ['DELETE', '/v1/kv/q/1?ttlMs=5'],
+          ['GET', '/v1/kv/q/1?limit=5'],
+          ['GET', '/v1/kv?prefx=q/'],
+        ];
+        for (const [method, path, init] of cases) {
+          const r = await req(base, method, path, init as never);
+          expectProblem(r, 400, 'ERR_BAD_REQUEST');
+          expect(JSON.stringify(r.json), `${method} ${path}`).toMatch(/unknown query parameter|give it once/);
+        }
+        expect((await req(base, 'GET', '/v1/kv/q/1')).status).toBe(404);
+        expect((await req(base, 'GET', '/v1/kv/other')).status).toBe(404);
+        // What the routes take still works: ttlMs on PUT, key on an empty path, limit on history.
+        expect((await req(base, 'PUT', '/v1/kv/?key=q/2&ttlMs=60000', { body: 2 })).status).toBe(201);
+        expect((await req(base, 'GET', '/v1/kv//history?key=q/2&limit=1')).status).toBe(200);
+      });
+    });
+
     describe('conditional requests', () => {
       it('If-Match: "<rev>" updates at that revision only; a failed precondition is 412 naming the current ETag', async () => {
         const a = await req(base, 'PUT', '/v1/kv/c/1', { body: 'a' });

@@ -145,7 +145,9 @@ describe('update(): the one attempt loop', () => {
         expect(OutcomeUnknownError.is(await written), `${fate}, skip first: ${skipFirst}`).toBe(true);
         const entry = await skipped;
         expect(OutcomeUnknownError.is(entry), `${fate}, skip first: ${skipFirst}`).toBe(false);
-        expect(entry, `${fate}, skip first: ${skipFirst}`).toMatchObject(fate === 'history gone' ? { value: 60, revision: 4 } : { value: 0, revision: 1 });
+        // Arriving first, it SKIPped the value read: that is its answer at once, as alone (review round 6).
+        // After the writer, it saw the writer's value, which may not land: it runs again on what is read next.
+        expect(entry, `${fate}, skip first: ${skipFirst}`).toMatchObject(fate === 'history gone' && !skipFirst ? { value: 60, revision: 4 } : { value: 0, revision: 1 });
         await store.close();
       }
     }

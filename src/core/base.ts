@@ -1,7 +1,8 @@
 import { setMaxListeners } from 'node:events';
 import { ClosedError, ConflictError, InvalidArgumentError, UnsupportedError } from './errors.js';
-import { assertKey, assertRevision, assertTtl } from './keys.js';
+import { assertKey, assertOptions, assertRevision, assertTtl, assertWriter } from './keys.js';
 import { runUpdate } from './update.js';
+import type { UpdatesAtOnce } from './update-now.js';
 import { WriteCombiner } from './combine.js';
 import { privateCopy } from './compose.js';
 import { asWritten, copyWith } from './codec.js';
@@ -32,6 +33,8 @@ export abstract class BaseStore implements Store {
   }
   /** The codec and value limit of a backend that encodes, set by its constructor: checkValue() and copyValue() follow them. */
   protected valueFormat: { codec: Codec; maxValueBytes: number } | undefined;
+  /** Set by a backend whose reads and writes run synchronously (memory): a lone update() is answered in one step (update-now.ts). */
+  protected atOnce: UpdatesAtOnce | undefined;
 
   /** Aborted by close(): update()'s backoff sleeps end at once instead of outliving the store. */
   get closedSignal(): AbortSignal {
@@ -76,6 +79,7 @@ export abstract class BaseStore implements Store {
   async put<T = unknown>(key: string, value: T, options: PutOptions = {}): Promise<Entry<T>> {
     this.assertOpen();
     assertKey(key);
+    assertOptions(options, 'put()');
     checkCondition(options);
     assertTtl(options.ttlMs);
     if (options.ttlMs !== undefined && !this.capabilities.ttl) throw new UnsupportedError('ttl', this.backend);
@@ -85,20 +89,30 @@ export abstract class BaseStore implements Store {
   async delete(key: string, options: DeleteOptions = {}): Promise<number | null> {
     this.assertOpen();
     assertKey(key);
+    assertOptions(options, 'delete()');
     checkCondition(options);
     return this.doDelete(key, options);
   }
 
   update<T = unknown>(key: string, fn: MutationOfDefaulted<T>, options: UpdateOptionsWithDefault<T>): Promise<Entry<T> | null>;
   update<T = unknown>(key: string, fn: Mutation<T>, options?: UpdateOptions<T>): Promise<Entry<T> | null>;
-  async update<T = unknown>(key: string, fn: Mutation<T>, options: UpdateOptions<T> = {}): Promise<Entry<T> | null> {
-    this.assertOpen();
-    assertKey(key);
-    if (typeof fn !== 'function') throw new InvalidArgumentError('update() needs a mutation function');
-    assertTtl(options.ttlMs);
-    if (options.ttlMs !== undefined && !this.capabilities.ttl) throw new UnsupportedError('ttl', this.backend);
-    if (!this.combinesUpdates || options.combine === false || !WriteCombiner.canCombine(options as UpdateOptions<unknown>)) return runUpdate(this, key, fn, options);
-    return this.combiner.update(key, fn, options);
+  // Not async: a lone update() on memory is answered in one step, and an async wrapper would add a promise to resolve.
+  update<T = unknown>(key: string, fn: Mutation<T>, options: UpdateOptions<T> = {}): Promise<Entry<T> | null> {
+    try {
+      this.assertOpen();
+      assertKey(key);
+      if (typeof fn !== 'function') throw new InvalidArgumentError('update() needs a mutation function');
+      assertOptions(options, 'update()');
+      assertTtl(options.ttlMs);
+      if (options.ttlMs !== undefined && !this.capabilities.ttl) throw new UnsupportedError('ttl', this.backend);
+      const combine = this.combinesUpdates && options.combine !== false && WriteCombiner.canCombine(options as UpdateOptions<unknown>);
+      // Callers the combiner holds for the key came first: one arriving now joins them, in its turn.
+      if (this.atOnce !== undefined && this.combiner.isIdle(key)) return this.atOnce.update(key, fn, options, combine);
+      if (!combine) return runUpdate(this, key, fn, options);
+      return this.combiner.update(key, fn, options);
+    } catch (err) {
+      return Promise.reject(err);
+    }
   }
 
   atomic(): AtomicBatch {
@@ -112,6 +126,7 @@ export abstract class BaseStore implements Store {
       },
       set: (key, value, options) => {
         assertKey(key);
+        assertOptions(options, 'atomic().set()');
         assertTtl(options?.ttlMs);
         ops.push(options?.ttlMs === undefined ? { type: 'set', key, value } : { type: 'set', key, value, ttlMs: options.ttlMs });
         return batch;
@@ -159,6 +174,7 @@ function unlimited(controller: AbortController): AbortController {
 }
 
 function checkCondition(options: PutOptions): void {
+  assertWriter(options.writer);
   let count = 0;
   if (options.ifAbsent !== undefined) {
     if (options.ifAbsent !== true) throw new InvalidArgumentError('ifAbsent must be true when given');

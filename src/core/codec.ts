@@ -85,6 +85,9 @@ export interface EncodedWrite {
  */
 export function encodeForWrite(codec: Codec, value: unknown, maxValueBytes: number): EncodedWrite {
   const bytes = encodeChecked(codec, value, maxValueBytes);
+  // JSON reads back a primitive it encoded as that primitive (numbers print round-trip exact, lone
+  // surrogates are escaped), except -0, which it has no sign for.
+  if (codec === jsonCodec && (value === null || isPrimitive(value))) return { bytes, value: value === 0 ? 0 : value };
   let copy: unknown;
   try {
     copy = decodeStored(codec, bytes);
@@ -104,6 +107,8 @@ export function asWritten(codec: Codec, value: unknown, maxValueBytes: number): 
   if (codec === jsonCodec && fitsAsIs(value, maxValueBytes)) return value === 0 ? 0 : value; // JSON has no -0
   return encodeForWrite(codec, value, maxValueBytes).value;
 }
+
+const isPrimitive = (value: unknown): boolean => typeof value === 'number' || typeof value === 'string' || typeof value === 'boolean';
 
 /** A primitive JSON carries as it is, encoded within the limit whatever it holds (a character is at most 6 bytes, as \uXXXX). */
 function fitsAsIs(value: unknown, maxValueBytes: number): boolean {

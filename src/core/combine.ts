@@ -9,18 +9,26 @@ import { AttemptLoop, type UpdatableStore } from './update.js';
  * order, write once — and combining is invisible except in speed. This file
  * only gathers the callers: compose.ts decides what one attempt writes and
  * what each caller is answered, update.ts's attempt loop does the rest.
- * A loop runs while the next one gathers arrivals, so a process never
- * competes with itself for the key.
+ * A loop runs while the next one gathers arrivals, so a process does not
+ * compete with itself for the key — until the loop waits for a mutation:
+ * then the next one goes ahead, since a slow mutation must not hold callers
+ * that alone would not wait for it (the two may then conflict, and retry).
  */
 export class WriteCombiner {
   private readonly forming = new Map<string, Caller[]>();
-  private readonly running = new Map<string, Promise<void>>();
+  /** Per key: settles when its last loop ends or waits for a mutation. */
+  private readonly busy = new Map<string, Promise<void>>();
 
   constructor(private readonly store: UpdatableStore) {}
 
   /** Per-caller TTLs and retry policies do not merge into one write. */
   static canCombine(opts: UpdateOptions<unknown>): boolean {
     return opts.ttlMs === undefined && opts.retry === undefined;
+  }
+
+  /** No caller of `key` gathering, and no loop of its that callers arriving now would wait for. */
+  isIdle(key: string): boolean {
+    return !this.busy.has(key);
   }
 
   update<T>(key: string, fn: Mutation<T>, opts: UpdateOptions<T>): Promise<Entry<T> | null> {
@@ -32,14 +40,16 @@ export class WriteCombiner {
         const callers: Caller[] = [];
         gathering = callers;
         this.forming.set(key, callers);
-        const previous = this.running.get(key) ?? Promise.resolve();
-        const run = previous.then(() => {
-          this.forming.delete(key);
-          return new AttemptLoop(this.store, key, callers, { retry: UPDATE_DEFAULTS.retry }).run();
+        const previous = this.busy.get(key) ?? Promise.resolve();
+        let release!: () => void;
+        const done = new Promise<void>((r) => (release = r));
+        this.busy.set(key, done);
+        void done.then(() => {
+          if (this.busy.get(key) === done) this.busy.delete(key);
         });
-        this.running.set(key, run);
-        void run.then(() => {
-          if (this.running.get(key) === run) this.running.delete(key);
+        void previous.then(() => {
+          this.forming.delete(key);
+          return new AttemptLoop(this.store, key, callers, { retry: UPDATE_DEFAULTS.retry }, release).run();
         });
       }
       gathering.push(caller);

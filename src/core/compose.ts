@@ -39,6 +39,8 @@ export interface Attempt<C extends Carried = Carried> {
   base: number;
   outcomes: Map<C, Outcome>;
   failed: Map<C, unknown>;
+  /** Of those, the ones whose mutation ran on the value read (no caller before them changed it): alone they fail the same. */
+  failedOnRead: Set<C>;
   /** The value written: that of the last caller that changed it; undefined when nobody changed it. */
   written?: unknown;
   /** That caller: it is answered with the entry the write returns, the others with their own copies. */
@@ -52,8 +54,8 @@ export interface Attempt<C extends Carried = Carried> {
  * mutation that throws or fails validation is left out of the value; a caller
  * answered meanwhile (deadline, abort) is passed over.
  */
-export function compose<C extends Carried>(key: string, read: StoredRecord<unknown> | null, callers: C[], rules?: ValueRules): Promise<Attempt<C>> {
-  return new Composition(key, read, callers, rules).finish();
+export function compose<C extends Carried>(key: string, read: StoredRecord<unknown> | null, callers: C[], rules?: ValueRules, onWait?: () => void): Promise<Attempt<C>> {
+  return new Composition(key, read, callers, rules).finish(onWait);
 }
 
 /** What the store says of values (UpdatableStore.checkValue, copyValue). */
@@ -96,7 +98,7 @@ export class Composition<C extends Carried> {
   ) {
     this.exists = read !== null && !isTombstone(read);
     this.value = this.exists ? (read as Entry<unknown>).value : undefined;
-    this.attempt = { token: newWriterToken(), read, base: read?.revision ?? 0, outcomes: new Map(), failed: new Map(), copy: this.rules.copy };
+    this.attempt = { token: newWriterToken(), read, base: read?.revision ?? 0, outcomes: new Map(), failed: new Map(), failedOnRead: new Set(), copy: this.rules.copy };
   }
 
   /** Applies mutations until one waits (returned) or all are applied (undefined: `attempt` is complete). */
@@ -109,7 +111,7 @@ export class Composition<C extends Carried> {
       try {
         result = mutate(this.key, c, this.exists ? this.rules.copy(this.value) : defaultOf(this.key, c.opts));
       } catch (err) {
-        this.attempt.failed.set(c, err);
+        this.fail(c, err);
         continue;
       }
       if (isThenable(result)) {
@@ -126,14 +128,18 @@ export class Composition<C extends Carried> {
     return undefined;
   }
 
-  /** Runs every mutation, waiting for those that wait; a waiting one is given up (GONE) once its caller has its answer. */
-  async finish(): Promise<Attempt<C>> {
+  /**
+   * Runs every mutation, waiting for those that wait; a waiting one is given up (GONE) once its caller
+   * has its answer. `onWait` is called before each wait.
+   */
+  async finish(onWait?: () => void): Promise<Attempt<C>> {
     for (let waiting = this.waiting ?? this.runNow(); waiting !== undefined; waiting = this.runNow()) {
       this.waiting = undefined;
+      onWait?.();
       try {
         this.took(waiting.caller, await answerBy(waiting.result, Infinity, waiting.caller.gone, false, GONE));
       } catch (err) {
-        if (err !== GONE) this.attempt.failed.set(waiting.caller, err);
+        if (err !== GONE) this.fail(waiting.caller, err);
       }
     }
     return this.attempt;
@@ -144,6 +150,11 @@ export class Composition<C extends Carried> {
     const waiting = this.waiting;
     this.waiting = undefined;
     if (waiting) await answerBy(waiting.result, Infinity, waiting.caller.gone, false, GONE).catch(ignore);
+  }
+
+  private fail(c: C, err: unknown): void {
+    this.attempt.failed.set(c, err);
+    if (!this.changed) this.attempt.failedOnRead.add(c);
   }
 
   private took(c: C, next: unknown): void {
@@ -158,7 +169,7 @@ export class Composition<C extends Carried> {
       try {
         next = this.rules.check(next);
       } catch (err) {
-        this.attempt.failed.set(c, err);
+        this.fail(c, err);
         return;
       }
     }
@@ -189,17 +200,36 @@ function checked(key: string, c: Carried, next: unknown): unknown {
  * revision of the commit; a failed mutation gets its error.
  */
 export function answer(attempt: Attempt, entry: Entry<unknown> | null): void {
-  const read = attempt.read !== null && !isTombstone(attempt.read) ? (attempt.read as Entry<unknown>) : null;
   for (const [c, outcome] of attempt.outcomes) {
+    if (c.settled) continue;
     if (outcome.kind === 'value') {
       c.resolve(entry && c !== attempt.writtenBy ? { ...entry, value: outcome.value } : entry);
     } else if (outcome.unchanged) {
-      c.resolve(read && { ...read, value: attempt.copy(read.value) });
+      c.resolve(entryRead(attempt));
     } else {
       c.resolve(entry && outcome.exists ? { ...entry, value: attempt.copy(outcome.seen) } : null);
     }
   }
   for (const [c, err] of attempt.failed) c.reject(err);
+}
+
+/**
+ * Answers now the callers of `attempt` whose answer its write cannot change, as they would be
+ * answered alone: those whose mutation ran on the value read (no caller before them changed it) and
+ * failed (nothing of it is written: its error) or SKIPped (the entry read). Carried on to the write,
+ * a neighbour's conflict would run their mutation again, and a neighbour's failure would become
+ * theirs. One that saw a neighbour's value waits: should that value not be written, it runs again.
+ * `waits`: a caller an earlier write of whose may still land; the write that settles that answers it.
+ */
+export function answerUnaffected<C extends Carried>(attempt: Attempt<C>, waits: (c: C) => boolean): void {
+  for (const c of attempt.failedOnRead) if (!waits(c)) c.reject(attempt.failed.get(c));
+  for (const [c, outcome] of attempt.outcomes) if (outcome.kind === 'skip' && outcome.unchanged && !c.settled && !waits(c)) c.resolve(entryRead(attempt));
+}
+
+/** What a SKIP caller that saw the value read is answered: a copy of the entry read, or null. */
+function entryRead(attempt: Attempt): Entry<unknown> | null {
+  const read = attempt.read !== null && !isTombstone(attempt.read) ? (attempt.read as Entry<unknown>) : null;
+  return read && { ...read, value: attempt.copy(read.value) };
 }
 
 function defaultOf(key: string, opts: UpdateOptions<unknown>): unknown {

@@ -65,7 +65,33 @@ export function compareKeys(a: string, b: string): number {
 }
 
 /** Checks a watch's options (key or prefix, fromRevision) and answers whether a key is watched. */
+/** The longest writer token a write may carry (update()'s own are about 20 characters). */
+export const MAX_WRITER_LENGTH = 200;
+
+/** A writer token is stored beside the value and sent in headers (NATS): short, printable text. */
+export function assertWriter(writer: unknown): void {
+  if (writer === undefined) return;
+  if (typeof writer !== 'string' || writer.length === 0 || writer.length > MAX_WRITER_LENGTH || CONTROL_CHARS.test(writer) || !writer.isWellFormed()) {
+    throw new InvalidArgumentError(`writer must be a string of 1 to ${MAX_WRITER_LENGTH} characters without control characters, got ${typeof writer === 'string' ? JSON.stringify(writer.slice(0, 40)) : typeof writer}`);
+  }
+}
+
+/** An options argument is an object or left out; null, a number or a string is refused, not read as none. */
+export function assertOptions(options: unknown, of: string): void {
+  if (options !== undefined && (options === null || typeof options !== 'object')) {
+    throw new InvalidArgumentError(`${of} options must be an object, got ${options === null ? 'null' : typeof options}`);
+  }
+}
+
+/** An AbortSignal, or left out: anything else would fail later as a plain TypeError, or be ignored. */
+export function assertSignal(signal: unknown, of: string): void {
+  if (signal !== undefined && !(signal instanceof AbortSignal)) throw new InvalidArgumentError(`${of} signal must be an AbortSignal`);
+}
+
 export function keyFilter(options: WatchOptions): (key: string) => boolean {
+  if (options === undefined) throw new InvalidArgumentError('watch() needs options: { key } or { prefix }, and fromRevision or signal if wanted');
+  assertOptions(options, 'watch()');
+  assertSignal(options.signal, 'watch()');
   if (options.fromRevision !== undefined) assertRevision(options.fromRevision, 'fromRevision');
   if (options.key !== undefined) {
     assertKey(options.key);

@@ -1,11 +1,11 @@
 import { BackendError, ClosedError, ConflictError, isAmbiguous, OutcomeUnknownError } from './errors.js';
 import { DataLostError } from './feature-errors.js';
-import { answer, compose, Composition, privateCopy, type Attempt, type ValueRules } from './compose.js';
+import { answer, answerUnaffected, compose, Composition, privateCopy, type Attempt, type ValueRules } from './compose.js';
 import { lookForOwnWrite, type OwnWriteVerdict } from './own-write.js';
 import { backoffDelay, UPDATE_DEFAULTS } from './retry.js';
 import { isTombstone, type Entry, type Mutation, type PutOptions, type RetryPolicy, type Store, type StoredRecord, type UpdateOptions } from './types.js';
-import { answerBy, sleep, StopWhen, type StopSignal } from './waiting.js';
-import { Caller } from './caller.js';
+import { answerBy, sleep, type StopSignal } from './waiting.js';
+import { abortWhenAllGone, Caller, waitOn } from './caller.js';
 
 /**
  * The one attempt loop of update() (docs/semantics.md, "update()"): read
@@ -102,9 +102,10 @@ export class AttemptLoop {
     private readonly key: string,
     private readonly callers: Caller[],
     private readonly policy: LoopPolicy,
+    /** Called when the loop waits for a mutation, and when it ends: callers arriving then need not wait for it (combine.ts). */
+    private readonly released: () => void = () => undefined,
   ) {
-    const copy = store.copyValue ? (value: unknown) => (store.copyValue as (v: unknown) => unknown).call(store, value) : privateCopy;
-    this.rules = callers.length > 1 && store.checkValue ? { copy, check: (value) => (store.checkValue as (v: unknown, k: string) => unknown).call(store, value, key) } : { copy };
+    this.rules = valueRules(store, key, callers.length > 1);
   }
 
   private get pending(): Caller[] {
@@ -113,16 +114,22 @@ export class AttemptLoop {
     return this.callers.filter((c) => !c.settled);
   }
 
-  /** Never rejects: whatever goes wrong is delivered to the callers. */
-  async run(): Promise<void> {
+  /**
+   * Never rejects: whatever goes wrong is delivered to the callers. `begun`:
+   * the first attempt's read and mutations ran already (update-now.ts) and one
+   * of them waits; the loop goes on from there, counting it as attempt 1.
+   */
+  async run(begun?: Composition<Caller>): Promise<void> {
     try {
-      await this.loop();
+      await this.loop(begun);
     } catch (err) {
       for (const c of this.callers) c.fail(err);
+    } finally {
+      this.released();
     }
   }
 
-  private async loop(): Promise<void> {
+  private async loop(begun: Composition<Caller> | undefined): Promise<void> {
     for (;;) {
       if (this.store.closedSignal?.aborted) {
         const closed = new ClosedError(this.store.backend, { cause: this.lastError });
@@ -130,13 +137,15 @@ export class AttemptLoop {
         return;
       }
       // maxAttempts 0 or less: answered before any attempt (as it always was).
-      for (const c of this.pending) if (c.attempts >= c.maxAttempts) c.giveUp('attempts');
+      if (begun === undefined) for (const c of this.pending) if (c.attempts >= c.maxAttempts) c.giveUp('attempts');
       const pending = this.singleFile ? this.pending.slice(0, 1) : this.pending;
       if (pending.length === 0) return;
-      for (const c of pending) c.attempts++;
+      const composing = begun;
+      begun = undefined;
+      if (composing === undefined) for (const c of pending) c.attempts++;
       const everyoneGone = abortWhenAllGone(pending);
       try {
-        const done = await this.attempt(pending, everyoneGone.signal);
+        const done = composing === undefined ? await this.attempt(pending, everyoneGone.signal) : await this.write(await composing.finish(this.released), pending, everyoneGone.signal);
         // Done with those tried; one at a time (singleFile), the others are still waiting.
         if (done && this.pending.length === 0) return;
         continue;
@@ -173,7 +182,7 @@ export class AttemptLoop {
     if (this.suspects.length > 0 && (await this.resolveSuspects(read, stop))) return true;
     waitOn(pending, undefined);
     if (this.pending.length === 0) return true;
-    return this.write(await compose(this.key, read, pending, this.rules), pending, stop);
+    return this.write(await compose(this.key, read, pending, this.rules, this.released), pending, stop);
   }
 
   /**
@@ -199,6 +208,7 @@ export class AttemptLoop {
         if (resumeOutside || attempt.written === undefined) return undefined;
         // A mutation answered another caller of this attempt (aborting its signal): start over without it.
         for (const c of attempt.outcomes.keys()) if (c.settled) return undefined;
+        answerUnaffected(attempt, mayStillLand);
         written = attempt;
         for (const c of exposedBy(attempt)) c.exposedIn.add(attempt);
         waitOn(pending, 'write');
@@ -223,14 +233,20 @@ export class AttemptLoop {
       return true;
     }
     // Nothing written: a mutation waits, or nobody changed the value (or a caller was answered meanwhile).
-    return this.write(resumeOutside ? await composition.finish() : composition.attempt, pending, stop);
+    return this.write(resumeOutside ? await composition.finish(this.released) : composition.attempt, pending, stop);
   }
 
   /** The write of a composed attempt, guarded by the revision it read. */
   private async write(attempt: Attempt<Caller>, pending: Caller[], stop: StopSignal): Promise<boolean> {
     const read = attempt.read;
-    // A caller answered while the mutations ran (deadline, abort) must not be written: start over without it.
-    for (const c of attempt.outcomes.keys()) if (c.settled) return false;
+    // A caller answered while the mutations ran (deadline, abort) must not be written: start over
+    // without it. That attempt was not the others' doing, and does not count as one of theirs.
+    for (const c of attempt.outcomes.keys()) {
+      if (!c.settled) continue;
+      for (const other of pending) if (!other.settled) other.attempts--;
+      return false;
+    }
+    answerUnaffected(attempt, mayStillLand);
     if (attempt.written === undefined) {
       // Nothing to write — unless an earlier write of ours may still land, the state read is final.
       // Told why: the caller's own mutation error if it had one (a bug in it is not hidden), else the store's.
@@ -351,6 +367,14 @@ export class AttemptLoop {
   }
 }
 
+/** How a store's values are copied for its callers and, when callers are combined, checked (UpdatableStore.checkValue, copyValue). */
+export function valueRules(store: UpdatableStore, key: string, combined: boolean): ValueRules {
+  const copy = store.copyValue ? (value: unknown) => (store.copyValue as (v: unknown) => unknown).call(store, value) : privateCopy;
+  return combined && store.checkValue ? { copy, check: (value) => (store.checkValue as (v: unknown, k: string) => unknown).call(store, value, key) } : { copy };
+}
+
+const mayStillLand = (c: Caller): boolean => c.exposedIn.size > 0;
+
 /** The callers whose value the write of `attempt` carries: if it may have committed, so may their mutation. */
 function exposedBy(attempt: Attempt<Caller>): Caller[] {
   const exposed: Caller[] = [];
@@ -358,26 +382,7 @@ function exposedBy(attempt: Attempt<Caller>): Caller[] {
   return exposed;
 }
 
-function waitOn(callers: Caller[], call: 'read' | 'write' | undefined): void {
-  for (const c of callers) c.waitingOn = call;
-}
 
 /** The loop's store calls end by the callers' own deadlines (see attempt()), not by one of theirs. */
 const NO_DEADLINE = Infinity;
 
-const nothingToRelease = () => undefined;
-
-/** A signal that fires once every one of `callers` has its answer, so nothing waits on their behalf. */
-function abortWhenAllGone(callers: Caller[]): { signal: StopSignal; release: () => void } {
-  if (callers.length === 1) return { signal: (callers[0] as Caller).gone, release: nothingToRelease };
-  const stop = new StopWhen();
-  let waitingFor = callers.length;
-  const oneGone = () => {
-    if (--waitingFor === 0) stop.fire();
-  };
-  for (const c of callers) {
-    if (c.settled) oneGone();
-    else c.gone.addEventListener('abort', oneGone);
-  }
-  return { signal: stop, release: () => { for (const c of callers) c.gone.removeEventListener('abort', oneGone); } };
-}

@@ -15,7 +15,7 @@
 import { resolve } from 'node:path';
 import {
   BaseStore, ConflictError, DEFAULT_MAX_VALUE_BYTES, InvalidArgumentError,
-  MAX_KEY_BYTES, assertKey, assertLimit, newWriterToken, assertAfter, assertPrefix, conditionFailure, encodeForWrite, jsonCodec,
+  MAX_KEY_BYTES, assertKey, assertLimit, newWriterToken, assertAfter, assertOptions, assertPrefix, conditionFailure, encodeForWrite, jsonCodec,
   type AtomicOp, type Capabilities, type Codec, type Condition, type DeleteOptions, type Entry, type FailedCheck,
   type HistoryOptions, type ListOptions, type ListPage, type PutOptions, type StoredRecord,
   type WatchEvent, type WatchOptions,
@@ -148,6 +148,7 @@ export class FileStore extends BaseStore {
   }
 
   async list<T = unknown>(options: ListOptions = {}): Promise<ListPage<T>> {
+    assertOptions(options, 'list()');
     this.assertOpen();
     const prefix = options.prefix ?? '';
     assertPrefix(prefix);
@@ -178,6 +179,7 @@ export class FileStore extends BaseStore {
   }
 
   async history<T = unknown>(key: string, options: HistoryOptions = {}): Promise<StoredRecord<T>[]> {
+    assertOptions(options, 'history()');
     this.assertOpen();
     assertKey(key);
     const limit = assertLimit(options.limit, 10_000) ?? 100;

@@ -1,5 +1,5 @@
 import {
-  AsyncQueue, BackendError, BaseStore, ConflictError, InvalidArgumentError, TooLargeError, assertAfter, assertValueSize, deepEqual, isTombstone, jsonCodec, keyFilter,
+  AsyncQueue, BackendError, BaseStore, ConflictError, InvalidArgumentError, TooLargeError, assertAfter, assertKey, assertOptions, assertPrefix, assertValueSize, deepEqual, isTombstone, jsonCodec, keyFilter,
   type AtomicOp, type Capabilities, type DeleteOptions, type Entry, type HistoryOptions, type ListOptions, type ListPage,
   type PutOptions, type ReplicationState, type StoredRecord, type Tombstone, type WatchEvent, type WatchOptions,
 } from '../core/index.js';
@@ -161,6 +161,7 @@ export class HttpStore extends BaseStore {
 
   async getRecord<T = unknown>(key: string): Promise<StoredRecord<T> | null> {
     this.assertOpen();
+    assertKey(key);
     return this.pool.run((t) => this.readRecord<T>(t, key));
   }
 
@@ -255,7 +256,9 @@ export class HttpStore extends BaseStore {
   }
 
   async list<T = unknown>(options: ListOptions = {}): Promise<ListPage<T>> {
+    assertOptions(options, 'list()');
     this.assertOpen();
+    if (options.prefix !== undefined) assertPrefix(options.prefix);
     const q = new URLSearchParams();
     if (options.prefix !== undefined) q.set('prefix', options.prefix);
     assertAfter(options.after);
@@ -272,7 +275,9 @@ export class HttpStore extends BaseStore {
   }
 
   async history<T = unknown>(key: string, options: HistoryOptions = {}): Promise<StoredRecord<T>[]> {
+    assertOptions(options, 'history()');
     this.assertOpen();
+    assertKey(key);
     if (options.limit !== undefined && (!Number.isSafeInteger(options.limit) || options.limit <= 0)) {
       throw new InvalidArgumentError(`limit must be a positive integer, got ${String(options.limit)}`);
     }

@@ -1,5 +1,5 @@
 import {
-  AsyncQueue, BackendError, BaseStore, ConflictError, DEFAULT_MAX_VALUE_BYTES, HistoryGoneError, InvalidArgumentError, assertKey, assertLimit, assertAfter, assertPrefix,
+  AsyncQueue, BackendError, BaseStore, UpdatesAtOnce, ConflictError, DEFAULT_MAX_VALUE_BYTES, HistoryGoneError, InvalidArgumentError, assertKey, assertLimit, assertAfter, assertOptions, assertPrefix,
   compareKeys, conditionFailure, decodeStored, encodeForWrite, keyFilter, isTombstone, jsonCodec,
   type AtomicOp, type Capabilities, type Codec, type DeleteOptions, type Entry, type FailedCheck, type HistoryOptions,
   type ListOptions, type ListPage, type PutOptions, type StoreOptions, type StoredRecord, type Tombstone, type WatchEvent, type WatchOptions,
@@ -63,6 +63,11 @@ export class MemoryStore extends BaseStore {
     this.codec = options.codec ?? jsonCodec;
     this.maxValueBytes = options.maxValueBytes ?? DEFAULT_MAX_VALUE_BYTES;
     this.valueFormat = { codec: this.codec, maxValueBytes: this.maxValueBytes };
+    // Only while update()'s reads and writes would be this class's own: a subclass that watches or
+    // changes getRecord() or put() (tests do, to count calls or inject conflicts) keeps the loop.
+    if (this.getRecord === MemoryStore.prototype.getRecord && this.put === BaseStore.prototype.put && this.doPut === MemoryStore.prototype.doPut) {
+      this.atOnce = new UpdatesAtOnce(this, { read: (key) => this.decode(this.current(key)), write: (key, value, options) => this.putNow(key, value, options) });
+    }
     this.historyDepth = options.historyDepth ?? 64;
     this.changeLogSize = options.changeLogSize ?? 100_000;
     this.sweeper = setInterval(() => this.sweepExpired(), options.sweepIntervalMs ?? 1000);
@@ -76,6 +81,10 @@ export class MemoryStore extends BaseStore {
   }
 
   protected async doPut<T>(key: string, value: T, options: PutOptions): Promise<Entry<T>> {
+    return this.putNow(key, value, options);
+  }
+
+  private putNow<T>(key: string, value: T, options: PutOptions): Entry<T> {
     const encoded = encodeForWrite(this.codec, value, this.maxValueBytes);
     const failure = conditionFailure(key, this.comparable(key, options), options);
     if (failure) throw new ConflictError([failure]);
@@ -120,6 +129,7 @@ export class MemoryStore extends BaseStore {
   }
 
   async list<T = unknown>(options: ListOptions = {}): Promise<ListPage<T>> {
+    assertOptions(options, 'list()');
     this.assertOpen();
     const prefix = options.prefix ?? '';
     assertPrefix(prefix);
@@ -139,6 +149,7 @@ export class MemoryStore extends BaseStore {
   }
 
   async history<T = unknown>(key: string, options: HistoryOptions = {}): Promise<StoredRecord<T>[]> {
+    assertOptions(options, 'history()');
     this.assertOpen();
     assertKey(key);
     const limit = assertLimit(options.limit, this.historyDepth) ?? this.historyDepth;

@@ -24,7 +24,7 @@
  */
 import type { NatsConnection } from '@nats-io/transport-node';
 import {
-  BaseStore, DEFAULT_MAX_VALUE_BYTES, jsonCodec,
+  BaseStore, DEFAULT_MAX_VALUE_BYTES, assertOptions, jsonCodec,
   type AtomicBatch, type Capabilities, type DeleteOptions, type Entry, type HistoryOptions, type ListOptions, type ListPage,
   type Mutation, type MutationOfDefaulted, type PutOptions, type StoredRecord, type UpdateOptions, type UpdateOptionsWithDefault,
   type ReplicationState, type WatchEvent, type WatchOptions,
@@ -187,6 +187,7 @@ export class NatsStore extends BaseStore {
   }
 
   list<T = unknown>(options: ListOptions = {}): Promise<ListPage<T>> {
+    assertOptions(options, 'list()');
     return this.reads.list<T>(options);
   }
 
@@ -196,6 +197,7 @@ export class NatsStore extends BaseStore {
   }
 
   history<T = unknown>(key: string, options: HistoryOptions = {}): Promise<StoredRecord<T>[]> {
+    assertOptions(options, 'history()');
     return this.reads.history<T>(key, options);
   }
 

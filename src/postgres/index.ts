@@ -48,7 +48,7 @@
  */
 import type { Pool, PoolClient } from 'pg';
 import {
-  AsyncQueue, BaseStore, DEFAULT_MAX_VALUE_BYTES, assertKey, jsonCodec, keyFilter,
+  AsyncQueue, BaseStore, DEFAULT_MAX_VALUE_BYTES, assertKey, assertOptions, jsonCodec, keyFilter,
   type AtomicOp, type Capabilities, type DeleteOptions, type Entry, type HistoryOptions, type ListOptions, type ListPage, type Mutation,
   type MutationOfDefaulted, type PutOptions, type ReplicationState, type StoredRecord, type UpdateOptions, type UpdateOptionsWithDefault,
   type WatchEvent, type WatchOptions,
@@ -227,6 +227,7 @@ export class PostgresStore extends BaseStore {
   }
 
   async list<T = unknown>(options: ListOptions = {}): Promise<ListPage<T>> {
+    assertOptions(options, 'list()');
     this.assertOpen();
     const page = await this.told(() => this.reads.list<T>(options));
     // Told to the caller: checked against a promoted member after a failover (lineage.ts), like a get.
@@ -235,6 +236,7 @@ export class PostgresStore extends BaseStore {
   }
 
   async history<T = unknown>(key: string, options: HistoryOptions = {}): Promise<StoredRecord<T>[]> {
+    assertOptions(options, 'history()');
     this.assertOpen();
     assertKey(key);
     const records = await this.told(() => this.reads.history<T>(key, options));

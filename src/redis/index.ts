@@ -20,7 +20,7 @@
  */
 import { Redis, type RedisOptions } from 'ioredis';
 import {
-  BackendError, BaseStore, DEFAULT_MAX_VALUE_BYTES, assertKey, assertLimit, assertAfter, assertPrefix, compareKeys, encodeForWrite, jsonCodec,
+  BackendError, BaseStore, DEFAULT_MAX_VALUE_BYTES, assertKey, assertLimit, assertAfter, assertOptions, assertPrefix, compareKeys, encodeForWrite, jsonCodec,
   type AsyncQueue, type AtomicOp, type Capabilities, type Codec, type DeleteOptions, type Entry,
   type HistoryOptions, type ListOptions, type ListPage, type PutOptions, type ReplicationState, type StoredRecord, type WatchEvent, type WatchOptions,
 } from '../core/index.js';
@@ -177,6 +177,7 @@ export class RedisStore extends BaseStore {
   }
 
   async list<T = unknown>(options: ListOptions = {}): Promise<ListPage<T>> {
+    assertOptions(options, 'list()');
     this.assertOpen();
     const prefix = options.prefix ?? '';
     assertPrefix(prefix);
@@ -197,6 +198,7 @@ export class RedisStore extends BaseStore {
   }
 
   async history<T = unknown>(key: string, options: HistoryOptions = {}): Promise<StoredRecord<T>[]> {
+    assertOptions(options, 'history()');
     this.assertOpen();
     assertKey(key);
     const depth = this.settings.historyDepth;

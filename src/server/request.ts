@@ -32,6 +32,7 @@ export function keyOf(req: FastifyRequest): { key: string; history: boolean } {
     history = true;
     encoded = encoded.slice(0, -'/history'.length);
   }
+  if (encoded !== '' && queryKey !== undefined) throw new HttpProblem(400, 'the key is given in the path and in ?key=: give it once (?key= goes with an empty path, /v1/kv/?key=…)');
   let key: string;
   if (encoded === '' && queryKey !== undefined) key = queryKey;
   else if (!encoded.includes('%')) key = encoded; // nothing to decode
@@ -55,6 +56,13 @@ export function writerOf(req: FastifyRequest): string | undefined {
   if (w === undefined) return undefined;
   if (typeof w !== 'string' || !WRITER.test(w)) throw new HttpProblem(400, 'Revkit-Writer must be 1 to 64 characters of [A-Za-z0-9_-]');
   return w;
+}
+
+/** A query parameter the route does not take is refused, not ignored: a misspelt `ttlms` must not write without a TTL. */
+export function onlyQuery(req: FastifyRequest, ...names: string[]): void {
+  for (const name of Object.keys((req.query ?? {}) as object)) {
+    if (!names.includes(name)) throw new HttpProblem(400, `unknown query parameter ${JSON.stringify(name.slice(0, 64))}: this route takes ${names.length > 0 ? names.join(', ') : 'none'}`);
+  }
 }
 
 export function queryString(q: Record<string, unknown>, name: string): string | undefined {

@@ -21,7 +21,7 @@ import { resolve } from 'node:path';
 import type Database from 'better-sqlite3';
 import {
   BaseStore, ClosedError, ConflictError, DEFAULT_MAX_VALUE_BYTES,
-  assertKey, assertLimit, assertAfter, assertPrefix, conditionFailure, jsonCodec,
+  assertKey, assertLimit, assertAfter, assertOptions, assertPrefix, conditionFailure, jsonCodec,
   type AtomicOp, type Capabilities, type Codec, type DeleteOptions, type Entry, type FailedCheck,
   type HistoryOptions, type InWriteDecision, type ListOptions, type ListPage, type PutOptions, type StoredRecord,
   type WatchEvent, type WatchOptions,
@@ -198,6 +198,7 @@ export class SqliteStore extends BaseStore {
   }
 
   async list<T = unknown>(options: ListOptions = {}): Promise<ListPage<T>> {
+    assertOptions(options, 'list()');
     this.assertOpen();
     const prefix = options.prefix ?? '';
     assertPrefix(prefix);
@@ -236,6 +237,7 @@ export class SqliteStore extends BaseStore {
   }
 
   async history<T = unknown>(key: string, options: HistoryOptions = {}): Promise<StoredRecord<T>[]> {
+    assertOptions(options, 'history()');
     this.assertOpen();
     assertKey(key);
     const limit = assertLimit(options.limit, 10_000) ?? 100;

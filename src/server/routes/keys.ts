@@ -8,7 +8,7 @@ import { applyMergePatch } from '../merge-patch.js';
 import { guardFailure, guardedWrite, plainGuard, readPreconditions, withWriteOptions } from '../preconditions.js';
 import { HttpProblem } from '../problem.js';
 import { JSON_TYPE, sendJson } from '../reply.js';
-import { MERGE_PATCH, keyOf, mediaType, queryInt, queryString, writerOf } from '../request.js';
+import { MERGE_PATCH, keyOf, mediaType, onlyQuery, queryInt, queryString, writerOf } from '../request.js';
 import { sendHistory } from './history.js';
 
 /** Keys: list (GET /v1/kv), and read, write, patch and delete one (/v1/kv/{key}); a key's history is routes/history.ts. */
@@ -16,6 +16,7 @@ export const keysRoutes: FastifyPluginAsync<ServerPluginOptions> = async (app, {
   const { store, limits, metrics } = ctx;
 
   app.get('/v1/kv', async (req, reply) => {
+    onlyQuery(req, 'prefix', 'after', 'limit');
     const q = req.query as Record<string, unknown>;
     const prefix = queryString(q, 'prefix') ?? '';
     const after = queryString(q, 'after');
@@ -27,6 +28,8 @@ export const keysRoutes: FastifyPluginAsync<ServerPluginOptions> = async (app, {
 
   app.get('/v1/kv/*', async (req, reply) => {
     const { key, history } = keyOf(req);
+    if (history) onlyQuery(req, 'key', 'limit');
+    else onlyQuery(req, 'key');
     requireAccess(req.principal as Principal, 'read', key);
     if (history) return sendHistory(ctx, req, reply, key);
     const record = await store.getRecord(key);
@@ -44,6 +47,7 @@ export const keysRoutes: FastifyPluginAsync<ServerPluginOptions> = async (app, {
 
   app.put('/v1/kv/*', async (req, reply) => {
     const { key } = keyOf(req);
+    onlyQuery(req, 'key', 'ttlMs');
     requireAccess(req.principal as Principal, 'write', key);
     const value = req.body;
     if (value === undefined) throw new HttpProblem(400, 'PUT needs a JSON body: the value to store');
@@ -60,6 +64,7 @@ export const keysRoutes: FastifyPluginAsync<ServerPluginOptions> = async (app, {
 
   app.delete('/v1/kv/*', async (req, reply) => {
     const { key } = keyOf(req);
+    onlyQuery(req, 'key');
     requireAccess(req.principal as Principal, 'write', key);
     const writer = writerOf(req);
     const guard = plainGuard(req);
@@ -82,6 +87,7 @@ export const keysRoutes: FastifyPluginAsync<ServerPluginOptions> = async (app, {
     },
   }, async (req, reply) => {
     const { key } = keyOf(req);
+    onlyQuery(req, 'key');
     requireAccess(req.principal as Principal, 'write', key);
     const patch = req.body;
     if (patch === undefined) throw new HttpProblem(400, 'PATCH needs a JSON Merge Patch body');

@@ -71,6 +71,48 @@ export function describeKeysValuesErrors(test: RegisterStoreTest): void {
       }
     });
 
+    test('options of the wrong type are InvalidArgumentError (or InvalidKeyError), never a TypeError, and nothing is written (review round 6)', async (s) => {
+      const before = await s.put('opt', 0);
+      const bad = null as unknown as object;
+      const noSignal = {} as AbortSignal;
+      const calls: Array<[string, () => unknown]> = [
+        ['put(k, v, null)', () => s.put('opt', 1, bad)],
+        ['delete(k, null)', () => s.delete('opt', bad)],
+        ['update(k, fn, null)', () => s.update('opt', () => 1, bad)],
+        ['update signal {}', () => s.update('opt', () => 1, { signal: noSignal })],
+        ['update schema {}', () => s.update('opt', () => 1, { schema: {} as never })],
+        ['update retry {}', () => s.update('opt', () => 1, { retry: {} as never })],
+        ['update maxAttempts NaN', () => s.update('opt', () => 1, { maxAttempts: Number.NaN })],
+        ['update maxAttempts "x"', () => s.update('opt', () => 1, { maxAttempts: 'x' as unknown as number })],
+        ['update onRetry 5', () => s.update('opt', () => 1, { onRetry: 5 as never })],
+        ['update validate 5', () => s.update('opt', () => 1, { validate: 5 as never })],
+        ['update combine "no"', () => s.update('opt', () => 1, { combine: 'no' as unknown as boolean })],
+        ['put writer 5', () => s.put('opt', 1, { writer: 5 as unknown as string })],
+        ['put writer with CRLF', () => s.put('opt', 1, { writer: 'a\r\nb' })],
+        ['put writer empty', () => s.put('opt', 1, { writer: '' })],
+        ['delete writer 5', () => s.delete('opt', { writer: 5 as unknown as string })],
+        ['atomic set null options', () => s.atomic().set('opt', 1, bad).commit()],
+        ['list(null)', () => s.list(bad)],
+        ['history(k, null)', () => s.history('opt', bad)],
+        ['get(5)', () => s.get(5 as unknown as string)],
+        ['history(5)', () => s.history(5 as unknown as string)],
+        ['list prefix 5', () => s.list({ prefix: 5 as unknown as string })],
+        ['watch()', () => (s.watch as (o?: unknown) => unknown)()],
+        ['watch(null)', () => s.watch(bad)],
+        ['watch signal {}', () => s.watch({ key: 'opt', signal: noSignal })],
+      ];
+      for (const [what, call] of calls) {
+        let err: unknown;
+        try {
+          await call();
+        } catch (e) {
+          err = e;
+        }
+        expect(RevkitError.is(err) && ['ERR_INVALID_ARGUMENT', 'ERR_INVALID_KEY'].includes(err.code), `${what}: ${String(err)}`).toBe(true);
+      }
+      expect((await s.getRecord('opt'))?.revision).toBe(before.revision);
+    });
+
     test('every error is a RevkitError with a stable code', async (s) => {
       const errors = await Promise.all([
         s.put('', 1).catch((x) => x),

@@ -2,6 +2,7 @@ import { describe, expect } from 'vitest';
 import { ConflictError, OutcomeUnknownError, RetryExhaustedError, RevkitError, SKIP, ValidationError, toHttpStatus } from '../../core/index.js';
 import { raceChecks } from '../race-checks.js';
 import { callerChecks } from '../caller-checks.js';
+import { neighbourChecks } from '../neighbour-checks.js';
 import type { RegisterStoreTest } from './harness.js';
 
 export function describeUpdate(test: RegisterStoreTest): void {
@@ -115,6 +116,7 @@ export function describeUpdate(test: RegisterStoreTest): void {
 export function describeUpdateUnderFaults(test: RegisterStoreTest): void {
   describe('update(): what each caller is told, under injected faults', () => {
     for (const [name, check] of Object.entries(callerChecks)) test(name, check);
+    for (const [name, check] of Object.entries(neighbourChecks)) test(name, check);
 
     test('combined updates: each caller gets its own result or its own error', async (s) => {
       await s.put('comb', 0);

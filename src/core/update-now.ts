@@ -1,0 +1,118 @@
+import { answer, answerUnaffected, Composition } from './compose.js';
+import { Caller } from './caller.js';
+import { BackendError, ConflictError } from './errors.js';
+import { AttemptLoop, valueRules, type LoopPolicy, type UpdatableStore } from './update.js';
+import type { ValueRules } from './compose.js';
+import { UPDATE_DEFAULTS } from './retry.js';
+import type { Entry, Mutation, PutOptions, StoredRecord, UpdateOptions } from './types.js';
+
+/** What a store whose reads and writes of a key run synchronously, with nothing able to come between them (memory), offers update(). */
+export interface AtOnce {
+  /** getRecord(), at once: the key's record (tombstones included) with a private copy of its value. */
+  read(key: string): StoredRecord<unknown> | null;
+  /** put() of a checked key and condition, at once: throws what put() would reject with, writing nothing. */
+  write(key: string, value: unknown, options: PutOptions): Entry<unknown>;
+}
+
+/**
+ * update() on such a store: the callers of a key that arrive together (in
+ * one turn of the event loop) are read, composed and written in one step
+ * — no conflict is possible, so there is no loop, no deadline timer and no
+ * store call to wait for. What that step cannot settle goes on in the
+ * ordinary attempt loop (update.ts): a mutation that returns a promise (from
+ * the read it was given: it is not called twice for one attempt), a
+ * mutation that answered a neighbour, a combined write refused for good.
+ */
+export class UpdatesAtOnce {
+  private readonly forming = new Map<string, Caller[]>();
+  private readonly loneRules: ValueRules;
+  /**
+   * Gathering costs a turn of the microtask queue, which a lone writer pays
+   * on every call (a fifth of its update()): after LONE_GROUPS groups of one
+   * in a row callers run at once, and one in PROBE_EVERY gathers again to
+   * see whether others come along.
+   */
+  private lonelyGroups = 0;
+  private calls = 0;
+
+  constructor(private readonly store: UpdatableStore, private readonly now: AtOnce) {
+    this.loneRules = valueRules(store, '', false);
+  }
+
+  /** `combine`: the caller may share a write (WriteCombiner.canCombine); else it runs alone, now. */
+  update<T>(key: string, fn: Mutation<T>, opts: UpdateOptions<T>, combine: boolean): Promise<Entry<T> | null> {
+    return new Promise((resolve, reject) => {
+      const caller = new Caller(key, fn as Mutation<unknown>, opts as UpdateOptions<unknown>, resolve as (e: Entry<unknown> | null) => void, reject, false);
+      if (caller.settled) return;
+      if (!combine) return this.run(key, [caller], policyOf(opts as UpdateOptions<unknown>));
+      let gathering = this.forming.get(key);
+      if (gathering === undefined && this.lonelyGroups >= LONE_GROUPS && ++this.calls % PROBE_EVERY !== 0) return this.run(key, [caller], COMBINED);
+      if (gathering === undefined) {
+        const callers: Caller[] = [];
+        gathering = callers;
+        this.forming.set(key, callers);
+        queueMicrotask(() => {
+          this.forming.delete(key);
+          this.lonelyGroups = callers.length === 1 ? this.lonelyGroups + 1 : 0;
+          this.run(key, callers, COMBINED);
+        });
+      }
+      gathering.push(caller);
+    });
+  }
+
+  private run(key: string, callers: Caller[], policy: LoopPolicy): void {
+    // maxAttempts 0 or less: answered before any attempt, as the loop answers it.
+    for (const c of callers) if (!c.settled && c.attempts >= c.maxAttempts) c.giveUp('attempts');
+    const tried = callers.length === 1 ? callers : callers.filter((c) => !c.settled);
+    if (tried.length === 0 || (tried[0] as Caller).settled) return;
+    for (const c of tried) c.attempts = 1;
+    let composition: Composition<Caller>;
+    try {
+      composition = new Composition(key, this.now.read(key), tried, tried.length > 1 ? valueRules(this.store, key, true) : this.loneRules);
+    } catch (err) {
+      for (const c of tried) c.fail(err);
+      return;
+    }
+    if (composition.runNow() !== undefined) return this.goOn(key, tried, policy, composition);
+    const attempt = composition.attempt;
+    // A mutation answered a neighbour (aborted its signal): start over without it, this attempt not counted.
+    if (tried.some((c) => c.settled)) return this.goOn(key, tried, policy);
+    answerUnaffected(attempt, nobodyWaits);
+    if (attempt.written === undefined) return answer(attempt, null);
+    const guard: PutOptions = { writer: attempt.token, ifRevision: attempt.base };
+    if (policy.ttlMs !== undefined) guard.ttlMs = policy.ttlMs;
+    let entry: Entry<unknown>;
+    try {
+      entry = this.now.write(key, attempt.written, guard);
+    } catch (err) {
+      const carried = tried.filter((c) => !c.settled);
+      const retryable = ConflictError.is(err) || (BackendError.is(err) && err.transient);
+      if (carried.length === 1 && !retryable) return carried[0]?.fail(err);
+      // Whose doing a refusal of a combined value is, the loop tells (each caller alone, from a fresh read).
+      return this.goOn(key, carried, policy);
+    }
+    answer(attempt, entry);
+  }
+
+  /** The attempt loop takes over: from `begun` (attempt 1, a mutation waits), or from a fresh read. */
+  private goOn(key: string, callers: Caller[], policy: LoopPolicy, begun?: Composition<Caller>): void {
+    const pending = callers.filter((c) => !c.settled);
+    for (const c of pending) {
+      if (begun === undefined) c.attempts = 0;
+      c.armDeadline();
+    }
+    if (pending.length > 0) void new AttemptLoop(this.store, key, pending, policy).run(begun);
+  }
+}
+
+const LONE_GROUPS = 4;
+const PROBE_EVERY = 32;
+const COMBINED: LoopPolicy = { retry: UPDATE_DEFAULTS.retry };
+const nobodyWaits = (): boolean => false;
+
+function policyOf(opts: UpdateOptions<unknown>): LoopPolicy {
+  const policy: LoopPolicy = { retry: opts.retry ?? UPDATE_DEFAULTS.retry };
+  if (opts.ttlMs !== undefined) policy.ttlMs = opts.ttlMs;
+  return policy;
+}
