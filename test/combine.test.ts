@@ -334,6 +334,77 @@ describe('memory: update()s answered in one step (src/core/update-now.ts)', () =
     await s.close();
   });
 
+  /** Each case on a fresh store (callers gather for a turn), after lone callers (a caller runs at once), and uncombined. */
+  const modes = [
+    { name: 'gathering', combine: true, warm: false },
+    { name: 'at once', combine: true, warm: true },
+    { name: 'combine: false', combine: false, warm: false },
+  ];
+  const freshStore = async (warm: boolean) => {
+    const s = new MemoryStore();
+    if (warm) for (let i = 0; i < 8; i++) await s.update<number>('warm-up', inc(1));
+    return s;
+  };
+
+  it('an update() of the same key started inside a mutation runs after that write, once (review round 7: it livelocked)', async () => {
+    for (const { name, combine, warm } of modes) {
+      const s = await freshStore(warm);
+      await s.put('k', 0);
+      let outerCalls = 0;
+      const nested: Array<Promise<unknown>> = [];
+      const outer = await s.update<number>('k', (n) => {
+        outerCalls++;
+        nested.push(s.update<number>('k', (m) => (m ?? 0) + 100, { combine }));
+        return (n ?? 0) + 1;
+      }, { combine, deadlineMs: 10_000 });
+      const inner = await Promise.all(nested);
+      expect([outer?.value, outerCalls, inner.length, (await s.get<number>('k'))?.value], name).toEqual([1, 1, 1, 101]);
+      await s.close();
+    }
+  });
+
+  it('maxAttempts holds when a write in one step conflicts (a mutation wrote the key): attempt 1 counts (review round 7)', async () => {
+    for (const { name, combine, warm } of modes) {
+      const s = await freshStore(warm);
+      await s.put('k', 0);
+      let calls = 0;
+      const err = await s.update<number>('k', (n) => {
+        if (++calls === 1) void s.put('k', 1000);
+        return (n ?? 0) + 1;
+      }, { maxAttempts: 1, combine }).then(() => 'resolved', (e: unknown) => e);
+      expect(RetryExhaustedError.is(err) && err.reason === 'attempts', `${name}: ${String(err)}`).toBe(true);
+      expect([calls, (await s.get<number>('k'))?.value], name).toEqual([1, 1000]);
+      await s.close();
+    }
+  });
+
+  it('update()s gathered in the turn the store is closed are ERR_CLOSED, not committed to a closed store (review round 7)', async () => {
+    const s = new MemoryStore();
+    const calls = [s.update<number>('k', inc(1)), s.update<number>('k', inc(1))];
+    await s.close();
+    const results = await Promise.allSettled(calls);
+    expect(results.map((r) => (r.status === 'rejected' ? (r.reason as { code?: string }).code : 'committed'))).toEqual(['ERR_CLOSED', 'ERR_CLOSED']);
+  });
+
+  it('a mutation whose result throws when looked at rejects its caller; nothing escapes as an uncaught exception (review round 7)', async () => {
+    for (const { name, combine, warm } of modes) {
+      const s = await freshStore(warm);
+      let looks = 0;
+      const odd = () => ({ v: 1, get then() { if (++looks > 1) throw new Error('then getter throws'); return undefined; } });
+      const err = await s.update('k', odd as never, { combine }).then(() => 'resolved', (e: unknown) => e);
+      expect(String(err), name).toMatch(/then getter throws/);
+      expect(await s.get('k'), name).toBeNull();
+      await s.close();
+    }
+  });
+
+  it('a signal shaped like an AbortSignal (a polyfill) is taken, as Node takes it', async () => {
+    const s = new MemoryStore();
+    const signal = { aborted: false, reason: undefined, addEventListener() {}, removeEventListener() {} } as unknown as AbortSignal;
+    expect((await s.update<number>('k', inc(1), { signal }))?.value).toBe(1);
+    await s.close();
+  });
+
   it('a subclass that overrides getRecord() or put() keeps the attempt loop, so that it sees every read and write', async () => {
     const s = new ProbeStore();
     await s.update<number>('p', inc(1));

@@ -226,6 +226,16 @@ export function answerUnaffected<C extends Carried>(attempt: Attempt<C>, waits: 
   for (const [c, outcome] of attempt.outcomes) if (outcome.kind === 'skip' && outcome.unchanged && !c.settled && !waits(c)) c.resolve(entryRead(attempt));
 }
 
+/**
+ * A caller whose value the attempt carries was answered while later mutations
+ * ran (its deadline or signal): the attempt must not be written. (One that
+ * failed or SKIPped added nothing that later callers built on.)
+ */
+export function answeredMidway(attempt: Attempt): boolean {
+  for (const [c, outcome] of attempt.outcomes) if (outcome.kind === 'value' && c.settled) return true;
+  return false;
+}
+
 /** What a SKIP caller that saw the value read is answered: a copy of the entry read, or null. */
 function entryRead(attempt: Attempt): Entry<unknown> | null {
   const read = attempt.read !== null && !isTombstone(attempt.read) ? (attempt.read as Entry<unknown>) : null;

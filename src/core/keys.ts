@@ -83,9 +83,13 @@ export function assertOptions(options: unknown, of: string): void {
   }
 }
 
-/** An AbortSignal, or left out: anything else would fail later as a plain TypeError, or be ignored. */
+/** An AbortSignal (or one shaped like it, as polyfills make), or left out: anything else would fail later as a plain TypeError, or be ignored. */
 export function assertSignal(signal: unknown, of: string): void {
-  if (signal !== undefined && !(signal instanceof AbortSignal)) throw new InvalidArgumentError(`${of} signal must be an AbortSignal`);
+  if (signal === undefined || signal instanceof AbortSignal) return;
+  const s = signal as { aborted?: unknown; addEventListener?: unknown; removeEventListener?: unknown } | null;
+  if (typeof s?.aborted !== 'boolean' || typeof s.addEventListener !== 'function' || typeof s.removeEventListener !== 'function') {
+    throw new InvalidArgumentError(`${of} signal must be an AbortSignal`);
+  }
 }
 
 export function keyFilter(options: WatchOptions): (key: string) => boolean {

@@ -1,6 +1,6 @@
-import { answer, answerUnaffected, Composition } from './compose.js';
+import { answer, answeredMidway, answerUnaffected, Composition } from './compose.js';
 import { Caller } from './caller.js';
-import { BackendError, ConflictError } from './errors.js';
+import { BackendError, ClosedError, ConflictError, isAmbiguous } from './errors.js';
 import { AttemptLoop, valueRules, type LoopPolicy, type UpdatableStore } from './update.js';
 import type { ValueRules } from './compose.js';
 import { UPDATE_DEFAULTS } from './retry.js';
@@ -34,19 +34,24 @@ export class UpdatesAtOnce {
    */
   private lonelyGroups = 0;
   private calls = 0;
+  /** A step is running: its mutations run synchronously inside it. */
+  private stepping = false;
 
   constructor(private readonly store: UpdatableStore, private readonly now: AtOnce) {
     this.loneRules = valueRules(store, '', false);
   }
 
-  /** `combine`: the caller may share a write (WriteCombiner.canCombine); else it runs alone, now. */
+  /** `combine`: the caller may share a write (WriteCombiner.canCombine); else it runs alone. */
   update<T>(key: string, fn: Mutation<T>, opts: UpdateOptions<T>, combine: boolean): Promise<Entry<T> | null> {
     return new Promise((resolve, reject) => {
       const caller = new Caller(key, fn as Mutation<unknown>, opts as UpdateOptions<unknown>, resolve as (e: Entry<unknown> | null) => void, reject, false);
       if (caller.settled) return;
-      if (!combine) return this.run(key, [caller], policyOf(opts as UpdateOptions<unknown>));
+      // Called from a mutation of a step under way (re-entrant): it runs once that step has written, as a
+      // caller queued behind a running attempt does, not in the middle of it (which would conflict it, over and over).
+      const atOnce = !this.stepping && (!combine || (!this.forming.has(key) && this.lonelyGroups >= LONE_GROUPS && ++this.calls % PROBE_EVERY !== 0));
+      if (atOnce) return this.run(key, [caller], combine ? COMBINED : policyOf(opts as UpdateOptions<unknown>));
+      if (!combine) return queueMicrotask(() => this.run(key, [caller], policyOf(opts as UpdateOptions<unknown>)));
       let gathering = this.forming.get(key);
-      if (gathering === undefined && this.lonelyGroups >= LONE_GROUPS && ++this.calls % PROBE_EVERY !== 0) return this.run(key, [caller], COMBINED);
       if (gathering === undefined) {
         const callers: Caller[] = [];
         gathering = callers;
@@ -61,7 +66,23 @@ export class UpdatesAtOnce {
     });
   }
 
+  /** Never throws: whatever goes wrong is its callers' answer. */
   private run(key: string, callers: Caller[], policy: LoopPolicy): void {
+    this.stepping = true;
+    try {
+      this.step(key, callers, policy);
+    } catch (err) {
+      for (const c of callers) c.fail(err);
+    } finally {
+      this.stepping = false;
+    }
+  }
+
+  private step(key: string, callers: Caller[], policy: LoopPolicy): void {
+    if (this.store.closedSignal?.aborted) {
+      for (const c of callers) c.fail(new ClosedError(this.store.backend));
+      return;
+    }
     // maxAttempts 0 or less: answered before any attempt, as the loop answers it.
     for (const c of callers) if (!c.settled && c.attempts >= c.maxAttempts) c.giveUp('attempts');
     const tried = callers.length === 1 ? callers : callers.filter((c) => !c.settled);
@@ -74,11 +95,15 @@ export class UpdatesAtOnce {
       for (const c of tried) c.fail(err);
       return;
     }
-    if (composition.runNow() !== undefined) return this.goOn(key, tried, policy, composition);
+    if (composition.runNow() !== undefined) {
+      // Mutations that wait come in bursts: the callers arriving next are gathered, not run one loop each.
+      this.lonelyGroups = 0;
+      return this.goOn(key, tried, policy, { begun: composition });
+    }
     const attempt = composition.attempt;
-    // A mutation answered a neighbour (aborted its signal): start over without it, this attempt not counted.
-    if (tried.some((c) => c.settled)) return this.goOn(key, tried, policy);
     answerUnaffected(attempt, nobodyWaits);
+    // A mutation answered a neighbour whose value it carries (aborted its signal): start over without it, not counted.
+    if (answeredMidway(attempt)) return this.goOn(key, tried, policy, { uncounted: true });
     if (attempt.written === undefined) return answer(attempt, null);
     const guard: PutOptions = { writer: attempt.token, ifRevision: attempt.base };
     if (policy.ttlMs !== undefined) guard.ttlMs = policy.ttlMs;
@@ -87,22 +112,23 @@ export class UpdatesAtOnce {
       entry = this.now.write(key, attempt.written, guard);
     } catch (err) {
       const carried = tried.filter((c) => !c.settled);
-      const retryable = ConflictError.is(err) || (BackendError.is(err) && err.transient);
-      if (carried.length === 1 && !retryable) return carried[0]?.fail(err);
+      // A conflict (a mutation wrote the key itself): attempt 1 failed as in the loop, which backs off and goes on.
+      if (ConflictError.is(err) || (BackendError.is(err) && err.transient && !isAmbiguous(err))) return this.goOn(key, carried, policy, { failed: err });
+      if (carried.length === 1 || isAmbiguous(err)) return carried.forEach((c) => c.fail(err));
       // Whose doing a refusal of a combined value is, the loop tells (each caller alone, from a fresh read).
-      return this.goOn(key, carried, policy);
+      return this.goOn(key, carried, policy, { uncounted: true });
     }
     answer(attempt, entry);
   }
 
-  /** The attempt loop takes over: from `begun` (attempt 1, a mutation waits), or from a fresh read. */
-  private goOn(key: string, callers: Caller[], policy: LoopPolicy, begun?: Composition<Caller>): void {
+  /** The attempt loop takes over: from `begun` (attempt 1, a mutation waits), after attempt 1 `failed`, or anew (`uncounted`). */
+  private goOn(key: string, callers: Caller[], policy: LoopPolicy, from: { begun: Composition<Caller> } | { failed: unknown } | { uncounted: true }): void {
     const pending = callers.filter((c) => !c.settled);
     for (const c of pending) {
-      if (begun === undefined) c.attempts = 0;
+      if ('uncounted' in from) c.attempts = 0;
       c.armDeadline();
     }
-    if (pending.length > 0) void new AttemptLoop(this.store, key, pending, policy).run(begun);
+    if (pending.length > 0) void new AttemptLoop(this.store, key, pending, policy).run('begun' in from ? from.begun : undefined, 'failed' in from ? from.failed : undefined);
   }
 }
 

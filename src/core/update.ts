@@ -1,6 +1,6 @@
 import { BackendError, ClosedError, ConflictError, isAmbiguous, OutcomeUnknownError } from './errors.js';
 import { DataLostError } from './feature-errors.js';
-import { answer, answerUnaffected, compose, Composition, privateCopy, type Attempt, type ValueRules } from './compose.js';
+import { answer, answeredMidway, answerUnaffected, compose, Composition, privateCopy, type Attempt, type ValueRules } from './compose.js';
 import { lookForOwnWrite, type OwnWriteVerdict } from './own-write.js';
 import { backoffDelay, UPDATE_DEFAULTS } from './retry.js';
 import { isTombstone, type Entry, type Mutation, type PutOptions, type RetryPolicy, type Store, type StoredRecord, type UpdateOptions } from './types.js';
@@ -115,12 +115,14 @@ export class AttemptLoop {
   }
 
   /**
-   * Never rejects: whatever goes wrong is delivered to the callers. `begun`:
-   * the first attempt's read and mutations ran already (update-now.ts) and one
-   * of them waits; the loop goes on from there, counting it as attempt 1.
+   * Never rejects: whatever goes wrong is delivered to the callers. Attempt 1
+   * may have run already (update-now.ts): `begun`, its read and mutations ran
+   * and one of them waits, the loop goes on from there; `failed`, its write
+   * met a conflict (or a passing fault), the loop backs off and tries again.
    */
-  async run(begun?: Composition<Caller>): Promise<void> {
+  async run(begun?: Composition<Caller>, failed?: unknown): Promise<void> {
     try {
+      if (failed !== undefined) await this.afterRetryable(failed);
       await this.loop(begun);
     } catch (err) {
       for (const c of this.callers) c.fail(err);
@@ -150,22 +152,27 @@ export class AttemptLoop {
         if (done && this.pending.length === 0) return;
         continue;
       } catch (err) {
-        if (ConflictError.is(err) || (BackendError.is(err) && err.transient)) {
-          this.lastError = err;
-        } else {
+        if (!ConflictError.is(err) && !(BackendError.is(err) && err.transient)) {
           if (this.failForGood(err, pending)) continue;
           return;
         }
+        this.lastError = err;
       } finally {
         everyoneGone.release();
         waitOn(pending, undefined);
       }
-      for (const c of this.pending) {
-        c.lastError = this.lastError;
-        if (c.attempts >= c.maxAttempts) c.giveUp('attempts');
-      }
-      await this.backOff();
+      await this.afterRetryable(this.lastError);
     }
+  }
+
+  /** A conflict or a passing fault: callers out of attempts are told, the others wait out the backoff. */
+  private async afterRetryable(err: unknown): Promise<void> {
+    this.lastError = err;
+    for (const c of this.pending) {
+      c.lastError = err;
+      if (c.attempts >= c.maxAttempts) c.giveUp('attempts');
+    }
+    await this.backOff();
   }
 
   /** True when every caller that was pending has its answer; false to start over at once. */
@@ -207,8 +214,8 @@ export class AttemptLoop {
         resumeOutside = composition.runNow() !== undefined;
         if (resumeOutside || attempt.written === undefined) return undefined;
         // A mutation answered another caller of this attempt (aborting its signal): start over without it.
-        for (const c of attempt.outcomes.keys()) if (c.settled) return undefined;
         answerUnaffected(attempt, mayStillLand);
+        if (answeredMidway(attempt)) return undefined;
         written = attempt;
         for (const c of exposedBy(attempt)) c.exposedIn.add(attempt);
         waitOn(pending, 'write');
@@ -239,14 +246,13 @@ export class AttemptLoop {
   /** The write of a composed attempt, guarded by the revision it read. */
   private async write(attempt: Attempt<Caller>, pending: Caller[], stop: StopSignal): Promise<boolean> {
     const read = attempt.read;
+    answerUnaffected(attempt, mayStillLand);
     // A caller answered while the mutations ran (deadline, abort) must not be written: start over
     // without it. That attempt was not the others' doing, and does not count as one of theirs.
-    for (const c of attempt.outcomes.keys()) {
-      if (!c.settled) continue;
+    if (answeredMidway(attempt)) {
       for (const other of pending) if (!other.settled) other.attempts--;
       return false;
     }
-    answerUnaffected(attempt, mayStillLand);
     if (attempt.written === undefined) {
       // Nothing to write — unless an earlier write of ours may still land, the state read is final.
       // Told why: the caller's own mutation error if it had one (a bug in it is not hidden), else the store's.

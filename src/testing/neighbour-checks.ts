@@ -69,6 +69,28 @@ export const neighbourChecks: Record<string, StoreTest> = {
     assert.equal((await s.get<number>('spent'))?.value, 10);
   },
 
+  "a caller that failed on the value read is not run again when a neighbour's answer starts the attempt over (review round 7)": async (s) => {
+    await s.put('midway', 0);
+    const controller = new AbortController();
+    let tCalls = 0;
+    const [t, , b] = await Promise.allSettled([
+      s.update<number>('midway', () => {
+        tCalls++;
+        if (tCalls === 1) throw new Error('T refuses');
+        return 100;
+      }),
+      s.update<number>('midway', (n) => (n ?? 0) + 1, { signal: controller.signal }),
+      s.update<number>('midway', (n) => {
+        controller.abort();
+        return (n ?? 0) + 10;
+      }),
+    ]);
+    assert.ok(t.status === 'rejected' && /T refuses/.test(String(t.reason)), `T: ${t.status}`);
+    assert.equal(tCalls, 1);
+    assert.equal(b.status, 'fulfilled');
+    assert.notEqual((await s.get<number>('midway'))?.value, 100);
+  },
+
   'a mutation that waits does not hold a later caller of the key, which alone would not wait for it': async (s) => {
     await s.put('slow', 0);
     const controller = new AbortController();
