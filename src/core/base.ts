@@ -3,6 +3,7 @@ import { ClosedError, ConflictError, InvalidArgumentError, UnsupportedError } fr
 import { assertKey, assertOptions, assertRevision, assertTtl, assertWriter } from './keys.js';
 import { runUpdate } from './update.js';
 import type { UpdatesAtOnce } from './update-now.js';
+import { endOfMutatingAttempt } from './nested.js';
 import { WriteCombiner } from './combine.js';
 import { privateCopy } from './compose.js';
 import { asWritten, copyWith } from './codec.js';
@@ -106,6 +107,8 @@ export abstract class BaseStore implements Store {
       assertTtl(options.ttlMs);
       if (options.ttlMs !== undefined && !this.capabilities.ttl) throw new UnsupportedError('ttl', this.backend);
       const combine = this.combinesUpdates && options.combine !== false && WriteCombiner.canCombine(options as UpdateOptions<unknown>);
+      const after = combine ? endOfMutatingAttempt(this, key) : undefined;
+      if (after !== undefined) return this.combiner.update(key, fn, options, after);
       // Callers the combiner holds for the key came first: one arriving now joins them, in its turn.
       if (this.atOnce !== undefined && this.combiner.isIdle(key)) return this.atOnce.update(key, fn, options, combine);
       if (!combine) return runUpdate(this, key, fn, options);

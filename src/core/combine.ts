@@ -31,10 +31,18 @@ export class WriteCombiner {
     return !this.busy.has(key);
   }
 
-  update<T>(key: string, fn: Mutation<T>, opts: UpdateOptions<T>): Promise<Entry<T> | null> {
+  /**
+   * `after`: the caller comes from inside a mutation of the key's running attempt (nested.ts); it runs
+   * in an attempt of its own once that one has ended, whatever the key's other callers do meanwhile.
+   */
+  update<T>(key: string, fn: Mutation<T>, opts: UpdateOptions<T>, after?: Promise<void>): Promise<Entry<T> | null> {
     return new Promise((resolve, reject) => {
       const caller = new Caller(key, fn as Mutation<unknown>, opts as UpdateOptions<unknown>, resolve as (e: Entry<unknown> | null) => void, reject);
       if (caller.settled) return;
+      if (after !== undefined) {
+        void after.then(() => new AttemptLoop(this.store, key, [caller], { retry: UPDATE_DEFAULTS.retry }).run());
+        return;
+      }
       let gathering = this.forming.get(key);
       if (!gathering) {
         const callers: Caller[] = [];

@@ -3,6 +3,7 @@ import { isTombstone, SKIP, type Entry, type Mutation, type StoredRecord, type U
 import { ValidationError } from './errors.js';
 import { isThenable, validateNow } from './validate.js';
 import { answerBy, type StopSignal } from './waiting.js';
+import { enterMutation, leaveMutation, type MutatingAttempt } from './nested.js';
 
 /**
  * What one attempt of update() writes, and what each caller it carries is
@@ -54,8 +55,8 @@ export interface Attempt<C extends Carried = Carried> {
  * mutation that throws or fails validation is left out of the value; a caller
  * answered meanwhile (deadline, abort) is passed over.
  */
-export function compose<C extends Carried>(key: string, read: StoredRecord<unknown> | null, callers: C[], rules?: ValueRules, onWait?: () => void): Promise<Attempt<C>> {
-  return new Composition(key, read, callers, rules).finish(onWait);
+export function compose<C extends Carried>(key: string, read: StoredRecord<unknown> | null, callers: C[], rules?: ValueRules, onWait?: () => void, running?: MutatingAttempt): Promise<Attempt<C>> {
+  return new Composition(key, read, callers, rules, running).finish(onWait);
 }
 
 /** What the store says of values (UpdatableStore.checkValue, copyValue). */
@@ -95,6 +96,8 @@ export class Composition<C extends Carried> {
     read: StoredRecord<unknown> | null,
     private readonly callers: C[],
     private readonly rules: ValueRules = { copy: privateCopy },
+    /** The attempt the mutations run in: an update() of this key started inside one waits for its end (nested.ts). */
+    private readonly running?: MutatingAttempt,
   ) {
     this.exists = read !== null && !isTombstone(read);
     this.value = this.exists ? (read as Entry<unknown>).value : undefined;
@@ -108,11 +111,14 @@ export class Composition<C extends Carried> {
       // Answered (deadline, abort) while an earlier mutation of this attempt ran: its own is not run.
       if (c.settled) continue;
       let result: unknown;
+      const outer = enterMutation(this.running);
       try {
         result = mutate(this.key, c, this.exists ? this.rules.copy(this.value) : defaultOf(this.key, c.opts));
       } catch (err) {
         this.fail(c, err);
         continue;
+      } finally {
+        leaveMutation(outer);
       }
       if (isThenable(result)) {
         // Handled here too: if the attempt is given up before finish() waits for it, a rejection is not unhandled.
@@ -256,4 +262,10 @@ function defaultOf(key: string, opts: UpdateOptions<unknown>): unknown {
 /** A copy no other caller shares: a primitive is its own (nothing can change it in place). */
 export function privateCopy<V>(v: V): V {
   return v === null || typeof v !== 'object' ? v : structuredClone(v);
+}
+
+/** How a store's values are copied for its callers and, when callers are combined, checked (UpdatableStore.checkValue, copyValue). */
+export function valueRules(store: { checkValue?(value: unknown, key: string): unknown; copyValue?(value: unknown): unknown }, key: string, combined: boolean): ValueRules {
+  const copy = store.copyValue ? (value: unknown) => (store.copyValue as (v: unknown) => unknown).call(store, value) : privateCopy;
+  return combined && store.checkValue ? { copy, check: (value) => (store.checkValue as (v: unknown, k: string) => unknown).call(store, value, key) } : { copy };
 }

@@ -1,7 +1,8 @@
-import { answer, answeredMidway, answerUnaffected, Composition } from './compose.js';
+import { answer, answeredMidway, answerUnaffected, Composition, valueRules } from './compose.js';
 import { Caller } from './caller.js';
 import { BackendError, ClosedError, ConflictError, isAmbiguous } from './errors.js';
-import { AttemptLoop, valueRules, type LoopPolicy, type UpdatableStore } from './update.js';
+import { AttemptEnd } from './nested.js';
+import { AttemptLoop, type LoopPolicy, type UpdatableStore } from './update.js';
 import type { ValueRules } from './compose.js';
 import { UPDATE_DEFAULTS } from './retry.js';
 import type { Entry, Mutation, PutOptions, StoredRecord, UpdateOptions } from './types.js';
@@ -79,32 +80,42 @@ export class UpdatesAtOnce {
   }
 
   private step(key: string, callers: Caller[], policy: LoopPolicy): void {
+    const end = new AttemptEnd();
+    if (!this.composeAndWrite(key, callers, policy, end)) end.done();
+  }
+
+  /** True when the attempt goes on in a loop, which settles `end` when it ends. */
+  private composeAndWrite(key: string, callers: Caller[], policy: LoopPolicy, end: AttemptEnd): boolean {
     if (this.store.closedSignal?.aborted) {
       for (const c of callers) c.fail(new ClosedError(this.store.backend));
-      return;
+      return false;
     }
     // maxAttempts 0 or less: answered before any attempt, as the loop answers it.
     for (const c of callers) if (!c.settled && c.attempts >= c.maxAttempts) c.giveUp('attempts');
     const tried = callers.length === 1 ? callers : callers.filter((c) => !c.settled);
-    if (tried.length === 0 || (tried[0] as Caller).settled) return;
+    if (tried.length === 0 || (tried[0] as Caller).settled) return false;
     for (const c of tried) c.attempts = 1;
     let composition: Composition<Caller>;
     try {
-      composition = new Composition(key, this.now.read(key), tried, tried.length > 1 ? valueRules(this.store, key, true) : this.loneRules);
+      const rules = tried.length > 1 ? valueRules(this.store, key, true) : this.loneRules;
+      composition = new Composition(key, this.now.read(key), tried, rules, { owner: this.store, key, end: () => end.get() });
     } catch (err) {
       for (const c of tried) c.fail(err);
-      return;
+      return false;
     }
     if (composition.runNow() !== undefined) {
       // Mutations that wait come in bursts: the callers arriving next are gathered, not run one loop each.
       this.lonelyGroups = 0;
-      return this.goOn(key, tried, policy, { begun: composition });
+      return this.goOn(key, tried, policy, { begun: composition }, end);
     }
     const attempt = composition.attempt;
     answerUnaffected(attempt, nobodyWaits);
     // A mutation answered a neighbour whose value it carries (aborted its signal): start over without it, not counted.
-    if (answeredMidway(attempt)) return this.goOn(key, tried, policy, { uncounted: true });
-    if (attempt.written === undefined) return answer(attempt, null);
+    if (answeredMidway(attempt)) return this.goOn(key, tried, policy, { uncounted: true }, end);
+    if (attempt.written === undefined) {
+      answer(attempt, null);
+      return false;
+    }
     const guard: PutOptions = { writer: attempt.token, ifRevision: attempt.base };
     if (policy.ttlMs !== undefined) guard.ttlMs = policy.ttlMs;
     let entry: Entry<unknown>;
@@ -113,22 +124,27 @@ export class UpdatesAtOnce {
     } catch (err) {
       const carried = tried.filter((c) => !c.settled);
       // A conflict (a mutation wrote the key itself): attempt 1 failed as in the loop, which backs off and goes on.
-      if (ConflictError.is(err) || (BackendError.is(err) && err.transient && !isAmbiguous(err))) return this.goOn(key, carried, policy, { failed: err });
-      if (carried.length === 1 || isAmbiguous(err)) return carried.forEach((c) => c.fail(err));
+      if (ConflictError.is(err) || (BackendError.is(err) && err.transient && !isAmbiguous(err))) return this.goOn(key, carried, policy, { failed: err }, end);
       // Whose doing a refusal of a combined value is, the loop tells (each caller alone, from a fresh read).
-      return this.goOn(key, carried, policy, { uncounted: true });
+      if (carried.length > 1 && !isAmbiguous(err)) return this.goOn(key, carried, policy, { uncounted: true }, end);
+      for (const c of carried) c.fail(err);
+      return false;
     }
     answer(attempt, entry);
+    return false;
   }
 
   /** The attempt loop takes over: from `begun` (attempt 1, a mutation waits), after attempt 1 `failed`, or anew (`uncounted`). */
-  private goOn(key: string, callers: Caller[], policy: LoopPolicy, from: { begun: Composition<Caller> } | { failed: unknown } | { uncounted: true }): void {
+  private goOn(key: string, callers: Caller[], policy: LoopPolicy, from: { begun: Composition<Caller> } | { failed: unknown } | { uncounted: true }, end: AttemptEnd): boolean {
     const pending = callers.filter((c) => !c.settled);
     for (const c of pending) {
       if ('uncounted' in from) c.attempts = 0;
       c.armDeadline();
     }
-    if (pending.length > 0) void new AttemptLoop(this.store, key, pending, policy).run('begun' in from ? from.begun : undefined, 'failed' in from ? from.failed : undefined);
+    if (pending.length === 0) return false;
+    const loop = new AttemptLoop(this.store, key, pending, policy).run('begun' in from ? from.begun : undefined, 'failed' in from ? from.failed : undefined);
+    void loop.then(() => end.done());
+    return true;
   }
 }
 

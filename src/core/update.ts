@@ -1,7 +1,8 @@
 import { BackendError, ClosedError, ConflictError, isAmbiguous, OutcomeUnknownError } from './errors.js';
 import { DataLostError } from './feature-errors.js';
-import { answer, answeredMidway, answerUnaffected, compose, Composition, privateCopy, type Attempt, type ValueRules } from './compose.js';
+import { answer, answeredMidway, answerUnaffected, compose, Composition, valueRules, type Attempt, type ValueRules } from './compose.js';
 import { lookForOwnWrite, type OwnWriteVerdict } from './own-write.js';
+import { AttemptEnd, type MutatingAttempt } from './nested.js';
 import { backoffDelay, UPDATE_DEFAULTS } from './retry.js';
 import { isTombstone, type Entry, type Mutation, type PutOptions, type RetryPolicy, type Store, type StoredRecord, type UpdateOptions } from './types.js';
 import { answerBy, sleep, type StopSignal } from './waiting.js';
@@ -96,6 +97,9 @@ export class AttemptLoop {
   private refusedWrite: unknown;
   /** Combined callers' values that a later one's may replace are checked as the write would check them. */
   private readonly rules: ValueRules;
+  private readonly ended = new AttemptEnd();
+  /** What an update() of the key started inside one of this loop's mutations waits for: its end (nested.ts). */
+  private readonly running: MutatingAttempt;
 
   constructor(
     private readonly store: UpdatableStore,
@@ -106,6 +110,7 @@ export class AttemptLoop {
     private readonly released: () => void = () => undefined,
   ) {
     this.rules = valueRules(store, key, callers.length > 1);
+    this.running = { owner: store, key, end: () => this.ended.get() };
   }
 
   private get pending(): Caller[] {
@@ -128,6 +133,7 @@ export class AttemptLoop {
       for (const c of this.callers) c.fail(err);
     } finally {
       this.released();
+      this.ended.done();
     }
   }
 
@@ -189,7 +195,7 @@ export class AttemptLoop {
     if (this.suspects.length > 0 && (await this.resolveSuspects(read, stop))) return true;
     waitOn(pending, undefined);
     if (this.pending.length === 0) return true;
-    return this.write(await compose(this.key, read, pending, this.rules, this.released), pending, stop);
+    return this.write(await compose(this.key, read, pending, this.rules, this.released, this.running), pending, stop);
   }
 
   /**
@@ -209,7 +215,7 @@ export class AttemptLoop {
       entry = await answerBy((this.store.updateInWrite as NonNullable<UpdatableStore['updateInWrite']>)(this.key, (read) => {
         // The store answers now; a caller answered while its mutation runs is told why, not "no answer".
         waitOn(pending, undefined);
-        composition = new Composition(this.key, read, pending, this.rules);
+        composition = new Composition(this.key, read, pending, this.rules, this.running);
         const attempt = composition.attempt;
         resumeOutside = composition.runNow() !== undefined;
         if (resumeOutside || attempt.written === undefined) return undefined;
@@ -373,11 +379,6 @@ export class AttemptLoop {
   }
 }
 
-/** How a store's values are copied for its callers and, when callers are combined, checked (UpdatableStore.checkValue, copyValue). */
-export function valueRules(store: UpdatableStore, key: string, combined: boolean): ValueRules {
-  const copy = store.copyValue ? (value: unknown) => (store.copyValue as (v: unknown) => unknown).call(store, value) : privateCopy;
-  return combined && store.checkValue ? { copy, check: (value) => (store.checkValue as (v: unknown, k: string) => unknown).call(store, value, key) } : { copy };
-}
 
 const mayStillLand = (c: Caller): boolean => c.exposedIn.size > 0;
 

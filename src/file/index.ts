@@ -253,7 +253,10 @@ export class FileStore extends BaseStore {
    * file was far from the limit and find it near by the time their attempt runs.
    */
   protected override get combinesUpdates(): boolean {
-    this.reader.read();
+    // By the size this store last read or wrote: another process may have grown the file since, and the
+    // attempt's own read then shows it to checkValue(), which is exact either way (reading the file's
+    // header on every update() cost an open and an fstat per call).
+    if (this.reader.lastSize === 0) this.reader.read();
     return !this.nearFileLimit();
   }
 
