@@ -35,4 +35,14 @@ describe('memory specifics', () => {
     expect(events).toEqual(['put', 'delete']);
     await s.close();
   });
+  it('history keeps the newest historyDepth revisions, newest first, however many writes came before', async () => {
+    const s = new MemoryStore({ historyDepth: 3 });
+    for (let i = 1; i <= 20; i++) {
+      await s.put('h', i);
+      const all = (await s.history<number>('h')).map((r) => (r as { value: number }).value);
+      expect(all).toEqual([i, i - 1, i - 2].filter((v) => v >= 1));
+      expect((await s.history<number>('h', { limit: 2 })).map((r) => (r as { value: number }).value)).toEqual([i, i - 1].filter((v) => v >= 1));
+    }
+    await s.close();
+  });
 });

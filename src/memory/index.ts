@@ -153,7 +153,10 @@ export class MemoryStore extends BaseStore {
     this.assertOpen();
     assertKey(key);
     const limit = assertLimit(options.limit, this.historyDepth) ?? this.historyDepth;
-    return (this.past.get(key) ?? []).slice(0, limit).map((r) => this.decode<T>(r) as StoredRecord<T>);
+    const past = this.past.get(key) ?? [];
+    // Newest first, within the depth kept (the array holds up to twice it between trims).
+    const newest = past.slice(Math.max(0, past.length - Math.min(limit, this.historyDepth))).reverse();
+    return newest.map((r) => this.decode<T>(r) as StoredRecord<T>);
   }
 
   watch<T = unknown>(options: WatchOptions): AsyncIterable<WatchEvent<T>> {
@@ -219,10 +222,11 @@ export class MemoryStore extends BaseStore {
 
   private commit(record: StoredRecord<Uint8Array>, event: WatchEvent<Uint8Array>): void {
     this.records.set(record.key, record);
-    const past = this.past.get(record.key) ?? [];
-    past.unshift(record);
-    if (past.length > this.historyDepth) past.length = this.historyDepth;
-    this.past.set(record.key, past);
+    // Oldest first, trimmed in chunks: an unshift per write moved the whole history.
+    let past = this.past.get(record.key);
+    if (past === undefined) this.past.set(record.key, (past = []));
+    past.push(record);
+    if (past.length >= 2 * this.historyDepth) past.splice(0, past.length - this.historyDepth);
     this.changes.push(event);
     for (const w of this.watchers) if (w.matches(event.key)) this.deliver(w.queue, event);
   }
