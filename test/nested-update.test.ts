@@ -42,4 +42,20 @@ describe('update() started inside a mutation of the same key', () => {
       });
     }
   }
+  for (const [name, open] of stores) {
+    it(`${name}: several update()s started inside one mutation share one attempt after it, each fn called once (review round 9)`, async () => {
+      const s = open();
+      await s.put('k', 1);
+      let nestedCalls = 0;
+      const nested: Array<Promise<{ value: number } | null>> = [];
+      await s.update<number>('k', (n) => {
+        for (let i = 0; i < 4; i++) nested.push(s.update<number>('k', (m) => (nestedCalls++, (m ?? 0) + 1)) as Promise<{ value: number } | null>);
+        return n ?? 0;
+      });
+      const values = (await Promise.all(nested)).map((e) => e?.value);
+      expect(values).toEqual([2, 3, 4, 5]);
+      expect(nestedCalls).toBe(4);
+      await s.close();
+    });
+  }
 });

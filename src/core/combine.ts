@@ -18,6 +18,8 @@ export class WriteCombiner {
   private readonly forming = new Map<string, Caller[]>();
   /** Per key: settles when its last loop ends or waits for a mutation. */
   private readonly busy = new Map<string, Promise<void>>();
+  /** Per key: callers started inside a mutation of its running attempt, gathered until that attempt ends. */
+  private readonly nested = new Map<string, { after: Promise<void>; callers: Caller[] }>();
 
   constructor(private readonly store: UpdatableStore) {}
 
@@ -35,14 +37,22 @@ export class WriteCombiner {
    * `after`: the caller comes from inside a mutation of the key's running attempt (nested.ts); it runs
    * in an attempt of its own once that one has ended, whatever the key's other callers do meanwhile.
    */
+  private afterAttempt(key: string, caller: Caller, after: Promise<void>): void {
+    const gathering = this.nested.get(key);
+    if (gathering?.after === after) return void gathering.callers.push(caller);
+    const callers = [caller];
+    this.nested.set(key, { after, callers });
+    void after.then(() => {
+      if (this.nested.get(key)?.callers === callers) this.nested.delete(key);
+      return new AttemptLoop(this.store, key, callers, { retry: UPDATE_DEFAULTS.retry }).run();
+    });
+  }
+
   update<T>(key: string, fn: Mutation<T>, opts: UpdateOptions<T>, after?: Promise<void>): Promise<Entry<T> | null> {
     return new Promise((resolve, reject) => {
       const caller = new Caller(key, fn as Mutation<unknown>, opts as UpdateOptions<unknown>, resolve as (e: Entry<unknown> | null) => void, reject);
       if (caller.settled) return;
-      if (after !== undefined) {
-        void after.then(() => new AttemptLoop(this.store, key, [caller], { retry: UPDATE_DEFAULTS.retry }).run());
-        return;
-      }
+      if (after !== undefined) return this.afterAttempt(key, caller, after);
       let gathering = this.forming.get(key);
       if (!gathering) {
         const callers: Caller[] = [];

@@ -81,7 +81,12 @@ export class UpdatesAtOnce {
 
   private step(key: string, callers: Caller[], policy: LoopPolicy): void {
     const end = new AttemptEnd();
-    if (!this.composeAndWrite(key, callers, policy, end)) end.done();
+    let goesOn = false;
+    try {
+      goesOn = this.composeAndWrite(key, callers, policy, end);
+    } finally {
+      if (!goesOn) end.done();
+    }
   }
 
   /** True when the attempt goes on in a loop, which settles `end` when it ends. */
