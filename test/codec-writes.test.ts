@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { RevkitError, ValidationError, rawCodec, type Codec, type Store } from '../src/core/index.js';
+import { RevkitError, ValidationError, encodeForWrite, jsonCodec, jsonTextForWrite, rawCodec, type Codec, type Store } from '../src/core/index.js';
 import { MemoryStore } from '../src/memory/index.js';
 import { SqliteStore } from '../src/sqlite/index.js';
 import { FileStore } from '../src/file/index.js';
@@ -286,5 +286,40 @@ describe('RevkitError.is', () => {
   it('an error whose code is an inherited property name is not a revkit error', () => {
     for (const code of ['constructor', 'toString', '__proto__', 'hasOwnProperty']) expect(RevkitError.is({ code })).toBe(false);
     expect(RevkitError.is({ code: 'ERR_CONFLICT' })).toBe(true);
+  });
+});
+
+describe('memory keeps JSON values as text (jsonTextForWrite): the same answers as encoding to bytes', () => {
+  const outcome = (f: () => { value: unknown }) => {
+    try {
+      return { ok: f().value };
+    } catch (err) {
+      return { err: (err as RevkitError).code, message: (err as Error).message };
+    }
+  };
+  it('every value, at and around the limit in UTF-8 bytes: accepted or refused alike, with the same size and the same copy', () => {
+    const values: unknown[] = [
+      0, -0, 1e21, 5e-324, -1.5, true, false, null, '', 'é', '😀', '\ud800', '\u2028', 'a"b\\c\n',
+      { a: 'é'.repeat(10) }, ['😀', { x: -0 }], { nested: { deep: [1, 2, { s: 'ü' }] } },
+      Number.NaN, undefined, { d: new Date(0) }, [1, undefined], 10n,
+    ];
+    for (const value of values) {
+      for (const limit of [1, 2, 3, 4, 5, 8, 12, 16, 24, 40, 64, 1024]) {
+        const asText = outcome(() => jsonTextForWrite(value, limit));
+        const asBytes = outcome(() => encodeForWrite(jsonCodec, value, limit));
+        expect(asText, `${String(value)} within ${limit}`).toEqual(asBytes);
+      }
+    }
+  });
+
+  it('a store with a small limit refuses what the byte encoding refuses, and reads back what it took', async () => {
+    const s = new MemoryStore({ maxValueBytes: 8 });
+    for (const value of ['abcdef', 'abcdefg', 'éé', 'ééé', '😀', '😀é', { a: 1 }, { ab: 12 }]) {
+      const bytes = outcome(() => encodeForWrite(jsonCodec, value, 8));
+      const put = await s.put('k', value).then((e) => ({ ok: e.value }), (err: RevkitError) => ({ err: err.code, message: err.message }));
+      expect(put, JSON.stringify(value)).toEqual(bytes);
+      if ('ok' in put) expect((await s.get('k'))?.value).toEqual(value);
+    }
+    await s.close();
   });
 });

@@ -1,4 +1,4 @@
-import { RevkitError, ValidationError } from './errors.js';
+import { RevkitError, TooLargeError, ValidationError } from './errors.js';
 import { findUnfaithfulValue, issueOf, unfaithfulValue } from './faithful.js';
 import { assertValueSize } from './keys.js';
 import type { Codec } from './types.js';
@@ -17,42 +17,59 @@ const decoder = new TextDecoder('utf-8', { fatal: true });
 export const jsonCodec: Codec = {
   name: 'json',
   encode(value) {
-    let text: string | undefined;
-    try {
-      text = JSON.stringify(value);
-    } catch (err) {
-      // A bigint, a cycle, a throwing toJSON: say where, when the walk can tell.
-      let found;
-      try {
-        found = findUnfaithfulValue(value);
-      } catch {
-        found = undefined;
-      }
-      const error = new ValidationError([found !== undefined ? issueOf(found) : { message: `value cannot be encoded as JSON: ${(err as Error).message}` }]);
-      (error as { cause?: unknown }).cause = err;
-      throw error;
-    }
-    if (text === undefined) throw new ValidationError([{ message: `the value is ${typeof value === 'undefined' ? 'undefined' : `a ${typeof value}`}, which JSON cannot carry`, path: [] }]);
-    if (typeof value === 'number') {
-      if (!Number.isFinite(value)) throw new ValidationError([issueOf({ path: [], what: String(value) })]);
-    } else if (typeof value === 'object' && value !== null) {
-      let found;
-      try {
-        found = unfaithfulValue(value);
-      } catch (err) {
-        // Deeper than the stack lets the walk go (JSON.stringify gives up sooner): unchecked is refused.
-        const error = new ValidationError([{ message: 'the value nests too deeply to be checked', path: [] }]);
-        (error as { cause?: unknown }).cause = err;
-        throw error;
-      }
-      if (found !== undefined) throw new ValidationError([issueOf(found)]);
-    }
-    return encoder.encode(text);
+    return encoder.encode(jsonText(value));
   },
   decode(bytes) {
     return JSON.parse(decoder.decode(bytes));
   },
 };
+
+/** What jsonCodec encodes, before it becomes bytes (a store that keeps values in its own memory can keep the text). */
+export function jsonText(value: unknown): string {
+  let text: string | undefined;
+  try {
+    text = JSON.stringify(value);
+  } catch (err) {
+    // A bigint, a cycle, a throwing toJSON: say where, when the walk can tell.
+    let found;
+    try {
+      found = findUnfaithfulValue(value);
+    } catch {
+      found = undefined;
+    }
+    const error = new ValidationError([found !== undefined ? issueOf(found) : { message: `value cannot be encoded as JSON: ${(err as Error).message}` }]);
+    (error as { cause?: unknown }).cause = err;
+    throw error;
+  }
+  if (text === undefined) throw new ValidationError([{ message: `the value is ${typeof value === 'undefined' ? 'undefined' : `a ${typeof value}`}, which JSON cannot carry`, path: [] }]);
+  if (typeof value === 'number') {
+    if (!Number.isFinite(value)) throw new ValidationError([issueOf({ path: [], what: String(value) })]);
+  } else if (typeof value === 'object' && value !== null) {
+    let found;
+    try {
+      found = unfaithfulValue(value);
+    } catch (err) {
+      // Deeper than the stack lets the walk go (JSON.stringify gives up sooner): unchecked is refused.
+      const error = new ValidationError([{ message: 'the value nests too deeply to be checked', path: [] }]);
+      (error as { cause?: unknown }).cause = err;
+      throw error;
+    }
+    if (found !== undefined) throw new ValidationError([issueOf(found)]);
+  }
+  return text;
+}
+
+/**
+ * encodeForWrite() for jsonCodec, as text: the same checks, limit (in UTF-8
+ * bytes) and caller's copy, without an ArrayBuffer per value (MemoryStore).
+ */
+export function jsonTextForWrite(value: unknown, maxValueBytes: number): { text: string; value: unknown } {
+  const text = jsonText(value);
+  // A UTF-16 code unit is at most 3 UTF-8 bytes; JSON.stringify's text is well-formed (lone surrogates escaped).
+  const bytes = text.length * 3 <= maxValueBytes ? text.length : Buffer.byteLength(text, 'utf8');
+  if (bytes > maxValueBytes) throw new TooLargeError('the encoded value', bytes, maxValueBytes);
+  return { text, value: value === null || isPrimitive(value) ? (value === 0 ? 0 : value) : JSON.parse(text) };
+}
 
 /**
  * Stores bytes as they are; values must be Uint8Array (or Buffer). Both ways

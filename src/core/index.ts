@@ -1,7 +1,7 @@
 export * from './errors.js';
 export * from './feature-errors.js';
 export * from './types.js';
-export { jsonCodec, rawCodec, asWritten, copyWith, decodeStored, encodeForWrite, type EncodedWrite } from './codec.js';
+export { jsonCodec, rawCodec, asWritten, copyWith, decodeStored, encodeForWrite, jsonTextForWrite, type EncodedWrite } from './codec.js';
 export { parseJsonValue, assertFaithfulText, unfaithfulValue, type UnfaithfulValue } from './faithful.js';
 export { findUnfaithfulNumber, jsonPointer, type UnfaithfulNumber } from './json-numbers.js';
 export { deepEqual } from './equal.js';
