@@ -68,7 +68,7 @@ export function jsonTextForWrite(value: unknown, maxValueBytes: number): { text:
   // A UTF-16 code unit is at most 3 UTF-8 bytes; JSON.stringify's text is well-formed (lone surrogates escaped).
   const bytes = text.length * 3 <= maxValueBytes ? text.length : Buffer.byteLength(text, 'utf8');
   if (bytes > maxValueBytes) throw new TooLargeError('the encoded value', bytes, maxValueBytes);
-  return { text, value: value === null || isPrimitive(value) ? (value === 0 ? 0 : value) : JSON.parse(text) };
+  return { text, value: isJsonPrimitive(value) ? readBack(value) : JSON.parse(text) };
 }
 
 /**
@@ -102,9 +102,8 @@ export interface EncodedWrite {
  */
 export function encodeForWrite(codec: Codec, value: unknown, maxValueBytes: number): EncodedWrite {
   const bytes = encodeChecked(codec, value, maxValueBytes);
-  // JSON reads back a primitive it encoded as that primitive (numbers print round-trip exact, lone
-  // surrogates are escaped), except -0, which it has no sign for.
-  if (codec === jsonCodec && (value === null || isPrimitive(value))) return { bytes, value: value === 0 ? 0 : value };
+  // Lone surrogates are escaped too: what JSON reads back of a primitive is readBack()'s.
+  if (codec === jsonCodec && isJsonPrimitive(value)) return { bytes, value: readBack(value) };
   let copy: unknown;
   try {
     copy = decodeStored(codec, bytes);
@@ -121,11 +120,14 @@ export function encodeForWrite(codec: Codec, value: unknown, maxValueBytes: numb
  * every value a later caller's replaces, and a hot counter's are numbers.
  */
 export function asWritten(codec: Codec, value: unknown, maxValueBytes: number): unknown {
-  if (codec === jsonCodec && fitsAsIs(value, maxValueBytes)) return value === 0 ? 0 : value; // JSON has no -0
-  return encodeForWrite(codec, value, maxValueBytes).value;
+  if (codec !== jsonCodec) return encodeForWrite(codec, value, maxValueBytes).value;
+  return fitsAsIs(value, maxValueBytes) ? readBack(value) : jsonTextForWrite(value, maxValueBytes).value;
 }
 
-const isPrimitive = (value: unknown): boolean => typeof value === 'number' || typeof value === 'string' || typeof value === 'boolean';
+const isJsonPrimitive = (value: unknown): boolean => value === null || typeof value === 'number' || typeof value === 'string' || typeof value === 'boolean';
+
+/** A JSON primitive as JSON reads it back: itself (numbers print round-trip exact), but -0, which JSON has no sign for. */
+const readBack = (value: unknown): unknown => (value === 0 ? 0 : value);
 
 /** A primitive JSON carries as it is, encoded within the limit whatever it holds (a character is at most 6 bytes, as \uXXXX). */
 function fitsAsIs(value: unknown, maxValueBytes: number): boolean {
