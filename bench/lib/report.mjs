@@ -33,10 +33,10 @@ function tables(r) {
   };
   T.a = {
     title: '(a) One writer, one key: update() versus the raw driver CAS loop (median time per op over alternating rounds)',
-    headers: ['backend', 'raw ops/s', 'update() ops/s', 'ratio', 'update({combine:false}) ops/s', 'ratio', 'getRecord+put loop ops/s', 'ratio', 'update() p50 ms', 'p99 ms', 'update() ratio per round'],
+    headers: ['backend', 'raw ops/s', 'update() ops/s', 'ratio', 'update({combine:false}) ops/s', 'ratio', 'getRecord+put loop ops/s', 'ratio', 'raw + change log ops/s', 'ratio', 'update() / raw + log', 'update() p50 ms', 'p99 ms', 'update() ratio per round'],
     rows: avail(r).filter((b) => b.single).map((b) => {
       const s = b.single;
-      return [b.name, int(s.raw.opsPerSec), int(s.update.opsPerSec), ratio(s.ratio), int(s.updateNoCombine.opsPerSec), ratio(s.ratioNoCombine), s.primitives ? int(s.primitives.opsPerSec) : '–', s.primitives ? ratio(s.ratioPrimitives) : '–', ms(s.update.p50Ms), ms(s.update.p99Ms), s.ratiosPerRound.map((x) => x.toFixed(2)).join(' ')];
+      return [b.name, int(s.raw.opsPerSec), int(s.update.opsPerSec), ratio(s.ratio), int(s.updateNoCombine.opsPerSec), ratio(s.ratioNoCombine), s.primitives ? int(s.primitives.opsPerSec) : '–', s.primitives ? ratio(s.ratioPrimitives) : '–', s.logged ? int(s.logged.opsPerSec) : '–', s.logged ? ratio(s.ratioLogged) : '–', s.logged ? ratio(s.ratioOverLogged) : '–', ms(s.update.p50Ms), ms(s.update.p99Ms), s.ratiosPerRound.map((x) => x.toFixed(2)).join(' ')];
     }),
   };
   const cellRows = (key) =>
@@ -140,7 +140,7 @@ in that same run. Rerun with \`npm run bench\` (≈ 5–10 minutes, results in \
 - Node ${m.node}; revkit ${m.revkit} at commit \`${m.commit}\`
 ${r.backends.map((b) => `- ${b.name}: ${b.available ? b.version : b.note}`).join('\n')}
 - update() defaults measured: maxAttempts ${p.updateDefaults.maxAttempts}, deadlineMs ${p.updateDefaults.deadlineMs}, retry ${p.updateDefaults.retry}
-- (a): ${p.rounds} alternating rounds of raw loop / update() / update({ combine: false }) / a hand-written \`getRecord\` + \`put({ ifRevision })\` loop over the same store (what the backend write itself costs, without the update loop), each sized from a warm-up to last ≈ ${p.roundMs} ms; store opening is inside the timed part on both sides (the raw loops connect inside \`rawLoop\`)
+- (a): ${p.rounds} alternating rounds of raw loop / update() / update({ combine: false }) / a hand-written \`getRecord\` + \`put({ ifRevision })\` loop over the same store (what the backend write itself costs, without the update loop) / the raw loop that also appends each change to a change log, as watch() and history() need (the target's \`logLoop\`: the floor of any design keeping a log in that engine), each sized from a warm-up to last ≈ ${p.roundMs} ms; store opening is inside the timed part on both sides (the raw loops connect inside \`rawLoop\`)
 - (b), (c), (d): ${p.durationMs} ms per cell, writers loop \`update(key, n => n + 1)\` until the time is up; in-flight calls are finished and counted; (c) forks ${p.processes} \`node\` processes × ${p.writersPerProcess} writers that open the store by URL from \`dist/\`
 - sweep (chart): ${p.sweepMs} ms per cell at ${p.sweepWriters.filter((w) => w !== p.hotWriters).join(', ')} writers; the ${p.hotWriters}-writer points are the (b) cells
 - Policies: ${p.policies.map((x) => `\`${x.id}\` = ${x.label}`).join('; ')}

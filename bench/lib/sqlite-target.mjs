@@ -3,6 +3,19 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
+/** Runs a CAS transaction `ops` times, each until it writes (BEGIN IMMEDIATE; SQLITE_BUSY: again). */
+function repeat(step, ops) {
+  for (let i = 0; i < ops; i++) {
+    for (;;) {
+      try {
+        if (step.immediate()) break;
+      } catch (err) {
+        if (err?.code !== 'SQLITE_BUSY') throw err;
+      }
+    }
+  }
+}
+
 export function sqliteTarget(synchronous) {
   const dirs = new Set();
   let n = 0;
@@ -58,15 +71,40 @@ export function sqliteTarget(synchronous) {
           const next = Buffer.from(JSON.stringify((row ? JSON.parse(row.value.toString('utf8')) : 0) + 1));
           return (row ? upd.run(next, key, row.revision) : ins.run(key, next)).changes === 1;
         });
-        for (let i = 0; i < ops; i++) {
-          for (;;) {
-            try {
-              if (step.immediate()) break;
-            } catch (err) {
-              if (err?.code !== 'SQLITE_BUSY') throw err;
-            }
-          }
-        }
+        repeat(step, ops);
+      } finally {
+        db.close();
+      }
+    },
+
+    /**
+     * The same CAS loop keeping what watch() and history() need, written by
+     * hand at its smallest: every write also appends its change to a log
+     * (`raw_changes`, a rowid table whose rowid is the revision, so the
+     * revision is drawn from one counter for the whole file), in the same
+     * transaction. The floor of any design that keeps a change log in SQLite.
+     */
+    async logLoop({ url, key, ops }) {
+      const Database = await driver();
+      const db = new Database(pathOf(url), { timeout: 10_000 });
+      try {
+        db.pragma('journal_mode = WAL');
+        db.pragma(`synchronous = ${synchronous === 'full' ? 'FULL' : 'NORMAL'}`);
+        db.exec(`CREATE TABLE IF NOT EXISTS log_kv (key TEXT PRIMARY KEY NOT NULL, value BLOB NOT NULL, revision INTEGER NOT NULL) WITHOUT ROWID;
+          CREATE TABLE IF NOT EXISTS log_changes (revision INTEGER PRIMARY KEY, key TEXT NOT NULL, value BLOB NOT NULL)`);
+        db.pragma('busy_timeout = 5');
+        const get = db.prepare('SELECT value, revision FROM log_kv WHERE key = ?');
+        const append = db.prepare('INSERT INTO log_changes (key, value) VALUES (?, ?)');
+        const upd = db.prepare('UPDATE log_kv SET value = ?, revision = ? WHERE key = ? AND revision = ?');
+        const ins = db.prepare('INSERT INTO log_kv (key, value, revision) VALUES (?, ?, ?) ON CONFLICT (key) DO NOTHING');
+        const step = db.transaction(() => {
+          const row = get.get(key);
+          const next = Buffer.from(JSON.stringify((row ? JSON.parse(row.value.toString('utf8')) : 0) + 1));
+          const revision = append.run(key, next).lastInsertRowid;
+          if ((row ? upd.run(next, revision, key, row.revision) : ins.run(key, next, revision)).changes === 1) return true;
+          throw new Error('conflict'); // rolls the log entry back; one writer never gets here
+        });
+        repeat(step, ops);
       } finally {
         db.close();
       }

@@ -72,6 +72,40 @@ export async function rawLoop({ url, key, ops }) {
   }
 }
 
+/**
+ * The same loop keeping what watch() and history() need, written by hand at
+ * its smallest: the write draws the revision from one sequence for the whole
+ * store and appends the change to a log table in the same statement (a
+ * data-modifying CTE, one round trip). The floor of any design that keeps a
+ * change log in PostgreSQL tables.
+ */
+export async function logLoop({ url, key, ops }) {
+  const pg = await driver();
+  const p = prefixOf(url);
+  const [kv, log, seq] = [`"${p}log_kv"`, `"${p}log_changes"`, `"${p}log_seq"`];
+  const pool = new pg.Pool({ connectionString: connectionOf(url), max: 2 });
+  pool.on('error', () => undefined);
+  try {
+    await pool.query(`CREATE TABLE IF NOT EXISTS ${kv} (key text COLLATE "C" PRIMARY KEY, value bytea NOT NULL, revision bigint NOT NULL);
+      CREATE TABLE IF NOT EXISTS ${log} (revision bigint PRIMARY KEY, key text COLLATE "C" NOT NULL, value bytea NOT NULL);
+      CREATE SEQUENCE IF NOT EXISTS ${seq}`);
+    const append = (written) => `, w AS (${written} RETURNING key, value, revision) INSERT INTO ${log} (revision, key, value) SELECT revision, key, value FROM w RETURNING revision`;
+    for (let i = 0; i < ops; i++) {
+      for (;;) {
+        const r = await pool.query({ name: `log_get_${p}`, text: `SELECT value, revision FROM ${kv} WHERE key = $1`, values: [key] });
+        const row = r.rows[0];
+        const next = Buffer.from(JSON.stringify((row ? JSON.parse(row.value.toString('utf8')) : 0) + 1));
+        const w = row
+          ? await pool.query({ name: `log_upd_${p}`, text: `WITH r AS (SELECT nextval('${seq}') AS rev)${append(`UPDATE ${kv} SET value = $2, revision = (SELECT rev FROM r) WHERE key = $1 AND revision = $3`)}`, values: [key, next, row.revision] })
+          : await pool.query({ name: `log_ins_${p}`, text: `WITH r AS (SELECT nextval('${seq}') AS rev)${append(`INSERT INTO ${kv} (key, value, revision) SELECT $1, $2, rev FROM r ON CONFLICT (key) DO NOTHING`)}`, values: [key, next] });
+        if (w.rowCount === 1) break;
+      }
+    }
+  } finally {
+    await pool.end();
+  }
+}
+
 export async function cleanup() {
   if (made.size === 0) return;
   const pg = await driver();
@@ -80,7 +114,7 @@ export async function cleanup() {
   pool.on('error', () => undefined);
   try {
     for (const prefix of made) {
-      await pool.query(`DROP TABLE IF EXISTS "${prefix}raw"`).catch(() => undefined);
+      await pool.query(`DROP TABLE IF EXISTS "${prefix}raw", "${prefix}log_kv", "${prefix}log_changes"; DROP SEQUENCE IF EXISTS "${prefix}log_seq"`).catch(() => undefined);
       await dropPostgresStore(pool, { prefix }).catch(() => undefined);
     }
     made.clear();

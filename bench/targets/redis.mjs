@@ -91,6 +91,37 @@ export async function rawLoop({ url, key, ops }) {
   }
 }
 
+// The same CAS keeping what watch() and history() need, at its smallest: the
+// revision drawn from one counter for the whole store, the change appended to
+// a stream, in the same script.
+const CAS_LOGGED = `
+local rev = tonumber(redis.call('HGET', KEYS[1], 'rev') or '0')
+if rev ~= tonumber(ARGV[1]) then return 0 end
+local next = redis.call('INCR', KEYS[2])
+redis.call('HSET', KEYS[1], 'value', ARGV[2], 'rev', next)
+redis.call('XADD', KEYS[3], 'MAXLEN', '~', 100000, '*', 'key', KEYS[1], 'rev', next, 'value', ARGV[2])
+return 1`;
+
+/** The raw loop with a change log (CAS_LOGGED): the floor of any design that keeps one in Redis. */
+export async function logLoop({ url, key, ops }) {
+  const Redis = await driver();
+  const client = new Redis(connectionOf(url));
+  client.defineCommand('casLogged', { numberOfKeys: 3, lua: CAS_LOGGED });
+  const base = `rk:{${prefixOf(url)}}:log`;
+  const k = `${base}:kv:${key}`;
+  try {
+    for (let i = 0; i < ops; i++) {
+      for (;;) {
+        const [value, rev] = await client.hmget(k, 'value', 'rev');
+        const next = JSON.stringify((value === null ? 0 : JSON.parse(value)) + 1);
+        if ((await client.casLogged(k, `${base}:head`, `${base}:changes`, rev ?? '0', next)) === 1) break;
+      }
+    }
+  } finally {
+    client.disconnect();
+  }
+}
+
 export async function cleanup() {
   if (made.size === 0) return;
   const Redis = await driver();

@@ -2,4 +2,4 @@
 import { sqliteTarget } from '../lib/sqlite-target.mjs';
 
 const t = sqliteTarget('normal');
-export const { name, crossProcess, available, freshUrl, rawLoop, version, cleanup } = t;
+export const { name, crossProcess, available, freshUrl, rawLoop, logLoop, version, cleanup } = t;

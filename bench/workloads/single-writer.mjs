@@ -13,6 +13,14 @@ async function timeRaw(target, url, key, ops) {
   return { ms: performance.now() - t };
 }
 
+// The raw loop that also appends each change to a log (the target's logLoop, where it has one):
+// what watch() and history() cost any design that keeps a change log in this engine.
+async function timeLogged(target, url, key, ops) {
+  const t = performance.now();
+  await target.logLoop({ url, key, ops });
+  return { ms: performance.now() - t };
+}
+
 // Opening is timed on both sides (the raw loop connects inside rawLoop too);
 // the store's schema already exists, like the raw loop's table after warm-up.
 async function timeRevkit(lib, url, key, ops, opts, latencies) {
@@ -73,13 +81,14 @@ export async function singleWriter({ target, lib, url, rounds, roundMs, tick }) 
     updateNoCombine: (ops, key, lat) => timeRevkit(lib, url, key, ops, { combine: false }, lat),
     primitives: (ops, key) => timePrimitives(lib, url, key, ops),
   };
+  if (target.logLoop) sides.logged = (ops, key) => timeLogged(target, url, key, ops);
   const ops = {};
   let k = 0;
   for (const [side, run] of Object.entries(sides)) {
     tick?.(`warm-up ${side}`);
     ops[side] = await calibrate((n) => run(n, `warm-${side}-${k++}`), roundMs);
   }
-  const perOp = { raw: [], update: [], updateNoCombine: [], primitives: [] };
+  const perOp = Object.fromEntries(Object.keys(sides).map((side) => [side, []]));
   const latencies = { update: [], updateNoCombine: [] };
   for (let r = 0; r < rounds; r++) {
     for (const [side, run] of Object.entries(sides)) {
@@ -100,8 +109,12 @@ export async function singleWriter({ target, lib, url, rounds, roundMs, tick }) 
   const update = stats('update');
   const updateNoCombine = stats('updateNoCombine');
   const primitives = stats('primitives');
+  const logged = sides.logged ? stats('logged') : null;
   return {
-    rounds, raw, update, updateNoCombine, primitives,
+    rounds, raw, update, updateNoCombine, primitives, logged,
+    /** The change log's own cost (raw loop with a log / raw loop), and update() over that floor. */
+    ratioLogged: logged ? logged.msPerOp / raw.msPerOp : null,
+    ratioOverLogged: logged ? update.msPerOp / logged.msPerOp : null,
     ratioPrimitives: primitives.msPerOp / raw.msPerOp,
     ratio: update.msPerOp / raw.msPerOp,
     ratioNoCombine: updateNoCombine.msPerOp / raw.msPerOp,
