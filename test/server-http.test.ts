@@ -145,6 +145,24 @@ for (const target of await storeTargets()) {
       });
     });
 
+    describe('Revkit-Writer: any token the core accepts, percent-encoded', () => {
+      it('a token with spaces, dots or non-ASCII is stored as given and sent back encoded; a malformed or control-character one is 400 and writes nothing', async () => {
+        const ok: Array<[string, string]> = [['job.42', 'job.42'], ['a%20b', 'a b'], ['%E2%82%AC', '€'], ['plain_token-1', 'plain_token-1'], ['x'.repeat(200), 'x'.repeat(200)]];
+        for (const [i, [header, writer]] of ok.entries()) {
+          const put = await req(base, 'PUT', `/v1/kv/w/${i}`, { body: i, headers: { 'revkit-writer': header } });
+          expect(put.status, header).toBe(201);
+          const got = await req(base, 'GET', `/v1/kv/w/${i}`);
+          expect(decodeURIComponent(got.headers.get('revkit-writer') as string), header).toBe(writer);
+          expect(got.headers.get('revkit-writer'), header).toBe(encodeURIComponent(writer));
+        }
+        for (const header of ['%ZZ', '%0A', 'a%00b', '%', 'x'.repeat(201), '%ED%A0%80']) {
+          const r = await req(base, 'PUT', '/v1/kv/w/bad', { body: 1, headers: { 'revkit-writer': header } });
+          expectProblem(r, 400, 'ERR_BAD_REQUEST');
+        }
+        expect((await req(base, 'GET', '/v1/kv/w/bad')).status).toBe(404);
+      });
+    });
+
     describe('conditional requests', () => {
       it('If-Match: "<rev>" updates at that revision only; a failed precondition is 412 naming the current ETag', async () => {
         const a = await req(base, 'PUT', '/v1/kv/c/1', { body: 'a' });

@@ -188,7 +188,7 @@ export class HttpStore extends BaseStore {
     const expires = res.headers.get('revkit-expires-at');
     if (expires !== null) entry.expiresAt = Number(expires);
     const writer = res.headers.get('revkit-writer');
-    if (writer !== null) entry.writer = writer;
+    if (writer !== null) entry.writer = writerFromHeader(writer);
     return entry;
   }
 
@@ -201,7 +201,7 @@ export class HttpStore extends BaseStore {
     }
     const headers: Record<string, string> = { 'content-type': 'application/json' };
     addCondition(headers, options);
-    if (options.writer !== undefined) headers['revkit-writer'] = options.writer;
+    if (options.writer !== undefined) headers['revkit-writer'] = encodeURIComponent(options.writer);
     const query: Record<string, string> = options.ttlMs !== undefined ? { ttlMs: String(options.ttlMs) } : {};
     const meta = (await this.pool.run((t) => t.requestJson('PUT', keyPath(key, '', query), { headers, body, write: true, key }))) as Omit<Entry<T>, 'value'>;
     const entry: Entry<T> = { ...meta, key, value: JSON.parse(body) as T };
@@ -214,7 +214,7 @@ export class HttpStore extends BaseStore {
     }
     const headers: Record<string, string> = {};
     addCondition(headers, options);
-    if (options.writer !== undefined) headers['revkit-writer'] = options.writer;
+    if (options.writer !== undefined) headers['revkit-writer'] = encodeURIComponent(options.writer);
     return this.pool.run(async (t) => {
       const res = await t.request('DELETE', keyPath(key), { headers, write: true, key, okStatuses: [200, 404] });
       if (res.status === 404) return null;
@@ -333,4 +333,13 @@ function revisionOf(etag: string | null): number {
   const m = /^"(\d+)"$/.exec(etag ?? '');
   if (!m) throw new BackendError(`the server sent no revision ETag (${String(etag)})`, { transient: false });
   return Number(m[1]);
+}
+
+/** `Revkit-Writer` is percent-encoded UTF-8 (server/request.ts writerOf); a header that is not is taken as it stands. */
+function writerFromHeader(header: string): string {
+  try {
+    return decodeURIComponent(header);
+  } catch {
+    return header;
+  }
 }

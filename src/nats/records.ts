@@ -7,6 +7,8 @@
  * revision it replaced. Headers carry what the KV format has no room for:
  *
  * - `Revkit-Writer`  the writer token (update() recognises its own write after a lost ack);
+ *                    a token with spaces at either end, which a header value loses, goes
+ *                    percent-encoded in `Revkit-Writer-Encoded` instead;
  * - `Revkit-Created` the createdRevision when the write continues a live entry
  *                    (absent: the entry was created by this very message);
  * - `Revkit-Time`    updatedAt in ms (absent on foreign writes: the server's timestamp is used);
@@ -19,6 +21,7 @@ import { BackendError, type Codec, type Entry, type StoredRecord, type Tombstone
 
 const OP = 'KV-Operation';
 const H_WRITER = 'Revkit-Writer';
+const H_WRITER_ENCODED = 'Revkit-Writer-Encoded';
 const H_CREATED = 'Revkit-Created';
 const H_TIME = 'Revkit-Time';
 const H_EXPECTED = 'Nats-Expected-Last-Subject-Sequence';
@@ -30,7 +33,7 @@ export function putHeaders(expected: number, created: number | null, time: numbe
   h.set(H_EXPECTED, String(expected));
   if (created !== null) h.set(H_CREATED, String(created));
   h.set(H_TIME, String(time));
-  if (writer !== undefined) h.set(H_WRITER, writer);
+  setWriter(h, writer);
   return h;
 }
 
@@ -40,8 +43,27 @@ export function deleteHeaders(expected: number, time: number, writer: string | u
   h.set(OP, 'DEL');
   h.set(H_EXPECTED, String(expected));
   h.set(H_TIME, String(time));
-  if (writer !== undefined) h.set(H_WRITER, writer);
+  setWriter(h, writer);
   return h;
+}
+
+/** A header value is trimmed on the wire: a token that would lose its outer spaces is sent percent-encoded. */
+function setWriter(h: MsgHdrs, writer: string | undefined): void {
+  if (writer === undefined) return;
+  if (writer.trim() === writer) h.set(H_WRITER, writer);
+  else h.set(H_WRITER_ENCODED, encodeURIComponent(writer));
+}
+
+function writerOf(h: MsgHdrs | undefined): string | undefined {
+  const encoded = h?.get(H_WRITER_ENCODED);
+  if (encoded) {
+    try {
+      return decodeURIComponent(encoded);
+    } catch {
+      return encoded;
+    }
+  }
+  return h?.get(H_WRITER) || undefined;
 }
 
 /** What the headers add to a message's size, as the server counts it against max_payload. */
@@ -67,7 +89,7 @@ export function previousOf(h: MsgHdrs | undefined): number | undefined {
 
 /** The record a message of `key` at stream sequence `seq` holds; `timestamp`: the server's store time, if known. */
 export function toRecord<T>(codec: Codec, key: string, seq: number, h: MsgHdrs | undefined, data: Uint8Array, timestamp: string | undefined): StoredRecord<T> {
-  const writer = h?.get(H_WRITER) || undefined;
+  const writer = writerOf(h);
   const time = Number(h?.get(H_TIME) || NaN);
   const stamp = timestamp ?? h?.get('Nats-Time-Stamp') ?? '';
   const updatedAt = Number.isFinite(time) ? time : Date.parse(stamp) || 0;

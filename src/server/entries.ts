@@ -3,7 +3,7 @@ import type { FastifyReply } from 'fastify';
 import { isTombstone, type Entry, type StoredRecord } from '../core/index.js';
 import { etagOf } from './etag.js';
 import { HttpProblem } from './problem.js';
-import { WRITER } from './request.js';
+import { writerHeader } from './request.js';
 
 export function notFound(key: string, record: StoredRecord | null): HttpProblem {
   if (record !== null && isTombstone(record)) {
@@ -21,7 +21,7 @@ export function setEntryHeaders(reply: FastifyReply, e: Entry): void {
   reply.header('last-modified', httpDate(e.updatedAt));
   reply.header('cache-control', 'no-cache');
   if (e.expiresAt !== undefined) reply.header('revkit-expires-at', String(e.expiresAt));
-  if (e.writer !== undefined && WRITER.test(e.writer)) reply.header('revkit-writer', e.writer);
+  if (e.writer !== undefined) reply.header('revkit-writer', writerHeader(e.writer));
 }
 
 // Last-Modified has a resolution of one second, and most writes share their second with the previous one.

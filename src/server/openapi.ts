@@ -53,8 +53,8 @@ const writerHeader = {
   name: 'Revkit-Writer',
   in: 'header',
   required: false,
-  description: 'Writer token stored with the write (1–64 of `[A-Za-z0-9_-]`), returned as `Revkit-Writer` on reads, so a client can recognise its own write after a lost acknowledgement.',
-  schema: { type: 'string', pattern: '^[A-Za-z0-9_-]{1,64}$' },
+  description: 'Writer token stored with the write: 1 to 200 characters without control characters, percent-encoded as UTF-8 (`encodeURIComponent`; a token of `[A-Za-z0-9_-]` is sent as it is). Returned the same way as `Revkit-Writer` on reads, so a client can recognise its own write after a lost acknowledgement.',
+  schema: { type: 'string', minLength: 1, maxLength: 2400 },
 };
 
 const entryHeaders = {

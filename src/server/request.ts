@@ -1,10 +1,9 @@
 // What a request names: its key, writer, media type and query parameters, checked.
 import type { FastifyRequest } from 'fastify';
-import { InvalidKeyError, MAX_KEY_BYTES, assertKey } from '../core/index.js';
+import { InvalidArgumentError, InvalidKeyError, MAX_KEY_BYTES, assertKey, assertWriter } from '../core/index.js';
 import { HttpProblem } from './problem.js';
 
 export const KV = '/v1/kv/';
-export const WRITER = /^[A-Za-z0-9_-]{1,64}$/;
 export const MERGE_PATCH = 'application/merge-patch+json';
 
 export function pathOf(rawUrl: string): string {
@@ -51,11 +50,30 @@ export function mediaType(req: FastifyRequest): string {
   return String(req.headers['content-type'] ?? '').split(';')[0]?.trim().toLowerCase() ?? '';
 }
 
+/**
+ * The writer token of `Revkit-Writer`, percent-encoded UTF-8 (encodeURIComponent)
+ * so that any token the core accepts — 1 to 200 characters without control
+ * characters — crosses HTTP as given; a token of `[A-Za-z0-9_-]` reads as itself.
+ */
 export function writerOf(req: FastifyRequest): string | undefined {
   const w = req.headers['revkit-writer'];
   if (w === undefined) return undefined;
-  if (typeof w !== 'string' || !WRITER.test(w)) throw new HttpProblem(400, 'Revkit-Writer must be 1 to 64 characters of [A-Za-z0-9_-]');
-  return w;
+  const bad = () => new HttpProblem(400, 'Revkit-Writer must be a percent-encoded (UTF-8) token of 1 to 200 characters without control characters');
+  if (typeof w !== 'string') throw bad();
+  let writer: string;
+  try {
+    writer = decodeURIComponent(w);
+    assertWriter(writer);
+  } catch (err) {
+    if (err instanceof URIError || InvalidArgumentError.is(err)) throw bad();
+    throw err;
+  }
+  return writer;
+}
+
+/** A writer token as `Revkit-Writer` carries it (see writerOf). */
+export function writerHeader(writer: string): string {
+  return encodeURIComponent(writer);
 }
 
 /** A query parameter the route does not take is refused, not ignored: a misspelt `ttlms` must not write without a TTL. */

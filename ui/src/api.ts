@@ -111,7 +111,7 @@ export class Api {
     const expiresAt = num('revkit-expires-at');
     if (expiresAt !== undefined) entry.expiresAt = expiresAt;
     const writer = h.get('revkit-writer');
-    if (writer !== null) entry.writer = writer;
+    if (writer !== null) entry.writer = fromWriterHeader(writer);
     return entry;
   }
 
@@ -138,6 +138,15 @@ function guard(o: WriteOptions): Record<string, string> {
   const h: Record<string, string> = {};
   if (o.ifMatch !== undefined) h['if-match'] = `"${o.ifMatch}"`;
   if (o.ifNoneMatch !== undefined) h['if-none-match'] = o.ifNoneMatch;
-  if (o.writer !== undefined) h['revkit-writer'] = o.writer;
+  if (o.writer !== undefined) h['revkit-writer'] = encodeURIComponent(o.writer);
   return h;
+}
+
+/** Revkit-Writer is percent-encoded UTF-8; a header that is not is shown as it stands. */
+function fromWriterHeader(header: string): string {
+  try {
+    return decodeURIComponent(header);
+  } catch {
+    return header;
+  }
 }

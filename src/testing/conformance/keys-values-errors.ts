@@ -113,6 +113,24 @@ export function describeKeysValuesErrors(test: RegisterStoreTest): void {
       expect((await s.getRecord('opt'))?.revision).toBe(before.revision);
     });
 
+    test('a writer token the core accepts is kept and told back as given, on every backend (through HTTP too)', async (s) => {
+      // 1 to 200 characters without control characters: spaces, dots, percent signs, quotes, non-ASCII, astral.
+      const writers = ['a b', 'job.42', 'x'.repeat(200), 'ü', '€ 5', '𝄞', 'a/b:c%41', '%', '"q",;=', ' lead and trail '];
+      for (const [i, writer] of writers.entries()) {
+        const key = `writer/${i}`;
+        const put = await s.put(key, i, { writer });
+        expect(put.writer, `put ${JSON.stringify(writer)}`).toBe(writer);
+        expect((await s.get(key))?.writer, `get ${JSON.stringify(writer)}`).toBe(writer);
+        expect((await s.getRecord(key))?.writer, `getRecord ${JSON.stringify(writer)}`).toBe(writer);
+        expect((await s.list({ prefix: key })).entries.map((e) => e.writer)).toEqual([writer]);
+        if (s.capabilities.history) {
+          const deleter = writer.length < 200 ? `${writer}!` : 'd';
+          await s.delete(key, { writer: deleter });
+          expect((await s.history(key)).map((e) => e.writer), `history ${JSON.stringify(writer)}`).toEqual([deleter, writer]);
+        }
+      }
+    });
+
     test('every error is a RevkitError with a stable code', async (s) => {
       const errors = await Promise.all([
         s.put('', 1).catch((x) => x),
