@@ -97,6 +97,8 @@ export function keyFilter(options: WatchOptions): (key: string) => boolean {
   assertOptions(options, 'watch()');
   assertSignal(options.signal, 'watch()');
   if (options.fromRevision !== undefined) assertRevision(options.fromRevision, 'fromRevision');
+  // Both given, one would be ignored without a word (the HTTP API refuses the same).
+  if (options.key !== undefined && options.prefix !== undefined) throw new InvalidArgumentError('watch() takes a key or a prefix, not both');
   if (options.key !== undefined) {
     assertKey(options.key);
     const key = options.key;

@@ -7,7 +7,7 @@
 import pg from 'pg';
 import type { Pool, PoolClient, QueryConfig, QueryResult, QueryResultRow } from 'pg';
 import { BackendError, ClosedError, ConflictError, InvalidArgumentError, type Durability } from '../core/index.js';
-import { isServerUnavailable, mapPgError, type PgWhere } from './errors.js';
+import { StaleConnectionError, isServerUnavailable, mapPgError, type PgWhere } from './errors.js';
 import { durabilityOf } from './replication.js';
 import { num, optNum, type Row } from './rows.js';
 
@@ -136,6 +136,7 @@ export class Connections {
         if (this.guard) await this.guarded(client, what);
         return client;
       } catch (err) {
+        if (err instanceof StaleConnectionError) continue; // discarded by guarded(): the pool makes a new one
         if (!isServerUnavailable(err) || Date.now() + delay > deadline || this.store.isClosed) throw mapPgError(err, { writeSent: false, what, connecting: true, where: this.where });
         await new Promise((r) => setTimeout(r, delay));
         delay = Math.min(delay * 2, 500);

@@ -161,3 +161,10 @@ export function isServerUnavailable(err: unknown): boolean {
   if (code === '57P03' || code === '57P01' || code === '57P02' || code === '25006' || code?.startsWith('08')) return true;
   return isConnectionFailure(code, message);
 }
+
+/** A pooled connection whose member served an older timeline than one this process has met: discarded, and another one made (never told to a caller). */
+export class StaleConnectionError extends Error {
+  constructor(made: number, current: number) {
+    super(`a pooled connection made on WAL timeline ${made}, older than timeline ${current}`);
+  }
+}

@@ -99,7 +99,7 @@ export class PostgresStore extends BaseStore {
     this.historyDepth = settings.historyDepth;
     this.conn = new Connections(pool, this.names.tag, this, settings.connectWaitMs, settings.closeTimeoutMs);
     this.revisions = new Revisions(this.conn, this.names);
-    const source = new WatchQueries(this.conn, this.names, this.rows, this.revisions, this, settings.watchPollMs);
+    const source = new WatchQueries(this.conn, this.names, this.rows, this.revisions, this, settings.watchPollMs, settings.changeRetentionMs);
     this.hub = new WatchHub(source, () => this.wakeUps.stopListening());
     this.wakeUps = new WakeUps(pool, this.names.channel, this.hub, this, settings.notify);
     this.reads = new Reads(this.conn, this.names, this.rows, this.revisions, settings.historyDepth, settings.batchesInFlight);

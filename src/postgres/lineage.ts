@@ -42,6 +42,7 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import type { PoolClient } from 'pg';
 import { DataLostError, type DataLossDetails } from '../core/index.js';
 import type { Durability } from '../core/index.js';
+import { StaleConnectionError } from './errors.js';
 import { ReadOnlyMemberError } from './hosts.js';
 import { durabilityOf } from './replication.js';
 import { num, type Row } from './rows.js';
@@ -101,7 +102,8 @@ export class Lineage {
   private readonly delivered = new Map<string, number>();
   /** The highest revision of a commit this process told a caller of. */
   private highest = 0;
-  private readonly checked = new WeakSet<PoolClient>();
+  /** Each connection checked, with the WAL timeline its member served when it was made. */
+  private readonly checked = new WeakMap<PoolClient, number>();
   private adopting: { timeline: number; done: Promise<void> } | undefined;
   /** What this process found missing of what it told, until it learns that an operator accepted it. */
   private owed: LossState | undefined;
@@ -207,7 +209,14 @@ export class Lineage {
 
   /** A new connection: its member must be writable; a timeline this process has not met is adopted and checked first. */
   async check(client: PoolClient): Promise<void> {
-    if (!this.ready || this.checked.has(client)) return;
+    if (!this.ready) return;
+    const made = this.checked.get(client);
+    if (made !== undefined) {
+      // A pooled connection to a member this process has since seen superseded (the old primary's sessions can
+      // outlive its promotion elsewhere): statements there would read a past the new member has moved on from.
+      if (made < this.maxTimeline) throw new StaleConnectionError(made, this.maxTimeline);
+      return;
+    }
     const row = (await client.query<Row>(TIMELINE_SQL)).rows[0] ?? {};
     if (row.recovery === true) throw new ReadOnlyMemberError(`postgres at ${this.address()} is a standby in recovery: it takes no writes`);
     // Another member, a failover or a reload may have changed what an acknowledgement means.
@@ -216,11 +225,11 @@ export class Lineage {
       this.durability = durability;
       this.onDurability?.(durability);
     }
+    const timeline = parseInt(String(row.tli), 16);
     if (!this.enabled) {
-      this.checked.add(client);
+      this.checked.set(client, timeline);
       return;
     }
-    const timeline = parseInt(String(row.tli), 16);
     if (timeline < this.maxTimeline) {
       // A primary on a timeline older than one this process served from: the old primary restarted as a primary
       // after a standby was promoted (split brain). Writing there would diverge silently.
@@ -238,7 +247,7 @@ export class Lineage {
         await this.adopting.done;
       }
     }
-    this.checked.add(client);
+    this.checked.set(client, timeline);
   }
 
   private async adopt(client: PoolClient, timeline: number): Promise<void> {

@@ -43,7 +43,11 @@ export interface PostgresStoreOptions extends StoreOptions {
   prefix?: string;
   /** Past revisions per key kept for history(); default 64. */
   historyDepth?: number;
-  /** Changes beyond historyDepth are still kept this long for watch({ fromRevision }); default 60 s. */
+  /**
+   * Changes beyond historyDepth are still kept this long for watch({ fromRevision }); default 60 s. A watch
+   * "from now" whose start waits longer than this to settle (a revision held open elsewhere) fails with
+   * HistoryGoneError if the sweep pruned a change it owes meanwhile.
+   */
   changeRetentionMs?: number;
   /** Tombstones are purged after this long; default one day. Revisions are never reused either way. */
   tombstoneRetentionMs?: number;

@@ -23,6 +23,8 @@ export class WatchQueries implements WatchSource {
     private readonly revisions: Revisions,
     private readonly store: Pick<Lifecycle, 'isClosed'>,
     readonly pollMs: number,
+    /** The store's changeRetentionMs: how far behind now the sweep may prune (startRowsSql). */
+    private readonly changeRetentionMs: number,
   ) {}
 
   get isClosed(): boolean {
@@ -64,13 +66,13 @@ export class WatchQueries implements WatchSource {
     const row = r.rows[0] as Row;
     const s = num(row.s);
     this.revisions.seen(s);
-    return { snap: String(row.snap), s, holders: (row.holders as string[] | null) ?? [], serverMs: num(row.ms), receivedAt, low };
+    return { snap: String(row.snap), s, holders: (row.holders as string[] | null) ?? [], serverMs: num(row.ms), receivedAt, low, pruned: num(row.pruned) };
   }
 
   /** What a start owes at or below its mark (call once the mark is settled; see startRowsSql). */
   async watchStartRows(start: WatchStart, patterns: string[]): Promise<Row[]> {
     const r = await this.conn.withClient('watch', false, (c) =>
-      this.conn.q(c, 'wstartrows', () => startRowsSql(this.names), [start.low, start.s, patterns, start.snap, start.known, start.since]));
+      this.conn.q(c, 'wstartrows', () => startRowsSql(this.names), [start.low, start.s, patterns, start.snap, start.known, start.since, this.changeRetentionMs, start.pruned]));
     return r.rows;
   }
 

@@ -26,6 +26,8 @@ export interface StartMark {
   receivedAt: number;
   /** A revision settled before S0. */
   low: number;
+  /** meta.pruned_through in S0. */
+  pruned: number;
 }
 
 /** One watcher's start: the shared mark plus its own bounds. */
@@ -339,13 +341,27 @@ export class WatchHub {
       for (const sub of served) {
         const c = sub.cursor as Cursor;
         if (!sub.queue.closed && this.subs.has(sub) && sub.matches(key) && after(rev, key, c)) {
-          sub.queue.push(this.source.decodeChange(row));
+          // A value this store cannot decode (another codec wrote it) ends the watches it is for, not the others.
+          if (!this.push(sub, row)) continue;
           sub.cursor = { rev, key };
         }
       }
     }
     for (const sub of served) if (precedes(sub.cursor as Cursor, reached)) sub.cursor = reached;
     return { full, ahead };
+  }
+
+  /** Hands `row` to `sub` as an event; false (and `sub` failed) when its value cannot be decoded. */
+  private push(sub: Subscriber, row: Row): boolean {
+    let event: WatchEvent;
+    try {
+      event = this.source.decodeChange(row);
+    } catch (err) {
+      this.fail(sub, err);
+      return false;
+    }
+    sub.queue.push(event);
+    return true;
   }
 
   /**
@@ -359,7 +375,12 @@ export class WatchHub {
       if (sub.cursor !== undefined || !start || !start.ready) continue;
       const rows = await this.source.watchStartRows(start, [sub.pattern]);
       if (!this.subs.has(sub) || this.failIfOwed(sub)) continue;
-      for (const row of rows) if (sub.matches(row.key as string)) sub.queue.push(this.source.decodeChange(row));
+      // The sweep may have pruned a change the start owes while its mark settled (startRowsSql, `gone`).
+      if (rows[0]?.gone === true) {
+        this.fail(sub, new HistoryGoneError(Math.min(start.low, start.known), Number(rows[0].pruned) + 1));
+        continue;
+      }
+      if (rows.some((row) => row.key !== null && row.key !== undefined && sub.matches(row.key as string) && !this.push(sub, row))) continue;
       sub.cursor = { rev: start.s, key: null };
       sub.start = undefined;
       this.dirty = true; // catch it up above its mark at once

@@ -15,6 +15,7 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
+import pg from 'pg';
 import { afterEach, describe, expect, it } from 'vitest';
 import { BackendError, DataLostError } from '../../src/core/index.js';
 import { PostgresStore } from '../../src/postgres/index.js';
@@ -289,6 +290,62 @@ describe('split brain: the old primary restarted as a primary after a standby wa
     // Canary: A really serves the old state — a store given A alone (nothing to compare it with) reads and writes the past there.
     const stale = await openStore(`postgres://postgres@127.0.0.1:${A.port}/test`, 'rs_');
     expect((await stale.get('k'))?.value).toEqual({ v: 5 });
+  });
+});
+
+describe('pooled connections to a superseded primary (review round 11)', () => {
+  it('a watch goes on across a promotion while the old primary\'s sessions still answer: no change written on the promoted member is passed over', async () => {
+    const c = await start(false);
+    const A = { ...c.primary, data: dataDir(c, c.primary.name) };
+    const B = { ...c.standby, data: dataDir(c, c.standby.name) };
+    const W = await PostgresStore.fromUrl(`${c.url}?prefix=mx_&poolSize=3&connect_timeout=1&sweepIntervalMs=20&watchPollMs=20`);
+    stores.push(W);
+    const events: number[] = [];
+    const controller = new AbortController();
+    const watching = (async () => {
+      for await (const e of W.watch({ prefix: 'p/', fromRevision: 0, signal: controller.signal })) events.push(e.revision);
+    })().catch((err: unknown) => err);
+    let stopped = false;
+    try {
+      for (let i = 0; i < 3; i++) await W.put(`p/a${i}`, i);
+      await Promise.all([W.get('p/a0'), W.get('p/a1'), W.history('p/a2')]); // the pool holds several sessions on A
+      await caughtUp(c);
+      // A connection of our own to A, made before its postmaster stops: after that no new one can be.
+      const adminA = new pg.Client({ host: '127.0.0.1', port: A.port, user: 'postgres', database: 'test' });
+      await adminA.connect();
+      const sessionsOfW = (await adminA.query(`SELECT pid FROM pg_stat_activity WHERE datname = 'test' AND pid <> pg_backend_pid() AND backend_type = 'client backend' AND query NOT LIKE 'LISTEN%'`)).rows as { pid: number }[];
+      // A's postmaster stops (new connections hang) while its sessions go on answering, and B is promoted.
+      process.kill(pidOf(A.data), 'SIGSTOP');
+      stopped = true;
+      pgCtl(['-D', B.data, '-w', '-t', '60', 'promote']);
+      const Wr = await PostgresStore.fromUrl(`postgres://postgres@127.0.0.1:${B.port}/test?prefix=mx_&sweepIntervalMs=0`);
+      stores.push(Wr);
+      let reading = true;
+      const readers = [0, 1].map(async () => {
+        while (reading) await W.get('p/a0').catch(() => undefined);
+      });
+      const written: number[] = [];
+      const writing = (async () => {
+        for (let i = 0; i < 300; i++) {
+          written.push((await Wr.put(`p/b${i % 5}`, i)).revision);
+          await sleep(15);
+        }
+      })();
+      // One of W's sessions on A ends: W's next new connection goes to B and meets the new timeline.
+      await adminA.query('SELECT pg_terminate_backend($1)', [sessionsOfW[0]?.pid]);
+      await adminA.end();
+      await writing;
+      reading = false;
+      await Promise.all(readers);
+      const last = (await Wr.put('p/last', 1)).revision;
+      await until('the watch to deliver the last write', async () => events.includes(last), 60_000);
+      const missing = written.filter((r) => !events.includes(r));
+      expect(missing, `${missing.length} of ${written.length} writes on the promoted member passed over`).toEqual([]);
+    } finally {
+      controller.abort();
+      await watching;
+      if (stopped) process.kill(pidOf(A.data), 'SIGCONT');
+    }
   });
 });
 

@@ -62,7 +62,8 @@ SELECT (SELECT count(*) FROM d)::integer AS pruned,
        LEAST(
          (SELECT min(c.revision) - 1 FROM ${n.changes} c JOIN cut ON c.key = cut.key AND c.revision <= cut.rev, n WHERE c.updated_at >= n.ms - $3::bigint),
          (SELECT CASE WHEN is_called THEN last_value ELSE last_value - 1 END FROM ${n.seq}),
-         $1::bigint + $4::bigint
+         -- A span with no change in it (the revisions a failover's raise skips, lineage.ts) is passed at once, to below the next change.
+         GREATEST($1::bigint + $4::bigint, (SELECT min(c.revision) - 1 FROM ${n.changes} c WHERE c.revision > $1::bigint))
        ) AS mark`;
 }
 

@@ -1,5 +1,6 @@
 /** What watch() and headRevision() ask: marks (which revisions are settled), a "from now" start, the change log. */
 import type { Names } from '../schema.js';
+import { NOW_MS } from './common.js';
 
 /**
  * The transactions that may still commit a revision of this store: every
@@ -50,7 +51,8 @@ export function holdersSql(n: Names): string {
  */
 export function startSql(n: Names): string {
   return `SELECT pg_current_snapshot()::text AS snap, q.s, ${holdersOf(n, 'q.s')} AS holders,
-  (extract(epoch FROM clock_timestamp()) * 1000)::float8 AS ms
+  (extract(epoch FROM clock_timestamp()) * 1000)::float8 AS ms,
+  (SELECT pruned_through FROM ${n.meta} WHERE id = 1) AS pruned
 FROM ${LAST_REVISION(n)} q`;
 }
 
@@ -69,6 +71,16 @@ FROM ${LAST_REVISION(n)} q`;
  * A row's xmin is a 32-bit xid, widened against the current xmax (such rows
  * are recent). $3 LIKE patterns. (A row written in a subtransaction carries
  * the subxid, which S0 does not list: revkit's own writes use none.)
+ * Every row carries `gone` (one row with a null key when nothing is owed):
+ * whether the sweep may have pruned a change the start owes while its mark
+ * waited to settle — pruned_through (in this snapshot) has moved above both
+ * the start's lower bound and where it stood at S0 ($8), and the sweep's
+ * cut (now − $7, changeRetentionMs) has reached the moment watch() was
+ * called ($6), below which no change written after it can be. Then the
+ * watch fails with HistoryGoneError rather than go on without it. (Not
+ * covered: a change written before watch() was called by a transaction
+ * still open at S0, then superseded by historyDepth newer changes and pruned
+ * before the start settled.)
  */
 export function startRowsSql(n: Names): string {
   return `WITH x AS MATERIALIZED (SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint AS ref),
@@ -80,10 +92,18 @@ c AS MATERIALIZED (
   WHERE c.revision > LEAST($1::bigint, $5::bigint) AND c.revision <= $2::bigint
     AND c.key LIKE ANY ($3::text[])
 ),
-f AS (SELECT key, min(revision) AS first FROM c WHERE fresh GROUP BY key)
-SELECT c.key, c.revision, c.deleted, c.value, c.created_revision, c.updated_at, c.expires_at, c.writer
-FROM c JOIN f ON f.key = c.key AND c.revision >= f.first
-ORDER BY c.revision, c.key`;
+f AS (SELECT key, min(revision) AS first FROM c WHERE fresh GROUP BY key),
+m AS MATERIALIZED (
+  SELECT pruned_through AS pruned,
+    pruned_through > GREATEST($8::bigint, LEAST($1::bigint, $5::bigint)) AND ${NOW_MS} - $7::bigint >= $6::bigint AS gone
+  FROM ${n.meta} WHERE id = 1
+)
+SELECT m.pruned, m.gone, o.key, o.revision, o.deleted, o.value, o.created_revision, o.updated_at, o.expires_at, o.writer
+FROM m LEFT JOIN LATERAL (
+  SELECT c.key, c.revision, c.deleted, c.value, c.created_revision, c.updated_at, c.expires_at, c.writer
+  FROM c JOIN f ON f.key = c.key AND c.revision >= f.first
+) o ON true
+ORDER BY o.revision, o.key`;
 }
 
 /**

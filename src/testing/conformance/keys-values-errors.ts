@@ -100,6 +100,7 @@ export function describeKeysValuesErrors(test: RegisterStoreTest): void {
         ['watch()', () => (s.watch as (o?: unknown) => unknown)()],
         ['watch(null)', () => s.watch(bad)],
         ['watch signal {}', () => s.watch({ key: 'opt', signal: noSignal })],
+        ['watch key and prefix', () => s.watch({ key: 'opt', prefix: 'o' })],
       ];
       for (const [what, call] of calls) {
         let err: unknown;
