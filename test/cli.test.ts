@@ -135,6 +135,12 @@ describe('revkit CLI against a store URL', () => {
     expect(json(store, ['update', 'incr/a', '--incr', '-2.5']).value).toBe(4.5);
   });
 
+  it('watch with both --key and --prefix is refused (exit 2), not one of them ignored (review round 12)', async () => {
+    const r = await revkitAsync(store, ['watch', '--key', 'a', '--prefix', 'b', '--from-revision', '0']);
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(/^revkit: ERR_INVALID_ARGUMENT: watch\(\) takes a key or a prefix, not both/);
+  });
+
   it('an unknown store URL is one line and exit 2; an unreachable one exit 1', async () => {
     const [unknown, broken] = await Promise.all([revkitAsync('mongodb://x', ['get', 'k']), revkitAsync('sqlite:/dev/null/x/y.db', ['get', 'k'])]);
     expect(unknown.code).toBe(2);

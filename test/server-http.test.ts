@@ -155,7 +155,8 @@ for (const target of await storeTargets()) {
           expect(decodeURIComponent(got.headers.get('revkit-writer') as string), header).toBe(writer);
           expect(got.headers.get('revkit-writer'), header).toBe(encodeURIComponent(writer));
         }
-        for (const header of ['%ZZ', '%0A', 'a%00b', '%', 'x'.repeat(201), '%ED%A0%80']) {
+        // Raw (not percent-encoded) tokens too: a space, a latin1-read UTF-8 byte, a repeated header joined by the server.
+        for (const header of ['%ZZ', '%0A', 'a%00b', '%', 'x'.repeat(201), '%ED%A0%80', 'a b', '\u00e9', 'a, b']) {
           const r = await req(base, 'PUT', '/v1/kv/w/bad', { body: 1, headers: { 'revkit-writer': header } });
           expectProblem(r, 400, 'ERR_BAD_REQUEST');
         }

@@ -184,14 +184,15 @@ export function buildProgram(): Command {
     }));
 
   program.command('watch').description('print changes as JSON lines until interrupted')
-    .option('--prefix <prefix>', 'keys starting with this', '')
+    .option('--prefix <prefix>', 'keys starting with this (default: every key)')
     .option('--key <key>', 'one key only')
     .option('--from-revision <n>', 'replay every change after this revision first', parseRevision)
-    .action(async (opts: { prefix: string; key?: string; fromRevision?: number }, cmd: Command) => withStore(cmd, async (s) => {
+    .action(async (opts: { prefix?: string; key?: string; fromRevision?: number }, cmd: Command) => withStore(cmd, async (s) => {
       const controller = new AbortController();
       process.once('SIGINT', () => controller.abort());
       process.once('SIGTERM', () => controller.abort());
-      const options = { signal: controller.signal, ...(opts.key !== undefined ? { key: opts.key } : { prefix: opts.prefix }), ...(opts.fromRevision !== undefined ? { fromRevision: opts.fromRevision } : {}) };
+      // Both given: the store refuses it (InvalidArgumentError), rather than one of them being ignored.
+      const options = { signal: controller.signal, ...(opts.key !== undefined ? { key: opts.key } : {}), ...(opts.prefix !== undefined || opts.key === undefined ? { prefix: opts.prefix ?? '' } : {}), ...(opts.fromRevision !== undefined ? { fromRevision: opts.fromRevision } : {}) };
       for await (const event of s.watch(options)) print(event);
     }));
 

@@ -90,6 +90,8 @@ export async function readServerSettings(client: PoolClient, where: PgWhere): Pr
 export interface ConnectionGuard {
   check(client: PoolClient): Promise<void>;
   assertNotLost(): void;
+  /** The client's member was superseded (a newer timeline met) while it was in use. */
+  isStale(client: PoolClient): boolean;
 }
 
 /** Calls that still run while a loss is latched: opening the store, reading its replication state, accepting the loss, polling for it. */
@@ -202,20 +204,27 @@ export class Connections {
     call.client = client;
     const onError = () => undefined; // a checked-out client may emit 'error' when its connection dies
     client.on('error', onError);
+    let result: R;
     try {
       if (write === true) call.mayCommit = true;
-      const result = await fn(client, call);
-      client.off('error', onError);
-      // Returned once: close() releases only a client still set here.
-      call.client = undefined;
-      if (!call.abandoned) client.release();
-      return result;
+      result = await fn(client, call);
     } catch (err) {
       client.off('error', onError);
       call.client = undefined;
       if (!call.abandoned) client.release(RevkitErrorLike(err) || connectionStillGood(err) ? undefined : (err as Error) ?? true);
       throw mapPgError(err, { writeSent: write !== false, what: call.what, where: this.where });
     }
+    client.off('error', onError);
+    // Returned once: close() releases only a client still set here.
+    call.client = undefined;
+    if (this.guard?.isStale(client)) {
+      // It ran on a member superseded while it ran (an old primary's session outliving a promotion): what it
+      // wrote may exist there only, what it read may be the past. Not acknowledged; the connection is dropped.
+      if (!call.abandoned) client.release(new StaleConnectionError(0, 0));
+      throw new BackendError(`postgres: the ${call.what} ran on a member superseded by a failover while it ran${write !== false ? '; the write may exist only there (outcome unknown)' : ''}`, { transient: true, ambiguous: write !== false });
+    }
+    if (!call.abandoned) client.release();
+    return result;
   }
 
   /**

@@ -250,9 +250,18 @@ export class Lineage {
     this.checked.set(client, timeline);
   }
 
+  /** Whether `client` was made on a timeline older than one this process has met since (see Connections.runCall). */
+  isStale(client: PoolClient): boolean {
+    const made = this.checked.get(client);
+    return made !== undefined && made < this.maxTimeline;
+  }
+
   private async adopt(client: PoolClient, timeline: number): Promise<void> {
     const n = this.names;
     const previous = this.timeline;
+    // Met from now on: a statement on an older member's session that ends after this point is not acknowledged
+    // (Connections.runCall), so none lands in the acknowledgements checkTold() has already checked.
+    if (timeline > this.maxTimeline) this.maxTimeline = timeline;
     await client.query('BEGIN');
     let rows: Row[];
     try {

@@ -59,7 +59,8 @@ export function writerOf(req: FastifyRequest): string | undefined {
   const w = req.headers['revkit-writer'];
   if (w === undefined) return undefined;
   const bad = () => new HttpProblem(400, 'Revkit-Writer must be a percent-encoded (UTF-8) token of 1 to 200 characters without control characters');
-  if (typeof w !== 'string') throw bad();
+  // Only what encodeURIComponent writes: a raw UTF-8 token would be read as latin1, a repeated header joined with ", ".
+  if (typeof w !== 'string' || !/^[A-Za-z0-9\-_.!~*'()%]+$/.test(w)) throw bad();
   let writer: string;
   try {
     writer = decodeURIComponent(w);

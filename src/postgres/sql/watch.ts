@@ -74,13 +74,15 @@ FROM ${LAST_REVISION(n)} q`;
  * Every row carries `gone` (one row with a null key when nothing is owed):
  * whether the sweep may have pruned a change the start owes while its mark
  * waited to settle — pruned_through (in this snapshot) has moved above both
- * the start's lower bound and where it stood at S0 ($8), and the sweep's
- * cut (now − $7, changeRetentionMs) has reached the moment watch() was
- * called ($6), below which no change written after it can be. Then the
- * watch fails with HistoryGoneError rather than go on without it. (Not
- * covered: a change written before watch() was called by a transaction
- * still open at S0, then superseded by historyDepth newer changes and pruned
- * before the start settled.)
+ * the start's lower bound and where it stood at S0 ($8), the sweep's cut
+ * (now − $7, changeRetentionMs) has reached the moment watch() was called
+ * ($6), below which no change written after it can be, and a watched key
+ * has a change owed here (the sweep removes a change only below newer ones
+ * of its key, and a change newer than one written after watch() was called
+ * is owed too). Then the watch fails with HistoryGoneError rather than go on
+ * without it. (Not covered: an owed change whose newer changes all came
+ * after the start mark — historyDepth of them while the start settled — or
+ * one written before watch() was called by a transaction still open at S0.)
  */
 export function startRowsSql(n: Names): string {
   return `WITH x AS MATERIALIZED (SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint AS ref),
@@ -95,7 +97,8 @@ c AS MATERIALIZED (
 f AS (SELECT key, min(revision) AS first FROM c WHERE fresh GROUP BY key),
 m AS MATERIALIZED (
   SELECT pruned_through AS pruned,
-    pruned_through > GREATEST($8::bigint, LEAST($1::bigint, $5::bigint)) AND ${NOW_MS} - $7::bigint >= $6::bigint AS gone
+    pruned_through > GREATEST($8::bigint, LEAST($1::bigint, $5::bigint)) AND ${NOW_MS} - $7::bigint >= $6::bigint
+      AND EXISTS (SELECT 1 FROM f) AS gone
   FROM ${n.meta} WHERE id = 1
 )
 SELECT m.pruned, m.gone, o.key, o.revision, o.deleted, o.value, o.created_revision, o.updated_at, o.expires_at, o.writer
