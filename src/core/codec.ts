@@ -133,7 +133,7 @@ const readBack = (value: unknown): unknown => (value === 0 ? 0 : value);
 function fitsAsIs(value: unknown, maxValueBytes: number): boolean {
   switch (typeof value) {
     case 'number':
-      return Number.isFinite(value) && maxValueBytes >= 24;
+      return Number.isFinite(value) && maxValueBytes >= 25; // the longest: -0.0000012345678901234567
     case 'boolean':
       return maxValueBytes >= 5;
     case 'string':
