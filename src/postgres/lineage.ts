@@ -259,9 +259,6 @@ export class Lineage {
   private async adopt(client: PoolClient, timeline: number): Promise<void> {
     const n = this.names;
     const previous = this.timeline;
-    // Met from now on: a statement on an older member's session that ends after this point is not acknowledged
-    // (Connections.runCall), so none lands in the acknowledgements checkTold() has already checked.
-    if (timeline > this.maxTimeline) this.maxTimeline = timeline;
     await client.query('BEGIN');
     let rows: Row[];
     try {
