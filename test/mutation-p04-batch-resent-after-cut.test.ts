@@ -6,9 +6,10 @@ import { afterAll, expect, it } from 'vitest';
 import pg from 'pg';
 import { PostgresStore, dropPostgresStore } from '../src/postgres/index.js';
 import { startCutProxy } from './support/cut-proxy.js';
+import { lockWaiters } from './support/lock-waiters.js';
+import { PG_URL } from './support/postgres-pool.js';
 
 const PG_USER = process.env.PGUSER ?? 'root';
-const PG_URL = process.env.REVKIT_PG_URL ?? `postgres://${PG_USER}@127.0.0.1:5432/test`;
 const made: string[] = [];
 const APP = `p04_${process.pid}`;
 afterAll(async () => {
@@ -17,19 +18,6 @@ afterAll(async () => {
   await pool.end();
 }, 60_000);
 
-async function lockWaiters(n: number, prefix: string): Promise<void> {
-  const watcher = new pg.Client(PG_URL);
-  await watcher.connect();
-  try {
-    for (let i = 0; i < 500; i++) {
-      const { rows } = await watcher.query<{ n: number }>(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND (query LIKE '%' || $1 || '%' OR (query LIKE '/*revkit:batch*/%' AND application_name = $2))`, [prefix, APP]);
-      if ((rows[0]?.n ?? 0) >= n) return;
-      await new Promise((r) => setTimeout(r, 20));
-    }
-    const { rows } = await watcher.query(`SELECT state, wait_event_type, wait_event, left(query, 60) AS q FROM pg_stat_activity WHERE datname = 'test' AND state <> 'idle'`);
-    throw new Error(`${n} statements never waited on the row lock: ${JSON.stringify(rows)}`);
-  } finally { await watcher.end(); }
-}
 
 it('P04: a batch cut from its client is not sent again: each CAS that committed is not answered ConflictError', async () => {
   const prefix = `rk_p04_${process.pid.toString(36)}_${Date.now().toString(36)}_`;
@@ -53,7 +41,7 @@ it('P04: a batch cut from its client is not sent again: each CAS that committed 
     x.then((v) => (state.x = v)); a.then((v) => (state.a = v)); b.then((v) => (state.b = v));
     await new Promise((r) => setTimeout(r, 1000));
     { const snd = (store as any).writes.sender; console.log('P04 after 1 s:', JSON.stringify(state), 'sender', snd.inFlight, snd.queue.length, [...snd.busy], snd.maxInFlight); }
-    await lockWaiters(2, prefix);
+    await lockWaiters(2, prefix, { tries: 500, applicationName: APP });
     proxy.cut(); // both statements go on inside PostgreSQL; the client hears "connection lost"
     await new Promise((r) => setTimeout(r, 500)); // a resent batch would now wait behind the orphaned one
     await locker.query('COMMIT');

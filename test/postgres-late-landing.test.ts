@@ -10,9 +10,10 @@ import { afterAll, describe, expect, it } from 'vitest';
 import pg from 'pg';
 import { PostgresStore, dropPostgresStore } from '../src/postgres/index.js';
 import { startCutProxy } from './support/cut-proxy.js';
+import { lockWaiters } from './support/lock-waiters.js';
+import { PG_URL } from './support/postgres-pool.js';
 
 const PG_USER = process.env.PGUSER ?? 'root';
-const PG_URL = process.env.REVKIT_PG_URL ?? `postgres://${PG_USER}@127.0.0.1:5432/test`;
 const made: string[] = [];
 
 afterAll(async () => {
@@ -21,22 +22,6 @@ afterAll(async () => {
   await pool.end();
 }, 60_000);
 
-/** Waits until `n` backends wait on a lock in a statement naming this store's tables. */
-async function lockWaiters(n: number, prefix: string): Promise<void> {
-  const watcher = new pg.Client(PG_URL);
-  await watcher.connect();
-  try {
-    for (let i = 0; i < 1_500; i++) {
-      const { rows } = await watcher.query<{ n: number }>(
-        `SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%' || $1 || '%'`, [prefix]);
-      if ((rows[0]?.n ?? 0) >= n) return;
-      await new Promise((r) => setTimeout(r, 20));
-    }
-    throw new Error(`${n} statements never waited on the row lock`);
-  } finally {
-    await watcher.end();
-  }
-}
 
 describe('PostgreSQL: a write cut from its client commits after the caller retried', () => {
   for (const combine of [true, false]) {
@@ -53,9 +38,9 @@ describe('PostgreSQL: a write cut from its client commits after the caller retri
         await locker.query(`SELECT 1 FROM "public"."${prefix}kv" WHERE key = 'counter' FOR UPDATE`);
 
         const outcome = store.update<number>('counter', (n) => (n ?? 0) + 1, { combine, deadlineMs: 120_000 }).then((e) => e, (err: unknown) => err);
-        await lockWaiters(1, prefix);
+        await lockWaiters(1, prefix, { tries: 1500 });
         proxy.cut(); // the client hears "connection lost"; its UPDATE still waits on the lock inside PostgreSQL
-        await lockWaiters(2, prefix); // the caller re-read the old revision and wrote again
+        await lockWaiters(2, prefix, { tries: 1500 }); // the caller re-read the old revision and wrote again
         await locker.query('COMMIT');
 
         const answer = await outcome;

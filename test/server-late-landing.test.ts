@@ -16,10 +16,11 @@ import pg from 'pg';
 import { dropPostgresStore } from '../src/postgres/index.js';
 import { HttpStore } from '../src/server/index.js';
 import { startCutProxy } from './support/cut-proxy.js';
+import { lockWaiters } from './support/lock-waiters.js';
+import { PG_URL } from './support/postgres-pool.js';
 
 const MAIN = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url));
 const TOKEN = 'late-landing-admin-token-0123456789';
-const PG_URL = process.env.REVKIT_PG_URL ?? `postgres://${process.env.PGUSER ?? 'root'}@127.0.0.1:5432/test`;
 const made: string[] = [];
 const children = new Set<ChildProcess>();
 
@@ -76,21 +77,6 @@ function serveOnce(storeUrl: string, port: number): Promise<Served> {
   });
 }
 
-async function lockWaiters(n: number, prefix: string): Promise<void> {
-  const watcher = new pg.Client(PG_URL);
-  await watcher.connect();
-  try {
-    for (let i = 0; i < 3_000; i++) {
-      const { rows } = await watcher.query<{ n: number }>(
-        `SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%' || $1 || '%'`, [prefix]);
-      if ((rows[0]?.n ?? 0) >= n) return;
-      await new Promise((r) => setTimeout(r, 20));
-    }
-    throw new Error(`${n} statements never waited on the row lock`);
-  } finally {
-    await watcher.end();
-  }
-}
 
 type Fault = 'kill, restart on the same port' | 'kill, fail over to another replica' | 'pause (SIGSTOP), fail over to another replica';
 const cases: Array<{ fault: Fault; combine: boolean }> = [
@@ -119,7 +105,7 @@ describe('HTTP: a PUT orphaned inside PostgreSQL by its server\'s death commits 
         await locker.query(`SELECT 1 FROM "public"."${prefix}kv" WHERE key = 'counter' FOR UPDATE`);
 
         const outcome = client.update<number>('counter', (n) => (n ?? 0) + 1, { combine, deadlineMs: 120_000 }).then((e) => e, (err: unknown) => err);
-        await lockWaiters(1, prefix);
+        await lockWaiters(1, prefix, { tries: 3000 });
         if (fault === 'kill, restart on the same port') {
           await first.stop('SIGKILL');
           await serve(storeUrl, first.port);
@@ -127,7 +113,7 @@ describe('HTTP: a PUT orphaned inside PostgreSQL by its server\'s death commits 
           await first.stop(fault.startsWith('pause') ? 'SIGSTOP' : 'SIGKILL');
           balancer.retarget((other as Served).port);
         }
-        await lockWaiters(2, prefix); // the orphan, and the client's retry through a live server
+        await lockWaiters(2, prefix, { tries: 3000 }); // the orphan, and the client's retry through a live server
         await locker.query('COMMIT');
 
         const answer = await outcome;

@@ -68,6 +68,19 @@ export function compareKeys(a: string, b: string): number {
 /** The longest writer token a write may carry (update()'s own are about 20 characters). */
 export const MAX_WRITER_LENGTH = 200;
 
+/**
+ * A writer token from a header that carries it percent-encoded (HTTP's
+ * Revkit-Writer, NATS's Revkit-Writer-Encoded); one that is not (another
+ * writer's header) is taken as it stands.
+ */
+export function writerFromPercentEncoding(text: string): string {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    return text;
+  }
+}
+
 /** A writer token is stored beside the value and sent in headers (NATS): short, printable text. */
 export function assertWriter(writer: unknown): void {
   if (writer === undefined) return;

@@ -1,5 +1,5 @@
 import {
-  AsyncQueue, BackendError, BaseStore, ConflictError, InvalidArgumentError, TooLargeError, assertAfter, assertKey, assertOptions, assertPrefix, assertValueSize, deepEqual, isTombstone, jsonCodec, keyFilter,
+  AsyncQueue, BackendError, BaseStore, ConflictError, InvalidArgumentError, TooLargeError, assertAfter, assertKey, assertOptions, assertPrefix, assertValueSize, deepEqual, isTombstone, jsonCodec, keyFilter, writerFromPercentEncoding,
   type AtomicOp, type Capabilities, type DeleteOptions, type Entry, type HistoryOptions, type ListOptions, type ListPage,
   type PutOptions, type ReplicationState, type StoredRecord, type Tombstone, type WatchEvent, type WatchOptions,
 } from '../core/index.js';
@@ -188,7 +188,7 @@ export class HttpStore extends BaseStore {
     const expires = res.headers.get('revkit-expires-at');
     if (expires !== null) entry.expiresAt = Number(expires);
     const writer = res.headers.get('revkit-writer');
-    if (writer !== null) entry.writer = writerFromHeader(writer);
+    if (writer !== null) entry.writer = writerFromPercentEncoding(writer); // server/request.ts writerOf
     return entry;
   }
 
@@ -333,13 +333,4 @@ function revisionOf(etag: string | null): number {
   const m = /^"(\d+)"$/.exec(etag ?? '');
   if (!m) throw new BackendError(`the server sent no revision ETag (${String(etag)})`, { transient: false });
   return Number(m[1]);
-}
-
-/** `Revkit-Writer` is percent-encoded UTF-8 (server/request.ts writerOf); a header that is not is taken as it stands. */
-function writerFromHeader(header: string): string {
-  try {
-    return decodeURIComponent(header);
-  } catch {
-    return header;
-  }
 }

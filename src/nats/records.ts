@@ -17,7 +17,7 @@
  *   by other clients are read as tombstones too, and guard writes the same way.
  */
 import { headers as natsHeaders, type MsgHdrs } from '@nats-io/transport-node';
-import { BackendError, type Codec, type Entry, type StoredRecord, type Tombstone } from '../core/index.js';
+import { BackendError, writerFromPercentEncoding, type Codec, type Entry, type StoredRecord, type Tombstone } from '../core/index.js';
 
 const OP = 'KV-Operation';
 const H_WRITER = 'Revkit-Writer';
@@ -56,14 +56,7 @@ function setWriter(h: MsgHdrs, writer: string | undefined): void {
 
 function writerOf(h: MsgHdrs | undefined): string | undefined {
   const encoded = h?.get(H_WRITER_ENCODED);
-  if (encoded) {
-    try {
-      return decodeURIComponent(encoded);
-    } catch {
-      return encoded;
-    }
-  }
-  return h?.get(H_WRITER) || undefined;
+  return encoded ? writerFromPercentEncoding(encoded) : h?.get(H_WRITER) || undefined;
 }
 
 /** What the headers add to a message's size, as the server counts it against max_payload. */

@@ -220,7 +220,7 @@ export class Connections {
     if (this.guard?.isStale(client)) {
       // It ran on a member superseded while it ran (an old primary's session outliving a promotion): what it
       // wrote may exist there only, what it read may be the past. Not acknowledged; the connection is dropped.
-      if (!call.abandoned) client.release(new StaleConnectionError(0, 0));
+      if (!call.abandoned) client.release(new StaleConnectionError('its member was superseded while it was in use'));
       throw new BackendError(`postgres: the ${call.what} ran on a member superseded by a failover while it ran${write !== false ? '; the write may exist only there (outcome unknown)' : ''}`, { transient: true, ambiguous: write !== false });
     }
     if (!call.abandoned) client.release();

@@ -163,8 +163,4 @@ export function isServerUnavailable(err: unknown): boolean {
 }
 
 /** A pooled connection whose member served an older timeline than one this process has met: discarded, and another one made (never told to a caller). */
-export class StaleConnectionError extends Error {
-  constructor(made: number, current: number) {
-    super(`a pooled connection made on WAL timeline ${made}, older than timeline ${current}`);
-  }
-}
+export class StaleConnectionError extends Error {}

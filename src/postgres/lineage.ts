@@ -210,11 +210,10 @@ export class Lineage {
   /** A new connection: its member must be writable; a timeline this process has not met is adopted and checked first. */
   async check(client: PoolClient): Promise<void> {
     if (!this.ready) return;
-    const made = this.checked.get(client);
-    if (made !== undefined) {
+    if (this.checked.has(client)) {
       // A pooled connection to a member this process has since seen superseded (the old primary's sessions can
       // outlive its promotion elsewhere): statements there would read a past the new member has moved on from.
-      if (made < this.maxTimeline) throw new StaleConnectionError(made, this.maxTimeline);
+      if (this.isStale(client)) throw new StaleConnectionError(`a pooled connection made on WAL timeline ${this.checked.get(client)}, older than timeline ${this.maxTimeline}`);
       return;
     }
     const row = (await client.query<Row>(TIMELINE_SQL)).rows[0] ?? {};
