@@ -90,8 +90,8 @@ export async function readServerSettings(client: PoolClient, where: PgWhere): Pr
 export interface ConnectionGuard {
   check(client: PoolClient): Promise<void>;
   assertNotLost(): void;
-  /** The client's member was superseded (a newer timeline met) while it was in use. */
-  isStale(client: PoolClient): boolean;
+  /** A statement that ended on the client may not be acknowledged: its member was superseded, or is being now. */
+  endedSuperseded(client: PoolClient): boolean;
 }
 
 /** Calls that still run while a loss is latched: opening the store, reading its replication state, accepting the loss, polling for it. */
@@ -217,7 +217,7 @@ export class Connections {
     client.off('error', onError);
     // Returned once: close() releases only a client still set here.
     call.client = undefined;
-    if (this.guard?.isStale(client)) {
+    if (this.guard?.endedSuperseded(client)) {
       // It ran on a member superseded while it ran (an old primary's session outliving a promotion): what it
       // wrote may exist there only, what it read may be the past. Not acknowledged; the connection is dropped.
       if (!call.abandoned) client.release(new StaleConnectionError('its member was superseded while it was in use'));

@@ -249,10 +249,21 @@ export class Lineage {
     this.checked.set(client, timeline);
   }
 
-  /** Whether `client` was made on a timeline older than one this process has met since (see Connections.runCall). */
+  /** Whether `client` was made on a timeline older than one this process has met since: check() discards it. */
   isStale(client: PoolClient): boolean {
     const made = this.checked.get(client);
     return made !== undefined && made < this.maxTimeline;
+  }
+
+  /**
+   * Whether a statement that just ended on `client` may not be acknowledged:
+   * its member was superseded — a newer timeline met, or being adopted now.
+   * An acknowledgement noted during the adoption would miss checkTold(),
+   * which has read (and then clears) what this process was told.
+   */
+  endedSuperseded(client: PoolClient): boolean {
+    const made = this.checked.get(client);
+    return made !== undefined && made < Math.max(this.maxTimeline, this.adopting?.timeline ?? 0);
   }
 
   private async adopt(client: PoolClient, timeline: number): Promise<void> {

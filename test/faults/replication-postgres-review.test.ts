@@ -389,6 +389,57 @@ describe('a statement in flight on a superseded primary (review round 12)', () =
   });
 });
 
+describe('a statement on a superseded primary that ends while the process adopts the promoted member', () => {
+  it('is not acknowledged: its acknowledgement would miss the check of what the process was told', async () => {
+    const c = await start(false);
+    const A = { ...c.primary, data: dataDir(c, c.primary.name) };
+    const B = { ...c.standby, data: dataDir(c, c.standby.name) };
+    const W = await PostgresStore.fromUrl(`${c.url}?prefix=ad_&poolSize=3&connect_timeout=1&sweepIntervalMs=0`);
+    stores.push(W);
+    await W.put('x', 'v1');
+    await Promise.all([W.get('x'), W.get('x'), W.history('x')]); // three sessions on A
+    await caughtUp(c);
+    const adminA = new pg.Client({ host: '127.0.0.1', port: A.port, user: 'postgres', database: 'test' });
+    await adminA.connect();
+    let adminB: pg.Client | undefined;
+    let stopped = false;
+    try {
+      // Key x's row held on A: W's put waits inside its statement on an A session.
+      await adminA.query('BEGIN');
+      await adminA.query(`SELECT 1 FROM ad_kv WHERE key = 'x' FOR UPDATE`);
+      const put = W.put('x', 'v2').then((e) => ({ ok: e.revision }), (err: unknown) => ({ err }));
+      await until('the put to wait on the row lock', async () => (await adminA.query(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = 'test' AND wait_event_type = 'Lock'`)).rows[0].n === 1);
+      process.kill(pidOf(A.data), 'SIGSTOP');
+      stopped = true;
+      pgCtl(['-D', B.data, '-w', '-t', '60', 'promote']);
+      // On B the store's table is locked: the adoption's check of what W was told (a read of ad_kv) waits there.
+      adminB = new pg.Client({ host: '127.0.0.1', port: B.port, user: 'postgres', database: 'test' });
+      await adminB.connect();
+      await adminB.query('BEGIN');
+      await adminB.query('LOCK TABLE ad_kv IN ACCESS EXCLUSIVE MODE');
+      // W's idle sessions on A end: its next connection goes to B, meets the new timeline and adopts it.
+      const idle = await adminA.query(`SELECT pid FROM pg_stat_activity WHERE datname = 'test' AND pid <> pg_backend_pid() AND backend_type = 'client backend' AND state = 'idle'`);
+      for (const r of idle.rows as { pid: number }[]) await adminA.query('SELECT pg_terminate_backend($1)', [r.pid]);
+      const z = firstAnswer(() => W.put('z', 1));
+      // (Asked on a connection of its own: inside adminB's transaction pg_stat_activity stays the snapshot of its first read.)
+      await until('the adoption\'s check to wait on B', async () => (await c.query(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = 'test' AND wait_event_type = 'Lock'`, B.port))[0]?.n === 1);
+      await adminA.query('COMMIT'); // the put commits on A, which B will never have, while W is adopting B's timeline
+      const told = await put;
+      await adminB.query('COMMIT');
+      expect('ok' in told, `told ${JSON.stringify(told)} for a write that exists only on the superseded primary`).toBe(false);
+      const err = (told as { err: unknown }).err;
+      expect(BackendError.is(err) && err.ambiguous, String(err)).toBe(true);
+      const zAnswer = await z;
+      expect(zAnswer.ok && zAnswer.value.revision).toBeGreaterThan(1_000_000_000); // on B: the raised sequence
+      expect((await W.get('x'))?.value).toBe('v1');
+    } finally {
+      await adminA.end().catch(() => undefined);
+      await adminB?.end().catch(() => undefined);
+      if (stopped) process.kill(pidOf(A.data), 'SIGCONT');
+    }
+  });
+});
+
 function binDir(): string {
   if (process.env.REVKIT_PG_BIN) return process.env.REVKIT_PG_BIN;
   const versions = readdirSync('/usr/lib/postgresql').filter((v) => existsSync(join('/usr/lib/postgresql', v, 'bin', 'pg_ctl')));
