@@ -45,12 +45,25 @@ const replicatedCas = major > 2 || (major === 2 && (minor > 9 || (minor === 9 &&
 const log = (line: string) => console.log(`[nats-cluster] ${line}`);
 
 /**
+ * On nats-server 2.9 the replicas of an R3 stream can hold different messages at one sequence after a
+ * leader kill (traced in docs/replication-nats.md: a writer acknowledged at a sequence where the watch's
+ * server stores another message). revkit's key chain reports it — HistoryGoneError naming a revision of
+ * that key below the one passed over — but after the watch delivered other keys' later changes. There, and
+ * only for R3 watches, a revision so reported late is not counted as a silent gap; one passed over with no
+ * such report still is.
+ */
+const replicasMayDiverge = major === 2 && minor <= 9;
+
+/**
  * The durable verdicts. An update() whose write was cut by a kill and whose fate its key's
  * history (64 revisions on NATS) no longer shows is answered ERR_OUTCOME_UNKNOWN: an honest
  * answer, counted (appliedTwice would show it applied again), allowed up to 1% of the writes.
  */
-function expectDurable(f: Awaited<ReturnType<typeof runReplicationWorkload>>): void {
-  expect(durableViolations(f).filter((v: string) => !/outcomes unknown$/.test(v))).toEqual([]);
+function expectDurable(f: Awaited<ReturnType<typeof runReplicationWorkload>>, { lateReports = false } = {}): void {
+  const w = f.watch;
+  const onlyReportedLate = lateReports && w && w.gaps === w.reportedLate && w.repeats + w.outOfOrder === 0 && w.caughtUp;
+  if (onlyReportedLate && w.gaps > 0) log(`watch: ${w.gaps} revisions passed over and reported late by HistoryGoneError (replica divergence): ${JSON.stringify(w.firstProblems)}`);
+  expect(durableViolations(f).filter((v: string) => !/outcomes unknown$/.test(v) && !(onlyReportedLate && v.startsWith('watch:')))).toEqual([]);
   expect(f.unknownOutcome).toBeLessThanOrEqual(Math.ceil(f.acked / 100));
   expect(f.takeoverMs.every((ms: number | null) => ms !== null)).toBe(true);
 }
@@ -110,7 +123,7 @@ describe('nats: a JetStream cluster losing the server of the bucket stream', () 
       },
     });
     log(`replicas=3: leaders ${leaders.join(', ')}; acked ${f.acked}, stored ${f.stored}, unknown ${f.unknownOutcome}, takeover ms ${JSON.stringify(f.takeoverMs)}, watch ${JSON.stringify(f.watch)}`);
-    expectDurable(f);
+    expectDurable(f, { lateReports: replicasMayDiverge });
     const store = await open(c.url);
     try {
       const state = await store.replication!();
