@@ -13,6 +13,7 @@ export class AsyncQueue<T> implements AsyncIterableIterator<T> {
   private done = false;
   private error: unknown;
   private closers: Array<() => void> = [];
+  private drained: { level: number; fn: () => void } | undefined;
 
   constructor(signal?: AbortSignal) {
     if (signal) {
@@ -30,6 +31,25 @@ export class AsyncQueue<T> implements AsyncIterableIterator<T> {
 
   get closed(): boolean {
     return this.done;
+  }
+
+  /** Items pushed and not yet taken by the consumer. */
+  get backlog(): number {
+    return this.items.length - this.head;
+  }
+
+  /**
+   * Calls `fn` once, when the consumer has taken the backlog down to `level`
+   * (at once if it is there already): a producer that stopped pushing to a
+   * slow consumer learns when to go on. A later call replaces an earlier one.
+   */
+  whenDrainedTo(level: number, fn: () => void): void {
+    if (this.backlog <= level) {
+      this.drained = undefined;
+      fn();
+      return;
+    }
+    this.drained = { level, fn };
   }
 
   push(item: T): void {
@@ -55,6 +75,7 @@ export class AsyncQueue<T> implements AsyncIterableIterator<T> {
 
   private finish(): void {
     this.done = true;
+    this.drained = undefined;
     const closers = this.closers;
     this.closers = [];
     for (const c of closers) c();
@@ -77,6 +98,11 @@ export class AsyncQueue<T> implements AsyncIterableIterator<T> {
       } else if (this.head >= 1024 && this.head * 2 >= this.items.length) {
         this.items = this.items.slice(this.head);
         this.head = 0;
+      }
+      const drained = this.drained;
+      if (drained && this.backlog <= drained.level) {
+        this.drained = undefined;
+        drained.fn();
       }
       return Promise.resolve({ value, done: false });
     }
@@ -104,5 +130,23 @@ export class AsyncQueue<T> implements AsyncIterableIterator<T> {
   [Symbol.asyncIterator](): this {
     return this;
   }
+}
+
+/**
+ * Back-pressure for watch hubs that read a change log by cursor: a watcher
+ * whose consumer has WATCH_BACKLOG_LIMIT events waiting is passed over (its
+ * cursor kept) until the consumer has taken it down to WATCH_BACKLOG_RESUME.
+ * A consumer that does not read costs at most the limit plus one page, not
+ * the whole backlog; one that falls behind the log's pruning meanwhile gets
+ * HistoryGoneError when it reads on, as any watch that far behind does.
+ */
+export const WATCH_BACKLOG_LIMIT = 1000;
+export const WATCH_BACKLOG_RESUME = 500;
+
+/** Whether a hub passes over `queue`'s watcher this round; if so, `wake` is called once its consumer has caught up. */
+export function backlogged<T>(queue: AsyncQueue<T>, wake: () => void): boolean {
+  if (queue.backlog < WATCH_BACKLOG_LIMIT) return false;
+  queue.whenDrainedTo(WATCH_BACKLOG_RESUME, wake);
+  return true;
 }
 

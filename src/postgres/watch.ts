@@ -1,5 +1,5 @@
 import {
-  AsyncQueue, BackendError, HistoryGoneError, RevkitError, cursorPrecedes as precedes, isAfterCursor as after, keyFilter,
+  AsyncQueue, BackendError, HistoryGoneError, RevkitError, backlogged, cursorPrecedes as precedes, isAfterCursor as after, keyFilter,
   type ChangeCursor as Cursor, type WatchEvent, type WatchOptions,
 } from '../core/index.js';
 import type { Row } from './rows.js';
@@ -128,6 +128,9 @@ export class WatchHub {
   private pending: Array<{ s: number; holders: string[] }> = [];
 
   constructor(private readonly source: WatchSource, private readonly onIdle: () => void) {}
+
+  /** A watcher passed over for its backlog can read on. */
+  private readonly resume = () => this.wake();
 
   get size(): number {
     return this.subs.size;
@@ -282,8 +285,10 @@ export class WatchHub {
     // When the page from the slowest cursor is full, the watchers already past its end get a page
     // of their own in the same round: a watch catching up a backlog does not hold back the others.
     // One-key watches far behind every prefix watch are read apart, by their keys.
+    // A watcher whose consumer has a full backlog waiting is passed over, its cursor kept (backlogged in core).
     let full = false;
-    for (const group of WatchHub.groups([...this.subs].filter((s) => s.cursor !== undefined))) {
+    const reading = [...this.subs].filter((s) => s.cursor !== undefined && !backlogged(s.queue, this.resume));
+    for (const group of WatchHub.groups(reading)) {
       const page = await this.deliver(group, w);
       if (page.full && page.ahead.length > 0) await this.deliver(page.ahead, w);
       full ||= page.full;

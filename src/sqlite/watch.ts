@@ -1,7 +1,7 @@
 import { watch as watchFiles, type FSWatcher } from 'node:fs';
 import { basename, dirname } from 'node:path';
 import { EventEmitter } from 'node:events';
-import { AsyncQueue, HistoryGoneError, cursorPrecedes as precedes, isAfterCursor as isAfter, keyFilter, type ChangeCursor as Cursor, type WatchEvent, type WatchOptions } from '../core/index.js';
+import { AsyncQueue, HistoryGoneError, backlogged, cursorPrecedes as precedes, isAfterCursor as isAfter, keyFilter, type ChangeCursor as Cursor, type WatchEvent, type WatchOptions } from '../core/index.js';
 import type { Row } from './statements.js';
 import { wakeableDelay } from '../core/waiting.js';
 
@@ -219,7 +219,8 @@ export class ChangeHub {
    * same round: a watch far behind does not hold up those that are caught up.
    */
   private round(): boolean {
-    const first = this.serve([...this.followers]);
+    // A follower whose consumer has a full backlog waiting is passed over, its cursor kept (backlogged in core).
+    const first = this.serve([...this.followers].filter((f) => !backlogged(f.queue, this.onWrite)));
     if (!first.full) return false;
     if (first.ahead.length > 0) this.serve(first.ahead);
     return true;
