@@ -44,3 +44,19 @@ describe('replication verdict: a revision passed over', () => {
     expect(w.reportedLate).toBe(0);
   });
 });
+
+describe('replication verdict: a revision at which several keys were acknowledged (replicas that diverged)', () => {
+  it("does not let one key's chain break forgive another key's skip, whatever the order of the acknowledgements", () => {
+    // a: 1, 3 delivered, 2 skipped; b: 4 delivered; 5 acknowledged for both a and b (two servers, one sequence).
+    const keys = ['a', 'b'];
+    const seen = () => new Map([['a', [ev(1, 1), ev(3, 3, 1)]], ['b', [ev(4, 1, 1)]]]);
+    const failures = [{ code: 'ERR_HISTORY_GONE', fromRevision: 1, oldestRevision: 5, from: 5, skippedTo: 5 }];
+    const base = [{ key: 'a', revision: 1 }, { key: 'a', revision: 2 }, { key: 'a', revision: 3 }, { key: 'b', revision: 4 }];
+    for (const tail of [[{ key: 'b', revision: 5 }, { key: 'a', revision: 5 }], [{ key: 'a', revision: 5 }, { key: 'b', revision: 5 }]]) {
+      const w = judgeWatch(keys, seen(), failures, true, [...base, ...tail], []);
+      expect(w.skipped).toBeGreaterThanOrEqual(1);
+      expect(w.reportedLate, JSON.stringify(tail)).toBe(0);
+    }
+  });
+});
+

@@ -64,3 +64,36 @@ describe('a watch whose consumer does not read: bounded queue, then every change
     await verdict(await pgStore(freshPrefix(), { watchPollMs: 20 }), 500);
   });
 });
+
+describe('a watch passed over inside a commit, whose rest is then pruned (review, 2026-12-06)', () => {
+  it('postgres: HistoryGoneError names the history after the revision before that commit, so no change of it is passed over silently', async () => {
+    const s = await pgStore(freshPrefix(), { watchPollMs: 20, changeRetentionMs: 0, historyDepth: 1 });
+    const watch = s.watch({ prefix: 'k/', fromRevision: 0 }) as AsyncIterable<WatchEvent> & AsyncIterator<WatchEvent> & { backlog: number };
+    const revisions: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      const batch = s.atomic();
+      for (let j = 0; j < 2000; j++) batch.set(`k/${String(j).padStart(4, '0')}`, { i });
+      revisions.push((await batch.commit()).revision);
+    }
+    // The hub stops once the idle consumer has the limit queued: pages of 500, so inside the first commit.
+    const deadline = Date.now() + 30_000;
+    while (watch.backlog < WATCH_BACKLOG_LIMIT && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    expect(watch.backlog).toBe(WATCH_BACKLOG_LIMIT);
+    await s.sweep();
+    const perRevision = new Map<number, number>();
+    let error: { code?: string; fromRevision?: number } | undefined;
+    try {
+      for await (const e of watch) {
+        perRevision.set(e.revision, (perRevision.get(e.revision) ?? 0) + 1);
+        if (e.revision === revisions[2] && perRevision.get(e.revision) === 2000) break;
+      }
+    } catch (err) {
+      error = err as typeof error;
+    }
+    expect(error?.code).toBe('ERR_HISTORY_GONE');
+    // Every revision up to the one the error says history is kept after was delivered whole.
+    for (const r of revisions) if (r <= (error?.fromRevision as number)) expect(perRevision.get(r), `revision ${r}`).toBe(2000);
+    expect(error?.fromRevision).toBeLessThan(revisions[0] as number);
+  });
+});
+

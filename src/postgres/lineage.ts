@@ -105,6 +105,8 @@ export class Lineage {
   /** Each connection checked, with the WAL timeline its member served when it was made. */
   private readonly checked = new WeakMap<PoolClient, number>();
   private adopting: { timeline: number; done: Promise<void> } | undefined;
+  /** The highest timeline an adoption began for, even one that failed: a member on it was seen serving writes. */
+  private newestSeen = 0;
   /** What this process found missing of what it told, until it learns that an operator accepted it. */
   private owed: LossState | undefined;
   /** The last loss owed, once accepted: operations begun before the acceptance was learned still fail with it. */
@@ -240,6 +242,7 @@ export class Lineage {
       while (this.adopting && this.adopting.timeline !== timeline) await this.adopting.done.catch(() => undefined);
       if (timeline !== this.timeline) {
         if (!this.adopting) {
+          if (timeline > this.newestSeen) this.newestSeen = timeline;
           const done = this.adopt(client, timeline).finally(() => (this.adopting = undefined));
           this.adopting = { timeline, done };
         }
@@ -257,13 +260,16 @@ export class Lineage {
 
   /**
    * Whether a statement that just ended on `client` may not be acknowledged:
-   * its member was superseded — a newer timeline met, or being adopted now.
-   * An acknowledgement noted during the adoption would miss checkTold(),
-   * which has read (and then clears) what this process was told.
+   * its member was superseded — a newer timeline met, or seen: being adopted
+   * now, or an adoption that failed (the promoted member died during it). An
+   * acknowledgement noted during the adoption would miss checkTold(), which
+   * has read (and then clears) what this process was told; one noted after
+   * a failed adoption would be served from the old member as if nothing had
+   * been promoted (review, 2026-12-06).
    */
   endedSuperseded(client: PoolClient): boolean {
     const made = this.checked.get(client);
-    return made !== undefined && made < Math.max(this.maxTimeline, this.adopting?.timeline ?? 0);
+    return made !== undefined && made < Math.max(this.maxTimeline, this.newestSeen);
   }
 
   private async adopt(client: PoolClient, timeline: number): Promise<void> {
@@ -299,12 +305,15 @@ export class Lineage {
   /** After a move from timeline `from`: what this process was told that the member lacks is recorded as a loss. */
   private async checkTold(client: PoolClient, from: number, to: number, rows: Row[]): Promise<void> {
     // The timeline promoted out of `from` (the next one recorded), else the one met now.
-    const next = rows.map((r) => ({ timeline: num(r.timeline), start: num(r.seq_at_adoption) }))
-      .filter((r) => r.timeline > from).sort((a, b) => a.timeline - b.timeline)[0] ?? { timeline: to, start: Infinity };
+    const next = rows.map((r) => ({
+      timeline: num(r.timeline), start: num(r.seq_at_adoption), floor: num(r.floor),
+      // Recorded since schema version 3; before, unknown: nothing counts as pruned (a purged key's revision may be reported lost).
+      pruned: r.pruned_at_adoption === null || r.pruned_at_adoption === undefined ? 0 : num(r.pruned_at_adoption),
+    })).filter((r) => r.timeline > from).sort((a, b) => a.timeline - b.timeline)[0] ?? { timeline: to, start: Infinity, floor: Number.MAX_SAFE_INTEGER, pruned: 0 };
     // The acknowledged writes, and the newest delivered revision of each key (reads, lists, history, watch events).
     const keys = [...this.ringKeys, ...this.delivered.keys()];
     const revs = [...this.ringRevs, ...this.delivered.values()];
-    const missing = [...new Set((await client.query<Row>(missingSql(this.names), [keys, revs])).rows.map((r) => num(r.revision)))];
+    const missing = [...new Set((await client.query<Row>(missingSql(this.names), [keys, revs, next.pruned, next.floor])).rows.map((r) => num(r.revision)))];
     const beyond = this.highest > next.start;
     if (missing.length > 0 || beyond) {
       missing.sort((a, b) => a - b);

@@ -184,6 +184,11 @@ export const MIGRATIONS: Migration[] = [
        )`,
     ],
   },
+  {
+    version: 3,
+    name: 'timelines: the pruning mark at adoption (loss detection checks against it)',
+    sql: (n) => [`ALTER TABLE ${n.timelines} ADD COLUMN IF NOT EXISTS pruned_at_adoption bigint`],
+  },
 ];
 
 export const LATEST_VERSION = MIGRATIONS[MIGRATIONS.length - 1]?.version ?? 0;

@@ -338,7 +338,8 @@ export class WatchHub {
     const pruned = Number(head.pruned);
     for (const sub of served) {
       const c = sub.cursor as Cursor;
-      if (pruned > c.rev || (pruned === c.rev && c.key !== null)) this.fail(sub, new HistoryGoneError(c.rev, pruned + 1));
+      // Inside a revision (key set) the watch still owes that revision's other changes: the history gone is after c.rev − 1.
+      if (pruned > c.rev || (pruned === c.rev && c.key !== null)) this.fail(sub, new HistoryGoneError(c.key !== null ? c.rev - 1 : c.rev, pruned + 1));
     }
     for (const row of changes) {
       const key = row.key as string;

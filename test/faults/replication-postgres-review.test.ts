@@ -351,90 +351,130 @@ describe('pooled connections to a superseded primary (review round 11)', () => {
 
 describe('a statement in flight on a superseded primary (review round 12)', () => {
   it('a put that waited on the old primary and committed there after the process met the promoted member is not acknowledged', async () => {
-    const c = await start(false);
-    const A = { ...c.primary, data: dataDir(c, c.primary.name) };
-    const B = { ...c.standby, data: dataDir(c, c.standby.name) };
-    const W = await PostgresStore.fromUrl(`${c.url}?prefix=ix_&poolSize=3&connect_timeout=1&sweepIntervalMs=0`);
-    stores.push(W);
-    await W.put('x', 'v1');
-    await Promise.all([W.get('x'), W.get('x'), W.history('x')]); // three sessions on A
-    await caughtUp(c);
-    const adminA = new pg.Client({ host: '127.0.0.1', port: A.port, user: 'postgres', database: 'test' });
-    await adminA.connect();
-    let stopped = false;
-    try {
-      // Key x's row held on A: W's put waits inside its statement on an A session.
-      await adminA.query('BEGIN');
-      await adminA.query(`SELECT 1 FROM ix_kv WHERE key = 'x' FOR UPDATE`);
-      const put = W.put('x', 'v2').then((e) => ({ ok: e.revision }), (err: unknown) => ({ err }));
-      await until('the put to wait on the row lock', async () => (await adminA.query(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = 'test' AND wait_event_type = 'Lock'`)).rows[0].n === 1);
-      process.kill(pidOf(A.data), 'SIGSTOP');
-      stopped = true;
-      pgCtl(['-D', B.data, '-w', '-t', '60', 'promote']);
-      // W's idle sessions on A end: its next connection goes to B and meets the new timeline.
-      const idle = await adminA.query(`SELECT pid FROM pg_stat_activity WHERE datname = 'test' AND pid <> pg_backend_pid() AND backend_type = 'client backend' AND state = 'idle'`);
-      for (const r of idle.rows as { pid: number }[]) await adminA.query('SELECT pg_terminate_backend($1)', [r.pid]);
-      const z = await firstAnswer(() => W.put('z', 1));
-      expect(z.ok && z.value.revision).toBeGreaterThan(1_000_000_000); // on B: the raised sequence
-      await adminA.query('COMMIT'); // the put commits on A, which B will never have
-      const told = await put;
-      expect('ok' in told, `told ${JSON.stringify(told)} for a write that exists only on the superseded primary`).toBe(false);
-      const err = (told as { err: unknown }).err;
-      expect(BackendError.is(err) && err.ambiguous, String(err)).toBe(true);
-      expect((await W.get('x'))?.value).toBe('v1');
-    } finally {
-      await adminA.end().catch(() => undefined);
-      if (stopped) process.kill(pidOf(A.data), 'SIGCONT');
-    }
+    const { W, told } = await putEndingDuringAdoption('ix_', { lockOnB: false }, async ({ z }) => {
+      const adopted = await z;
+      expect(adopted.ok && adopted.value.revision).toBeGreaterThan(1_000_000_000); // on B: the raised sequence
+    });
+    expectNotAcknowledged(told);
+    expect((await W.get('x'))?.value).toBe('v1');
   });
 });
 
+type Answer = Awaited<ReturnType<typeof firstAnswer<{ revision: number }>>>;
+
+/**
+ * W's put waits on a row lock on the old primary A; A's postmaster stops (its sessions go on), B is
+ * promoted, (with `lockOnB`) the store's table is locked on B, and W's idle sessions on A end: W's next
+ * call (a put of z) connects to B and adopts its timeline — with the lock, its check of what W told
+ * waits there. Then `act` runs; the put on A commits (a write B will never have) and its answer is returned.
+ */
+async function putEndingDuringAdoption(prefix: string, { lockOnB }: { lockOnB: boolean }, act: (ctx: { c: Cluster; B: { port: number }; z: Promise<Answer> }) => Promise<void>) {
+  const c = await start(false);
+  const A = { ...c.primary, data: dataDir(c, c.primary.name) };
+  const B = { ...c.standby, data: dataDir(c, c.standby.name) };
+  const W = await PostgresStore.fromUrl(`${c.url}?prefix=${prefix}&poolSize=3&connect_timeout=1&sweepIntervalMs=0`);
+  stores.push(W);
+  await W.put('x', 'v1');
+  await Promise.all([W.get('x'), W.get('x'), W.history('x')]); // three sessions on A
+  await caughtUp(c);
+  const adminA = new pg.Client({ host: '127.0.0.1', port: A.port, user: 'postgres', database: 'test' });
+  await adminA.connect();
+  const adminB = new pg.Client({ host: '127.0.0.1', port: B.port, user: 'postgres', database: 'test' });
+  let stopped = false;
+  try {
+    await adminA.query('BEGIN');
+    await adminA.query(`SELECT 1 FROM ${prefix}kv WHERE key = 'x' FOR UPDATE`);
+    const put = W.put('x', 'v2').then((e) => ({ ok: e.revision }), (err: unknown) => ({ err }));
+    await until('the put to wait on the row lock', async () => (await adminA.query(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = 'test' AND wait_event_type = 'Lock'`)).rows[0].n === 1);
+    process.kill(pidOf(A.data), 'SIGSTOP');
+    stopped = true;
+    pgCtl(['-D', B.data, '-w', '-t', '60', 'promote']);
+    await adminB.connect();
+    await adminB.query('BEGIN');
+    if (lockOnB) await adminB.query(`LOCK TABLE ${prefix}kv IN ACCESS EXCLUSIVE MODE`);
+    const idle = await adminA.query(`SELECT pid FROM pg_stat_activity WHERE datname = 'test' AND pid <> pg_backend_pid() AND backend_type = 'client backend' AND state = 'idle'`);
+    for (const r of idle.rows as { pid: number }[]) await adminA.query('SELECT pg_terminate_backend($1)', [r.pid]);
+    const z = firstAnswer(() => W.put('z', 1));
+    // (Asked on a connection of its own: inside adminB's transaction pg_stat_activity stays the snapshot of its first read.)
+    if (lockOnB) await until('the adoption\'s check to wait on B', async () => (await c.query(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = 'test' AND wait_event_type = 'Lock'`, B.port))[0]?.n === 1);
+    await act({ c, B, z });
+    await adminA.query('COMMIT');
+    const told = await put;
+    await adminB.query('COMMIT');
+    return { W, told, z: await z };
+  } finally {
+    await adminA.end().catch(() => undefined);
+    await adminB.end().catch(() => undefined);
+    if (stopped) process.kill(pidOf(A.data), 'SIGCONT');
+  }
+}
+
+function expectNotAcknowledged(told: { ok: number } | { err: unknown }): void {
+  expect('ok' in told, `told ${JSON.stringify(told)} for a write that exists only on the superseded primary`).toBe(false);
+  const err = (told as { err: unknown }).err;
+  expect(BackendError.is(err) && err.ambiguous, String(err)).toBe(true);
+}
+
 describe('a statement on a superseded primary that ends while the process adopts the promoted member', () => {
   it('is not acknowledged: its acknowledgement would miss the check of what the process was told', async () => {
+    const { W, told, z } = await putEndingDuringAdoption('ad_', { lockOnB: true }, async () => undefined);
+    expectNotAcknowledged(told);
+    expect(z.ok && z.value.revision).toBeGreaterThan(1_000_000_000); // on B: the raised sequence
+    expect((await W.get('x'))?.value).toBe('v1');
+  });
+
+  it('nor after an adoption of the promoted member failed; nor is the old primary read from', async () => {
+    const { W, told, z } = await putEndingDuringAdoption('fa_', { lockOnB: true }, async ({ c, B }) => {
+      // The adoption fails: its session on B is ended (B restarting, an operator, a pooler).
+      const waiting = await c.query(`SELECT pid FROM pg_stat_activity WHERE datname = 'test' AND wait_event_type = 'Lock'`, B.port);
+      await c.query(`SELECT pg_terminate_backend(${Number(waiting[0]?.pid)})`, B.port);
+    });
+    expectNotAcknowledged(told);
+    expect(z.ok, 'the put of z that adopted is answered, on B, once asked again').toBe(true);
+    const next = await firstAnswer(() => W.get('x'));
+    expect(next.ok && next.value?.value, JSON.stringify(next.ok ? next.value : String(next.error))).toBe('v1');
+  });
+});
+
+describe('review of 2026-12-06: the check of what a process told, against a promoted member', () => {
+  it('a lost write is reported although another process pruned on the promoted member before this one adopted it', async () => {
     const c = await start(false);
     const A = { ...c.primary, data: dataDir(c, c.primary.name) };
     const B = { ...c.standby, data: dataDir(c, c.standby.name) };
-    const W = await PostgresStore.fromUrl(`${c.url}?prefix=ad_&poolSize=3&connect_timeout=1&sweepIntervalMs=0`);
-    stores.push(W);
-    await W.put('x', 'v1');
-    await Promise.all([W.get('x'), W.get('x'), W.history('x')]); // three sessions on A
-    await caughtUp(c);
+    const P = await PostgresStore.fromUrl(`${c.url}?prefix=pt_&poolSize=3&connect_timeout=1&sweepIntervalMs=0`);
+    stores.push(P);
+    await P.put('victim', 'v1');
+    // The victim's revision must lie in the sequence block the standby's copy already covers (not "beyond").
+    for (let i = 0; ; i++) {
+      const [seq] = await c.query('SELECT log_cnt FROM pt_revision_seq');
+      if (Number(seq?.log_cnt) >= 2) break;
+      await P.put(`pad/${i}`, i);
+    }
+    await Promise.all([P.get('victim'), P.get('victim'), P.history('victim')]); // sessions on A
+    await holdAfterCatchUp(c);
+    const told = await P.put('victim', 'v2'); // acknowledged: on A only
     const adminA = new pg.Client({ host: '127.0.0.1', port: A.port, user: 'postgres', database: 'test' });
     await adminA.connect();
-    let adminB: pg.Client | undefined;
     let stopped = false;
     try {
-      // Key x's row held on A: W's put waits inside its statement on an A session.
-      await adminA.query('BEGIN');
-      await adminA.query(`SELECT 1 FROM ad_kv WHERE key = 'x' FOR UPDATE`);
-      const put = W.put('x', 'v2').then((e) => ({ ok: e.revision }), (err: unknown) => ({ err }));
-      await until('the put to wait on the row lock', async () => (await adminA.query(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = 'test' AND wait_event_type = 'Lock'`)).rows[0].n === 1);
       process.kill(pidOf(A.data), 'SIGSTOP');
       stopped = true;
       pgCtl(['-D', B.data, '-w', '-t', '60', 'promote']);
-      // On B the store's table is locked: the adoption's check of what W was told (a read of ad_kv) waits there.
-      adminB = new pg.Client({ host: '127.0.0.1', port: B.port, user: 'postgres', database: 'test' });
-      await adminB.connect();
-      await adminB.query('BEGIN');
-      await adminB.query('LOCK TABLE ad_kv IN ACCESS EXCLUSIVE MODE');
-      // W's idle sessions on A end: its next connection goes to B, meets the new timeline and adopts it.
-      const idle = await adminA.query(`SELECT pid FROM pg_stat_activity WHERE datname = 'test' AND pid <> pg_backend_pid() AND backend_type = 'client backend' AND state = 'idle'`);
-      for (const r of idle.rows as { pid: number }[]) await adminA.query('SELECT pg_terminate_backend($1)', [r.pid]);
-      const z = firstAnswer(() => W.put('z', 1));
-      // (Asked on a connection of its own: inside adminB's transaction pg_stat_activity stays the snapshot of its first read.)
-      await until('the adoption\'s check to wait on B', async () => (await c.query(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = 'test' AND wait_event_type = 'Lock'`, B.port))[0]?.n === 1);
-      await adminA.query('COMMIT'); // the put commits on A, which B will never have, while W is adopting B's timeline
-      const told = await put;
-      await adminB.query('COMMIT');
-      expect('ok' in told, `told ${JSON.stringify(told)} for a write that exists only on the superseded primary`).toBe(false);
-      const err = (told as { err: unknown }).err;
-      expect(BackendError.is(err) && err.ambiguous, String(err)).toBe(true);
-      const zAnswer = await z;
-      expect(zAnswer.ok && zAnswer.value.revision).toBeGreaterThan(1_000_000_000); // on B: the raised sequence
-      expect((await W.get('x'))?.value).toBe('v1');
+      // Another process serves on B first: adopts its timeline, rewrites a key, sweeps (pruned_through jumps past the raise).
+      const Q = await PostgresStore.fromUrl(`postgres://postgres@127.0.0.1:${B.port}/test?prefix=pt_&sweepIntervalMs=0&historyDepth=1&changeRetentionMs=0`);
+      stores.push(Q);
+      for (let i = 0; i < 3; i++) await Q.put('other', i);
+      await Q.sweep();
+      const [meta] = await c.query('SELECT pruned_through FROM pt_meta WHERE id = 1', B.port);
+      expect(Number(meta?.pruned_through)).toBeGreaterThan(1_000_000_000);
+      // P's sessions on A end: its next connection goes to B and adopts.
+      const sessions = await adminA.query(`SELECT pid FROM pg_stat_activity WHERE datname = 'test' AND pid <> pg_backend_pid() AND backend_type = 'client backend'`);
+      for (const r of sessions.rows as { pid: number }[]) await adminA.query('SELECT pg_terminate_backend($1)', [r.pid]);
+      expectDataLost(await firstAnswer(() => P.get('victim')), `P was told v2 at ${told.revision}`);
+      const lost = (await P.replication()).lost;
+      expect(lost?.ranges.some((r) => r.after < told.revision && told.revision <= r.upTo), JSON.stringify(lost)).toBe(true);
     } finally {
       await adminA.end().catch(() => undefined);
-      await adminB?.end().catch(() => undefined);
       if (stopped) process.kill(pidOf(A.data), 'SIGCONT');
     }
   });

@@ -18,11 +18,11 @@ export function seqLastSql(n: Names): string {
 }
 
 export function timelinesSql(n: Names): string {
-  return `SELECT timeline, seq_at_adoption, floor FROM ${n.timelines} ORDER BY timeline`;
+  return `SELECT timeline, seq_at_adoption, floor, pruned_at_adoption FROM ${n.timelines} ORDER BY timeline`;
 }
 
 export function adoptSql(n: Names): string {
-  return `INSERT INTO ${n.timelines} (timeline, seq_at_adoption, floor) VALUES ($1, $2, $3)`;
+  return `INSERT INTO ${n.timelines} (timeline, seq_at_adoption, floor, pruned_at_adoption) VALUES ($1, $2, $3, (SELECT pruned_through FROM ${n.meta} WHERE id = 1))`;
 }
 
 /**
@@ -39,21 +39,19 @@ FROM (SELECT CASE WHEN is_called THEN last_value ELSE last_value - 1 END AS s FR
 }
 
 /**
- * Of the (key, revision)s this process told callers of ($1 keys, $2
- * revisions: acknowledged writes, and the newest revision of each key it
- * delivered by a read, a list, a history or a watch event) those this member
- * does not have: neither in the change log nor the current row. Legitimate
- * later changes do not count: a later put, delete or TTL expiry appends a
- * change and keeps the delivered one in the log; a revision removed since
- * (history pruning, a purged tombstone and its key's changes) lies at or below
- * meta.pruned_through, and a revision there cannot be told apart from a
- * pruned one, so it is not reported.
+ * The told (key, revision)s the member lacks. A revision is there when its change or entry is, or when
+ * a later revision of its key from before the promotion is (below $4, the new timeline's floor: a key's
+ * revisions commit in order under its row lock, so a member that replayed the later one replayed it).
+ * Pruning removes a change only when its key has newer ones, so one pruned before the promotion still
+ * has such a witness, or lies at or below $3: the pruning mark when the new timeline was adopted (a
+ * tombstone purge removes a key's whole chain and raises the mark). Not the mark of now: a sweep on
+ * the promoted member raises it past the floor as soon as it prunes anything there (review, 2026-12-06).
  */
 export function missingSql(n: Names): string {
   return `SELECT a.k AS key, a.r AS revision FROM unnest($1::text[], $2::bigint[]) AS a(k, r)
-WHERE a.r > (SELECT pruned_through FROM ${n.meta} WHERE id = 1)
-  AND NOT EXISTS (SELECT 1 FROM ${n.changes} c WHERE c.key = a.k AND c.revision = a.r)
-  AND NOT EXISTS (SELECT 1 FROM ${n.kv} v WHERE v.key = a.k AND v.revision = a.r)`;
+WHERE a.r > $3::bigint
+  AND NOT EXISTS (SELECT 1 FROM ${n.changes} c WHERE c.key = a.k AND c.revision >= a.r AND c.revision < $4::bigint)
+  AND NOT EXISTS (SELECT 1 FROM ${n.kv} v WHERE v.key = a.k AND v.revision >= a.r AND v.revision < $4::bigint)`;
 }
 
 export function recordLossSql(n: Names): string {
