@@ -1,5 +1,5 @@
 /**
- * Back-pressure of the watch hubs that read a change log by cursor (PostgreSQL, SQLite): a consumer
+ * Back-pressure of the watch hubs that read a change log by cursor (PostgreSQL, SQLite) and of HttpStore: a consumer
  * that does not read keeps at most WATCH_BACKLOG_LIMIT events plus one page queued, not the whole
  * backlog (issue 25's review round 11: 100,000 changes of 1 kB queued, +126 MB), and when it reads
  * on it gets every change, in order, exactly once. The verdict is taken when a second, reading watch
@@ -10,8 +10,11 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { WATCH_BACKLOG_LIMIT, type RevkitStore, type WatchEvent } from '../src/core/index.js';
+import { WATCH_BACKLOG_LIMIT, type Store, type WatchEvent } from '../src/core/index.js';
 import { SqliteStore } from '../src/sqlite/index.js';
+import { MemoryStore } from '../src/memory/index.js';
+import { HttpStore } from '../src/server/index.js';
+import { ADMIN, startServer } from './server-helpers.js';
 import { postgresStoresThisFileMakes } from './support/postgres-stores.js';
 
 const CHANGES = 6000;
@@ -19,7 +22,7 @@ const { freshPrefix, store: pgStore } = postgresStoresThisFileMakes('rk_wbp_', 1
 const dir = mkdtempSync(join(tmpdir(), 'revkit-backpressure-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-async function verdict(s: RevkitStore, page: number): Promise<void> {
+async function verdict(s: Store, page: number): Promise<void> {
   const idleController = new AbortController();
   const idle = s.watch({ prefix: 'k/', fromRevision: 0, signal: idleController.signal }) as AsyncIterable<WatchEvent> & { backlog: number };
   let last = 0;
@@ -62,6 +65,19 @@ describe('a watch whose consumer does not read: bounded queue, then every change
 
   it('postgres', async () => {
     await verdict(await pgStore(freshPrefix(), { watchPollMs: 20 }), 500);
+  });
+
+  // HttpStore stops reading the server's stream (TCP holds the rest back; the server ends a stream that far
+  // behind with `overflow` and the client resumes after its last event). "One page" here: one chunk of the stream.
+  it('HttpStore', async () => {
+    const { server, url } = await startServer({ store: new MemoryStore(), closeStore: true });
+    const client = new HttpStore({ url, token: ADMIN });
+    try {
+      await verdict(client, 1000);
+    } finally {
+      await client.close();
+      await server.close();
+    }
   });
 });
 

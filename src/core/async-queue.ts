@@ -41,7 +41,8 @@ export class AsyncQueue<T> implements AsyncIterableIterator<T> {
   /**
    * Calls `fn` once, when the consumer has taken the backlog down to `level`
    * (at once if it is there already): a producer that stopped pushing to a
-   * slow consumer learns when to go on. A later call replaces an earlier one.
+   * slow consumer learns when to go on (or that the queue closed: then too).
+   * A later call replaces an earlier one.
    */
   whenDrainedTo(level: number, fn: () => void): void {
     if (this.backlog <= level) {
@@ -75,7 +76,10 @@ export class AsyncQueue<T> implements AsyncIterableIterator<T> {
 
   private finish(): void {
     this.done = true;
+    // A producer waiting for the consumer to catch up learns that it never will.
+    const drained = this.drained;
     this.drained = undefined;
+    drained?.fn();
     const closers = this.closers;
     this.closers = [];
     for (const c of closers) c();
@@ -142,6 +146,12 @@ export class AsyncQueue<T> implements AsyncIterableIterator<T> {
  */
 export const WATCH_BACKLOG_LIMIT = 1000;
 export const WATCH_BACKLOG_RESUME = 500;
+
+/** Resolves at once, or — when `queue` holds WATCH_BACKLOG_LIMIT events — once its consumer has taken it down to WATCH_BACKLOG_RESUME or it closed. */
+export function roomIn<T>(queue: AsyncQueue<T>): Promise<void> | undefined {
+  if (queue.backlog < WATCH_BACKLOG_LIMIT || queue.closed) return undefined;
+  return new Promise((resolve) => queue.whenDrainedTo(WATCH_BACKLOG_RESUME, resolve));
+}
 
 /** Whether a hub passes over `queue`'s watcher this round; if so, `wake` is called once its consumer has caught up. */
 export function backlogged<T>(queue: AsyncQueue<T>, wake: () => void): boolean {

@@ -1,4 +1,4 @@
-import { BackendError, RevkitError, type AsyncQueue, type Entry, type WatchEvent, type WatchOptions } from '../core/index.js';
+import { BackendError, RevkitError, roomIn, type AsyncQueue, type Entry, type WatchEvent, type WatchOptions } from '../core/index.js';
 import { errorFromProblem, safeJson, type ProblemBody } from './problems.js';
 import type { ReplicaPool } from './replica-pool.js';
 import { SseParser } from './sse-parser.js';
@@ -66,6 +66,10 @@ export async function followWatchStream<T>(
             if (msg.event !== 'put' && msg.event !== 'delete') continue;
             queue.push(watchEventOf<T>(msg.data));
           }
+          // A consumer that does not read: the stream is not read either, so TCP holds the rest back and the
+          // server's own bound applies (it ends a stream that far behind with `overflow`; we resume after the last event).
+          const room = roomIn(queue);
+          if (room) await room;
         }
       } catch (err) {
         if (signal.aborted || queue.closed) return;
