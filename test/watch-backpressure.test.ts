@@ -1,5 +1,5 @@
 /**
- * Back-pressure of the watch hubs that read a change log by cursor (PostgreSQL, SQLite) and of HttpStore: a consumer
+ * Back-pressure of the watches that read a change log by cursor (PostgreSQL, SQLite, Redis) and of HttpStore: a consumer
  * that does not read keeps at most WATCH_BACKLOG_LIMIT events plus one page queued, not the whole
  * backlog (issue 25's review round 11: 100,000 changes of 1 kB queued, +126 MB), and when it reads
  * on it gets every change, in order, exactly once. The verdict is taken when a second, reading watch
@@ -15,6 +15,8 @@ import { SqliteStore } from '../src/sqlite/index.js';
 import { MemoryStore } from '../src/memory/index.js';
 import { HttpStore } from '../src/server/index.js';
 import { ADMIN, startServer } from './server-helpers.js';
+import { Redis } from 'ioredis';
+import { RedisStore, dropRedisStore } from '../src/redis/index.js';
 import { postgresStoresThisFileMakes } from './support/postgres-stores.js';
 
 const CHANGES = 6000;
@@ -65,6 +67,19 @@ describe('a watch whose consumer does not read: bounded queue, then every change
 
   it('postgres', async () => {
     await verdict(await pgStore(freshPrefix(), { watchPollMs: 20 }), 500);
+  });
+
+  it('redis', async () => {
+    const url = process.env.REVKIT_REDIS_URL ?? 'redis://127.0.0.1:6379/0';
+    const prefix = `rk_wbp_${process.pid}_${Date.now().toString(36)}`;
+    const s = await RedisStore.fromUrl(url, { prefix });
+    try {
+      await verdict(s, 1000);
+    } finally {
+      await s.close();
+      const client = new Redis(url);
+      await dropRedisStore(client, { prefix }).finally(() => client.disconnect());
+    }
   });
 
   // HttpStore stops reading the server's stream (TCP holds the rest back; the server ends a stream that far

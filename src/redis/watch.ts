@@ -1,4 +1,4 @@
-import { AsyncQueue, BackendError, HistoryGoneError, keyFilter, sleep, type WatchEvent, type WatchOptions } from '../core/index.js';
+import { AsyncQueue, BackendError, HistoryGoneError, keyFilter, roomIn, sleep, type WatchEvent, type WatchOptions } from '../core/index.js';
 import type { StoreKeys } from './keys.js';
 import { mapRedisError } from './records.js';
 import type { Reply, ScriptRunner } from './runner.js';
@@ -90,6 +90,12 @@ export function followChangeLog<T>(store: ChangeLogAccess, options: WatchOptions
     let after = options.fromRevision === undefined ? undefined : `${options.fromRevision}-${MAX_SEQ}`;
     let backoff = 0;
     while (!queue.closed && !store.isClosed()) {
+      // A consumer with a full backlog waiting: read on from `after` once it has caught up (a trimmed log is HistoryGoneError then).
+      const room = roomIn(queue);
+      if (room) {
+        await room;
+        continue;
+      }
       try {
         let reply: Reply;
         if (after === undefined) {
