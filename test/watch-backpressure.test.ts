@@ -1,5 +1,5 @@
 /**
- * Back-pressure of the watches that read a change log by cursor (PostgreSQL, SQLite, Redis) and of HttpStore: a consumer
+ * Back-pressure of the watches that read a change log by cursor (PostgreSQL, SQLite, Redis, memory) and of HttpStore: a consumer
  * that does not read keeps at most WATCH_BACKLOG_LIMIT events plus one page queued, not the whole
  * backlog (issue 25's review round 11: 100,000 changes of 1 kB queued, +126 MB), and when it reads
  * on it gets every change, in order, exactly once. The verdict is taken when a second, reading watch
@@ -67,6 +67,34 @@ describe('a watch whose consumer does not read: bounded queue, then every change
 
   it('postgres', async () => {
     await verdict(await pgStore(freshPrefix(), { watchPollMs: 20 }), 500);
+  });
+
+  it('memory', async () => {
+    const s = new MemoryStore();
+    try {
+      await verdict(s, 0);
+    } finally {
+      await s.close();
+    }
+  });
+
+  it('memory: a watch from a revision not written yet delivers only what commits after it', async () => {
+    const s = new MemoryStore();
+    try {
+      const got: number[] = [];
+      const controller = new AbortController();
+      const watching = (async () => {
+        for await (const e of s.watch({ prefix: 'k/', fromRevision: 3, signal: controller.signal })) {
+          got.push(e.revision);
+          if (e.revision === 5) controller.abort();
+        }
+      })();
+      for (let i = 1; i <= 5; i++) await s.put(`k/${i}`, i);
+      await watching;
+      expect(got).toEqual([4, 5]);
+    } finally {
+      await s.close();
+    }
   });
 
   it('redis', async () => {

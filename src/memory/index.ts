@@ -5,6 +5,7 @@ import {
   type ListOptions, type ListPage, type PutOptions, type StoreOptions, type StoredRecord, type Tombstone, type WatchEvent, type WatchOptions,
 } from '../core/index.js';
 import { assertKnownUrlOptions } from '../core/redact.js';
+import { MemoryWatcher } from './watcher.js';
 
 export interface MemoryStoreOptions extends StoreOptions {
   /** Past revisions kept per key for history(); default 64. */
@@ -28,10 +29,10 @@ export class MemoryStore extends BaseStore {
   readonly capabilities: Capabilities = { atomic: true, ttl: true, history: true, watch: true, crossProcess: false, durability: 'memory' };
   private readonly records = new Map<string, StoredRecord<Stored>>();
   private readonly past = new Map<string, StoredRecord<Stored>[]>();
-  private readonly changes: WatchEvent<Stored>[] = [];
+  readonly changes: WatchEvent<Stored>[] = [];
   /** Every change at or below this revision has been trimmed off `changes`; nothing above it has. */
-  private trimmedThrough = 0;
-  private readonly watchers = new Set<{ matches: (key: string) => boolean; queue: AsyncQueue<WatchEvent> }>();
+  trimmedThrough = 0;
+  private readonly watchers = new Set<MemoryWatcher<Stored>>();
   private revision = 0;
   private readonly codec: Codec;
   private readonly maxValueBytes: number;
@@ -166,17 +167,10 @@ export class MemoryStore extends BaseStore {
     this.assertOpen();
     const matches = keyFilter(options);
     const queue = new AsyncQueue<WatchEvent>(options.signal);
-    if (options.fromRevision !== undefined) {
-      // The log is trimmed by whole commits: every change above `trimmedThrough` is there, none at or below it.
-      if (options.fromRevision < this.trimmedThrough) {
-        queue.fail(new HistoryGoneError(options.fromRevision, this.trimmedThrough + 1));
-        return queue as AsyncIterable<WatchEvent<T>>;
-      }
-      for (const change of this.changes) {
-        if (change.revision > options.fromRevision && matches(change.key) && !this.deliver(queue, change)) return queue as AsyncIterable<WatchEvent<T>>;
-      }
-    }
-    const watcher = { matches, queue };
+    // Live from now on; from a revision, it first reads the change log (watcher.ts: also when its consumer falls behind).
+    const watcher = new MemoryWatcher<Stored>(matches, queue, this, this.revision);
+    if (options.fromRevision !== undefined) watcher.startFrom(options.fromRevision);
+    if (queue.closed) return queue as AsyncIterable<WatchEvent<T>>;
     this.watchers.add(watcher);
     queue.onClose(() => this.watchers.delete(watcher));
     return queue as AsyncIterable<WatchEvent<T>>;
@@ -231,7 +225,7 @@ export class MemoryStore extends BaseStore {
     past.push(record);
     if (past.length >= 2 * this.historyDepth) past.splice(0, past.length - this.historyDepth);
     this.changes.push(event);
-    for (const w of this.watchers) if (w.matches(event.key)) this.deliver(w.queue, event);
+    for (const w of this.watchers) w.offer(event);
   }
 
   /**
@@ -283,7 +277,7 @@ export class MemoryStore extends BaseStore {
   }
 
   /** One watcher's own copy of a change; a value its codec cannot read ends that watch with the error (the write stands). */
-  private deliver(queue: AsyncQueue<WatchEvent>, event: WatchEvent<Stored>): boolean {
+  deliver(queue: AsyncQueue<WatchEvent>, event: WatchEvent<Stored>): boolean {
     let copy: WatchEvent;
     try {
       copy = event.type === 'put' ? { ...event, entry: { ...event.entry, value: this.decodeValue(event.entry) } } : { ...event };

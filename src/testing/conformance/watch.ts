@@ -95,6 +95,29 @@ export function describeWatch(test: RegisterStoreTest, timeout: number): void {
       expect(await s.headRevision()).toBeGreaterThanOrEqual(after[1]!.revision);
     });
 
+    // Review of the memory watch's back-pressure (2026-12-06): memory delivered every change written after
+    // watch() was called, also those at or below a fromRevision it had not reached yet.
+    test('from a revision not written yet: only the changes after it', async (s) => {
+      if (!s.capabilities.watch) return;
+      const from = (await s.put('ahead/0', 0)).revision + 3;
+      const controller = new AbortController();
+      const seen: number[] = [];
+      const written: number[] = [];
+      let last = Number.POSITIVE_INFINITY;
+      const watching = (async () => {
+        for await (const ev of s.watch({ prefix: 'ahead/', fromRevision: from, signal: controller.signal })) {
+          seen.push(ev.revision);
+          if (ev.revision >= last) break;
+        }
+      })();
+      for (let i = 1; i <= 6; i++) written.push((await s.put(`ahead/${i}`, i)).revision);
+      last = written[written.length - 1] as number;
+      if (seen.includes(last)) controller.abort();
+      await withTimeout(watching, 10_000, () => `watch from ${from} saw ${JSON.stringify(seen)} of ${JSON.stringify(written)}`);
+      controller.abort();
+      expect(seen).toEqual(written.filter((r) => r > from));
+    });
+
     test('watch of one key ignores others; aborting ends the iteration', async (s) => {
       if (!s.capabilities.watch) return;
       const controller = new AbortController();
