@@ -97,6 +97,52 @@ describe('a watch whose consumer does not read: bounded queue, then every change
     }
   });
 
+  it('memory: a watch created while a commit is handed out (a codec hook) gets that commit whole or not at all, never a change twice', async () => {
+    let store: MemoryStore | undefined;
+    let armed = false;
+    let decodes = 0;
+    const made: AsyncIterator<WatchEvent>[] = [];
+    const controller = new AbortController();
+    const codec = {
+      name: 'hook',
+      encode: (v: unknown) => new TextEncoder().encode(JSON.stringify(v)),
+      decode: (b: Uint8Array) => {
+        const v = JSON.parse(new TextDecoder().decode(b)) as unknown;
+        // The second decode of 'HOOK' is the outer watch's copy, in the middle of the atomic commit's hand-out.
+        if (v === 'HOOK' && armed && ++decodes === 2 && store) {
+          made.push(store.watch({ prefix: 'k/', fromRevision: 1, signal: controller.signal })[Symbol.asyncIterator]());
+          made.push(store.watch({ prefix: 'k/', signal: controller.signal })[Symbol.asyncIterator]());
+        }
+        return v;
+      },
+    };
+    const s = new MemoryStore({ codec });
+    store = s;
+    try {
+      await s.put('k/0', 0);
+      const outer = s.watch({ prefix: 'k/', signal: controller.signal });
+      armed = true;
+      const { revision } = await s.atomic().set('k/a', 1).set('k/b', 'HOOK').set('k/c', 3).commit();
+      const last = (await s.put('k/d', 4)).revision;
+      expect(made).toHaveLength(2);
+      const upTo = async (it: AsyncIterator<WatchEvent>) => {
+        const got: string[] = [];
+        for (;;) {
+          const r = await it.next();
+          if (r.done) return got;
+          got.push(`${r.value.revision}:${r.value.key}`);
+          if (r.value.revision === last) return got;
+        }
+      };
+      expect(await upTo(made[0] as AsyncIterator<WatchEvent>)).toEqual([`${revision}:k/a`, `${revision}:k/b`, `${revision}:k/c`, `${last}:k/d`]);
+      expect(await upTo(made[1] as AsyncIterator<WatchEvent>)).toEqual([`${last}:k/d`]);
+      void outer;
+    } finally {
+      controller.abort();
+      await s.close();
+    }
+  });
+
   it('redis', async () => {
     const url = process.env.REVKIT_REDIS_URL ?? 'redis://127.0.0.1:6379/0';
     const prefix = `rk_wbp_${process.pid}_${Date.now().toString(36)}`;

@@ -10,7 +10,11 @@ import { MemoryWatcher } from './watcher.js';
 export interface MemoryStoreOptions extends StoreOptions {
   /** Past revisions kept per key for history(); default 64. */
   historyDepth?: number;
-  /** Changes kept for watch({ fromRevision }); default 100,000. Trimmed by whole commits (an atomic commit is kept or dropped whole). */
+  /**
+   * Changes kept for watch({ fromRevision }); default 100,000. Trimmed by whole commits (an atomic commit is kept
+   * or dropped whole), an eighth at a time: a watch reading from the log (from a revision, or a consumer that fell
+   * behind) gets HistoryGoneError once it is more than about seven eighths of this behind the head.
+   */
   changeLogSize?: number;
   /** How often expired keys are turned into tombstones; default 1000 ms. */
   sweepIntervalMs?: number;
@@ -32,6 +36,8 @@ export class MemoryStore extends BaseStore {
   readonly changes: WatchEvent<Stored>[] = [];
   /** Every change at or below this revision has been trimmed off `changes`; nothing above it has. */
   trimmedThrough = 0;
+  /** Changes logged since the store opened (never trimmed). */
+  private logged = 0;
   private readonly watchers = new Set<MemoryWatcher<Stored>>();
   private revision = 0;
   private readonly codec: Codec;
@@ -168,7 +174,7 @@ export class MemoryStore extends BaseStore {
     const matches = keyFilter(options);
     const queue = new AsyncQueue<WatchEvent>(options.signal);
     // Live from now on; from a revision, it first reads the change log (watcher.ts: also when its consumer falls behind).
-    const watcher = new MemoryWatcher<Stored>(matches, queue, this, this.revision);
+    const watcher = new MemoryWatcher<Stored>(matches, queue, this, this.revision, this.logged);
     if (options.fromRevision !== undefined) watcher.startFrom(options.fromRevision);
     if (queue.closed) return queue as AsyncIterable<WatchEvent<T>>;
     this.watchers.add(watcher);
@@ -225,7 +231,8 @@ export class MemoryStore extends BaseStore {
     past.push(record);
     if (past.length >= 2 * this.historyDepth) past.splice(0, past.length - this.historyDepth);
     this.changes.push(event);
-    for (const w of this.watchers) w.offer(event);
+    this.logged += 1;
+    for (const w of this.watchers) w.offer(event, this.logged);
   }
 
   /**

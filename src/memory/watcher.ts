@@ -23,8 +23,8 @@ export class MemoryWatcher<S> {
   private behind: number | undefined;
   /** The revision of the last change offered or read (live: every one up to it handled). */
   private through: number;
-  /** A watch from a revision delivers only what commits after it. */
-  private after = -1;
+  /** Only what commits after this revision is delivered: the head for a watch "from now", else its fromRevision. */
+  private after: number;
 
   constructor(
     readonly matches: (key: string) => boolean,
@@ -32,8 +32,11 @@ export class MemoryWatcher<S> {
     private readonly log: ChangeLogView<S>,
     /** The store's revision when watch() was called: a watch "from now" owes what commits after it. */
     head: number,
+    /** How many changes the store had logged when watch() was called: one created while a change is handed out (a codec's hook) is not handed it again. */
+    private readonly bornAt: number,
   ) {
     this.through = head;
+    this.after = head;
   }
 
   /** Delivers what the log holds after `fromRevision`, then goes live (a revision not written yet: from it). */
@@ -44,9 +47,9 @@ export class MemoryWatcher<S> {
     this.through = Math.max(this.through, fromRevision);
   }
 
-  /** A change just committed (after the ones before it). */
-  offer(event: WatchEvent<S>): void {
-    if (this.behind !== undefined || this.queue.closed || event.revision <= this.after) return;
+  /** A change just committed (after the ones before it); `logged`: how many changes the store has logged with it. */
+  offer(event: WatchEvent<S>, logged: number): void {
+    if (this.behind !== undefined || this.queue.closed || logged <= this.bornAt || event.revision <= this.after) return;
     if (event.revision !== this.through && this.queue.backlog >= WATCH_BACKLOG_LIMIT) {
       this.fallBehind(this.through);
       return;
