@@ -1,5 +1,5 @@
 /**
- * Back-pressure of the watches that read a change log by cursor (PostgreSQL, SQLite, Redis, memory) and of HttpStore: a consumer
+ * Back-pressure of the watches that read a change log by cursor (PostgreSQL, SQLite, Redis, memory, file) and of HttpStore: a consumer
  * that does not read keeps at most WATCH_BACKLOG_LIMIT events plus one page queued, not the whole
  * backlog (issue 25's review round 11: 100,000 changes of 1 kB queued, +126 MB), and when it reads
  * on it gets every change, in order, exactly once. The verdict is taken when a second, reading watch
@@ -13,6 +13,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { WATCH_BACKLOG_LIMIT, type Store, type WatchEvent } from '../src/core/index.js';
 import { SqliteStore } from '../src/sqlite/index.js';
 import { MemoryStore } from '../src/memory/index.js';
+import { FileStore } from '../src/file/index.js';
 import { HttpStore } from '../src/server/index.js';
 import { ADMIN, startServer } from './server-helpers.js';
 import { Redis } from 'ioredis';
@@ -67,6 +68,15 @@ describe('a watch whose consumer does not read: bounded queue, then every change
 
   it('postgres', async () => {
     await verdict(await pgStore(freshPrefix(), { watchPollMs: 20 }), 500);
+  });
+
+  it('file', async () => {
+    const s = new FileStore(join(dir, 'bp.json'), { changeLogSize: 10_000 });
+    try {
+      await verdict(s, 0);
+    } finally {
+      await s.close();
+    }
   });
 
   it('memory', async () => {

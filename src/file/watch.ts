@@ -1,7 +1,7 @@
 import { watch as watchFs, type FSWatcher } from 'node:fs';
 import { basename, dirname } from 'node:path';
 import { EventEmitter } from 'node:events';
-import { AsyncQueue, HistoryGoneError, keyFilter, type WatchEvent, type WatchOptions } from '../core/index.js';
+import { AsyncQueue, HistoryGoneError, WATCH_BACKLOG_LIMIT, keyFilter, roomIn, type WatchEvent, type WatchOptions } from '../core/index.js';
 import type { FileRecord, FileState } from './format.js';
 import { wakeableDelay } from '../core/waiting.js';
 
@@ -67,7 +67,7 @@ export interface ChangeLog {
   isClosed(): boolean;
 }
 
-/** Follows the file's change log from options.fromRevision (default: the head), waking on `changes` or every pollIntervalMs. */
+/** Follows the file's change log from options.fromRevision (default: the head), waking on `changes` or every pollIntervalMs; it stops reading while its consumer has WATCH_BACKLOG_LIMIT events waiting. */
 export function followChanges<T>(log: ChangeLog, changes: FileChanges, options: WatchOptions, pollIntervalMs: number): AsyncIterable<WatchEvent<T>> {
   const matches = keyFilter(options);
   const queue = new AsyncQueue<WatchEvent<T>>(options.signal);
@@ -89,11 +89,24 @@ export function followChanges<T>(log: ChangeLog, changes: FileChanges, options: 
     while (!queue.closed && !log.isClosed()) {
       const state = log.read();
       if (position < state.prunedBelow && state.revision > position) throw new HistoryGoneError(position, state.prunedBelow + 1);
+      // A consumer with a full backlog waiting: stop between two commits, read on from there once it has caught up.
+      let through = position;
+      let full = false;
       for (let i = firstAfter(state.changes, position); i < state.changes.length; i++) {
         const c = state.changes[i] as FileRecord;
+        if (c.revision !== through && queue.backlog >= WATCH_BACKLOG_LIMIT) {
+          full = true;
+          break;
+        }
+        through = c.revision;
         if (matches(c.key)) queue.push(log.toEvent<T>(c));
       }
-      position = Math.max(position, state.revision);
+      position = full ? through : Math.max(position, state.revision);
+      const room = full ? roomIn(queue) : undefined;
+      if (room) {
+        await room;
+        continue;
+      }
       const nap = wakeableDelay(pollIntervalMs);
       wake = nap.wake;
       await nap.done;
