@@ -7,6 +7,7 @@
 //   watchers-figures      PostgreSQL puts/s with 50 idle watchers vs none
 //   idle-watch-figures    CPU of an idle SQLite watch
 //   watch-backlog-figures memory held for a watch whose consumer does not read (SQLite, PostgreSQL)
+//   loss-detection-figures one PostgreSQL update() writer with loss detection on vs off
 //   server-figures        revkit serve on memory: vs a bare fastify route, conditional PUTs
 //   etcd-figures          revkit serve on SQLite FULL vs a private etcd (skipped without etcd)
 //   lock                  revkit/lock acquire + fenced write + release, 1 and 16 contenders, vs etcd's lock service
@@ -37,7 +38,7 @@ const out = output({
 const env = { ...process.env, ...outputEnv(out) };
 const scripts = [['run.mjs', args]];
 if (!process.argv.includes('--core-only')) {
-  for (const name of ['sqlite-group-figures.mjs', 'file-figures.mjs', 'exactly-once-figures.mjs', 'watchers-figures.mjs', 'idle-watch-figures.mjs', 'watch-backlog-figures.mjs', 'console-figures.mjs', 'server-figures.mjs', 'etcd-figures.mjs', 'lock.mjs']) scripts.push([name, []]);
+  for (const name of ['sqlite-group-figures.mjs', 'file-figures.mjs', 'exactly-once-figures.mjs', 'watchers-figures.mjs', 'idle-watch-figures.mjs', 'watch-backlog-figures.mjs', 'loss-detection-figures.mjs', 'console-figures.mjs', 'server-figures.mjs', 'etcd-figures.mjs', 'lock.mjs']) scripts.push([name, []]);
   scripts.push(['postgres-batch-figures.mjs', ['--ops', '500', '--rounds', '3', '--ms', '3000', '--stmts', '2000']]);
   scripts.push(['nats-figures.mjs', ['--sections', '3', '--rounds', '3', '--ms', '3000']]);
   scripts.push(['profile-figures.mjs', []]);
