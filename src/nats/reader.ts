@@ -173,6 +173,8 @@ export class ResumableReader {
   private sub: Subscription | undefined;
   private consumerName: string | undefined;
   private stopped = false;
+  /** Paused (pause()): no consumer until resumeFrom(). */
+  private paused = false;
   private lastActivity = Date.now();
   private readonly monitor: NodeJS.Timeout;
   private readonly heartbeatMs: number;
@@ -184,7 +186,7 @@ export class ResumableReader {
     this.lastSeq = Math.max(0, opts.startSeq - 1);
     this.heartbeatMs = opts.heartbeatMs ?? 1000;
     this.monitor = setInterval(() => {
-      if (!this.stopped && !this.restarting && Date.now() - this.lastActivity > 3 * this.heartbeatMs) this.restart('missed heartbeats');
+      if (!this.stopped && !this.paused && !this.restarting && Date.now() - this.lastActivity > 3 * this.heartbeatMs) this.restart('missed heartbeats');
     }, this.heartbeatMs);
     this.monitor.unref();
     void this.watchStatus();
@@ -200,9 +202,24 @@ export class ResumableReader {
    * Reads again from `seq`: the consumer is recreated there, and what the old one still sends is
    * dropped (the watch found that it passed over kept messages).
    */
-  resumeFrom(seq: number): void {
+  resumeFrom(seq: number, why = 'passed over kept messages'): void {
+    this.paused = false;
     this.lastSeq = Math.max(0, seq - 1);
-    this.restart('passed over kept messages');
+    this.restart(why);
+  }
+
+  /**
+   * Stops reading until resumeFrom(): the consumer is dropped and what the
+   * old subscription still sends is ignored (a watch whose consumer has a
+   * full backlog waiting).
+   */
+  pause(): void {
+    if (this.stopped || this.paused) return;
+    this.paused = true;
+    this.serial += 1;
+    this.sub?.unsubscribe();
+    this.sub = undefined;
+    this.dropConsumer();
   }
 
   stop(): void {
@@ -238,7 +255,7 @@ export class ResumableReader {
   }
 
   private restart(why: string): void {
-    if (this.stopped) return;
+    if (this.stopped || this.paused) return;
     if (this.restarting) {
       this.pendingRestart = true;
       return;
@@ -253,7 +270,7 @@ export class ResumableReader {
   }
 
   private async recreate(why: string): Promise<void> {
-    for (let attempt = 0; !this.stopped; attempt++) {
+    for (let attempt = 0; !this.stopped && !this.paused; attempt++) {
       this.sub?.unsubscribe();
       this.dropConsumer();
       if (why !== 'start') this.opts.onResume?.(this.lastSeq + 1, why);
@@ -267,7 +284,7 @@ export class ResumableReader {
           this.ctx.stream,
           consumerConfig(this.opts.filter, { policy: 'by_start_sequence', startSeq: this.lastSeq + 1 }, inbox, this.heartbeatMs),
         );
-        if (this.stopped || serial !== this.serial) {
+        if (this.stopped || this.paused || serial !== this.serial) {
           this.ctx.jsm.consumers.delete(this.ctx.stream, ci.name).catch(() => undefined);
           return;
         }
