@@ -89,6 +89,26 @@ describe('a watch whose consumer does not read: bounded queue, then every change
     }
   });
 
+  it('file: a watch paused for its backlog ends when the store closes (after what it had queued)', async () => {
+    const s = new FileStore(join(dir, 'bp-close.json'));
+    const watch = s.watch({ prefix: 'k/', fromRevision: 0 }) as AsyncIterable<WatchEvent> & { backlog: number };
+    for (let i = 0; i < 1200; i += 100) {
+      const batch = s.atomic();
+      for (let j = i; j < i + 100; j++) batch.set(`k/${j % 100}`, { j });
+      await batch.commit();
+    }
+    for (const end = Date.now() + 30_000; watch.backlog < WATCH_BACKLOG_LIMIT && Date.now() < end; ) await new Promise((r) => setTimeout(r, 20));
+    expect(watch.backlog).toBe(WATCH_BACKLOG_LIMIT);
+    await s.close();
+    // Ended without its consumer reading (before, it waited for the consumer to make room first).
+    const ended = watch as unknown as { closed: boolean };
+    for (const end = Date.now() + 30_000; !ended.closed && Date.now() < end; ) await new Promise((r) => setTimeout(r, 20));
+    expect(ended.closed).toBe(true);
+    let n = 0;
+    for await (const _ of watch) n++;
+    expect(n).toBe(WATCH_BACKLOG_LIMIT);
+  });
+
   it('memory', async () => {
     const s = new MemoryStore();
     try {

@@ -104,7 +104,14 @@ export function followChanges<T>(log: ChangeLog, changes: FileChanges, options: 
       position = full ? through : Math.max(position, state.revision);
       const room = full ? roomIn(queue) : undefined;
       if (room) {
-        await room;
+        // Until the consumer has caught up, or the store closes (then the watch ends after what it queued).
+        await new Promise<void>((resolve) => {
+          void room.then(resolve);
+          wake = () => {
+            if (log.isClosed()) resolve();
+          };
+        });
+        wake = undefined;
         continue;
       }
       const nap = wakeableDelay(pollIntervalMs);
