@@ -24,3 +24,15 @@ export function cursorPrecedes(a: ChangeCursor, b: ChangeCursor): boolean {
   if (a.key === b.key) return false;
   return a.key !== null && (b.key === null || compareKeys(a.key, b.key) < 0);
 }
+
+/** The index of the first item above `revision` in a change log kept in revision order. */
+export function firstAfterRevision(changes: readonly { revision: number }[], revision: number): number {
+  let lo = 0;
+  let hi = changes.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if ((changes[mid] as { revision: number }).revision <= revision) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}

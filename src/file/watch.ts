@@ -1,7 +1,7 @@
 import { watch as watchFs, type FSWatcher } from 'node:fs';
 import { basename, dirname } from 'node:path';
 import { EventEmitter } from 'node:events';
-import { AsyncQueue, HistoryGoneError, WATCH_BACKLOG_LIMIT, keyFilter, roomIn, type WatchEvent, type WatchOptions } from '../core/index.js';
+import { AsyncQueue, HistoryGoneError, WATCH_BACKLOG_LIMIT, firstAfterRevision, keyFilter, roomIn, type WatchEvent, type WatchOptions } from '../core/index.js';
 import type { FileRecord, FileState } from './format.js';
 import { wakeableDelay } from '../core/waiting.js';
 
@@ -92,7 +92,7 @@ export function followChanges<T>(log: ChangeLog, changes: FileChanges, options: 
       // A consumer with a full backlog waiting: stop between two commits, read on from there once it has caught up.
       let through = position;
       let full = false;
-      for (let i = firstAfter(state.changes, position); i < state.changes.length; i++) {
+      for (let i = firstAfterRevision(state.changes, position); i < state.changes.length; i++) {
         const c = state.changes[i] as FileRecord;
         if (c.revision !== through && queue.backlog >= WATCH_BACKLOG_LIMIT) {
           full = true;
@@ -123,16 +123,4 @@ export function followChanges<T>(log: ChangeLog, changes: FileChanges, options: 
   };
   poll().catch((err) => queue.fail(err));
   return queue;
-}
-
-/** Index of the first change after `revision` (the log is in revision order). */
-function firstAfter(changes: FileRecord[], revision: number): number {
-  let lo = 0;
-  let hi = changes.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1;
-    if ((changes[mid] as FileRecord).revision <= revision) lo = mid + 1;
-    else hi = mid;
-  }
-  return lo;
 }

@@ -1,4 +1,4 @@
-import { HistoryGoneError, WATCH_BACKLOG_LIMIT, WATCH_BACKLOG_RESUME, type AsyncQueue, type WatchEvent } from '../core/index.js';
+import { HistoryGoneError, WATCH_BACKLOG_LIMIT, WATCH_BACKLOG_RESUME, firstAfterRevision, type AsyncQueue, type WatchEvent } from '../core/index.js';
 
 /** What a watcher reads from: the store's change log, oldest first, trimmed by whole commits. */
 export interface ChangeLogView<S> {
@@ -72,7 +72,7 @@ export class MemoryWatcher<S> {
     }
     const changes = this.log.changes;
     let through = from;
-    for (let i = firstAfter(changes, from); i < changes.length; i++) {
+    for (let i = firstAfterRevision(changes, from); i < changes.length; i++) {
       const event = changes[i] as WatchEvent<S>;
       if (event.revision !== through && this.queue.backlog >= WATCH_BACKLOG_LIMIT) {
         this.fallBehind(through);
@@ -84,16 +84,4 @@ export class MemoryWatcher<S> {
     this.behind = undefined;
     this.through = Math.max(this.through, through);
   }
-}
-
-/** The index of the first change above `revision` (changes are in revision order). */
-function firstAfter<S>(changes: readonly WatchEvent<S>[], revision: number): number {
-  let lo = 0;
-  let hi = changes.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1;
-    if ((changes[mid] as WatchEvent<S>).revision <= revision) lo = mid + 1;
-    else hi = mid;
-  }
-  return lo;
 }

@@ -6,7 +6,7 @@
  * stream no longer keeps is HistoryGoneError, never a silent skip.
  */
 import {
-  AsyncQueue, BackendError, HistoryGoneError, RevkitError, WATCH_BACKLOG_LIMIT, WATCH_BACKLOG_RESUME, keyFilter,
+  AsyncQueue, BackendError, HistoryGoneError, RevkitError, backlogged, keyFilter,
   type Codec, type Entry, type WatchEvent, type WatchOptions,
 } from '../core/index.js';
 import type { Msg } from '@nats-io/transport-node';
@@ -149,12 +149,12 @@ export class BucketWatches {
             if (failed || arrived !== readAgain) return;
             // A consumer with a full backlog waiting: the reader stops here and reads again from this message once
             // the consumer has caught up; what the old consumer sent meanwhile is dropped.
-            if (queue.backlog >= WATCH_BACKLOG_LIMIT) {
+            const resume = () => {
+              if (!queue.closed && !failed) reader?.resumeFrom(seq, 'the consumer caught up');
+            };
+            if (backlogged(queue, resume)) {
               readAgain++;
               reader?.pause();
-              queue.whenDrainedTo(WATCH_BACKLOG_RESUME, () => {
-                if (!queue.closed && !failed) reader?.resumeFrom(seq, 'the consumer caught up');
-              });
               return;
             }
             deliver(msg, seq);

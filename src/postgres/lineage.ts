@@ -269,7 +269,8 @@ export class Lineage {
    */
   endedSuperseded(client: PoolClient): boolean {
     const made = this.checked.get(client);
-    return made !== undefined && made < Math.max(this.maxTimeline, this.newestSeen);
+    // newestSeen is raised when an adoption begins, maxTimeline when it ends: it is never the lower.
+    return made !== undefined && made < this.newestSeen;
   }
 
   private async adopt(client: PoolClient, timeline: number): Promise<void> {
