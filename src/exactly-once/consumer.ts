@@ -1,12 +1,13 @@
 import { randomBytes } from 'node:crypto';
 import {
   AbortedError, BackendError, ConflictError, InvalidArgumentError, isAmbiguous, OutcomeUnknownError, RetryExhaustedError, TooLargeError, UPDATE_DEFAULTS, sleep,
-  type Store, type StoredRecord, type RetryPolicy,
+  type Store, type RetryPolicy,
 } from '../core/index.js';
 import { answerBy } from '../core/waiting.js';
 import { canonicalJson, payloadHash } from './canonical.js';
 import { decide, fitRecord, nextDedup } from './decide.js';
 import { assertProducerId, layout, partitionName, DEFAULT_PREFIX } from './keys.js';
+import { forget, knownOf, remember, remembered, type Known } from './known-records.js';
 import { StagedTransaction, type Transaction } from './transaction.js';
 import { assertAtomic } from './support.js';
 import type { DedupRecord, EpochRecord, ExactlyOnceOptions, Outcome, Stamp } from './types.js';
@@ -41,6 +42,14 @@ export const DEFAULT_DEDUP_BYTES = 256 * 1024;
 
 /** A store's value limit as a refused dedup record told it: the budget process() keeps to on that store from then on. */
 const learnedBudget = new WeakMap<Store, number>();
+
+/**
+ * A token no other attempt carries: random per process, counted within it (a
+ * random draw per attempt cost more than the rest of the decision).
+ */
+const processNonce = randomBytes(6).toString('base64url');
+let attemptsTokened = 0;
+const attemptToken = () => `${processNonce}${(++attemptsTokened).toString(36)}`;
 
 /** Rejection marker of a handler that had not returned by the deadline or abort. */
 const HANDLER_GAVE_NO_ANSWER: unique symbol = Symbol('handler gave no answer');
@@ -95,15 +104,23 @@ export async function processMessage<P, R>(store: Store, stamp: Stamp, payload: 
     if (signal?.aborted) giveUp(attempt - 1, 'aborted', lastError ?? new AbortedError(signal.reason));
     let tx: StagedTransaction | undefined;
     try {
-      const [epochRead, dedupRead] = await answerBy(Promise.all([store.getRecord<EpochRecord>(epochKey), store.getRecord<DedupRecord>(dedupKey)]), deadline, signal, false);
-      const epochRecord = live(epochRead);
-      const dedup = live(dedupRead);
-      if (maybeCommitted.size > 0) {
-        const own = await ownCommit<R>(store, dedupKey, dedupRead, s.sequence, maybeCommitted, (call) => answerBy(call, deadline, signal, false));
-        if (own) return own;
+      let reads = attempt === 1 ? applyOnRemembered(store, s, hash, epochKey, dedupKey) : undefined;
+      if (!reads) {
+        forget(store, epochKey, dedupKey); // until read: a read cut by the deadline leaves nothing remembered
+        const [epochRecord, dedupRecord] = await answerBy(Promise.all([store.getRecord<EpochRecord>(epochKey), store.getRecord<DedupRecord>(dedupKey)]), deadline, signal, false);
+        reads = { epoch: knownOf(epochRecord), dedup: knownOf(dedupRecord) };
+        remember(store, epochKey, reads.epoch);
+        remember(store, dedupKey, reads.dedup);
+        if (maybeCommitted.size > 0) {
+          const own = await ownCommit<R>(store, dedupKey, reads.dedup, s.sequence, maybeCommitted, (call) => answerBy(call, deadline, signal, false));
+          if (own) return own;
+        }
+        const decision = decide<R>(s, hash, reads.epoch.value, reads.dedup.value);
+        if (!decision.apply) return decision.outcome;
       }
-      const decision = decide<R>(s, hash, epochRecord, dedup);
-      if (!decision.apply) return decision.outcome;
+      const { epoch: epochRead, dedup: dedupRead } = reads;
+      const epochRecord = epochRead.value;
+      const dedup = dedupRead.value;
 
       const run = new StagedTransaction(store, prefix);
       tx = run;
@@ -113,7 +130,7 @@ export async function processMessage<P, R>(store: Store, stamp: Stamp, payload: 
       if (signal?.aborted) giveUp(attempt, 'aborted', lastError ?? new AbortedError(signal.reason));
       const stored = result === undefined ? null : result;
       canonicalJson(stored); // the result is cached in the dedup record: refuse what JSON cannot carry before committing
-      const token = randomBytes(9).toString('base64url');
+      const token = attemptToken();
       const firstEpoch = (epochRecord?.retiredEpoch ?? 0) + 1;
       const unfitted = nextDedup(dedup, s, hash, stored, window, token, firstEpoch);
       let budget = Math.min(dedupBytes, learnedBudget.get(store) ?? dedupBytes);
@@ -122,13 +139,15 @@ export async function processMessage<P, R>(store: Store, stamp: Stamp, payload: 
         if (!fitted) {
           throw new TooLargeError(`the dedup record of ${JSON.stringify(s.producerId)}/${JSON.stringify(s.partition)} with the result of sequence ${s.sequence} alone (nothing was written; see the dedupBytes option)`, recordBytes(unfitted, s.sequence), budget);
         }
-        const batch = store.atomic().check(epochKey, revisionOf(epochRead)).check(dedupKey, revisionOf(dedupRead));
+        const batch = store.atomic().check(epochKey, epochRead.revision).check(dedupKey, dedupRead.revision);
         await run.addTo(batch);
         batch.set(dedupKey, fitted.record);
         try {
           const { revision } = await answerBy(batch.commit(), deadline, signal, true);
+          remember(store, dedupKey, { revision, value: fitted.record }, fitted.text);
           return { status: 'applied', result, revision };
         } catch (err) {
+          forget(store, epochKey, dedupKey);
           // A lost acknowledgement, or a commit cut by close(): it may land (or have landed) all the same.
           if (isAmbiguous(err)) maybeCommitted.set(token, result);
           // The store's value limit is below the budget: keep just under it on this store from now on, and build the record again.
@@ -196,11 +215,11 @@ export function consumer(store: Store, options: ProcessOptions = {}) {
  * answers what any redelivery would: duplicate.
  */
 async function ownCommit<R>(
-  store: Store, dedupKey: string, dedupRead: StoredRecord<DedupRecord> | null, sequence: number, tokens: Map<string, unknown>,
+  store: Store, dedupKey: string, dedupRead: Known<DedupRecord>, sequence: number, tokens: Map<string, unknown>,
   bounded: <T>(call: Promise<T>) => Promise<T>,
 ): Promise<Outcome<R> | undefined> {
-  const dedup = live(dedupRead);
-  if (!dedup || !dedupRead || dedup.lastSequence < sequence) return undefined; // not applied: no attempt of ours landed
+  const dedup = dedupRead.value;
+  if (!dedup || dedupRead.revision === null || dedup.lastSequence < sequence) return undefined; // not applied: no attempt of ours landed
   const own = (record: DedupRecord) => record.recent.find((r) => r.sequence === sequence && r.commit !== undefined && tokens.has(r.commit));
   const applied = (token: string, revision: number): Outcome<R> => ({ status: 'applied', result: tokens.get(token) as R, revision });
   const mine = own(dedup);
@@ -223,13 +242,20 @@ function recordBytes(record: DedupRecord, sequence: number): number {
   return Buffer.byteLength(JSON.stringify({ ...record, recent: record.recent.filter((r) => r.sequence === sequence) }), 'utf8');
 }
 
-function live<T>(record: StoredRecord<T> | null): T | null {
-  return record === null || 'deleted' in record ? null : record.value;
-}
-
-/** The check that guards a read: its revision (live or tombstone), or "never written". */
-function revisionOf(record: StoredRecord | null): number | null {
-  return record === null ? null : record.revision;
+/**
+ * The epoch and dedup records this process remembers (known-records.ts), when
+ * they say to apply the stamp: the commit's checks on their revisions make
+ * that safe. Any other answer waits for a fresh read.
+ */
+function applyOnRemembered(store: Store, stamp: Stamp, hash: string, epochKey: string, dedupKey: string): { epoch: Known<EpochRecord>; dedup: Known<DedupRecord> } | undefined {
+  const epoch = remembered<EpochRecord>(store, epochKey);
+  const dedup = remembered<DedupRecord>(store, dedupKey);
+  if (!epoch || !dedup) return undefined;
+  try {
+    return decide(stamp, hash, epoch.value, dedup.value).apply ? { epoch, dedup } : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 function checkStamp(stamp: Stamp): Stamp {
