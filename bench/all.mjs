@@ -38,7 +38,7 @@ const out = output({
 const env = { ...process.env, ...outputEnv(out) };
 const scripts = [['run.mjs', args]];
 if (!process.argv.includes('--core-only')) {
-  for (const name of ['sqlite-group-figures.mjs', 'file-figures.mjs', 'exactly-once-figures.mjs', 'watchers-figures.mjs', 'idle-watch-figures.mjs', 'watch-backlog-figures.mjs', 'loss-detection-figures.mjs', 'console-figures.mjs', 'server-figures.mjs', 'etcd-figures.mjs', 'lock.mjs']) scripts.push([name, []]);
+  for (const name of ['sqlite-group-figures.mjs', 'file-figures.mjs', 'exactly-once-figures.mjs', 'watchers-figures.mjs', 'idle-watch-figures.mjs', 'watch-backlog-figures.mjs', 'loss-detection-figures.mjs', 'sqlite-statement-costs.mjs', 'console-figures.mjs', 'server-figures.mjs', 'etcd-figures.mjs', 'lock.mjs']) scripts.push([name, []]);
   scripts.push(['postgres-batch-figures.mjs', ['--ops', '500', '--rounds', '3', '--ms', '3000', '--stmts', '2000']]);
   scripts.push(['nats-figures.mjs', ['--sections', '3', '--rounds', '3', '--ms', '3000']]);
   scripts.push(['profile-figures.mjs', []]);
