@@ -131,10 +131,9 @@ const utf8 = (text: string) => Buffer.byteLength(text, 'utf8');
  * oldest entries. The newest entry and its result always stay: when they
  * alone do not fit, undefined (the message is refused, nothing written).
  */
-export function fitRecord(record: DedupRecord, maxBytes: number): { record: DedupRecord; bytes: number; text: string } | undefined {
-  const whole = JSON.stringify(record);
-  let bytes = utf8(whole);
-  if (bytes <= maxBytes) return { record, bytes, text: whole };
+export function fitRecord(record: DedupRecord, maxBytes: number): { record: DedupRecord; bytes: number } | undefined {
+  let bytes = utf8(JSON.stringify(record));
+  if (bytes <= maxBytes) return { record, bytes };
   const recent = record.recent.map((r) => ({ ...r }));
   const newest = recent.length - 1;
   let from = 0;
@@ -148,9 +147,8 @@ export function fitRecord(record: DedupRecord, maxBytes: number): { record: Dedu
   // The counts above are exact for entries as nextDedup() writes them; the exact size decides.
   for (;;) {
     const fitted = { ...record, recent: recent.slice(from) };
-    const text = JSON.stringify(fitted);
-    bytes = utf8(text);
-    if (bytes <= maxBytes) return { record: fitted, bytes, text };
+    bytes = utf8(JSON.stringify(fitted));
+    if (bytes <= maxBytes) return { record: fitted, bytes };
     if (from >= newest) return undefined;
     delete (recent[from] as RecentResult).result;
     from++;

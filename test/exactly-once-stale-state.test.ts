@@ -1,23 +1,25 @@
-// process() decides a message's first attempt on the epoch and dedup records this
-// process last read or committed (src/exactly-once/known-records.ts) instead of
-// reading them again; the commit's checks on their revisions are what keep that
-// exactly-once. These cases make the remembered records stale in each way they
-// can go stale — a new epoch, a retirement, another consumer (another process's
-// store instance) applying later messages — and check that the caller is told
-// what a fresh read would have told it, with nothing written twice; and that a
-// result a caller changes after process() returned never reaches a later commit.
+// Producer state that moved since this process last processed a message of the
+// partition — a new epoch, a retirement, another consumer (another process's store
+// instance) applying later messages, the store dropped and created again under an
+// open store object — must not change what process() tells its caller: each
+// message is decided on the epoch and dedup records as they are now. a4a84fc decided
+// a first attempt on the records this process remembered (the commit's checks
+// guarding it) and got two of these wrong (review of that change): a handler's own
+// error instead of `duplicate` or FencedError, for every redelivery; and, after the
+// store was recreated, a message applied out of order with the old store's results.
 import { afterAll, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
-import { FencedError, processMessage, registerProducer, retireProducer, type Transaction } from '../src/exactly-once/index.js';
+import { FencedError, OutOfOrderError, processMessage, registerProducer, retireProducer, type Transaction } from '../src/exactly-once/index.js';
 import type { Store } from '../src/core/index.js';
 import { SqliteStore } from '../src/sqlite/index.js';
-import { PostgresStore } from '../src/postgres/index.js';
+import { PostgresStore, dropPostgresStore } from '../src/postgres/index.js';
+import pg from 'pg';
 import { open } from '../src/open.js';
 import { backends, dropPgStores, PG_URL, pgPrefix, REDIS_URL, redisPrefix } from './fixtures/exactly-once/stores.js';
 import { tempDir, uniqueName } from './helpers.js';
 
 afterAll(dropPgStores, 60_000);
-const dir = tempDir('eo-remembered');
+const dir = tempDir('eo-stale-state');
 
 let handlerRuns = 0;
 const count = async (tx: Transaction, payload: { n: number }) => {
@@ -28,7 +30,7 @@ const count = async (tx: Transaction, payload: { n: number }) => {
 };
 
 for (const backend of await backends(dir)) {
-  describe(`exactly-once on remembered records (${backend.name})`, () => {
+  describe(`exactly-once after the producer state moved (${backend.name})`, () => {
     const stores: Store[] = [];
     const fresh = async () => {
       const store = await backend.create();
@@ -109,6 +111,37 @@ for (const pair of pairs) {
       }
     });
 
+    it('a handler that refuses what exists already is not run for a message the other instance applied, nor for a fenced one', async () => {
+      const [a, b] = await pair.open();
+      let runs = 0;
+      const createOrder = async (tx: Transaction, payload: { id: number }) => {
+        runs++;
+        if (await tx.get(`order/${payload.id}`)) throw new Error(`order ${payload.id} exists already`);
+        tx.put(`order/${payload.id}`, payload);
+        return { created: payload.id };
+      };
+      try {
+        const p = await registerProducer(a, 'orders');
+        const [s0, s1] = [p.stamp('x'), p.stamp('x')];
+        await processMessage(a, s0, { id: 0 }, createOrder);
+        await processMessage(b, s1, { id: 1 }, createOrder);
+        runs = 0;
+        for (let i = 0; i < 3; i++) {
+          expect(await processMessage(a, s1, { id: 1 }, createOrder)).toEqual({ status: 'duplicate', result: { created: 1 }, resultAvailable: true });
+        }
+        expect(await processMessage(a, s1, { id: 1 }, createOrder, { maxAttempts: 1 })).toMatchObject({ status: 'duplicate' });
+        expect(runs).toBe(0);
+        const zombie = p.stamp('x');
+        const current = await registerProducer(b, 'orders');
+        await processMessage(b, current.stamp('x'), { id: 2 }, createOrder);
+        runs = 0;
+        expect(FencedError.is(await processMessage(a, zombie, { id: 2 }, createOrder).catch((e: unknown) => e))).toBe(true);
+        expect(runs).toBe(0);
+      } finally {
+        await Promise.all([a.close(), b.close()]);
+      }
+    });
+
     it('a new epoch registered through the other instance fences this one at once', async () => {
       const [a, b] = await pair.open();
       try {
@@ -126,3 +159,36 @@ for (const pair of pairs) {
     });
   });
 }
+
+describe('exactly-once on a PostgreSQL store dropped and created again under an open store object', () => {
+  it('revisions start over: the open object still answers OutOfOrderError for a gap, and applies the next message once', async () => {
+    const prefix = pgPrefix();
+    const h = async (tx: Transaction, payload: { n: number }) => {
+      await tx.update<number>('sum', (sum) => (sum ?? 0) + payload.n);
+      return { n: payload.n };
+    };
+    const pool = new pg.Pool({ connectionString: PG_URL, max: 2 });
+    const a = await PostgresStore.fromUrl(PG_URL, { prefix });
+    let b: Store | undefined;
+    try {
+      const p = await registerProducer(a, 'orders');
+      for (let i = 0; i < 3; i++) await processMessage(a, p.stamp('x'), { n: 100 + i }, h);
+      const dedupBefore = (await a.getRecord('_eo/dedup/orders/x'))!.revision;
+      await dropPostgresStore(pool, { prefix });
+      b = await PostgresStore.fromUrl(PG_URL, { prefix });
+      const q = await registerProducer(b, 'orders');
+      // Bring the new store's revisions up to where the old dedup record's was.
+      for (let filler = 0; (await b.put(`filler/${filler}`, 1)).revision < dedupBefore - 1; filler++);
+      await processMessage(b, q.stamp('x'), { n: 1 }, h);
+      const gap = await processMessage(a, { producerId: 'orders', epoch: q.epoch, partition: 'x', sequence: 3 }, { n: 3 }, h).catch((e: unknown) => e);
+      expect(OutOfOrderError.is(gap)).toBe(true);
+      expect(await processMessage(b, q.stamp('x'), { n: 1 }, h)).toMatchObject({ status: 'applied', result: { n: 1 } });
+      expect((await b.get('sum'))?.value).toBe(2);
+      expect((await b.get<{ recent: { sequence: number; result: unknown }[] }>('_eo/dedup/orders/x'))?.value.recent.map((r) => [r.sequence, r.result])).toEqual([[0, { n: 1 }], [1, { n: 1 }]]);
+    } finally {
+      await a.close();
+      await b?.close();
+      await pool.end();
+    }
+  });
+});
