@@ -1,5 +1,4 @@
 import { AbortedError, InvalidArgumentError, OutcomeUnknownError, RetryExhaustedError } from './errors.js';
-import { DataLostError } from './feature-errors.js';
 import type { Attempt, Carried } from './compose.js';
 import { UPDATE_DEFAULTS } from './retry.js';
 import type { Entry, Mutation, UpdateOptions } from './types.js';
@@ -63,9 +62,10 @@ export class Caller implements Carried {
 
   /** A final error; if a write carrying this mutation may have committed, the honest answer is "unknown". */
   fail(err: unknown): void {
-    // A DataLostError stays one: the store lost acknowledged writes (an earlier write of this caller may be
-    // among them), which the caller must hear as such, not as one more unknown outcome.
-    if (this.exposedIn.size > 0 && !OutcomeUnknownError.is(err) && !DataLostError.is(err)) this.reject(new OutcomeUnknownError(this.key, undefined, { cause: err }));
+    // A DataLostError too (DESIGN §4.7): the store lost acknowledged writes, and whether this caller's own
+    // write is among them or landed cannot be told — told as a plain DataLostError, a caller that writes
+    // again applies it twice when it had landed. The loss is the cause; the store's next calls report it too.
+    if (this.exposedIn.size > 0 && !OutcomeUnknownError.is(err)) this.reject(new OutcomeUnknownError(this.key, undefined, { cause: err }));
     else this.reject(err);
   }
 

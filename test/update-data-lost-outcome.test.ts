@@ -1,0 +1,59 @@
+// A caller whose write may have landed (its acknowledgement was lost) and whose update() then meets a
+// store that lost acknowledged writes is told OutcomeUnknownError with the DataLostError as its cause
+// (DESIGN §4.7) — not a plain DataLostError, which a caller takes for "not applied" and writes again:
+// the PostgreSQL soak with the postmaster killed first stored 6 increments that way (docs/replication-postgres.md).
+// A caller with no write under way still gets the DataLostError itself.
+import { describe, expect, it } from 'vitest';
+import { BackendError, DataLostError, OutcomeUnknownError, type Entry, type PutOptions, type StoredRecord } from '../src/core/index.js';
+import { MemoryStore } from '../src/memory/index.js';
+
+/** Lands the first put, loses its acknowledgement, and from then on answers every call with DataLostError. */
+class LosingAfterLostAck extends MemoryStore {
+  private losing = false;
+  private puts = 0;
+  private lost(): DataLostError {
+    return new DataLostError('test: the store lost acknowledged writes', { store: 'memory', after: 1, upTo: 2 });
+  }
+  override async getRecord<T = unknown>(key: string): Promise<StoredRecord<T> | null> {
+    if (this.losing) throw this.lost();
+    return super.getRecord<T>(key);
+  }
+  override async put<T = unknown>(key: string, value: T, options?: PutOptions): Promise<Entry<T>> {
+    if (this.losing) throw this.lost();
+    const entry = await super.put<T>(key, value, options);
+    if (++this.puts === 2) { // the first put seeds the key; the second is the update's write
+      this.losing = true;
+      throw new BackendError('test: the acknowledgement was lost', { transient: true, ambiguous: true });
+    }
+    return entry;
+  }
+  override async history<T = unknown>(key: string): Promise<StoredRecord<T>[]> {
+    if (this.losing) throw this.lost();
+    return super.history<T>(key);
+  }
+  stopLosing(): void {
+    this.losing = false;
+  }
+}
+
+describe('update(): a loss reported after the caller\'s own write may have landed', () => {
+  it('is OutcomeUnknownError whose cause is the DataLostError; the write had landed', async () => {
+    const store = new LosingAfterLostAck();
+    await store.put('n', 0);
+    const err = await store.update<number>('n', (n) => (n ?? 0) + 1, { deadlineMs: 2_000 }).catch((e: unknown) => e);
+    expect(OutcomeUnknownError.is(err)).toBe(true);
+    expect(DataLostError.is((err as OutcomeUnknownError).cause)).toBe(true);
+    store.stopLosing();
+    expect((await store.get('n'))?.value).toBe(1);
+    await store.close();
+  });
+
+  it('a caller with no write under way gets the DataLostError itself', async () => {
+    const store = new LosingAfterLostAck();
+    await store.put('n', 0);
+    await store.update<number>('n', (n) => (n ?? 0) + 1, { deadlineMs: 2_000 }).catch(() => undefined);
+    const err = await store.update<number>('n', (n) => (n ?? 0) + 1, { deadlineMs: 2_000 }).catch((e: unknown) => e);
+    expect(DataLostError.is(err)).toBe(true);
+    await store.close();
+  });
+});
