@@ -57,3 +57,44 @@ describe('update(): a loss reported after the caller\'s own write may have lande
     await store.close();
   });
 });
+
+describe('checkpoints: advance() over such an update()', () => {
+  it('does not retry the loss away: the caller hears it, as the cause of OutcomeUnknownError (review of 0b9afa5)', async () => {
+    const { checkpoints, resumeKey } = await import('../src/checkpoints/index.js');
+    /** The second put lands and loses its acknowledgement; the next store call reports a loss, once (as Redis does). */
+    class LosingOnce extends MemoryStore {
+      private puts = 0;
+      private owed = 0;
+      private report(): void {
+        if (this.owed > 0) {
+          this.owed--;
+          throw new DataLostError('test: the store lost acknowledged writes', { store: 'memory', after: 1, upTo: 2 });
+        }
+      }
+      override async getRecord<T = unknown>(key: string): Promise<StoredRecord<T> | null> {
+        this.report();
+        return super.getRecord<T>(key);
+      }
+      override async history<T = unknown>(key: string): Promise<StoredRecord<T>[]> {
+        this.report();
+        return super.history<T>(key);
+      }
+      override async put<T = unknown>(key: string, value: T, options?: PutOptions): Promise<Entry<T>> {
+        this.report();
+        const entry = await super.put<T>(key, value, options);
+        if (++this.puts === 2) {
+          this.owed = 1;
+          throw new BackendError('test: the acknowledgement was lost', { transient: true, ambiguous: true });
+        }
+        return entry;
+      }
+    }
+    const store = new LosingOnce();
+    const c = checkpoints(store, { prefix: 'cp/', deadlineMs: 2_000 });
+    const key = resumeKey('sub');
+    await c.advance(key, { sequence: 1 });
+    const err = await c.advance(key, { sequence: 2 }).catch((e: unknown) => e);
+    expect(OutcomeUnknownError.is(err) && DataLostError.is((err as OutcomeUnknownError).cause)).toBe(true);
+    await store.close();
+  });
+});

@@ -64,7 +64,7 @@ export class Caller implements Carried {
   fail(err: unknown): void {
     // A DataLostError too (DESIGN §4.7): the store lost acknowledged writes, and whether this caller's own
     // write is among them or landed cannot be told — told as a plain DataLostError, a caller that writes
-    // again applies it twice when it had landed. The loss is the cause; the store's next calls report it too.
+    // again applies it twice when it had landed. The loss is the cause, which may be this process's only report of it.
     if (this.exposedIn.size > 0 && !OutcomeUnknownError.is(err)) this.reject(new OutcomeUnknownError(this.key, undefined, { cause: err }));
     else this.reject(err);
   }
