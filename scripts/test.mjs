@@ -32,6 +32,8 @@ const passes = [
 const extra = process.argv.slice(2);
 if (extra.length > 0) extra.unshift('--passWithNoTests');
 const totals = { passed: 0, failed: 0, skipped: 0, files: 0 };
+// Named again just above the closing line: CI logs are often read from the tail only.
+const failures = [];
 let exitCode = 0;
 const checkCheckout = process.env.REVKIT_CHECKOUT_CHECK !== '0';
 const statusBefore = checkCheckout ? checkoutStatus() : null;
@@ -79,6 +81,7 @@ for (const [i, pass] of passes.entries()) {
     continue;
   }
   const failed = report.numFailedTests + filesThatFailedToRun(report);
+  failures.push(...failuresIn(report, pass.name));
   totals.passed += report.numPassedTests;
   // A pass that failed without a failed test (an unhandled error, a crash) counts as one failure.
   totals.failed += failed === 0 && run.status !== 0 ? 1 : failed;
@@ -92,6 +95,20 @@ if (extra.length > 0 && totals.files === 0) {
   console.error(`\nno test file matched ${JSON.stringify(process.argv.slice(2).join(' '))} in either pass`);
   totals.failed += 1;
   exitCode = 1;
+}
+
+function failuresIn(report, passName) {
+  const cwd = `${process.cwd()}/`;
+  return report.testResults.flatMap((file) => {
+    const name = file.name.startsWith(cwd) ? file.name.slice(cwd.length) : file.name;
+    const failedTests = file.assertionResults.filter((a) => a.status === 'failed');
+    if (failedTests.length === 0 && file.status === 'failed') return [`${passName}: ${name}: ${firstLine(file.message)}`];
+    return failedTests.map((a) => `${passName}: ${name} > ${a.fullName}: ${firstLine(a.failureMessages?.[0])}`);
+  });
+}
+
+function firstLine(text) {
+  return String(text ?? 'no message').split('\n')[0].slice(0, 300);
 }
 
 // A file that failed to load has no failed tests but is a failure all the same.
@@ -118,6 +135,7 @@ if (left.length > 0) {
   exitCode = 1;
 }
 
+if (failures.length > 0) console.error(`\nfailed:\n${failures.map((f) => `  ${f}`).join('\n')}\n`);
 if (exitCode !== 0 && totals.failed === 0) totals.failed = 1;
 const line = `${totals.passed} passed, ${totals.failed} failed, ${totals.skipped} skipped`;
 writeFileSync('.test-summary', `${line}\n`);
