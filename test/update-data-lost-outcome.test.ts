@@ -4,8 +4,10 @@
 // the PostgreSQL soak with the postmaster killed first stored 6 increments that way (docs/replication-postgres.md).
 // A caller with no write under way still gets the DataLostError itself.
 import { describe, expect, it } from 'vitest';
-import { BackendError, DataLostError, OutcomeUnknownError, type Entry, type PutOptions, type StoredRecord } from '../src/core/index.js';
+import { BackendError, DataLostError, OutcomeUnknownError, lossIn, type Entry, type PutOptions, type StoredRecord } from '../src/core/index.js';
+import { errorFromProblem } from '../src/http/problems.js';
 import { MemoryStore } from '../src/memory/index.js';
+import { req, startServer } from './server-helpers.js';
 
 /** Lands the first put, loses its acknowledgement, and from then on answers every call with DataLostError. */
 class LosingAfterLostAck extends MemoryStore {
@@ -96,5 +98,39 @@ describe('checkpoints: advance() over such an update()', () => {
     const err = await c.advance(key, { sequence: 2 }).catch((e: unknown) => e);
     expect(OutcomeUnknownError.is(err) && DataLostError.is((err as OutcomeUnknownError).cause)).toBe(true);
     await store.close();
+  });
+});
+
+describe('lossIn(): the loss an error reports, itself or as a cause', () => {
+  it('finds it as the error, as its cause, or not at all', () => {
+    const loss = new DataLostError('lost', { store: 'memory', after: 1, upTo: 2 });
+    expect(lossIn(loss)).toBe(loss);
+    expect(lossIn(new OutcomeUnknownError('k', undefined, { cause: loss }))).toBe(loss);
+    expect(lossIn(new OutcomeUnknownError('k'))).toBeUndefined();
+    expect(lossIn(new BackendError('down', { transient: true }))).toBeUndefined();
+    expect(lossIn('not an error')).toBeUndefined();
+    expect(lossIn(undefined)).toBeUndefined();
+  });
+});
+
+describe('revkit serve: a PATCH (the server-side update loop) told of a loss after its write may have landed', () => {
+  it('answers 503 ERR_OUTCOME_UNKNOWN carrying the loss, and a client rebuilds it as the cause (review of 0b9afa5, D2)', async () => {
+    const store = new LosingAfterLostAck();
+    await store.put('n', { count: 0 });
+    const { server, url } = await startServer({ store });
+    try {
+      const res = await req(url, 'PATCH', '/v1/kv/n', { raw: JSON.stringify({ count: 1 }), headers: { 'content-type': 'application/merge-patch+json' } });
+      expect(res.status).toBe(503);
+      expect(res.json).toMatchObject({ code: 'ERR_OUTCOME_UNKNOWN', key: 'n', dataLost: { detail: 'test: the store lost acknowledged writes', details: { store: 'memory', after: 1, upTo: 2 } } });
+      const err = errorFromProblem(res.status, res.json, 'n', { write: true, server: url });
+      expect(OutcomeUnknownError.is(err)).toBe(true);
+      const loss = lossIn(err);
+      expect(DataLostError.is(loss)).toBe(true);
+      expect(loss?.details).toMatchObject({ store: 'memory', after: 1, upTo: 2 });
+      store.stopLosing();
+      expect((await store.get('n'))?.value).toEqual({ count: 1 });
+    } finally {
+      await server.close();
+    }
   });
 });

@@ -1,5 +1,5 @@
 import {
-  BackendError, ConflictError, DataLostError, InvalidArgumentError, OutcomeUnknownError, RetryExhaustedError, SKIP, UPDATE_DEFAULTS, assertKey, assertPrefix, exponentialJitter, isTombstone, sleep,
+  BackendError, ConflictError, InvalidArgumentError, OutcomeUnknownError, RetryExhaustedError, SKIP, UPDATE_DEFAULTS, assertKey, assertPrefix, exponentialJitter, isTombstone, lossIn, sleep,
   type Store, type StoredRecord, type UpdateOptions,
 } from '../core/index.js';
 import { isResumeKey } from './canonical.js';
@@ -109,7 +109,7 @@ export class Checkpoints {
         // update() never re-applies a write whose outcome it cannot establish, since a mutation
         // could count twice. Moving to a maximum can be done again: if it took, nothing changes.
         // Not when the store reported a loss: the caller must hear it (the store may report it only once).
-        if (!OutcomeUnknownError.is(err) || DataLostError.is(err.cause) || attempt >= OUTCOME_UNKNOWN_RETRIES) throw err;
+        if (!OutcomeUnknownError.is(err) || lossIn(err) || attempt >= OUTCOME_UNKNOWN_RETRIES) throw err;
         uncertain = true;
       }
     }

@@ -107,3 +107,18 @@ export class DataLostError extends RevkitError {
   }
 }
 
+
+/**
+ * The loss a call's error reports, or undefined. A loss reaches a caller as
+ * the `DataLostError` itself or, when the caller's own write may have landed,
+ * as the cause of an `OutcomeUnknownError` (DESIGN §4.7) — the only report of
+ * it the process may get (Redis tells a process once).
+ */
+export function lossIn(err: unknown): DataLostError | undefined {
+  let at: unknown = err;
+  for (let depth = 0; depth < 8 && at instanceof Error; depth++) {
+    if (DataLostError.is(at)) return at;
+    at = at.cause;
+  }
+  return undefined;
+}

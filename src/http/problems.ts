@@ -57,18 +57,13 @@ export function errorFromProblem(status: number, body: ProblemBody | undefined, 
       return new UnsupportedError(String(body.operation ?? 'operation'), String(body.backend ?? 'remote'));
     case 'ERR_HISTORY_GONE':
       return new HistoryGoneError(num(body.fromRevision), num(body.oldestRevision));
-    case 'ERR_OUTCOME_UNKNOWN':
-      return new OutcomeUnknownError(typeof body.key === 'string' ? body.key : (key ?? ''), detail);
-    case 'ERR_DATA_LOST': {
-      const details = (typeof body.details === 'object' && body.details !== null ? body.details : {}) as Record<string, unknown>;
-      return new DataLostError(`revkit server${at}: ${detail}`, {
-        store: typeof details.store === 'string' ? details.store : (request.server ?? 'revkit server'),
-        ...(typeof details.after === 'number' ? { after: details.after } : {}),
-        ...(typeof details.upTo === 'number' ? { upTo: details.upTo } : {}),
-        ...(typeof details.detectedAt === 'string' ? { detectedAt: details.detectedAt } : {}),
-        ...(Array.isArray(details.ranges) ? { ranges: (details.ranges as Array<{ after: number; upTo: number }>).filter((r) => typeof r?.after === 'number' && typeof r?.upTo === 'number') } : {}),
-      });
+    case 'ERR_OUTCOME_UNKNOWN': {
+      // The server's store reported a loss to this call, whose write may have landed: the loss is its cause.
+      const loss = isObject(body.dataLost) ? dataLostFrom(body.dataLost, request) : undefined;
+      return new OutcomeUnknownError(typeof body.key === 'string' ? body.key : (key ?? ''), detail, loss ? { cause: loss } : undefined);
     }
+    case 'ERR_DATA_LOST':
+      return dataLostFrom(body, request);
     case 'ERR_RETRY_EXHAUSTED':
       return new RetryExhaustedError(String(body.key ?? key ?? ''), num(body.attempts), new RevkitError('ERR_CONFLICT', detail), (body.reason as 'attempts') ?? 'attempts');
     default: {
@@ -88,6 +83,24 @@ export function errorFromProblem(status: number, body: ProblemBody | undefined, 
       return err;
     }
   }
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null;
+}
+
+/** A DataLostError from a problem's `detail` and `details` (its own, or those of its `dataLost`). */
+function dataLostFrom(source: Record<string, unknown>, request: ProblemRequest): DataLostError {
+  const at = request.server ? ` (${request.server})` : '';
+  const detail = typeof source.detail === 'string' ? source.detail : 'the store lost acknowledged writes';
+  const details = isObject(source.details) ? source.details : {};
+  return new DataLostError(`revkit server${at}: ${detail}`, {
+    store: typeof details.store === 'string' ? details.store : (request.server ?? 'revkit server'),
+    ...(typeof details.after === 'number' ? { after: details.after } : {}),
+    ...(typeof details.upTo === 'number' ? { upTo: details.upTo } : {}),
+    ...(typeof details.detectedAt === 'string' ? { detectedAt: details.detectedAt } : {}),
+    ...(Array.isArray(details.ranges) ? { ranges: (details.ranges as Array<{ after: number; upTo: number }>).filter((r) => typeof r?.after === 'number' && typeof r?.upTo === 'number') } : {}),
+  });
 }
 
 /**

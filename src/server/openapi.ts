@@ -370,7 +370,7 @@ export const openApiDocument = {
       Invalid: problemResponse('The value failed validation (ERR_VALIDATION); nothing was written'),
       Unsupported: problemResponse('The backend cannot do this (ERR_UNSUPPORTED)'),
       Misdirected: problemResponse('A Host header the server does not answer for (ERR_MISDIRECTED_REQUEST): the DNS-rebinding guard, before anything else, on every route'),
-      Unavailable: problemResponse('The store is unavailable or the server is shutting down (ERR_BACKEND, ERR_UNAVAILABLE, ERR_CLOSED), a write\'s outcome cannot be established (ERR_OUTCOME_UNKNOWN), or the store lost acknowledged writes and nobody accepted the loss yet (ERR_DATA_LOST, with `details`)'),
+      Unavailable: problemResponse('The store is unavailable or the server is shutting down (ERR_BACKEND, ERR_UNAVAILABLE, ERR_CLOSED), a write\'s outcome cannot be established (ERR_OUTCOME_UNKNOWN; with `dataLost` {detail, details} when the store reported a loss to it), or the store lost acknowledged writes and nobody accepted the loss yet (ERR_DATA_LOST, with `details`)'),
     },
     schemas: {
       Problem: {

@@ -1,6 +1,6 @@
 import {
   BackendError, ConflictError, DataLostError, HistoryGoneError, InvalidKeyError, OutcomeUnknownError, RetryExhaustedError, RevkitError, TooLargeError,
-  UnsupportedError, ValidationError, toHttpStatus,
+  UnsupportedError, ValidationError, lossIn, toHttpStatus,
 } from '../core/index.js';
 import { etagOf } from './etag.js';
 
@@ -138,6 +138,9 @@ function fromRevkitError(err: RevkitError, ctx: ProblemContext): { problem: Prob
     ext.backend = err.backend;
   } else if (OutcomeUnknownError.is(err)) {
     ext.key = err.key;
+    // The loss may be this client's only report of it (the store tells a process once): pass it on.
+    const loss = lossIn(err.cause);
+    if (loss) ext.dataLost = { detail: loss.message, details: loss.details };
   } else if (DataLostError.is(err)) {
     // Not transient: it lasts until an operator accepts the loss. No ambiguity about this request: nothing was done.
     ext.details = err.details;
