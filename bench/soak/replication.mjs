@@ -58,6 +58,7 @@ for (const setup of runs) {
       noWriteAfterKill: f.takeoverMs.length - takeovers.length, errors: JSON.stringify(f.errorsByCode),
     });
     for (const line of broken) console.log(`VIOLATION ${tag}: ${line}`);
+    for (const trace of f.watch?.skipTraces ?? []) console.log(`PASSED OVER ${tag}: ${JSON.stringify(trace)}`);
   } finally {
     await cluster.stop();
   }
