@@ -163,6 +163,9 @@ export class Checkpoints {
         return (await this.store.put(full, next, { ifRevision: basis ?? 0 })).revision;
       } catch (err) {
         if (ConflictError.is(err)) return null;
+        // A write of ours may have landed: whatever ends the call now, its outcome is unknown (DESIGN §4.7),
+        // a loss reported meanwhile included — as the cause, so the caller still hears of it (lossIn).
+        if (ambiguous && !(BackendError.is(err) && err.transient)) throw new OutcomeUnknownError(full, undefined, { cause: err });
         if (!BackendError.is(err) || !err.transient) throw err;
         ambiguous ||= err.ambiguous === true;
         const reason = attempt >= maxAttempts ? 'attempts' : Date.now() >= deadline ? 'deadline' : undefined;
@@ -171,7 +174,11 @@ export class Checkpoints {
           throw ambiguous ? new OutcomeUnknownError(full, undefined, { cause: exhausted }) : exhausted;
         }
         delay = UPDATE_DEFAULTS.outageRetry.delay(attempt, delay);
-        await sleep(Math.min(delay, Math.max(0, deadline - Date.now())), options.signal);
+        try {
+          await sleep(Math.min(delay, Math.max(0, deadline - Date.now())), options.signal);
+        } catch (aborted) {
+          throw ambiguous ? new OutcomeUnknownError(full, undefined, { cause: aborted }) : aborted;
+        }
       }
     }
   }

@@ -2,7 +2,7 @@
 import { Command, CommanderError, Option } from 'commander';
 import { readFileSync, realpathSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
-import { RevkitError, SKIP, ValidationError, mergePatch, type PutOptions, type Store } from '../core/index.js';
+import { RevkitError, SKIP, ValidationError, lossIn, mergePatch, type PutOptions, type Store } from '../core/index.js';
 import { open } from '../open.js';
 import { assertFaithfulText } from '../core/faithful.js';
 import { redactText, urlSecrets } from '../core/redact.js';
@@ -215,6 +215,7 @@ class NotFound extends Error {
 const HINTS: Partial<Record<string, string>> = {
   ERR_UNAUTHORIZED: 'give a valid token with --token or REVKIT_TOKEN',
   ERR_FORBIDDEN: 'the token lacks the scope this needs; use a token with access to this key or prefix',
+  ERR_DATA_LOST: 'see `revkit status`; an operator accepts the loss with `revkit accept-loss`',
 };
 
 const oneLine = (text: string) => text.replace(/^error: /, '').replace(/\s*\n\s*/g, ' ').trim();
@@ -235,7 +236,10 @@ export function exitCodeFor(err: unknown): { code: number; message: string } {
       : ['ERR_INVALID_ARGUMENT', 'ERR_INVALID_KEY', 'ERR_VALIDATION', 'ERR_TOO_LARGE'].includes(err.code) ? EXIT.usage
       : EXIT.error;
     const hint = HINTS[err.code];
-    return { code, message: oneLine(`${err.code}: ${err.message}${hint ? ` (${hint})` : ''}`) };
+    // A loss reported as the cause (an outcome unknown over it) may be the only report of it anyone gets.
+    const loss = err.code === 'ERR_DATA_LOST' ? undefined : lossIn(err);
+    const lossText = loss ? `; the store reported a loss: ${loss.message} (${HINTS.ERR_DATA_LOST})` : '';
+    return { code, message: oneLine(`${err.code}: ${err.message}${lossText}${hint ? ` (${hint})` : ''}`) };
   }
   return { code: EXIT.error, message: oneLine(err instanceof Error ? err.message : String(err)) };
 }

@@ -112,13 +112,26 @@ export class DataLostError extends RevkitError {
  * The loss a call's error reports, or undefined. A loss reaches a caller as
  * the `DataLostError` itself or, when the caller's own write may have landed,
  * as the cause of an `OutcomeUnknownError` (DESIGN §4.7) — the only report of
- * it the process may get (Redis tells a process once).
+ * it the process may get (Redis tells a process once). Searches the cause
+ * chain and an AggregateError's errors; matches by code, as `is()` does, so
+ * an error of another copy of revkit (another bundle, another realm) counts.
  */
 export function lossIn(err: unknown): DataLostError | undefined {
-  let at: unknown = err;
-  for (let depth = 0; depth < 8 && at instanceof Error; depth++) {
-    if (DataLostError.is(at)) return at;
-    at = at.cause;
+  const seen = new Set<unknown>();
+  const queue: unknown[] = [err];
+  // Bounded: a hostile or cyclic chain must not hang or throw where a caller only asks.
+  while (queue.length > 0 && seen.size < 64) {
+    const at = queue.shift();
+    if (typeof at !== 'object' || at === null || seen.has(at)) continue;
+    seen.add(at);
+    try {
+      if (DataLostError.is(at)) return at;
+      queue.push((at as { cause?: unknown }).cause);
+      const errors = (at as { errors?: unknown }).errors;
+      if (Array.isArray(errors)) queue.push(...errors.slice(0, 16));
+    } catch {
+      // A throwing getter or a revoked proxy: not a loss report.
+    }
   }
   return undefined;
 }

@@ -59,7 +59,9 @@ export function errorFromProblem(status: number, body: ProblemBody | undefined, 
       return new HistoryGoneError(num(body.fromRevision), num(body.oldestRevision));
     case 'ERR_OUTCOME_UNKNOWN': {
       // The server's store reported a loss to this call, whose write may have landed: the loss is its cause.
-      const loss = isObject(body.dataLost) ? dataLostFrom(body.dataLost, request) : undefined;
+      // A malformed one still says a loss was reported: better told with default details than not told.
+      const loss = body.dataLost !== undefined && body.dataLost !== null && body.dataLost !== false
+        ? dataLostFrom(isObject(body.dataLost) ? body.dataLost : {}, request) : undefined;
       return new OutcomeUnknownError(typeof body.key === 'string' ? body.key : (key ?? ''), detail, loss ? { cause: loss } : undefined);
     }
     case 'ERR_DATA_LOST':
@@ -86,20 +88,27 @@ export function errorFromProblem(status: number, body: ProblemBody | undefined, 
 }
 
 function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null;
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
-/** A DataLostError from a problem's `detail` and `details` (its own, or those of its `dataLost`). */
+const MAX_LOSS_DETAIL = 2_000;
+const MAX_LOSS_RANGES = 1_000;
+const revisionIn = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+
+/** A DataLostError from a problem's `detail` and `details` (its own, or those of its `dataLost`); a server's body is bounded here. */
 function dataLostFrom(source: Record<string, unknown>, request: ProblemRequest): DataLostError {
   const at = request.server ? ` (${request.server})` : '';
-  const detail = typeof source.detail === 'string' ? source.detail : 'the store lost acknowledged writes';
+  const detail = typeof source.detail === 'string' ? source.detail.slice(0, MAX_LOSS_DETAIL) : 'the store lost acknowledged writes';
   const details = isObject(source.details) ? source.details : {};
+  const ranges = Array.isArray(details.ranges)
+    ? (details.ranges as unknown[]).slice(0, MAX_LOSS_RANGES).filter((r): r is { after: number; upTo: number } => isObject(r) && revisionIn(r.after) && revisionIn(r.upTo)).map((r) => ({ after: r.after, upTo: r.upTo }))
+    : undefined;
   return new DataLostError(`revkit server${at}: ${detail}`, {
-    store: typeof details.store === 'string' ? details.store : (request.server ?? 'revkit server'),
-    ...(typeof details.after === 'number' ? { after: details.after } : {}),
-    ...(typeof details.upTo === 'number' ? { upTo: details.upTo } : {}),
-    ...(typeof details.detectedAt === 'string' ? { detectedAt: details.detectedAt } : {}),
-    ...(Array.isArray(details.ranges) ? { ranges: (details.ranges as Array<{ after: number; upTo: number }>).filter((r) => typeof r?.after === 'number' && typeof r?.upTo === 'number') } : {}),
+    store: typeof details.store === 'string' ? details.store.slice(0, 200) : (request.server ?? 'revkit server'),
+    ...(revisionIn(details.after) ? { after: details.after } : {}),
+    ...(revisionIn(details.upTo) ? { upTo: details.upTo } : {}),
+    ...(typeof details.detectedAt === 'string' ? { detectedAt: details.detectedAt.slice(0, 64) } : {}),
+    ...(ranges ? { ranges } : {}),
   });
 }
 

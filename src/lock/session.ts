@@ -7,7 +7,7 @@
  */
 import { performance } from 'node:perf_hooks';
 import { randomBytes } from 'node:crypto';
-import { InvalidArgumentError, UnsupportedError, type Store } from '../core/index.js';
+import { InvalidArgumentError, UnsupportedError, lossIn, type Store } from '../core/index.js';
 import { acquire, createOnce, type AcquireOptions } from './acquire.js';
 import { Hold, type Lease } from './hold.js';
 import { Leadership, Lock } from './lock.js';
@@ -79,7 +79,7 @@ export class Session {
     this.timer.unref();
     this.signal.addEventListener('abort', () => {
       clearInterval(this.timer);
-      for (const hold of this.holds) if (hold !== own) hold.lose('the session was lost or closed');
+      for (const hold of this.holds) if (hold !== own) hold.lose('the session was lost or closed', this.signal.reason);
     }, { once: true });
     // A lost hold stays listed until released or closed: close() still deletes its key if it is still ours.
   }
@@ -168,7 +168,12 @@ export class Session {
       // A keepalive still waiting for a slow store is not queued behind: the hold's deadline judges it.
       if (hold.lost || hold.released || this.refreshing.has(hold)) continue;
       this.refreshing.add(hold);
-      hold.write().catch(() => undefined).finally(() => this.refreshing.delete(hold));
+      hold.write().catch((err: unknown) => {
+        // A store that lost acknowledged writes cannot vouch for any lock of this session, and may report the loss
+        // to this one call only (Redis tells a process once): the session is lost, with the loss as the cause.
+        const loss = lossIn(err);
+        if (loss) this.own.lose('the store reported a loss of acknowledged writes; a lock may be among them', loss);
+      }).finally(() => this.refreshing.delete(hold));
     }
   }
 }
