@@ -45,9 +45,9 @@ describe('npx revkit after npm install in a fresh copy of the repository', () =>
     for (const f of files) if (existsSync(join(repo, f))) cpSync(join(repo, f), join(clone, f));
     expect(existsSync(join(clone, 'dist'))).toBe(false);
     execFileSync('cp', ['-a', join(repo, 'node_modules'), join(clone, 'node_modules')]);
-    const run = spawnSync('npm', ['install', '--offline', '--no-audit', '--no-fund'], { cwd: clone, env, encoding: 'utf8', timeout: 240_000 });
+    const run = spawnSync('npm', ['install', '--offline', '--no-audit', '--no-fund'], { cwd: clone, env, encoding: 'utf8', timeout: 600_000 });
     install = { code: run.status, out: `${run.stdout}${run.stderr}` };
-  }, 300_000);
+  }, 660_000);
 
   it('npm install builds the CLI', () => {
     expect(install.code, install.out).toBe(0);
