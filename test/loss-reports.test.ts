@@ -1,12 +1,13 @@
 // Where a reported loss (DataLostError) must reach the caller even when it arrives as the cause of another
 // error — on Redis a process is told of a loss once, so the one call that hears it may be the only report.
-// Review of 9b2ca69 (lossIn, the server's dataLost): every case below failed on 9b2ca69.
+// Review of 9b2ca69 (lossIn, the server's dataLost): every case below failed on 9b2ca69; the review of 4119cfe
+// added the last describe block, whose cases fail on 4119cfe.
 import vm from 'node:vm';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { checkpoints, resumeKey } from '../src/checkpoints/index.js';
-import { main } from '../src/cli/main.js';
+import { checkpoints, follow, resumeKey } from '../src/checkpoints/index.js';
+import { exitCodeFor, main } from '../src/cli/main.js';
 import {
-  BackendError, DataLostError, LockLostError, OutcomeUnknownError, lossIn, type Entry, type PutOptions, type StoredRecord,
+  AbortedError, BackendError, DataLostError, LockLostError, OutcomeUnknownError, lossIn, type Entry, type PutOptions, type StoredRecord,
 } from '../src/core/index.js';
 import { errorFromProblem } from '../src/http/problems.js';
 import { openSession } from '../src/lock/index.js';
@@ -154,5 +155,61 @@ describe('the CLI: the one line names a loss carried as the cause', () => {
     expect(stderr).toContain('the store reported a loss');
     expect(stderr).toContain('revkit accept-loss');
     expect(stderr.trim().split('\n')).toHaveLength(1);
+  });
+});
+
+describe('review of 4119cfe', () => {
+  it('follow() stopped by its caller while a cursor write that may have landed backs off: resolves, as documented (a regression of 4119cfe)', async () => {
+    const stop = new AbortController();
+    class CursorAckLost extends MemoryStore {
+      private cursorPuts = 0;
+      override async put<T = unknown>(key: string, value: T, options?: PutOptions): Promise<Entry<T>> {
+        if (!key.startsWith('cp/')) return super.put<T>(key, value, options);
+        if (++this.cursorPuts === 1) {
+          await super.put<T>(key, value, options);
+          stop.abort(); // the caller stops while the write's outcome is unknown
+          throw new BackendError('test: the acknowledgement was lost', { transient: true, ambiguous: true });
+        }
+        throw new BackendError('test: down', { transient: true });
+      }
+    }
+    const store = new CursorAckLost();
+    closers.push(() => store.close());
+    await store.put('data/a', 1);
+    const cp = checkpoints(store, { prefix: 'cp/' });
+    const outcome = await follow(store, { prefix: 'data/', checkpoint: { checkpoints: cp, key: resumeKey('follow-stop') } }, async () => undefined, { signal: stop.signal })
+      .then(() => 'resolved', (e: unknown) => `rejected ${(e as { code?: string }).code}`);
+    expect(outcome).toBe('resolved');
+  });
+
+  it('advanceIfUnmoved() with a signal aborted before it starts writes nothing: AbortedError', async () => {
+    const store = new MemoryStore();
+    closers.push(() => store.close());
+    const c = checkpoints(store, { prefix: 'cp/' });
+    const key = resumeKey('aborted-first');
+    const err = await c.advanceIfUnmoved(key, { sequence: 1 }, null, { signal: AbortSignal.abort() }).catch((e: unknown) => e);
+    expect(AbortedError.is(err)).toBe(true);
+    expect(await store.get(`cp/${key}`)).toBeNull();
+  });
+
+  it('lossIn(): a throwing cause getter does not hide the errors beside it; a loss far down a wide AggregateError is found', () => {
+    const loss = lost();
+    const odd = new AggregateError([loss], 'many');
+    Object.defineProperty(odd, 'cause', { get() { throw new TypeError('boom'); } });
+    expect(lossIn(odd)).toBe(loss);
+    const wide = new AggregateError([...Array.from({ length: 20 }, () => new Error('other')), loss]);
+    expect(lossIn(wide)).toBe(loss);
+  });
+
+  it('the CLI names a loss under a plain Error (revkit lock: the session lost while waiting), and a loss whose message throws still gives one line', () => {
+    const session = new LockLostError('lock "s" lost: the store reported a loss', { name: 's', key: 'locks/s', fence: 1 }, { cause: lost() });
+    const line = exitCodeFor(new Error('could not keep a session in the store while waiting for the lock "j"', { cause: session })).message;
+    expect(line).toContain('the store reported a loss: test: the store lost acknowledged writes');
+    expect(line).toContain('revkit accept-loss');
+    const hostile = lost();
+    Object.defineProperty(hostile, 'message', { get() { throw new Error('getter'); } });
+    const out = exitCodeFor(new OutcomeUnknownError('k', undefined, { cause: hostile }));
+    expect(out.message).toContain('ERR_OUTCOME_UNKNOWN');
+    expect(out.message).toContain('the store reported a loss');
   });
 });

@@ -1,5 +1,5 @@
 import {
-  BackendError, ConflictError, InvalidArgumentError, OutcomeUnknownError, RetryExhaustedError, SKIP, UPDATE_DEFAULTS, assertKey, assertPrefix, exponentialJitter, isTombstone, lossIn, sleep,
+  AbortedError, BackendError, ConflictError, InvalidArgumentError, OutcomeUnknownError, RetryExhaustedError, SKIP, UPDATE_DEFAULTS, assertKey, assertPrefix, exponentialJitter, isTombstone, lossIn, sleep,
   type Store, type StoredRecord, type UpdateOptions,
 } from '../core/index.js';
 import { isResumeKey } from './canonical.js';
@@ -159,6 +159,10 @@ export class Checkpoints {
     let ambiguous = false;
     let delay = 0;
     for (let attempt = 1; ; attempt++) {
+      if (options.signal?.aborted) {
+        const aborted = new AbortedError(options.signal.reason);
+        throw ambiguous ? new OutcomeUnknownError(full, undefined, { cause: aborted }) : aborted;
+      }
       try {
         return (await this.store.put(full, next, { ifRevision: basis ?? 0 })).revision;
       } catch (err) {

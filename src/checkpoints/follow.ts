@@ -1,4 +1,4 @@
-import { AbortedError, BackendError, InvalidArgumentError, RevkitError, UnsupportedError, assertPrefix, type Store, type WatchEvent } from '../core/index.js';
+import { AbortedError, BackendError, InvalidArgumentError, OutcomeUnknownError, RevkitError, UnsupportedError, assertPrefix, lossIn, type Store, type WatchEvent } from '../core/index.js';
 import type { Checkpoints, Cursor } from './checkpoints.js';
 
 export interface FollowOptions {
@@ -185,6 +185,8 @@ function resumePoint(cursor: Cursor | null): { fromRevision: number; skip?: { re
 
 function isAbort(err: unknown): boolean {
   if (AbortedError.is(err)) return true;
+  // A cursor write that may have landed, then stopped in its backoff: at-least-once makes it harmless — unless a loss came with it.
+  if (OutcomeUnknownError.is(err)) return !lossIn(err) && isAbort(err.cause);
   if (RevkitError.is(err) && err.code === 'ERR_RETRY_EXHAUSTED') return (err as { reason?: string }).reason === 'aborted';
   return (err as { name?: string })?.name === 'AbortError';
 }

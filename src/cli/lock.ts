@@ -128,7 +128,7 @@ async function runHolding(cmd: Command, connect: (opts: Connection) => Promise<S
       } catch (err) {
         if (signals.received) return interrupted(signals.received, `while waiting for the lock ${JSON.stringify(name)}`);
         // The session's own key could not be kept alive: an outage (exit 1), not a lock lost by a running command (exit 5).
-        if (LockLostError.is(err)) throw new Error(`could not keep a session in the store while waiting for the lock ${JSON.stringify(name)}: ${err.message}`);
+        if (LockLostError.is(err)) throw new Error(`could not keep a session in the store while waiting for the lock ${JSON.stringify(name)}: ${err.message}`, { cause: err });
         throw err;
       }
       let outcome: Outcome;

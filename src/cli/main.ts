@@ -236,12 +236,23 @@ export function exitCodeFor(err: unknown): { code: number; message: string } {
       : ['ERR_INVALID_ARGUMENT', 'ERR_INVALID_KEY', 'ERR_VALIDATION', 'ERR_TOO_LARGE'].includes(err.code) ? EXIT.usage
       : EXIT.error;
     const hint = HINTS[err.code];
-    // A loss reported as the cause (an outcome unknown over it) may be the only report of it anyone gets.
-    const loss = err.code === 'ERR_DATA_LOST' ? undefined : lossIn(err);
-    const lossText = loss ? `; the store reported a loss: ${loss.message} (${HINTS.ERR_DATA_LOST})` : '';
-    return { code, message: oneLine(`${err.code}: ${err.message}${lossText}${hint ? ` (${hint})` : ''}`) };
+    return { code, message: oneLine(`${err.code}: ${err.message}${lossNamed(err)}${hint ? ` (${hint})` : ''}`) };
   }
-  return { code: EXIT.error, message: oneLine(err instanceof Error ? err.message : String(err)) };
+  return { code: EXIT.error, message: oneLine(`${err instanceof Error ? err.message : String(err)}${lossNamed(err)}`) };
+}
+
+/** A loss reported as a cause (an outcome unknown over it) may be the only report of it anyone gets: named on the line. */
+function lossNamed(err: unknown): string {
+  if (RevkitError.is(err) && err.code === 'ERR_DATA_LOST') return '';
+  const loss = lossIn(err);
+  if (!loss) return '';
+  let message: string;
+  try {
+    message = String(loss.message ?? 'acknowledged writes were lost');
+  } catch {
+    message = 'acknowledged writes were lost';
+  }
+  return `; the store reported a loss: ${message} (${HINTS.ERR_DATA_LOST})`;
 }
 
 export async function main(argv = process.argv): Promise<number> {

@@ -120,18 +120,23 @@ export function lossIn(err: unknown): DataLostError | undefined {
   const seen = new Set<unknown>();
   const queue: unknown[] = [err];
   // Bounded: a hostile or cyclic chain must not hang or throw where a caller only asks.
-  while (queue.length > 0 && seen.size < 64) {
+  while (queue.length > 0 && seen.size < 256) {
     const at = queue.shift();
     if (typeof at !== 'object' || at === null || seen.has(at)) continue;
     seen.add(at);
-    try {
-      if (DataLostError.is(at)) return at;
-      queue.push((at as { cause?: unknown }).cause);
-      const errors = (at as { errors?: unknown }).errors;
-      if (Array.isArray(errors)) queue.push(...errors.slice(0, 16));
-    } catch {
-      // A throwing getter or a revoked proxy: not a loss report.
-    }
+    // A throwing getter or a revoked proxy answers nothing, and does not hide the rest.
+    if (attempt(() => DataLostError.is(at))) return at as DataLostError;
+    queue.push(attempt(() => (at as { cause?: unknown }).cause));
+    const errors = attempt(() => (at as { errors?: unknown }).errors);
+    if (Array.isArray(errors)) queue.push(...errors.slice(0, 64));
   }
   return undefined;
+}
+
+function attempt<T>(read: () => T): T | undefined {
+  try {
+    return read();
+  } catch {
+    return undefined;
+  }
 }
