@@ -12,6 +12,7 @@ const prefix = `rk_wl_${process.pid.toString(36)}_${Date.now().toString(36)}_`;
 const pool = new pg.Pool({ connectionString: PG_URL, max: 2 });
 afterAll(async () => {
   await dropPostgresStore(pool, { prefix }).catch(() => undefined);
+  await dropPostgresStore(pool, { prefix: `${prefix}k_` }).catch(() => undefined);
   await pool.end();
 });
 
