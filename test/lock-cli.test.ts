@@ -151,7 +151,8 @@ for (const backend of backends('lock-cli').filter((b) => b.name === 'sqlite' || 
 
     it('a lost lock (its key deleted) stops the command with SIGTERM and exits 5', async () => {
       const log = join(dir, uniqueName('lost'));
-      const run = revkit(['--store', url, 'lock', 'job3', '--ttl', '3000', ...cmd(log, 'A', '-', 'trap-term')]);
+      // A generous --kill-after: on a loaded machine the command may take longer than the default 300 ms to end after SIGTERM.
+      const run = revkit(['--store', url, 'lock', 'job3', '--ttl', '3000', '--kill-after', '30000', ...cmd(log, 'A', '-', 'trap-term')]);
       const start = await started(log, 'A');
       expect(await store.get('locks/job3')).toMatchObject({ createdRevision: Number(start.fence) });
       expect(await store.delete('locks/job3')).not.toBeNull();
