@@ -157,31 +157,30 @@ export class Checkpoints {
     const maxAttempts = this.updateOptions.maxAttempts ?? UPDATE_DEFAULTS.maxAttempts;
     const deadline = Date.now() + (this.updateOptions.deadlineMs ?? UPDATE_DEFAULTS.deadlineMs);
     let ambiguous = false;
+    // Once a write of ours may have landed, whatever ends the call is an unknown outcome, its cause kept.
+    const ending = (err: unknown) => (ambiguous ? new OutcomeUnknownError(full, undefined, { cause: err }) : err);
     let delay = 0;
     for (let attempt = 1; ; attempt++) {
-      if (options.signal?.aborted) {
-        const aborted = new AbortedError(options.signal.reason);
-        throw ambiguous ? new OutcomeUnknownError(full, undefined, { cause: aborted }) : aborted;
-      }
+      if (options.signal?.aborted) throw ending(new AbortedError(options.signal.reason));
       try {
         return (await this.store.put(full, next, { ifRevision: basis ?? 0 })).revision;
       } catch (err) {
         if (ConflictError.is(err)) return null;
         // A write of ours may have landed: whatever ends the call now, its outcome is unknown (DESIGN §4.7),
         // a loss reported meanwhile included — as the cause, so the caller still hears of it (lossIn).
-        if (ambiguous && !(BackendError.is(err) && err.transient)) throw new OutcomeUnknownError(full, undefined, { cause: err });
+        if (ambiguous && !(BackendError.is(err) && err.transient)) throw ending(err);
         if (!BackendError.is(err) || !err.transient) throw err;
         ambiguous ||= err.ambiguous === true;
         const reason = attempt >= maxAttempts ? 'attempts' : Date.now() >= deadline ? 'deadline' : undefined;
         if (reason !== undefined) {
           const exhausted = new RetryExhaustedError(full, attempt, err, reason);
-          throw ambiguous ? new OutcomeUnknownError(full, undefined, { cause: exhausted }) : exhausted;
+          throw ending(exhausted);
         }
         delay = UPDATE_DEFAULTS.outageRetry.delay(attempt, delay);
         try {
           await sleep(Math.min(delay, Math.max(0, deadline - Date.now())), options.signal);
         } catch (aborted) {
-          throw ambiguous ? new OutcomeUnknownError(full, undefined, { cause: aborted }) : aborted;
+          throw ending(aborted);
         }
       }
     }
