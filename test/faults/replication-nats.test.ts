@@ -96,7 +96,7 @@ describe('nats: a JetStream cluster losing the server of the bucket stream', () 
     log(`replicas=1: acked ${f.acked}, stored ${f.stored}, unknown ${f.unknownOutcome}, takeover ms ${JSON.stringify(f.takeoverMs)}, watch ${JSON.stringify(f.watch)}`);
     expectDurable(f);
     expect(f.acked).toBeGreaterThan(400);
-  });
+  }, 360_000);
 
   it('canary: the same with the stream server\'s store wiped on restart loses writes, and the verdict says so', async () => {
     cluster = await startNatsCluster({ bucket: 'rep1w', replicas: 1, log });
@@ -133,7 +133,7 @@ describe('nats: a JetStream cluster losing the server of the bucket stream', () 
     } finally {
       await store.close();
     }
-  });
+  }, 360_000);
 
   it.skipIf(replicatedCas)('canary: replicas=3 on nats-server < 2.9.21 without the stream-wide guard loses concurrent updates', async () => {
     cluster = await startNatsCluster({ bucket: 'rep3c', replicas: 3, log });

@@ -55,9 +55,12 @@ export const isApiLevel = (input: ApiKvInput): boolean => input.op === 'update' 
 function updateStep(s: ApiKvState, mutation: RecordedMutation, output: ApiKvOutput | undefined): [boolean, ApiKvState] {
   const next = s.known ? applyMutation(mutation, s.live ? s.value : undefined) : undefined;
   if (output === undefined) {
-    // Applied exactly once at some point, or never (then it linearizes last, after everything).
-    if (!s.known) return [true, { ...s, exact: false, batch: false }];
-    return [true, { known: true, live: true, value: next, revision: s.revision + 1, exact: false, batch: false }];
+    // Applied exactly once at some point, or never (then it linearizes last, after everything). Applied, it may
+    // have been combined into the commit of the update() before it (a killed process's batch lands whole), so
+    // the revision moves on only where no update() made the state; and a batch may still follow.
+    const revision = s.batch ? s.revision : s.revision + 1;
+    if (!s.known) return [true, { ...s, revision, exact: false, batch: true }];
+    return [true, { known: true, live: true, value: next, revision, exact: false, batch: true }];
   }
   if (output === null || !('value' in output && 'revision' in output)) return [false, s];
   const valueOk = !s.known || canonicalJson(output.value) === canonicalJson(next);
