@@ -7,7 +7,7 @@
  */
 import { performance } from 'node:perf_hooks';
 import { randomBytes } from 'node:crypto';
-import { InvalidArgumentError, UnsupportedError, lossIn, type Store } from '../core/index.js';
+import { InvalidArgumentError, LockLostError, UnsupportedError, lossIn, type DataLostError, type Store } from '../core/index.js';
 import { acquire, createOnce, type AcquireOptions } from './acquire.js';
 import { Hold, type Lease } from './hold.js';
 import { Leadership, Lock } from './lock.js';
@@ -64,6 +64,7 @@ export class Session {
   private readonly pending = new Set<Promise<unknown>>();
   private readonly timer: NodeJS.Timeout;
   private closed = false;
+  private loss: DataLostError | undefined;
 
   constructor(
     readonly store: Store,
@@ -74,6 +75,7 @@ export class Session {
     private readonly own: Hold,
   ) {
     this.signal = own.signal;
+    own.onError = this.noteError;
     this.holds.add(own);
     this.timer = setInterval(() => this.keepAliveAll(), keepaliveMs);
     this.timer.unref();
@@ -87,6 +89,29 @@ export class Session {
   get ttlMs(): number {
     return this.lease.ttlMs;
   }
+
+  /**
+   * The loss of acknowledged writes the store reported to any call of this
+   * session — a keepalive, a release, a waiter's watch, a cleanup — even one
+   * that came after the session was lost or closed for another reason. On
+   * Redis such a report may reach this process once: here it is kept.
+   */
+  get lossReported(): DataLostError | undefined {
+    return this.loss;
+  }
+
+  /**
+   * A store call of this session failed where no caller hears of it. A
+   * reported loss is kept and loses the session (a store that lost
+   * acknowledged writes cannot vouch for any of its locks); anything else is
+   * for the caller's own retry.
+   */
+  private readonly noteError = (err: unknown): void => {
+    const loss = lossIn(err);
+    if (!loss) return;
+    this.loss ??= loss;
+    this.own.lose('the store reported a loss of acknowledged writes; a lock may be among them', loss);
+  };
 
   /** Waits (in arrival order) until this session holds the lock `name`. */
   async lock(name: string, options: AcquireOptions = {}): Promise<Lock> {
@@ -122,10 +147,11 @@ export class Session {
     }
     const signal = options.signal as unknown;
     if (signal !== undefined && !(signal instanceof AbortSignal)) throw new InvalidArgumentError('signal must be an AbortSignal');
-    if (this.closed || this.signal.aborted) throw this.own.lostError();
+    if (this.closed || this.signal.aborted) throw this.lostError();
     const hold = await acquire({
       store: this.store, lease: this.lease, sessionId: this.id, sessionSignal: this.signal,
       keepAlive: (h) => this.track(h),
+      noteError: this.noteError,
       background: (work) => {
         this.pending.add(work);
         void work.finally(() => this.pending.delete(work));
@@ -147,12 +173,20 @@ export class Session {
     if (this.closed || this.signal.aborted) {
       // Acquired as the session closed or was lost: not this caller's to keep.
       void hold.remove().catch(() => undefined);
-      throw this.own.lostError();
+      throw this.lostError();
     }
     return hold;
   }
 
+  /** Why this session can take no lock: its loss, with a loss reported since as the cause. */
+  private lostError(): LockLostError {
+    const lost = this.own.lostError();
+    if (!this.loss || lossIn(lost)) return lost;
+    return new LockLostError(`${lost.message}; since then the store reported a loss of acknowledged writes`, lost.details, { cause: this.loss });
+  }
+
   private track(hold: Hold): () => void {
+    hold.onError = this.noteError;
     if (this.closed || this.signal.aborted) {
       void hold.remove().catch(() => undefined);
       return () => undefined;
@@ -168,12 +202,8 @@ export class Session {
       // A keepalive still waiting for a slow store is not queued behind: the hold's deadline judges it.
       if (hold.lost || hold.released || this.refreshing.has(hold)) continue;
       this.refreshing.add(hold);
-      hold.write().catch((err: unknown) => {
-        // A store that lost acknowledged writes cannot vouch for any lock of this session, and may report the loss
-        // to this one call only (Redis tells a process once): the session is lost, with the loss as the cause.
-        const loss = lossIn(err);
-        if (loss) this.own.lose('the store reported a loss of acknowledged writes; a lock may be among them', loss);
-      }).finally(() => this.refreshing.delete(hold));
+      // A store that lost acknowledged writes may report it to this one call only (Redis tells a process once).
+      hold.write().catch(this.noteError).finally(() => this.refreshing.delete(hold));
     }
   }
 }
