@@ -1,10 +1,12 @@
 // A store's report of lost acknowledged writes (DataLostError) must reach a lock session from every call the
 // session makes where no caller hears of it: a release's delete, a waiter's watch, an abandoned acquire's cleanup,
 // and a call after the session was already lost for another reason. On Redis a process may be told once, so the
-// call that hears it may be the only report. Every case fails on 795abb2, which retried past these reports.
+// call that hears it may be the only report. Every case fails on 795abb2, which retried past these reports; the
+// second block (a review of 00a63b0) fails on 00a63b0, which passed the loss on from some calls only.
 import { afterEach, describe, expect, it } from 'vitest';
 import {
-  BackendError, DataLostError, LockLostError, lossIn, type DeleteOptions, type Entry, type PutOptions, type WatchEvent, type WatchOptions,
+  BackendError, DataLostError, LockLostError, lossIn, type AtomicBatch, type DeleteOptions, type Entry, type ListOptions, type ListPage, type PutOptions,
+  type StoredRecord, type WatchEvent, type WatchOptions,
 } from '../src/core/index.js';
 import { openSession } from '../src/lock/index.js';
 import { MemoryStore } from '../src/memory/index.js';
@@ -35,18 +37,83 @@ class Reporting extends MemoryStore {
   }
 }
 
+/** A call that waits at a gate the test opens, then fails with the loss: to land a report at a chosen moment. */
+class Gate {
+  private open!: () => void;
+  private readonly opened = new Promise<void>((resolve) => (this.open = resolve));
+  private enter!: () => void;
+  readonly entered = new Promise<void>((resolve) => (this.enter = resolve));
+  constructor(readonly match: RegExp) {}
+  async pass(): Promise<never> {
+    this.enter();
+    await this.opened;
+    throw lost();
+  }
+  release(): void {
+    this.open();
+  }
+}
+
+/** Reports a loss once to the op and key chosen (at a gate, or at once), like Redis telling a process once. */
+class Gated extends MemoryStore {
+  gates: { getRecord?: Gate; put?: Gate; delete?: Gate } = {};
+  now: { getRecord?: RegExp; put?: RegExp; atomic?: boolean } = {};
+  listFails = false;
+  private take(op: 'getRecord' | 'put' | 'delete', key: string): Gate | undefined {
+    const gate = this.gates[op];
+    if (!gate?.match.test(key)) return undefined;
+    this.gates[op] = undefined;
+    return gate;
+  }
+  private reportNow(op: 'getRecord' | 'put', key: string): void {
+    if (!this.now[op]?.test(key)) return;
+    this.now[op] = undefined;
+    throw lost();
+  }
+  override async getRecord<T = unknown>(key: string): Promise<StoredRecord<T> | null> {
+    await this.take('getRecord', key)?.pass();
+    this.reportNow('getRecord', key);
+    return super.getRecord<T>(key);
+  }
+  override async put<T = unknown>(key: string, value: T, options?: PutOptions): Promise<Entry<T>> {
+    await this.take('put', key)?.pass();
+    this.reportNow('put', key);
+    return super.put(key, value, options);
+  }
+  override async delete(key: string, options?: DeleteOptions): Promise<number | null> {
+    await this.take('delete', key)?.pass();
+    return super.delete(key, options);
+  }
+  override async list<T = unknown>(options: ListOptions = {}): Promise<ListPage<T>> {
+    if (this.listFails) throw new BackendError('test: list failed', { transient: true });
+    return super.list<T>(options);
+  }
+  override atomic(): AtomicBatch {
+    const batch = super.atomic();
+    if (!this.now.atomic) return batch;
+    this.now.atomic = false;
+    batch.commit = () => Promise.reject(lost());
+    return batch;
+  }
+}
+
+/** Event-loop turns: every callback a settled promise queued has run by then. */
+const turns = async (n = 1) => {
+  for (let i = 0; i < n; i++) await new Promise((resolve) => setImmediate(resolve));
+};
+
 const closers: Array<() => Promise<unknown>> = [];
 afterEach(async () => {
   for (const close of closers.splice(0).reverse()) await close().catch(() => undefined);
 });
 
-async function setUp(ttlMs = 3_000) {
-  const store = new Reporting();
+async function sessionOn<S extends MemoryStore>(store: S, ttlMs: number) {
   closers.push(() => store.close());
   const session = await openSession(store, { ttlMs, keepaliveMs: Math.floor(ttlMs / 3) });
   closers.push(() => session.close());
   return { store, session };
 }
+const setUp = (ttlMs = 3_000) => sessionOn(new Reporting(), ttlMs);
 
 const abortReason = (signal: AbortSignal) => new Promise<unknown>((resolve) => {
   if (signal.aborted) resolve(signal.reason);
@@ -109,5 +176,85 @@ describe('a lock session hears a reported loss wherever its calls meet it', () =
     store.owed.delete = 1;
     await session.close();
     expect(DataLostError.is(session.lossReported)).toBe(true);
+  });
+});
+
+describe('every call of the session passes a reported loss on (review of 00a63b0)', () => {
+  const gated = () => sessionOn(new Gated(), 60_000);
+  const took = (p: Promise<unknown>) => p.then(() => 'took it', (err: unknown) => err);
+
+  it('a call still on its way when the session closes (an abort answers lock() at once; the call ends later)', async () => {
+    const { store, session } = await gated();
+    const gate = (store.gates.getRecord = new Gate(/^locks\/job$/));
+    const waiting = took(session.lock('job'));
+    await gate.entered;
+    await session.close();
+    expect(LockLostError.is(await waiting)).toBe(true);
+    gate.release();
+    await turns();
+    expect(DataLostError.is(session.lossReported)).toBe(true);
+  });
+
+  it('a create still on its way when the caller gives up (its cleanup waits for it)', async () => {
+    const { store, session } = await gated();
+    const gate = (store.gates.put = new Gate(/^locks\/job$/));
+    const stop = new AbortController();
+    const waiting = took(session.lock('job', { signal: stop.signal }));
+    await gate.entered;
+    stop.abort();
+    await waiting;
+    gate.release();
+    await abortReason(session.signal);
+    expect(DataLostError.is(session.lossReported)).toBe(true);
+    expect(DataLostError.is(lossIn(session.signal.reason))).toBe(true);
+  });
+
+  it('a call awaited beside one that failed first (Promise.all answers with the first failure)', async () => {
+    const { store, session } = await gated();
+    store.listFails = true;
+    const gate = (store.gates.getRecord = new Gate(/^locks\/job$/));
+    const answer = await took(session.lock('job'));
+    expect(BackendError.is(answer) && lossIn(answer) === undefined).toBe(true);
+    gate.release();
+    await turns();
+    expect(DataLostError.is(session.lossReported)).toBe(true);
+  });
+
+  it('calls whose caller hears the loss — lock(), proclaim(), a fenced commit — lose the session and its other locks too', async () => {
+    for (const call of ['lock', 'proclaim', 'commit'] as const) {
+      const { store, session } = await gated();
+      const other = await session.lock('other');
+      const leader = await session.campaign('boss', 1);
+      let answer: unknown;
+      if (call === 'lock') {
+        store.now.getRecord = /^locks\/job$/;
+        answer = await took(session.lock('job'));
+      } else if (call === 'proclaim') {
+        store.now.put = /^locks\/boss$/;
+        answer = await took(leader.proclaim(2));
+      } else {
+        store.now.atomic = true;
+        answer = await took(other.atomic().set('data', 1).commit());
+      }
+      expect(DataLostError.is(lossIn(answer)), call).toBe(true); // the loss, or the session's LockLostError it caused
+      expect({ call, session: session.signal.aborted, other: other.signal.aborted, loss: DataLostError.is(session.lossReported) })
+        .toEqual({ call, session: true, other: true, loss: true });
+    }
+  });
+
+  it('close() waits for a release under way, so the loss its delete meets is kept when close() resolves', async () => {
+    const { store, session } = await gated();
+    const lock = await session.lock('job');
+    const gate = (store.gates.delete = new Gate(/^locks\/job$/));
+    const releasing = lock.release();
+    await gate.entered;
+    let closed = false;
+    const closing = session.close().then(() => void (closed = true));
+    await turns(5);
+    const closedBeforeTheDeleteEnded = closed;
+    gate.release();
+    await closing;
+    await releasing;
+    expect({ closedBeforeTheDeleteEnded, loss: DataLostError.is(session.lossReported) }).toEqual({ closedBeforeTheDeleteEnded: false, loss: true });
   });
 });

@@ -40,8 +40,6 @@ export interface AcquireContext {
   claimSlot(name: string): number;
   /** Cleanup that outlives the call: the session's close() waits for it. */
   background(work: Promise<unknown>): void;
-  /** An error a store call met where no caller hears of it (a watch, a cleanup): a reported loss must still reach the session. */
-  noteError(err: unknown): void;
   freeSlot(name: string, slot: number): void;
 }
 
@@ -180,7 +178,7 @@ class Queue {
       }
       const stale = await this.until(this.ctx.store.get(key));
       if (stale && stampOf(stale.value)?.session === this.ctx.sessionId && attempt < 5) {
-        await this.until(this.ctx.store.delete(key, { ifRevision: stale.revision }).catch((err: unknown) => void this.ctx.noteError(err)));
+        await this.until(this.ctx.store.delete(key, { ifRevision: stale.revision }).catch(() => null));
       } else if (stale) {
         // Someone else's value at this session's slot: take another slot.
         this.slots.push(this.ctx.claimSlot(this.keys.name));
@@ -291,7 +289,6 @@ class Queue {
       try {
         for await (const event of watch) this.note(event);
       } catch (err) {
-        this.ctx.noteError(err);
         if (!stop.signal.aborted) {
           this.watchFailed = true;
           if (!HistoryGoneError.is(err)) await sleep(100);
@@ -322,7 +319,7 @@ class Queue {
       if (key === acquired?.key) continue;
       // A create that never answers is waited for one lease at most: what it left has expired by then.
       const settled = Promise.race([done.catch(() => null), napFor(this.ctx.lease.ttlMs)]);
-      cleanups.push(settled.then(() => retire(this.ctx.store, key, this.stamp.token, this.ctx.lease.ttlMs, (err) => this.ctx.noteError(err))));
+      cleanups.push(settled.then(() => retire(this.ctx.store, key, this.stamp.token, this.ctx.lease.ttlMs)));
     }
     if (this.waiter) cleanups.push(this.waiter.remove().catch(() => undefined));
     if (this.taken && this.taken !== acquired) cleanups.push(this.taken.remove().catch(() => undefined));
@@ -370,7 +367,7 @@ export async function createOnce(store: Store, key: string, stamp: Stamp, ttlMs:
  * gave up may have left. Runs in the background, retrying a failing store
  * until the key's lease is over (the store expires it then).
  */
-export async function retire(store: Store, key: string, token: string, ttlMs: number, onError?: (err: unknown) => void): Promise<void> {
+export async function retire(store: Store, key: string, token: string, ttlMs: number): Promise<void> {
   const giveUpAt = performance.now() + ttlMs;
   for (let attempt = 0; performance.now() < giveUpAt; attempt++) {
     try {
@@ -378,8 +375,7 @@ export async function retire(store: Store, key: string, token: string, ttlMs: nu
       if (!current || stampOf(current.value)?.token !== token) return;
       await store.delete(key, { ifRevision: current.revision });
       return;
-    } catch (err) {
-      onError?.(err);
+    } catch {
       await sleep(Math.min(50 * 2 ** attempt, 1000));
     }
   }

@@ -25,8 +25,6 @@ export class Hold {
   private readonly controller = new AbortController();
   readonly signal: AbortSignal = this.controller.signal;
   private deadline: NodeJS.Timeout | undefined;
-  /** Told of every error a background store call of this hold met (the session passes on a loss it reports). */
-  onError: ((err: unknown) => void) | undefined;
 
   constructor(
     readonly store: Store,
@@ -150,9 +148,8 @@ export class Hold {
         await this.store.delete(this.key, { ifRevision: this.revision, writer: this.stamp.token });
         return;
       } catch (err) {
-        this.onError?.(err);
         if (ConflictError.is(err) || isAmbiguous(err)) {
-          const current = await this.store.get(this.key).catch((e: unknown) => void this.onError?.(e));
+          const current = await this.store.get(this.key).catch(() => undefined);
           if (current !== undefined) {
             if (!this.isMine(current)) return;
             this.advance(current.revision);

@@ -19,7 +19,8 @@ export interface FencedBatch {
 const FENCE_ROUNDS = 32;
 
 export class Lock {
-  constructor(protected readonly hold: Hold, private readonly forget: () => void) {}
+  /** `forget`: the session stops keeping the hold alive, and its close() waits for the release under way. */
+  constructor(protected readonly hold: Hold, private readonly forget: (releasing: Promise<void>) => void) {}
 
   get name(): string {
     return this.hold.name;
@@ -54,8 +55,9 @@ export class Lock {
 
   /** Deletes the lock key if it is still this holder's; aborts `signal`. Idempotent. */
   async release(): Promise<void> {
-    this.forget();
-    await this.hold.remove();
+    const releasing = this.hold.remove();
+    this.forget(releasing);
+    await releasing;
   }
 
   private assertOther(key: string): void {

@@ -11,6 +11,7 @@ import { InvalidArgumentError, LockLostError, UnsupportedError, lossIn, type Dat
 import { acquire, createOnce, type AcquireOptions } from './acquire.js';
 import { Hold, type Lease } from './hold.js';
 import { Leadership, Lock } from './lock.js';
+import { reporting } from './reporting.js';
 import { DEFAULT_PREFIX, checkedPrefix, lockKeys, sessionKey, type Stamp } from './names.js';
 
 export interface SessionOptions {
@@ -48,10 +49,18 @@ export async function openSession(store: Store, options: SessionOptions = {}): P
   const stamp: Stamp = { revkitLock: 1, session: id, token: id, ttlMs };
   const key = sessionKey(prefix, id);
   const sentAt = performance.now();
+  // Its caller hears a failure of this first write; every later call of the session goes through `reported`.
   const entry = await createOnce(store, key, stamp, ttlMs);
   if (!entry) throw new Error(`session key ${key} exists with another writer`);
   const lease = { ttlMs, marginMs };
-  return new Session(store, prefix, id, lease, keepaliveMs, new Hold(store, key, `session ${id}`, entry, stamp, lease, sentAt));
+  const sink: LossSink = { note: () => undefined };
+  const reported = reporting(store, (err) => sink.note(err));
+  return new Session(reported, prefix, id, lease, keepaliveMs, new Hold(reported, key, `session ${id}`, entry, stamp, lease, sentAt), sink);
+}
+
+/** Where the session's store shows the failures of its calls (set once the session exists). */
+interface LossSink {
+  note(err: unknown): void;
 }
 
 export class Session {
@@ -73,9 +82,10 @@ export class Session {
     readonly lease: Lease,
     readonly keepaliveMs: number,
     private readonly own: Hold,
+    sink: LossSink,
   ) {
+    sink.note = this.noteError;
     this.signal = own.signal;
-    own.onError = this.noteError;
     this.holds.add(own);
     this.timer = setInterval(() => this.keepAliveAll(), keepaliveMs);
     this.timer.unref();
@@ -101,10 +111,10 @@ export class Session {
   }
 
   /**
-   * A store call of this session failed where no caller hears of it. A
-   * reported loss is kept and loses the session (a store that lost
-   * acknowledged writes cannot vouch for any of its locks); anything else is
-   * for the caller's own retry.
+   * A store call of this session failed, heard by a caller or not. A reported
+   * loss is kept and loses the session (a store that lost acknowledged writes
+   * cannot vouch for any of its locks); anything else is for the caller's own
+   * retry.
    */
   private readonly noteError = (err: unknown): void => {
     const loss = lossIn(err);
@@ -116,14 +126,14 @@ export class Session {
   /** Waits (in arrival order) until this session holds the lock `name`. */
   async lock(name: string, options: AcquireOptions = {}): Promise<Lock> {
     const hold = await this.acquire(name, undefined, options);
-    return new Lock(hold, () => this.holds.delete(hold));
+    return new Lock(hold, (releasing) => this.forget(hold, releasing));
   }
 
   /** Waits until this session is the leader of `name`, announcing `value`. */
   async campaign<T = unknown>(name: string, value: T, options: AcquireOptions = {}): Promise<Leadership<T>> {
     if (value === undefined) throw new InvalidArgumentError('campaign() needs a value to announce (null is allowed)');
     const hold = await this.acquire(name, value, options);
-    return new Leadership<T>(hold, () => this.holds.delete(hold));
+    return new Leadership<T>(hold, (releasing) => this.forget(hold, releasing));
   }
 
   /** Releases every lock and leadership of this session and deletes its key. Idempotent. */
@@ -151,7 +161,6 @@ export class Session {
     const hold = await acquire({
       store: this.store, lease: this.lease, sessionId: this.id, sessionSignal: this.signal,
       keepAlive: (h) => this.track(h),
-      noteError: this.noteError,
       background: (work) => {
         this.pending.add(work);
         void work.finally(() => this.pending.delete(work));
@@ -185,8 +194,14 @@ export class Session {
     return new LockLostError(`${lost.message}; since then the store reported a loss of acknowledged writes`, lost.details, { cause: this.loss });
   }
 
+  private forget(hold: Hold, releasing: Promise<void>): void {
+    this.holds.delete(hold);
+    const work = releasing.catch(() => undefined);
+    this.pending.add(work);
+    void work.finally(() => this.pending.delete(work));
+  }
+
   private track(hold: Hold): () => void {
-    hold.onError = this.noteError;
     if (this.closed || this.signal.aborted) {
       void hold.remove().catch(() => undefined);
       return () => undefined;
@@ -202,8 +217,8 @@ export class Session {
       // A keepalive still waiting for a slow store is not queued behind: the hold's deadline judges it.
       if (hold.lost || hold.released || this.refreshing.has(hold)) continue;
       this.refreshing.add(hold);
-      // A store that lost acknowledged writes may report it to this one call only (Redis tells a process once).
-      hold.write().catch(this.noteError).finally(() => this.refreshing.delete(hold));
+      // A failure is the hold's deadline's to judge; a reported loss has reached noteError through the store.
+      hold.write().catch(() => undefined).finally(() => this.refreshing.delete(hold));
     }
   }
 }

@@ -65,7 +65,7 @@ describe('exactly-once under kills', () => {
 
   it('the same kill test catches the broken canary store (check, then write without a condition): counters lose increments', async () => {
     const store = canary(new MemoryStore());
-    const run = await runKillTest({ ...size, inProcess: true, store, killEveryMs: [50, 200] });
+    const run = await runKillTest({ ...size, inProcess: true, store, killEveryMs: [50, 200], endWhenDrained: true });
     await store.close();
     expect(run.failures).toEqual([]);
     expect(run.counterSum).toBeLessThan(run.expected);
