@@ -1,5 +1,6 @@
 /** What loss detection asks (lineage.ts): the member's timeline, the timelines revkit met, the loss latch. */
 import type { Names } from '../schema.js';
+import { lastRevision } from './common.js';
 
 /**
  * The member's WAL timeline (the first 8 hex digits of the current WAL file's
@@ -14,7 +15,7 @@ export const TIMELINE_SQL = `SELECT pg_is_in_recovery() AS recovery,
 
 /** The highest revision the store's sequence handed out (on a promoted standby: the last one logged, prefetch included). */
 export function seqLastSql(n: Names): string {
-  return `SELECT CASE WHEN is_called THEN last_value ELSE last_value - 1 END AS s FROM ${n.seq}`;
+  return `SELECT ${lastRevision(n)} AS s`;
 }
 
 export function timelinesSql(n: Names): string {
@@ -35,7 +36,7 @@ export function adoptSql(n: Names): string {
  */
 export function raiseSeqSql(n: Names): string {
   return `SELECT CASE WHEN $1::bigint > q.s THEN setval(${n.seqLiteral}, $1::bigint) ELSE q.s END AS s
-FROM (SELECT CASE WHEN is_called THEN last_value ELSE last_value - 1 END AS s FROM ${n.seq}) q`;
+FROM (SELECT ${lastRevision(n)} AS s) q`;
 }
 
 /**

@@ -1,6 +1,6 @@
 /** Background work: TTL expiry, change-log pruning (history depth, retention), tombstone purge. */
 import type { Names } from '../schema.js';
-import { NOW_MS } from './common.js';
+import { NOW_MS, lastRevision } from './common.js';
 
 /**
  * Background TTL removal: expired entries become tombstones with a new
@@ -61,7 +61,7 @@ m AS (
 SELECT (SELECT count(*) FROM d)::integer AS pruned,
        LEAST(
          (SELECT min(c.revision) - 1 FROM ${n.changes} c JOIN cut ON c.key = cut.key AND c.revision <= cut.rev, n WHERE c.updated_at >= n.ms - $3::bigint),
-         (SELECT CASE WHEN is_called THEN last_value ELSE last_value - 1 END FROM ${n.seq}),
+         ${lastRevision(n)},
          -- A span with no change in it (the revisions a failover's raise skips, lineage.ts) is passed at once, to below the next change.
          GREATEST($1::bigint + $4::bigint, (SELECT min(c.revision) - 1 FROM ${n.changes} c WHERE c.revision > $1::bigint))
        ) AS mark`;

@@ -1,6 +1,6 @@
 /** What watch() and headRevision() ask: marks (which revisions are settled), a "from now" start, the change log. */
 import type { Names } from '../schema.js';
-import { NOW_MS } from './common.js';
+import { NOW_MS, lastRevision } from './common.js';
 
 /**
  * The transactions that may still commit a revision of this store: every
@@ -25,7 +25,7 @@ function holdersOf(n: Names, dep: string): string {
      AND l.granted AND l.mode <> 'AccessShareLock' AND l.pid IS DISTINCT FROM pg_backend_pid() AND ${dep} IS NOT NULL)`;
 }
 
-const LAST_REVISION = (n: Names) => `(SELECT CASE WHEN is_called THEN last_value ELSE last_value - 1 END AS s FROM ${n.seq})`;
+const LAST_REVISION = (n: Names) => `(SELECT ${lastRevision(n)} AS s)`;
 
 /**
  * Watch, part 1 — a mark (s, holders): the highest revision handed out so
