@@ -333,20 +333,6 @@ describe('API-level model (what update() callers are told)', () => {
     expect(check(apiKvModel, ops<I, O>([[0, inc(), at(1, 4), 0, 1], [1, inc(), undefined, 2, Infinity], [3, get, at(2, 3), 7, 8]]))).toBe('illegal');
   });
 
-  it('with the combiner recorded, only update()s of one combiner share a commit (review of af99eb4)', () => {
-    const via = (combiner: string | null): I => ({ op: 'update', key: 'n', mutation: { kind: 'increment' }, combiner });
-    // The case found by test/check.test.ts: unknown update()s of one killed process, one commit above another's.
-    expect(check(apiKvModel, ops<I, O>([[0, via('w1'), at(1, 4), 0, 1], [1, via('w2'), undefined, 2, Infinity], [2, via('w2'), undefined, 2, Infinity], [3, get, at(3, 5), 7, 8]]))).toBe('ok');
-    // Accepted without the combiner, rejected with it: an update told the revision of another process's commit.
-    expect(check(apiKvModel, ops<I, O>([[0, via('w1'), at(1, 4), 0, 1], [1, via('w2'), undefined, 0, Infinity], [2, via('w3'), at(3, 4), 2, 3]]))).toBe('illegal');
-    // Unknown update()s of two processes in a third one's commit.
-    const put: I = { api: true, op: 'put', key: 'n', value: 0 };
-    expect(check(apiKvModel, ops<I, O>([[0, put, { ok: true, revision: 4 }, 0, 1], [1, via('w1'), undefined, 2, Infinity], [2, via('w2'), undefined, 2, Infinity], [3, via('w3'), at(3, 5), 2, 6]]))).toBe('illegal');
-    // An update() that is never combined (null) shares no commit, not even with its own process's.
-    expect(check(apiKvModel, ops<I, O>([[0, via(null), at(1, 4), 0, 2], [1, via(null), at(2, 4), 0, 2]]))).toBe('illegal');
-    expect(check(apiKvModel, ops<I, O>([[0, via('w1'), at(1, 4), 0, 2], [1, via('w1'), at(2, 4), 0, 2]]))).toBe('ok');
-  });
-
   it('holds a caller told "failed" to it: the increment must not have applied', () => {
     const h = ops<I, O>([[0, inc(), undefined, 0, 3, 'fail'], [1, inc(), at(2, 5), 4, 5]]);
     expect(both(h).search).toBe('illegal');

@@ -142,15 +142,10 @@ function completeWithError(recorder: Recorder, id: number, err: unknown): void {
  * re-run them against the model.
  */
 export class ApiRecorder {
-  /**
-   * `combiner`: which combiner `store` shares with other clients (one per process), so the checker lets only
-   * update()s of one combiner share a commit; null: none (its update()s are never combined with others').
-   */
-  constructor(private readonly store: Store, private readonly recorder: Recorder, readonly clientId: string, private readonly combiner?: string | null) {}
+  constructor(private readonly store: Store, private readonly recorder: Recorder, readonly clientId: string) {}
 
   async update(key: string, mutation: RecordedMutation, options: UpdateOptions<unknown> = {}): Promise<Entry<unknown> | null> {
-    const combiner = this.combiner === undefined ? {} : { combiner: options.combine === false ? null : this.combiner };
-    const id = this.recorder.invoke(this.clientId, { op: 'update', key, mutation, ...combiner });
+    const id = this.recorder.invoke(this.clientId, { op: 'update', key, mutation });
     try {
       const entry = await this.store.update<unknown>(key, (current) => applyMutation(mutation, current), options);
       this.recorder.ok(id, entry === null ? null : { value: entry.value, revision: entry.revision });

@@ -73,7 +73,7 @@ export async function runWorkload(store: Store, recorder: CheckRecorder, options
   const watchBase = options.watchStore ? layers(options.watchStore, options.canary).base : base;
   const watchers = (options.watchers ?? 0) > 0 && watchBase.capabilities.watch && options.watchLog
     ? startWatchers({
-      store: watchBase, writer: (clientId) => new ApiRecorder(front(new RecordingStore(base, sink, clientId)), sink, clientId, null), prefix: `check/${options.run}/`, keys, watchers: options.watchers ?? 0,
+      store: watchBase, writer: (clientId) => new ApiRecorder(front(new RecordingStore(base, sink, clientId)), sink, clientId), prefix: `check/${options.run}/`, keys, watchers: options.watchers ?? 0,
       worker: options.worker, seed: options.seed, told, log: options.watchLog, total: options.clients * options.ops,
       ...(options.livenessMs !== undefined ? { livenessMs: options.livenessMs } : {}),
     })
@@ -81,9 +81,9 @@ export async function runWorkload(store: Store, recorder: CheckRecorder, options
   const client = async (c: number) => {
     const clientId = `w${options.worker}/c${c}`;
     const recording = new RecordingStore(base, sink, clientId);
-    const own = new ApiRecorder(front(recording), sink, clientId, null);
-    const viaShared = new ApiRecorder(shared, sink, clientId, `w${options.worker}`);
-    const alongside = new ApiRecorder(shared, sink, `${clientId}/b`, `w${options.worker}`);
+    const own = new ApiRecorder(front(recording), sink, clientId);
+    const viaShared = new ApiRecorder(shared, sink, clientId);
+    const alongside = new ApiRecorder(shared, sink, `${clientId}/b`);
     const random = prng(options.seed * 1000 + c);
     const pick = (list: string[]) => list[Math.floor(random() * list.length)] as string;
     for (let n = 0; n < options.ops; n++) {
