@@ -157,7 +157,7 @@ export const MIGRATIONS: Migration[] = [
       // only a clock: its commit need not wait for a WAL flush.
       `CREATE OR REPLACE FUNCTION ${n.watchMark}(OUT s bigint, OUT x text) LANGUAGE plpgsql VOLATILE AS $fn$
        BEGIN
-         SELECT CASE WHEN is_called THEN last_value ELSE last_value - 1 END INTO s FROM ${n.seq};
+         s := coalesce(pg_catalog.pg_sequence_last_value(${n.seqLiteral}::regclass), (SELECT last_value - 1 FROM ${n.seq}));
          PERFORM set_config('synchronous_commit', 'off', true);
          x := pg_current_xact_id()::text;
        END
@@ -214,6 +214,12 @@ export async function migrate(client: PoolClient, n: Names): Promise<number[]> {
       for (const statement of m.sql(n)) await client.query(statement);
       await client.query(`INSERT INTO ${n.migrations} (version, name) VALUES ($1, $2)`, [m.version, m.name]);
       applied.push(m.version);
+    }
+    // A session hands out a cached value without taking the sequence's lock, which is what a watch waits on
+    // (sql/watch.ts, holdersOf): with CACHE above 1 a watch would pass over revisions drawn from a cache.
+    const cache = Number((await client.query(`SELECT seqcache FROM pg_catalog.pg_sequence WHERE seqrelid = ${n.seqLiteral}::regclass`)).rows[0]?.seqcache ?? 1);
+    if (cache > 1) {
+      throw new InvalidArgumentError(`the postgres store's sequence ${n.seq} has CACHE ${cache}: values handed out from a session's cache hold no lock, and a watch would pass over them; revkit needs CACHE 1 (ALTER SEQUENCE ${n.seq} CACHE 1)`);
     }
     const newest = Math.max(0, ...done, ...applied);
     if (newest > LATEST_VERSION) {

@@ -2,14 +2,16 @@
 import type { Names } from '../schema.js';
 
 /**
- * The highest revision the store's sequence has handed out (0 before the first). Read under the sequence's
+ * The highest revision the store's sequence has handed out. Read under the sequence's
  * buffer lock (pg_sequence_last_value): a plain SELECT from the sequence reads its tuple without that lock,
  * and a nextval() that WAL-logs ahead sets the tuple to the logged-ahead value (32 more) for the moment of its
  * WAL insert, under the lock. A mark read in that moment took revisions not yet handed out as settled, and the
  * watch passed over those drawn after it (seen in the postmaster-first soak, 2026-12-06: the trace's mark read
  * …957 where the sequence, read under its lock right after on the same connection, stood at …925).
  */
-export const lastRevision = (n: Pick<Names, 'seqLiteral'>): string => `coalesce(pg_catalog.pg_sequence_last_value(${n.seqLiteral}::regclass), 0)`;
+export const lastRevision = (n: Pick<Names, 'seq' | 'seqLiteral'>): string =>
+  // NULL: not called since it was created (or restarted by an operator): the value it will hand out first, less one.
+  `coalesce(pg_catalog.pg_sequence_last_value(${n.seqLiteral}::regclass), (SELECT last_value - 1 FROM ${n.seq}))`;
 
 /** Server clock in ms: TTLs and updatedAt use one clock for every machine. */
 export const NOW_MS = `(extract(epoch FROM statement_timestamp()) * 1000)::bigint`;

@@ -7,9 +7,12 @@ import { NOW_MS, lastRevision } from './common.js';
  * one that drew a revision holds a lock on the store's revision sequence
  * until it ends (nextval() takes RowExclusiveLock and keeps it to the end of
  * the transaction; any mode but the AccessShareLock of a plain read counts).
- * Reading where the sequence stands (lastRevision) takes RowExclusiveLock too:
- * another process's mark shows up here for the moment of its statement, which
- * only holds a settle back by a round.
+ * Reading where the sequence stands (lastRevision) takes RowExclusiveLock too,
+ * to the end of its transaction: another process's mark shows up here for the
+ * moment of its statement (a settle held back by a round), a first timeline
+ * adoption for its transaction, and so does any session that reads
+ * pg_sequences in a transaction it keeps open (monitoring): that holds every
+ * watch back until it ends, as a writer's open transaction would.
  * They are named by virtual transaction id (unique per transaction, also when
  * a backend slot is reused). Transactions of other databases, of other
  * stores and readers never appear here, so they never hold a watch back.
