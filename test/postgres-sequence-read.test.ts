@@ -5,7 +5,8 @@
  * watcher trace caught one (2026-12-06): its mark read …957 where the sequence, read under its lock right after
  * on the same connection, stood at …925 — a mark above anything handed out, with no holder of the revisions in
  * between, and the watch passed over those drawn after it. The race needs a reader descheduled inside a few
- * instructions of a nextval(); it is not made to happen here. This test holds every statement to the locked
+ * instructions of a nextval(): test/faults/postgres-sequence-race.test.ts makes it happen with gdb on a private
+ * server (a mark read 1033 where 1001 was drawn, before 081128d). This test holds every statement to the locked
  * read (it fails on 44415e7, whose marks, starts, timeline adoption and prune mark selected from the sequence),
  * and checks what the locked read answers.
  */
