@@ -106,6 +106,13 @@ describe('a malformed dataLost from a server is bounded and still reported', () 
     expect(loss.message.length).toBeLessThan(3_000);
     expect(loss.details.ranges!.length).toBeLessThanOrEqual(1_000);
   });
+
+  it('the OutcomeUnknownError\'s own detail is capped too, and an inverted range is dropped (left by the review of 4119cfe)', () => {
+    const err = errorFromProblem(503, { code: 'ERR_OUTCOME_UNKNOWN', key: 'k', detail: 'y'.repeat(2_000_000), dataLost: { details: { ranges: [{ after: 9, upTo: 3 }, { after: 3, upTo: 9 }] } } }, 'k');
+    expect(OutcomeUnknownError.is(err)).toBe(true);
+    expect(err.message.length).toBeLessThan(3_000);
+    expect(lossIn(err)!.details.ranges).toEqual([{ after: 3, upTo: 9 }]);
+  });
 });
 
 describe('checkpoints.advanceIfUnmoved(): its write may have landed, then the store reports a loss', () => {

@@ -29,7 +29,8 @@ export function safeJson(text: string): unknown {
 
 /** The revkit error a problem body stands for. */
 export function errorFromProblem(status: number, body: ProblemBody | undefined, key?: string, request: ProblemRequest = {}): RevkitError {
-  const detail = typeof body?.detail === 'string' ? body.detail : `HTTP ${status}`;
+  // A server's words are bounded here, as its dataLost is: an error's message is no place for megabytes.
+  const detail = typeof body?.detail === 'string' ? body.detail.slice(0, MAX_DETAIL) : `HTTP ${status}`;
   const at = request.server ? ` (${request.server})` : '';
   const num = (v: unknown, d = 0) => (typeof v === 'number' ? v : d);
   switch (body?.code) {
@@ -92,6 +93,7 @@ function isObject(v: unknown): v is Record<string, unknown> {
 }
 
 const MAX_LOSS_DETAIL = 2_000;
+const MAX_DETAIL = 2_000;
 const MAX_LOSS_RANGES = 1_000;
 const revisionIn = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
 
@@ -101,7 +103,7 @@ function dataLostFrom(source: Record<string, unknown>, request: ProblemRequest):
   const detail = typeof source.detail === 'string' ? source.detail.slice(0, MAX_LOSS_DETAIL) : 'the store lost acknowledged writes';
   const details = isObject(source.details) ? source.details : {};
   const ranges = Array.isArray(details.ranges)
-    ? (details.ranges as unknown[]).slice(0, MAX_LOSS_RANGES).filter((r): r is { after: number; upTo: number } => isObject(r) && revisionIn(r.after) && revisionIn(r.upTo)).map((r) => ({ after: r.after, upTo: r.upTo }))
+    ? (details.ranges as unknown[]).slice(0, MAX_LOSS_RANGES).filter((r): r is { after: number; upTo: number } => isObject(r) && revisionIn(r.after) && revisionIn(r.upTo) && r.after < r.upTo).map((r) => ({ after: r.after, upTo: r.upTo }))
     : undefined;
   return new DataLostError(`revkit server${at}: ${detail}`, {
     store: typeof details.store === 'string' ? details.store.slice(0, 200) : (request.server ?? 'revkit server'),
