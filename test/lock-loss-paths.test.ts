@@ -156,8 +156,8 @@ describe('a lock session hears a reported loss wherever its calls meet it', () =
     const stop = new AbortController();
     const waiting = session.lock('job', { signal: stop.signal }).catch((err: unknown) => err);
     // Queued (its waiter key written) before it gives up: the cleanup deletes that key.
-    for (let i = 0; i < 400 && (await store.list({ prefix: 'locks/job/.waiting/' })).entries.length === 0; i++) await new Promise((r) => setTimeout(r, 5));
-    expect((await store.list({ prefix: 'locks/job/.waiting/' })).entries).toHaveLength(1);
+    // However long that takes: the test's own timeout is the only bound.
+    while ((await store.list({ prefix: 'locks/job/.waiting/' })).entries.length === 0) await new Promise((r) => setTimeout(r, 5));
     store.owed.delete = 1;
     stop.abort();
     await waiting;
@@ -167,7 +167,7 @@ describe('a lock session hears a reported loss wherever its calls meet it', () =
   });
 
   it('a session already lost by its deadline still keeps a report that comes after (close() deleting its keys)', async () => {
-    const { store, session } = await setUp(300);
+    const { store, session } = await setUp(3_000); // a lease a loaded machine keeps alive until the puts fail
     const lock = await session.lock('job');
     store.failPuts = true;
     const reason = await abortReason(lock.signal);
