@@ -92,7 +92,6 @@ function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
-const MAX_LOSS_DETAIL = 2_000;
 const MAX_DETAIL = 2_000;
 const MAX_LOSS_RANGES = 1_000;
 const revisionIn = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
@@ -100,7 +99,7 @@ const revisionIn = (v: unknown): v is number => typeof v === 'number' && Number.
 /** A DataLostError from a problem's `detail` and `details` (its own, or those of its `dataLost`); a server's body is bounded here. */
 function dataLostFrom(source: Record<string, unknown>, request: ProblemRequest): DataLostError {
   const at = request.server ? ` (${request.server})` : '';
-  const detail = typeof source.detail === 'string' ? source.detail.slice(0, MAX_LOSS_DETAIL) : 'the store lost acknowledged writes';
+  const detail = typeof source.detail === 'string' ? source.detail.slice(0, MAX_DETAIL) : 'the store lost acknowledged writes';
   const details = isObject(source.details) ? source.details : {};
   const ranges = Array.isArray(details.ranges)
     ? (details.ranges as unknown[]).slice(0, MAX_LOSS_RANGES).filter((r): r is { after: number; upTo: number } => isObject(r) && revisionIn(r.after) && revisionIn(r.upTo) && r.after < r.upTo).map((r) => ({ after: r.after, upTo: r.upTo }))

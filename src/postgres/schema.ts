@@ -155,6 +155,7 @@ export const MIGRATIONS: Migration[] = [
       // its revision, hence before X; once no xid below X is in progress
       // (snapshot xmin ≥ X) they have all committed or aborted. The xid is
       // only a clock: its commit need not wait for a WAL flush.
+      // s: sql/common.ts lastRevision written out (importing it here would make an import cycle).
       `CREATE OR REPLACE FUNCTION ${n.watchMark}(OUT s bigint, OUT x text) LANGUAGE plpgsql VOLATILE AS $fn$
        BEGIN
          s := coalesce(pg_catalog.pg_sequence_last_value(${n.seqLiteral}::regclass), (SELECT last_value - 1 FROM ${n.seq}));
