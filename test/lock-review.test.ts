@@ -7,7 +7,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { open } from '../src/open.js';
-import { AbortedError, InvalidArgumentError, LockLostError, RevkitError, type Store } from '../src/core/index.js';
+import { AbortedError, ConflictError, InvalidArgumentError, LockLostError, RevkitError, type Store } from '../src/core/index.js';
 import { openSession, observe } from '../src/lock/index.js';
 import { FaultStore } from '../src/testing/fault-store.js';
 import { MemoryStore } from '../src/memory/index.js';
@@ -205,6 +205,23 @@ for (const target of targets) {
       expect(InvalidArgumentError.is(await a.lock('x', { signal: 'nope' as unknown as AbortSignal }).catch((e: unknown) => e))).toBe(true);
       await a.close();
       await b.close();
+    });
+
+    it('a session key another writer took first is a typed conflict, not a plain Error', async () => {
+      const inner = await fresh(target.url());
+      // Another process writes the session's key between openSession's read and its create.
+      const store = new Proxy(inner, {
+        get(target, prop, receiver) {
+          if (prop !== 'put') return Reflect.get(target, prop, receiver);
+          return async (key: string, value: unknown, options?: Parameters<Store['put']>[2]) => {
+            if (key.startsWith('locks/.sessions/')) await target.put(key, { revkitLock: 1, session: 'other', token: 'other', ttlMs: 60_000 });
+            return target.put(key, value, options);
+          };
+        },
+      });
+      const err = await openSession(store).catch((e: unknown) => e);
+      expect(ConflictError.is(err)).toBe(true);
+      expect((err as ConflictError).key).toMatch(/^locks\/\.sessions\//);
     });
   });
 }

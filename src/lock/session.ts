@@ -7,7 +7,7 @@
  */
 import { performance } from 'node:perf_hooks';
 import { randomBytes } from 'node:crypto';
-import { InvalidArgumentError, LockLostError, UnsupportedError, lossIn, type DataLostError, type Store } from '../core/index.js';
+import { ConflictError, InvalidArgumentError, LockLostError, UnsupportedError, lossIn, type DataLostError, type Store } from '../core/index.js';
 import { acquire, createOnce, type AcquireOptions } from './acquire.js';
 import { Hold, type Lease } from './hold.js';
 import { Leadership, Lock } from './lock.js';
@@ -51,7 +51,11 @@ export async function openSession(store: Store, options: SessionOptions = {}): P
   const sentAt = performance.now();
   // Its caller hears a failure of this first write; every later call of the session goes through `reported`.
   const entry = await createOnce(store, key, stamp, ttlMs);
-  if (!entry) throw new Error(`session key ${key} exists with another writer`);
+  if (!entry) {
+    // Another writer holds a key named by 12 random bytes: a copied session id or a hostile writer, never ours to take.
+    const found = await store.getRecord(key).catch(() => null);
+    throw new ConflictError([{ key, expected: 'absent', actual: found?.revision ?? null }]);
+  }
   const lease = { ttlMs, marginMs };
   const sink: LossSink = { note: () => undefined };
   const reported = reporting(store, (err) => sink.note(err));
