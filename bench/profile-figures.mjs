@@ -6,6 +6,8 @@
 //   exactly-once-sqlite-full  exactly-once processing, SQLite FULL (target: ≥ 0.8× at-least-once)
 //   serve-memory              the `revkit serve --store memory:` process under 64 connections of
 //                             conditional PUTs (target: ≥ 0.8× a bare fastify route)
+//   postgres-1-update / -raw  one update() writer against the raw pg CAS loop (target: ≤ 1.2×); the client's CPU
+//   redis-1-update / -raw     the same on Redis (ioredis)
 // Usage: npm run build && node bench/profile-figures.mjs [--seconds 3] [--only name,name] [--publish | --out DIR]
 // Writes profile-<name>.svg and profile-figures.json to the output folder (bench/out/ unless told).
 import { spawnSync } from 'node:child_process';
@@ -22,7 +24,10 @@ import { conditionalPut, runLoad, spawnServer } from './lib/http-client.mjs';
 const args = flagArgs();
 const out = output({ publish: process.argv.includes('--publish'), out: args.out });
 const seconds = Number(args.seconds ?? 3);
-const NAMES = ['sqlite-full-64-update', 'sqlite-full-1-update', 'memory-1-update', 'exactly-once-sqlite-full', 'serve-memory'];
+const NAMES = [
+  'sqlite-full-64-update', 'sqlite-full-1-update', 'memory-1-update', 'exactly-once-sqlite-full', 'serve-memory',
+  'postgres-1-update', 'postgres-1-raw', 'redis-1-update', 'redis-1-raw',
+];
 const only = args.only ? String(args.only).split(',') : NAMES;
 const workload = fileURLToPath(new URL('./lib/profile-workload.mjs', import.meta.url));
 const cli = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url));

@@ -66,6 +66,38 @@ const WORKLOADS = {
   },
 };
 
+/** One writer on one key of a server backend: update() for `<backend>-1-update`, the raw driver's CAS loop for `<backend>-1-raw`. */
+for (const backend of ['postgres', 'redis']) {
+  const target = () => import(`../targets/${backend}.mjs`);
+  WORKLOADS[`${backend}-1-update`] = async () => {
+    const t = await target();
+    try {
+      const store = await open(await t.freshUrl());
+      const r = await timed(store, lone(store, () => store.update('k', increment)));
+      await store.close();
+      return r;
+    } finally {
+      await t.cleanup();
+    }
+  };
+  WORKLOADS[`${backend}-1-raw`] = async () => {
+    const t = await target();
+    try {
+      const url = await t.freshUrl();
+      // The raw loop runs a count, not a deadline: a short first run sizes it to the seconds asked.
+      const probeStart = performance.now();
+      await t.rawLoop({ url, key: 'probe', ops: 300 });
+      const ops = Math.max(300, Math.round((300 * Number(seconds) * 1000) / (performance.now() - probeStart)));
+      return await timed(null, async () => {
+        await t.rawLoop({ url, key: 'k', ops });
+        return ops;
+      });
+    } finally {
+      await t.cleanup();
+    }
+  };
+}
+
 try {
   console.log(JSON.stringify(await WORKLOADS[name]()));
 } finally {
