@@ -136,6 +136,32 @@ describe('a lock session hears a reported loss wherever its calls meet it', () =
     expect(DataLostError.is(lossIn(next))).toBe(true);
   });
 
+  it('every session of the process on the same store hears a report one of them met (Redis tells a process once)', async () => {
+    const { store, session } = await setUp();
+    const other = await openSession(store, { ttlMs: 3_000, keepaliveMs: 1_000 });
+    closers.push(() => other.close());
+    const otherLock = await other.lock('other-job');
+    const lock = await session.lock('job');
+    store.owed.delete = 1;
+    await lock.release();
+    const reason = await abortReason(otherLock.signal);
+    expect(DataLostError.is(lossIn(reason))).toBe(true);
+    expect(DataLostError.is(other.lossReported)).toBe(true);
+    expect(DataLostError.is(session.lossReported)).toBe(true);
+  });
+
+  it('a closed session no longer hears the losses other sessions meet', async () => {
+    const { store, session } = await setUp();
+    const closed = await openSession(store, { ttlMs: 3_000, keepaliveMs: 1_000 });
+    await closed.close();
+    const lock = await session.lock('job');
+    store.owed.delete = 1;
+    await lock.release();
+    await abortReason(session.signal);
+    expect(DataLostError.is(session.lossReported)).toBe(true);
+    expect(closed.lossReported).toBeUndefined();
+  });
+
   it('a waiter whose watch meets the report: its lock() fails with the loss as the cause', async () => {
     const { store, session } = await setUp();
     const holder = await openSession(store, { ttlMs: 3_000, keepaliveMs: 1_000 });

@@ -57,14 +57,17 @@ export async function openSession(store: Store, options: SessionOptions = {}): P
     throw new ConflictError([{ key, expected: 'absent', actual: found?.revision ?? null }]);
   }
   const lease = { ttlMs, marginMs };
-  const sink: LossSink = { note: () => undefined };
-  const reported = reporting(store, (err) => sink.note(err));
+  const sink: LossSink = { note: () => undefined, detach: () => undefined };
+  const { store: reported, detach } = reporting(store, (err) => sink.note(err));
+  sink.detach = detach;
   return new Session(reported, prefix, id, lease, keepaliveMs, new Hold(reported, key, `session ${id}`, entry, stamp, lease, sentAt), sink);
 }
 
 /** Where the session's store shows the failures of its calls (set once the session exists). */
 interface LossSink {
   note(err: unknown): void;
+  /** Stops hearing what other sessions on the same store meet (close()). */
+  detach(): void;
 }
 
 export class Session {
@@ -86,7 +89,7 @@ export class Session {
     readonly lease: Lease,
     readonly keepaliveMs: number,
     private readonly own: Hold,
-    sink: LossSink,
+    private readonly sink: LossSink,
   ) {
     sink.note = this.noteError;
     this.signal = own.signal;
@@ -107,8 +110,9 @@ export class Session {
   /**
    * The loss of acknowledged writes the store reported to any call of this
    * session — a keepalive, a release, a waiter's watch, a cleanup — even one
-   * that came after the session was lost or closed for another reason. On
-   * Redis such a report may reach this process once: here it is kept.
+   * that came after the session was lost or closed for another reason, or
+   * one that a call of another open session on the same store object met.
+   * On Redis such a report may reach this process once: here it is kept.
    */
   get lossReported(): DataLostError | undefined {
     return this.loss;
@@ -152,6 +156,7 @@ export class Session {
     this.holds.clear();
     // Lost holds too: a key still this holder's incarnation (the store was only briefly away) is deleted.
     await Promise.all([...all.map((h) => h.remove().catch(() => undefined)), ...this.pending]);
+    this.sink.detach();
   }
 
   private async acquire(name: string, value: unknown, options: AcquireOptions): Promise<Hold> {
