@@ -158,7 +158,9 @@ export const MIGRATIONS: Migration[] = [
       // s: sql/common.ts lastRevision written out (importing it here would make an import cycle).
       `CREATE OR REPLACE FUNCTION ${n.watchMark}(OUT s bigint, OUT x text) LANGUAGE plpgsql VOLATILE AS $fn$
        BEGIN
-         s := coalesce(pg_catalog.pg_sequence_last_value(${n.seqLiteral}::regclass), (SELECT last_value - 1 FROM ${n.seq}));
+         s := coalesce(pg_catalog.pg_sequence_last_value(${n.seqLiteral}::regclass),
+           (SELECT coalesce(pg_catalog.pg_sequence_last_value(CASE WHEN t.last_value IS NOT NULL THEN ${n.seqLiteral}::regclass END), t.last_value - 1)
+            FROM (SELECT last_value FROM ${n.seq}) t));
          PERFORM set_config('synchronous_commit', 'off', true);
          x := pg_current_xact_id()::text;
        END
@@ -216,12 +218,7 @@ export async function migrate(client: PoolClient, n: Names): Promise<number[]> {
       await client.query(`INSERT INTO ${n.migrations} (version, name) VALUES ($1, $2)`, [m.version, m.name]);
       applied.push(m.version);
     }
-    // A session hands out a cached value without taking the sequence's lock, which is what a watch waits on
-    // (sql/watch.ts, holdersOf): with CACHE above 1 a watch would pass over revisions drawn from a cache.
-    const cache = Number((await client.query(`SELECT seqcache FROM pg_catalog.pg_sequence WHERE seqrelid = ${n.seqLiteral}::regclass`)).rows[0]?.seqcache ?? 1);
-    if (cache > 1) {
-      throw new InvalidArgumentError(`the postgres store's sequence ${n.seq} has CACHE ${cache}: values handed out from a session's cache hold no lock, and a watch would pass over them; revkit needs CACHE 1 (ALTER SEQUENCE ${n.seq} CACHE 1)`);
-    }
+    await assertSequenceUncached(client, n);
     const newest = Math.max(0, ...done, ...applied);
     if (newest > LATEST_VERSION) {
       throw new InvalidArgumentError(`the postgres store ${n.schema}.${n.prefix}* is at schema version ${newest}, newer than this revkit (${LATEST_VERSION}); upgrade revkit`);
@@ -232,6 +229,18 @@ export async function migrate(client: PoolClient, n: Names): Promise<number[]> {
     throw err;
   }
   return applied;
+}
+
+/**
+ * A session hands out a cached value without taking the sequence's lock, which is what a watch waits on
+ * (sql/watch.ts, holdersOf): with CACHE above 1 a watch would pass over revisions drawn from a cache.
+ * Checked at every open, also one that does not migrate.
+ */
+export async function assertSequenceUncached(client: Pick<PoolClient, 'query'>, n: Names): Promise<void> {
+  const cache = Number((await client.query(`SELECT seqcache FROM pg_catalog.pg_sequence WHERE seqrelid = to_regclass(${n.seqLiteral})`)).rows[0]?.seqcache ?? 1);
+  if (cache > 1) {
+    throw new InvalidArgumentError(`the postgres store's sequence ${n.seq} has CACHE ${cache}: values handed out from a session's cache hold no lock, and a watch would pass over them; revkit needs CACHE 1 (ALTER SEQUENCE ${n.seq} CACHE 1)`);
+  }
 }
 
 /** Drops every object of a store (tests, benchmarks). */

@@ -10,8 +10,19 @@ import type { Names } from '../schema.js';
  * …957 where the sequence, read under its lock right after on the same connection, stood at …925).
  */
 export const lastRevision = (n: Pick<Names, 'seq' | 'seqLiteral'>): string =>
-  // NULL: not called since it was created (or restarted by an operator): the value it will hand out first, less one.
-  `coalesce(pg_catalog.pg_sequence_last_value(${n.seqLiteral}::regclass), (SELECT last_value - 1 FROM ${n.seq}))`;
+  `coalesce(pg_catalog.pg_sequence_last_value(${n.seqLiteral}::regclass), ${notCalledYet(n)})`;
+
+/**
+ * A sequence not called since it was created (or restarted by an operator) stands one below the value it
+ * hands out first; pg_sequence_last_value() answers NULL for it, and that value is read from the tuple, without
+ * the lock. A first nextval() may be inside its WAL insert as the tuple is read (the logged-ahead value: review
+ * of 2026-12-06, with gdb): so the locked read is asked again after the tuple was read — the argument depends
+ * on the tuple's value, which orders the two — and the tuple is used only when it still answers NULL, which
+ * means no nextval() had begun when the tuple was read (one under way holds the lock the second read waits for).
+ */
+const notCalledYet = (n: Pick<Names, 'seq' | 'seqLiteral'>): string =>
+  `(SELECT coalesce(pg_catalog.pg_sequence_last_value(CASE WHEN t.last_value IS NOT NULL THEN ${n.seqLiteral}::regclass END), t.last_value - 1)
+   FROM (SELECT last_value FROM ${n.seq}) t)`;
 
 /** Server clock in ms: TTLs and updatedAt use one clock for every machine. */
 export const NOW_MS = `(extract(epoch FROM statement_timestamp()) * 1000)::bigint`;
