@@ -72,7 +72,7 @@ export class ConflictError extends RevkitError {
     const what =
       checks.length === 1
         ? `conflict on ${JSON.stringify(first.key)}: expected ${describeExpected(first.expected)}, found ${first.actual === null ? 'nothing' : `revision ${first.actual}`}`
-        : `conflict on ${checks.length} keys: ${checks.map((c) => JSON.stringify(c.key)).join(', ')}`;
+        : `conflict on ${checks.length} keys: ${checks.slice(0, NAMED_KEYS).map((c) => JSON.stringify(c.key)).join(', ')}${checks.length > NAMED_KEYS ? `, and ${checks.length - NAMED_KEYS} more (err.checks)` : ''}`;
     super('ERR_CONFLICT', what);
     this.key = first.key;
     this.expected = first.expected;
@@ -89,6 +89,22 @@ export class ConflictError extends RevkitError {
     marked.stack = err.stack;
     return marked;
   }
+}
+
+/** A conflict's message names this many keys at most; `checks` has them all. */
+const NAMED_KEYS = 10;
+
+/**
+ * `text` cut to at most `max` UTF-16 code units, never between the two halves
+ * of a surrogate pair, with `…` when cut: for messages built from what
+ * another party sent (a server's problem, a store's words).
+ */
+export function clipText(text: string, max: number): string {
+  if (text.length <= max) return text;
+  let end = Math.max(0, max - 1);
+  const last = text.charCodeAt(end - 1);
+  if (last >= 0xd800 && last <= 0xdbff) end--;
+  return `${text.slice(0, end)}…`;
 }
 
 function describeExpected(expected: FailedCheck['expected']): string {

@@ -1,6 +1,6 @@
 import {
   BackendError, ConflictError, DataLostError, ForbiddenError, HistoryGoneError, InvalidArgumentError, InvalidKeyError, MAX_KEY_BYTES, OutcomeUnknownError,
-  RetryExhaustedError, RevkitError, TooLargeError, UnauthorizedError, UnsupportedError, ValidationError, type FailedCheck,
+  RetryExhaustedError, RevkitError, TooLargeError, UnauthorizedError, UnsupportedError, ValidationError, clipText, type FailedCheck, type ValidationIssue,
 } from '../core/index.js';
 
 /** A problem document of the server (status aside): its `code` names the revkit error. */
@@ -27,22 +27,34 @@ export function safeJson(text: string): unknown {
   }
 }
 
-/** The revkit error a problem body stands for. */
+/**
+ * The revkit error a problem body stands for. A server's words are bounded
+ * here, whatever field they come in, and a field of the wrong shape is left
+ * out rather than trusted: a malformed or hostile body still makes a typed
+ * error of a readable size.
+ */
 export function errorFromProblem(status: number, body: ProblemBody | undefined, key?: string, request: ProblemRequest = {}): RevkitError {
-  // A server's words are bounded here, as its dataLost is: an error's message is no place for megabytes.
-  const detail = typeof body?.detail === 'string' ? body.detail.slice(0, MAX_DETAIL) : `HTTP ${status}`;
+  const err = fromProblem(status, body, key, request);
+  if (err.message.length > MAX_MESSAGE) err.message = clipText(err.message, MAX_MESSAGE);
+  return err;
+}
+
+function fromProblem(status: number, body: ProblemBody | undefined, key: string | undefined, request: ProblemRequest): RevkitError {
+  const detail = typeof body?.detail === 'string' ? clipText(body.detail, MAX_DETAIL) : `HTTP ${status}`;
   const at = request.server ? ` (${request.server})` : '';
   const num = (v: unknown, d = 0) => (typeof v === 'number' ? v : d);
+  const bodyKey = typeof body?.key === 'string' ? clipText(body.key, MAX_KEY_BYTES) : undefined;
   switch (body?.code) {
     case 'ERR_CONFLICT': {
-      const checks = Array.isArray(body.checks)
-        ? (body.checks as FailedCheck[]).map((c) => ({ key: c.key, expected: c.expected, actual: c.actual }))
-        : [{ key: typeof body.key === 'string' ? body.key : (key ?? ''), expected: (body.expected ?? null) as FailedCheck['expected'], actual: (body.actual ?? null) as number | null }];
+      const given = Array.isArray(body.checks) ? (body.checks as unknown[]).slice(0, MAX_LIST).flatMap(checkIn) : [];
+      const checks = given.length > 0 ? given : [{ key: bodyKey ?? key ?? '', expected: expectedIn(body.expected), actual: revisionIn(body.actual) ? body.actual : null }];
       // 409 is the answer of a failed atomic commit (POST /v1/txn), 412 of a single-key precondition.
       return new ConflictError(checks, undefined, { atomic: status === 409 });
     }
-    case 'ERR_VALIDATION':
-      return new ValidationError(Array.isArray(body.issues) ? (body.issues as ValidationError['issues']) : [{ message: detail }], typeof body.key === 'string' ? body.key : key);
+    case 'ERR_VALIDATION': {
+      const issues = Array.isArray(body.issues) ? (body.issues as unknown[]).slice(0, MAX_LIST).flatMap(issueIn) : [];
+      return new ValidationError(issues.length > 0 ? issues : [{ message: detail }], bodyKey ?? key);
+    }
     case 'ERR_TOO_LARGE':
       return new TooLargeError('the encoded value', num(body.size), num(body.limit));
     case 'ERR_PAYLOAD_TOO_LARGE':
@@ -55,7 +67,7 @@ export function errorFromProblem(status: number, body: ProblemBody | undefined, 
     case 'ERR_PRECONDITION_REQUIRED':
       return new InvalidArgumentError(`the server requires a condition on every write: ${detail}`);
     case 'ERR_UNSUPPORTED':
-      return new UnsupportedError(String(body.operation ?? 'operation'), String(body.backend ?? 'remote'));
+      return new UnsupportedError(clipText(String(body.operation ?? 'operation'), 200), clipText(String(body.backend ?? 'remote'), 200));
     case 'ERR_HISTORY_GONE':
       return new HistoryGoneError(num(body.fromRevision), num(body.oldestRevision));
     case 'ERR_OUTCOME_UNKNOWN': {
@@ -63,26 +75,29 @@ export function errorFromProblem(status: number, body: ProblemBody | undefined, 
       // A malformed one still says a loss was reported: better told with default details than not told.
       const loss = body.dataLost !== undefined && body.dataLost !== null && body.dataLost !== false
         ? dataLostFrom(isObject(body.dataLost) ? body.dataLost : {}, request) : undefined;
-      return new OutcomeUnknownError(typeof body.key === 'string' ? body.key : (key ?? ''), detail, loss ? { cause: loss } : undefined);
+      return new OutcomeUnknownError(bodyKey ?? key ?? '', detail, loss ? { cause: loss } : undefined);
     }
     case 'ERR_DATA_LOST':
       return dataLostFrom(body, request);
     case 'ERR_RETRY_EXHAUSTED':
-      return new RetryExhaustedError(String(body.key ?? key ?? ''), num(body.attempts), new RevkitError('ERR_CONFLICT', detail), (body.reason as 'attempts') ?? 'attempts');
+      return new RetryExhaustedError(bodyKey ?? key ?? '', num(body.attempts), new RevkitError('ERR_CONFLICT', detail), body.reason === 'deadline' || body.reason === 'aborted' ? body.reason : 'attempts');
     default: {
       // Whatever the body's code, 401 and 403 are the server's refusal, not a store failure.
       if (status === 401) return new UnauthorizedError(`not authenticated by the revkit server${at}: ${detail}`);
       // A 413 without a revkit problem (a proxy in front refused the body).
       if (status === 413 && body?.code === undefined) return new TooLargeError('the request body', request.bodyBytes ?? 0, request.bodyLimit ?? 0);
       if (status === 403) {
-        const scope = typeof body?.scope === 'string' ? body.scope : typeof body?.access === 'string' ? body.access : undefined;
+        const given = typeof body?.scope === 'string' ? body.scope : typeof body?.access === 'string' ? body.access : undefined;
+        const scope = given === undefined ? undefined : clipText(given, 200);
         return new ForbiddenError(`forbidden by the revkit server${at}: ${detail}`, scope);
       }
       const transient = typeof body?.transient === 'boolean' ? body.transient
         : status === 503 || status === 502 || status === 504 || status === 408 || status === 429;
       const ambiguous = typeof body?.ambiguous === 'boolean' ? body.ambiguous : request.write === true && isUnconfirmedWrite(status, body);
-      const err = new BackendError(`revkit server: ${status} ${body?.code ?? ''} ${detail}`.replace(/\s+/g, ' ').trim(), { transient, ambiguous });
-      Object.assign(err, { status, problem: body });
+      const code = typeof body?.code === 'string' ? clipText(body.code, 64) : undefined;
+      const err = new BackendError(`revkit server: ${status} ${code ?? ''} ${detail}`.replace(/\s+/g, ' ').trim(), { transient, ambiguous });
+      // What the server said, bounded: its code and detail, and how it judged the failure.
+      Object.assign(err, { status, problem: { ...(code !== undefined ? { code } : {}), detail, transient, ambiguous } });
       return err;
     }
   }
@@ -93,23 +108,45 @@ function isObject(v: unknown): v is Record<string, unknown> {
 }
 
 const MAX_DETAIL = 2_000;
-const MAX_LOSS_RANGES = 1_000;
-const revisionIn = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+/** An error's whole message: a detail and what the client adds around it. */
+const MAX_MESSAGE = 2_500;
+/** Checks, issues and loss ranges read from one body. */
+const MAX_LIST = 1_000;
+export const revisionIn = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+
+function expectedIn(v: unknown): FailedCheck['expected'] {
+  return v === 'absent' || v === 'value' || revisionIn(v) ? v : null;
+}
+
+function checkIn(c: unknown): FailedCheck[] {
+  if (!isObject(c) || typeof c.key !== 'string') return [];
+  return [{ key: clipText(c.key, MAX_KEY_BYTES), expected: expectedIn(c.expected), actual: revisionIn(c.actual) ? c.actual : null }];
+}
+
+function issueIn(i: unknown): ValidationIssue[] {
+  if (!isObject(i) || typeof i.message !== 'string') return [];
+  const path = Array.isArray(i.path) ? (i.path as unknown[]).slice(0, 64).filter((p): p is string | number => typeof p === 'string' || typeof p === 'number').map((p) => (typeof p === 'string' ? clipText(p, 200) : p)) : undefined;
+  return [{ message: clipText(i.message, MAX_DETAIL), ...(path ? { path } : {}) }];
+}
 
 /** A DataLostError from a problem's `detail` and `details` (its own, or those of its `dataLost`); a server's body is bounded here. */
 function dataLostFrom(source: Record<string, unknown>, request: ProblemRequest): DataLostError {
   const at = request.server ? ` (${request.server})` : '';
-  const detail = typeof source.detail === 'string' ? source.detail.slice(0, MAX_DETAIL) : 'the store lost acknowledged writes';
+  const detail = typeof source.detail === 'string' ? clipText(source.detail, MAX_DETAIL) : 'the store lost acknowledged writes';
   const details = isObject(source.details) ? source.details : {};
+  // An empty or inverted range names no revision: left out (not a hull, not one of the ranges), never the ranges cut short by it.
   const ranges = Array.isArray(details.ranges)
-    ? (details.ranges as unknown[]).slice(0, MAX_LOSS_RANGES).filter((r): r is { after: number; upTo: number } => isObject(r) && revisionIn(r.after) && revisionIn(r.upTo) && r.after < r.upTo).map((r) => ({ after: r.after, upTo: r.upTo }))
-    : undefined;
+    ? (details.ranges as unknown[]).filter((r): r is { after: number; upTo: number } => isObject(r) && revisionIn(r.after) && revisionIn(r.upTo) && r.after < r.upTo).slice(0, MAX_LIST).map((r) => ({ after: r.after, upTo: r.upTo }))
+    : [];
+  const after = revisionIn(details.after) ? details.after : undefined;
+  const upTo = revisionIn(details.upTo) ? details.upTo : undefined;
+  const inverted = after !== undefined && upTo !== undefined && after >= upTo;
+  const hull = inverted ? {} : { ...(after !== undefined ? { after } : {}), ...(upTo !== undefined ? { upTo } : {}) };
   return new DataLostError(`revkit server${at}: ${detail}`, {
-    store: typeof details.store === 'string' ? details.store.slice(0, 200) : (request.server ?? 'revkit server'),
-    ...(revisionIn(details.after) ? { after: details.after } : {}),
-    ...(revisionIn(details.upTo) ? { upTo: details.upTo } : {}),
-    ...(typeof details.detectedAt === 'string' ? { detectedAt: details.detectedAt.slice(0, 64) } : {}),
-    ...(ranges ? { ranges } : {}),
+    store: typeof details.store === 'string' ? clipText(details.store, 200) : (request.server ?? 'revkit server'),
+    ...hull,
+    ...(typeof details.detectedAt === 'string' ? { detectedAt: clipText(details.detectedAt, 64) } : {}),
+    ...(ranges.length > 0 ? { ranges } : {}),
   });
 }
 

@@ -1,4 +1,5 @@
-import type { Durability, ReplicationMember, ReplicationState } from '../core/index.js';
+import { clipText, type Durability, type ReplicationMember, type ReplicationState } from '../core/index.js';
+import { revisionIn } from './problems.js';
 import type { ReplicaPool } from './replica-pool.js';
 import type { ServerInfo } from './transport.js';
 
@@ -24,6 +25,22 @@ export function replicationOf(pool: ReplicaPool, info: ServerInfo, durability: D
     note: store ? `${count}; the store (${info.backend}): ${store.note}` : `${count}; the store (${info.backend}) reports no replication`,
     failovers: pool.failovers + (store?.failovers ?? 0),
   };
-  if (store?.lost) state.lost = store.lost;
+  const lost = lostIn(store?.lost);
+  if (lost) state.lost = lost;
   return state;
+}
+
+/** The server's report of a loss, bounded and checked as a problem's dataLost is (http/problems.ts): an inverted range is none. */
+function lostIn(given: unknown): ReplicationState['lost'] {
+  if (typeof given !== 'object' || given === null) return undefined;
+  const l = given as Record<string, unknown>;
+  const after = revisionIn(l.after) ? l.after : undefined;
+  const upTo = revisionIn(l.upTo) ? l.upTo : undefined;
+  const inverted = after !== undefined && upTo !== undefined && after >= upTo;
+  return {
+    message: typeof l.message === 'string' ? clipText(l.message, 2_000) : 'the store lost acknowledged writes',
+    ...(after !== undefined && !inverted ? { after } : {}),
+    ...(upTo !== undefined && !inverted ? { upTo } : {}),
+    ...(typeof l.detectedAt === 'string' ? { detectedAt: clipText(l.detectedAt, 64) } : {}),
+  };
 }

@@ -1,6 +1,6 @@
 import {
   BackendError, ConflictError, DataLostError, HistoryGoneError, InvalidKeyError, OutcomeUnknownError, RetryExhaustedError, RevkitError, TooLargeError,
-  UnsupportedError, ValidationError, lossIn, toHttpStatus,
+  UnsupportedError, ValidationError, clipText, lossIn, toHttpStatus,
 } from '../core/index.js';
 import { etagOf } from './etag.js';
 
@@ -155,5 +155,9 @@ function fromRevkitError(err: RevkitError, ctx: ProblemContext): { problem: Prob
       : err.transient ? 'the store is unavailable; try again' : 'the store failed';
     if (err.transient) headers['retry-after'] = '1';
   }
-  return { problem: problem(status, err.code, detail, ext), headers };
+  // A message can carry what callers sent (keys, values' issues): bounded as a client bounds it (http/problems.ts).
+  return { problem: problem(status, err.code, clipText(detail, MAX_DETAIL), ext), headers };
 }
+
+/** The longest `detail` the server sends; clients bound what they read to the same. */
+const MAX_DETAIL = 2_000;
