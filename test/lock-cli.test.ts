@@ -13,6 +13,9 @@ import { HttpStore } from '../src/http/index.js';
 import { observe } from '../src/lock/index.js';
 import { LockLostError, LockTimeoutError, type Store } from '../src/core/index.js';
 import { EXIT, exitCodeFor } from '../src/cli/main.js';
+import { registerLock } from '../src/cli/lock.js';
+import { MemoryStore } from '../src/memory/index.js';
+import { Command } from 'commander';
 import { backends } from './checkpoints-backends.js';
 import { tempDir, uniqueName } from './helpers.js';
 import { MAIN, inProcess, serve } from './support/revkit-process.js';
@@ -289,6 +292,28 @@ describe('revkit lock against a revkit server (--server URL --token T)', () => {
   });
 });
 
+describe('revkit lock: a session that cannot start', () => {
+  it('a session key another writer holds is exit 1 (could not start), not 3 (a failed --if-* condition)', async () => {
+    const inner = new MemoryStore();
+    // Another process writes the session's key between openSession's read and its create.
+    const store = new Proxy(inner, {
+      get(target, prop, receiver) {
+        if (prop !== 'put') return Reflect.get(target, prop, receiver);
+        return async (key: string, value: unknown, options?: Parameters<Store['put']>[2]) => {
+          if (key.startsWith('locks/.sessions/')) await target.put(key, { revkitLock: 1, session: 'other', token: 'other', ttlMs: 60_000 });
+          return target.put(key, value, options);
+        };
+      },
+    });
+    const program = new Command().exitOverride();
+    registerLock(program, async () => store, (text) => JSON.parse(text) as unknown);
+    const err = await program.parseAsync(['node', 'revkit', 'lock', 'job', '--', process.execPath, '-e', '1']).then(() => 'ran', (e: unknown) => e);
+    expect(exitCodeFor(err).code).toBe(EXIT.error);
+    expect(exitCodeFor(err).message).toMatch(/could not open a session/);
+    await inner.close();
+  });
+});
+
 describe('revkit lock / elect usage', () => {
   // A store that cannot be opened: a usage error wrongly let through ends in exit 1, not 2, and runs nothing.
   const BROKEN = ['--store', 'sqlite:/dev/null/x/y.db'];
@@ -303,6 +328,8 @@ describe('revkit lock / elect usage', () => {
     [['lock', 'job', '--ttl', '86400001', ...cmd(log, 'X')], /--ttl.*at most 86400000/],
     [['lock', 'job', '--wait', '-1', ...cmd(log, 'X')], /^revkit: /],
     [['lock', 'job', '--kill-after', 'soon', ...cmd(log, 'X')], /--kill-after.*'soon'.*non-negative integer/],
+    // Past 2^31 - 1 ms a timer fires at once: SIGKILL right after SIGTERM (review of 2026-12-06).
+    [['lock', 'job', '--kill-after', '3000000000', ...cmd(log, 'X')], /--kill-after.*at most 86400000/],
     [['elect', 'job', ...cmd(log, 'X')], /^revkit: the command to run goes after --/],
     [['elect', 'job', '--', 'true'], /^revkit: give the command to run after --/],
     [['elect', 'job', '{not json', ...cmd(log, 'X')], /^revkit: the value is not valid JSON: \{not json$/],

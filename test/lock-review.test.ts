@@ -207,6 +207,21 @@ for (const target of targets) {
       await b.close();
     });
 
+    it('options of the wrong shape are refused with InvalidArgumentError, not a TypeError', async () => {
+      const store = await fresh(target.url());
+      const refused = async (p: () => Promise<unknown>) => {
+        const err = await p().then(() => 'accepted', (e: unknown) => e);
+        expect(InvalidArgumentError.is(err), String(err)).toBe(true);
+      };
+      await refused(() => openSession(store, null as unknown as undefined));
+      const session = await openSession(store);
+      await refused(() => session.lock('a', null as unknown as undefined));
+      await refused(() => session.campaign('a', 1, null as unknown as undefined));
+      await refused(() => observe(store, 'a', null as unknown as undefined).next());
+      await refused(() => observe(store, 'a', { signal: {} as AbortSignal }).next());
+      await session.close();
+    });
+
     it('a session key another writer took first is a typed conflict, not a plain Error', async () => {
       const inner = await fresh(target.url());
       // Another process writes the session's key between openSession's read and its create.

@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { constants } from 'node:os';
 import { CommanderError, InvalidArgumentError as CommanderArgumentError, type Command } from 'commander';
-import { LockLostError, type Store } from '../core/index.js';
+import { ConflictError, LockLostError, type Store } from '../core/index.js';
 import { DEFAULT_PREFIX, DEFAULT_TTL_MS, MAX_TTL_MS, MIN_TTL_MS, openSession, type Lock } from '../lock/index.js';
 
 /**
@@ -39,7 +39,7 @@ export function registerLock(program: Command, connect: (opts: Connection) => Pr
     .option('--ttl <ms>', 'how long the store keeps the lock after the last keepalive (kept alive every ttl/3); a holder that cannot keep it alive gives it up, and stops the command, before that', parseTtl, DEFAULT_TTL_MS)
     .option('--wait <ms>', 'give up (exit 1) when not acquired within this many milliseconds; 0: only if free right now (default: wait as long as it takes)', parseMs)
     .option('--prefix <prefix>', 'where lock keys live: the lock key is prefix + name', DEFAULT_PREFIX)
-    .option('--kill-after <ms>', 'when the lock is lost, SIGKILL the command this many milliseconds after SIGTERM (default: half the time between the holder giving up and the store letting the next one in, a tenth of --ttl)', parseMs)
+    .option('--kill-after <ms>', 'when the lock is lost, SIGKILL the command this many milliseconds after SIGTERM, at most a day (default: half the time between the holder giving up and the store letting the next one in, a tenth of --ttl)', parseKillAfter)
     .addHelpText('after', `
 The command runs with its standard input and output, and in its environment
 REVKIT_FENCE (a number that grows with every new holder of this lock: hand it
@@ -88,6 +88,13 @@ function parseMs(text: string): number {
   return n;
 }
 
+/** A day at most, as --ttl: a timer past 2^31 - 1 ms would fire at once (SIGKILL right after SIGTERM). */
+function parseKillAfter(text: string): number {
+  const n = parseMs(text);
+  if (n > MAX_TTL_MS) throw new CommanderArgumentError(`must be at most ${MAX_TTL_MS} (milliseconds: a day)`);
+  return n;
+}
+
 function parseTtl(text: string): number {
   const n = Number(text);
   if (!/^\d+$/.test(text) || !Number.isSafeInteger(n) || n < MIN_TTL_MS || n > MAX_TTL_MS) throw new CommanderArgumentError(`must be an integer of at least ${MIN_TTL_MS} and at most ${MAX_TTL_MS} (milliseconds: a day)`);
@@ -118,7 +125,11 @@ type Acquire = (session: Awaited<ReturnType<typeof openSession>>, signal: AbortS
 async function runHolding(cmd: Command, connect: (opts: Connection) => Promise<Store>, opts: HoldOptions, name: string, argv: string[], acquire: Acquire): Promise<void> {
   const store = await connect(cmd.optsWithGlobals<Connection>());
   try {
-    const session = await openSession(store, { ttlMs: opts.ttl, prefix: opts.prefix });
+    const session = await openSession(store, { ttlMs: opts.ttl, prefix: opts.prefix }).catch((err: unknown) => {
+      // A session key held by another writer is no failed condition of the caller's (exit 3): it could not start (exit 1).
+      if (ConflictError.is(err)) throw new Error(`could not open a session in the store: ${err.message}`, { cause: err });
+      throw err;
+    });
     // From here on SIGINT, SIGTERM and SIGHUP stop the wait, or go to the command; until here they end revkit as usual.
     const signals = new Signals();
     try {

@@ -7,7 +7,7 @@
  */
 import { performance } from 'node:perf_hooks';
 import { randomBytes } from 'node:crypto';
-import { ConflictError, InvalidArgumentError, LockLostError, UnsupportedError, lossIn, type DataLostError, type Store } from '../core/index.js';
+import { ConflictError, InvalidArgumentError, LockLostError, assertOptions, UnsupportedError, lossIn, type DataLostError, type Store } from '../core/index.js';
 import { acquire, createOnce, type AcquireOptions } from './acquire.js';
 import { Hold, type Lease } from './hold.js';
 import { Leadership, Lock } from './lock.js';
@@ -31,6 +31,7 @@ export const MIN_TTL_MS = 100;
 export const MAX_TTL_MS = 86_400_000;
 
 export async function openSession(store: Store, options: SessionOptions = {}): Promise<Session> {
+  assertOptions(options, 'openSession()');
   const ttlMs = options.ttlMs ?? DEFAULT_TTL_MS;
   if (!Number.isSafeInteger(ttlMs) || ttlMs < MIN_TTL_MS || ttlMs > MAX_TTL_MS) {
     throw new InvalidArgumentError(`ttlMs must be an integer from ${MIN_TTL_MS} ms to ${MAX_TTL_MS} ms (a day), got ${String(ttlMs)}`);
@@ -160,6 +161,7 @@ export class Session {
   }
 
   private async acquire(name: string, value: unknown, options: AcquireOptions): Promise<Hold> {
+    assertOptions(options, value === undefined ? 'lock()' : 'campaign()');
     const keys = lockKeys(this.prefix, name);
     if (options.waitMs !== undefined && (!Number.isSafeInteger(options.waitMs) || options.waitMs < 0)) {
       throw new InvalidArgumentError(`waitMs must be a non-negative integer, got ${String(options.waitMs)}`);
