@@ -18,6 +18,7 @@ import { MemoryStore } from '../src/memory/index.js';
 import { Command } from 'commander';
 import { backends } from './checkpoints-backends.js';
 import { tempDir, uniqueName } from './helpers.js';
+import { sessionKeyTakenOn } from './support/session-key-taken.js';
 import { MAIN, inProcess, serve } from './support/revkit-process.js';
 
 vi.setConfig({ testTimeout: 120_000 });
@@ -295,16 +296,7 @@ describe('revkit lock against a revkit server (--server URL --token T)', () => {
 describe('revkit lock: a session that cannot start', () => {
   it('a session key another writer holds is exit 1 (could not start), not 3 (a failed --if-* condition)', async () => {
     const inner = new MemoryStore();
-    // Another process writes the session's key between openSession's read and its create.
-    const store = new Proxy(inner, {
-      get(target, prop, receiver) {
-        if (prop !== 'put') return Reflect.get(target, prop, receiver);
-        return async (key: string, value: unknown, options?: Parameters<Store['put']>[2]) => {
-          if (key.startsWith('locks/.sessions/')) await target.put(key, { revkitLock: 1, session: 'other', token: 'other', ttlMs: 60_000 });
-          return target.put(key, value, options);
-        };
-      },
-    });
+    const store = sessionKeyTakenOn(inner);
     const program = new Command().exitOverride();
     registerLock(program, async () => store, (text) => JSON.parse(text) as unknown);
     const err = await program.parseAsync(['node', 'revkit', 'lock', 'job', '--', process.execPath, '-e', '1']).then(() => 'ran', (e: unknown) => e);

@@ -13,6 +13,7 @@ import { FaultStore } from '../src/testing/fault-store.js';
 import { MemoryStore } from '../src/memory/index.js';
 import { SqliteStore } from '../src/sqlite/index.js';
 import { tempDir, uniqueName } from './helpers.js';
+import { sessionKeyTakenOn } from './support/session-key-taken.js';
 
 const dir = tempDir('lock-review');
 const targets = [
@@ -224,16 +225,7 @@ for (const target of targets) {
 
     it('a session key another writer took first is a typed conflict, not a plain Error', async () => {
       const inner = await fresh(target.url());
-      // Another process writes the session's key between openSession's read and its create.
-      const store = new Proxy(inner, {
-        get(target, prop, receiver) {
-          if (prop !== 'put') return Reflect.get(target, prop, receiver);
-          return async (key: string, value: unknown, options?: Parameters<Store['put']>[2]) => {
-            if (key.startsWith('locks/.sessions/')) await target.put(key, { revkitLock: 1, session: 'other', token: 'other', ttlMs: 60_000 });
-            return target.put(key, value, options);
-          };
-        },
-      });
+      const store = sessionKeyTakenOn(inner);
       const err = await openSession(store).catch((e: unknown) => e);
       expect(ConflictError.is(err)).toBe(true);
       expect((err as ConflictError).key).toMatch(/^locks\/\.sessions\//);
