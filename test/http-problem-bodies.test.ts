@@ -19,7 +19,7 @@ let answer: { status: number; body: unknown } = { status: 500, body: {} };
 const fake = http.createServer((req, res) => {
   req.resume();
   res.writeHead(answer.status, { 'content-type': 'application/problem+json' });
-  res.end(JSON.stringify(answer.body));
+  res.end(typeof answer.body === 'string' ? answer.body : JSON.stringify(answer.body));
 });
 let store: HttpStore;
 beforeAll(async () => {
@@ -55,6 +55,24 @@ describe('HttpStore: a server\'s problem bodies', () => {
     const err = await errorFor(status, body);
     expect(err.message.length).toBeLessThanOrEqual(2_500);
     expect(size(err)).toBeLessThan(100_000);
+  });
+
+  it('a field nested 5,000 deep is no RangeError (review of e32e9d3): only a string is taken for a name', async () => {
+    const deep = `${'['.repeat(5_000)}"x"${']'.repeat(5_000)}`;
+    const err = await errorFor(501, `{"code":"ERR_UNSUPPORTED","detail":"d","operation":${deep},"backend":${deep}}`);
+    expect(err.code).toBe('ERR_UNSUPPORTED');
+  });
+
+  it('1,000 issues of long messages and paths stay small; numbers of the wrong shape are left out', async () => {
+    const issues = Array.from({ length: 1_000 }, () => ({ message: 'm'.repeat(2_000), path: Array.from({ length: 64 }, () => 'p'.repeat(200)) }));
+    expect(size(await errorFor(422, { code: 'ERR_VALIDATION', detail: 'd', issues }))).toBeLessThan(500_000);
+    const gone = await errorFor(410, { code: 'ERR_HISTORY_GONE', detail: 'd', fromRevision: -5.5, oldestRevision: 1e300 });
+    expect(gone).toMatchObject({ fromRevision: 0, oldestRevision: 0 });
+  });
+
+  it('a loss whose hull is missing or inverted gets the hull of its ranges', async () => {
+    const err = await errorFor(503, { code: 'ERR_DATA_LOST', detail: 'lost', details: { after: 9, upTo: 3, ranges: [{ after: 4, upTo: 6 }, { after: 10, upTo: 12 }] } });
+    expect((err as DataLostError).details).toMatchObject({ after: 4, upTo: 12, ranges: [{ after: 4, upTo: 6 }, { after: 10, upTo: 12 }] });
   });
 
   it('a cut never falls between the two halves of a surrogate pair', async () => {

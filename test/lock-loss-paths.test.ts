@@ -284,3 +284,90 @@ describe('every call of the session passes a reported loss on (review of 00a63b0
     expect({ closedBeforeTheDeleteEnded, loss: DataLostError.is(session.lossReported) }).toEqual({ closedBeforeTheDeleteEnded: false, loss: true });
   });
 });
+
+/** Holds the next put of a matching key until the test lets it go; reports a loss to the n-th matching getRecord. */
+class Held extends MemoryStore {
+  hold: { match: RegExp; until: Promise<void>; entered: () => void } | undefined;
+  lossOnGet: { match: RegExp; skip: number } | undefined;
+  /** Another process writes the next session key first (as test/support/session-key-taken.ts, on this same object). */
+  takeSessionKey = false;
+  override async put<T = unknown>(key: string, value: T, options?: PutOptions): Promise<Entry<T>> {
+    if (this.takeSessionKey && key.includes('/.sessions/')) {
+      this.takeSessionKey = false;
+      await super.put(key, { revkitLock: 1, session: 'other', token: 'other', ttlMs: 60_000 });
+    }
+    const h = this.hold;
+    if (h?.match.test(key)) {
+      this.hold = undefined;
+      h.entered();
+      await h.until;
+    }
+    return super.put(key, value, options);
+  }
+  override async getRecord<T = unknown>(key: string): Promise<StoredRecord<T> | null> {
+    const l = this.lossOnGet;
+    if (l?.match.test(key) && l.skip-- <= 0) {
+      this.lossOnGet = undefined;
+      throw lost();
+    }
+    return super.getRecord<T>(key);
+  }
+}
+
+describe('sessions of one store object hear each other\'s reports (review of 0d2633a)', () => {
+  it('a loss openSession()\'s own first write meets reaches the sessions already open', async () => {
+    const store = new Held();
+    const { session: a } = await sessionOn(store, 3_000);
+    const lock = await a.lock('x');
+    store.lossOnGet = { match: /\.sessions\//, skip: 0 };
+    const opened = await openSession(store, { ttlMs: 3_000 }).then(() => 'opened', (err: unknown) => err);
+    expect(DataLostError.is(lossIn(opened))).toBe(true);
+    await abortReason(lock.signal);
+    expect(DataLostError.is(a.lossReported)).toBe(true);
+  });
+
+  it('a loss met reading a session key another writer holds is the caller\'s error, not a bare conflict', async () => {
+    const store = new Held();
+    const { session: a } = await sessionOn(store, 3_000);
+    // createOnce reads the key, its create conflicts, it reads again and finds the other writer's: then the loss.
+    store.lossOnGet = { match: /\.sessions\//, skip: 2 };
+    store.takeSessionKey = true;
+    const opened = await openSession(store, { ttlMs: 3_000 }).then(() => 'opened', (err: unknown) => err);
+    expect(DataLostError.is(lossIn(opened)), String(opened)).toBe(true);
+    await abortReason(a.signal);
+    expect(DataLostError.is(a.lossReported)).toBe(true);
+  });
+
+  it('a session whose create is on its way when another session meets a loss is born lost', async () => {
+    const store = new Held();
+    const { session: a } = await sessionOn(store, 3_000);
+    let letGo!: () => void;
+    let entered!: () => void;
+    const inPut = new Promise<void>((resolve) => (entered = resolve));
+    store.hold = { match: /\.sessions\//, until: new Promise<void>((resolve) => (letGo = resolve)), entered };
+    const opening = openSession(store, { ttlMs: 3_000 });
+    await inPut;
+    store.lossOnGet = { match: /^locks\/y$/, skip: 0 };
+    await a.lock('y').catch(() => undefined);
+    letGo();
+    const b = await opening;
+    closers.push(() => b.close());
+    expect(DataLostError.is(b.lossReported)).toBe(true);
+    expect(DataLostError.is(lossIn(b.signal.reason))).toBe(true);
+  });
+
+  it('a session lost for another reason no longer hears (nothing keeps it alive): its own calls still report', async () => {
+    const { store, session: lostOne } = await setUp(3_000);
+    const other = await openSession(store, { ttlMs: 3_000, keepaliveMs: 1_000 });
+    closers.push(() => other.close());
+    store.failPuts = true;
+    await abortReason(lostOne.signal);
+    store.failPuts = false;
+    expect(lossIn(lostOne.signal.reason)).toBeUndefined();
+    const lock = await other.lock('job');
+    store.owed.delete = 1;
+    await lock.release();
+    await abortReason(other.signal);
+    expect(lostOne.lossReported).toBeUndefined();
+  });
+});

@@ -90,4 +90,19 @@ describe('postgres: where the revision sequence stands', () => {
     await admin.query(`ALTER SEQUENCE ${n.seq} CACHE 1`);
     await (await store(prefix)).close();
   });
+
+  it('a sequence that does not count up by 1, and a store opened with migrate: false that does not exist, are refused at open (review of 2780fdc)', async () => {
+    const prefix = freshPrefix();
+    await (await store(prefix)).close();
+    const n = namesFor('public', prefix);
+    await admin.query(`ALTER SEQUENCE ${n.seq} INCREMENT BY -1 MINVALUE -100`);
+    for (const options of [{}, { migrate: false }]) {
+      const opened = await store(prefix, options).then(() => 'opened', (err: unknown) => err);
+      expect(InvalidArgumentError.is(opened), String(opened)).toBe(true);
+      expect(String((opened as Error).message)).toMatch(/INCREMENT -1/);
+    }
+    const absent = await store(freshPrefix(), { migrate: false }).then(() => 'opened', (err: unknown) => err);
+    expect(InvalidArgumentError.is(absent), String(absent)).toBe(true);
+    expect(String((absent as Error).message)).toMatch(/does not exist.*without migrate: false/);
+  });
 });

@@ -1,5 +1,5 @@
 import {
-  AbortedError, BackendError, ConflictError, InvalidArgumentError, OutcomeUnknownError, RetryExhaustedError, SKIP, UPDATE_DEFAULTS, assertKey, assertPrefix, exponentialJitter, isTombstone, lossIn, sleep,
+  AbortedError, BackendError, ConflictError, InvalidArgumentError, OutcomeUnknownError, RetryExhaustedError, SKIP, UPDATE_DEFAULTS, assertKey, assertPrefix, assertStore, exponentialJitter, isTombstone, lossIn, sleep,
   type Store, type StoredRecord, type UpdateOptions,
 } from '../core/index.js';
 import { isResumeKey } from './canonical.js';
@@ -252,6 +252,7 @@ export class Checkpoints {
 }
 
 export function checkpoints(store: Store, options: CheckpointsOptions): Checkpoints {
+  assertStore(store, 'checkpoints()');
   return new Checkpoints(store, options);
 }
 

@@ -1,4 +1,4 @@
-import { AbortedError, BackendError, InvalidArgumentError, OutcomeUnknownError, RevkitError, UnsupportedError, assertPrefix, lossIn, type Store, type WatchEvent } from '../core/index.js';
+import { AbortedError, BackendError, InvalidArgumentError, OutcomeUnknownError, RevkitError, UnsupportedError, assertOptions, assertPrefix, assertSignal, assertStore, lossIn, type Store, type WatchEvent } from '../core/index.js';
 import type { Checkpoints, Cursor } from './checkpoints.js';
 
 export interface FollowOptions {
@@ -41,8 +41,12 @@ export type FollowHandler<T> = (event: WatchEvent<T>, context: FollowContext) =>
  * to the cursor).
  */
 export async function follow<T = unknown>(
-  store: Store, options: FollowOptions, handler: FollowHandler<T>, { signal }: { signal?: AbortSignal } = {},
+  store: Store, options: FollowOptions, handler: FollowHandler<T>, control: { signal?: AbortSignal } = {},
 ): Promise<void> {
+  assertStore(store, 'follow()');
+  assertOptions(control, 'follow()');
+  const { signal } = control;
+  assertSignal(signal, 'follow()');
   const { prefix, checkpoint } = options ?? ({} as FollowOptions);
   assertPrefix(prefix);
   if (typeof handler !== 'function') throw new InvalidArgumentError('follow() needs a handler function');

@@ -15,7 +15,7 @@ export { BaseStore } from './base.js';
 export { WriteCombiner } from './combine.js';
 export { UpdatesAtOnce, type AtOnce } from './update-now.js';
 export { AsyncQueue, WATCH_BACKLOG_LIMIT, WATCH_BACKLOG_RESUME, backlogged, roomIn } from './async-queue.js';
-export { assertAfter, assertOptions, assertSignal, assertKey, assertPrefix, assertValueSize, assertTtl, assertRevision, assertLimit, assertWriter, writerFromPercentEncoding, compareKeys, keyFilter, MAX_KEY_BYTES, DEFAULT_MAX_VALUE_BYTES } from './keys.js';
+export { assertAfter, assertOptions, assertSignal, assertStore, assertKey, assertPrefix, assertValueSize, assertTtl, assertRevision, assertLimit, assertWriter, writerFromPercentEncoding, compareKeys, keyFilter, MAX_KEY_BYTES, DEFAULT_MAX_VALUE_BYTES } from './keys.js';
 export { cursorPrecedes, firstAfterRevision, isAfterCursor, type ChangeCursor } from './change-cursor.js';
 export { conditionFailure } from './conditions.js';
 export { mergePatch } from './merge-patch.js';

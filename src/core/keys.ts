@@ -89,6 +89,14 @@ export function assertWriter(writer: unknown): void {
   }
 }
 
+/** What the features built on a store (locks, checkpoints, exactly-once) are handed: a store, not null or a URL. */
+export function assertStore(store: unknown, of: string): void {
+  const s = store as { getRecord?: unknown; put?: unknown; capabilities?: unknown } | null;
+  if (typeof s !== 'object' || s === null || typeof s.getRecord !== 'function' || typeof s.put !== 'function' || typeof s.capabilities !== 'object' || s.capabilities === null) {
+    throw new InvalidArgumentError(`${of} needs an open revkit store (from open() or a backend), got ${store === null ? 'null' : typeof store}`);
+  }
+}
+
 /** An options argument is an object or left out; null, a number or a string is refused, not read as none. */
 export function assertOptions(options: unknown, of: string): void {
   if (options !== undefined && (options === null || typeof options !== 'object')) {

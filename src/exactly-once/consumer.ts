@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import {
-  AbortedError, BackendError, ConflictError, InvalidArgumentError, isAmbiguous, OutcomeUnknownError, RetryExhaustedError, TooLargeError, UPDATE_DEFAULTS, sleep,
+  AbortedError, BackendError, ConflictError, InvalidArgumentError, isAmbiguous, OutcomeUnknownError, RetryExhaustedError, TooLargeError, UPDATE_DEFAULTS, assertOptions, assertSignal, sleep,
   type Store, type StoredRecord, type RetryPolicy,
 } from '../core/index.js';
 import { answerBy } from '../core/waiting.js';
@@ -78,6 +78,8 @@ const HANDLER_GAVE_NO_ANSWER: unique symbol = Symbol('handler gave no answer');
  */
 export async function processMessage<P, R>(store: Store, stamp: Stamp, payload: P, handler: Handler<P, R>, options: ProcessOptions = {}): Promise<Outcome<R>> {
   assertAtomic(store, 'process');
+  assertOptions(options, 'process()');
+  assertSignal(options.signal, 'process()');
   const s = checkStamp(stamp);
   if (typeof handler !== 'function') throw new InvalidArgumentError('process() needs a handler function');
   const window = options.window ?? DEFAULT_WINDOW;
@@ -191,6 +193,8 @@ export async function processMessage<P, R>(store: Store, stamp: Stamp, payload: 
 /** A consumer bound to one store and its options: `consumer(store).process(stamp, payload, handler)`. */
 export function consumer(store: Store, options: ProcessOptions = {}) {
   assertAtomic(store, 'consumer');
+  assertOptions(options, 'consumer()');
+  assertSignal(options.signal, 'consumer()');
   return {
     process: <P, R>(stamp: Stamp, payload: P, handler: Handler<P, R>, more: ProcessOptions = {}) => processMessage(store, stamp, payload, handler, { ...options, ...more }),
   };

@@ -1,4 +1,4 @@
-import { type Store } from '../core/index.js';
+import { assertOptions, type Store } from '../core/index.js';
 import { assertProducerId, layout, partitionName, type Layout } from './keys.js';
 import { assertAtomic } from './support.js';
 import type { DedupRecord, EpochRecord, ExactlyOnceOptions, Stamp } from './types.js';
@@ -28,6 +28,7 @@ export interface Producer {
  */
 export async function registerProducer(store: Store, producerId: string, options: ExactlyOnceOptions = {}): Promise<Producer> {
   assertAtomic(store, 'registerProducer');
+  assertOptions(options, 'registerProducer()');
   assertProducerId(producerId);
   const keys = layout(options.prefix);
   const bumped = await store.update<EpochRecord>(keys.epochKey(producerId), nextEpoch, { combine: false });
@@ -60,6 +61,7 @@ export async function registerProducer(store: Store, producerId: string, options
  */
 export async function retireProducer(store: Store, producerId: string, options: ExactlyOnceOptions = {}): Promise<{ partitions: number }> {
   assertAtomic(store, 'retireProducer');
+  assertOptions(options, 'retireProducer()');
   assertProducerId(producerId);
   const keys = layout(options.prefix);
   await store.update<EpochRecord>(keys.epochKey(producerId), (current) => ({ epoch: (current?.epoch ?? 0) + 1, retired: true }), { combine: false });

@@ -42,7 +42,8 @@ export function errorFromProblem(status: number, body: ProblemBody | undefined, 
 function fromProblem(status: number, body: ProblemBody | undefined, key: string | undefined, request: ProblemRequest): RevkitError {
   const detail = typeof body?.detail === 'string' ? clipText(body.detail, MAX_DETAIL) : `HTTP ${status}`;
   const at = request.server ? ` (${request.server})` : '';
-  const num = (v: unknown, d = 0) => (typeof v === 'number' ? v : d);
+  // Sizes, limits, revisions and counts: non-negative integers, or the default.
+  const num = (v: unknown, d = 0) => (revisionIn(v) ? v : d);
   const bodyKey = typeof body?.key === 'string' ? clipText(body.key, MAX_KEY_BYTES) : undefined;
   switch (body?.code) {
     case 'ERR_CONFLICT': {
@@ -52,7 +53,7 @@ function fromProblem(status: number, body: ProblemBody | undefined, key: string 
       return new ConflictError(checks, undefined, { atomic: status === 409 });
     }
     case 'ERR_VALIDATION': {
-      const issues = Array.isArray(body.issues) ? (body.issues as unknown[]).slice(0, MAX_LIST).flatMap(issueIn) : [];
+      const issues = Array.isArray(body.issues) ? (body.issues as unknown[]).slice(0, MAX_ISSUES).flatMap(issueIn) : [];
       return new ValidationError(issues.length > 0 ? issues : [{ message: detail }], bodyKey ?? key);
     }
     case 'ERR_TOO_LARGE':
@@ -67,7 +68,7 @@ function fromProblem(status: number, body: ProblemBody | undefined, key: string 
     case 'ERR_PRECONDITION_REQUIRED':
       return new InvalidArgumentError(`the server requires a condition on every write: ${detail}`);
     case 'ERR_UNSUPPORTED':
-      return new UnsupportedError(clipText(String(body.operation ?? 'operation'), 200), clipText(String(body.backend ?? 'remote'), 200));
+      return new UnsupportedError(typeof body.operation === 'string' ? clipText(body.operation, 200) : 'operation', typeof body.backend === 'string' ? clipText(body.backend, 200) : 'remote');
     case 'ERR_HISTORY_GONE':
       return new HistoryGoneError(num(body.fromRevision), num(body.oldestRevision));
     case 'ERR_OUTCOME_UNKNOWN': {
@@ -110,8 +111,10 @@ function isObject(v: unknown): v is Record<string, unknown> {
 const MAX_DETAIL = 2_000;
 /** An error's whole message: a detail and what the client adds around it. */
 const MAX_MESSAGE = 2_500;
-/** Checks, issues and loss ranges read from one body. */
+/** Checks and loss ranges read from one body (a check's key is up to MAX_KEY_BYTES). */
 const MAX_LIST = 1_000;
+/** Validation issues read from one body: a value's issues, not a list of data. */
+const MAX_ISSUES = 100;
 export const revisionIn = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
 
 function expectedIn(v: unknown): FailedCheck['expected'] {
@@ -125,8 +128,8 @@ function checkIn(c: unknown): FailedCheck[] {
 
 function issueIn(i: unknown): ValidationIssue[] {
   if (!isObject(i) || typeof i.message !== 'string') return [];
-  const path = Array.isArray(i.path) ? (i.path as unknown[]).slice(0, 64).filter((p): p is string | number => typeof p === 'string' || typeof p === 'number').map((p) => (typeof p === 'string' ? clipText(p, 200) : p)) : undefined;
-  return [{ message: clipText(i.message, MAX_DETAIL), ...(path ? { path } : {}) }];
+  const path = Array.isArray(i.path) ? (i.path as unknown[]).slice(0, 32).filter((p): p is string | number => typeof p === 'string' || typeof p === 'number').map((p) => (typeof p === 'string' ? clipText(p, 100) : p)) : undefined;
+  return [{ message: clipText(i.message, 500), ...(path ? { path } : {}) }];
 }
 
 /** A DataLostError from a problem's `detail` and `details` (its own, or those of its `dataLost`); a server's body is bounded here. */
@@ -141,7 +144,10 @@ function dataLostFrom(source: Record<string, unknown>, request: ProblemRequest):
   const after = revisionIn(details.after) ? details.after : undefined;
   const upTo = revisionIn(details.upTo) ? details.upTo : undefined;
   const inverted = after !== undefined && upTo !== undefined && after >= upTo;
-  const hull = inverted ? {} : { ...(after !== undefined ? { after } : {}), ...(upTo !== undefined ? { upTo } : {}) };
+  // The ranges' hull when the one given is not one (DataLossDetails: after/upTo are their hull).
+  const hull = inverted || (ranges.length > 0 && (after === undefined || upTo === undefined))
+    ? (ranges.length > 0 ? { after: Math.min(...ranges.map((r) => r.after)), upTo: Math.max(...ranges.map((r) => r.upTo)) } : {})
+    : { ...(after !== undefined ? { after } : {}), ...(upTo !== undefined ? { upTo } : {}) };
   return new DataLostError(`revkit server${at}: ${detail}`, {
     store: typeof details.store === 'string' ? clipText(details.store, 200) : (request.server ?? 'revkit server'),
     ...hull,

@@ -4,7 +4,7 @@
  * it, so every value shown is one a leader announced.
  */
 import { performance } from 'node:perf_hooks';
-import { ClosedError, assertOptions, assertSignal, deepEqual, isTombstone, type Entry, type Store, type StoredRecord } from '../core/index.js';
+import { ClosedError, assertOptions, assertSignal, assertStore, deepEqual, isTombstone, type Entry, type Store, type StoredRecord } from '../core/index.js';
 import { MAX_TIMER_MS, sleep } from '../core/waiting.js';
 import { isTransient } from './acquire.js';
 import { DEFAULT_PREFIX, checkedPrefix, lockKeys, stampOf } from './names.js';
@@ -17,6 +17,7 @@ export interface ObserveOptions {
 const LOOK_AGAIN_SLACK_MS = 100;
 
 export async function* observe<T = unknown>(store: Store, name: string, options: ObserveOptions = {}): AsyncGenerator<T | null> {
+  assertStore(store, 'observe()');
   assertOptions(options, 'observe()');
   assertSignal(options.signal, 'observe()');
   const keys = lockKeys(checkedPrefix(options.prefix ?? DEFAULT_PREFIX), name);

@@ -7,7 +7,7 @@
  */
 import { performance } from 'node:perf_hooks';
 import { randomBytes } from 'node:crypto';
-import { ConflictError, InvalidArgumentError, LockLostError, assertOptions, UnsupportedError, lossIn, type DataLostError, type Store } from '../core/index.js';
+import { ConflictError, InvalidArgumentError, LockLostError, assertOptions, assertSignal, assertStore, UnsupportedError, lossIn, type DataLostError, type Store } from '../core/index.js';
 import { acquire, createOnce, type AcquireOptions } from './acquire.js';
 import { Hold, type Lease } from './hold.js';
 import { Leadership, Lock } from './lock.js';
@@ -31,6 +31,7 @@ export const MIN_TTL_MS = 100;
 export const MAX_TTL_MS = 86_400_000;
 
 export async function openSession(store: Store, options: SessionOptions = {}): Promise<Session> {
+  assertStore(store, 'openSession()');
   assertOptions(options, 'openSession()');
   const ttlMs = options.ttlMs ?? DEFAULT_TTL_MS;
   if (!Number.isSafeInteger(ttlMs) || ttlMs < MIN_TTL_MS || ttlMs > MAX_TTL_MS) {
@@ -50,23 +51,34 @@ export async function openSession(store: Store, options: SessionOptions = {}): P
   const stamp: Stamp = { revkitLock: 1, session: id, token: id, ttlMs };
   const key = sessionKey(prefix, id);
   const sentAt = performance.now();
-  // Its caller hears a failure of this first write; every later call of the session goes through `reported`.
-  const entry = await createOnce(store, key, stamp, ttlMs);
-  if (!entry) {
-    // Another writer holds a key named by 12 random bytes: a copied session id or a hostile writer, never ours to take.
-    const found = await store.getRecord(key).catch(() => null);
-    throw new ConflictError([{ key, expected: 'absent', actual: found?.revision ?? null }]);
-  }
-  const lease = { ttlMs, marginMs };
-  const sink: LossSink = { note: () => undefined, detach: () => undefined };
+  // From its first write on, the session's calls show a reported loss to every session of the store object, and
+  // it hears theirs: one met before the Session exists is kept for it (`early`).
+  const sink: LossSink = { note: (err) => void (sink.early ??= lossIn(err)), detach: () => undefined };
   const { store: reported, detach } = reporting(store, (err) => sink.note(err));
   sink.detach = detach;
-  return new Session(reported, prefix, id, lease, keepaliveMs, new Hold(reported, key, `session ${id}`, entry, stamp, lease, sentAt), sink);
+  try {
+    const entry = await createOnce(reported, key, stamp, ttlMs);
+    if (!entry) {
+      // Another writer holds a key named by 12 random bytes: a copied session id or a hostile writer, never ours to take.
+      const found = await reported.getRecord(key).catch((err: unknown) => {
+        if (lossIn(err)) throw err;
+        return null;
+      });
+      throw new ConflictError([{ key, expected: 'absent', actual: found?.revision ?? null }]);
+    }
+    const lease = { ttlMs, marginMs };
+    return new Session(reported, prefix, id, lease, keepaliveMs, new Hold(reported, key, `session ${id}`, entry, stamp, lease, sentAt), sink);
+  } catch (err) {
+    detach();
+    throw err;
+  }
 }
 
 /** Where the session's store shows the failures of its calls (set once the session exists). */
 interface LossSink {
   note(err: unknown): void;
+  /** A loss reported before the Session existed. */
+  early?: DataLostError | undefined;
   /** Stops hearing what other sessions on the same store meet (close()). */
   detach(): void;
 }
@@ -95,6 +107,8 @@ export class Session {
     sink.note = this.noteError;
     this.signal = own.signal;
     this.holds.add(own);
+    // A lost or closed session no longer hears other sessions' reports (its own calls still reach it): nothing keeps it alive.
+    this.signal.addEventListener('abort', () => sink.detach(), { once: true });
     this.timer = setInterval(() => this.keepAliveAll(), keepaliveMs);
     this.timer.unref();
     this.signal.addEventListener('abort', () => {
@@ -102,6 +116,7 @@ export class Session {
       for (const hold of this.holds) if (hold !== own) hold.lose('the session was lost or closed', this.signal.reason);
     }, { once: true });
     // A lost hold stays listed until released or closed: close() still deletes its key if it is still ours.
+    if (sink.early) this.noteError(sink.early);
   }
 
   get ttlMs(): number {
@@ -166,8 +181,7 @@ export class Session {
     if (options.waitMs !== undefined && (!Number.isSafeInteger(options.waitMs) || options.waitMs < 0)) {
       throw new InvalidArgumentError(`waitMs must be a non-negative integer, got ${String(options.waitMs)}`);
     }
-    const signal = options.signal as unknown;
-    if (signal !== undefined && !(signal instanceof AbortSignal)) throw new InvalidArgumentError('signal must be an AbortSignal');
+    assertSignal(options.signal, value === undefined ? 'lock()' : 'campaign()');
     if (this.closed || this.signal.aborted) throw this.lostError();
     const hold = await acquire({
       store: this.store, lease: this.lease, sessionId: this.id, sessionSignal: this.signal,

@@ -64,7 +64,7 @@ import { Reads } from './reads.js';
 import { readReplication } from './replication.js';
 import { Revisions } from './revisions.js';
 import { RowCodec } from './rows.js';
-import { assertSequenceUncached, dropStore, migrate, names, type Names } from './schema.js';
+import { assertSequenceUsable, dropStore, migrate, names, type Names } from './schema.js';
 import { Sweeper } from './sweep.js';
 import { WatchHub } from './watch.js';
 import { WatchQueries } from './watch-source.js';
@@ -145,7 +145,7 @@ export class PostgresStore extends BaseStore {
   private async init(): Promise<void> {
     await this.conn.withClient('open', false, async (client) => {
       if (this.options.migrate !== false) await migrate(client, this.names);
-      else await assertSequenceUncached(client, this.names);
+      else await assertSequenceUsable(client, this.names);
       this.setDurability(await readServerSettings(client, this.conn.where));
       // The tables loss detection keeps exist now: meet this member's timeline (lineage.ts).
       this.lineage.ready = true;

@@ -218,7 +218,7 @@ export async function migrate(client: PoolClient, n: Names): Promise<number[]> {
       await client.query(`INSERT INTO ${n.migrations} (version, name) VALUES ($1, $2)`, [m.version, m.name]);
       applied.push(m.version);
     }
-    await assertSequenceUncached(client, n);
+    await assertSequenceUsable(client, n);
     const newest = Math.max(0, ...done, ...applied);
     if (newest > LATEST_VERSION) {
       throw new InvalidArgumentError(`the postgres store ${n.schema}.${n.prefix}* is at schema version ${newest}, newer than this revkit (${LATEST_VERSION}); upgrade revkit`);
@@ -232,12 +232,20 @@ export async function migrate(client: PoolClient, n: Names): Promise<number[]> {
 }
 
 /**
- * A session hands out a cached value without taking the sequence's lock, which is what a watch waits on
- * (sql/watch.ts, holdersOf): with CACHE above 1 a watch would pass over revisions drawn from a cache.
- * Checked at every open, also one that does not migrate.
+ * The store's revision sequence as revkit needs it, checked at every open (also one that does not migrate):
+ * there, counting up by 1 (revisions only grow), and with CACHE 1 — a session hands out a cached value without
+ * taking the sequence's lock, which is what a watch waits on (sql/watch.ts, holdersOf): with CACHE above 1 a
+ * watch would pass over revisions drawn from a cache.
  */
-export async function assertSequenceUncached(client: Pick<PoolClient, 'query'>, n: Names): Promise<void> {
-  const cache = Number((await client.query(`SELECT seqcache FROM pg_catalog.pg_sequence WHERE seqrelid = to_regclass(${n.seqLiteral})`)).rows[0]?.seqcache ?? 1);
+export async function assertSequenceUsable(client: Pick<PoolClient, 'query'>, n: Names): Promise<void> {
+  const row = (await client.query(`SELECT seqcache, seqincrement FROM pg_catalog.pg_sequence WHERE seqrelid = to_regclass(${n.seqLiteral})`)).rows[0] as { seqcache: string; seqincrement: string } | undefined;
+  if (row === undefined) {
+    throw new InvalidArgumentError(`the postgres store ${n.schema}.${n.prefix}* does not exist (its sequence ${n.seq} is missing): open it once without migrate: false to create it`);
+  }
+  if (Number(row.seqincrement) !== 1) {
+    throw new InvalidArgumentError(`the postgres store's sequence ${n.seq} has INCREMENT ${row.seqincrement}: revisions must grow by 1 (ALTER SEQUENCE ${n.seq} INCREMENT 1)`);
+  }
+  const cache = Number(row.seqcache);
   if (cache > 1) {
     throw new InvalidArgumentError(`the postgres store's sequence ${n.seq} has CACHE ${cache}: values handed out from a session's cache hold no lock, and a watch would pass over them; revkit needs CACHE 1 (ALTER SEQUENCE ${n.seq} CACHE 1)`);
   }
