@@ -5,7 +5,6 @@ import { runUpdate } from './update.js';
 import type { UpdatesAtOnce } from './update-now.js';
 import { endOfMutatingAttempt } from './nested.js';
 import { WriteCombiner } from './combine.js';
-import { forgetWrite } from './last-writes.js';
 import { privateCopy } from './compose.js';
 import { asWritten, copyWith } from './codec.js';
 import type {
@@ -85,8 +84,6 @@ export abstract class BaseStore implements Store {
     checkCondition(options);
     assertTtl(options.ttlMs);
     if (options.ttlMs !== undefined && !this.capabilities.ttl) throw new UnsupportedError('ttl', this.backend);
-    // update()'s own writes go through here too: it remembers what it wrote once the put returns.
-    forgetWrite(this, key);
     return this.doPut(key, value, options);
   }
 
@@ -95,7 +92,6 @@ export abstract class BaseStore implements Store {
     assertKey(key);
     assertOptions(options, 'delete()');
     checkCondition(options);
-    forgetWrite(this, key);
     return this.doDelete(key, options);
   }
 

@@ -1,14 +1,12 @@
 import { BackendError, ClosedError, ConflictError, isAmbiguous, OutcomeUnknownError } from './errors.js';
 import { DataLostError } from './feature-errors.js';
 import { answer, answeredMidway, answerUnaffected, compose, Composition, valueRules, type Attempt, type ValueRules } from './compose.js';
-import { forgetWrite, lastWrite, rememberWritten } from './last-writes.js';
 import { lookForOwnWrite, type OwnWriteVerdict } from './own-write.js';
 import { AttemptEnd, type MutatingAttempt } from './nested.js';
 import { backoffDelay, UPDATE_DEFAULTS } from './retry.js';
-import { isTombstone, type Entry, type Mutation, type PutOptions, type StoredRecord, type UpdateOptions } from './types.js';
+import { isTombstone, type Entry, type Mutation, type PutOptions, type RetryPolicy, type Store, type StoredRecord, type UpdateOptions } from './types.js';
 import { answerBy, sleep, type StopSignal } from './waiting.js';
 import { abortWhenAllGone, Caller, waitOn } from './caller.js';
-import { IN_WRITE_DECLINED, type LoopPolicy, type UpdatableStore } from './update-types.js';
 
 /**
  * The one attempt loop of update() (docs/semantics.md, "update()"): read
@@ -32,7 +30,47 @@ import { IN_WRITE_DECLINED, type LoopPolicy, type UpdatableStore } from './updat
  *   outcome cannot be established it gets OutcomeUnknownError.
  */
 
-export { IN_WRITE_DECLINED, type InWriteDecision, type LoopPolicy, type UpdatableStore } from './update-types.js';
+/** What the update loop needs from a store. */
+export type UpdatableStore = Pick<Store, 'getRecord' | 'put' | 'history' | 'capabilities' | 'backend'> & {
+  /** Fires when the store is closed: a backoff sleep ends at once, and the next store call says so. */
+  readonly closedSignal?: StopSignal;
+  /** Throws what a write of `value` would be refused for, writing nothing; else the value as its caller gets it back (BaseStore.checkValue). */
+  checkValue?(value: unknown, key: string): unknown;
+  /** A private copy of a value read or composed, as the store's codec would give it back (BaseStore.copyValue). */
+  copyValue?(value: unknown): unknown;
+  /**
+   * A store whose writes run synchronously in a write transaction (SQLite)
+   * can read the key, let `decide` compose the attempt and write what it
+   * returns, all in that transaction: no separate read, no conflict.
+   * `decide` is called once, inside the transaction, with the key's current
+   * record, and throws nothing; undefined: write nothing. (Should the store
+   * roll the transaction back and run it again, it writes the same decision
+   * if the key reads the same, and fails the write with a conflict if not.)
+   * Resolves to the entry written (its value the stored copy), or null when
+   * nothing was.
+   */
+  updateInWrite?(key: string, decide: (read: StoredRecord<unknown> | null) => InWriteDecision | undefined, ttlMs: number | undefined): Promise<Entry<unknown> | null>;
+};
+
+/**
+ * What updateInWrite() rejects with, before calling `decide`, when it cannot
+ * run the attempt in a write transaction soon (SQLite: another process holds
+ * the write lock): the attempt reads and composes outside instead, so that a
+ * mutation that writes nothing is answered without waiting for the lock.
+ */
+export const IN_WRITE_DECLINED: unique symbol = Symbol('revkit: the write transaction is not available now');
+
+/** What an attempt composed inside the store's write transaction writes. */
+export interface InWriteDecision {
+  value: unknown;
+  writer: string;
+}
+
+/** What every attempt of one loop shares: callers with their own TTL or retry policy run alone. */
+export interface LoopPolicy {
+  retry: RetryPolicy;
+  ttlMs?: number;
+}
 
 export function runUpdate<T>(store: UpdatableStore, key: string, fn: Mutation<T>, opts: UpdateOptions<T> = {}): Promise<Entry<T> | null> {
   return new Promise((resolve, reject) => {
@@ -60,8 +98,6 @@ export class AttemptLoop {
   /** Combined callers' values that a later one's may replace are checked as the write would check them. */
   private readonly rules: ValueRules;
   private readonly ended = new AttemptEnd();
-  /** Whether an attempt of this loop has been (or could have been) made on the last write (last-writes.ts). */
-  private guessed = false;
   /** What an update() of the key started inside one of this loop's mutations waits for: its end (nested.ts). */
   private readonly running: MutatingAttempt;
 
@@ -154,40 +190,12 @@ export class AttemptLoop {
       const done = await this.attemptInWrite(pending, stop);
       if (done !== IN_WRITE_DECLINED) return done;
     }
-    // The first attempt only: a later one follows a conflict or a fault, after which the key is read.
-    const guessed = !this.guessed && this.suspects.length === 0 && this.store.readsEveryUpdate !== true ? lastWrite(this.store, this.key) : undefined;
-    this.guessed = true;
-    if (guessed !== undefined) {
-      const done = await this.attemptOnLastWrite(guessed, pending, stop);
-      if (done !== undefined) return done;
-    }
     waitOn(pending, 'read');
     const read = await answerBy(this.store.getRecord(this.key), NO_DEADLINE, stop, false);
     if (this.suspects.length > 0 && (await this.resolveSuspects(read, stop))) return true;
     waitOn(pending, undefined);
     if (this.pending.length === 0) return true;
     return this.write(await compose(this.key, read, pending, this.rules, this.released, this.running), pending, stop);
-  }
-
-  /**
-   * The attempt on what this process's last update() of the key wrote, no read (last-writes.ts). Kept only if
-   * every mutation changed the value and the write lands: its guard proves the key stood there. A failure or a
-   * SKIP would be answered before any write proved it, a conflict shows the key moved on: then nothing is
-   * answered or written, and the attempt starts over from a read (undefined), its mutations run again.
-   */
-  private async attemptOnLastWrite(guessed: StoredRecord<unknown>, pending: Caller[], stop: StopSignal): Promise<boolean | undefined> {
-    const attempt = await compose(this.key, guessed, pending, this.rules, this.released, this.running);
-    if (attempt.written !== undefined && attempt.failed.size === 0 && [...attempt.outcomes.values()].every((o) => o.kind === 'value')) {
-      const refused = this.refusedWrite;
-      try {
-        return await this.write(attempt, pending, stop);
-      } catch (err) {
-        if (!ConflictError.is(err)) throw err;
-        this.refusedWrite = refused;
-      }
-    }
-    forgetWrite(this.store, this.key);
-    return undefined;
   }
 
   /**
@@ -270,8 +278,6 @@ export class AttemptLoop {
       waitOn(pending, 'write');
       entry = await answerBy(this.store.put(this.key, attempt.written, guard), NO_DEADLINE, stop, true);
     } catch (err) {
-      // Whatever the key holds now, it is not known to be our last write.
-      forgetWrite(this.store, this.key);
       if (isAmbiguous(err)) this.suspects.push(attempt);
       else for (const c of attempt.outcomes.keys()) c.exposedIn.delete(attempt);
       this.refusedWrite = err;
@@ -317,7 +323,6 @@ export class AttemptLoop {
     for (const c of this.callers) c.exposedIn.clear();
     this.suspects = [];
     this.singleFile = false;
-    rememberWritten(this.store, this.key, entry);
     answer(attempt, entry);
   }
 

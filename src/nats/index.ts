@@ -206,11 +206,6 @@ export class NatsStore extends BaseStore {
     return this.watches.watch<T>(options);
   }
 
-  /** Replicas of one stream may disagree about a sequence after a leader change (docs/replication-nats.md): update() reads every time. */
-  get readsEveryUpdate(): boolean {
-    return this.settings.replicas > 1;
-  }
-
   /** The connected server, the bucket stream's leader and replicas, what an acknowledgement means (replication.ts). */
   replication(): Promise<ReplicationState> {
     this.client.assertOpen();
