@@ -11,7 +11,7 @@
 // Usage: npm run build && node bench/profile-figures.mjs [--seconds 3] [--only name,name] [--publish | --out DIR]
 // Writes profile-<name>.svg and profile-figures.json to the output folder (bench/out/ unless told).
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -65,5 +65,10 @@ for (const name of only) {
     rmSync(profDir, { recursive: true, force: true });
   }
 }
-writeFileSync(join(out.dir, 'profile-figures.json'), `${JSON.stringify({ at: new Date().toISOString(), node: process.version, seconds, results }, null, 2)}\n`);
+// A run of some workloads (--only) keeps the figures of the others from the file's earlier runs.
+const file = join(out.dir, 'profile-figures.json');
+const earlier = existsSync(file) ? JSON.parse(readFileSync(file, 'utf8')) : { results: {} };
+const at = new Date().toISOString();
+const merged = { ...earlier, at, node: process.version, seconds, results: { ...earlier.results, ...results }, runs: { ...(earlier.runs ?? {}), [at]: Object.keys(results) } };
+writeFileSync(file, `${JSON.stringify(merged, null, 2)}\n`);
 console.log(`flame graphs: ${out.dir}/profile-*.svg`);
