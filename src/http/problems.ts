@@ -138,15 +138,18 @@ function dataLostFrom(source: Record<string, unknown>, request: ProblemRequest):
   const detail = typeof source.detail === 'string' ? clipText(source.detail, MAX_DETAIL) : 'the store lost acknowledged writes';
   const details = isObject(source.details) ? source.details : {};
   // An empty or inverted range names no revision: left out (not a hull, not one of the ranges), never the ranges cut short by it.
-  const ranges = Array.isArray(details.ranges)
-    ? (details.ranges as unknown[]).filter((r): r is { after: number; upTo: number } => isObject(r) && revisionIn(r.after) && revisionIn(r.upTo) && r.after < r.upTo).slice(0, MAX_LIST).map((r) => ({ after: r.after, upTo: r.upTo }))
+  const given = Array.isArray(details.ranges)
+    ? (details.ranges as unknown[]).filter((r): r is { after: number; upTo: number } => isObject(r) && revisionIn(r.after) && revisionIn(r.upTo) && r.after < r.upTo)
     : [];
+  const ranges = given.slice(0, MAX_LIST).map((r) => ({ after: r.after, upTo: r.upTo }));
   const after = revisionIn(details.after) ? details.after : undefined;
   const upTo = revisionIn(details.upTo) ? details.upTo : undefined;
   const inverted = after !== undefined && upTo !== undefined && after >= upTo;
-  // The ranges' hull when the one given is not one (DataLossDetails: after/upTo are their hull).
+  // The ranges' hull when the one given is not one (DataLossDetails: after/upTo are their hull) — only from every
+  // range: the hull of the first MAX_LIST would understate a loss reaching further.
+  const complete = given.length === ranges.length && ranges.length > 0;
   const hull = inverted || (ranges.length > 0 && (after === undefined || upTo === undefined))
-    ? (ranges.length > 0 ? { after: Math.min(...ranges.map((r) => r.after)), upTo: Math.max(...ranges.map((r) => r.upTo)) } : {})
+    ? (complete ? { after: Math.min(...ranges.map((r) => r.after)), upTo: Math.max(...ranges.map((r) => r.upTo)) } : {})
     : { ...(after !== undefined ? { after } : {}), ...(upTo !== undefined ? { upTo } : {}) };
   return new DataLostError(`revkit server${at}: ${detail}`, {
     store: typeof details.store === 'string' ? clipText(details.store, 200) : (request.server ?? 'revkit server'),
