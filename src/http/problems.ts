@@ -108,14 +108,22 @@ function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
-const MAX_DETAIL = 2_000;
+export const MAX_DETAIL = 2_000;
 /** An error's whole message: a detail and what the client adds around it. */
 const MAX_MESSAGE = 2_500;
 /** Checks and loss ranges read from one body (a check's key is up to MAX_KEY_BYTES). */
 const MAX_LIST = 1_000;
 /** Validation issues read from one body: a value's issues, not a list of data. */
 const MAX_ISSUES = 100;
-export const revisionIn = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+const revisionIn = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+
+/** A server's `after` / `upTo` of a loss: each a revision, or left out; an empty or inverted span is none. */
+export function lossSpan(given: Record<string, unknown>): { after?: number; upTo?: number } {
+  const after = revisionIn(given.after) ? given.after : undefined;
+  const upTo = revisionIn(given.upTo) ? given.upTo : undefined;
+  if (after !== undefined && upTo !== undefined && after >= upTo) return {};
+  return { ...(after !== undefined ? { after } : {}), ...(upTo !== undefined ? { upTo } : {}) };
+}
 
 function expectedIn(v: unknown): FailedCheck['expected'] {
   return v === 'absent' || v === 'value' || revisionIn(v) ? v : null;
@@ -142,15 +150,13 @@ function dataLostFrom(source: Record<string, unknown>, request: ProblemRequest):
     ? (details.ranges as unknown[]).filter((r): r is { after: number; upTo: number } => isObject(r) && revisionIn(r.after) && revisionIn(r.upTo) && r.after < r.upTo)
     : [];
   const ranges = given.slice(0, MAX_LIST).map((r) => ({ after: r.after, upTo: r.upTo }));
-  const after = revisionIn(details.after) ? details.after : undefined;
-  const upTo = revisionIn(details.upTo) ? details.upTo : undefined;
-  const inverted = after !== undefined && upTo !== undefined && after >= upTo;
+  const span = lossSpan(details);
   // The ranges' hull when the one given is not one (DataLossDetails: after/upTo are their hull) — only from every
   // range: the hull of the first MAX_LIST would understate a loss reaching further.
   const complete = given.length === ranges.length && ranges.length > 0;
-  const hull = inverted || (ranges.length > 0 && (after === undefined || upTo === undefined))
+  const hull = ranges.length > 0 && (span.after === undefined || span.upTo === undefined)
     ? (complete ? { after: Math.min(...ranges.map((r) => r.after)), upTo: Math.max(...ranges.map((r) => r.upTo)) } : {})
-    : { ...(after !== undefined ? { after } : {}), ...(upTo !== undefined ? { upTo } : {}) };
+    : span;
   return new DataLostError(`revkit server${at}: ${detail}`, {
     store: typeof details.store === 'string' ? clipText(details.store, 200) : (request.server ?? 'revkit server'),
     ...hull,

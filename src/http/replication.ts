@@ -1,5 +1,5 @@
 import { clipText, type Durability, type ReplicationMember, type ReplicationState } from '../core/index.js';
-import { revisionIn } from './problems.js';
+import { MAX_DETAIL, lossSpan } from './problems.js';
 import type { ReplicaPool } from './replica-pool.js';
 import type { ServerInfo } from './transport.js';
 
@@ -34,13 +34,9 @@ export function replicationOf(pool: ReplicaPool, info: ServerInfo, durability: D
 function lostIn(given: unknown): ReplicationState['lost'] {
   if (typeof given !== 'object' || given === null) return undefined;
   const l = given as Record<string, unknown>;
-  const after = revisionIn(l.after) ? l.after : undefined;
-  const upTo = revisionIn(l.upTo) ? l.upTo : undefined;
-  const inverted = after !== undefined && upTo !== undefined && after >= upTo;
   return {
-    message: typeof l.message === 'string' ? clipText(l.message, 2_000) : 'the store lost acknowledged writes',
-    ...(after !== undefined && !inverted ? { after } : {}),
-    ...(upTo !== undefined && !inverted ? { upTo } : {}),
+    message: typeof l.message === 'string' ? clipText(l.message, MAX_DETAIL) : 'the store lost acknowledged writes',
+    ...lossSpan(l),
     ...(typeof l.detectedAt === 'string' ? { detectedAt: clipText(l.detectedAt, 64) } : {}),
   };
 }

@@ -79,7 +79,7 @@ interface LossSink {
   note(err: unknown): void;
   /** A loss reported before the Session existed. */
   early?: DataLostError | undefined;
-  /** Stops hearing what other sessions on the same store meet (close()). */
+  /** Stops hearing what other sessions on the same store meet (once the session is lost or closed). */
   detach(): void;
 }
 
@@ -102,16 +102,16 @@ export class Session {
     readonly lease: Lease,
     readonly keepaliveMs: number,
     private readonly own: Hold,
-    private readonly sink: LossSink,
+    sink: LossSink,
   ) {
     sink.note = this.noteError;
     this.signal = own.signal;
     this.holds.add(own);
-    // A lost or closed session no longer hears other sessions' reports (its own calls still reach it): nothing keeps it alive.
-    this.signal.addEventListener('abort', () => sink.detach(), { once: true });
     this.timer = setInterval(() => this.keepAliveAll(), keepaliveMs);
     this.timer.unref();
     this.signal.addEventListener('abort', () => {
+      // A lost or closed session no longer hears other sessions' reports (its own calls still reach it): nothing keeps it alive.
+      sink.detach();
       clearInterval(this.timer);
       for (const hold of this.holds) if (hold !== own) hold.lose('the session was lost or closed', this.signal.reason);
     }, { once: true });
@@ -172,16 +172,16 @@ export class Session {
     this.holds.clear();
     // Lost holds too: a key still this holder's incarnation (the store was only briefly away) is deleted.
     await Promise.all([...all.map((h) => h.remove().catch(() => undefined)), ...this.pending]);
-    this.sink.detach();
   }
 
   private async acquire(name: string, value: unknown, options: AcquireOptions): Promise<Hold> {
-    assertOptions(options, value === undefined ? 'lock()' : 'campaign()');
+    const of = value === undefined ? 'lock()' : 'campaign()';
+    assertOptions(options, of);
     const keys = lockKeys(this.prefix, name);
     if (options.waitMs !== undefined && (!Number.isSafeInteger(options.waitMs) || options.waitMs < 0)) {
       throw new InvalidArgumentError(`waitMs must be a non-negative integer, got ${String(options.waitMs)}`);
     }
-    assertSignal(options.signal, value === undefined ? 'lock()' : 'campaign()');
+    assertSignal(options.signal, of);
     if (this.closed || this.signal.aborted) throw this.lostError();
     const hold = await acquire({
       store: this.store, lease: this.lease, sessionId: this.id, sessionSignal: this.signal,
