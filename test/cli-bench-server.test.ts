@@ -10,9 +10,9 @@ const cli = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url));
 const dir = tempDir('cli-bench-server');
 
 /** The CLI, without blocking this process (the server under test runs in it). */
-function runCli(args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
+function runCli(args: string[], nodeOptions: string[] = []): Promise<{ status: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [cli, ...args], { cwd: dir });
+    const child = spawn(process.execPath, [...nodeOptions, cli, ...args], { cwd: dir });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => (stdout += d));
@@ -46,5 +46,22 @@ describe('revkit bench --server', () => {
     const bad = await runCli(['bench', '--server', url, '--token', 'tok en']);
     expect(bad.status).toBe(2);
     expect(bad.stderr).toMatch(/--token/);
+  }, 120_000);
+
+  // CI caught two runs started side by side reporting each other's increments as duplicated: both
+  // named their keys after the millisecond they started in. Here both start in the same one, always.
+  it('two runs against one server in the same millisecond count only their own increments', async () => {
+    const store = new MemoryStore();
+    const { server, url } = await startServer({ store, closeStore: true });
+    servers.push(server);
+    const sameMillisecond = ['--import=data:text/javascript,Date.now=()=>1800000000000'];
+    const args = ['bench', '--server', url, '--token', ADMIN, '--increments', '100', '--writers', '4', '--json'];
+    const runs = await Promise.all([runCli(args, sameMillisecond), runCli(args, sameMillisecond)]);
+    for (const r of runs) {
+      expect(r.status, r.stdout + r.stderr).toBe(0);
+      const out = JSON.parse(r.stdout) as { succeeded: number; lost: number; duplicated: number };
+      expect(out).toMatchObject({ succeeded: 100, lost: 0, duplicated: 0 });
+    }
+    expect((await store.list({ prefix: 'bench-' })).entries.reduce((sum, e) => sum + Number(e.value), 0)).toBe(200);
   }, 120_000);
 });

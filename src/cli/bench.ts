@@ -24,10 +24,11 @@ export function registerBench(program: Command, defaultStore: string): void {
       // Loaded on use: the other commands start without the workload code.
       const { openTarget } = await import('../testing/open-target.js');
       const { runMultiProcessCounters } = await import('../testing/multiprocess.js');
+      const { runId } = await import('../testing/run-id.js');
       const store = await openTarget(url);
       let report: CounterRunReport;
       try {
-        const keyPrefix = `bench-${Date.now().toString(36)}/`;
+        const keyPrefix = `bench-${runId()}/`;
         if (opts.processes > 1 && store.capabilities.crossProcess) {
           report = await runMultiProcessCounters(url, store, { processes: opts.processes, writers: opts.writers, increments: opts.increments, keys: opts.keys, combine: opts.combine, keyPrefix });
         } else {

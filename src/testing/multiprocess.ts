@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { Store } from '../core/index.js';
 import type { CounterWorkerConfig, CounterWorkerResult } from './counter-worker.js';
+import { runId } from './run-id.js';
 
 /** The size the conformance suite's multi-process check runs at by default, and the canary is shown caught at. */
 export const CI_MULTI_PROCESS_INCREMENTS = 2_000;
@@ -44,7 +45,7 @@ export async function runMultiProcessCounters(url: string, verify: Store, option
   const processes = options.processes ?? 4;
   const writers = options.writers ?? 16;
   const increments = options.increments ?? 20_000;
-  const prefix = options.keyPrefix ?? `mp-${Date.now().toString(36)}/`;
+  const prefix = options.keyPrefix ?? `mp-${runId()}/`;
   const keys = Array.from({ length: options.keys ?? 8 }, (_, i) => `${prefix}counter-${i}`);
   const startAt = Date.now() + 1500;
   const results = await Promise.all(

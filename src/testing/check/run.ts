@@ -14,6 +14,7 @@ import { checkWatches, type WatchOrder, type WatchReport } from '../checker/watc
 import type { RecordedWatchEvent, WatchSegment } from '../checker/watch-record.js';
 import { committedChanges, type HistoryRecordLike } from '../checker/committed-changes.js';
 import { openTarget } from '../open-target.js';
+import { runId } from '../run-id.js';
 import type { CheckCanaryKind } from './canaries.js';
 import { startCutProxy, type CutProxy } from './cut-proxy.js';
 import type { WatchLogRecord } from './watch-workload.js';
@@ -84,7 +85,7 @@ const workerPath = fileURLToPath(new URL('../../../dist/testing/check/worker.js'
  */
 export async function runCheck(options: CheckOptions): Promise<CheckSummary> {
   const seed = options.seed ?? Date.now() % 1_000_000;
-  const run = `${Date.now().toString(36)}-${process.pid}`;
+  const run = runId();
   const started = performance.now();
   const probe = await openTarget(options.url);
   const crossProcess = probe.capabilities.crossProcess;
