@@ -1,29 +1,39 @@
 /**
- * update() decides on the key as it is now, read in the attempt: not on what this process last wrote. A
- * version that skipped the read and guarded its write by the revision of its own last write (0d9decb,
- * reverted) failed both cases here: a store whose revisions started over underneath an open store object
- * (dropped and created again) let that guard pass on another writer's value — a lost update (ABA) — and a
- * mutation that builds an oversized value from the stale state was refused although, on the value as it is,
- * it returns a small one. Two store objects on one store stand for two processes.
+ * update() on PostgreSQL and Redis starts from what this store object's last update() of the key wrote,
+ * without reading it, guarded by that write's revision AND writer token (core/own-writes.ts). A first
+ * version guarded by the revision alone (0d9decb, reverted) failed the first cases here: a store whose
+ * revisions started over underneath an open store object (dropped and created again) let that guard pass
+ * on another writer's value — a lost update (ABA) — and a mutation that builds an oversized value from the
+ * stale state was refused although, on the value as it is, it returns a small one. The canary runs the same
+ * loop over a store whose own-write guard is the revision alone, and must lose the update. Two store objects
+ * on one store stand for two processes.
  */
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { rmSync } from 'node:fs';
 import pg from 'pg';
+import { Redis } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
 import { open } from '../src/open.js';
-import type { Store } from '../src/core/index.js';
+import { SKIP, type Entry, type PutOptions, type Store } from '../src/core/index.js';
+import { runUpdate, type UpdatableStore } from '../src/core/update.js';
 import { dropPostgresStore } from '../src/postgres/index.js';
+import { dropRedisStore } from '../src/redis/index.js';
 import { PG_URL } from './checkpoints-backends.js';
+import { REDIS_URL } from './redis-helpers.js';
 import { tempDir, uniqueName } from './helpers.js';
 
 const admin = new pg.Pool({ connectionString: PG_URL, max: 1 });
-const prefixes: string[] = [];
+const redis = new Redis(REDIS_URL, { lazyConnect: true });
+const pgPrefixes: string[] = [];
+const redisPrefixes: string[] = [];
 const opened: Store[] = [];
 afterAll(async () => {
   for (const s of opened) await s.close().catch(() => undefined);
-  for (const prefix of prefixes) await dropPostgresStore(admin, { prefix }).catch(() => undefined);
+  for (const prefix of pgPrefixes) await dropPostgresStore(admin, { prefix }).catch(() => undefined);
+  for (const prefix of redisPrefixes) await dropRedisStore(redis, { prefix }).catch(() => undefined);
   await admin.end();
+  redis.disconnect();
 });
 const dir = tempDir('reads-first');
 const inc = (v: { n: number } | null) => ({ n: (v?.n ?? 0) + 1 });
@@ -34,19 +44,204 @@ async function opening(url: string): Promise<Store> {
   return s;
 }
 
-describe('update() builds on the key as it is, whatever this process wrote before', () => {
-  it('postgres: the store dropped and created again under an open store object', async () => {
-    const prefix = `rk_rf_${randomBytes(4).toString('hex')}_`;
-    prefixes.push(prefix);
-    const url = `${PG_URL}?prefix=${prefix}`;
+interface Fresh {
+  url: string;
+  /** Drops the store from outside. */
+  drop(): Promise<unknown>;
+  /** Another writer's value at the key's revision, written from outside (a store restored, an operator's hand). */
+  replaceAtSameRevision(key: string, value: unknown): Promise<void>;
+}
+interface Backend {
+  name: string;
+  fresh(): Fresh;
+  /** Whether a store dropped under an open store object is met with DataLostError (Redis' incarnation marker). */
+  dropIsLoss: boolean;
+}
+const backends: Backend[] = [
+  {
+    name: 'postgres',
+    fresh() {
+      const prefix = `rk_rf_${randomBytes(4).toString('hex')}_`;
+      pgPrefixes.push(prefix);
+      return {
+        url: `${PG_URL}?prefix=${prefix}`,
+        drop: () => dropPostgresStore(admin, { prefix }),
+        async replaceAtSameRevision(key, value) {
+          await admin.query(`UPDATE "public"."${prefix}kv" SET value = $2, writer = 'someone else' WHERE key = $1`, [key, Buffer.from(JSON.stringify(value))]);
+        },
+      };
+    },
+    dropIsLoss: false,
+  },
+  {
+    name: 'redis',
+    fresh() {
+      const prefix = `rkt_rf_${randomBytes(4).toString('hex')}`;
+      redisPrefixes.push(prefix);
+      return {
+        url: `${REDIS_URL}?prefix=${prefix}`,
+        drop: () => dropRedisStore(redis, { prefix }),
+        async replaceAtSameRevision(key, value) {
+          // A record is `rev,crev,at,exp,del,<writer length>:<writer><value>` (src/redis/scripts.ts, pack()).
+          const rec = `rk:{${prefix}}:rec`;
+          const packed = (await redis.hgetBuffer(rec, key))?.toString() ?? '';
+          const head = /^(\d+,\d+,\d+,\d+,\d),/.exec(packed)?.[1];
+          if (head === undefined) throw new Error(`no record of ${key} in ${rec}`);
+          await redis.hset(rec, key, `${head},12:someone else${JSON.stringify(value)}`);
+        },
+      };
+    },
+    dropIsLoss: true,
+  },
+];
+
+/** How many reads and own-write puts an update() made: shows the guess was (or was not) taken. */
+function counting(store: Store): { reads: number; own: number } {
+  const counts = { reads: 0, own: 0 };
+  const s = store as Store & UpdatableStore;
+  const getRecord = s.getRecord.bind(s);
+  s.getRecord = ((key: string) => (counts.reads++, getRecord(key))) as typeof s.getRecord;
+  const own = s.putOnOwnWrite?.bind(s);
+  if (own) s.putOnOwnWrite = (...args) => (counts.own++, own(...args));
+  return counts;
+}
+
+/** The canary: the same update loop over a store whose own-write guard is the revision alone (0d9decb's). */
+function revisionOnlyGuard(store: Store): UpdatableStore {
+  const s = store as Store & UpdatableStore;
+  return {
+    backend: s.backend,
+    capabilities: s.capabilities,
+    getRecord: (key) => s.getRecord(key),
+    history: (key, options) => s.history(key, options),
+    put: (key, value, options) => s.put(key, value, options),
+    checkValue: (value, key) => s.checkValue?.(value, key),
+    copyValue: (value) => s.copyValue?.(value),
+    putOnOwnWrite: (key: string, value: unknown, guard: PutOptions): Promise<Entry<unknown>> => s.put(key, value, guard),
+  };
+}
+
+describe.each(backends)('update() builds on the key as it is, whatever this process wrote before: $name', (backend) => {
+  it('reads nothing while it is the key\'s only writer, and reads again once another writer came in', async () => {
+    const { url } = backend.fresh();
+    const [a, b] = [await opening(url), await opening(url)];
+    const counts = counting(a);
+    for (let i = 0; i < 5; i++) await a.update('k', inc);
+    expect(counts).toEqual({ reads: 1, own: 4 });
+    await b.update('k', inc);
+    expect((await a.update('k', inc))?.value).toEqual({ n: 7 });
+    expect(counts).toEqual({ reads: 2, own: 5 });
+  });
+
+  it('the store dropped and created again under an open store object: another writer\'s value at the same revision', async () => {
+    const { url, drop } = backend.fresh();
     const a = await opening(url);
-    await a.update('k', inc);
-    await dropPostgresStore(admin, { prefix });
+    const first = await a.update('k', inc);
+    await drop();
     const b = await opening(url);
-    await b.put('k', { n: 100 });
+    const theirs = await b.put('k', { n: 100 });
+    expect(theirs.revision).toBe(first?.revision);
+    if (backend.dropIsLoss) {
+      await expect(a.update('k', inc)).rejects.toMatchObject({ code: 'ERR_DATA_LOST' });
+      expect((await b.get('k'))?.value).toEqual({ n: 100 });
+    } else {
+      expect((await a.update('k', inc))?.value).toEqual({ n: 101 });
+      expect((await b.get('k'))?.value).toEqual({ n: 101 });
+    }
+  });
+
+  it('another writer\'s value at the very revision this object wrote: the writer token tells them apart', async () => {
+    const fresh = backend.fresh();
+    const a = await opening(fresh.url);
+    await a.update('k', inc);
+    await fresh.replaceAtSameRevision('k', { n: 100 });
     expect((await a.update('k', inc))?.value).toEqual({ n: 101 });
   });
 
+  it('canary: guarded by the revision alone, the same sequence loses the other writer\'s value', async () => {
+    const fresh = backend.fresh();
+    const a = await opening(fresh.url);
+    const canary = revisionOnlyGuard(a);
+    await runUpdate(canary, 'k', inc);
+    await fresh.replaceAtSameRevision('k', { n: 100 });
+    expect((await runUpdate(canary, 'k', inc))?.value).toEqual({ n: 2 });
+  });
+
+  it('a mutation that would build an oversized value on the stale state is answered on the value as it is', async () => {
+    const { url } = backend.fresh();
+    const [a, b] = [await opening(url), await opening(url)];
+    await a.update('job', () => ({ state: 'open' }));
+    await b.put('job', { state: 'closed' });
+    const answered = await a.update<{ state: string; pad?: string }>('job', (job) => (job?.state === 'open' ? { state: 'open', pad: 'x'.repeat(2 << 20) } : { state: 'reopened' }));
+    expect(answered?.value).toEqual({ state: 'reopened' });
+  });
+
+  it('a SKIP or an error on the stale state is not the answer: the key is read and the mutation runs again', async () => {
+    const { url } = backend.fresh();
+    const [a, b] = [await opening(url), await opening(url)];
+    await a.update('flag', () => ({ on: false }));
+    await b.put('flag', { on: true });
+    // Turn it on unless it is on: on the guess (off) it writes, on the real value (on) it SKIPs.
+    const skipped = await a.update<{ on: boolean }>('flag', (f) => (f?.on ? SKIP : { on: true }));
+    expect(skipped?.value).toEqual({ on: true });
+    await a.update('gate', () => ({ open: true }));
+    await b.put('gate', { open: false });
+    // Throws on the kept value (open), writes on the real one (closed).
+    const opened = await a.update<{ open: boolean; by?: string }>('gate', (g) => {
+      if (g?.open) throw new Error('already open');
+      return { open: true, by: 'a' };
+    });
+    expect(opened?.value).toEqual({ open: true, by: 'a' });
+  });
+
+  it('what the caller does to its answer, or a mutation to its argument, does not change what the next update() starts from', async () => {
+    const { url } = backend.fresh();
+    const [a, b] = [await opening(url), await opening(url)];
+    const answered = await a.update('k', inc);
+    (answered?.value as { n: number }).n = 999;
+    expect((await a.update('k', inc))?.value).toEqual({ n: 2 });
+    await b.put('k', { n: 50 });
+    // Changes its argument in place: on the guess ({n: 2}) and again on the value read ({n: 50}).
+    expect((await a.update<{ n: number }>('k', (v) => { (v as { n: number }).n += 1; return v; }))?.value).toEqual({ n: 51 });
+    expect((await a.update('k', inc))?.value).toEqual({ n: 52 });
+    expect((await b.get('k'))?.value).toEqual({ n: 52 });
+  });
+
+  it('a mutation that changes its argument and then throws leaves nothing of it for the next update()', async () => {
+    const { url } = backend.fresh();
+    const a = await opening(url);
+    await a.update('k', inc);
+    await expect(a.update<{ n: number }>('k', (v) => {
+      (v as { n: number }).n = 999;
+      throw new Error('changed my mind');
+    })).rejects.toThrow('changed my mind');
+    expect((await a.update('k', inc))?.value).toEqual({ n: 2 });
+  });
+
+  it('a key written with a TTL is read again: once expired it is absent', async () => {
+    const { url } = backend.fresh();
+    const a = await opening(url);
+    const counts = counting(a);
+    await a.update('t', () => 'first', { ttlMs: 150 });
+    await new Promise((r) => setTimeout(r, 400));
+    expect((await a.update<string>('t', (v) => (v === undefined ? 'fresh' : `stale ${v}`)))?.value).toBe('fresh');
+    expect(counts.own).toBe(0);
+  });
+
+  it('a put() or delete() of the key by the same object between two update()s: the next one reads', async () => {
+    const { url } = backend.fresh();
+    const a = await opening(url);
+    const counts = counting(a);
+    await a.update('k', inc);
+    await a.put('k', { n: 10 });
+    expect((await a.update('k', inc))?.value).toEqual({ n: 11 });
+    await a.delete('k');
+    expect((await a.update('k', inc))?.value).toEqual({ n: 1 });
+    expect(counts).toEqual({ reads: 3, own: 0 });
+  });
+});
+
+describe('update() builds on the key as it is: the file store reads every time', () => {
   it('file: the file removed and the store created again by another process', async () => {
     const file = join(dir, `${uniqueName('rf')}.json`);
     const a = await opening(`file:${file}`);
@@ -55,16 +250,5 @@ describe('update() builds on the key as it is, whatever this process wrote befor
     const b = await opening(`file:${file}`);
     await b.put('k', { n: 100 });
     expect((await a.update('k', inc))?.value).toEqual({ n: 101 });
-  });
-
-  it('a mutation that would build an oversized value on the stale state is answered on the value as it is', async () => {
-    const prefix = `rk_rf_${randomBytes(4).toString('hex')}_`;
-    prefixes.push(prefix);
-    const url = `${PG_URL}?prefix=${prefix}`;
-    const [a, b] = [await opening(url), await opening(url)];
-    await a.update('job', () => ({ state: 'open' }));
-    await b.put('job', { state: 'closed' });
-    const answered = await a.update<{ state: string; pad?: string }>('job', (job) => (job?.state === 'open' ? { state: 'open', pad: 'x'.repeat(2 << 20) } : { state: 'reopened' }));
-    expect(answered?.value).toEqual({ state: 'reopened' });
   });
 });

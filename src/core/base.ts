@@ -6,6 +6,7 @@ import type { UpdatesAtOnce } from './update-now.js';
 import { endOfMutatingAttempt } from './nested.js';
 import { WriteCombiner } from './combine.js';
 import { privateCopy } from './compose.js';
+import { forgetOwnWrite } from './own-writes.js';
 import { asWritten, copyWith } from './codec.js';
 import type {
   AtomicBatch, AtomicOp, Capabilities, Codec, DeleteOptions, Entry, HistoryOptions, ListOptions, ListPage,
@@ -84,6 +85,8 @@ export abstract class BaseStore implements Store {
     checkCondition(options);
     assertTtl(options.ttlMs);
     if (options.ttlMs !== undefined && !this.capabilities.ttl) throw new UnsupportedError('ttl', this.backend);
+    // Not needed for safety (an update()'s guess is guarded by its own token), only to spare its round trip.
+    forgetOwnWrite(this, key);
     return this.doPut(key, value, options);
   }
 
@@ -92,6 +95,7 @@ export abstract class BaseStore implements Store {
     assertKey(key);
     assertOptions(options, 'delete()');
     checkCondition(options);
+    forgetOwnWrite(this, key);
     return this.doDelete(key, options);
   }
 

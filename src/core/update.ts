@@ -2,11 +2,13 @@ import { BackendError, ClosedError, ConflictError, isAmbiguous, OutcomeUnknownEr
 import { DataLostError } from './feature-errors.js';
 import { answer, answeredMidway, answerUnaffected, compose, Composition, valueRules, type Attempt, type ValueRules } from './compose.js';
 import { lookForOwnWrite, type OwnWriteVerdict } from './own-write.js';
+import { keepOwnWrite, missedOwnWrite, takeOwnWrite } from './own-writes.js';
 import { AttemptEnd, type MutatingAttempt } from './nested.js';
 import { backoffDelay, UPDATE_DEFAULTS } from './retry.js';
-import { isTombstone, type Entry, type Mutation, type PutOptions, type RetryPolicy, type Store, type StoredRecord, type UpdateOptions } from './types.js';
+import { isTombstone, type Entry, type Mutation, type PutOptions, type StoredRecord, type UpdateOptions } from './types.js';
 import { answerBy, sleep, type StopSignal } from './waiting.js';
 import { abortWhenAllGone, Caller, waitOn } from './caller.js';
+import { IN_WRITE_DECLINED, type LoopPolicy, type UpdatableStore } from './update-types.js';
 
 /**
  * The one attempt loop of update() (docs/semantics.md, "update()"): read
@@ -30,47 +32,7 @@ import { abortWhenAllGone, Caller, waitOn } from './caller.js';
  *   outcome cannot be established it gets OutcomeUnknownError.
  */
 
-/** What the update loop needs from a store. */
-export type UpdatableStore = Pick<Store, 'getRecord' | 'put' | 'history' | 'capabilities' | 'backend'> & {
-  /** Fires when the store is closed: a backoff sleep ends at once, and the next store call says so. */
-  readonly closedSignal?: StopSignal;
-  /** Throws what a write of `value` would be refused for, writing nothing; else the value as its caller gets it back (BaseStore.checkValue). */
-  checkValue?(value: unknown, key: string): unknown;
-  /** A private copy of a value read or composed, as the store's codec would give it back (BaseStore.copyValue). */
-  copyValue?(value: unknown): unknown;
-  /**
-   * A store whose writes run synchronously in a write transaction (SQLite)
-   * can read the key, let `decide` compose the attempt and write what it
-   * returns, all in that transaction: no separate read, no conflict.
-   * `decide` is called once, inside the transaction, with the key's current
-   * record, and throws nothing; undefined: write nothing. (Should the store
-   * roll the transaction back and run it again, it writes the same decision
-   * if the key reads the same, and fails the write with a conflict if not.)
-   * Resolves to the entry written (its value the stored copy), or null when
-   * nothing was.
-   */
-  updateInWrite?(key: string, decide: (read: StoredRecord<unknown> | null) => InWriteDecision | undefined, ttlMs: number | undefined): Promise<Entry<unknown> | null>;
-};
-
-/**
- * What updateInWrite() rejects with, before calling `decide`, when it cannot
- * run the attempt in a write transaction soon (SQLite: another process holds
- * the write lock): the attempt reads and composes outside instead, so that a
- * mutation that writes nothing is answered without waiting for the lock.
- */
-export const IN_WRITE_DECLINED: unique symbol = Symbol('revkit: the write transaction is not available now');
-
-/** What an attempt composed inside the store's write transaction writes. */
-export interface InWriteDecision {
-  value: unknown;
-  writer: string;
-}
-
-/** What every attempt of one loop shares: callers with their own TTL or retry policy run alone. */
-export interface LoopPolicy {
-  retry: RetryPolicy;
-  ttlMs?: number;
-}
+export { IN_WRITE_DECLINED, type InWriteDecision, type LoopPolicy, type UpdatableStore } from './update-types.js';
 
 export function runUpdate<T>(store: UpdatableStore, key: string, fn: Mutation<T>, opts: UpdateOptions<T> = {}): Promise<Entry<T> | null> {
   return new Promise((resolve, reject) => {
@@ -98,6 +60,8 @@ export class AttemptLoop {
   /** Combined callers' values that a later one's may replace are checked as the write would check them. */
   private readonly rules: ValueRules;
   private readonly ended = new AttemptEnd();
+  /** Whether this loop's first attempt has begun: only it may start from this store object's own last write. */
+  private begun = false;
   /** What an update() of the key started inside one of this loop's mutations waits for: its end (nested.ts). */
   private readonly running: MutatingAttempt;
 
@@ -190,12 +154,39 @@ export class AttemptLoop {
       const done = await this.attemptInWrite(pending, stop);
       if (done !== IN_WRITE_DECLINED) return done;
     }
+    const own = this.store.putOnOwnWrite !== undefined && !this.begun && this.suspects.length === 0 ? takeOwnWrite(this.store, this.key) : undefined;
+    this.begun = true;
+    if (own !== undefined) {
+      const done = await this.attemptOnOwnWrite(own, pending, stop);
+      if (done !== undefined) return done;
+    }
     waitOn(pending, 'read');
     const read = await answerBy(this.store.getRecord(this.key), NO_DEADLINE, stop, false);
     if (this.suspects.length > 0 && (await this.resolveSuspects(read, stop))) return true;
     waitOn(pending, undefined);
     if (this.pending.length === 0) return true;
     return this.write(await compose(this.key, read, pending, this.rules, this.released, this.running), pending, stop);
+  }
+
+  /**
+   * The attempt on what this store object's last update() of the key wrote, without a read (own-writes.ts).
+   * Kept only if every mutation produced a value and the write, guarded by that write's revision and token,
+   * lands. A failure or a SKIP would be answered on a state no write proved current, and a refusal of the
+   * value (too large, invalid) may be the stale state's doing: then nothing is answered, and the attempt
+   * starts over from a read (undefined), its mutations run again. A cut write is as any other: it may land.
+   */
+  private async attemptOnOwnWrite(own: StoredRecord<unknown>, pending: Caller[], stop: StopSignal): Promise<boolean | undefined> {
+    const attempt = await compose(this.key, own, pending, this.rules, this.released, this.running);
+    if (attempt.written === undefined || attempt.failed.size > 0 || [...attempt.outcomes.values()].some((o) => o.kind !== 'value')) return undefined;
+    const refused = this.refusedWrite;
+    try {
+      return await this.write(attempt, pending, stop, own.writer);
+    } catch (err) {
+      if (isAmbiguous(err)) throw err;
+      this.refusedWrite = refused;
+      if (ConflictError.is(err)) missedOwnWrite(this.store, this.key);
+      return undefined;
+    }
   }
 
   /**
@@ -249,8 +240,8 @@ export class AttemptLoop {
     return this.write(resumeOutside ? await composition.finish(this.released) : composition.attempt, pending, stop);
   }
 
-  /** The write of a composed attempt, guarded by the revision it read. */
-  private async write(attempt: Attempt<Caller>, pending: Caller[], stop: StopSignal): Promise<boolean> {
+  /** The write of a composed attempt, guarded by the revision it read (and by its writer, `ownWriter`, when it read nothing). */
+  private async write(attempt: Attempt<Caller>, pending: Caller[], stop: StopSignal, ownWriter?: string): Promise<boolean> {
     const read = attempt.read;
     answerUnaffected(attempt, mayStillLand);
     // A caller answered while the mutations ran (deadline, abort) must not be written: start over
@@ -276,7 +267,8 @@ export class AttemptLoop {
     let entry: Entry<unknown>;
     try {
       waitOn(pending, 'write');
-      entry = await answerBy(this.store.put(this.key, attempt.written, guard), NO_DEADLINE, stop, true);
+      const put = ownWriter === undefined ? this.store.put(this.key, attempt.written, guard) : (this.store.putOnOwnWrite as NonNullable<UpdatableStore['putOnOwnWrite']>).call(this.store, this.key, attempt.written, guard, ownWriter);
+      entry = await answerBy(put, NO_DEADLINE, stop, true);
     } catch (err) {
       if (isAmbiguous(err)) this.suspects.push(attempt);
       else for (const c of attempt.outcomes.keys()) c.exposedIn.delete(attempt);
@@ -323,6 +315,9 @@ export class AttemptLoop {
     for (const c of this.callers) c.exposedIn.clear();
     this.suspects = [];
     this.singleFile = false;
+    if (entry !== null && attempt.written !== undefined && this.store.putOnOwnWrite !== undefined && this.store.copyValue !== undefined) {
+      keepOwnWrite(this.store, this.key, entry, attempt.token, this.store.copyValue(entry.value));
+    }
     answer(attempt, entry);
   }
 

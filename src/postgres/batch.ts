@@ -9,8 +9,10 @@ export interface Write {
   ttlMs: number | null;
   writer: string | null;
   kind: CondKind;
-  /** ifRevision (kind 'rev') or the encoded ifValue (kind 'value'). */
+  /** ifRevision (kind 'rev', 'own') or the encoded ifValue (kind 'value'). */
   arg: unknown;
+  /** Kind 'own': the writer token the key's row must hold. */
+  own?: string;
 }
 
 /** A write's outcome row: revision (null: not written), actual, found, ok and the written row's columns. */

@@ -37,11 +37,15 @@ export class ConditionalWrites {
     this.sender = new GroupSender({ one: (w) => this.writeOne(w), many: (ws) => this.writeMany(ws) }, batchesInFlight, MAX_BATCH, (w) => w.key);
   }
 
-  /** A conditional put: the entry written, or ConflictError. */
-  async put<T>(key: string, value: T, options: PutOptions): Promise<Entry<T>> {
+  /**
+   * A conditional put: the entry written, or ConflictError. With `ownWriter`, the condition is 'own': the
+   * key holds the write of options.ifRevision by that writer (update() without a read, core/own-writes.ts).
+   */
+  async put<T>(key: string, value: T, options: PutOptions, ownWriter?: string): Promise<Entry<T>> {
     const { bytes, value: copy } = this.rows.encode(value);
-    const [kind, arg, expected] = this.condition(options);
+    const [kind, arg, expected] = ownWriter === undefined ? this.condition(options) : ['own' as const, options.ifRevision, options.ifRevision ?? null];
     const write: Write = { key, del: false, value: bytes, ttlMs: options.ttlMs ?? null, writer: options.writer ?? null, kind, arg };
+    if (ownWriter !== undefined) write.own = ownWriter;
     const row = kind === 'value' ? await this.byValue(write, options.ifValue) : await this.putRow(write, expected);
     this.wakeUps.signalChange([key]);
     this.revisions.acked(key, num(row.revision));
@@ -116,6 +120,9 @@ export class ConditionalWrites {
       return (await this.conn.withClient(what, true, (c) => this.conn.q(c, name, () => deleteSql(this.names, w.kind, this.rows.json), [w.key, w.writer, ...tail]))).rows[0] as WriteRow;
     }
     const params = [w.key, w.value, w.ttlMs, w.writer, ...tail];
+    if (w.kind === 'own') {
+      return (await this.conn.withClient(what, true, (c) => this.conn.q(c, 'put_own', () => putRevisionSql(this.names, true), [...params, w.own]))).rows[0] as WriteRow;
+    }
     if (w.kind === 'rev') {
       const lean = (await this.conn.withClient(what, true, (c) => this.conn.q(c, 'put_lean', () => putRevisionSql(this.names), params))).rows[0] as WriteRow;
       // Not written although the snapshot held the expected revision: a concurrent writer came first; see putRevisionSql.
@@ -129,7 +136,8 @@ export class ConditionalWrites {
     const col = <V>(f: (w: Write) => V): V[] => ws.map(f);
     const r = await this.conn.withClient('batched write', true, (c) => this.conn.q(c, `batch${this.rows.json ? 'j' : 'b'}`, () => batchWriteSql(this.names, this.rows.json), [
       col((w) => w.key), col((w) => w.value), col((w) => w.ttlMs), col((w) => w.writer), col((w) => w.kind),
-      col((w) => (w.kind === 'rev' || w.kind === 'liverev' ? w.arg : null)), col((w) => (w.kind === 'value' ? w.arg : null)), col((w) => w.del),
+      col((w) => (w.kind === 'rev' || w.kind === 'liverev' || w.kind === 'own' ? w.arg : null)), col((w) => (w.kind === 'value' ? w.arg : null)), col((w) => w.del),
+      col((w) => w.own ?? null),
     ]));
     const byKey = new Map(r.rows.map((row) => [row.key as string, row]));
     return ws.map((w) => {

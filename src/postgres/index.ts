@@ -258,6 +258,13 @@ export class PostgresStore extends BaseStore {
     return this.writes.put(key, value, options);
   }
 
+  /** update()'s write without a read (core/own-writes.ts): lands only on this store object's own last write of the key. */
+  async putOnOwnWrite(key: string, value: unknown, guard: PutOptions, ownWriter: string): Promise<Entry<unknown>> {
+    this.assertOpen();
+    this.lineage.owedTo(this.lineage.begin());
+    return this.writes.put(key, value, guard, ownWriter);
+  }
+
   protected async doDelete(key: string, options: DeleteOptions): Promise<number | null> {
     this.lineage.owedTo(this.lineage.begin());
     return this.writes.delete(key, options);

@@ -215,11 +215,22 @@ export class RedisStore extends BaseStore {
 
   // ------------------------------------------------------------------ writes
 
-  protected async doPut<T>(key: string, value: T, options: PutOptions): Promise<Entry<T>> {
+  protected doPut<T>(key: string, value: T, options: PutOptions): Promise<Entry<T>> {
+    return this.putWith(key, value, options, undefined);
+  }
+
+  /** update()'s write without a read (core/own-writes.ts): lands only on this store object's own last write of the key. */
+  putOnOwnWrite(key: string, value: unknown, guard: PutOptions, ownWriter: string): Promise<Entry<unknown>> {
+    this.assertOpen();
+    return this.putWith(key, value, guard, ownWriter);
+  }
+
+  /** A put under its condition, or (`ownWriter`) guarded by the revision of options.ifRevision AND that writer token. */
+  private async putWith<T>(key: string, value: T, options: PutOptions, ownWriter: string | undefined): Promise<Entry<T>> {
     const { bytes, value: copy } = this.encode(value);
     const { historyDepth, changeLogRevisions } = this.settings;
     const reply = await conditionalWrite(key, options, (mode, want) =>
-      this.run(SCRIPTS.put, this.k.forWrite(key), [key, mode, want, bytes, options.ttlMs ?? 0, options.writer ?? '', historyDepth, changeLogRevisions], 'put', true),
+      this.run(SCRIPTS.put, this.k.forWrite(key), [key, ownWriter === undefined ? mode : 'own', want, bytes, options.ttlMs ?? 0, options.writer ?? '', historyDepth, changeLogRevisions, ownWriter ?? ''], 'put', true),
     (k) => this.getRecord(k));
     const [, revision, createdRevision, updatedAt, expiresAt] = reply as number[];
     const entry: Entry<T> = { key, value: copy as T, revision: this.scripts.saw(revision as number), createdRevision: createdRevision as number, updatedAt: updatedAt as number };

@@ -95,17 +95,27 @@ local function fails(cur, mode, want, now)
     if cur == nil then return want ~= 0 end
     return cur.rev ~= want
   end
-  if mode == 'liverev' then return (not live(cur, now)) or cur.rev ~= want end
+  if mode == 'liverev' or mode == 'own' then return (not live(cur, now)) or cur.rev ~= want end
   return false
+end
+-- The writer token of a packed record (pack()).
+local function writer_of(p)
+  local len, at = string.match(p, '^%d+,%d+,%d+,%d+,%d,(%d+):()')
+  return string.sub(p, at, at + tonumber(len) - 1)
 end
 `;
 
-/** KEYS meta rec keys ttl log hist; ARGV inc seen key mode want value ttlMs writer depth retention */
+/**
+ * KEYS meta rec keys ttl log hist; ARGV inc seen key mode want value ttlMs writer depth retention own.
+ * Mode 'own': the key holds the live write of revision `want` by writer token `own` (an update() that did
+ * not read, core/own-writes.ts).
+ */
 const PUT = `${WRITE_PRELUDE}
 local g = guard(ARGV[1], ARGV[2]) if g then return g end
 local key, now = ARGV[3], now_ms()
-local cur = parse(redis.call('HGET', KEYS[2], key))
-if fails(cur, ARGV[4], tonumber(ARGV[5]), now) then return {'CONFLICT', cur and cur.rev or -1} end
+local raw = redis.call('HGET', KEYS[2], key)
+local cur = parse(raw)
+if fails(cur, ARGV[4], tonumber(ARGV[5]), now) or (ARGV[4] == 'own' and writer_of(raw) ~= ARGV[11]) then return {'CONFLICT', cur and cur.rev or -1} end
 local rev = draw()
 local crev = rev
 if live(cur, now) then crev = cur.crev end

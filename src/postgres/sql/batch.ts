@@ -1,7 +1,7 @@
 /** Group commit's statement: many conditional puts and deletes of distinct keys at once (see ../batch.ts). */
 import type { Names } from '../schema.js';
 import { NOW_MS, NO_FLUSH_IF } from './common.js';
-import { cond, live } from './condition.js';
+import { cond, live, ownCond } from './condition.js';
 
 /**
  * Many conditional puts and deletes of DISTINCT keys in ONE statement (one
@@ -16,12 +16,13 @@ import { cond, live } from './condition.js';
  * appends every write with its writer token.
  * Parameters (arrays, one element per write): $1 key, $2 value (null for a
  * delete), $3 ttl ms, $4 writer, $5 kind (CondKind), $6 ifRevision (and the
- * live revision of 'liverev'), $7 ifValue bytes, $8 is-delete. One result row per write: the written revision (null:
+ * live revision of 'liverev' and 'own'), $7 ifValue bytes, $8 is-delete, $9 the writer token of 'own'. One result row per write: the written revision (null:
  * not written), the current revision on conflict, found (a row existed) and ok.
  */
 export function batchWriteSql(n: Names, json: boolean): string {
   const anyCond = (x: string) => `(CASE v.kind WHEN 'none' THEN true WHEN 'absent' THEN ${cond('absent', x, 'n.ms', json, '')}
     WHEN 'rev' THEN ${cond('rev', x, 'n.ms', json, 'v.rev')} WHEN 'liverev' THEN ${cond('liverev', x, 'n.ms', json, 'v.rev')}
+    WHEN 'own' THEN ${ownCond(x, 'n.ms', 'v.rev', 'v.own')}
     ELSE ${cond('value', x, 'n.ms', json, 'v.cmp')} END)`;
   const insert = (kind: 'none' | 'absent') => `INSERT INTO ${n.kv} AS t (key, revision, created_revision, value, deleted, updated_at, expires_at, writer)
   SELECT q.key, q.rev, q.rev, q.value, false, q.ms, q.ms + q.ttl, q.writer FROM (
@@ -36,14 +37,14 @@ export function batchWriteSql(n: Names, json: boolean): string {
   RETURNING t.key, t.revision, t.created_revision, t.updated_at, t.expires_at`;
   return `/*revkit:batch*/ WITH n AS MATERIALIZED (SELECT ${NOW_MS} AS ms),
 v AS MATERIALIZED (
-  SELECT * FROM unnest($1::text[], $2::bytea[], $3::bigint[], $4::text[], $5::text[], $6::bigint[], $7::bytea[], $8::boolean[])
-    AS v(key, value, ttl, writer, kind, rev, cmp, del)
+  SELECT * FROM unnest($1::text[], $2::bytea[], $3::bigint[], $4::text[], $5::text[], $6::bigint[], $7::bytea[], $8::boolean[], $9::text[])
+    AS v(key, value, ttl, writer, kind, rev, cmp, del, own)
 ),
 pre AS MATERIALIZED (
   SELECT s.key, s.revision, ${anyCond('s')} AS ok FROM v JOIN ${n.kv} s ON s.key = v.key, n
 ),
 cur AS MATERIALIZED (
-  SELECT k.key, k.revision, k.created_revision, k.deleted, k.expires_at, k.value
+  SELECT k.key, k.revision, k.created_revision, k.deleted, k.expires_at, k.value, k.writer
   FROM ${n.kv} k JOIN v ON k.key = v.key
   WHERE NOT EXISTS (SELECT 1 FROM pre WHERE pre.key = v.key AND NOT pre.ok)
   ORDER BY k.key FOR NO KEY UPDATE OF k

@@ -1,7 +1,7 @@
 /** One conditional put or delete (compare-and-swap) in ONE statement: putSql, its lean ifRevision form, deleteSql. */
 import type { Names } from '../schema.js';
 import { NOW_MS, NO_FLUSH_IF } from './common.js';
-import { cond, live, type CondKind } from './condition.js';
+import { cond, live, ownCond, type CondKind } from './condition.js';
 
 /**
  * `pre`: the key's row as of the statement's snapshot, and whether the
@@ -98,14 +98,16 @@ FROM (SELECT 1) AS one LEFT JOIN w ON true LEFT JOIN chk ON true`;
  * concurrent writer got in after the snapshot and the caller asks putSql,
  * which reports the revision it found under the lock.
  * Parameters as putSql: $1 key, $2 value, $3 ttl ms, $4 writer, $5 ifRevision.
+ * `own`: condition 'own' instead, its writer token $6; nothing written is
+ * the caller's conflict, whatever the reason (it reads the key and starts over).
  */
-export function putRevisionSql(n: Names): string {
+export function putRevisionSql(n: Names, own = false): string {
   return `/*revkit:put*/ WITH n AS MATERIALIZED (SELECT ${NOW_MS} AS ms),
 upd AS (
   UPDATE ${n.kv} t SET (revision, created_revision, value, deleted, updated_at, expires_at, writer) =
     (SELECT r.rev, CASE WHEN ${live('t', 'n.ms')} THEN t.created_revision ELSE r.rev END, $2::bytea, false, n.ms, n.ms + $3::bigint, $4::text
        FROM (SELECT ${n.next}() AS rev, t.key) r)
-  FROM n WHERE t.key = $1::text AND t.revision = $5::bigint
+  FROM n WHERE t.key = $1::text AND ${own ? ownCond('t', 'n.ms', '$5', '$6') : 't.revision = $5::bigint'}
   RETURNING t.revision, t.created_revision, t.updated_at, t.expires_at
 ),
 log AS (

@@ -5,8 +5,11 @@
  * write is guarded by once its value was compared in process (see
  * ConditionalWrites.byValue in ../cas.ts). 'never': ifRevision 0, the key has no row at all
  * (never written; a tombstone fails it) — an INSERT that never updates.
+ * 'own': the key holds exactly one write of this process, live at this revision
+ * with this writer token — an update() that did not read (core/own-writes.ts);
+ * only the lean statement and the batch take it.
  */
-export type CondKind = 'none' | 'absent' | 'rev' | 'liverev' | 'value' | 'never';
+export type CondKind = 'none' | 'absent' | 'rev' | 'liverev' | 'value' | 'never' | 'own';
 
 /** The bytes `\u` (a JSON unicode escape, or a backslash before a u: either way, jsonb is not asked). */
 const UNICODE_ESCAPE = `'\\x5c75'::bytea`;
@@ -37,6 +40,8 @@ export function cond(kind: CondKind, x: string, now: string, json: boolean, p: s
       return `(${x}.revision = ${p}::bigint)`;
     case 'liverev':
       return `(${live(x, now)} AND ${x}.revision = ${p}::bigint)`;
+    case 'own':
+      throw new Error('the own-write condition has two arguments: ownCond()');
     case 'value':
       return json
         ? `(CASE WHEN NOT ${live(x, now)} THEN false WHEN ${x}.value = ${p}::bytea THEN true
@@ -45,3 +50,6 @@ export function cond(kind: CondKind, x: string, now: string, json: boolean, p: s
         : `(${live(x, now)} AND ${x}.value = ${p}::bytea)`;
   }
 }
+
+/** 'own' on the row `x`: live at revision `p`, written by writer token `w`. */
+export const ownCond = (x: string, now: string, p: string, w: string): string => `(${live(x, now)} AND ${x}.revision = ${p}::bigint AND ${x}.writer = ${w}::text)`;
