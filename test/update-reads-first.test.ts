@@ -14,8 +14,9 @@ import { rmSync } from 'node:fs';
 import pg from 'pg';
 import { Redis } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
-import { open } from '../src/open.js';
-import { SKIP, type Entry, type PutOptions, type Store } from '../src/core/index.js';
+import { open, type OpenOptions } from '../src/open.js';
+import { OWN_WRITE_BYTES } from '../src/core/own-writes.js';
+import { SKIP, type Codec, type Entry, type PutOptions, type Store } from '../src/core/index.js';
 import { runUpdate, type UpdatableStore } from '../src/core/update.js';
 import { dropPostgresStore } from '../src/postgres/index.js';
 import { dropRedisStore } from '../src/redis/index.js';
@@ -39,7 +40,11 @@ const dir = tempDir('reads-first');
 const inc = (v: { n: number } | null) => ({ n: (v?.n ?? 0) + 1 });
 
 async function opening(url: string): Promise<Store> {
-  const s = await open(url);
+  return openWith(url, {});
+}
+
+async function openWith(url: string, options: OpenOptions): Promise<Store> {
+  const s = await open(url, options);
   opened.push(s);
   return s;
 }
@@ -118,6 +123,7 @@ function revisionOnlyGuard(store: Store): UpdatableStore {
     checkValue: (value, key) => s.checkValue?.(value, key),
     copyValue: (value) => s.copyValue?.(value),
     putOnOwnWrite: (key: string, value: unknown, guard: PutOptions): Promise<Entry<unknown>> => s.put(key, value, guard),
+    decodeOwnWrite: (bytes) => s.decodeOwnWrite?.(bytes),
   };
 }
 
@@ -216,6 +222,51 @@ describe.each(backends)('update() builds on the key as it is, whatever this proc
       throw new Error('changed my mind');
     })).rejects.toThrow('changed my mind');
     expect((await a.update('k', inc))?.value).toEqual({ n: 2 });
+  });
+
+  it('a codec that cannot encode what it decodes: the committed update() is answered with its value (review: ValidationError after the commit)', async () => {
+    const { url } = backend.fresh();
+    const stamped: Codec = {
+      name: 'stamped',
+      encode(v) {
+        (v as { schema?: number }).schema = 2;
+        return Buffer.from(JSON.stringify(v));
+      },
+      decode: (b) => Object.freeze(JSON.parse(Buffer.from(b).toString())),
+    };
+    const a = await openWith(url, { codec: stamped });
+    const answered = await a.update('doc', () => ({ title: 'hello' }));
+    expect(answered?.value).toEqual({ title: 'hello', schema: 2 });
+    expect(await a.get('doc')).toMatchObject({ value: { title: 'hello', schema: 2 }, revision: answered?.revision });
+  });
+
+  it('an async mutation is not run on a guess: run once, within its deadline, after another writer came in (review: run twice, deadline missed)', async () => {
+    const { url } = backend.fresh();
+    const [a, b] = [await opening(url), await opening(url)];
+    await a.update('k', inc);
+    await b.update('k', inc);
+    let calls = 0;
+    const slow = async (v: { n: number } | undefined) => {
+      calls++;
+      await new Promise((r) => setTimeout(r, 300));
+      return inc(v ?? null);
+    };
+    expect((await a.update('k', slow, { deadlineMs: 5_000 }))?.value).toEqual({ n: 3 });
+    expect(calls).toBe(1);
+    // Nor is the write of an async mutation kept: the next update() reads.
+    const counts = counting(a);
+    expect((await a.update('k', inc))?.value).toEqual({ n: 4 });
+    expect(counts).toEqual({ reads: 1, own: 0 });
+  });
+
+  it('a value over 16 KiB is not kept (the keeping is bounded): the next update() reads', async () => {
+    const { url } = backend.fresh();
+    const a = await opening(url);
+    const counts = counting(a);
+    const big = 'x'.repeat(OWN_WRITE_BYTES);
+    await a.update('big', () => ({ big }));
+    expect((await a.update<{ big: string; n?: number }>('big', (v) => ({ big: v?.big ?? '', n: 1 })))?.value.n).toBe(1);
+    expect(counts).toEqual({ reads: 2, own: 0 });
   });
 
   it('a key written with a TTL is read again: once expired it is absent', async () => {

@@ -48,6 +48,8 @@ export interface Attempt<C extends Carried = Carried> {
   writtenBy?: C;
   /** How a value read or composed is copied for a caller (ValueRules.copy). */
   copy: ValueCopy;
+  /** Set when a mutation returned a promise: the next update() of the key reads it (own-writes.ts). */
+  waited?: true;
 }
 
 /**
@@ -123,6 +125,7 @@ export class Composition<C extends Carried> {
       if (isThenable(result)) {
         // Handled here too: if the attempt is given up before finish() waits for it, a rejection is not unhandled.
         (result as Promise<unknown>).catch(ignore);
+        this.attempt.waited = true;
         return (this.waiting = { caller: c, result: result as Promise<unknown> });
       }
       this.took(c, result);

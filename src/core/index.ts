@@ -9,6 +9,7 @@ export { linearBackoff, exponentialJitter, decorrelatedJitter } from './retry.js
 export { runUpdate, IN_WRITE_DECLINED, type InWriteDecision } from './update.js';
 export { UPDATE_DEFAULTS } from './retry.js';
 export { newWriterToken } from './own-write.js';
+export { noteWrittenBytes } from './own-writes.js';
 export { sleep } from './waiting.js';
 export { validateCandidate } from './validate.js';
 export { BaseStore } from './base.js';

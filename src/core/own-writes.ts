@@ -7,48 +7,75 @@
  * created again, a server on memory restarted): another writer's value can
  * sit at the same revision. A token is a fresh one per attempt, 72 random
  * bits of this process and a counter: a key holds it only if it holds this
- * very write, whose value is the one kept here.
+ * very write.
  *
- * An entry is taken when an update() starts from it (its mutations may change
- * the value they are given) and kept again only when a write lands. Kept: the
- * OWN_WRITES_KEPT keys written last, without an expiry (an expired key reads
- * as absent). A key whose guess missed is read first for its next
- * READS_AFTER_MISS update()s: one that other writers keep changing would pay
- * a wasted round trip on every call.
+ * Kept are the bytes the store wrote, decoded afresh for each use: the
+ * mutation gets what a read would give, whatever the codec, and nothing it or
+ * a caller does to a value reaches what is kept. At most OWN_WRITE_BYTES a
+ * value and OWN_WRITES_KEPT keys (the last written) per store object; no write
+ * with an expiry (an expired key reads as absent). A key whose guess missed is
+ * read first for its next READS_AFTER_MISS update()s: one that other writers
+ * keep changing would pay a wasted round trip and a second run of its
+ * mutations on every call.
  */
 import type { Entry, StoredRecord } from './types.js';
 
 export const OWN_WRITES_KEPT = 64;
+export const OWN_WRITE_BYTES = 16 * 1024;
 export const READS_AFTER_MISS = 8;
 
 interface Kept {
-  record: StoredRecord<unknown> | undefined;
+  record: Omit<Entry<unknown>, 'value'> | undefined;
+  bytes: Uint8Array | undefined;
   readsFirst: number;
 }
 
 const byStore = new WeakMap<object, Map<string, Kept>>();
+const writtenBytes = new WeakMap<object, Uint8Array>();
 
-/** The record of this store object's last update() of `key`, removed from the keeping; undefined: read the key. */
-export function takeOwnWrite(store: object, key: string): StoredRecord<unknown> | undefined {
+/**
+ * A backend's write carrying a writer token (an update()'s) notes the bytes it stored with the entry it
+ * answers; the update loop takes them (takeWrittenBytes) when it keeps the write.
+ */
+export function noteWrittenBytes(entry: object, bytes: Uint8Array): void {
+  writtenBytes.set(entry, bytes);
+}
+
+export function takeWrittenBytes(entry: object): Uint8Array | undefined {
+  const bytes = writtenBytes.get(entry);
+  writtenBytes.delete(entry);
+  return bytes;
+}
+
+/**
+ * The record of this store object's last update() of `key`, its value decoded by `decode`; undefined:
+ * read the key. A value that no longer decodes is not guessed on.
+ */
+export function takeOwnWrite(store: object, key: string, decode: (bytes: Uint8Array) => unknown): StoredRecord<unknown> | undefined {
   const kept = byStore.get(store)?.get(key);
   if (kept === undefined) return undefined;
   if (kept.readsFirst > 0) {
     kept.readsFirst--;
     return undefined;
   }
-  const record = kept.record;
-  kept.record = undefined;
-  return record;
+  if (kept.record === undefined || kept.bytes === undefined) return undefined;
+  try {
+    return { ...kept.record, value: decode(kept.bytes) };
+  } catch {
+    forgetOwnWrite(store, key);
+    return undefined;
+  }
 }
 
-/** An update()'s write landed: `entry`, written with `writer`, `value` a private copy of its value. */
-export function keepOwnWrite(store: object, key: string, entry: Entry<unknown>, writer: string, value: unknown): void {
-  if (entry.expiresAt !== undefined) return forgetOwnWrite(store, key);
+/** An update()'s write landed: `entry`, written with `writer`, `bytes` what the store stored. */
+export function keepOwnWrite(store: object, key: string, entry: Entry<unknown>, writer: string, bytes: Uint8Array): void {
+  if (entry.expiresAt !== undefined || bytes.byteLength > OWN_WRITE_BYTES) return forgetOwnWrite(store, key);
   let keys = byStore.get(store);
   if (keys === undefined) byStore.set(store, (keys = new Map()));
   const readsFirst = keys.get(key)?.readsFirst ?? 0;
   keys.delete(key);
-  keys.set(key, { record: { ...entry, value, writer }, readsFirst });
+  const { value: _value, ...record } = entry;
+  keys.set(key, { record: { ...record, writer }, bytes, readsFirst });
   if (keys.size > OWN_WRITES_KEPT) keys.delete(keys.keys().next().value as string);
 }
 
@@ -56,12 +83,15 @@ export function keepOwnWrite(store: object, key: string, entry: Entry<unknown>, 
 export function missedOwnWrite(store: object, key: string): void {
   const kept = byStore.get(store)?.get(key);
   if (kept !== undefined) {
-    kept.record = undefined;
+    forgetOwnWrite(store, key);
     kept.readsFirst = READS_AFTER_MISS;
   }
 }
 
 export function forgetOwnWrite(store: object, key: string): void {
   const kept = byStore.get(store)?.get(key);
-  if (kept !== undefined) kept.record = undefined;
+  if (kept !== undefined) {
+    kept.record = undefined;
+    kept.bytes = undefined;
+  }
 }

@@ -11,6 +11,8 @@ export type UpdatableStore = Pick<Store, 'getRecord' | 'put' | 'history' | 'capa
    * Only where one statement or script can compare both (PostgreSQL, Redis).
    */
   putOnOwnWrite?(key: string, value: unknown, guard: PutOptions, ownWriter: string): Promise<Entry<unknown>>;
+  /** With putOnOwnWrite: the value of bytes this store wrote (noted by own-writes.ts noteWrittenBytes), as a read decodes it. */
+  decodeOwnWrite?(bytes: Uint8Array): unknown;
   /** Fires when the store is closed: a backoff sleep ends at once, and the next store call says so. */
   readonly closedSignal?: StopSignal;
   /** Throws what a write of `value` would be refused for, writing nothing; else the value as its caller gets it back (BaseStore.checkValue). */

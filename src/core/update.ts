@@ -2,7 +2,7 @@ import { BackendError, ClosedError, ConflictError, isAmbiguous, OutcomeUnknownEr
 import { DataLostError } from './feature-errors.js';
 import { answer, answeredMidway, answerUnaffected, compose, Composition, valueRules, type Attempt, type ValueRules } from './compose.js';
 import { lookForOwnWrite, type OwnWriteVerdict } from './own-write.js';
-import { keepOwnWrite, missedOwnWrite, takeOwnWrite } from './own-writes.js';
+import { forgetOwnWrite, keepOwnWrite, missedOwnWrite, takeOwnWrite, takeWrittenBytes } from './own-writes.js';
 import { AttemptEnd, type MutatingAttempt } from './nested.js';
 import { backoffDelay, UPDATE_DEFAULTS } from './retry.js';
 import { isTombstone, type Entry, type Mutation, type PutOptions, type StoredRecord, type UpdateOptions } from './types.js';
@@ -154,7 +154,11 @@ export class AttemptLoop {
       const done = await this.attemptInWrite(pending, stop);
       if (done !== IN_WRITE_DECLINED) return done;
     }
-    const own = this.store.putOnOwnWrite !== undefined && !this.begun && this.suspects.length === 0 ? takeOwnWrite(this.store, this.key) : undefined;
+    const { putOnOwnWrite, decodeOwnWrite } = this.store;
+    // An async mutation is not run on a guess: should it miss, it would run twice, one run after the other.
+    const own = putOnOwnWrite !== undefined && decodeOwnWrite !== undefined && !this.begun && this.suspects.length === 0 && !pending.some(isAsync)
+      ? takeOwnWrite(this.store, this.key, (bytes) => decodeOwnWrite.call(this.store, bytes))
+      : undefined;
     this.begun = true;
     if (own !== undefined) {
       const done = await this.attemptOnOwnWrite(own, pending, stop);
@@ -315,10 +319,15 @@ export class AttemptLoop {
     for (const c of this.callers) c.exposedIn.clear();
     this.suspects = [];
     this.singleFile = false;
-    if (entry !== null && attempt.written !== undefined && this.store.putOnOwnWrite !== undefined && this.store.copyValue !== undefined) {
-      keepOwnWrite(this.store, this.key, entry, attempt.token, this.store.copyValue(entry.value));
-    }
+    if (entry !== null && attempt.written !== undefined) this.keep(attempt, entry);
     answer(attempt, entry);
+  }
+
+  /** What the next update() may start from (own-writes.ts): a write whose mutations returned at once (an async one run twice doubles the wait). */
+  private keep(attempt: Attempt<Caller>, entry: Entry<unknown>): void {
+    const bytes = takeWrittenBytes(entry);
+    if (bytes !== undefined && attempt.waited === undefined && this.store.putOnOwnWrite !== undefined) keepOwnWrite(this.store, this.key, entry, attempt.token, bytes);
+    else forgetOwnWrite(this.store, this.key);
   }
 
   /**
@@ -376,6 +385,7 @@ export class AttemptLoop {
 
 
 const mayStillLand = (c: Caller): boolean => c.exposedIn.size > 0;
+const isAsync = (c: Caller): boolean => c.fn.constructor.name === 'AsyncFunction';
 
 /** The callers whose value the write of `attempt` carries: if it may have committed, so may their mutation. */
 function exposedBy(attempt: Attempt<Caller>): Caller[] {

@@ -5,7 +5,7 @@
  * here. The statements are in sql/cas.ts and sql/batch.ts.
  */
 import {
-  BackendError, ConflictError, deepEqual, isTombstone,
+  BackendError, ConflictError, deepEqual, isTombstone, noteWrittenBytes,
   type DeleteOptions, type Entry, type FailedCheck, type PutOptions, type StoredRecord,
 } from '../core/index.js';
 import { GroupSender, MAX_BATCH, type Write, type WriteRow } from './batch.js';
@@ -49,7 +49,9 @@ export class ConditionalWrites {
     const row = kind === 'value' ? await this.byValue(write, options.ifValue) : await this.putRow(write, expected);
     this.wakeUps.signalChange([key]);
     this.revisions.acked(key, num(row.revision));
-    return this.rows.toEntry<T>(key, { ...row, writer: options.writer ?? null }, { value: copy });
+    const entry = this.rows.toEntry<T>(key, { ...row, writer: options.writer ?? null }, { value: copy });
+    if (options.writer !== undefined) noteWrittenBytes(entry, bytes);
+    return entry;
   }
 
   /** A put until it is written or fails. */

@@ -265,6 +265,10 @@ export class PostgresStore extends BaseStore {
     return this.writes.put(key, value, guard, ownWriter);
   }
 
+  decodeOwnWrite(bytes: Uint8Array): unknown {
+    return this.rows.decodeWritten(bytes);
+  }
+
   protected async doDelete(key: string, options: DeleteOptions): Promise<number | null> {
     this.lineage.owedTo(this.lineage.begin());
     return this.writes.delete(key, options);

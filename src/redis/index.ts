@@ -20,7 +20,7 @@
  */
 import { Redis, type RedisOptions } from 'ioredis';
 import {
-  BackendError, BaseStore, DEFAULT_MAX_VALUE_BYTES, assertKey, assertLimit, assertAfter, assertOptions, assertPrefix, compareKeys, encodeForWrite, jsonCodec,
+  BackendError, BaseStore, DEFAULT_MAX_VALUE_BYTES, assertKey, assertLimit, assertAfter, assertOptions, assertPrefix, compareKeys, decodeStored, encodeForWrite, jsonCodec, noteWrittenBytes,
   type AsyncQueue, type AtomicOp, type Capabilities, type Codec, type DeleteOptions, type Entry,
   type HistoryOptions, type ListOptions, type ListPage, type PutOptions, type ReplicationState, type StoredRecord, type WatchEvent, type WatchOptions,
 } from '../core/index.js';
@@ -225,6 +225,10 @@ export class RedisStore extends BaseStore {
     return this.putWith(key, value, guard, ownWriter);
   }
 
+  decodeOwnWrite(bytes: Uint8Array): unknown {
+    return decodeStored(this.codec, bytes);
+  }
+
   /** A put under its condition, or (`ownWriter`) guarded by the revision of options.ifRevision AND that writer token. */
   private async putWith<T>(key: string, value: T, options: PutOptions, ownWriter: string | undefined): Promise<Entry<T>> {
     const { bytes, value: copy } = this.encode(value);
@@ -235,7 +239,10 @@ export class RedisStore extends BaseStore {
     const [, revision, createdRevision, updatedAt, expiresAt] = reply as number[];
     const entry: Entry<T> = { key, value: copy as T, revision: this.scripts.saw(revision as number), createdRevision: createdRevision as number, updatedAt: updatedAt as number };
     if (expiresAt) entry.expiresAt = expiresAt;
-    if (options.writer !== undefined) entry.writer = options.writer;
+    if (options.writer !== undefined) {
+      entry.writer = options.writer;
+      noteWrittenBytes(entry, bytes);
+    }
     return entry;
   }
 
