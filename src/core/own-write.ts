@@ -29,7 +29,7 @@ export type OwnWriteVerdict<T> =
  * `base` (one call with a large limit; backends cap it at what they keep).
  */
 export async function lookForOwnWrite<T>(
-  store: Pick<Store, 'history' | 'capabilities'>, key: string, read: StoredRecord<T> | null, writer: string, base: number, deadline: number, signal: StopSignal | undefined,
+  store: Pick<Store, 'history' | 'capabilities'> & FindsWrites, key: string, read: StoredRecord<T> | null, writer: string, base: number, deadline: number, signal: StopSignal | undefined,
 ): Promise<OwnWriteVerdict<T>> {
   if (read && read.writer === writer && read.revision > base) return { state: 'committed', record: read };
   if ((read?.revision ?? 0) <= base) return { state: 'pending' };
@@ -45,7 +45,28 @@ export async function lookForOwnWrite<T>(
   }
   const own = past.find((r) => r.writer === writer && r.revision > base);
   if (own) return { state: 'committed', record: own };
-  return past.some((r) => r.revision <= base) ? { state: 'absent' } : { state: 'unknown' };
+  if (past.some((r) => r.revision <= base)) return { state: 'absent' };
+  // History keeps a key's last writes only; a write guarded by an old revision (update()'s own-write guess,
+  // own-writes.ts) may lie beyond it, where a store's change log may still tell.
+  if (store.findWrite === undefined) return { state: 'unknown' };
+  let found: StoredRecord<T> | 'absent' | undefined;
+  try {
+    found = (await answerBy(store.findWrite(key, writer, base), deadline, signal, false)) as StoredRecord<T> | 'absent' | undefined;
+  } catch (err) {
+    if ((BackendError.is(err) && err.transient) || DataLostError.is(err)) throw err;
+    return { state: 'unknown' };
+  }
+  if (found === 'absent') return { state: 'absent' };
+  return found === undefined ? { state: 'unknown' } : { state: 'committed', record: found };
+}
+
+/** A store that can look for a write by its token beyond history(): PostgreSQL's and Redis' change logs. */
+export interface FindsWrites {
+  /**
+   * The change of `key` above revision `base` written with `writer`; 'absent' when it is not there and the store
+   * kept every change above `base`; undefined when it cannot tell.
+   */
+  findWrite?(key: string, writer: string, base: number): Promise<StoredRecord<unknown> | 'absent' | undefined>;
 }
 
 /** As far back as update() looks for its own write; every backend caps history below this. */

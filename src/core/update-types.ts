@@ -1,9 +1,10 @@
 /** What update()'s attempt loop (update.ts) needs from a store, and the shapes it shares with the stores. */
 import type { Entry, PutOptions, RetryPolicy, Store, StoredRecord } from './types.js';
 import type { StopSignal } from './waiting.js';
+import type { FindsWrites } from './own-write.js';
 
 /** What the update loop needs from a store. */
-export type UpdatableStore = Pick<Store, 'getRecord' | 'put' | 'history' | 'capabilities' | 'backend'> & {
+export type UpdatableStore = Pick<Store, 'getRecord' | 'put' | 'history' | 'capabilities' | 'backend'> & FindsWrites & {
   /**
    * update()'s write on what this store object's last update() of the key wrote, without reading the key
    * first (own-writes.ts): guarded by that write's revision AND its writer token, so it lands only while

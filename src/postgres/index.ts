@@ -269,6 +269,12 @@ export class PostgresStore extends BaseStore {
     return this.rows.decodeWritten(bytes);
   }
 
+  /** update()'s look for its own write beyond history() (core/own-write.ts): every change the log keeps. */
+  findWrite(key: string, writer: string, base: number): Promise<StoredRecord<unknown> | 'absent' | undefined> {
+    this.assertOpen();
+    return this.told(() => this.reads.findWrite(key, writer, base));
+  }
+
   protected async doDelete(key: string, options: DeleteOptions): Promise<number | null> {
     this.lineage.owedTo(this.lineage.begin());
     return this.writes.delete(key, options);

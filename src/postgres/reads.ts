@@ -8,7 +8,7 @@ import type { Revisions } from './revisions.js';
 import { num, type Row, type RowCodec } from './rows.js';
 import type { Names } from './schema.js';
 import { likePrefix } from './sql/common.js';
-import { getManySql, getSql, historySql, listSql } from './sql/read.js';
+import { findWriteSql, getManySql, getSql, historySql, listSql } from './sql/read.js';
 
 export class Reads {
   private readonly sender: GroupSender<string, Row | undefined>;
@@ -53,6 +53,17 @@ export class Reads {
     const page = r.rows.slice(0, limit);
     const entries = page.map((row) => this.rows.toEntry<T>(row.key as string, row));
     return r.rows.length > limit ? { entries, cursor: page[page.length - 1]?.key as string } : { entries };
+  }
+
+  /**
+   * The change of `key` above revision `base` written with `writer`, found in everything the change log
+   * keeps; 'absent' when it is not there and the log kept every change above `base`; undefined when it may
+   * have been pruned. What update() asks after a lost acknowledgement when history() does not reach `base`.
+   */
+  async findWrite<T>(key: string, writer: string, base: number): Promise<StoredRecord<T> | 'absent' | undefined> {
+    const row = (await this.conn.withClient('history', false, (c) => this.conn.q(c, 'findwrite', () => findWriteSql(this.names), [key, writer, base]))).rows[0] as Row;
+    if (row.revision !== null && row.revision !== undefined) return row.deleted ? this.rows.toRecord<T>(key, row, 0) : this.rows.toEntry<T>(key, row);
+    return row.complete === true ? 'absent' : undefined;
   }
 
   async history<T>(key: string, options: HistoryOptions): Promise<StoredRecord<T>[]> {

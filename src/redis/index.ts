@@ -36,6 +36,7 @@ import { ScriptRunner, type Reply } from './runner.js';
 import { SCRIPTS } from './scripts.js';
 import { StreamWaker } from './waker.js';
 import { followChangeLog, type ChangeLogAccess } from './watch.js';
+import { findWriteInLog } from './find-write.js';
 
 export type { RedisStoreOptions } from './options.js';
 export { START_CLOCK_MARGIN_MS, START_TRIM_SLACK_MS } from './watch.js';
@@ -227,6 +228,13 @@ export class RedisStore extends BaseStore {
 
   decodeOwnWrite(bytes: Uint8Array): unknown {
     return decodeStored(this.codec, bytes);
+  }
+
+  /** update()'s look for its own write beyond history() (core/own-write.ts): the change log (find-write.ts). */
+  async findWrite(key: string, writer: string, base: number): Promise<StoredRecord<unknown> | 'absent' | undefined> {
+    this.assertOpen();
+    const found = await findWriteInLog((...call) => this.run(...call), this.k, key, writer, base);
+    return found === undefined || found === 'absent' ? found : this.record(key, found, Number.NEGATIVE_INFINITY);
   }
 
   /** A put under its condition, or (`ownWriter`) guarded by the revision of options.ifRevision AND that writer token. */

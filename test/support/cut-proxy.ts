@@ -18,6 +18,11 @@ export interface CutProxy {
   /** Connections opened so far (client sides still forwarding). */
   readonly open: number;
   cut(): void;
+  /**
+   * The next client chunk holding every one of `markers` reaches the server; its reply does not: the
+   * connection is reset instead (a lost acknowledgement). Resolves when that chunk went through.
+   */
+  loseReplyTo(markers: string[]): Promise<void>;
   retarget(port: number): void;
   close(): Promise<void>;
 }
@@ -26,15 +31,28 @@ export async function startCutProxy(targetPort: number, targetHost = '127.0.0.1'
   const live = new Set<{ client: net.Socket; upstream: net.Socket; cut: boolean }>();
   const orphans = new Set<net.Socket>();
   let target = targetPort;
+  let armed: { markers: Buffer[]; sent: () => void } | undefined;
   const server = net.createServer((client) => {
     const upstream = net.connect(target, targetHost);
-    const pair = { client, upstream, cut: false };
+    const pair = { client, upstream, cut: false, loseReply: false };
     live.add(pair);
-    client.on('data', (chunk) => {
-      if (!pair.cut) upstream.write(chunk);
+    client.on('data', (chunk: Buffer) => {
+      if (pair.cut) return;
+      if (armed !== undefined && armed.markers.every((m) => chunk.includes(m))) {
+        pair.loseReply = true;
+        armed.sent();
+        armed = undefined;
+      }
+      upstream.write(chunk);
     });
     upstream.on('data', (chunk) => {
-      if (!pair.cut) client.write(chunk);
+      if (pair.cut) return;
+      if (pair.loseReply) {
+        client.resetAndDestroy();
+        upstream.destroy();
+        return;
+      }
+      client.write(chunk);
     });
     const end = () => {
       if (pair.cut) return;
@@ -61,6 +79,9 @@ export async function startCutProxy(targetPort: number, targetHost = '127.0.0.1'
         orphans.add(pair.upstream);
       }
       live.clear();
+    },
+    loseReplyTo(markers: string[]) {
+      return new Promise<void>((sent) => (armed = { markers: markers.map((m) => Buffer.from(m)), sent }));
     },
     retarget(port: number) {
       target = port;

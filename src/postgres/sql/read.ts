@@ -22,3 +22,16 @@ export function historySql(n: Names): string {
   return `SELECT key, revision, deleted, value, created_revision, updated_at, expires_at, writer FROM ${n.changes}
 WHERE key = $1::text ORDER BY revision DESC LIMIT $2::integer`;
 }
+
+/**
+ * A write by writer token $2 of key $1 above revision $3, from every change the log keeps (not only the
+ * history depth), and whether the log is known to keep every change above $3 (nothing above it was ever
+ * pruned: meta.pruned_through). See Reads.findWrite.
+ */
+export function findWriteSql(n: Names): string {
+  return `SELECT c.key, c.revision, c.deleted, c.value, c.created_revision, c.updated_at, c.expires_at, c.writer,
+  (SELECT m.pruned_through <= $3::bigint FROM ${n.meta} m WHERE m.id = 1) AS complete
+FROM (SELECT 1) AS one LEFT JOIN LATERAL (
+  SELECT * FROM ${n.changes} WHERE key = $1::text AND revision > $3::bigint AND writer = $2::text ORDER BY revision LIMIT 1
+) c ON true`;
+}
