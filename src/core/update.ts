@@ -155,7 +155,7 @@ export class AttemptLoop {
       if (done !== IN_WRITE_DECLINED) return done;
     }
     const { putOnOwnWrite, decodeOwnWrite } = this.store;
-    // An async mutation is not run on a guess: should it miss, it would run twice, one run after the other.
+    // An async mutation is not run on a guess: a miss would run it twice, one run after the other.
     const own = putOnOwnWrite !== undefined && decodeOwnWrite !== undefined && !this.begun && this.suspects.length === 0 && !pending.some(isAsync)
       ? takeOwnWrite(this.store, this.key, (bytes) => decodeOwnWrite.call(this.store, bytes))
       : undefined;
@@ -382,7 +382,6 @@ export class AttemptLoop {
     everyoneGone.release();
   }
 }
-
 
 const mayStillLand = (c: Caller): boolean => c.exposedIn.size > 0;
 const isAsync = (c: Caller): boolean => c.fn.constructor.name === 'AsyncFunction';

@@ -226,9 +226,7 @@ export class RedisStore extends BaseStore {
     return this.putWith(key, value, guard, ownWriter);
   }
 
-  decodeOwnWrite(bytes: Uint8Array): unknown {
-    return decodeStored(this.codec, bytes);
-  }
+  decodeOwnWrite = (bytes: Uint8Array): unknown => decodeStored(this.codec, bytes);
 
   /** update()'s look for its own write beyond history() (core/own-write.ts): the change log (find-write.ts). */
   async findWrite(key: string, writer: string, base: number): Promise<StoredRecord<unknown> | 'absent' | undefined> {
