@@ -15,7 +15,7 @@ import pg from 'pg';
 import { Redis } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
 import { open, type OpenOptions } from '../src/open.js';
-import { OWN_WRITE_BYTES } from '../src/core/own-writes.js';
+import { OWN_WRITE_BYTES, takeWrittenBytes } from '../src/core/own-writes.js';
 import { SKIP, type Codec, type Entry, type PutOptions, type Store } from '../src/core/index.js';
 import { runUpdate, type UpdatableStore } from '../src/core/update.js';
 import type { FindsWrites } from '../src/core/own-write.js';
@@ -323,6 +323,22 @@ describe.each(backends)('update() builds on the key as it is, whatever this proc
     // Changes above the revision may have been pruned: a write not found may be among them.
     await fresh.prunedThrough(first.revision + 1);
     expect(await a.findWrite?.('k', 'w-nobody', first.revision)).toBeUndefined();
+  });
+
+  it('a mutation without a prototype is run as any other (review: a plain TypeError)', async () => {
+    const { url } = backend.fresh();
+    const a = await opening(url);
+    const bare = (v: { n: number } | undefined) => inc(v ?? null);
+    Object.setPrototypeOf(bare, null);
+    await a.update('k', inc);
+    expect((await a.update('k', bare))?.value).toEqual({ n: 2 });
+  });
+
+  it('a put() with a writer token leaves no second copy of its value beside the entry it answers (review: 50 MiB for 200 kept entries)', async () => {
+    const { url } = backend.fresh();
+    const a = await opening(url);
+    const entry = await a.put('k', { big: 'x'.repeat(1000) }, { writer: 'w-kept-by-caller' });
+    expect(takeWrittenBytes(entry)).toBeUndefined();
   });
 
   it('a key written with a TTL is read again: once expired it is absent', async () => {

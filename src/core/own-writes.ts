@@ -32,13 +32,21 @@ interface Kept {
 
 const byStore = new WeakMap<object, Map<string, Kept>>();
 const writtenBytes = new WeakMap<object, Uint8Array>();
+const wanted = new WeakSet<object>();
+
+/** The options of an update()'s write: its backend notes the bytes it stores (noteWrittenBytes). */
+export function wantWrittenBytes<O extends object>(options: O): O {
+  wanted.add(options);
+  return options;
+}
 
 /**
- * A backend's write carrying a writer token (an update()'s) notes the bytes it stored with the entry it
- * answers; the update loop takes them (takeWrittenBytes) when it keeps the write.
+ * A backend's write notes the bytes it stored with the entry it answers, when its options ask for them
+ * (an update()'s write, whose loop takes them back at once: takeWrittenBytes; a caller holding an entry
+ * of put() holds no second copy of its value).
  */
-export function noteWrittenBytes(entry: object, bytes: Uint8Array): void {
-  writtenBytes.set(entry, bytes);
+export function noteWrittenBytes(options: object, entry: object, bytes: Uint8Array): void {
+  if (wanted.has(options)) writtenBytes.set(entry, bytes);
 }
 
 export function takeWrittenBytes(entry: object): Uint8Array | undefined {
@@ -47,11 +55,18 @@ export function takeWrittenBytes(entry: object): Uint8Array | undefined {
   return bytes;
 }
 
+/** What guessing needs of a store (UpdatableStore's putOnOwnWrite and decodeOwnWrite). */
+interface GuessingStore {
+  putOnOwnWrite?: unknown;
+  decodeOwnWrite?(bytes: Uint8Array): unknown;
+}
+
 /**
- * The record of this store object's last update() of `key`, its value decoded by `decode`; undefined:
- * read the key. A value that no longer decodes is not guessed on.
+ * The record of this store object's last update() of `key`, its value decoded as a read decodes it;
+ * undefined: read the key. A value that no longer decodes is not guessed on.
  */
-export function takeOwnWrite(store: object, key: string, decode: (bytes: Uint8Array) => unknown): StoredRecord<unknown> | undefined {
+export function takeOwnWrite(store: GuessingStore, key: string): StoredRecord<unknown> | undefined {
+  if (store.putOnOwnWrite === undefined || store.decodeOwnWrite === undefined) return undefined;
   const kept = byStore.get(store)?.get(key);
   if (kept === undefined) return undefined;
   if (kept.readsFirst > 0) {
@@ -60,7 +75,7 @@ export function takeOwnWrite(store: object, key: string, decode: (bytes: Uint8Ar
   }
   if (kept.record === undefined || kept.bytes === undefined) return undefined;
   try {
-    return { ...kept.record, value: decode(kept.bytes) };
+    return { ...kept.record, value: store.decodeOwnWrite(kept.bytes) };
   } catch {
     forgetOwnWrite(store, key);
     return undefined;

@@ -1,8 +1,8 @@
-import { BackendError, ClosedError, ConflictError, isAmbiguous, OutcomeUnknownError } from './errors.js';
+import { BackendError, ClosedError, ConflictError, isAmbiguous, OutcomeUnknownError, TooLargeError, ValidationError } from './errors.js';
 import { DataLostError } from './feature-errors.js';
 import { answer, answeredMidway, answerUnaffected, compose, Composition, valueRules, type Attempt, type ValueRules } from './compose.js';
 import { lookForOwnWrite, type OwnWriteVerdict } from './own-write.js';
-import { forgetOwnWrite, keepOwnWrite, missedOwnWrite, takeOwnWrite, takeWrittenBytes } from './own-writes.js';
+import { forgetOwnWrite, keepOwnWrite, missedOwnWrite, takeOwnWrite, takeWrittenBytes, wantWrittenBytes } from './own-writes.js';
 import { AttemptEnd, type MutatingAttempt } from './nested.js';
 import { backoffDelay, UPDATE_DEFAULTS } from './retry.js';
 import { isTombstone, type Entry, type Mutation, type PutOptions, type StoredRecord, type UpdateOptions } from './types.js';
@@ -154,11 +154,8 @@ export class AttemptLoop {
       const done = await this.attemptInWrite(pending, stop);
       if (done !== IN_WRITE_DECLINED) return done;
     }
-    const { putOnOwnWrite, decodeOwnWrite } = this.store;
     // An async mutation is not run on a guess: a miss would run it twice, one run after the other.
-    const own = putOnOwnWrite !== undefined && decodeOwnWrite !== undefined && !this.begun && this.suspects.length === 0 && !pending.some(isAsync)
-      ? takeOwnWrite(this.store, this.key, (bytes) => decodeOwnWrite.call(this.store, bytes))
-      : undefined;
+    const own = !this.begun && this.suspects.length === 0 && !pending.some(isAsync) ? takeOwnWrite(this.store, this.key) : undefined;
     this.begun = true;
     if (own !== undefined) {
       const done = await this.attemptOnOwnWrite(own, pending, stop);
@@ -177,7 +174,8 @@ export class AttemptLoop {
    * Kept only if every mutation produced a value and the write, guarded by that write's revision and token,
    * lands. A failure or a SKIP would be answered on a state no write proved current, and a refusal of the
    * value (too large, invalid) may be the stale state's doing: then nothing is answered, and the attempt
-   * starts over from a read (undefined), its mutations run again. A cut write is as any other: it may land.
+   * starts over from a read (undefined), its mutations run again. Any other error (a DataLostError owed, a
+   * cut write that may land) is the store's answer, as after a read.
    */
   private async attemptOnOwnWrite(own: StoredRecord<unknown>, pending: Caller[], stop: StopSignal): Promise<boolean | undefined> {
     const attempt = await compose(this.key, own, pending, this.rules, this.released, this.running);
@@ -186,7 +184,7 @@ export class AttemptLoop {
     try {
       return await this.write(attempt, pending, stop, own.writer);
     } catch (err) {
-      if (isAmbiguous(err)) throw err;
+      if (!ConflictError.is(err) && !TooLargeError.is(err) && !ValidationError.is(err)) throw err;
       this.refusedWrite = refused;
       if (ConflictError.is(err)) missedOwnWrite(this.store, this.key);
       return undefined;
@@ -264,7 +262,7 @@ export class AttemptLoop {
       return true;
     }
     // Never written: ifRevision 0 (a tombstone fails it), so a cut create cannot land after a later delete.
-    const guard: PutOptions = { writer: attempt.token, ifRevision: read?.revision ?? 0 };
+    const guard: PutOptions = wantWrittenBytes({ writer: attempt.token, ifRevision: read?.revision ?? 0 });
     if (this.policy.ttlMs !== undefined) guard.ttlMs = this.policy.ttlMs;
     // A SKIP caller's answer (what it saw) holds whether or not this write lands: it is not exposed to it.
     for (const c of exposedBy(attempt)) c.exposedIn.add(attempt);
@@ -384,7 +382,7 @@ export class AttemptLoop {
 }
 
 const mayStillLand = (c: Caller): boolean => c.exposedIn.size > 0;
-const isAsync = (c: Caller): boolean => c.fn.constructor.name === 'AsyncFunction';
+const isAsync = (c: Caller): boolean => c.fn instanceof ASYNC_FUNCTION;
 
 /** The callers whose value the write of `attempt` carries: if it may have committed, so may their mutation. */
 function exposedBy(attempt: Attempt<Caller>): Caller[] {
@@ -396,4 +394,5 @@ function exposedBy(attempt: Attempt<Caller>): Caller[] {
 
 /** The loop's store calls end by the callers' own deadlines (see attempt()), not by one of theirs. */
 const NO_DEADLINE = Infinity;
+const ASYNC_FUNCTION = (async () => undefined).constructor;
 

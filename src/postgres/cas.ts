@@ -50,7 +50,7 @@ export class ConditionalWrites {
     this.wakeUps.signalChange([key]);
     this.revisions.acked(key, num(row.revision));
     const entry = this.rows.toEntry<T>(key, { ...row, writer: options.writer ?? null }, { value: copy });
-    if (options.writer !== undefined) noteWrittenBytes(entry, bytes);
+    noteWrittenBytes(options, entry, bytes);
     return entry;
   }
 

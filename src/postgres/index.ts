@@ -270,9 +270,12 @@ export class PostgresStore extends BaseStore {
   }
 
   /** update()'s look for its own write beyond history() (core/own-write.ts): every change the log keeps. */
-  findWrite(key: string, writer: string, base: number): Promise<StoredRecord<unknown> | 'absent' | undefined> {
+  async findWrite(key: string, writer: string, base: number): Promise<StoredRecord<unknown> | 'absent' | undefined> {
     this.assertOpen();
-    return this.told(() => this.reads.findWrite(key, writer, base));
+    const found = await this.told(() => this.reads.findWrite(key, writer, base));
+    // Told to the caller, as a get's record is: checked against a promoted member after a failover (lineage.ts).
+    if (typeof found === 'object') this.revisions.delivered(found.revision, key);
+    return found;
   }
 
   protected async doDelete(key: string, options: DeleteOptions): Promise<number | null> {

@@ -245,10 +245,8 @@ export class RedisStore extends BaseStore {
     const [, revision, createdRevision, updatedAt, expiresAt] = reply as number[];
     const entry: Entry<T> = { key, value: copy as T, revision: this.scripts.saw(revision as number), createdRevision: createdRevision as number, updatedAt: updatedAt as number };
     if (expiresAt) entry.expiresAt = expiresAt;
-    if (options.writer !== undefined) {
-      entry.writer = options.writer;
-      noteWrittenBytes(entry, bytes);
-    }
+    if (options.writer !== undefined) entry.writer = options.writer;
+    noteWrittenBytes(options, entry, bytes);
     return entry;
   }
 
