@@ -341,6 +341,42 @@ describe.each(backends)('update() builds on the key as it is, whatever this proc
     expect(takeWrittenBytes(entry)).toBeUndefined();
   });
 
+  it('several update()s of the key at once, not combined: one starts from the kept write, the others read', async () => {
+    const { url } = backend.fresh();
+    const a = await opening(url);
+    await a.update('k', inc);
+    const counts = counting(a);
+    const answers = await Promise.all(Array.from({ length: 8 }, () => a.update('k', inc, { combine: false })));
+    expect(answers.map((e) => e?.value.n).sort((x, y) => (x ?? 0) - (y ?? 0))).toEqual([2, 3, 4, 5, 6, 7, 8, 9]);
+    expect(counts.own).toBe(1);
+  });
+
+  it('a key other writers keep changing is guessed on less and less: 8, then 16 reads first after each miss', async () => {
+    const { url } = backend.fresh();
+    const [a, b] = [await opening(url), await opening(url)];
+    await a.update('k', inc);
+    const counts = counting(a);
+    const missOnce = async () => {
+      await b.update('k', inc);
+      const own = counts.own;
+      await a.update('k', inc);
+      expect(counts.own).toBe(own + 1);
+    };
+    const readsFor = async (n: number) => {
+      const [reads, own] = [counts.reads, counts.own];
+      for (let i = 0; i < n; i++) await a.update('k', inc);
+      return { reads: counts.reads - reads, own: counts.own - own };
+    };
+    await missOnce();
+    expect(await readsFor(8)).toEqual({ reads: 8, own: 0 });
+    await missOnce();
+    expect(await readsFor(16)).toEqual({ reads: 16, own: 0 });
+    // Then a guess that lands: misses start over.
+    expect(await readsFor(1)).toEqual({ reads: 0, own: 1 });
+    await missOnce();
+    expect(await readsFor(9)).toEqual({ reads: 8, own: 1 });
+  });
+
   it('a key written with a TTL is read again: once expired it is absent', async () => {
     const { url } = backend.fresh();
     const a = await opening(url);

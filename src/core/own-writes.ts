@@ -9,25 +9,29 @@
  * bits of this process and a counter: a key holds it only if it holds this
  * very write.
  *
- * Kept are the bytes the store wrote, decoded afresh for each use: the
+ * Kept are the bytes the store wrote, decoded when taken: the
  * mutation gets what a read would give, whatever the codec, and nothing it or
  * a caller does to a value reaches what is kept. At most OWN_WRITE_BYTES a
  * value and OWN_WRITES_KEPT keys (the last written) per store object; no write
  * with an expiry (an expired key reads as absent). A key whose guess missed is
- * read first for its next READS_AFTER_MISS update()s: one that other writers
- * keep changing would pay a wasted round trip and a second run of its
- * mutations on every call.
+ * read first for its next READS_AFTER_MISS update()s, twice as many after each
+ * further miss (up to 1,024) until a guess lands: one that other writers keep
+ * changing would pay a wasted round trip and a second run of its mutations on
+ * every call.
  */
 import type { Entry, StoredRecord } from './types.js';
 
 export const OWN_WRITES_KEPT = 64;
 export const OWN_WRITE_BYTES = 16 * 1024;
 export const READS_AFTER_MISS = 8;
+const MOST_READS_AFTER_MISSES = 1_024;
 
 interface Kept {
   record: Omit<Entry<unknown>, 'value'> | undefined;
   bytes: Uint8Array | undefined;
   readsFirst: number;
+  /** Guesses missed since one last landed: each doubles the reads first (a key other writers keep changing). */
+  misses: number;
 }
 
 const byStore = new WeakMap<object, Map<string, Kept>>();
@@ -73,24 +77,27 @@ export function takeOwnWrite(store: GuessingStore, key: string): StoredRecord<un
     kept.readsFirst--;
     return undefined;
   }
-  if (kept.record === undefined || kept.bytes === undefined) return undefined;
+  const { record, bytes } = kept;
+  if (record === undefined || bytes === undefined) return undefined;
+  // Taken: of several update()s of the key at once (combine: false), one guesses and the others read —
+  // all guessing on one write, all but one would miss, and read, and write again.
+  forgetOwnWrite(store, key);
   try {
-    return { ...kept.record, value: store.decodeOwnWrite(kept.bytes) };
+    return { ...record, value: store.decodeOwnWrite(bytes) };
   } catch {
-    forgetOwnWrite(store, key);
     return undefined;
   }
 }
 
-/** An update()'s write landed: `entry`, written with `writer`, `bytes` what the store stored. */
-export function keepOwnWrite(store: object, key: string, entry: Entry<unknown>, writer: string, bytes: Uint8Array): void {
+/** An update()'s write landed (`guessed`: one started from the kept record): `entry`, written with `writer`, `bytes` what the store stored. */
+export function keepOwnWrite(store: object, key: string, entry: Entry<unknown>, writer: string, bytes: Uint8Array, guessed: boolean): void {
   if (entry.expiresAt !== undefined || bytes.byteLength > OWN_WRITE_BYTES) return forgetOwnWrite(store, key);
   let keys = byStore.get(store);
   if (keys === undefined) byStore.set(store, (keys = new Map()));
-  const readsFirst = keys.get(key)?.readsFirst ?? 0;
+  const before = keys.get(key);
   keys.delete(key);
   const { value: _value, ...record } = entry;
-  keys.set(key, { record: { ...record, writer }, bytes, readsFirst });
+  keys.set(key, { record: { ...record, writer }, bytes, readsFirst: before?.readsFirst ?? 0, misses: guessed ? 0 : (before?.misses ?? 0) });
   if (keys.size > OWN_WRITES_KEPT) keys.delete(keys.keys().next().value as string);
 }
 
@@ -99,7 +106,8 @@ export function missedOwnWrite(store: object, key: string): void {
   const kept = byStore.get(store)?.get(key);
   if (kept !== undefined) {
     forgetOwnWrite(store, key);
-    kept.readsFirst = READS_AFTER_MISS;
+    kept.readsFirst = Math.min(MOST_READS_AFTER_MISSES, READS_AFTER_MISS << kept.misses);
+    kept.misses = Math.min(kept.misses + 1, 16);
   }
 }
 

@@ -62,6 +62,7 @@ export class AttemptLoop {
   private readonly ended = new AttemptEnd();
   /** Whether this loop's first attempt has begun: only it may start from this store object's own last write. */
   private begun = false;
+  private guessed: Attempt<Caller> | undefined;
   /** What an update() of the key started inside one of this loop's mutations waits for: its end (nested.ts). */
   private readonly running: MutatingAttempt;
 
@@ -181,6 +182,7 @@ export class AttemptLoop {
     const attempt = await compose(this.key, own, pending, this.rules, this.released, this.running);
     if (attempt.written === undefined || attempt.failed.size > 0 || [...attempt.outcomes.values()].some((o) => o.kind !== 'value')) return undefined;
     const refused = this.refusedWrite;
+    this.guessed = attempt;
     try {
       return await this.write(attempt, pending, stop, own.writer);
     } catch (err) {
@@ -324,7 +326,7 @@ export class AttemptLoop {
   /** What the next update() may start from (own-writes.ts): a write whose mutations returned at once (an async one run twice doubles the wait). */
   private keep(attempt: Attempt<Caller>, entry: Entry<unknown>): void {
     const bytes = takeWrittenBytes(entry);
-    if (bytes !== undefined && attempt.waited === undefined && this.store.putOnOwnWrite !== undefined) keepOwnWrite(this.store, this.key, entry, attempt.token, bytes);
+    if (bytes !== undefined && attempt.waited === undefined && this.store.putOnOwnWrite !== undefined) keepOwnWrite(this.store, this.key, entry, attempt.token, bytes, attempt === this.guessed);
     else forgetOwnWrite(this.store, this.key);
   }
 
@@ -386,11 +388,8 @@ const isAsync = (c: Caller): boolean => c.fn instanceof ASYNC_FUNCTION;
 
 /** The callers whose value the write of `attempt` carries: if it may have committed, so may their mutation. */
 function exposedBy(attempt: Attempt<Caller>): Caller[] {
-  const exposed: Caller[] = [];
-  for (const [c, outcome] of attempt.outcomes) if (outcome.kind === 'value') exposed.push(c);
-  return exposed;
+  return [...attempt.outcomes].filter(([, outcome]) => outcome.kind === 'value').map(([c]) => c);
 }
-
 
 /** The loop's store calls end by the callers' own deadlines (see attempt()), not by one of theirs. */
 const NO_DEADLINE = Infinity;
