@@ -320,6 +320,11 @@ describe.each(backends)('update() builds on the key as it is, whatever this proc
     // Another key's write with the token is not this key's.
     await a.put('other', 1, { writer: 'w-elsewhere' });
     expect(await a.findWrite?.('k', 'w-elsewhere', first.revision)).toBe('absent');
+    // Found past more than one page of the log (Redis searches it 1,000 changes a script).
+    for (let i = 0; i < 25; i++) await Promise.all(Array.from({ length: 100 }, (_, j) => a.put(`filler/${i}/${j}`, j)));
+    const late = await a.put('k', 'late', { writer: 'w-late' });
+    expect(await a.findWrite?.('k', 'w-late', first.revision)).toMatchObject({ revision: late.revision, value: 'late' });
+    expect(await a.findWrite?.('k', 'w-nobody', first.revision)).toBe('absent');
     // Changes above the revision may have been pruned: a write not found may be among them.
     await fresh.prunedThrough(first.revision + 1);
     expect(await a.findWrite?.('k', 'w-nobody', first.revision)).toBeUndefined();

@@ -332,6 +332,29 @@ redis.call('HSETNX', KEYS[1], 'inc', ARGV[1])
 return redis.call('HGET', KEYS[1], 'inc')
 `;
 
+/**
+ * KEYS meta log; ARGV inc seen after base key writer count → {'FOUND', packed} | {'ABSENT'} | {'MORE', last id}
+ * | {'UNKNOWN'}: the change of `key` by `writer` in up to `count` entries of the log after `after`, compared
+ * here so that only a match leaves the server (find-write.ts). UNKNOWN: the log was trimmed above `base`, or
+ * `after` lies in a gap a failover left (lineage.ts).
+ */
+const FIND_WRITE = `${WRITE_PRELUDE}
+local g = guard(ARGV[1], ARGV[2]) if g then return g end
+local pos = tonumber(string.match(ARGV[3], '^(%d+)'))
+for _, gap in ipairs(parse_gaps(redis.call('HGET', meta, 'gaps'))) do
+  if pos > gap[1] and pos <= gap[2] then return {'UNKNOWN'} end
+end
+if tonumber(redis.call('HGET', meta, 'trimmed') or '0') > tonumber(ARGV[4]) then return {'UNKNOWN'} end
+local count = tonumber(ARGV[7])
+local page = redis.call('XRANGE', KEYS[2], '(' .. ARGV[3], '+', 'COUNT', count)
+for _, e in ipairs(page) do
+  local f = e[2]
+  if f[2] == ARGV[5] and writer_of(f[4]) == ARGV[6] then return {'FOUND', f[4]} end
+end
+if #page < count then return {'ABSENT'} end
+return {'MORE', page[#page][1]}
+`;
+
 export interface Script {
   readonly name: string;
   readonly lua: string;
@@ -351,6 +374,7 @@ export const SCRIPTS = {
   list: script('list', LIST),
   history: script('history', HISTORY),
   changes: script('changes', CHANGES),
+  findWrite: script('findWrite', FIND_WRITE),
   head: script('head', HEAD),
   start: script('start', START),
   open: script('open', OPEN),
