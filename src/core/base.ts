@@ -7,7 +7,7 @@ import { endOfMutatingAttempt } from './nested.js';
 import { WriteCombiner } from './combine.js';
 import { privateCopy } from './compose.js';
 import { forgetOwnWrite } from './own-writes.js';
-import { asWritten, copyWith } from './codec.js';
+import { asWritten, copyWith, decodeStored } from './codec.js';
 import type {
   AtomicBatch, AtomicOp, Capabilities, Codec, DeleteOptions, Entry, HistoryOptions, ListOptions, ListPage,
   Mutation, MutationOfDefaulted, PutOptions, Store, StoredRecord, UpdateOptions, UpdateOptionsWithDefault, WatchEvent, WatchOptions,
@@ -62,6 +62,12 @@ export abstract class BaseStore implements Store {
    */
   checkValue(value: unknown, _key?: string): unknown {
     return this.valueFormat ? asWritten(this.valueFormat.codec, value, this.valueFormat.maxValueBytes) : value;
+  }
+
+  /** The value of bytes this store's write stored, as a read decodes them (what update() starts from without a read: own-writes.ts). */
+  decodeOwnWrite(bytes: Uint8Array): unknown {
+    if (this.valueFormat === undefined) throw new UnsupportedError('update() without a read', this.backend);
+    return decodeStored(this.valueFormat.codec, bytes);
   }
 
   /** A private copy of a value read or composed, as a read would give it back (what update() hands a mutation). */

@@ -39,9 +39,7 @@ export async function lookForOwnWrite<T>(
     // Bounded like every store call of the loop: a history read that never answers must not hold the caller.
     past = await answerBy(store.history<T>(key, { limit: HISTORY_LOOKBACK }), deadline, signal, false);
   } catch (err) {
-    // A store that lost acknowledged writes answers nothing about them: its caller must hear it, not "unknown".
-    if ((BackendError.is(err) && err.transient) || DataLostError.is(err)) throw err;
-    return { state: 'unknown' };
+    return cannotTell(err);
   }
   const own = past.find((r) => r.writer === writer && r.revision > base);
   if (own) return { state: 'committed', record: own };
@@ -53,11 +51,16 @@ export async function lookForOwnWrite<T>(
   try {
     found = (await answerBy(store.findWrite(key, writer, base), deadline, signal, false)) as StoredRecord<T> | 'absent' | undefined;
   } catch (err) {
-    if ((BackendError.is(err) && err.transient) || DataLostError.is(err)) throw err;
-    return { state: 'unknown' };
+    return cannotTell(err);
   }
   if (found === 'absent') return { state: 'absent' };
   return found === undefined ? { state: 'unknown' } : { state: 'committed', record: found };
+}
+
+/** A look-up that failed: 'unknown' — but a store that lost acknowledged writes answers nothing about them, and a passing fault may answer next time: those are the caller's to hear. */
+function cannotTell(err: unknown): { state: 'unknown' } {
+  if ((BackendError.is(err) && err.transient) || DataLostError.is(err)) throw err;
+  return { state: 'unknown' };
 }
 
 /** A store that can look for a write by its token beyond history(): PostgreSQL's and Redis' change logs. */

@@ -38,9 +38,9 @@ const byStore = new WeakMap<object, Map<string, Kept>>();
 const writtenBytes = new WeakMap<object, Uint8Array>();
 const wanted = new WeakSet<object>();
 
-/** The options of an update()'s write: its backend notes the bytes it stores (noteWrittenBytes). */
-export function wantWrittenBytes<O extends object>(options: O): O {
-  wanted.add(options);
+/** The options of an update()'s write: a store that guesses (putOnOwnWrite) notes the bytes it stores (noteWrittenBytes). */
+export function wantWrittenBytes<O extends object>(store: GuessingStore, options: O): O {
+  if (store.putOnOwnWrite !== undefined) wanted.add(options);
   return options;
 }
 

@@ -264,7 +264,7 @@ export class AttemptLoop {
       return true;
     }
     // Never written: ifRevision 0 (a tombstone fails it), so a cut create cannot land after a later delete.
-    const guard: PutOptions = wantWrittenBytes({ writer: attempt.token, ifRevision: read?.revision ?? 0 });
+    const guard: PutOptions = wantWrittenBytes(this.store, { writer: attempt.token, ifRevision: read?.revision ?? 0 });
     if (this.policy.ttlMs !== undefined) guard.ttlMs = this.policy.ttlMs;
     // A SKIP caller's answer (what it saw) holds whether or not this write lands: it is not exposed to it.
     for (const c of exposedBy(attempt)) c.exposedIn.add(attempt);
@@ -388,7 +388,9 @@ const isAsync = (c: Caller): boolean => c.fn instanceof ASYNC_FUNCTION;
 
 /** The callers whose value the write of `attempt` carries: if it may have committed, so may their mutation. */
 function exposedBy(attempt: Attempt<Caller>): Caller[] {
-  return [...attempt.outcomes].filter(([, outcome]) => outcome.kind === 'value').map(([c]) => c);
+  const exposed: Caller[] = [];
+  for (const [c, outcome] of attempt.outcomes) if (outcome.kind === 'value') exposed.push(c);
+  return exposed;
 }
 
 /** The loop's store calls end by the callers' own deadlines (see attempt()), not by one of theirs. */

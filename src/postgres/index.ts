@@ -265,10 +265,6 @@ export class PostgresStore extends BaseStore {
     return this.writes.put(key, value, guard, ownWriter);
   }
 
-  decodeOwnWrite(bytes: Uint8Array): unknown {
-    return this.rows.decodeWritten(bytes);
-  }
-
   /** update()'s look for its own write beyond history() (core/own-write.ts): every change the log keeps. */
   async findWrite(key: string, writer: string, base: number): Promise<StoredRecord<unknown> | 'absent' | undefined> {
     this.assertOpen();

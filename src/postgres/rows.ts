@@ -1,6 +1,6 @@
 /** How rows of kv and changes become revkit records: numbers, the store's value codec, entries and tombstones. */
 import type { QueryResultRow } from 'pg';
-import { BackendError, decodeStored, encodeForWrite, jsonCodec, type Codec, type Entry, type StoredRecord, type Tombstone } from '../core/index.js';
+import { BackendError, encodeForWrite, jsonCodec, type Codec, type Entry, type StoredRecord, type Tombstone } from '../core/index.js';
 
 export interface Row extends QueryResultRow {
   [column: string]: unknown;
@@ -31,11 +31,6 @@ export class RowCodec {
   encode(value: unknown, maxValueBytes = this.maxValueBytes): { bytes: Buffer; value: unknown } {
     const { bytes, value: copy } = encodeForWrite(this.codec, value, maxValueBytes);
     return { bytes: Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength), value: copy };
-  }
-
-  /** What a read gives of bytes a write of this store stored (a custom codec gets a copy: it may keep views). */
-  decodeWritten(bytes: Uint8Array): unknown {
-    return decodeStored(this.codec, bytes);
   }
 
   private decodeValue(bytes: unknown): unknown {

@@ -8,11 +8,11 @@ import type { ScriptRunner } from './runner.js';
 import type { StoreKeys } from './keys.js';
 import { unpack, type PackedRecord } from './records.js';
 import { SCRIPTS } from './scripts.js';
+import { MAX_SEQ } from './watch.js';
 
 const PAGE = 1_000;
 /** Changes of the whole store searched at most: beyond them the answer is "cannot tell". */
 const MAX_PAGES = 20;
-const MAX_SEQ = '18446744073709551615';
 
 export async function findWriteInLog(
   run: ScriptRunner['run'], keys: StoreKeys, key: string, writer: string, base: number,

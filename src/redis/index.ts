@@ -20,7 +20,7 @@
  */
 import { Redis, type RedisOptions } from 'ioredis';
 import {
-  BackendError, BaseStore, DEFAULT_MAX_VALUE_BYTES, assertKey, assertLimit, assertAfter, assertOptions, assertPrefix, compareKeys, decodeStored, encodeForWrite, jsonCodec, noteWrittenBytes,
+  BackendError, BaseStore, DEFAULT_MAX_VALUE_BYTES, assertKey, assertLimit, assertAfter, assertOptions, assertPrefix, compareKeys, encodeForWrite, jsonCodec, noteWrittenBytes,
   type AsyncQueue, type AtomicOp, type Capabilities, type Codec, type DeleteOptions, type Entry,
   type HistoryOptions, type ListOptions, type ListPage, type PutOptions, type ReplicationState, type StoredRecord, type WatchEvent, type WatchOptions,
 } from '../core/index.js';
@@ -225,8 +225,6 @@ export class RedisStore extends BaseStore {
     this.assertOpen();
     return this.putWith(key, value, guard, ownWriter);
   }
-
-  decodeOwnWrite = (bytes: Uint8Array): unknown => decodeStored(this.codec, bytes);
 
   /** update()'s look for its own write beyond history() (core/own-write.ts): the change log (find-write.ts). */
   async findWrite(key: string, writer: string, base: number): Promise<StoredRecord<unknown> | 'absent' | undefined> {

@@ -6,7 +6,7 @@ import { SCRIPTS } from './scripts.js';
 import { compareIds, type StreamWaker } from './waker.js';
 
 /** The largest stream id sequence: `<rev>-MAX_SEQ` sorts after every entry of revision `rev`. */
-const MAX_SEQ = '18446744073709551615';
+export const MAX_SEQ = '18446744073709551615';
 const WATCH_PAGE = 1000;
 /**
  * How far before the moment watch() was called a watch "from now" reaches
